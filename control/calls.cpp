@@ -1,0 +1,149 @@
+// The call table as data for the policy compiler and the CLI, generated from shim/calls.def.
+#include "calls.h"
+
+#include <array>
+#include <cerrno>
+
+namespace faultline {
+namespace {
+
+constexpr std::array kCalls = {
+#define FL_CALL(fam, name, ret, params, args, failure, actions) \
+  CallInfo{kCall_##name, #name, kFam##fam, Failure::failure, actions},
+#define kFamWRITE kFamWrite
+#define kFamFSYNC kFamFsync
+#define kFamREAD kFamRead
+#define kFamOPEN kFamOpen
+#define kFamNET kFamNet
+#define kFamDNS kFamDns
+#define kFamMEMORY kFamMemory
+#include "calls.def"
+#undef FL_CALL
+};
+static_assert(kCalls.size() == kCallCount);
+
+struct FamilyName {
+  Family family;
+  std::string_view name;
+};
+constexpr std::array kFamilies = {
+    FamilyName{kFamWrite, "@write"}, FamilyName{kFamFsync, "@fsync"},
+    FamilyName{kFamRead, "@read"},   FamilyName{kFamOpen, "@open"},
+    FamilyName{kFamNet, "@net"},     FamilyName{kFamDns, "@dns"},
+    FamilyName{kFamMemory, "@memory"},
+};
+
+struct ErrnoName {
+  int value;
+  std::string_view name;
+};
+#define E(x) ErrnoName{x, #x}
+constexpr std::array kErrnos = {
+    E(EPERM),     E(ENOENT),      E(ESRCH),        E(EINTR),      E(EIO),
+    E(ENXIO),     E(E2BIG),       E(ENOEXEC),      E(EBADF),      E(ECHILD),
+    E(EAGAIN),    E(ENOMEM),      E(EACCES),       E(EFAULT),     E(EBUSY),
+    E(EEXIST),    E(EXDEV),       E(ENODEV),       E(ENOTDIR),    E(EISDIR),
+    E(EINVAL),    E(ENFILE),      E(EMFILE),       E(ENOTTY),     E(ETXTBSY),
+    E(EFBIG),     E(ENOSPC),      E(ESPIPE),       E(EROFS),      E(EMLINK),
+    E(EPIPE),     E(EDOM),        E(ERANGE),       E(EDEADLK),    E(ENAMETOOLONG),
+    E(ENOLCK),    E(ENOSYS),      E(ENOTEMPTY),    E(ELOOP),      E(ENOTSUP),
+    E(EOVERFLOW), E(EDQUOT),      E(ESTALE),       E(ECANCELED),  E(ENOTSOCK),
+    E(EDESTADDRREQ), E(EMSGSIZE), E(EPROTOTYPE),   E(ENOPROTOOPT), E(EPROTONOSUPPORT),
+    E(EOPNOTSUPP), E(EAFNOSUPPORT), E(EADDRINUSE), E(EADDRNOTAVAIL), E(ENETDOWN),
+    E(ENETUNREACH), E(ENETRESET), E(ECONNABORTED), E(ECONNRESET), E(ENOBUFS),
+    E(EISCONN),   E(ENOTCONN),    E(ETIMEDOUT),    E(ECONNREFUSED), E(EHOSTDOWN),
+    E(EHOSTUNREACH), E(EALREADY), E(EINPROGRESS),  E(EREMOTEIO),  E(ENOMEDIUM),
+    E(EWOULDBLOCK), E(ENODATA),   E(ETIME),        E(EBADMSG),    E(EILSEQ),
+};
+#undef E
+
+constexpr std::array kActionNames = {
+    std::string_view{"error"},  std::string_view{"delay"},     std::string_view{"short"},
+    std::string_view{"corrupt"}, std::string_view{"quota"},    std::string_view{"lie"},
+    std::string_view{"crash"},  std::string_view{"reset"},     std::string_view{"blackhole"},
+    std::string_view{"resolve_to"}, std::string_view{"limit"},
+};
+
+bool contains(std::initializer_list<int> list, int err) {
+  for (int e : list)
+    if (e == err) return true;
+  return false;
+}
+
+}  // namespace
+
+std::span<const CallInfo> all_calls() { return kCalls; }
+
+std::optional<CallInfo> find_call(std::string_view name) {
+  for (const auto& c : kCalls)
+    if (c.name == name) return c;
+  return std::nullopt;
+}
+
+const CallInfo& call_info(std::uint32_t id) { return kCalls.at(id); }
+
+std::optional<Family> find_family(std::string_view name) {
+  for (const auto& f : kFamilies)
+    if (f.name == name) return f.family;
+  return std::nullopt;
+}
+
+std::string_view family_name(Family family) {
+  for (const auto& f : kFamilies)
+    if (f.family == family) return f.name;
+  return "@?";
+}
+
+std::uint64_t family_calls_mask(Family family, int word) {
+  std::uint64_t mask = 0;
+  for (const auto& c : kCalls)
+    if (c.family == family && static_cast<int>(c.id / 64) == word) mask |= 1ull << (c.id % 64);
+  return mask;
+}
+
+std::optional<int> errno_from_name(std::string_view name) {
+  for (const auto& e : kErrnos)
+    if (e.name == name) return e.value;
+  return std::nullopt;
+}
+
+std::string_view errno_name(int err) {
+  for (const auto& e : kErrnos)
+    if (e.value == err) return e.name;
+  return "";
+}
+
+// Per family, the errnos the man pages list (write(2), fsync(2), read(2), open(2), dup(2),
+// pipe(2), fclose(3)...). Anything else still works but earns a load-time warning.
+bool errno_plausible(const CallInfo& call, int err) {
+  switch (call.family) {
+    case kFamWrite:
+      return contains({EAGAIN, EBADF, EDESTADDRREQ, EDQUOT, EFAULT, EFBIG, EINTR, EINVAL, EIO,
+                       ENOSPC, EPERM, EPIPE, ESPIPE, EOVERFLOW, ENXIO, EOPNOTSUPP},
+                      err);
+    case kFamFsync:
+      return contains({EBADF, EINTR, EIO, EROFS, EINVAL, ENOSPC, EDQUOT, ESPIPE, ENOMEM,
+                       EBUSY, ENOMEM},
+                      err);
+    case kFamRead:
+      return contains({EAGAIN, EBADF, EFAULT, EINTR, EINVAL, EIO, EISDIR, ESPIPE, EOVERFLOW,
+                       ENXIO, EOPNOTSUPP},
+                      err);
+    case kFamOpen:
+      return contains({EACCES, EBUSY, EDQUOT, EEXIST, EFAULT, EFBIG, EINTR, EINVAL, EISDIR,
+                       ELOOP, EMFILE, ENAMETOOLONG, ENFILE, ENODEV, ENOENT, ENOMEM, ENOSPC,
+                       ENOTDIR, ENXIO, EOPNOTSUPP, EOVERFLOW, EPERM, EROFS, ETXTBSY,
+                       EWOULDBLOCK, EBADF},
+                      err);
+    default:
+      return true;
+  }
+}
+
+std::string_view action_name(std::uint32_t action_bit) {
+  for (std::size_t i = 0; i < kActionNames.size(); ++i)
+    if (action_bit == (1u << i)) return kActionNames[i];
+  return "?";
+}
+
+}  // namespace faultline

@@ -1,0 +1,66 @@
+// What the policy compiler and the controller know about the interposed calls: the rows of
+// shim/calls.def without their C signatures. Call ids are the row order of that file, the
+// same ids the shim uses for FaultSpec::calls_mask.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
+
+#include "faultline/control_block.h"
+
+namespace faultline {
+
+enum class Failure : std::uint8_t {
+  kMinusOneErrno,  // -1 and errno
+  kNullErrno,      // NULL and errno
+  kErrnoReturn,    // returns the error number (posix_memalign)
+  kEofErrno,       // stdio: EOF, errno and the stream's error flag
+  kShortCount,     // fwrite: a short item count, errno and the error flag
+  kVoid,           // cannot report an error (sync)
+};
+
+// Actions each kind of call accepts. `kActIo` calls move bytes (short/corrupt/quota apply).
+inline constexpr std::uint32_t kActBasic = kActError | kActDelay | kActCrash;
+inline constexpr std::uint32_t kActIo = kActBasic | kActShort | kActCorrupt | kActQuota;
+inline constexpr std::uint32_t kActIoRead = kActBasic | kActShort | kActCorrupt;
+inline constexpr std::uint32_t kActSync = kActBasic | kActLie;
+inline constexpr std::uint32_t kActSyncVoid = kActDelay | kActCrash | kActLie;
+
+struct CallInfo {
+  std::uint32_t id;
+  std::string_view name;
+  Family family;
+  Failure failure;
+  std::uint32_t actions;
+};
+
+enum CallId : std::uint32_t {
+#define FL_CALL(fam, name, ret, params, args, failure, actions) kCall_##name,
+#include "calls.def"
+#undef FL_CALL
+  kCallCount
+};
+static_assert(kCallCount <= 128, "FaultSpec::calls_mask holds 128 calls");
+
+std::span<const CallInfo> all_calls();
+std::optional<CallInfo> find_call(std::string_view name);
+const CallInfo& call_info(std::uint32_t id);
+
+// "@write" -> kFamWrite; nullopt for an unknown family name.
+std::optional<Family> find_family(std::string_view name);
+std::string_view family_name(Family family);  // "@write"
+// Families whose calls faultline interposes today; others are refused as "not supported yet".
+inline constexpr std::uint32_t kSupportedFamilies = kFamWrite | kFamFsync | kFamRead | kFamOpen;
+std::uint64_t family_calls_mask(Family family, int word);
+
+// errno names: "EIO" <-> 5.
+std::optional<int> errno_from_name(std::string_view name);
+std::string_view errno_name(int err);  // "" if unknown
+// Errnos the call's man page says it can return (for the load-time warning).
+bool errno_plausible(const CallInfo& call, int err);
+
+std::string_view action_name(std::uint32_t action_bit);  // "error", "delay", ...
+
+}  // namespace faultline

@@ -1,0 +1,72 @@
+// The policy compiler: TOML (spec/policy.md) -> validated, flat FaultSpec rows.
+//
+// A policy is refused whole: the first error found is reported as file:line:col with a
+// message (and the nearest valid key for a typo). Nothing is half-applied. The same key
+// compiler serves `faultline set FAULT KEY=VALUE` and `faultline add -p snippet.toml`.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "faultline/control_block.h"
+
+namespace faultline {
+
+struct PolicyError {
+  std::string file;
+  int line = 0;  // 1-based; 0 when the error has no position (e.g. unreadable file)
+  int column = 0;
+  std::string message;
+  // "file:line:col: message" (or "file: message" without a position)
+  std::string to_string() const;
+};
+
+struct Policy {
+  std::uint64_t seed = 0;
+  bool has_seed = false;
+  std::string log_path;  // empty: no event log
+  bool log_stderr = false;
+  std::int64_t ttl_ns = kForever;
+  std::uint64_t max_faults = kUnlimited;
+  std::vector<FaultSpec> faults;
+  std::vector<std::string> warnings;  // "file:line:col: warning: ..." (e.g. implausible errno)
+};
+
+struct CompileResult {
+  std::optional<Policy> policy;  // set iff error is empty
+  std::optional<PolicyError> error;
+};
+
+CompileResult compile_policy_file(const std::string& path);
+// `source_name` is used in error messages in place of a file name.
+CompileResult compile_policy_string(std::string_view toml, const std::string& source_name);
+// A snippet for `faultline add`: only [[fault]] tables (version not required).
+CompileResult compile_fault_snippet(std::string_view toml, const std::string& source_name);
+
+// `faultline set FAULT KEY=VALUE`: apply one key to an existing spec with the same parsing and
+// checks as a policy file. VALUE is TOML (`0.5`, `"EIO"`, `["a"]`); a bare word that is not
+// valid TOML is taken as a string (`error=EIO`). Returns an error message, or nullopt.
+std::optional<std::string> apply_fault_setting(FaultSpec& spec, std::string_view key,
+                                               std::string_view value);
+// The same, also collecting load-time warnings (implausible errno) as bare messages.
+std::optional<std::string> apply_fault_setting(FaultSpec& spec, std::string_view key,
+                                               std::string_view value,
+                                               std::vector<std::string>* warnings);
+
+// A FaultSpec holding the documented defaults (probability 1, every 1, unlimited times, no
+// time window, enabled) and zeros everywhere else, padding included.
+FaultSpec default_fault_spec();
+
+// Parsers shared with the CLI and the tests.
+std::optional<std::uint64_t> parse_size(std::string_view text);          // "10MiB", "512"
+std::optional<std::int64_t> parse_duration_ns(std::string_view text);    // "250ms", "10m"
+// "4096..", "..64", "1KiB..1MiB", "100" (exactly)
+bool parse_size_range(std::string_view text, std::uint64_t& min, std::uint64_t& max);
+// Bad glob: an unterminated [...] class or a trailing backslash. Returns an error message.
+std::optional<std::string> check_glob(std::string_view glob);
+bool valid_fault_name(std::string_view name);
+
+}  // namespace faultline

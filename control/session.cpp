@@ -1,0 +1,507 @@
+// Session blocks in POSIX shared memory: creation, validation, attach, and the single-writer
+// edit protocol (flock + per-fault seqlock + block generation).
+#include "session.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <dirent.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace faultline {
+namespace {
+
+constexpr std::string_view kShmPrefix = "faultline.";
+constexpr int kPublishWaitMs = 2000;
+
+// Writes a spec into a slot's words; caller holds the writer lock and the seqlock is odd.
+void store_spec_words(FaultSlot& slot, const FaultSpec& spec) {
+  std::uint64_t words[kSpecWords];
+  std::memcpy(words, &spec, sizeof spec);
+  for (std::size_t i = 0; i < kSpecWords; ++i)
+    slot.spec_words[i].store(words[i], std::memory_order_relaxed);
+}
+
+void publish_spec(FaultSlot& slot, const FaultSpec& spec) {
+  std::uint64_t seq = slot.spec_seq.load(std::memory_order_relaxed);
+  slot.spec_seq.store(seq + 1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  store_spec_words(slot, spec);
+  slot.spec_seq.store(seq + 2, std::memory_order_release);
+}
+
+void reset_counters(FaultSlot& slot) {
+  slot.seen.store(0, std::memory_order_relaxed);
+  slot.matched.store(0, std::memory_order_relaxed);
+  slot.injected.store(0, std::memory_order_relaxed);
+  slot.quota_used.store(0, std::memory_order_relaxed);
+  slot.first_injection_ns.store(0, std::memory_order_relaxed);
+  slot.last_injection_ns.store(0, std::memory_order_relaxed);
+}
+
+void store_string_words(std::atomic<std::uint64_t>* words, std::size_t nwords,
+                        std::string_view text) {
+  char buf[kLogPathMax] = {};
+  std::size_t n = std::min(text.size(), nwords * 8 - 1);
+  std::memcpy(buf, text.data(), n);
+  for (std::size_t i = 0; i < nwords; ++i) {
+    std::uint64_t w;
+    std::memcpy(&w, buf + i * 8, 8);
+    words[i].store(w, std::memory_order_relaxed);
+  }
+}
+
+// Members of a session may chdir; the log must land in one file whatever their cwd.
+std::string absolute_path(const std::string& path) {
+  if (path.empty() || path[0] == '/') return path;
+  char cwd[4096];
+  if (!getcwd(cwd, sizeof cwd)) return path;
+  return std::string(cwd) + "/" + path;
+}
+
+bool process_alive(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
+
+void init_block(ControlBlock& block, const std::string& name, const Policy& policy) {
+  ControlHeader& h = block.header;
+  h.abi_version = kAbiVersion;
+  h.header_size = sizeof(ControlHeader);
+  h.block_size = sizeof(ControlBlock);
+  h.owner_uid = geteuid();
+  h.max_faults = kMaxFaults;
+  std::strncpy(h.session, name.c_str(), sizeof h.session - 1);
+  h.seed.store(policy.seed, std::memory_order_relaxed);
+  h.log_stderr.store(policy.log_stderr ? 1 : 0, std::memory_order_relaxed);
+  h.start_mono_ns.store(monotonic_ns(), std::memory_order_relaxed);
+  h.start_real_ns.store(realtime_ns(), std::memory_order_relaxed);
+  h.ttl_ns.store(policy.ttl_ns, std::memory_order_relaxed);
+  h.max_faults_total.store(policy.max_faults, std::memory_order_relaxed);
+  store_string_words(h.log_path_words, kLogPathMax / 8, absolute_path(policy.log_path));
+  std::int64_t now = monotonic_ns();
+  std::size_t i = 0;
+  for (const FaultSpec& spec : policy.faults) {
+    FaultSlot& slot = block.faults[i++];
+    publish_spec(slot, spec);
+    slot.enabled.store(spec.enabled_initially ? 1 : 0, std::memory_order_relaxed);
+    slot.enabled_since_ns.store(now, std::memory_order_relaxed);
+    slot.state.store(kSlotUsed, std::memory_order_relaxed);
+  }
+  h.armed_mask.store(compute_armed_mask(block), std::memory_order_relaxed);
+  h.generation.store(1, std::memory_order_relaxed);
+  // Readers trust nothing until the magic is there: it goes last, with release order.
+  h.magic.store(kBlockMagic, std::memory_order_release);
+}
+
+int open_shm(const std::string& name, int flags, std::string& error) {
+  int fd = shm_open(shm_object_name(name).c_str(), flags | O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0) error = std::string("session '") + name + "': " + std::strerror(errno);
+  return fd;
+}
+
+// Waits until a concurrent creator has published the block (magic set), bounded in time.
+bool wait_published(const ControlBlock* block) {
+  for (int i = 0; i < kPublishWaitMs; ++i) {
+    if (block->header.magic.load(std::memory_order_acquire) == kBlockMagic) return true;
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, nullptr);
+  }
+  return false;
+}
+
+}  // namespace
+
+bool valid_session_name(std::string_view name) {
+  if (name.empty() || name.size() >= kSessionNameMax) return false;
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.';
+    if (!ok) return false;
+  }
+  return name != "." && name != "..";
+}
+
+std::string shm_object_name(std::string_view session) {
+  return "/" + std::string(kShmPrefix) + std::string(session);
+}
+
+std::string shm_file_path(std::string_view session) {
+  return "/dev/shm/" + std::string(kShmPrefix) + std::string(session);
+}
+
+std::int64_t monotonic_ns() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return std::int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+std::int64_t realtime_ns() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return std::int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+std::optional<std::string> validate_block(const void* mem, std::size_t mapped_size,
+                                          uid_t file_owner, uid_t expected_owner) {
+  if (file_owner != expected_owner)
+    return "belongs to uid " + std::to_string(file_owner) + ", not to you (uid " +
+           std::to_string(expected_owner) + ")";
+  if (mapped_size < sizeof(ControlHeader))
+    return "truncated control block (" + std::to_string(mapped_size) + " bytes)";
+  const auto* h = static_cast<const ControlHeader*>(mem);
+  if (h->magic.load(std::memory_order_acquire) != kBlockMagic)
+    return "not a faultline control block (bad magic)";
+  if (h->abi_version != kAbiVersion)
+    return "control block ABI version " + std::to_string(h->abi_version) + ", this faultline "
+           "speaks version " + std::to_string(kAbiVersion) + " (use the same faultline build)";
+  if (h->header_size != sizeof(ControlHeader) || h->block_size != sizeof(ControlBlock) ||
+      mapped_size < sizeof(ControlBlock))
+    return "control block size mismatch (" + std::to_string(mapped_size) + " bytes mapped, " +
+           std::to_string(h->block_size) + " declared, " + std::to_string(sizeof(ControlBlock)) +
+           " expected)";
+  if (h->owner_uid != expected_owner) return "control block header names another owner";
+  if (h->max_faults != kMaxFaults) return "control block has a different fault capacity";
+  return std::nullopt;
+}
+
+FaultSpec read_fault_spec(const FaultSlot& slot) {
+  FaultSpec spec;
+  std::uint64_t words[kSpecWords];
+  for (;;) {
+    std::uint64_t before = slot.spec_seq.load(std::memory_order_acquire);
+    if (before & 1) continue;
+    for (std::size_t i = 0; i < kSpecWords; ++i)
+      words[i] = slot.spec_words[i].load(std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (slot.spec_seq.load(std::memory_order_relaxed) == before) break;
+  }
+  std::memcpy(&spec, words, sizeof spec);
+  spec.name[kNameMax - 1] = '\0';
+  spec.path[kGlobMax - 1] = '\0';
+  spec.process[kShortGlobMax - 1] = '\0';
+  spec.thread[kShortGlobMax - 1] = '\0';
+  return spec;
+}
+
+std::uint64_t compute_armed_mask(const ControlBlock& block) {
+  const std::uint32_t stop = kFlagPanicked | kFlagTtlExpired | kFlagBudgetSpent;
+  if (block.header.flags.load(std::memory_order_relaxed) & stop) return 0;
+  std::uint64_t mask = 0;
+  for (const FaultSlot& slot : block.faults) {
+    if (slot.state.load(std::memory_order_relaxed) != kSlotUsed) continue;
+    if (!slot.enabled.load(std::memory_order_relaxed)) continue;
+    mask |= read_fault_spec(slot).families;
+  }
+  return mask;
+}
+
+std::string read_log_path(const ControlHeader& header) {
+  char buf[kLogPathMax];
+  for (;;) {
+    std::uint64_t before = header.log_path_seq.load(std::memory_order_acquire);
+    if (before & 1) continue;
+    for (std::size_t i = 0; i < kLogPathMax / 8; ++i) {
+      std::uint64_t w = header.log_path_words[i].load(std::memory_order_relaxed);
+      std::memcpy(buf + i * 8, &w, 8);
+    }
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (header.log_path_seq.load(std::memory_order_relaxed) == before) break;
+  }
+  buf[kLogPathMax - 1] = '\0';
+  return buf;
+}
+
+Session::Session(std::string name, int fd, ControlBlock* block)
+    : name_(std::move(name)), fd_(fd), block_(block) {}
+
+Session::~Session() {
+  if (block_) munmap(block_, sizeof(ControlBlock));
+  if (fd_ >= 0) close(fd_);
+}
+
+std::unique_ptr<Session> Session::create(const std::string& name, const Policy& policy,
+                                         std::string& error) {
+  if (!valid_session_name(name)) {
+    error = "bad session name '" + name + "' (use [A-Za-z0-9_.-], at most 63 characters)";
+    return nullptr;
+  }
+  if (policy.faults.size() > kMaxFaults) {
+    error = "too many faults (" + std::to_string(policy.faults.size()) + ", at most " +
+            std::to_string(kMaxFaults) + ")";
+    return nullptr;
+  }
+  int fd = open_shm(name, O_CREAT | O_EXCL, error);
+  if (fd < 0) {
+    if (errno == EEXIST) error = "session '" + name + "' already exists";
+    return nullptr;
+  }
+  // Lock before sizing so a concurrent attach_or_create waits for a published block.
+  flock(fd, LOCK_EX);
+  if (ftruncate(fd, sizeof(ControlBlock)) != 0) {
+    error = std::string("cannot size session block: ") + std::strerror(errno);
+    shm_unlink(shm_object_name(name).c_str());
+    close(fd);
+    return nullptr;
+  }
+  void* mem = mmap(nullptr, sizeof(ControlBlock), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (mem == MAP_FAILED) {
+    error = std::string("cannot map session block: ") + std::strerror(errno);
+    shm_unlink(shm_object_name(name).c_str());
+    close(fd);
+    return nullptr;
+  }
+  // ftruncate zero-fills, and every member of ControlBlock is valid as all-zero bytes.
+  auto* block = static_cast<ControlBlock*>(mem);
+  init_block(*block, name, policy);
+  flock(fd, LOCK_UN);
+  auto session = std::unique_ptr<Session>(new Session(name, fd, block));
+  // The creator is a member, so `sessions` does not reap a block whose run is starting.
+  session->register_pid(getpid());
+  return session;
+}
+
+std::unique_ptr<Session> Session::attach(const std::string& name, std::string& error) {
+  if (!valid_session_name(name)) {
+    error = "bad session name '" + name + "' (use [A-Za-z0-9_.-], at most 63 characters)";
+    return nullptr;
+  }
+  int fd = open_shm(name, 0, error);
+  if (fd < 0) {
+    if (errno == ENOENT) error = "no session '" + name + "'";
+    return nullptr;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    error = std::string("session '") + name + "': " + std::strerror(errno);
+    close(fd);
+    return nullptr;
+  }
+  std::size_t size = static_cast<std::size_t>(st.st_size);
+  if (st.st_uid != geteuid() || size < sizeof(ControlBlock)) {
+    // Report with the same checks a full validation would do, without mapping a short file.
+    ControlHeader empty{};
+    auto problem = validate_block(&empty, size, st.st_uid, geteuid());
+    error = "session '" + name + "': " + problem.value_or("truncated control block");
+    close(fd);
+    return nullptr;
+  }
+  void* mem = mmap(nullptr, sizeof(ControlBlock), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (mem == MAP_FAILED) {
+    error = std::string("session '") + name + "': cannot map: " + std::strerror(errno);
+    close(fd);
+    return nullptr;
+  }
+  auto* block = static_cast<ControlBlock*>(mem);
+  if (block->header.magic.load(std::memory_order_acquire) == 0) wait_published(block);
+  if (auto problem = validate_block(mem, size, st.st_uid, geteuid())) {
+    error = "session '" + name + "': " + *problem;
+    munmap(mem, sizeof(ControlBlock));
+    close(fd);
+    return nullptr;
+  }
+  return std::unique_ptr<Session>(new Session(name, fd, block));
+}
+
+std::unique_ptr<Session> Session::attach_or_create(const std::string& name,
+                                                   const Policy& policy, bool& created,
+                                                   std::string& error) {
+  created = false;
+  // Two processes of a tree may start together: exactly one wins O_EXCL, the other attaches
+  // and waits (bounded) for the winner's magic.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    std::string create_error;
+    if (auto s = create(name, policy, create_error)) {
+      created = true;
+      return s;
+    }
+    if (create_error.find("already exists") == std::string::npos) {
+      error = create_error;
+      return nullptr;
+    }
+    if (auto s = attach(name, error)) return s;
+    if (error.find("no session") == std::string::npos) return nullptr;
+  }
+  return nullptr;
+}
+
+bool Session::remove(const std::string& name) {
+  return shm_unlink(shm_object_name(name).c_str()) == 0;
+}
+
+int Session::find_fault(std::string_view fault_name) const {
+  for (std::uint32_t i = 0; i < kMaxFaults; ++i) {
+    const FaultSlot& slot = block_->faults[i];
+    if (slot.state.load(std::memory_order_acquire) != kSlotUsed) continue;
+    if (fault_name == read_fault_spec(slot).name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+std::vector<int> Session::used_slots() const {
+  std::vector<int> out;
+  for (std::uint32_t i = 0; i < kMaxFaults; ++i)
+    if (block_->faults[i].state.load(std::memory_order_acquire) == kSlotUsed)
+      out.push_back(static_cast<int>(i));
+  return out;
+}
+
+template <class F>
+void Session::write_locked(F&& edit) {
+  flock(fd_, LOCK_EX);
+  edit();
+  ControlHeader& h = block_->header;
+  h.armed_mask.store(compute_armed_mask(*block_), std::memory_order_release);
+  h.generation.fetch_add(1, std::memory_order_release);
+  flock(fd_, LOCK_UN);
+}
+
+bool Session::add_fault(const FaultSpec& spec, std::string& error) {
+  bool ok = false;
+  write_locked([&] {
+    if (find_fault(spec.name) >= 0) {
+      error = std::string("a fault named '") + spec.name + "' already exists";
+      return;
+    }
+    for (FaultSlot& slot : block_->faults) {
+      if (slot.state.load(std::memory_order_relaxed) != kSlotFree) continue;
+      reset_counters(slot);
+      publish_spec(slot, spec);
+      slot.enabled.store(spec.enabled_initially ? 1 : 0, std::memory_order_relaxed);
+      slot.enabled_since_ns.store(monotonic_ns(), std::memory_order_relaxed);
+      slot.state.store(kSlotUsed, std::memory_order_release);
+      ok = true;
+      return;
+    }
+    error = "the session holds " + std::to_string(kMaxFaults) + " faults already";
+  });
+  return ok;
+}
+
+bool Session::remove_fault(int index) {
+  if (index < 0 || index >= static_cast<int>(kMaxFaults)) return false;
+  write_locked([&] {
+    FaultSlot& slot = block_->faults[index];
+    slot.enabled.store(0, std::memory_order_relaxed);
+    slot.state.store(kSlotFree, std::memory_order_release);
+  });
+  return true;
+}
+
+bool Session::set_enabled(int index, bool enabled) {
+  if (index < 0 || index >= static_cast<int>(kMaxFaults)) return false;
+  write_locked([&] {
+    FaultSlot& slot = block_->faults[index];
+    if (enabled && !slot.enabled.load(std::memory_order_relaxed))
+      slot.enabled_since_ns.store(monotonic_ns(), std::memory_order_relaxed);
+    slot.enabled.store(enabled ? 1 : 0, std::memory_order_release);
+  });
+  return true;
+}
+
+bool Session::update_fault(int index, const FaultSpec& spec) {
+  if (index < 0 || index >= static_cast<int>(kMaxFaults)) return false;
+  write_locked([&] { publish_spec(block_->faults[index], spec); });
+  return true;
+}
+
+void Session::panic() {
+  write_locked([&] {
+    block_->header.flags.fetch_or(kFlagPanicked, std::memory_order_relaxed);
+  });
+}
+
+void Session::resume() {
+  write_locked([&] {
+    block_->header.flags.fetch_and(~std::uint32_t{kFlagPanicked}, std::memory_order_relaxed);
+  });
+}
+
+void Session::set_log_path(const std::string& path) {
+  write_locked([&] {
+    ControlHeader& h = block_->header;
+    std::uint64_t seq = h.log_path_seq.load(std::memory_order_relaxed);
+    h.log_path_seq.store(seq + 1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+    store_string_words(h.log_path_words, kLogPathMax / 8, absolute_path(path));
+    h.log_path_seq.store(seq + 2, std::memory_order_release);
+  });
+}
+
+void Session::set_seed(std::uint64_t seed) {
+  write_locked([&] { block_->header.seed.store(seed, std::memory_order_relaxed); });
+}
+
+void Session::register_pid(pid_t pid) {
+  auto& pids = block_->header.pids;
+  for (auto& slot : pids) {
+    std::int32_t expected = 0;
+    if (slot.compare_exchange_strong(expected, pid, std::memory_order_relaxed)) return;
+  }
+  // Table full: take over the slot of a member that has exited.
+  for (auto& slot : pids) {
+    std::int32_t old = slot.load(std::memory_order_relaxed);
+    if (!process_alive(old) && slot.compare_exchange_strong(old, pid)) return;
+  }
+}
+
+void Session::unregister_pid(pid_t pid) {
+  for (auto& slot : block_->header.pids) {
+    std::int32_t expected = pid;
+    if (slot.compare_exchange_strong(expected, 0, std::memory_order_relaxed)) return;
+  }
+}
+
+std::vector<pid_t> Session::live_pids() const {
+  std::vector<pid_t> out;
+  for (const auto& slot : block_->header.pids) {
+    pid_t pid = slot.load(std::memory_order_relaxed);
+    if (process_alive(pid)) out.push_back(pid);
+  }
+  return out;
+}
+
+std::vector<SessionInfo> list_sessions(bool remove_dead) {
+  std::vector<SessionInfo> out;
+  DIR* dir = opendir("/dev/shm");
+  if (!dir) return out;
+  while (struct dirent* entry = readdir(dir)) {
+    std::string_view file = entry->d_name;
+    if (file.substr(0, kShmPrefix.size()) != kShmPrefix) continue;
+    SessionInfo info;
+    info.name = std::string(file.substr(kShmPrefix.size()));
+    std::string error;
+    auto session = Session::attach(info.name, error);
+    if (!session) {
+      struct stat st;
+      if (stat(shm_file_path(info.name).c_str(), &st) == 0) info.owner = st.st_uid;
+      info.problem = error;
+      out.push_back(std::move(info));
+      continue;
+    }
+    const ControlBlock& block = session->block();
+    info.owner = block.header.owner_uid;
+    info.pids = session->live_pids();
+    for (int index : session->used_slots()) {
+      ++info.faults;
+      if (block.faults[index].enabled.load(std::memory_order_relaxed)) ++info.faults_enabled;
+    }
+    info.armed_mask = block.header.armed_mask.load(std::memory_order_relaxed);
+    info.flags = block.header.flags.load(std::memory_order_relaxed);
+    info.age_ns = realtime_ns() - block.header.start_real_ns.load(std::memory_order_relaxed);
+    // A block nobody has joined yet may be in the middle of a `faultline run` start-up.
+    constexpr std::int64_t kGraceNs = 2'000'000'000;
+    if (remove_dead && info.pids.empty() && info.age_ns > kGraceNs) {
+      Session::remove(info.name);
+      continue;
+    }
+    out.push_back(std::move(info));
+  }
+  closedir(dir);
+  return out;
+}
+
+}  // namespace faultline

@@ -1,0 +1,106 @@
+// Sessions: create, attach, validate and edit the shared control block.
+//
+// A session is /dev/shm/faultline.<name> (shm_open, mode 0600). Writers (the CLI, or the shim
+// creating a session under plain LD_PRELOAD) serialise with flock(2) on the shm file and
+// publish each fault through its seqlock, then bump the block generation and recompute the
+// armed mask. Readers (the shim, `status`) never lock.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "faultline/control_block.h"
+#include "policy.h"
+
+namespace faultline {
+
+bool valid_session_name(std::string_view name);
+std::string shm_object_name(std::string_view session);  // "/faultline.<session>"
+std::string shm_file_path(std::string_view session);    // "/dev/shm/faultline.<session>"
+
+// Checks a mapped block before anything in it is trusted. Returns what is wrong, or nullopt.
+std::optional<std::string> validate_block(const void* mem, std::size_t mapped_size,
+                                          uid_t file_owner, uid_t expected_owner);
+
+std::int64_t monotonic_ns();
+std::int64_t realtime_ns();
+
+// Reads one fault's spec through its seqlock (retries while a writer is active).
+FaultSpec read_fault_spec(const FaultSlot& slot);
+// Copies the armed-mask computation used by every writer: families of enabled faults, or 0
+// when the session is panicked, expired or over budget.
+std::uint64_t compute_armed_mask(const ControlBlock& block);
+std::string read_log_path(const ControlHeader& header);
+
+class Session {
+ public:
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Creates a new session block and publishes `policy` into it. Fails if it exists.
+  static std::unique_ptr<Session> create(const std::string& name, const Policy& policy,
+                                         std::string& error);
+  // Attaches to an existing session after validating it (owner, magic, version, size).
+  static std::unique_ptr<Session> attach(const std::string& name, std::string& error);
+  // Attach, or create from `policy` if there is no such session yet (race-free: O_EXCL).
+  static std::unique_ptr<Session> attach_or_create(const std::string& name,
+                                                   const Policy& policy, bool& created,
+                                                   std::string& error);
+  static bool remove(const std::string& name);
+
+  const std::string& name() const { return name_; }
+  ControlBlock& block() { return *block_; }
+  const ControlBlock& block() const { return *block_; }
+
+  // Index of the fault slot with this name, or -1.
+  int find_fault(std::string_view fault_name) const;
+  std::vector<int> used_slots() const;
+
+  // Writer operations (each takes the block's flock and bumps the generation).
+  bool add_fault(const FaultSpec& spec, std::string& error);
+  bool remove_fault(int index);
+  bool set_enabled(int index, bool enabled);
+  bool update_fault(int index, const FaultSpec& spec);
+  void panic();
+  void resume();
+  void set_log_path(const std::string& path);
+  void set_seed(std::uint64_t seed);
+
+  // Membership: a process registers itself when it attaches.
+  void register_pid(pid_t pid);
+  void unregister_pid(pid_t pid);
+  std::vector<pid_t> live_pids() const;
+
+ private:
+  Session(std::string name, int fd, ControlBlock* block);
+  template <class F>
+  void write_locked(F&& edit);
+
+  std::string name_;
+  int fd_ = -1;
+  ControlBlock* block_ = nullptr;
+};
+
+struct SessionInfo {
+  std::string name;
+  uid_t owner = 0;
+  std::vector<pid_t> pids;
+  int faults = 0;
+  int faults_enabled = 0;
+  std::uint64_t armed_mask = 0;
+  std::uint32_t flags = 0;
+  std::int64_t age_ns = 0;
+  std::string problem;  // non-empty: block failed validation (another user's, bad version...)
+};
+// Every faultline session in /dev/shm. With remove_dead, blocks of this user whose member
+// processes are all gone are unlinked (and not listed).
+std::vector<SessionInfo> list_sessions(bool remove_dead);
+
+}  // namespace faultline

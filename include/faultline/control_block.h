@@ -1,0 +1,188 @@
+// The control block: one per session, in POSIX shared memory (/dev/shm/faultline.<name>).
+//
+// This is an ABI shared by every process of a session and by the `faultline` controller,
+// possibly built from different versions: it is pointer-free, fixed-width, standard-layout,
+// and versioned (magic + abi_version + block_size, validated on attach; the magic is written
+// last with release order so a half-initialised block is never trusted). Only lock-free
+// atomics live here: a process killed while holding a mutex would hang the whole session.
+//
+// Faults are edited by a single writer at a time (writers serialise with flock(2) on the shm
+// file); each fault's spec is published through a seqlock (spec_seq odd while writing) and
+// the block-wide `generation` is bumped after every edit, so the shim rebuilds its private
+// compiled rules only when something changed. Counters are plain shared atomics.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+namespace faultline {
+
+inline constexpr std::uint64_t kBlockMagic = 0x31454e494c544c46ull;  // "FLTLINE1"
+inline constexpr std::uint32_t kAbiVersion = 1;
+inline constexpr std::uint32_t kMaxFaults = 64;
+inline constexpr std::uint32_t kMaxPids = 256;
+inline constexpr std::uint32_t kEventSlots = 512;
+inline constexpr std::uint32_t kNameMax = 32;     // fault name incl. NUL ([A-Za-z0-9_.-]{1,31})
+inline constexpr std::uint32_t kGlobMax = 256;    // path glob incl. NUL
+inline constexpr std::uint32_t kShortGlobMax = 64;
+inline constexpr std::uint32_t kLogPathMax = 512;
+inline constexpr std::uint32_t kSessionNameMax = 64;
+
+// Families: one bit each in ControlHeader::armed_mask, the only word the fast path reads.
+enum Family : std::uint32_t {
+  kFamWrite = 1u << 0,
+  kFamFsync = 1u << 1,
+  kFamRead = 1u << 2,
+  kFamOpen = 1u << 3,
+  kFamNet = 1u << 4,
+  kFamDns = 1u << 5,
+  kFamMemory = 1u << 6,
+};
+
+// Actions, combinable as a bitmask (one main action, plus optional delay).
+enum Action : std::uint32_t {
+  kActError = 1u << 0,
+  kActDelay = 1u << 1,
+  kActShort = 1u << 2,
+  kActCorrupt = 1u << 3,
+  kActQuota = 1u << 4,
+  kActLie = 1u << 5,
+  kActCrash = 1u << 6,
+  kActReset = 1u << 7,
+  kActBlackhole = 1u << 8,
+  kActResolve = 1u << 9,
+  kActLimit = 1u << 10,
+};
+
+enum CrashWhen : std::uint8_t { kCrashBefore = 0, kCrashAfter = 1 };
+
+inline constexpr std::uint64_t kUnlimited = ~0ull;
+inline constexpr std::int64_t kForever = -1;
+
+// The compiled, validated form of one [[fault]] table. Trivially copyable POD, a multiple
+// of 8 bytes so it can be published word by word through the seqlock with atomic loads.
+struct FaultSpec {
+  char name[kNameMax];
+  std::uint64_t calls_mask[2];  // bit i = call id i of shim/calls.def
+  std::uint32_t families;       // families of the calls (for the armed mask)
+  std::uint32_t actions;        // Action bits
+
+  // selectors (empty string = not given)
+  char path[kGlobMax];
+  char process[kShortGlobMax];
+  char thread[kShortGlobMax];
+  std::uint64_t size_min;  // inclusive
+  std::uint64_t size_max;  // inclusive; kUnlimited when open-ended
+  std::uint32_t has_size;
+
+  // action parameters
+  std::int32_t error;  // errno value
+  std::int64_t delay_ns;
+  std::int64_t jitter_ns;
+  std::uint32_t short_percent;  // 1..100, or 0 when short_bytes is used
+  std::uint32_t corrupt_bits;
+  std::uint64_t short_bytes;
+  std::uint64_t quota_bytes;
+  std::int32_t crash_signal;
+  std::uint8_t crash_when;
+  std::uint8_t enabled_initially;
+  std::uint8_t reserved0[2];
+
+  // triggers
+  double probability;  // 0..1
+  std::uint64_t after;
+  std::uint64_t every;  // >= 1
+  std::uint64_t times;  // kUnlimited = unlimited
+  std::int64_t start_after_ns;
+  std::int64_t duration_ns;  // kForever = forever
+};
+static_assert(std::is_trivially_copyable_v<FaultSpec>);
+static_assert(std::is_standard_layout_v<FaultSpec>);
+static_assert(sizeof(FaultSpec) % 8 == 0);
+
+inline constexpr std::size_t kSpecWords = sizeof(FaultSpec) / 8;
+
+enum SlotState : std::uint32_t { kSlotFree = 0, kSlotUsed = 1 };
+
+struct FaultSlot {
+  std::atomic<std::uint32_t> state;    // SlotState
+  std::atomic<std::uint32_t> enabled;  // 0/1; flipped live by enable/disable
+  std::atomic<std::uint64_t> spec_seq;  // seqlock over spec_words: odd while a writer edits
+  std::atomic<std::uint64_t> spec_words[kSpecWords];
+  // Counters shared by every process of the session.
+  std::atomic<std::uint64_t> seen;      // calls in `calls` that reached this fault
+  std::atomic<std::uint64_t> matched;   // ... whose selectors matched (the trigger's n)
+  std::atomic<std::uint64_t> injected;  // ... that were injected
+  std::atomic<std::uint64_t> quota_used;
+  std::atomic<std::int64_t> enabled_since_ns;  // CLOCK_MONOTONIC; window origin for live enables
+  std::atomic<std::int64_t> first_injection_ns;  // CLOCK_REALTIME, 0 = none yet
+  std::atomic<std::int64_t> last_injection_ns;
+};
+
+enum SessionFlags : std::uint32_t {
+  kFlagPanicked = 1u << 0,     // kill switch thrown (`panic`); `resume` clears it
+  kFlagTtlExpired = 1u << 1,   // [safety] ttl passed
+  kFlagBudgetSpent = 1u << 2,  // [safety] max_faults reached
+};
+
+// One injected fault, as shown by `faultline events`. Words are atomics so a reader racing a
+// writer sees a torn slot only as a sequence mismatch, never as a data race.
+struct EventSlot {
+  std::atomic<std::uint64_t> seq;  // 2*index+1 while written, 2*index+2 when complete
+  std::atomic<std::int64_t> ts_ns;  // CLOCK_REALTIME
+  std::atomic<std::uint32_t> pid;
+  std::atomic<std::uint32_t> tid;
+  std::atomic<std::uint32_t> fault;  // slot index
+  std::atomic<std::uint32_t> call;   // call id
+  std::atomic<std::int32_t> fd;
+  std::atomic<std::int32_t> error;
+  std::atomic<std::uint32_t> action;  // the Action bit applied
+  std::atomic<std::uint32_t> reserved;
+  std::atomic<std::uint64_t> size;
+  std::atomic<std::uint64_t> bytes;
+  std::atomic<std::int64_t> delay_ns;
+  std::atomic<std::uint64_t> path_words[16];  // 128 bytes, NUL-padded, truncated
+};
+
+struct ControlHeader {
+  std::atomic<std::uint64_t> magic;  // kBlockMagic, stored last (release) at creation
+  std::uint32_t abi_version;
+  std::uint32_t header_size;  // sizeof(ControlHeader)
+  std::uint64_t block_size;   // sizeof(ControlBlock)
+  std::uint32_t owner_uid;
+  std::uint32_t max_faults;
+  char session[kSessionNameMax];
+
+  // The fast path's word: families with at least one enabled fault, 0 when panicked,
+  // expired or over budget. Recomputed by every writer after an edit.
+  std::atomic<std::uint64_t> armed_mask;
+  std::atomic<std::uint32_t> flags;  // SessionFlags
+  std::atomic<std::uint32_t> log_stderr;
+  std::atomic<std::uint64_t> generation;  // bumped after every edit to any fault
+  std::atomic<std::uint64_t> seed;
+  std::atomic<std::int64_t> start_mono_ns;    // session start, CLOCK_MONOTONIC
+  std::atomic<std::int64_t> start_real_ns;    // session start, CLOCK_REALTIME
+  std::atomic<std::int64_t> ttl_ns;           // kForever = none
+  std::atomic<std::uint64_t> max_faults_total;  // kUnlimited = none
+  std::atomic<std::uint64_t> injected_total;
+  std::atomic<std::uint64_t> log_path_seq;       // seqlock over log_path_words
+  std::atomic<std::uint64_t> log_path_words[kLogPathMax / 8];
+  std::atomic<std::int32_t> pids[kMaxPids];  // members (0 = free slot)
+  std::atomic<std::uint64_t> event_head;     // next event index
+  std::atomic<std::uint64_t> events_dropped;
+};
+
+struct ControlBlock {
+  ControlHeader header;
+  FaultSlot faults[kMaxFaults];
+  EventSlot events[kEventSlots];
+};
+
+static_assert(std::is_standard_layout_v<ControlBlock>);
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+static_assert(std::atomic<std::int64_t>::is_always_lock_free);
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+
+}  // namespace faultline

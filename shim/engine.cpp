@@ -1,0 +1,396 @@
+// The decision engine (see engine.h).
+//
+// Determinism: whether the n-th matching call of a fault is injected is a pure function of
+// (seed, fault name, n): mix(seed, key, n) < p. n comes from the fault's shared `matched`
+// counter, so a single-threaded program is injected identically on every run with the same
+// seed, and a multi-threaded one gets the same set of injected indices.
+#include "engine.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+#include "faultline/glob.h"
+#include "fd_table.h"
+#include "session.h"
+
+namespace faultline::shim {
+namespace {
+
+struct Rule {
+  int slot;
+  std::uint64_t key;  // hash of the fault name: the stream id in mix()
+  std::uint64_t threshold;
+  bool always;      // probability 1
+  bool process_ok;  // process selector result for this process (true if none)
+  bool needs_clock;
+  FaultSpec spec;
+};
+
+struct Rules {
+  std::uint64_t generation;
+  std::uint32_t epoch;  // process-local rebuild counter, tags the fd table's match bits
+  int count;
+  std::uint64_t calls_any[2];
+  bool any_path;
+  Rule rule[1];  // `count` entries (allocated to size)
+};
+
+constinit Rules g_empty_rules{};
+std::atomic<Rules*> g_rules{&g_empty_rules};
+std::atomic_flag g_rebuilding = ATOMIC_FLAG_INIT;
+// Set after fork/exec-time identity changes: process selectors must be re-evaluated.
+std::atomic<bool> g_identity_changed{false};
+std::uint32_t g_epoch = 0;
+
+// Process identity, for the `process` selector and event lines; re-read after fork/exec.
+char g_comm[17];
+char g_exe[256];
+
+std::uint64_t splitmix64(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+std::uint64_t mix(std::uint64_t seed, std::uint64_t key, std::uint64_t n) {
+  return splitmix64(seed ^ splitmix64(key ^ splitmix64(n)));
+}
+
+std::uint64_t fnv1a(const char* s) {
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  for (; *s; ++s) h = (h ^ static_cast<unsigned char>(*s)) * 0x100000001b3ull;
+  return h;
+}
+
+bool process_matches(const FaultSpec& spec) {
+  if (!spec.process[0]) return true;
+  return glob_match(spec.process, g_comm) || glob_match(spec.process, g_exe);
+}
+
+// Builds a private compiled copy of the session's faults. mmap'd and never freed: a thread
+// may still be reading the previous copy, and edits are rare human actions, so each costs
+// a few KiB for the life of the process rather than a reference count on every call.
+Rules* build_rules(const ControlBlock& block, std::uint64_t generation) {
+  int used = 0;
+  for (const FaultSlot& slot : block.faults)
+    if (slot.state.load(std::memory_order_acquire) == kSlotUsed) ++used;
+  std::size_t bytes = sizeof(Rules) + sizeof(Rule) * static_cast<std::size_t>(used);
+  void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) return nullptr;
+  auto* rules = static_cast<Rules*>(mem);
+  rules->generation = generation;
+  rules->epoch = ++g_epoch;
+  int n = 0;
+  for (std::uint32_t i = 0; i < kMaxFaults && n < used; ++i) {
+    const FaultSlot& slot = block.faults[i];
+    if (slot.state.load(std::memory_order_acquire) != kSlotUsed) continue;
+    Rule& r = rules->rule[n++];
+    r.slot = static_cast<int>(i);
+    r.spec = read_fault_spec(slot);
+    r.key = fnv1a(r.spec.name);
+    r.always = r.spec.probability >= 1.0;
+    r.threshold = r.always ? ~0ull
+                           : static_cast<std::uint64_t>(r.spec.probability * 18446744073709551616.0);
+    r.process_ok = process_matches(r.spec);
+    r.needs_clock = r.spec.start_after_ns > 0 || r.spec.duration_ns != kForever;
+    rules->calls_any[0] |= r.spec.calls_mask[0];
+    rules->calls_any[1] |= r.spec.calls_mask[1];
+    rules->any_path |= r.spec.path[0] != '\0';
+  }
+  rules->count = n;
+  return rules;
+}
+
+const Rules* current_rules(const ControlBlock& block) {
+  Rules* rules = g_rules.load(std::memory_order_acquire);
+  std::uint64_t generation = block.header.generation.load(std::memory_order_acquire);
+  if (FL_LIKELY(rules->generation == generation &&
+                !g_identity_changed.load(std::memory_order_relaxed)))
+    return rules;
+  // One thread rebuilds; the others keep deciding with the previous copy meanwhile.
+  if (g_rebuilding.test_and_set(std::memory_order_acquire)) return rules;
+  g_identity_changed.store(false, std::memory_order_relaxed);
+  if (Rules* fresh = build_rules(block, generation)) {
+    g_rules.store(fresh, std::memory_order_release);
+    rules = fresh;
+  }
+  g_rebuilding.clear(std::memory_order_release);
+  return rules;
+}
+
+std::uint64_t path_match_bits(const char* path, void* ctx) {
+  const auto* rules = static_cast<const Rules*>(ctx);
+  std::uint64_t bits = 0;
+  for (int i = 0; i < rules->count; ++i) {
+    const Rule& r = rules->rule[i];
+    if (r.spec.path[0] && glob_match(r.spec.path, path)) bits |= 1ull << r.slot;
+  }
+  return bits;
+}
+
+// The absolute form of an open()'s path argument, so globs like "*/a.log" match a file the
+// program opened as "a.log". Not normalised ("..", symlinks): that is the path it asked for.
+bool absolute_open_path(const CallSite& site, char* out, std::size_t size) {
+  if (!site.path) return false;
+  if (site.path[0] == '/') {
+    int n = std::snprintf(out, size, "%s", site.path);
+    return n > 0 && static_cast<std::size_t>(n) < size;
+  }
+  char dir[4096];
+  if (site.dirfd == AT_FDCWD) {
+    if (!getcwd(dir, sizeof dir)) return false;
+  } else if (fd_path(site.dirfd, dir, sizeof dir) < 0) {
+    return false;
+  }
+  int n = std::snprintf(out, size, "%s/%s", dir, site.path);
+  return n > 0 && static_cast<std::size_t>(n) < size;
+}
+
+bool is_fd_data_call(std::uint32_t call) {
+  Family f = call_info(call).family;
+  return f == kFamWrite || f == kFamRead;
+}
+
+bool thread_matches(const char* glob) {
+  char name[17] = {};
+  prctl(PR_GET_NAME, name, 0, 0, 0);
+  return glob_match(glob, name);
+}
+
+bool in_window(const Rule& r, const FaultSlot& slot) {
+  std::int64_t now = monotonic_ns();
+  std::int64_t open = slot.enabled_since_ns.load(std::memory_order_relaxed) + r.spec.start_after_ns;
+  if (now < open) return false;
+  return r.spec.duration_ns == kForever || now < open + r.spec.duration_ns;
+}
+
+void disarm(ControlBlock& block, std::uint32_t flag) {
+  block.header.flags.fetch_or(flag, std::memory_order_relaxed);
+  block.header.armed_mask.store(0, std::memory_order_release);
+}
+
+bool session_expired(ControlBlock& block) {
+  std::int64_t ttl = block.header.ttl_ns.load(std::memory_order_relaxed);
+  if (ttl == kForever) return false;
+  if (monotonic_ns() - block.header.start_mono_ns.load(std::memory_order_relaxed) < ttl)
+    return false;
+  disarm(block, kFlagTtlExpired);
+  return true;
+}
+
+// times and the session budget: claims one injection, or says the fault is spent.
+bool claim_injection(ControlBlock& block, FaultSlot& slot, std::uint64_t times) {
+  std::uint64_t done = slot.injected.load(std::memory_order_relaxed);
+  do {
+    if (done >= times) return false;
+  } while (!slot.injected.compare_exchange_weak(done, done + 1, std::memory_order_relaxed));
+  std::uint64_t budget = block.header.max_faults_total.load(std::memory_order_relaxed);
+  std::uint64_t total = block.header.injected_total.fetch_add(1, std::memory_order_relaxed);
+  if (budget != kUnlimited && total >= budget) {
+    slot.injected.fetch_sub(1, std::memory_order_relaxed);
+    block.header.injected_total.fetch_sub(1, std::memory_order_relaxed);
+    disarm(block, kFlagBudgetSpent);
+    return false;
+  }
+  std::int64_t now = realtime_ns();
+  std::int64_t zero = 0;
+  slot.first_injection_ns.compare_exchange_strong(zero, now, std::memory_order_relaxed);
+  slot.last_injection_ns.store(now, std::memory_order_relaxed);
+  return true;
+}
+
+Decision make_decision(const Rule& r, std::uint64_t n, std::uint64_t seed) {
+  Decision d;
+  d.inject = true;
+  d.fault = r.slot;
+  d.index = n;
+  d.action = r.spec.actions & ~std::uint32_t{kActDelay};
+  d.error = r.spec.error;
+  d.draw = mix(seed, r.key ^ 0x5bd1e995ull, n);
+  if (r.spec.actions & kActDelay) {
+    d.delay_ns = r.spec.delay_ns;
+    if (r.spec.jitter_ns > 0) {
+      std::uint64_t span = 2 * static_cast<std::uint64_t>(r.spec.jitter_ns) + 1;
+      d.delay_ns += static_cast<std::int64_t>(splitmix64(d.draw) % span) - r.spec.jitter_ns;
+      if (d.delay_ns < 0) d.delay_ns = 0;
+    }
+  }
+  d.corrupt_bits = r.spec.corrupt_bits;
+  d.crash_signal = r.spec.crash_signal;
+  d.crash_when = r.spec.crash_when;
+  d.quota_bytes = r.spec.quota_bytes;
+  d.short_bytes = r.spec.short_bytes;
+  d.short_percent = r.spec.short_percent;
+  d.times = r.spec.times;
+  return d;
+}
+
+}  // namespace
+
+Decision decide(const Guard& guard, const CallSite& site) noexcept {
+  (void)guard;
+  ControlBlock* block = g_block.load(std::memory_order_acquire);
+  if (!block || session_expired(*block)) return {};
+  const Rules* rules = current_rules(*block);
+  const std::uint32_t word = site.call / 64;
+  const std::uint64_t bit = 1ull << (site.call % 64);
+  if (!(rules->calls_any[word] & bit)) return {};
+
+  FdInfo fd_info;
+  bool fd_known = false;
+  char open_path[4096];
+  int open_path_state = 0;  // 0 not computed, 1 ok, -1 unavailable
+  const std::uint64_t seed = block->header.seed.load(std::memory_order_relaxed);
+
+  for (int i = 0; i < rules->count; ++i) {
+    const Rule& r = rules->rule[i];
+    if (!(r.spec.calls_mask[word] & bit)) continue;
+    FaultSlot& slot = block->faults[r.slot];
+    if (!slot.enabled.load(std::memory_order_relaxed)) continue;
+    slot.seen.fetch_add(1, std::memory_order_relaxed);
+
+    // Selectors, cheapest first.
+    if (!r.process_ok) continue;
+    if (r.spec.has_size && (!site.has_size || site.size < r.spec.size_min ||
+                            site.size > r.spec.size_max))
+      continue;
+    if (site.fd >= 0 && (r.spec.path[0] || is_fd_data_call(site.call))) {
+      if (!fd_known) {
+        fd_info = fd_lookup(site.fd, rules->epoch, path_match_bits,
+                            const_cast<Rules*>(rules));
+        fd_known = true;
+      }
+      // read/write on a socket belong to @net, not to @read/@write.
+      if (is_fd_data_call(site.call) && fd_info.kind == FdKind::kSocket) continue;
+      if (r.spec.path[0] && !(fd_info.path_match & (1ull << r.slot))) continue;
+    } else if (r.spec.path[0]) {
+      if (open_path_state == 0)
+        open_path_state = absolute_open_path(site, open_path, sizeof open_path) ? 1 : -1;
+      if (open_path_state < 0 || !glob_match(r.spec.path, open_path)) continue;
+    }
+    if (r.spec.thread[0] && !thread_matches(r.spec.thread)) continue;
+
+    // A quota is not a per-call trigger: every matching call draws its bytes from the shared
+    // budget (in the wrapper), and only a call that finds it spent is injected.
+    if (r.spec.actions & kActQuota) {
+      std::uint64_t n = slot.matched.fetch_add(1, std::memory_order_relaxed);
+      if (r.needs_clock && !in_window(r, slot)) continue;
+      Decision d = make_decision(r, n, seed);
+      d.inject = false;
+      d.quota = true;
+      return d;
+    }
+    std::uint64_t n = slot.matched.fetch_add(1, std::memory_order_relaxed);
+    if (n < r.spec.after) continue;
+    if ((n - r.spec.after) % r.spec.every != 0) continue;
+    if (r.needs_clock && !in_window(r, slot)) continue;
+    if (!r.always && mix(seed, r.key, n) >= r.threshold) continue;
+    if (!claim_injection(*block, slot, r.spec.times)) continue;
+    return make_decision(r, n, seed);
+  }
+  return {};
+}
+
+bool quota_claim(const Decision& d) noexcept {
+  ControlBlock* block = g_block.load(std::memory_order_acquire);
+  if (!block || d.fault < 0) return false;
+  return claim_injection(*block, block->faults[d.fault], d.times);
+}
+
+std::uint64_t quota_reserve(const Decision& d, std::uint64_t want) noexcept {
+  ControlBlock* block = g_block.load(std::memory_order_acquire);
+  if (!block || d.fault < 0) return want;
+  auto& used = block->faults[d.fault].quota_used;
+  std::uint64_t before = used.fetch_add(want, std::memory_order_relaxed);
+  if (before >= d.quota_bytes) {
+    used.fetch_sub(want, std::memory_order_relaxed);
+    return 0;
+  }
+  std::uint64_t room = d.quota_bytes - before;
+  if (want > room) {
+    used.fetch_sub(want - room, std::memory_order_relaxed);
+    return room;
+  }
+  return want;
+}
+
+void quota_release(const Decision& d, std::uint64_t unused) noexcept {
+  ControlBlock* block = g_block.load(std::memory_order_acquire);
+  if (!block || d.fault < 0 || unused == 0) return;
+  block->faults[d.fault].quota_used.fetch_sub(unused, std::memory_order_relaxed);
+}
+
+void apply_delay(const Decision& d) noexcept {
+  if (d.delay_ns <= 0) return;
+  struct timespec left = {static_cast<time_t>(d.delay_ns / 1000000000),
+                          static_cast<long>(d.delay_ns % 1000000000)};
+  while (nanosleep(&left, &left) != 0 && errno == EINTR) {
+  }
+}
+
+void corrupt_buffer(const Decision& d, void* buf, std::size_t len) noexcept {
+  if (len == 0) return;
+  auto* bytes = static_cast<unsigned char*>(buf);
+  std::uint64_t state = d.draw;
+  for (std::uint32_t i = 0; i < d.corrupt_bits; ++i) {
+    state = splitmix64(state);
+    std::uint64_t bit = state % (static_cast<std::uint64_t>(len) * 8);
+    bytes[bit / 8] ^= static_cast<unsigned char>(1u << (bit % 8));
+  }
+}
+
+std::uint64_t short_length(const Decision& d, std::uint64_t count) noexcept {
+  if (count <= 1) return count;
+  std::uint64_t allowed = d.short_percent ? count * d.short_percent / 100 : d.short_bytes;
+  if (allowed < 1) allowed = 1;
+  return allowed < count ? allowed : count;
+}
+
+void engine_reset_process_identity() noexcept {
+  prctl(PR_GET_NAME, g_comm, 0, 0, 0);
+  char exe[4096];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  g_exe[0] = '\0';
+  if (n > 0) {
+    exe[n] = '\0';
+    const char* base = std::strrchr(exe, '/');
+    const char* name = base ? base + 1 : exe;
+    std::size_t len = std::min(std::strlen(name), sizeof g_exe - 1);
+    std::memcpy(g_exe, name, len);
+    g_exe[len] = '\0';
+  }
+  g_identity_changed.store(true, std::memory_order_relaxed);
+}
+
+void engine_after_fork_child() noexcept {
+  g_rebuilding.clear();
+  engine_reset_process_identity();
+}
+
+const char* engine_process_name() noexcept { return g_comm; }
+
+[[noreturn]] void crash_now(const Decision& d) noexcept {
+  int sig = d.crash_signal ? d.crash_signal : SIGKILL;
+  raise(sig);
+  // The program caught or ignored the signal: a real crash at this point would still end it.
+  signal(sig, SIG_DFL);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, sig);
+  sigprocmask(SIG_UNBLOCK, &set, nullptr);
+  raise(sig);
+  kill(getpid(), SIGKILL);
+  _exit(128 + sig);
+}
+
+}  // namespace faultline::shim

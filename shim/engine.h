@@ -1,0 +1,74 @@
+// The decision engine: for one armed call, walk the compiled rules of the session in order
+// (selectors cheap first -> trigger -> action) and say whether and how to inject.
+//
+// Rules are a private, compiled copy of the session's fault slots, rebuilt when the block's
+// generation changes. Counters (seen/matched/injected/quota) live in the shared block so that
+// every process of the session counts together and triggers are exact across a tree.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "shim.h"
+
+namespace faultline::shim {
+
+struct CallSite {
+  std::uint32_t call;        // CallId
+  int fd = -1;               // -1 when the call has no fd
+  const char* path = nullptr;  // path argument (open, creat), as the program passed it
+  int dirfd = AT_FDCWD;      // openat's directory
+  std::uint64_t size = 0;    // bytes asked for
+  bool has_size = false;
+};
+
+struct Decision {
+  bool inject = false;
+  std::uint32_t action = 0;  // the main Action bit (0 = delay only)
+  int fault = -1;            // slot index
+  int error = 0;
+  std::int64_t delay_ns = 0;  // delay + jitter, already drawn
+  std::uint64_t short_bytes = 0;  // for kActShort: bytes allowed (>= 1)
+  std::uint32_t corrupt_bits = 0;
+  std::uint64_t draw = 0;  // per-injection random stream (corrupt positions)
+  std::int32_t crash_signal = 0;
+  std::uint8_t crash_when = kCrashBefore;
+  std::uint64_t quota_bytes = 0;
+  bool quota = false;  // a quota fault matched: the wrapper draws the call's bytes from it
+  std::uint32_t short_percent = 0;
+  std::uint64_t times = kUnlimited;
+  std::uint64_t index = 0;  // n: which matching call of this fault this is
+};
+
+// Decides for one call. `guard` proves the caller holds the reentrancy guard.
+Decision decide(const Guard& guard, const CallSite& site) noexcept;
+
+// Quota: reserves up to `want` bytes of the fault's shared quota; returns how many may be
+// written (0 = full). `unused` bytes of a reservation are given back after the real call.
+std::uint64_t quota_reserve(const Decision& d, std::uint64_t want) noexcept;
+// Counts a quota bite as an injection (times, max_faults); false when the fault is spent.
+bool quota_claim(const Decision& d) noexcept;
+void quota_release(const Decision& d, std::uint64_t unused) noexcept;
+
+// Sleeps for the decision's delay (restarting after signal interruptions).
+void apply_delay(const Decision& d) noexcept;
+
+// Flips d.corrupt_bits bits in buf[0..len), positions drawn from the seeded stream.
+void corrupt_buffer(const Decision& d, void* buf, std::size_t len) noexcept;
+
+// Bytes a short transfer lets through for a request of `count` (at least 1).
+std::uint64_t short_length(const Decision& d, std::uint64_t count) noexcept;
+
+// Records one injected fault: event ring, log file line, stderr line. `bytes` is what the
+// call transferred or was allowed to (short/quota), -1 if not applicable.
+void emit_event(const Decision& d, const CallSite& site, std::int64_t bytes) noexcept;
+
+// Terminates the process with the decision's signal, as a real crash would.
+[[noreturn]] void crash_now(const Decision& d) noexcept;
+
+// Per-process state rebuilt after fork (pid, process name).
+void engine_after_fork_child() noexcept;
+void engine_reset_process_identity() noexcept;
+const char* engine_process_name() noexcept;
+
+}  // namespace faultline::shim

@@ -1,0 +1,134 @@
+// The fd table (see fd_table.h). Slot word layout:
+//   bit 0      valid
+//   bits 1-3   FdKind
+//   bits 8-31  rules epoch the match bits were computed for (truncated to 24 bits)
+//   bits 32-63 close generation: bumped by every invalidation
+#include "fd_table.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <string_view>
+
+#include "shim.h"
+
+namespace faultline::shim {
+namespace {
+
+constexpr unsigned kChunkShift = 12;  // 4096 fds per chunk
+constexpr unsigned kChunkFds = 1u << kChunkShift;
+constexpr unsigned kMaxChunks = 256;  // fds below 1,048,576 are cached; others looked up per call
+
+struct Slot {
+  std::atomic<std::uint64_t> word;
+  std::atomic<std::uint64_t> match;
+};
+
+std::atomic<Slot*> g_chunks[kMaxChunks];
+
+constexpr std::uint64_t kValid = 1;
+constexpr std::uint64_t kEpochMask = 0xffffffull;
+
+std::uint64_t generation_of(std::uint64_t word) { return word >> 32; }
+
+Slot* slot_for(int fd, bool create) noexcept {
+  if (fd < 0) return nullptr;
+  unsigned chunk = static_cast<unsigned>(fd) >> kChunkShift;
+  if (chunk >= kMaxChunks) return nullptr;
+  Slot* base = g_chunks[chunk].load(std::memory_order_acquire);
+  if (!base && create) {
+    // mmap, not malloc: the table must not depend on (or show up in) the program's allocator.
+    void* mem = mmap(nullptr, sizeof(Slot) * kChunkFds, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) return nullptr;
+    Slot* fresh = static_cast<Slot*>(mem);
+    if (g_chunks[chunk].compare_exchange_strong(base, fresh, std::memory_order_acq_rel)) {
+      base = fresh;
+    } else {
+      munmap(mem, sizeof(Slot) * kChunkFds);
+    }
+  }
+  return base ? &base[static_cast<unsigned>(fd) & (kChunkFds - 1)] : nullptr;
+}
+
+FdKind kind_from_link(const char* link) {
+  if (link[0] == '/') return FdKind::kFile;
+  if (std::strncmp(link, "socket:", 7) == 0) return FdKind::kSocket;
+  if (std::strncmp(link, "pipe:", 5) == 0) return FdKind::kPipe;
+  return FdKind::kOther;
+}
+
+}  // namespace
+
+long fd_path(int fd, char* buf, unsigned long size) noexcept {
+  char proc[40];
+  std::snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(proc, buf, size - 1);
+  if (n < 0) return -1;
+  buf[n] = '\0';
+  // A file unlinked while open reads back as "/path (deleted)"; the path is what matters.
+  constexpr std::string_view kDeleted = " (deleted)";
+  if (static_cast<std::size_t>(n) > kDeleted.size() &&
+      std::memcmp(buf + n - kDeleted.size(), kDeleted.data(), kDeleted.size()) == 0) {
+    n -= static_cast<ssize_t>(kDeleted.size());
+    buf[n] = '\0';
+  }
+  return n;
+}
+
+FdInfo fd_lookup(int fd, std::uint32_t rules_epoch, PathMatcher match_paths, void* ctx) noexcept {
+  Slot* slot = slot_for(fd, true);
+  std::uint64_t epoch = rules_epoch & kEpochMask;
+  std::uint64_t observed = 0;
+  if (slot) {
+    observed = slot->word.load(std::memory_order_acquire);
+    if ((observed & kValid) && ((observed >> 8) & kEpochMask) == epoch) {
+      std::uint64_t match = slot->match.load(std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (slot->word.load(std::memory_order_relaxed) == observed)
+        return {static_cast<FdKind>((observed >> 1) & 7), match};
+    }
+  }
+  char link[4096];
+  if (fd_path(fd, link, sizeof link) < 0) return {FdKind::kUnknown, 0};
+  FdInfo info{kind_from_link(link), 0};
+  if (info.kind == FdKind::kFile) info.path_match = match_paths(link, ctx);
+  if (slot) {
+    // Cache only if no close happened since we looked: otherwise the fd may now be another
+    // file, and the next call will learn it afresh.
+    std::uint64_t gen = generation_of(observed);
+    std::uint64_t fresh = (gen << 32) | (epoch << 8) |
+                          (static_cast<std::uint64_t>(info.kind) << 1) | kValid;
+    slot->match.store(info.path_match, std::memory_order_relaxed);
+    std::uint64_t expected = observed;
+    slot->word.compare_exchange_strong(expected, fresh, std::memory_order_release,
+                                       std::memory_order_relaxed);
+  }
+  return info;
+}
+
+void fd_invalidate(int fd) noexcept {
+  Slot* slot = slot_for(fd, false);
+  if (!slot) return;
+  std::uint64_t word = slot->word.load(std::memory_order_relaxed);
+  while (!slot->word.compare_exchange_weak(word, (generation_of(word) + 1) << 32,
+                                           std::memory_order_release,
+                                           std::memory_order_relaxed)) {
+  }
+}
+
+void fd_invalidate_range(unsigned first, unsigned last) noexcept {
+  for (unsigned chunk = first >> kChunkShift; chunk < kMaxChunks && chunk <= (last >> kChunkShift);
+       ++chunk) {
+    if (!g_chunks[chunk].load(std::memory_order_acquire)) continue;
+    unsigned lo = std::max(first, chunk << kChunkShift);
+    unsigned hi = std::min(last, ((chunk + 1) << kChunkShift) - 1);
+    for (unsigned fd = lo; fd <= hi; ++fd) fd_invalidate(static_cast<int>(fd));
+  }
+}
+
+}  // namespace faultline::shim

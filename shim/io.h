@@ -1,0 +1,94 @@
+// The shared slow path of every call that moves bytes (write/read families, and later the
+// socket data calls): one implementation of error, delay, short, corrupt, quota and crash
+// over an `Io` adapter that knows how to run the real call whole, shortened or on a copy.
+#pragma once
+
+#include <errno.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "engine.h"
+
+namespace faultline::shim {
+
+// Io concept:
+//   std::uint64_t size() const;                      bytes asked for
+//   ssize_t run();                                    the real call, unchanged
+//   ssize_t run_limited(std::uint64_t n);             the real call moving at most n bytes
+//   ssize_t run_corrupted(const Decision& d);         writes: on a corrupted private copy;
+//                                                     reads: then corrupt what was read
+template <class Io>
+ssize_t io_slow_path(const Guard& guard, const CallSite& site, Io& io) {
+  Decision d = decide(guard, site);
+  if (d.quota) {
+    std::uint64_t want = io.size();
+    std::uint64_t room = quota_reserve(d, want);
+    if (room == want) {
+      ssize_t r = io.run();
+      quota_release(d, want - static_cast<std::uint64_t>(r > 0 ? r : 0));
+      return r;
+    }
+    if (!quota_claim(d)) {  // spent (times, max_faults): the quota no longer limits
+      quota_release(d, room);
+      return io.run();
+    }
+    // A full disk: a short write at the boundary, then ENOSPC.
+    d.error = d.error ? d.error : ENOSPC;
+    if (room == 0) {
+      d.action = kActError;
+      emit_event(d, site, 0);
+      errno = d.error;
+      return -1;
+    }
+    d.action = kActQuota;
+    emit_event(d, site, static_cast<std::int64_t>(room));
+    ssize_t r = io.run_limited(room);
+    quota_release(d, room - static_cast<std::uint64_t>(r > 0 ? r : 0));
+    return r;
+  }
+  if (!d.inject) return io.run();
+  apply_delay(d);
+  if (d.action == kActCrash && d.crash_when == kCrashBefore) {
+    emit_event(d, site, -1);
+    crash_now(d);
+  }
+  switch (d.action) {
+    case kActError:
+      emit_event(d, site, -1);
+      errno = d.error;
+      return -1;
+    case kActShort: {
+      std::uint64_t n = short_length(d, io.size());
+      emit_event(d, site, static_cast<std::int64_t>(n));
+      return io.run_limited(n);
+    }
+    case kActCorrupt:
+      emit_event(d, site, static_cast<std::int64_t>(io.size()));
+      return io.run_corrupted(d);
+    case kActCrash: {
+      ssize_t r = io.run();
+      emit_event(d, site, r);
+      crash_now(d);
+    }
+    default:  // delay only
+      emit_event(d, site, -1);
+      return io.run();
+  }
+}
+
+// Writes through a private, corrupted copy: the caller's buffer is never touched.
+template <class Fn>
+ssize_t write_corrupted_copy(const Decision& d, const void* buf, std::size_t count, Fn&& real) {
+  void* copy = std::malloc(count ? count : 1);
+  if (!copy) return real(buf, count);
+  std::memcpy(copy, buf, count);
+  corrupt_buffer(d, copy, count);
+  ssize_t r = real(copy, count);
+  int saved = errno;
+  std::free(copy);
+  errno = saved;
+  return r;
+}
+
+}  // namespace faultline::shim

@@ -1,0 +1,161 @@
+// @open: the calls that make fds (open, openat, creat, dup*, pipe*), plus the bookkeeping
+// calls close and close_range that keep the fd table true. Every new fd number invalidates
+// its slot: the number may have been closed behind our back (raw syscalls, libc internals).
+#include <stdarg.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "fd_table.h"
+
+namespace faultline::shim {
+namespace {
+
+bool takes_mode(int flags) { return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE; }
+
+int track(int fd) {
+  if (fd >= 0) fd_invalidate(fd);
+  return fd;
+}
+
+int pass(int r) { return r; }
+
+// Track is `track` for calls returning an fd, `pass` for pipe (whose fds come back in an array).
+template <class Fn, int (*Track)(int) = track>
+FL_COLD int open_slow(const CallSite& site, Fn real) {
+  Guard guard;
+  if (!guard.entered()) return Track(real());
+  Decision d = decide(guard, site);
+  if (!d.inject) return Track(real());
+  apply_delay(d);
+  switch (d.action) {
+    case kActError:
+      emit_event(d, site, -1);
+      errno = d.error;
+      return -1;
+    case kActCrash:
+      if (d.crash_when == kCrashAfter) Track(real());
+      emit_event(d, site, -1);
+      crash_now(d);
+    default:
+      emit_event(d, site, -1);
+      return Track(real());
+  }
+}
+
+CallSite path_site(std::uint32_t call, int dirfd, const char* path) {
+  CallSite site{call};
+  site.dirfd = dirfd;
+  site.path = path;
+  return site;
+}
+
+}  // namespace
+}  // namespace faultline::shim
+
+using namespace faultline;
+using namespace faultline::shim;
+
+#define FL_MODE_ARG(flags)          \
+  mode_t mode = 0;                  \
+  if (takes_mode(flags)) {          \
+    va_list ap;                     \
+    va_start(ap, flags);            \
+    mode = va_arg(ap, mode_t);      \
+    va_end(ap);                     \
+  }
+
+FL_EXPORT int open(const char* path, int flags, ...) {
+  FL_MODE_ARG(flags)
+  if (FL_LIKELY(!armed(kFamOpen))) return track(FL_REAL(open)(path, flags, mode));
+  return open_slow(path_site(kCall_open, AT_FDCWD, path),
+                   [=] { return FL_REAL(open)(path, flags, mode); });
+}
+
+FL_EXPORT int open64(const char* path, int flags, ...) {
+  FL_MODE_ARG(flags)
+  if (FL_LIKELY(!armed(kFamOpen))) return track(FL_REAL(open64)(path, flags, mode));
+  return open_slow(path_site(kCall_open64, AT_FDCWD, path),
+                   [=] { return FL_REAL(open64)(path, flags, mode); });
+}
+
+FL_EXPORT int openat(int dirfd, const char* path, int flags, ...) {
+  FL_MODE_ARG(flags)
+  if (FL_LIKELY(!armed(kFamOpen))) return track(FL_REAL(openat)(dirfd, path, flags, mode));
+  return open_slow(path_site(kCall_openat, dirfd, path),
+                   [=] { return FL_REAL(openat)(dirfd, path, flags, mode); });
+}
+
+FL_EXPORT int openat64(int dirfd, const char* path, int flags, ...) {
+  FL_MODE_ARG(flags)
+  if (FL_LIKELY(!armed(kFamOpen))) return track(FL_REAL(openat64)(dirfd, path, flags, mode));
+  return open_slow(path_site(kCall_openat64, dirfd, path),
+                   [=] { return FL_REAL(openat64)(dirfd, path, flags, mode); });
+}
+
+FL_EXPORT int creat(const char* path, mode_t mode) {
+  if (FL_LIKELY(!armed(kFamOpen))) return track(FL_REAL(creat)(path, mode));
+  return open_slow(path_site(kCall_creat, AT_FDCWD, path),
+                   [=] { return FL_REAL(creat)(path, mode); });
+}
+
+FL_EXPORT int __open_2(const char* path, int flags) {
+  if (FL_LIKELY(!armed(kFamOpen))) return track(FL_REAL(__open_2)(path, flags));
+  return open_slow(path_site(kCall___open_2, AT_FDCWD, path),
+                   [=] { return FL_REAL(__open_2)(path, flags); });
+}
+
+FL_EXPORT int __open64_2(const char* path, int flags) {
+  if (FL_LIKELY(!armed(kFamOpen))) return track(FL_REAL(__open64_2)(path, flags));
+  return open_slow(path_site(kCall___open64_2, AT_FDCWD, path),
+                   [=] { return FL_REAL(__open64_2)(path, flags); });
+}
+
+FL_EXPORT int dup(int fd) {
+  if (FL_LIKELY(!armed(kFamOpen))) return track(FL_REAL(dup)(fd));
+  return open_slow(CallSite{kCall_dup, fd}, [=] { return FL_REAL(dup)(fd); });
+}
+
+FL_EXPORT int dup2(int fd, int fd2) {
+  if (FL_LIKELY(!armed(kFamOpen))) return track(FL_REAL(dup2)(fd, fd2));
+  return open_slow(CallSite{kCall_dup2, fd}, [=] { return FL_REAL(dup2)(fd, fd2); });
+}
+
+FL_EXPORT int dup3(int fd, int fd2, int flags) {
+  if (FL_LIKELY(!armed(kFamOpen))) return track(FL_REAL(dup3)(fd, fd2, flags));
+  return open_slow(CallSite{kCall_dup3, fd}, [=] { return FL_REAL(dup3)(fd, fd2, flags); });
+}
+
+namespace {
+int track_pipe(int r, const int fds[2]) {
+  if (r == 0) {
+    fd_invalidate(fds[0]);
+    fd_invalidate(fds[1]);
+  }
+  return r;
+}
+}  // namespace
+
+FL_EXPORT int pipe(int fds[2]) {
+  if (FL_LIKELY(!armed(kFamOpen))) return track_pipe(FL_REAL(pipe)(fds), fds);
+  auto real = [=] { return FL_REAL(pipe)(fds); };
+  int r = open_slow<decltype(real), pass>(CallSite{kCall_pipe}, real);
+  return track_pipe(r, fds);
+}
+
+FL_EXPORT int pipe2(int fds[2], int flags) {
+  if (FL_LIKELY(!armed(kFamOpen))) return track_pipe(FL_REAL(pipe2)(fds, flags), fds);
+  auto real = [=] { return FL_REAL(pipe2)(fds, flags); };
+  int r = open_slow<decltype(real), pass>(CallSite{kCall_pipe2}, real);
+  return track_pipe(r, fds);
+}
+
+FL_EXPORT int close(int fd) {
+  fd_invalidate(fd);
+  return FL_REAL(close)(fd);
+}
+
+FL_EXPORT int close_range(unsigned int first, unsigned int last, int flags) {
+  int r = FL_REAL(close_range)(first, last, flags);
+  if (r == 0) fd_invalidate_range(first, last);
+  return r;
+}

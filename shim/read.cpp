@@ -1,0 +1,68 @@
+// @read: read, pread(64), readv, preadv on non-socket fds.
+#include <unistd.h>
+
+#include "io_adapters.h"
+
+namespace faultline::shim {
+namespace {
+
+template <class Fn>
+FL_COLD ssize_t buf_read_slow(std::uint32_t call, int fd, void* buf, size_t count, Fn real) {
+  Guard guard;
+  if (!guard.entered()) return real(buf, count);
+  CallSite site{call, fd};
+  site.size = count;
+  site.has_size = true;
+  BufRead<Fn> io{buf, count, real};
+  return io_slow_path(guard, site, io);
+}
+
+template <class Fn>
+FL_COLD ssize_t iov_read_slow(std::uint32_t call, int fd, const struct iovec* iov, int cnt,
+                              Fn real) {
+  Guard guard;
+  if (!guard.entered()) return real(iov, cnt);
+  CallSite site{call, fd};
+  site.size = iov_total(iov, cnt);
+  site.has_size = true;
+  IovRead<Fn> io{iov, cnt, real};
+  return io_slow_path(guard, site, io);
+}
+
+}  // namespace
+}  // namespace faultline::shim
+
+using namespace faultline;
+using namespace faultline::shim;
+
+FL_EXPORT ssize_t read(int fd, void* buf, size_t count) {
+  if (FL_LIKELY(!armed(kFamRead))) return FL_REAL(read)(fd, buf, count);
+  return buf_read_slow(kCall_read, fd, buf, count,
+                       [fd](void* b, size_t n) { return FL_REAL(read)(fd, b, n); });
+}
+
+FL_EXPORT ssize_t pread(int fd, void* buf, size_t count, off_t off) {
+  if (FL_LIKELY(!armed(kFamRead))) return FL_REAL(pread)(fd, buf, count, off);
+  return buf_read_slow(kCall_pread, fd, buf, count,
+                       [fd, off](void* b, size_t n) { return FL_REAL(pread)(fd, b, n, off); });
+}
+
+FL_EXPORT ssize_t pread64(int fd, void* buf, size_t count, off64_t off) {
+  if (FL_LIKELY(!armed(kFamRead))) return FL_REAL(pread64)(fd, buf, count, off);
+  return buf_read_slow(kCall_pread64, fd, buf, count, [fd, off](void* b, size_t n) {
+    return FL_REAL(pread64)(fd, b, n, off);
+  });
+}
+
+FL_EXPORT ssize_t readv(int fd, const struct iovec* iov, int cnt) {
+  if (FL_LIKELY(!armed(kFamRead))) return FL_REAL(readv)(fd, iov, cnt);
+  return iov_read_slow(kCall_readv, fd, iov, cnt,
+                       [fd](const struct iovec* v, int c) { return FL_REAL(readv)(fd, v, c); });
+}
+
+FL_EXPORT ssize_t preadv(int fd, const struct iovec* iov, int cnt, off_t off) {
+  if (FL_LIKELY(!armed(kFamRead))) return FL_REAL(preadv)(fd, iov, cnt, off);
+  return iov_read_slow(kCall_preadv, fd, iov, cnt, [fd, off](const struct iovec* v, int c) {
+    return FL_REAL(preadv)(fd, v, c, off);
+  });
+}

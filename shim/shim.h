@@ -1,0 +1,92 @@
+// Shared internals of libfaultline.so: typed real-function pointers generated from
+// calls.def, the reentrancy guard, and the fast-path armed check every wrapper starts with.
+#pragma once
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include <atomic>
+#include <cstdint>
+
+#include "calls.h"
+#include "faultline/control_block.h"
+
+#define FL_EXPORT extern "C" __attribute__((visibility("default")))
+#define FL_LIKELY(x) __builtin_expect(!!(x), 1)
+#define FL_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define FL_COLD [[gnu::cold, gnu::noinline]]
+
+namespace faultline::shim {
+
+// ---- real functions -------------------------------------------------------------------
+// One typed pointer per row, resolved eagerly by the constructor with dlsym(RTLD_NEXT) and
+// lazily (idempotently) by a wrapper that runs before it, e.g. from another library's
+// constructor.
+#define FL_CALL(fam, name, ret, params, args, failure, actions) using name##_fn = ret(*) params;
+#define FL_TRACKED_CALL(name, ret, params, args) using name##_fn = ret(*) params;
+#include "calls.def"
+#undef FL_CALL
+
+struct RealFunctions {
+#define FL_CALL(fam, name, ret, params, args, failure, actions) std::atomic<name##_fn> name;
+#define FL_TRACKED_CALL(name, ret, params, args) std::atomic<name##_fn> name;
+#include "calls.def"
+#undef FL_CALL
+};
+extern RealFunctions g_real;
+
+void* resolve_real(const char* name) noexcept;
+void resolve_all_real() noexcept;
+
+#define FL_REAL(name)                                                             \
+  ([]() noexcept {                                                                \
+    auto fn = ::faultline::shim::g_real.name.load(std::memory_order_relaxed);     \
+    if (FL_UNLIKELY(!fn)) {                                                       \
+      fn = reinterpret_cast<::faultline::shim::name##_fn>(                        \
+          ::faultline::shim::resolve_real(#name));                                \
+      ::faultline::shim::g_real.name.store(fn, std::memory_order_relaxed);        \
+    }                                                                             \
+    return fn;                                                                    \
+  }())
+
+// ---- fast path ------------------------------------------------------------------------
+// Points at the session's armed_mask once attached, at an all-zero sentinel before: so the
+// wrappers have no "attached yet?" branch.
+extern std::atomic<std::atomic<std::uint64_t>*> g_armed_word;
+
+inline bool armed(std::uint32_t families) noexcept {
+  return g_armed_word.load(std::memory_order_relaxed)->load(std::memory_order_relaxed) &
+         families;
+}
+
+// ---- reentrancy -----------------------------------------------------------------------
+// Everything the shim does for itself (compile a policy, format a log line, readlink) may
+// call interposed functions; while a thread is inside the shim they pass straight through.
+extern thread_local bool t_in_shim __attribute__((tls_model("initial-exec")));
+
+class Guard {
+ public:
+  Guard() noexcept : entered_(!t_in_shim) {
+    if (entered_) t_in_shim = true;
+  }
+  ~Guard() {
+    if (entered_) t_in_shim = false;
+  }
+  Guard(const Guard&) = delete;
+  Guard& operator=(const Guard&) = delete;
+  // False when this thread was already inside the shim: the caller must pass through.
+  bool entered() const noexcept { return entered_; }
+
+ private:
+  bool entered_;
+};
+
+// Set once the constructor has attached a session; wrappers that arrive earlier pass through.
+extern std::atomic<ControlBlock*> g_block;
+
+// Writes a diagnostic line to stderr through the real write (never through our wrapper).
+void diag(const char* fmt, ...) noexcept __attribute__((format(printf, 1, 2)));
+
+}  // namespace faultline::shim

@@ -1,0 +1,76 @@
+// @fsync: fsync, fdatasync, sync_file_range, syncfs, sync, msync. `lie` returns success
+// without syncing: the durability bug a power cut would expose.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "engine.h"
+
+namespace faultline::shim {
+namespace {
+
+template <class Fn>
+FL_COLD int sync_slow(const CallSite& site, Fn real) {
+  Guard guard;
+  if (!guard.entered()) return real();
+  Decision d = decide(guard, site);
+  if (!d.inject) return real();
+  apply_delay(d);
+  emit_event(d, site, -1);
+  switch (d.action) {
+    case kActError:
+      errno = d.error;
+      return -1;
+    case kActLie:
+      return 0;
+    case kActCrash:
+      if (d.crash_when == kCrashAfter) real();
+      crash_now(d);
+    default:
+      return real();
+  }
+}
+
+CallSite fd_site(std::uint32_t call, int fd) { return CallSite{call, fd}; }
+
+}  // namespace
+}  // namespace faultline::shim
+
+using namespace faultline;
+using namespace faultline::shim;
+
+FL_EXPORT int fsync(int fd) {
+  if (FL_LIKELY(!armed(kFamFsync))) return FL_REAL(fsync)(fd);
+  return sync_slow(fd_site(kCall_fsync, fd), [fd] { return FL_REAL(fsync)(fd); });
+}
+
+FL_EXPORT int fdatasync(int fd) {
+  if (FL_LIKELY(!armed(kFamFsync))) return FL_REAL(fdatasync)(fd);
+  return sync_slow(fd_site(kCall_fdatasync, fd), [fd] { return FL_REAL(fdatasync)(fd); });
+}
+
+FL_EXPORT int sync_file_range(int fd, off64_t off, off64_t nbytes, unsigned int flags) {
+  if (FL_LIKELY(!armed(kFamFsync))) return FL_REAL(sync_file_range)(fd, off, nbytes, flags);
+  return sync_slow(fd_site(kCall_sync_file_range, fd),
+                   [=] { return FL_REAL(sync_file_range)(fd, off, nbytes, flags); });
+}
+
+FL_EXPORT int syncfs(int fd) {
+  if (FL_LIKELY(!armed(kFamFsync))) return FL_REAL(syncfs)(fd);
+  return sync_slow(fd_site(kCall_syncfs, fd), [fd] { return FL_REAL(syncfs)(fd); });
+}
+
+FL_EXPORT void sync(void) {
+  if (FL_LIKELY(!armed(kFamFsync))) return FL_REAL(sync)();
+  sync_slow(CallSite{kCall_sync}, [] {
+    FL_REAL(sync)();
+    return 0;
+  });
+}
+
+FL_EXPORT int msync(void* addr, size_t len, int flags) {
+  if (FL_LIKELY(!armed(kFamFsync))) return FL_REAL(msync)(addr, len, flags);
+  CallSite site{kCall_msync};
+  site.size = len;
+  site.has_size = true;
+  return sync_slow(site, [=] { return FL_REAL(msync)(addr, len, flags); });
+}

@@ -1,0 +1,206 @@
+// @write: write, pwrite(64), writev, pwritev(2) on non-socket fds, and the stdio calls
+// fwrite, fflush, fclose (glibc's stdio reaches the kernel without passing our write()).
+#include <stdio.h>
+#include <stdio_ext.h>
+#include <unistd.h>
+
+#include "faultline_config.h"
+#include "fd_table.h"
+#include "io_adapters.h"
+
+namespace faultline::shim {
+namespace {
+
+template <class Fn>
+FL_COLD ssize_t buf_write_slow(std::uint32_t call, int fd, const void* buf, size_t count, Fn real) {
+  Guard guard;
+  if (!guard.entered()) return real(buf, count);
+  CallSite site{call, fd};
+  site.size = count;
+  site.has_size = true;
+  BufWrite<Fn> io{buf, count, real};
+  return io_slow_path(guard, site, io);
+}
+
+template <class Fn>
+FL_COLD ssize_t iov_write_slow(std::uint32_t call, int fd, const struct iovec* iov, int cnt,
+                               Fn real) {
+  Guard guard;
+  if (!guard.entered()) return real(iov, cnt);
+  CallSite site{call, fd};
+  site.size = iov_total(iov, cnt);
+  site.has_size = true;
+  IovWrite<Fn> io{iov, cnt, real};
+  return io_slow_path(guard, site, io);
+}
+
+// A failed stdio stream looks like it does after a real EIO/ENOSPC: the error flag is set
+// (ferror) and errno says why.
+void fail_stream(FILE* stream, int err) {
+  if (stream) stream->_flags |= _IO_ERR_SEEN;
+  errno = err;
+}
+
+int stream_fd(FILE* stream) { return stream ? fileno_unlocked(stream) : -1; }
+
+FL_COLD size_t fwrite_slow(const void* ptr, size_t size, size_t n, FILE* stream) {
+  Guard guard;
+  if (!guard.entered() || size == 0 || n == 0) return FL_REAL(fwrite)(ptr, size, n, stream);
+  CallSite site{kCall_fwrite, stream_fd(stream)};
+  site.size = size * n;
+  site.has_size = true;
+  // Byte-level decisions map onto whole items, the unit fwrite reports in.
+  auto items_write = [&](const void* p, size_t bytes) -> ssize_t {
+    size_t items = FL_REAL(fwrite)(p, size, bytes / size, stream);
+    return static_cast<ssize_t>(items * size);
+  };
+  auto limited = [&](std::uint64_t bytes, int err) -> size_t {
+    size_t items = FL_REAL(fwrite)(ptr, size, static_cast<size_t>(bytes / size), stream);
+    fail_stream(stream, err);
+    return items;
+  };
+  Decision d = decide(guard, site);
+  if (d.quota) {
+    std::uint64_t room = quota_reserve(d, site.size);
+    if (room == site.size) {
+      size_t done = FL_REAL(fwrite)(ptr, size, n, stream);
+      quota_release(d, site.size - done * size);
+      return done;
+    }
+    if (!quota_claim(d)) {
+      quota_release(d, room);
+      return FL_REAL(fwrite)(ptr, size, n, stream);
+    }
+    d.action = room ? kActQuota : kActError;
+    d.error = d.error ? d.error : ENOSPC;
+    emit_event(d, site, static_cast<std::int64_t>(room / size * size));
+    quota_release(d, room % size);
+    return limited(room, d.error);
+  }
+  if (!d.inject) return FL_REAL(fwrite)(ptr, size, n, stream);
+  apply_delay(d);
+  switch (d.action) {
+    case kActError:
+      emit_event(d, site, -1);
+      fail_stream(stream, d.error);
+      return 0;
+    case kActShort: {
+      std::uint64_t bytes = short_length(d, site.size);
+      emit_event(d, site, static_cast<std::int64_t>(bytes / size * size));
+      // fwrite has no partial success: a short count means the stream failed.
+      return limited(bytes, d.error ? d.error : EIO);
+    }
+    case kActCorrupt: {
+      emit_event(d, site, static_cast<std::int64_t>(site.size));
+      ssize_t r = write_corrupted_copy(d, ptr, site.size, items_write);
+      return r > 0 ? static_cast<size_t>(r) / size : 0;
+    }
+    case kActCrash:
+      if (d.crash_when == kCrashBefore) {
+        emit_event(d, site, -1);
+        crash_now(d);
+      } else {
+        size_t done = FL_REAL(fwrite)(ptr, size, n, stream);
+        emit_event(d, site, static_cast<std::int64_t>(done * size));
+        crash_now(d);
+      }
+    default:
+      emit_event(d, site, -1);
+      return FL_REAL(fwrite)(ptr, size, n, stream);
+  }
+}
+
+// fflush and fclose: an injected error discards the buffered data (__fpurge), as a device
+// error would lose it, and reports EOF with errno. fclose still frees the stream.
+template <class Fn>
+FL_COLD int stream_end_slow(std::uint32_t call, FILE* stream, Fn real) {
+  Guard guard;
+  if (!guard.entered()) return real();
+  CallSite site{call, stream_fd(stream)};
+  Decision d = decide(guard, site);
+  if (!d.inject) return real();
+  apply_delay(d);
+  if (d.action == kActCrash) {
+    if (d.crash_when == kCrashAfter) real();
+    emit_event(d, site, -1);
+    crash_now(d);
+  }
+  if (d.action != kActError) {
+    emit_event(d, site, -1);
+    return real();
+  }
+  emit_event(d, site, -1);
+  if (stream) __fpurge(stream);
+  if (call == kCall_fclose) {
+    real();
+  } else {
+    fail_stream(stream, d.error);
+  }
+  errno = d.error;
+  return EOF;
+}
+
+}  // namespace
+}  // namespace faultline::shim
+
+using namespace faultline;
+using namespace faultline::shim;
+
+FL_EXPORT ssize_t write(int fd, const void* buf, size_t count) {
+  if (FL_LIKELY(!armed(kFamWrite))) return FL_REAL(write)(fd, buf, count);
+  return buf_write_slow(kCall_write, fd, buf, count,
+                        [fd](const void* b, size_t n) { return FL_REAL(write)(fd, b, n); });
+}
+
+FL_EXPORT ssize_t pwrite(int fd, const void* buf, size_t count, off_t off) {
+  if (FL_LIKELY(!armed(kFamWrite))) return FL_REAL(pwrite)(fd, buf, count, off);
+  return buf_write_slow(kCall_pwrite, fd, buf, count, [fd, off](const void* b, size_t n) {
+    return FL_REAL(pwrite)(fd, b, n, off);
+  });
+}
+
+FL_EXPORT ssize_t pwrite64(int fd, const void* buf, size_t count, off64_t off) {
+  if (FL_LIKELY(!armed(kFamWrite))) return FL_REAL(pwrite64)(fd, buf, count, off);
+  return buf_write_slow(kCall_pwrite64, fd, buf, count, [fd, off](const void* b, size_t n) {
+    return FL_REAL(pwrite64)(fd, b, n, off);
+  });
+}
+
+FL_EXPORT ssize_t writev(int fd, const struct iovec* iov, int cnt) {
+  if (FL_LIKELY(!armed(kFamWrite))) return FL_REAL(writev)(fd, iov, cnt);
+  return iov_write_slow(kCall_writev, fd, iov, cnt, [fd](const struct iovec* v, int c) {
+    return FL_REAL(writev)(fd, v, c);
+  });
+}
+
+FL_EXPORT ssize_t pwritev(int fd, const struct iovec* iov, int cnt, off_t off) {
+  if (FL_LIKELY(!armed(kFamWrite))) return FL_REAL(pwritev)(fd, iov, cnt, off);
+  return iov_write_slow(kCall_pwritev, fd, iov, cnt, [fd, off](const struct iovec* v, int c) {
+    return FL_REAL(pwritev)(fd, v, c, off);
+  });
+}
+
+FL_EXPORT ssize_t pwritev2(int fd, const struct iovec* iov, int cnt, off_t off, int flags) {
+  if (FL_LIKELY(!armed(kFamWrite))) return FL_REAL(pwritev2)(fd, iov, cnt, off, flags);
+  return iov_write_slow(kCall_pwritev2, fd, iov, cnt,
+                        [fd, off, flags](const struct iovec* v, int c) {
+                          return FL_REAL(pwritev2)(fd, v, c, off, flags);
+                        });
+}
+
+FL_EXPORT size_t fwrite(const void* ptr, size_t size, size_t n, FILE* stream) {
+  if (FL_LIKELY(!armed(kFamWrite))) return FL_REAL(fwrite)(ptr, size, n, stream);
+  return fwrite_slow(ptr, size, n, stream);
+}
+
+FL_EXPORT int fflush(FILE* stream) {
+  if (FL_LIKELY(!armed(kFamWrite))) return FL_REAL(fflush)(stream);
+  return stream_end_slow(kCall_fflush, stream, [stream] { return FL_REAL(fflush)(stream); });
+}
+
+FL_EXPORT int fclose(FILE* stream) {
+  // glibc closes the fd internally, past our close(): forget what the fd was now.
+  if (stream) fd_invalidate(fileno_unlocked(stream));
+  if (FL_LIKELY(!armed(kFamWrite))) return FL_REAL(fclose)(stream);
+  return stream_end_slow(kCall_fclose, stream, [stream] { return FL_REAL(fclose)(stream); });
+}

@@ -1,0 +1,178 @@
+// The engine's triggers and selectors, driven directly (no preload): which call indices
+// get injected for after/every/times/probability, and that a seed replays exactly.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "test_session.h"
+
+namespace faultline {
+namespace {
+
+using testing::TestSession;
+
+std::vector<int> injected_indices(int calls, std::uint32_t call = kCall_fsync, int fd = -1) {
+  std::vector<int> out;
+  shim::Guard guard;
+  for (int i = 0; i < calls; ++i) {
+    shim::CallSite site{call, fd};
+    if (shim::decide(guard, site).inject) out.push_back(i);
+  }
+  return out;
+}
+
+const char* kHeader = "version = 1\nseed = 42\n";
+
+TEST(EngineTriggers, AfterEveryTimes) {
+  TestSession s(std::string(kHeader) +
+                "[[fault]]\nname='f'\ncalls=['fsync']\nerror='EIO'\nafter=2\nevery=3\ntimes=3\n");
+  EXPECT_EQ(injected_indices(20), (std::vector<int>{2, 5, 8}));
+  EXPECT_EQ(s.slot("f").seen.load(), 20u);
+  EXPECT_EQ(s.slot("f").matched.load(), 20u);
+  EXPECT_EQ(s.slot("f").injected.load(), 3u);
+}
+
+TEST(EngineTriggers, CallsOutsideTheFaultAreNotSeen) {
+  TestSession s(std::string(kHeader) + "[[fault]]\nname='f'\ncalls=['fsync']\nerror='EIO'\n");
+  EXPECT_TRUE(injected_indices(5, kCall_fdatasync).empty());
+  EXPECT_EQ(s.slot("f").seen.load(), 0u);
+}
+
+TEST(EngineTriggers, ProbabilityIsReproducibleBySeed) {
+  const std::string policy =
+      "version = 1\nseed = 7\n[[fault]]\nname='p'\ncalls=['fsync']\nerror='EIO'\n"
+      "probability=0.3\n";
+  std::vector<int> first, second;
+  {
+    TestSession s(policy);
+    first = injected_indices(1000);
+  }
+  {
+    TestSession s(policy);
+    second = injected_indices(1000);
+  }
+  EXPECT_EQ(first, second);
+  // 0.3 of 1000 within a generous binomial band (sd ~ 14.5).
+  EXPECT_GT(first.size(), 240u);
+  EXPECT_LT(first.size(), 360u);
+}
+
+TEST(EngineTriggers, DifferentSeedsGiveDifferentInjections) {
+  auto run = [](int seed) {
+    TestSession s("version = 1\nseed = " + std::to_string(seed) +
+                  "\n[[fault]]\nname='p'\ncalls=['fsync']\nerror='EIO'\nprobability=0.5\n");
+    return injected_indices(200);
+  };
+  EXPECT_NE(run(1), run(2));
+}
+
+TEST(EngineTriggers, DisabledFaultDoesNothingUntilEnabled) {
+  TestSession s(std::string(kHeader) +
+                "[[fault]]\nname='f'\ncalls=['fsync']\nerror='EIO'\nenabled=false\n");
+  EXPECT_TRUE(injected_indices(3).empty());
+  s.session().set_enabled(s.session().find_fault("f"), true);
+  EXPECT_EQ(injected_indices(3).size(), 3u);
+}
+
+TEST(EngineTriggers, StartAfterWindowHoldsBackInjections) {
+  TestSession s(std::string(kHeader) +
+                "[[fault]]\nname='f'\ncalls=['fsync']\nerror='EIO'\nstart_after='1h'\n");
+  EXPECT_TRUE(injected_indices(5).empty());
+  EXPECT_EQ(s.slot("f").matched.load(), 5u);
+}
+
+TEST(EngineTriggers, MaxFaultsDisarmsTheSession) {
+  TestSession s(std::string(kHeader) +
+                "[safety]\nmax_faults=2\n[[fault]]\nname='f'\ncalls=['fsync']\nerror='EIO'\n");
+  EXPECT_EQ(injected_indices(10), (std::vector<int>{0, 1}));
+  EXPECT_EQ(s.session().block().header.armed_mask.load(), 0u);
+  EXPECT_TRUE(s.session().block().header.flags.load() & kFlagBudgetSpent);
+}
+
+TEST(EngineSelectors, SizeRange) {
+  TestSession s(std::string(kHeader) +
+                "[[fault]]\nname='f'\ncalls=['msync']\nerror='EIO'\nsize='4KiB..8KiB'\n");
+  shim::Guard guard;
+  auto hit = [&](std::uint64_t size) {
+    shim::CallSite site{kCall_msync};
+    site.size = size;
+    site.has_size = true;
+    return shim::decide(guard, site).inject;
+  };
+  EXPECT_FALSE(hit(4095));
+  EXPECT_TRUE(hit(4096));
+  EXPECT_TRUE(hit(8192));
+  EXPECT_FALSE(hit(8193));
+}
+
+TEST(EngineSelectors, PathGlobThroughTheFdTable) {
+  char dir[] = "/tmp/fl-engine-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string a = std::string(dir) + "/a.log", b = std::string(dir) + "/b.log";
+  int fa = open(a.c_str(), O_CREAT | O_WRONLY, 0600);
+  int fb = open(b.c_str(), O_CREAT | O_WRONLY, 0600);
+  TestSession s(std::string(kHeader) +
+                "[[fault]]\nname='f'\ncalls=['fsync']\nerror='EIO'\npath='*/a.log'\n");
+  EXPECT_EQ(injected_indices(2, kCall_fsync, fa).size(), 2u);
+  EXPECT_TRUE(injected_indices(2, kCall_fsync, fb).empty());
+  // The fd number is reused for another file: the table must not keep the old path.
+  close(fa);
+  shim::fd_invalidate(fa);
+  int fb2 = open(b.c_str(), O_WRONLY);
+  ASSERT_EQ(fb2, fa);
+  EXPECT_TRUE(injected_indices(2, kCall_fsync, fb2).empty());
+  close(fb);
+  close(fb2);
+  unlink(a.c_str());
+  unlink(b.c_str());
+  rmdir(dir);
+}
+
+TEST(EngineSelectors, WritesToSocketsAreNotWriteFamily) {
+  TestSession s(std::string(kHeader) + "[[fault]]\nname='f'\ncalls=['@write']\nerror='EIO'\n");
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  EXPECT_TRUE(injected_indices(3, kCall_write, sv[0]).empty());
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  EXPECT_EQ(injected_indices(3, kCall_write, p[1]).size(), 3u);
+  for (int fd : {sv[0], sv[1], p[0], p[1]}) close(fd);
+}
+
+TEST(EngineActions, ShortLengthAndQuota) {
+  TestSession s(std::string(kHeader) +
+                "[[fault]]\nname='q'\ncalls=['write']\nquota='1KiB'\n");
+  shim::Decision d;
+  d.fault = s.session().find_fault("q");
+  d.quota_bytes = 1024;
+  EXPECT_EQ(shim::quota_reserve(d, 1000), 1000u);
+  EXPECT_EQ(shim::quota_reserve(d, 100), 24u);
+  EXPECT_EQ(shim::quota_reserve(d, 10), 0u);
+  shim::quota_release(d, 24);
+  EXPECT_EQ(shim::quota_reserve(d, 100), 24u);
+
+  shim::Decision half;
+  half.short_percent = 50;
+  EXPECT_EQ(shim::short_length(half, 4096), 2048u);
+  EXPECT_EQ(shim::short_length(half, 1), 1u);
+  shim::Decision one;
+  one.short_bytes = 1;
+  EXPECT_EQ(shim::short_length(one, 4096), 1u);
+}
+
+TEST(EngineActions, CorruptFlipsExactlyTheBitsAsked) {
+  shim::Decision d;
+  d.corrupt_bits = 1;
+  d.draw = 12345;
+  std::vector<unsigned char> buf(64, 0);
+  shim::corrupt_buffer(d, buf.data(), buf.size());
+  int ones = 0;
+  for (unsigned char c : buf) ones += __builtin_popcount(c);
+  EXPECT_EQ(ones, 1);
+}
+
+}  // namespace
+}  // namespace faultline

@@ -1,0 +1,108 @@
+// The control block is never trusted before validation: truncated, foreign, wrong-version
+// or wrong-size blocks are refused with a message.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+
+#include "test_session.h"
+
+namespace faultline {
+namespace {
+
+std::unique_ptr<ControlBlock> good_block() {
+  auto block = std::make_unique<ControlBlock>();
+  block->header.abi_version = kAbiVersion;
+  block->header.header_size = sizeof(ControlHeader);
+  block->header.block_size = sizeof(ControlBlock);
+  block->header.owner_uid = geteuid();
+  block->header.max_faults = kMaxFaults;
+  block->header.magic.store(kBlockMagic);
+  return block;
+}
+
+TEST(BlockValidation, AcceptsAWellFormedBlock) {
+  auto block = good_block();
+  EXPECT_FALSE(validate_block(block.get(), sizeof(ControlBlock), geteuid(), geteuid()));
+}
+
+TEST(BlockValidation, RefusesTruncated) {
+  auto block = good_block();
+  auto problem = validate_block(block.get(), sizeof(ControlBlock) / 2, geteuid(), geteuid());
+  ASSERT_TRUE(problem);
+  EXPECT_NE(problem->find("size"), std::string::npos) << *problem;
+  problem = validate_block(block.get(), 16, geteuid(), geteuid());
+  ASSERT_TRUE(problem);
+  EXPECT_NE(problem->find("truncated"), std::string::npos) << *problem;
+}
+
+TEST(BlockValidation, RefusesWrongVersionMagicAndOwner) {
+  auto block = good_block();
+  block->header.abi_version = kAbiVersion + 1;
+  auto problem = validate_block(block.get(), sizeof(ControlBlock), geteuid(), geteuid());
+  ASSERT_TRUE(problem);
+  EXPECT_NE(problem->find("ABI version"), std::string::npos) << *problem;
+
+  block = good_block();
+  block->header.magic.store(0);
+  problem = validate_block(block.get(), sizeof(ControlBlock), geteuid(), geteuid());
+  ASSERT_TRUE(problem);
+  EXPECT_NE(problem->find("magic"), std::string::npos) << *problem;
+
+  block = good_block();
+  problem = validate_block(block.get(), sizeof(ControlBlock), geteuid() + 1, geteuid());
+  ASSERT_TRUE(problem);
+  EXPECT_NE(problem->find("not to you"), std::string::npos) << *problem;
+}
+
+TEST(SessionAttach, RefusesATruncatedShmObject) {
+  std::string name = testing::unique_session_name("trunc");
+  int fd = shm_open(shm_object_name(name).c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(ftruncate(fd, 100), 0);
+  close(fd);
+  std::string error;
+  EXPECT_EQ(Session::attach(name, error), nullptr);
+  EXPECT_NE(error.find("truncated"), std::string::npos) << error;
+  Session::remove(name);
+}
+
+TEST(SessionAttach, RefusesABlockOfAnotherVersion) {
+  testing::TestSession s("version = 1\n[[fault]]\nname='f'\ncalls=['fsync']\nerror='EIO'\n");
+  s.session().block().header.abi_version = 99;
+  std::string error;
+  EXPECT_EQ(Session::attach(s.session().name(), error), nullptr);
+  EXPECT_NE(error.find("ABI version 99"), std::string::npos) << error;
+  s.session().block().header.abi_version = kAbiVersion;
+}
+
+TEST(SessionEdits, EnablePanicResumeDriveTheArmedMask) {
+  testing::TestSession s("version = 1\n[[fault]]\nname='f'\ncalls=['fsync']\nerror='EIO'\n"
+                         "enabled=false\n");
+  Session& session = s.session();
+  auto armed = [&] { return session.block().header.armed_mask.load(); };
+  EXPECT_EQ(armed(), 0u);
+  std::uint64_t gen = session.block().header.generation.load();
+  session.set_enabled(session.find_fault("f"), true);
+  EXPECT_EQ(armed(), std::uint64_t{kFamFsync});
+  EXPECT_GT(session.block().header.generation.load(), gen);
+  session.panic();
+  EXPECT_EQ(armed(), 0u);
+  session.resume();
+  EXPECT_EQ(armed(), std::uint64_t{kFamFsync});
+}
+
+TEST(SessionEdits, SpecRoundTripsThroughTheSeqlock) {
+  testing::TestSession s("version = 1\n[[fault]]\nname='f'\ncalls=['fsync']\nerror='EIO'\n");
+  Session& session = s.session();
+  int index = session.find_fault("f");
+  FaultSpec spec = read_fault_spec(session.block().faults[index]);
+  ASSERT_FALSE(apply_fault_setting(spec, "probability", "0.25"));
+  session.update_fault(index, spec);
+  EXPECT_DOUBLE_EQ(read_fault_spec(session.block().faults[index]).probability, 0.25);
+}
+
+}  // namespace
+}  // namespace faultline
