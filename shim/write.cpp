@@ -2,6 +2,7 @@
 // fwrite, fflush, fclose (glibc's stdio reaches the kernel without passing our write()).
 #include <stdio.h>
 #include <stdio_ext.h>
+#include <sys/sendfile.h>
 #include <unistd.h>
 
 #include "faultline_config.h"
@@ -31,6 +32,29 @@ FL_COLD ssize_t iov_write_slow(std::uint32_t call, int fd, const struct iovec* i
   site.size = iov_total(iov, cnt);
   site.has_size = true;
   IovWrite<Fn> io{iov, cnt, real};
+  return io_slow_path(guard, site, io);
+}
+
+// copy_file_range/sendfile: the bytes move inside the kernel, so there is no buffer to
+// corrupt (the compiler refuses `corrupt` for them); short and quota shorten the length.
+template <class Fn>  // ssize_t(size_t)
+struct KernelCopy {
+  std::size_t count;
+  Fn real;
+  std::uint64_t size() const { return count; }
+  ssize_t run() { return real(count); }
+  ssize_t run_limited(std::uint64_t n) { return real(static_cast<std::size_t>(n)); }
+  ssize_t run_corrupted(const Decision&) { return real(count); }
+};
+
+template <class Fn>
+FL_COLD ssize_t copy_slow(std::uint32_t call, int out_fd, size_t count, Fn real) {
+  Guard guard;
+  if (!guard.entered()) return real(count);
+  CallSite site{call, out_fd};
+  site.size = count;
+  site.has_size = true;
+  KernelCopy<Fn> io{count, real};
   return io_slow_path(guard, site, io);
 }
 
@@ -186,6 +210,29 @@ FL_EXPORT ssize_t pwritev2(int fd, const struct iovec* iov, int cnt, off_t off, 
                         [fd, off, flags](const struct iovec* v, int c) {
                           return FL_REAL(pwritev2)(fd, v, c, off, flags);
                         });
+}
+
+FL_EXPORT ssize_t copy_file_range(int fd_in, off64_t* off_in, int fd_out, off64_t* off_out,
+                                  size_t len, unsigned flags) {
+  if (FL_LIKELY(!armed(kFamWrite)))
+    return FL_REAL(copy_file_range)(fd_in, off_in, fd_out, off_out, len, flags);
+  return copy_slow(kCall_copy_file_range, fd_out, len, [=](size_t n) {
+    return FL_REAL(copy_file_range)(fd_in, off_in, fd_out, off_out, n, flags);
+  });
+}
+
+FL_EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t* offset, size_t count) {
+  if (FL_LIKELY(!armed(kFamWrite))) return FL_REAL(sendfile)(out_fd, in_fd, offset, count);
+  return copy_slow(kCall_sendfile, out_fd, count, [=](size_t n) {
+    return FL_REAL(sendfile)(out_fd, in_fd, offset, n);
+  });
+}
+
+FL_EXPORT ssize_t sendfile64(int out_fd, int in_fd, off64_t* offset, size_t count) {
+  if (FL_LIKELY(!armed(kFamWrite))) return FL_REAL(sendfile64)(out_fd, in_fd, offset, count);
+  return copy_slow(kCall_sendfile64, out_fd, count, [=](size_t n) {
+    return FL_REAL(sendfile64)(out_fd, in_fd, offset, n);
+  });
 }
 
 FL_EXPORT size_t fwrite(const void* ptr, size_t size, size_t n, FILE* stream) {

@@ -1,12 +1,14 @@
 // The engine's triggers and selectors, driven directly (no preload): which call indices
 // get injected for after/every/times/probability, and that a seed replays exactly.
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <string>
 #include <vector>
 
+#include "fd_table.h"
 #include "test_session.h"
 
 namespace faultline {

@@ -1,0 +1,1136 @@
+// The policy compiler (spec/policy.md): TOML in, validated FaultSpec rows out.
+//
+// toml++ parses; then every key has exactly one compile function (kFaultKeys), used for policy
+// files, fault snippets and `faultline set` alike, so a value means the same thing wherever it
+// is typed. Errors are thrown as CompileError and caught at the entry points: the first one
+// refuses the whole policy (the contract), and no function has to thread error codes through.
+// Keys are compiled in source order so "first error" means the first one in the file. Checks
+// that need several keys (an action against the calls, jitter without delay) run once all keys
+// of a fault are read, and look their position back up in the toml table.
+#include "policy.h"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <charconv>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <limits>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "calls.h"
+
+namespace faultline {
+namespace {
+
+using Position = toml::source_position;
+
+// The actions of which a fault has at most one; `delay` may be added to any of them.
+constexpr std::uint32_t kMainActions = kActError | kActShort | kActCorrupt | kActQuota | kActLie |
+                                       kActCrash | kActReset | kActBlackhole | kActResolve |
+                                       kActLimit;
+// What the engine implements today. The other actions are still parsed, so that the error can
+// say "not supported yet" instead of "unknown key" for a documented feature.
+constexpr std::uint32_t kSupportedActions =
+    kActError | kActDelay | kActShort | kActCorrupt | kActQuota | kActLie | kActCrash;
+constexpr std::size_t kMaxSuggestDistance = 3;
+// Linux errno values are all below this; used only to list names for a suggestion.
+constexpr int kErrnoScanLimit = 256;
+
+struct CompileError {
+  std::string message;
+  Position where{};  // {0, 0} for `faultline set`, which has no source
+};
+
+[[noreturn]] void fail(Position where, std::string message) {
+  throw CompileError{std::move(message), where};
+}
+
+std::string quoted(std::string_view text) { return "'" + std::string(text) + "'"; }
+
+std::string join(std::span<const std::string_view> words, std::string_view separator) {
+  std::string out;
+  for (std::string_view word : words) {
+    if (!out.empty()) out += separator;
+    out += word;
+  }
+  return out;
+}
+
+// ---- suggestions ------------------------------------------------------------------------
+
+// Optimal string alignment distance: Levenshtein plus adjacent transpositions ("tiems").
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+// The closest choice, if close enough to be what was meant. The threshold grows with the
+// word so that "tll" finds "ttl" but "x" is not "matched" to every one-letter edit.
+std::optional<std::string_view> nearest(std::string_view word,
+                                        std::span<const std::string_view> choices) {
+  std::size_t limit = std::clamp<std::size_t>(word.size() / 2, 1, kMaxSuggestDistance);
+  std::optional<std::string_view> best;
+  std::size_t best_distance = limit + 1;
+  for (std::string_view choice : choices) {
+    std::size_t distance = edit_distance(word, choice);
+    if (distance < best_distance) {
+      best = choice;
+      best_distance = distance;
+    }
+  }
+  return best;
+}
+
+std::string did_you_mean(std::string_view word, std::span<const std::string_view> choices) {
+  if (auto suggestion = nearest(word, choices))
+    return " (did you mean " + quoted(*suggestion) + "?)";
+  return "";
+}
+
+// "unknown key 'pathh' (did you mean 'path'?)", or the valid keys when nothing is close.
+std::string unknown_key_message(std::string_view key, std::span<const std::string_view> valid) {
+  std::string hint = did_you_mean(key, valid);
+  if (hint.empty()) hint = " (valid: " + join(valid, ", ") + ")";
+  return "unknown key " + quoted(key) + hint;
+}
+
+// ---- entries and typed values -----------------------------------------------------------
+
+// One `key = value` being compiled, with where its key sits (for errors about the key itself;
+// errors about the value point at the value).
+struct Entry {
+  std::string_view key;
+  const toml::node* value;
+  Position key_at;
+  Position value_at() const { return value->source().begin; }
+};
+
+// toml++ tables are ordered by key; the user reads the file top to bottom.
+std::vector<Entry> entries_in_source_order(const toml::table& table) {
+  std::vector<Entry> entries;
+  for (auto&& [key, value] : table) entries.push_back(Entry{key.str(), &value, key.source().begin});
+  std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+    return std::pair(a.key_at.line, a.key_at.column) < std::pair(b.key_at.line, b.key_at.column);
+  });
+  return entries;
+}
+
+[[noreturn]] void fail_value(const Entry& e, std::string_view requirement) {
+  fail(e.value_at(), quoted(e.key) + " must be " + std::string(requirement));
+}
+
+std::int64_t get_integer(const Entry& e) {
+  if (const auto* v = e.value->as_integer()) return v->get();
+  fail_value(e, "an integer");
+}
+
+std::uint64_t get_integer_at_least(const Entry& e, std::int64_t min) {
+  std::int64_t v = get_integer(e);
+  if (v < min) fail_value(e, ">= " + std::to_string(min));
+  return static_cast<std::uint64_t>(v);
+}
+
+const std::string& get_string(const Entry& e) {
+  if (const auto* v = e.value->as_string()) return v->get();
+  fail_value(e, "a string");
+}
+
+bool get_bool(const Entry& e) {
+  if (const auto* v = e.value->as_boolean()) return v->get();
+  fail_value(e, "true or false");
+}
+
+double get_number(const Entry& e) {
+  if (const auto* v = e.value->as_floating_point()) return v->get();
+  if (const auto* v = e.value->as_integer()) return static_cast<double>(v->get());
+  fail_value(e, "a number");
+}
+
+std::uint64_t get_size(const Entry& e) {
+  if (e.value->is_integer()) return get_integer_at_least(e, 0);
+  if (!e.value->is_string()) fail_value(e, "a size (bytes, or a string like \"10MiB\")");
+  const std::string& text = get_string(e);
+  if (auto size = parse_size(text)) return *size;
+  fail(e.value_at(), "bad size " + quoted(text) + " (use B, KiB, MiB, GiB)");
+}
+
+std::int64_t get_duration(const Entry& e) {
+  if (!e.value->is_string()) fail_value(e, "a duration string like \"250ms\"");
+  const std::string& text = get_string(e);
+  if (auto ns = parse_duration_ns(text)) return *ns;
+  fail(e.value_at(), "bad duration " + quoted(text) + " (use us, ms, s, m, h, e.g. \"250ms\")");
+}
+
+// ---- number and text parsers ------------------------------------------------------------
+
+// Leading decimal digits of `text` (consumed); nullopt if there are none or they overflow.
+std::optional<std::uint64_t> take_digits(std::string_view& text) {
+  std::uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{}) return std::nullopt;
+  text.remove_prefix(static_cast<std::size_t>(end - text.data()));
+  return value;
+}
+
+struct Unit {
+  std::string_view suffix;
+  std::uint64_t scale;
+};
+constexpr Unit kSizeUnits[] = {
+    {"", 1}, {"B", 1}, {"KiB", 1ull << 10}, {"MiB", 1ull << 20}, {"GiB", 1ull << 30}};
+constexpr Unit kDurationUnits[] = {{"us", 1'000},
+                                   {"ms", 1'000'000},
+                                   {"s", 1'000'000'000},
+                                   {"m", 60'000'000'000},
+                                   {"h", 3'600'000'000'000}};
+
+std::optional<std::uint64_t> unit_scale(std::span<const Unit> units, std::string_view suffix) {
+  for (const Unit& unit : units)
+    if (unit.suffix == suffix) return unit.scale;
+  return std::nullopt;
+}
+
+// The nanoseconds of a decimal fraction ("5" of "1.5s") in `scale` units, truncated to whole
+// nanoseconds. Digit by digit so that nothing overflows even for hours.
+std::optional<std::uint64_t> fraction_ns(std::string_view digits, std::uint64_t scale) {
+  constexpr std::size_t kMaxFractionDigits = 12;  // below a nanosecond even for hours
+  if (digits.empty() || digits.size() > kMaxFractionDigits) return std::nullopt;
+  std::uint64_t ns = 0;
+  std::uint64_t place = scale;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return std::nullopt;
+    place /= 10;
+    ns += static_cast<std::uint64_t>(c - '0') * place;
+  }
+  return ns;
+}
+
+std::optional<std::uint32_t> parse_percent(std::string_view text) {
+  if (!text.ends_with('%')) return std::nullopt;
+  text.remove_suffix(1);
+  auto value = take_digits(text);
+  if (!value || !text.empty() || *value < 1 || *value > 100) return std::nullopt;
+  return static_cast<std::uint32_t>(*value);
+}
+
+// Index just past the ']' closing the class that starts at `i` (just after '['), or npos.
+// Mirrors class_match in glob.cpp: a leading '!' or '^' negates, a ']' right after the
+// opening (or after the negation) is a literal, a backslash escapes the next character.
+std::size_t class_end(std::string_view glob, std::size_t i) {
+  if (i < glob.size() && (glob[i] == '!' || glob[i] == '^')) ++i;
+  bool first = true;
+  while (i < glob.size() && (glob[i] != ']' || first)) {
+    if (glob[i] == '\\' && i + 1 < glob.size()) ++i;
+    ++i;
+    first = false;
+  }
+  return i < glob.size() ? i + 1 : std::string_view::npos;
+}
+
+// ---- faults being compiled --------------------------------------------------------------
+
+// A fault being compiled: its spec, plus the calls named one by one. A named call must take
+// the fault's action; a family contributes only those of its calls that can (`@write` with
+// `short` means the @write calls that move bytes, not fflush).
+struct FaultDraft {
+  FaultSpec spec;
+  std::uint64_t named_calls[2];
+};
+
+void set_call_bit(std::uint64_t (&mask)[2], std::uint32_t id) {
+  mask[id / 64] |= 1ull << (id % 64);
+}
+void clear_call_bit(std::uint64_t (&mask)[2], std::uint32_t id) {
+  mask[id / 64] &= ~(1ull << (id % 64));
+}
+bool has_call_bit(const std::uint64_t (&mask)[2], std::uint32_t id) {
+  return (mask[id / 64] >> (id % 64)) & 1;
+}
+
+std::string fault_label(const FaultSpec& spec) {
+  return spec.name[0] ? "fault " + quoted(spec.name) : std::string("fault");
+}
+
+void copy_text(std::span<char> field, std::string_view text) {
+  std::fill(field.begin(), field.end(), '\0');
+  std::copy(text.begin(), text.end(), field.begin());
+}
+
+// ---- name and calls ---------------------------------------------------------------------
+
+void compile_name(FaultDraft& d, const Entry& e) {
+  const std::string& name = get_string(e);
+  if (!valid_fault_name(name))
+    fail(e.value_at(),
+         "bad fault name " + quoted(name) + " (1 to 31 characters from A-Z a-z 0-9 _ . -)");
+  copy_text(d.spec.name, name);
+}
+
+// Calls listed in the spec's family tables that faultline does not interpose yet: naming one
+// is "not supported yet", never "unknown" (the user read about it in the docs).
+struct PlannedCall {
+  std::string_view name;
+  Family family;
+};
+constexpr PlannedCall kPlannedCalls[] = {
+    {"socket", kFamNet},
+    {"connect", kFamNet},
+    {"accept", kFamNet},
+    {"accept4", kFamNet},
+    {"bind", kFamNet},
+    {"listen", kFamNet},
+    {"send", kFamNet},
+    {"sendto", kFamNet},
+    {"sendmsg", kFamNet},
+    {"recv", kFamNet},
+    {"recvfrom", kFamNet},
+    {"recvmsg", kFamNet},
+    {"getaddrinfo", kFamDns},
+    {"gethostbyname", kFamDns},
+    {"gethostbyname2", kFamDns},
+    {"gethostbyname_r", kFamDns},
+    {"gethostbyname2_r", kFamDns},
+    {"gethostbyaddr", kFamDns},
+    {"getnameinfo", kFamDns},
+    {"malloc", kFamMemory},
+    {"calloc", kFamMemory},
+    {"realloc", kFamMemory},
+    {"reallocarray", kFamMemory},
+    {"posix_memalign", kFamMemory},
+    {"aligned_alloc", kFamMemory},
+    {"memalign", kFamMemory},
+    {"valloc", kFamMemory},
+    {"pvalloc", kFamMemory},
+};
+constexpr int kFamilyCount = 7;
+
+std::optional<Family> find_planned_call(std::string_view name) {
+  for (const PlannedCall& call : kPlannedCalls)
+    if (call.name == name) return call.family;
+  return std::nullopt;
+}
+
+std::vector<std::string_view> family_names(std::uint32_t families) {
+  std::vector<std::string_view> names;
+  for (int i = 0; i < kFamilyCount; ++i)
+    if (families & (1u << i)) names.push_back(family_name(static_cast<Family>(1u << i)));
+  return names;
+}
+
+// What `calls` accepts today: supported families, then their calls in table order.
+std::vector<std::string_view> valid_call_choices() {
+  std::vector<std::string_view> choices = family_names(kSupportedFamilies);
+  for (const CallInfo& call : all_calls())
+    if (call.family & kSupportedFamilies) choices.push_back(call.name);
+  return choices;
+}
+
+[[noreturn]] void fail_unknown_call(std::string_view name, Position at) {
+  std::vector<std::string_view> valid = valid_call_choices();
+  std::vector<std::string_view> known = family_names(~0u);  // a typo of a planned name too
+  known.insert(known.end(), valid.begin(), valid.end());
+  for (const PlannedCall& call : kPlannedCalls) known.push_back(call.name);
+  fail(at,
+       "unknown call " + quoted(name) + did_you_mean(name, known) + "; valid: " + join(valid, " "));
+}
+
+void require_supported(Family family, const std::string& what, Position at) {
+  if (family & kSupportedFamilies) return;
+  fail(at, what + " is not supported yet by this faultline; supported families: " +
+               join(family_names(kSupportedFamilies), " "));
+}
+
+void add_family(FaultDraft& d, std::string_view name, Position at) {
+  std::optional<Family> family = find_family(name);
+  if (!family) fail_unknown_call(name, at);
+  require_supported(*family, quoted(name), at);
+  for (int word = 0; word < 2; ++word) d.spec.calls_mask[word] |= family_calls_mask(*family, word);
+}
+
+void add_call(FaultDraft& d, std::string_view name, Position at) {
+  if (name.starts_with('@')) return add_family(d, name, at);
+  if (std::optional<CallInfo> call = find_call(name)) {
+    require_supported(call->family,
+                      quoted(name) + " (" + std::string(family_name(call->family)) + ")", at);
+    set_call_bit(d.spec.calls_mask, call->id);
+    set_call_bit(d.named_calls, call->id);
+    return;
+  }
+  if (std::optional<Family> family = find_planned_call(name))
+    require_supported(*family, quoted(name) + " (" + std::string(family_name(*family)) + ")", at);
+  fail_unknown_call(name, at);
+}
+
+void compile_calls(FaultDraft& d, const Entry& e) {
+  const toml::array* list = e.value->as_array();
+  if (!list) fail_value(e, "an array of call names and @families, e.g. [\"fsync\", \"@write\"]");
+  if (list->empty()) fail(e.value_at(), "'calls' must name at least one call or @family");
+  d.spec.calls_mask[0] = d.spec.calls_mask[1] = 0;
+  d.named_calls[0] = d.named_calls[1] = 0;
+  for (const toml::node& item : *list) {
+    const auto* name = item.as_string();
+    if (!name) fail(item.source().begin, "'calls' must be an array of strings");
+    add_call(d, name->get(), item.source().begin);
+  }
+}
+
+// ---- selectors --------------------------------------------------------------------------
+
+// The shim matches selector globs in place from the FaultSpec, so they must fit its fields.
+void compile_glob(std::span<char> field, const Entry& e) {
+  const std::string& glob = get_string(e);
+  if (glob.empty())
+    fail(e.value_at(), quoted(e.key) + " must not be empty (leave it out to match everything)");
+  if (glob.find('\0') != std::string::npos)
+    fail(e.value_at(), quoted(e.key) + " must not contain a NUL character");
+  if (glob.size() >= field.size())
+    fail(e.value_at(), quoted(e.key) + " is too long (at most " + std::to_string(field.size() - 1) +
+                           " characters)");
+  if (std::optional<std::string> problem = check_glob(glob)) fail(e.value_at(), *problem);
+  copy_text(field, glob);
+}
+
+void compile_path(FaultDraft& d, const Entry& e) { compile_glob(d.spec.path, e); }
+void compile_process(FaultDraft& d, const Entry& e) { compile_glob(d.spec.process, e); }
+void compile_thread(FaultDraft& d, const Entry& e) { compile_glob(d.spec.thread, e); }
+
+void compile_size(FaultDraft& d, const Entry& e) {
+  std::uint64_t min = 0;
+  std::uint64_t max = 0;
+  if (e.value->is_integer()) {
+    min = max = get_integer_at_least(e, 0);
+  } else if (e.value->is_string()) {
+    if (!parse_size_range(get_string(e), min, max))
+      fail(e.value_at(), "bad size range " + quoted(get_string(e)) +
+                             " (use \"4096..\", \"..64\", \"1KiB..1MiB\" or an exact size; "
+                             "units B, KiB, MiB, GiB)");
+  } else {
+    fail_value(e, "a size range like \"4096..\" or a byte count");
+  }
+  d.spec.size_min = min;
+  d.spec.size_max = max;
+  d.spec.has_size = 1;
+}
+
+// Documented keys of features not built yet (addr, host, stack, ...): refusing them beats
+// silently injecting into every call the selector was meant to narrow down.
+void compile_not_supported(FaultDraft&, const Entry& e) {
+  fail(e.key_at, quoted(e.key) + " is not supported yet by this faultline");
+}
+
+// ---- actions ----------------------------------------------------------------------------
+
+std::uint32_t action_bit(std::string_view name) {
+  for (int i = 0; i < 32; ++i)
+    if (action_name(1u << i) == name) return 1u << i;
+  return 0;
+}
+
+// Replacing the main action (`set error=EIO` on a short fault) drops the old one's parameters
+// so that no stale value is published with the new action. Nothing is cleared while no main
+// action is set, because in a file `when` may come before `crash`.
+void set_main_action(FaultSpec& s, std::uint32_t action) {
+  std::uint32_t current = s.actions & kMainActions;
+  if (current != 0 && current != action) {
+    s.error = 0;
+    s.short_percent = 0;
+    s.short_bytes = 0;
+    s.corrupt_bits = 0;
+    s.quota_bytes = 0;
+    s.crash_signal = 0;
+    s.crash_when = kCrashBefore;
+  }
+  s.actions = (s.actions & ~kMainActions) | action;
+}
+
+std::vector<std::string_view> errno_names() {
+  std::vector<std::string_view> names;
+  for (int err = 1; err < kErrnoScanLimit; ++err)
+    if (std::string_view name = errno_name(err); !name.empty()) names.push_back(name);
+  return names;
+}
+
+void compile_error(FaultDraft& d, const Entry& e) {
+  if (!e.value->is_string()) fail_value(e, "an errno name like \"EIO\"");
+  const std::string& name = get_string(e);
+  std::optional<int> err = errno_from_name(name);
+  if (!err) {
+    std::vector<std::string_view> names = errno_names();
+    std::string hint = did_you_mean(name, names);
+    if (hint.empty()) hint = " (use a name from errno(3), e.g. EIO, ENOSPC, EAGAIN)";
+    fail(e.value_at(), "unknown errno name " + quoted(name) + hint);
+  }
+  set_main_action(d.spec, kActError);
+  d.spec.error = *err;
+}
+
+void compile_delay(FaultDraft& d, const Entry& e) {
+  d.spec.delay_ns = get_duration(e);
+  d.spec.actions |= kActDelay;
+}
+
+void compile_jitter(FaultDraft& d, const Entry& e) { d.spec.jitter_ns = get_duration(e); }
+
+void compile_short(FaultDraft& d, const Entry& e) {
+  std::uint32_t percent = 0;
+  std::uint64_t bytes = 0;
+  if (e.value->is_integer()) {
+    bytes = get_integer_at_least(e, 1);
+  } else if (e.value->is_string()) {
+    const std::string& text = get_string(e);
+    if (auto share = parse_percent(text)) {
+      percent = *share;
+    } else if (auto size = parse_size(text); size && *size >= 1) {
+      bytes = *size;
+    } else {
+      fail(e.value_at(), "bad short " + quoted(text) +
+                             " (use a share from \"1%\" to \"100%\" or a byte count >= 1)");
+    }
+  } else {
+    fail_value(e, "a share like \"50%\" or a byte count");
+  }
+  set_main_action(d.spec, kActShort);
+  d.spec.short_percent = percent;
+  d.spec.short_bytes = bytes;
+}
+
+void compile_corrupt(FaultDraft& d, const Entry& e) {
+  std::uint64_t bits = get_integer_at_least(e, 1);
+  constexpr std::uint64_t kMaxBits = std::numeric_limits<std::uint32_t>::max();
+  if (bits > kMaxBits) fail_value(e, "at most " + std::to_string(kMaxBits));
+  set_main_action(d.spec, kActCorrupt);
+  d.spec.corrupt_bits = static_cast<std::uint32_t>(bits);
+}
+
+void compile_quota(FaultDraft& d, const Entry& e) {
+  std::uint64_t bytes = get_size(e);
+  set_main_action(d.spec, kActQuota);
+  d.spec.quota_bytes = bytes;
+}
+
+// `lie = false` only takes lie away, so that `set lie=false` never touches another action.
+void compile_lie(FaultDraft& d, const Entry& e) {
+  if (get_bool(e))
+    set_main_action(d.spec, kActLie);
+  else
+    d.spec.actions &= ~kActLie;
+}
+
+struct SignalName {
+  std::string_view name;
+  int value;
+};
+constexpr SignalName kCrashSignals[] = {
+    {"SIGKILL", SIGKILL}, {"SIGABRT", SIGABRT}, {"SIGSEGV", SIGSEGV}, {"SIGBUS", SIGBUS}};
+
+void compile_crash(FaultDraft& d, const Entry& e) {
+  const std::string& name = get_string(e);
+  const auto* found = std::find_if(std::begin(kCrashSignals), std::end(kCrashSignals),
+                                   [&](const SignalName& s) { return s.name == name; });
+  if (found == std::end(kCrashSignals))
+    fail(e.value_at(),
+         "bad crash signal " + quoted(name) + " (use SIGKILL, SIGABRT, SIGSEGV or SIGBUS)");
+  set_main_action(d.spec, kActCrash);
+  d.spec.crash_signal = found->value;
+}
+
+void compile_when(FaultDraft& d, const Entry& e) {
+  const std::string& when = get_string(e);
+  if (when != "before" && when != "after") fail_value(e, "\"before\" or \"after\"");
+  d.spec.crash_when = when == "after" ? kCrashAfter : kCrashBefore;
+}
+
+// reset, blackhole, resolve_to and limit belong to families not built yet. They are recorded
+// whatever their value, so that validate_fault can tell which is wrong: the action for these
+// calls (reset on write), or this faultline (limit on @open).
+void compile_planned_action(FaultDraft& d, const Entry& e) {
+  set_main_action(d.spec, action_bit(e.key));
+}
+
+// ---- triggers ---------------------------------------------------------------------------
+
+void compile_probability(FaultDraft& d, const Entry& e) {
+  double p = get_number(e);
+  if (!(p >= 0.0 && p <= 1.0)) fail_value(e, "between 0 and 1");  // also refuses nan
+  d.spec.probability = p;
+}
+
+void compile_after(FaultDraft& d, const Entry& e) { d.spec.after = get_integer_at_least(e, 0); }
+void compile_every(FaultDraft& d, const Entry& e) { d.spec.every = get_integer_at_least(e, 1); }
+void compile_times(FaultDraft& d, const Entry& e) { d.spec.times = get_integer_at_least(e, 1); }
+
+void compile_start_after(FaultDraft& d, const Entry& e) { d.spec.start_after_ns = get_duration(e); }
+
+void compile_duration(FaultDraft& d, const Entry& e) {
+  std::int64_t ns = get_duration(e);
+  if (ns == 0) fail_value(e, "longer than 0");
+  d.spec.duration_ns = ns;
+}
+
+void compile_enabled(FaultDraft& d, const Entry& e) {
+  d.spec.enabled_initially = get_bool(e) ? 1 : 0;
+}
+
+// ---- the key table ----------------------------------------------------------------------
+
+using FaultKeyCompiler = void (*)(FaultDraft&, const Entry&);
+struct FaultKey {
+  std::string_view name;
+  FaultKeyCompiler compile;
+};
+constexpr FaultKey kFaultKeys[] = {
+    {"name", compile_name},
+    {"calls", compile_calls},
+    {"path", compile_path},
+    {"process", compile_process},
+    {"thread", compile_thread},
+    {"size", compile_size},
+    {"addr", compile_not_supported},
+    {"host", compile_not_supported},
+    {"stack", compile_not_supported},
+    {"error", compile_error},
+    {"delay", compile_delay},
+    {"jitter", compile_jitter},
+    {"short", compile_short},
+    {"corrupt", compile_corrupt},
+    {"quota", compile_quota},
+    {"lie", compile_lie},
+    {"crash", compile_crash},
+    {"when", compile_when},
+    {"log_stack", compile_not_supported},
+    {"reset", compile_planned_action},
+    {"blackhole", compile_planned_action},
+    {"resolve_to", compile_planned_action},
+    {"limit", compile_planned_action},
+    {"timeout", compile_not_supported},
+    {"probability", compile_probability},
+    {"after", compile_after},
+    {"every", compile_every},
+    {"times", compile_times},
+    {"start_after", compile_start_after},
+    {"duration", compile_duration},
+    {"enabled", compile_enabled},
+};
+
+template <typename Key>
+std::vector<std::string_view> key_names(std::span<const Key> keys) {
+  std::vector<std::string_view> names;
+  for (const Key& key : keys) names.push_back(key.name);
+  return names;
+}
+
+template <typename Key>
+const Key& find_key(std::span<const Key> keys, const Entry& e) {
+  for (const Key& key : keys)
+    if (key.name == e.key) return key;
+  fail(e.key_at, unknown_key_message(e.key, key_names(keys)));
+}
+
+// The one compile function per key, shared by files, snippets and `faultline set`.
+void compile_fault_key(FaultDraft& d, const Entry& e) {
+  find_key(std::span<const FaultKey>(kFaultKeys), e).compile(d, e);
+}
+
+// In a file, a second main action is a mistake, not a replacement as it is for `set`.
+void compile_file_fault_key(FaultDraft& d, const Entry& e) {
+  std::uint32_t before = d.spec.actions & kMainActions;
+  compile_fault_key(d, e);
+  std::uint32_t after = d.spec.actions & kMainActions;
+  if (before != 0 && after != before)
+    fail(e.key_at, fault_label(d.spec) + " has two actions, " + quoted(action_name(before)) +
+                       " and " + quoted(e.key) + " (one per fault; only 'delay' may be added)");
+}
+
+// ---- checks across the keys of one fault ------------------------------------------------
+
+// Where a key of the fault sits, for checks made after all its keys were read. `set` has no
+// table: positions stay {0, 0} and only the message is used.
+struct FaultSource {
+  const toml::table* table = nullptr;
+
+  Position table_at() const { return table ? table->source().begin : Position{}; }
+  Position key_at(std::string_view key) const {
+    if (!table) return {};
+    auto it = table->find(key);
+    return it == table->end() ? table_at() : it->first.source().begin;
+  }
+  Position value_at(std::string_view key) const {
+    if (!table) return {};
+    const toml::node* value = table->get(key);
+    return value ? value->source().begin : table_at();
+  }
+};
+
+// Load-time warnings: "file:line:col: warning: ..." for files, the bare message for `set`.
+struct Warnings {
+  const std::string* source = nullptr;
+  std::vector<std::string>* out = nullptr;
+
+  void add(Position at, const std::string& message) const {
+    if (!out) return;
+    if (source && at.line)
+      out->push_back(*source + ":" + std::to_string(at.line) + ":" + std::to_string(at.column) +
+                     ": warning: " + message);
+    else
+      out->push_back(message);
+  }
+};
+
+void check_required_keys(const FaultSpec& spec, const FaultSource& src) {
+  if (!spec.name[0]) fail(src.table_at(), "fault has no 'name'");
+  if (!spec.calls_mask[0] && !spec.calls_mask[1])
+    fail(src.table_at(), fault_label(spec) + " has no 'calls'");
+}
+
+void check_has_action(const FaultSpec& spec, const FaultSource& src) {
+  if (spec.actions & (kMainActions | kActDelay)) return;
+  fail(src.table_at(),
+       fault_label(spec) + " has no action (error, delay, short, corrupt, quota, lie, crash)");
+}
+
+// Families the spec documents for the actions not built yet; see compile_planned_action.
+std::uint32_t planned_action_families(std::uint32_t action) {
+  switch (action) {
+    case kActReset:
+    case kActBlackhole:
+      return kFamNet;
+    case kActResolve:
+      return kFamDns;
+    case kActLimit:
+      return kFamOpen;
+    default:
+      return 0;
+  }
+}
+
+bool call_takes(const CallInfo& call, std::uint32_t action) {
+  return (call.actions & action) || (planned_action_families(action) & call.family);
+}
+
+std::string not_valid_for_call(std::uint32_t action, const CallInfo& call) {
+  std::vector<std::string_view> valid;
+  for (int i = 0; i < 32; ++i)
+    if (call.actions & (1u << i)) valid.push_back(action_name(1u << i));
+  return "action " + quoted(action_name(action)) + " is not valid for call " + quoted(call.name) +
+         " (valid: " + join(valid, ", ") + ")";
+}
+
+// The first of `actions` that `call` does not take, or 0.
+std::uint32_t first_refused_action(const CallInfo& call, std::uint32_t actions) {
+  for (int i = 0; i < 32; ++i)
+    if ((actions & (1u << i)) && !call_takes(call, 1u << i)) return 1u << i;
+  return 0;
+}
+
+// A named call that cannot take an action is an error; a family's call is dropped, unless
+// that leaves the fault with no call at all.
+void restrict_calls_to_actions(FaultDraft& d, const FaultSource& src) {
+  std::optional<CompileError> first_drop;
+  for (const CallInfo& call : all_calls()) {
+    if (!has_call_bit(d.spec.calls_mask, call.id)) continue;
+    std::uint32_t refused = first_refused_action(call, d.spec.actions);
+    if (!refused) continue;
+    CompileError problem{not_valid_for_call(refused, call), src.key_at(action_name(refused))};
+    if (has_call_bit(d.named_calls, call.id)) throw problem;
+    if (!first_drop) first_drop = problem;
+    clear_call_bit(d.spec.calls_mask, call.id);
+  }
+  if (first_drop && !d.spec.calls_mask[0] && !d.spec.calls_mask[1]) throw *first_drop;
+}
+
+void check_actions_supported(const FaultSpec& spec, const FaultSource& src) {
+  std::uint32_t unsupported = spec.actions & ~kSupportedActions;
+  if (!unsupported) return;
+  std::uint32_t action = 1u << std::countr_zero(unsupported);
+  fail(src.key_at(action_name(action)),
+       "action " + quoted(action_name(action)) + " is not supported yet by this faultline");
+}
+
+void check_dependent_keys(const FaultSpec& spec, const FaultSource& src) {
+  if (spec.jitter_ns != 0 && !(spec.actions & kActDelay))
+    fail(src.key_at("jitter"), "'jitter' needs a 'delay' to vary");
+  if (spec.crash_when == kCrashAfter && !(spec.actions & kActCrash))
+    fail(src.key_at("when"), "'when' applies only to 'crash'");
+}
+
+// An errno the man page does not list still works (programs must cope with surprises), but
+// it is usually a typo of intent, so it earns a warning rather than a refusal.
+void warn_implausible_errno(const FaultSpec& spec, const FaultSource& src,
+                            const Warnings& warnings) {
+  if (!(spec.actions & kActError)) return;
+  for (const CallInfo& call : all_calls()) {
+    if (has_call_bit(spec.calls_mask, call.id) && !errno_plausible(call, spec.error))
+      warnings.add(src.value_at("error"), std::string(call.name) + " cannot return " +
+                                              std::string(errno_name(spec.error)) +
+                                              " per its man page");
+  }
+}
+
+std::uint32_t families_of(const std::uint64_t (&mask)[2]) {
+  std::uint32_t families = 0;
+  for (const CallInfo& call : all_calls())
+    if (has_call_bit(mask, call.id)) families |= call.family;
+  return families;
+}
+
+void validate_fault(FaultDraft& d, const FaultSource& src, const Warnings& warnings) {
+  check_has_action(d.spec, src);
+  restrict_calls_to_actions(d, src);
+  check_actions_supported(d.spec, src);
+  check_dependent_keys(d.spec, src);
+  warn_implausible_errno(d.spec, src, warnings);
+  d.spec.families = families_of(d.spec.calls_mask);
+}
+
+FaultSpec compile_fault_table(const toml::table& table, const Warnings& warnings) {
+  FaultDraft d{default_fault_spec(), {0, 0}};
+  for (const Entry& e : entries_in_source_order(table)) compile_file_fault_key(d, e);
+  FaultSource src{&table};
+  check_required_keys(d.spec, src);
+  validate_fault(d, src, warnings);
+  return d.spec;
+}
+
+// ---- documents --------------------------------------------------------------------------
+
+enum class DocumentKind { kPolicy, kSnippet };
+
+struct FaultName {
+  std::string name;
+  Position at;
+};
+
+struct Document {
+  Policy policy;
+  std::vector<FaultName> names;  // for duplicate detection
+};
+
+using DocumentKeyCompiler = void (*)(Document&, const Warnings&, const Entry&);
+struct DocumentKey {
+  std::string_view name;
+  DocumentKeyCompiler compile;
+};
+
+void compile_keys_of(Document& doc, const Warnings& w, const Entry& e,
+                     std::span<const DocumentKey> keys, std::string_view requirement) {
+  const toml::table* table = e.value->as_table();
+  if (!table) fail_value(e, requirement);
+  for (const Entry& sub : entries_in_source_order(*table)) find_key(keys, sub).compile(doc, w, sub);
+}
+
+void compile_log_path(Document& doc, const Warnings&, const Entry& e) {
+  const std::string& path = get_string(e);
+  if (path.empty())
+    fail(e.value_at(), "'path' must not be empty (leave [log] path out for no log)");
+  if (path.size() >= kLogPathMax)
+    fail(e.value_at(),
+         "'path' is too long (at most " + std::to_string(kLogPathMax - 1) + " characters)");
+  doc.policy.log_path = path;
+}
+
+void compile_log_stderr(Document& doc, const Warnings&, const Entry& e) {
+  doc.policy.log_stderr = get_bool(e);
+}
+
+void compile_ttl(Document& doc, const Warnings&, const Entry& e) {
+  std::int64_t ns = get_duration(e);
+  if (ns == 0) fail_value(e, "longer than 0");
+  doc.policy.ttl_ns = ns;
+}
+
+void compile_max_faults(Document& doc, const Warnings&, const Entry& e) {
+  doc.policy.max_faults = get_integer_at_least(e, 1);
+}
+
+constexpr DocumentKey kLogKeys[] = {{"path", compile_log_path}, {"stderr", compile_log_stderr}};
+constexpr DocumentKey kSafetyKeys[] = {{"ttl", compile_ttl}, {"max_faults", compile_max_faults}};
+
+void compile_log(Document& doc, const Warnings& w, const Entry& e) {
+  compile_keys_of(doc, w, e, kLogKeys, "a table ([log])");
+}
+
+void compile_safety(Document& doc, const Warnings& w, const Entry& e) {
+  compile_keys_of(doc, w, e, kSafetyKeys, "a table ([safety])");
+}
+
+void compile_version(Document&, const Warnings&, const Entry& e) {
+  std::int64_t version = get_integer(e);
+  if (version != 1)
+    fail(e.value_at(), "unsupported policy version " + std::to_string(version) +
+                           " (this faultline reads version 1)");
+}
+
+void compile_seed(Document& doc, const Warnings&, const Entry& e) {
+  doc.policy.seed = get_integer_at_least(e, 0);
+  doc.policy.has_seed = true;
+}
+
+void check_unique_name(Document& doc, const toml::table& table, const FaultSpec& spec) {
+  Position at = FaultSource{&table}.value_at("name");
+  for (const FaultName& seen : doc.names)
+    if (seen.name == spec.name)
+      fail(at, "duplicate fault name " + quoted(spec.name) + " (first defined at line " +
+                   std::to_string(seen.at.line) + ")");
+  doc.names.push_back(FaultName{spec.name, at});
+}
+
+void compile_faults(Document& doc, const Warnings& w, const Entry& e) {
+  const toml::array* list = e.value->as_array();
+  if (!list || !list->is_array_of_tables()) fail_value(e, "an array of tables ([[fault]])");
+  for (const toml::node& item : *list) {
+    const toml::table& table = *item.as_table();
+    if (doc.policy.faults.size() == kMaxFaults)
+      fail(table.source().begin,
+           "too many faults (a session holds at most " + std::to_string(kMaxFaults) + ")");
+    FaultSpec spec = compile_fault_table(table, w);
+    check_unique_name(doc, table, spec);
+    doc.policy.faults.push_back(spec);
+  }
+}
+
+constexpr DocumentKey kTopKeys[] = {{"version", compile_version},
+                                    {"seed", compile_seed},
+                                    {"log", compile_log},
+                                    {"safety", compile_safety},
+                                    {"fault", compile_faults}};
+
+// The version is checked before anything else: a file written for another version may use
+// keys this one does not know, and "unknown key" would hide the real problem.
+void check_version(Document& doc, const Warnings& w, const std::vector<Entry>& entries) {
+  for (const Entry& e : entries)
+    if (e.key == "version") return compile_version(doc, w, e);
+  fail(Position{1, 1}, "missing 'version = 1' (the policy format version is required)");
+}
+
+void check_snippet_key(const Entry& e) {
+  if (e.key != "fault")
+    fail(e.key_at, "only [[fault]] tables belong in a fault snippet, not " + quoted(e.key));
+}
+
+Policy compile_document(const toml::table& root, DocumentKind kind, const std::string& source) {
+  Document doc;
+  Warnings warnings{&source, &doc.policy.warnings};
+  std::vector<Entry> entries = entries_in_source_order(root);
+  if (kind == DocumentKind::kPolicy) check_version(doc, warnings, entries);
+  for (const Entry& e : entries) {
+    if (kind == DocumentKind::kSnippet) check_snippet_key(e);
+    find_key(std::span<const DocumentKey>(kTopKeys), e).compile(doc, warnings, e);
+  }
+  if (kind == DocumentKind::kSnippet && doc.policy.faults.empty())
+    fail(Position{1, 1}, "the snippet has no [[fault]] table");
+  return std::move(doc.policy);
+}
+
+PolicyError make_error(const std::string& source, Position at, std::string message) {
+  return PolicyError{source, static_cast<int>(at.line), static_cast<int>(at.column),
+                     std::move(message)};
+}
+
+CompileResult compile_text(std::string_view text, const std::string& source, DocumentKind kind) {
+  CompileResult result;
+  try {
+    toml::table root = toml::parse(text, std::string_view(source));
+    result.policy = compile_document(root, kind, source);
+  } catch (const toml::parse_error& err) {
+    result.error = make_error(source, err.source().begin,
+                              "TOML syntax error: " + std::string(err.description()));
+  } catch (const CompileError& err) {
+    result.error = make_error(source, err.where, err.message);
+  } catch (const std::exception& err) {
+    // The shim compiles inside the target's constructor: nothing may escape and kill it.
+    result.error = make_error(source, Position{}, std::string("internal error: ") + err.what());
+  }
+  return result;
+}
+
+std::optional<std::string> read_file(const std::string& path, std::string& content) {
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (!file) return std::string(std::strerror(errno));
+  char buffer[8192];
+  std::size_t n;
+  while ((n = std::fread(buffer, 1, sizeof buffer, file)) > 0) content.append(buffer, n);
+  int err = std::ferror(file) ? errno : 0;
+  std::fclose(file);
+  if (err) return std::string(std::strerror(err));
+  return std::nullopt;
+}
+
+std::string_view trim(std::string_view text) {
+  constexpr std::string_view kSpace = " \t\r\n";
+  std::size_t begin = text.find_first_not_of(kSpace);
+  if (begin == std::string_view::npos) return {};
+  return text.substr(begin, text.find_last_not_of(kSpace) - begin + 1);
+}
+
+// VALUE is TOML when it parses as exactly one value for KEY; anything else (a bare `EIO`,
+// `/tmp/*.log`) is taken as a string, so that users need not quote twice for their shell.
+// Requiring exactly one key stops a VALUE with a newline from smuggling in a second key.
+toml::table parse_setting(const std::string& key, std::string_view value) {
+  try {
+    toml::table parsed = toml::parse(key + " = " + std::string(value), std::string_view("set"));
+    if (parsed.size() == 1 && parsed.contains(key)) return parsed;
+  } catch (const toml::parse_error&) {
+    // not TOML: a bare word, taken as a string below
+  }
+  toml::table as_string;
+  as_string.insert(key, std::string(value));
+  return as_string;
+}
+
+}  // namespace
+
+std::string PolicyError::to_string() const {
+  if (line <= 0) return file + ": " + message;
+  return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + message;
+}
+
+FaultSpec default_fault_spec() {
+  // Value-initialised, and memset too: {} does not promise to clear padding bits, and the
+  // spec is published word by word, so any padding a future field adds must be zeros.
+  FaultSpec spec{};
+  std::memset(&spec, 0, sizeof spec);
+  spec.size_max = kUnlimited;
+  spec.enabled_initially = 1;
+  spec.probability = 1.0;
+  spec.every = 1;
+  spec.times = kUnlimited;
+  spec.duration_ns = kForever;
+  return spec;
+}
+
+CompileResult compile_policy_file(const std::string& path) {
+  std::string content;
+  if (std::optional<std::string> err = read_file(path, content))
+    return CompileResult{std::nullopt, PolicyError{path, 0, 0, "cannot read policy: " + *err}};
+  return compile_text(content, path, DocumentKind::kPolicy);
+}
+
+CompileResult compile_policy_string(std::string_view toml, const std::string& source_name) {
+  return compile_text(toml, source_name, DocumentKind::kPolicy);
+}
+
+CompileResult compile_fault_snippet(std::string_view toml, const std::string& source_name) {
+  return compile_text(toml, source_name, DocumentKind::kSnippet);
+}
+
+std::optional<std::string> apply_fault_setting(FaultSpec& spec, std::string_view key,
+                                               std::string_view value) {
+  return apply_fault_setting(spec, key, value, nullptr);
+}
+
+std::optional<std::string> apply_fault_setting(FaultSpec& spec, std::string_view key,
+                                               std::string_view value,
+                                               std::vector<std::string>* warnings) {
+  std::string name(trim(key));
+  if (name == "name" || name == "calls")
+    return quoted(name) + " cannot be changed on a loaded fault (remove it and add it again)";
+  try {
+    toml::table holder = parse_setting(name, trim(value));
+    const Entry e{name, holder.get(name), Position{}};
+    // Nothing is half-applied: the draft replaces `spec` only once every check passed.
+    FaultDraft d{spec, {spec.calls_mask[0], spec.calls_mask[1]}};
+    compile_fault_key(d, e);
+    validate_fault(d, FaultSource{}, Warnings{nullptr, warnings});
+    spec = d.spec;
+    return std::nullopt;
+  } catch (const CompileError& err) {
+    return err.message;
+  } catch (const std::exception& err) {
+    return std::string("internal error: ") + err.what();
+  }
+}
+
+std::optional<std::uint64_t> parse_size(std::string_view text) {
+  std::optional<std::uint64_t> count = take_digits(text);
+  std::optional<std::uint64_t> scale = unit_scale(kSizeUnits, text);
+  if (!count || !scale || *count > std::numeric_limits<std::uint64_t>::max() / *scale)
+    return std::nullopt;
+  return *count * *scale;
+}
+
+std::optional<std::int64_t> parse_duration_ns(std::string_view text) {
+  constexpr std::uint64_t kMaxNs = std::numeric_limits<std::int64_t>::max();
+  std::optional<std::uint64_t> whole = take_digits(text);
+  if (!whole) return std::nullopt;
+  std::string_view fraction;
+  if (text.starts_with('.')) {
+    std::size_t end = text.find_first_not_of("0123456789", 1);
+    if (end == std::string_view::npos) return std::nullopt;  // no unit
+    fraction = text.substr(1, end - 1);
+    text.remove_prefix(end);
+    if (fraction.empty()) return std::nullopt;  // "1.s"
+  }
+  std::optional<std::uint64_t> scale = unit_scale(kDurationUnits, text);
+  if (!scale || *whole > kMaxNs / *scale) return std::nullopt;
+  std::uint64_t ns = *whole * *scale;
+  if (!fraction.empty()) {
+    std::optional<std::uint64_t> part = fraction_ns(fraction, *scale);
+    if (!part || *part > kMaxNs - ns) return std::nullopt;
+    ns += *part;
+  }
+  return static_cast<std::int64_t>(ns);
+}
+
+bool parse_size_range(std::string_view text, std::uint64_t& min, std::uint64_t& max) {
+  std::size_t dots = text.find("..");
+  if (dots == std::string_view::npos) {
+    std::optional<std::uint64_t> exact = parse_size(text);
+    if (!exact) return false;
+    min = max = *exact;
+    return true;
+  }
+  std::string_view low = text.substr(0, dots);
+  std::string_view high = text.substr(dots + 2);
+  if (low.empty() && high.empty()) return false;  // ".." alone is a selector that selects nothing
+  std::optional<std::uint64_t> lo = low.empty() ? std::optional<std::uint64_t>(0) : parse_size(low);
+  std::optional<std::uint64_t> hi =
+      high.empty() ? std::optional<std::uint64_t>(kUnlimited) : parse_size(high);
+  if (!lo || !hi || *lo > *hi) return false;
+  min = *lo;
+  max = *hi;
+  return true;
+}
+
+std::optional<std::string> check_glob(std::string_view glob) {
+  for (std::size_t i = 0; i < glob.size();) {
+    if (glob[i] == '\\') {
+      if (i + 1 == glob.size())
+        return "bad glob " + quoted(glob) + ": trailing backslash (write \\\\ for a literal one)";
+      i += 2;
+    } else if (glob[i] == '[') {
+      i = class_end(glob, i + 1);
+      if (i == std::string_view::npos)
+        return "bad glob " + quoted(glob) + ": unterminated [...] class";
+    } else {
+      ++i;
+    }
+  }
+  return std::nullopt;
+}
+
+bool valid_fault_name(std::string_view name) {
+  if (name.empty() || name.size() >= kNameMax) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-';
+  });
+}
+
+}  // namespace faultline

@@ -1,0 +1,732 @@
+// The policy compiler against spec/policy.md: what a valid policy compiles to, and for each
+// kind of mistake the exact file:line:column and message a user sees.
+#include "policy.h"
+
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <string>
+
+#include "calls.h"
+
+namespace faultline {
+namespace {
+
+bool has_call(const FaultSpec& spec, std::string_view name) {
+  std::uint32_t id = find_call(name).value().id;
+  return (spec.calls_mask[id / 64] >> (id % 64)) & 1;
+}
+
+Policy compile_ok(std::string_view toml) {
+  CompileResult result = compile_policy_string(toml, "p.toml");
+  EXPECT_FALSE(result.error) << result.error->to_string();
+  EXPECT_TRUE(result.policy);
+  return result.policy.value_or(Policy{});
+}
+
+struct BadPolicy {
+  const char* what;
+  const char* toml;
+  int line;
+  int column;
+  const char* message;  // a substring of the error message
+};
+
+void expect_refused(const BadPolicy& bad) {
+  SCOPED_TRACE(bad.what);
+  CompileResult result = compile_policy_string(bad.toml, "p.toml");
+  ASSERT_TRUE(result.error);
+  EXPECT_FALSE(result.policy);
+  EXPECT_EQ(result.error->file, "p.toml");
+  EXPECT_EQ(result.error->line, bad.line);
+  EXPECT_EQ(result.error->column, bad.column);
+  EXPECT_NE(result.error->message.find(bad.message), std::string::npos)
+      << "message: " << result.error->message;
+}
+
+// ---- a valid policy ---------------------------------------------------------------------
+
+TEST(Policy, FullPolicyCompilesToExpectedRows) {
+  Policy policy = compile_ok(R"(version = 1
+seed = 42
+
+[log]
+path = "events.jsonl"
+stderr = true
+
+[safety]
+ttl = "10m"
+max_faults = 10000
+
+[[fault]]
+name = "wal-eio"
+calls = ["fsync", "fdatasync"]
+path = "/var/lib/db/wal/*"
+error = "EIO"
+after = 10
+times = 1
+enabled = false
+
+[[fault]]
+name = "slow.short_writes"
+calls = ["@write"]
+process = "postgres*"
+thread = "worker-*"
+size = "4KiB..1MiB"
+short = "50%"
+delay = "1.5ms"
+jitter = "250us"
+probability = 0.25
+every = 3
+start_after = "2s"
+duration = "1h"
+
+[[fault]]
+name = "boom"
+calls = ["write"]
+crash = "SIGBUS"
+when = "after"
+probability = 1
+)");
+  EXPECT_TRUE(policy.has_seed);
+  EXPECT_EQ(policy.seed, 42u);
+  EXPECT_EQ(policy.log_path, "events.jsonl");
+  EXPECT_TRUE(policy.log_stderr);
+  EXPECT_EQ(policy.ttl_ns, 600'000'000'000);
+  EXPECT_EQ(policy.max_faults, 10000u);
+  EXPECT_TRUE(policy.warnings.empty());
+  ASSERT_EQ(policy.faults.size(), 3u);
+
+  const FaultSpec& wal = policy.faults[0];
+  EXPECT_STREQ(wal.name, "wal-eio");
+  EXPECT_TRUE(has_call(wal, "fsync"));
+  EXPECT_TRUE(has_call(wal, "fdatasync"));
+  EXPECT_FALSE(has_call(wal, "syncfs"));
+  EXPECT_EQ(wal.families, kFamFsync);
+  EXPECT_EQ(wal.actions, kActError);
+  EXPECT_EQ(wal.error, EIO);
+  EXPECT_STREQ(wal.path, "/var/lib/db/wal/*");
+  EXPECT_EQ(wal.after, 10u);
+  EXPECT_EQ(wal.times, 1u);
+  EXPECT_EQ(wal.every, 1u);
+  EXPECT_EQ(wal.probability, 1.0);
+  EXPECT_EQ(wal.enabled_initially, 0);
+  EXPECT_EQ(wal.has_size, 0u);
+  EXPECT_EQ(wal.size_max, kUnlimited);
+  EXPECT_EQ(wal.start_after_ns, 0);
+  EXPECT_EQ(wal.duration_ns, kForever);
+
+  const FaultSpec& slow = policy.faults[1];
+  EXPECT_EQ(slow.actions, kActShort | kActDelay);
+  EXPECT_EQ(slow.short_percent, 50u);
+  EXPECT_EQ(slow.short_bytes, 0u);
+  EXPECT_EQ(slow.delay_ns, 1'500'000);
+  EXPECT_EQ(slow.jitter_ns, 250'000);
+  EXPECT_STREQ(slow.process, "postgres*");
+  EXPECT_STREQ(slow.thread, "worker-*");
+  EXPECT_EQ(slow.has_size, 1u);
+  EXPECT_EQ(slow.size_min, 4096u);
+  EXPECT_EQ(slow.size_max, 1u << 20);
+  EXPECT_EQ(slow.probability, 0.25);
+  EXPECT_EQ(slow.every, 3u);
+  EXPECT_EQ(slow.times, kUnlimited);
+  EXPECT_EQ(slow.start_after_ns, 2'000'000'000);
+  EXPECT_EQ(slow.duration_ns, 3'600'000'000'000);
+  EXPECT_EQ(slow.enabled_initially, 1);
+  EXPECT_EQ(slow.families, kFamWrite);
+  // A family keeps only the calls that can take the action: fflush/fclose move no bytes.
+  EXPECT_TRUE(has_call(slow, "write"));
+  EXPECT_TRUE(has_call(slow, "fwrite"));
+  EXPECT_FALSE(has_call(slow, "fflush"));
+  EXPECT_FALSE(has_call(slow, "fclose"));
+
+  const FaultSpec& boom = policy.faults[2];
+  EXPECT_EQ(boom.actions, kActCrash);
+  EXPECT_EQ(boom.crash_signal, SIGBUS);
+  EXPECT_EQ(boom.crash_when, kCrashAfter);
+}
+
+// The struct is published word by word: every byte not set by the policy must be zero.
+TEST(Policy, UnusedBytesAreZero) {
+  Policy policy = compile_ok(R"(version = 1
+[[fault]]
+name = "a"
+calls = ["write"]
+error = "EIO"
+)");
+  ASSERT_EQ(policy.faults.size(), 1u);
+  FaultSpec expected = default_fault_spec();
+  std::strcpy(expected.name, "a");
+  expected.calls_mask[kCall_write / 64] = 1ull << (kCall_write % 64);
+  expected.families = kFamWrite;
+  expected.actions = kActError;
+  expected.error = EIO;
+  EXPECT_EQ(std::memcmp(&expected, &policy.faults[0], sizeof(FaultSpec)), 0);
+}
+
+TEST(Policy, EmptyPolicyHasDefaults) {
+  Policy policy = compile_ok("version = 1\n");
+  EXPECT_FALSE(policy.has_seed);
+  EXPECT_TRUE(policy.log_path.empty());
+  EXPECT_EQ(policy.ttl_ns, kForever);
+  EXPECT_EQ(policy.max_faults, kUnlimited);
+  EXPECT_TRUE(policy.faults.empty());
+}
+
+TEST(Policy, ShortTakesBytesAndSizeTakesExactValue) {
+  Policy policy = compile_ok(R"(version = 1
+[[fault]]
+name = "a"
+calls = ["read"]
+short = 1
+size = 100
+[[fault]]
+name = "b"
+calls = ["@read"]
+corrupt = 3
+size = "..64"
+[[fault]]
+name = "c"
+calls = ["pwrite"]
+quota = "10MiB"
+[[fault]]
+name = "d"
+calls = ["fsync"]
+lie = true
+delay = "1s"
+)");
+  ASSERT_EQ(policy.faults.size(), 4u);
+  EXPECT_EQ(policy.faults[0].short_bytes, 1u);
+  EXPECT_EQ(policy.faults[0].short_percent, 0u);
+  EXPECT_EQ(policy.faults[0].size_min, 100u);
+  EXPECT_EQ(policy.faults[0].size_max, 100u);
+  EXPECT_EQ(policy.faults[1].corrupt_bits, 3u);
+  EXPECT_EQ(policy.faults[1].size_min, 0u);
+  EXPECT_EQ(policy.faults[1].size_max, 64u);
+  EXPECT_EQ(policy.faults[1].families, kFamRead);
+  EXPECT_EQ(policy.faults[2].quota_bytes, 10u << 20);
+  EXPECT_EQ(policy.faults[3].actions, kActLie | kActDelay);
+}
+
+TEST(Policy, DelayAloneIsAnAction) {
+  Policy policy = compile_ok(R"(version = 1
+[[fault]]
+name = "slow"
+calls = ["@fsync"]
+delay = "250ms"
+)");
+  ASSERT_EQ(policy.faults.size(), 1u);
+  EXPECT_EQ(policy.faults[0].actions, kActDelay);
+  EXPECT_TRUE(has_call(policy.faults[0], "sync"));  // delay applies to every @fsync call
+}
+
+TEST(Policy, ImplausibleErrnoIsAWarningNotAnError) {
+  Policy policy = compile_ok(R"(version = 1
+[[fault]]
+name = "a"
+calls = ["fsync"]
+error = "EADDRINUSE"
+)");
+  ASSERT_EQ(policy.warnings.size(), 1u);
+  EXPECT_EQ(policy.warnings[0],
+            "p.toml:5:9: warning: fsync cannot return EADDRINUSE per its man page");
+  EXPECT_EQ(policy.faults.at(0).error, EADDRINUSE);
+}
+
+TEST(Policy, FileErrorsCarryThePath) {
+  CompileResult result = compile_policy_file("/nonexistent/policy.toml");
+  ASSERT_TRUE(result.error);
+  EXPECT_EQ(result.error->line, 0);
+  EXPECT_EQ(result.error->to_string(),
+            "/nonexistent/policy.toml: cannot read policy: No such file or directory");
+}
+
+TEST(Policy, ErrorToString) {
+  PolicyError error{"p.toml", 3, 7, "bad"};
+  EXPECT_EQ(error.to_string(), "p.toml:3:7: bad");
+}
+
+// ---- refused policies -------------------------------------------------------------------
+
+TEST(PolicyErrors, UnknownKeySuggestsNearest) {
+  expect_refused({"fault key", R"(version = 1
+[[fault]]
+name = "a"
+calls = ["write"]
+pathh = "/tmp/*"
+error = "EIO"
+)",
+                  5, 1, "unknown key 'pathh' (did you mean 'path'?)"});
+  expect_refused({"top-level key", "version = 1\nsed = 4\n", 2, 1,
+                  "unknown key 'sed' (did you mean 'seed'?)"});
+  expect_refused({"[log] key", "version = 1\n[log]\nstderrr = true\n", 3, 1,
+                  "unknown key 'stderrr' (did you mean 'stderr'?)"});
+  expect_refused({"[safety] key, transposed", "version = 1\n[safety]\ntlt = \"1m\"\n", 3, 1,
+                  "unknown key 'tlt' (did you mean 'ttl'?)"});
+  expect_refused({"nothing close", "version = 1\n[safety]\nzzzzzzzz = 1\n", 3, 1,
+                  "unknown key 'zzzzzzzz' (valid: ttl, max_faults)"});
+}
+
+TEST(PolicyErrors, WrongType) {
+  expect_refused({"after", R"(version = 1
+[[fault]]
+name = "a"
+calls = ["write"]
+error = "EIO"
+after = "ten"
+)",
+                  6, 9, "'after' must be an integer"});
+  expect_refused({"enabled", R"(version = 1
+[[fault]]
+name = "a"
+calls = ["write"]
+error = "EIO"
+enabled = 1
+)",
+                  6, 11, "'enabled' must be true or false"});
+  expect_refused({"calls", "version = 1\n[[fault]]\nname = \"a\"\ncalls = \"write\"\n", 4, 9,
+                  "'calls' must be an array"});
+  expect_refused({"calls element", "version = 1\n[[fault]]\nname = \"a\"\ncalls = [\"write\", 3]\n",
+                  4, 19, "'calls' must be an array of strings"});
+  expect_refused({"log", "version = 1\nlog = \"x\"\n", 2, 7, "'log' must be a table ([log])"});
+  expect_refused({"fault", "version = 1\n[fault]\nname = \"a\"\n", 2, 1,
+                  "'fault' must be an array of tables ([[fault]])"});
+}
+
+TEST(PolicyErrors, BadValues) {
+  const std::string head = "version = 1\n[[fault]]\nname = \"a\"\ncalls = [\"write\"]\n";
+  auto fault = [&](const std::string& rest) { return head + rest; };
+  struct Case {
+    const char* what;
+    std::string toml;
+    int line, column;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"unknown errno", fault("error = \"EIOO\"\n"), 5, 9,
+       "unknown errno name 'EIOO' (did you mean 'EIO'?)"},
+      {"errno not a string", fault("error = 5\n"), 5, 9, "'error' must be an errno name"},
+      {"bad glob", fault("path = \"/tmp/[ab\"\nerror = \"EIO\"\n"), 5, 8,
+       "bad glob '/tmp/[ab': unterminated [...] class"},
+      {"empty glob", fault("path = \"\"\nerror = \"EIO\"\n"), 5, 8, "'path' must not be empty"},
+      {"long glob", fault("process = \"" + std::string(64, 'x') + "\"\nerror = \"EIO\"\n"), 5, 11,
+       "'process' is too long (at most 63 characters)"},
+      {"bad size", fault("quota = \"10XB\"\n"), 5, 9, "bad size '10XB' (use B, KiB, MiB, GiB)"},
+      {"negative size", fault("quota = -1\n"), 5, 9, "'quota' must be >= 0"},
+      {"bad size range", fault("size = \"1MiB..1KiB\"\nerror = \"EIO\"\n"), 5, 8,
+       "bad size range '1MiB..1KiB'"},
+      {"bad duration", fault("delay = \"10x\"\n"), 5, 9, "bad duration '10x' (use us, ms, s, m, h"},
+      {"duration not a string", fault("delay = 10\n"), 5, 9,
+       "'delay' must be a duration string like \"250ms\""},
+      {"probability range", fault("error = \"EIO\"\nprobability = 1.5\n"), 6, 15,
+       "'probability' must be between 0 and 1"},
+      {"every zero", fault("error = \"EIO\"\nevery = 0\n"), 6, 9, "'every' must be >= 1"},
+      {"times zero", fault("error = \"EIO\"\ntimes = 0\n"), 6, 9, "'times' must be >= 1"},
+      {"bad short", fault("short = \"150%\"\n"), 5, 9, "bad short '150%'"},
+      {"bad crash", fault("crash = \"SIGTERM\"\n"), 5, 9,
+       "bad crash signal 'SIGTERM' (use SIGKILL, SIGABRT, SIGSEGV or SIGBUS)"},
+      {"bad when", fault("crash = \"SIGKILL\"\nwhen = \"later\"\n"), 6, 8,
+       "'when' must be \"before\" or \"after\""},
+      {"zero duration", fault("error = \"EIO\"\nduration = \"0s\"\n"), 6, 12,
+       "'duration' must be longer than 0"},
+  };
+  for (const Case& c : cases) expect_refused({c.what, c.toml.c_str(), c.line, c.column, c.message});
+}
+
+TEST(PolicyErrors, ActionNotValidForCall) {
+  expect_refused({"lie on write", R"(version = 1
+[[fault]]
+name = "a"
+calls = ["write"]
+lie = true
+)",
+                  5, 1,
+                  "action 'lie' is not valid for call 'write' (valid: error, delay, short, "
+                  "corrupt, quota, crash)"});
+  expect_refused({"error on sync, named", R"(version = 1
+[[fault]]
+name = "a"
+calls = ["fsync", "sync"]
+error = "EIO"
+)",
+                  5, 1, "action 'error' is not valid for call 'sync' (valid: delay, lie, crash)"});
+  expect_refused({"family where no call takes it", R"(version = 1
+[[fault]]
+name = "a"
+calls = ["@open"]
+short = 1
+)",
+                  5, 1, "action 'short' is not valid for call 'open'"});
+  expect_refused({"planned action on the wrong call", R"(version = 1
+[[fault]]
+name = "a"
+calls = ["write"]
+reset = true
+)",
+                  5, 1, "action 'reset' is not valid for call 'write'"});
+  expect_refused({"planned action on its own family", R"(version = 1
+[[fault]]
+name = "a"
+calls = ["@open"]
+limit = 64
+)",
+                  5, 1, "action 'limit' is not supported yet by this faultline"});
+}
+
+TEST(PolicyErrors, FamilyDropsCallsThatCannotTakeTheAction) {
+  Policy policy = compile_ok(R"(version = 1
+[[fault]]
+name = "a"
+calls = ["@fsync"]
+error = "EIO"
+)");
+  ASSERT_EQ(policy.faults.size(), 1u);
+  EXPECT_TRUE(has_call(policy.faults[0], "fsync"));
+  EXPECT_FALSE(has_call(policy.faults[0], "sync"));  // sync(2) returns void
+}
+
+TEST(PolicyErrors, DuplicateName) {
+  expect_refused({"duplicate", R"(version = 1
+[[fault]]
+name = "a"
+calls = ["write"]
+error = "EIO"
+[[fault]]
+calls = ["read"]
+name = "a"
+error = "EIO"
+)",
+                  8, 8, "duplicate fault name 'a' (first defined at line 3)"});
+}
+
+TEST(PolicyErrors, Version) {
+  expect_refused({"missing", "[[fault]]\nname = \"a\"\n", 1, 1, "missing 'version = 1'"});
+  expect_refused({"two", "version = 2\nfuture_key = 1\n", 1, 11,
+                  "unsupported policy version 2 (this faultline reads version 1)"});
+  expect_refused({"string", "version = \"1\"\n", 1, 11, "'version' must be an integer"});
+}
+
+TEST(PolicyErrors, UnsupportedFamiliesAndCalls) {
+  const char* supported = "supported families: @write @fsync @read @open";
+  expect_refused({"@net", "version = 1\n[[fault]]\nname = \"a\"\ncalls = [\"@net\"]\n", 4, 10,
+                  "'@net' is not supported yet by this faultline"});
+  expect_refused({"@net list", "version = 1\n[[fault]]\nname = \"a\"\ncalls = [\"@net\"]\n", 4, 10,
+                  supported});
+  expect_refused({"connect",
+                  "version = 1\n[[fault]]\nname = \"a\"\ncalls = [\"write\", \"connect\"]\n", 4, 19,
+                  "'connect' (@net) is not supported yet by this faultline; supported families: "
+                  "@write @fsync @read @open"});
+  expect_refused({"malloc", "version = 1\n[[fault]]\nname = \"a\"\ncalls = [\"malloc\"]\n", 4, 10,
+                  "'malloc' (@memory) is not supported yet"});
+  expect_refused({"getaddrinfo",
+                  "version = 1\n[[fault]]\nname = \"a\"\ncalls = [\"getaddrinfo\"]\n", 4, 10,
+                  "'getaddrinfo' (@dns) is not supported yet"});
+  expect_refused({"stack selector", R"(version = 1
+[[fault]]
+name = "a"
+calls = ["write"]
+stack = "sqlite3*"
+error = "EIO"
+)",
+                  5, 1, "'stack' is not supported yet by this faultline"});
+}
+
+TEST(PolicyErrors, UnknownCallListsChoices) {
+  CompileResult result = compile_policy_string(
+      "version = 1\n[[fault]]\nname = \"a\"\ncalls = [\"fsynk\"]\nerror = \"EIO\"\n", "p.toml");
+  ASSERT_TRUE(result.error);
+  EXPECT_EQ(result.error->line, 4);
+  EXPECT_EQ(result.error->column, 10);
+  const std::string& message = result.error->message;
+  EXPECT_EQ(message.rfind("unknown call 'fsynk' (did you mean 'fsync'?); valid: @write @fsync "
+                          "@read @open write pwrite",
+                          0),
+            0u)
+      << message;
+  EXPECT_NE(message.find(" pipe2"), std::string::npos);
+  EXPECT_EQ(message.find("connect"), std::string::npos);  // not a valid choice today
+}
+
+TEST(PolicyErrors, FaultLevel) {
+  expect_refused({"no action", "version = 1\n[[fault]]\nname = \"a\"\ncalls = [\"write\"]\n", 2, 1,
+                  "fault 'a' has no action (error, delay, short, corrupt, quota, lie, crash)"});
+  expect_refused({"no name", "version = 1\n[[fault]]\ncalls = [\"write\"]\nerror = \"EIO\"\n", 2, 1,
+                  "fault has no 'name'"});
+  expect_refused({"no calls", "version = 1\n[[fault]]\nname = \"a\"\nerror = \"EIO\"\n", 2, 1,
+                  "fault 'a' has no 'calls'"});
+  expect_refused({"two actions", R"(version = 1
+[[fault]]
+name = "a"
+calls = ["write"]
+error = "EIO"
+short = 1
+)",
+                  6, 1,
+                  "fault 'a' has two actions, 'error' and 'short' (one per fault; only 'delay' "
+                  "may be added)"});
+  expect_refused({"jitter without delay", R"(version = 1
+[[fault]]
+name = "a"
+calls = ["write"]
+error = "EIO"
+jitter = "5ms"
+)",
+                  6, 1, "'jitter' needs a 'delay'"});
+  expect_refused({"when without crash", R"(version = 1
+[[fault]]
+name = "a"
+calls = ["write"]
+when = "after"
+error = "EIO"
+)",
+                  5, 1, "'when' applies only to 'crash'"});
+  expect_refused(
+      {"bad name", "version = 1\n[[fault]]\nname = \"a b\"\n", 3, 8, "bad fault name 'a b'"});
+  expect_refused({"long name",
+                  ("version = 1\n[[fault]]\nname = \"" + std::string(32, 'n') + "\"\n").c_str(), 3,
+                  8, "bad fault name"});
+}
+
+TEST(PolicyErrors, TomlSyntax) {
+  expect_refused({"syntax", "version = 1\n[[fault]]\nname = \n", 3, 8, "TOML syntax error"});
+}
+
+TEST(PolicyErrors, FirstErrorInSourceOrderWins) {
+  // toml++ orders keys alphabetically; the user reads top to bottom.
+  expect_refused({"order", R"(version = 1
+[[fault]]
+name = "a"
+calls = ["write"]
+times = 0
+after = -1
+error = "EIO"
+)",
+                  5, 9, "'times' must be >= 1"});
+}
+
+// ---- snippets ---------------------------------------------------------------------------
+
+TEST(Snippet, OnlyFaultTables) {
+  CompileResult ok = compile_fault_snippet(
+      "[[fault]]\nname = \"x\"\ncalls = [\"read\"]\nerror = \"EIO\"\n", "snippet.toml");
+  ASSERT_TRUE(ok.policy) << ok.error->to_string();
+  ASSERT_EQ(ok.policy->faults.size(), 1u);
+  EXPECT_STREQ(ok.policy->faults[0].name, "x");
+
+  CompileResult bad = compile_fault_snippet("seed = 1\n[[fault]]\nname = \"x\"\n", "s.toml");
+  ASSERT_TRUE(bad.error);
+  EXPECT_EQ(bad.error->to_string(),
+            "s.toml:1:1: only [[fault]] tables belong in a fault snippet, not 'seed'");
+
+  CompileResult empty = compile_fault_snippet("", "s.toml");
+  ASSERT_TRUE(empty.error);
+  EXPECT_EQ(empty.error->message, "the snippet has no [[fault]] table");
+}
+
+// ---- parsers ----------------------------------------------------------------------------
+
+TEST(Parsers, Size) {
+  struct Case {
+    const char* text;
+    std::optional<std::uint64_t> bytes;
+  };
+  const Case cases[] = {
+      {"0", 0},
+      {"512", 512},
+      {"512B", 512},
+      {"1KiB", 1024},
+      {"10MiB", 10ull << 20},
+      {"2GiB", 2ull << 30},
+      {"18446744073709551615", ~0ull},
+      {"18446744073709551616", std::nullopt},  // overflow
+      {"17179869184GiB", std::nullopt},        // overflow after scaling
+      {"", std::nullopt},
+      {"KiB", std::nullopt},
+      {"10XB", std::nullopt},
+      {"10kb", std::nullopt},
+      {"10 MiB", std::nullopt},
+      {"-1", std::nullopt},
+      {"+1", std::nullopt},
+      {"1.5MiB", std::nullopt},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.text);
+    EXPECT_EQ(parse_size(c.text), c.bytes);
+  }
+}
+
+TEST(Parsers, Duration) {
+  struct Case {
+    const char* text;
+    std::optional<std::int64_t> ns;
+  };
+  const Case cases[] = {
+      {"0s", 0},
+      {"1us", 1'000},
+      {"250ms", 250'000'000},
+      {"1s", 1'000'000'000},
+      {"1.5s", 1'500'000'000},
+      {"0.25ms", 250'000},
+      {"1.0005us", 1'000},  // below a nanosecond is truncated
+      {"10m", 600'000'000'000},
+      {"2h", 7'200'000'000'000},
+      {"0.5h", 1'800'000'000'000},
+      {"9223372036s", 9'223'372'036'000'000'000},
+      {"9223372037s", std::nullopt},  // overflows int64 nanoseconds
+      {"10", std::nullopt},           // a unit is required
+      {"10ns", std::nullopt},
+      {"1.s", std::nullopt},
+      {".5s", std::nullopt},
+      {"1.5", std::nullopt},
+      {"-1s", std::nullopt},
+      {"", std::nullopt},
+      {"1 s", std::nullopt},
+      {"10x", std::nullopt},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.text);
+    EXPECT_EQ(parse_duration_ns(c.text), c.ns);
+  }
+}
+
+TEST(Parsers, SizeRange) {
+  struct Case {
+    const char* text;
+    bool ok;
+    std::uint64_t min, max;
+  };
+  const Case cases[] = {
+      {"4096..", true, 4096, kUnlimited},
+      {"..64", true, 0, 64},
+      {"1KiB..1MiB", true, 1024, 1u << 20},
+      {"100", true, 100, 100},
+      {"64..64", true, 64, 64},
+      {"..", false, 0, 0},
+      {"", false, 0, 0},
+      {"1MiB..1KiB", false, 0, 0},
+      {"1...2", false, 0, 0},
+      {"x..2", false, 0, 0},
+      {"1..2..3", false, 0, 0},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.text);
+    std::uint64_t min = 7;
+    std::uint64_t max = 7;
+    ASSERT_EQ(parse_size_range(c.text, min, max), c.ok);
+    if (c.ok) {
+      EXPECT_EQ(min, c.min);
+      EXPECT_EQ(max, c.max);
+    } else {
+      EXPECT_EQ(min, 7u);  // untouched on failure
+      EXPECT_EQ(max, 7u);
+    }
+  }
+}
+
+TEST(Parsers, FaultName) {
+  EXPECT_TRUE(valid_fault_name("wal-eio"));
+  EXPECT_TRUE(valid_fault_name("a.b_c-9"));
+  EXPECT_TRUE(valid_fault_name(std::string(31, 'x')));
+  EXPECT_FALSE(valid_fault_name(std::string(32, 'x')));
+  EXPECT_FALSE(valid_fault_name(""));
+  EXPECT_FALSE(valid_fault_name("a b"));
+  EXPECT_FALSE(valid_fault_name("a/b"));
+  EXPECT_FALSE(valid_fault_name("caf\xc3\xa9"));
+}
+
+// ---- faultline set ----------------------------------------------------------------------
+
+FaultSpec compiled_fault(const char* body) {
+  CompileResult result = compile_fault_snippet(body, "s.toml");
+  EXPECT_TRUE(result.policy) << result.error->to_string();
+  return result.policy ? result.policy->faults.at(0) : FaultSpec{};
+}
+
+constexpr const char* kShortFault =
+    "[[fault]]\nname = \"w\"\ncalls = [\"write\", \"read\"]\nshort = \"50%\"\n";
+
+TEST(ApplySetting, Probability) {
+  FaultSpec spec = compiled_fault(kShortFault);
+  EXPECT_EQ(apply_fault_setting(spec, "probability", "0.5"), std::nullopt);
+  EXPECT_EQ(spec.probability, 0.5);
+  EXPECT_EQ(apply_fault_setting(spec, "probability", "1"), std::nullopt);
+  EXPECT_EQ(spec.probability, 1.0);
+}
+
+TEST(ApplySetting, BareWordReplacesMainAction) {
+  FaultSpec spec = compiled_fault(kShortFault);
+  EXPECT_EQ(apply_fault_setting(spec, "error", "EIO"), std::nullopt);
+  EXPECT_EQ(spec.actions, kActError);
+  EXPECT_EQ(spec.error, EIO);
+  EXPECT_EQ(spec.short_percent, 0u);  // the old action's parameters are gone
+  EXPECT_EQ(apply_fault_setting(spec, "error", "\"ENOSPC\""), std::nullopt);  // TOML string too
+  EXPECT_EQ(spec.error, ENOSPC);
+}
+
+TEST(ApplySetting, DelayCombines) {
+  FaultSpec spec = compiled_fault(kShortFault);
+  EXPECT_EQ(apply_fault_setting(spec, "delay", "10ms"), std::nullopt);
+  EXPECT_EQ(apply_fault_setting(spec, "jitter", "2ms"), std::nullopt);
+  EXPECT_EQ(spec.actions, kActShort | kActDelay);
+  EXPECT_EQ(spec.delay_ns, 10'000'000);
+  EXPECT_EQ(spec.jitter_ns, 2'000'000);
+}
+
+TEST(ApplySetting, SelectorsAndTriggers) {
+  FaultSpec spec = compiled_fault(kShortFault);
+  EXPECT_EQ(apply_fault_setting(spec, "path", "/tmp/*.log"), std::nullopt);
+  EXPECT_STREQ(spec.path, "/tmp/*.log");
+  EXPECT_EQ(apply_fault_setting(spec, " times ", " 3 "), std::nullopt);
+  EXPECT_EQ(spec.times, 3u);
+  EXPECT_EQ(apply_fault_setting(spec, "enabled", "false"), std::nullopt);
+  EXPECT_EQ(spec.enabled_initially, 0);
+  EXPECT_EQ(apply_fault_setting(spec, "size", "4096.."), std::nullopt);
+  EXPECT_EQ(spec.size_min, 4096u);
+}
+
+TEST(ApplySetting, ErrorsLeaveTheSpecUntouched) {
+  const FaultSpec original = compiled_fault(kShortFault);
+  FaultSpec spec = original;
+  auto expect_error = [&](std::string_view key, std::string_view value, const char* message) {
+    SCOPED_TRACE(std::string(key) + "=" + std::string(value));
+    EXPECT_EQ(apply_fault_setting(spec, key, value).value_or("<none>"), message);
+    EXPECT_EQ(std::memcmp(&spec, &original, sizeof spec), 0);
+  };
+  expect_error("pathh", "/tmp", "unknown key 'pathh' (did you mean 'path'?)");
+  expect_error("name", "b",
+               "'name' cannot be changed on a loaded fault (remove it and add it again)");
+  expect_error("calls", "[\"read\"]",
+               "'calls' cannot be changed on a loaded fault (remove it and add it again)");
+  expect_error("after", "-1", "'after' must be >= 0");
+  expect_error("after", "1\nevery = 5", "'after' must be an integer");  // one key only
+  expect_error("error", "EIOO", "unknown errno name 'EIOO' (did you mean 'EIO'?)");
+  expect_error("lie", "true",
+               "action 'lie' is not valid for call 'write' (valid: error, delay, short, corrupt, "
+               "quota, crash)");
+  expect_error("jitter", "1ms", "'jitter' needs a 'delay' to vary");
+  expect_error("when", "after", "'when' applies only to 'crash'");
+  expect_error("probability", "2", "'probability' must be between 0 and 1");
+}
+
+TEST(ApplySetting, WarningsAreCollected) {
+  FaultSpec spec = compiled_fault(kShortFault);
+  std::vector<std::string> warnings;
+  EXPECT_EQ(apply_fault_setting(spec, "error", "ECONNREFUSED", &warnings), std::nullopt);
+  ASSERT_EQ(warnings.size(), 2u);
+  EXPECT_EQ(warnings[0], "write cannot return ECONNREFUSED per its man page");
+  EXPECT_EQ(warnings[1], "read cannot return ECONNREFUSED per its man page");
+}
+
+TEST(ApplySetting, CrashThenWhen) {
+  FaultSpec spec = compiled_fault(kShortFault);
+  EXPECT_EQ(apply_fault_setting(spec, "crash", "SIGABRT"), std::nullopt);
+  EXPECT_EQ(apply_fault_setting(spec, "when", "after"), std::nullopt);
+  EXPECT_EQ(spec.actions, kActCrash);
+  EXPECT_EQ(spec.crash_signal, SIGABRT);
+  EXPECT_EQ(spec.crash_when, kCrashAfter);
+}
+
+}  // namespace
+}  // namespace faultline
