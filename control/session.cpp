@@ -2,6 +2,8 @@
 // edit protocol (flock + per-fault seqlock + block generation).
 #include "session.h"
 
+#include "faultline/seqlock.h"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -20,20 +22,10 @@ namespace {
 constexpr std::string_view kShmPrefix = "faultline.";
 constexpr int kPublishWaitMs = 2000;
 
-// Writes a spec into a slot's words; caller holds the writer lock and the seqlock is odd.
-void store_spec_words(FaultSlot& slot, const FaultSpec& spec) {
+void publish_spec(FaultSlot& slot, const FaultSpec& spec) {
   std::uint64_t words[kSpecWords];
   std::memcpy(words, &spec, sizeof spec);
-  for (std::size_t i = 0; i < kSpecWords; ++i)
-    slot.spec_words[i].store(words[i], std::memory_order_relaxed);
-}
-
-void publish_spec(FaultSlot& slot, const FaultSpec& spec) {
-  std::uint64_t seq = slot.spec_seq.load(std::memory_order_relaxed);
-  slot.spec_seq.store(seq + 1, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_release);
-  store_spec_words(slot, spec);
-  slot.spec_seq.store(seq + 2, std::memory_order_release);
+  seqlock_write(slot.spec_seq, slot.spec_words, words, kSpecWords);
 }
 
 void reset_counters(FaultSlot& slot) {
@@ -45,16 +37,14 @@ void reset_counters(FaultSlot& slot) {
   slot.last_injection_ns.store(0, std::memory_order_relaxed);
 }
 
-void store_string_words(std::atomic<std::uint64_t>* words, std::size_t nwords,
-                        std::string_view text) {
+void store_string_words(std::atomic<std::uint64_t>& seq, std::atomic<std::uint64_t>* words,
+                        std::size_t nwords, std::string_view text) {
   char buf[kLogPathMax] = {};
   std::size_t n = std::min(text.size(), nwords * 8 - 1);
   std::memcpy(buf, text.data(), n);
-  for (std::size_t i = 0; i < nwords; ++i) {
-    std::uint64_t w;
-    std::memcpy(&w, buf + i * 8, 8);
-    words[i].store(w, std::memory_order_relaxed);
-  }
+  std::uint64_t values[kLogPathMax / 8];
+  std::memcpy(values, buf, nwords * 8);
+  seqlock_write(seq, words, values, nwords);
 }
 
 // Members of a session may chdir; the log must land in one file whatever their cwd.
@@ -81,7 +71,8 @@ void init_block(ControlBlock& block, const std::string& name, const Policy& poli
   h.start_real_ns.store(realtime_ns(), std::memory_order_relaxed);
   h.ttl_ns.store(policy.ttl_ns, std::memory_order_relaxed);
   h.max_faults_total.store(policy.max_faults, std::memory_order_relaxed);
-  store_string_words(h.log_path_words, kLogPathMax / 8, absolute_path(policy.log_path));
+  store_string_words(h.log_path_seq, h.log_path_words, kLogPathMax / 8,
+                     absolute_path(policy.log_path));
   std::int64_t now = monotonic_ns();
   std::size_t i = 0;
   for (const FaultSpec& spec : policy.faults) {
@@ -171,13 +162,10 @@ std::optional<std::string> validate_block(const void* mem, std::size_t mapped_si
 FaultSpec read_fault_spec(const FaultSlot& slot) {
   FaultSpec spec;
   std::uint64_t words[kSpecWords];
-  for (;;) {
-    std::uint64_t before = slot.spec_seq.load(std::memory_order_acquire);
-    if (before & 1) continue;
-    for (std::size_t i = 0; i < kSpecWords; ++i)
-      words[i] = slot.spec_words[i].load(std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_acquire);
-    if (slot.spec_seq.load(std::memory_order_relaxed) == before) break;
+  if (!seqlock_read(slot.spec_seq, slot.spec_words, words, kSpecWords)) {
+    // A writer died mid-edit: an inert spec (no calls) until the next writer repairs it.
+    std::memset(&spec, 0, sizeof spec);
+    return spec;
   }
   std::memcpy(&spec, words, sizeof spec);
   spec.name[kNameMax - 1] = '\0';
@@ -200,17 +188,11 @@ std::uint64_t compute_armed_mask(const ControlBlock& block) {
 }
 
 std::string read_log_path(const ControlHeader& header) {
+  std::uint64_t words[kLogPathMax / 8];
+  if (!seqlock_read(header.log_path_seq, header.log_path_words, words, kLogPathMax / 8))
+    return "";
   char buf[kLogPathMax];
-  for (;;) {
-    std::uint64_t before = header.log_path_seq.load(std::memory_order_acquire);
-    if (before & 1) continue;
-    for (std::size_t i = 0; i < kLogPathMax / 8; ++i) {
-      std::uint64_t w = header.log_path_words[i].load(std::memory_order_relaxed);
-      std::memcpy(buf + i * 8, &w, 8);
-    }
-    std::atomic_thread_fence(std::memory_order_acquire);
-    if (header.log_path_seq.load(std::memory_order_relaxed) == before) break;
-  }
+  std::memcpy(buf, words, sizeof buf);
   buf[kLogPathMax - 1] = '\0';
   return buf;
 }
@@ -423,11 +405,7 @@ void Session::resume() {
 void Session::set_log_path(const std::string& path) {
   write_locked([&] {
     ControlHeader& h = block_->header;
-    std::uint64_t seq = h.log_path_seq.load(std::memory_order_relaxed);
-    h.log_path_seq.store(seq + 1, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_release);
-    store_string_words(h.log_path_words, kLogPathMax / 8, absolute_path(path));
-    h.log_path_seq.store(seq + 2, std::memory_order_release);
+    store_string_words(h.log_path_seq, h.log_path_words, kLogPathMax / 8, absolute_path(path));
   });
 }
 

@@ -58,7 +58,7 @@ void store_path_words(EventSlot& slot, const char* path) {
   for (std::size_t i = 0; i < std::size(slot.path_words); ++i) {
     std::uint64_t w;
     std::memcpy(&w, buf + i * 8, 8);
-    slot.path_words[i].store(w, std::memory_order_relaxed);
+    slot.path_words[i].store(w, std::memory_order_release);
   }
 }
 
@@ -71,18 +71,18 @@ std::uint64_t push_ring(ControlBlock& block, const Decision& d, const CallSite& 
   std::uint64_t prev = slot.seq.load(std::memory_order_relaxed);
   if (prev & 1) h.events_dropped.fetch_add(1, std::memory_order_relaxed);
   slot.seq.store(2 * index + 1, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_release);
-  slot.ts_ns.store(ts, std::memory_order_relaxed);
-  slot.pid.store(static_cast<std::uint32_t>(pid), std::memory_order_relaxed);
-  slot.tid.store(static_cast<std::uint32_t>(tid), std::memory_order_relaxed);
-  slot.fault.store(static_cast<std::uint32_t>(d.fault), std::memory_order_relaxed);
-  slot.call.store(site.call, std::memory_order_relaxed);
-  slot.fd.store(site.fd, std::memory_order_relaxed);
-  slot.error.store(d.action == kActError ? d.error : 0, std::memory_order_relaxed);
-  slot.action.store(d.action ? d.action : kActDelay, std::memory_order_relaxed);
-  slot.size.store(site.has_size ? site.size : 0, std::memory_order_relaxed);
-  slot.bytes.store(bytes >= 0 ? static_cast<std::uint64_t>(bytes) : 0, std::memory_order_relaxed);
-  slot.delay_ns.store(d.delay_ns, std::memory_order_relaxed);
+  // Payload stores are release so none can be seen before the odd sequence above.
+  slot.ts_ns.store(ts, std::memory_order_release);
+  slot.pid.store(static_cast<std::uint32_t>(pid), std::memory_order_release);
+  slot.tid.store(static_cast<std::uint32_t>(tid), std::memory_order_release);
+  slot.fault.store(static_cast<std::uint32_t>(d.fault), std::memory_order_release);
+  slot.call.store(site.call, std::memory_order_release);
+  slot.fd.store(site.fd, std::memory_order_release);
+  slot.error.store(d.action == kActError ? d.error : 0, std::memory_order_release);
+  slot.action.store(d.action ? d.action : kActDelay, std::memory_order_release);
+  slot.size.store(site.has_size ? site.size : 0, std::memory_order_release);
+  slot.bytes.store(bytes >= 0 ? static_cast<std::uint64_t>(bytes) : 0, std::memory_order_release);
+  slot.delay_ns.store(d.delay_ns, std::memory_order_release);
   store_path_words(slot, path);
   slot.seq.store(2 * index + 2, std::memory_order_release);
   return index;

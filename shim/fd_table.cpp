@@ -87,8 +87,7 @@ FdInfo fd_lookup(int fd, std::uint32_t rules_epoch, PathMatcher match_paths, voi
   if (slot) {
     observed = slot->word.load(std::memory_order_acquire);
     if ((observed & kValid) && ((observed >> 8) & kEpochMask) == epoch) {
-      std::uint64_t match = slot->match.load(std::memory_order_relaxed);
-      std::atomic_thread_fence(std::memory_order_acquire);
+      std::uint64_t match = slot->match.load(std::memory_order_acquire);
       if (slot->word.load(std::memory_order_relaxed) == observed)
         return {static_cast<FdKind>((observed >> 1) & 7), match};
     }

@@ -64,7 +64,8 @@ inline bool armed(std::uint32_t families) noexcept {
 // ---- reentrancy -----------------------------------------------------------------------
 // Everything the shim does for itself (compile a policy, format a log line, readlink) may
 // call interposed functions; while a thread is inside the shim they pass straight through.
-extern thread_local bool t_in_shim __attribute__((tls_model("initial-exec")));
+// constinit: no dynamic initialisation, so no TLS wrapper function on every access.
+extern constinit thread_local bool t_in_shim __attribute__((tls_model("initial-exec")));
 
 class Guard {
  public:

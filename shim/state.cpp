@@ -14,7 +14,7 @@ namespace faultline::shim {
 RealFunctions g_real;
 constinit std::atomic<std::uint64_t> g_zero_sentinel{0};
 std::atomic<std::atomic<std::uint64_t>*> g_armed_word{&g_zero_sentinel};
-thread_local bool t_in_shim __attribute__((tls_model("initial-exec"))) = false;
+constinit thread_local bool t_in_shim __attribute__((tls_model("initial-exec"))) = false;
 std::atomic<ControlBlock*> g_block{nullptr};
 
 void* resolve_real(const char* name) noexcept {
