@@ -29,9 +29,18 @@ namespace faultline::shim {
 #include "calls.def"
 #undef FL_CALL
 
+// Until resolved, each pointer holds a cold "lazy" function that resolves the real one,
+// stores it and forwards the call: so the wrappers never test for null, and their fast path
+// is two loads, a test and a tail jump.
+#define FL_CALL(fam, name, ret, params, args, failure, actions) ret lazy_##name params;
+#define FL_TRACKED_CALL(name, ret, params, args) ret lazy_##name params;
+#include "calls.def"
+#undef FL_CALL
+
 struct RealFunctions {
-#define FL_CALL(fam, name, ret, params, args, failure, actions) std::atomic<name##_fn> name;
-#define FL_TRACKED_CALL(name, ret, params, args) std::atomic<name##_fn> name;
+#define FL_CALL(fam, name, ret, params, args, failure, actions) \
+  std::atomic<name##_fn> name{&lazy_##name};
+#define FL_TRACKED_CALL(name, ret, params, args) std::atomic<name##_fn> name{&lazy_##name};
 #include "calls.def"
 #undef FL_CALL
 };
@@ -40,16 +49,7 @@ extern RealFunctions g_real;
 void* resolve_real(const char* name) noexcept;
 void resolve_all_real() noexcept;
 
-#define FL_REAL(name)                                                             \
-  ([]() noexcept {                                                                \
-    auto fn = ::faultline::shim::g_real.name.load(std::memory_order_relaxed);     \
-    if (FL_UNLIKELY(!fn)) {                                                       \
-      fn = reinterpret_cast<::faultline::shim::name##_fn>(                        \
-          ::faultline::shim::resolve_real(#name));                                \
-      ::faultline::shim::g_real.name.store(fn, std::memory_order_relaxed);        \
-    }                                                                             \
-    return fn;                                                                    \
-  }())
+#define FL_REAL(name) (::faultline::shim::g_real.name.load(std::memory_order_relaxed))
 
 // ---- fast path ------------------------------------------------------------------------
 // Points at the session's armed_mask once attached, at an all-zero sentinel before: so the

@@ -2,6 +2,7 @@
 // pointers, the fast path's armed word, the reentrancy flag, the attached block. Kept apart
 // from init.cpp (the constructor) so the engine links into unit tests without a preload.
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <unistd.h>
 
@@ -24,11 +25,45 @@ void* resolve_real(const char* name) noexcept {
 }
 
 void resolve_all_real() noexcept {
-#define FL_CALL(fam, name, ret, params, args, failure, actions) (void)FL_REAL(name);
-#define FL_TRACKED_CALL(name, ret, params, args) (void)FL_REAL(name);
+#define FL_CALL(fam, name, ret, params, args, failure, actions)                  \
+  if (void* fn = resolve_real(#name))                                              \
+    g_real.name.store(reinterpret_cast<name##_fn>(fn), std::memory_order_relaxed);
+#define FL_TRACKED_CALL(name, ret, params, args)                                   \
+  if (void* fn = resolve_real(#name))                                              \
+    g_real.name.store(reinterpret_cast<name##_fn>(fn), std::memory_order_relaxed);
 #include "calls.def"
 #undef FL_CALL
 }
+
+// The lazy first values of the real pointers (see shim.h). A program can only call a
+// function its libc exports, so resolution cannot fail for a call that actually arrives.
+#define FL_LAZY_BODY(name, args)                                                   \
+  auto fn = reinterpret_cast<name##_fn>(resolve_real(#name));                      \
+  g_real.name.store(fn, std::memory_order_relaxed);                                \
+  return fn args;
+#define FL_CALL(fam, name, ret, params, args, failure, actions) \
+  FL_COLD ret lazy_##name params { FL_LAZY_BODY(name, args) }
+#define FL_CALL_VARIADIC(fam, name, ret, params, args, failure, actions)
+#define FL_TRACKED_CALL(name, ret, params, args) \
+  FL_COLD ret lazy_##name params { FL_LAZY_BODY(name, args) }
+#include "calls.def"
+#undef FL_CALL
+
+// open's mode is variadic; our wrappers always pass it, so reading it here is defined.
+#define FL_LAZY_OPEN(name, params, args, last)                                      \
+  FL_COLD int lazy_##name params {                                                  \
+    va_list ap;                                                                     \
+    va_start(ap, last);                                                             \
+    mode_t mode = va_arg(ap, mode_t);                                               \
+    va_end(ap);                                                                     \
+    FL_LAZY_BODY(name, args)                                                        \
+  }
+FL_LAZY_OPEN(open, (const char* path, int flags, ...), (path, flags, mode), flags)
+FL_LAZY_OPEN(open64, (const char* path, int flags, ...), (path, flags, mode), flags)
+FL_LAZY_OPEN(openat, (int dirfd, const char* path, int flags, ...), (dirfd, path, flags, mode),
+             flags)
+FL_LAZY_OPEN(openat64, (int dirfd, const char* path, int flags, ...),
+             (dirfd, path, flags, mode), flags)
 
 void diag(const char* fmt, ...) noexcept {
   char line[1024];
