@@ -24,6 +24,7 @@ enum class Failure : std::uint8_t {
 // Actions each kind of call accepts. `kActIo` calls move bytes (short/corrupt/quota apply).
 inline constexpr std::uint32_t kActBasic = kActError | kActDelay | kActCrash;
 inline constexpr std::uint32_t kActIo = kActBasic | kActShort | kActCorrupt | kActQuota;
+inline constexpr std::uint32_t kActCopy = kActBasic | kActShort | kActQuota;
 inline constexpr std::uint32_t kActIoRead = kActBasic | kActShort | kActCorrupt;
 inline constexpr std::uint32_t kActSync = kActBasic | kActLie;
 inline constexpr std::uint32_t kActSyncVoid = kActDelay | kActCrash | kActLie;

@@ -446,8 +446,16 @@ std::uint32_t action_bit(std::string_view name) {
 // Replacing the main action (`set error=EIO` on a short fault) drops the old one's parameters
 // so that no stale value is published with the new action. Nothing is cleared while no main
 // action is set, because in a file `when` may come before `crash`.
+// A quota may name the errno it fails with (ENOSPC by default; EDQUOT for a user quota):
+// that is the one pair of main actions that combine.
+constexpr std::uint32_t kQuotaWithErrno = kActQuota | kActError;
+
 void set_main_action(FaultSpec& s, std::uint32_t action) {
   std::uint32_t current = s.actions & kMainActions;
+  if ((current | action) == kQuotaWithErrno) {
+    s.actions |= action;
+    return;
+  }
   if (current != 0 && current != action) {
     s.error = 0;
     s.short_percent = 0;
@@ -653,7 +661,7 @@ void compile_file_fault_key(FaultDraft& d, const Entry& e) {
   std::uint32_t before = d.spec.actions & kMainActions;
   compile_fault_key(d, e);
   std::uint32_t after = d.spec.actions & kMainActions;
-  if (before != 0 && after != before)
+  if (before != 0 && after != before && after != kQuotaWithErrno)
     fail(e.key_at, fault_label(d.spec) + " has two actions, " + quoted(action_name(before)) +
                        " and " + quoted(e.key) + " (one per fault; only 'delay' may be added)");
 }

@@ -415,6 +415,8 @@ void Session::set_seed(std::uint64_t seed) {
 
 void Session::register_pid(pid_t pid) {
   auto& pids = block_->header.pids;
+  for (auto& slot : pids)
+    if (slot.load(std::memory_order_relaxed) == pid) return;
   for (auto& slot : pids) {
     std::int32_t expected = 0;
     if (slot.compare_exchange_strong(expected, pid, std::memory_order_relaxed)) return;

@@ -32,11 +32,14 @@ const char* env(const char* name) {
   return v && *v ? v : nullptr;
 }
 
+// Decimal only, as `faultline run --seed` takes it: one seed must replay the same way
+// whichever way it was given.
 bool parse_u64(const char* text, std::uint64_t& out) {
+  if (*text < '0' || *text > '9') return false;
   char* end = nullptr;
   errno = 0;
-  unsigned long long v = strtoull(text, &end, 0);
-  if (errno || !end || *end || end == text) return false;
+  unsigned long long v = strtoull(text, &end, 10);
+  if (errno || !end || *end) return false;
   out = v;
   return true;
 }
@@ -71,7 +74,13 @@ bool load_policy(const char* path, Policy& policy) {
     policy.seed = static_cast<std::uint64_t>(realtime_ns()) ^
                   (static_cast<std::uint64_t>(getpid()) << 32);
   }
-  if (const char* log = env("FAULTLINE_LOG")) policy.log_path = log;
+  if (const char* log = env("FAULTLINE_LOG")) {
+    if (std::strlen(log) >= kLogPathMax) {
+      diag("faultline: FAULTLINE_LOG is longer than %u bytes; no faults armed", kLogPathMax - 1);
+      return false;
+    }
+    policy.log_path = log;
+  }
   return true;
 }
 

@@ -33,6 +33,7 @@ ssize_t io_slow_path(const Guard& guard, const CallSite& site, Io& io) {
       quota_release(d, room);
       return io.run();
     }
+    apply_delay(d);
     // A full disk: a short write at the boundary, then ENOSPC.
     d.error = d.error ? d.error : ENOSPC;
     if (room == 0) {

@@ -95,6 +95,7 @@ FL_COLD size_t fwrite_slow(const void* ptr, size_t size, size_t n, FILE* stream)
       quota_release(d, room);
       return FL_REAL(fwrite)(ptr, size, n, stream);
     }
+    apply_delay(d);
     d.action = room ? kActQuota : kActError;
     d.error = d.error ? d.error : ENOSPC;
     emit_event(d, site, static_cast<std::int64_t>(room / size * size));

@@ -730,3 +730,20 @@ TEST(ApplySetting, CrashThenWhen) {
 
 }  // namespace
 }  // namespace faultline
+
+namespace faultline {
+namespace {
+
+TEST(PolicyQuota, AQuotaMayNameItsErrno) {
+  CompileResult r = compile_policy_string(
+      "version = 1\n[[fault]]\nname='q'\ncalls=['write']\nquota='1MiB'\nerror='EDQUOT'\n",
+      "q.toml");
+  ASSERT_FALSE(r.error) << r.error->to_string();
+  const FaultSpec& f = r.policy->faults.at(0);
+  EXPECT_EQ(f.actions & (kActQuota | kActError), kActQuota | kActError);
+  EXPECT_EQ(f.error, EDQUOT);
+  EXPECT_EQ(f.quota_bytes, 1048576u);
+}
+
+}  // namespace
+}  // namespace faultline

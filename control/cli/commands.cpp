@@ -1,0 +1,645 @@
+// The controller subcommands: everything but `run`. Each attaches to a live session (named, or
+// the only live one), reads or edits it through the Session API and returns; the target
+// processes see an edit on their next armed call, with no restart and no signal.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+
+#include "calls.h"
+#include "cli.h"
+#include "output.h"
+#include "policy.h"
+#include "session.h"
+
+namespace faultline::cli {
+namespace {
+
+constexpr std::int64_t kMsNs = 1'000'000;
+constexpr std::int64_t kFollowPollNs = 50 * kMsNs;
+constexpr std::int64_t kWatchRefreshNs = 500 * kMsNs;
+// A slot still being written after this many polls belongs to a writer that died mid-event.
+constexpr int kMaxEventStalls = 20;
+
+// ---- sessions: which one a command means --------------------------------------------------
+
+bool session_exists(const std::string& name) {
+  struct stat st;
+  return valid_session_name(name) && stat(shm_file_path(name).c_str(), &st) == 0;
+}
+
+// A block that exists but cannot be used (another user's, another ABI version) is bad input,
+// not "nothing to act on": the user named something real that faultline must refuse. The
+// error names the session already ("session 'x': belongs to uid 1001, not to you ...").
+std::unique_ptr<Session> attach_or_fail(const std::string& name) {
+  std::string error;
+  auto session = Session::attach(name, error);
+  if (!session) fail(kExitUsage, error);
+  return session;
+}
+
+std::vector<std::string> live_session_names() {
+  std::vector<std::string> names;
+  for (const SessionInfo& info : list_sessions(true))
+    if (info.problem.empty()) names.push_back(info.name);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::unique_ptr<Session> only_live_session() {
+  const auto names = live_session_names();
+  if (names.empty()) fail(kExitNothing, "no live session (start one with `faultline run`)");
+  if (names.size() > 1)
+    fail(kExitUsage, fmt::format("several live sessions ({}): name one", fmt::join(names, ", ")));
+  return attach_or_fail(names.front());
+}
+
+// For commands whose only positional is SESSION: a name that is not a session is an error.
+std::unique_ptr<Session> open_session(const std::string& name) {
+  if (name.empty()) return only_live_session();
+  if (!session_exists(name)) {
+    const auto names = live_session_names();
+    fail(kExitNothing,
+         fmt::format(
+             "no session '{}' ({})", name,
+             names.empty() ? "no live sessions" : fmt::format("live: {}", fmt::join(names, ", "))));
+  }
+  return attach_or_fail(name);
+}
+
+// For commands taking [SESSION] NAME...: the first argument is the session when one by that
+// name exists (it is then removed from `args`); otherwise every argument is for the command.
+std::unique_ptr<Session> open_leading_session(std::vector<std::string>& args) {
+  if (args.empty() || !session_exists(args.front())) return only_live_session();
+  auto session = attach_or_fail(args.front());
+  args.erase(args.begin());
+  return session;
+}
+
+std::string fault_list_note(const Session& session) {
+  const auto faults = read_faults(session);
+  return faults.empty() ? "it has no faults" : fmt::format("faults: {}", fault_names(faults));
+}
+
+int require_fault(const Session& session, std::string_view name) {
+  const int index = session.find_fault(name);
+  if (index < 0)
+    fail(kExitNothing, fmt::format("no fault '{}' in session {} ({})", name, session.name(),
+                                   fault_list_note(session)));
+  return index;
+}
+
+// Ended, for `events --follow` and `watch`: unlinked, or every member process is gone (a
+// plain-LD_PRELOAD session stays in /dev/shm until `faultline sessions` sweeps it).
+bool session_gone(const Session& session) {
+  struct stat st;
+  return stat(shm_file_path(session.name()).c_str(), &st) != 0 || session.live_pids().empty();
+}
+
+// ---- small helpers -------------------------------------------------------------------------
+
+void print_warnings(const std::vector<std::string>& warnings) {
+  for (const auto& w : warnings) fmt::print(stderr, "{}\n", w);
+}
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(kExitUsage, fmt::format("cannot read {}: {}", path, std::strerror(errno)));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::string user_name(uid_t uid) {
+  struct passwd entry;
+  struct passwd* found = nullptr;
+  char buffer[1024];
+  if (getpwuid_r(uid, &entry, buffer, sizeof buffer, &found) == 0 && found != nullptr)
+    return found->pw_name;
+  return std::to_string(uid);
+}
+
+// A process that joined twice (e.g. the creator, then its own shim) is listed once.
+std::string pids_text(std::vector<pid_t> pids) {
+  constexpr std::size_t kShown = 4;
+  std::sort(pids.begin(), pids.end());
+  pids.erase(std::unique(pids.begin(), pids.end()), pids.end());
+  if (pids.empty()) return "-";
+  std::vector<pid_t> shown(pids.begin(), pids.begin() + std::min(pids.size(), kShown));
+  std::string text = fmt::format("{}", fmt::join(shown, ","));
+  if (pids.size() > kShown) text += fmt::format(",+{}", pids.size() - kShown);
+  return text;
+}
+
+// The flags, with an expired TTL that no target process has noticed yet (the shim sets the
+// flag on its next armed call; SessionInfo does not carry the TTL).
+std::uint32_t current_flags(const SessionInfo& info) {
+  std::string error;
+  const auto session = Session::attach(info.name, error);
+  return session ? read_state(session->block()).flags : info.flags;
+}
+
+// The attach error without the "session 'x': " it starts with: the row already names it.
+std::string problem_text(const SessionInfo& info) {
+  const std::string prefix = fmt::format("session '{}': ", info.name);
+  return info.problem.starts_with(prefix) ? info.problem.substr(prefix.size()) : info.problem;
+}
+
+// SIGINT/SIGTERM end `events --follow` and `watch` cleanly (exit 0, output flushed).
+volatile std::sig_atomic_t g_stop_requested = 0;
+
+void on_stop_signal(int) { g_stop_requested = 1; }
+
+void catch_stop_signals() {
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+// Sleeps; a stop signal cuts the sleep short (nanosleep fails with EINTR, no SA_RESTART).
+bool sleep_unless_stopped(std::int64_t ns) {
+  const timespec pause{static_cast<time_t>(ns / 1'000'000'000),
+                       static_cast<long>(ns % 1'000'000'000)};
+  if (!g_stop_requested) nanosleep(&pause, nullptr);
+  return !g_stop_requested;
+}
+
+// ---- status and watch ----------------------------------------------------------------------
+
+std::string status_line(const Session& session, const SessionState& state) {
+  std::string ttl = state.ttl_left_ns == kForever ? "none"
+                    : state.ttl_left_ns == 0      ? "expired"
+                                                  : human_age(state.ttl_left_ns) + " left";
+  std::string injected = std::to_string(state.injected_total);
+  if (state.max_faults_total != kUnlimited) injected += fmt::format("/{}", state.max_faults_total);
+  return fmt::format("session {}  seed {}  state {}  ttl {}  injected {}", session.name(),
+                     state.seed, state_name(state.flags, state.armed_mask), ttl, injected);
+}
+
+std::string status_action(const FaultView& f) {
+  std::string text = action_text(f.spec);
+  if (f.spec.actions & kActQuota) text += " used=" + human_size(f.quota_used);
+  return text;
+}
+
+void print_status_text(const Session& session, const SessionState& state,
+                       const std::vector<FaultView>& faults) {
+  fmt::print("{}\n", status_line(session, state));
+  if (faults.empty()) {
+    fmt::print("no faults (add some with `faultline add`)\n");
+    return;
+  }
+  Table table({"FAULT", "ON", "CALLS", "SELECT", "ACTION", "PROB", "AFTER", "EVERY", "TIMES",
+               "SEEN", "MATCHED", "INJECTED"},
+              {false, false, false, false, false, true, true, true, true, true, true, true});
+  for (const FaultView& f : faults)
+    table.add_row({std::string(fixed_text(f.spec.name)), f.enabled ? "yes" : "no",
+                   calls_text(f.spec), selectors_text(f.spec), status_action(f),
+                   fmt::format("{}", f.spec.probability), std::to_string(f.spec.after),
+                   std::to_string(f.spec.every), times_text(f.spec.times), std::to_string(f.seen),
+                   std::to_string(f.matched), std::to_string(f.injected)});
+  table.print(stdout);
+}
+
+void print_status_json(const Session& session, const SessionState& state,
+                       const std::vector<FaultView>& faults) {
+  std::vector<std::string> items;
+  for (const FaultView& f : faults) items.push_back(fault_json(f).str());
+  JsonObject o;
+  o.add("session", session.name())
+      .add("seed", state.seed)
+      .add_bool("panicked", state.flags & kFlagPanicked)
+      .add_bool("expired", state.flags & kFlagTtlExpired)
+      .add_bool("over_budget", state.flags & kFlagBudgetSpent)
+      .add("injected_total", state.injected_total)
+      .add_raw("faults", json_array(items));
+  fmt::print("{}\n", o.str());
+}
+
+std::string rate_text(std::uint64_t now, std::uint64_t before, std::int64_t interval_ns) {
+  if (interval_ns <= 0 || now < before) return "-";
+  return fmt::format("{:.1f}", static_cast<double>(now - before) * 1e9 / interval_ns);
+}
+
+void print_watch_frame(const Session& session, const std::vector<FaultView>& faults,
+                       const std::vector<FaultView>& previous, std::int64_t interval_ns) {
+  fmt::print("{}    (Ctrl-C to quit)\n\n", status_line(session, read_state(session.block())));
+  Table table({"FAULT", "ON", "ACTION", "SEEN", "MATCHED", "INJECTED", "SEEN/s", "INJ/s"},
+              {false, false, false, true, true, true, true, true});
+  for (const FaultView& f : faults) {
+    // Rates only against the same fault in the same slot: a slot may be removed and reused.
+    const auto before = std::find_if(previous.begin(), previous.end(), [&](const FaultView& p) {
+      return p.index == f.index && fixed_text(p.spec.name) == fixed_text(f.spec.name);
+    });
+    const bool known = before != previous.end();
+    table.add_row({std::string(fixed_text(f.spec.name)), f.enabled ? "yes" : "no", status_action(f),
+                   std::to_string(f.seen), std::to_string(f.matched), std::to_string(f.injected),
+                   known ? rate_text(f.seen, before->seen, interval_ns) : "-",
+                   known ? rate_text(f.injected, before->injected, interval_ns) : "-"});
+  }
+  if (table.empty())
+    fmt::print("no faults (add some with `faultline add`)\n");
+  else
+    table.print(stdout);
+}
+
+// ---- events ----------------------------------------------------------------------------------
+
+struct Event {
+  std::uint64_t index = 0;
+  std::int64_t ts_ns = 0;
+  std::uint32_t pid = 0, tid = 0, fault = 0, call = 0, action = 0;
+  std::int32_t fd = -1, error = 0;
+  std::uint64_t size = 0, bytes = 0;
+  std::int64_t delay_ns = 0;
+  std::string path;
+};
+
+enum class SlotRead { kReady, kPending, kOverwritten };
+
+// Event `index` lives in slot index % kEventSlots; its seq is 2*index+1 while being written and
+// 2*index+2 when complete. Reading the seq again after the fields (acquire fence) detects a
+// writer that lapped us mid-read.
+SlotRead read_event(const ControlBlock& block, std::uint64_t index, Event& event) {
+  const EventSlot& slot = block.events[index % kEventSlots];
+  const std::uint64_t complete = 2 * index + 2;
+  const std::uint64_t seq = slot.seq.load(std::memory_order_acquire);
+  if (seq < complete) return SlotRead::kPending;
+  if (seq > complete) return SlotRead::kOverwritten;
+  constexpr auto r = std::memory_order_relaxed;
+  event.index = index;
+  event.ts_ns = slot.ts_ns.load(r);
+  event.pid = slot.pid.load(r);
+  event.tid = slot.tid.load(r);
+  event.fault = slot.fault.load(r);
+  event.call = slot.call.load(r);
+  event.fd = slot.fd.load(r);
+  event.error = slot.error.load(r);
+  event.action = slot.action.load(r);
+  event.size = slot.size.load(r);
+  event.bytes = slot.bytes.load(r);
+  event.delay_ns = slot.delay_ns.load(r);
+  char path[sizeof slot.path_words];
+  for (std::size_t w = 0; w < std::size(slot.path_words); ++w) {
+    const std::uint64_t word = slot.path_words[w].load(r);
+    std::memcpy(path + w * 8, &word, 8);
+  }
+  event.path = fixed_text(path);
+  std::atomic_thread_fence(std::memory_order_acquire);
+  return slot.seq.load(r) == complete ? SlotRead::kReady : SlotRead::kOverwritten;
+}
+
+// Turns the integer ids of an event into the names people and the event log use.
+class EventPrinter {
+ public:
+  EventPrinter(const Session& session, bool json) : session_(session), json_(json) {}
+
+  void print(const Event& e) {
+    if (json_)
+      fmt::print("{}\n", json(e));
+    else
+      fmt::print("{}\n", human(e));
+  }
+
+ private:
+  // Field for field the line the shim appends to the event log (shim/events.cpp), so that a
+  // script reads `events --json` and the log file alike.
+  std::string json(const Event& e) {
+    JsonObject o;
+    o.add("seq", e.index).add("ts_ns", e.ts_ns).add("pid", e.pid).add("tid", e.tid);
+    o.add("process", process_name(e.pid)).add("fault", fault_name(e.fault));
+    o.add("call", call_name(e.call));
+    if (e.fd >= 0) o.add("fd", e.fd);
+    if (!e.path.empty()) o.add("path", e.path);
+    o.add("action", action_name(e.action));
+    if (e.error != 0) o.add("errno", errno_text(e.error));
+    if (e.size != 0) o.add("size", e.size);
+    if (e.bytes != 0) o.add("bytes", e.bytes);
+    if (e.delay_ns != 0) o.add("delay_ns", e.delay_ns);
+    if (e.action == kActCrash && e.fault < kMaxFaults)
+      o.add("signal", read_fault_spec(session_.block().faults[e.fault]).crash_signal);
+    o.add("seed", session_.block().header.seed.load(std::memory_order_relaxed));
+    return o.str();
+  }
+
+  std::string human(const Event& e) {
+    std::string who = fmt::format("{}[{}", process_name(e.pid), e.pid);
+    who += e.tid != e.pid && e.tid != 0 ? fmt::format("/{}]", e.tid) : "]";
+    std::string line = fmt::format("{} {} {}: {}", local_time(e.ts_ns), who, fault_name(e.fault),
+                                   call_name(e.call));
+    if (e.fd >= 0) line += fmt::format(" fd={}", e.fd);
+    if (!e.path.empty()) line += fmt::format(" path={}", e.path);
+    line += fmt::format(" -> {}", action_name(e.action));
+    if (e.error != 0) line += " " + errno_text(e.error);
+    if (e.size != 0) line += fmt::format(" size={}", e.size);
+    if (e.bytes != 0) line += fmt::format(" bytes={}", e.bytes);
+    if (e.delay_ns != 0) line += " delay=" + human_duration(e.delay_ns);
+    return line;
+  }
+
+  // The name at the time we first see the pid: short-lived processes are usually still there.
+  const std::string& process_name(std::uint32_t pid) {
+    auto [it, inserted] = processes_.try_emplace(pid);
+    if (inserted) {
+      std::ifstream comm(fmt::format("/proc/{}/comm", pid));
+      std::getline(comm, it->second);
+    }
+    return it->second;
+  }
+
+  std::string fault_name(std::uint32_t index) const {
+    if (index >= kMaxFaults) return fmt::format("#{}", index);
+    return std::string(fixed_text(read_fault_spec(session_.block().faults[index]).name));
+  }
+
+  static std::string call_name(std::uint32_t id) {
+    return id < kCallCount ? std::string(call_info(id).name) : fmt::format("#{}", id);
+  }
+
+  const Session& session_;
+  bool json_;
+  std::map<std::uint32_t, std::string> processes_;
+};
+
+struct EventCursor {
+  std::uint64_t next = 0;
+  std::uint64_t lost = 0;  // overwritten before we read them
+  int stalls = 0;
+};
+
+// Prints the complete events from the cursor up to the ring's head. A slot still being written
+// ends the pass (the next poll retries it) unless `final_pass` or it has stalled too long.
+void print_new_events(const ControlBlock& block, EventCursor& cursor, EventPrinter& printer,
+                      bool final_pass) {
+  const std::uint64_t head = block.header.event_head.load(std::memory_order_acquire);
+  if (head > cursor.next + kEventSlots) {
+    cursor.lost += head - kEventSlots - cursor.next;
+    cursor.next = head - kEventSlots;
+  }
+  while (cursor.next < head) {
+    Event event;
+    const SlotRead read = read_event(block, cursor.next, event);
+    if (read == SlotRead::kPending && !final_pass && ++cursor.stalls <= kMaxEventStalls) return;
+    if (read == SlotRead::kReady) printer.print(event);
+    if (read == SlotRead::kOverwritten) ++cursor.lost;
+    ++cursor.next;
+    cursor.stalls = 0;
+  }
+}
+
+void report_missed_events(const ControlBlock& block, const EventCursor& cursor,
+                          std::uint64_t before_start) {
+  const std::uint64_t dropped = block.header.events_dropped.load(std::memory_order_relaxed);
+  if (before_start != 0)
+    fmt::print(stderr, "faultline: {} earlier events are no longer in the ring\n", before_start);
+  if (cursor.lost != 0)
+    fmt::print(stderr, "faultline: {} events were overwritten before they could be shown\n",
+               cursor.lost);
+  if (dropped != 0) fmt::print(stderr, "faultline: the session dropped {} events\n", dropped);
+}
+
+// ---- set -------------------------------------------------------------------------------------
+
+// Returns the key. Warnings (an errno this call cannot return) are collected, not refused:
+// each check covers the whole spec, so the same one may come back for every setting.
+std::string apply_setting(FaultSpec& spec, const std::string& setting,
+                          std::vector<std::string>& warnings) {
+  const auto equals = setting.find('=');
+  if (equals == std::string::npos || equals == 0)
+    fail(kExitUsage, fmt::format("expected KEY=VALUE, got '{}' (e.g. probability=0.5)", setting));
+  const std::string_view text(setting);
+  if (auto error =
+          apply_fault_setting(spec, text.substr(0, equals), text.substr(equals + 1), &warnings))
+    fail(kExitUsage, fmt::format("{}: {}", setting, *error));
+  const auto key = text.substr(0, equals);
+  const auto first = key.find_first_not_of(" \t");
+  return std::string(key.substr(first, key.find_last_not_of(" \t") + 1 - first));
+}
+
+void print_unique_warnings(std::vector<std::string> warnings) {
+  std::sort(warnings.begin(), warnings.end());
+  warnings.erase(std::unique(warnings.begin(), warnings.end()), warnings.end());
+  for (const auto& w : warnings) fmt::print(stderr, "faultline: warning: {}\n", w);
+}
+
+}  // namespace
+
+Policy compile_policy_or_fail(const std::string& path) {
+  CompileResult result = compile_policy_file(path);
+  if (result.error) {
+    fmt::print(stderr, "{}\n", result.error->to_string());
+    fail(kExitUsage, "");
+  }
+  print_warnings(result.policy->warnings);
+  return std::move(*result.policy);
+}
+
+int validate_command(const std::string& policy_path) {
+  const Policy policy = compile_policy_or_fail(policy_path);
+  std::vector<std::string> names;
+  for (const FaultSpec& spec : policy.faults) names.emplace_back(fixed_text(spec.name));
+  const std::string list = names.empty() ? "" : fmt::format(" ({})", fmt::join(names, ", "));
+  fmt::print("{}: ok \u2014 {} fault{}{}, seed {}\n", policy_path, names.size(),
+             names.size() == 1 ? "" : "s", list,
+             policy.has_seed ? std::to_string(policy.seed) : "random");
+  return kExitOk;
+}
+
+int sessions_command() {
+  auto infos = list_sessions(true);
+  if (infos.empty()) {
+    fmt::print("no live sessions\n");
+    return kExitOk;
+  }
+  std::sort(infos.begin(), infos.end(),
+            [](const SessionInfo& a, const SessionInfo& b) { return a.name < b.name; });
+  Table table({"NAME", "OWNER", "PIDS", "FAULTS", "STATE", "AGE", ""},
+              {false, false, false, true, false, true, false});
+  for (const SessionInfo& s : infos) {
+    if (!s.problem.empty()) {
+      table.add_row({s.name, user_name(s.owner), "-", "-", "unusable", "-", problem_text(s)});
+      continue;
+    }
+    table.add_row({s.name, user_name(s.owner), pids_text(s.pids),
+                   fmt::format("{}/{}", s.faults_enabled, s.faults),
+                   std::string(state_name(current_flags(s), s.armed_mask)), human_age(s.age_ns),
+                   ""});
+  }
+  table.print(stdout);
+  return kExitOk;
+}
+
+int status_command(const std::string& session_name, bool json) {
+  const auto session = open_session(session_name);
+  const SessionState state = read_state(session->block());
+  const auto faults = read_faults(*session);
+  if (json)
+    print_status_json(*session, state, faults);
+  else
+    print_status_text(*session, state, faults);
+  return kExitOk;
+}
+
+int edit_faults_command(FaultEdit edit, std::vector<std::string> args) {
+  const auto session = open_leading_session(args);
+  if (args.empty())
+    fail(kExitUsage, fmt::format("name the faults to change in session {} ({})", session->name(),
+                                 fault_list_note(*session)));
+  // Every name is checked before anything changes: a typo must not leave a half-applied edit.
+  std::vector<std::pair<int, std::string>> targets;
+  for (const auto& name : args) {
+    const int index = require_fault(*session, name);
+    const bool repeated = std::any_of(targets.begin(), targets.end(),
+                                      [&](const auto& t) { return t.first == index; });
+    if (!repeated) targets.emplace_back(index, name);
+  }
+  static constexpr std::string_view kDone[] = {"enabled", "disabled", "removed"};
+  for (const auto& [index, name] : targets) {
+    if (edit == FaultEdit::kRemove)
+      session->remove_fault(index);
+    else
+      session->set_enabled(index, edit == FaultEdit::kEnable);
+    fmt::print("{}: {} {}\n", session->name(), name, kDone[static_cast<int>(edit)]);
+  }
+  const std::uint32_t flags = read_state(session->block()).flags;
+  if (edit == FaultEdit::kEnable && flags != 0)
+    fmt::print(
+        stderr, "faultline: session {} is {}: nothing fires until that changes{}\n",
+        session->name(), state_name(flags, 0),
+        (flags & kFlagPanicked) ? fmt::format(" (`faultline resume {}`)", session->name()) : "");
+  return kExitOk;
+}
+
+int set_command(std::vector<std::string> args) {
+  const auto session = open_leading_session(args);
+  if (args.size() < 2)
+    fail(kExitUsage, "usage: faultline set [SESSION] FAULT KEY=VALUE... (e.g. probability=0.5)");
+  const int index = require_fault(*session, args.front());
+  FaultSpec spec = read_fault_spec(session->block().faults[index]);
+  const std::vector<std::string> settings(args.begin() + 1, args.end());
+  bool sets_enabled = false;
+  std::vector<std::string> warnings;
+  for (const auto& setting : settings)
+    sets_enabled |= apply_setting(spec, setting, warnings) == "enabled";
+  if (!session->update_fault(index, spec))
+    fail(kExitNothing,
+         fmt::format("fault '{}' is gone from session {}", args.front(), session->name()));
+  // `enabled` in a spec is only the state a fault is loaded in; live, it is the slot's flag.
+  if (sets_enabled) session->set_enabled(index, spec.enabled_initially != 0);
+  fmt::print("{}: {} set {}\n", session->name(), args.front(), fmt::join(settings, " "));
+  print_unique_warnings(std::move(warnings));
+  return kExitOk;
+}
+
+int add_command(const std::string& session_name, const std::string& snippet_path) {
+  CompileResult result = compile_fault_snippet(read_text_file(snippet_path), snippet_path);
+  if (result.error) {
+    fmt::print(stderr, "{}\n", result.error->to_string());
+    fail(kExitUsage, "");
+  }
+  print_warnings(result.policy->warnings);
+  const std::vector<FaultSpec>& specs = result.policy->faults;
+  if (specs.empty()) fail(kExitUsage, fmt::format("{} has no [[fault]] tables", snippet_path));
+
+  const auto session = open_session(session_name);
+  for (const FaultSpec& spec : specs)
+    if (session->find_fault(fixed_text(spec.name)) >= 0)
+      fail(kExitUsage, fmt::format("session {} already has a fault named '{}': remove it first "
+                                   "(`faultline remove {} {}`) or rename the new one",
+                                   session->name(), fixed_text(spec.name), session->name(),
+                                   fixed_text(spec.name)));
+  if (session->used_slots().size() + specs.size() > kMaxFaults)
+    fail(kExitUsage,
+         fmt::format("session {} holds at most {} faults", session->name(), kMaxFaults));
+
+  std::vector<std::string> added;
+  for (const FaultSpec& spec : specs) {
+    std::string error;
+    if (!session->add_fault(spec, error))
+      fail(kExitUsage,
+           fmt::format(
+               "cannot add '{}': {}{}", fixed_text(spec.name), error,
+               added.empty() ? "" : fmt::format(" (already added: {})", fmt::join(added, ", "))));
+    added.emplace_back(fixed_text(spec.name));
+  }
+  fmt::print("{}: added {}\n", session->name(), fmt::join(added, ", "));
+  return kExitOk;
+}
+
+int panic_command(const std::string& session_name, bool panic) {
+  const auto session = open_session(session_name);
+  if (panic) {
+    session->panic();
+    fmt::print("{}: panicked, every fault is off (undo with `faultline resume {}`)\n",
+               session->name(), session->name());
+    return kExitOk;
+  }
+  session->resume();
+  fmt::print("{}: resumed\n", session->name());
+  const std::uint32_t flags = read_state(session->block()).flags;
+  if (flags != 0)
+    fmt::print(stderr, "faultline: session {} is still {}: its faults stay off\n", session->name(),
+               state_name(flags, 0));
+  return kExitOk;
+}
+
+int events_command(const std::string& session_name, bool follow, bool json) {
+  const auto session = open_session(session_name);
+  const ControlBlock& block = session->block();
+  EventPrinter printer(*session, json);
+  EventCursor cursor;
+  const std::uint64_t head = block.header.event_head.load(std::memory_order_acquire);
+  const std::uint64_t before_start = head > kEventSlots ? head - kEventSlots : 0;
+  cursor.next = before_start;
+  if (follow) {
+    catch_stop_signals();
+    do {
+      print_new_events(block, cursor, printer, false);
+      std::fflush(stdout);
+    } while (!session_gone(*session) && sleep_unless_stopped(kFollowPollNs));
+  }
+  print_new_events(block, cursor, printer, true);
+  std::fflush(stdout);
+  report_missed_events(block, cursor, before_start);
+  if (follow && !g_stop_requested)
+    fmt::print(stderr, "faultline: session {} ended\n", session->name());
+  return kExitOk;
+}
+
+int watch_command(const std::string& session_name) {
+  const auto session = open_session(session_name);
+  catch_stop_signals();
+  // Clearing only a terminal: redirected to a file, each frame simply follows the last.
+  const bool terminal = isatty(STDOUT_FILENO) != 0;
+  std::vector<FaultView> previous;
+  std::int64_t previous_ns = 0;
+  do {
+    if (session_gone(*session)) {
+      fmt::print(stderr, "faultline: session {} ended\n", session->name());
+      return kExitOk;
+    }
+    const std::int64_t now = monotonic_ns();
+    auto faults = read_faults(*session);
+    if (terminal) fmt::print("\x1b[H\x1b[2J");
+    print_watch_frame(*session, faults, previous, now - previous_ns);
+    std::fflush(stdout);
+    previous = std::move(faults);
+    previous_ns = now;
+  } while (sleep_unless_stopped(kWatchRefreshNs));
+  return kExitOk;
+}
+
+}  // namespace faultline::cli

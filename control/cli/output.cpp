@@ -1,0 +1,349 @@
+// Formatting shared by every subcommand: see output.h.
+#include "output.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <string.h>  // sigabbrev_np (GNU)
+#include <time.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "calls.h"
+
+namespace faultline::cli {
+namespace {
+
+constexpr std::int64_t kUs = 1000;
+constexpr std::int64_t kMs = 1000 * kUs;
+constexpr std::int64_t kSec = 1000 * kMs;
+constexpr std::int64_t kMin = 60 * kSec;
+constexpr std::int64_t kHour = 60 * kMin;
+
+// "1.500" -> "1.5", "2.000" -> "2".
+std::string trim_decimals(std::string text) {
+  if (text.find('.') == std::string::npos) return text;
+  while (text.back() == '0') text.pop_back();
+  if (text.back() == '.') text.pop_back();
+  return text;
+}
+
+std::string join(const std::vector<std::string>& parts, std::string_view separator,
+                 std::string_view if_empty) {
+  if (parts.empty()) return std::string(if_empty);
+  return fmt::format("{}", fmt::join(parts, separator));
+}
+
+std::string size_range_text(const FaultSpec& spec) {
+  if (spec.size_min == spec.size_max) return human_size(spec.size_min);
+  std::string text = spec.size_min == 0 ? "" : human_size(spec.size_min);
+  text += "..";
+  if (spec.size_max != kUnlimited) text += human_size(spec.size_max);
+  return text;
+}
+
+std::string short_text(const FaultSpec& spec) {
+  if (spec.short_percent != 0) return fmt::format("short={}%", spec.short_percent);
+  return fmt::format("short={}", spec.short_bytes);
+}
+
+// Length of the valid UTF-8 sequence starting at text[i], or 0 if it is not one.
+std::size_t utf8_sequence_length(std::string_view text, std::size_t i) {
+  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char lead = byte(i);
+  std::size_t length = 0;
+  if (lead >= 0xc2 && lead <= 0xdf)
+    length = 2;
+  else if (lead >= 0xe0 && lead <= 0xef)
+    length = 3;
+  else if (lead >= 0xf0 && lead <= 0xf4)
+    length = 4;
+  if (length == 0 || i + length > text.size()) return 0;
+  for (std::size_t k = 1; k < length; ++k)
+    if ((byte(i + k) & 0xc0) != 0x80) return 0;
+  // Overlong 3/4-byte forms, UTF-16 surrogates and code points past U+10FFFF.
+  const unsigned char second = byte(i + 1);
+  if ((lead == 0xe0 && second < 0xa0) || (lead == 0xed && second > 0x9f) ||
+      (lead == 0xf0 && second < 0x90) || (lead == 0xf4 && second > 0x8f))
+    return 0;
+  return length;
+}
+
+}  // namespace
+
+std::vector<FaultView> read_faults(const Session& session) {
+  std::vector<FaultView> faults;
+  for (int index : session.used_slots()) {
+    const FaultSlot& slot = session.block().faults[index];
+    FaultView view;
+    view.index = index;
+    view.spec = read_fault_spec(slot);
+    view.enabled = slot.enabled.load(std::memory_order_relaxed) != 0;
+    view.seen = slot.seen.load(std::memory_order_relaxed);
+    view.matched = slot.matched.load(std::memory_order_relaxed);
+    view.injected = slot.injected.load(std::memory_order_relaxed);
+    view.quota_used = slot.quota_used.load(std::memory_order_relaxed);
+    view.first_injection_ns = slot.first_injection_ns.load(std::memory_order_relaxed);
+    view.last_injection_ns = slot.last_injection_ns.load(std::memory_order_relaxed);
+    faults.push_back(view);
+  }
+  return faults;
+}
+
+std::string fault_names(const std::vector<FaultView>& faults) {
+  std::vector<std::string> names;
+  for (const auto& f : faults) names.emplace_back(fixed_text(f.spec.name));
+  return join(names, ", ", "");
+}
+
+SessionState read_state(const ControlBlock& block) {
+  const ControlHeader& h = block.header;
+  SessionState state;
+  state.seed = h.seed.load(std::memory_order_relaxed);
+  state.flags = h.flags.load(std::memory_order_acquire);
+  state.armed_mask = h.armed_mask.load(std::memory_order_relaxed);
+  state.injected_total = h.injected_total.load(std::memory_order_relaxed);
+  state.max_faults_total = h.max_faults_total.load(std::memory_order_relaxed);
+  const std::int64_t ttl = h.ttl_ns.load(std::memory_order_relaxed);
+  if (ttl != kForever) {
+    const std::int64_t end = h.start_mono_ns.load(std::memory_order_relaxed) + ttl;
+    state.ttl_left_ns = std::max<std::int64_t>(0, end - monotonic_ns());
+    if (state.ttl_left_ns == 0) state.flags |= kFlagTtlExpired;
+  }
+  if (state.max_faults_total != kUnlimited && state.injected_total >= state.max_faults_total)
+    state.flags |= kFlagBudgetSpent;
+  return state;
+}
+
+std::string_view state_name(std::uint32_t flags, std::uint64_t armed_mask) {
+  if (flags & kFlagPanicked) return "panicked";
+  if (flags & kFlagTtlExpired) return "expired";
+  if (flags & kFlagBudgetSpent) return "over budget";
+  return armed_mask != 0 ? "armed" : "idle";
+}
+
+std::string human_duration(std::int64_t ns) {
+  if (ns < 0) return "-" + human_duration(ns == INT64_MIN ? INT64_MAX : -ns);
+  if (ns >= kMin && ns % kSec == 0) {
+    std::string text;
+    if (ns >= kHour) text += fmt::format("{}h", ns / kHour);
+    if (ns % kHour >= kMin) text += fmt::format("{}m", ns % kHour / kMin);
+    if (ns % kMin != 0) text += fmt::format("{}s", ns % kMin / kSec);
+    return text;
+  }
+  const auto scaled = [&](std::int64_t unit, std::string_view suffix) {
+    return trim_decimals(fmt::format("{:.3f}", static_cast<double>(ns) / unit)) +
+           std::string(suffix);
+  };
+  if (ns >= kSec) return scaled(kSec, "s");
+  if (ns >= kMs) return scaled(kMs, "ms");
+  if (ns >= kUs) return scaled(kUs, "us");
+  return fmt::format("{}ns", ns);
+}
+
+std::string human_age(std::int64_t ns) {
+  if (ns >= kMin) return human_duration(ns - ns % kSec);
+  if (ns >= kSec) return human_duration(ns - ns % (100 * kMs));
+  return human_duration(ns - ns % kMs);
+}
+
+std::string human_size(std::uint64_t bytes) {
+  constexpr std::uint64_t kKiB = 1024;
+  if (bytes != 0 && bytes % (kKiB * kKiB * kKiB) == 0)
+    return fmt::format("{}GiB", bytes / (kKiB * kKiB * kKiB));
+  if (bytes != 0 && bytes % (kKiB * kKiB) == 0) return fmt::format("{}MiB", bytes / (kKiB * kKiB));
+  if (bytes != 0 && bytes % kKiB == 0) return fmt::format("{}KiB", bytes / kKiB);
+  return fmt::format("{}B", bytes);
+}
+
+std::string errno_text(int err) {
+  const std::string_view name = errno_name(err);
+  return name.empty() ? std::to_string(err) : std::string(name);
+}
+
+std::string signal_text(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return abbrev != nullptr ? fmt::format("SIG{}", abbrev) : std::to_string(sig);
+}
+
+std::string local_time(std::int64_t realtime_ns) {
+  const time_t seconds = static_cast<time_t>(realtime_ns / kSec);
+  struct tm parts {};
+  localtime_r(&seconds, &parts);
+  char clock[16];
+  strftime(clock, sizeof clock, "%H:%M:%S", &parts);
+  return fmt::format("{}.{:06}", clock, realtime_ns % kSec / kUs);
+}
+
+// A family prints as "@family" when the fault has every call of it that takes the fault's
+// actions: the compiler drops the others from a family (fflush from a `short` fault).
+std::string calls_text(const FaultSpec& spec) {
+  const auto has = [&](const CallInfo& c) {
+    return (spec.calls_mask[c.id / 64] >> (c.id % 64)) & 1;
+  };
+  std::vector<std::string> parts;
+  std::uint32_t whole = 0;
+  for (std::uint32_t family = 1; family <= kFamMemory; family <<= 1) {
+    bool any = false;
+    bool all = true;
+    for (const CallInfo& c : all_calls()) {
+      if (c.family != family || (c.actions & spec.actions) != spec.actions) continue;
+      any = true;
+      all = all && has(c);
+    }
+    if (!any || !all) continue;
+    parts.emplace_back(family_name(static_cast<Family>(family)));
+    whole |= family;
+  }
+  for (const CallInfo& c : all_calls())
+    if (has(c) && !(whole & c.family)) parts.emplace_back(c.name);
+  return join(parts, ",", "-");
+}
+
+std::string selectors_text(const FaultSpec& spec) {
+  std::vector<std::string> parts;
+  for (const auto& [key, glob] :
+       {std::pair{"path", fixed_text(spec.path)}, std::pair{"process", fixed_text(spec.process)},
+        std::pair{"thread", fixed_text(spec.thread)}})
+    if (!glob.empty()) parts.push_back(fmt::format("{}={}", key, glob));
+  if (spec.has_size) parts.push_back("size=" + size_range_text(spec));
+  if (spec.start_after_ns > 0)
+    parts.push_back("start_after=" + human_duration(spec.start_after_ns));
+  if (spec.duration_ns != kForever) parts.push_back("duration=" + human_duration(spec.duration_ns));
+  return join(parts, " ", "-");
+}
+
+// The main action first, then the delay that may accompany it.
+std::string action_text(const FaultSpec& spec) {
+  std::vector<std::string> parts;
+  const std::uint32_t a = spec.actions;
+  if (a & kActError) parts.push_back("error=" + errno_text(spec.error));
+  if (a & kActShort) parts.push_back(short_text(spec));
+  if (a & kActCorrupt) parts.push_back(fmt::format("corrupt={}", spec.corrupt_bits));
+  if (a & kActQuota) parts.push_back("quota=" + human_size(spec.quota_bytes));
+  if (a & kActLie) parts.emplace_back("lie");
+  if (a & kActCrash) {
+    parts.push_back("crash=" + signal_text(spec.crash_signal));
+    if (spec.crash_when == kCrashAfter) parts.emplace_back("when=after");
+  }
+  for (std::uint32_t bit : {kActReset, kActBlackhole, kActResolve, kActLimit})
+    if (a & bit) parts.emplace_back(action_name(bit));
+  if (a & kActDelay) {
+    parts.push_back("delay=" + human_duration(spec.delay_ns));
+    if (spec.jitter_ns > 0) parts.push_back("jitter=" + human_duration(spec.jitter_ns));
+  }
+  return join(parts, " ", "-");
+}
+
+std::string times_text(std::uint64_t times) {
+  return times == kUnlimited ? "-" : std::to_string(times);
+}
+
+std::string json_string(std::string_view text) {
+  std::string out = "\"";
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c < 0x20 || c == 0x7f) {
+      out += fmt::format("\\u{:04x}", c);
+    } else if (c < 0x80) {
+      out += static_cast<char>(c);
+    } else if (const std::size_t n = utf8_sequence_length(text, i); n != 0) {
+      out.append(text.substr(i, n));
+      i += n - 1;
+    } else {
+      out += fmt::format("\\u{:04x}", c);
+    }
+  }
+  return out + "\"";
+}
+
+JsonObject& JsonObject::add(std::string_view key, std::string_view value) {
+  return add_raw(key, json_string(value));
+}
+
+// fmt's shortest round-trip form ("0.5", "1", "1e-05") is valid JSON; NaN and infinities are
+// not, and cannot come from a validated spec, but must never produce a broken document.
+JsonObject& JsonObject::add(std::string_view key, double value) {
+  return std::isfinite(value) ? add_raw(key, fmt::format("{}", value)) : add_null(key);
+}
+
+JsonObject& JsonObject::add_bool(std::string_view key, bool value) {
+  return add_raw(key, value ? "true" : "false");
+}
+
+JsonObject& JsonObject::add_null(std::string_view key) { return add_raw(key, "null"); }
+
+JsonObject& JsonObject::add_raw(std::string_view key, std::string_view json) {
+  if (body_.size() > 1) body_ += ',';
+  body_ += json_string(key);
+  body_ += ':';
+  body_ += json;
+  return *this;
+}
+
+JsonObject fault_json(const FaultView& fault) {
+  JsonObject o;
+  o.add("name", fixed_text(fault.spec.name))
+      .add_bool("enabled", fault.enabled)
+      .add("probability", fault.spec.probability)
+      .add("after", fault.spec.after)
+      .add("every", fault.spec.every);
+  if (fault.spec.times == kUnlimited)
+    o.add_null("times");
+  else
+    o.add("times", fault.spec.times);
+  o.add("seen", fault.seen)
+      .add("matched", fault.matched)
+      .add("injected", fault.injected)
+      .add("quota_used", fault.quota_used);
+  return o;
+}
+
+std::string json_array(const std::vector<std::string>& items) {
+  return fmt::format("[{}]", fmt::join(items, ","));
+}
+
+Table::Table(std::vector<std::string> header, std::vector<bool> numeric)
+    : header_(std::move(header)), numeric_(std::move(numeric)) {
+  numeric_.resize(header_.size(), false);
+}
+
+void Table::add_row(std::vector<std::string> row) {
+  row.resize(header_.size());
+  rows_.push_back(std::move(row));
+}
+
+void Table::print(std::FILE* out, std::string_view indent) const {
+  std::vector<std::size_t> width(header_.size());
+  for (std::size_t c = 0; c < header_.size(); ++c) {
+    width[c] = header_[c].size();
+    for (const auto& row : rows_) width[c] = std::max(width[c], row[c].size());
+  }
+  const auto print_row = [&](const std::vector<std::string>& row) {
+    std::string line(indent);
+    for (std::size_t c = 0; c < row.size(); ++c) {
+      const bool last = c + 1 == row.size();
+      if (numeric_[c])
+        line += fmt::format("{:>{}}", row[c], width[c]);
+      else if (last)
+        line += row[c];  // no trailing blanks
+      else
+        line += fmt::format("{:<{}}", row[c], width[c]);
+      if (!last) line += "  ";
+    }
+    // An empty last column (a note most rows lack) must not leave trailing blanks.
+    line.erase(line.find_last_not_of(' ') + 1);
+    fmt::print(out, "{}\n", line);
+  };
+  print_row(header_);
+  for (const auto& row : rows_) print_row(row);
+}
+
+}  // namespace faultline::cli
