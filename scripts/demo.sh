@@ -22,9 +22,9 @@ cd "$work"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 say() { printf '$ %s\n' "$*"; }
 
-step "1. sqlite3 loses its disk on the 3rd fsync (examples/sqlite-fsync-eio.toml)"
+step "1. sqlite3 loses its disk in its 4th transaction (examples/sqlite-fsync-eio.toml)"
 cat "$root/examples/sqlite-fsync-eio.toml" | sed 's/^/   | /'
-say "faultline run -p sqlite-fsync-eio.toml -- sqlite3 -bail shop.db <6 transactions>"
+say "faultline run -p sqlite-fsync-eio.toml -- sqlite3 -bail shop.db <5 transactions>"
 "$fl" run -p "$root/examples/sqlite-fsync-eio.toml" -- sqlite3 -bail shop.db \
   "CREATE TABLE orders(id INTEGER PRIMARY KEY, item TEXT);" \
   "INSERT INTO orders(item) VALUES ('apples');" \
