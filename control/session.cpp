@@ -333,12 +333,16 @@ std::vector<int> Session::used_slots() const {
 
 template <class F>
 void Session::write_locked(F&& edit) {
+  struct Unlock {
+    int fd;
+    ~Unlock() { flock(fd, LOCK_UN); }
+  };
   flock(fd_, LOCK_EX);
+  Unlock unlock{fd_};
   edit();
   ControlHeader& h = block_->header;
   h.armed_mask.store(compute_armed_mask(*block_), std::memory_order_release);
   h.generation.fetch_add(1, std::memory_order_release);
-  flock(fd_, LOCK_UN);
 }
 
 bool Session::add_fault(const FaultSpec& spec, std::string& error) {
@@ -388,6 +392,20 @@ bool Session::update_fault(int index, const FaultSpec& spec) {
   if (index < 0 || index >= static_cast<int>(kMaxFaults)) return false;
   write_locked([&] { publish_spec(block_->faults[index], spec); });
   return true;
+}
+
+bool Session::edit_fault(int index, const std::function<void(FaultSpec&)>& edit) {
+  if (index < 0 || index >= static_cast<int>(kMaxFaults)) return false;
+  bool present = false;
+  write_locked([&] {
+    FaultSlot& slot = block_->faults[index];
+    if (slot.state.load(std::memory_order_acquire) != kSlotUsed) return;
+    FaultSpec spec = read_fault_spec(slot);
+    edit(spec);
+    publish_spec(slot, spec);
+    present = true;
+  });
+  return present;
 }
 
 void Session::panic() {

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -68,6 +69,9 @@ class Session {
   bool remove_fault(int index);
   bool set_enabled(int index, bool enabled);
   bool update_fault(int index, const FaultSpec& spec);
+  // Read-modify-write of one fault under the writer lock, so concurrent `set`s never lose an
+  // edit. If `edit` throws, nothing is published and the exception propagates.
+  bool edit_fault(int index, const std::function<void(FaultSpec&)>& edit);
   void panic();
   void resume();
   void set_log_path(const std::string& path);

@@ -528,13 +528,18 @@ int set_command(std::vector<std::string> args) {
   if (args.size() < 2)
     fail(kExitUsage, "usage: faultline set [SESSION] FAULT KEY=VALUE... (e.g. probability=0.5)");
   const int index = require_fault(*session, args.front());
-  FaultSpec spec = read_fault_spec(session->block().faults[index]);
   const std::vector<std::string> settings(args.begin() + 1, args.end());
   bool sets_enabled = false;
   std::vector<std::string> warnings;
-  for (const auto& setting : settings)
-    sets_enabled |= apply_setting(spec, setting, warnings) == "enabled";
-  if (!session->update_fault(index, spec))
+  FaultSpec spec;
+  // Applied to the current spec under the writer lock: a concurrent `set` is never lost, and
+  // a bad setting (apply_setting throws) publishes nothing.
+  const bool present = session->edit_fault(index, [&](FaultSpec& current) {
+    for (const auto& setting : settings)
+      sets_enabled |= apply_setting(current, setting, warnings) == "enabled";
+    spec = current;
+  });
+  if (!present)
     fail(kExitNothing,
          fmt::format("fault '{}' is gone from session {}", args.front(), session->name()));
   // `enabled` in a spec is only the state a fault is loaded in; live, it is the slot's flag.
