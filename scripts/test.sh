@@ -11,7 +11,11 @@ sanitize="${FAULTLINE_SANITIZE:-}"
 build="build${sanitize:+-$sanitize}"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFAULTLINE_WERROR=ON \
       -DFAULTLINE_SANITIZE="$sanitize" >/dev/null
-cmake --build "$build" -j"$(nproc)"
+if [ -n "$sanitize" ]; then
+  cmake --build "$build" -j"$(nproc)" --target unit_tests
+else
+  cmake --build "$build" -j"$(nproc)"
+fi
 
 if [ -n "$sanitize" ]; then
   # The integration tests preload the shim into unmodified programs, which a sanitizer

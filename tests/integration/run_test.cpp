@@ -128,6 +128,31 @@ TEST_F(RunTest, ExitStatusIsTheProgramsOwn) {
   EXPECT_EQ(killed.status(), 128 + 15) << killed.err;
 }
 
+// `cmake --install` lays out bin/faultline and lib/faultline/libfaultline.so; the installed
+// CLI finds the installed shim (no FAULTLINE_SHIM, no build tree) and injects with it.
+TEST_F(RunTest, InstalledPrefixFindsItsShim) {
+  const std::string prefix = path("prefix");
+  RunOptions slow;
+  slow.timeout = 60s;
+  const RunResult install =
+      run({CMAKE_COMMAND, "--install", FAULTLINE_BINARY_DIR, "--prefix", prefix}, slow);
+  ASSERT_EQ(install.status(), 0) << install.out << install.err;
+  ASSERT_TRUE(file_exists(prefix + "/lib/faultline/libfaultline.so"));
+  ASSERT_TRUE(file_exists(prefix + "/include/faultline/control_block.h"));
+  ASSERT_TRUE(write_file(path("p.toml"),
+                         "version = 1\n[[fault]]\nname = \"x\"\ncalls = [\"write\"]\n"
+                         "path = \"*/x.log\"\nerror = \"ENOSPC\"\n"));
+  const std::string script =
+      "import os\n"
+      "fd = os.open('" + path("x.log") + "', os.O_WRONLY | os.O_CREAT)\n"
+      "try:\n    os.write(fd, b'x')\n    print('written')\n"
+      "except OSError as e:\n    print('errno', e.errno)\n";
+  const RunResult r = run({prefix + "/bin/faultline", "run", "-p", path("p.toml"), "--",
+                           "/usr/bin/python3", "-c", script});
+  EXPECT_EQ(r.status(), 0) << r.err;
+  EXPECT_EQ(r.out, "errno 28\n") << r.err;
+}
+
 TEST_F(RunTest, StaticallyLinkedProgramIsRefused) {
   ASSERT_TRUE(write_file(path("static.c"), R"(#include <fcntl.h>
 int main(int argc, char** argv) {
