@@ -237,6 +237,56 @@ Decision make_decision(const Rule& r, std::uint64_t n, std::uint64_t seed) {
 
 }  // namespace
 
+namespace {
+
+// What the selectors of one call need, computed lazily and at most once per call however
+// many rules ask for it.
+struct SelectorContext {
+  SelectorContext(const CallSite& s, const Rules& r) : site(s), rules(r) {}
+  const CallSite& site;
+  const Rules& rules;
+  FdInfo fd_info;
+  bool fd_known = false;
+  char open_path[4096];  // filled only when a rule needs it: never zeroed per call
+  int open_path_state = 0;  // 0 not computed, 1 ok, -1 unavailable
+
+  const FdInfo& fd() {
+    if (!fd_known) {
+      fd_info = fd_lookup(site.fd, rules.epoch, path_match_bits, const_cast<Rules*>(&rules));
+      fd_known = true;
+    }
+    return fd_info;
+  }
+  const char* path_argument() {
+    if (open_path_state == 0)
+      open_path_state = absolute_open_path(site, open_path, sizeof open_path) ? 1 : -1;
+    return open_path_state > 0 ? open_path : nullptr;
+  }
+};
+
+// All the selectors of one rule, cheapest first; the stack (unwinding) always last.
+bool selectors_match(const Rule& r, SelectorContext& ctx) {
+  const CallSite& site = ctx.site;
+  if (!r.process_ok) return false;
+  if (r.spec.has_size &&
+      (!site.has_size || site.size < r.spec.size_min || site.size > r.spec.size_max))
+    return false;
+  if (site.fd >= 0 && (r.spec.path[0] || is_fd_data_call(site.call))) {
+    const FdInfo& fd = ctx.fd();
+    // read/write on a socket belong to @net, not to @read/@write.
+    if (is_fd_data_call(site.call) && fd.kind == FdKind::kSocket) return false;
+    if (r.spec.path[0] && !(fd.path_match & (1ull << r.slot))) return false;
+  } else if (r.spec.path[0]) {
+    const char* path = ctx.path_argument();
+    if (!path || !glob_match(r.spec.path, path)) return false;
+  }
+  // (selectors of further families are added here, before thread and stack)
+  if (r.spec.thread[0] && !thread_matches(r.spec.thread)) return false;
+  return true;
+}
+
+}  // namespace
+
 Decision decide(const Guard& guard, const CallSite& site) noexcept {
   (void)guard;
   ControlBlock* block = g_block.load(std::memory_order_acquire);
@@ -246,39 +296,15 @@ Decision decide(const Guard& guard, const CallSite& site) noexcept {
   const std::uint64_t bit = 1ull << (site.call % 64);
   if (!(rules->calls_any[word] & bit)) return {};
 
-  FdInfo fd_info;
-  bool fd_known = false;
-  char open_path[4096];
-  int open_path_state = 0;  // 0 not computed, 1 ok, -1 unavailable
+  SelectorContext ctx(site, *rules);
   const std::uint64_t seed = block->header.seed.load(std::memory_order_relaxed);
-
   for (int i = 0; i < rules->count; ++i) {
     const Rule& r = rules->rule[i];
     if (!(r.spec.calls_mask[word] & bit)) continue;
     FaultSlot& slot = block->faults[r.slot];
     if (!slot.enabled.load(std::memory_order_relaxed)) continue;
     slot.seen.fetch_add(1, std::memory_order_relaxed);
-
-    // Selectors, cheapest first.
-    if (!r.process_ok) continue;
-    if (r.spec.has_size && (!site.has_size || site.size < r.spec.size_min ||
-                            site.size > r.spec.size_max))
-      continue;
-    if (site.fd >= 0 && (r.spec.path[0] || is_fd_data_call(site.call))) {
-      if (!fd_known) {
-        fd_info = fd_lookup(site.fd, rules->epoch, path_match_bits,
-                            const_cast<Rules*>(rules));
-        fd_known = true;
-      }
-      // read/write on a socket belong to @net, not to @read/@write.
-      if (is_fd_data_call(site.call) && fd_info.kind == FdKind::kSocket) continue;
-      if (r.spec.path[0] && !(fd_info.path_match & (1ull << r.slot))) continue;
-    } else if (r.spec.path[0]) {
-      if (open_path_state == 0)
-        open_path_state = absolute_open_path(site, open_path, sizeof open_path) ? 1 : -1;
-      if (open_path_state < 0 || !glob_match(r.spec.path, open_path)) continue;
-    }
-    if (r.spec.thread[0] && !thread_matches(r.spec.thread)) continue;
+    if (!selectors_match(r, ctx)) continue;
 
     // A quota is not a per-call trigger: every matching call draws its bytes from the shared
     // budget (in the wrapper), and only a call that finds it spent is injected.
