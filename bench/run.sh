@@ -5,7 +5,8 @@
 #   bench/run.sh                      build (RelWithDebInfo) into build-bench/, measure, print
 #
 # Environment:
-#   FAULTLINE_BENCH_BUILD   build directory            (default: <repo>/build-bench)
+#   FAULTLINE_BENCH_BUILD   build directory            (default: <repo>/build-bench; it is
+#                           configured with FAULTLINE_TESTS=OFF, so give it its own)
 #   FAULTLINE_BENCH_OUT     where results are kept     (default: <build>/bench-results)
 #   BENCH_MIN_TIME          seconds per repetition     (default: 0.2)
 #   BENCH_NOSYS_MIN_TIME    the same, syscall-free runs (default: 0.1)

@@ -97,6 +97,12 @@ struct FaultSpec {
   std::uint64_t times;  // kUnlimited = unlimited
   std::int64_t start_after_ns;
   std::int64_t duration_ns;  // kForever = forever
+
+  // ---- @memory and exhaustion (limit) ----
+
+  // ---- @net / @dns (addr, host, reset, blackhole, resolve_to, timeout) ----
+
+  // ---- targeting (stack, log_stack) ----
 };
 static_assert(std::is_trivially_copyable_v<FaultSpec>);
 static_assert(std::is_standard_layout_v<FaultSpec>);
