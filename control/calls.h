@@ -37,6 +37,11 @@ struct CallInfo {
   std::uint32_t actions;
 };
 
+// calls.def names families in capitals.
+inline constexpr Family kFamilyWRITE = kFamWrite, kFamilyFSYNC = kFamFsync, kFamilyREAD = kFamRead,
+                        kFamilyOPEN = kFamOpen, kFamilyNET = kFamNet, kFamilyDNS = kFamDns,
+                        kFamilyMEMORY = kFamMemory;
+
 enum CallId : std::uint32_t {
 #define FL_CALL(fam, name, ret, params, args, failure, actions) kCall_##name,
 #include "calls.def"
@@ -44,6 +49,14 @@ enum CallId : std::uint32_t {
   kCallCount
 };
 static_assert(kCallCount <= 128, "FaultSpec::calls_mask holds 128 calls");
+
+// A call's family without a bounds-checked table walk: the shim asks on its armed path.
+inline constexpr Family kCallFamily[] = {
+#define FL_CALL(fam, name, ret, params, args, failure, actions) kFamily##fam,
+#include "calls.def"
+#undef FL_CALL
+};
+inline Family call_family(std::uint32_t id) { return kCallFamily[id]; }
 
 std::span<const CallInfo> all_calls();
 std::optional<CallInfo> find_call(std::string_view name);

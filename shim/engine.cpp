@@ -157,7 +157,7 @@ bool absolute_open_path(const CallSite& site, char* out, std::size_t size) {
 }
 
 bool is_fd_data_call(std::uint32_t call) {
-  Family f = call_info(call).family;
+  Family f = call_family(call);
   return f == kFamWrite || f == kFamRead;
 }
 
@@ -210,7 +210,7 @@ bool claim_injection(ControlBlock& block, FaultSlot& slot, std::uint64_t times) 
 }
 
 Decision make_decision(const Rule& r, std::uint64_t n, std::uint64_t seed) {
-  Decision d;
+  Decision d{};
   d.inject = true;
   d.fault = r.slot;
   d.index = n;
@@ -287,14 +287,14 @@ bool selectors_match(const Rule& r, SelectorContext& ctx) {
 
 }  // namespace
 
-Decision decide(const Guard& guard, const CallSite& site) noexcept {
+bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
   (void)guard;
   ControlBlock* block = g_block.load(std::memory_order_acquire);
-  if (!block || session_expired(*block)) return {};
+  if (!block || session_expired(*block)) return false;
   const Rules* rules = current_rules(*block);
   const std::uint32_t word = site.call / 64;
   const std::uint64_t bit = 1ull << (site.call % 64);
-  if (!(rules->calls_any[word] & bit)) return {};
+  if (!(rules->calls_any[word] & bit)) return false;
 
   SelectorContext ctx(site, *rules);
   const std::uint64_t seed = block->header.seed.load(std::memory_order_relaxed);
@@ -311,10 +311,10 @@ Decision decide(const Guard& guard, const CallSite& site) noexcept {
     if (r.spec.actions & kActQuota) {
       std::uint64_t n = slot.matched.fetch_add(1, std::memory_order_relaxed);
       if (r.needs_clock && !in_window(r, slot)) continue;
-      Decision d = make_decision(r, n, seed);
-      d.inject = false;
-      d.quota = true;
-      return d;
+      out = make_decision(r, n, seed);
+      out.inject = false;
+      out.quota = true;
+      return true;
     }
     std::uint64_t n = slot.matched.fetch_add(1, std::memory_order_relaxed);
     if (n < r.spec.after) continue;
@@ -322,9 +322,10 @@ Decision decide(const Guard& guard, const CallSite& site) noexcept {
     if (r.needs_clock && !in_window(r, slot)) continue;
     if (!r.always && mix(seed, r.key, n) >= r.threshold) continue;
     if (!claim_injection(*block, slot, r.spec.times)) continue;
-    return make_decision(r, n, seed);
+    out = make_decision(r, n, seed);
+    return true;
   }
-  return {};
+  return false;
 }
 
 bool quota_claim(const Decision& d) noexcept {

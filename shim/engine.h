@@ -22,26 +22,30 @@ struct CallSite {
   bool has_size = false;
 };
 
+// Trivially constructible on purpose: a Decision is only filled when decide() returns true,
+// so the common "nothing matched" path writes nothing (no zeroing of ~90 bytes per call).
 struct Decision {
-  bool inject = false;
-  std::uint32_t action = 0;  // the main Action bit (0 = delay only)
-  int fault = -1;            // slot index
-  int error = 0;
-  std::int64_t delay_ns = 0;  // delay + jitter, already drawn
-  std::uint64_t short_bytes = 0;  // for kActShort: bytes allowed (>= 1)
-  std::uint32_t corrupt_bits = 0;
-  std::uint64_t draw = 0;  // per-injection random stream (corrupt positions)
-  std::int32_t crash_signal = 0;
-  std::uint8_t crash_when = kCrashBefore;
-  std::uint64_t quota_bytes = 0;
-  bool quota = false;  // a quota fault matched: the wrapper draws the call's bytes from it
-  std::uint32_t short_percent = 0;
-  std::uint64_t times = kUnlimited;
-  std::uint64_t index = 0;  // n: which matching call of this fault this is
+  bool inject;
+  bool quota;  // a quota fault matched: the wrapper draws the call's bytes from it
+  std::uint8_t crash_when;
+  std::uint32_t action;  // the main Action bit (0 = delay only)
+  int fault;             // slot index
+  int error;
+  std::int32_t crash_signal;
+  std::uint32_t corrupt_bits;
+  std::uint32_t short_percent;
+  std::int64_t delay_ns;      // delay + jitter, already drawn
+  std::uint64_t short_bytes;  // for kActShort: bytes allowed (>= 1)
+  std::uint64_t draw;         // per-injection random stream (corrupt positions)
+  std::uint64_t quota_bytes;
+  std::uint64_t times;
+  std::uint64_t index;  // n: which matching call of this fault this is
 };
 
-// Decides for one call. `guard` proves the caller holds the reentrancy guard.
-Decision decide(const Guard& guard, const CallSite& site) noexcept;
+// Decides for one call. `guard` proves the caller holds the reentrancy guard. Returns true
+// and fills `out` when a fault injects or a quota fault matched (out.quota); false, leaving
+// `out` untouched, when the call should simply run.
+bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept;
 
 // Quota: reserves up to `want` bytes of the fault's shared quota; returns how many may be
 // written (0 = full). `unused` bytes of a reservation are given back after the real call.

@@ -119,6 +119,11 @@ void emit_event(const Decision& d, const CallSite& site, std::int64_t bytes) noe
     }
     std::uint64_t seq = push_ring(*block, d, site, ts, pid, tid, path, bytes);
 
+    // The line is only formatted for someone who reads it: a log file or stderr.
+    std::string log_path = read_log_path(block->header);
+    const bool to_stderr = block->header.log_stderr.load(std::memory_order_relaxed) != 0;
+    if (log_path.empty() && !to_stderr) return;
+
     FaultSpec spec = read_fault_spec(block->faults[d.fault]);
     const char* call = call_info(site.call).name.data();
     const char* action = action_name(d.action ? d.action : kActDelay).data();
@@ -139,9 +144,8 @@ void emit_event(const Decision& d, const CallSite& site, std::int64_t bytes) noe
     line.append(",\"seed\":%llu}\n",
                 static_cast<unsigned long long>(block->header.seed.load(std::memory_order_relaxed)));
 
-    std::string log_path = read_log_path(block->header);
     if (!log_path.empty()) append_log(log_path, line);
-    if (block->header.log_stderr.load(std::memory_order_relaxed)) {
+    if (to_stderr) {
       diag("faultline: injected %s into %s(fd %d%s%s) #%llu [fault %s]", action, call, site.fd,
            path[0] ? ", " : "", path, static_cast<unsigned long long>(d.index), spec.name);
     }

@@ -20,7 +20,8 @@ namespace faultline::shim {
 //                                                     reads: then corrupt what was read
 template <class Io>
 ssize_t io_slow_path(const Guard& guard, const CallSite& site, Io& io) {
-  Decision d = decide(guard, site);
+  Decision d;
+  if (!decide(guard, site, d)) return io.run();
   if (d.quota) {
     std::uint64_t want = io.size();
     std::uint64_t room = quota_reserve(d, want);
@@ -48,7 +49,6 @@ ssize_t io_slow_path(const Guard& guard, const CallSite& site, Io& io) {
     quota_release(d, room - static_cast<std::uint64_t>(r > 0 ? r : 0));
     return r;
   }
-  if (!d.inject) return io.run();
   apply_delay(d);
   if (d.action == kActCrash && d.crash_when == kCrashBefore) {
     emit_event(d, site, -1);

@@ -24,8 +24,8 @@ template <class Fn, int (*Track)(int) = track>
 FL_COLD int open_slow(const CallSite& site, Fn real) {
   Guard guard;
   if (!guard.entered()) return Track(real());
-  Decision d = decide(guard, site);
-  if (!d.inject) return Track(real());
+  Decision d;
+  if (!decide(guard, site, d) || !d.inject) return Track(real());
   apply_delay(d);
   switch (d.action) {
     case kActError:

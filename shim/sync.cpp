@@ -12,8 +12,8 @@ template <class Fn>
 FL_COLD int sync_slow(const CallSite& site, Fn real) {
   Guard guard;
   if (!guard.entered()) return real();
-  Decision d = decide(guard, site);
-  if (!d.inject) return real();
+  Decision d;
+  if (!decide(guard, site, d) || !d.inject) return real();
   apply_delay(d);
   emit_event(d, site, -1);
   switch (d.action) {

@@ -83,7 +83,8 @@ FL_COLD size_t fwrite_slow(const void* ptr, size_t size, size_t n, FILE* stream)
     fail_stream(stream, err);
     return items;
   };
-  Decision d = decide(guard, site);
+  Decision d;
+  if (!decide(guard, site, d)) return FL_REAL(fwrite)(ptr, size, n, stream);
   if (d.quota) {
     std::uint64_t room = quota_reserve(d, site.size);
     if (room == site.size) {
@@ -102,7 +103,6 @@ FL_COLD size_t fwrite_slow(const void* ptr, size_t size, size_t n, FILE* stream)
     quota_release(d, room % size);
     return limited(room, d.error);
   }
-  if (!d.inject) return FL_REAL(fwrite)(ptr, size, n, stream);
   apply_delay(d);
   switch (d.action) {
     case kActError:
@@ -142,8 +142,8 @@ FL_COLD int stream_end_slow(std::uint32_t call, FILE* stream, Fn real) {
   Guard guard;
   if (!guard.entered()) return real();
   CallSite site{call, stream_fd(stream)};
-  Decision d = decide(guard, site);
-  if (!d.inject) return real();
+  Decision d;
+  if (!decide(guard, site, d) || !d.inject) return real();
   apply_delay(d);
   if (d.action == kActCrash) {
     if (d.crash_when == kCrashAfter) real();

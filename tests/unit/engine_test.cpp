@@ -24,7 +24,8 @@ std::vector<int> injected_indices(int calls, std::uint32_t call = kCall_fsync, i
   shim::Guard guard;
   for (int i = 0; i < calls; ++i) {
     shim::CallSite site{call, fd};
-    if (shim::decide(guard, site).inject) out.push_back(i);
+    shim::Decision d;
+    if (shim::decide(guard, site, d) && d.inject) out.push_back(i);
   }
   return out;
 }
@@ -105,7 +106,8 @@ TEST(EngineSelectors, SizeRange) {
     shim::CallSite site{kCall_msync};
     site.size = size;
     site.has_size = true;
-    return shim::decide(guard, site).inject;
+    shim::Decision d;
+    return shim::decide(guard, site, d) && d.inject;
   };
   EXPECT_FALSE(hit(4095));
   EXPECT_TRUE(hit(4096));
@@ -150,7 +152,7 @@ TEST(EngineSelectors, WritesToSocketsAreNotWriteFamily) {
 TEST(EngineActions, ShortLengthAndQuota) {
   TestSession s(std::string(kHeader) +
                 "[[fault]]\nname='q'\ncalls=['write']\nquota='1KiB'\n");
-  shim::Decision d;
+  shim::Decision d{};
   d.fault = s.session().find_fault("q");
   d.quota_bytes = 1024;
   EXPECT_EQ(shim::quota_reserve(d, 1000), 1000u);
@@ -159,17 +161,17 @@ TEST(EngineActions, ShortLengthAndQuota) {
   shim::quota_release(d, 24);
   EXPECT_EQ(shim::quota_reserve(d, 100), 24u);
 
-  shim::Decision half;
+  shim::Decision half{};
   half.short_percent = 50;
   EXPECT_EQ(shim::short_length(half, 4096), 2048u);
   EXPECT_EQ(shim::short_length(half, 1), 1u);
-  shim::Decision one;
+  shim::Decision one{};
   one.short_bytes = 1;
   EXPECT_EQ(shim::short_length(one, 4096), 1u);
 }
 
 TEST(EngineActions, CorruptFlipsExactlyTheBitsAsked) {
-  shim::Decision d;
+  shim::Decision d{};
   d.corrupt_bits = 1;
   d.draw = 12345;
   std::vector<unsigned char> buf(64, 0);
@@ -197,7 +199,7 @@ TEST(EngineConcurrency, ThreadsGetExactCountsAndTheSameIndices) {
     testing::TestSession s(policy);
     shim::Guard guard;
     for (int i = 0; i < kThreads * kCallsPerThread; ++i)
-      if (shim::decide(guard, shim::CallSite{kCall_fsync}).inject) single.push_back(i);
+      if (shim::Decision d; shim::decide(guard, shim::CallSite{kCall_fsync}, d)) single.push_back(i);
   }
   testing::TestSession s(policy);
   std::vector<std::vector<std::uint64_t>> per_thread(kThreads);
@@ -206,8 +208,8 @@ TEST(EngineConcurrency, ThreadsGetExactCountsAndTheSameIndices) {
     threads.emplace_back([&, t] {
       shim::Guard guard;
       for (int i = 0; i < kCallsPerThread; ++i) {
-        shim::Decision d = shim::decide(guard, shim::CallSite{kCall_fsync});
-        if (d.inject) per_thread[t].push_back(d.index);
+        shim::Decision d;
+        if (shim::decide(guard, shim::CallSite{kCall_fsync}, d)) per_thread[t].push_back(d.index);
       }
     });
   }
@@ -233,7 +235,7 @@ TEST(EngineConcurrency, TimesIsNeverExceeded) {
     threads.emplace_back([&] {
       shim::Guard guard;
       for (int i = 0; i < 500; ++i)
-        if (shim::decide(guard, shim::CallSite{kCall_fsync}).inject) ++injected;
+        if (shim::Decision d; shim::decide(guard, shim::CallSite{kCall_fsync}, d)) ++injected;
     });
   }
   for (auto& th : threads) th.join();
