@@ -2,6 +2,7 @@
 // edit protocol (flock + per-fault seqlock + block generation).
 #include "session.h"
 
+#include "calls.h"
 #include "faultline/seqlock.h"
 
 #include <fcntl.h>
@@ -173,6 +174,33 @@ FaultSpec read_fault_spec(const FaultSlot& slot) {
   spec.process[kShortGlobMax - 1] = '\0';
   spec.thread[kShortGlobMax - 1] = '\0';
   return spec;
+}
+
+std::optional<std::string> check_fault_spec(const FaultSpec& spec) {
+  auto terminated = [](const char* text, std::size_t size) {
+    return std::memchr(text, '\0', size) != nullptr;
+  };
+  if (!terminated(spec.name, sizeof spec.name) || !spec.name[0]) return "bad name";
+  if (!terminated(spec.path, sizeof spec.path) || !terminated(spec.process, sizeof spec.process) ||
+      !terminated(spec.thread, sizeof spec.thread))
+    return "unterminated selector";
+  if (spec.calls_mask[0] == 0 && spec.calls_mask[1] == 0) return "no calls";
+  for (std::uint32_t word = 0; word < 2; ++word) {
+    std::uint64_t valid = 0;
+    for (std::uint32_t id = word * 64; id < kCallCount && id < (word + 1) * 64; ++id)
+      valid |= 1ull << (id % 64);
+    if (spec.calls_mask[word] & ~valid) return "unknown call ids";
+  }
+  if (!(spec.probability >= 0.0 && spec.probability <= 1.0)) return "probability out of range";
+  if (spec.every == 0) return "every = 0";
+  if (spec.short_percent > 100) return "short percent over 100";
+  if (spec.error < 0 || spec.error > 4095) return "errno out of range";
+  if ((spec.actions & kActCrash) && spec.crash_signal != SIGKILL && spec.crash_signal != SIGABRT &&
+      spec.crash_signal != SIGSEGV && spec.crash_signal != SIGBUS)
+    return "crash signal not allowed";
+  if (spec.delay_ns < 0 || spec.jitter_ns < 0) return "negative delay";
+  if (spec.size_min > spec.size_max) return "empty size range";
+  return std::nullopt;
 }
 
 std::uint64_t compute_armed_mask(const ControlBlock& block) {

@@ -34,6 +34,11 @@ std::int64_t realtime_ns();
 
 // Reads one fault's spec through its seqlock (retries while a writer is active).
 FaultSpec read_fault_spec(const FaultSlot& slot);
+// What is wrong with a spec read from shared memory (a corrupted or hostile block), or
+// nullopt. The shim skips such a fault instead of trusting it (every = 0 would divide by
+// zero); the CLI shows the reason.
+std::optional<std::string> check_fault_spec(const FaultSpec& spec);
+
 // Copies the armed-mask computation used by every writer: families of enabled faults, or 0
 // when the session is panicked, expired or over budget.
 std::uint64_t compute_armed_mask(const ControlBlock& block);

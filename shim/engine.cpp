@@ -77,6 +77,13 @@ bool process_matches(const FaultSpec& spec) {
   return glob_match(spec.process, g_comm) || glob_match(spec.process, g_exe);
 }
 
+void report_corrupt_slot(std::uint32_t slot, const std::string& problem) {
+  static std::atomic<std::uint64_t> reported{0};
+  if (reported.fetch_or(1ull << slot) & (1ull << slot)) return;
+  diag("faultline: fault slot %u of the session is corrupt (%s); it is ignored", slot,
+       problem.c_str());
+}
+
 // Builds a private compiled copy of the session's faults. mmap'd and never freed: a thread
 // may still be reading the previous copy, and edits are rare human actions, so each costs
 // a few KiB for the life of the process rather than a reference count on every call.
@@ -94,9 +101,15 @@ Rules* build_rules(const ControlBlock& block, std::uint64_t generation) {
   for (std::uint32_t i = 0; i < kMaxFaults && n < used; ++i) {
     const FaultSlot& slot = block.faults[i];
     if (slot.state.load(std::memory_order_acquire) != kSlotUsed) continue;
+    FaultSpec spec = read_fault_spec(slot);
+    if (auto problem = check_fault_spec(spec)) {
+      // Never trust a slot that fails the compiler's invariants (a corrupted block).
+      report_corrupt_slot(i, *problem);
+      continue;
+    }
     Rule& r = rules->rule[n++];
     r.slot = static_cast<int>(i);
-    r.spec = read_fault_spec(slot);
+    r.spec = spec;
     r.key = fnv1a(r.spec.name);
     r.always = r.spec.probability >= 1.0;
     r.threshold = r.always ? ~0ull

@@ -106,3 +106,48 @@ TEST(SessionEdits, SpecRoundTripsThroughTheSeqlock) {
 
 }  // namespace
 }  // namespace faultline
+
+namespace faultline {
+namespace {
+
+// A block scribbled on while a program runs must not crash it: the engine skips any slot
+// whose spec breaks the compiler's invariants.
+TEST(CorruptBlock, ABadSpecIsSkippedNotTrusted) {
+  testing::TestSession s("version = 1\n[[fault]]\nname='f'\ncalls=['fsync']\nerror='EIO'\n");
+  Session& session = s.session();
+  int index = session.find_fault("f");
+  FaultSpec spec = read_fault_spec(session.block().faults[index]);
+  ASSERT_FALSE(check_fault_spec(spec));
+  spec.every = 0;  // would divide by zero in the trigger
+  EXPECT_EQ(check_fault_spec(spec).value_or(""), "every = 0");
+  session.update_fault(index, spec);
+  shim::Guard guard;
+  shim::Decision d;
+  EXPECT_FALSE(shim::decide(guard, shim::CallSite{kCall_fsync}, d));
+
+  spec.every = 1;
+  spec.probability = 7.5;
+  EXPECT_TRUE(check_fault_spec(spec));
+  std::memset(spec.name, 'x', sizeof spec.name);  // unterminated
+  EXPECT_TRUE(check_fault_spec(spec));
+}
+
+TEST(CorruptBlock, RandomBytesNeverCrashTheEngine) {
+  testing::TestSession s("version = 1\n[[fault]]\nname='f'\ncalls=['fsync']\nerror='EIO'\n");
+  ControlBlock& block = s.session().block();
+  std::uint64_t state = 0x12345678;
+  for (int round = 0; round < 50; ++round) {
+    for (auto& word : block.faults[0].spec_words) {
+      state = state * 6364136223846793005ull + 1442695040888963407ull;
+      word.store(state, std::memory_order_relaxed);
+    }
+    block.header.generation.fetch_add(1);
+    shim::Guard guard;
+    shim::Decision d;
+    shim::decide(guard, shim::CallSite{kCall_fsync}, d);  // must not crash or hang
+  }
+  SUCCEED();
+}
+
+}  // namespace
+}  // namespace faultline
