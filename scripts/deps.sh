@@ -8,6 +8,7 @@ packages=(
   libtomlplusplus-dev libspdlog-dev libfmt-dev libunwind-dev libcli11-dev
   libgtest-dev libbenchmark-dev
   python3 sqlite3 coreutils binutils valgrind
+  clang libclang-rt-14-dev
 )
 
 missing=()

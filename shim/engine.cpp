@@ -36,6 +36,7 @@ struct Rule {
 };
 
 struct Rules {
+  std::size_t bytes;  // of this mapping
   std::uint64_t generation;
   std::uint32_t epoch;  // process-local rebuild counter, tags the fd table's match bits
   int count;
@@ -95,6 +96,7 @@ Rules* build_rules(const ControlBlock& block, std::uint64_t generation) {
   void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) return nullptr;
   auto* rules = static_cast<Rules*>(mem);
+  rules->bytes = bytes;
   rules->generation = generation;
   rules->epoch = ++g_epoch;
   int n = 0;
@@ -124,6 +126,16 @@ Rules* build_rules(const ControlBlock& block, std::uint64_t generation) {
   return rules;
 }
 
+// Replaced copies, remembered (not freed: see build_rules) so that a single-threaded test or
+// fuzzer can reclaim them between runs.
+constexpr int kRetiredMax = 256;
+Rules* g_retired[kRetiredMax];
+int g_retired_count = 0;
+
+void retire(Rules* old) {
+  if (old != &g_empty_rules && g_retired_count < kRetiredMax) g_retired[g_retired_count++] = old;
+}
+
 const Rules* current_rules(const ControlBlock& block) {
   Rules* rules = g_rules.load(std::memory_order_acquire);
   std::uint64_t generation = block.header.generation.load(std::memory_order_acquire);
@@ -135,6 +147,7 @@ const Rules* current_rules(const ControlBlock& block) {
   g_identity_changed.store(false, std::memory_order_relaxed);
   if (Rules* fresh = build_rules(block, generation)) {
     g_rules.store(fresh, std::memory_order_release);
+    retire(rules);
     rules = fresh;
   }
   g_rebuilding.clear(std::memory_order_release);
@@ -410,6 +423,15 @@ void engine_reset_process_identity() noexcept {
     g_exe[len] = '\0';
   }
   g_identity_changed.store(true, std::memory_order_relaxed);
+}
+
+void engine_reclaim_retired_rules_unsafe() noexcept {
+  while (!g_rebuilding.test_and_set(std::memory_order_acquire)) {
+    for (int i = 0; i < g_retired_count; ++i) munmap(g_retired[i], g_retired[i]->bytes);
+    g_retired_count = 0;
+    g_rebuilding.clear(std::memory_order_release);
+    return;
+  }
 }
 
 void engine_after_fork_child() noexcept {

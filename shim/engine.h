@@ -72,6 +72,9 @@ void emit_event(const Decision& d, const CallSite& site, std::int64_t bytes) noe
 
 // Per-process state rebuilt after fork (pid, process name).
 void engine_after_fork_child() noexcept;
+// Frees the compiled rule copies replaced by live edits. Only safe when no other thread can
+// be inside decide(): for single-threaded fuzzers and tests, never called by the shim.
+void engine_reclaim_retired_rules_unsafe() noexcept;
 void engine_reset_process_identity() noexcept;
 const char* engine_process_name() noexcept;
 
