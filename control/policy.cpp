@@ -9,7 +9,7 @@
 // of a fault are read, and look their position back up in the toml table.
 #include "policy.h"
 
-#include <toml++/toml.h>
+#include "toml_safe.h"
 
 #include <algorithm>
 #include <bit>
@@ -953,6 +953,12 @@ PolicyError make_error(const std::string& source, Position at, std::string messa
 
 CompileResult compile_text(std::string_view text, const std::string& source, DocumentKind kind) {
   CompileResult result;
+  if (auto stray = detail::find_stray_non_ascii(text)) {
+    result.error = make_error(source, Position{static_cast<toml::source_index>(stray->line),
+                                               static_cast<toml::source_index>(stray->column)},
+                              "non-ASCII character outside a string or comment");
+    return result;
+  }
   try {
     toml::table root = toml::parse(text, std::string_view(source));
     result.policy = compile_document(root, kind, source);
@@ -991,11 +997,15 @@ std::string_view trim(std::string_view text) {
 // `/tmp/*.log`) is taken as a string, so that users need not quote twice for their shell.
 // Requiring exactly one key stops a VALUE with a newline from smuggling in a second key.
 toml::table parse_setting(const std::string& key, std::string_view value) {
-  try {
-    toml::table parsed = toml::parse(key + " = " + std::string(value), std::string_view("set"));
-    if (parsed.size() == 1 && parsed.contains(key)) return parsed;
-  } catch (const toml::parse_error&) {
-    // not TOML: a bare word, taken as a string below
+  const std::string line = key + " = " + std::string(value);
+  // Only text that toml++ can parse safely is offered to it (see toml_safe.h).
+  if (!detail::find_stray_non_ascii(line)) {
+    try {
+      toml::table parsed = toml::parse(line, std::string_view("set"));
+      if (parsed.size() == 1 && parsed.contains(key)) return parsed;
+    } catch (const toml::parse_error&) {
+      // not TOML: a bare word, taken as a string below
+    }
   }
   toml::table as_string;
   as_string.insert(key, std::string(value));

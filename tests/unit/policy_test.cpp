@@ -747,3 +747,18 @@ TEST(PolicyQuota, AQuotaMayNameItsErrno) {
 
 }  // namespace
 }  // namespace faultline
+
+namespace faultline {
+namespace {
+
+// Found by tests/fuzz/policy_fuzz.cpp: toml++ 3.3.0 reaches __builtin_unreachable() on
+// U+FEF6 where it expects whitespace. The compiler must answer with an error instead.
+TEST(PolicyHostileInput, CodePointTomlCannotHandleIsAnError) {
+  const std::string text = "version = -\x01" "1\xef\xbb\xb6" "0\nK# sq[[f";
+  CompileResult r = compile_policy_string(text, "bad.toml");
+  ASSERT_TRUE(r.error);
+  EXPECT_FALSE(r.policy);
+}
+
+}  // namespace
+}  // namespace faultline
