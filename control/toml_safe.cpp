@@ -9,12 +9,30 @@ bool starts_with(std::string_view text, std::size_t at, std::string_view token) 
   return text.substr(at, token.size()) == token;
 }
 
+// A quote opens a string only where TOML can have one: at the start of a line or after
+// '=', '[', ',', '{' or '.'. A quote anywhere else (inside a malformed token) is not a string
+// to toml++ either, so the bytes after it are still checked.
+bool can_open_string(char last_significant) {
+  switch (last_significant) {
+    case '\n':
+    case '=':
+    case '[':
+    case ',':
+    case '{':
+    case '.':
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 std::optional<TextPosition> find_stray_non_ascii(std::string_view text) {
   enum class State { kCode, kComment, kBasic, kLiteral, kMultiBasic, kMultiLiteral };
   State state = State::kCode;
   TextPosition pos;
+  char last_significant = '\n';
   for (std::size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
     const bool ascii = static_cast<unsigned char>(c) < 0x80;
@@ -23,6 +41,8 @@ std::optional<TextPosition> find_stray_non_ascii(std::string_view text) {
         if (!ascii) return pos;
         if (c == '#') {
           state = State::kComment;
+        } else if ((c == '"' || c == '\'') && !can_open_string(last_significant)) {
+          last_significant = c;
         } else if (starts_with(text, i, "\"\"\"")) {
           state = State::kMultiBasic;
           i += 2;
@@ -35,10 +55,15 @@ std::optional<TextPosition> find_stray_non_ascii(std::string_view text) {
           state = State::kBasic;
         } else if (c == '\'') {
           state = State::kLiteral;
+        } else if (c != ' ' && c != '\t' && c != '\r') {
+          last_significant = c;
         }
         break;
       case State::kComment:
-        if (c == '\n') state = State::kCode;
+        if (c == '\n') {
+          state = State::kCode;
+          last_significant = '\n';
+        }
         break;
       case State::kBasic:
         if (c == '\\' && i + 1 < text.size() && text[i + 1] != '\n') {
@@ -46,10 +71,14 @@ std::optional<TextPosition> find_stray_non_ascii(std::string_view text) {
           ++pos.column;
         } else if (c == '"' || c == '\n') {  // a newline ends it too: toml++ reports that
           state = State::kCode;
+          last_significant = c;
         }
         break;
       case State::kLiteral:
-        if (c == '\'' || c == '\n') state = State::kCode;
+        if (c == '\'' || c == '\n') {
+          state = State::kCode;
+          last_significant = c;
+        }
         break;
       case State::kMultiBasic:
         if (c == '\\' && i + 1 < text.size()) {
