@@ -53,7 +53,8 @@ TEST_F(StressTest, EightThreadsWhileFaultsFlipTenThousandTimesASecond) {
   const auto start = std::chrono::steady_clock::now();
   const auto end = start + std::chrono::duration<double>(kSeconds);
   auto next = start;
-  while (flips < 100000) {
+  const long max_flips = static_cast<long>(kSeconds * 10000) + 1;
+  while (flips < max_flips) {
     const auto now = std::chrono::steady_clock::now();
     if (now >= end) break;
     if (now < next) {
