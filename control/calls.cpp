@@ -1,5 +1,6 @@
 // The call table as data for the policy compiler and the CLI, generated from shim/calls.def.
 #include "calls.h"
+#include "net_policy.h"
 
 #include <array>
 #include <cerrno>
@@ -110,6 +111,7 @@ std::optional<int> errno_from_name(std::string_view name) {
 std::string_view errno_name(int err) {
   for (const auto& e : kErrnos)
     if (e.value == err) return e.name;
+  if (err < 0) return dns_error_name(err);  // EAI_* codes of @dns events are negative
   return "";
 }
 
@@ -135,7 +137,14 @@ bool errno_plausible(const CallInfo& call, int err) {
                        ENOTDIR, ENXIO, EOPNOTSUPP, EOVERFLOW, EPERM, EROFS, ETXTBSY,
                        EWOULDBLOCK, EBADF},
                       err);
-    default:
+    case kFamMemory:
+      // malloc(3): ENOMEM only; the aligned allocators also report a bad alignment (EINVAL).
+      return err == ENOMEM ||
+             (err == EINVAL && (call.id == kCall_posix_memalign || call.id == kCall_aligned_alloc ||
+                                call.id == kCall_memalign));
+    case kFamNet:
+      return net_errno_plausible(err);
+    default:  // @dns: resolver errors are checked by name; an errno becomes EAI_SYSTEM
       return true;
   }
 }

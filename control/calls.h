@@ -19,6 +19,9 @@ enum class Failure : std::uint8_t {
   kEofErrno,       // stdio: EOF, errno and the stream's error flag
   kShortCount,     // fwrite: a short item count, errno and the error flag
   kVoid,           // cannot report an error (sync)
+  kEaiReturn,      // @dns: returns an EAI_* code (getaddrinfo, getnameinfo)
+  kNullHerrno,     // @dns: NULL and h_errno (gethostbyname, gethostbyname2, gethostbyaddr)
+  kHerrnoResult,   // @dns *_r: *result = NULL, *h_errnop set, an error number returned
 };
 
 // Actions each kind of call accepts. `kActIo` calls move bytes (short/corrupt/quota apply).
@@ -28,6 +31,20 @@ inline constexpr std::uint32_t kActCopy = kActBasic | kActShort | kActQuota;
 inline constexpr std::uint32_t kActIoRead = kActBasic | kActShort | kActCorrupt;
 inline constexpr std::uint32_t kActSync = kActBasic | kActLie;
 inline constexpr std::uint32_t kActSyncVoid = kActDelay | kActCrash | kActLie;
+// Calls that make fds (@open; socket/accept in @net): `limit` caps the open fds.
+inline constexpr std::uint32_t kActFdNew = kActBasic | kActLimit;
+// Allocations: error (NULL/ENOMEM), delay, crash, and quota as a per-process memory limit.
+inline constexpr std::uint32_t kActMemory = kActBasic | kActQuota;
+// @net: connect can be refused, reset or partitioned; accepted connections can be reset;
+// the data calls move bytes (short/corrupt, no quota). sendmmsg/recvmmsg take no short/corrupt.
+inline constexpr std::uint32_t kActNetConnect = kActBasic | kActReset | kActBlackhole;
+inline constexpr std::uint32_t kActNetAccept = kActFdNew | kActReset;
+inline constexpr std::uint32_t kActNetIo =
+    kActBasic | kActShort | kActCorrupt | kActReset | kActBlackhole;
+inline constexpr std::uint32_t kActNetMsgs = kActBasic | kActReset | kActBlackhole;
+// @dns: forward lookups can be answered with other addresses; reverse lookups only fail.
+inline constexpr std::uint32_t kActDnsForward = kActBasic | kActResolve;
+inline constexpr std::uint32_t kActDnsReverse = kActBasic;
 
 struct CallInfo {
   std::uint32_t id;
@@ -66,7 +83,8 @@ const CallInfo& call_info(std::uint32_t id);
 std::optional<Family> find_family(std::string_view name);
 std::string_view family_name(Family family);  // "@write"
 // Families whose calls faultline interposes today; others are refused as "not supported yet".
-inline constexpr std::uint32_t kSupportedFamilies = kFamWrite | kFamFsync | kFamRead | kFamOpen;
+inline constexpr std::uint32_t kSupportedFamilies =
+    kFamWrite | kFamFsync | kFamRead | kFamOpen | kFamMemory | kFamNet | kFamDns;
 std::uint64_t family_calls_mask(Family family, int word);
 
 // errno names: "EIO" <-> 5.

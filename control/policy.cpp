@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "calls.h"
+#include "net_policy.h"
 
 namespace faultline {
 namespace {
@@ -38,7 +39,8 @@ constexpr std::uint32_t kMainActions = kActError | kActShort | kActCorrupt | kAc
 // What the engine implements today. The other actions are still parsed, so that the error can
 // say "not supported yet" instead of "unknown key" for a documented feature.
 constexpr std::uint32_t kSupportedActions =
-    kActError | kActDelay | kActShort | kActCorrupt | kActQuota | kActLie | kActCrash;
+    kActError | kActDelay | kActShort | kActCorrupt | kActQuota | kActLie | kActCrash | kActLimit |
+    kActReset | kActBlackhole | kActResolve;
 constexpr std::size_t kMaxSuggestDistance = 3;
 // Linux errno values are all below this; used only to list names for a suggestion.
 constexpr int kErrnoScanLimit = 256;
@@ -283,49 +285,7 @@ void compile_name(FaultDraft& d, const Entry& e) {
   copy_text(d.spec.name, name);
 }
 
-// Calls listed in the spec's family tables that faultline does not interpose yet: naming one
-// is "not supported yet", never "unknown" (the user read about it in the docs).
-struct PlannedCall {
-  std::string_view name;
-  Family family;
-};
-constexpr PlannedCall kPlannedCalls[] = {
-    {"socket", kFamNet},
-    {"connect", kFamNet},
-    {"accept", kFamNet},
-    {"accept4", kFamNet},
-    {"bind", kFamNet},
-    {"listen", kFamNet},
-    {"send", kFamNet},
-    {"sendto", kFamNet},
-    {"sendmsg", kFamNet},
-    {"recv", kFamNet},
-    {"recvfrom", kFamNet},
-    {"recvmsg", kFamNet},
-    {"getaddrinfo", kFamDns},
-    {"gethostbyname", kFamDns},
-    {"gethostbyname2", kFamDns},
-    {"gethostbyname_r", kFamDns},
-    {"gethostbyname2_r", kFamDns},
-    {"gethostbyaddr", kFamDns},
-    {"getnameinfo", kFamDns},
-    {"malloc", kFamMemory},
-    {"calloc", kFamMemory},
-    {"realloc", kFamMemory},
-    {"reallocarray", kFamMemory},
-    {"posix_memalign", kFamMemory},
-    {"aligned_alloc", kFamMemory},
-    {"memalign", kFamMemory},
-    {"valloc", kFamMemory},
-    {"pvalloc", kFamMemory},
-};
 constexpr int kFamilyCount = 7;
-
-std::optional<Family> find_planned_call(std::string_view name) {
-  for (const PlannedCall& call : kPlannedCalls)
-    if (call.name == name) return call.family;
-  return std::nullopt;
-}
 
 std::vector<std::string_view> family_names(std::uint32_t families) {
   std::vector<std::string_view> names;
@@ -346,7 +306,6 @@ std::vector<std::string_view> valid_call_choices() {
   std::vector<std::string_view> valid = valid_call_choices();
   std::vector<std::string_view> known = family_names(~0u);  // a typo of a planned name too
   known.insert(known.end(), valid.begin(), valid.end());
-  for (const PlannedCall& call : kPlannedCalls) known.push_back(call.name);
   fail(at,
        "unknown call " + quoted(name) + did_you_mean(name, known) + "; valid: " + join(valid, " "));
 }
@@ -362,6 +321,7 @@ void add_family(FaultDraft& d, std::string_view name, Position at) {
   if (!family) fail_unknown_call(name, at);
   require_supported(*family, quoted(name), at);
   for (int word = 0; word < 2; ++word) d.spec.calls_mask[word] |= family_calls_mask(*family, word);
+  net_note_family(d.spec, *family);
 }
 
 void add_call(FaultDraft& d, std::string_view name, Position at) {
@@ -371,10 +331,9 @@ void add_call(FaultDraft& d, std::string_view name, Position at) {
                       quoted(name) + " (" + std::string(family_name(call->family)) + ")", at);
     set_call_bit(d.spec.calls_mask, call->id);
     set_call_bit(d.named_calls, call->id);
+    net_note_named_call(d.spec, call->id);
     return;
   }
-  if (std::optional<Family> family = find_planned_call(name))
-    require_supported(*family, quoted(name) + " (" + std::string(family_name(*family)) + ")", at);
   fail_unknown_call(name, at);
 }
 
@@ -384,6 +343,7 @@ void compile_calls(FaultDraft& d, const Entry& e) {
   if (list->empty()) fail(e.value_at(), "'calls' must name at least one call or @family");
   d.spec.calls_mask[0] = d.spec.calls_mask[1] = 0;
   d.named_calls[0] = d.named_calls[1] = 0;
+  d.spec.rw_scope = 0;
   for (const toml::node& item : *list) {
     const auto* name = item.as_string();
     if (!name) fail(item.source().begin, "'calls' must be an array of strings");
@@ -429,11 +389,9 @@ void compile_size(FaultDraft& d, const Entry& e) {
   d.spec.has_size = 1;
 }
 
-// Documented keys of features not built yet (addr, host, stack, ...): refusing them beats
-// silently injecting into every call the selector was meant to narrow down.
-void compile_not_supported(FaultDraft&, const Entry& e) {
-  fail(e.key_at, quoted(e.key) + " is not supported yet by this faultline");
-}
+// Any call can be targeted by its stack; the shim unwinds only for faults that set it.
+void compile_stack(FaultDraft& d, const Entry& e) { compile_glob(d.spec.stack, e); }
+void compile_log_stack(FaultDraft& d, const Entry& e) { d.spec.log_stack = get_bool(e) ? 1 : 0; }
 
 // ---- actions ----------------------------------------------------------------------------
 
@@ -449,10 +407,12 @@ std::uint32_t action_bit(std::string_view name) {
 // A quota may name the errno it fails with (ENOSPC by default; EDQUOT for a user quota):
 // that is the one pair of main actions that combine.
 constexpr std::uint32_t kQuotaWithErrno = kActQuota | kActError;
+// The same for a limit: EMFILE by default, ENFILE for a system-wide table that is full.
+constexpr std::uint32_t kLimitWithErrno = kActLimit | kActError;
 
 void set_main_action(FaultSpec& s, std::uint32_t action) {
   std::uint32_t current = s.actions & kMainActions;
-  if ((current | action) == kQuotaWithErrno) {
+  if ((current | action) == kQuotaWithErrno || (current | action) == kLimitWithErrno) {
     s.actions |= action;
     return;
   }
@@ -462,8 +422,10 @@ void set_main_action(FaultSpec& s, std::uint32_t action) {
     s.short_bytes = 0;
     s.corrupt_bits = 0;
     s.quota_bytes = 0;
+    s.fd_limit = 0;
     s.crash_signal = 0;
     s.crash_when = kCrashBefore;
+    net_clear_action_params(s);
   }
   s.actions = (s.actions & ~kMainActions) | action;
 }
@@ -478,15 +440,23 @@ std::vector<std::string_view> errno_names() {
 void compile_error(FaultDraft& d, const Entry& e) {
   if (!e.value->is_string()) fail_value(e, "an errno name like \"EIO\"");
   const std::string& name = get_string(e);
+  if (std::optional<int> eai = dns_error_from_name(name)) {  // EAI_AGAIN, TRY_AGAIN: @dns only
+    set_main_action(d.spec, kActError);
+    d.spec.error = 0;
+    d.spec.dns_error = *eai;
+    return;
+  }
   std::optional<int> err = errno_from_name(name);
   if (!err) {
     std::vector<std::string_view> names = errno_names();
+    for (std::string_view dns : dns_error_names()) names.push_back(dns);
     std::string hint = did_you_mean(name, names);
     if (hint.empty()) hint = " (use a name from errno(3), e.g. EIO, ENOSPC, EAGAIN)";
     fail(e.value_at(), "unknown errno name " + quoted(name) + hint);
   }
   set_main_action(d.spec, kActError);
   d.spec.error = *err;
+  d.spec.dns_error = 0;
 }
 
 void compile_delay(FaultDraft& d, const Entry& e) {
@@ -565,11 +535,54 @@ void compile_when(FaultDraft& d, const Entry& e) {
   d.spec.crash_when = when == "after" ? kCrashAfter : kCrashBefore;
 }
 
-// reset, blackhole, resolve_to and limit belong to families not built yet. They are recorded
-// whatever their value, so that validate_fault can tell which is wrong: the action for these
-// calls (reset on write), or this faultline (limit on @open).
-void compile_planned_action(FaultDraft& d, const Entry& e) {
-  set_main_action(d.spec, action_bit(e.key));
+void compile_limit(FaultDraft& d, const Entry& e) {
+  std::uint64_t fds = get_integer_at_least(e, 0);
+  set_main_action(d.spec, kActLimit);
+  d.spec.fd_limit = fds;
+}
+
+// ---- @net / @dns keys (the values are parsed in net_policy.cpp) ---------------------------
+
+void compile_addr(FaultDraft& d, const Entry& e) {
+  if (std::optional<std::string> problem = parse_addr_selector(get_string(e), d.spec))
+    fail(e.value_at(), *problem);
+}
+
+void compile_host(FaultDraft& d, const Entry& e) { compile_glob(d.spec.host, e); }
+
+// `reset = false` / `blackhole = false` only take that action away, like `lie = false`.
+void compile_net_switch(FaultDraft& d, const Entry& e) {
+  const std::uint32_t action = action_bit(e.key);
+  if (get_bool(e))
+    set_main_action(d.spec, action);
+  else
+    d.spec.actions &= ~action;
+}
+
+void compile_resolve_to(FaultDraft& d, const Entry& e) {
+  const toml::array* list = e.value->as_array();
+  if (!list) fail_value(e, "an array of IP addresses, e.g. [\"127.0.0.2\", \"::1\"]");
+  if (list->empty()) fail(e.value_at(), "'resolve_to' must give at least one address");
+  if (list->size() > kResolveMax)
+    fail(e.value_at(), "'resolve_to' takes at most " + std::to_string(kResolveMax) + " addresses");
+  FaultSpec& s = d.spec;
+  set_main_action(s, kActResolve);
+  std::size_t n = 0;
+  for (const toml::node& item : *list) {
+    const auto* text = item.as_string();
+    if (!text) fail(item.source().begin, "'resolve_to' must be an array of address strings");
+    if (std::optional<std::string> problem =
+            parse_resolve_address(text->get(), s.resolve_family[n], s.resolve_addr[n]))
+      fail(item.source().begin, *problem);
+    ++n;
+  }
+  s.resolve_count = static_cast<std::uint8_t>(n);
+}
+
+void compile_timeout(FaultDraft& d, const Entry& e) {
+  std::int64_t ns = get_duration(e);
+  if (ns == 0) fail_value(e, "longer than 0");
+  d.spec.timeout_ns = ns;
 }
 
 // ---- triggers ---------------------------------------------------------------------------
@@ -610,9 +623,9 @@ constexpr FaultKey kFaultKeys[] = {
     {"process", compile_process},
     {"thread", compile_thread},
     {"size", compile_size},
-    {"addr", compile_not_supported},
-    {"host", compile_not_supported},
-    {"stack", compile_not_supported},
+    {"addr", compile_addr},
+    {"host", compile_host},
+    {"stack", compile_stack},
     {"error", compile_error},
     {"delay", compile_delay},
     {"jitter", compile_jitter},
@@ -622,12 +635,12 @@ constexpr FaultKey kFaultKeys[] = {
     {"lie", compile_lie},
     {"crash", compile_crash},
     {"when", compile_when},
-    {"log_stack", compile_not_supported},
-    {"reset", compile_planned_action},
-    {"blackhole", compile_planned_action},
-    {"resolve_to", compile_planned_action},
-    {"limit", compile_planned_action},
-    {"timeout", compile_not_supported},
+    {"log_stack", compile_log_stack},
+    {"reset", compile_net_switch},
+    {"blackhole", compile_net_switch},
+    {"resolve_to", compile_resolve_to},
+    {"limit", compile_limit},
+    {"timeout", compile_timeout},
     {"probability", compile_probability},
     {"after", compile_after},
     {"every", compile_every},
@@ -661,7 +674,7 @@ void compile_file_fault_key(FaultDraft& d, const Entry& e) {
   std::uint32_t before = d.spec.actions & kMainActions;
   compile_fault_key(d, e);
   std::uint32_t after = d.spec.actions & kMainActions;
-  if (before != 0 && after != before && after != kQuotaWithErrno)
+  if (before != 0 && after != before && after != kQuotaWithErrno && after != kLimitWithErrno)
     fail(e.key_at, fault_label(d.spec) + " has two actions, " + quoted(action_name(before)) +
                        " and " + quoted(e.key) + " (one per fault; only 'delay' may be added)");
 }
@@ -713,24 +726,7 @@ void check_has_action(const FaultSpec& spec, const FaultSource& src) {
        fault_label(spec) + " has no action (error, delay, short, corrupt, quota, lie, crash)");
 }
 
-// Families the spec documents for the actions not built yet; see compile_planned_action.
-std::uint32_t planned_action_families(std::uint32_t action) {
-  switch (action) {
-    case kActReset:
-    case kActBlackhole:
-      return kFamNet;
-    case kActResolve:
-      return kFamDns;
-    case kActLimit:
-      return kFamOpen;
-    default:
-      return 0;
-  }
-}
-
-bool call_takes(const CallInfo& call, std::uint32_t action) {
-  return (call.actions & action) || (planned_action_families(action) & call.family);
-}
+bool call_takes(const CallInfo& call, std::uint32_t action) { return call.actions & action; }
 
 std::string not_valid_for_call(std::uint32_t action, const CallInfo& call) {
   std::vector<std::string_view> valid;
@@ -753,7 +749,9 @@ void restrict_calls_to_actions(FaultDraft& d, const FaultSource& src) {
   std::optional<CompileError> first_drop;
   for (const CallInfo& call : all_calls()) {
     if (!has_call_bit(d.spec.calls_mask, call.id)) continue;
-    std::uint32_t refused = first_refused_action(call, d.spec.actions);
+    // read/write calls aimed at sockets also take the @net data actions (reset, blackhole).
+    std::uint32_t refused =
+        first_refused_action(call, d.spec.actions & ~net_extra_actions(d.spec, call));
     if (!refused) continue;
     CompileError problem{not_valid_for_call(refused, call), src.key_at(action_name(refused))};
     if (has_call_bit(d.named_calls, call.id)) throw problem;
@@ -771,6 +769,15 @@ void check_actions_supported(const FaultSpec& spec, const FaultSource& src) {
        "action " + quoted(action_name(action)) + " is not supported yet by this faultline");
 }
 
+// An allocation has no file: a `path` on a fault with @memory calls would never match them.
+void check_selectors_apply(const FaultSpec& spec, const FaultSource& src) {
+  if (!spec.path[0]) return;
+  for (const CallInfo& call : all_calls())
+    if (call.family == kFamMemory && has_call_bit(spec.calls_mask, call.id))
+      fail(src.key_at("path"), "'path' does not apply to call " + quoted(call.name) +
+                                   " (@memory has no file; use size, process, thread)");
+}
+
 void check_dependent_keys(const FaultSpec& spec, const FaultSource& src) {
   if (spec.jitter_ns != 0 && !(spec.actions & kActDelay))
     fail(src.key_at("jitter"), "'jitter' needs a 'delay' to vary");
@@ -784,27 +791,24 @@ void warn_implausible_errno(const FaultSpec& spec, const FaultSource& src,
                             const Warnings& warnings) {
   if (!(spec.actions & kActError)) return;
   for (const CallInfo& call : all_calls()) {
-    if (has_call_bit(spec.calls_mask, call.id) && !errno_plausible(call, spec.error))
+    if (has_call_bit(spec.calls_mask, call.id) && !errno_plausible(call, spec.error) &&
+        !(net_extra_actions(spec, call) && net_errno_plausible(spec.error)))
       warnings.add(src.value_at("error"), std::string(call.name) + " cannot return " +
                                               std::string(errno_name(spec.error)) +
                                               " per its man page");
   }
 }
 
-std::uint32_t families_of(const std::uint64_t (&mask)[2]) {
-  std::uint32_t families = 0;
-  for (const CallInfo& call : all_calls())
-    if (has_call_bit(mask, call.id)) families |= call.family;
-  return families;
-}
-
 void validate_fault(FaultDraft& d, const FaultSource& src, const Warnings& warnings) {
   check_has_action(d.spec, src);
+  if (std::optional<NetProblem> problem = net_validate(d.spec, d.named_calls))
+    fail(src.key_at(problem->key), problem->message);
   restrict_calls_to_actions(d, src);
   check_actions_supported(d.spec, src);
   check_dependent_keys(d.spec, src);
+  check_selectors_apply(d.spec, src);
   warn_implausible_errno(d.spec, src, warnings);
-  d.spec.families = families_of(d.spec.calls_mask);
+  d.spec.families = net_families(d.spec);  // read/write aimed at sockets arm @net
 }
 
 FaultSpec compile_fault_table(const toml::table& table, const Warnings& warnings) {
@@ -1059,6 +1063,21 @@ std::optional<std::string> apply_fault_setting(FaultSpec& spec, std::string_view
   std::string name(trim(key));
   if (name == "name" || name == "calls")
     return quoted(name) + " cannot be changed on a loaded fault (remove it and add it again)";
+  // Live only: an empty value (`path=` or `path=""`) removes a selector, which a policy file
+  // does by leaving the key out. The other keys keep refusing an empty value.
+  if (const std::string_view v = trim(value); v.empty() || v == "\"\"" || v == "''") {
+    if (name == "path" || name == "process" || name == "thread") {
+      char* field = name == "path" ? spec.path : name == "process" ? spec.process : spec.thread;
+      std::memset(field, 0, name == "path" ? sizeof spec.path : sizeof spec.process);
+      return std::nullopt;
+    }
+    if (name == "size") {
+      spec.has_size = 0;
+      spec.size_min = 0;
+      spec.size_max = kUnlimited;
+      return std::nullopt;
+    }
+  }
   try {
     toml::table holder = parse_setting(name, trim(value));
     const Entry e{name, holder.get(name), Position{}};

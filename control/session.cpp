@@ -4,6 +4,7 @@
 
 #include "calls.h"
 #include "faultline/seqlock.h"
+#include "net_policy.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -173,6 +174,9 @@ FaultSpec read_fault_spec(const FaultSlot& slot) {
   spec.path[kGlobMax - 1] = '\0';
   spec.process[kShortGlobMax - 1] = '\0';
   spec.thread[kShortGlobMax - 1] = '\0';
+  spec.host[kGlobMax - 1] = '\0';
+  spec.addr_unix[kUnixGlobMax - 1] = '\0';
+  spec.stack[kGlobMax - 1] = '\0';
   return spec;
 }
 
@@ -185,12 +189,21 @@ std::optional<std::string> check_fault_spec(const FaultSpec& spec) {
       !terminated(spec.thread, sizeof spec.thread))
     return "unterminated selector";
   if (spec.calls_mask[0] == 0 && spec.calls_mask[1] == 0) return "no calls";
+  std::uint32_t families = 0;
   for (std::uint32_t word = 0; word < 2; ++word) {
     std::uint64_t valid = 0;
-    for (std::uint32_t id = word * 64; id < kCallCount && id < (word + 1) * 64; ++id)
+    for (std::uint32_t id = word * 64; id < kCallCount && id < (word + 1) * 64; ++id) {
       valid |= 1ull << (id % 64);
+      if (spec.calls_mask[word] & (1ull << (id % 64))) families |= call_family(id);
+    }
     if (spec.calls_mask[word] & ~valid) return "unknown call ids";
   }
+  // The armed mask is computed from `families`: it must be exactly the calls' families
+  // (read/write calls aimed only at sockets arm @net instead of @write/@read: net_families).
+  if (spec.families != families && spec.families != net_families(spec))
+    return "families do not match the calls";
+  for (std::uint32_t bit = 1; bit != 0; bit <<= 1)
+    if ((spec.actions & bit) && action_name(bit) == "?") return "unknown action bits";
   if (!(spec.probability >= 0.0 && spec.probability <= 1.0)) return "probability out of range";
   if (spec.every == 0) return "every = 0";
   if (spec.short_percent > 100) return "short percent over 100";
@@ -200,18 +213,66 @@ std::optional<std::string> check_fault_spec(const FaultSpec& spec) {
     return "crash signal not allowed";
   if (spec.delay_ns < 0 || spec.jitter_ns < 0) return "negative delay";
   if (spec.size_min > spec.size_max) return "empty size range";
+  if (!terminated(spec.host, sizeof spec.host) || !terminated(spec.addr_unix, sizeof spec.addr_unix))
+    return "unterminated selector";
+  if (spec.addr_kind > 2 || (spec.addr_family != 0 && spec.addr_family != 4 &&
+                             spec.addr_family != 6) ||
+      spec.addr_prefix > (spec.addr_family == 4 ? 32 : 128))
+    return "bad addr selector";
+  if (spec.resolve_count > kResolveMax) return "too many resolve_to addresses";
+  for (std::uint32_t i = 0; i < spec.resolve_count; ++i)
+    if (spec.resolve_family[i] != 4 && spec.resolve_family[i] != 6) return "bad resolve_to address";
+  if (spec.timeout_ns < 0) return "negative timeout";
+  if (!terminated(spec.stack, sizeof spec.stack)) return "unterminated selector";
+  if (spec.log_stack > 1) return "bad log_stack";
   return std::nullopt;
+}
+
+SlotInspection inspect_fault_slot(const FaultSlot& slot) {
+  SlotInspection out;
+  const std::uint32_t state = slot.state.load(std::memory_order_acquire);
+  if (state == kSlotFree) return out;
+  if (state != kSlotUsed) {
+    out.problem = "bad slot state " + std::to_string(state);
+    return out;
+  }
+  const std::uint32_t enabled = slot.enabled.load(std::memory_order_relaxed);
+  if (enabled > 1) {
+    out.problem = "bad enabled flag " + std::to_string(enabled);
+    return out;
+  }
+  std::uint64_t words[kSpecWords];
+  if (!seqlock_read(slot.spec_seq, slot.spec_words, words, kSpecWords)) {
+    out.problem = "an edit never finished (a writer died mid-edit)";
+    return out;
+  }
+  std::memcpy(&out.spec, words, sizeof out.spec);
+  out.problem = check_fault_spec(out.spec);
+  out.used = !out.problem;
+  return out;
+}
+
+std::optional<std::string> check_fault_slot(const FaultSlot& slot) {
+  return inspect_fault_slot(slot).problem;
 }
 
 std::uint64_t compute_armed_mask(const ControlBlock& block) {
   const std::uint32_t stop = kFlagPanicked | kFlagTtlExpired | kFlagBudgetSpent;
   if (block.header.flags.load(std::memory_order_relaxed) & stop) return 0;
   std::uint64_t mask = 0;
+  std::uint64_t memory_floor = kMemoryFloorMax;
   for (const FaultSlot& slot : block.faults) {
     if (slot.state.load(std::memory_order_relaxed) != kSlotUsed) continue;
-    if (!slot.enabled.load(std::memory_order_relaxed)) continue;
-    mask |= read_fault_spec(slot).families;
+    if (slot.enabled.load(std::memory_order_relaxed) != 1) continue;
+    const FaultSpec spec = read_fault_spec(slot);
+    // A corrupted slot arms nothing: the shim would ignore it anyway.
+    if (check_fault_spec(spec)) continue;
+    mask |= spec.families;
+    // @memory size floor (control_block.h): the smallest size any armed @memory fault matches.
+    const std::uint64_t smallest = spec.has_size ? spec.size_min : 0;
+    if ((spec.families & kFamMemory) && smallest < memory_floor) memory_floor = smallest;
   }
+  if (mask & kFamMemory) mask |= memory_floor << kMemoryFloorShift;
   return mask;
 }
 
@@ -267,10 +328,11 @@ std::unique_ptr<Session> Session::create(const std::string& name, const Policy& 
   // ftruncate zero-fills, and every member of ControlBlock is valid as all-zero bytes.
   auto* block = static_cast<ControlBlock*>(mem);
   init_block(*block, name, policy);
-  flock(fd, LOCK_UN);
   auto session = std::unique_ptr<Session>(new Session(name, fd, block));
-  // The creator is a member, so `sessions` does not reap a block whose run is starting.
+  // The creator is a member before the lock is released, so that neither `sessions` nor a
+  // process replacing a dead block (attach_or_create) can take a starting session for dead.
   session->register_pid(getpid());
+  flock(fd, LOCK_UN);
   return session;
 }
 
@@ -281,12 +343,31 @@ std::unique_ptr<Session> Session::attach(const std::string& name, std::string& e
   }
   int fd = open_shm(name, 0, error);
   if (fd < 0) {
-    if (errno == ENOENT) error = "no session '" + name + "'";
+    const int err = errno;
+    struct stat st;
+    if (err == ENOENT) {
+      error = "no session '" + name + "'";
+    } else if (err == EACCES && stat(shm_file_path(name).c_str(), &st) == 0 &&
+               st.st_uid != geteuid()) {
+      // Say whose it is rather than a bare "Permission denied".
+      error = "session '" + name + "': " +
+              validate_block(nullptr, 0, st.st_uid, geteuid()).value_or("permission denied");
+    }
     return nullptr;
   }
   struct stat st;
   if (fstat(fd, &st) != 0) {
     error = std::string("session '") + name + "': " + std::strerror(errno);
+    close(fd);
+    return nullptr;
+  }
+  // A block others may write is not ours to trust, whoever owns it: anyone could arm faults
+  // in (or crash) every process of the session through it.
+  if ((st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    error = "session '" + name + "': the control block is open to other users (mode " + mode +
+            ", must be 0600)";
     close(fd);
     return nullptr;
   }
@@ -332,10 +413,34 @@ std::unique_ptr<Session> Session::attach_or_create(const std::string& name,
       error = create_error;
       return nullptr;
     }
-    if (auto s = attach(name, error)) return s;
+    if (auto s = attach(name, error)) {
+      // A block whose processes have all exited belongs to an ended run (a service that
+      // restarted): its TTL, budget and counters are spent. Start afresh from `policy`.
+      if (!s->remove_if_dead()) return s;
+      continue;
+    }
     if (error.find("no session") == std::string::npos) return nullptr;
   }
+  if (error.empty()) error = "session '" + name + "' keeps being replaced; not joined";
   return nullptr;
+}
+
+bool Session::remove_if_dead() {
+  if (!live_pids().empty()) return false;
+  struct Unlock {
+    int fd;
+    ~Unlock() { flock(fd, LOCK_UN); }
+  };
+  // Under the writer lock: a creator registers itself before releasing it (see create), and
+  // a second process replacing the same dead block sees it already unlinked (no links left)
+  // instead of unlinking the fresh block that now has the name.
+  flock(fd_, LOCK_EX);
+  Unlock unlock{fd_};
+  struct stat st;
+  if (fstat(fd_, &st) != 0) return false;
+  if (st.st_nlink == 0) return true;
+  if (!live_pids().empty()) return false;
+  return shm_unlink(shm_object_name(name_).c_str()) == 0 || errno == ENOENT;
 }
 
 bool Session::remove(const std::string& name) {
@@ -349,6 +454,14 @@ int Session::find_fault(std::string_view fault_name) const {
     if (fault_name == read_fault_spec(slot).name) return static_cast<int>(i);
   }
   return -1;
+}
+
+std::vector<std::pair<int, std::string>> Session::corrupt_slots() const {
+  std::vector<std::pair<int, std::string>> out;
+  for (std::uint32_t i = 0; i < kMaxFaults; ++i)
+    if (auto problem = check_fault_slot(block_->faults[i]))
+      out.emplace_back(static_cast<int>(i), std::move(*problem));
+  return out;
 }
 
 std::vector<int> Session::used_slots() const {
@@ -459,19 +572,29 @@ void Session::set_seed(std::uint64_t seed) {
   write_locked([&] { block_->header.seed.store(seed, std::memory_order_relaxed); });
 }
 
-void Session::register_pid(pid_t pid) {
+int Session::register_pid(pid_t pid) {
   auto& pids = block_->header.pids;
-  for (auto& slot : pids)
-    if (slot.load(std::memory_order_relaxed) == pid) return;
-  for (auto& slot : pids) {
+  // A process registers again after exec (same pid, new image): it keeps its slot and counts.
+  for (std::uint32_t i = 0; i < kMaxPids; ++i)
+    if (pids[i].load(std::memory_order_relaxed) == pid) return static_cast<int>(i);
+  const auto claimed = [&](std::uint32_t i) {
+    MemberStats& stats = block_->members[i];
+    stats.seen.store(0, std::memory_order_relaxed);
+    stats.injected.store(0, std::memory_order_relaxed);
+    stats.last_injection_ns.store(0, std::memory_order_relaxed);
+    return static_cast<int>(i);
+  };
+  for (std::uint32_t i = 0; i < kMaxPids; ++i) {
     std::int32_t expected = 0;
-    if (slot.compare_exchange_strong(expected, pid, std::memory_order_relaxed)) return;
+    if (pids[i].compare_exchange_strong(expected, pid, std::memory_order_relaxed))
+      return claimed(i);
   }
   // Table full: take over the slot of a member that has exited.
-  for (auto& slot : pids) {
-    std::int32_t old = slot.load(std::memory_order_relaxed);
-    if (!process_alive(old) && slot.compare_exchange_strong(old, pid)) return;
+  for (std::uint32_t i = 0; i < kMaxPids; ++i) {
+    std::int32_t old = pids[i].load(std::memory_order_relaxed);
+    if (!process_alive(old) && pids[i].compare_exchange_strong(old, pid)) return claimed(i);
   }
+  return -1;
 }
 
 void Session::unregister_pid(pid_t pid) {

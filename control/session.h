@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "faultline/control_block.h"
@@ -38,6 +39,16 @@ FaultSpec read_fault_spec(const FaultSlot& slot);
 // nullopt. The shim skips such a fault instead of trusting it (every = 0 would divide by
 // zero); the CLI shows the reason.
 std::optional<std::string> check_fault_spec(const FaultSpec& spec);
+// The same for a whole slot: its state and enabled words, an edit left half done by a writer
+// that died, and the spec. The spec is read once, so what was checked is what is used.
+struct SlotInspection {
+  bool used = false;  // a sound slot in use: `spec` is its checked spec
+  FaultSpec spec{};
+  std::optional<std::string> problem;  // set for a corrupt slot
+};
+SlotInspection inspect_fault_slot(const FaultSlot& slot);
+// nullopt for a free or a sound used slot, else what is wrong.
+std::optional<std::string> check_fault_slot(const FaultSlot& slot);
 
 // Copies the armed-mask computation used by every writer: families of enabled faults, or 0
 // when the session is panicked, expired or over budget.
@@ -55,7 +66,8 @@ class Session {
                                          std::string& error);
   // Attaches to an existing session after validating it (owner, magic, version, size).
   static std::unique_ptr<Session> attach(const std::string& name, std::string& error);
-  // Attach, or create from `policy` if there is no such session yet (race-free: O_EXCL).
+  // Attach, or create from `policy` if there is no such session yet (race-free: O_EXCL). A
+  // block whose member processes have all exited is replaced by a fresh one.
   static std::unique_ptr<Session> attach_or_create(const std::string& name,
                                                    const Policy& policy, bool& created,
                                                    std::string& error);
@@ -68,6 +80,8 @@ class Session {
   // Index of the fault slot with this name, or -1.
   int find_fault(std::string_view fault_name) const;
   std::vector<int> used_slots() const;
+  // Slots that fail check_fault_slot, with the reason (a corrupted block).
+  std::vector<std::pair<int, std::string>> corrupt_slots() const;
 
   // Writer operations (each takes the block's flock and bumps the generation).
   bool add_fault(const FaultSpec& spec, std::string& error);
@@ -82,10 +96,14 @@ class Session {
   void set_log_path(const std::string& path);
   void set_seed(std::uint64_t seed);
 
-  // Membership: a process registers itself when it attaches.
-  void register_pid(pid_t pid);
+  // Membership: a process registers itself when it attaches. Returns its index in the pid
+  // table (and in ControlBlock::members), or -1 when the table is full of live members.
+  int register_pid(pid_t pid);
   void unregister_pid(pid_t pid);
   std::vector<pid_t> live_pids() const;
+  // Unlinks the block if no member is alive (under the writer lock). True when the name no
+  // longer refers to this block.
+  bool remove_if_dead();
 
  private:
   Session(std::string name, int fd, ControlBlock* block);

@@ -9,6 +9,9 @@ packages=(
   libgtest-dev libbenchmark-dev
   python3 sqlite3 coreutils binutils valgrind
   clang libclang-rt-14-dev
+  tmux
+  libjemalloc2 redis-server redis-tools
+  curl
 )
 
 missing=()

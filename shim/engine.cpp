@@ -19,8 +19,11 @@
 #include <cstring>
 
 #include "faultline/glob.h"
+#include "fd_count.h"
 #include "fd_table.h"
+#include "net_select.h"
 #include "session.h"
+#include "stack.h"
 
 namespace faultline::shim {
 namespace {
@@ -52,9 +55,53 @@ std::atomic_flag g_rebuilding = ATOMIC_FLAG_INIT;
 std::atomic<bool> g_identity_changed{false};
 std::uint32_t g_epoch = 0;
 
-// Process identity, for the `process` selector and event lines; re-read after fork/exec.
-char g_comm[17];
+// Process identity, for the `process` selector and event lines; re-read after fork and exec,
+// and when the program renames itself (identity.cpp). comm is kept as atomic words: a rename
+// on one thread races event lines on others, and a torn name is better than a data race.
+// The executable's name changes only with exec, so g_exe is written before threads exist.
+std::atomic<std::uint64_t> g_comm_words[2];
+constinit thread_local char t_comm[17] __attribute__((tls_model("initial-exec"))) = {};
 char g_exe[256];
+
+void load_comm(char (&out)[17]) {
+  for (int i = 0; i < 2; ++i) {
+    const std::uint64_t w = g_comm_words[i].load(std::memory_order_relaxed);
+    std::memcpy(out + 8 * i, &w, 8);
+  }
+  out[16] = '\0';
+}
+
+// false when unchanged.
+bool store_comm(const char* name) {
+  char buf[16] = {};
+  std::memcpy(buf, name, std::min<std::size_t>(std::strlen(name), 15));
+  bool changed = false;
+  for (int i = 0; i < 2; ++i) {
+    std::uint64_t w;
+    std::memcpy(&w, buf + 8 * i, 8);
+    changed |= g_comm_words[i].exchange(w, std::memory_order_relaxed) != w;
+  }
+  return changed;
+}
+
+// The process's comm (its main thread's name), from any thread: /proc/self/comm, or the
+// calling thread's own name where /proc is not mounted (at start and after fork, the calling
+// thread is the main one).
+void read_comm(char (&out)[17]) {
+  out[0] = '\0';
+  const int fd = FL_REAL(open)("/proc/self/comm", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    const ssize_t n = FL_REAL(read)(fd, out, 16);
+    FL_REAL(close)(fd);
+    if (n > 0) {
+      out[n] = '\0';
+      if (out[n - 1] == '\n') out[n - 1] = '\0';
+      return;
+    }
+  }
+  prctl(PR_GET_NAME, out, 0, 0, 0);
+  out[16] = '\0';
+}
 
 std::uint64_t splitmix64(std::uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
@@ -75,15 +122,32 @@ std::uint64_t fnv1a(const char* s) {
 
 bool process_matches(const FaultSpec& spec) {
   if (!spec.process[0]) return true;
-  return glob_match(spec.process, g_comm) || glob_match(spec.process, g_exe);
+  char comm[17];
+  load_comm(comm);
+  return glob_match(spec.process, comm) || glob_match(spec.process, g_exe);
 }
 
-void report_corrupt_slot(std::uint32_t slot, const std::string& problem) {
-  static std::atomic<std::uint64_t> reported{0};
-  if (reported.fetch_or(1ull << slot) & (1ull << slot)) return;
-  diag("faultline: fault slot %u of the session is corrupt (%s); it is ignored", slot,
-       problem.c_str());
-}
+// Corrupt slots found by one rebuild, reported in one line: a block full of garbage costs one
+// diagnostic, not 64, and diag() drops the same line from later rebuilds.
+struct CorruptSlots {
+  std::uint64_t slots = 0;
+  std::uint32_t first = 0;
+  std::string first_problem;
+
+  void note(std::uint32_t slot, const std::string& problem) {
+    if (!slots) {
+      first = slot;
+      first_problem = problem;
+    }
+    slots |= 1ull << slot;
+  }
+  void report(const ControlBlock& block) const {
+    if (!slots) return;
+    diag("faultline: %d fault slot(s) of session %.63s are corrupt and ignored (slot %u: %s); "
+         "`faultline status` lists them",
+         __builtin_popcountll(slots), block.header.session, first, first_problem.c_str());
+  }
+};
 
 // Builds a private compiled copy of the session's faults. mmap'd and never freed: a thread
 // may still be reading the previous copy, and edits are rare human actions, so each costs
@@ -100,18 +164,18 @@ Rules* build_rules(const ControlBlock& block, std::uint64_t generation) {
   rules->generation = generation;
   rules->epoch = ++g_epoch;
   int n = 0;
-  for (std::uint32_t i = 0; i < kMaxFaults && n < used; ++i) {
-    const FaultSlot& slot = block.faults[i];
-    if (slot.state.load(std::memory_order_acquire) != kSlotUsed) continue;
-    FaultSpec spec = read_fault_spec(slot);
-    if (auto problem = check_fault_spec(spec)) {
+  CorruptSlots corrupt;
+  for (std::uint32_t i = 0; i < kMaxFaults; ++i) {
+    SlotInspection slot = inspect_fault_slot(block.faults[i]);
+    if (slot.problem) {
       // Never trust a slot that fails the compiler's invariants (a corrupted block).
-      report_corrupt_slot(i, *problem);
+      corrupt.note(i, *slot.problem);
       continue;
     }
+    if (!slot.used || n == used) continue;  // `used` bounds the allocation
     Rule& r = rules->rule[n++];
     r.slot = static_cast<int>(i);
-    r.spec = spec;
+    r.spec = slot.spec;
     r.key = fnv1a(r.spec.name);
     r.always = r.spec.probability >= 1.0;
     r.threshold = r.always ? ~0ull
@@ -123,6 +187,7 @@ Rules* build_rules(const ControlBlock& block, std::uint64_t generation) {
     rules->any_path |= r.spec.path[0] != '\0';
   }
   rules->count = n;
+  corrupt.report(block);
   return rules;
 }
 
@@ -160,6 +225,18 @@ std::uint64_t path_match_bits(const char* path, void* ctx) {
   for (int i = 0; i < rules->count; ++i) {
     const Rule& r = rules->rule[i];
     if (r.spec.path[0] && glob_match(r.spec.path, path)) bits |= 1ull << r.slot;
+  }
+  return bits;
+}
+
+// The fault slots whose stack glob matches one frame (the stack cache keeps the answer per
+// frame address and rules epoch).
+std::uint64_t stack_frame_bits(const FrameInfo& frame, const void* ctx) {
+  const auto* rules = static_cast<const Rules*>(ctx);
+  std::uint64_t bits = 0;
+  for (int i = 0; i < rules->count; ++i) {
+    const Rule& r = rules->rule[i];
+    if (r.spec.stack[0] && frame_matches(r.spec.stack, frame)) bits |= 1ull << r.slot;
   }
   return bits;
 }
@@ -232,6 +309,10 @@ bool claim_injection(ControlBlock& block, FaultSlot& slot, std::uint64_t times) 
   std::int64_t zero = 0;
   slot.first_injection_ns.compare_exchange_strong(zero, now, std::memory_order_relaxed);
   slot.last_injection_ns.store(now, std::memory_order_relaxed);
+  if (MemberStats* me = member_stats(block)) {
+    me->injected.fetch_add(1, std::memory_order_relaxed);
+    me->last_injection_ns.store(now, std::memory_order_relaxed);
+  }
   return true;
 }
 
@@ -258,6 +339,8 @@ Decision make_decision(const Rule& r, std::uint64_t n, std::uint64_t seed) {
   d.short_bytes = r.spec.short_bytes;
   d.short_percent = r.spec.short_percent;
   d.times = r.spec.times;
+  d.dns_error = r.spec.dns_error;
+  d.timeout_ns = r.spec.timeout_ns;
   return d;
 }
 
@@ -273,6 +356,7 @@ struct SelectorContext {
   const Rules& rules;
   FdInfo fd_info;
   bool fd_known = false;
+  NetSiteAddr net;  // the socket address `addr` matches, looked up once per call
   char open_path[4096];  // filled only when a rule needs it: never zeroed per call
   int open_path_state = 0;  // 0 not computed, 1 ok, -1 unavailable
 
@@ -288,6 +372,16 @@ struct SelectorContext {
       open_path_state = absolute_open_path(site, open_path, sizeof open_path) ? 1 : -1;
     return open_path_state > 0 ? open_path : nullptr;
   }
+  // One unwind per call, whichever rules ask; the frames' bits are cached per rules epoch.
+  std::uint64_t stack_bits = 0;
+  bool stack_known = false;
+  std::uint64_t stack() {
+    if (!stack_known) {
+      stack_bits = stack_match_bits(rules.epoch, stack_frame_bits, &rules);
+      stack_known = true;
+    }
+    return stack_bits;
+  }
 };
 
 // All the selectors of one rule, cheapest first; the stack (unwinding) always last.
@@ -299,15 +393,22 @@ bool selectors_match(const Rule& r, SelectorContext& ctx) {
     return false;
   if (site.fd >= 0 && (r.spec.path[0] || is_fd_data_call(site.call))) {
     const FdInfo& fd = ctx.fd();
-    // read/write on a socket belong to @net, not to @read/@write.
-    if (is_fd_data_call(site.call) && fd.kind == FdKind::kSocket) return false;
+    // read/write on a socket belong to @net, not to @read/@write; the four calls that serve
+    // both hit the fds the fault aims them at (rw_scope).
+    if (is_fd_data_call(site.call) &&
+        !fd_kind_in_scope(r.spec, site.call, fd.kind == FdKind::kSocket))
+      return false;
     if (r.spec.path[0] && !(fd.path_match & (1ull << r.slot))) return false;
   } else if (r.spec.path[0]) {
     const char* path = ctx.path_argument();
     if (!path || !glob_match(r.spec.path, path)) return false;
   }
   // (selectors of further families are added here, before thread and stack)
+  if ((r.spec.addr_kind || r.spec.host[0]) && !net_selectors_match(r.spec, site, ctx.net))
+    return false;
   if (r.spec.thread[0] && !thread_matches(r.spec.thread)) return false;
+  // Last: the only selector that unwinds. A stack that cannot be unwound matches nothing.
+  if (r.spec.stack[0] && !(ctx.stack() & (1ull << r.slot))) return false;
   return true;
 }
 
@@ -317,10 +418,16 @@ bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
   (void)guard;
   ControlBlock* block = g_block.load(std::memory_order_acquire);
   if (!block || session_expired(*block)) return false;
+  // A call that passed the fast path just before `panic` (or the TTL, or the budget) zeroed
+  // the armed mask must not inject after the command returned.
+  if (block->header.flags.load(std::memory_order_acquire) &
+      (kFlagPanicked | kFlagTtlExpired | kFlagBudgetSpent))
+    return false;
   const Rules* rules = current_rules(*block);
   const std::uint32_t word = site.call / 64;
   const std::uint64_t bit = 1ull << (site.call % 64);
   if (!(rules->calls_any[word] & bit)) return false;
+  if (MemberStats* me = member_stats(*block)) me->seen.fetch_add(1, std::memory_order_relaxed);
 
   SelectorContext ctx(site, *rules);
   const std::uint64_t seed = block->header.seed.load(std::memory_order_relaxed);
@@ -328,10 +435,22 @@ bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
     const Rule& r = rules->rule[i];
     if (!(r.spec.calls_mask[word] & bit)) continue;
     FaultSlot& slot = block->faults[r.slot];
-    if (!slot.enabled.load(std::memory_order_relaxed)) continue;
+    if (slot.enabled.load(std::memory_order_relaxed) != 1) continue;  // 0, or corrupt
     slot.seen.fetch_add(1, std::memory_order_relaxed);
     if (!selectors_match(r, ctx)) continue;
 
+    // A limit is a condition, not a per-call trigger: the call fails when it would leave
+    // more fds open than the limit (EMFILE unless the fault names another errno).
+    if (r.spec.actions & kActLimit) {
+      std::uint64_t n = slot.matched.fetch_add(1, std::memory_order_relaxed);
+      if (r.needs_clock && !in_window(r, slot)) continue;
+      if (!over_fd_limit(site, r.spec.fd_limit)) continue;
+      if (!claim_injection(*block, slot, r.spec.times)) continue;
+      out = make_decision(r, n, seed);
+      out.action = kActError;
+      out.error = r.spec.error ? r.spec.error : EMFILE;
+      return true;
+    }
     // A quota is not a per-call trigger: every matching call draws its bytes from the shared
     // budget (in the wrapper), and only a call that finds it spent is injected.
     if (r.spec.actions & kActQuota) {
@@ -352,6 +471,27 @@ bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
     return true;
   }
   return false;
+}
+
+bool fault_still_applies(const Guard& guard, int slot_index, const CallSite& site) noexcept {
+  (void)guard;
+  ControlBlock* block = g_block.load(std::memory_order_acquire);
+  if (!block || slot_index < 0 || slot_index >= static_cast<int>(kMaxFaults)) return false;
+  if (session_expired(*block) ||
+      (block->header.flags.load(std::memory_order_acquire) &
+       (kFlagPanicked | kFlagTtlExpired | kFlagBudgetSpent)))
+    return false;
+  const Rules* rules = current_rules(*block);
+  FaultSlot& slot = block->faults[slot_index];
+  if (slot.enabled.load(std::memory_order_relaxed) != 1) return false;
+  for (int i = 0; i < rules->count; ++i) {
+    const Rule& r = rules->rule[i];
+    if (r.slot != slot_index) continue;
+    if (r.needs_clock && !in_window(r, slot)) return false;
+    SelectorContext ctx(site, *rules);
+    return selectors_match(r, ctx);
+  }
+  return false;  // removed (or replaced, which a rebuild shows as another rule)
 }
 
 bool quota_claim(const Decision& d) noexcept {
@@ -410,7 +550,9 @@ std::uint64_t short_length(const Decision& d, std::uint64_t count) noexcept {
 }
 
 void engine_reset_process_identity() noexcept {
-  prctl(PR_GET_NAME, g_comm, 0, 0, 0);
+  char comm[17];
+  read_comm(comm);
+  store_comm(comm);
   char exe[4096];
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
   g_exe[0] = '\0';
@@ -439,7 +581,17 @@ void engine_after_fork_child() noexcept {
   engine_reset_process_identity();
 }
 
-const char* engine_process_name() noexcept { return g_comm; }
+void engine_process_renamed() noexcept {
+  char comm[17];
+  read_comm(comm);
+  // Thread pools name every worker: only a change of the process's own name rebuilds rules.
+  if (store_comm(comm)) g_identity_changed.store(true, std::memory_order_release);
+}
+
+const char* engine_process_name() noexcept {
+  load_comm(t_comm);
+  return t_comm;
+}
 
 [[noreturn]] void crash_now(const Decision& d) noexcept {
   int sig = d.crash_signal ? d.crash_signal : SIGKILL;

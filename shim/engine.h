@@ -20,6 +20,13 @@ struct CallSite {
   int dirfd = AT_FDCWD;      // openat's directory
   std::uint64_t size = 0;    // bytes asked for
   bool has_size = false;
+  int fd2 = -1;              // dup2/dup3's target: `limit` counts it only if it is not open
+  // @net/@dns (shim/net_select.h): the address argument of connect/bind/sendto/sendmsg (the
+  // `addr` selector falls back to getpeername/getsockname without one), and the name looked up.
+  const struct sockaddr* addr = nullptr;
+  unsigned addr_len = 0;
+  const char* host = nullptr;
+  int msg_flags = 0;  // send/recv flags (MSG_DONTWAIT makes a blackholed receive EAGAIN at once)
 };
 
 // Trivially constructible on purpose: a Decision is only filled when decide() returns true,
@@ -40,12 +47,21 @@ struct Decision {
   std::uint64_t quota_bytes;
   std::uint64_t times;
   std::uint64_t index;  // n: which matching call of this fault this is
+  int dns_error;           // @dns: the EAI_* code of `error` (0: EAI_SYSTEM with `error`)
+  std::int64_t timeout_ns;  // blackhole: how long a blocking connect waits (0 = default)
 };
 
 // Decides for one call. `guard` proves the caller holds the reentrancy guard. Returns true
 // and fills `out` when a fault injects or a quota fault matched (out.quota); false, leaving
 // `out` untouched, when the call should simply run.
 bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept;
+
+// Does fault `slot` still hold this call? Its session is live (not panicked, expired or over
+// budget), it is enabled, its window is open and its selectors match. Triggers (after, every,
+// times, probability) are not consulted and nothing is counted: @net asks it to know when a
+// partition was lifted (the fault disabled, removed, out of its window, the session
+// panicked), so that a blackholed socket heals.
+bool fault_still_applies(const Guard& guard, int slot, const CallSite& site) noexcept;
 
 // Quota: reserves up to `want` bytes of the fault's shared quota; returns how many may be
 // written (0 = full). `unused` bytes of a reservation are given back after the real call.
@@ -76,6 +92,10 @@ void engine_after_fork_child() noexcept;
 // be inside decide(): for single-threaded fuzzers and tests, never called by the shim.
 void engine_reclaim_retired_rules_unsafe() noexcept;
 void engine_reset_process_identity() noexcept;
+// The program renamed a thread (prctl PR_SET_NAME, pthread_setname_np): re-reads the process
+// name, and re-evaluates `process` selectors if it changed.
+void engine_process_renamed() noexcept;
+// The process name (comm) for event lines, in a per-thread buffer valid until the next call.
 const char* engine_process_name() noexcept;
 
 }  // namespace faultline::shim

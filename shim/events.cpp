@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
@@ -14,7 +15,9 @@
 
 #include "engine.h"
 #include "fd_table.h"
+#include "net_select.h"
 #include "session.h"
+#include "stack.h"
 
 namespace faultline::shim {
 namespace {
@@ -46,25 +49,28 @@ class LineBuilder {
   }
   const char* data() const { return buf_; }
   std::size_t size() const { return len_; }
+  std::size_t room() const { return sizeof buf_ - 1 - len_; }
 
  private:
   char buf_[8192];
   std::size_t len_ = 0;
 };
 
-void store_path_words(EventSlot& slot, const char* path) {
-  char buf[sizeof slot.path_words] = {};
-  std::snprintf(buf, sizeof buf, "%s", path);
-  for (std::size_t i = 0; i < std::size(slot.path_words); ++i) {
+// Text into a slot's words, NUL-padded and truncated to fit.
+template <std::size_t N>
+void store_text_words(std::atomic<std::uint64_t> (&words)[N], const char* text) {
+  char buf[N * 8] = {};
+  std::memcpy(buf, text, strnlen(text, sizeof buf - 1));
+  for (std::size_t i = 0; i < N; ++i) {
     std::uint64_t w;
     std::memcpy(&w, buf + i * 8, 8);
-    slot.path_words[i].store(w, std::memory_order_release);
+    words[i].store(w, std::memory_order_release);
   }
 }
 
 std::uint64_t push_ring(ControlBlock& block, const Decision& d, const CallSite& site,
                         std::int64_t ts, pid_t pid, pid_t tid, const char* path,
-                        std::int64_t bytes) {
+                        std::int64_t bytes, const char* fault_name, std::uint32_t where) {
   ControlHeader& h = block.header;
   std::uint64_t index = h.event_head.fetch_add(1, std::memory_order_relaxed);
   EventSlot& slot = block.events[index % kEventSlots];
@@ -78,14 +84,83 @@ std::uint64_t push_ring(ControlBlock& block, const Decision& d, const CallSite& 
   slot.fault.store(static_cast<std::uint32_t>(d.fault), std::memory_order_release);
   slot.call.store(site.call, std::memory_order_release);
   slot.fd.store(site.fd, std::memory_order_release);
-  slot.error.store(d.action == kActError ? d.error : 0, std::memory_order_release);
+  slot.error.store(d.action == kActError   ? d.error
+                   : d.action == kActCrash ? d.crash_signal
+                                           : 0,
+                   std::memory_order_release);
   slot.action.store(d.action ? d.action : kActDelay, std::memory_order_release);
   slot.size.store(site.has_size ? site.size : 0, std::memory_order_release);
   slot.bytes.store(bytes >= 0 ? static_cast<std::uint64_t>(bytes) : 0, std::memory_order_release);
   slot.delay_ns.store(d.delay_ns, std::memory_order_release);
-  store_path_words(slot, path);
+  slot.present.store((site.has_size ? kEventHasSize : 0u) | (bytes >= 0 ? kEventHasBytes : 0u) |
+                         where,
+                     std::memory_order_release);
+  store_text_words(slot.path_words, path);
+  store_text_words(slot.process_words, engine_process_name());
+  store_text_words(slot.fault_words, fault_name);
   slot.seq.store(2 * index + 2, std::memory_order_release);
   return index;
+}
+
+// ---- "stack": [...] (log_stack = true) ----------------------------------------------------
+
+constexpr int kMaxLoggedFrames = 32;
+// Left free for the fields after "stack" (seed, closing brace, newline): the line stays one
+// valid JSON object however deep the stack.
+constexpr std::size_t kLineTailReserve = 96;
+
+// `text` as the inside of a JSON string, cut (never mid-escape) to fit `size`.
+void json_escape(const char* text, char* out, std::size_t size) {
+  std::size_t n = 0;
+  for (const char* p = text; *p; ++p) {
+    const auto c = static_cast<unsigned char>(*p);
+    char piece[8];
+    int len = 1;
+    if (c == '"' || c == '\\') {
+      piece[0] = '\\';
+      piece[1] = static_cast<char>(c);
+      len = 2;
+    } else if (c < 0x20) {
+      len = std::snprintf(piece, sizeof piece, "\\u%04x", c);
+    } else {
+      piece[0] = static_cast<char>(c);
+    }
+    if (n + static_cast<std::size_t>(len) >= size) break;
+    std::memcpy(out + n, piece, static_cast<std::size_t>(len));
+    n += static_cast<std::size_t>(len);
+  }
+  out[n] = '\0';
+}
+
+struct StackLine {
+  LineBuilder* line;
+  int frames;
+};
+
+void append_frame(const FrameInfo& frame, void* ctx) {
+  auto* s = static_cast<StackLine*>(ctx);
+  char text[512];
+  format_frame(frame, text, sizeof text);
+  char escaped[1024];
+  json_escape(text, escaped, sizeof escaped);
+  // Once a frame does not fit, no later one is written either: the array is a prefix.
+  if (s->frames < 0 || s->line->room() < std::strlen(escaped) + 4 + kLineTailReserve) {
+    s->frames = -1;
+    return;
+  }
+  s->line->append("%s\"%s\"", s->frames ? "," : "", escaped);
+  ++s->frames;
+}
+
+// The caller's stack, innermost frame first, without the shim's own frames.
+void append_stack(LineBuilder& line) {
+  CapturedStack stack;
+  if (!capture_stack(stack)) return;
+  if (stack.count > kMaxLoggedFrames) stack.count = kMaxLoggedFrames;
+  line.append(",\"stack\":[");
+  StackLine ctx{&line, 0};
+  visit_frames(stack, append_frame, &ctx);
+  line.append("]");
 }
 
 void append_log(const std::string& path, const LineBuilder& line) {
@@ -94,8 +169,9 @@ void append_log(const std::string& path, const LineBuilder& line) {
   // into one of its files.
   int fd = FL_REAL(open)(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) {
-    static std::atomic<bool> reported{false};
-    if (!reported.exchange(true)) diag("faultline: cannot open event log %s", path.c_str());
+    // Once per path and cause (diag remembers what it said), however many events follow.
+    diag("faultline: cannot open event log %s (%s); events are still in the session's ring",
+         path.c_str(), std::strerror(errno));
     return;
   }
   FL_REAL(write)(fd, line.data(), line.size());
@@ -117,14 +193,19 @@ void emit_event(const Decision& d, const CallSite& site, std::int64_t bytes) noe
     } else if (site.path) {
       std::snprintf(path, sizeof path, "%s", site.path);
     }
-    std::uint64_t seq = push_ring(*block, d, site, ts, pid, tid, path, bytes);
+    // @net: the socket's address stands in for its "socket:[...]" link; @dns: the name.
+    char where[128];  // the ring holds 128 bytes of text
+    const std::uint32_t where_kind = net_event_text(site, path, where, sizeof where);
+    if (where_kind == kEventHasAddr) path[0] = '\0';
+    FaultSpec spec = read_fault_spec(block->faults[d.fault]);
+    std::uint64_t seq = push_ring(*block, d, site, ts, pid, tid, where_kind ? where : path, bytes,
+                                  spec.name, where_kind);
 
     // The line is only formatted for someone who reads it: a log file or stderr.
     std::string log_path = read_log_path(block->header);
     const bool to_stderr = block->header.log_stderr.load(std::memory_order_relaxed) != 0;
     if (log_path.empty() && !to_stderr) return;
 
-    FaultSpec spec = read_fault_spec(block->faults[d.fault]);
     const char* call = call_info(site.call).name.data();
     const char* action = action_name(d.action ? d.action : kActDelay).data();
     LineBuilder line;
@@ -135,19 +216,23 @@ void emit_event(const Decision& d, const CallSite& site, std::int64_t bytes) noe
     line.json_string("call", call);
     if (site.fd >= 0) line.append(",\"fd\":%d", site.fd);
     if (path[0]) line.json_string("path", path);
+    if (where_kind == kEventHasAddr) line.json_string("addr", where);
+    if (where_kind == kEventHasHost) line.json_string("host", where);
     line.json_string("action", action);
     if (d.action == kActError) line.json_string("errno", errno_name(d.error).data());
     if (site.has_size) line.append(",\"size\":%llu", static_cast<unsigned long long>(site.size));
     if (bytes >= 0) line.append(",\"bytes\":%lld", static_cast<long long>(bytes));
     if (d.delay_ns > 0) line.append(",\"delay_ns\":%lld", static_cast<long long>(d.delay_ns));
     if (d.action == kActCrash) line.append(",\"signal\":%d", d.crash_signal);
+    if (spec.log_stack && !log_path.empty()) append_stack(line);
     line.append(",\"seed\":%llu}\n",
                 static_cast<unsigned long long>(block->header.seed.load(std::memory_order_relaxed)));
 
     if (!log_path.empty()) append_log(log_path, line);
     if (to_stderr) {
-      diag("faultline: injected %s into %s(fd %d%s%s) #%llu [fault %s]", action, call, site.fd,
-           path[0] ? ", " : "", path, static_cast<unsigned long long>(d.index), spec.name);
+      const char* shown = where_kind ? where : path;
+      event_line("faultline: injected %s into %s(fd %d%s%s) #%llu [fault %s]", action, call, site.fd,
+           shown[0] ? ", " : "", shown, static_cast<unsigned long long>(d.index), spec.name);
     }
   } catch (...) {
     // std::string allocation failure: the event is lost, the program is not.

@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "shim.h"
+#include "sock_table.h"
 
 namespace faultline::shim {
 namespace {
@@ -111,6 +112,7 @@ FdInfo fd_lookup(int fd, std::uint32_t rules_epoch, PathMatcher match_paths, voi
 }
 
 void fd_invalidate(int fd) noexcept {
+  sock_forget(fd);  // the @net state of the socket that had this number goes with it
   Slot* slot = slot_for(fd, false);
   if (!slot) return;
   std::uint64_t word = slot->word.load(std::memory_order_relaxed);
@@ -121,6 +123,7 @@ void fd_invalidate(int fd) noexcept {
 }
 
 void fd_invalidate_range(unsigned first, unsigned last) noexcept {
+  sock_forget_range(first, last);  // its chunks are not this table's
   for (unsigned chunk = first >> kChunkShift; chunk < kMaxChunks && chunk <= (last >> kChunkShift);
        ++chunk) {
     if (!g_chunks[chunk].load(std::memory_order_acquire)) continue;

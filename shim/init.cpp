@@ -14,9 +14,11 @@
 #include <string>
 
 #include "engine.h"
+#include "memory.h"
 #include "policy.h"
 #include "session.h"
 #include "shim.h"
+#include "stack.h"
 
 namespace faultline::shim {
 
@@ -47,7 +49,9 @@ bool parse_u64(const char* text, std::uint64_t& out) {
 void after_fork_child() {
   Guard guard;
   engine_after_fork_child();
-  if (g_session) g_session->register_pid(getpid());
+  stack_after_fork_child();
+  memory_after_fork_child();
+  if (g_session) g_member.store(g_session->register_pid(getpid()), std::memory_order_relaxed);
   // The child never removes a session its parent created.
   g_remove_at_exit = false;
 }
@@ -89,6 +93,7 @@ void start() {
   const char* disable = env("FAULTLINE_DISABLE");
   if (disable && std::strcmp(disable, "0") != 0) return;
   resolve_all_real();
+  diag_init(env("FAULTLINE_DIAG"));
   engine_reset_process_identity();
 
   const char* policy_path = env("FAULTLINE_POLICY");
@@ -118,11 +123,13 @@ void start() {
     diag("faultline: %s; no faults armed", error.c_str());
     return;
   }
-  session->register_pid(getpid());
+  g_member.store(session->register_pid(getpid()), std::memory_order_relaxed);
   g_session = session.release();
   ControlBlock& block = g_session->block();
   g_block.store(&block, std::memory_order_release);
   g_armed_word.store(&block.header.armed_mask, std::memory_order_release);
+  // Before the program runs: its first call with a `stack` fault does not wait for a dlopen.
+  stack_prepare(block);
   pthread_atfork(nullptr, nullptr, after_fork_child);
 }
 

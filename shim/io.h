@@ -1,6 +1,7 @@
-// The shared slow path of every call that moves bytes (write/read families, and later the
-// socket data calls): one implementation of error, delay, short, corrupt, quota and crash
-// over an `Io` adapter that knows how to run the real call whole, shortened or on a copy.
+// The shared slow path of every call that moves bytes (write/read families and the socket
+// data calls): one implementation of error, delay, short, corrupt, quota, crash, reset and
+// blackhole over an `Io` adapter that knows how to run the real call whole, shortened or on
+// a copy.
 #pragma once
 
 #include <errno.h>
@@ -9,6 +10,7 @@
 #include <cstring>
 
 #include "engine.h"
+#include "net_io.h"
 
 namespace faultline::shim {
 
@@ -18,10 +20,30 @@ namespace faultline::shim {
 //   ssize_t run_limited(std::uint64_t n);             the real call moving at most n bytes
 //   ssize_t run_corrupted(const Decision& d);         writes: on a corrupted private copy;
 //                                                     reads: then corrupt what was read
+//   static constexpr bool kSend;                      moves bytes out (write/send) or in
 template <class Io>
 ssize_t io_slow_path(const Guard& guard, const CallSite& site, Io& io) {
+  // @net: a socket a fault reset, partitioned or failed to connect (net_io.h). One load of
+  // the socket table; zero flags for every fd @net never touched.
+  const SockState sock = sock_load(site.fd);
+  if (FL_UNLIKELY(sock.flags() != 0)) {
+    ssize_t answered = -1;
+    switch (net_io_before(guard, site, Io::kSend, sock, answered)) {
+      case NetBefore::kAnswered:
+        return answered;
+      case NetBefore::kRunReal:
+        return io.run();
+      case NetBefore::kDecide:
+        break;
+    }
+  }
   Decision d;
-  if (!decide(guard, site, d)) return io.run();
+  const bool decided = decide(guard, site, d);
+  // A partitioned socket's call that no blackhole took: the partition is over for it.
+  if (FL_UNLIKELY(sock.flags() & kSockPartitioned) &&
+      !(decided && d.inject && d.action == kActBlackhole))
+    net_heal(guard, site.fd);
+  if (!decided) return io.run();
   if (d.quota) {
     std::uint64_t want = io.size();
     std::uint64_t room = quota_reserve(d, want);
@@ -59,6 +81,11 @@ ssize_t io_slow_path(const Guard& guard, const CallSite& site, Io& io) {
       emit_event(d, site, -1);
       errno = d.error;
       return -1;
+    case kActReset:
+      emit_event(d, site, -1);
+      return net_reset_io(d, site, Io::kSend);
+    case kActBlackhole:
+      return net_blackhole_io(guard, d, site, io);
     case kActShort: {
       std::uint64_t n = short_length(d, io.size());
       emit_event(d, site, static_cast<std::int64_t>(n));

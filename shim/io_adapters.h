@@ -13,6 +13,7 @@ namespace faultline::shim {
 
 template <class Fn>  // ssize_t(const void*, size_t)
 struct BufWrite {
+  static constexpr bool kSend = true;
   const void* buf;
   std::size_t count;
   Fn real;
@@ -24,6 +25,7 @@ struct BufWrite {
 
 template <class Fn>  // ssize_t(void*, size_t)
 struct BufRead {
+  static constexpr bool kSend = false;
   void* buf;
   std::size_t count;
   Fn real;
@@ -56,6 +58,7 @@ inline std::vector<struct iovec> iov_prefix(const struct iovec* iov, int cnt, st
 
 template <class Fn>  // ssize_t(const struct iovec*, int)
 struct IovWrite {
+  static constexpr bool kSend = true;
   const struct iovec* iov;
   int cnt;
   Fn real;
@@ -81,6 +84,7 @@ struct IovWrite {
 
 template <class Fn>  // ssize_t(const struct iovec*, int)
 struct IovRead {
+  static constexpr bool kSend = false;
   const struct iovec* iov;
   int cnt;
   Fn real;

@@ -117,12 +117,16 @@ FL_EXPORT int dup(int fd) {
 
 FL_EXPORT int dup2(int fd, int fd2) {
   if (FL_LIKELY(!armed(kFamOpen))) return track(FL_REAL(dup2)(fd, fd2));
-  return open_slow(CallSite{kCall_dup2, fd}, [=] { return FL_REAL(dup2)(fd, fd2); });
+  CallSite site{kCall_dup2, fd};
+  site.fd2 = fd2;
+  return open_slow(site, [=] { return FL_REAL(dup2)(fd, fd2); });
 }
 
 FL_EXPORT int dup3(int fd, int fd2, int flags) {
   if (FL_LIKELY(!armed(kFamOpen))) return track(FL_REAL(dup3)(fd, fd2, flags));
-  return open_slow(CallSite{kCall_dup3, fd}, [=] { return FL_REAL(dup3)(fd, fd2, flags); });
+  CallSite site{kCall_dup3, fd};
+  site.fd2 = fd2;
+  return open_slow(site, [=] { return FL_REAL(dup3)(fd, fd2, flags); });
 }
 
 namespace {

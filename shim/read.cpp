@@ -1,4 +1,4 @@
-// @read: read, pread(64), readv, preadv on non-socket fds.
+// @read: read, pread(64), readv, preadv on non-socket fds; read and readv on sockets for @net.
 #include <unistd.h>
 
 #include "io_adapters.h"
@@ -35,8 +35,9 @@ FL_COLD ssize_t iov_read_slow(std::uint32_t call, int fd, const struct iovec* io
 using namespace faultline;
 using namespace faultline::shim;
 
+// read and readv serve @net too (on sockets): armed by either family, still one load.
 FL_EXPORT ssize_t read(int fd, void* buf, size_t count) {
-  if (FL_LIKELY(!armed(kFamRead))) return FL_REAL(read)(fd, buf, count);
+  if (FL_LIKELY(!armed(kFamRead | kFamNet))) return FL_REAL(read)(fd, buf, count);
   return buf_read_slow(kCall_read, fd, buf, count,
                        [fd](void* b, size_t n) { return FL_REAL(read)(fd, b, n); });
 }
@@ -55,7 +56,7 @@ FL_EXPORT ssize_t pread64(int fd, void* buf, size_t count, off64_t off) {
 }
 
 FL_EXPORT ssize_t readv(int fd, const struct iovec* iov, int cnt) {
-  if (FL_LIKELY(!armed(kFamRead))) return FL_REAL(readv)(fd, iov, cnt);
+  if (FL_LIKELY(!armed(kFamRead | kFamNet))) return FL_REAL(readv)(fd, iov, cnt);
   return iov_read_slow(kCall_readv, fd, iov, cnt,
                        [fd](const struct iovec* v, int c) { return FL_REAL(readv)(fd, v, c); });
 }

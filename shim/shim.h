@@ -3,7 +3,12 @@
 #pragma once
 
 #include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
 #include <stdio.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -87,7 +92,23 @@ class Guard {
 // Set once the constructor has attached a session; wrappers that arrive earlier pass through.
 extern std::atomic<ControlBlock*> g_block;
 
-// Writes a diagnostic line to stderr through the real write (never through our wrapper).
+// The shim's own diagnostics (diag.cpp): one line through spdlog to stderr, or to the file
+// FAULTLINE_DIAG names, each distinct message once per process and a bounded number in all.
 void diag(const char* fmt, ...) noexcept __attribute__((format(printf, 1, 2)));
+// Called by the constructor with FAULTLINE_DIAG (nullptr or empty: stderr).
+void diag_init(const char* diag_path) noexcept;
+// One line on stderr through the real write, never deduplicated: the human line `[log]
+// stderr = true` asks for on every injection.
+void event_line(const char* fmt, ...) noexcept __attribute__((format(printf, 1, 2)));
+// Forgets what was said (unit tests).
+void diag_reset_for_tests() noexcept;
+
+// This process's index in the session's pid table and ControlBlock::members, -1 if none
+// (not attached, or the table was full). Set at attach and again in a forked child.
+extern std::atomic<int> g_member;
+inline MemberStats* member_stats(ControlBlock& block) noexcept {
+  const int index = g_member.load(std::memory_order_relaxed);
+  return index >= 0 ? &block.members[index] : nullptr;
+}
 
 }  // namespace faultline::shim

@@ -8,6 +8,7 @@
 
 #include <cstdio>
 
+#include "memory.h"
 #include "shim.h"
 
 namespace faultline::shim {
@@ -17,6 +18,7 @@ constinit std::atomic<std::uint64_t> g_zero_sentinel{0};
 std::atomic<std::atomic<std::uint64_t>*> g_armed_word{&g_zero_sentinel};
 constinit thread_local bool t_in_shim __attribute__((tls_model("initial-exec"))) = false;
 std::atomic<ControlBlock*> g_block{nullptr};
+std::atomic<int> g_member{-1};
 
 void* resolve_real(const char* name) noexcept {
   // Never RTLD_DEFAULT: it would find our own wrapper and recurse. A program can only call
@@ -25,6 +27,10 @@ void* resolve_real(const char* name) noexcept {
 }
 
 void resolve_all_real() noexcept {
+  // The allocator first, with the bootstrap arena ready (memory_real.cpp): dlsym may allocate.
+  resolve_memory_real();
+#define FL_CALL_MEMORY(fam, name, ret, params, args, failure, actions)
+#define FL_TRACKED_CALL_MEMORY(name, ret, params, args)
 #define FL_CALL(fam, name, ret, params, args, failure, actions)                  \
   if (void* fn = resolve_real(#name))                                              \
     g_real.name.store(reinterpret_cast<name##_fn>(fn), std::memory_order_relaxed);
@@ -44,8 +50,12 @@ void resolve_all_real() noexcept {
 #define FL_CALL(fam, name, ret, params, args, failure, actions) \
   FL_COLD ret lazy_##name params { FL_LAZY_BODY(name, args) }
 #define FL_CALL_VARIADIC(fam, name, ret, params, args, failure, actions)
+// The allocator's resolvers are hand-written (memory_real.cpp): dlsym may call malloc.
+#define FL_CALL_MEMORY(fam, name, ret, params, args, failure, actions)
+#define FL_TRACKED_CALL_MEMORY(name, ret, params, args)
 #define FL_TRACKED_CALL(name, ret, params, args) \
   FL_COLD ret lazy_##name params { FL_LAZY_BODY(name, args) }
+#define FL_TRACKED_CALL_VARIADIC(name, ret, params, args)
 #include "calls.def"
 #undef FL_CALL
 
@@ -65,16 +75,14 @@ FL_LAZY_OPEN(openat, (int dirfd, const char* path, int flags, ...), (dirfd, path
 FL_LAZY_OPEN(openat64, (int dirfd, const char* path, int flags, ...),
              (dirfd, path, flags, mode), flags)
 
-void diag(const char* fmt, ...) noexcept {
-  char line[1024];
+// prctl(option, ...): glibc reads four unsigned longs whatever the option (so does this).
+FL_COLD int lazy_prctl(int option, ...) {
   va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+  va_start(ap, option);
+  const unsigned long a2 = va_arg(ap, unsigned long), a3 = va_arg(ap, unsigned long),
+                      a4 = va_arg(ap, unsigned long), a5 = va_arg(ap, unsigned long);
   va_end(ap);
-  if (n < 0) return;
-  if (n > static_cast<int>(sizeof line) - 2) n = sizeof line - 2;
-  line[n++] = '\n';
-  FL_REAL(write)(STDERR_FILENO, line, static_cast<size_t>(n));
+  FL_LAZY_BODY(prctl, (option, a2, a3, a4, a5))
 }
 
 }  // namespace faultline::shim

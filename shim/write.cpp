@@ -39,6 +39,7 @@ FL_COLD ssize_t iov_write_slow(std::uint32_t call, int fd, const struct iovec* i
 // corrupt (the compiler refuses `corrupt` for them); short and quota shorten the length.
 template <class Fn>  // ssize_t(size_t)
 struct KernelCopy {
+  static constexpr bool kSend = true;
   std::size_t count;
   Fn real;
   std::uint64_t size() const { return count; }
@@ -171,8 +172,9 @@ FL_COLD int stream_end_slow(std::uint32_t call, FILE* stream, Fn real) {
 using namespace faultline;
 using namespace faultline::shim;
 
+// write and writev serve @net too (on sockets): armed by either family, still one load.
 FL_EXPORT ssize_t write(int fd, const void* buf, size_t count) {
-  if (FL_LIKELY(!armed(kFamWrite))) return FL_REAL(write)(fd, buf, count);
+  if (FL_LIKELY(!armed(kFamWrite | kFamNet))) return FL_REAL(write)(fd, buf, count);
   return buf_write_slow(kCall_write, fd, buf, count,
                         [fd](const void* b, size_t n) { return FL_REAL(write)(fd, b, n); });
 }
@@ -192,7 +194,7 @@ FL_EXPORT ssize_t pwrite64(int fd, const void* buf, size_t count, off64_t off) {
 }
 
 FL_EXPORT ssize_t writev(int fd, const struct iovec* iov, int cnt) {
-  if (FL_LIKELY(!armed(kFamWrite))) return FL_REAL(writev)(fd, iov, cnt);
+  if (FL_LIKELY(!armed(kFamWrite | kFamNet))) return FL_REAL(writev)(fd, iov, cnt);
   return iov_write_slow(kCall_writev, fd, iov, cnt, [fd](const struct iovec* v, int c) {
     return FL_REAL(writev)(fd, v, c);
   });

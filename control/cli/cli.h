@@ -42,7 +42,8 @@ struct RunOptions {
   std::string session;              // empty: a fresh unique name
   std::optional<std::string> seed;  // --seed, checked by `run` like FAULTLINE_SEED
   std::string log;                  // --log
-  std::string json_summary;         // --json-summary
+  std::string json_summary;         // --json-summary FILE ("-": stderr)
+  bool json = false;                // --json: the summary as one JSON line on stderr
   bool quiet = false;
   std::vector<std::string> command;
 };

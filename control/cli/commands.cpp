@@ -214,18 +214,33 @@ void print_status_text(const Session& session, const SessionState& state,
   table.print(stdout);
 }
 
+using CorruptSlots = std::vector<std::pair<int, std::string>>;
+
 void print_status_json(const Session& session, const SessionState& state,
-                       const std::vector<FaultView>& faults) {
+                       const std::vector<FaultView>& faults, const CorruptSlots& corrupt) {
   std::vector<std::string> items;
   for (const FaultView& f : faults) items.push_back(fault_json(f).str());
+  std::vector<std::string> bad;
+  for (const auto& [slot, problem] : corrupt)
+    bad.push_back(JsonObject().add("slot", slot).add("problem", problem).str());
   JsonObject o;
   o.add("session", session.name())
       .add("seed", state.seed)
+      .add("state", state_name(state.flags, state.armed_mask))
       .add_bool("panicked", state.flags & kFlagPanicked)
       .add_bool("expired", state.flags & kFlagTtlExpired)
-      .add_bool("over_budget", state.flags & kFlagBudgetSpent)
-      .add("injected_total", state.injected_total)
-      .add_raw("faults", json_array(items));
+      .add_bool("over_budget", state.flags & kFlagBudgetSpent);
+  if (state.ttl_left_ns == kForever)
+    o.add_null("ttl_left_ns");
+  else
+    o.add("ttl_left_ns", state.ttl_left_ns);
+  if (state.max_faults_total == kUnlimited)
+    o.add_null("max_faults");
+  else
+    o.add("max_faults", state.max_faults_total);
+  o.add("injected_total", state.injected_total)
+      .add_raw("faults", json_array(items))
+      .add_raw("corrupt", json_array(bad));
   fmt::print("{}\n", o.str());
 }
 
@@ -234,21 +249,30 @@ std::string rate_text(std::uint64_t now, std::uint64_t before, std::int64_t inte
   return fmt::format("{:.1f}", static_cast<double>(now - before) * 1e9 / interval_ns);
 }
 
-void print_watch_frame(const Session& session, const std::vector<FaultView>& faults,
-                       const std::vector<FaultView>& previous, std::int64_t interval_ns) {
-  fmt::print("{}    (Ctrl-C to quit)\n\n", status_line(session, read_state(session.block())));
-  Table table({"FAULT", "ON", "ACTION", "SEEN", "MATCHED", "INJECTED", "SEEN/s", "INJ/s"},
-              {false, false, false, true, true, true, true, true});
-  for (const FaultView& f : faults) {
+// What one watch frame shows, kept to compute the next frame's rates.
+struct WatchSample {
+  std::vector<FaultView> faults;
+  std::vector<MemberView> members;
+  std::int64_t at_ns = 0;  // CLOCK_MONOTONIC
+};
+
+void print_watch_faults(const WatchSample& now, const WatchSample& previous) {
+  const std::int64_t interval_ns = now.at_ns - previous.at_ns;
+  Table table(
+      {"FAULT", "ON", "ACTION", "SEEN", "MATCHED", "INJECTED", "SEEN/s", "INJ/s", "LAST"},
+      {false, false, false, true, true, true, true, true, true});
+  for (const FaultView& f : now.faults) {
     // Rates only against the same fault in the same slot: a slot may be removed and reused.
-    const auto before = std::find_if(previous.begin(), previous.end(), [&](const FaultView& p) {
-      return p.index == f.index && fixed_text(p.spec.name) == fixed_text(f.spec.name);
-    });
-    const bool known = before != previous.end();
+    const auto before =
+        std::find_if(previous.faults.begin(), previous.faults.end(), [&](const FaultView& p) {
+          return p.index == f.index && fixed_text(p.spec.name) == fixed_text(f.spec.name);
+        });
+    const bool known = before != previous.faults.end();
     table.add_row({std::string(fixed_text(f.spec.name)), f.enabled ? "yes" : "no", status_action(f),
                    std::to_string(f.seen), std::to_string(f.matched), std::to_string(f.injected),
                    known ? rate_text(f.seen, before->seen, interval_ns) : "-",
-                   known ? rate_text(f.injected, before->injected, interval_ns) : "-"});
+                   known ? rate_text(f.injected, before->injected, interval_ns) : "-",
+                   ago_text(f.last_injection_ns)});
   }
   if (table.empty())
     fmt::print("no faults (add some with `faultline add`)\n");
@@ -256,17 +280,73 @@ void print_watch_frame(const Session& session, const std::vector<FaultView>& fau
     table.print(stdout);
 }
 
+void print_watch_members(const WatchSample& now, const WatchSample& previous) {
+  constexpr std::size_t kMaxRows = 20;
+  const std::int64_t interval_ns = now.at_ns - previous.at_ns;
+  // Live members, and exited ones that did something: a tree's short-lived helpers (a shell
+  // wrapper, `pyenv exec`) join and leave without an armed call and would bury the rest.
+  std::vector<const MemberView*> shown;
+  for (const MemberView& m : now.members)
+    if (m.alive || m.seen != 0 || m.injected != 0) shown.push_back(&m);
+  std::stable_sort(shown.begin(), shown.end(), [](const MemberView* a, const MemberView* b) {
+    return a->alive != b->alive ? a->alive : a->injected > b->injected;
+  });
+  const std::size_t hidden = shown.size() > kMaxRows ? shown.size() - kMaxRows : 0;
+  shown.resize(shown.size() - hidden);
+  Table table({"PID", "PROCESS", "CALLS", "INJECTED", "CALLS/s", "INJ/s", "LAST"},
+              {true, false, true, true, true, true, true});
+  for (const MemberView* member : shown) {
+    const MemberView& m = *member;
+    const auto before =
+        std::find_if(previous.members.begin(), previous.members.end(),
+                     [&](const MemberView& p) { return p.index == m.index && p.pid == m.pid; });
+    const bool known = before != previous.members.end() && m.alive;
+    table.add_row({std::to_string(m.pid), m.alive ? m.process : "(exited)",
+                   std::to_string(m.seen), std::to_string(m.injected),
+                   known ? rate_text(m.seen, before->seen, interval_ns) : "-",
+                   known ? rate_text(m.injected, before->injected, interval_ns) : "-",
+                   ago_text(m.last_injection_ns)});
+  }
+  if (!table.empty()) table.print(stdout);
+  if (hidden != 0) fmt::print("... and {} more processes\n", hidden);
+}
+
+void print_watch_frame(const Session& session, const WatchSample& now,
+                       const WatchSample& previous, std::size_t corrupt) {
+  fmt::print("{}    (Ctrl-C to quit)\n", status_line(session, read_state(session.block())));
+  if (corrupt != 0)
+    fmt::print("{} corrupt fault slot(s), ignored by every process: see `faultline status`\n",
+               corrupt);
+  fmt::print("\n");
+  print_watch_faults(now, previous);
+  fmt::print("\n");
+  print_watch_members(now, previous);
+}
+
 // ---- events ----------------------------------------------------------------------------------
 
 struct Event {
   std::uint64_t index = 0;
   std::int64_t ts_ns = 0;
-  std::uint32_t pid = 0, tid = 0, fault = 0, call = 0, action = 0;
+  std::uint32_t pid = 0, tid = 0, fault = 0, call = 0, action = 0, present = 0;
   std::int32_t fd = -1, error = 0;
   std::uint64_t size = 0, bytes = 0;
   std::int64_t delay_ns = 0;
   std::string path;
+  std::string process;     // comm at the injection
+  std::string fault_name;  // the fault's name at the injection
 };
+
+// Text stored NUL-padded in a slot's words (never trusted to hold a terminator).
+template <std::size_t N>
+std::string load_text_words(const std::atomic<std::uint64_t> (&words)[N]) {
+  char text[N * 8];
+  for (std::size_t w = 0; w < N; ++w) {
+    const std::uint64_t word = words[w].load(std::memory_order_relaxed);
+    std::memcpy(text + w * 8, &word, 8);
+  }
+  return std::string(fixed_text(text));
+}
 
 enum class SlotRead { kReady, kPending, kOverwritten };
 
@@ -292,12 +372,10 @@ SlotRead read_event(const ControlBlock& block, std::uint64_t index, Event& event
   event.size = slot.size.load(r);
   event.bytes = slot.bytes.load(r);
   event.delay_ns = slot.delay_ns.load(r);
-  char path[sizeof slot.path_words];
-  for (std::size_t w = 0; w < std::size(slot.path_words); ++w) {
-    const std::uint64_t word = slot.path_words[w].load(r);
-    std::memcpy(path + w * 8, &word, 8);
-  }
-  event.path = fixed_text(path);
+  event.present = slot.present.load(r);
+  event.path = load_text_words(slot.path_words);
+  event.process = load_text_words(slot.process_words);
+  event.fault_name = load_text_words(slot.fault_words);
   std::atomic_thread_fence(std::memory_order_acquire);
   return slot.seq.load(r) == complete ? SlotRead::kReady : SlotRead::kOverwritten;
 }
@@ -315,54 +393,47 @@ class EventPrinter {
   }
 
  private:
-  // Field for field the line the shim appends to the event log (shim/events.cpp), so that a
-  // script reads `events --json` and the log file alike.
+  // Field for field, in the same order, the line the shim appends to the event log
+  // (shim/events.cpp emit_event), so that a script reads `events --json` and the log file
+  // alike. The ring holds the process and fault names as they were at the injection.
+  // The ring's text is a path, or the socket address of a @net event, or the name of a @dns one.
+  static const char* text_key(const Event& e) {
+    if (e.present & kEventHasAddr) return "addr";
+    if (e.present & kEventHasHost) return "host";
+    return "path";
+  }
+
   std::string json(const Event& e) {
     JsonObject o;
     o.add("seq", e.index).add("ts_ns", e.ts_ns).add("pid", e.pid).add("tid", e.tid);
-    o.add("process", process_name(e.pid)).add("fault", fault_name(e.fault));
+    o.add("process", e.process).add("fault", e.fault_name);
     o.add("call", call_name(e.call));
     if (e.fd >= 0) o.add("fd", e.fd);
-    if (!e.path.empty()) o.add("path", e.path);
+    if (!e.path.empty()) o.add(text_key(e), e.path);
     o.add("action", action_name(e.action));
-    if (e.error != 0) o.add("errno", errno_text(e.error));
-    if (e.size != 0) o.add("size", e.size);
-    if (e.bytes != 0) o.add("bytes", e.bytes);
-    if (e.delay_ns != 0) o.add("delay_ns", e.delay_ns);
-    if (e.action == kActCrash && e.fault < kMaxFaults)
-      o.add("signal", read_fault_spec(session_.block().faults[e.fault]).crash_signal);
+    if (e.action == kActError) o.add("errno", errno_text(e.error));
+    if (e.present & kEventHasSize) o.add("size", e.size);
+    if (e.present & kEventHasBytes) o.add("bytes", e.bytes);
+    if (e.delay_ns > 0) o.add("delay_ns", e.delay_ns);
+    if (e.action == kActCrash) o.add("signal", e.error);
     o.add("seed", session_.block().header.seed.load(std::memory_order_relaxed));
     return o.str();
   }
 
   std::string human(const Event& e) {
-    std::string who = fmt::format("{}[{}", process_name(e.pid), e.pid);
+    std::string who = fmt::format("{}[{}", e.process, e.pid);
     who += e.tid != e.pid && e.tid != 0 ? fmt::format("/{}]", e.tid) : "]";
-    std::string line = fmt::format("{} {} {}: {}", local_time(e.ts_ns), who, fault_name(e.fault),
+    std::string line = fmt::format("{} {} {}: {}", local_time(e.ts_ns), who, e.fault_name,
                                    call_name(e.call));
     if (e.fd >= 0) line += fmt::format(" fd={}", e.fd);
-    if (!e.path.empty()) line += fmt::format(" path={}", e.path);
+    if (!e.path.empty()) line += fmt::format(" {}={}", text_key(e), e.path);
     line += fmt::format(" -> {}", action_name(e.action));
-    if (e.error != 0) line += " " + errno_text(e.error);
-    if (e.size != 0) line += fmt::format(" size={}", e.size);
-    if (e.bytes != 0) line += fmt::format(" bytes={}", e.bytes);
+    if (e.action == kActError) line += " " + errno_text(e.error);
+    if (e.action == kActCrash) line += " " + signal_text(e.error);
+    if (e.present & kEventHasSize) line += fmt::format(" size={}", e.size);
+    if (e.present & kEventHasBytes) line += fmt::format(" bytes={}", e.bytes);
     if (e.delay_ns != 0) line += " delay=" + human_duration(e.delay_ns);
     return line;
-  }
-
-  // The name at the time we first see the pid: short-lived processes are usually still there.
-  const std::string& process_name(std::uint32_t pid) {
-    auto [it, inserted] = processes_.try_emplace(pid);
-    if (inserted) {
-      std::ifstream comm(fmt::format("/proc/{}/comm", pid));
-      std::getline(comm, it->second);
-    }
-    return it->second;
-  }
-
-  std::string fault_name(std::uint32_t index) const {
-    if (index >= kMaxFaults) return fmt::format("#{}", index);
-    return std::string(fixed_text(read_fault_spec(session_.block().faults[index]).name));
   }
 
   static std::string call_name(std::uint32_t id) {
@@ -371,7 +442,6 @@ class EventPrinter {
 
   const Session& session_;
   bool json_;
-  std::map<std::uint32_t, std::string> processes_;
 };
 
 struct EventCursor {
@@ -486,11 +556,21 @@ int status_command(const std::string& session_name, bool json) {
   const auto session = open_session(session_name);
   const SessionState state = read_state(session->block());
   const auto faults = read_faults(*session);
+  const auto corrupt = session->corrupt_slots();
   if (json)
-    print_status_json(*session, state, faults);
+    print_status_json(*session, state, faults, corrupt);
   else
     print_status_text(*session, state, faults);
-  return kExitOk;
+  if (corrupt.empty()) return kExitOk;
+  // Printed after the data, so a reader sees what still works and then what does not.
+  for (const auto& [slot, problem] : corrupt)
+    fmt::print(stderr, "faultline: session {}: fault slot {} is corrupt ({}); every process "
+               "ignores it\n", session->name(), slot, problem);
+  fail(kExitUsage,
+       fmt::format("session {} has {} corrupt fault slot(s): its block was damaged or written "
+                   "by something other than this faultline. The other faults still work; run "
+                   "the experiment again in a fresh session to be rid of them",
+                   session->name(), corrupt.size()));
 }
 
 int edit_faults_command(FaultEdit edit, std::vector<std::string> args) {
@@ -629,20 +709,17 @@ int watch_command(const std::string& session_name) {
   catch_stop_signals();
   // Clearing only a terminal: redirected to a file, each frame simply follows the last.
   const bool terminal = isatty(STDOUT_FILENO) != 0;
-  std::vector<FaultView> previous;
-  std::int64_t previous_ns = 0;
+  WatchSample previous;
   do {
     if (session_gone(*session)) {
       fmt::print(stderr, "faultline: session {} ended\n", session->name());
       return kExitOk;
     }
-    const std::int64_t now = monotonic_ns();
-    auto faults = read_faults(*session);
+    WatchSample now{read_faults(*session), read_members(*session), monotonic_ns()};
     if (terminal) fmt::print("\x1b[H\x1b[2J");
-    print_watch_frame(*session, faults, previous, now - previous_ns);
+    print_watch_frame(*session, now, previous, session->corrupt_slots().size());
     std::fflush(stdout);
-    previous = std::move(faults);
-    previous_ns = now;
+    previous = std::move(now);
   } while (sleep_unless_stopped(kWatchRefreshNs));
   return kExitOk;
 }

@@ -70,8 +70,11 @@ void add_run(CLI::App& app, Args& a, Dispatch& dispatch) {
   run->add_option("--log", a.run.log,
                   "Event log (JSON Lines); overrides FAULTLINE_LOG and the policy's [log] path")
       ->type_name("FILE");
-  run->add_option("--json-summary", a.run.json_summary, "Also write the summary as JSON to FILE")
+  run->add_option("--json-summary", a.run.json_summary,
+                  "Also write the summary as JSON to FILE (`-`: stderr)")
       ->type_name("FILE");
+  run->add_flag("--json", a.run.json,
+                "The summary as one JSON line on stderr instead of the table (no session line)");
   run->add_flag("-q,--quiet", a.run.quiet, "No session line at start, no summary at the end");
   run->add_option("CMD", a.run.command, "The command and its arguments, after --")->required();
   run->footer(

@@ -6,8 +6,12 @@
 #include <string.h>  // sigabbrev_np (GNU)
 #include <time.h>
 
+#include <signal.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <fstream>
 
 #include "calls.h"
 
@@ -75,9 +79,12 @@ std::vector<FaultView> read_faults(const Session& session) {
   std::vector<FaultView> faults;
   for (int index : session.used_slots()) {
     const FaultSlot& slot = session.block().faults[index];
+    // A corrupt slot is not a fault: Session::corrupt_slots() reports it instead.
+    SlotInspection inspected = inspect_fault_slot(slot);
+    if (!inspected.used) continue;
     FaultView view;
     view.index = index;
-    view.spec = read_fault_spec(slot);
+    view.spec = inspected.spec;
     view.enabled = slot.enabled.load(std::memory_order_relaxed) != 0;
     view.seen = slot.seen.load(std::memory_order_relaxed);
     view.matched = slot.matched.load(std::memory_order_relaxed);
@@ -88,6 +95,30 @@ std::vector<FaultView> read_faults(const Session& session) {
     faults.push_back(view);
   }
   return faults;
+}
+
+std::vector<MemberView> read_members(const Session& session) {
+  std::vector<MemberView> members;
+  const ControlBlock& block = session.block();
+  for (std::uint32_t i = 0; i < kMaxPids; ++i) {
+    const pid_t pid = block.header.pids[i].load(std::memory_order_relaxed);
+    if (pid <= 0) continue;
+    MemberView view;
+    view.index = static_cast<int>(i);
+    view.pid = pid;
+    view.alive = kill(pid, 0) == 0 || errno == EPERM;
+    view.process = "-";
+    if (view.alive) {
+      std::ifstream comm(fmt::format("/proc/{}/comm", pid));
+      std::getline(comm, view.process);
+    }
+    const MemberStats& stats = block.members[i];
+    view.seen = stats.seen.load(std::memory_order_relaxed);
+    view.injected = stats.injected.load(std::memory_order_relaxed);
+    view.last_injection_ns = stats.last_injection_ns.load(std::memory_order_relaxed);
+    members.push_back(std::move(view));
+  }
+  return members;
 }
 
 std::string fault_names(const std::vector<FaultView>& faults) {
@@ -175,6 +206,11 @@ std::string local_time(std::int64_t realtime_ns) {
   return fmt::format("{}.{:06}", clock, realtime_ns % kSec / kUs);
 }
 
+std::string ago_text(std::int64_t at_ns) {
+  if (at_ns == 0) return "-";
+  return human_age(std::max<std::int64_t>(0, realtime_ns() - at_ns)) + " ago";
+}
+
 // A family prints as "@family" when the fault has every call of it that takes the fault's
 // actions: the compiler drops the others from a family (fflush from a `short` fault).
 std::string calls_text(const FaultSpec& spec) {
@@ -204,7 +240,7 @@ std::string selectors_text(const FaultSpec& spec) {
   std::vector<std::string> parts;
   for (const auto& [key, glob] :
        {std::pair{"path", fixed_text(spec.path)}, std::pair{"process", fixed_text(spec.process)},
-        std::pair{"thread", fixed_text(spec.thread)}})
+        std::pair{"thread", fixed_text(spec.thread)}, std::pair{"stack", fixed_text(spec.stack)}})
     if (!glob.empty()) parts.push_back(fmt::format("{}={}", key, glob));
   if (spec.has_size) parts.push_back("size=" + size_range_text(spec));
   if (spec.start_after_ns > 0)
@@ -302,7 +338,9 @@ JsonObject fault_json(const FaultView& fault) {
   o.add("seen", fault.seen)
       .add("matched", fault.matched)
       .add("injected", fault.injected)
-      .add("quota_used", fault.quota_used);
+      .add("quota_used", fault.quota_used)
+      .add("first_injection_ns", fault.first_injection_ns)
+      .add("last_injection_ns", fault.last_injection_ns);
   return o;
 }
 

@@ -37,8 +37,22 @@ struct FaultView {
   std::int64_t first_injection_ns = 0;  // CLOCK_REALTIME, 0 = none yet
   std::int64_t last_injection_ns = 0;
 };
+// The sound faults of the session; corrupt slots are left out (Session::corrupt_slots()).
 std::vector<FaultView> read_faults(const Session& session);
 std::string fault_names(const std::vector<FaultView>& faults);  // "a, b, c"
+
+// One member process of the session, with its counters (ControlBlock::members).
+struct MemberView {
+  int index = 0;  // slot in the pid table
+  pid_t pid = 0;
+  bool alive = false;
+  std::string process;  // /proc/PID/comm while alive, "-" after
+  std::uint64_t seen = 0;
+  std::uint64_t injected = 0;
+  std::int64_t last_injection_ns = 0;  // CLOCK_REALTIME, 0 = none yet
+};
+// Every process that joined (its pid slot is kept after it exits, until reused).
+std::vector<MemberView> read_members(const Session& session);
 
 // Session-wide state. The TTL and budget flags are also derived from the clock and the counters:
 // the shim sets them only on its next armed call, which may never come.
@@ -62,6 +76,8 @@ std::string human_size(std::uint64_t bytes);       // "10MiB", "4KiB", "1000B"
 std::string errno_text(int err);                   // "EIO", or the number
 std::string signal_text(int sig);                  // "SIGKILL", or the number
 std::string local_time(std::int64_t realtime_ns);  // "12:03:04.123456"
+// Time since a CLOCK_REALTIME instant: "1.2s ago", or "-" for 0 (never).
+std::string ago_text(std::int64_t realtime_ns);
 
 std::string calls_text(const FaultSpec& spec);      // "@fsync", "write,pwrite"
 std::string selectors_text(const FaultSpec& spec);  // "path=/data/* size=4KiB..", or "-"

@@ -532,16 +532,11 @@ void print_summary(const Session& session, int wait_status) {
   table.print(stderr, "  ");
 }
 
-// `--json-summary FILE`: the same facts for a test harness. Failing to write it is reported but
-// does not replace CMD's exit status.
-void write_json_summary(const std::string& file, const Session& session, int wait_status) {
+// The summary's facts as one JSON object, for scripts (`--json`, `--json-summary`).
+std::string json_summary(const Session& session, int wait_status) {
   const SessionState state = read_state(session.block());
   std::vector<std::string> items;
-  for (const FaultView& f : read_faults(session))
-    items.push_back(fault_json(f)
-                        .add("first_injection_ns", f.first_injection_ns)
-                        .add("last_injection_ns", f.last_injection_ns)
-                        .str());
+  for (const FaultView& f : read_faults(session)) items.push_back(fault_json(f).str());
   JsonObject o;
   o.add("session", session.name()).add("seed", state.seed);
   o.add("exit_status", exit_status(wait_status));
@@ -551,8 +546,18 @@ void write_json_summary(const std::string& file, const Session& session, int wai
     o.add_null("signal");
   o.add("state", state_name(state.flags, state.armed_mask));
   o.add("injected_total", state.injected_total).add_raw("faults", json_array(items));
+  return o.str();
+}
+
+// `--json-summary FILE` (`-`: stderr, CMD owns stdout). Failing to write it is reported but
+// does not replace CMD's exit status.
+void write_json_summary(const std::string& file, const std::string& json) {
+  if (file == "-") {
+    fmt::print(stderr, "{}\n", json);
+    return;
+  }
   std::ofstream out(file, std::ios::trunc);
-  out << o.str() << '\n';
+  out << json << '\n';
   if (!out.flush())
     fmt::print(stderr, "faultline: warning: cannot write {}: {}\n", file, errno_message(errno));
 }
@@ -595,13 +600,19 @@ int run_command(const RunOptions& options) {
   if (const auto log = log_path_override(options)) session->set_log_path(*log);
   // Session::create registered this process as a member: the session cannot look dead (and
   // be swept by `faultline sessions`) before CMD's first process has joined it.
-  if (!options.quiet) fmt::print(stderr, "faultline: session {}, seed {}\n", name, seed);
+  if (!options.quiet && !options.json)
+    fmt::print(stderr, "faultline: session {}, seed {}\n", name, seed);
 
   const int wait_status =
       spawn_and_wait(program, options.command, child_environment(shim, name), inherited_fds);
-  if (!options.quiet) print_summary(*session, wait_status);
+  // --json replaces the table with the JSON line (on stderr, like the table), even with -q:
+  // a script asking for JSON wants nothing else there.
+  if (options.json)
+    fmt::print(stderr, "{}\n", json_summary(*session, wait_status));
+  else if (!options.quiet)
+    print_summary(*session, wait_status);
   if (!options.json_summary.empty())
-    write_json_summary(options.json_summary, *session, wait_status);
+    write_json_summary(options.json_summary, json_summary(*session, wait_status));
   return exit_status(wait_status);
 }
 

@@ -29,6 +29,8 @@ inline constexpr std::uint32_t kGlobMax = 256;    // path glob incl. NUL
 inline constexpr std::uint32_t kShortGlobMax = 64;
 inline constexpr std::uint32_t kLogPathMax = 512;
 inline constexpr std::uint32_t kSessionNameMax = 64;
+inline constexpr std::uint32_t kUnixGlobMax = 128;  // @net `addr = "unix:..."` glob incl. NUL
+inline constexpr std::uint32_t kResolveMax = 8;     // @dns `resolve_to` addresses
 
 // Families: one bit each in ControlHeader::armed_mask, the only word the fast path reads.
 enum Family : std::uint32_t {
@@ -40,6 +42,14 @@ enum Family : std::uint32_t {
   kFamDns = 1u << 5,
   kFamMemory = 1u << 6,
 };
+
+// The armed word's upper half is the @memory size floor: the smallest `size` that any enabled
+// @memory fault can match (0 when one has no size selector; saturated at kMemoryFloorMax).
+// Allocations below it take the fast path after one compare. It lives in the same word as
+// the family bits, so every writer that re-arms also re-publishes it: a live edit can never
+// leave a stale floor that hides allocations a fault now matches.
+inline constexpr unsigned kMemoryFloorShift = 32;
+inline constexpr std::uint64_t kMemoryFloorMax = 0xffffffffull;
 
 // Actions, combinable as a bitmask (one main action, plus optional delay).
 enum Action : std::uint32_t {
@@ -99,10 +109,31 @@ struct FaultSpec {
   std::int64_t duration_ns;  // kForever = forever
 
   // ---- @memory and exhaustion (limit) ----
+  std::uint64_t fd_limit;  // kActLimit: a call that would leave more fds open than this fails
 
   // ---- @net / @dns (addr, host, reset, blackhole, resolve_to, timeout) ----
+  // Compiled by control/net_policy.cpp, matched by shim/net_select.cpp.
+  char host[kGlobMax];                // `host`: glob on the name being resolved ("" = any)
+  char addr_unix[kUnixGlobMax];       // `addr = "unix:GLOB"`: glob on the unix socket path
+  std::uint8_t addr_kind;             // NetAddrKind: none, inet, unix
+  std::uint8_t addr_family;           // 0 = any ("*"), 4 = IPv4, 6 = IPv6
+  std::uint8_t addr_prefix;           // CIDR prefix length in bits
+  std::uint8_t addr_any_port;         // 1 = port "*" or none given
+  std::uint16_t addr_port;            // host byte order
+  std::uint8_t rw_scope;              // NetRwScope bits: which fds read/write/readv/writev hit
+  std::uint8_t resolve_count;         // resolve_to: addresses used in resolve_addr
+  std::uint8_t addr_bytes[16];        // network order; IPv4 in the first 4 bytes
+  std::int32_t dns_error;             // EAI_* code (< 0) an `error` gives @dns calls; 0 = none
+  std::uint32_t net_reserved;
+  std::int64_t timeout_ns;            // blackhole: a blocking connect gives up after this; 0 = 20s
+  std::uint8_t resolve_family[kResolveMax];   // 4 or 6
+  std::uint8_t resolve_addr[kResolveMax][16];  // network order
 
   // ---- targeting (stack, log_stack) ----
+  // Compiled by control/policy.cpp, matched by shim/stack.cpp (the engine asks it last).
+  char stack[kGlobMax];       // `stack`: glob on any frame's function or object ("" = any)
+  std::uint8_t log_stack;     // 1: event lines of this fault carry the symbolised stack
+  std::uint8_t targeting_reserved[7];
 };
 static_assert(std::is_trivially_copyable_v<FaultSpec>);
 static_assert(std::is_standard_layout_v<FaultSpec>);
@@ -143,13 +174,24 @@ struct EventSlot {
   std::atomic<std::uint32_t> fault;  // slot index
   std::atomic<std::uint32_t> call;   // call id
   std::atomic<std::int32_t> fd;
-  std::atomic<std::int32_t> error;
+  std::atomic<std::int32_t> error;    // errno for kActError, the signal for kActCrash, else 0
   std::atomic<std::uint32_t> action;  // the Action bit applied
-  std::atomic<std::uint32_t> reserved;
+  std::atomic<std::uint32_t> present;  // EventPresent: which of size/bytes apply (0 is a value)
   std::atomic<std::uint64_t> size;
   std::atomic<std::uint64_t> bytes;
   std::atomic<std::int64_t> delay_ns;
   std::atomic<std::uint64_t> path_words[16];  // 128 bytes, NUL-padded, truncated
+  // Names as they were at the injection, so that `faultline events --json` prints the same
+  // line as the event log even after the process exited or the fault slot was reused.
+  std::atomic<std::uint64_t> process_words[2];          // comm, NUL-padded (16 bytes)
+  std::atomic<std::uint64_t> fault_words[kNameMax / 8];  // fault name, NUL-padded
+};
+
+enum EventPresent : std::uint32_t {
+  kEventHasSize = 1u << 0,
+  kEventHasBytes = 1u << 1,
+  kEventHasAddr = 1u << 2,  // @net: path_words hold the socket's address ("127.0.0.1:6379")
+  kEventHasHost = 1u << 3,  // @dns: path_words hold the name looked up
 };
 
 struct ControlHeader {
@@ -161,8 +203,9 @@ struct ControlHeader {
   std::uint32_t max_faults;
   char session[kSessionNameMax];
 
-  // The fast path's word: families with at least one enabled fault, 0 when panicked,
-  // expired or over budget. Recomputed by every writer after an edit.
+  // The fast path's word: families with at least one enabled fault (low bits), the @memory
+  // size floor (bits 32-63, kMemoryFloorShift), 0 when panicked, expired or over budget.
+  // Recomputed by every writer after an edit.
   std::atomic<std::uint64_t> armed_mask;
   std::atomic<std::uint32_t> flags;  // SessionFlags
   std::atomic<std::uint32_t> log_stderr;
@@ -180,10 +223,20 @@ struct ControlHeader {
   std::atomic<std::uint64_t> events_dropped;
 };
 
+// Per-member counters, parallel to ControlHeader::pids: members[i] counts for the process in
+// pids[i], and is zeroed when a process claims that pid slot. For `faultline watch`.
+struct MemberStats {
+  std::atomic<std::uint64_t> seen;      // armed calls this process brought to the engine
+  std::atomic<std::uint64_t> injected;  // injections in this process
+  std::atomic<std::int64_t> last_injection_ns;  // CLOCK_REALTIME, 0 = none yet
+  std::atomic<std::uint64_t> reserved;
+};
+
 struct ControlBlock {
   ControlHeader header;
   FaultSlot faults[kMaxFaults];
   EventSlot events[kEventSlots];
+  MemberStats members[kMaxPids];
 };
 
 static_assert(std::is_standard_layout_v<ControlBlock>);

@@ -31,6 +31,9 @@ class TestSession {
     session_ = Session::create(name_, policy_, error);
     if (!session_) ADD_FAILURE() << error;
     shim::g_block.store(&session_->block());
+    // Every new block starts at generation 1: make the engine rebuild its rules from this one
+    // instead of reusing a previous test's copy of the same generation.
+    shim::engine_reset_process_identity();
   }
   ~TestSession() {
     shim::g_block.store(nullptr);

@@ -1,0 +1,453 @@
+// @net: socket, connect, accept, accept4, bind, listen, send, sendto, sendmsg, sendmmsg, recv,
+// recvfrom, recvmsg, recvmmsg. (read, readv, write and writev on sockets are @net calls too;
+// their wrappers are in read.cpp/write.cpp.) The byte-moving calls share io.h's slow path;
+// connect and accept carry the connection-level actions: a refused or unreachable peer (the
+// kernel's way for non-blocking sockets), a reset, a partition (the tarpit). See
+// docs/network.md for what a program sees, call by call.
+#include <errno.h>
+#include <sys/socket.h>
+
+#include "fd_table.h"
+#include "io_adapters.h"
+#include "net_core.h"
+#include "net_io.h"
+#include "session.h"
+
+namespace faultline::shim {
+namespace {
+
+int track(int fd) {
+  if (fd >= 0) fd_invalidate(fd);  // a new fd: whatever the number was before is gone
+  return fd;
+}
+
+bool is_inet_stream(int fd) {
+  int domain = socket_domain(fd);
+  return socket_type(fd) == SOCK_STREAM && (domain == AF_INET || domain == AF_INET6);
+}
+
+// socket, bind, listen: error (a `limit` arrives here as an error too), delay, crash.
+template <class Fn>
+FL_COLD int plain_slow(const CallSite& site, bool makes_fd, Fn real) {
+  auto finish = [&](int r) { return makes_fd ? track(r) : r; };
+  Guard guard;
+  if (!guard.entered()) return finish(real());
+  Decision d;
+  if (!decide(guard, site, d) || !d.inject) return finish(real());
+  apply_delay(d);
+  switch (d.action) {
+    case kActError:
+      emit_event(d, site, -1);
+      errno = d.error;
+      return -1;
+    case kActCrash:
+      if (d.crash_when == kCrashAfter) finish(real());
+      emit_event(d, site, -1);
+      crash_now(d);
+    default:
+      emit_event(d, site, -1);
+      return finish(real());
+  }
+}
+
+// ---- connect --------------------------------------------------------------------------------
+
+// A refused, unreachable or timed-out peer. A blocking connect fails at once; a non-blocking
+// TCP connect fails the way the kernel reports it: EINPROGRESS, then poll says writable with
+// POLLERR and SO_ERROR (or the next call on the socket) names the error.
+template <class Fn>
+int connect_error(const Decision& d, const CallSite& site, Fn real) {
+  (void)real;
+  emit_event(d, site, -1);
+  if (net_async_connect_error(d.error) && fd_nonblocking(site.fd) && is_inet_stream(site.fd) &&
+      net_refuse_connect(site.fd, site.addr, site.addr_len, d.fault, d.error)) {
+    errno = EINPROGRESS;
+    return -1;
+  }
+  errno = d.error;
+  return -1;
+}
+
+// The peer resets the connection as it is made. Blocking: the connection is really made and
+// aborted (the server sees it accepted and reset), connect fails ECONNRESET. Non-blocking
+// TCP: EINPROGRESS, then the connect fails with ECONNRESET through SO_ERROR.
+template <class Fn>
+int connect_reset(const Decision& d, const CallSite& site, Fn real) {
+  emit_event(d, site, -1);
+  if (socket_type(site.fd) != SOCK_STREAM) {
+    errno = ECONNREFUSED;  // a datagram socket has no connection to reset
+    return -1;
+  }
+  if (fd_nonblocking(site.fd) && is_inet_stream(site.fd) &&
+      net_refuse_connect(site.fd, site.addr, site.addr_len, d.fault, ECONNRESET)) {
+    errno = EINPROGRESS;
+    return -1;
+  }
+  int r = real();
+  if (r != 0) return r;
+  net_abort(site.fd);
+  net_mark_reset(site.fd, d.fault);
+  errno = ECONNRESET;
+  return -1;
+}
+
+// A partition. Non-blocking TCP: the socket really connects to the tarpit and stays in
+// SYN_SENT (never writable; the kernel's own SYN retries end it with ETIMEDOUT). Blocking:
+// waits until the fault is lifted (then connects for real), the socket's SO_SNDTIMEO (then
+// EINPROGRESS and the socket left connecting, as Linux does), or `timeout` (default 20 s,
+// then ETIMEDOUT). A datagram connect sends nothing: it runs as it is.
+template <class Fn>
+int connect_blackhole(const Guard& guard, const Decision& d, const CallSite& site, Fn real) {
+  emit_event(d, site, -1);
+  const int fd = site.fd;
+  if (socket_type(fd) != SOCK_STREAM) return real();
+  const bool inet = is_inet_stream(fd);
+  if (fd_nonblocking(fd)) {
+    if (inet && net_tarpit_connect(fd, site.addr, site.addr_len, d.fault)) {
+      errno = EINPROGRESS;
+      return -1;
+    }
+    // A unix listener that never accepts: its backlog is full (connect(2): EAGAIN). Also the
+    // answer when no tarpit can be made.
+    errno = inet ? ETIMEDOUT : EAGAIN;
+    return -1;
+  }
+  const std::int64_t sndtimeo = socket_timeout_ns(fd, SO_SNDTIMEO);
+  const std::int64_t limit = d.timeout_ns > 0 ? d.timeout_ns : kDefaultConnectTimeoutNs;
+  const bool by_sndtimeo = sndtimeo > 0 && sndtimeo < limit;
+  const std::int64_t deadline = monotonic_ns() + (by_sndtimeo ? sndtimeo : limit);
+  switch (net_wait_partition(guard, d.fault, site, deadline, sndtimeo > 0)) {
+    case WaitEnd::kHealed:
+      return real();
+    case WaitEnd::kInterrupted:
+      errno = EINTR;
+      return -1;
+    case WaitEnd::kDeadline:
+      break;
+  }
+  if (by_sndtimeo) {
+    // Linux: a blocking connect that outlives SO_SNDTIMEO returns EINPROGRESS and keeps
+    // connecting in the background; here it keeps "connecting" at the tarpit.
+    if (inet && net_tarpit_connect(fd, site.addr, site.addr_len, d.fault)) {
+      errno = EINPROGRESS;
+      return -1;
+    }
+    errno = inet ? ETIMEDOUT : EAGAIN;
+    return -1;
+  }
+  errno = ETIMEDOUT;
+  return -1;
+}
+
+FL_COLD int connect_slow(int fd, const struct sockaddr* addr, socklen_t len) {
+  auto real = [=] { return FL_REAL(connect)(fd, addr, len); };
+  Guard guard;
+  if (!guard.entered()) return real();
+  const SockState st = sock_load(fd);
+  if (st.flags() & kSockTarpit) {
+    // connect() again on a socket waiting at the tarpit: EALREADY from the kernel, or, once
+    // the partition was lifted, the answer for a connect now really in progress.
+    net_still_held(guard, fd, st);
+    return real();
+  }
+  if (st.flags() & kSockPendingError) {
+    ssize_t answered = -1;
+    net_io_before(guard, CallSite{kCall_connect, fd}, true, st, answered);
+    return static_cast<int>(answered);
+  }
+  CallSite site{kCall_connect, fd};
+  site.addr = addr;
+  site.addr_len = len;
+  Decision d;
+  if (!decide(guard, site, d) || !d.inject) return real();
+  apply_delay(d);
+  if (d.action == kActCrash && d.crash_when == kCrashBefore) {
+    emit_event(d, site, -1);
+    crash_now(d);
+  }
+  switch (d.action) {
+    case kActError:
+      return connect_error(d, site, real);
+    case kActReset:
+      return connect_reset(d, site, real);
+    case kActBlackhole:
+      return connect_blackhole(guard, d, site, real);
+    case kActCrash: {
+      int r = real();
+      emit_event(d, site, -1);
+      crash_now(d);
+      return r;
+    }
+    default:
+      emit_event(d, site, -1);
+      return real();
+  }
+}
+
+// ---- accept ---------------------------------------------------------------------------------
+
+// `reset` on accept: the connection is accepted and at once aborted — the client sees a
+// reset, and the program gets the fd with every receive on it failing ECONNRESET.
+template <class Fn>
+FL_COLD int accept_slow(std::uint32_t call, int fd, Fn real) {
+  Guard guard;
+  if (!guard.entered()) return track(real());
+  CallSite site{call, fd};
+  Decision d;
+  if (!decide(guard, site, d) || !d.inject) return track(real());
+  apply_delay(d);
+  switch (d.action) {
+    case kActError:
+      emit_event(d, site, -1);
+      errno = d.error;
+      return -1;
+    case kActReset: {
+      int r = track(real());
+      emit_event(d, site, -1);
+      if (r >= 0 && net_abort(r)) net_mark_reset(r, d.fault);
+      return r;
+    }
+    case kActCrash:
+      if (d.crash_when == kCrashAfter) track(real());
+      emit_event(d, site, -1);
+      crash_now(d);
+    default:
+      emit_event(d, site, -1);
+      return track(real());
+  }
+}
+
+// ---- the data calls -------------------------------------------------------------------------
+
+template <class Fn>
+FL_COLD ssize_t buf_send_slow(std::uint32_t call, int fd, const void* buf, size_t len, int flags,
+                              const struct sockaddr* to, socklen_t tolen, Fn real) {
+  Guard guard;
+  if (!guard.entered()) return real(buf, len);
+  CallSite site{call, fd};
+  site.size = len;
+  site.has_size = true;
+  site.msg_flags = flags;
+  site.addr = to;
+  site.addr_len = to ? tolen : 0;
+  BufWrite<Fn> io{buf, len, real};
+  return io_slow_path(guard, site, io);
+}
+
+template <class Fn>
+FL_COLD ssize_t buf_recv_slow(std::uint32_t call, int fd, void* buf, size_t len, int flags,
+                              Fn real) {
+  Guard guard;
+  if (!guard.entered()) return real(buf, len);
+  CallSite site{call, fd};
+  site.size = len;
+  site.has_size = true;
+  site.msg_flags = flags;
+  BufRead<Fn> io{buf, len, real};
+  return io_slow_path(guard, site, io);
+}
+
+// sendmsg/recvmsg run over the message's iovec; shortened or corrupted calls get a private
+// copy of the msghdr (never the caller's) with the iovec replaced.
+FL_COLD ssize_t sendmsg_slow(int fd, const struct msghdr* msg, int flags) {
+  auto real = [=](const struct iovec* v, int c) {
+    struct msghdr copy = *msg;
+    copy.msg_iov = const_cast<struct iovec*>(v);
+    copy.msg_iovlen = static_cast<size_t>(c);
+    return FL_REAL(sendmsg)(fd, &copy, flags);
+  };
+  Guard guard;
+  if (!guard.entered() || !msg) return FL_REAL(sendmsg)(fd, msg, flags);
+  const int cnt = static_cast<int>(msg->msg_iovlen);
+  CallSite site{kCall_sendmsg, fd};
+  site.size = iov_total(msg->msg_iov, cnt);
+  site.has_size = true;
+  site.msg_flags = flags;
+  if (msg->msg_name && msg->msg_namelen > 0) {
+    site.addr = static_cast<const struct sockaddr*>(msg->msg_name);
+    site.addr_len = msg->msg_namelen;
+  }
+  IovWrite<decltype(real)> io{msg->msg_iov, cnt, real};
+  return io_slow_path(guard, site, io);
+}
+
+FL_COLD ssize_t recvmsg_slow(int fd, struct msghdr* msg, int flags) {
+  auto real = [=](const struct iovec* v, int c) {
+    struct msghdr copy = *msg;
+    copy.msg_iov = const_cast<struct iovec*>(v);
+    copy.msg_iovlen = static_cast<size_t>(c);
+    ssize_t r = FL_REAL(recvmsg)(fd, &copy, flags);
+    // What the kernel reports back about the message belongs in the caller's msghdr.
+    msg->msg_namelen = copy.msg_namelen;
+    msg->msg_controllen = copy.msg_controllen;
+    msg->msg_flags = copy.msg_flags;
+    return r;
+  };
+  Guard guard;
+  if (!guard.entered() || !msg) return FL_REAL(recvmsg)(fd, msg, flags);
+  CallSite site{kCall_recvmsg, fd};
+  const int cnt = static_cast<int>(msg->msg_iovlen);
+  site.size = iov_total(msg->msg_iov, cnt);
+  site.has_size = true;
+  site.msg_flags = flags;
+  IovRead<decltype(real)> io{msg->msg_iov, cnt, real};
+  return io_slow_path(guard, site, io);
+}
+
+// sendmmsg/recvmmsg: whole batches; error, delay, crash, reset, blackhole.
+template <class Fn>
+FL_COLD int mmsg_slow(std::uint32_t call, int fd, struct mmsghdr* vec, unsigned vlen, int flags,
+                      Fn real) {
+  const bool send = call == kCall_sendmmsg;
+  Guard guard;
+  if (!guard.entered()) return real();
+  CallSite site{call, fd};
+  site.msg_flags = flags;
+  if (send && vec && vlen > 0 && vec[0].msg_hdr.msg_name) {
+    site.addr = static_cast<const struct sockaddr*>(vec[0].msg_hdr.msg_name);
+    site.addr_len = vec[0].msg_hdr.msg_namelen;
+  }
+  const SockState st = sock_load(fd);
+  if (st.flags() != 0) {
+    ssize_t answered = -1;
+    switch (net_io_before(guard, site, send, st, answered)) {
+      case NetBefore::kAnswered:
+        return static_cast<int>(answered);
+      case NetBefore::kRunReal:
+        return real();
+      case NetBefore::kDecide:
+        break;
+    }
+  }
+  Decision d;
+  const bool decided = decide(guard, site, d);
+  if ((st.flags() & kSockPartitioned) && !(decided && d.inject && d.action == kActBlackhole))
+    net_heal(guard, fd);
+  if (!decided || !d.inject) return real();
+  apply_delay(d);
+  switch (d.action) {
+    case kActError:
+      emit_event(d, site, -1);
+      errno = d.error;
+      return -1;
+    case kActReset:
+      emit_event(d, site, -1);
+      return static_cast<int>(net_reset_io(d, site, send));
+    case kActBlackhole: {
+      net_mark_partitioned(d, fd);
+      emit_event(d, site, -1);
+      if (send) {  // swallowed: every message "sent" whole
+        for (unsigned i = 0; i < vlen; ++i)
+          vec[i].msg_len = static_cast<unsigned>(
+              iov_total(vec[i].msg_hdr.msg_iov, static_cast<int>(vec[i].msg_hdr.msg_iovlen)));
+        return static_cast<int>(vlen);
+      }
+      ssize_t r = net_blackhole_receive(guard, d, site);
+      if (r != -2) return static_cast<int>(r);
+      net_heal(guard, fd);
+      return real();
+    }
+    case kActCrash:
+      if (d.crash_when == kCrashAfter) real();
+      emit_event(d, site, -1);
+      crash_now(d);
+    default:
+      emit_event(d, site, -1);
+      return real();
+  }
+}
+
+}  // namespace
+}  // namespace faultline::shim
+
+using namespace faultline;
+using namespace faultline::shim;
+
+FL_EXPORT int socket(int domain, int type, int protocol) {
+  if (FL_LIKELY(!armed(kFamNet))) return track(FL_REAL(socket)(domain, type, protocol));
+  return plain_slow(CallSite{kCall_socket}, true,
+                    [=] { return FL_REAL(socket)(domain, type, protocol); });
+}
+
+FL_EXPORT int connect(int fd, const struct sockaddr* addr, socklen_t len) {
+  // A socket waiting at the tarpit heals on its next connect even after the last @net fault
+  // was disarmed (sock_any_marked: one more load, only for connect).
+  if (FL_LIKELY(!armed(kFamNet) && !sock_any_marked())) return FL_REAL(connect)(fd, addr, len);
+  return connect_slow(fd, addr, len);
+}
+
+FL_EXPORT int accept(int fd, struct sockaddr* addr, socklen_t* len) {
+  if (FL_LIKELY(!armed(kFamNet))) return track(FL_REAL(accept)(fd, addr, len));
+  return accept_slow(kCall_accept, fd, [=] { return FL_REAL(accept)(fd, addr, len); });
+}
+
+FL_EXPORT int accept4(int fd, struct sockaddr* addr, socklen_t* len, int flags) {
+  if (FL_LIKELY(!armed(kFamNet))) return track(FL_REAL(accept4)(fd, addr, len, flags));
+  return accept_slow(kCall_accept4, fd, [=] { return FL_REAL(accept4)(fd, addr, len, flags); });
+}
+
+FL_EXPORT int bind(int fd, const struct sockaddr* addr, socklen_t len) {
+  if (FL_LIKELY(!armed(kFamNet))) return FL_REAL(bind)(fd, addr, len);
+  CallSite site{kCall_bind, fd};
+  site.addr = addr;
+  site.addr_len = len;
+  return plain_slow(site, false, [=] { return FL_REAL(bind)(fd, addr, len); });
+}
+
+FL_EXPORT int listen(int fd, int backlog) {
+  if (FL_LIKELY(!armed(kFamNet))) return FL_REAL(listen)(fd, backlog);
+  return plain_slow(CallSite{kCall_listen, fd}, false,
+                    [=] { return FL_REAL(listen)(fd, backlog); });
+}
+
+FL_EXPORT ssize_t send(int fd, const void* buf, size_t len, int flags) {
+  if (FL_LIKELY(!armed(kFamNet))) return FL_REAL(send)(fd, buf, len, flags);
+  return buf_send_slow(kCall_send, fd, buf, len, flags, nullptr, 0,
+                       [=](const void* b, size_t n) { return FL_REAL(send)(fd, b, n, flags); });
+}
+
+FL_EXPORT ssize_t sendto(int fd, const void* buf, size_t len, int flags,
+                         const struct sockaddr* to, socklen_t tolen) {
+  if (FL_LIKELY(!armed(kFamNet))) return FL_REAL(sendto)(fd, buf, len, flags, to, tolen);
+  return buf_send_slow(kCall_sendto, fd, buf, len, flags, to, tolen,
+                       [=](const void* b, size_t n) {
+                         return FL_REAL(sendto)(fd, b, n, flags, to, tolen);
+                       });
+}
+
+FL_EXPORT ssize_t sendmsg(int fd, const struct msghdr* msg, int flags) {
+  if (FL_LIKELY(!armed(kFamNet))) return FL_REAL(sendmsg)(fd, msg, flags);
+  return sendmsg_slow(fd, msg, flags);
+}
+
+FL_EXPORT int sendmmsg(int fd, struct mmsghdr* vec, unsigned int vlen, int flags) {
+  if (FL_LIKELY(!armed(kFamNet))) return FL_REAL(sendmmsg)(fd, vec, vlen, flags);
+  return mmsg_slow(kCall_sendmmsg, fd, vec, vlen, flags,
+                   [=] { return FL_REAL(sendmmsg)(fd, vec, vlen, flags); });
+}
+
+FL_EXPORT ssize_t recv(int fd, void* buf, size_t len, int flags) {
+  if (FL_LIKELY(!armed(kFamNet))) return FL_REAL(recv)(fd, buf, len, flags);
+  return buf_recv_slow(kCall_recv, fd, buf, len, flags,
+                       [=](void* b, size_t n) { return FL_REAL(recv)(fd, b, n, flags); });
+}
+
+FL_EXPORT ssize_t recvfrom(int fd, void* buf, size_t len, int flags, struct sockaddr* from,
+                           socklen_t* fromlen) {
+  if (FL_LIKELY(!armed(kFamNet))) return FL_REAL(recvfrom)(fd, buf, len, flags, from, fromlen);
+  return buf_recv_slow(kCall_recvfrom, fd, buf, len, flags, [=](void* b, size_t n) {
+    return FL_REAL(recvfrom)(fd, b, n, flags, from, fromlen);
+  });
+}
+
+FL_EXPORT ssize_t recvmsg(int fd, struct msghdr* msg, int flags) {
+  if (FL_LIKELY(!armed(kFamNet))) return FL_REAL(recvmsg)(fd, msg, flags);
+  return recvmsg_slow(fd, msg, flags);
+}
+
+FL_EXPORT int recvmmsg(int fd, struct mmsghdr* vec, unsigned int vlen, int flags,
+                       struct timespec* timeout) {
+  if (FL_LIKELY(!armed(kFamNet))) return FL_REAL(recvmmsg)(fd, vec, vlen, flags, timeout);
+  return mmsg_slow(kCall_recvmmsg, fd, vec, vlen, flags,
+                   [=] { return FL_REAL(recvmmsg)(fd, vec, vlen, flags, timeout); });
+}

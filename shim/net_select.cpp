@@ -1,0 +1,179 @@
+// @net/@dns selectors (see net_select.h).
+#include "net_select.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/un.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "faultline/glob.h"
+#include "net_policy.h"
+#include "sock_table.h"
+
+namespace faultline::shim {
+namespace {
+
+// An IPv6 socket talking to an IPv4 peer sees it as ::ffff:a.b.c.d: match it as IPv4, the
+// address the user wrote.
+bool unmap_v4(const struct sockaddr_in6* in6, std::uint8_t (&v4)[4]) {
+  if (!IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) return false;
+  std::memcpy(v4, in6->sin6_addr.s6_addr + 12, 4);
+  return true;
+}
+
+bool prefix_matches(const std::uint8_t* addr, const std::uint8_t* want, int prefix) {
+  int whole = prefix / 8;
+  if (std::memcmp(addr, want, static_cast<std::size_t>(whole)) != 0) return false;
+  int rest = prefix % 8;
+  if (rest == 0) return true;
+  auto mask = static_cast<std::uint8_t>(0xff << (8 - rest));
+  return (addr[whole] & mask) == (want[whole] & mask);
+}
+
+// The path of a unix socket address as a glob sees it: "/run/x.sock", "@name" for an
+// abstract one, "" for an unnamed one (socketpair, an unbound client).
+std::size_t unix_path(const struct sockaddr_un* un, socklen_t len, char* out, std::size_t size) {
+  const std::size_t offset = offsetof(struct sockaddr_un, sun_path);
+  std::size_t n = len > offset ? std::min<std::size_t>(len - offset, sizeof un->sun_path) : 0;
+  std::size_t at = 0;
+  if (n > 0 && un->sun_path[0] == '\0') {
+    // Abstract: the name is every byte after the leading NUL (NULs in it shown as '@').
+    out[at++] = '@';
+    for (std::size_t i = 1; i < n && at + 1 < size; ++i)
+      out[at++] = un->sun_path[i] ? un->sun_path[i] : '@';
+  } else {
+    for (std::size_t i = 0; i < n && un->sun_path[i] && at + 1 < size; ++i)
+      out[at++] = un->sun_path[i];
+  }
+  out[at] = '\0';
+  return at;
+}
+
+}  // namespace
+
+bool fd_kind_in_scope(const FaultSpec& spec, std::uint32_t call, bool socket) noexcept {
+  if (!is_rw_call(call)) return !socket;  // pwrite, sendfile, fwrite... never hit sockets
+  return rw_scope_hits(spec, socket);
+}
+
+bool is_local_side_call(std::uint32_t call) noexcept {
+  return call == kCall_bind || call == kCall_listen || call == kCall_accept ||
+         call == kCall_accept4;
+}
+
+const struct sockaddr* site_address(const CallSite& site, NetSiteAddr& cache) noexcept {
+  if (cache.state == 0) {
+    cache.state = -1;
+    auto* out = reinterpret_cast<struct sockaddr*>(&cache.addr);
+    if (site.addr && site.addr_len > 0) {
+      cache.len = std::min<socklen_t>(site.addr_len, sizeof cache.addr);
+      std::memcpy(&cache.addr, site.addr, cache.len);
+      cache.state = 1;
+    } else if (site.fd >= 0) {
+      socklen_t len = sizeof cache.addr;
+      if (is_local_side_call(site.call)) {
+        if (getsockname(site.fd, out, &len) == 0) cache.state = 1;
+      } else if ((len = sock_peer(site.fd, &cache.addr)) > 0) {
+        cache.state = 1;  // waiting at the tarpit or failed: the peer the program asked for
+      } else {
+        len = sizeof cache.addr;
+        if (getpeername(site.fd, out, &len) == 0) cache.state = 1;
+      }
+      cache.len = len;
+    }
+  }
+  return cache.state > 0 ? reinterpret_cast<const struct sockaddr*>(&cache.addr) : nullptr;
+}
+
+bool addr_selector_matches(const FaultSpec& spec, const struct sockaddr* sa,
+                           socklen_t len) noexcept {
+  if (!sa || len < sizeof(sa_family_t)) return false;
+  if (spec.addr_kind == kAddrUnix) {
+    if (sa->sa_family != AF_UNIX) return false;
+    char path[sizeof(sockaddr_un::sun_path) + 2];
+    unix_path(reinterpret_cast<const struct sockaddr_un*>(sa), len, path, sizeof path);
+    return glob_match(spec.addr_unix, path);
+  }
+  if (spec.addr_kind != kAddrInet) return false;
+  std::uint8_t v4[4];
+  const std::uint8_t* bytes = nullptr;
+  int family = 0;
+  std::uint16_t port = 0;
+  if (sa->sa_family == AF_INET && len >= sizeof(sockaddr_in)) {
+    const auto* in = reinterpret_cast<const struct sockaddr_in*>(sa);
+    std::memcpy(v4, &in->sin_addr, 4);
+    bytes = v4;
+    family = 4;
+    port = ntohs(in->sin_port);
+  } else if (sa->sa_family == AF_INET6 && len >= sizeof(sockaddr_in6)) {
+    const auto* in6 = reinterpret_cast<const struct sockaddr_in6*>(sa);
+    port = ntohs(in6->sin6_port);
+    if (unmap_v4(in6, v4)) {
+      bytes = v4;
+      family = 4;
+    } else {
+      bytes = in6->sin6_addr.s6_addr;
+      family = 6;
+    }
+  } else {
+    return false;
+  }
+  if (!spec.addr_any_port && port != spec.addr_port) return false;
+  if (spec.addr_family == 0) return true;  // "*" or "*:port"
+  return family == spec.addr_family && prefix_matches(bytes, spec.addr_bytes, spec.addr_prefix);
+}
+
+bool net_selectors_match(const FaultSpec& spec, const CallSite& site, NetSiteAddr& cache) noexcept {
+  const bool lookup = call_family(site.call) == kFamDns;
+  if (spec.host[0] && (!lookup || !site.host || !glob_match(spec.host, site.host))) return false;
+  if (spec.addr_kind != kAddrNone) {
+    if (lookup) return false;
+    const struct sockaddr* sa = site_address(site, cache);
+    if (!addr_selector_matches(spec, sa, cache.len)) return false;
+  }
+  return true;
+}
+
+std::size_t format_sockaddr(const struct sockaddr* sa, socklen_t len, char* buf,
+                            std::size_t size) noexcept {
+  if (!sa || size == 0 || len < sizeof(sa_family_t)) return 0;
+  char host[INET6_ADDRSTRLEN];
+  int n = 0;
+  if (sa->sa_family == AF_INET && len >= sizeof(sockaddr_in)) {
+    const auto* in = reinterpret_cast<const struct sockaddr_in*>(sa);
+    inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+    n = std::snprintf(buf, size, "%s:%u", host, ntohs(in->sin_port));
+  } else if (sa->sa_family == AF_INET6 && len >= sizeof(sockaddr_in6)) {
+    const auto* in6 = reinterpret_cast<const struct sockaddr_in6*>(sa);
+    inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+    n = std::snprintf(buf, size, "[%s]:%u", host, ntohs(in6->sin6_port));
+  } else if (sa->sa_family == AF_UNIX) {
+    char path[sizeof(sockaddr_un::sun_path) + 2];
+    unix_path(reinterpret_cast<const struct sockaddr_un*>(sa), len, path, sizeof path);
+    n = std::snprintf(buf, size, "unix:%s", path);
+  } else {
+    return 0;
+  }
+  if (n < 0) return 0;
+  return std::min(static_cast<std::size_t>(n), size - 1);
+}
+
+std::uint32_t net_event_text(const CallSite& site, const char* fd_link, char* out,
+                             std::size_t size) noexcept {
+  if (size == 0) return 0;
+  out[0] = '\0';
+  const Family family = call_family(site.call);
+  if (family == kFamDns) {
+    if (!site.host) return 0;
+    std::snprintf(out, size, "%s", site.host);
+    return kEventHasHost;
+  }
+  if (family != kFamNet && std::strncmp(fd_link, "socket:", 7) != 0) return 0;
+  NetSiteAddr cache;
+  const struct sockaddr* sa = site_address(site, cache);
+  return format_sockaddr(sa, cache.len, out, size) > 0 ? std::uint32_t{kEventHasAddr} : 0u;
+}
+
+}  // namespace faultline::shim

@@ -1,0 +1,193 @@
+// The per-fd socket state table (see sock_table.h). Word layout:
+//   bits 0-7   SockFlag
+//   bits 8-15  fault slot that set the state (the one whose lifting heals it)
+//   bits 16-31 errno (kSockPendingError)
+//   bits 32-63 close generation, bumped by sock_forget
+#include "sock_table.h"
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+
+#include "faultline/seqlock.h"
+
+namespace faultline::shim {
+namespace {
+
+constexpr unsigned kChunkShift = 12;  // 4096 fds per chunk, as in the fd table
+constexpr unsigned kChunkFds = 1u << kChunkShift;
+constexpr unsigned kMaxChunks = 256;
+constexpr std::size_t kPeerWords = sizeof(sockaddr_storage) / 8;
+
+struct Slot {
+  std::atomic<std::uint64_t> word;
+  std::atomic<std::int32_t> ep_fd;  // epfd + 1; 0 = not registered
+  std::atomic<std::uint32_t> ep_events;
+  std::atomic<std::uint64_t> ep_data;
+  std::atomic<std::uint64_t> peer_seq;  // seqlock over peer_words (peer_words[kPeerWords] = length)
+  std::atomic<std::uint64_t> peer_words[kPeerWords + 1];
+};
+
+std::atomic<Slot*> g_chunks[kMaxChunks];
+std::atomic<int> g_marked[kMarkedMax];  // fd + 1 of marked sockets; 0 = free
+
+Slot* slot_for(int fd, bool create) noexcept {
+  if (fd < 0) return nullptr;
+  unsigned chunk = static_cast<unsigned>(fd) >> kChunkShift;
+  if (chunk >= kMaxChunks) return nullptr;
+  Slot* base = g_chunks[chunk].load(std::memory_order_acquire);
+  if (!base && create) {
+    // mmap, not malloc: the table must not depend on (or show up in) the program's allocator.
+    void* mem = mmap(nullptr, sizeof(Slot) * kChunkFds, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) return nullptr;
+    Slot* fresh = static_cast<Slot*>(mem);
+    if (g_chunks[chunk].compare_exchange_strong(base, fresh, std::memory_order_acq_rel)) {
+      base = fresh;
+    } else {
+      munmap(mem, sizeof(Slot) * kChunkFds);
+    }
+  }
+  return base ? &base[static_cast<unsigned>(fd) & (kChunkFds - 1)] : nullptr;
+}
+
+bool marked(std::uint64_t word) { return word & kSockMarked; }
+
+void register_marked(int fd) noexcept {
+  for (auto& entry : g_marked) {
+    int expected = 0;
+    if (entry.compare_exchange_strong(expected, fd + 1, std::memory_order_acq_rel)) return;
+  }
+}
+
+void unregister_marked(int fd) noexcept {
+  for (auto& entry : g_marked) {
+    int expected = fd + 1;
+    if (entry.compare_exchange_strong(expected, 0, std::memory_order_acq_rel)) return;
+  }
+}
+
+// Keeps the marked count and list exact: only the thread whose CAS changed "marked" updates
+// them.
+void note_transition(int fd, std::uint64_t before, std::uint64_t after) noexcept {
+  if (marked(before) == marked(after)) return;
+  if (marked(after)) {
+    g_marked_count.fetch_add(1, std::memory_order_acq_rel);
+    register_marked(fd);
+  } else {
+    unregister_marked(fd);
+    g_marked_count.fetch_sub(1, std::memory_order_acq_rel);
+  }
+}
+
+}  // namespace
+
+std::atomic<int> g_marked_count{0};
+
+SockState sock_load(int fd) noexcept {
+  Slot* slot = slot_for(fd, false);
+  return SockState{slot ? slot->word.load(std::memory_order_acquire) : 0};
+}
+
+bool sock_store(int fd, SockState seen, std::uint32_t flags, int fault, int error) noexcept {
+  Slot* slot = slot_for(fd, flags != 0);
+  if (!slot) return flags == 0;
+  std::uint64_t desired = (seen.word & ~0xffffffffull) | (flags & 0xff) |
+                          (static_cast<std::uint64_t>(fault & 0xff) << 8) |
+                          (static_cast<std::uint64_t>(error & 0xffff) << 16);
+  std::uint64_t expected = seen.word;
+  if (!slot->word.compare_exchange_strong(expected, desired, std::memory_order_acq_rel))
+    return false;
+  note_transition(fd, seen.word, desired);
+  return true;
+}
+
+void sock_forget(int fd) noexcept {
+  Slot* slot = slot_for(fd, false);
+  if (!slot) return;
+  std::uint64_t word = slot->word.load(std::memory_order_relaxed);
+  std::uint64_t fresh;
+  do {
+    fresh = ((word >> 32) + 1) << 32;
+  } while (!slot->word.compare_exchange_weak(word, fresh, std::memory_order_acq_rel,
+                                             std::memory_order_relaxed));
+  note_transition(fd, word, fresh);
+  if (slot->ep_fd.load(std::memory_order_relaxed) != 0)
+    slot->ep_fd.store(0, std::memory_order_relaxed);
+  if (slot->peer_words[kPeerWords].load(std::memory_order_relaxed) != 0) {
+    std::uint64_t none[kPeerWords + 1] = {};
+    seqlock_write(slot->peer_seq, slot->peer_words, none, kPeerWords + 1);
+  }
+}
+
+void sock_forget_range(unsigned first, unsigned last) noexcept {
+  for (unsigned chunk = first >> kChunkShift; chunk < kMaxChunks && chunk <= (last >> kChunkShift);
+       ++chunk) {
+    if (!g_chunks[chunk].load(std::memory_order_acquire)) continue;
+    unsigned lo = std::max(first, chunk << kChunkShift);
+    unsigned hi = std::min(last, ((chunk + 1) << kChunkShift) - 1);
+    for (unsigned fd = lo; fd <= hi; ++fd) sock_forget(static_cast<int>(fd));
+  }
+}
+
+void sock_set_peer(int fd, const struct sockaddr* addr, socklen_t len) noexcept {
+  Slot* slot = slot_for(fd, true);
+  if (!slot || !addr) return;
+  if (len > sizeof(sockaddr_storage)) len = sizeof(sockaddr_storage);
+  std::uint64_t words[kPeerWords + 1] = {};
+  std::memcpy(words, addr, len);
+  words[kPeerWords] = len;
+  // One writer per fd in practice (the thread connecting it); concurrent writers to the same
+  // fd would be the program racing connect() on one socket, and the seqlock keeps reads whole.
+  seqlock_write(slot->peer_seq, slot->peer_words, words, kPeerWords + 1);
+}
+
+socklen_t sock_peer(int fd, struct sockaddr_storage* out) noexcept {
+  Slot* slot = slot_for(fd, false);
+  if (!slot) return 0;
+  std::uint64_t words[kPeerWords + 1];
+  if (!seqlock_read(slot->peer_seq, slot->peer_words, words, kPeerWords + 1)) return 0;
+  socklen_t len = static_cast<socklen_t>(words[kPeerWords]);
+  if (len == 0 || len > sizeof(sockaddr_storage)) return 0;
+  std::memcpy(out, words, len);
+  return len;
+}
+
+void sock_epoll_record(int fd, int epfd, std::uint32_t events, std::uint64_t data) noexcept {
+  Slot* slot = slot_for(fd, true);
+  if (!slot) return;
+  slot->ep_events.store(events, std::memory_order_relaxed);
+  slot->ep_data.store(data, std::memory_order_relaxed);
+  slot->ep_fd.store(epfd + 1, std::memory_order_release);
+}
+
+void sock_epoll_forget(int fd, int epfd) noexcept {
+  Slot* slot = slot_for(fd, false);
+  if (!slot) return;
+  std::int32_t expected = epfd + 1;
+  slot->ep_fd.compare_exchange_strong(expected, 0, std::memory_order_acq_rel);
+}
+
+bool sock_epoll_get(int fd, int& epfd, std::uint32_t& events, std::uint64_t& data) noexcept {
+  Slot* slot = slot_for(fd, false);
+  if (!slot) return false;
+  std::int32_t ep = slot->ep_fd.load(std::memory_order_acquire);
+  if (ep == 0) return false;
+  epfd = ep - 1;
+  events = slot->ep_events.load(std::memory_order_relaxed);
+  data = slot->ep_data.load(std::memory_order_relaxed);
+  return true;
+}
+
+int sock_marked_fds(int* out, int max) noexcept {
+  int n = 0;
+  for (auto& entry : g_marked) {
+    int value = entry.load(std::memory_order_acquire);
+    if (value != 0 && n < max) out[n++] = value - 1;
+  }
+  return n;
+}
+
+}  // namespace faultline::shim

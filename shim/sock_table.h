@@ -1,0 +1,71 @@
+// Per-fd state of the sockets @net faults have acted on: reset, partitioned (a blackhole
+// holds it), waiting at the tarpit (a blackholed non-blocking connect), or carrying the error
+// of a failed non-blocking connect; plus the peer the program meant to reach (getpeername
+// cannot say while the socket waits at the tarpit) and the socket's epoll registration (so
+// a partitioned socket can be taken out of its epoll set and put back when the fault lifts).
+//
+// Lock-free like the fd table: one state word per fd, in chunks mapped on demand, with a
+// close generation in its upper half. Every update is a compare-and-swap against the word a
+// wrapper loaded before it acted, so a close (or an fd number reused) in between wins and the
+// stale update is dropped. Invalidated from fd_invalidate(): close, dup2/dup3, fclose,
+// close_range and every call that returns a new fd.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cstdint>
+
+namespace faultline::shim {
+
+enum SockFlag : std::uint32_t {
+  kSockReset = 1u << 0,         // aborted by `reset`: receives fail ECONNRESET
+  kSockPartitioned = 1u << 1,   // a blackhole swallowed a call: the poll family hides it
+  kSockTarpit = 1u << 2,        // a blackholed connect waits at the tarpit
+  kSockPendingError = 1u << 3,  // a failed non-blocking connect: SO_ERROR says `error`
+  kSockParked = 1u << 4,        // taken out of its epoll set while partitioned
+};
+// States the poll family hides or heals.
+inline constexpr std::uint32_t kSockHeld = kSockPartitioned | kSockTarpit;
+// States the poll family and getsockopt must look at: their wrappers' fast path is one load
+// of the count of sockets in one of these.
+inline constexpr std::uint32_t kSockMarked = kSockHeld | kSockPendingError;
+
+// One loaded state word. Zero flags = nothing special (the common case).
+struct SockState {
+  std::uint64_t word = 0;
+  std::uint32_t flags() const { return static_cast<std::uint32_t>(word & 0xff); }
+  int fault() const { return static_cast<int>((word >> 8) & 0xff); }
+  int error() const { return static_cast<int>((word >> 16) & 0xffff); }
+};
+
+SockState sock_load(int fd) noexcept;
+// Replaces `seen` with the given state; false if the word changed since (a close, or another
+// thread's update): the caller's view is stale and nothing was stored.
+bool sock_store(int fd, SockState seen, std::uint32_t flags, int fault, int error) noexcept;
+// Forgets everything about fd (close, dup2 onto it, a new fd with this number).
+void sock_forget(int fd) noexcept;
+void sock_forget_range(unsigned first, unsigned last) noexcept;  // close_range
+
+// The peer the program asked connect() for (kept while it waits at the tarpit or carries a
+// connect error). Returns its length, 0 if none.
+void sock_set_peer(int fd, const struct sockaddr* addr, socklen_t len) noexcept;
+socklen_t sock_peer(int fd, struct sockaddr_storage* out) noexcept;
+
+// epoll_ctl bookkeeping: the last registration of fd (one epoll set per fd is remembered).
+void sock_epoll_record(int fd, int epfd, std::uint32_t events, std::uint64_t data) noexcept;
+void sock_epoll_forget(int fd, int epfd) noexcept;
+bool sock_epoll_get(int fd, int& epfd, std::uint32_t& events, std::uint64_t& data) noexcept;
+
+// Sockets in a marked state: a count the poll family and getsockopt check first (zero almost
+// always), and up to kMarkedMax of their fds for epoll_wait, which is not given fds. More
+// marked sockets than that are still hidden from poll/select, not from epoll.
+inline constexpr int kMarkedMax = 64;
+extern std::atomic<int> g_marked_count;
+// Inline: the poll family's whole fast path is this load, a test and a tail jump.
+inline bool sock_any_marked() noexcept {
+  return g_marked_count.load(std::memory_order_relaxed) > 0;
+}
+int sock_marked_fds(int* out, int max) noexcept;
+
+}  // namespace faultline::shim

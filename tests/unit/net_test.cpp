@@ -1,0 +1,484 @@
+// @net and @dns without a preload: the compiler's addr/host/resolve_to/reset/blackhole/
+// timeout keys and resolver error names, which fds read/write calls hit, the engine's `addr`
+// and `host` matching (on real loopback sockets for getpeername/getsockname), the check that
+// tells a partition was lifted, and the lock-free socket state table.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "calls.h"
+#include "fd_table.h"
+#include "net_policy.h"
+#include "net_select.h"
+#include "policy.h"
+#include "sock_table.h"
+#include "test_session.h"
+
+namespace faultline {
+namespace {
+
+using testing::TestSession;
+
+const char* kHeader = "version = 1\nseed = 1\n";
+
+FaultSpec compile_one(const std::string& fault) {
+  CompileResult r = compile_policy_string(std::string(kHeader) + "[[fault]]\nname = \"f\"\n" + fault,
+                                          "net.toml");
+  EXPECT_FALSE(r.error) << (r.error ? r.error->to_string() : "");
+  return r.policy && !r.policy->faults.empty() ? r.policy->faults[0] : FaultSpec{};
+}
+
+// The error message for a fault body, "" if it compiles.
+std::string refusal(const std::string& fault) {
+  CompileResult r = compile_policy_string(std::string(kHeader) + "[[fault]]\nname = \"f\"\n" + fault,
+                                          "net.toml");
+  return r.error ? r.error->message : "";
+}
+
+bool has(const FaultSpec& spec, std::uint32_t call) {
+  return (spec.calls_mask[call / 64] >> (call % 64)) & 1;
+}
+
+struct sockaddr_in v4(const char* ip, int port) {
+  struct sockaddr_in a {};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  inet_pton(AF_INET, ip, &a.sin_addr);
+  return a;
+}
+
+struct sockaddr_in6 v6(const char* ip, int port) {
+  struct sockaddr_in6 a {};
+  a.sin6_family = AF_INET6;
+  a.sin6_port = htons(static_cast<std::uint16_t>(port));
+  inet_pton(AF_INET6, ip, &a.sin6_addr);
+  return a;
+}
+
+template <class Addr>
+bool addr_hits(const FaultSpec& spec, const Addr& a) {
+  return shim::addr_selector_matches(spec, reinterpret_cast<const struct sockaddr*>(&a), sizeof a);
+}
+
+// ---- the compiler ---------------------------------------------------------------------------
+
+TEST(NetPolicy, AddrForms) {
+  FaultSpec exact = compile_one("calls = [\"connect\"]\naddr = \"127.0.0.1:6379\"\nerror = \"ECONNREFUSED\"\n");
+  EXPECT_TRUE(addr_hits(exact, v4("127.0.0.1", 6379)));
+  EXPECT_FALSE(addr_hits(exact, v4("127.0.0.1", 6380)));
+  EXPECT_FALSE(addr_hits(exact, v4("127.0.0.2", 6379)));
+  // An IPv6 socket talking to an IPv4 peer sees it v4-mapped: it is the same peer.
+  EXPECT_TRUE(addr_hits(exact, v6("::ffff:127.0.0.1", 6379)));
+
+  FaultSpec cidr = compile_one("calls = [\"connect\"]\naddr = \"10.0.0.0/8\"\nerror = \"ETIMEDOUT\"\n");
+  EXPECT_TRUE(addr_hits(cidr, v4("10.200.1.2", 1)));
+  EXPECT_FALSE(addr_hits(cidr, v4("11.0.0.1", 1)));
+
+  FaultSpec port = compile_one("calls = [\"connect\"]\naddr = \"*:5432\"\nerror = \"ECONNREFUSED\"\n");
+  EXPECT_TRUE(addr_hits(port, v4("192.0.2.1", 5432)));
+  EXPECT_TRUE(addr_hits(port, v6("2001:db8::1", 5432)));
+  EXPECT_FALSE(addr_hits(port, v4("192.0.2.1", 5433)));
+
+  FaultSpec six = compile_one("calls = [\"connect\"]\naddr = \"[::1]:*\"\nerror = \"ECONNREFUSED\"\n");
+  EXPECT_TRUE(addr_hits(six, v6("::1", 80)));
+  EXPECT_FALSE(addr_hits(six, v4("127.0.0.1", 80)));
+  FaultSpec six_net = compile_one("calls = [\"connect\"]\naddr = \"[fd00::/8]:443\"\nerror = \"EIO\"\n");
+  EXPECT_TRUE(addr_hits(six_net, v6("fd12::5", 443)));
+  EXPECT_FALSE(addr_hits(six_net, v6("fe80::5", 443)));
+  FaultSpec bare = compile_one("calls = [\"connect\"]\naddr = \"::1\"\nerror = \"EIO\"\n");
+  EXPECT_TRUE(addr_hits(bare, v6("::1", 9)));
+
+  FaultSpec any = compile_one("calls = [\"connect\"]\naddr = \"*\"\nerror = \"EIO\"\n");
+  EXPECT_TRUE(addr_hits(any, v4("1.2.3.4", 1)));
+
+  FaultSpec unix_glob =
+      compile_one("calls = [\"connect\"]\naddr = \"unix:/run/*.sock\"\nerror = \"ECONNREFUSED\"\n");
+  struct sockaddr_un un {};
+  un.sun_family = AF_UNIX;
+  std::strcpy(un.sun_path, "/run/app.sock");
+  EXPECT_TRUE(addr_hits(unix_glob, un));
+  std::strcpy(un.sun_path, "/tmp/app.sock");
+  EXPECT_FALSE(addr_hits(unix_glob, un));
+  EXPECT_FALSE(addr_hits(unix_glob, v4("127.0.0.1", 1)));
+}
+
+TEST(NetPolicy, BadAddrIsRefusedWithItsReason) {
+  const std::string tail = "error = \"EIO\"\ncalls = [\"connect\"]\n";
+  EXPECT_NE(refusal("addr = \"10.1.0.0/8\"\n" + tail).find("host bits set in '10.1.0.0/8'"),
+            std::string::npos);
+  EXPECT_NE(refusal("addr = \"10.0.0.0/33\"\n" + tail).find("bad CIDR prefix"), std::string::npos);
+  EXPECT_NE(refusal("addr = \"127.0.0.1:99999\"\n" + tail).find("bad port"), std::string::npos);
+  EXPECT_NE(refusal("addr = \"db.internal:5432\"\n" + tail).find("not host names"),
+            std::string::npos);
+  EXPECT_NE(refusal("addr = \"[::1\"\n" + tail).find("bad addr '[::1'"), std::string::npos);
+  EXPECT_NE(refusal("addr = \"unix:\"\n" + tail).find("needs a path glob"), std::string::npos);
+  EXPECT_NE(refusal("addr = \"unix:/a/[b\"\n" + tail).find("unterminated"), std::string::npos);
+  EXPECT_NE(refusal("addr = 5\n" + tail).find("'addr' must be a string"), std::string::npos);
+  // A selector that can never apply is refused, not silently ignored.
+  EXPECT_NE(refusal("calls = [\"fsync\"]\naddr = \"*:1\"\nerror = \"EIO\"\n")
+                .find("'addr' applies to @net calls"),
+            std::string::npos);
+  EXPECT_NE(refusal("calls = [\"connect\"]\nhost = \"*.test\"\nerror = \"EIO\"\n")
+                .find("'host' applies to @dns calls"),
+            std::string::npos);
+}
+
+TEST(NetPolicy, ErrorPositionsPointAtTheValue) {
+  CompileResult r = compile_policy_string(
+      "version = 1\n[[fault]]\nname = \"f\"\ncalls = [\"connect\"]\naddr = \"1.2.3\"\nerror = \"EIO\"\n",
+      "p.toml");
+  ASSERT_TRUE(r.error);
+  EXPECT_EQ(r.error->line, 5);
+  EXPECT_EQ(r.error->column, 8);
+}
+
+TEST(NetPolicy, ResolverErrorsBelongToDns) {
+  FaultSpec again = compile_one("calls = [\"getaddrinfo\"]\nerror = \"EAI_AGAIN\"\n");
+  EXPECT_EQ(again.actions, kActError);
+  EXPECT_EQ(again.dns_error, EAI_AGAIN);
+  EXPECT_EQ(again.error, 0);
+  // gethostbyname*'s names mean the same thing.
+  EXPECT_EQ(compile_one("calls = [\"gethostbyname\"]\nerror = \"TRY_AGAIN\"\n").dns_error, EAI_AGAIN);
+  EXPECT_EQ(compile_one("calls = [\"@dns\"]\nerror = \"HOST_NOT_FOUND\"\n").dns_error, EAI_NONAME);
+  // An errno on a lookup: EAI_SYSTEM with that errno (dns_error 0 at compile time).
+  FaultSpec sys = compile_one("calls = [\"getaddrinfo\"]\nerror = \"ECONNREFUSED\"\n");
+  EXPECT_EQ(sys.dns_error, 0);
+  EXPECT_EQ(sys.error, ECONNREFUSED);
+
+  EXPECT_NE(refusal("calls = [\"connect\"]\nerror = \"EAI_AGAIN\"\n")
+                .find("'EAI_AGAIN' is a resolver error: it applies only to @dns calls, not 'connect'"),
+            std::string::npos);
+  // From families, the calls that cannot take it are dropped.
+  FaultSpec mixed = compile_one("calls = [\"@net\", \"@dns\"]\nerror = \"EAI_FAIL\"\n");
+  EXPECT_TRUE(has(mixed, kCall_getaddrinfo));
+  EXPECT_FALSE(has(mixed, kCall_connect));
+  EXPECT_EQ(mixed.families, std::uint32_t{kFamDns});
+  EXPECT_NE(refusal("calls = [\"getaddrinfo\"]\nerror = \"EAI_AGIAN\"\n").find("did you mean 'EAI_AGAIN'"),
+            std::string::npos);
+  EXPECT_EQ(errno_name(EAI_AGAIN), "EAI_AGAIN");
+}
+
+TEST(NetPolicy, ResolveTo) {
+  FaultSpec s = compile_one("calls = [\"@dns\"]\nresolve_to = [\"127.0.0.2\", \"::1\"]\n");
+  EXPECT_EQ(s.actions, kActResolve);
+  ASSERT_EQ(s.resolve_count, 2);
+  EXPECT_EQ(s.resolve_family[0], 4);
+  EXPECT_EQ(s.resolve_addr[0][3], 2);
+  EXPECT_EQ(s.resolve_family[1], 6);
+  EXPECT_EQ(s.resolve_addr[1][15], 1);
+  // Reverse lookups cannot answer with addresses: dropped from the family.
+  EXPECT_TRUE(has(s, kCall_getaddrinfo));
+  EXPECT_TRUE(has(s, kCall_gethostbyname_r));
+  EXPECT_FALSE(has(s, kCall_getnameinfo));
+  EXPECT_FALSE(has(s, kCall_gethostbyaddr));
+
+  EXPECT_NE(refusal("calls = [\"@dns\"]\nresolve_to = [\"localhost\"]\n").find("bad address 'localhost'"),
+            std::string::npos);
+  EXPECT_NE(refusal("calls = [\"@dns\"]\nresolve_to = []\n").find("at least one"), std::string::npos);
+  EXPECT_NE(refusal("calls = [\"@dns\"]\nresolve_to = \"127.0.0.1\"\n").find("must be an array"),
+            std::string::npos);
+  EXPECT_NE(refusal("calls = [\"@dns\"]\nresolve_to = [\"1.1.1.1\",\"1.1.1.2\",\"1.1.1.3\","
+                    "\"1.1.1.4\",\"1.1.1.5\",\"1.1.1.6\",\"1.1.1.7\",\"1.1.1.8\",\"1.1.1.9\"]\n")
+                .find("at most 8"),
+            std::string::npos);
+  EXPECT_NE(refusal("calls = [\"getnameinfo\"]\nresolve_to = [\"127.0.0.1\"]\n")
+                .find("action 'resolve_to' is not valid for call 'getnameinfo'"),
+            std::string::npos);
+}
+
+TEST(NetPolicy, ResetBlackholeAndTimeout) {
+  FaultSpec reset = compile_one("calls = [\"@net\"]\nreset = true\n");
+  EXPECT_EQ(reset.actions, kActReset);
+  EXPECT_TRUE(has(reset, kCall_send));
+  EXPECT_TRUE(has(reset, kCall_accept));
+  EXPECT_TRUE(has(reset, kCall_write));  // write on a socket is a @net call
+  EXPECT_FALSE(has(reset, kCall_socket));
+  EXPECT_FALSE(has(reset, kCall_bind));
+  EXPECT_EQ(reset.families, std::uint32_t{kFamNet});  // arms @net, not @write/@read
+
+  FaultSpec hole = compile_one("calls = [\"connect\"]\nblackhole = true\ntimeout = \"2s\"\n");
+  EXPECT_EQ(hole.actions, kActBlackhole);
+  EXPECT_EQ(hole.timeout_ns, 2'000'000'000);
+  EXPECT_NE(refusal("calls = [\"connect\"]\nerror = \"EIO\"\ntimeout = \"2s\"\n")
+                .find("'timeout' applies only to 'blackhole'"),
+            std::string::npos);
+  EXPECT_NE(refusal("calls = [\"connect\"]\nblackhole = true\ntimeout = \"0s\"\n")
+                .find("'timeout' must be longer than 0"),
+            std::string::npos);
+  EXPECT_NE(refusal("calls = [\"accept\"]\nblackhole = true\n")
+                .find("action 'blackhole' is not valid for call 'accept'"),
+            std::string::npos);
+  // false takes the action away: no action is left.
+  EXPECT_NE(refusal("calls = [\"connect\"]\nreset = false\n").find("has no action"),
+            std::string::npos);
+  EXPECT_NE(refusal("calls = [\"connect\"]\nreset = true\nerror = \"EIO\"\n").find("two actions"),
+            std::string::npos);
+}
+
+TEST(NetPolicy, WhichFdsReadAndWriteHit) {
+  // @write alone: files (what it always meant).
+  FaultSpec files = compile_one("calls = [\"@write\"]\nerror = \"EIO\"\n");
+  EXPECT_TRUE(rw_scope_hits(files, false));
+  EXPECT_FALSE(rw_scope_hits(files, true));
+  EXPECT_EQ(files.families, std::uint32_t{kFamWrite});
+  // @net alone: sockets, and only @net is armed.
+  FaultSpec sockets = compile_one("calls = [\"@net\"]\nerror = \"ECONNRESET\"\n");
+  EXPECT_FALSE(rw_scope_hits(sockets, false));
+  EXPECT_TRUE(rw_scope_hits(sockets, true));
+  EXPECT_EQ(sockets.families, std::uint32_t{kFamNet});
+  // Both: both, and both families armed.
+  FaultSpec both = compile_one("calls = [\"@write\", \"@net\"]\ndelay = \"1ms\"\n");
+  EXPECT_TRUE(rw_scope_hits(both, false));
+  EXPECT_TRUE(rw_scope_hits(both, true));
+  EXPECT_EQ(both.families, std::uint32_t{kFamWrite | kFamRead | kFamNet});
+  // Named directly: a network fault (addr, reset, blackhole, other @net calls) means sockets.
+  FaultSpec named_file = compile_one("calls = [\"write\"]\nerror = \"EIO\"\n");
+  EXPECT_FALSE(rw_scope_hits(named_file, true));
+  FaultSpec named_net = compile_one("calls = [\"write\"]\naddr = \"*:6379\"\nerror = \"EPIPE\"\n");
+  EXPECT_TRUE(rw_scope_hits(named_net, true));
+  EXPECT_FALSE(rw_scope_hits(named_net, false));
+  EXPECT_EQ(named_net.families, std::uint32_t{kFamNet});
+  FaultSpec named_reset = compile_one("calls = [\"read\", \"write\"]\nreset = true\n");
+  EXPECT_TRUE(rw_scope_hits(named_reset, true));
+  // The action narrows: quota is for files, reset and blackhole for sockets.
+  FaultSpec quota = compile_one("calls = [\"@write\", \"@net\"]\nquota = \"1MiB\"\n");
+  EXPECT_FALSE(rw_scope_hits(quota, true));
+  EXPECT_FALSE(has(quota, kCall_send));
+  EXPECT_NE(refusal("calls = [\"write\"]\naddr = \"*:1\"\nquota = \"1MiB\"\n")
+                .find("action 'quota' is not valid for call 'write' on a socket"),
+            std::string::npos);
+  FaultSpec hole = compile_one("calls = [\"@write\", \"@net\"]\nblackhole = true\n");
+  EXPECT_FALSE(rw_scope_hits(hole, false));
+  EXPECT_FALSE(has(hole, kCall_pwrite));
+}
+
+TEST(NetPolicy, LiveSetKeepsTheScopeOfALoadedFault) {
+  FaultSpec s = compile_one("calls = [\"write\"]\nerror = \"EIO\"\n");
+  // `set reset=true` on a file fault: write is a file call here, and reset is not for files.
+  std::optional<std::string> problem = apply_fault_setting(s, "reset", "true");
+  ASSERT_TRUE(problem);
+  EXPECT_NE(problem->find("not valid for call 'write' on a file"), std::string::npos) << *problem;
+  FaultSpec net = compile_one("calls = [\"connect\", \"send\", \"recv\"]\nerror = \"ECONNRESET\"\n");
+  EXPECT_EQ(apply_fault_setting(net, "blackhole", "true"), std::nullopt);
+  EXPECT_EQ(net.actions, kActBlackhole);
+  EXPECT_EQ(apply_fault_setting(net, "addr", "\"127.0.0.1:80\""), std::nullopt);
+  EXPECT_EQ(net.addr_port, 80);
+}
+
+// ---- the engine -----------------------------------------------------------------------------
+
+bool injects(const shim::CallSite& site) {
+  shim::Guard guard;
+  shim::Decision d;
+  return shim::decide(guard, site, d) && d.inject;
+}
+
+shim::CallSite connect_site(const struct sockaddr_in& a) {
+  shim::CallSite site{kCall_connect, 99};
+  site.addr = reinterpret_cast<const struct sockaddr*>(&a);
+  site.addr_len = sizeof a;
+  return site;
+}
+
+TEST(NetEngine, AddrMatchesTheConnectArgument) {
+  TestSession s(std::string(kHeader) +
+                "[[fault]]\nname='f'\ncalls=['connect']\naddr='127.0.0.1:6379'\n"
+                "error='ECONNREFUSED'\n");
+  EXPECT_TRUE(injects(connect_site(v4("127.0.0.1", 6379))));
+  EXPECT_FALSE(injects(connect_site(v4("127.0.0.1", 6380))));
+  EXPECT_EQ(s.slot("f").seen.load(), 2u);
+  EXPECT_EQ(s.slot("f").matched.load(), 1u);
+}
+
+TEST(NetEngine, HostMatchesTheNameLookedUp) {
+  TestSession s(std::string(kHeader) +
+                "[[fault]]\nname='f'\ncalls=['@dns']\nhost='*.db.test'\nerror='EAI_AGAIN'\n");
+  shim::CallSite site{kCall_getaddrinfo};
+  site.host = "primary.db.test";
+  EXPECT_TRUE(injects(site));
+  site.host = "cache.test";
+  EXPECT_FALSE(injects(site));
+  shim::Guard guard;
+  shim::Decision d;
+  site.host = "x.db.test";
+  ASSERT_TRUE(shim::decide(guard, site, d));
+  EXPECT_EQ(d.dns_error, EAI_AGAIN);
+}
+
+// A listener and a connected pair on loopback, for getpeername/getsockname.
+struct LoopbackPair {
+  int listener = -1, client = -1, server = -1;
+  int port = 0;
+  LoopbackPair() {
+    listener = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = v4("127.0.0.1", 0);
+    socklen_t len = sizeof a;
+    if (bind(listener, reinterpret_cast<struct sockaddr*>(&a), sizeof a) != 0 ||
+        listen(listener, 4) != 0 ||
+        getsockname(listener, reinterpret_cast<struct sockaddr*>(&a), &len) != 0)
+      return;
+    port = ntohs(a.sin_port);
+    client = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(client, reinterpret_cast<struct sockaddr*>(&a), sizeof a) != 0) return;
+    server = accept(listener, nullptr, nullptr);
+  }
+  ~LoopbackPair() {
+    for (int fd : {listener, client, server})
+      if (fd >= 0) close(fd);
+  }
+};
+
+TEST(NetEngine, AddrMatchesThePeerOrTheLocalAddressOfTheSocket) {
+  LoopbackPair pair;
+  ASSERT_GE(pair.server, 0);
+  const std::string addr = "127.0.0.1:" + std::to_string(pair.port);
+  TestSession s(std::string(kHeader) + "[[fault]]\nname='f'\ncalls=['@net']\naddr='" + addr +
+                "'\nerror='ECONNRESET'\n");
+  // The client's peer is the listener's port; the server side's peer is the client's port.
+  EXPECT_TRUE(injects(shim::CallSite{kCall_send, pair.client}));
+  EXPECT_TRUE(injects(shim::CallSite{kCall_write, pair.client}));  // write on a socket: @net
+  EXPECT_FALSE(injects(shim::CallSite{kCall_send, pair.server}));
+  // accept and listen look at the local address.
+  EXPECT_TRUE(injects(shim::CallSite{kCall_accept, pair.listener}));
+  // A file is not a socket: write to it is not a @net call.
+  char path[] = "/tmp/fl-net-XXXXXX";
+  int file = mkstemp(path);
+  ASSERT_GE(file, 0);
+  shim::fd_invalidate(file);
+  EXPECT_FALSE(injects(shim::CallSite{kCall_write, file}));
+  close(file);
+  unlink(path);
+}
+
+TEST(NetEngine, FileFaultsStillSkipSockets) {
+  LoopbackPair pair;
+  ASSERT_GE(pair.client, 0);
+  TestSession s(std::string(kHeader) + "[[fault]]\nname='f'\ncalls=['write']\nerror='EIO'\n");
+  EXPECT_FALSE(injects(shim::CallSite{kCall_write, pair.client}));
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  EXPECT_TRUE(injects(shim::CallSite{kCall_write, p[1]}));
+  close(p[0]);
+  close(p[1]);
+}
+
+TEST(NetEngine, APartitionHoldsWhileItsFaultIsEnabledAndInItsWindow) {
+  TestSession s(std::string(kHeader) +
+                "[[fault]]\nname='f'\ncalls=['connect']\naddr='*:7'\nblackhole=true\ntimes=1\n");
+  shim::Guard guard;
+  const int slot = s.session().find_fault("f");
+  auto a = v4("127.0.0.1", 7);
+  EXPECT_TRUE(injects(connect_site(a)));
+  // `times` is spent, but the partition it made still holds: lifting it is what heals.
+  EXPECT_TRUE(shim::fault_still_applies(guard, slot, connect_site(a)));
+  EXPECT_FALSE(shim::fault_still_applies(guard, slot, connect_site(v4("127.0.0.1", 8))));
+  s.session().set_enabled(slot, false);
+  EXPECT_FALSE(shim::fault_still_applies(guard, slot, connect_site(a)));
+  s.session().set_enabled(slot, true);
+  EXPECT_TRUE(shim::fault_still_applies(guard, slot, connect_site(a)));
+  s.session().panic();
+  EXPECT_FALSE(shim::fault_still_applies(guard, slot, connect_site(a)));
+}
+
+TEST(NetEngine, FormatsAddressesForEvents) {
+  char buf[128];
+  auto a = v4("10.1.2.3", 443);
+  shim::format_sockaddr(reinterpret_cast<struct sockaddr*>(&a), sizeof a, buf, sizeof buf);
+  EXPECT_STREQ(buf, "10.1.2.3:443");
+  auto b = v6("::1", 80);
+  shim::format_sockaddr(reinterpret_cast<struct sockaddr*>(&b), sizeof b, buf, sizeof buf);
+  EXPECT_STREQ(buf, "[::1]:80");
+  struct sockaddr_un un {};
+  un.sun_family = AF_UNIX;
+  std::memcpy(un.sun_path, "\0abs", 4);
+  shim::format_sockaddr(reinterpret_cast<struct sockaddr*>(&un),
+                        offsetof(struct sockaddr_un, sun_path) + 4, buf, sizeof buf);
+  EXPECT_STREQ(buf, "unix:@abs");
+}
+
+// ---- the socket state table -----------------------------------------------------------------
+
+TEST(SockTable, StoreLoadForget) {
+  const int fd = 4000;  // a number this test owns in the table (no real fd needed)
+  shim::sock_forget(fd);
+  shim::SockState st = shim::sock_load(fd);
+  EXPECT_EQ(st.flags(), 0u);
+  const bool marked_before = shim::sock_any_marked();
+  ASSERT_TRUE(shim::sock_store(fd, st, shim::kSockTarpit, 5, 0));
+  st = shim::sock_load(fd);
+  EXPECT_EQ(st.flags(), std::uint32_t{shim::kSockTarpit});
+  EXPECT_EQ(st.fault(), 5);
+  EXPECT_TRUE(shim::sock_any_marked());
+  int fds[shim::kMarkedMax];
+  int n = shim::sock_marked_fds(fds, shim::kMarkedMax);
+  EXPECT_NE(std::find(fds, fds + n, fd), fds + n);
+
+  auto peer = v4("192.0.2.7", 80);
+  shim::sock_set_peer(fd, reinterpret_cast<struct sockaddr*>(&peer), sizeof peer);
+  struct sockaddr_storage out;
+  ASSERT_EQ(shim::sock_peer(fd, &out), sizeof peer);
+  EXPECT_EQ(std::memcmp(&out, &peer, sizeof peer), 0);
+
+  // A close between a wrapper's load and its store wins: the stale store is dropped.
+  shim::SockState stale = shim::sock_load(fd);
+  shim::sock_forget(fd);
+  EXPECT_FALSE(shim::sock_store(fd, stale, shim::kSockReset, 1, 0));
+  EXPECT_EQ(shim::sock_load(fd).flags(), 0u);
+  EXPECT_EQ(shim::sock_peer(fd, &out), 0u);
+  EXPECT_EQ(shim::sock_any_marked(), marked_before);
+  n = shim::sock_marked_fds(fds, shim::kMarkedMax);
+  EXPECT_EQ(std::find(fds, fds + n, fd), fds + n);
+}
+
+TEST(SockTable, EpollRegistrationAndRangeForget) {
+  const int fd = 4001;
+  shim::sock_epoll_record(fd, 17, 0x5, 0xabcdef);
+  int ep = -1;
+  std::uint32_t events = 0;
+  std::uint64_t data = 0;
+  ASSERT_TRUE(shim::sock_epoll_get(fd, ep, events, data));
+  EXPECT_EQ(ep, 17);
+  EXPECT_EQ(events, 0x5u);
+  EXPECT_EQ(data, 0xabcdefu);
+  shim::sock_epoll_forget(fd, 18);  // another set: kept
+  EXPECT_TRUE(shim::sock_epoll_get(fd, ep, events, data));
+  shim::SockState st = shim::sock_load(fd);
+  ASSERT_TRUE(shim::sock_store(fd, st, shim::kSockPartitioned, 2, 0));
+  shim::sock_forget_range(3990, 4010);  // close_range
+  EXPECT_FALSE(shim::sock_epoll_get(fd, ep, events, data));
+  EXPECT_EQ(shim::sock_load(fd).flags(), 0u);
+}
+
+// Threads marking and forgetting the same fds: the marked count ends exact (TSan runs this).
+TEST(SockTable, ConcurrentMarksKeepTheCountExact) {
+  constexpr int kThreads = 4, kRounds = 2000, kBase = 4100;
+  const bool marked_before = shim::sock_any_marked();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([t] {
+      for (int i = 0; i < kRounds; ++i) {
+        int fd = kBase + (i + t) % 8;
+        shim::SockState st = shim::sock_load(fd);
+        shim::sock_store(fd, st, st.flags() | shim::kSockPartitioned, t, 0);
+        if (i % 3 == 0) shim::sock_forget(fd);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int fd = kBase; fd < kBase + 8; ++fd) shim::sock_forget(fd);
+  EXPECT_EQ(shim::sock_any_marked(), marked_before);
+}
+
+}  // namespace
+}  // namespace faultline
