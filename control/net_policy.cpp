@@ -20,8 +20,12 @@ constexpr std::string_view kAddrHelp =
 
 std::string quoted(std::string_view text) { return "'" + std::string(text) + "'"; }
 
-bool has_bit(const std::uint64_t (&mask)[2], std::uint32_t id) { return (mask[id / 64] >> (id % 64)) & 1; }
-void clear_bit(std::uint64_t (&mask)[2], std::uint32_t id) { mask[id / 64] &= ~(1ull << (id % 64)); }
+bool has_bit(const std::uint64_t (&mask)[2], std::uint32_t id) {
+  return (mask[id / 64] >> (id % 64)) & 1;
+}
+void clear_bit(std::uint64_t (&mask)[2], std::uint32_t id) {
+  mask[id / 64] &= ~(1ull << (id % 64));
+}
 void set_bit(std::uint64_t (&mask)[2], std::uint32_t id) { mask[id / 64] |= 1ull << (id % 64); }
 
 constexpr std::uint32_t kRwCalls[] = {kCall_write, kCall_writev, kCall_read, kCall_readv};
@@ -54,8 +58,9 @@ std::optional<std::string> parse_cidr(std::string_view text, bool v6, FaultSpec&
   for (int i = 0; i < length; ++i) {
     int keep = std::clamp(prefix - i * 8, 0, 8);
     std::uint8_t mask = static_cast<std::uint8_t>(keep == 0 ? 0 : 0xff << (8 - keep));
-    if (bytes[i] & ~mask) return "host bits set in " + quoted(text) + " past the /" +
-                                 std::to_string(prefix) + " prefix";
+    if (bytes[i] & ~mask)
+      return "host bits set in " + quoted(text) + " past the /" + std::to_string(prefix) +
+             " prefix";
   }
   spec.addr_kind = kAddrInet;
   spec.addr_family = v6 ? 6 : 4;
@@ -69,15 +74,23 @@ struct ResolverName {
   int eai;
 };
 constexpr std::array kResolverNames = {
-    ResolverName{"EAI_AGAIN", EAI_AGAIN},        ResolverName{"EAI_NONAME", EAI_NONAME},
-    ResolverName{"EAI_FAIL", EAI_FAIL},          ResolverName{"EAI_NODATA", EAI_NODATA},
-    ResolverName{"EAI_ADDRFAMILY", EAI_ADDRFAMILY}, ResolverName{"EAI_FAMILY", EAI_FAMILY},
-    ResolverName{"EAI_SOCKTYPE", EAI_SOCKTYPE},  ResolverName{"EAI_SERVICE", EAI_SERVICE},
-    ResolverName{"EAI_MEMORY", EAI_MEMORY},      ResolverName{"EAI_SYSTEM", EAI_SYSTEM},
-    ResolverName{"EAI_OVERFLOW", EAI_OVERFLOW},  ResolverName{"EAI_BADFLAGS", EAI_BADFLAGS},
+    ResolverName{"EAI_AGAIN", EAI_AGAIN},
+    ResolverName{"EAI_NONAME", EAI_NONAME},
+    ResolverName{"EAI_FAIL", EAI_FAIL},
+    ResolverName{"EAI_NODATA", EAI_NODATA},
+    ResolverName{"EAI_ADDRFAMILY", EAI_ADDRFAMILY},
+    ResolverName{"EAI_FAMILY", EAI_FAMILY},
+    ResolverName{"EAI_SOCKTYPE", EAI_SOCKTYPE},
+    ResolverName{"EAI_SERVICE", EAI_SERVICE},
+    ResolverName{"EAI_MEMORY", EAI_MEMORY},
+    ResolverName{"EAI_SYSTEM", EAI_SYSTEM},
+    ResolverName{"EAI_OVERFLOW", EAI_OVERFLOW},
+    ResolverName{"EAI_BADFLAGS", EAI_BADFLAGS},
     // gethostbyname*'s h_errno names, as the getaddrinfo code with the same meaning.
-    ResolverName{"HOST_NOT_FOUND", EAI_NONAME},  ResolverName{"TRY_AGAIN", EAI_AGAIN},
-    ResolverName{"NO_RECOVERY", EAI_FAIL},       ResolverName{"NO_DATA", EAI_NODATA},
+    ResolverName{"HOST_NOT_FOUND", EAI_NONAME},
+    ResolverName{"TRY_AGAIN", EAI_AGAIN},
+    ResolverName{"NO_RECOVERY", EAI_FAIL},
+    ResolverName{"NO_DATA", EAI_NODATA},
     ResolverName{"NO_ADDRESS", EAI_NODATA},
 };
 
@@ -101,15 +114,20 @@ bool is_rw_call(std::uint32_t call) {
   return call == kCall_write || call == kCall_writev || call == kCall_read || call == kCall_readv;
 }
 
-std::optional<std::string> parse_addr_selector(std::string_view text, FaultSpec& spec) {
-  const std::string bad = "bad addr " + quoted(text) + std::string(kAddrHelp);
+void clear_addr_selector(FaultSpec& spec) {
   spec.addr_kind = kAddrNone;
   spec.addr_family = 0;
   spec.addr_prefix = 0;
-  spec.addr_any_port = 1;
+  spec.addr_any_port = 0;
   spec.addr_port = 0;
   std::memset(spec.addr_bytes, 0, sizeof spec.addr_bytes);
   std::memset(spec.addr_unix, 0, sizeof spec.addr_unix);
+}
+
+std::optional<std::string> parse_addr_selector(std::string_view text, FaultSpec& spec) {
+  const std::string bad = "bad addr " + quoted(text) + std::string(kAddrHelp);
+  clear_addr_selector(spec);
+  spec.addr_any_port = 1;
 
   if (text.starts_with("unix:")) {
     std::string_view glob = text.substr(5);
@@ -182,6 +200,31 @@ std::optional<std::string> parse_resolve_address(std::string_view text, std::uin
          " in 'resolve_to' (use IPv4 or IPv6 addresses, e.g. \"127.0.0.2\" or \"::1\")";
 }
 
+std::string addr_selector_text(const FaultSpec& spec) {
+  if (spec.addr_kind == kAddrUnix) return "unix:" + std::string(spec.addr_unix);
+  if (spec.addr_kind != kAddrInet) return "";
+  const std::string port = spec.addr_any_port ? "*" : std::to_string(spec.addr_port);
+  if (spec.addr_family == 0) return spec.addr_any_port ? "*" : "*:" + port;
+  const bool v6 = spec.addr_family == 6;
+  char text[INET6_ADDRSTRLEN] = "";
+  inet_ntop(v6 ? AF_INET6 : AF_INET, spec.addr_bytes, text, sizeof text);
+  std::string host = text;
+  if (spec.addr_prefix != (v6 ? 128 : 32)) host += "/" + std::to_string(spec.addr_prefix);
+  if (v6) return "[" + host + "]:" + port;
+  return spec.addr_any_port ? host : host + ":" + port;
+}
+
+std::string resolve_to_text(const FaultSpec& spec) {
+  std::string out = "[";
+  for (std::uint32_t i = 0; i < spec.resolve_count && i < kResolveMax; ++i) {
+    char text[INET6_ADDRSTRLEN] = "";
+    inet_ntop(spec.resolve_family[i] == 6 ? AF_INET6 : AF_INET, spec.resolve_addr[i], text,
+              sizeof text);
+    out += (i ? ", \"" : "\"") + std::string(text) + "\"";
+  }
+  return out + "]";
+}
+
 std::optional<int> dns_error_from_name(std::string_view name) {
   for (const ResolverName& r : kResolverNames)
     if (r.name == name) return r.eai;
@@ -240,7 +283,6 @@ void net_clear_action_params(FaultSpec& spec) {
 
 std::optional<NetProblem> net_validate(FaultSpec& spec, const std::uint64_t (&named)[2]) {
   const bool net_calls = fault_has_family(spec, kFamNet);
-  const bool dns_calls = fault_has_family(spec, kFamDns);
 
   // Named read/write calls: a network fault aims them at sockets, any other at files (what
   // they meant before @net existed).
@@ -276,7 +318,8 @@ std::optional<NetProblem> net_validate(FaultSpec& spec, const std::uint64_t (&na
     for (const CallInfo& call : all_calls()) {
       if (call.family == kFamDns || !has_bit(spec.calls_mask, call.id)) continue;
       if (has_bit(named, call.id))
-        return NetProblem{quoted(code) + " is a resolver error: it applies only to @dns calls, not " +
+        return NetProblem{quoted(code) +
+                              " is a resolver error: it applies only to @dns calls, not " +
                               quoted(call.name) + " (use an errno name such as ECONNREFUSED)",
                           "error"};
       clear_bit(spec.calls_mask, call.id);
@@ -286,8 +329,8 @@ std::optional<NetProblem> net_validate(FaultSpec& spec, const std::uint64_t (&na
                         "error"};
   }
 
-  const bool sockets = fault_has_family(spec, kFamNet) ||
-                       (has_rw_bits(spec) && (spec.rw_scope & kRwSockets));
+  const bool sockets =
+      fault_has_family(spec, kFamNet) || (has_rw_bits(spec) && (spec.rw_scope & kRwSockets));
   if (spec.addr_kind != kAddrNone && !sockets)
     return NetProblem{"'addr' applies to @net calls (sockets), and this fault has none", "addr"};
   if (spec.host[0] && !fault_has_family(spec, kFamDns))
@@ -295,7 +338,6 @@ std::optional<NetProblem> net_validate(FaultSpec& spec, const std::uint64_t (&na
   if (spec.timeout_ns != 0 && !(spec.actions & kActBlackhole))
     return NetProblem{"'timeout' applies only to 'blackhole' (how long a blocking connect waits)",
                       "timeout"};
-  (void)dns_calls;
   return std::nullopt;
 }
 
@@ -319,13 +361,46 @@ std::uint32_t net_families(const FaultSpec& spec) {
 
 bool net_errno_plausible(int err) {
   switch (err) {
-    case EACCES: case EPERM: case EADDRINUSE: case EADDRNOTAVAIL: case EAFNOSUPPORT:
-    case EAGAIN: case EALREADY: case EBADF: case ECONNREFUSED: case EFAULT: case EINPROGRESS:
-    case EINTR: case EISCONN: case ENETUNREACH: case ENOTSOCK: case EPROTOTYPE: case ETIMEDOUT:
-    case EHOSTUNREACH: case EHOSTDOWN: case ENETDOWN: case ENETRESET: case ECONNRESET:
-    case ECONNABORTED: case EMFILE: case ENFILE: case ENOBUFS: case ENOMEM: case EPROTO:
-    case EINVAL: case EOPNOTSUPP: case EPIPE: case EMSGSIZE: case ENOTCONN: case EDESTADDRREQ:
-    case EPROTONOSUPPORT: case ELOOP: case ENAMETOOLONG: case ENOENT: case ENOTDIR: case EROFS:
+    case EACCES:
+    case EPERM:
+    case EADDRINUSE:
+    case EADDRNOTAVAIL:
+    case EAFNOSUPPORT:
+    case EAGAIN:
+    case EALREADY:
+    case EBADF:
+    case ECONNREFUSED:
+    case EFAULT:
+    case EINPROGRESS:
+    case EINTR:
+    case EISCONN:
+    case ENETUNREACH:
+    case ENOTSOCK:
+    case EPROTOTYPE:
+    case ETIMEDOUT:
+    case EHOSTUNREACH:
+    case EHOSTDOWN:
+    case ENETDOWN:
+    case ENETRESET:
+    case ECONNRESET:
+    case ECONNABORTED:
+    case EMFILE:
+    case ENFILE:
+    case ENOBUFS:
+    case ENOMEM:
+    case EPROTO:
+    case EINVAL:
+    case EOPNOTSUPP:
+    case EPIPE:
+    case EMSGSIZE:
+    case ENOTCONN:
+    case EDESTADDRREQ:
+    case EPROTONOSUPPORT:
+    case ELOOP:
+    case ENAMETOOLONG:
+    case ENOENT:
+    case ENOTDIR:
+    case EROFS:
     case EIO:
       return true;
     default:

@@ -1071,6 +1071,18 @@ std::optional<std::string> apply_fault_setting(FaultSpec& spec, std::string_view
       std::memset(field, 0, name == "path" ? sizeof spec.path : sizeof spec.process);
       return std::nullopt;
     }
+    if (name == "stack") {
+      std::memset(spec.stack, 0, sizeof spec.stack);
+      return std::nullopt;
+    }
+    if (name == "host") {
+      std::memset(spec.host, 0, sizeof spec.host);
+      return std::nullopt;
+    }
+    if (name == "addr") {
+      clear_addr_selector(spec);
+      return std::nullopt;
+    }
     if (name == "size") {
       spec.has_size = 0;
       spec.size_min = 0;

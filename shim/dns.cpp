@@ -234,8 +234,8 @@ FL_COLD int byname_r_slow(std::uint32_t call, const char* name, int af, struct h
     case kActResolve: {
       emit_lookup(d, site);
       FaultSpec spec;
-      int r = fault_spec(d, spec) && name && ret ? fill_hostent(spec, af, name, ret, buf, buflen)
-                                                 : -1;
+      int r =
+          fault_spec(d, spec) && name && ret ? fill_hostent(spec, af, name, ret, buf, buflen) : -1;
       if (r == ERANGE) return fail_r(NETDB_INTERNAL, ERANGE, result, h_errnop);
       if (r != 0) return fail_r(NO_DATA, 0, result, h_errnop);
       if (result) *result = ret;
@@ -265,8 +265,8 @@ const char* numeric_host(const struct sockaddr* sa, socklen_t len, char* buf, so
     return numeric_host(AF_INET, &reinterpret_cast<const struct sockaddr_in*>(sa)->sin_addr, buf,
                         size);
   if (sa->sa_family == AF_INET6 && len >= sizeof(sockaddr_in6))
-    return numeric_host(AF_INET6, &reinterpret_cast<const struct sockaddr_in6*>(sa)->sin6_addr,
-                        buf, size);
+    return numeric_host(AF_INET6, &reinterpret_cast<const struct sockaddr_in6*>(sa)->sin6_addr, buf,
+                        size);
   return "";
 }
 
@@ -377,18 +377,18 @@ FL_EXPORT int gethostbyname_r(const char* name, struct hostent* ret, char* buf, 
                               struct hostent** result, int* h_errnop) {
   if (FL_LIKELY(!armed(kFamDns)))
     return FL_REAL(gethostbyname_r)(name, ret, buf, buflen, result, h_errnop);
-  return byname_r_slow(kCall_gethostbyname_r, name, AF_INET, ret, buf, buflen, result, h_errnop,
-                       [=] { return FL_REAL(gethostbyname_r)(name, ret, buf, buflen, result,
-                                                             h_errnop); });
+  return byname_r_slow(
+      kCall_gethostbyname_r, name, AF_INET, ret, buf, buflen, result, h_errnop,
+      [=] { return FL_REAL(gethostbyname_r)(name, ret, buf, buflen, result, h_errnop); });
 }
 
 FL_EXPORT int gethostbyname2_r(const char* name, int af, struct hostent* ret, char* buf,
                                size_t buflen, struct hostent** result, int* h_errnop) {
   if (FL_LIKELY(!armed(kFamDns)))
     return FL_REAL(gethostbyname2_r)(name, af, ret, buf, buflen, result, h_errnop);
-  return byname_r_slow(kCall_gethostbyname2_r, name, af, ret, buf, buflen, result, h_errnop,
-                       [=] { return FL_REAL(gethostbyname2_r)(name, af, ret, buf, buflen, result,
-                                                              h_errnop); });
+  return byname_r_slow(kCall_gethostbyname2_r, name, af, ret, buf, buflen, result, h_errnop, [=] {
+    return FL_REAL(gethostbyname2_r)(name, af, ret, buf, buflen, result, h_errnop);
+  });
 }
 
 FL_EXPORT struct hostent* gethostbyaddr(const void* addr, socklen_t len, int type) {
@@ -405,8 +405,8 @@ FL_EXPORT int gethostbyaddr_r(const void* addr, socklen_t len, int type, struct 
   });
 }
 
-FL_EXPORT int getnameinfo(const struct sockaddr* sa, socklen_t salen, char* host,
-                          socklen_t hostlen, char* serv, socklen_t servlen, int flags) {
+FL_EXPORT int getnameinfo(const struct sockaddr* sa, socklen_t salen, char* host, socklen_t hostlen,
+                          char* serv, socklen_t servlen, int flags) {
   if (FL_LIKELY(!armed(kFamDns)))
     return FL_REAL(getnameinfo)(sa, salen, host, hostlen, serv, servlen, flags);
   return getnameinfo_slow(sa, salen, [=] {

@@ -494,6 +494,16 @@ bool fault_still_applies(const Guard& guard, int slot_index, const CallSite& sit
   return false;  // removed (or replaced, which a rebuild shows as another rule)
 }
 
+bool only_net_and_not_socket(const Guard& guard, std::uint32_t file_family, int fd) noexcept {
+  (void)guard;
+  if (armed(file_family)) return false;
+  ControlBlock* block = g_block.load(std::memory_order_acquire);
+  if (!block) return false;
+  const Rules* rules = current_rules(*block);
+  return fd_lookup(fd, rules->epoch, path_match_bits, const_cast<Rules*>(rules)).kind !=
+         FdKind::kSocket;
+}
+
 bool quota_claim(const Decision& d) noexcept {
   ControlBlock* block = g_block.load(std::memory_order_acquire);
   if (!block || d.fault < 0) return false;

@@ -63,6 +63,11 @@ bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept;
 // panicked), so that a blackholed socket heals.
 bool fault_still_applies(const Guard& guard, int slot, const CallSite& site) noexcept;
 
+// read/write/readv/writev serve @read/@write and @net. When only @net armed the call (not
+// `file_family`), a fd that is not a socket concerns no fault: the wrapper runs the real call
+// without deciding. The fd's kind comes from the fd table (cached).
+bool only_net_and_not_socket(const Guard& guard, std::uint32_t file_family, int fd) noexcept;
+
 // Quota: reserves up to `want` bytes of the fault's shared quota; returns how many may be
 // written (0 = full). `unused` bytes of a reservation are given back after the real call.
 std::uint64_t quota_reserve(const Decision& d, std::uint64_t want) noexcept;

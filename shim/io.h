@@ -83,7 +83,7 @@ ssize_t io_slow_path(const Guard& guard, const CallSite& site, Io& io) {
       return -1;
     case kActReset:
       emit_event(d, site, -1);
-      return net_reset_io(d, site, Io::kSend);
+      return net_reset_io(d, site);
     case kActBlackhole:
       return net_blackhole_io(guard, d, site, io);
     case kActShort: {

@@ -55,9 +55,7 @@ FL_COLD int plain_slow(const CallSite& site, bool makes_fd, Fn real) {
 // A refused, unreachable or timed-out peer. A blocking connect fails at once; a non-blocking
 // TCP connect fails the way the kernel reports it: EINPROGRESS, then poll says writable with
 // POLLERR and SO_ERROR (or the next call on the socket) names the error.
-template <class Fn>
-int connect_error(const Decision& d, const CallSite& site, Fn real) {
-  (void)real;
+int connect_error(const Decision& d, const CallSite& site) {
   emit_event(d, site, -1);
   if (net_async_connect_error(d.error) && fd_nonblocking(site.fd) && is_inet_stream(site.fd) &&
       net_refuse_connect(site.fd, site.addr, site.addr_len, d.fault, d.error)) {
@@ -155,6 +153,8 @@ FL_COLD int connect_slow(int fd, const struct sockaddr* addr, socklen_t len) {
     net_io_before(guard, CallSite{kCall_connect, fd}, true, st, answered);
     return static_cast<int>(answered);
   }
+  // A TCP socket that a reset disconnected may connect again: a new connection, not reset.
+  if (st.flags() & kSockReset) sock_store(fd, st, st.flags() & ~kSockReset, 0, 0);
   CallSite site{kCall_connect, fd};
   site.addr = addr;
   site.addr_len = len;
@@ -167,7 +167,7 @@ FL_COLD int connect_slow(int fd, const struct sockaddr* addr, socklen_t len) {
   }
   switch (d.action) {
     case kActError:
-      return connect_error(d, site, real);
+      return connect_error(d, site);
     case kActReset:
       return connect_reset(d, site, real);
     case kActBlackhole:
@@ -332,7 +332,7 @@ FL_COLD int mmsg_slow(std::uint32_t call, int fd, struct mmsghdr* vec, unsigned 
       return -1;
     case kActReset:
       emit_event(d, site, -1);
-      return static_cast<int>(net_reset_io(d, site, send));
+      return static_cast<int>(net_reset_io(d, site));
     case kActBlackhole: {
       net_mark_partitioned(d, fd);
       emit_event(d, site, -1);
@@ -406,13 +406,12 @@ FL_EXPORT ssize_t send(int fd, const void* buf, size_t len, int flags) {
                        [=](const void* b, size_t n) { return FL_REAL(send)(fd, b, n, flags); });
 }
 
-FL_EXPORT ssize_t sendto(int fd, const void* buf, size_t len, int flags,
-                         const struct sockaddr* to, socklen_t tolen) {
+FL_EXPORT ssize_t sendto(int fd, const void* buf, size_t len, int flags, const struct sockaddr* to,
+                         socklen_t tolen) {
   if (FL_LIKELY(!armed(kFamNet))) return FL_REAL(sendto)(fd, buf, len, flags, to, tolen);
-  return buf_send_slow(kCall_sendto, fd, buf, len, flags, to, tolen,
-                       [=](const void* b, size_t n) {
-                         return FL_REAL(sendto)(fd, b, n, flags, to, tolen);
-                       });
+  return buf_send_slow(kCall_sendto, fd, buf, len, flags, to, tolen, [=](const void* b, size_t n) {
+    return FL_REAL(sendto)(fd, b, n, flags, to, tolen);
+  });
 }
 
 FL_EXPORT ssize_t sendmsg(int fd, const struct msghdr* msg, int flags) {

@@ -123,8 +123,9 @@ const LoopbackSocket* loopback(LoopbackSocket& s, int family, bool tarpit) {
       if (!s.state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) continue;
       bool ok = make_loopback(s, family, tarpit);
       s.state.store(ok ? 2 : 3, std::memory_order_release);
-      if (!ok) diag("faultline: cannot make the loopback %s for @net faults (%s)",
-                    tarpit ? "tarpit" : "refuser", std::strerror(errno));
+      if (!ok)
+        diag("faultline: cannot make the loopback %s for @net faults (%s)",
+             tarpit ? "tarpit" : "refuser", std::strerror(errno));
       continue;
     }
     sched_yield();  // another thread is making it
@@ -268,8 +269,15 @@ bool net_refuse_connect(int fd, const struct sockaddr* peer, socklen_t len, int 
 
 bool net_async_connect_error(int err) noexcept {
   switch (err) {
-    case ECONNREFUSED: case ETIMEDOUT: case EHOSTUNREACH: case EHOSTDOWN: case ENETUNREACH:
-    case ENETDOWN: case ECONNRESET: case ECONNABORTED: case EPROTO:
+    case ECONNREFUSED:
+    case ETIMEDOUT:
+    case EHOSTUNREACH:
+    case EHOSTDOWN:
+    case ENETUNREACH:
+    case ENETDOWN:
+    case ECONNRESET:
+    case ECONNABORTED:
+    case EPROTO:
       return true;
     default:
       return false;
@@ -368,8 +376,7 @@ void net_heal(const Guard& guard, int fd) noexcept {
   }
 }
 
-ssize_t net_reset_io(const Decision& d, const CallSite& site, bool send) noexcept {
-  (void)send;
+ssize_t net_reset_io(const Decision& d, const CallSite& site) noexcept {
   if (!net_abort(site.fd)) {
     errno = ECONNREFUSED;  // a datagram socket: what an ICMP port unreachable reports
     return -1;
@@ -386,7 +393,8 @@ void net_mark_partitioned(const Decision& d, int fd) noexcept {
   }
 }
 
-ssize_t net_blackhole_receive(const Guard& guard, const Decision& d, const CallSite& site) noexcept {
+ssize_t net_blackhole_receive(const Guard& guard, const Decision& d,
+                              const CallSite& site) noexcept {
   if ((site.msg_flags & MSG_DONTWAIT) || fd_nonblocking(site.fd)) {
     errno = EAGAIN;
     return -1;

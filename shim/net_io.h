@@ -33,7 +33,7 @@ void net_heal(const Guard& guard, int fd) noexcept;
 // `reset` on a data call: aborts the connection (the peer sees a reset, or EOF on a unix
 // socket), marks the fd, and fails this call with ECONNRESET (ECONNREFUSED on a datagram
 // socket, which has no connection to reset).
-ssize_t net_reset_io(const Decision& d, const CallSite& site, bool send) noexcept;
+ssize_t net_reset_io(const Decision& d, const CallSite& site) noexcept;
 
 // The receive side of `blackhole`: EAGAIN at once on a non-blocking socket (or MSG_DONTWAIT);
 // otherwise waits as a real partition would — until the socket's SO_RCVTIMEO (then EAGAIN),

@@ -173,7 +173,8 @@ int select_loop(int n, fd_set* rd, fd_set* wr, fd_set* ex, std::int64_t timeout_
     if (!held) {
       std::int64_t left = deadline < 0 ? -1 : deadline - monotonic_ns();
       int res = wait(n, rd, wr, ex, left < 0 && deadline >= 0 ? 0 : left);
-      if (left_ns) *left_ns = deadline < 0 ? -1 : std::max<std::int64_t>(0, deadline - monotonic_ns());
+      if (left_ns)
+        *left_ns = deadline < 0 ? -1 : std::max<std::int64_t>(0, deadline - monotonic_ns());
       return res;
     }
     int res = wait(n, r.data(rd), w.data(wr), e.data(ex),
@@ -185,16 +186,17 @@ int select_loop(int n, fd_set* rd, fd_set* wr, fd_set* ex, std::int64_t timeout_
       r.store(rd);
       w.store(wr);
       e.store(ex);
-      if (left_ns) *left_ns = deadline < 0 ? -1 : std::max<std::int64_t>(0, deadline - monotonic_ns());
+      if (left_ns)
+        *left_ns = deadline < 0 ? -1 : std::max<std::int64_t>(0, deadline - monotonic_ns());
       return res;
     }
   }
 }
 
 FL_COLD int select_slow(int n, fd_set* rd, fd_set* wr, fd_set* ex, struct timeval* timeout) {
-  std::int64_t ns =
-      timeout ? std::int64_t{timeout->tv_sec} * 1'000'000'000 + std::int64_t{timeout->tv_usec} * 1000
-              : -1;
+  std::int64_t ns = timeout ? std::int64_t{timeout->tv_sec} * 1'000'000'000 +
+                                  std::int64_t{timeout->tv_usec} * 1000
+                            : -1;
   std::int64_t left = -1;
   int r = select_loop(
       n, rd, wr, ex, ns,
@@ -392,8 +394,7 @@ FL_EXPORT int epoll_wait(int epfd, struct epoll_event* events, int max, int time
 
 FL_EXPORT int epoll_pwait(int epfd, struct epoll_event* events, int max, int timeout,
                           const sigset_t* mask) {
-  if (FL_LIKELY(!sock_any_marked()))
-    return FL_REAL(epoll_pwait)(epfd, events, max, timeout, mask);
+  if (FL_LIKELY(!sock_any_marked())) return FL_REAL(epoll_pwait)(epfd, events, max, timeout, mask);
   return epoll_pwait_slow(epfd, events, max, timeout, mask);
 }
 

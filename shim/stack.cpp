@@ -153,8 +153,8 @@ void load_unwinder() {
   g_backtrace.store(backtrace, std::memory_order_release);
 }
 
-// Another thread loading: wait for it (a dlopen takes about a millisecond), but never forever
-// (a signal handler may have interrupted the loader on this very thread).
+// Another thread loading: wait for it (a dlopen takes about a millisecond), but not forever:
+// a fork child whose parent was loading, or a loader stalled in dlopen, must not hang calls.
 constexpr int kLoadWaitSpins = 20000;
 
 BacktraceFn unwinder() {
@@ -227,8 +227,9 @@ FrameRecord* find_record(const Table& table, std::uintptr_t ip) {
   return nullptr;
 }
 
-// Bounded: a signal handler may interrupt the holder on this very thread. The loser names the
-// address without the cache (same answer, more work).
+// Bounded: a program's call never waits long on another thread's naming (the guard already
+// keeps this thread from re-entering). The loser names the address without the cache: the
+// same answer, more work.
 bool lock() {
   for (int i = 0; i < kLockSpins; ++i) {
     if (!g_busy.exchange(true, std::memory_order_acquire)) return true;

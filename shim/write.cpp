@@ -15,7 +15,7 @@ namespace {
 template <class Fn>
 FL_COLD ssize_t buf_write_slow(std::uint32_t call, int fd, const void* buf, size_t count, Fn real) {
   Guard guard;
-  if (!guard.entered()) return real(buf, count);
+  if (!guard.entered() || only_net_and_not_socket(guard, kFamWrite, fd)) return real(buf, count);
   CallSite site{call, fd};
   site.size = count;
   site.has_size = true;
@@ -27,7 +27,7 @@ template <class Fn>
 FL_COLD ssize_t iov_write_slow(std::uint32_t call, int fd, const struct iovec* iov, int cnt,
                                Fn real) {
   Guard guard;
-  if (!guard.entered()) return real(iov, cnt);
+  if (!guard.entered() || only_net_and_not_socket(guard, kFamWrite, fd)) return real(iov, cnt);
   CallSite site{call, fd};
   site.size = iov_total(iov, cnt);
   site.has_size = true;

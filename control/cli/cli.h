@@ -1,7 +1,9 @@
 // The `faultline` subcommands, one function each, called by main.cpp once CLI11 has parsed the
-// arguments. A command reports failure by throwing CliError (message + exit status): cleanup
-// (unmapping, removing a session `run` created) then happens in destructors, and main prints
-// every message the same way ("faultline: ..." on stderr).
+// arguments. A command reports failure by throwing CliError (message + exit status; the
+// ControlError of the shared controller code in control/, so a failure inside the launcher or
+// an edit ends the command exactly like one raised here): cleanup (unmapping, removing a
+// session `run` created) then happens in destructors, and main prints every message the same
+// way ("faultline: ..." on stderr).
 #pragma once
 
 #include <cstdint>
@@ -10,27 +12,23 @@
 #include <string>
 #include <vector>
 
+#include "control_error.h"
+#include "edits.h"
 #include "policy.h"
 
 namespace faultline::cli {
 
 // spec/cli.md: 0 done, 1 nothing to act on (no such session or fault), 2 bad usage or input.
-inline constexpr int kExitOk = 0;
-inline constexpr int kExitNothing = 1;
-inline constexpr int kExitUsage = 2;
+inline constexpr int kExitOk = kStatusOk;
+inline constexpr int kExitNothing = kStatusNothing;
+inline constexpr int kExitUsage = kStatusUsage;
 
-class CliError : public std::runtime_error {
- public:
-  CliError(int status, const std::string& message) : std::runtime_error(message), status_(status) {}
-  int status() const { return status_; }
-
- private:
-  int status_;
-};
+using CliError = ControlError;
 
 // An empty message: the command already printed what went wrong in its own format.
 [[noreturn]] inline void fail(int status, const std::string& message) {
-  throw CliError(status, message);
+  throw CliError(status == kExitNothing ? ErrorKind::kNoSession : ErrorKind::kUsage, status,
+                 message);
 }
 
 // Compiles a policy file. Warnings go to stderr; an error is printed as file:line:col and ends
@@ -53,7 +51,7 @@ int validate_command(const std::string& policy_path);
 int sessions_command();
 // `session` is empty when the user left SESSION out.
 int status_command(const std::string& session, bool json);
-enum class FaultEdit { kEnable, kDisable, kRemove };
+using faultline::FaultEdit;  // edits.h
 // `args` is [SESSION] FAULT...
 int edit_faults_command(FaultEdit edit, std::vector<std::string> args);
 // `args` is [SESSION] FAULT KEY=VALUE...

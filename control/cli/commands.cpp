@@ -19,6 +19,8 @@
 
 #include "calls.h"
 #include "cli.h"
+#include "edits.h"
+#include "inspect.h"
 #include "output.h"
 #include "policy.h"
 #include "session.h"
@@ -85,19 +87,6 @@ std::unique_ptr<Session> open_leading_session(std::vector<std::string>& args) {
   auto session = attach_or_fail(args.front());
   args.erase(args.begin());
   return session;
-}
-
-std::string fault_list_note(const Session& session) {
-  const auto faults = read_faults(session);
-  return faults.empty() ? "it has no faults" : fmt::format("faults: {}", fault_names(faults));
-}
-
-int require_fault(const Session& session, std::string_view name) {
-  const int index = session.find_fault(name);
-  if (index < 0)
-    fail(kExitNothing, fmt::format("no fault '{}' in session {} ({})", name, session.name(),
-                                   fault_list_note(session)));
-  return index;
 }
 
 // Ended, for `events --follow` and `watch`: unlinked, or every member process is gone (a
@@ -325,61 +314,6 @@ void print_watch_frame(const Session& session, const WatchSample& now,
 
 // ---- events ----------------------------------------------------------------------------------
 
-struct Event {
-  std::uint64_t index = 0;
-  std::int64_t ts_ns = 0;
-  std::uint32_t pid = 0, tid = 0, fault = 0, call = 0, action = 0, present = 0;
-  std::int32_t fd = -1, error = 0;
-  std::uint64_t size = 0, bytes = 0;
-  std::int64_t delay_ns = 0;
-  std::string path;
-  std::string process;     // comm at the injection
-  std::string fault_name;  // the fault's name at the injection
-};
-
-// Text stored NUL-padded in a slot's words (never trusted to hold a terminator).
-template <std::size_t N>
-std::string load_text_words(const std::atomic<std::uint64_t> (&words)[N]) {
-  char text[N * 8];
-  for (std::size_t w = 0; w < N; ++w) {
-    const std::uint64_t word = words[w].load(std::memory_order_relaxed);
-    std::memcpy(text + w * 8, &word, 8);
-  }
-  return std::string(fixed_text(text));
-}
-
-enum class SlotRead { kReady, kPending, kOverwritten };
-
-// Event `index` lives in slot index % kEventSlots; its seq is 2*index+1 while being written and
-// 2*index+2 when complete. Reading the seq again after the fields (acquire fence) detects a
-// writer that lapped us mid-read.
-SlotRead read_event(const ControlBlock& block, std::uint64_t index, Event& event) {
-  const EventSlot& slot = block.events[index % kEventSlots];
-  const std::uint64_t complete = 2 * index + 2;
-  const std::uint64_t seq = slot.seq.load(std::memory_order_acquire);
-  if (seq < complete) return SlotRead::kPending;
-  if (seq > complete) return SlotRead::kOverwritten;
-  constexpr auto r = std::memory_order_relaxed;
-  event.index = index;
-  event.ts_ns = slot.ts_ns.load(r);
-  event.pid = slot.pid.load(r);
-  event.tid = slot.tid.load(r);
-  event.fault = slot.fault.load(r);
-  event.call = slot.call.load(r);
-  event.fd = slot.fd.load(r);
-  event.error = slot.error.load(r);
-  event.action = slot.action.load(r);
-  event.size = slot.size.load(r);
-  event.bytes = slot.bytes.load(r);
-  event.delay_ns = slot.delay_ns.load(r);
-  event.present = slot.present.load(r);
-  event.path = load_text_words(slot.path_words);
-  event.process = load_text_words(slot.process_words);
-  event.fault_name = load_text_words(slot.fault_words);
-  std::atomic_thread_fence(std::memory_order_acquire);
-  return slot.seq.load(r) == complete ? SlotRead::kReady : SlotRead::kOverwritten;
-}
-
 // Turns the integer ids of an event into the names people and the event log use.
 class EventPrinter {
  public:
@@ -397,11 +331,7 @@ class EventPrinter {
   // (shim/events.cpp emit_event), so that a script reads `events --json` and the log file
   // alike. The ring holds the process and fault names as they were at the injection.
   // The ring's text is a path, or the socket address of a @net event, or the name of a @dns one.
-  static const char* text_key(const Event& e) {
-    if (e.present & kEventHasAddr) return "addr";
-    if (e.present & kEventHasHost) return "host";
-    return "path";
-  }
+  static const char* text_key(const Event& e) { return event_text_key(e); }
 
   std::string json(const Event& e) {
     JsonObject o;
@@ -444,30 +374,12 @@ class EventPrinter {
   bool json_;
 };
 
-struct EventCursor {
-  std::uint64_t next = 0;
-  std::uint64_t lost = 0;  // overwritten before we read them
-  int stalls = 0;
-};
-
-// Prints the complete events from the cursor up to the ring's head. A slot still being written
-// ends the pass (the next poll retries it) unless `final_pass` or it has stalled too long.
+// Prints the complete events from the cursor up to the ring's head (read_new_events).
 void print_new_events(const ControlBlock& block, EventCursor& cursor, EventPrinter& printer,
                       bool final_pass) {
-  const std::uint64_t head = block.header.event_head.load(std::memory_order_acquire);
-  if (head > cursor.next + kEventSlots) {
-    cursor.lost += head - kEventSlots - cursor.next;
-    cursor.next = head - kEventSlots;
-  }
-  while (cursor.next < head) {
-    Event event;
-    const SlotRead read = read_event(block, cursor.next, event);
-    if (read == SlotRead::kPending && !final_pass && ++cursor.stalls <= kMaxEventStalls) return;
-    if (read == SlotRead::kReady) printer.print(event);
-    if (read == SlotRead::kOverwritten) ++cursor.lost;
-    ++cursor.next;
-    cursor.stalls = 0;
-  }
+  std::vector<Event> events;
+  read_new_events(block, cursor, final_pass, events, kMaxEventStalls);
+  for (const Event& event : events) printer.print(event);
 }
 
 void report_missed_events(const ControlBlock& block, const EventCursor& cursor,
@@ -479,30 +391,6 @@ void report_missed_events(const ControlBlock& block, const EventCursor& cursor,
     fmt::print(stderr, "faultline: {} events were overwritten before they could be shown\n",
                cursor.lost);
   if (dropped != 0) fmt::print(stderr, "faultline: the session dropped {} events\n", dropped);
-}
-
-// ---- set -------------------------------------------------------------------------------------
-
-// Returns the key. Warnings (an errno this call cannot return) are collected, not refused:
-// each check covers the whole spec, so the same one may come back for every setting.
-std::string apply_setting(FaultSpec& spec, const std::string& setting,
-                          std::vector<std::string>& warnings) {
-  const auto equals = setting.find('=');
-  if (equals == std::string::npos || equals == 0)
-    fail(kExitUsage, fmt::format("expected KEY=VALUE, got '{}' (e.g. probability=0.5)", setting));
-  const std::string_view text(setting);
-  if (auto error =
-          apply_fault_setting(spec, text.substr(0, equals), text.substr(equals + 1), &warnings))
-    fail(kExitUsage, fmt::format("{}: {}", setting, *error));
-  const auto key = text.substr(0, equals);
-  const auto first = key.find_first_not_of(" \t");
-  return std::string(key.substr(first, key.find_last_not_of(" \t") + 1 - first));
-}
-
-void print_unique_warnings(std::vector<std::string> warnings) {
-  std::sort(warnings.begin(), warnings.end());
-  warnings.erase(std::unique(warnings.begin(), warnings.end()), warnings.end());
-  for (const auto& w : warnings) fmt::print(stderr, "faultline: warning: {}\n", w);
 }
 
 }  // namespace
@@ -578,22 +466,9 @@ int edit_faults_command(FaultEdit edit, std::vector<std::string> args) {
   if (args.empty())
     fail(kExitUsage, fmt::format("name the faults to change in session {} ({})", session->name(),
                                  fault_list_note(*session)));
-  // Every name is checked before anything changes: a typo must not leave a half-applied edit.
-  std::vector<std::pair<int, std::string>> targets;
-  for (const auto& name : args) {
-    const int index = require_fault(*session, name);
-    const bool repeated = std::any_of(targets.begin(), targets.end(),
-                                      [&](const auto& t) { return t.first == index; });
-    if (!repeated) targets.emplace_back(index, name);
-  }
   static constexpr std::string_view kDone[] = {"enabled", "disabled", "removed"};
-  for (const auto& [index, name] : targets) {
-    if (edit == FaultEdit::kRemove)
-      session->remove_fault(index);
-    else
-      session->set_enabled(index, edit == FaultEdit::kEnable);
+  for (const std::string& name : edit_faults(*session, edit, args))
     fmt::print("{}: {} {}\n", session->name(), name, kDone[static_cast<int>(edit)]);
-  }
   const std::uint32_t flags = read_state(session->block()).flags;
   if (edit == FaultEdit::kEnable && flags != 0)
     fmt::print(
@@ -607,25 +482,10 @@ int set_command(std::vector<std::string> args) {
   const auto session = open_leading_session(args);
   if (args.size() < 2)
     fail(kExitUsage, "usage: faultline set [SESSION] FAULT KEY=VALUE... (e.g. probability=0.5)");
-  const int index = require_fault(*session, args.front());
   const std::vector<std::string> settings(args.begin() + 1, args.end());
-  bool sets_enabled = false;
-  std::vector<std::string> warnings;
-  FaultSpec spec;
-  // Applied to the current spec under the writer lock: a concurrent `set` is never lost, and
-  // a bad setting (apply_setting throws) publishes nothing.
-  const bool present = session->edit_fault(index, [&](FaultSpec& current) {
-    for (const auto& setting : settings)
-      sets_enabled |= apply_setting(current, setting, warnings) == "enabled";
-    spec = current;
-  });
-  if (!present)
-    fail(kExitNothing,
-         fmt::format("fault '{}' is gone from session {}", args.front(), session->name()));
-  // `enabled` in a spec is only the state a fault is loaded in; live, it is the slot's flag.
-  if (sets_enabled) session->set_enabled(index, spec.enabled_initially != 0);
+  const SetOutcome outcome = set_fault(*session, args.front(), settings);
   fmt::print("{}: {} set {}\n", session->name(), args.front(), fmt::join(settings, " "));
-  print_unique_warnings(std::move(warnings));
+  for (const auto& w : outcome.warnings) fmt::print(stderr, "faultline: warning: {}\n", w);
   return kExitOk;
 }
 
@@ -640,26 +500,7 @@ int add_command(const std::string& session_name, const std::string& snippet_path
   if (specs.empty()) fail(kExitUsage, fmt::format("{} has no [[fault]] tables", snippet_path));
 
   const auto session = open_session(session_name);
-  for (const FaultSpec& spec : specs)
-    if (session->find_fault(fixed_text(spec.name)) >= 0)
-      fail(kExitUsage, fmt::format("session {} already has a fault named '{}': remove it first "
-                                   "(`faultline remove {} {}`) or rename the new one",
-                                   session->name(), fixed_text(spec.name), session->name(),
-                                   fixed_text(spec.name)));
-  if (session->used_slots().size() + specs.size() > kMaxFaults)
-    fail(kExitUsage,
-         fmt::format("session {} holds at most {} faults", session->name(), kMaxFaults));
-
-  std::vector<std::string> added;
-  for (const FaultSpec& spec : specs) {
-    std::string error;
-    if (!session->add_fault(spec, error))
-      fail(kExitUsage,
-           fmt::format(
-               "cannot add '{}': {}{}", fixed_text(spec.name), error,
-               added.empty() ? "" : fmt::format(" (already added: {})", fmt::join(added, ", "))));
-    added.emplace_back(fixed_text(spec.name));
-  }
+  const std::vector<std::string> added = add_faults(*session, specs);
   fmt::print("{}: added {}\n", session->name(), fmt::join(added, ", "));
   return kExitOk;
 }

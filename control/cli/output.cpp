@@ -14,6 +14,7 @@
 #include <fstream>
 
 #include "calls.h"
+#include "net_policy.h"
 
 namespace faultline::cli {
 namespace {
@@ -74,84 +75,6 @@ std::size_t utf8_sequence_length(std::string_view text, std::size_t i) {
 }
 
 }  // namespace
-
-std::vector<FaultView> read_faults(const Session& session) {
-  std::vector<FaultView> faults;
-  for (int index : session.used_slots()) {
-    const FaultSlot& slot = session.block().faults[index];
-    // A corrupt slot is not a fault: Session::corrupt_slots() reports it instead.
-    SlotInspection inspected = inspect_fault_slot(slot);
-    if (!inspected.used) continue;
-    FaultView view;
-    view.index = index;
-    view.spec = inspected.spec;
-    view.enabled = slot.enabled.load(std::memory_order_relaxed) != 0;
-    view.seen = slot.seen.load(std::memory_order_relaxed);
-    view.matched = slot.matched.load(std::memory_order_relaxed);
-    view.injected = slot.injected.load(std::memory_order_relaxed);
-    view.quota_used = slot.quota_used.load(std::memory_order_relaxed);
-    view.first_injection_ns = slot.first_injection_ns.load(std::memory_order_relaxed);
-    view.last_injection_ns = slot.last_injection_ns.load(std::memory_order_relaxed);
-    faults.push_back(view);
-  }
-  return faults;
-}
-
-std::vector<MemberView> read_members(const Session& session) {
-  std::vector<MemberView> members;
-  const ControlBlock& block = session.block();
-  for (std::uint32_t i = 0; i < kMaxPids; ++i) {
-    const pid_t pid = block.header.pids[i].load(std::memory_order_relaxed);
-    if (pid <= 0) continue;
-    MemberView view;
-    view.index = static_cast<int>(i);
-    view.pid = pid;
-    view.alive = kill(pid, 0) == 0 || errno == EPERM;
-    view.process = "-";
-    if (view.alive) {
-      std::ifstream comm(fmt::format("/proc/{}/comm", pid));
-      std::getline(comm, view.process);
-    }
-    const MemberStats& stats = block.members[i];
-    view.seen = stats.seen.load(std::memory_order_relaxed);
-    view.injected = stats.injected.load(std::memory_order_relaxed);
-    view.last_injection_ns = stats.last_injection_ns.load(std::memory_order_relaxed);
-    members.push_back(std::move(view));
-  }
-  return members;
-}
-
-std::string fault_names(const std::vector<FaultView>& faults) {
-  std::vector<std::string> names;
-  for (const auto& f : faults) names.emplace_back(fixed_text(f.spec.name));
-  return join(names, ", ", "");
-}
-
-SessionState read_state(const ControlBlock& block) {
-  const ControlHeader& h = block.header;
-  SessionState state;
-  state.seed = h.seed.load(std::memory_order_relaxed);
-  state.flags = h.flags.load(std::memory_order_acquire);
-  state.armed_mask = h.armed_mask.load(std::memory_order_relaxed);
-  state.injected_total = h.injected_total.load(std::memory_order_relaxed);
-  state.max_faults_total = h.max_faults_total.load(std::memory_order_relaxed);
-  const std::int64_t ttl = h.ttl_ns.load(std::memory_order_relaxed);
-  if (ttl != kForever) {
-    const std::int64_t end = h.start_mono_ns.load(std::memory_order_relaxed) + ttl;
-    state.ttl_left_ns = std::max<std::int64_t>(0, end - monotonic_ns());
-    if (state.ttl_left_ns == 0) state.flags |= kFlagTtlExpired;
-  }
-  if (state.max_faults_total != kUnlimited && state.injected_total >= state.max_faults_total)
-    state.flags |= kFlagBudgetSpent;
-  return state;
-}
-
-std::string_view state_name(std::uint32_t flags, std::uint64_t armed_mask) {
-  if (flags & kFlagPanicked) return "panicked";
-  if (flags & kFlagTtlExpired) return "expired";
-  if (flags & kFlagBudgetSpent) return "over budget";
-  return armed_mask != 0 ? "armed" : "idle";
-}
 
 std::string human_duration(std::int64_t ns) {
   if (ns < 0) return "-" + human_duration(ns == INT64_MIN ? INT64_MAX : -ns);
@@ -231,8 +154,11 @@ std::string calls_text(const FaultSpec& spec) {
     parts.emplace_back(family_name(static_cast<Family>(family)));
     whole |= family;
   }
+  // read/write/readv/writev aimed only at sockets are part of a whole @net.
+  const bool rw_in_net = (whole & kFamNet) && rw_scope_hits(spec, true) && !rw_scope_hits(spec, false);
   for (const CallInfo& c : all_calls())
-    if (has(c) && !(whole & c.family)) parts.emplace_back(c.name);
+    if (has(c) && !(whole & c.family) && !(rw_in_net && is_rw_call(c.id)))
+      parts.emplace_back(c.name);
   return join(parts, ",", "-");
 }
 
@@ -242,6 +168,8 @@ std::string selectors_text(const FaultSpec& spec) {
        {std::pair{"path", fixed_text(spec.path)}, std::pair{"process", fixed_text(spec.process)},
         std::pair{"thread", fixed_text(spec.thread)}, std::pair{"stack", fixed_text(spec.stack)}})
     if (!glob.empty()) parts.push_back(fmt::format("{}={}", key, glob));
+  if (spec.addr_kind != kAddrNone) parts.push_back("addr=" + addr_selector_text(spec));
+  if (spec.host[0]) parts.push_back("host=" + std::string(fixed_text(spec.host)));
   if (spec.has_size) parts.push_back("size=" + size_range_text(spec));
   if (spec.start_after_ns > 0)
     parts.push_back("start_after=" + human_duration(spec.start_after_ns));
@@ -253,7 +181,9 @@ std::string selectors_text(const FaultSpec& spec) {
 std::string action_text(const FaultSpec& spec) {
   std::vector<std::string> parts;
   const std::uint32_t a = spec.actions;
-  if (a & kActError) parts.push_back("error=" + errno_text(spec.error));
+  if (a & kActError)  // a resolver error (EAI_AGAIN) for @dns faults, else the errno
+    parts.push_back("error=" + (spec.dns_error ? std::string(dns_error_name(spec.dns_error))
+                                               : errno_text(spec.error)));
   if (a & kActShort) parts.push_back(short_text(spec));
   if (a & kActCorrupt) parts.push_back(fmt::format("corrupt={}", spec.corrupt_bits));
   if (a & kActQuota) parts.push_back("quota=" + human_size(spec.quota_bytes));
@@ -262,8 +192,10 @@ std::string action_text(const FaultSpec& spec) {
     parts.push_back("crash=" + signal_text(spec.crash_signal));
     if (spec.crash_when == kCrashAfter) parts.emplace_back("when=after");
   }
-  for (std::uint32_t bit : {kActReset, kActBlackhole, kActResolve, kActLimit})
+  for (std::uint32_t bit : {kActReset, kActBlackhole, kActLimit})
     if (a & bit) parts.emplace_back(action_name(bit));
+  if (a & kActResolve) parts.push_back("resolve_to=" + resolve_to_text(spec));
+  if (spec.timeout_ns > 0) parts.push_back("timeout=" + human_duration(spec.timeout_ns));
   if (a & kActDelay) {
     parts.push_back("delay=" + human_duration(spec.delay_ns));
     if (spec.jitter_ns > 0) parts.push_back("jitter=" + human_duration(spec.jitter_ns));

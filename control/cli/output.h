@@ -13,60 +13,13 @@
 #include <vector>
 
 #include "faultline/control_block.h"
+#include "inspect.h"
 #include "session.h"
 
 namespace faultline::cli {
 
-// A NUL-padded char array of the block as text. Bounded by the array: the block is shared with
-// other processes and is never trusted to hold a terminator.
-template <std::size_t N>
-std::string_view fixed_text(const char (&chars)[N]) {
-  return {chars, strnlen(chars, N)};
-}
-
-// One fault as read from the block: the spec through its seqlock, counters with relaxed loads
-// (each counter is exact; the set of them is a moment's snapshot, not an atomic one).
-struct FaultView {
-  int index = 0;
-  FaultSpec spec{};
-  bool enabled = false;
-  std::uint64_t seen = 0;
-  std::uint64_t matched = 0;
-  std::uint64_t injected = 0;
-  std::uint64_t quota_used = 0;
-  std::int64_t first_injection_ns = 0;  // CLOCK_REALTIME, 0 = none yet
-  std::int64_t last_injection_ns = 0;
-};
-// The sound faults of the session; corrupt slots are left out (Session::corrupt_slots()).
-std::vector<FaultView> read_faults(const Session& session);
-std::string fault_names(const std::vector<FaultView>& faults);  // "a, b, c"
-
-// One member process of the session, with its counters (ControlBlock::members).
-struct MemberView {
-  int index = 0;  // slot in the pid table
-  pid_t pid = 0;
-  bool alive = false;
-  std::string process;  // /proc/PID/comm while alive, "-" after
-  std::uint64_t seen = 0;
-  std::uint64_t injected = 0;
-  std::int64_t last_injection_ns = 0;  // CLOCK_REALTIME, 0 = none yet
-};
-// Every process that joined (its pid slot is kept after it exits, until reused).
-std::vector<MemberView> read_members(const Session& session);
-
-// Session-wide state. The TTL and budget flags are also derived from the clock and the counters:
-// the shim sets them only on its next armed call, which may never come.
-struct SessionState {
-  std::uint64_t seed = 0;
-  std::uint32_t flags = 0;  // SessionFlags, as set or as due
-  std::uint64_t armed_mask = 0;
-  std::int64_t ttl_left_ns = kForever;  // kForever: no TTL
-  std::uint64_t injected_total = 0;
-  std::uint64_t max_faults_total = kUnlimited;
-};
-SessionState read_state(const ControlBlock& block);
-// "panicked", "expired", "over budget", "armed" or "idle".
-std::string_view state_name(std::uint32_t flags, std::uint64_t armed_mask);
+// fixed_text, FaultView/read_faults, MemberView/read_members, SessionState/read_state and
+// state_name live in control/inspect.h, shared with the C++ API.
 
 // Units as in a policy file: "250ms", "1.5s", "10m", "1h30m".
 std::string human_duration(std::int64_t ns);

@@ -261,13 +261,13 @@ TEST_F(RedisTest, ResetOnTheClientSocket) {
 [[fault]]
 name = "reset"
 calls = ["write", "send"]
-addr = "127.0.0.1:)" + std::to_string(port_) + R"("
+addr = "127.0.0.1:)" + std::to_string(port_) +
+                                             R"("
 reset = true
 )"),
                                 {kRedisCli, "-p", std::to_string(port_), "ping"});
   EXPECT_NE(r.status(), 0);
-  EXPECT_NE((r.out + r.err).find("Connection reset by peer"), std::string::npos)
-      << r.out << r.err;
+  EXPECT_NE((r.out + r.err).find("Connection reset by peer"), std::string::npos) << r.out << r.err;
   EXPECT_GE(summary_injected(r.err, "reset").value_or(0), 1u) << r.err;  // it may reconnect once
   // The server saw a connection reset and keeps serving everyone else.
   EXPECT_EQ(ping().out, "PONG\n");
@@ -282,7 +282,8 @@ path = ")" + path("events.jsonl") + R"("
 [[fault]]
 name = "reset-accepted"
 calls = ["accept", "accept4"]
-addr = "127.0.0.1:)" + std::to_string(port) + R"("
+addr = "127.0.0.1:)" + std::to_string(port) +
+                                          R"("
 process = "redis-server*"
 reset = true
 )");
@@ -483,15 +484,15 @@ TEST_F(ProbeTest, ErrorOnANonBlockingConnectComesThroughSoError) {
     EXPECT_EQ(r.out, std::string("error ") + err + " (pollerr)\n") << r.err;
   }
   // An error the kernel reports synchronously comes back from connect() itself.
-  const RunResult r = probe({"connect", port(), "2000"},
-                            fault("[\"connect\"]", "error = \"EADDRNOTAVAIL\""));
+  const RunResult r =
+      probe({"connect", port(), "2000"}, fault("[\"connect\"]", "error = \"EADDRNOTAVAIL\""));
   EXPECT_EQ(r.out, "error EADDRNOTAVAIL\n") << r.err;
 }
 
 TEST_F(ProbeTest, DelayedSendStillDelivers) {
   start("echo");
-  const RunResult r = probe({"request", port(), "hello", "5000"},
-                            fault("[\"send\"]", "delay = \"100ms\""));
+  const RunResult r =
+      probe({"request", port(), "hello", "5000"}, fault("[\"send\"]", "delay = \"100ms\""));
   EXPECT_EQ(r.out, "reply 68656c6c6f\n") << r.err;
   EXPECT_EQ(summary_injected(r.err, "f"), 1u) << r.err;
 }
@@ -526,8 +527,7 @@ TEST_F(ProbeTest, ResetAbortsTheConnectionAndThePeerSeesIt) {
 
 TEST_F(ProbeTest, BlackholedConnectNeverCompletes) {
   start("echo");
-  const RunResult r =
-      probe({"connect", port(), "500"}, fault("[\"connect\"]", "blackhole = true"));
+  const RunResult r = probe({"connect", port(), "500"}, fault("[\"connect\"]", "blackhole = true"));
   // Never writable, no error, and a second connect says "already in progress": SYN_SENT.
   EXPECT_EQ(r.out, "timeout so_error=0 again=EALREADY\n") << r.err;
 }
@@ -548,11 +548,124 @@ TEST_F(ProbeTest, PartitionHidesReadinessFromEpollPollAndSelect) {
     EXPECT_EQ(probe({"idle", waiter, port(), "200", "5"}).out,
               "reads=1 eagain=0 timeouts=4 data=PUSH\n")
         << waiter;
-    const RunResult r = probe({"idle", waiter, port(), "200", "5"},
-                              fault("[\"recv\"]", "blackhole = true"));
+    const RunResult r =
+        probe({"idle", waiter, port(), "200", "5"}, fault("[\"recv\"]", "blackhole = true"));
     // The first wait sees the data, recv is blackholed (EAGAIN); from then on nothing.
     EXPECT_EQ(r.out, "reads=0 eagain=1 timeouts=4 data=\n") << waiter << "\n" << r.err;
   }
+}
+
+// ---- blocking sockets (python3) ------------------------------------------------------------
+
+// Blocking calls into a partition and on a reset unix socket, each printing what Python saw:
+//   connect  : a blocking connect, no socket timeout
+//   sndtimeo : a blocking connect with SO_SNDTIMEO = 0.3 s
+//   rcvtimeo : connect, then a blocking recv with SO_RCVTIMEO = 0.3 s
+//   unix DIR : a unix stream pair through DIR/srv.sock; the client sends, the server reads
+constexpr const char* kBlockingPy = R"PY(
+import errno, os, socket, struct, sys
+def outcome(fn):
+    try:
+        r = fn()
+        return "ok" if r is None else "ok %r" % (r,)
+    except OSError as e:
+        return "error %s" % errno.errorcode.get(e.errno, e.errno)
+mode = sys.argv[1]
+if mode == "unix":
+    path = os.path.join(sys.argv[2], "srv.sock")
+    if os.path.exists(path):
+        os.unlink(path)
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+    cli = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    cli.connect(path)
+    conn, _ = srv.accept()
+    print("client send", outcome(lambda: cli.send(b"hello")))
+    print("server recv", outcome(lambda: conn.recv(16)))
+    sys.exit(0)
+port = int(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+if mode == "sndtimeo":
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", 0, 300000))
+if mode == "rcvtimeo":
+    s.connect(("127.0.0.1", port))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 300000))
+    print(outcome(lambda: s.recv(16)))
+else:
+    print(outcome(lambda: s.connect(("127.0.0.1", port))))
+)PY";
+
+class BlockingTest : public NetTest {
+ protected:
+  void SetUp() override {
+    NetTest::SetUp();
+    port_ = start_probe_server(server_, "echo");
+    ASSERT_GT(port_, 0) << server_.err();
+    ASSERT_TRUE(write_file(path("blocking.py"), kBlockingPy));
+  }
+  std::string python(const std::string& mode, const std::string& policy = "") {
+    std::vector<std::string> argv{kPython, path("blocking.py"), mode, std::to_string(port_)};
+    const RunResult r = policy.empty() ? run(argv) : run_under(policy, argv);
+    EXPECT_EQ(r.status(), 0) << r.err;
+    return r.out;
+  }
+  std::string partition(const std::string& calls, const std::string& extra = "") const {
+    return fault_policy("[[fault]]\nname = \"p\"\ncalls = " + calls + "\naddr = \"127.0.0.1:" +
+                        std::to_string(port_) + "\"\nblackhole = true\n" + extra);
+  }
+
+  Background server_;
+  int port_ = 0;
+};
+
+TEST_F(BlockingTest, ConnectIntoAPartitionTimesOut) {
+  EXPECT_EQ(python("connect"), "ok\n");
+  // No socket timeout: the fault's `timeout` stands in for the kernel's SYN retries.
+  EXPECT_EQ(python("connect", partition("[\"connect\"]", "timeout = \"500ms\"\n")),
+            "error ETIMEDOUT\n");
+  // SO_SNDTIMEO first: Linux returns EINPROGRESS when it expires, and so does the shim.
+  EXPECT_EQ(python("sndtimeo", partition("[\"connect\"]", "timeout = \"10s\"\n")),
+            "error EINPROGRESS\n");
+}
+
+TEST_F(BlockingTest, ReceiveInAPartitionEndsAtTheSocketsTimeout) {
+  EXPECT_EQ(python("rcvtimeo"), "error EAGAIN\n");  // the echo server sends nothing first
+  EXPECT_EQ(python("rcvtimeo", partition("[\"recv\"]")), "error EAGAIN\n");
+}
+
+// A unix stream socket cannot send a reset: the peer reads EOF. `addr` selects the client's
+// side by the server's path (the accepted side's peer is an unnamed socket).
+TEST_F(BlockingTest, ResetOfAUnixSocketIsEofForThePeer) {
+  const std::vector<std::string> argv{kPython, path("blocking.py"), "unix", dir_.path()};
+  const RunResult plain = run(argv);
+  ASSERT_EQ(plain.out, "client send ok 5\nserver recv ok b'hello'\n") << plain.err;
+  const RunResult r = run_under(fault_policy(R"([[fault]]
+name = "reset"
+calls = ["send"]
+addr = "unix:*/srv.sock"
+reset = true
+)"),
+                                argv);
+  EXPECT_EQ(r.out, "client send error ECONNRESET\nserver recv ok b''\n") << r.err;
+}
+
+// ---- the shipped examples -------------------------------------------------------------------
+
+class NetExamplesTest : public NetTest {};
+
+TEST_F(NetExamplesTest, ShippedPoliciesValidateAndSlowDnsAnswersTheStandby) {
+  const std::string examples = std::string(FAULTLINE_SOURCE_DIR) + "/examples/";
+  for (const char* name : {"flaky-network.toml", "partition.toml", "slow-dns.toml"}) {
+    const RunResult r = faultline({"validate", examples + name});
+    EXPECT_EQ(r.status(), 0) << name << ": " << r.err;
+  }
+  ASSERT_TRUE(write_file(path("lookup.py"), kLookupPy));
+  // Seed 1 draws no EAI_AGAIN for this first lookup: db.internal is the standby, after 2 s.
+  const RunResult r = faultline({"run", "--seed", "1", "-p", examples + "slow-dns.toml", "--",
+                                 kPython, path("lookup.py"), "getaddrinfo", "db.internal"});
+  EXPECT_EQ(r.out, "resolved 127.0.0.2\n") << r.err;
+  EXPECT_EQ(summary_injected(r.err, "standby"), 1u) << r.err;
 }
 
 // ---- live: partition and heal a running client ----------------------------------------------
@@ -658,8 +771,8 @@ calls = ["connect"]
 addr = "127.0.0.1:)" + std::to_string(port) + R"("
 blackhole = true
 )")));
-  ASSERT_TRUE(client_.start({cli(), "run", "-s", name, "-p", path("policy.toml"), "--",
-                             FL_NETPROBE, "connect", std::to_string(port), "20000"}));
+  ASSERT_TRUE(client_.start({cli(), "run", "-s", name, "-p", path("policy.toml"), "--", FL_NETPROBE,
+                             "connect", std::to_string(port), "20000"}));
   // Wait (bounded) until the connect was blackholed, then lift the partition.
   for (int i = 0; i < 200 && injected(name) != 1; ++i) std::this_thread::sleep_for(25ms);
   ASSERT_EQ(injected(name), 1u);

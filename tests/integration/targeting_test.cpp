@@ -62,6 +62,24 @@ TEST_F(StackTest, SqliteFailsOnlyTheCheckpointersWalSync) {
   }
 }
 
+// The shipped example is the recipe above, and the crash example validates.
+TEST_F(StackTest, ShippedExamplesWork) {
+  const std::string examples = std::string(FAULTLINE_SOURCE_DIR) + "/examples/";
+  for (const char* name : {"sqlite-checkpoint-wal.toml", "crash-before-fsync.toml"}) {
+    const RunResult r = faultline({"validate", examples + name});
+    EXPECT_EQ(r.status(), 0) << name << ": " << r.err;
+  }
+  RunOptions options;
+  options.stdin_text = kWalScript;
+  options.cwd = dir_.path();  // the example logs to faultline-events.jsonl, here
+  const RunResult r = faultline(
+      {"run", "-p", examples + "sqlite-checkpoint-wal.toml", "--", kSqlite, path("db")}, options);
+  EXPECT_NE(r.out.find("rows 3"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("near line 7: disk I/O error"), std::string::npos) << r.err;
+  EXPECT_NE(read_file(path("faultline-events.jsonl")).value_or("").find("sqlite3WalCheckpoint"),
+            std::string::npos);
+}
+
 // The control: the same fault without `stack` fails the first commit's WAL sync instead.
 TEST_F(StackTest, WithoutTheStackSelectorTheFirstCommitFails) {
   RunOptions options;
@@ -208,6 +226,51 @@ for name in ("unw_backtrace", "_ULx86_64_step", "_U_dyn_register", "__libunwind_
             "write err 5\nlibunwind loaded\nunw_backtrace hidden\n_ULx86_64_step hidden\n"
             "_U_dyn_register hidden\n__libunwind_Unwind_Backtrace hidden\n")
       << why << "\n" << summary_;
+}
+
+// A stack fault added to a running program (nothing loaded libunwind at its start), its glob
+// changed, then removed, with `faultline add` and `set`: each takes effect on the next call.
+TEST_F(StackTest, LiveStackFaultsTakeEffectOnTheNextCall) {
+  ASSERT_TRUE(write_file(path("live.py"), R"PY(
+import os, sys
+d = sys.argv[1]
+for line in sys.stdin:
+    if line.strip() == "q":
+        break
+    fd = os.open(os.path.join(d, "live.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.write(fd, b"x\n")
+        result = "ok"
+    except OSError as e:
+        result = "err %d" % e.errno
+    os.close(fd)
+    loaded = any("libunwind" in l for l in open("/proc/self/maps"))
+    print(result, "loaded" if loaded else "not-loaded", flush=True)
+)PY"));
+  ASSERT_TRUE(write_file(path("snippet.toml"),
+                         "[[fault]]\nname = \"live\"\ncalls = [\"write\"]\n"
+                         "path = \"*/live.log\"\nstack = \"_Py_write\"\nerror = \"EIO\"\n"));
+  const std::string name = session("livestack");
+  Background program;
+  ASSERT_TRUE(program.start({cli(), "run", "-q", "-s", name, "--", kPython, path("live.py"),
+                             dir_.path()}));
+  auto step = [&](const std::string& expected) {
+    EXPECT_TRUE(program.write_stdin("w\n"));
+    EXPECT_EQ(program.read_line(15s).value_or("<nothing>"), expected) << program.err();
+  };
+  auto control = [&](const std::vector<std::string>& args) {
+    const RunResult r = faultline(args);
+    EXPECT_EQ(r.status(), 0) << describe(args, r);
+  };
+  step("ok not-loaded");
+  control({"add", name, "-p", path("snippet.toml")});
+  step("err 5 loaded");
+  control({"set", name, "live", "stack=nothing_like_this"});
+  step("ok loaded");
+  control({"set", name, "live", "stack="});  // no stack selector: every write to live.log
+  step("err 5 loaded");
+  EXPECT_TRUE(program.write_stdin("q\n"));
+  EXPECT_EQ(program.stop(10s).status(), 0);
 }
 
 // ---- thread and process names ---------------------------------------------------------------

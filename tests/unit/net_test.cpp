@@ -33,16 +33,16 @@ using testing::TestSession;
 const char* kHeader = "version = 1\nseed = 1\n";
 
 FaultSpec compile_one(const std::string& fault) {
-  CompileResult r = compile_policy_string(std::string(kHeader) + "[[fault]]\nname = \"f\"\n" + fault,
-                                          "net.toml");
+  CompileResult r =
+      compile_policy_string(std::string(kHeader) + "[[fault]]\nname = \"f\"\n" + fault, "net.toml");
   EXPECT_FALSE(r.error) << (r.error ? r.error->to_string() : "");
   return r.policy && !r.policy->faults.empty() ? r.policy->faults[0] : FaultSpec{};
 }
 
 // The error message for a fault body, "" if it compiles.
 std::string refusal(const std::string& fault) {
-  CompileResult r = compile_policy_string(std::string(kHeader) + "[[fault]]\nname = \"f\"\n" + fault,
-                                          "net.toml");
+  CompileResult r =
+      compile_policy_string(std::string(kHeader) + "[[fault]]\nname = \"f\"\n" + fault, "net.toml");
   return r.error ? r.error->message : "";
 }
 
@@ -74,26 +74,31 @@ bool addr_hits(const FaultSpec& spec, const Addr& a) {
 // ---- the compiler ---------------------------------------------------------------------------
 
 TEST(NetPolicy, AddrForms) {
-  FaultSpec exact = compile_one("calls = [\"connect\"]\naddr = \"127.0.0.1:6379\"\nerror = \"ECONNREFUSED\"\n");
+  FaultSpec exact =
+      compile_one("calls = [\"connect\"]\naddr = \"127.0.0.1:6379\"\nerror = \"ECONNREFUSED\"\n");
   EXPECT_TRUE(addr_hits(exact, v4("127.0.0.1", 6379)));
   EXPECT_FALSE(addr_hits(exact, v4("127.0.0.1", 6380)));
   EXPECT_FALSE(addr_hits(exact, v4("127.0.0.2", 6379)));
   // An IPv6 socket talking to an IPv4 peer sees it v4-mapped: it is the same peer.
   EXPECT_TRUE(addr_hits(exact, v6("::ffff:127.0.0.1", 6379)));
 
-  FaultSpec cidr = compile_one("calls = [\"connect\"]\naddr = \"10.0.0.0/8\"\nerror = \"ETIMEDOUT\"\n");
+  FaultSpec cidr =
+      compile_one("calls = [\"connect\"]\naddr = \"10.0.0.0/8\"\nerror = \"ETIMEDOUT\"\n");
   EXPECT_TRUE(addr_hits(cidr, v4("10.200.1.2", 1)));
   EXPECT_FALSE(addr_hits(cidr, v4("11.0.0.1", 1)));
 
-  FaultSpec port = compile_one("calls = [\"connect\"]\naddr = \"*:5432\"\nerror = \"ECONNREFUSED\"\n");
+  FaultSpec port =
+      compile_one("calls = [\"connect\"]\naddr = \"*:5432\"\nerror = \"ECONNREFUSED\"\n");
   EXPECT_TRUE(addr_hits(port, v4("192.0.2.1", 5432)));
   EXPECT_TRUE(addr_hits(port, v6("2001:db8::1", 5432)));
   EXPECT_FALSE(addr_hits(port, v4("192.0.2.1", 5433)));
 
-  FaultSpec six = compile_one("calls = [\"connect\"]\naddr = \"[::1]:*\"\nerror = \"ECONNREFUSED\"\n");
+  FaultSpec six =
+      compile_one("calls = [\"connect\"]\naddr = \"[::1]:*\"\nerror = \"ECONNREFUSED\"\n");
   EXPECT_TRUE(addr_hits(six, v6("::1", 80)));
   EXPECT_FALSE(addr_hits(six, v4("127.0.0.1", 80)));
-  FaultSpec six_net = compile_one("calls = [\"connect\"]\naddr = \"[fd00::/8]:443\"\nerror = \"EIO\"\n");
+  FaultSpec six_net =
+      compile_one("calls = [\"connect\"]\naddr = \"[fd00::/8]:443\"\nerror = \"EIO\"\n");
   EXPECT_TRUE(addr_hits(six_net, v6("fd12::5", 443)));
   EXPECT_FALSE(addr_hits(six_net, v6("fe80::5", 443)));
   FaultSpec bare = compile_one("calls = [\"connect\"]\naddr = \"::1\"\nerror = \"EIO\"\n");
@@ -111,6 +116,18 @@ TEST(NetPolicy, AddrForms) {
   std::strcpy(un.sun_path, "/tmp/app.sock");
   EXPECT_FALSE(addr_hits(unix_glob, un));
   EXPECT_FALSE(addr_hits(unix_glob, v4("127.0.0.1", 1)));
+}
+
+TEST(NetPolicy, AddrPrintsBackAsWritten) {
+  for (const char* text : {"127.0.0.1:6379", "10.0.0.0/8", "*:5432", "*", "[::1]:*",
+                           "[fd00::/8]:443", "unix:/run/*.sock", "192.168.0.0/16:53"}) {
+    FaultSpec s = compile_one(std::string("calls = [\"connect\"]\naddr = \"") + text +
+                              "\"\nerror = \"EIO\"\n");
+    EXPECT_EQ(addr_selector_text(s), text);
+  }
+  EXPECT_EQ(
+      addr_selector_text(compile_one("calls = [\"connect\"]\naddr = \"::1\"\nerror = \"EIO\"\n")),
+      "[::1]:*");
 }
 
 TEST(NetPolicy, BadAddrIsRefusedWithItsReason) {
@@ -136,7 +153,8 @@ TEST(NetPolicy, BadAddrIsRefusedWithItsReason) {
 
 TEST(NetPolicy, ErrorPositionsPointAtTheValue) {
   CompileResult r = compile_policy_string(
-      "version = 1\n[[fault]]\nname = \"f\"\ncalls = [\"connect\"]\naddr = \"1.2.3\"\nerror = \"EIO\"\n",
+      "version = 1\n[[fault]]\nname = \"f\"\ncalls = [\"connect\"]\naddr = \"1.2.3\"\nerror = "
+      "\"EIO\"\n",
       "p.toml");
   ASSERT_TRUE(r.error);
   EXPECT_EQ(r.error->line, 5);
@@ -149,22 +167,25 @@ TEST(NetPolicy, ResolverErrorsBelongToDns) {
   EXPECT_EQ(again.dns_error, EAI_AGAIN);
   EXPECT_EQ(again.error, 0);
   // gethostbyname*'s names mean the same thing.
-  EXPECT_EQ(compile_one("calls = [\"gethostbyname\"]\nerror = \"TRY_AGAIN\"\n").dns_error, EAI_AGAIN);
+  EXPECT_EQ(compile_one("calls = [\"gethostbyname\"]\nerror = \"TRY_AGAIN\"\n").dns_error,
+            EAI_AGAIN);
   EXPECT_EQ(compile_one("calls = [\"@dns\"]\nerror = \"HOST_NOT_FOUND\"\n").dns_error, EAI_NONAME);
   // An errno on a lookup: EAI_SYSTEM with that errno (dns_error 0 at compile time).
   FaultSpec sys = compile_one("calls = [\"getaddrinfo\"]\nerror = \"ECONNREFUSED\"\n");
   EXPECT_EQ(sys.dns_error, 0);
   EXPECT_EQ(sys.error, ECONNREFUSED);
 
-  EXPECT_NE(refusal("calls = [\"connect\"]\nerror = \"EAI_AGAIN\"\n")
-                .find("'EAI_AGAIN' is a resolver error: it applies only to @dns calls, not 'connect'"),
-            std::string::npos);
+  EXPECT_NE(
+      refusal("calls = [\"connect\"]\nerror = \"EAI_AGAIN\"\n")
+          .find("'EAI_AGAIN' is a resolver error: it applies only to @dns calls, not 'connect'"),
+      std::string::npos);
   // From families, the calls that cannot take it are dropped.
   FaultSpec mixed = compile_one("calls = [\"@net\", \"@dns\"]\nerror = \"EAI_FAIL\"\n");
   EXPECT_TRUE(has(mixed, kCall_getaddrinfo));
   EXPECT_FALSE(has(mixed, kCall_connect));
   EXPECT_EQ(mixed.families, std::uint32_t{kFamDns});
-  EXPECT_NE(refusal("calls = [\"getaddrinfo\"]\nerror = \"EAI_AGIAN\"\n").find("did you mean 'EAI_AGAIN'"),
+  EXPECT_NE(refusal("calls = [\"getaddrinfo\"]\nerror = \"EAI_AGIAN\"\n")
+                .find("did you mean 'EAI_AGAIN'"),
             std::string::npos);
   EXPECT_EQ(errno_name(EAI_AGAIN), "EAI_AGAIN");
 }
@@ -183,9 +204,11 @@ TEST(NetPolicy, ResolveTo) {
   EXPECT_FALSE(has(s, kCall_getnameinfo));
   EXPECT_FALSE(has(s, kCall_gethostbyaddr));
 
-  EXPECT_NE(refusal("calls = [\"@dns\"]\nresolve_to = [\"localhost\"]\n").find("bad address 'localhost'"),
+  EXPECT_NE(
+      refusal("calls = [\"@dns\"]\nresolve_to = [\"localhost\"]\n").find("bad address 'localhost'"),
+      std::string::npos);
+  EXPECT_NE(refusal("calls = [\"@dns\"]\nresolve_to = []\n").find("at least one"),
             std::string::npos);
-  EXPECT_NE(refusal("calls = [\"@dns\"]\nresolve_to = []\n").find("at least one"), std::string::npos);
   EXPECT_NE(refusal("calls = [\"@dns\"]\nresolve_to = \"127.0.0.1\"\n").find("must be an array"),
             std::string::npos);
   EXPECT_NE(refusal("calls = [\"@dns\"]\nresolve_to = [\"1.1.1.1\",\"1.1.1.2\",\"1.1.1.3\","
@@ -269,11 +292,24 @@ TEST(NetPolicy, LiveSetKeepsTheScopeOfALoadedFault) {
   std::optional<std::string> problem = apply_fault_setting(s, "reset", "true");
   ASSERT_TRUE(problem);
   EXPECT_NE(problem->find("not valid for call 'write' on a file"), std::string::npos) << *problem;
-  FaultSpec net = compile_one("calls = [\"connect\", \"send\", \"recv\"]\nerror = \"ECONNRESET\"\n");
+  FaultSpec net =
+      compile_one("calls = [\"connect\", \"send\", \"recv\"]\nerror = \"ECONNRESET\"\n");
   EXPECT_EQ(apply_fault_setting(net, "blackhole", "true"), std::nullopt);
   EXPECT_EQ(net.actions, kActBlackhole);
   EXPECT_EQ(apply_fault_setting(net, "addr", "\"127.0.0.1:80\""), std::nullopt);
   EXPECT_EQ(net.addr_port, 80);
+  EXPECT_EQ(addr_selector_text(net), "127.0.0.1:80");
+  // An empty value removes the selector, as for path.
+  EXPECT_EQ(apply_fault_setting(net, "addr", ""), std::nullopt);
+  EXPECT_EQ(net.addr_kind, kAddrNone);
+  FaultSpec dns =
+      compile_one("calls = [\"getaddrinfo\"]\nhost = \"*.test\"\nerror = \"EAI_FAIL\"\n");
+  EXPECT_EQ(apply_fault_setting(dns, "host", "\"\""), std::nullopt);
+  EXPECT_EQ(dns.host[0], '\0');
+  EXPECT_EQ(apply_fault_setting(dns, "resolve_to", "[\"::1\"]"), std::nullopt);
+  EXPECT_EQ(dns.actions, kActResolve);
+  EXPECT_EQ(dns.dns_error, 0);  // the old action's parameters are gone
+  EXPECT_EQ(resolve_to_text(dns), "[\"::1\"]");
 }
 
 // ---- the engine -----------------------------------------------------------------------------
@@ -359,6 +395,21 @@ TEST(NetEngine, AddrMatchesThePeerOrTheLocalAddressOfTheSocket) {
   EXPECT_FALSE(injects(shim::CallSite{kCall_write, file}));
   close(file);
   unlink(path);
+}
+
+// With only @net armed, read/write on a file never reach decide(): not counted, not matched.
+TEST(NetEngine, OnlyNetArmedLetsFileIoThroughWithoutDeciding) {
+  LoopbackPair pair;
+  ASSERT_GE(pair.client, 0);
+  TestSession s(std::string(kHeader) + "[[fault]]\nname='f'\ncalls=['@net']\nerror='EIO'\n");
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  shim::Guard guard;
+  // (the unit tests' armed word is the zero sentinel: @write/@read count as not armed)
+  EXPECT_TRUE(shim::only_net_and_not_socket(guard, kFamWrite, p[1]));
+  EXPECT_FALSE(shim::only_net_and_not_socket(guard, kFamWrite, pair.client));
+  close(p[0]);
+  close(p[1]);
 }
 
 TEST(NetEngine, FileFaultsStillSkipSockets) {

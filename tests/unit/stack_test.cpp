@@ -236,6 +236,9 @@ TEST(StackSelector, CachedMatchesFollowANewPolicy) {
 
 TEST(StackSelector, ThreadsShareTheCacheAndCountExactly) {
   TestSession s(policy_with_stack("*helper_static_frame*"));
+  // Build this session's rules first: threads that race the rebuild decide with the previous
+  // rules meanwhile, by design (engine.cpp, current_rules).
+  ASSERT_FALSE(fsync_injected());
   constexpr int kThreads = 4, kCalls = 200;
   std::atomic<int> injected{0}, direct{0};
   std::vector<std::thread> threads;
@@ -420,6 +423,9 @@ TEST(TargetingPolicy, LiveSetChangesTheStackGlob) {
   EXPECT_FALSE(apply_fault_setting(spec, "log_stack", "true"));
   EXPECT_EQ(spec.log_stack, 1);
   EXPECT_TRUE(apply_fault_setting(spec, "stack", "'a[b'"));
+  EXPECT_STREQ(spec.stack, "sqlite3Wal*") << "a refused value changes nothing";
+  EXPECT_FALSE(apply_fault_setting(spec, "stack", ""));  // `set f stack=` removes it
+  EXPECT_STREQ(spec.stack, "");
 }
 
 }  // namespace

@@ -1,0 +1,563 @@
+// Launching a program under a session: see launcher.h. Moved here from `faultline run` so that
+// the C++ API starts programs with exactly the same checks and environment.
+#include "launcher.h"
+
+#include <dirent.h>
+#include <elf.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <linux/close_range.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <charconv>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+
+extern char** environ;
+
+namespace faultline::launch {
+namespace {
+
+// Linux follows at most this many #! interpreters (BINPRM_MAX_RECURSION in fs/exec.c).
+constexpr int kMaxInterpreterDepth = 4;
+
+std::string errno_message(int err) { return std::strerror(err); }
+
+[[noreturn]] void fail(ErrorKind kind, int status, const std::string& message) {
+  throw_control_error(kind, status, message);
+}
+
+// ---- file descriptors ------------------------------------------------------------------------
+
+// CMD must inherit exactly what the caller gave faultline (`3>file` included), and none of the
+// descriptors faultline opened itself (the session's shm file, policy files, pipes).
+void cloexec_all_except(const std::vector<int>& inherited) {
+  for (int fd : open_fds()) {
+    if (fd <= STDERR_FILENO || std::find(inherited.begin(), inherited.end(), fd) != inherited.end())
+      continue;
+    const int flags = fcntl(fd, F_GETFD);
+    if (flags >= 0) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+  }
+}
+
+// ---- finding CMD -------------------------------------------------------------------------------
+
+void require_executable(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0)
+    fail(errno == ENOENT || errno == ENOTDIR ? ErrorKind::kCommandNotFound
+                                             : ErrorKind::kCannotExecute,
+         errno == ENOENT || errno == ENOTDIR ? kStatusNotFound : kStatusCannotExecute,
+         fmt::format("{}: {}", path, errno_message(errno)));
+  if (S_ISDIR(st.st_mode))
+    fail(ErrorKind::kCannotExecute, kStatusCannotExecute,
+         fmt::format("{}: is a directory", path));
+  if (access(path.c_str(), X_OK) != 0)
+    fail(ErrorKind::kCannotExecute, kStatusCannotExecute,
+         fmt::format("{}: {}", path, errno_message(errno)));
+}
+
+// ---- can the preload reach it? -------------------------------------------------------------
+
+struct ElfInfo {
+  unsigned char elf_class = 0;  // ELFCLASS32 / ELFCLASS64
+  unsigned char data = 0;       // ELFDATA2LSB / ELFDATA2MSB
+  std::uint16_t machine = 0;
+  std::uint16_t type = 0;
+  bool valid = false;  // the header and program headers are what the kernel would load
+  bool has_interp = false;
+};
+
+constexpr unsigned char kNativeData =
+    std::endian::native == std::endian::little ? ELFDATA2LSB : ELFDATA2MSB;
+
+// The kernel's own limits on program headers (load_elf_phdrs in fs/binfmt_elf.c).
+template <class Ehdr, class Phdr>
+void scan_program_headers(int fd, ElfInfo& info) {
+  Ehdr header;
+  if (pread(fd, &header, sizeof header, 0) != static_cast<ssize_t>(sizeof header)) return;
+  info.type = header.e_type;
+  const std::size_t size = std::size_t{header.e_phnum} * header.e_phentsize;
+  if (header.e_phentsize != sizeof(Phdr) || size == 0 || size > 65536) return;
+  std::vector<Phdr> phdrs(header.e_phnum);
+  if (pread(fd, phdrs.data(), size, static_cast<off_t>(header.e_phoff)) !=
+      static_cast<ssize_t>(size))
+    return;
+  info.valid = true;
+  info.has_interp =
+      std::any_of(phdrs.begin(), phdrs.end(), [](const Phdr& p) { return p.p_type == PT_INTERP; });
+}
+
+// nullopt: not an ELF file at all.
+std::optional<ElfInfo> read_elf(int fd) {
+  unsigned char ident[EI_NIDENT];
+  if (pread(fd, ident, sizeof ident, 0) != EI_NIDENT || std::memcmp(ident, ELFMAG, SELFMAG) != 0)
+    return std::nullopt;
+  ElfInfo info;
+  info.elf_class = ident[EI_CLASS];
+  info.data = ident[EI_DATA];
+  unsigned char machine[2] = {0, 0};  // e_machine: offset 18 in both classes
+  if (pread(fd, machine, 2, 18) == 2)
+    info.machine =
+        info.data == ELFDATA2MSB ? (machine[0] << 8 | machine[1]) : (machine[1] << 8 | machine[0]);
+  // A foreign byte order cannot match our shim anyway: the architecture check reports it.
+  if (info.data != kNativeData) return info;
+  if (info.elf_class == ELFCLASS64) scan_program_headers<Elf64_Ehdr, Elf64_Phdr>(fd, info);
+  if (info.elf_class == ELFCLASS32) scan_program_headers<Elf32_Ehdr, Elf32_Phdr>(fd, info);
+  return info;
+}
+
+std::string architecture_text(const ElfInfo& elf) {
+  std::string machine;
+  switch (elf.machine) {
+    case EM_X86_64:
+      machine = "x86-64";
+      break;
+    case EM_386:
+      machine = "i386";
+      break;
+    case EM_AARCH64:
+      machine = "arm64";
+      break;
+    case EM_ARM:
+      machine = "arm";
+      break;
+    case EM_RISCV:
+      machine = "riscv";
+      break;
+    case EM_PPC64:
+      machine = "ppc64";
+      break;
+    case EM_S390:
+      machine = "s390";
+      break;
+    default:
+      machine = fmt::format("machine {}", elf.machine);
+  }
+  const int bits = elf.elf_class == ELFCLASS64 ? 64 : 32;
+  return fmt::format("{}-bit {}{}", bits, machine, elf.data == ELFDATA2MSB ? " big-endian" : "");
+}
+
+// The interpreter the kernel would run for a script: its #! line, or /bin/sh (execvp runs a
+// file the kernel cannot execute, ENOEXEC, through the shell).
+std::string script_interpreter(int fd) {
+  char buffer[256];  // BINPRM_BUF_SIZE: the kernel reads no more of a #! line
+  const ssize_t n = pread(fd, buffer, sizeof buffer, 0);
+  if (n < 2 || buffer[0] != '#' || buffer[1] != '!') return "/bin/sh";
+  const std::string_view line(buffer + 2, static_cast<std::size_t>(n) - 2);
+  const std::size_t start = line.find_first_not_of(" \t");
+  if (start == std::string_view::npos || line[start] == '\n') return "/bin/sh";
+  const std::size_t end = line.find_first_of(" \t\n", start);
+  return std::string(line.substr(start, end == std::string_view::npos ? end : end - start));
+}
+
+// The dynamic loader ignores LD_PRELOAD (from anywhere but the trusted system directories)
+// when the exec is "secure" (AT_SECURE): set-user-ID or set-group-ID that changes our ids, or
+// file capabilities, unless no_new_privs or a nosuid mount makes the kernel ignore them.
+std::optional<std::string> secure_exec_reason(const std::string& path, const struct stat& st) {
+  struct statvfs fs;
+  if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1) return std::nullopt;
+  if (statvfs(path.c_str(), &fs) == 0 && (fs.f_flag & ST_NOSUID)) return std::nullopt;
+  if ((st.st_mode & S_ISUID) && st.st_uid != getuid()) return "set-user-ID";
+  if ((st.st_mode & S_ISGID) && (st.st_mode & S_IXGRP) && st.st_gid != getgid())
+    return "set-group-ID";
+  if (getuid() != 0 && getxattr(path.c_str(), "security.capability", nullptr, 0) > 0)
+    return "given file capabilities";
+  return std::nullopt;
+}
+
+void vet_elf(const std::string& shown, const ElfInfo& elf, const ElfInfo& shim,
+             const std::string& shim_path) {
+  if (elf.elf_class != shim.elf_class || elf.data != shim.data || elf.machine != shim.machine)
+    fail(ErrorKind::kUnreachable, kStatusUsage,
+         fmt::format("{} is a {} program and {} is {}: the loader would skip the "
+                     "preload. Point FAULTLINE_SHIM at a libfaultline.so built for {}",
+                     shown, architecture_text(elf), shim_path, architecture_text(shim),
+                     architecture_text(elf)));
+  if (!elf.valid || (elf.type != ET_EXEC && elf.type != ET_DYN))
+    fail(ErrorKind::kCannotExecute, kStatusCannotExecute,
+         fmt::format("{}: not an executable this system can run", shown));
+  if (!elf.has_interp)
+    fail(ErrorKind::kUnreachable, kStatusUsage,
+         fmt::format("{} is statically linked: no LD_PRELOAD library can reach it, "
+                     "so no fault would ever fire. Run a dynamically linked build",
+                     shown));
+}
+
+struct FdCloser {
+  int fd;
+  ~FdCloser() { close(fd); }
+};
+
+// Refuses CMD when the preload could not reach it; follows #! interpreters as the kernel does
+// (set-id bits on a script are ignored by Linux, so only the interpreter's count).
+void vet(const std::string& path, const std::string& shown, const ElfInfo& shim,
+         const std::string& shim_path, int depth, std::vector<std::string>& warnings) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    // Execute-only files run fine but cannot be inspected.
+    warnings.push_back(fmt::format(
+        "cannot read {} to check that the preload reaches it ({}); running it anyway", shown,
+        errno_message(errno)));
+    return;
+  }
+  const FdCloser closer{fd};
+  if (const auto elf = read_elf(fd)) {
+    struct stat st;
+    if (fstat(fd, &st) == 0)
+      if (auto reason = secure_exec_reason(path, st))
+        fail(ErrorKind::kUnreachable, kStatusUsage,
+             fmt::format("{} is {}: the loader runs it in secure-execution mode and "
+                         "ignores LD_PRELOAD, so no fault would ever fire. Run a "
+                         "copy without that privilege",
+                         shown, *reason));
+    vet_elf(shown, *elf, shim, shim_path);
+    return;
+  }
+  if (depth >= kMaxInterpreterDepth)
+    fail(ErrorKind::kCannotExecute, kStatusCannotExecute,
+         fmt::format("{}: too many levels of #! interpreters", shown));
+  const std::string interpreter = script_interpreter(fd);
+  if (access(interpreter.c_str(), X_OK) != 0)
+    fail(ErrorKind::kCannotExecute, kStatusCannotExecute,
+         fmt::format("{}: bad interpreter {}: {}", shown, interpreter, errno_message(errno)));
+  vet(interpreter, fmt::format("{} (the interpreter of {})", interpreter, shown), shim, shim_path,
+      depth + 1, warnings);
+}
+
+ElfInfo read_shim_elf(const std::string& shim) {
+  const int fd = open(shim.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail(ErrorKind::kNoShim, kStatusUsage, fmt::format("{}: {}", shim, errno_message(errno)));
+  const FdCloser closer{fd};
+  const auto elf = read_elf(fd);
+  if (!elf || !elf->valid)
+    fail(ErrorKind::kNoShim, kStatusUsage, fmt::format("{}: not a shared library", shim));
+  return *elf;
+}
+
+// ---- the shim --------------------------------------------------------------------------------
+
+std::string executable_dir() {
+  std::error_code error;
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe", error);
+  return error ? std::string(".") : exe.parent_path().string();
+}
+
+// The canonical path when the library is there and readable; nullopt otherwise.
+std::optional<std::string> usable_shim(const std::string& candidate) {
+  std::error_code error;
+  const auto path = std::filesystem::canonical(candidate, error);
+  if (error || access(path.c_str(), R_OK) != 0) return std::nullopt;
+  // LD_PRELOAD separates its entries with spaces and colons and has no quoting.
+  if (path.string().find_first_of(" :\t\n") != std::string::npos)
+    fail(ErrorKind::kNoShim, kStatusUsage,
+         fmt::format("{}: LD_PRELOAD cannot carry a path with spaces or colons; "
+                     "move the library or set FAULTLINE_SHIM",
+                     path.string()));
+  return path.string();
+}
+
+// ---- starting CMD ------------------------------------------------------------------------------
+
+bool has_key(std::string_view entry, std::string_view key) {
+  return entry.size() > key.size() && entry.starts_with(key) && entry[key.size()] == '=';
+}
+
+std::vector<char*> c_strings(const std::vector<std::string>& strings) {
+  std::vector<char*> pointers;
+  for (const auto& s : strings) pointers.push_back(const_cast<char*>(s.c_str()));
+  pointers.push_back(nullptr);
+  return pointers;
+}
+
+// What went wrong in the child before its exec, sent back through the report pipe.
+enum class ChildStage : int { kExec, kChdir, kRedirect };
+struct ChildReport {
+  ChildStage stage;
+  int error;
+};
+
+// Every descriptor from 3 up closes at exec. close_range(CLOSE_RANGE_CLOEXEC) (Linux 5.11)
+// is one system call; older kernels get the bounded loop. Async-signal-safe either way.
+void cloexec_from_3() {
+  if (syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) == 0) return;
+  struct rlimit limit;
+  const rlim_t top = getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < 65536
+                         ? limit.rlim_cur
+                         : 65536;
+  for (int fd = 3; fd < static_cast<int>(top); ++fd) {
+    const int flags = fcntl(fd, F_GETFD);
+    if (flags >= 0) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+  }
+}
+
+// dup2 onto a standard descriptor, leaving it open across exec.
+bool redirect(int from, int to) {
+  if (from < 0 || from == to) return true;
+  return dup2(from, to) == to;
+}
+
+// In the child: only async-signal-safe calls (the caller may have threads).
+[[noreturn]] void exec_child(const std::string& path, std::vector<char*>& argv,
+                             std::vector<char*>& envp, const SpawnOptions& options,
+                             const sigset_t& mask, int report) {
+  ChildReport outcome{ChildStage::kExec, 0};
+  if (options.new_process_group) setpgid(0, 0);
+  if (!redirect(options.stdin_fd, STDIN_FILENO) || !redirect(options.stdout_fd, STDOUT_FILENO) ||
+      !redirect(options.stderr_fd, STDERR_FILENO)) {
+    outcome = {ChildStage::kRedirect, errno};
+  } else if (!options.cwd.empty() && chdir(options.cwd.c_str()) != 0) {
+    outcome = {ChildStage::kChdir, errno};
+  } else {
+    if (options.inherited_fds == nullptr) cloexec_from_3();
+    sigprocmask(SIG_SETMASK, &mask, nullptr);
+    // execvpe, not execve: a file without #! that the kernel refuses (ENOEXEC) runs through
+    // /bin/sh as under a shell; `path` holds a slash, so there is no second PATH search.
+    execvpe(path.c_str(), argv.data(), envp.data());
+    outcome.error = errno;
+  }
+  [[maybe_unused]] const ssize_t written = write(report, &outcome, sizeof outcome);
+  _exit(kStatusNotFound);
+}
+
+bool read_report(int fd, ChildReport& report) {
+  ssize_t n;
+  do n = read(fd, &report, sizeof report);
+  while (n < 0 && errno == EINTR);
+  return n == static_cast<ssize_t>(sizeof report);
+}
+
+}  // namespace
+
+// ---- seed, session name, log path -------------------------------------------------------------
+
+std::uint64_t random_u64() {
+  std::uint64_t value = 0;
+  while (getrandom(&value, sizeof value, 0) != static_cast<ssize_t>(sizeof value))
+    if (errno != EINTR)
+      fail(ErrorKind::kSystem, kStatusUsage, fmt::format("getrandom: {}", std::strerror(errno)));
+  return value;
+}
+
+std::uint64_t parse_seed(std::string_view text, std::string_view source) {
+  std::uint64_t seed = 0;
+  const auto [stop, error] = std::from_chars(text.data(), text.data() + text.size(), seed);
+  if (text.empty() || error != std::errc() || stop != text.data() + text.size())
+    fail(ErrorKind::kUsage, kStatusUsage,
+         fmt::format("{}{}: a seed is a whole number from 0 to {}", source, text, UINT64_MAX));
+  return seed;
+}
+
+std::uint64_t choose_seed(std::optional<std::uint64_t> explicit_seed, const Policy& policy) {
+  if (explicit_seed) return *explicit_seed;
+  if (const char* env = std::getenv("FAULTLINE_SEED"); env != nullptr && *env != '\0')
+    return parse_seed(env, "FAULTLINE_SEED=");
+  return policy.has_seed ? policy.seed : random_u64();
+}
+
+std::string choose_session_name(const std::string& requested) {
+  if (requested.empty()) return fmt::format("fl-{}-{:04x}", getpid(), random_u64() & 0xffff);
+  if (!valid_session_name(requested))
+    fail(ErrorKind::kUsage, kStatusUsage,
+         fmt::format("bad session name '{}' (use [A-Za-z0-9_.-], at most {} characters)",
+                     requested, kSessionNameMax - 1));
+  return requested;
+}
+
+std::optional<std::string> log_path_override(const std::string& explicit_log) {
+  if (!explicit_log.empty()) return explicit_log;
+  const char* env = std::getenv("FAULTLINE_LOG");
+  if (env == nullptr || *env == '\0') return std::nullopt;
+  return std::string(env);
+}
+
+// ---- the program ---------------------------------------------------------------------------
+
+// The PATH search execvp would do, done here so that the file we vet is the file we run.
+std::string resolve_command(const std::string& command) {
+  if (command.empty()) fail(ErrorKind::kCommandNotFound, kStatusNotFound, "empty command name");
+  if (command.find('/') != std::string::npos) {
+    require_executable(command);
+    return command;
+  }
+  const char* env = std::getenv("PATH");
+  const std::string search = env != nullptr ? env : "/bin:/usr/bin";  // glibc's _CS_PATH
+  bool denied = false;
+  std::size_t start = 0;
+  while (start <= search.size()) {
+    const std::size_t colon = std::min(search.find(':', start), search.size());
+    const std::string dir = search.substr(start, colon - start);
+    const std::string candidate = (dir.empty() ? "." : dir) + "/" + command;
+    struct stat st;
+    if (stat(candidate.c_str(), &st) == 0) {
+      if (S_ISREG(st.st_mode) && access(candidate.c_str(), X_OK) == 0) return candidate;
+      denied = true;
+    }
+    start = colon + 1;
+  }
+  if (denied)
+    fail(ErrorKind::kCannotExecute, kStatusCannotExecute,
+         fmt::format("{}: found in PATH but not executable", command));
+  fail(ErrorKind::kCommandNotFound, kStatusNotFound,
+       fmt::format("{}: command not found", command));
+}
+
+void vet_program(const std::string& program, const std::string& shim,
+                 std::vector<std::string>& warnings) {
+  vet(program, program, read_shim_elf(shim), shim, 0, warnings);
+}
+
+// ---- the shim --------------------------------------------------------------------------------
+
+std::string named_shim(const std::string& path, std::string_view label) {
+  if (access(path.c_str(), R_OK) != 0)
+    fail(ErrorKind::kNoShim, kStatusUsage,
+         fmt::format("{}{}: {}", label, path, errno_message(errno)));
+  if (auto usable = usable_shim(path)) return *usable;
+  fail(ErrorKind::kNoShim, kStatusUsage, fmt::format("{}{}: not usable", label, path));
+}
+
+std::string find_shim(const std::vector<std::string>& defaults) {
+  if (const char* env = std::getenv("FAULTLINE_SHIM"); env != nullptr && *env != '\0')
+    return named_shim(env, "FAULTLINE_SHIM=");
+  for (const auto& candidate : defaults)
+    if (auto usable = usable_shim(candidate)) return *usable;
+  fail(ErrorKind::kNoShim, kStatusUsage,
+       fmt::format("cannot find libfaultline.so (looked for {}): set FAULTLINE_SHIM to its path",
+                   fmt::join(defaults, " and ")));
+}
+
+std::vector<std::string> executable_shim_defaults() {
+  const std::string dir = executable_dir();
+  return {dir + "/libfaultline.so", dir + "/../lib/faultline/libfaultline.so"};
+}
+
+// ---- the environment -----------------------------------------------------------------------
+
+std::vector<std::string> child_environment(const std::vector<std::string>& base,
+                                           const std::string& shim, const std::string& session) {
+  static constexpr std::string_view kReplaced[] = {
+      "LD_PRELOAD", "FAULTLINE_SESSION", "FAULTLINE_POLICY", "FAULTLINE_SEED", "FAULTLINE_LOG"};
+  std::vector<std::string> env;
+  std::string existing_preload;
+  for (const std::string& entry : base) {
+    if (has_key(entry, "LD_PRELOAD")) existing_preload = entry.substr(sizeof "LD_PRELOAD");
+    if (std::none_of(std::begin(kReplaced), std::end(kReplaced),
+                     [&](std::string_view key) { return has_key(entry, key); }))
+      env.push_back(entry);
+  }
+  std::string preload = "LD_PRELOAD=" + shim;
+  if (!existing_preload.empty()) preload += fmt::format(":{}", existing_preload);
+  env.push_back(std::move(preload));
+  env.push_back("FAULTLINE_SESSION=" + session);
+  return env;
+}
+
+std::vector<std::string> current_environment() {
+  std::vector<std::string> env;
+  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry)
+    env.emplace_back(*entry);
+  return env;
+}
+
+// ---- the session ---------------------------------------------------------------------------
+
+std::unique_ptr<Session> create_session(const std::string& name, const Policy& policy) {
+  std::string error;
+  auto session = Session::create(name, policy, error);
+  if (session) return session;
+  struct stat st;
+  const bool taken = stat(shm_file_path(name).c_str(), &st) == 0;
+  fail(ErrorKind::kSession, kStatusUsage,
+       fmt::format("cannot create session '{}': {}{}", name, error,
+                   taken ? " (the name is taken: pick another with -s, or see "
+                           "`faultline sessions`)"
+                         : ""));
+}
+
+// ---- starting it ---------------------------------------------------------------------------
+
+std::vector<int> open_fds() {
+  std::vector<int> fds;
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) return fds;
+  while (const dirent* entry = readdir(dir)) {
+    const int fd = std::atoi(entry->d_name);
+    if (entry->d_name[0] != '.' && fd != dirfd(dir)) fds.push_back(fd);
+  }
+  closedir(dir);
+  return fds;
+}
+
+pid_t spawn(const std::string& path, const std::vector<std::string>& argv,
+            const std::vector<std::string>& env, const SpawnOptions& options) {
+  sigset_t mask;
+  if (options.child_mask != nullptr)
+    mask = *options.child_mask;
+  else
+    sigemptyset(&mask);
+  int report[2];
+  if (pipe2(report, O_CLOEXEC) != 0)
+    fail(ErrorKind::kSystem, kStatusUsage, fmt::format("pipe: {}", errno_message(errno)));
+  if (options.inherited_fds != nullptr) cloexec_all_except(*options.inherited_fds);
+  // Everything the child needs is built before fork: after it, only async-signal-safe calls.
+  auto argv_pointers = c_strings(argv);
+  auto env_pointers = c_strings(env);
+  const pid_t child = fork();
+  if (child == 0) exec_child(path, argv_pointers, env_pointers, options, mask, report[1]);
+  const int fork_error = errno;
+  close(report[1]);
+  // Both sides set the group: no window in which a signal to the group misses the child.
+  if (child > 0 && options.new_process_group) setpgid(child, child);
+  ChildReport outcome{};
+  const bool failed = child > 0 && read_report(report[0], outcome);
+  close(report[0]);
+  if (child < 0)
+    fail(ErrorKind::kSystem, kStatusUsage, fmt::format("fork: {}", errno_message(fork_error)));
+  if (failed) {
+    wait_for(child, 0);
+    const std::string& shown = argv.empty() ? path : argv.front();
+    if (outcome.stage == ChildStage::kChdir)
+      fail(ErrorKind::kCannotExecute, kStatusCannotExecute,
+           fmt::format("cannot change to {} for {}: {}", options.cwd, shown,
+                       errno_message(outcome.error)));
+    if (outcome.stage == ChildStage::kRedirect)
+      fail(ErrorKind::kSystem, kStatusCannotExecute,
+           fmt::format("{}: cannot set up stdin/stdout/stderr: {}", shown,
+                       errno_message(outcome.error)));
+    fail(outcome.error == ENOENT ? ErrorKind::kCommandNotFound : ErrorKind::kCannotExecute,
+         outcome.error == ENOENT ? kStatusNotFound : kStatusCannotExecute,
+         fmt::format("{}: {}", shown, errno_message(outcome.error)));
+  }
+  return child;
+}
+
+int wait_for(pid_t child, int options) {
+  int status = 0;
+  pid_t done;
+  do done = waitpid(child, &status, options);
+  while (done < 0 && errno == EINTR);
+  if (done < 0)
+    fail(ErrorKind::kSystem, kStatusUsage, fmt::format("waitpid: {}", errno_message(errno)));
+  return done == child ? status : -1;
+}
+
+int exit_status(int wait_status) {
+  if (WIFSIGNALED(wait_status)) return 128 + WTERMSIG(wait_status);
+  return WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : kStatusUsage;
+}
+
+}  // namespace faultline::launch
