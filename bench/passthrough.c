@@ -13,8 +13,10 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -56,6 +58,26 @@ PT_WRAP(ssize_t, pwrite64, (int fd, const void* buf, size_t n, off64_t off), (fd
 PT_WRAP(ssize_t, read, (int fd, void* buf, size_t n), (fd, buf, n))
 PT_WRAP(int, fsync, (int fd), (fd))
 PT_WRAP(int, close, (int fd), (fd))
+/* glibc declares connect's address as a transparent union under _GNU_SOURCE (C only). */
+PT_WRAP(int, connect, (int fd, __CONST_SOCKADDR_ARG addr, socklen_t len), (fd, addr, len))
+PT_WRAP(int, getaddrinfo,
+        (const char* node, const char* service, const struct addrinfo* hints,
+         struct addrinfo** res),
+        (node, service, hints, res))
+
+/* malloc and free cannot start at a dlsym stub: dlsym may itself allocate (its error buffer),
+ * which would re-enter the stub before the pointer is set. glibc exports its allocator under
+ * a second name, __libc_malloc / __libc_free, so the pointers start there and are never
+ * resolved: the same one load and indirect tail jump as the other wrappers, and a floor only
+ * for glibc's own malloc (which is what the benchmarks measure). */
+extern void* __libc_malloc(size_t n);
+extern void __libc_free(void* p);
+typedef void* (*malloc_fn)(size_t);
+typedef void (*free_fn)(void*);
+static malloc_fn pt_real_malloc = __libc_malloc;
+static free_fn pt_real_free = __libc_free;
+PT_EXPORT void* malloc(size_t n) { return PT_LOAD(malloc)(n); }
+PT_EXPORT void free(void* p) { PT_LOAD(free)(p); }
 
 /* The open family is variadic: the mode is read only when the flags say one was passed
  * (O_CREAT, O_TMPFILE), exactly as libc itself does, and passed on as a fixed argument. */
@@ -106,6 +128,8 @@ __attribute__((constructor)) static void pt_init(void) {
   PT_RESOLVE(read);
   PT_RESOLVE(fsync);
   PT_RESOLVE(close);
+  PT_RESOLVE(connect);
+  PT_RESOLVE(getaddrinfo);
   PT_RESOLVE(open);
   PT_RESOLVE(open64);
   PT_RESOLVE(openat);

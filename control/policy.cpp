@@ -26,6 +26,7 @@
 
 #include "calls.h"
 #include "net_policy.h"
+#include "site_policy.h"
 
 namespace faultline {
 namespace {
@@ -393,6 +394,17 @@ void compile_size(FaultDraft& d, const Entry& e) {
 void compile_stack(FaultDraft& d, const Entry& e) { compile_glob(d.spec.stack, e); }
 void compile_log_stack(FaultDraft& d, const Entry& e) { d.spec.log_stack = get_bool(e) ? 1 : 0; }
 
+// explore (site_policy.h): a call site to fail, or a file that collects call sites.
+void compile_site(FaultDraft& d, const Entry& e) {
+  if (auto problem = compile_site_selector(get_string(e), d.spec)) fail(e.value_at(), *problem);
+}
+void compile_record(FaultDraft& d, const Entry& e) {
+  if (auto problem = compile_record_path(get_string(e), d.spec)) fail(e.value_at(), *problem);
+}
+void compile_site_depth_key(FaultDraft& d, const Entry& e) {
+  if (auto problem = compile_site_depth(get_integer(e), d.spec)) fail(e.value_at(), *problem);
+}
+
 // ---- actions ----------------------------------------------------------------------------
 
 std::uint32_t action_bit(std::string_view name) {
@@ -648,6 +660,9 @@ constexpr FaultKey kFaultKeys[] = {
     {"start_after", compile_start_after},
     {"duration", compile_duration},
     {"enabled", compile_enabled},
+    {"site", compile_site},
+    {"record", compile_record},
+    {"site_depth", compile_site_depth_key},
 };
 
 template <typename Key>
@@ -722,8 +737,9 @@ void check_required_keys(const FaultSpec& spec, const FaultSource& src) {
 
 void check_has_action(const FaultSpec& spec, const FaultSource& src) {
   if (spec.actions & (kMainActions | kActDelay)) return;
-  fail(src.table_at(),
-       fault_label(spec) + " has no action (error, delay, short, corrupt, quota, lie, crash)");
+  fail(src.table_at(), fault_label(spec) +
+                           " has no action (error, delay, short, corrupt, quota, lie, crash, "
+                           "reset, blackhole, resolve_to, limit)");
 }
 
 bool call_takes(const CallInfo& call, std::uint32_t action) { return call.actions & action; }
@@ -800,7 +816,9 @@ void warn_implausible_errno(const FaultSpec& spec, const FaultSource& src,
 }
 
 void validate_fault(FaultDraft& d, const FaultSource& src, const Warnings& warnings) {
-  check_has_action(d.spec, src);
+  if (std::optional<SiteProblem> problem = site_validate(d.spec))
+    fail(src.key_at(problem->key), problem->message);
+  if (!d.spec.record[0]) check_has_action(d.spec, src);  // a `record` fault only looks
   if (std::optional<NetProblem> problem = net_validate(d.spec, d.named_calls))
     fail(src.key_at(problem->key), problem->message);
   restrict_calls_to_actions(d, src);
@@ -1073,6 +1091,10 @@ std::optional<std::string> apply_fault_setting(FaultSpec& spec, std::string_view
     }
     if (name == "stack") {
       std::memset(spec.stack, 0, sizeof spec.stack);
+      return std::nullopt;
+    }
+    if (name == "site") {
+      std::memset(spec.site, 0, sizeof spec.site);
       return std::nullopt;
     }
     if (name == "host") {

@@ -177,6 +177,8 @@ FaultSpec read_fault_spec(const FaultSlot& slot) {
   spec.host[kGlobMax - 1] = '\0';
   spec.addr_unix[kUnixGlobMax - 1] = '\0';
   spec.stack[kGlobMax - 1] = '\0';
+  spec.site[kSiteMax - 1] = '\0';
+  spec.record[kLogPathMax - 1] = '\0';
   return spec;
 }
 
@@ -225,6 +227,9 @@ std::optional<std::string> check_fault_spec(const FaultSpec& spec) {
   if (spec.timeout_ns < 0) return "negative timeout";
   if (!terminated(spec.stack, sizeof spec.stack)) return "unterminated selector";
   if (spec.log_stack > 1) return "bad log_stack";
+  if (!terminated(spec.site, sizeof spec.site) || !terminated(spec.record, sizeof spec.record))
+    return "unterminated selector";
+  if (spec.site_depth > kMaxSiteDepth) return "bad site_depth";
   return std::nullopt;
 }
 

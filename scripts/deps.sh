@@ -12,6 +12,7 @@ packages=(
   tmux
   libjemalloc2 redis-server redis-tools
   curl
+  debootstrap
 )
 
 missing=()

@@ -23,6 +23,7 @@
 #include "fd_table.h"
 #include "net_select.h"
 #include "session.h"
+#include "site.h"
 #include "stack.h"
 
 namespace faultline::shim {
@@ -382,6 +383,8 @@ struct SelectorContext {
     }
     return stack_bits;
   }
+  // explore: the innermost return addresses, unwound once per call for `site` and `record`.
+  SiteFrames site_frames;
 };
 
 // All the selectors of one rule, cheapest first; the stack (unwinding) always last.
@@ -409,6 +412,7 @@ bool selectors_match(const Rule& r, SelectorContext& ctx) {
   if (r.spec.thread[0] && !thread_matches(r.spec.thread)) return false;
   // Last: the only selector that unwinds. A stack that cannot be unwound matches nothing.
   if (r.spec.stack[0] && !(ctx.stack() & (1ull << r.slot))) return false;
+  if (r.spec.site[0] && !site_matches(r.spec.site, ctx.site_frames)) return false;
   return true;
 }
 
@@ -438,6 +442,14 @@ bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
     if (slot.enabled.load(std::memory_order_relaxed) != 1) continue;  // 0, or corrupt
     slot.seen.fetch_add(1, std::memory_order_relaxed);
     if (!selectors_match(r, ctx)) continue;
+
+    // explore: a `record` fault notes where the call comes from and never injects; the
+    // faults after it still see the call.
+    if (r.spec.record[0]) {
+      slot.matched.fetch_add(1, std::memory_order_relaxed);
+      if (!r.needs_clock || in_window(r, slot)) site_record(r.spec, site.call, ctx.site_frames);
+      continue;
+    }
 
     // A limit is a condition, not a per-call trigger: the call fails when it would leave
     // more fds open than the limit (EMFILE unless the fault names another errno).

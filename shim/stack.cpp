@@ -22,6 +22,7 @@
 #include <sched.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
@@ -369,6 +370,39 @@ bool capture_stack(CapturedStack& out) noexcept {
   return out.count > 0;
 }
 
+int capture_return_addresses(std::uintptr_t* out, int max) noexcept {
+  BacktraceFn backtrace = unwinder();
+  if (!backtrace || max <= 0) return 0;
+  if (max > kMaxStackFrames) max = kMaxStackFrames;
+  void* raw[kMaxStackFrames + kOwnFramesSlack];
+  const int n = backtrace(raw, max + kOwnFramesSlack);
+  int i = 0;
+  while (i < n && own_frame(reinterpret_cast<std::uintptr_t>(raw[i]))) ++i;
+  int count = 0;
+  for (; i < n && count < max; ++i)
+    if (const auto ip = reinterpret_cast<std::uintptr_t>(raw[i])) out[count++] = ip;
+  return count;
+}
+
+bool frame_object(std::uintptr_t ip, char* name, std::size_t size, std::uintptr_t& offset) noexcept {
+  if (size == 0) return false;
+  const char* object = "";
+  SymbolText text;  // only for an address the cache could not take
+  if (FrameRecord* r = record_for(ip)) {
+    object = r->info.object_name;
+    offset = r->info.offset;
+  } else {
+    symbolize(ip - 1, nullptr, text);
+    object = path_basename(text.object);
+    offset = ip - text.base;
+  }
+  if (!object[0]) return false;
+  const std::size_t n = std::min(std::strlen(object), size - 1);
+  std::memcpy(name, object, n);
+  name[n] = '\0';
+  return true;
+}
+
 bool frame_matches(const char* glob, const FrameInfo& f) noexcept {
   return (f.function[0] && glob_match(glob, f.function)) ||
          (f.symbol[0] && f.symbol != f.function && glob_match(glob, f.symbol)) ||
@@ -418,7 +452,7 @@ void stack_prepare(const ControlBlock& block) noexcept {
   for (const FaultSlot& slot : block.faults) {
     if (slot.state.load(std::memory_order_acquire) != kSlotUsed) continue;
     const FaultSpec spec = read_fault_spec(slot);
-    if (spec.stack[0] || spec.log_stack) {
+    if (spec.stack[0] || spec.log_stack || spec.site[0] || spec.record[0]) {
       unwinder();
       return;
     }

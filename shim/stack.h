@@ -54,6 +54,19 @@ void visit_frames(const CapturedStack& stack, void (*fn)(const FrameInfo&, void*
 // the address: stable across runs (no absolute addresses), so replayed logs compare equal.
 void format_frame(const FrameInfo& frame, char* out, std::size_t size) noexcept;
 
+// ---- call sites (`faultline explore`, shim/site.cpp) ------------------------------------------
+
+// The innermost `max` (at most kMaxStackFrames) return addresses of the calling thread, the
+// shim's own frames dropped as in capture_stack, unwinding no deeper than asked. Returns how
+// many were written; 0 when there is no unwinder.
+int capture_return_addresses(std::uintptr_t* out, int max) noexcept;
+
+// Where a return address lies, free of address-space randomisation: the basename of the
+// loaded object that holds it (copied into `name`, NUL-terminated, cut to fit) and its offset
+// from the object's load address. Answered from the per-address cache. False when no loaded
+// object holds the address (code generated at run time).
+bool frame_object(std::uintptr_t ip, char* name, std::size_t size, std::uintptr_t& offset) noexcept;
+
 // Loads the unwinder now when a fault of the block uses `stack` or `log_stack`, so the
 // program's calls never wait for it (or run dlopen). Called at start, after attach; a fault
 // added live with `stack` loads it on its first use instead.

@@ -31,6 +31,9 @@ inline constexpr std::uint32_t kLogPathMax = 512;
 inline constexpr std::uint32_t kSessionNameMax = 64;
 inline constexpr std::uint32_t kUnixGlobMax = 128;  // @net `addr = "unix:..."` glob incl. NUL
 inline constexpr std::uint32_t kResolveMax = 8;     // @dns `resolve_to` addresses
+inline constexpr std::uint32_t kSiteMax = 1024;     // explore `site` incl. NUL
+inline constexpr std::uint32_t kMaxSiteDepth = 16;  // explore: frames in a call site
+inline constexpr std::uint32_t kDefaultSiteDepth = 8;
 
 // Families: one bit each in ControlHeader::armed_mask, the only word the fast path reads.
 enum Family : std::uint32_t {
@@ -134,6 +137,16 @@ struct FaultSpec {
   char stack[kGlobMax];       // `stack`: glob on any frame's function or object ("" = any)
   std::uint8_t log_stack;     // 1: event lines of this fault carry the symbolised stack
   std::uint8_t targeting_reserved[7];
+
+  // ---- explore (site) ----
+  // Compiled by control/site_policy.cpp, matched and recorded by shim/site.cpp; driven by
+  // `faultline explore` (control/explore.cpp). Only faults that set one of these unwind.
+  char site[kSiteMax];        // `site`: "obj+0xoff;obj+0xoff" return addresses, innermost
+                              // first ("" = any): the call's stack must start with them
+  char record[kLogPathMax];   // `record`: append each distinct call site of the matching calls
+                              // to this file, one line each; the fault never injects ("" = off)
+  std::uint32_t site_depth;   // `site_depth`: frames per recorded site (0 = kDefaultSiteDepth)
+  std::uint32_t explore_reserved;
 };
 static_assert(std::is_trivially_copyable_v<FaultSpec>);
 static_assert(std::is_standard_layout_v<FaultSpec>);

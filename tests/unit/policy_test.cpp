@@ -440,7 +440,8 @@ TEST(PolicyErrors, UnknownCallListsChoices) {
 
 TEST(PolicyErrors, FaultLevel) {
   expect_refused({"no action", "version = 1\n[[fault]]\nname = \"a\"\ncalls = [\"write\"]\n", 2, 1,
-                  "fault 'a' has no action (error, delay, short, corrupt, quota, lie, crash)"});
+                  "fault 'a' has no action (error, delay, short, corrupt, quota, lie, crash, "
+                  "reset, blackhole, resolve_to, limit)"});
   expect_refused({"no name", "version = 1\n[[fault]]\ncalls = [\"write\"]\nerror = \"EIO\"\n", 2, 1,
                   "fault has no 'name'"});
   expect_refused({"no calls", "version = 1\n[[fault]]\nname = \"a\"\nerror = \"EIO\"\n", 2, 1,
