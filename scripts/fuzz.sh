@@ -13,7 +13,7 @@ CC=clang CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 cmake --build "$build" -j"$(nproc)" --target fuzz_policy fuzz_block
 for target in policy block; do
   corpus="$build/corpus-$target"
-  mkdir -p "$corpus"
+  mkdir -p "$corpus" "tests/fuzz/corpus/$target"
   echo "fuzz_$target: ${seconds}s"
   "$build/fuzz_$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 "$corpus" "tests/fuzz/corpus/$target" 2>&1 | tail -12
