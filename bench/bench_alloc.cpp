@@ -6,6 +6,7 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
+#include <new>
 
 namespace {
 
@@ -19,6 +20,18 @@ void BM_malloc_free(benchmark::State& state) {
 }
 BENCHMARK(BM_malloc_free)->Arg(64)->Arg(4096);
 
+// Under `calls = ["malloc"]` with a probability, Google Benchmark's own allocations fail
+// too, and its operator new would throw std::bad_alloc and abort the run. A new-handler that
+// returns makes operator new simply try again (the next draw almost surely succeeds).
+void retry_allocation() {}
+
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  std::set_new_handler(retry_allocation);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

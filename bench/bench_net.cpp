@@ -8,6 +8,9 @@
 //                          with the least kernel work around it
 //   BM_connect_tcp         one loopback TCP connection: socket + connect + close (SO_LINGER 0,
 //                          so no TIME_WAIT piles up); a helper thread accepts and closes
+//   BM_write_udp           write() of one byte on a connected UDP socket: a data call on a
+//                          socket, which an armed @net fault with an `addr` has to look at
+//                          (the receiver's buffer fills and the kernel drops the rest)
 //   BM_getaddrinfo_numeric getaddrinfo("127.0.0.1", AI_NUMERICHOST) + freeaddrinfo
 //   BM_getaddrinfo_localhost getaddrinfo("localhost") answered from /etc/hosts + freeaddrinfo
 //
@@ -97,6 +100,27 @@ void BM_connect_tcp(benchmark::State& state) {
   close(listener);
 }
 BENCHMARK(BM_connect_tcp);
+
+void BM_write_udp(benchmark::State& state) {
+  sockaddr_in peer{};
+  int receiver = loopback_socket(state, false, peer);
+  if (receiver < 0) return;
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || connect(fd, reinterpret_cast<const sockaddr*>(&peer), sizeof peer) != 0) {
+    state.SkipWithError("UDP socket connected to 127.0.0.1 failed");
+    if (fd >= 0) close(fd);
+    close(receiver);
+    return;
+  }
+  const char byte = 'x';
+  for (auto _ : state) {
+    ssize_t r = write(fd, &byte, 1);
+    benchmark::DoNotOptimize(r);
+  }
+  close(fd);
+  close(receiver);
+}
+BENCHMARK(BM_write_udp);
 
 void lookup(benchmark::State& state, const char* node, int flags) {
   addrinfo hints{};

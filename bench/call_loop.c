@@ -6,7 +6,9 @@
  *   write          1-byte write() to /dev/null
  *   fsync          fsync() of an empty, unlinked file in /dev/shm (or /tmp)
  *   malloc         malloc(64) + free
+ *   open-close     open("/dev/null") + close
  *   connect-udp    connect() of one UDP socket to 127.0.0.1:PORT (a bound UDP socket)
+ *   write-udp      1-byte write() on a UDP socket connected to 127.0.0.1:PORT
  *   connect-tcp    socket + connect + close (SO_LINGER 0) to a 127.0.0.1 listener, which a
  *                  helper thread accepts and closes: the count includes the helper's work
  *   gai-numeric    getaddrinfo("127.0.0.1", AI_NUMERICHOST) + freeaddrinfo
@@ -85,7 +87,8 @@ int main(int argc, char** argv) {
   long long n = argc == 3 ? strtoll(argv[2], &end, 10) : -1;
   if (argc != 3 || !end || *end || n < 0) {
     fprintf(stderr,
-            "usage: %s write|fsync|malloc|connect-udp|connect-tcp|gai-numeric|gai-localhost N\n",
+            "usage: %s write|fsync|malloc|open-close|connect-udp|write-udp|connect-tcp|gai-numeric|"
+            "gai-localhost N\n",
             argv[0]);
     return 2;
   }
@@ -117,6 +120,12 @@ int main(int argc, char** argv) {
       failed += p == NULL;
       free(p);
     }
+  } else if (strcmp(call, "open-close") == 0) {
+    for (long long i = 0; i < n; ++i) {
+      int fd = open("/dev/null", O_RDONLY);
+      failed += fd < 0;
+      if (fd >= 0) close(fd);
+    }
   } else if (strcmp(call, "connect-udp") == 0) {
     struct sockaddr_in peer;
     int receiver = loopback_socket(SOCK_DGRAM, &peer);
@@ -124,6 +133,15 @@ int main(int argc, char** argv) {
     if (fd < 0) die("call_loop: socket");
     for (long long i = 0; i < n; ++i)
       failed += connect(fd, (struct sockaddr*)&peer, sizeof peer) != 0;
+    close(fd);
+    close(receiver);
+  } else if (strcmp(call, "write-udp") == 0) {
+    struct sockaddr_in peer;
+    int receiver = loopback_socket(SOCK_DGRAM, &peer);
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr*)&peer, sizeof peer) != 0) die("call_loop: connect");
+    const char byte = 'x';
+    for (long long i = 0; i < n; ++i) failed += write(fd, &byte, 1) < 0;
     close(fd);
     close(receiver);
   } else if (strcmp(call, "connect-tcp") == 0) {

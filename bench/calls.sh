@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Per-call cost of write, fsync, malloc+free, connect and getaddrinfo, side by side under every
-# interposer: native, the empty passthrough preload, libfiu's POSIX preload (Debian fiu-utils,
-# `fiu-run -x`, nothing enabled), libfaultline.so idle, the call's family armed by a fault
-# that never matches, and a fault that injects with probability 0.001.
+# Per-call cost of write, fsync, malloc+free, open+close, connect, write on a socket and
+# getaddrinfo, side by side under every interposer: native, the empty passthrough preload,
+# libfiu's POSIX preload (Debian fiu-utils, `fiu-run -x`, nothing enabled), libfaultline.so
+# idle, the call's family armed by a fault that never matches (path / size / addr / host
+# selector), and a fault that injects with probability 0.001.
 # See docs/performance.md ("Every family side by side").
 #
 #   bench/calls.sh          build (RelWithDebInfo) into build-bench/, measure, print tables
@@ -89,12 +90,22 @@ policy prob-malloc 'name = "rare"
 calls = ["malloc"]
 error = "ENOMEM"
 probability = 0.001'
-policy nomatch-connect 'name = "nomatch"
+policy nomatch-open 'name = "nomatch"
+calls = ["@open"]
+path = "/nonexistent/*"
+error = "EMFILE"'
+policy prob-open 'name = "rare"
+calls = ["@open"]
+path = "/dev/null"
+error = "EMFILE"
+probability = 0.001'
+# Every @net call decides and is refused by the addr selector (a port nothing uses).
+policy nomatch-net 'name = "nomatch"
 calls = ["@net"]
 addr = "127.0.0.1:1"
 error = "ECONNREFUSED"'
-policy prob-connect 'name = "rare"
-calls = ["connect"]
+policy prob-net 'name = "rare"
+calls = ["connect", "write"]
 addr = "127.0.0.1:*"
 error = "ECONNREFUSED"
 probability = 0.001'
@@ -112,7 +123,8 @@ families=(
   "write|bench_io|^BM_write_devnull$|write:100000"
   "fsync|bench_io|^BM_fsync_tmpfile$|fsync:100000"
   "malloc|bench_alloc|^BM_malloc_free/64$|malloc:100000"
-  "connect|bench_net|^BM_connect_|connect-udp:20000 connect-tcp:10000"
+  "open|bench_io|^BM_open_close$|open-close:50000"
+  "net|bench_net|^BM_(connect_|write_udp)|connect-udp:20000 write-udp:20000 connect-tcp:10000"
   "getaddrinfo|bench_net|^BM_getaddrinfo_|gai-numeric:20000 gai-localhost:5000"
 )
 # config name | how (native, passthrough, fiu, faultline) | policy prefix (faultline only)

@@ -20,8 +20,10 @@ COLUMNS = [
     ("write", "write", "BM_write_devnull", "write"),
     ("fsync", "fsync", "BM_fsync_tmpfile", "fsync"),
     ("malloc+free 64 B", "malloc", "BM_malloc_free/64", "malloc"),
-    ("connect (UDP)", "connect", "BM_connect_udp", "connect-udp"),
-    ("TCP connection", "connect", "BM_connect_tcp", "connect-tcp"),
+    ("open+close", "open", "BM_open_close", "open-close"),
+    ("connect (UDP)", "net", "BM_connect_udp", "connect-udp"),
+    ("write, UDP socket", "net", "BM_write_udp", "write-udp"),
+    ("TCP connection", "net", "BM_connect_tcp", "connect-tcp"),
     ("getaddrinfo numeric", "getaddrinfo", "BM_getaddrinfo_numeric", "gai-numeric"),
     ("getaddrinfo localhost", "getaddrinfo", "BM_getaddrinfo_localhost", "gai-localhost"),
 ]

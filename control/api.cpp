@@ -26,6 +26,7 @@
 #include <cstring>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "calls.h"
 #include "control_error.h"
@@ -118,10 +119,10 @@ Policy compile(const Options& options, std::vector<std::string>& warnings) {
   return std::move(*result.policy);
 }
 
-std::string choose_shim(const Options& options) {
+std::string choose_shim(const Options& options, const std::string& recorded_shim) {
   if (!options.shim.empty()) return launch::named_shim(options.shim, "shim ");
   std::vector<std::string> defaults;
-  if (!options.recorded_shim.empty()) defaults.push_back(options.recorded_shim);
+  if (!recorded_shim.empty()) defaults.push_back(recorded_shim);
   defaults.emplace_back(FAULTLINE_INSTALLED_SHIM);
   return launch::find_shim(defaults);
 }
@@ -246,6 +247,7 @@ Error::Error(Errc code, int exit_status, const std::string& what)
 
 struct Session::Impl {
   Options options;
+  std::string recorded_shim;  // FAULTLINE_SHIM_PATH of the calling code, or ""
   std::string name;
   std::uint64_t seed = 0;
   std::vector<std::string> warnings;
@@ -272,7 +274,7 @@ struct Session::Impl {
       seed = launch::choose_seed(options.seed, policy);
       name = launch::choose_session_name(options.session);
       const std::string program = launch::resolve_command(options.command.front());
-      const std::string shim = choose_shim(options);
+      const std::string shim = choose_shim(options, recorded_shim);
       launch::vet_program(program, shim, warnings);
       const std::vector<std::string> env =
           launch::child_environment(base_environment(options.env), shim, name);
@@ -284,38 +286,47 @@ struct Session::Impl {
     });
   }
 
-  // Opens the child's end of one output stream; `ours` gets the read end when captured.
+  // The descriptors of one spawn; whatever is still held when it ends is closed.
+  struct SpawnFds {
+    int child_in = -1, child_out = -1, child_err = -1;  // the program's ends
+    int out_read = -1, err_read = -1;                   // ours, when captured
+    ~SpawnFds() {
+      for (int* fd : {&child_in, &child_out, &child_err, &out_read, &err_read}) close_fd(*fd);
+    }
+  };
+
+  // The program's end of one output stream; `ours` gets the read end when captured.
   static int output_fd(Output mode, int& ours) {
     if (mode == Output::inherit) return -1;
-    if (mode == Output::discard) return open("/dev/null", O_WRONLY | O_CLOEXEC);
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0)
+    int fds[2] = {-1, -1};
+    if (mode == Output::discard)
+      fds[1] = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    else if (pipe2(fds, O_CLOEXEC) == 0)
+      ours = fds[0];
+    if (fds[1] < 0)
       throw Error(Errc::system, kStatusUsage, std::string("pipe: ") + strerror(errno));
-    ours = fds[0];
     return fds[1];
   }
 
   void spawn(const std::string& program, const std::vector<std::string>& env) {
-    int out_read = -1, err_read = -1;
-    int child_in = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    int child_out = output_fd(options.stdout_mode, out_read);
-    int child_err = output_fd(options.stderr_mode, err_read);
+    SpawnFds fds;
+    fds.child_in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fds.child_in < 0)
+      throw Error(Errc::system, kStatusUsage, std::string("/dev/null: ") + strerror(errno));
+    fds.child_out = output_fd(options.stdout_mode, fds.out_read);
+    fds.child_err = output_fd(options.stderr_mode, fds.err_read);
     launch::SpawnOptions spawn_options;
     spawn_options.new_process_group = true;
-    spawn_options.stdin_fd = child_in;
-    spawn_options.stdout_fd = child_out;
-    spawn_options.stderr_fd = child_err;
+    spawn_options.stdin_fd = fds.child_in;
+    spawn_options.stdout_fd = fds.child_out;
+    spawn_options.stderr_fd = fds.child_err;
     spawn_options.cwd = options.cwd;
-    try {
-      pid = launch::spawn(program, options.command, env, spawn_options);
-    } catch (...) {
-      for (int* fd : {&child_in, &child_out, &child_err, &out_read, &err_read}) close_fd(*fd);
-      throw;
-    }
-    for (int* fd : {&child_in, &child_out, &child_err}) close_fd(*fd);
-    if (out_read >= 0 || err_read >= 0) {
+    pid = launch::spawn(program, options.command, env, spawn_options);
+    if (fds.out_read >= 0 || fds.err_read >= 0) {
       reader_done = false;
-      reader = std::thread([this, out_read, err_read] { read_output(out_read, err_read); });
+      const int out_fd = std::exchange(fds.out_read, -1);
+      const int err_fd = std::exchange(fds.err_read, -1);
+      reader = std::thread([this, out_fd, err_fd] { read_output(out_fd, err_fd); });
     }
   }
 
@@ -454,8 +465,9 @@ struct Session::Impl {
 
 // ---- Session ---------------------------------------------------------------------------------
 
-Session::Session(Options options) : impl_(std::make_unique<Impl>()) {
+Session::Session(Options options, const char* recorded_shim) : impl_(std::make_unique<Impl>()) {
   impl_->options = std::move(options);
+  impl_->recorded_shim = recorded_shim != nullptr ? recorded_shim : "";
   // On a throw, impl_'s destructor stops whatever started and removes the session.
   impl_->start();
 }

@@ -31,8 +31,9 @@ bool parse_site_frame(std::string_view text, std::string_view& object, std::uint
 }
 
 std::optional<std::string> compile_site_selector(std::string_view text, FaultSpec& spec) {
-  const char* example = " (e.g. \"libsqlite3.so.0+0x1a2b3c;sqlite3+0x4567\", as `faultline "
-                        "explore` prints it)";
+  const char* example =
+      " (e.g. \"libsqlite3.so.0+0x1a2b3c;sqlite3+0x4567\", as `faultline "
+      "explore` prints it)";
   if (text.empty()) return "'site' must not be empty (leave it out to match every call site)";
   if (text.size() >= kSiteMax)
     return "'site' is too long (at most " + std::to_string(kSiteMax - 1) + " characters)";
@@ -75,9 +76,10 @@ std::optional<std::string> compile_site_depth(std::int64_t depth, FaultSpec& spe
 
 std::optional<SiteProblem> site_validate(const FaultSpec& spec) {
   if (spec.record[0] && (spec.actions & kAnyAction))
-    return SiteProblem{"a fault with 'record' only records call sites and takes no action "
-                       "(put the action in another fault)",
-                       "record"};
+    return SiteProblem{
+        "a fault with 'record' only records call sites and takes no action "
+        "(put the action in another fault)",
+        "record"};
   if (spec.site_depth && !spec.record[0])
     return SiteProblem{"'site_depth' applies only to 'record'", "site_depth"};
   return std::nullopt;

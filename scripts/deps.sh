@@ -13,6 +13,7 @@ packages=(
   libjemalloc2 redis-server redis-tools
   curl
   debootstrap
+  fiu-utils hyperfine
 )
 
 missing=()

@@ -410,7 +410,8 @@ bool selectors_match(const Rule& r, SelectorContext& ctx) {
   if ((r.spec.addr_kind || r.spec.host[0]) && !net_selectors_match(r.spec, site, ctx.net))
     return false;
   if (r.spec.thread[0] && !thread_matches(r.spec.thread)) return false;
-  // Last: the only selector that unwinds. A stack that cannot be unwound matches nothing.
+  // Last: the selectors that unwind (`stack`, then explore's `site`). A stack that cannot be
+  // unwound matches neither.
   if (r.spec.stack[0] && !(ctx.stack() & (1ull << r.slot))) return false;
   if (r.spec.site[0] && !site_matches(r.spec.site, ctx.site_frames)) return false;
   return true;

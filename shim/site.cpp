@@ -77,9 +77,10 @@ bool first_sighting(std::uint64_t key) {
     if (current != 0) continue;
     if (g_seen_count.fetch_add(1, std::memory_order_relaxed) >= kSeenMax) {
       g_seen_count.fetch_sub(1, std::memory_order_relaxed);
-      diag("faultline: more than %zu distinct call sites in this process: the rest are not "
-           "recorded",
-           kSeenMax);
+      diag(
+          "faultline: more than %zu distinct call sites in this process: the rest are not "
+          "recorded",
+          kSeenMax);
       return false;
     }
     if (slot.compare_exchange_strong(current, key, std::memory_order_acq_rel)) return true;
@@ -147,8 +148,8 @@ bool site_matches(const char* site, SiteFrames& frames) noexcept {
   const int n = for_each_site_frame(site, [&](std::string_view object, std::uint64_t offset) {
     char name[256];
     std::uintptr_t at = 0;
-    same = i < frames.count && frame_object(frames.ip[i], name, sizeof name, at) &&
-           at == offset && object == name;
+    same = i < frames.count && frame_object(frames.ip[i], name, sizeof name, at) && at == offset &&
+           object == name;
     ++i;
     return same;
   });

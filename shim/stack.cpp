@@ -384,7 +384,8 @@ int capture_return_addresses(std::uintptr_t* out, int max) noexcept {
   return count;
 }
 
-bool frame_object(std::uintptr_t ip, char* name, std::size_t size, std::uintptr_t& offset) noexcept {
+bool frame_object(std::uintptr_t ip, char* name, std::size_t size,
+                  std::uintptr_t& offset) noexcept {
   if (size == 0) return false;
   const char* object = "";
   SymbolText text;  // only for an address the cache could not take

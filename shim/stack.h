@@ -67,9 +67,9 @@ int capture_return_addresses(std::uintptr_t* out, int max) noexcept;
 // object holds the address (code generated at run time).
 bool frame_object(std::uintptr_t ip, char* name, std::size_t size, std::uintptr_t& offset) noexcept;
 
-// Loads the unwinder now when a fault of the block uses `stack` or `log_stack`, so the
-// program's calls never wait for it (or run dlopen). Called at start, after attach; a fault
-// added live with `stack` loads it on its first use instead.
+// Loads the unwinder now when a fault of the block uses `stack`, `log_stack`, `site` or
+// `record`, so the program's calls never wait for it (or run dlopen). Called at start, after
+// attach; a fault added live with one of them loads it on its first use instead.
 void stack_prepare(const ControlBlock& block) noexcept;
 // In a forked child: a lock held by another thread of the parent is free in the child.
 void stack_after_fork_child() noexcept;

@@ -61,4 +61,26 @@ int panic_command(const std::string& session, bool panic);
 int events_command(const std::string& session, bool follow, bool json);
 int watch_command(const std::string& session);
 
+// `faultline explore` (control/cli/explore.cpp over control/explore.h). Exit status: 0 explored
+// with no finding, 1 at least one finding (crashed, hung or check-failed), 2 bad usage or a
+// command that cannot be explored, 130 interrupted (after the report of what was done).
+inline constexpr int kExitFindings = 1;
+struct ExploreOptions {
+  std::string policy;              // -p: explore its faults' calls, with their actions
+  std::vector<std::string> calls;  // --calls items; none (and no -p): every family
+  std::uint64_t max_runs = 100;
+  std::int64_t timeout_ns = 10'000'000'000;
+  std::string check;
+  int jobs = 1;
+  std::string state_dir = "faultline-explore";
+  int depth = 8;
+  int occurrences = 1;
+  bool in_place = false;
+  bool json = false;
+  bool quiet = false;
+  bool report_only = false;  // --report: print the state's report, run nothing
+  std::vector<std::string> command;
+};
+int explore_command(const ExploreOptions& options);
+
 }  // namespace faultline::cli

@@ -24,6 +24,8 @@ namespace fc = faultline::cli;
 // Option values of every subcommand; only the parsed subcommand's are meaningful.
 struct Args {
   fc::RunOptions run;
+  fc::ExploreOptions explore;
+  std::string explore_timeout;
   std::string seed;
   std::string policy;
   std::string session;
@@ -83,6 +85,68 @@ void add_run(CLI::App& app, Args& a, Dispatch& dispatch) {
   dispatch.add(run, [&a, seed] {
     if (seed->count() > 0) a.run.seed = a.seed;
     return fc::run_command(a.run);
+  });
+}
+
+void add_explore(CLI::App& app, Args& a, Dispatch& dispatch) {
+  auto* explore = app.add_subcommand(
+      "explore",
+      "Run CMD many times, failing one untried call site each time; report the sites whose "
+      "failure crashes or hangs CMD or fails the --check");
+  auto& o = a.explore;
+  explore->add_option("-p,--policy", o.policy,
+                      "Explore the calls this policy's faults select, injecting their actions")
+      ->type_name("POLICY");
+  explore
+      ->add_option("--calls", o.calls,
+                   "Calls and families to explore, each failing with its natural error unless "
+                   "one is given: @memory,@write,connect=ECONNRESET (default: every family)")
+      ->delimiter(',')
+      ->allow_extra_args(false)  // one LIST per --calls, or it swallows the `--` after it
+      ->type_name("LIST");
+  explore->add_option("--max-runs", o.max_runs, "Runs to make, at most (default 100)")
+      ->type_name("N");
+  explore->add_option("--timeout", a.explore_timeout,
+                      "A run still going after this is killed and counted as hung (default 10s)")
+      ->type_name("DURATION");
+  explore->add_option("--check", o.check,
+                      "Shell command run after each run in its directory; failing it is a finding")
+      ->type_name("CMD");
+  explore->add_option("-j,--jobs", o.jobs, "Runs at a time (CMD must be safe to run in parallel)")
+      ->check(CLI::Range(1, 256))
+      ->type_name("J");
+  explore->add_option("--state", o.state_dir,
+                      "State directory: resumable, and the report comes from it "
+                      "(default ./faultline-explore)")
+      ->type_name("DIR");
+  explore->add_option("--depth", o.depth, "Return addresses per call site (default 8)")
+      ->check(CLI::Range(1, 16))
+      ->type_name("D");
+  explore->add_option("--occurrences", o.occurrences,
+                      "Also fail the 2nd..K-th call at each site, one per run (default 1)")
+      ->check(CLI::Range(1, 1000000))
+      ->type_name("K");
+  explore->add_flag("--in-place", o.in_place,
+                    "Run in the current directory, not in a fresh empty one per run");
+  explore->add_flag("--json", o.json, "The report as one JSON object");
+  explore->add_flag("-q,--quiet", o.quiet, "No progress on stderr");
+  explore->add_flag("--report", o.report_only, "Print the report of --state DIR; run nothing");
+  explore->add_option("CMD", o.command, "The command and its arguments, after --");
+  explore->footer(
+      "Example: faultline explore --calls @memory,@fsync --check './verify db' -- ./db-load db\n"
+      "Exit status: 0 no finding, 1 findings, 2 bad usage, 130 interrupted.");
+  dispatch.add(explore, [&a] {
+    if (!a.explore_timeout.empty()) {
+      const std::string& t = a.explore_timeout;
+      const bool digits = t.find_first_not_of("0123456789") == std::string::npos;
+      const auto ns = faultline::parse_duration_ns(digits ? t + "s" : t);
+      if (!ns || *ns <= 0)
+        fc::fail(fc::kExitUsage, "--timeout " + t + ": a duration such as 10s, 500ms or 2m");
+      a.explore.timeout_ns = *ns;
+    }
+    if (!a.explore.report_only && a.explore.command.empty())
+      fc::fail(fc::kExitUsage, "no command: faultline explore [OPTIONS] -- CMD [ARGS...]");
+    return fc::explore_command(a.explore);
   });
 }
 
@@ -159,10 +223,12 @@ void print_hint(const CLI::App& app, int argc, char** argv, const CLI::ParseErro
                                  [&](const CLI::App* c) { return c->get_name() == first; });
   if (!known && !first.starts_with('-'))
     fmt::print(stderr, "faultline: unknown command '{}' (see `faultline --help`)\n", first);
-  else if (first == "run" && dynamic_cast<const CLI::ExtrasError*>(&error) != nullptr)
+  else if ((first == "run" || first == "explore") &&
+           dynamic_cast<const CLI::ExtrasError*>(&error) != nullptr)
     fmt::print(stderr,
-               "faultline: put the command after `--`: faultline run [OPTIONS] -- CMD "
-               "[ARGS...]\n");
+               "faultline: put the command after `--`: faultline {} [OPTIONS] -- CMD "
+               "[ARGS...]\n",
+               first);
 }
 
 }  // namespace
@@ -174,6 +240,7 @@ int main(int argc, char** argv) {
   Args args;
   Dispatch dispatch;
   add_run(app, args, dispatch);
+  add_explore(app, args, dispatch);
   add_inspection(app, args, dispatch);
   add_edits(app, args, dispatch);
   // After the subcommands: CLI11 copies a footer into subcommands created after it.

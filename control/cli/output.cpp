@@ -171,6 +171,7 @@ std::string selectors_text(const FaultSpec& spec) {
   if (spec.addr_kind != kAddrNone) parts.push_back("addr=" + addr_selector_text(spec));
   if (spec.host[0]) parts.push_back("host=" + std::string(fixed_text(spec.host)));
   if (spec.has_size) parts.push_back("size=" + size_range_text(spec));
+  if (spec.site[0]) parts.push_back("site=" + std::string(fixed_text(spec.site)));
   if (spec.start_after_ns > 0)
     parts.push_back("start_after=" + human_duration(spec.start_after_ns));
   if (spec.duration_ns != kForever) parts.push_back("duration=" + human_duration(spec.duration_ns));
@@ -196,6 +197,7 @@ std::string action_text(const FaultSpec& spec) {
     if (a & bit) parts.emplace_back(action_name(bit));
   if (a & kActResolve) parts.push_back("resolve_to=" + resolve_to_text(spec));
   if (spec.timeout_ns > 0) parts.push_back("timeout=" + human_duration(spec.timeout_ns));
+  if (spec.record[0]) parts.push_back("record=" + std::string(fixed_text(spec.record)));
   if (a & kActDelay) {
     parts.push_back("delay=" + human_duration(spec.delay_ns));
     if (spec.jitter_ns > 0) parts.push_back("jitter=" + human_duration(spec.jitter_ns));

@@ -1,7 +1,8 @@
-// What the CLI shows people and scripts: a consistent snapshot of a session's faults, the words
-// and units it is described in (the same units a policy file uses, so what `status` prints can
-// be pasted back into `faultline set`), aligned tables, and JSON. Shared by `run`'s summary,
-// `status`, `sessions`, `events` and `watch` so they never disagree on a name or a unit.
+// What the CLI shows people and scripts: the words and units a session's faults are described
+// in (the same units a policy file uses, so what `status` prints can be pasted back into
+// `faultline set`), aligned tables, and JSON. Shared by `run`'s summary, `status`, `sessions`,
+// `events` and `watch` so they never disagree on a name or a unit. The snapshots they format
+// come from control/inspect.h, which the C++ API reads through too.
 #pragma once
 
 #include <concepts>

@@ -106,16 +106,21 @@ struct Options {
   Output stderr_mode = Output::capture;
   // The destructor's SIGTERM -> SIGKILL grace.
   std::chrono::milliseconds stop_grace{2000};
-  // libfaultline.so to preload. Empty: $FAULTLINE_SHIM, else `recorded_shim`.
+  // libfaultline.so to preload. Empty: $FAULTLINE_SHIM, else the library the CMake package
+  // recorded (FAULTLINE_SHIM_PATH, see Session(Options)), else the install location this
+  // library was built for.
   std::string shim;
-  // The library the CMake package recorded (faultline::faultline defines FAULTLINE_SHIM_PATH
-  // for its consumers), else the install location this library was built for.
-#ifdef FAULTLINE_SHIM_PATH
-  std::string recorded_shim = FAULTLINE_SHIM_PATH;
-#else
-  std::string recorded_shim;
-#endif
 };
+
+// The CMake package's faultline::faultline defines FAULTLINE_SHIM_PATH (its prefix's
+// libfaultline.so) for the code that includes this header. It is read only in the inline
+// Session(Options) below, compiled in that code, never in the library: a struct default
+// that differed between the library and its users would break the one-definition rule.
+#ifdef FAULTLINE_SHIM_PATH
+#define FAULTLINE_RECORDED_SHIM_ FAULTLINE_SHIM_PATH
+#else
+#define FAULTLINE_RECORDED_SHIM_ ""
+#endif
 
 // One fault's counters (spec/cli.md `status`): calls it saw, calls that matched its selectors,
 // and injections.
@@ -152,7 +157,7 @@ class FAULTLINE_API Session {
   // Compiles the policy, checks that the preload can reach the command, creates the session
   // and starts the command in a process group of its own. Throws Error; nothing is left
   // behind when it does.
-  explicit Session(Options options);
+  explicit Session(Options options) : Session(std::move(options), FAULTLINE_RECORDED_SHIM_) {}
   // stop(stop_grace), then the session is removed. Never throws.
   ~Session();
   Session(Session&& other) noexcept;
@@ -215,6 +220,7 @@ class FAULTLINE_API Session {
   int stop(std::chrono::milliseconds grace = std::chrono::seconds(2));
 
  private:
+  Session(Options options, const char* recorded_shim);
   struct Impl;
   Impl& impl() const;
   std::unique_ptr<Impl> impl_;

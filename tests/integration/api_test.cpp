@@ -57,13 +57,23 @@ bool session_block_exists(const std::string& name) {
 }
 
 // Gone, or a zombie waiting for a reaper that is not us (reparented to init).
-bool process_gone(pid_t pid) {
+bool process_gone_now(pid_t pid) {
   if (kill(pid, 0) != 0) return errno == ESRCH;
   std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
   std::string text;
   std::getline(stat, text);
   const auto close = text.rfind(')');
   return close != std::string::npos && close + 2 < text.size() && text[close + 2] == 'Z';
+}
+
+// SIGKILL is delivered asynchronously: a process signalled a moment ago may still be on its
+// way out. Gone within 5 s (bounded: 500 checks 10 ms apart).
+bool process_gone(pid_t pid) {
+  for (int i = 0; i < 500; ++i) {
+    if (process_gone_now(pid)) return true;
+    usleep(10'000);
+  }
+  return false;
 }
 
 class ApiTest : public IntegrationTest {

@@ -4,20 +4,22 @@
 // library (libfl_stack_helper.so, -O2 without frame pointers): in this test executable the
 // engine is linked in, so the executable's own leading frames count as the shim's and are
 // dropped, and a site starts in the helper library.
+#include "site.h"
+
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "policy.h"
-#include "site.h"
 #include "site_policy.h"
 #include "stack.h"
 #include "stack_helper.h"
-#include <algorithm>
 #include "test_session.h"
 
 namespace faultline {
@@ -62,8 +64,8 @@ class SiteTest : public ::testing::Test {
   }
   std::string record_path() const { return dir_ + "/sites.tsv"; }
   std::string record_policy(const std::string& extra = "") const {
-    return "version = 1\n[[fault]]\nname='rec'\ncalls=['fsync']\nrecord='" + record_path() +
-           "'\n" + extra;
+    return "version = 1\n[[fault]]\nname='rec'\ncalls=['fsync']\nrecord='" + record_path() + "'\n" +
+           extra;
   }
   // The record file's lines, split into tab-separated fields.
   std::vector<std::vector<std::string>> records() const {
@@ -94,8 +96,9 @@ TEST_F(SiteTest, RecordWritesEachDistinctSiteOnceAndNeverInjects) {
     EXPECT_EQ(fields[0], "rec");
     EXPECT_EQ(fields[1], "fsync");
     EXPECT_EQ(fields[2].rfind("libfl_stack_helper.so+0x", 0), 0u) << fields[2];
-    EXPECT_EQ(fields[3], "(anonymous namespace)::helper_static_frame(void (*)(void*), void*) "
-                         "(libfl_stack_helper.so)");
+    EXPECT_EQ(fields[3],
+              "(anonymous namespace)::helper_static_frame(void (*)(void*), void*) "
+              "(libfl_stack_helper.so)");
     EXPECT_EQ(fields[4], "fl_helper_call (libfl_stack_helper.so)");
   }
   EXPECT_NE(lines[0][2], lines[1][2]);
@@ -170,7 +173,8 @@ TEST_F(SiteTest, AnOffsetOrObjectThatDiffersDoesNotMatch) {
   char moved[256];
   std::snprintf(moved, sizeof moved, "%.*s+0x%llx", static_cast<int>(object.size()), object.data(),
                 static_cast<unsigned long long>(offset + 1));
-  for (const std::string& other : {std::string(moved), "libother.so+0x" + site.substr(site.find("+0x") + 3)}) {
+  for (const std::string& other :
+       {std::string(moved), "libother.so+0x" + site.substr(site.find("+0x") + 3)}) {
     SCOPED_TRACE(other);
     TestSession s("version = 1\n[[fault]]\nname='at'\ncalls=['fsync']\nerror='EIO'\nsite='" +
                   other + "'\n");
@@ -179,6 +183,24 @@ TEST_F(SiteTest, AnOffsetOrObjectThatDiffersDoesNotMatch) {
   TestSession s("version = 1\n[[fault]]\nname='at'\ncalls=['fsync']\nerror='EIO'\nsite='" + site +
                 "'\n");
   EXPECT_TRUE(via_helper()) << "the control";
+}
+
+TEST_F(SiteTest, ThreadsRecordEachSiteOnce) {
+  TestSession s(record_policy("site_depth = 3\n"));
+  ASSERT_FALSE(fsync_injected());  // build the rules before the threads race for them
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([] {
+      for (int i = 0; i < 100; ++i) {
+        via_helper();
+        via_outer();
+      }
+    });
+  for (auto& t : threads) t.join();
+  // The direct call above, and the two paths through the helper.
+  EXPECT_EQ(records().size(), 3u);
+  EXPECT_EQ(shim::site_recorded_count(), 3u);
+  EXPECT_EQ(s.slot("rec").matched.load(), 801u);
 }
 
 TEST_F(SiteTest, AStackThatCannotBeUnwoundMatchesNoSiteAndRecordsNothing) {
@@ -212,8 +234,8 @@ TEST(SitePolicy, SitesParseAndBadOnesAreRefused) {
   EXPECT_EQ(object, "libstdc++.so.6");
   EXPECT_EQ(offset, 0xa1b2u);
 
-  for (const char* bad : {"prog", "prog+0x", "+0x10", "prog+0xzz", "prog+0x1;", "a b+0x1",
-                          "prog+0x1;;q+0x2"}) {
+  for (const char* bad :
+       {"prog", "prog+0x", "+0x10", "prog+0xzz", "prog+0x1;", "a b+0x1", "prog+0x1;;q+0x2"}) {
     SCOPED_TRACE(bad);
     EXPECT_NE(compile_error(std::string("calls=['malloc']\nerror='ENOMEM'\nsite='") + bad + "'\n")
                   .find("in 'site'"),
@@ -227,16 +249,17 @@ TEST(SitePolicy, SitesParseAndBadOnesAreRefused) {
 }
 
 TEST(SitePolicy, RecordTakesNoActionAndDepthNeedsRecord) {
-  CompileResult ok =
-      compile_policy_string("version = 1\n[[fault]]\nname='f'\ncalls=['@memory','@fsync']\n"
-                            "record='/tmp/x'\nsite_depth=4\n",
-                            "p");
+  CompileResult ok = compile_policy_string(
+      "version = 1\n[[fault]]\nname='f'\ncalls=['@memory','@fsync']\n"
+      "record='/tmp/x'\nsite_depth=4\n",
+      "p");
   ASSERT_FALSE(ok.error) << ok.error->to_string();
   EXPECT_EQ(ok.policy->faults[0].actions, 0u);
   EXPECT_EQ(ok.policy->faults[0].site_depth, 4u);
   EXPECT_NE(ok.policy->faults[0].families & kFamMemory, 0u) << "recording arms the family";
-  EXPECT_NE(compile_error("calls=['fsync']\nrecord='/tmp/x'\nerror='EIO'\n").find("takes no action"),
-            std::string::npos);
+  EXPECT_NE(
+      compile_error("calls=['fsync']\nrecord='/tmp/x'\nerror='EIO'\n").find("takes no action"),
+      std::string::npos);
   EXPECT_NE(compile_error("calls=['fsync']\nerror='EIO'\nsite_depth=3\n")
                 .find("'site_depth' applies only to 'record'"),
             std::string::npos);

@@ -1,0 +1,390 @@
+// `faultline explore`: the command line over the explore core (control/explore.h) — progress
+// while it runs (a bar on a terminal, one plain line per run otherwise) and the report: a
+// table per family, then one section per finding with the site's stack, what was injected and
+// the command that replays it. `--report` prints the report of a state directory again
+// without running anything: it is made from the state alone.
+#include "explore.h"
+
+#include <fmt/format.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "cli.h"
+#include "launcher.h"
+#include "output.h"
+
+namespace faultline::cli {
+namespace {
+
+namespace ex = faultline::explore;
+
+std::atomic<bool> g_stop{false};
+
+extern "C" void on_stop_signal(int) { g_stop.store(true); }
+
+// ^C (or a TERM/HUP) ends the exploration between runs: the runs going are killed, the state
+// stays consistent, the report of what was done is printed.
+class StopSignals {
+ public:
+  StopSignals() {
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < 3; ++i) sigaction(kSignals[i], &sa, &previous_[i]);
+  }
+  ~StopSignals() {
+    for (int i = 0; i < 3; ++i) sigaction(kSignals[i], &previous_[i], nullptr);
+  }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+
+ private:
+  static constexpr int kSignals[3] = {SIGINT, SIGTERM, SIGHUP};
+  struct sigaction previous_[3];
+};
+
+std::string faultline_path() {
+  std::error_code error;
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe", error);
+  return error ? std::string("faultline") : exe.string();
+}
+
+std::string signal_name(int sig) { return sig ? signal_text(sig) : ""; }
+
+// "the 1st malloc at libfoo+0x12"
+std::string ordinal(int n) {
+  const int tens = n % 100;
+  const char* suffix = (tens >= 11 && tens <= 13) ? "th"
+                       : n % 10 == 1              ? "st"
+                       : n % 10 == 2              ? "nd"
+                       : n % 10 == 3              ? "rd"
+                                                  : "th";
+  return std::to_string(n) + suffix;
+}
+
+std::string outcome_text(const ex::Run& run) {
+  std::string text(ex::outcome_name(run.outcome));
+  if (run.outcome == ex::Outcome::kCrashed && run.signal)
+    text += " (" + signal_text(run.signal) + ")";
+  return text;
+}
+
+// The innermost frame, or the site's first object+offset when it has no text.
+std::string site_short(const ex::Site& site) {
+  if (!site.frames.empty()) return site.frames.front();
+  return site.site.substr(0, site.site.find(';'));
+}
+
+// ---- progress ----------------------------------------------------------------------------------
+
+class ProgressView {
+ public:
+  ProgressView(bool quiet) : quiet_(quiet), tty_(isatty(STDERR_FILENO) == 1) {}
+  ~ProgressView() { clear_bar(); }
+  ProgressView(const ProgressView&) = delete;
+  ProgressView& operator=(const ProgressView&) = delete;
+
+  void update(const ex::Progress& p) {
+    if (quiet_) return;
+    if (p.finished) {
+      if (p.finished->outcome == ex::Outcome::kBaseline) {
+        line(fmt::format("faultline: explore: discovery run: exit {}, {} call sites",
+                         p.finished->exit_status, p.state.sites.size()));
+      } else {
+        const ex::Run& r = *p.finished;
+        if (ex::is_finding(r.outcome)) ++findings_;
+        const ex::Site& site = p.state.sites[r.site];
+        const std::string text =
+            fmt::format("faultline: explore: run {}: {}: {} {} ({}) at {}{}", r.id, outcome_text(r),
+                        p.state.family_of(site), site.call, ordinal(r.occurrence), site_short(site),
+                        r.note.empty() ? "" : ": " + r.note);
+        // On a terminal only findings get a line of their own; the bar says the rest.
+        if (!tty_ || ex::is_finding(r.outcome)) line(text);
+      }
+    }
+    if (tty_) bar(p);
+  }
+
+ private:
+  void line(const std::string& text) {
+    clear_bar();
+    fmt::print(stderr, "{}\n", text);
+  }
+  void bar(const ex::Progress& p) {
+    const std::size_t done = static_cast<std::size_t>(p.started - p.running);
+    const std::size_t total = std::max<std::size_t>(p.planned, 1);
+    constexpr std::size_t kWidth = 30;
+    const std::size_t filled = std::min(kWidth, done * kWidth / total);
+    fmt::print(stderr, "\r\033[K[{}{}] {}/{} runs, {} sites, {} finding{}{}",
+               std::string(filled, '#'), std::string(kWidth - filled, '.'), done, p.planned,
+               p.state.sites.size(), findings_, findings_ == 1 ? "" : "s",
+               p.running > 1 ? fmt::format(" ({} running)", p.running) : "");
+    std::fflush(stderr);
+    shown_ = true;
+  }
+  void clear_bar() {
+    if (!shown_) return;
+    fmt::print(stderr, "\r\033[K");
+    std::fflush(stderr);
+    shown_ = false;
+  }
+
+  bool quiet_;
+  bool tty_;
+  bool shown_ = false;
+  int findings_ = 0;
+};
+
+// ---- the report --------------------------------------------------------------------------------
+
+struct Counts {
+  std::size_t sites = 0;
+  std::set<int> tried;
+  std::map<ex::Outcome, std::size_t> runs;
+};
+
+constexpr ex::Outcome kColumns[] = {ex::Outcome::kHandled, ex::Outcome::kCrashed,
+                                    ex::Outcome::kHung, ex::Outcome::kCheckFailed,
+                                    ex::Outcome::kNotReached};
+constexpr std::string_view kFamilyOrder[] = {"@memory", "@write", "@read", "@fsync",
+                                             "@open",   "@net",   "@dns"};
+
+std::vector<std::pair<std::string, Counts>> family_counts(const ex::State& s) {
+  std::vector<std::string> family(s.sites.size());
+  std::map<std::string, Counts> by;
+  for (std::size_t i = 0; i < s.sites.size(); ++i) {
+    family[i] = s.family_of(s.sites[i]);
+    ++by[family[i]].sites;
+  }
+  for (const ex::Run& r : s.runs) {
+    if (r.site < 0) continue;
+    Counts& c = by[family[r.site]];
+    c.tried.insert(r.site);
+    ++c.runs[r.outcome];
+  }
+  std::vector<std::pair<std::string, Counts>> out;
+  for (std::string_view f : kFamilyOrder)
+    if (auto it = by.find(std::string(f)); it != by.end()) out.emplace_back(it->first, it->second);
+  for (auto& [f, c] : by)
+    if (std::find(std::begin(kFamilyOrder), std::end(kFamilyOrder), f) == std::end(kFamilyOrder))
+      out.emplace_back(f, c);
+  return out;
+}
+
+std::vector<const ex::Run*> findings(const ex::State& s) {
+  std::vector<const ex::Run*> out;
+  for (const ex::Run& r : s.runs)
+    if (ex::is_finding(r.outcome)) out.push_back(&r);
+  std::sort(out.begin(), out.end(),
+            [](const ex::Run* a, const ex::Run* b) { return a->id < b->id; });
+  return out;
+}
+
+void print_indented(const std::string& text, const char* indent) {
+  std::size_t start = 0;
+  while (start <= text.size() && !text.empty()) {
+    const std::size_t end = text.find('\n', start);
+    fmt::print("{}{}\n", indent, text.substr(start, end == std::string::npos ? end : end - start));
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+}
+
+void print_report(const ex::State& s, bool interrupted) {
+  const ex::Run* baseline = s.baseline();
+  std::size_t targeted = 0;
+  for (const ex::Run& r : s.runs) targeted += r.site >= 0;
+  fmt::print("faultline explore: {}\n", ex::shell_command(s.config.command));
+  if (!s.config.check.empty()) fmt::print("check: {}\n", s.config.check);
+  fmt::print("state: {}\n", s.dir);
+  if (baseline)
+    fmt::print("discovery run: exit {}; {} call sites found; {} run{} made\n",
+               baseline->exit_status, s.sites.size(), targeted, targeted == 1 ? "" : "s");
+  fmt::print("\n");
+
+  Table table(
+      {"FAMILY", "SITES", "TRIED", "HANDLED", "CRASHED", "HUNG", "CHECK-FAILED", "NOT-REACHED"},
+      {false, true, true, true, true, true, true, true});
+  Counts total;
+  for (const auto& [family, c] : family_counts(s)) {
+    std::vector<std::string> row{family, std::to_string(c.sites), std::to_string(c.tried.size())};
+    for (ex::Outcome o : kColumns) {
+      const auto it = c.runs.find(o);
+      row.push_back(std::to_string(it == c.runs.end() ? 0 : it->second));
+      total.runs[o] += it == c.runs.end() ? 0 : it->second;
+    }
+    total.sites += c.sites;
+    total.tried.insert(c.tried.begin(), c.tried.end());
+    table.add_row(std::move(row));
+  }
+  std::vector<std::string> row{"total", std::to_string(total.sites),
+                               std::to_string(total.tried.size())};
+  for (ex::Outcome o : kColumns) row.push_back(std::to_string(total.runs[o]));
+  table.add_row(std::move(row));
+  std::fflush(stdout);
+  table.print(stdout);
+
+  const std::size_t untried = s.untried();
+  if (untried > 0)
+    fmt::print(
+        "\n{} site{} not tried yet{}: run the same command again with this --state to go "
+        "on.\n",
+        untried, untried == 1 ? "" : "s (or occurrences)", interrupted ? " (interrupted)" : "");
+  else
+    fmt::print("\nEvery site found was tried{}.\n",
+               s.config.occurrences > 1
+                   ? fmt::format(" at its first {} calls", s.config.occurrences)
+                   : "");
+
+  const auto found = findings(s);
+  if (found.empty()) {
+    fmt::print("No findings: every failed call was handled.\n");
+    return;
+  }
+  const std::string faultline = faultline_path();
+  int n = 0;
+  for (const ex::Run* r : found) {
+    const ex::Site& site = s.sites[r->site];
+    fmt::print("\nFinding {} (run {}): {}: {}\n", ++n, r->id, outcome_text(*r), r->note);
+    fmt::print("  injected: {} into the {} {} call at this site ({})\n", r->error,
+               ordinal(r->occurrence), site.call, s.family_of(site));
+    for (const int earlier : ex::error_path(s, r->site)) {
+      const ex::Run& e = *ex::find_run(s, earlier);
+      const ex::Site& at = s.sites[e.site];
+      fmt::print("  on the error path of run {}: {} into the {} {} call at {}\n", e.id, e.error,
+                 ordinal(e.occurrence), at.call, site_short(at));
+    }
+    fmt::print("  site:     {}\n", site.site);
+    for (std::size_t i = 0; i < site.frames.size(); ++i)
+      fmt::print("    #{} {}\n", i, site.frames[i]);
+    if (r->outcome == ex::Outcome::kCrashed)
+      fmt::print(
+          "  (the stack above is where the call failed; the crash's own stack is not "
+          "captured)\n");
+    if (const std::string tail = ex::output_tail(s, *r, "stderr", 6); !tail.empty()) {
+      fmt::print("  stderr (last lines):\n");
+      print_indented(tail, "    | ");
+    }
+    if (r->outcome == ex::Outcome::kCheckFailed)
+      if (const std::string tail = ex::output_tail(s, *r, "check.out", 6); !tail.empty()) {
+        fmt::print("  check output (last lines):\n");
+        print_indented(tail, "    | ");
+      }
+    fmt::print("  policy:   {}\n", ex::replay_policy_path(s, r->id));
+    fmt::print("  replay:   {}\n", ex::replay_command(s, *r, faultline));
+  }
+}
+
+std::string run_json(const ex::State& s, const ex::Run& r, const std::string& faultline) {
+  JsonObject o;
+  o.add("run", r.id).add("outcome", ex::outcome_name(r.outcome));
+  if (r.site >= 0) {
+    const ex::Site& site = s.sites[r.site];
+    o.add("family", s.family_of(site)).add("call", site.call).add("site", site.site);
+    o.add("occurrence", r.occurrence).add("error", r.error);
+  }
+  o.add("exit_status", r.exit_status);
+  if (r.signal)
+    o.add("signal", signal_name(r.signal));
+  else
+    o.add_null("signal");
+  o.add("injected", r.injected).add("duration_ms", r.duration_ms).add("new_sites", r.new_sites);
+  o.add("stdout_hash", r.stdout_hash).add("note", r.note);
+  if (ex::is_finding(r.outcome) && r.site >= 0) {
+    std::vector<std::string> frames;
+    for (const auto& f : s.sites[r.site].frames) frames.push_back(json_string(f));
+    o.add_raw("stack", json_array(frames));
+    o.add("policy", ex::replay_policy_path(s, r.id));
+    o.add("replay", ex::replay_command(s, r, faultline));
+  }
+  return o.str();
+}
+
+void print_json(const ex::State& s, bool interrupted) {
+  const std::string faultline = faultline_path();
+  JsonObject o;
+  std::vector<std::string> command;
+  for (const auto& word : s.config.command) command.push_back(json_string(word));
+  o.add_raw("command", json_array(command)).add("state", s.dir);
+  if (!s.config.check.empty())
+    o.add("check", s.config.check);
+  else
+    o.add_null("check");
+  if (const ex::Run* b = s.baseline())
+    o.add_raw("discovery", JsonObject()
+                               .add("exit_status", b->exit_status)
+                               .add("stdout_hash", b->stdout_hash)
+                               .add("duration_ms", b->duration_ms)
+                               .str());
+  else
+    o.add_null("discovery");
+  std::vector<std::string> families;
+  for (const auto& [family, c] : family_counts(s)) {
+    JsonObject f;
+    f.add("family", family).add("sites", c.sites).add("tried", c.tried.size());
+    for (ex::Outcome out : kColumns) {
+      const auto it = c.runs.find(out);
+      std::string key(ex::outcome_name(out));
+      std::replace(key.begin(), key.end(), '-', '_');
+      f.add(key, it == c.runs.end() ? std::size_t{0} : it->second);
+    }
+    families.push_back(f.str());
+  }
+  o.add_raw("families", json_array(families));
+  std::vector<std::string> runs, found;
+  for (const ex::Run& r : s.runs)
+    if (r.site >= 0) runs.push_back(run_json(s, r, faultline));
+  for (const ex::Run* r : findings(s)) found.push_back(run_json(s, *r, faultline));
+  o.add_raw("runs", json_array(runs)).add_raw("findings", json_array(found));
+  o.add("untried", s.untried()).add_bool("interrupted", interrupted);
+  fmt::print("{}\n", o.str());
+}
+
+}  // namespace
+
+int explore_command(const ExploreOptions& options) {
+  ex::State state;
+  bool interrupted = false;
+  if (options.report_only) {
+    state = ex::load(options.state_dir);
+  } else {
+    // Before anything else is opened: what the runs inherit.
+    ex::Options o;
+    o.command = options.command;
+    o.policy = options.policy;
+    o.calls = options.calls;
+    o.depth = options.depth;
+    o.occurrences = options.occurrences;
+    o.check = options.check;
+    o.in_place = options.in_place;
+    o.max_runs = options.max_runs;
+    o.timeout_ns = options.timeout_ns;
+    o.jobs = options.jobs;
+    o.state_dir = options.state_dir;
+    o.shim = launch::find_shim(launch::executable_shim_defaults());
+    ProgressView view(options.quiet);
+    o.progress = [&view](const ex::Progress& p) { view.update(p); };
+    g_stop.store(false);
+    o.stop = &g_stop;
+    const StopSignals signals;
+    state = ex::run(o);
+    interrupted = g_stop.load();
+  }
+  for (const std::string& w : state.warnings) fmt::print(stderr, "faultline: warning: {}\n", w);
+  if (options.json)
+    print_json(state, interrupted);
+  else
+    print_report(state, interrupted);
+  std::fflush(stdout);
+  if (interrupted) return 128 + SIGINT;
+  return findings(state).empty() ? kExitOk : kExitFindings;
+}
+
+}  // namespace faultline::cli

@@ -1,0 +1,1184 @@
+// `faultline explore`: the core (see explore.h). The state directory holds
+//
+//   explore.toml   the exploration: command, targets, depth, occurrences, check (written once)
+//   sites.tsv      every call site found: RUN \t TARGET \t CALL \t SITE \t FRAME...  (append-only)
+//   runs.tsv       every finished run, one line each (append-only)
+//   runs/N/        a run while it runs; kept only for findings: replay.toml (the policy that
+//                  replays it), stdout, stderr, check.out, events.jsonl, work/ (its directory)
+//
+// Only this process writes the state's files; the shim of each run appends to the run's own
+// runs/N/sites.tsv (O_APPEND lines, so every process and thread of the run can), and the runner
+// merges the sites it did not know into sites.tsv when the run ends. A run that was going when
+// the runner died left no line in runs.tsv, so it is tried again on resume.
+#include "explore.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <toml++/toml.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+
+#include "calls.h"
+#include "control_error.h"
+#include "inspect.h"
+#include "launcher.h"
+#include "net_policy.h"
+#include "policy.h"
+#include "session.h"
+
+namespace faultline::explore {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kConfigFile = "explore.toml";
+constexpr const char* kSitesFile = "sites.tsv";
+constexpr const char* kRunsFile = "runs.tsv";
+constexpr int kStateVersion = 1;
+constexpr std::int64_t kPollIntervalNs = 5'000'000;
+// Failures in a row a run may make to reach a site on an error path: sites first seen deeper
+// are not followed (each failure is one fault of the run's session, which holds 64).
+constexpr std::size_t kMaxErrorPath = 8;
+
+[[noreturn]] void fail(const std::string& message) {
+  throw_control_error(ErrorKind::kUsage, kStatusUsage, message);
+}
+
+[[noreturn]] void fail_system(const std::string& what) {
+  throw_control_error(ErrorKind::kSystem, kStatusUsage,
+                      fmt::format("{}: {}", what, std::strerror(errno)));
+}
+
+std::int64_t now_ns() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+void sleep_ns(std::int64_t ns) {
+  struct timespec ts {
+    static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)
+  };
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+// ---- text -------------------------------------------------------------------------------------
+
+// A TOML basic string.
+std::string toml_quote(std::string_view text) {
+  std::string out = "\"";
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (u < 0x20 || u == 0x7f) {
+      out += fmt::format("\\u{:04x}", u);
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+std::string shell_quote(std::string_view word) {
+  if (!word.empty() && word.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                              "0123456789@%+=:,./-_") == std::string_view::npos)
+    return std::string(word);
+  std::string out = "'";
+  for (const char c : word) {
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out += c;
+  }
+  return out + "'";
+}
+
+// A field of a .tsv line: tabs and line breaks would split it.
+std::string field(std::string_view text) {
+  std::string out(text);
+  for (char& c : out)
+    if (c == '\t' || c == '\n' || c == '\r') c = ' ';
+  return out;
+}
+
+std::vector<std::string> split(const std::string& line, char separator) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  for (;;) {
+    const std::size_t end = line.find(separator, start);
+    out.push_back(line.substr(start, end == std::string::npos ? end : end - start));
+    if (end == std::string::npos) return out;
+    start = end + 1;
+  }
+}
+
+std::optional<long long> to_number(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  char* end = nullptr;
+  errno = 0;
+  const long long value = std::strtoll(text.c_str(), &end, 10);
+  if (errno || !end || *end) return std::nullopt;
+  return value;
+}
+
+std::string hex64(std::uint64_t value) { return fmt::format("{:016x}", value); }
+
+std::uint64_t file_hash(const std::string& path) {
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  std::ifstream in(path, std::ios::binary);
+  char buffer[65536];
+  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
+    for (std::streamsize i = 0; i < in.gcount(); ++i)
+      h = (h ^ static_cast<unsigned char>(buffer[i])) * 0x100000001b3ull;
+    if (!in) break;
+  }
+  return h;
+}
+
+void append_line(const std::string& path, const std::string& line) {
+  const int fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) fail_system("cannot open " + path);
+  const std::string text = line + "\n";
+  const ssize_t n = write(fd, text.data(), text.size());
+  const int error = errno;
+  close(fd);
+  errno = error;
+  if (n != static_cast<ssize_t>(text.size())) fail_system("cannot write " + path);
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::trunc);
+  out << text;
+  if (!out.flush()) fail_system("cannot write " + path);
+}
+
+void remove_tree(const std::string& path) {
+  std::error_code error;
+  fs::remove_all(path, error);
+}
+
+// ---- calls and their natural errors ----------------------------------------------------------
+
+// How a call fails when the resource behind it does: what the program most likely meets in
+// production, so what its error path must survive.
+std::string natural_error(const CallInfo& call, bool on_socket) {
+  switch (call.family) {
+    case kFamMemory:
+      return "ENOMEM";
+    case kFamOpen:
+      return "EMFILE";
+    case kFamDns:
+      return "EAI_AGAIN";
+    case kFamNet:
+      if (call.id == kCall_connect) return "ECONNREFUSED";
+      if (call.id == kCall_socket || call.id == kCall_accept || call.id == kCall_accept4)
+        return "EMFILE";
+      if (call.id == kCall_bind || call.id == kCall_listen) return "EADDRINUSE";
+      return "ECONNRESET";
+    default:  // @write, @read, @fsync: the disk failed
+      return on_socket ? "ECONNRESET" : "EIO";
+  }
+}
+
+struct CompiledTarget {
+  std::uint64_t calls_mask[2] = {0, 0};
+  bool rw_on_sockets = false;  // its read/write/readv/writev hit sockets (an @net target)
+  bool rw_on_files = false;
+};
+
+bool has_call(const CompiledTarget& t, std::uint32_t id) {
+  return (t.calls_mask[id / 64] >> (id % 64)) & 1;
+}
+
+// A fault of the target with its action, compiled: which calls it can fail (a family drops
+// the calls that cannot take the action, e.g. `sync` for an error), and where read/write go.
+std::string probe_fault(const Target& t) {
+  std::string action = t.action;
+  if (action.empty()) action = "error = " + toml_quote(t.error.empty() ? "EIO" : t.error) + "\n";
+  return "[[fault]]\nname = \"probe\"\ncalls = " + t.calls + "\n" + t.selectors + action;
+}
+
+CompiledTarget compile_target(const Target& t) {
+  const CompileResult r = compile_policy_string("version = 1\n" + probe_fault(t), t.label);
+  if (r.error) fail(fmt::format("cannot explore {}: {}", t.label, r.error->message));
+  const FaultSpec& spec = r.policy->faults.at(0);
+  CompiledTarget c;
+  c.calls_mask[0] = spec.calls_mask[0];
+  c.calls_mask[1] = spec.calls_mask[1];
+  c.rw_on_sockets = rw_scope_hits(spec, true);
+  c.rw_on_files = rw_scope_hits(spec, false);
+  return c;
+}
+
+// `--calls` items: "@memory", "connect", "@write=ENOSPC".
+Target call_target(const std::string& item) {
+  const std::size_t eq = item.find('=');
+  const std::string what = item.substr(0, eq);
+  Target t;
+  t.label = item;
+  if (what.starts_with('@')) {
+    const auto family = find_family(what);
+    if (!family || !(*family & kSupportedFamilies))
+      fail(
+          fmt::format("--calls: unknown family '{}' (families: @write @fsync @read @open @net "
+                      "@dns @memory)",
+                      what));
+  } else if (!find_call(what)) {
+    fail(
+        fmt::format("--calls: unknown call '{}' (a call name such as fsync, or a family such "
+                    "as @memory)",
+                    what));
+  }
+  t.calls = "[" + toml_quote(what) + "]";
+  if (eq != std::string::npos) {
+    t.error = item.substr(eq + 1);
+    if (!errno_from_name(t.error) && !dns_error_from_name(t.error))
+      fail(
+          fmt::format("--calls {}: unknown error '{}' (an errno name such as EIO, or an EAI_* "
+                      "code for @dns)",
+                      item, t.error));
+  }
+  return t;
+}
+
+// The keys of a -p fault: selectors narrow what is explored, the action is what each run
+// injects; triggers are explore's own (the k-th call at the site, once).
+constexpr std::string_view kSelectorKeys[] = {"path", "process", "thread", "size",
+                                              "addr", "host",    "stack"};
+constexpr std::string_view kActionKeys[] = {
+    "error", "delay", "jitter",    "short",      "corrupt", "lie",      "crash",
+    "when",  "reset", "blackhole", "resolve_to", "timeout", "log_stack"};
+constexpr std::string_view kIgnoredKeys[] = {"name",  "enabled", "probability", "after",
+                                             "every", "times",   "start_after", "duration"};
+
+template <std::size_t N>
+bool one_of(std::string_view key, const std::string_view (&keys)[N]) {
+  return std::find(std::begin(keys), std::end(keys), key) != std::end(keys);
+}
+
+// "key = value\n", the value as toml++ writes it.
+std::string toml_line(std::string_view key, const toml::node& value) {
+  toml::table t;
+  value.visit([&](auto&& v) { t.insert(key, v); });
+  std::ostringstream out;
+  out << t;
+  std::string text = out.str();
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text + "\n";
+}
+
+std::vector<Target> policy_targets(const std::string& path, std::vector<std::string>& warnings) {
+  const CompileResult compiled = compile_policy_file(path);
+  if (compiled.error)
+    throw_control_error(ErrorKind::kBadPolicy, kStatusUsage, compiled.error->to_string());
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    fail(fmt::format("{}: {}", path, e.description()));
+  }
+  std::vector<Target> targets;
+  const toml::array* faults = root["fault"].as_array();
+  if (!faults || faults->empty()) fail(fmt::format("{}: no [[fault]] to explore", path));
+  for (const toml::node& item : *faults) {
+    const toml::table& table = *item.as_table();
+    Target t;
+    t.label = "policy:" + table["name"].value_or(std::string("?"));
+    std::vector<std::pair<toml::source_position, std::string>> keys;
+    for (auto&& [key, value] : table) keys.emplace_back(key.source().begin, std::string(key.str()));
+    std::sort(keys.begin(), keys.end(), [](const auto& a, const auto& b) {
+      return std::pair(a.first.line, a.first.column) < std::pair(b.first.line, b.first.column);
+    });
+    for (const auto& [at, key] : keys) {
+      const toml::node& value = *table.get(key);
+      if (key == "calls") {
+        t.calls = toml_line("calls", value).substr(std::string_view("calls = ").size());
+        t.calls.pop_back();
+      } else if (one_of(key, kSelectorKeys)) {
+        t.selectors += toml_line(key, value);
+      } else if (one_of(key, kActionKeys)) {
+        t.action += toml_line(key, value);
+      } else if (one_of(key, kIgnoredKeys)) {
+        if (key != "name")
+          warnings.push_back(
+              fmt::format("{}:{}:{}: '{}' of {} is ignored: explore fails the "
+                          "k-th call at each site, once",
+                          path, at.line, at.column, key, t.label));
+      } else {
+        fail(
+            fmt::format("{}:{}:{}: '{}' does not fit explore, which fails one call at a time "
+                        "({} cannot be explored)",
+                        path, at.line, at.column, key, t.label));
+      }
+    }
+    targets.push_back(std::move(t));
+  }
+  return targets;
+}
+
+// ---- the state's files -------------------------------------------------------------------------
+
+std::string path_in(const State& s, const std::string& name) { return s.dir + "/" + name; }
+
+toml::array string_array(const std::vector<std::string>& items) {
+  toml::array out;
+  for (const auto& item : items) out.push_back(item);
+  return out;
+}
+
+void save_config(const State& s) {
+  toml::table root;
+  root.insert("version", kStateVersion);
+  root.insert("command", string_array(s.config.command));
+  root.insert("depth", s.config.depth);
+  root.insert("occurrences", s.config.occurrences);
+  root.insert("check", s.config.check);
+  root.insert("in_place", s.config.in_place);
+  toml::array targets;
+  for (const Target& t : s.config.targets)
+    targets.push_back(toml::table{{"label", t.label},
+                                  {"calls", t.calls},
+                                  {"error", t.error},
+                                  {"selectors", t.selectors},
+                                  {"action", t.action}});
+  root.insert("target", std::move(targets));
+  std::ostringstream out;
+  out << "# faultline explore: what this state directory explores (written once; a resumed\n"
+         "# exploration must match it)\n"
+      << root << "\n";
+  write_file(path_in(s, kConfigFile), out.str());
+}
+
+Config load_config(const std::string& dir) {
+  const std::string path = dir + "/" + kConfigFile;
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    fail(fmt::format("{}: not a faultline explore state ({})", path, e.description()));
+  }
+  if (root["version"].value_or(0) != kStateVersion)
+    fail(fmt::format("{}: written by another version of faultline explore", path));
+  Config c;
+  if (const toml::array* command = root["command"].as_array())
+    for (const toml::node& word : *command) c.command.push_back(word.value_or(std::string()));
+  c.depth = root["depth"].value_or(static_cast<int>(kDefaultSiteDepth));
+  c.occurrences = root["occurrences"].value_or(1);
+  c.check = root["check"].value_or(std::string());
+  c.in_place = root["in_place"].value_or(false);
+  if (const toml::array* targets = root["target"].as_array())
+    for (const toml::node& node : *targets) {
+      const toml::table& t = *node.as_table();
+      c.targets.push_back(
+          Target{t["label"].value_or(std::string()), t["calls"].value_or(std::string()),
+                 t["error"].value_or(std::string()), t["selectors"].value_or(std::string()),
+                 t["action"].value_or(std::string())});
+    }
+  if (c.command.empty() || c.targets.empty()) fail(fmt::format("{}: incomplete", path));
+  return c;
+}
+
+std::string site_key(int target, const std::string& call, const std::string& site) {
+  return std::to_string(target) + "\t" + call + "\t" + site;
+}
+
+void load_sites(State& s) {
+  std::ifstream in(path_in(s, kSitesFile));
+  std::set<std::string> seen;
+  for (std::string line; std::getline(in, line);) {
+    const auto fields = split(line, '\t');
+    if (fields.size() < 4) continue;
+    const auto run = to_number(fields[0]);
+    const auto target = to_number(fields[1]);
+    if (!run || !target || *target < 0 ||
+        *target >= static_cast<long long>(s.config.targets.size()))
+      continue;
+    if (!seen.insert(site_key(static_cast<int>(*target), fields[2], fields[3])).second) continue;
+    Site site;
+    site.found_in_run = static_cast<int>(*run);
+    site.target = static_cast<int>(*target);
+    site.call = fields[2];
+    site.site = fields[3];
+    site.frames.assign(fields.begin() + 4, fields.end());
+    s.sites.push_back(std::move(site));
+  }
+}
+
+// id, outcome, site, occurrence, error, exit status, signal, injected, ms, stdout hash, new sites,
+// note
+std::string run_line(const Run& r) {
+  return fmt::format("{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}", r.id,
+                     outcome_name(r.outcome), r.site, r.occurrence, field(r.error), r.exit_status,
+                     r.signal, r.injected, r.duration_ms, r.stdout_hash, r.new_sites,
+                     field(r.note));
+}
+
+void load_runs(State& s) {
+  std::ifstream in(path_in(s, kRunsFile));
+  for (std::string line; std::getline(in, line);) {
+    const auto f = split(line, '\t');
+    if (f.size() != 12) continue;  // a line cut by a crash of the runner
+    const auto outcome = outcome_from_name(f[1]);
+    const auto id = to_number(f[0]);
+    const auto site = to_number(f[2]);
+    if (!outcome || !id || !site || *site >= static_cast<long long>(s.sites.size())) continue;
+    Run r;
+    r.id = static_cast<int>(*id);
+    r.outcome = *outcome;
+    r.site = static_cast<int>(*site);
+    r.occurrence = static_cast<int>(to_number(f[3]).value_or(0));
+    r.error = f[4];
+    r.exit_status = static_cast<int>(to_number(f[5]).value_or(0));
+    r.signal = static_cast<int>(to_number(f[6]).value_or(0));
+    r.injected = static_cast<std::uint64_t>(to_number(f[7]).value_or(0));
+    r.duration_ms = to_number(f[8]).value_or(0);
+    r.stdout_hash = f[9];
+    r.new_sites = static_cast<int>(to_number(f[10]).value_or(0));
+    r.note = f[11];
+    if (r.outcome == Outcome::kBaseline && s.baseline()) continue;
+    s.runs.push_back(std::move(r));
+  }
+}
+
+// ---- policies ---------------------------------------------------------------------------------
+
+std::string ordinal(int n) {
+  const int tens = n % 100;
+  const char* suffix = (tens >= 11 && tens <= 13) ? "th"
+                       : n % 10 == 1              ? "st"
+                       : n % 10 == 2              ? "nd"
+                       : n % 10 == 3              ? "rd"
+                                                  : "th";
+  return std::to_string(n) + suffix;
+}
+
+}  // namespace
+
+// ---- State -----------------------------------------------------------------------------------
+
+std::string_view outcome_name(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kBaseline:
+      return "discovery";
+    case Outcome::kHandled:
+      return "handled";
+    case Outcome::kCrashed:
+      return "crashed";
+    case Outcome::kHung:
+      return "hung";
+    case Outcome::kCheckFailed:
+      return "check-failed";
+    case Outcome::kNotReached:
+      return "not-reached";
+  }
+  return "?";
+}
+
+std::optional<Outcome> outcome_from_name(std::string_view name) {
+  for (Outcome o : {Outcome::kBaseline, Outcome::kHandled, Outcome::kCrashed, Outcome::kHung,
+                    Outcome::kCheckFailed, Outcome::kNotReached})
+    if (outcome_name(o) == name) return o;
+  return std::nullopt;
+}
+
+const Run* State::baseline() const {
+  for (const Run& r : runs)
+    if (r.outcome == Outcome::kBaseline) return &r;
+  return nullptr;
+}
+
+std::string State::family_of(const Site& site) const {
+  const auto call = find_call(site.call);
+  if (!call) return "?";
+  if (is_rw_call(call->id) && site.target >= 0 &&
+      site.target < static_cast<int>(config.targets.size())) {
+    const CompiledTarget t = compile_target(config.targets[site.target]);
+    if (t.rw_on_sockets && !t.rw_on_files) return "@net";
+  }
+  return std::string(family_name(call->family));
+}
+
+std::size_t State::untried() const {
+  std::set<std::pair<int, int>> tried;
+  for (const Run& r : runs)
+    if (r.site >= 0) tried.emplace(r.site, r.occurrence);
+  std::size_t n = 0;
+  for (int k = 1; k <= config.occurrences; ++k)
+    for (std::size_t i = 0; i < sites.size(); ++i)
+      if (!tried.count({static_cast<int>(i), k})) ++n;
+  return n;
+}
+
+const Run* find_run(const State& state, int id) {
+  for (const Run& r : state.runs)
+    if (r.id == id) return &r;
+  return nullptr;
+}
+
+std::vector<int> error_path(const State& state, int site) {
+  std::vector<int> path;
+  std::set<int> seen;  // a damaged state must not loop
+  for (int at = site; at >= 0 && at < static_cast<int>(state.sites.size());) {
+    const Run* run = find_run(state, state.sites[at].found_in_run);
+    if (!run || run->site < 0 || !seen.insert(run->id).second) break;
+    path.insert(path.begin(), run->id);
+    at = run->site;
+  }
+  return path;
+}
+
+std::string run_dir(const State& state, int run) {
+  return state.dir + "/runs/" + std::to_string(run);
+}
+
+std::string replay_policy_path(const State& state, int run) {
+  return run_dir(state, run) + "/replay.toml";
+}
+
+std::string shell_command(const std::vector<std::string>& words) {
+  std::string line;
+  for (const std::string& word : words) line += (line.empty() ? "" : " ") + shell_quote(word);
+  return line;
+}
+
+std::string replay_command(const State& state, const Run& run, const std::string& faultline) {
+  std::string line;
+  if (!state.config.in_place) line = "cd \"$(mktemp -d)\" && ";
+  line += shell_quote(faultline) + " run";
+  if (!state.config.check.empty()) line += " --log \"$PWD/events.jsonl\"";
+  line += " -p " + shell_quote(replay_policy_path(state, run.id)) + " -- " +
+          shell_command(state.config.command);
+  if (!state.config.check.empty())
+    line +=
+        "; FAULTLINE_EXPLORE_EVENTS=\"$PWD/events.jsonl\" sh -c " + shell_quote(state.config.check);
+  return line;
+}
+
+std::string output_tail(const State& state, const Run& run, const char* file, int lines) {
+  std::ifstream in(run_dir(state, run.id) + "/" + file, std::ios::binary);
+  if (!in) return "";
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  std::size_t at = text.size();
+  for (int n = 0; n < lines && at != std::string::npos && at > 0; ++n)
+    at = text.rfind('\n', at - 1);
+  return at == std::string::npos || at == 0 ? text : text.substr(at + 1);
+}
+
+State load(const std::string& state_dir) {
+  State s;
+  std::error_code error;
+  s.dir = fs::absolute(state_dir, error).lexically_normal().string();
+  if (!s.dir.empty() && s.dir.size() > 1 && s.dir.back() == '/') s.dir.pop_back();
+  if (!fs::exists(s.dir + "/" + kConfigFile))
+    throw_control_error(ErrorKind::kNoSession, kStatusNothing,
+                        fmt::format("{} holds no exploration (no {})", s.dir, kConfigFile));
+  s.config = load_config(s.dir);
+  load_sites(s);
+  load_runs(s);
+  return s;
+}
+
+// ---- running -----------------------------------------------------------------------------------
+
+namespace {
+
+// A process of one run: CMD (in its session) or the check.
+struct Child {
+  pid_t pid = -1;
+  std::int64_t deadline_ns = 0;
+  bool done = false;
+  bool timed_out = false;
+  int status = 0;  // wait status
+
+  // Non-blocking. The whole process group goes when the child ends or times out: what CMD
+  // left behind (daemons, stuck children) must not outlive its run.
+  void poll() {
+    if (done || pid <= 0) return;
+    siginfo_t info{};
+    if (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+        info.si_pid == pid) {
+      kill(-pid, SIGKILL);  // the leader is a zombie until reaped: the group id is still ours
+      finish();
+    } else if (now_ns() >= deadline_ns) {
+      timed_out = true;
+      kill(-pid, SIGKILL);
+      finish();
+    }
+  }
+  void kill_now() {
+    if (done || pid <= 0) return;
+    kill(-pid, SIGKILL);
+    finish();
+  }
+
+ private:
+  void finish() {
+    status = launch::wait_for(pid, 0);
+    done = true;
+  }
+};
+
+bool crash_signal(int sig) {
+  return sig == SIGSEGV || sig == SIGBUS || sig == SIGABRT || sig == SIGILL || sig == SIGFPE ||
+         sig == SIGTRAP || sig == SIGSYS;
+}
+
+struct Active {
+  Run run;
+  std::string dir;
+  std::string work;  // its working directory ("" in place)
+  std::string session_name;
+  std::unique_ptr<Session> session;
+  std::string fault_name;     // the site fault ("" for the discovery run)
+  std::string site_fault;     // the [[fault]] tables that fail the site (and its error path)
+  std::string replay_policy;  // the file that replays the run: those faults, no recording
+  std::int64_t started_ns = 0;
+  Child main;
+  Child check;
+  bool checking = false;
+  bool finished = false;
+};
+
+class Explorer {
+ public:
+  Explorer(const Options& options, State& state) : options_(options), state_(state) {}
+
+  void prepare();
+  void discover();
+  void explore();
+  void stop_all();
+
+ private:
+  std::string policy_text(const Active& a) const;
+  std::string site_fault(const std::string& name, int site, int k, std::string& error) const;
+  std::unique_ptr<Active> start(int site, int k);
+  void advance(Active& a);
+  void merge_sites(Active& a);
+  void record(Active& a);
+  bool stopping() const { return options_.stop && options_.stop->load(); }
+  std::optional<std::pair<int, int>> next_trial();
+  void report_progress(const Run* finished);
+
+  const Options& options_;
+  State& state_;
+  std::string program_;  // resolved for exec
+  std::vector<CompiledTarget> compiled_;
+  std::map<std::string, int> site_index_;
+  std::set<std::pair<int, int>> tried_;  // (site, occurrence), finished or running
+  std::vector<std::unique_ptr<Active>> active_;
+  int next_id_ = 1;
+  int started_ = 0;
+  int next_target_ = 0;
+  std::map<std::pair<int, int>, std::size_t> scan_from_;  // (occurrence, target) -> site
+};
+
+// One [[fault]] failing the k-th call at a site with the target's action; `error` says what.
+std::string Explorer::site_fault(const std::string& name, int site_index, int k,
+                                 std::string& error) const {
+  const Site& site = state_.sites[site_index];
+  const Target& t = state_.config.targets[site.target];
+  const CompiledTarget& c = compiled_[site.target];
+  const CallInfo call = *find_call(site.call);
+  // read/write/readv/writev are aimed at sockets or files by the fault's `calls`: keep the
+  // target's. Any other call is named alone (the site pins the call anyway).
+  const std::string calls = is_rw_call(call.id) ? t.calls : "[" + toml_quote(site.call) + "]";
+  std::string action = t.action;
+  if (action.empty()) {
+    error = t.error.empty() ? natural_error(call, c.rw_on_sockets && !c.rw_on_files) : t.error;
+    action = "error = " + toml_quote(error) + "\n";
+  } else {
+    error = action;
+    std::replace(error.begin(), error.end(), '\n', ' ');
+    while (!error.empty() && error.back() == ' ') error.pop_back();
+  }
+  return fmt::format("[[fault]]\nname = \"{}\"\ncalls = {}\n{}site = {}\n{}after = {}\ntimes = 1\n",
+                     name, calls, t.selectors, toml_quote(site.site), action, k - 1);
+}
+
+// The run's policy: a `record` fault per target first (they never inject, so every call still
+// reaches the faults after them), then the faults that fail the site.
+std::string Explorer::policy_text(const Active& a) const {
+  std::string text = "version = 1\nseed = 1\n";
+  for (std::size_t i = 0; i < state_.config.targets.size(); ++i) {
+    const Target& t = state_.config.targets[i];
+    text +=
+        fmt::format("\n[[fault]]\nname = \"rec-{}\"\ncalls = {}\n{}record = {}\nsite_depth = {}\n",
+                    i, t.calls, t.selectors, toml_quote(a.dir + "/sites.tsv"), state_.config.depth);
+  }
+  return text + "\n" + a.site_fault;
+}
+
+void Explorer::prepare() {
+  for (const Target& t : state_.config.targets) compiled_.push_back(compile_target(t));
+  for (std::size_t i = 0; i < state_.sites.size(); ++i) {
+    const Site& s = state_.sites[i];
+    site_index_[site_key(s.target, s.call, s.site)] = static_cast<int>(i);
+  }
+  for (const Run& r : state_.runs) {
+    if (r.site >= 0) tried_.emplace(r.site, r.occurrence);
+    next_id_ = std::max(next_id_, r.id + 1);
+  }
+  // What an interrupted invocation left: runs that never finished are tried again.
+  std::error_code error;
+  std::set<int> findings;
+  for (const Run& r : state_.runs)
+    if (is_finding(r.outcome)) findings.insert(r.id);
+  for (const auto& entry : fs::directory_iterator(state_.dir + "/runs", error)) {
+    const auto id = to_number(entry.path().filename().string());
+    if (id && !findings.count(static_cast<int>(*id))) remove_tree(entry.path().string());
+    if (id) next_id_ = std::max(next_id_, static_cast<int>(*id) + 1);
+  }
+  program_ = launch::resolve_command(state_.config.command.front());
+  std::vector<std::string> warnings;
+  launch::vet_program(program_, options_.shim, warnings);
+  for (auto& w : warnings) state_.warnings.push_back(std::move(w));
+}
+
+std::unique_ptr<Active> Explorer::start(int site_index, int k) {
+  auto a = std::make_unique<Active>();
+  a->run.id = site_index < 0 ? 0 : next_id_++;
+  a->run.site = site_index;
+  a->run.occurrence = k;
+  a->dir = run_dir(state_, a->run.id);
+  remove_tree(a->dir);
+  std::error_code error;
+  fs::create_directories(a->dir, error);
+  if (error) fail(fmt::format("cannot create {}: {}", a->dir, error.message()));
+  if (!state_.config.in_place) {
+    a->work = a->dir + "/work";
+    fs::create_directories(a->work, error);
+  }
+
+  const Site* site = site_index >= 0 ? &state_.sites[site_index] : nullptr;
+  a->run.outcome = site ? Outcome::kHandled : Outcome::kBaseline;  // until it shows otherwise
+  if (site) {
+    // A site first seen on the error path of an earlier run is reached by failing what that
+    // run failed again: its faults come first, the site's last.
+    const std::vector<int> path = error_path(state_, site_index);
+    std::string comment;
+    for (std::size_t i = 0; i < path.size(); ++i) {
+      const Run& earlier = *find_run(state_, path[i]);
+      std::string what;
+      a->site_fault += site_fault(fmt::format("explore-{}-{}", a->run.id, i + 1), earlier.site,
+                                  earlier.occurrence, what) +
+                       "\n";
+      comment += fmt::format("#   first, as in run {}: the {} call of {} at its site fails ({})\n",
+                             earlier.id, ordinal(earlier.occurrence),
+                             state_.sites[earlier.site].call, what);
+    }
+    a->fault_name = "explore-" + std::to_string(a->run.id);
+    a->site_fault += site_fault(a->fault_name, site_index, k, a->run.error);
+    a->replay_policy = fmt::format(
+        "# faultline explore, run {} of {}:\n{}# the {} call of {} at this site fails ({}).\n"
+        "version = 1\n\n{}",
+        a->run.id, state_.dir, comment, ordinal(k), site->call, a->run.error, a->site_fault);
+  }
+
+  const CompileResult compiled = compile_policy_string(policy_text(*a), a->dir + "/policy");
+  if (compiled.error)
+    fail(fmt::format("cannot build the policy of run {}: {}", a->run.id,
+                     compiled.error->to_string()));
+  a->session_name = fmt::format("fl-explore-{}-{}", getpid(), a->run.id);
+  a->session = launch::create_session(a->session_name, *compiled.policy);
+  a->session->set_seed(1);
+  a->session->set_log_path(a->dir + "/events.jsonl");
+
+  launch::SpawnOptions spawn;
+  spawn.new_process_group = true;
+  const int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  const int out =
+      open((a->dir + "/stdout").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int err =
+      open((a->dir + "/stderr").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (in < 0 || out < 0 || err < 0)
+    fail_system("cannot open the files of run " + std::to_string(a->run.id));
+  spawn.stdin_fd = in;
+  spawn.stdout_fd = out;
+  spawn.stderr_fd = err;
+  spawn.cwd = a->work;
+  const auto env =
+      launch::child_environment(launch::current_environment(), options_.shim, a->session_name);
+  a->started_ns = now_ns();
+  try {
+    a->main.pid = launch::spawn(program_, state_.config.command, env, spawn);
+  } catch (...) {
+    close(in);
+    close(out);
+    close(err);
+    Session::remove(a->session_name);
+    throw;
+  }
+  close(in);
+  close(out);
+  close(err);
+  a->main.deadline_ns = a->started_ns + options_.timeout_ns;
+  return a;
+}
+
+// The check: a plain shell command in the run's directory, no preload, the run's event log
+// named in its environment (a check may need to know what failed: "was an fsync of the
+// journal failed, and did the program say so?").
+void start_check(Active& a, const State& state, std::int64_t timeout_ns) {
+  std::vector<std::string> env;
+  for (const std::string& entry : launch::current_environment())
+    if (!entry.starts_with("FAULTLINE_SESSION=") && !entry.starts_with("FAULTLINE_POLICY="))
+      env.push_back(entry);
+  env.push_back("FAULTLINE_EXPLORE_EVENTS=" + a.dir + "/events.jsonl");
+  env.push_back("FAULTLINE_EXPLORE_RUN=" + std::to_string(a.run.id));
+  launch::SpawnOptions spawn;
+  spawn.new_process_group = true;
+  const int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  const int out =
+      open((a.dir + "/check.out").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (in < 0 || out < 0) fail_system("cannot open the files of a check");
+  spawn.stdin_fd = in;
+  spawn.stdout_fd = out;
+  spawn.stderr_fd = out;
+  spawn.cwd = a.work;
+  try {
+    a.check.pid = launch::spawn("/bin/sh", {"sh", "-c", state.config.check}, env, spawn);
+  } catch (...) {
+    close(in);
+    close(out);
+    throw;
+  }
+  close(in);
+  close(out);
+  a.check.deadline_ns = now_ns() + timeout_ns;
+  a.checking = true;
+}
+
+void Explorer::advance(Active& a) {
+  if (a.finished) return;
+  if (!a.checking) {
+    a.main.poll();
+    if (!a.main.done) return;
+    a.run.duration_ms = (now_ns() - a.started_ns) / 1'000'000;
+    // Counters first, then the session goes: nothing of this run may join it any more.
+    if (!a.fault_name.empty())
+      for (const FaultView& f : read_faults(*a.session))
+        if (fixed_text(f.spec.name) == a.fault_name) a.run.injected = f.injected;
+    a.session.reset();
+    Session::remove(a.session_name);
+
+    const int status = a.main.status;
+    a.run.exit_status = launch::exit_status(status);
+    a.run.signal = WIFSIGNALED(status) && !a.main.timed_out ? WTERMSIG(status) : 0;
+    a.run.stdout_hash = hex64(file_hash(a.dir + "/stdout"));
+    const bool baseline = a.run.outcome == Outcome::kBaseline;
+    if (a.main.timed_out) {
+      a.run.outcome = baseline ? Outcome::kBaseline : Outcome::kHung;
+      a.run.note =
+          fmt::format("still running after {}s: killed", options_.timeout_ns / 1'000'000'000);
+    } else if (a.run.signal || (a.run.exit_status > 128 && crash_signal(a.run.exit_status - 128))) {
+      if (!baseline) a.run.outcome = Outcome::kCrashed;
+      a.run.note =
+          a.run.signal
+              ? fmt::format("killed by signal {} ({})", a.run.signal, strsignal(a.run.signal))
+              : fmt::format("exit {}: a shell reporting signal {} ({})", a.run.exit_status,
+                            a.run.exit_status - 128, strsignal(a.run.exit_status - 128));
+    } else if (!baseline && a.run.injected == 0) {
+      a.run.outcome = Outcome::kNotReached;
+      a.run.note = fmt::format("exit {}: the {} call at the site never came", a.run.exit_status,
+                               ordinal(a.run.occurrence));
+    } else if (!state_.config.check.empty()) {
+      start_check(a, state_, options_.timeout_ns);
+      return;
+    } else if (!baseline) {
+      a.run.outcome = Outcome::kHandled;
+    }
+  } else {
+    a.check.poll();
+    if (!a.check.done) return;
+    const int status = launch::exit_status(a.check.status);
+    if (a.check.timed_out || status != 0) {
+      if (a.run.outcome != Outcome::kBaseline) a.run.outcome = Outcome::kCheckFailed;
+      a.run.note = a.check.timed_out ? "the check did not finish: killed"
+                                     : fmt::format("the check exited {}", status);
+    } else if (a.run.outcome != Outcome::kBaseline) {
+      a.run.outcome = Outcome::kHandled;
+    }
+  }
+  a.finished = true;
+}
+
+void Explorer::merge_sites(Active& a) {
+  // A run that failed kMaxErrorPath calls in a row reveals sites too deep to follow.
+  if (a.run.site >= 0 && error_path(state_, a.run.site).size() + 1 >= kMaxErrorPath) return;
+  std::ifstream in(a.dir + "/sites.tsv");
+  for (std::string line; std::getline(in, line);) {
+    const auto fields = split(line, '\t');
+    if (fields.size() < 3 || !fields[0].starts_with("rec-")) continue;
+    const auto target = to_number(fields[0].substr(4));
+    if (!target || *target < 0 || *target >= static_cast<long long>(compiled_.size())) continue;
+    const auto call = find_call(fields[1]);
+    // A call the target's action cannot fail (`sync` has no error) is not a site to explore.
+    if (!call || !has_call(compiled_[*target], call->id)) continue;
+    const std::string key = site_key(static_cast<int>(*target), fields[1], fields[2]);
+    if (site_index_.count(key)) continue;
+    Site site;
+    site.target = static_cast<int>(*target);
+    site.call = fields[1];
+    site.site = fields[2];
+    site.frames.assign(fields.begin() + 3, fields.end());
+    site.found_in_run = a.run.outcome == Outcome::kBaseline ? 0 : a.run.id;
+    std::string text =
+        fmt::format("{}\t{}\t{}\t{}", site.found_in_run, site.target, site.call, site.site);
+    for (const std::string& frame : site.frames) text += "\t" + field(frame);
+    append_line(path_in(state_, kSitesFile), text);
+    site_index_[key] = static_cast<int>(state_.sites.size());
+    state_.sites.push_back(std::move(site));
+    ++a.run.new_sites;
+  }
+}
+
+// The run is over: its sites and its line go to the state; a finding keeps its directory.
+void Explorer::record(Active& a) {
+  const Run* baseline = state_.baseline();
+  if (a.run.outcome == Outcome::kHandled && baseline) {
+    if (a.run.exit_status != baseline->exit_status)
+      a.run.note = fmt::format("exit {} (discovery: {})", a.run.exit_status, baseline->exit_status);
+    else if (a.run.stdout_hash != baseline->stdout_hash)
+      a.run.note = fmt::format("exit {} as in discovery, other output", a.run.exit_status);
+    else
+      a.run.note = fmt::format("exit {} as in discovery", a.run.exit_status);
+  }
+  merge_sites(a);
+  append_line(path_in(state_, kRunsFile), run_line(a.run));
+  if (is_finding(a.run.outcome)) {
+    write_file(a.dir + "/replay.toml", a.replay_policy);
+    std::error_code error;
+    fs::remove(a.dir + "/sites.tsv", error);
+  } else {
+    remove_tree(a.dir);
+  }
+  state_.runs.push_back(a.run);
+}
+
+void Explorer::stop_all() {
+  for (auto& a : active_) {
+    a->main.kill_now();
+    a->check.kill_now();
+    a->session.reset();
+    Session::remove(a->session_name);
+    remove_tree(a->dir);
+  }
+  active_.clear();
+}
+
+std::optional<std::pair<int, int>> Explorer::next_trial() {
+  // Breadth first: every site's first call before any site's second; and the targets in turn,
+  // so that a budget smaller than the sites is shared between the families. Sites are only
+  // appended and never untried again, so each (occurrence, target) scan resumes where the
+  // last one stopped.
+  const int targets = static_cast<int>(state_.config.targets.size());
+  for (int k = 1; k <= state_.config.occurrences; ++k)
+    for (int j = 0; j < targets; ++j) {
+      const int target = (next_target_ + j) % targets;
+      std::size_t& i = scan_from_[{k, target}];
+      for (; i < state_.sites.size(); ++i)
+        if (state_.sites[i].target == target && !tried_.count({static_cast<int>(i), k})) {
+          next_target_ = (target + 1) % targets;
+          return std::pair(static_cast<int>(i), k);
+        }
+    }
+  return std::nullopt;
+}
+
+void Explorer::report_progress(const Run* finished) {
+  if (!options_.progress) return;
+  const std::size_t untried =
+      state_.sites.size() * static_cast<std::size_t>(state_.config.occurrences) - tried_.size();
+  const std::uint64_t left = options_.max_runs - static_cast<std::uint64_t>(started_);
+  Progress p{state_, finished, started_, static_cast<int>(active_.size()),
+             static_cast<std::size_t>(started_) + std::min<std::uint64_t>(left, untried)};
+  options_.progress(p);
+}
+
+void Explorer::discover() {
+  if (state_.baseline()) return;
+  auto a = start(-1, 0);
+  active_.push_back(std::move(a));
+  Active& d = *active_.back();
+  while (!d.finished) {
+    if (stopping()) {
+      stop_all();
+      fail("interrupted during the discovery run");
+    }
+    advance(d);
+    if (!d.finished) sleep_ns(kPollIntervalNs);
+  }
+  const std::string& stderr_tail = output_tail(state_, d.run, "stderr", 5);
+  const std::string shown = stderr_tail.empty() ? "" : "; its stderr ends with:\n" + stderr_tail;
+  auto refuse = [&](const std::string& why) {
+    remove_tree(d.dir);
+    active_.clear();
+    fail(why + shown);
+  };
+  if (d.main.timed_out)
+    refuse(fmt::format("{} did not finish within {}s without any fault: raise --timeout",
+                       state_.config.command.front(), options_.timeout_ns / 1'000'000'000));
+  if (d.run.signal)
+    refuse(
+        fmt::format("{} is killed by signal {} ({}) without any fault: explore needs a run "
+                    "that ends by itself",
+                    state_.config.command.front(), d.run.signal, strsignal(d.run.signal)));
+  if (d.checking && (d.check.timed_out || launch::exit_status(d.check.status) != 0))
+    refuse(
+        fmt::format("the --check fails after a run without any fault ({}): it must pass on a "
+                    "healthy run",
+                    d.run.note));
+  d.run.note.clear();
+  if (d.run.exit_status != 0)
+    state_.warnings.push_back(fmt::format(
+        "{} exits {} without any fault{}; runs are compared with that",
+        state_.config.command.front(), d.run.exit_status,
+        state_.config.in_place ? ""
+                               : " (each run starts in an empty directory: give input files as "
+                                 "absolute paths, or use --in-place)"));
+  record(d);
+  active_.clear();
+  report_progress(&state_.runs.back());
+}
+
+void Explorer::explore() {
+  discover();
+  for (;;) {
+    if (stopping()) {
+      stop_all();
+      return;
+    }
+    while (static_cast<int>(active_.size()) < options_.jobs &&
+           static_cast<std::uint64_t>(started_) < options_.max_runs) {
+      const auto trial = next_trial();
+      if (!trial) break;
+      tried_.insert(*trial);
+      active_.push_back(start(trial->first, trial->second));
+      ++started_;
+      report_progress(nullptr);
+    }
+    if (active_.empty()) return;
+    bool any = false;
+    for (auto it = active_.begin(); it != active_.end();) {
+      advance(**it);
+      if ((*it)->finished) {
+        record(**it);
+        it = active_.erase(it);
+        report_progress(&state_.runs.back());
+        any = true;
+      } else {
+        ++it;
+      }
+    }
+    if (!any) sleep_ns(kPollIntervalNs);
+  }
+}
+
+Config make_config(const Options& o, std::vector<std::string>& warnings) {
+  Config c;
+  if (o.command.empty()) fail("no command: faultline explore [OPTIONS] -- CMD [ARGS...]");
+  c.command = o.command;
+  // A relative path to the program must survive the change into each run's own directory.
+  if (c.command.front().find('/') != std::string::npos)
+    c.command.front() = fs::absolute(c.command.front()).lexically_normal().string();
+  if (o.depth < 1 || o.depth > static_cast<int>(kMaxSiteDepth))
+    fail(fmt::format("--depth must be from 1 to {}", kMaxSiteDepth));
+  if (o.occurrences < 1) fail("--occurrences must be at least 1");
+  c.depth = o.depth;
+  c.occurrences = o.occurrences;
+  c.check = o.check;
+  c.in_place = o.in_place;
+  if (!o.policy.empty()) c.targets = policy_targets(o.policy, warnings);
+  std::vector<std::string> calls = o.calls;
+  if (calls.empty() && o.policy.empty())
+    calls = {"@memory", "@write", "@read", "@fsync", "@open", "@net", "@dns"};
+  std::set<std::string> labels;
+  for (const std::string& item : calls) {
+    if (!labels.insert(item).second) fail(fmt::format("--calls names {} twice", item));
+    c.targets.push_back(call_target(item));
+  }
+  if (c.targets.size() + kMaxErrorPath > kMaxFaults)
+    fail(
+        fmt::format("too many things to explore at once (at most {})", kMaxFaults - kMaxErrorPath));
+  return c;
+}
+
+bool same_exploration(const Config& a, const Config& b) {
+  auto same_targets = [](const std::vector<Target>& x, const std::vector<Target>& y) {
+    return x.size() == y.size() &&
+           std::equal(x.begin(), x.end(), y.begin(), [](const Target& p, const Target& q) {
+             return p.label == q.label && p.calls == q.calls && p.error == q.error &&
+                    p.selectors == q.selectors && p.action == q.action;
+           });
+  };
+  return a.command == b.command && a.depth == b.depth && a.occurrences == b.occurrences &&
+         a.check == b.check && a.in_place == b.in_place && same_targets(a.targets, b.targets);
+}
+
+}  // namespace
+
+State run(const Options& options) {
+  if (options.jobs < 1) fail("--jobs must be at least 1");
+  if (options.timeout_ns <= 0) fail("--timeout must be longer than 0");
+  if (options.state_dir.empty()) fail("no state directory (--state DIR)");
+  std::vector<std::string> warnings;
+  const Config config = make_config(options, warnings);
+
+  State state;
+  std::error_code error;
+  const std::string dir = fs::absolute(options.state_dir, error).lexically_normal().string();
+  if (fs::exists(dir + "/" + kConfigFile)) {
+    state = load(dir);
+    // A state whose discovery never succeeded holds nothing yet: take the new settings.
+    if (state.runs.empty() && state.sites.empty()) {
+      state.config = config;
+      save_config(state);
+    }
+    if (!same_exploration(state.config, config))
+      fail(
+          fmt::format("{} holds an exploration of another command or with other settings "
+                      "(command, --calls, -p, --depth, --occurrences, --check, --in-place): "
+                      "use another --state, or remove it",
+                      state.dir));
+  } else {
+    if (fs::exists(dir) && !fs::is_directory(dir)) fail(dir + " is not a directory");
+    if (fs::exists(dir) && !fs::is_empty(dir, error))
+      fail(fmt::format("{} is not empty and holds no exploration: pick a new --state", dir));
+    fs::create_directories(dir + "/runs", error);
+    if (error) fail(fmt::format("cannot create {}: {}", dir, error.message()));
+    state.dir = dir;
+    if (state.dir.size() > 1 && state.dir.back() == '/') state.dir.pop_back();
+    state.config = config;
+    save_config(state);
+  }
+  fs::create_directories(state.dir + "/runs", error);
+  state.warnings = std::move(warnings);
+  Explorer explorer(options, state);
+  try {
+    explorer.prepare();
+    explorer.explore();
+  } catch (...) {
+    explorer.stop_all();  // nothing of a failed exploration is left running
+    throw;
+  }
+  return state;
+}
+
+}  // namespace faultline::explore
