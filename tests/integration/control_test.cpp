@@ -573,9 +573,11 @@ error = "EIO"
 
 // ---- the dead man's switch -------------------------------------------------------------------
 
+// 3 s: long enough that a loaded machine still starts python3 and fails its first write
+// inside the TTL, short enough to keep the test quick.
 constexpr const char* kTtlPolicy = R"(version = 1
 [safety]
-ttl = "1s"
+ttl = "3s"
 [[fault]]
 name = "ttl-eio"
 calls = ["write"]
