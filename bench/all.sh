@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every benchmark of docs/performance.md, in one go: about 8 minutes on a 2-core machine,
+# Every benchmark of docs/performance.md, in one go: about 7.5 minutes on a 2-core machine,
 # plus the first build.
 #
 #   bench/all.sh            build (RelWithDebInfo) into build-bench/, run the four parts, print

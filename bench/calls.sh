@@ -118,14 +118,14 @@ calls = ["getaddrinfo"]
 error = "EAI_AGAIN"
 probability = 0.001'
 
-# family | Google Benchmark binary | filter | call_loop modes with N (the run is N and 2N)
+# family ; Google Benchmark binary ; filter ; call_loop modes with N (the run is N and 2N)
 families=(
-  "write|bench_io|^BM_write_devnull$|write:100000"
-  "fsync|bench_io|^BM_fsync_tmpfile$|fsync:100000"
-  "malloc|bench_alloc|^BM_malloc_free/64$|malloc:100000"
-  "open|bench_io|^BM_open_close$|open-close:50000"
-  "net|bench_net|^BM_(connect_|write_udp)|connect-udp:20000 write-udp:20000 connect-tcp:10000"
-  "getaddrinfo|bench_net|^BM_getaddrinfo_|gai-numeric:20000 gai-localhost:5000"
+  "write;bench_io;^BM_write_devnull$;write:100000"
+  "fsync;bench_io;^BM_fsync_tmpfile$;fsync:100000"
+  "malloc;bench_alloc;^BM_malloc_free/64$;malloc:100000"
+  "open;bench_io;^BM_open_close$;open-close:50000"
+  "net;bench_net;^BM_(connect_|write_udp);connect-udp:20000 write-udp:20000 connect-tcp:10000"
+  "getaddrinfo;bench_net;^BM_getaddrinfo_;gai-numeric:20000 gai-localhost:5000"
 )
 # config name | how (native, passthrough, fiu, faultline) | policy prefix (faultline only)
 configs=(
@@ -189,7 +189,7 @@ for centry in "${configs[@]}"; do
   index=$((index + 1))
   echo "== [$index/${#configs[@]}] $name" >&2
   for fentry in "${families[@]}"; do
-    IFS='|' read -r family binary filter modes <<<"$fentry"
+    IFS=';' read -r family binary filter modes <<<"$fentry"
     policy="${prefix:+$prefix-$family}"
     [ "$prefix" = idle ] && policy=idle
     gbench "$how" "$policy" "$index.$family" "$binary" "$filter"
@@ -208,7 +208,7 @@ for centry in "${configs[@]}"; do
 done
 echo "== control: native again" >&2
 for fentry in "${families[@]}"; do
-  IFS='|' read -r family binary filter modes <<<"$fentry"
+  IFS=';' read -r family binary filter modes <<<"$fentry"
   gbench native "" "control.$family" "$binary" "$filter"
 done
 

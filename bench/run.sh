@@ -23,7 +23,7 @@
 #   (c) instructions per write() under callgrind: write_loop at N=100000 and N=200000,
 #       (Ir(200000) - Ir(100000)) / 100000, which cancels start-up and exit exactly.
 # Prints markdown tables (CPU-time medians; wall-clock medians last, for reference). Takes
-# about 3 minutes on a 2-core machine (plus the build). Every session it creates is removed
+# about 2 minutes on a 2-core machine (plus the build). Every session it creates is removed
 # on exit, also on failure or Ctrl-C.
 set -euo pipefail
 

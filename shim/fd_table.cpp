@@ -36,23 +36,26 @@ constexpr std::uint64_t kEpochMask = 0xffffffull;
 
 std::uint64_t generation_of(std::uint64_t word) { return word >> 32; }
 
-Slot* slot_for(int fd, bool create) noexcept {
+// The first fd of a chunk: maps it (rare, so kept out of slot_for's body, whose prologue
+// would otherwise save registers for the mmap call on every lookup).
+[[gnu::noinline, gnu::cold]] Slot* create_chunk(unsigned chunk) noexcept {
+  // mmap, not malloc: the table must not depend on (or show up in) the program's allocator.
+  void* mem = mmap(nullptr, sizeof(Slot) * kChunkFds, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) return nullptr;
+  Slot* fresh = static_cast<Slot*>(mem);
+  Slot* base = nullptr;
+  if (g_chunks[chunk].compare_exchange_strong(base, fresh, std::memory_order_acq_rel)) return fresh;
+  munmap(mem, sizeof(Slot) * kChunkFds);
+  return base;
+}
+
+inline Slot* slot_for(int fd, bool create) noexcept {
   if (fd < 0) return nullptr;
   unsigned chunk = static_cast<unsigned>(fd) >> kChunkShift;
   if (chunk >= kMaxChunks) return nullptr;
   Slot* base = g_chunks[chunk].load(std::memory_order_acquire);
-  if (!base && create) {
-    // mmap, not malloc: the table must not depend on (or show up in) the program's allocator.
-    void* mem = mmap(nullptr, sizeof(Slot) * kChunkFds, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (mem == MAP_FAILED) return nullptr;
-    Slot* fresh = static_cast<Slot*>(mem);
-    if (g_chunks[chunk].compare_exchange_strong(base, fresh, std::memory_order_acq_rel)) {
-      base = fresh;
-    } else {
-      munmap(mem, sizeof(Slot) * kChunkFds);
-    }
-  }
+  if (!base && create) base = create_chunk(chunk);
   return base ? &base[static_cast<unsigned>(fd) & (kChunkFds - 1)] : nullptr;
 }
 
