@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <sys/socket.h>
 
+#include "errno_call.h"
 #include "fd_table.h"
 #include "io_adapters.h"
 #include "net_core.h"
@@ -16,10 +17,6 @@
 namespace faultline::shim {
 namespace {
 
-int track(int fd) {
-  if (fd >= 0) fd_invalidate(fd);  // a new fd: whatever the number was before is gone
-  return fd;
-}
 
 bool is_inet_stream(int fd) {
   int domain = socket_domain(fd);
@@ -28,26 +25,8 @@ bool is_inet_stream(int fd) {
 
 // socket, bind, listen: error (a `limit` arrives here as an error too), delay, crash.
 template <class Fn>
-FL_COLD int plain_slow(const CallSite& site, bool makes_fd, Fn real) {
-  auto finish = [&](int r) { return makes_fd ? track(r) : r; };
-  Guard guard;
-  if (!guard.entered()) return finish(real());
-  Decision d;
-  if (!decide(guard, site, d) || !d.inject) return finish(real());
-  apply_delay(d);
-  switch (d.action) {
-    case kActError:
-      emit_event(d, site, -1);
-      errno = d.error;
-      return -1;
-    case kActCrash:
-      if (d.crash_when == kCrashAfter) finish(real());
-      emit_event(d, site, -1);
-      crash_now(d);
-    default:
-      emit_event(d, site, -1);
-      return finish(real());
-  }
+int plain_slow(const CallSite& site, bool makes_fd, Fn real) {
+  return errno_call_slow(site, real, makes_fd ? track_new_fd : untracked);
 }
 
 // ---- connect --------------------------------------------------------------------------------
@@ -191,10 +170,10 @@ FL_COLD int connect_slow(int fd, const struct sockaddr* addr, socklen_t len) {
 template <class Fn>
 FL_COLD int accept_slow(std::uint32_t call, int fd, Fn real) {
   Guard guard;
-  if (!guard.entered()) return track(real());
+  if (!guard.entered()) return track_new_fd(real());
   CallSite site{call, fd};
   Decision d;
-  if (!decide(guard, site, d) || !d.inject) return track(real());
+  if (!decide(guard, site, d) || !d.inject) return track_new_fd(real());
   apply_delay(d);
   switch (d.action) {
     case kActError:
@@ -202,18 +181,18 @@ FL_COLD int accept_slow(std::uint32_t call, int fd, Fn real) {
       errno = d.error;
       return -1;
     case kActReset: {
-      int r = track(real());
+      int r = track_new_fd(real());
       emit_event(d, site, -1);
       if (r >= 0 && net_abort(r)) net_mark_reset(r, d.fault);
       return r;
     }
     case kActCrash:
-      if (d.crash_when == kCrashAfter) track(real());
+      if (d.crash_when == kCrashAfter) track_new_fd(real());
       emit_event(d, site, -1);
       crash_now(d);
     default:
       emit_event(d, site, -1);
-      return track(real());
+      return track_new_fd(real());
   }
 }
 
@@ -364,7 +343,7 @@ using namespace faultline;
 using namespace faultline::shim;
 
 FL_EXPORT int socket(int domain, int type, int protocol) {
-  if (FL_LIKELY(!armed(kFamNet))) return track(FL_REAL(socket)(domain, type, protocol));
+  if (FL_LIKELY(!armed(kFamNet))) return track_new_fd(FL_REAL(socket)(domain, type, protocol));
   return plain_slow(CallSite{kCall_socket}, true,
                     [=] { return FL_REAL(socket)(domain, type, protocol); });
 }
@@ -377,12 +356,12 @@ FL_EXPORT int connect(int fd, const struct sockaddr* addr, socklen_t len) {
 }
 
 FL_EXPORT int accept(int fd, struct sockaddr* addr, socklen_t* len) {
-  if (FL_LIKELY(!armed(kFamNet))) return track(FL_REAL(accept)(fd, addr, len));
+  if (FL_LIKELY(!armed(kFamNet))) return track_new_fd(FL_REAL(accept)(fd, addr, len));
   return accept_slow(kCall_accept, fd, [=] { return FL_REAL(accept)(fd, addr, len); });
 }
 
 FL_EXPORT int accept4(int fd, struct sockaddr* addr, socklen_t* len, int flags) {
-  if (FL_LIKELY(!armed(kFamNet))) return track(FL_REAL(accept4)(fd, addr, len, flags));
+  if (FL_LIKELY(!armed(kFamNet))) return track_new_fd(FL_REAL(accept4)(fd, addr, len, flags));
   return accept_slow(kCall_accept4, fd, [=] { return FL_REAL(accept4)(fd, addr, len, flags); });
 }
 

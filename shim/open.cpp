@@ -4,42 +4,18 @@
 #include <stdarg.h>
 #include <unistd.h>
 
-#include "engine.h"
-#include "fd_table.h"
+#include "errno_call.h"
 
 namespace faultline::shim {
 namespace {
 
 bool takes_mode(int flags) { return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE; }
 
-int track(int fd) {
-  if (fd >= 0) fd_invalidate(fd);
-  return fd;
-}
 
-int pass(int r) { return r; }
-
-// Track is `track` for calls returning an fd, `pass` for pipe (whose fds come back in an array).
-template <class Fn, int (*Track)(int) = track>
-FL_COLD int open_slow(const CallSite& site, Fn real) {
-  Guard guard;
-  if (!guard.entered()) return Track(real());
-  Decision d;
-  if (!decide(guard, site, d) || !d.inject) return Track(real());
-  apply_delay(d);
-  switch (d.action) {
-    case kActError:
-      emit_event(d, site, -1);
-      errno = d.error;
-      return -1;
-    case kActCrash:
-      if (d.crash_when == kCrashAfter) Track(real());
-      emit_event(d, site, -1);
-      crash_now(d);
-    default:
-      emit_event(d, site, -1);
-      return Track(real());
-  }
+// `track_new_fd` for calls returning an fd, `untracked` for pipe (whose fds come back in an array).
+template <class Fn, int (*Track)(int) = track_new_fd>
+int open_slow(const CallSite& site, Fn real) {
+  return errno_call_slow(site, real, Track);
 }
 
 CallSite path_site(std::uint32_t call, int dirfd, const char* path) {
@@ -66,64 +42,64 @@ using namespace faultline::shim;
 
 FL_EXPORT int open(const char* path, int flags, ...) {
   FL_MODE_ARG(flags)
-  if (FL_LIKELY(!armed(kFamOpen))) return track(FL_REAL(open)(path, flags, mode));
+  if (FL_LIKELY(!armed(kFamOpen))) return track_new_fd(FL_REAL(open)(path, flags, mode));
   return open_slow(path_site(kCall_open, AT_FDCWD, path),
                    [=] { return FL_REAL(open)(path, flags, mode); });
 }
 
 FL_EXPORT int open64(const char* path, int flags, ...) {
   FL_MODE_ARG(flags)
-  if (FL_LIKELY(!armed(kFamOpen))) return track(FL_REAL(open64)(path, flags, mode));
+  if (FL_LIKELY(!armed(kFamOpen))) return track_new_fd(FL_REAL(open64)(path, flags, mode));
   return open_slow(path_site(kCall_open64, AT_FDCWD, path),
                    [=] { return FL_REAL(open64)(path, flags, mode); });
 }
 
 FL_EXPORT int openat(int dirfd, const char* path, int flags, ...) {
   FL_MODE_ARG(flags)
-  if (FL_LIKELY(!armed(kFamOpen))) return track(FL_REAL(openat)(dirfd, path, flags, mode));
+  if (FL_LIKELY(!armed(kFamOpen))) return track_new_fd(FL_REAL(openat)(dirfd, path, flags, mode));
   return open_slow(path_site(kCall_openat, dirfd, path),
                    [=] { return FL_REAL(openat)(dirfd, path, flags, mode); });
 }
 
 FL_EXPORT int openat64(int dirfd, const char* path, int flags, ...) {
   FL_MODE_ARG(flags)
-  if (FL_LIKELY(!armed(kFamOpen))) return track(FL_REAL(openat64)(dirfd, path, flags, mode));
+  if (FL_LIKELY(!armed(kFamOpen))) return track_new_fd(FL_REAL(openat64)(dirfd, path, flags, mode));
   return open_slow(path_site(kCall_openat64, dirfd, path),
                    [=] { return FL_REAL(openat64)(dirfd, path, flags, mode); });
 }
 
 FL_EXPORT int creat(const char* path, mode_t mode) {
-  if (FL_LIKELY(!armed(kFamOpen))) return track(FL_REAL(creat)(path, mode));
+  if (FL_LIKELY(!armed(kFamOpen))) return track_new_fd(FL_REAL(creat)(path, mode));
   return open_slow(path_site(kCall_creat, AT_FDCWD, path),
                    [=] { return FL_REAL(creat)(path, mode); });
 }
 
 FL_EXPORT int __open_2(const char* path, int flags) {
-  if (FL_LIKELY(!armed(kFamOpen))) return track(FL_REAL(__open_2)(path, flags));
+  if (FL_LIKELY(!armed(kFamOpen))) return track_new_fd(FL_REAL(__open_2)(path, flags));
   return open_slow(path_site(kCall___open_2, AT_FDCWD, path),
                    [=] { return FL_REAL(__open_2)(path, flags); });
 }
 
 FL_EXPORT int __open64_2(const char* path, int flags) {
-  if (FL_LIKELY(!armed(kFamOpen))) return track(FL_REAL(__open64_2)(path, flags));
+  if (FL_LIKELY(!armed(kFamOpen))) return track_new_fd(FL_REAL(__open64_2)(path, flags));
   return open_slow(path_site(kCall___open64_2, AT_FDCWD, path),
                    [=] { return FL_REAL(__open64_2)(path, flags); });
 }
 
 FL_EXPORT int dup(int fd) {
-  if (FL_LIKELY(!armed(kFamOpen))) return track(FL_REAL(dup)(fd));
+  if (FL_LIKELY(!armed(kFamOpen))) return track_new_fd(FL_REAL(dup)(fd));
   return open_slow(CallSite{kCall_dup, fd}, [=] { return FL_REAL(dup)(fd); });
 }
 
 FL_EXPORT int dup2(int fd, int fd2) {
-  if (FL_LIKELY(!armed(kFamOpen))) return track(FL_REAL(dup2)(fd, fd2));
+  if (FL_LIKELY(!armed(kFamOpen))) return track_new_fd(FL_REAL(dup2)(fd, fd2));
   CallSite site{kCall_dup2, fd};
   site.fd2 = fd2;
   return open_slow(site, [=] { return FL_REAL(dup2)(fd, fd2); });
 }
 
 FL_EXPORT int dup3(int fd, int fd2, int flags) {
-  if (FL_LIKELY(!armed(kFamOpen))) return track(FL_REAL(dup3)(fd, fd2, flags));
+  if (FL_LIKELY(!armed(kFamOpen))) return track_new_fd(FL_REAL(dup3)(fd, fd2, flags));
   CallSite site{kCall_dup3, fd};
   site.fd2 = fd2;
   return open_slow(site, [=] { return FL_REAL(dup3)(fd, fd2, flags); });
@@ -142,14 +118,14 @@ int track_pipe(int r, const int fds[2]) {
 FL_EXPORT int pipe(int fds[2]) {
   if (FL_LIKELY(!armed(kFamOpen))) return track_pipe(FL_REAL(pipe)(fds), fds);
   auto real = [=] { return FL_REAL(pipe)(fds); };
-  int r = open_slow<decltype(real), pass>(CallSite{kCall_pipe}, real);
+  int r = open_slow<decltype(real), untracked>(CallSite{kCall_pipe}, real);
   return track_pipe(r, fds);
 }
 
 FL_EXPORT int pipe2(int fds[2], int flags) {
   if (FL_LIKELY(!armed(kFamOpen))) return track_pipe(FL_REAL(pipe2)(fds, flags), fds);
   auto real = [=] { return FL_REAL(pipe2)(fds, flags); };
-  int r = open_slow<decltype(real), pass>(CallSite{kCall_pipe2}, real);
+  int r = open_slow<decltype(real), untracked>(CallSite{kCall_pipe2}, real);
   return track_pipe(r, fds);
 }
 

@@ -3,31 +3,14 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "engine.h"
+#include "errno_call.h"
 
 namespace faultline::shim {
 namespace {
 
 template <class Fn>
-FL_COLD int sync_slow(const CallSite& site, Fn real) {
-  Guard guard;
-  if (!guard.entered()) return real();
-  Decision d;
-  if (!decide(guard, site, d) || !d.inject) return real();
-  apply_delay(d);
-  emit_event(d, site, -1);
-  switch (d.action) {
-    case kActError:
-      errno = d.error;
-      return -1;
-    case kActLie:
-      return 0;
-    case kActCrash:
-      if (d.crash_when == kCrashAfter) real();
-      crash_now(d);
-    default:
-      return real();
-  }
+int sync_slow(const CallSite& site, Fn real) {
+  return errno_call_slow(site, real, untracked);
 }
 
 CallSite fd_site(std::uint32_t call, int fd) { return CallSite{call, fd}; }
