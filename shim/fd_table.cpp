@@ -3,6 +3,7 @@
 //   bits 1-3   FdKind
 //   bits 8-31  rules epoch the match bits were computed for (truncated to 24 bits)
 //   bits 32-63 close generation: bumped by every invalidation
+#include "fd_chunks.h"
 #include "fd_table.h"
 
 #include <sys/mman.h>
@@ -20,44 +21,19 @@
 namespace faultline::shim {
 namespace {
 
-constexpr unsigned kChunkShift = 12;  // 4096 fds per chunk
-constexpr unsigned kChunkFds = 1u << kChunkShift;
-constexpr unsigned kMaxChunks = 256;  // fds below 1,048,576 are cached; others looked up per call
 
 struct Slot {
   std::atomic<std::uint64_t> word;
   std::atomic<std::uint64_t> match;
 };
 
-std::atomic<Slot*> g_chunks[kMaxChunks];
+constinit FdChunks<Slot> g_slots;
 
 constexpr std::uint64_t kValid = 1;
 constexpr std::uint64_t kEpochMask = 0xffffffull;
 
 std::uint64_t generation_of(std::uint64_t word) { return word >> 32; }
 
-// The first fd of a chunk: maps it (rare, so kept out of slot_for's body, whose prologue
-// would otherwise save registers for the mmap call on every lookup).
-[[gnu::noinline, gnu::cold]] Slot* create_chunk(unsigned chunk) noexcept {
-  // mmap, not malloc: the table must not depend on (or show up in) the program's allocator.
-  void* mem = mmap(nullptr, sizeof(Slot) * kChunkFds, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (mem == MAP_FAILED) return nullptr;
-  Slot* fresh = static_cast<Slot*>(mem);
-  Slot* base = nullptr;
-  if (g_chunks[chunk].compare_exchange_strong(base, fresh, std::memory_order_acq_rel)) return fresh;
-  munmap(mem, sizeof(Slot) * kChunkFds);
-  return base;
-}
-
-inline Slot* slot_for(int fd, bool create) noexcept {
-  if (fd < 0) return nullptr;
-  unsigned chunk = static_cast<unsigned>(fd) >> kChunkShift;
-  if (chunk >= kMaxChunks) return nullptr;
-  Slot* base = g_chunks[chunk].load(std::memory_order_acquire);
-  if (!base && create) base = create_chunk(chunk);
-  return base ? &base[static_cast<unsigned>(fd) & (kChunkFds - 1)] : nullptr;
-}
 
 FdKind kind_from_link(const char* link) {
   if (link[0] == '/') return FdKind::kFile;
@@ -85,7 +61,7 @@ long fd_path(int fd, char* buf, unsigned long size) noexcept {
 }
 
 FdInfo fd_lookup(int fd, std::uint32_t rules_epoch, PathMatcher match_paths, void* ctx) noexcept {
-  Slot* slot = slot_for(fd, true);
+  Slot* slot = g_slots.slot(fd, true);
   std::uint64_t epoch = rules_epoch & kEpochMask;
   std::uint64_t observed = 0;
   if (slot) {
@@ -116,7 +92,7 @@ FdInfo fd_lookup(int fd, std::uint32_t rules_epoch, PathMatcher match_paths, voi
 
 void fd_invalidate(int fd) noexcept {
   sock_forget(fd);  // the @net state of the socket that had this number goes with it
-  Slot* slot = slot_for(fd, false);
+  Slot* slot = g_slots.slot(fd, false);
   if (!slot) return;
   std::uint64_t word = slot->word.load(std::memory_order_relaxed);
   while (!slot->word.compare_exchange_weak(word, (generation_of(word) + 1) << 32,
@@ -127,13 +103,7 @@ void fd_invalidate(int fd) noexcept {
 
 void fd_invalidate_range(unsigned first, unsigned last) noexcept {
   sock_forget_range(first, last);  // its chunks are not this table's
-  for (unsigned chunk = first >> kChunkShift; chunk < kMaxChunks && chunk <= (last >> kChunkShift);
-       ++chunk) {
-    if (!g_chunks[chunk].load(std::memory_order_acquire)) continue;
-    unsigned lo = std::max(first, chunk << kChunkShift);
-    unsigned hi = std::min(last, ((chunk + 1) << kChunkShift) - 1);
-    for (unsigned fd = lo; fd <= hi; ++fd) fd_invalidate(static_cast<int>(fd));
-  }
+  g_slots.for_each_mapped(first, last, [](int fd) { fd_invalidate(fd); });
 }
 
 }  // namespace faultline::shim

@@ -12,13 +12,11 @@
 #include <cstring>
 
 #include "faultline/seqlock.h"
+#include "fd_chunks.h"
 
 namespace faultline::shim {
 namespace {
 
-constexpr unsigned kChunkShift = 12;  // 4096 fds per chunk, as in the fd table
-constexpr unsigned kChunkFds = 1u << kChunkShift;
-constexpr unsigned kMaxChunks = 256;
 constexpr std::size_t kPeerWords = sizeof(sockaddr_storage) / 8;
 
 struct Slot {
@@ -30,31 +28,9 @@ struct Slot {
   std::atomic<std::uint64_t> peer_words[kPeerWords + 1];
 };
 
-std::atomic<Slot*> g_chunks[kMaxChunks];
+constinit FdChunks<Slot> g_slots;
 std::atomic<int> g_marked[kMarkedMax];  // fd + 1 of marked sockets; 0 = free
 
-// The first fd of a chunk: maps it (rare, so kept out of slot_for's body, whose prologue
-// would otherwise save registers for the mmap call on every lookup).
-[[gnu::noinline, gnu::cold]] Slot* create_chunk(unsigned chunk) noexcept {
-  // mmap, not malloc: the table must not depend on (or show up in) the program's allocator.
-  void* mem = mmap(nullptr, sizeof(Slot) * kChunkFds, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (mem == MAP_FAILED) return nullptr;
-  Slot* fresh = static_cast<Slot*>(mem);
-  Slot* base = nullptr;
-  if (g_chunks[chunk].compare_exchange_strong(base, fresh, std::memory_order_acq_rel)) return fresh;
-  munmap(mem, sizeof(Slot) * kChunkFds);
-  return base;
-}
-
-inline Slot* slot_for(int fd, bool create) noexcept {
-  if (fd < 0) return nullptr;
-  unsigned chunk = static_cast<unsigned>(fd) >> kChunkShift;
-  if (chunk >= kMaxChunks) return nullptr;
-  Slot* base = g_chunks[chunk].load(std::memory_order_acquire);
-  if (!base && create) base = create_chunk(chunk);
-  return base ? &base[static_cast<unsigned>(fd) & (kChunkFds - 1)] : nullptr;
-}
 
 bool marked(std::uint64_t word) { return word & kSockMarked; }
 
@@ -90,12 +66,12 @@ void note_transition(int fd, std::uint64_t before, std::uint64_t after) noexcept
 std::atomic<int> g_marked_count{0};
 
 SockState sock_load(int fd) noexcept {
-  Slot* slot = slot_for(fd, false);
+  Slot* slot = g_slots.slot(fd, false);
   return SockState{slot ? slot->word.load(std::memory_order_acquire) : 0};
 }
 
 bool sock_store(int fd, SockState seen, std::uint32_t flags, int fault, int error) noexcept {
-  Slot* slot = slot_for(fd, flags != 0);
+  Slot* slot = g_slots.slot(fd, flags != 0);
   if (!slot) return flags == 0;
   std::uint64_t desired = (seen.word & ~0xffffffffull) | (flags & 0xff) |
                           (static_cast<std::uint64_t>(fault & 0xff) << 8) |
@@ -108,7 +84,7 @@ bool sock_store(int fd, SockState seen, std::uint32_t flags, int fault, int erro
 }
 
 void sock_forget(int fd) noexcept {
-  Slot* slot = slot_for(fd, false);
+  Slot* slot = g_slots.slot(fd, false);
   if (!slot) return;
   std::uint64_t word = slot->word.load(std::memory_order_relaxed);
   std::uint64_t fresh;
@@ -126,17 +102,11 @@ void sock_forget(int fd) noexcept {
 }
 
 void sock_forget_range(unsigned first, unsigned last) noexcept {
-  for (unsigned chunk = first >> kChunkShift; chunk < kMaxChunks && chunk <= (last >> kChunkShift);
-       ++chunk) {
-    if (!g_chunks[chunk].load(std::memory_order_acquire)) continue;
-    unsigned lo = std::max(first, chunk << kChunkShift);
-    unsigned hi = std::min(last, ((chunk + 1) << kChunkShift) - 1);
-    for (unsigned fd = lo; fd <= hi; ++fd) sock_forget(static_cast<int>(fd));
-  }
+  g_slots.for_each_mapped(first, last, [](int fd) { sock_forget(fd); });
 }
 
 void sock_set_peer(int fd, const struct sockaddr* addr, socklen_t len) noexcept {
-  Slot* slot = slot_for(fd, true);
+  Slot* slot = g_slots.slot(fd, true);
   if (!slot || !addr) return;
   if (len > sizeof(sockaddr_storage)) len = sizeof(sockaddr_storage);
   std::uint64_t words[kPeerWords + 1] = {};
@@ -148,7 +118,7 @@ void sock_set_peer(int fd, const struct sockaddr* addr, socklen_t len) noexcept 
 }
 
 socklen_t sock_peer(int fd, struct sockaddr_storage* out) noexcept {
-  Slot* slot = slot_for(fd, false);
+  Slot* slot = g_slots.slot(fd, false);
   if (!slot) return 0;
   std::uint64_t words[kPeerWords + 1];
   if (!seqlock_read(slot->peer_seq, slot->peer_words, words, kPeerWords + 1)) return 0;
@@ -159,7 +129,7 @@ socklen_t sock_peer(int fd, struct sockaddr_storage* out) noexcept {
 }
 
 void sock_epoll_record(int fd, int epfd, std::uint32_t events, std::uint64_t data) noexcept {
-  Slot* slot = slot_for(fd, true);
+  Slot* slot = g_slots.slot(fd, true);
   if (!slot) return;
   slot->ep_events.store(events, std::memory_order_relaxed);
   slot->ep_data.store(data, std::memory_order_relaxed);
@@ -167,14 +137,14 @@ void sock_epoll_record(int fd, int epfd, std::uint32_t events, std::uint64_t dat
 }
 
 void sock_epoll_forget(int fd, int epfd) noexcept {
-  Slot* slot = slot_for(fd, false);
+  Slot* slot = g_slots.slot(fd, false);
   if (!slot) return;
   std::int32_t expected = epfd + 1;
   slot->ep_fd.compare_exchange_strong(expected, 0, std::memory_order_acq_rel);
 }
 
 bool sock_epoll_get(int fd, int& epfd, std::uint32_t& events, std::uint64_t& data) noexcept {
-  Slot* slot = slot_for(fd, false);
+  Slot* slot = g_slots.slot(fd, false);
   if (!slot) return false;
   std::int32_t ep = slot->ep_fd.load(std::memory_order_acquire);
   if (ep == 0) return false;
