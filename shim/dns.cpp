@@ -92,32 +92,46 @@ int resolve_addrinfo(const Decision& d, const char* node, const char* service,
   return 0;
 }
 
-FL_COLD int getaddrinfo_slow(const char* node, const char* service, const struct addrinfo* hints,
-                             struct addrinfo** res) {
-  auto real = [=] { return FL_REAL(getaddrinfo)(node, service, hints, res); };
+// The shared slow path of the lookups: decide, delay, log, then the call's own way to fail
+// (`fail`) or to answer from the fault (`answer`, for resolve_to), a crash, or the real lookup.
+template <class Real, class Fail, class Answer>
+FL_COLD auto lookup_slow(const CallSite& site, Real real, Fail fail, Answer answer)
+    -> decltype(real()) {
   Guard guard;
   if (!guard.entered()) return real();
-  CallSite site{kCall_getaddrinfo};
-  site.host = node ? node : "";
   Decision d;
   if (!decide(guard, site, d) || !d.inject) return real();
   apply_delay(d);
+  if (d.action == kActCrash && d.crash_when == kCrashAfter) real();
+  emit_lookup(d, site);
   switch (d.action) {
     case kActError:
-      emit_lookup(d, site);
-      if (eai_of(d) == EAI_SYSTEM) errno = system_errno_of(d);
-      return eai_of(d);
+      return fail(d);
     case kActResolve:
-      emit_lookup(d, site);
-      return resolve_addrinfo(d, node, service, hints, res);
+      return answer(d);
     case kActCrash:
-      if (d.crash_when == kCrashAfter) real();
-      emit_lookup(d, site);
       crash_now(d);
     default:
-      emit_lookup(d, site);
       return real();
   }
+}
+
+CallSite lookup_site(std::uint32_t call, const char* host) {
+  CallSite site{call};
+  site.host = host ? host : "";
+  return site;
+}
+
+int getaddrinfo_slow(const char* node, const char* service, const struct addrinfo* hints,
+                     struct addrinfo** res) {
+  auto real = [=] { return FL_REAL(getaddrinfo)(node, service, hints, res); };
+  return lookup_slow(
+      lookup_site(kCall_getaddrinfo, node), real,
+      [](const Decision& d) {
+        if (eai_of(d) == EAI_SYSTEM) errno = system_errno_of(d);
+        return eai_of(d);
+      },
+      [=](const Decision& d) { return resolve_addrinfo(d, node, service, hints, res); });
 }
 
 // ---- gethostbyname* -------------------------------------------------------------------------
@@ -165,40 +179,26 @@ struct hostent g_hostent;
 alignas(char*) char g_hostent_buf[1024];
 
 template <class Fn>
-FL_COLD struct hostent* byname_slow(std::uint32_t call, const char* name, int af, Fn real) {
-  Guard guard;
-  if (!guard.entered()) return real();
-  CallSite site{call};
-  site.host = name ? name : "";
-  Decision d;
-  if (!decide(guard, site, d) || !d.inject) return real();
-  apply_delay(d);
-  switch (d.action) {
-    case kActError:
-      emit_lookup(d, site);
-      h_errno = herrno_for_eai(eai_of(d));
-      if (h_errno == NETDB_INTERNAL) errno = eai_of(d) == EAI_MEMORY ? ENOMEM : system_errno_of(d);
-      return nullptr;
-    case kActResolve: {
-      emit_lookup(d, site);
-      FaultSpec spec;
-      int r = fault_spec(d, spec) && name
-                  ? fill_hostent(spec, af, name, &g_hostent, g_hostent_buf, sizeof g_hostent_buf)
-                  : -1;
-      if (r != 0) {
-        h_errno = r == ERANGE ? NO_RECOVERY : NO_DATA;
+struct hostent* byname_slow(std::uint32_t call, const char* name, int af, Fn real) {
+  return lookup_slow(
+      lookup_site(call, name), real,
+      [](const Decision& d) -> struct hostent* {
+        h_errno = herrno_for_eai(eai_of(d));
+        if (h_errno == NETDB_INTERNAL)
+          errno = eai_of(d) == EAI_MEMORY ? ENOMEM : system_errno_of(d);
         return nullptr;
-      }
-      return &g_hostent;
-    }
-    case kActCrash:
-      if (d.crash_when == kCrashAfter) real();
-      emit_lookup(d, site);
-      crash_now(d);
-    default:
-      emit_lookup(d, site);
-      return real();
-  }
+      },
+      [=](const Decision& d) -> struct hostent* {
+        FaultSpec spec;
+        int r = fault_spec(d, spec) && name ? fill_hostent(spec, af, name, &g_hostent,
+                                                           g_hostent_buf, sizeof g_hostent_buf)
+                                            : -1;
+        if (r != 0) {
+          h_errno = r == ERANGE ? NO_RECOVERY : NO_DATA;
+          return nullptr;
+        }
+        return &g_hostent;
+      });
 }
 
 // The *_r functions: glibc returns 0 with *result NULL for "not found" and "no data",
@@ -213,42 +213,28 @@ int fail_r(int herr, int err, struct hostent** result, int* h_errnop) {
   return 0;
 }
 
+// The error of a failed *_r lookup, the way the *_r functions report it.
+int fail_r_for(const Decision& d, struct hostent** result, int* h_errnop) {
+  const int eai = eai_of(d);
+  return fail_r(herrno_for_eai(eai), eai == EAI_MEMORY ? ENOMEM : system_errno_of(d), result,
+                h_errnop);
+}
+
 template <class Fn>
-FL_COLD int byname_r_slow(std::uint32_t call, const char* name, int af, struct hostent* ret,
-                          char* buf, size_t buflen, struct hostent** result, int* h_errnop,
-                          Fn real) {
-  Guard guard;
-  if (!guard.entered()) return real();
-  CallSite site{call};
-  site.host = name ? name : "";
-  Decision d;
-  if (!decide(guard, site, d) || !d.inject) return real();
-  apply_delay(d);
-  switch (d.action) {
-    case kActError: {
-      emit_lookup(d, site);
-      const int eai = eai_of(d);
-      return fail_r(herrno_for_eai(eai), eai == EAI_MEMORY ? ENOMEM : system_errno_of(d), result,
-                    h_errnop);
-    }
-    case kActResolve: {
-      emit_lookup(d, site);
-      FaultSpec spec;
-      int r =
-          fault_spec(d, spec) && name && ret ? fill_hostent(spec, af, name, ret, buf, buflen) : -1;
-      if (r == ERANGE) return fail_r(NETDB_INTERNAL, ERANGE, result, h_errnop);
-      if (r != 0) return fail_r(NO_DATA, 0, result, h_errnop);
-      if (result) *result = ret;
-      return 0;
-    }
-    case kActCrash:
-      if (d.crash_when == kCrashAfter) real();
-      emit_lookup(d, site);
-      crash_now(d);
-    default:
-      emit_lookup(d, site);
-      return real();
-  }
+int byname_r_slow(std::uint32_t call, const char* name, int af, struct hostent* ret, char* buf,
+                  size_t buflen, struct hostent** result, int* h_errnop, Fn real) {
+  return lookup_slow(
+      lookup_site(call, name), real,
+      [=](const Decision& d) { return fail_r_for(d, result, h_errnop); },
+      [=](const Decision& d) {
+        FaultSpec spec;
+        int r = fault_spec(d, spec) && name && ret ? fill_hostent(spec, af, name, ret, buf, buflen)
+                                                   : -1;
+        if (r == ERANGE) return fail_r(NETDB_INTERNAL, ERANGE, result, h_errnop);
+        if (r != 0) return fail_r(NO_DATA, 0, result, h_errnop);
+        if (result) *result = ret;
+        return 0;
+      });
 }
 
 // ---- reverse lookups ------------------------------------------------------------------------
@@ -271,82 +257,38 @@ const char* numeric_host(const struct sockaddr* sa, socklen_t len, char* buf, so
 }
 
 template <class Fn>
-FL_COLD struct hostent* byaddr_slow(const void* addr, int type, Fn real) {
-  Guard guard;
-  if (!guard.entered()) return real();
+struct hostent* byaddr_slow(const void* addr, int type, Fn real) {
   char text[INET6_ADDRSTRLEN];
-  CallSite site{kCall_gethostbyaddr};
-  site.host = numeric_host(type, addr, text, sizeof text);
-  Decision d;
-  if (!decide(guard, site, d) || !d.inject) return real();
-  apply_delay(d);
-  switch (d.action) {
-    case kActError:
-      emit_lookup(d, site);
-      h_errno = herrno_for_eai(eai_of(d));
-      if (h_errno == NETDB_INTERNAL) errno = eai_of(d) == EAI_MEMORY ? ENOMEM : system_errno_of(d);
-      return nullptr;
-    case kActCrash:
-      if (d.crash_when == kCrashAfter) real();
-      emit_lookup(d, site);
-      crash_now(d);
-    default:
-      emit_lookup(d, site);
-      return real();
-  }
+  return lookup_slow(
+      lookup_site(kCall_gethostbyaddr, numeric_host(type, addr, text, sizeof text)), real,
+      [](const Decision& d) -> struct hostent* {
+        h_errno = herrno_for_eai(eai_of(d));
+        if (h_errno == NETDB_INTERNAL)
+          errno = eai_of(d) == EAI_MEMORY ? ENOMEM : system_errno_of(d);
+        return nullptr;
+      },
+      [&](const Decision&) { return real(); });
 }
 
 template <class Fn>
-FL_COLD int byaddr_r_slow(const void* addr, int type, struct hostent** result, int* h_errnop,
-                          Fn real) {
-  Guard guard;
-  if (!guard.entered()) return real();
+int byaddr_r_slow(const void* addr, int type, struct hostent** result, int* h_errnop, Fn real) {
   char text[INET6_ADDRSTRLEN];
-  CallSite site{kCall_gethostbyaddr_r};
-  site.host = numeric_host(type, addr, text, sizeof text);
-  Decision d;
-  if (!decide(guard, site, d) || !d.inject) return real();
-  apply_delay(d);
-  switch (d.action) {
-    case kActError: {
-      emit_lookup(d, site);
-      const int eai = eai_of(d);
-      return fail_r(herrno_for_eai(eai), eai == EAI_MEMORY ? ENOMEM : system_errno_of(d), result,
-                    h_errnop);
-    }
-    case kActCrash:
-      if (d.crash_when == kCrashAfter) real();
-      emit_lookup(d, site);
-      crash_now(d);
-    default:
-      emit_lookup(d, site);
-      return real();
-  }
+  return lookup_slow(
+      lookup_site(kCall_gethostbyaddr_r, numeric_host(type, addr, text, sizeof text)), real,
+      [=](const Decision& d) { return fail_r_for(d, result, h_errnop); },
+      [&](const Decision&) { return real(); });
 }
 
 template <class Fn>
-FL_COLD int getnameinfo_slow(const struct sockaddr* sa, socklen_t salen, Fn real) {
-  Guard guard;
-  if (!guard.entered()) return real();
+int getnameinfo_slow(const struct sockaddr* sa, socklen_t salen, Fn real) {
   char text[INET6_ADDRSTRLEN];
-  CallSite site{kCall_getnameinfo};
-  site.host = numeric_host(sa, salen, text, sizeof text);
-  Decision d;
-  if (!decide(guard, site, d) || !d.inject) return real();
-  apply_delay(d);
-  switch (d.action) {
-    case kActError:
-      emit_lookup(d, site);
-      if (eai_of(d) == EAI_SYSTEM) errno = system_errno_of(d);
-      return eai_of(d);
-    case kActCrash:
-      if (d.crash_when == kCrashAfter) real();
-      emit_lookup(d, site);
-      crash_now(d);
-    default:
-      emit_lookup(d, site);
-      return real();
-  }
+  return lookup_slow(
+      lookup_site(kCall_getnameinfo, numeric_host(sa, salen, text, sizeof text)), real,
+      [](const Decision& d) {
+        if (eai_of(d) == EAI_SYSTEM) errno = system_errno_of(d);
+        return eai_of(d);
+      },
+      [&](const Decision&) { return real(); });
 }
 
 }  // namespace
