@@ -2,6 +2,7 @@
 # Builds faultline with warnings as errors and runs the whole test suite (ctest).
 #   scripts/test.sh                 normal build, unit + integration tests
 #   FAULTLINE_SANITIZE=address scripts/test.sh   ASan+UBSan build (unit tests)
+#   FAULTLINE_SANITIZE=leak    scripts/test.sh   LSan build (unit tests)
 #   FAULTLINE_SANITIZE=thread  scripts/test.sh   TSan build (unit tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
