@@ -144,9 +144,10 @@ struct CorruptSlots {
   }
   void report(const ControlBlock& block) const {
     if (!slots) return;
-    diag("faultline: %d fault slot(s) of session %.63s are corrupt and ignored (slot %u: %s); "
-         "`faultline status` lists them",
-         __builtin_popcountll(slots), block.header.session, first, first_problem.c_str());
+    diag(
+        "faultline: %d fault slot(s) of session %.63s are corrupt and ignored (slot %u: %s); "
+        "`faultline status` lists them",
+        __builtin_popcountll(slots), block.header.session, first, first_problem.c_str());
   }
 };
 
@@ -179,8 +180,8 @@ Rules* build_rules(const ControlBlock& block, std::uint64_t generation) {
     r.spec = slot.spec;
     r.key = fnv1a(r.spec.name);
     r.always = r.spec.probability >= 1.0;
-    r.threshold = r.always ? ~0ull
-                           : static_cast<std::uint64_t>(r.spec.probability * 18446744073709551616.0);
+    r.threshold =
+        r.always ? ~0ull : static_cast<std::uint64_t>(r.spec.probability * 18446744073709551616.0);
     r.process_ok = process_matches(r.spec);
     r.needs_clock = r.spec.start_after_ns > 0 || r.spec.duration_ns != kForever;
     rules->calls_any[0] |= r.spec.calls_mask[0];
@@ -357,8 +358,8 @@ struct SelectorContext {
   const Rules& rules;
   FdInfo fd_info;
   bool fd_known = false;
-  NetSiteAddr net;  // the socket address `addr` matches, looked up once per call
-  char open_path[4096];  // filled only when a rule needs it: never zeroed per call
+  NetSiteAddr net;          // the socket address `addr` matches, looked up once per call
+  char open_path[4096];     // filled only when a rule needs it: never zeroed per call
   int open_path_state = 0;  // 0 not computed, 1 ok, -1 unavailable
 
   const FdInfo& fd() {
@@ -490,9 +491,8 @@ bool fault_still_applies(const Guard& guard, int slot_index, const CallSite& sit
   (void)guard;
   ControlBlock* block = g_block.load(std::memory_order_acquire);
   if (!block || slot_index < 0 || slot_index >= static_cast<int>(kMaxFaults)) return false;
-  if (session_expired(*block) ||
-      (block->header.flags.load(std::memory_order_acquire) &
-       (kFlagPanicked | kFlagTtlExpired | kFlagBudgetSpent)))
+  if (session_expired(*block) || (block->header.flags.load(std::memory_order_acquire) &
+                                  (kFlagPanicked | kFlagTtlExpired | kFlagBudgetSpent)))
     return false;
   const Rules* rules = current_rules(*block);
   FaultSlot& slot = block->faults[slot_index];
@@ -527,17 +527,22 @@ std::uint64_t quota_reserve(const Decision& d, std::uint64_t want) noexcept {
   ControlBlock* block = g_block.load(std::memory_order_acquire);
   if (!block || d.fault < 0) return want;
   auto& used = block->faults[d.fault].quota_used;
-  std::uint64_t before = used.fetch_add(want, std::memory_order_relaxed);
+  // Never add more than quota + 1 to the shared counter: a copy_file_range of SSIZE_MAX from
+  // two threads would wrap it. A request past the quota is shortened at the boundary anyway,
+  // so the answer (< want) is the same.
+  const std::uint64_t cap = d.quota_bytes < UINT64_MAX / 4 ? d.quota_bytes + 1 : UINT64_MAX / 4;
+  const std::uint64_t take = want < cap ? want : cap;
+  std::uint64_t before = used.fetch_add(take, std::memory_order_relaxed);
   if (before >= d.quota_bytes) {
-    used.fetch_sub(want, std::memory_order_relaxed);
+    used.fetch_sub(take, std::memory_order_relaxed);
     return 0;
   }
   std::uint64_t room = d.quota_bytes - before;
-  if (want > room) {
-    used.fetch_sub(want - room, std::memory_order_relaxed);
+  if (take > room) {
+    used.fetch_sub(take - room, std::memory_order_relaxed);
     return room;
   }
-  return want;
+  return take;
 }
 
 void quota_release(const Decision& d, std::uint64_t unused) noexcept {
@@ -554,20 +559,38 @@ void apply_delay(const Decision& d) noexcept {
   }
 }
 
+// Bounded by the data, whatever `corrupt` says: flipping more bits than the data has is
+// pointless (4294967295 flips of a 6-byte write cost 16 s of CPU). At least every bit: all
+// inverted. More than half: all inverted, then the complement drawn back. So at most 4 draws
+// per byte.
 void corrupt_buffer(const Decision& d, void* buf, std::size_t len) noexcept {
-  if (len == 0) return;
+  if (len == 0 || d.corrupt_bits == 0) return;
   auto* bytes = static_cast<unsigned char*>(buf);
+  const std::uint64_t bits =
+      len > UINT64_MAX / 8 ? UINT64_MAX : static_cast<std::uint64_t>(len) * 8;
+  std::uint64_t draws = d.corrupt_bits;
+  if (draws >= bits / 2) {
+    for (std::size_t i = 0; i < len; ++i) bytes[i] = static_cast<unsigned char>(~bytes[i]);
+    if (draws >= bits) return;
+    draws = bits - draws;
+  }
   std::uint64_t state = d.draw;
-  for (std::uint32_t i = 0; i < d.corrupt_bits; ++i) {
+  for (std::uint64_t i = 0; i < draws; ++i) {
     state = splitmix64(state);
-    std::uint64_t bit = state % (static_cast<std::uint64_t>(len) * 8);
+    std::uint64_t bit = state % bits;
     bytes[bit / 8] ^= static_cast<unsigned char>(1u << (bit % 8));
   }
 }
 
+// count * percent / 100 without the product: cp's copy_file_range count of SSIZE_MAX times 50
+// wraps a 64-bit product (the event said 2%).
 std::uint64_t short_length(const Decision& d, std::uint64_t count) noexcept {
   if (count <= 1) return count;
-  std::uint64_t allowed = d.short_percent ? count * d.short_percent / 100 : d.short_bytes;
+  std::uint64_t allowed = d.short_bytes;
+  if (d.short_percent) {
+    const std::uint64_t pct = d.short_percent < 100 ? d.short_percent : 100;
+    allowed = count / 100 * pct + count % 100 * pct / 100;
+  }
   if (allowed < 1) allowed = 1;
   return allowed < count ? allowed : count;
 }

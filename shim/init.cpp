@@ -16,6 +16,7 @@
 #include "engine.h"
 #include "memory.h"
 #include "policy.h"
+#include "safe_copy.h"
 #include "session.h"
 #include "shim.h"
 #include "stack.h"
@@ -75,8 +76,8 @@ bool load_policy(const char* path, Policy& policy) {
   }
   if (!policy.has_seed) {
     // Record a seed even when none was asked for, so the run can be replayed.
-    policy.seed = static_cast<std::uint64_t>(realtime_ns()) ^
-                  (static_cast<std::uint64_t>(getpid()) << 32);
+    policy.seed =
+        static_cast<std::uint64_t>(realtime_ns()) ^ (static_cast<std::uint64_t>(getpid()) << 32);
   }
   if (const char* log = env("FAULTLINE_LOG")) {
     if (std::strlen(log) >= kLogPathMax) {
@@ -99,8 +100,9 @@ void start() {
   const char* policy_path = env("FAULTLINE_POLICY");
   const char* session_name = env("FAULTLINE_SESSION");
   if (!policy_path && !session_name) {
-    diag("faultline: neither FAULTLINE_POLICY nor FAULTLINE_SESSION is set; no faults armed "
-         "(use `faultline run` or set them)");
+    diag(
+        "faultline: neither FAULTLINE_POLICY nor FAULTLINE_SESSION is set; no faults armed "
+        "(use `faultline run` or set them)");
     return;
   }
   std::string error;
@@ -135,6 +137,7 @@ void start() {
 
 __attribute__((constructor(101))) void faultline_init() {
   Guard guard;
+  scratch_reserve();  // before the program can have freed any memory (shim/safe_copy.h)
   try {
     start();
   } catch (...) {

@@ -23,9 +23,11 @@ FL_COLD ssize_t iov_read_slow(std::uint32_t call, int fd, const struct iovec* io
   Guard guard;
   if (!guard.entered() || only_net_and_not_socket(guard, kFamRead, fd)) return real(iov, cnt);
   CallSite site{call, fd};
-  site.size = iov_total(iov, cnt);
+  // A vector the kernel refuses (bad count, unreadable array) goes to it undecided: the
+  // program gets exactly the kernel's answer, and the shim never touches the array.
+  if (!iov_total_safe(iov, cnt, site.size)) return real(iov, cnt);
   site.has_size = true;
-  IovRead<Fn> io{iov, cnt, real};
+  IovRead<Fn> io{iov, cnt, site.size, real};
   return io_slow_path(guard, site, io);
 }
 
@@ -50,9 +52,8 @@ FL_EXPORT ssize_t pread(int fd, void* buf, size_t count, off_t off) {
 
 FL_EXPORT ssize_t pread64(int fd, void* buf, size_t count, off64_t off) {
   if (FL_LIKELY(!armed(kFamRead))) return FL_REAL(pread64)(fd, buf, count, off);
-  return buf_read_slow(kCall_pread64, fd, buf, count, [fd, off](void* b, size_t n) {
-    return FL_REAL(pread64)(fd, b, n, off);
-  });
+  return buf_read_slow(kCall_pread64, fd, buf, count,
+                       [fd, off](void* b, size_t n) { return FL_REAL(pread64)(fd, b, n, off); });
 }
 
 FL_EXPORT ssize_t readv(int fd, const struct iovec* iov, int cnt) {
