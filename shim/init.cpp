@@ -76,8 +76,8 @@ bool load_policy(const char* path, Policy& policy) {
   }
   if (!policy.has_seed) {
     // Record a seed even when none was asked for, so the run can be replayed.
-    policy.seed =
-        static_cast<std::uint64_t>(realtime_ns()) ^ (static_cast<std::uint64_t>(getpid()) << 32);
+    policy.seed = static_cast<std::uint64_t>(realtime_ns()) ^
+                  (static_cast<std::uint64_t>(getpid()) << 32);
   }
   if (const char* log = env("FAULTLINE_LOG")) {
     if (std::strlen(log) >= kLogPathMax) {
@@ -100,9 +100,8 @@ void start() {
   const char* policy_path = env("FAULTLINE_POLICY");
   const char* session_name = env("FAULTLINE_SESSION");
   if (!policy_path && !session_name) {
-    diag(
-        "faultline: neither FAULTLINE_POLICY nor FAULTLINE_SESSION is set; no faults armed "
-        "(use `faultline run` or set them)");
+    diag("faultline: neither FAULTLINE_POLICY nor FAULTLINE_SESSION is set; no faults armed "
+         "(use `faultline run` or set them)");
     return;
   }
   std::string error;

@@ -17,6 +17,7 @@
 namespace faultline::shim {
 namespace {
 
+
 bool is_inet_stream(int fd) {
   int domain = socket_domain(fd);
   return socket_type(fd) == SOCK_STREAM && (domain == AF_INET || domain == AF_INET6);
