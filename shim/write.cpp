@@ -264,16 +264,14 @@ FL_EXPORT ssize_t copy_file_range(int fd_in, off64_t* off_in, int fd_out, off64_
 
 FL_EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t* offset, size_t count) {
   if (FL_LIKELY(!armed(kFamWrite))) return FL_REAL(sendfile)(out_fd, in_fd, offset, count);
-  return copy_slow(kCall_sendfile, out_fd, in_fd, offset, count, [=](size_t n) {
-    return FL_REAL(sendfile)(out_fd, in_fd, offset, n);
-  });
+  return copy_slow(kCall_sendfile, out_fd, in_fd, offset, count,
+                   [=](size_t n) { return FL_REAL(sendfile)(out_fd, in_fd, offset, n); });
 }
 
 FL_EXPORT ssize_t sendfile64(int out_fd, int in_fd, off64_t* offset, size_t count) {
   if (FL_LIKELY(!armed(kFamWrite))) return FL_REAL(sendfile64)(out_fd, in_fd, offset, count);
-  return copy_slow(kCall_sendfile64, out_fd, in_fd, offset, count, [=](size_t n) {
-    return FL_REAL(sendfile64)(out_fd, in_fd, offset, n);
-  });
+  return copy_slow(kCall_sendfile64, out_fd, in_fd, offset, count,
+                   [=](size_t n) { return FL_REAL(sendfile64)(out_fd, in_fd, offset, n); });
 }
 
 FL_EXPORT size_t fwrite(const void* ptr, size_t size, size_t n, FILE* stream) {
