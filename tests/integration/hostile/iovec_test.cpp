@@ -6,6 +6,8 @@
 // bytes really copied.
 #include <gtest/gtest.h>
 
+#include <map>
+#include <sstream>
 #include <string>
 
 #include "harness.h"
@@ -15,6 +17,26 @@ namespace {
 
 const std::string kWild = std::string(FL_PROGRAMS_DIR) + "/fl_wild_iovec";
 const std::string kCopy = std::string(FL_PROGRAMS_DIR) + "/fl_copy_range";
+const std::string kFaults = std::string(FL_PROGRAMS_DIR) + "/fl_iovec_faults";
+
+struct Line {
+  long ret = -2;
+  int bits = -1;
+  int intact = -1;
+};
+
+// fl_iovec_faults' "name ret bits intact" lines by name.
+std::map<std::string, Line> parse_lines(const std::string& out) {
+  std::map<std::string, Line> lines;
+  for (const std::string& text : split_lines(out)) {
+    std::istringstream in(text);
+    std::string name;
+    Line l;
+    in >> name >> l.ret >> l.bits >> l.intact;
+    lines[name] = l;
+  }
+  return lines;
+}
 
 class HostileIovecTest : public IntegrationTest {
  protected:
@@ -81,6 +103,63 @@ name = "net"
 calls = ["@net"]
 corrupt = 3
 )");
+}
+
+// Good vectors under matching short/corrupt: shortened and corrupted through the shim's own
+// copies, the caller's iovec array and buffers untouched.
+TEST_F(HostileIovecTest, ShortAndCorruptOnGoodVectors) {
+  struct Case {
+    std::string tag, calls, action;
+  };
+  const Case cases[] = {
+      {"wshort", R"("writev", "pwritev")", R"(short = "50%")"},
+      {"wcorrupt", R"("writev", "pwritev")", "corrupt = 3"},
+      {"rshort", R"("readv", "preadv")", R"(short = "50%")"},
+      {"rcorrupt", R"("readv", "preadv")", "corrupt = 3"},
+      {"nshort", R"("sendmsg", "recvmsg")", R"(short = "50%")"},
+      {"ncorrupt", R"("sendmsg", "recvmsg")", "corrupt = 3"},
+  };
+  for (const Case& c : cases) {
+    ASSERT_TRUE(write_file(
+        path(c.tag + ".toml"),
+        "version = 1\n[[fault]]\nname = \"f\"\ncalls = [" + c.calls + "]\n" + c.action + "\n"));
+    const std::vector<std::string> args{"run", "-s",    session(c.tag), "-p", path(c.tag + ".toml"),
+                                        "--",  kFaults, dir_.path()};
+    const RunResult r = faultline(args);
+    const std::string why = describe(args, r);
+    ASSERT_EQ(r.status(), 0) << why;
+    auto lines = parse_lines(r.out);
+    const bool is_short = c.action.rfind("short", 0) == 0;
+    const std::vector<std::string> all{"writev", "pwritev", "readv",
+                                       "preadv", "sendmsg", "recvmsg"};
+    std::vector<std::string> faulted, clean;
+    for (const std::string& name : all)
+      (c.calls.find('"' + name + '"') != std::string::npos ? faulted : clean).push_back(name);
+    for (const std::string& name : faulted) {
+      const Line l = lines[name];
+      EXPECT_EQ(l.intact, 1) << name << "\n" << why;
+      if (is_short) {
+        EXPECT_EQ(l.ret, 30) << name << "\n" << why;
+        EXPECT_EQ(l.bits, 0) << name << "\n" << why;
+      } else {
+        EXPECT_EQ(l.ret, 60) << name << "\n" << why;
+        // 3 draws: 3 bits flipped, or 1 when two draws hit the same bit.
+        EXPECT_TRUE(l.bits == 1 || l.bits == 3) << name << "\n" << why;
+      }
+    }
+    for (const std::string& name : clean) {
+      const Line l = lines[name];
+      EXPECT_EQ(l.ret, 60) << name << "\n" << why;
+      EXPECT_EQ(l.bits, 0) << name << "\n" << why;
+      EXPECT_EQ(l.intact, 1) << name << "\n" << why;
+    }
+    if (c.tag == "wshort") {
+      EXPECT_EQ(lines["writev-file"].ret, 30) << why;
+    }
+    if (c.tag == "nshort") {
+      EXPECT_EQ(lines["sendmsg-arrived"].ret, 30) << why;
+    }
+  }
 }
 
 // cp asks copy_file_range for SSIZE_MAX bytes; `short = "50%"` must copy half of what the
