@@ -387,12 +387,28 @@ struct SelectorContext {
   SiteFrames site_frames;
 };
 
+// The call's size when it lives in caller memory (CallSite::size_from): read once. False
+// when the kernel would refuse the arguments: nothing may be decided for the call.
+bool site_size_ready(const CallSite& site) {
+  if (!site.size_from || site.size_state > 0) return true;
+  if (site.size_state < 0) return false;
+  std::uint64_t n = 0;
+  if (!site.size_from(site, n)) {
+    site.size_state = -1;
+    return false;
+  }
+  site.size = n;
+  site.has_size = true;
+  site.size_state = 1;
+  return true;
+}
+
 // All the selectors of one rule, cheapest first; the stack (unwinding) always last.
 bool selectors_match(const Rule& r, SelectorContext& ctx) {
   const CallSite& site = ctx.site;
   if (!r.process_ok) return false;
-  if (r.spec.has_size &&
-      (!site.has_size || site.size < r.spec.size_min || site.size > r.spec.size_max))
+  if (r.spec.has_size && (!site_size_ready(site) || !site.has_size || site.size < r.spec.size_min ||
+                          site.size > r.spec.size_max))
     return false;
   if (site.fd >= 0 && (r.spec.path[0] || is_fd_data_call(site.call))) {
     const FdInfo& fd = ctx.fd();
@@ -443,6 +459,8 @@ bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
     if (slot.enabled.load(std::memory_order_relaxed) != 1) continue;  // 0, or corrupt
     slot.seen.fetch_add(1, std::memory_order_relaxed);
     if (!selectors_match(r, ctx)) continue;
+    // Arguments the kernel refuses (an unreadable iovec): no decision, nothing counted.
+    if (!site_size_ready(site)) return false;
 
     // explore: a `record` fault notes where the call comes from and never injects; the
     // faults after it still see the call.

@@ -44,15 +44,17 @@ struct BufRead {
   }
 };
 
-// An iovec the wrapper validated with iov_total_safe (`total` is its sum). run() hands the
-// caller's own array to the kernel; the shortened and corrupted runs work on fault-safe
-// copies and fall back to the caller's array (the kernel's answer) when a copy fails.
+// An iovec whose sum (`total`) was read fault-safely — by the wrapper, or by decide() through
+// CallSite::size_from before it decided anything; size() is only asked after a decision.
+// run() hands the caller's own array to the kernel; the shortened and corrupted runs work on
+// fault-safe copies and fall back to the caller's array (the kernel's answer) when a copy
+// fails.
 template <class Fn>  // ssize_t(const struct iovec*, int)
 struct IovWrite {
   static constexpr bool kSend = true;
   const struct iovec* iov;
   int cnt;
-  std::uint64_t total;
+  const std::uint64_t& total;
   Fn real;
   std::uint64_t size() const { return total; }
   ssize_t run() { return real(iov, cnt); }
@@ -90,7 +92,7 @@ struct IovRead {
   static constexpr bool kSend = false;
   const struct iovec* iov;
   int cnt;
-  std::uint64_t total;
+  const std::uint64_t& total;
   Fn real;
   std::uint64_t size() const { return total; }
   ssize_t run() { return real(iov, cnt); }

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <climits>
 
+#include "engine.h"
 #include "shim.h"
 
 namespace faultline::shim {
@@ -69,6 +70,10 @@ bool iov_total_safe(const struct iovec* iov, long cnt, std::uint64_t& total) noe
   }
   total = sum;
   return true;
+}
+
+bool iov_site_size(const CallSite& site, std::uint64_t& total) noexcept {
+  return iov_total_safe(static_cast<const struct iovec*>(site.vec), site.vec_count, total);
 }
 
 namespace {

@@ -30,10 +30,12 @@ FL_COLD ssize_t iov_write_slow(std::uint32_t call, int fd, const struct iovec* i
   Guard guard;
   if (!guard.entered() || only_net_and_not_socket(guard, kFamWrite, fd)) return real(iov, cnt);
   CallSite site{call, fd};
-  // A vector the kernel refuses (bad count, unreadable array) goes to it undecided: the
-  // program gets exactly the kernel's answer, and the shim never touches the array.
-  if (!iov_total_safe(iov, cnt, site.size)) return real(iov, cnt);
-  site.has_size = true;
+  // The array is read (fault-safely) only once a rule's selectors match; a vector the kernel
+  // refuses (bad count, unreadable array) goes to it undecided, so the program gets exactly
+  // the kernel's answer.
+  site.vec = iov;
+  site.vec_count = cnt;
+  site.size_from = iov_site_size;
   IovWrite<Fn> io{iov, cnt, site.size, real};
   return io_slow_path(guard, site, io);
 }
