@@ -4,16 +4,23 @@
  * is wild. The kernel answers each with -1 and EFAULT, EINVAL or EMSGSIZE; a shim that reads
  * the caller's arrays before the kernel has checked them dies of SIGSEGV instead. Prints one
  * line per call, "name ret errno", so that a run under faultline can be compared with a native
- * one line for line. Usage: fl_wild_iovec DIR (a directory for its scratch file).
+ * one line for line. Usage: fl_wild_iovec DIR [seccomp] (a directory for its scratch file;
+ * `seccomp` first installs a filter that fails process_vm_readv/writev with ENOSYS, as a
+ * container's profile may, and ends with a good writev: the shim must pass the calls through).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -29,9 +36,30 @@ static void report(const char* name, long ret) {
     report(name, r_);    \
   } while (0)
 
+/* process_vm_readv and process_vm_writev fail with ENOSYS; everything else is allowed. */
+static int deny_process_vm(void) {
+  struct sock_filter code[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_process_vm_readv, 2, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_process_vm_writev, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+  };
+  struct sock_fprog prog = {sizeof code / sizeof code[0], code};
+  return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+                 prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0
+             ? 0
+             : -1;
+}
+
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: %s DIR\n", argv[0]);
+  const int seccomp = argc == 3 && strcmp(argv[2], "seccomp") == 0;
+  if (argc != 2 && !seccomp) {
+    fprintf(stderr, "usage: %s DIR [seccomp]\n", argv[0]);
+    return 2;
+  }
+  if (seccomp && deny_process_vm() != 0) {
+    perror("seccomp");
     return 2;
   }
   char file[4096];
@@ -136,6 +164,10 @@ int main(int argc, char** argv) {
   CALL("sendmsg-wildbase", sendmsg(s[0], &wb, 0));
   CALL("writev-null-zero", writev(p[1], NULL, 0));
   CALL("sendmmsg-null-zero", sendmmsg(s[0], NULL, 0, 0));
+  if (seccomp) {
+    struct iovec two[2] = {{buf, 8}, {buf + 8, 8}};
+    CALL("writev-good", writev(p[1], two, 2));
+  }
   printf("done\n");
   return 0;
 }
