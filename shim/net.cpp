@@ -134,8 +134,14 @@ FL_COLD int connect_slow(int fd, const struct sockaddr* addr, socklen_t len) {
   }
   // A TCP socket that a reset disconnected may connect again: a new connection, not reset.
   if (st.flags() & kSockReset) sock_store(fd, st, st.flags() & ~kSockReset, 0, 0);
+  // The address, copied fault-safely before anything reads it (the selectors, the tarpit's
+  // record of the peer): one the kernel would refuse (unreadable: EFAULT; too long: EINVAL)
+  // goes to it undecided.
+  struct sockaddr_storage copy;
+  if (!addr || len == 0 || len > sizeof copy || safe_read(&copy, addr, len) != SafeCopy::kOk)
+    return real();
   CallSite site{kCall_connect, fd};
-  site.addr = addr;
+  site.addr = reinterpret_cast<const struct sockaddr*>(&copy);
   site.addr_len = len;
   Decision d;
   if (!decide(guard, site, d) || !d.inject) return real();

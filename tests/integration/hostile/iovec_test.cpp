@@ -93,6 +93,11 @@ short = "50%"
 name = "net"
 calls = ["@net"]
 short = "50%"
+
+[[fault]]
+name = "refused"
+calls = ["connect"]
+error = "ECONNREFUSED"
 )");
 }
 

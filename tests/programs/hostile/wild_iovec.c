@@ -1,12 +1,12 @@
 /* Hands every vectored I/O call bad pointers and bad counts: a NULL, a wild ((void*)16) and an
  * unmapped (mmap + munmap) iovec, msghdr or mmsghdr vector, iovcnt of 100000 and -1, an iovec
  * whose buffer is wild or whose length is past SSIZE_MAX, a msghdr whose msg_iov or msg_name
- * is wild. The kernel answers each with -1 and EFAULT, EINVAL or EMSGSIZE; a shim that reads
- * the caller's arrays before the kernel has checked them dies of SIGSEGV instead. Prints one
- * line per call, "name ret errno", so that a run under faultline can be compared with a native
- * one line for line. Usage: fl_wild_iovec DIR [seccomp] (a directory for its scratch file;
- * `seccomp` first installs a filter that fails process_vm_readv/writev with ENOSYS, as a
- * container's profile may, and ends with a good writev: the shim must pass the calls through).
+ * is wild, a connect to a NULL or wild address. The kernel answers each with -1 and EFAULT, EINVAL
+ * or EMSGSIZE; a shim that reads the caller's arrays before the kernel has checked them dies of
+ * SIGSEGV instead. Prints one line per call, "name ret errno", so that a run under faultline can be
+ * compared with a native one line for line. Usage: fl_wild_iovec DIR [seccomp] (a directory for its
+ * scratch file; `seccomp` first installs a filter that fails process_vm_readv/writev with ENOSYS,
+ * as a container's profile may, and ends with a good writev: the shim must pass the calls through).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -70,6 +70,11 @@ int main(int argc, char** argv) {
     perror("setup");
     return 2;
   }
+  int tcp = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  if (tcp < 0) {
+    perror("socket");
+    return 2;
+  }
   fcntl(s[0], F_SETFL, O_NONBLOCK);
   fcntl(s[1], F_SETFL, O_NONBLOCK);
   /* Data waiting on every readable fd: a read that got past its checks would not block. */
@@ -103,6 +108,7 @@ int main(int argc, char** argv) {
     CALL(NAMED("send"), send(s[0], bad[i], 8, 0));
     if (bad[i]) /* a NULL address is a plain send */
       CALL(NAMED("sendto-addr"), sendto(s[0], "x", 1, 0, (const struct sockaddr*)bad[i], 16));
+    CALL(NAMED("connect"), connect(tcp, (const struct sockaddr*)bad[i], 16));
     CALL(NAMED("sendmsg"), sendmsg(s[0], (const struct msghdr*)bad[i], 0));
     CALL(NAMED("recvmsg"), recvmsg(s[0], (struct msghdr*)bad[i], MSG_DONTWAIT));
     CALL(NAMED("sendmmsg"), sendmmsg(s[0], (struct mmsghdr*)bad[i], 1, 0));
