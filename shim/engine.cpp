@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 
@@ -22,6 +23,7 @@
 #include "fd_count.h"
 #include "fd_table.h"
 #include "net_select.h"
+#include "safe_copy.h"
 #include "session.h"
 #include "site.h"
 #include "stack.h"
@@ -351,6 +353,15 @@ namespace {
 
 // What the selectors of one call need, computed lazily and at most once per call however
 // many rules ask for it.
+bool site_size_ready(const CallSite& site);
+
+// The calls whose path argument is the program's pointer (a NULL one is the kernel's EFAULT).
+bool takes_path(std::uint32_t call) {
+  return call == kCall_open || call == kCall_open64 || call == kCall_openat ||
+         call == kCall_openat64 || call == kCall_creat || call == kCall___open_2 ||
+         call == kCall___open64_2;
+}
+
 struct SelectorContext {
   SelectorContext(const CallSite& s, const Rules& r) : site(s), rules(r) {}
   const CallSite& site;
@@ -369,6 +380,7 @@ struct SelectorContext {
     return fd_info;
   }
   const char* path_argument() {
+    if (open_path_state == 0 && !site_size_ready(site)) open_path_state = -1;
     if (open_path_state == 0)
       open_path_state = absolute_open_path(site, open_path, sizeof open_path) ? 1 : -1;
     return open_path_state > 0 ? open_path : nullptr;
@@ -387,9 +399,16 @@ struct SelectorContext {
   SiteFrames site_frames;
 };
 
-// The call's size when it lives in caller memory (CallSite::size_from): read once. False
-// when the kernel would refuse the arguments: nothing may be decided for the call.
+// The call's arguments that live in caller memory, checked once, fault-safely: the path
+// (a NUL within PATH_MAX) and the size (CallSite::size_from). False when the kernel would
+// refuse them: nothing may be read or decided for the call.
 bool site_size_ready(const CallSite& site) {
+  // Without process_vm_readv (a seccomp profile) a path is trusted, as it always was: @open
+  // faults keep working there (docs/limits.md).
+  if (site.path_state == 0 && (site.path || takes_path(site.call)))
+    site.path_state =
+        site.path && safe_string_readable(site.path, PATH_MAX) != SafeCopy::kFault ? 1 : -1;
+  if (site.path_state < 0) return false;
   if (!site.size_from || site.size_state > 0) return true;
   if (site.size_state < 0) return false;
   std::uint64_t n = 0;

@@ -29,6 +29,9 @@ struct CallSite {
   long vec_count = 0;
   bool (*size_from)(const CallSite& site, std::uint64_t& size) noexcept = nullptr;
   mutable std::int8_t size_state = 0;  // 0 not read, 1 read (size is set), -1 refused
+  // `path` is the program's pointer: checked (fault-safely, for a NUL within PATH_MAX) the
+  // same way, before anything reads it or decides. 0 not checked, 1 readable, -1 refused.
+  mutable std::int8_t path_state = 0;
   int fd2 = -1;              // dup2/dup3's target: `limit` counts it only if it is not open
   // @net/@dns (shim/net_select.h): the address argument of connect/bind/sendto/sendmsg (the
   // `addr` selector falls back to getpeername/getsockname without one), and the name looked up.

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <climits>
+#include <cstring>
 
 #include "engine.h"
 #include "shim.h"
@@ -50,6 +51,22 @@ SafeCopy safe_read(void* dst, const void* src, std::size_t len) noexcept {
 
 SafeCopy safe_write(void* dst, const void* src, std::size_t len) noexcept {
   return vm_copy(true, dst, src, len);
+}
+
+SafeCopy safe_string_readable(const char* s, std::size_t max) noexcept {
+  constexpr std::size_t kPage = 4096;
+  char chunk[128];
+  std::size_t seen = 0;
+  while (seen < max) {
+    const auto at = reinterpret_cast<std::uintptr_t>(s + seen);
+    std::size_t n = std::min<std::size_t>(sizeof chunk, kPage - at % kPage);
+    n = std::min(n, max - seen);
+    const SafeCopy r = safe_read(chunk, s + seen, n);
+    if (r != SafeCopy::kOk) return r;
+    if (std::memchr(chunk, '\0', n)) return SafeCopy::kOk;
+    seen += n;
+  }
+  return SafeCopy::kFault;  // no NUL within max: ENAMETOOLONG from the kernel
 }
 
 bool iov_total_safe(const struct iovec* iov, long cnt, std::uint64_t& total) noexcept {

@@ -25,6 +25,11 @@ SafeCopy safe_read(void* dst, const void* src, std::size_t len) noexcept;
 // Copies len bytes from src (shim memory) into the program's memory at dst.
 SafeCopy safe_write(void* dst, const void* src, std::size_t len) noexcept;
 
+// Is there a NUL within `max` bytes at s, all of them readable (kOk)? Read fault-safely in
+// small chunks that never cross a page needlessly (a string may end just before an unmapped
+// page). kFault also when there is no NUL within max (the kernel's ENAMETOOLONG).
+SafeCopy safe_string_readable(const char* s, std::size_t max) noexcept;
+
 // The kernel's limits on a vector of buffers (UIO_MAXIOV) and on one transfer (MAX_RW_COUNT).
 inline constexpr int kIovMax = 1024;
 inline constexpr std::uint64_t kMaxRwCount = 0x7ffff000;

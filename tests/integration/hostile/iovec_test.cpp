@@ -79,6 +79,12 @@ name = "n"
 calls = ["@net"]
 addr = "10.9.9.9:1"
 error = "ECONNRESET"
+
+[[fault]]
+name = "o"
+calls = ["@open"]
+path = "/nonexistent/*"
+error = "EIO"
 )");
 }
 
@@ -98,6 +104,13 @@ short = "50%"
 name = "refused"
 calls = ["connect"]
 error = "ECONNREFUSED"
+
+# Every open after the program's own first one (its scratch file): only wild paths follow.
+[[fault]]
+name = "badopen"
+calls = ["open", "open64", "openat", "openat64", "creat"]
+error = "EIO"
+after = 1
 )");
 }
 

@@ -1,12 +1,13 @@
 /* Hands every vectored I/O call bad pointers and bad counts: a NULL, a wild ((void*)16) and an
  * unmapped (mmap + munmap) iovec, msghdr or mmsghdr vector, iovcnt of 100000 and -1, an iovec
  * whose buffer is wild or whose length is past SSIZE_MAX, a msghdr whose msg_iov or msg_name
- * is wild, a connect to a NULL or wild address. The kernel answers each with -1 and EFAULT, EINVAL
- * or EMSGSIZE; a shim that reads the caller's arrays before the kernel has checked them dies of
- * SIGSEGV instead. Prints one line per call, "name ret errno", so that a run under faultline can be
- * compared with a native one line for line. Usage: fl_wild_iovec DIR [seccomp] (a directory for its
- * scratch file; `seccomp` first installs a filter that fails process_vm_readv/writev with ENOSYS,
- * as a container's profile may, and ends with a good writev: the shim must pass the calls through).
+ * is wild, a connect to a NULL or wild address, an open of a NULL or wild path. The kernel answers
+ * each with -1 and EFAULT, EINVAL or EMSGSIZE; a shim that reads the caller's arrays before the
+ * kernel has checked them dies of SIGSEGV instead. Prints one line per call, "name ret errno", so
+ * that a run under faultline can be compared with a native one line for line. Usage: fl_wild_iovec
+ * DIR [seccomp] (a directory for its scratch file; `seccomp` first installs a filter that fails
+ * process_vm_readv/writev with ENOSYS, as a container's profile may, and ends with a good writev:
+ * the shim must pass the calls through).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -90,7 +91,8 @@ int main(int argc, char** argv) {
   struct iovec good = {buf, sizeof buf};
   struct iovec wild_base = {wild, 8};
   struct iovec huge_len = {buf, (size_t)SSIZE_MAX + 1};
-  const struct iovec* bad[3] = {NULL, wild, gone};
+  /* volatile: open() is declared nonnull, and the compiler would conclude bad[i] != NULL. */
+  const struct iovec* volatile bad[3] = {NULL, wild, gone};
   const char* bad_name[3] = {"null", "wild", "unmapped"};
   char name[64];
 
@@ -109,6 +111,9 @@ int main(int argc, char** argv) {
     if (bad[i]) /* a NULL address is a plain send */
       CALL(NAMED("sendto-addr"), sendto(s[0], "x", 1, 0, (const struct sockaddr*)bad[i], 16));
     CALL(NAMED("connect"), connect(tcp, (const struct sockaddr*)bad[i], 16));
+    CALL(NAMED("open"), open((const char*)bad[i], O_RDONLY));
+    CALL(NAMED("openat"), openat(AT_FDCWD, (const char*)bad[i], O_RDONLY));
+    CALL(NAMED("creat"), creat((const char*)bad[i], 0600));
     CALL(NAMED("sendmsg"), sendmsg(s[0], (const struct msghdr*)bad[i], 0));
     CALL(NAMED("recvmsg"), recvmsg(s[0], (struct msghdr*)bad[i], MSG_DONTWAIT));
     CALL(NAMED("sendmmsg"), sendmmsg(s[0], (struct mmsghdr*)bad[i], 1, 0));
