@@ -212,6 +212,27 @@ TEST(SafeCopy, IovTotalReadsOnlyWhatTheKernelWouldAccept) {
   EXPECT_EQ(total, static_cast<std::uint64_t>(SSIZE_MAX));
 }
 
+// An open whose path the kernel would refuse (NULL, wild, no NUL within PATH_MAX) is never
+// decided, not even by a fault without a path selector; nothing is counted for it.
+TEST(SafeCopy, OpenWithABadPathIsNotDecided) {
+  TestSession s(std::string(kHeader) + "[[fault]]\nname='f'\ncalls=['open']\nerror='EACCES'\n");
+  shim::Guard guard;
+  shim::Decision d;
+  std::string endless(5000, 'x');  // no NUL within PATH_MAX
+  for (const char* bad : {static_cast<const char*>(nullptr), reinterpret_cast<const char*>(16)}) {
+    shim::CallSite site{kCall_open};
+    site.path = bad;
+    EXPECT_FALSE(shim::decide(guard, site, d));
+  }
+  shim::CallSite long_site{kCall_open};
+  long_site.path = endless.data();
+  EXPECT_FALSE(shim::decide(guard, long_site, d));
+  EXPECT_EQ(s.slot("f").matched.load(), 0u);
+  shim::CallSite good{kCall_open};
+  good.path = "/tmp/fl-good";
+  EXPECT_TRUE(shim::decide(guard, good, d));
+}
+
 TEST(SafeCopy, ScratchNeverLandsOnAPageTheProgramFreed) {
   for (int i = 0; i < 8; ++i) {
     void* gone = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
