@@ -52,6 +52,7 @@ void after_fork_child() {
   engine_after_fork_child();
   stack_after_fork_child();
   memory_after_fork_child();
+  scratch_after_fork_child();
   if (g_session) g_member.store(g_session->register_pid(getpid()), std::memory_order_relaxed);
   // The child never removes a session its parent created.
   g_remove_at_exit = false;

@@ -116,6 +116,8 @@ void scratch_reserve() noexcept {
     munmap(p, kScratchSlot * kScratchSlots);  // another thread reserved it first
 }
 
+void scratch_after_fork_child() noexcept { g_busy.store(0, std::memory_order_relaxed); }
+
 Scratch::Scratch(std::size_t bytes) noexcept {
   const int saved = errno;
   if (bytes == 0) bytes = 1;

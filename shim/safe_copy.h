@@ -58,6 +58,9 @@ bool iov_site_size(const CallSite& site, std::uint64_t& total) noexcept;
 inline constexpr std::size_t kScratchSlot = 256 * 1024;
 inline constexpr int kScratchSlots = 64;
 void scratch_reserve() noexcept;
+// In a forked child only the forking thread lives on: the slots other threads held at the
+// fork are free again.
+void scratch_after_fork_child() noexcept;
 
 class Scratch {
  public:
