@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 
@@ -22,6 +23,7 @@
 #include "fd_count.h"
 #include "fd_table.h"
 #include "net_select.h"
+#include "safe_copy.h"
 #include "session.h"
 #include "site.h"
 #include "stack.h"
@@ -351,6 +353,15 @@ namespace {
 
 // What the selectors of one call need, computed lazily and at most once per call however
 // many rules ask for it.
+bool site_size_ready(const CallSite& site);
+
+// The calls whose path argument is the program's pointer (a NULL one is the kernel's EFAULT).
+bool takes_path(std::uint32_t call) {
+  return call == kCall_open || call == kCall_open64 || call == kCall_openat ||
+         call == kCall_openat64 || call == kCall_creat || call == kCall___open_2 ||
+         call == kCall___open64_2;
+}
+
 struct SelectorContext {
   SelectorContext(const CallSite& s, const Rules& r) : site(s), rules(r) {}
   const CallSite& site;
@@ -369,6 +380,7 @@ struct SelectorContext {
     return fd_info;
   }
   const char* path_argument() {
+    if (open_path_state == 0 && !site_size_ready(site)) open_path_state = -1;
     if (open_path_state == 0)
       open_path_state = absolute_open_path(site, open_path, sizeof open_path) ? 1 : -1;
     return open_path_state > 0 ? open_path : nullptr;
@@ -387,12 +399,35 @@ struct SelectorContext {
   SiteFrames site_frames;
 };
 
+// The call's arguments that live in caller memory, checked once, fault-safely: the path
+// (a NUL within PATH_MAX) and the size (CallSite::size_from). False when the kernel would
+// refuse them: nothing may be read or decided for the call.
+bool site_size_ready(const CallSite& site) {
+  // Without process_vm_readv (a seccomp profile) a path is trusted, as it always was: @open
+  // faults keep working there (docs/limits.md).
+  if (site.path_state == 0 && (site.path || takes_path(site.call)))
+    site.path_state =
+        site.path && safe_string_readable(site.path, PATH_MAX) != SafeCopy::kFault ? 1 : -1;
+  if (site.path_state < 0) return false;
+  if (!site.size_from || site.size_state > 0) return true;
+  if (site.size_state < 0) return false;
+  std::uint64_t n = 0;
+  if (!site.size_from(site, n)) {
+    site.size_state = -1;
+    return false;
+  }
+  site.size = n;
+  site.has_size = true;
+  site.size_state = 1;
+  return true;
+}
+
 // All the selectors of one rule, cheapest first; the stack (unwinding) always last.
 bool selectors_match(const Rule& r, SelectorContext& ctx) {
   const CallSite& site = ctx.site;
   if (!r.process_ok) return false;
-  if (r.spec.has_size &&
-      (!site.has_size || site.size < r.spec.size_min || site.size > r.spec.size_max))
+  if (r.spec.has_size && (!site_size_ready(site) || !site.has_size || site.size < r.spec.size_min ||
+                          site.size > r.spec.size_max))
     return false;
   if (site.fd >= 0 && (r.spec.path[0] || is_fd_data_call(site.call))) {
     const FdInfo& fd = ctx.fd();
@@ -443,6 +478,8 @@ bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
     if (slot.enabled.load(std::memory_order_relaxed) != 1) continue;  // 0, or corrupt
     slot.seen.fetch_add(1, std::memory_order_relaxed);
     if (!selectors_match(r, ctx)) continue;
+    // Arguments the kernel refuses (an unreadable iovec): no decision, nothing counted.
+    if (!site_size_ready(site)) return false;
 
     // explore: a `record` fault notes where the call comes from and never injects; the
     // faults after it still see the call.
@@ -527,17 +564,22 @@ std::uint64_t quota_reserve(const Decision& d, std::uint64_t want) noexcept {
   ControlBlock* block = g_block.load(std::memory_order_acquire);
   if (!block || d.fault < 0) return want;
   auto& used = block->faults[d.fault].quota_used;
-  std::uint64_t before = used.fetch_add(want, std::memory_order_relaxed);
+  // Never add more than quota + 1 to the shared counter: a copy_file_range of SSIZE_MAX from
+  // two threads would wrap it. A request past the quota is shortened at the boundary anyway,
+  // so the answer (< want) is the same.
+  const std::uint64_t cap = d.quota_bytes < UINT64_MAX / 4 ? d.quota_bytes + 1 : UINT64_MAX / 4;
+  const std::uint64_t take = want < cap ? want : cap;
+  std::uint64_t before = used.fetch_add(take, std::memory_order_relaxed);
   if (before >= d.quota_bytes) {
-    used.fetch_sub(want, std::memory_order_relaxed);
+    used.fetch_sub(take, std::memory_order_relaxed);
     return 0;
   }
   std::uint64_t room = d.quota_bytes - before;
-  if (want > room) {
-    used.fetch_sub(want - room, std::memory_order_relaxed);
+  if (take > room) {
+    used.fetch_sub(take - room, std::memory_order_relaxed);
     return room;
   }
-  return want;
+  return take;
 }
 
 void quota_release(const Decision& d, std::uint64_t unused) noexcept {
@@ -554,20 +596,38 @@ void apply_delay(const Decision& d) noexcept {
   }
 }
 
+// Bounded by the data, whatever `corrupt` says: flipping more bits than the data has is
+// pointless (4294967295 flips of a 6-byte write cost 16 s of CPU). At least every bit: all
+// inverted. More than half: all inverted, then the complement drawn back. So at most 4 draws
+// per byte.
 void corrupt_buffer(const Decision& d, void* buf, std::size_t len) noexcept {
-  if (len == 0) return;
+  if (len == 0 || d.corrupt_bits == 0) return;
   auto* bytes = static_cast<unsigned char*>(buf);
+  const std::uint64_t bits =
+      len > UINT64_MAX / 8 ? UINT64_MAX : static_cast<std::uint64_t>(len) * 8;
+  std::uint64_t draws = d.corrupt_bits;
+  if (draws >= bits / 2) {
+    for (std::size_t i = 0; i < len; ++i) bytes[i] = static_cast<unsigned char>(~bytes[i]);
+    if (draws >= bits) return;
+    draws = bits - draws;
+  }
   std::uint64_t state = d.draw;
-  for (std::uint32_t i = 0; i < d.corrupt_bits; ++i) {
+  for (std::uint64_t i = 0; i < draws; ++i) {
     state = splitmix64(state);
-    std::uint64_t bit = state % (static_cast<std::uint64_t>(len) * 8);
+    std::uint64_t bit = state % bits;
     bytes[bit / 8] ^= static_cast<unsigned char>(1u << (bit % 8));
   }
 }
 
+// count * percent / 100 without the product: cp's copy_file_range count of SSIZE_MAX times 50
+// wraps a 64-bit product (the event said 2%).
 std::uint64_t short_length(const Decision& d, std::uint64_t count) noexcept {
   if (count <= 1) return count;
-  std::uint64_t allowed = d.short_percent ? count * d.short_percent / 100 : d.short_bytes;
+  std::uint64_t allowed = d.short_bytes;
+  if (d.short_percent) {
+    const std::uint64_t pct = d.short_percent < 100 ? d.short_percent : 100;
+    allowed = count / 100 * pct + count % 100 * pct / 100;
+  }
   if (allowed < 1) allowed = 1;
   return allowed < count ? allowed : count;
 }

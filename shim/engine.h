@@ -18,8 +18,20 @@ struct CallSite {
   int fd = -1;               // -1 when the call has no fd
   const char* path = nullptr;  // path argument (open, creat), as the program passed it
   int dirfd = AT_FDCWD;      // openat's directory
-  std::uint64_t size = 0;    // bytes asked for
-  bool has_size = false;
+  mutable std::uint64_t size = 0;  // bytes asked for
+  mutable bool has_size = false;
+  // A size that lives in caller memory (an iovec array): the wrapper sets `size_from`, and
+  // decide() calls it only once a rule's selectors match (or a `size` selector asks), before
+  // anything is counted. It reads the array fault-safely (shim/safe_copy.h); false means the
+  // kernel would refuse the call's arguments, and then nothing is decided: the call goes to
+  // the kernel as it is. So an armed fault that matches nothing costs no read at all.
+  const void* vec = nullptr;
+  long vec_count = 0;
+  bool (*size_from)(const CallSite& site, std::uint64_t& size) noexcept = nullptr;
+  mutable std::int8_t size_state = 0;  // 0 not read, 1 read (size is set), -1 refused
+  // `path` is the program's pointer: checked (fault-safely, for a NUL within PATH_MAX) the
+  // same way, before anything reads it or decides. 0 not checked, 1 readable, -1 refused.
+  mutable std::int8_t path_state = 0;
   int fd2 = -1;              // dup2/dup3's target: `limit` counts it only if it is not open
   // @net/@dns (shim/net_select.h): the address argument of connect/bind/sendto/sendmsg (the
   // `addr` selector falls back to getpeername/getsockname without one), and the name looked up.

@@ -16,6 +16,7 @@
 #include "engine.h"
 #include "memory.h"
 #include "policy.h"
+#include "safe_copy.h"
 #include "session.h"
 #include "shim.h"
 #include "stack.h"
@@ -51,6 +52,7 @@ void after_fork_child() {
   engine_after_fork_child();
   stack_after_fork_child();
   memory_after_fork_child();
+  scratch_after_fork_child();
   if (g_session) g_member.store(g_session->register_pid(getpid()), std::memory_order_relaxed);
   // The child never removes a session its parent created.
   g_remove_at_exit = false;
@@ -135,6 +137,7 @@ void start() {
 
 __attribute__((constructor(101))) void faultline_init() {
   Guard guard;
+  scratch_reserve();  // before the program can have freed any memory (shim/safe_copy.h)
   try {
     start();
   } catch (...) {

@@ -11,6 +11,7 @@
 
 #include "engine.h"
 #include "net_io.h"
+#include "safe_copy.h"
 
 namespace faultline::shim {
 
@@ -21,6 +22,12 @@ namespace faultline::shim {
 //   ssize_t run_corrupted(const Decision& d);         writes: on a corrupted private copy;
 //                                                     reads: then corrupt what was read
 //   static constexpr bool kSend;                      moves bytes out (write/send) or in
+// A byte count as an event's `bytes` (int64): counts past INT64_MAX saturate instead of
+// turning negative.
+inline std::int64_t event_bytes(std::uint64_t n) {
+  return n > static_cast<std::uint64_t>(INT64_MAX) ? INT64_MAX : static_cast<std::int64_t>(n);
+}
+
 template <class Io>
 ssize_t io_slow_path(const Guard& guard, const CallSite& site, Io& io) {
   // @net: a socket a fault reset, partitioned or failed to connect (net_io.h). One load of
@@ -66,7 +73,7 @@ ssize_t io_slow_path(const Guard& guard, const CallSite& site, Io& io) {
       return -1;
     }
     d.action = kActQuota;
-    emit_event(d, site, static_cast<std::int64_t>(room));
+    emit_event(d, site, event_bytes(room));
     ssize_t r = io.run_limited(room);
     quota_release(d, room - static_cast<std::uint64_t>(r > 0 ? r : 0));
     return r;
@@ -88,11 +95,11 @@ ssize_t io_slow_path(const Guard& guard, const CallSite& site, Io& io) {
       return net_blackhole_io(guard, d, site, io);
     case kActShort: {
       std::uint64_t n = short_length(d, io.size());
-      emit_event(d, site, static_cast<std::int64_t>(n));
+      emit_event(d, site, event_bytes(n));
       return io.run_limited(n);
     }
     case kActCorrupt:
-      emit_event(d, site, static_cast<std::int64_t>(io.size()));
+      emit_event(d, site, event_bytes(io.size()));
       return io.run_corrupted(d);
     case kActCrash: {
       ssize_t r = io.run();
@@ -105,18 +112,15 @@ ssize_t io_slow_path(const Guard& guard, const CallSite& site, Io& io) {
   }
 }
 
-// Writes through a private, corrupted copy: the caller's buffer is never touched.
+// Writes through a private, corrupted copy: the caller's buffer is never touched. The copy
+// is mmap'd (no malloc on a path a signal handler reaches) and read fault-safely: a buffer
+// the kernel would refuse goes to the kernel as it is, which answers EFAULT.
 template <class Fn>
 ssize_t write_corrupted_copy(const Decision& d, const void* buf, std::size_t count, Fn&& real) {
-  void* copy = std::malloc(count ? count : 1);
-  if (!copy) return real(buf, count);
-  std::memcpy(copy, buf, count);
-  corrupt_buffer(d, copy, count);
-  ssize_t r = real(copy, count);
-  int saved = errno;
-  std::free(copy);
-  errno = saved;
-  return r;
+  Scratch copy(count);
+  if (!copy.ok() || safe_read(copy.data(), buf, count) != SafeCopy::kOk) return real(buf, count);
+  corrupt_buffer(d, copy.data(), count);
+  return real(copy.data(), count);
 }
 
 }  // namespace faultline::shim

@@ -1,13 +1,17 @@
 // Io adapters (see io.h) for the two shapes of byte-moving calls: one buffer, or an iovec.
+// Caller memory is read only through safe_copy.h: an iovec array is validated (and summed)
+// fault-safely before anything is decided, and the whole-vector copies that short, quota and
+// corrupt need live in mmap'd scratch, never on the stack or the heap.
 #pragma once
 
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <vector>
 
 #include "io.h"
+#include "safe_copy.h"
 
 namespace faultline::shim {
 
@@ -34,50 +38,51 @@ struct BufRead {
   ssize_t run_limited(std::uint64_t n) { return real(buf, static_cast<std::size_t>(n)); }
   ssize_t run_corrupted(const Decision& d) {
     ssize_t r = real(buf, count);
+    // The kernel has just written these r bytes: they are the program's, and writable.
     if (r > 0) corrupt_buffer(d, buf, static_cast<std::size_t>(r));
     return r;
   }
 };
 
-inline std::uint64_t iov_total(const struct iovec* iov, int cnt) {
-  std::uint64_t total = 0;
-  for (int i = 0; i < cnt; ++i) total += iov[i].iov_len;
-  return total;
-}
-
-// The first n bytes of an iovec, as a new iovec array (the caller's is never modified).
-inline std::vector<struct iovec> iov_prefix(const struct iovec* iov, int cnt, std::uint64_t n) {
-  std::vector<struct iovec> out;
-  for (int i = 0; i < cnt && n > 0; ++i) {
-    std::size_t take = iov[i].iov_len < n ? iov[i].iov_len : static_cast<std::size_t>(n);
-    out.push_back({iov[i].iov_base, take});
-    n -= take;
-  }
-  return out;
-}
-
+// An iovec whose sum (`total`) was read fault-safely — by the wrapper, or by decide() through
+// CallSite::size_from before it decided anything; size() is only asked after a decision.
+// run() hands the caller's own array to the kernel; the shortened and corrupted runs work on
+// fault-safe copies and fall back to the caller's array (the kernel's answer) when a copy
+// fails.
 template <class Fn>  // ssize_t(const struct iovec*, int)
 struct IovWrite {
   static constexpr bool kSend = true;
   const struct iovec* iov;
   int cnt;
+  const std::uint64_t& total;
   Fn real;
-  std::uint64_t size() const { return iov_total(iov, cnt); }
+  std::uint64_t size() const { return total; }
   ssize_t run() { return real(iov, cnt); }
   ssize_t run_limited(std::uint64_t n) {
-    auto prefix = iov_prefix(iov, cnt, n);
-    return real(prefix.data(), static_cast<int>(prefix.size()));
+    Scratch scratch(static_cast<std::size_t>(cnt) * sizeof(struct iovec));
+    const int used = iov_prefix_safe(iov, cnt, n, scratch);
+    if (used < 0) return real(iov, cnt);
+    return real(static_cast<const struct iovec*>(scratch.data()), used);
   }
   ssize_t run_corrupted(const Decision& d) {
     // Flattened into one private buffer: same bytes, same single call, caller's data intact.
-    std::vector<unsigned char> copy;
-    copy.reserve(size());
-    for (int i = 0; i < cnt; ++i) {
-      auto* base = static_cast<const unsigned char*>(iov[i].iov_base);
-      copy.insert(copy.end(), base, base + iov[i].iov_len);
+    // An unreadable buffer leaves the call to the kernel (EFAULT), uncorrupted.
+    const std::size_t bytes = static_cast<std::size_t>(total);
+    Scratch vec(static_cast<std::size_t>(cnt) * sizeof(struct iovec));
+    Scratch data(bytes);
+    if (!vec.ok() || !data.ok()) return real(iov, cnt);
+    auto* v = static_cast<struct iovec*>(vec.data());
+    if (safe_read(v, iov, static_cast<std::size_t>(cnt) * sizeof(struct iovec)) != SafeCopy::kOk)
+      return real(iov, cnt);
+    auto* out = static_cast<unsigned char*>(data.data());
+    std::size_t at = 0;
+    for (int i = 0; i < cnt && at < bytes; ++i) {
+      const std::size_t take = v[i].iov_len < bytes - at ? v[i].iov_len : bytes - at;
+      if (safe_read(out + at, v[i].iov_base, take) != SafeCopy::kOk) return real(iov, cnt);
+      at += take;
     }
-    corrupt_buffer(d, copy.data(), copy.size());
-    struct iovec one = {copy.data(), copy.size()};
+    corrupt_buffer(d, out, at);
+    struct iovec one = {out, at};
     return real(&one, 1);
   }
 };
@@ -87,28 +92,43 @@ struct IovRead {
   static constexpr bool kSend = false;
   const struct iovec* iov;
   int cnt;
+  const std::uint64_t& total;
   Fn real;
-  std::uint64_t size() const { return iov_total(iov, cnt); }
+  std::uint64_t size() const { return total; }
   ssize_t run() { return real(iov, cnt); }
   ssize_t run_limited(std::uint64_t n) {
-    auto prefix = iov_prefix(iov, cnt, n);
-    return real(prefix.data(), static_cast<int>(prefix.size()));
+    Scratch scratch(static_cast<std::size_t>(cnt) * sizeof(struct iovec));
+    const int used = iov_prefix_safe(iov, cnt, n, scratch);
+    if (used < 0) return real(iov, cnt);
+    return real(static_cast<const struct iovec*>(scratch.data()), used);
   }
   ssize_t run_corrupted(const Decision& d) {
-    ssize_t r = real(iov, cnt);
+    // The array is copied before the call, so what is corrupted afterwards is exactly the
+    // buffers the kernel filled, in place: each buffer's filled part, bit by bit, as one
+    // stream (the same positions a single flat buffer would get).
+    Scratch scratch(static_cast<std::size_t>(cnt) * sizeof(struct iovec));
+    const int used = iov_prefix_safe(iov, cnt, total, scratch);
+    if (used < 0) return real(iov, cnt);
+    auto* v = static_cast<struct iovec*>(scratch.data());
+    ssize_t r = real(v, used);
     if (r <= 0) return r;
-    // Corrupt what was read, gathered into a scratch copy and scattered back.
-    auto prefix = iov_prefix(iov, cnt, static_cast<std::uint64_t>(r));
-    std::vector<unsigned char> data;
-    for (const auto& v : prefix) {
-      auto* base = static_cast<unsigned char*>(v.iov_base);
-      data.insert(data.end(), base, base + v.iov_len);
-    }
-    corrupt_buffer(d, data.data(), data.size());
+    // Gathered into mmap'd scratch, corrupted, scattered back: the kernel has just written
+    // these r bytes, so they are mapped and writable.
+    Scratch data(static_cast<std::size_t>(r));
+    if (!data.ok()) return r;
+    auto* flat = static_cast<unsigned char*>(data.data());
     std::size_t at = 0;
-    for (const auto& v : prefix) {
-      std::memcpy(v.iov_base, data.data() + at, v.iov_len);
-      at += v.iov_len;
+    for (int i = 0; i < used && at < static_cast<std::size_t>(r); ++i) {
+      const std::size_t take = std::min(v[i].iov_len, static_cast<std::size_t>(r) - at);
+      std::memcpy(flat + at, v[i].iov_base, take);
+      at += take;
+    }
+    corrupt_buffer(d, flat, at);
+    at = 0;
+    for (int i = 0; i < used && at < static_cast<std::size_t>(r); ++i) {
+      const std::size_t take = std::min(v[i].iov_len, static_cast<std::size_t>(r) - at);
+      std::memcpy(v[i].iov_base, flat + at, take);
+      at += take;
     }
     return r;
   }

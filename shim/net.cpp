@@ -134,8 +134,14 @@ FL_COLD int connect_slow(int fd, const struct sockaddr* addr, socklen_t len) {
   }
   // A TCP socket that a reset disconnected may connect again: a new connection, not reset.
   if (st.flags() & kSockReset) sock_store(fd, st, st.flags() & ~kSockReset, 0, 0);
+  // The address, copied fault-safely before anything reads it (the selectors, the tarpit's
+  // record of the peer): one the kernel would refuse (unreadable: EFAULT; too long: EINVAL)
+  // goes to it undecided.
+  struct sockaddr_storage copy;
+  if (!addr || len == 0 || len > sizeof copy || safe_read(&copy, addr, len) != SafeCopy::kOk)
+    return real();
   CallSite site{kCall_connect, fd};
-  site.addr = addr;
+  site.addr = reinterpret_cast<const struct sockaddr*>(&copy);
   site.addr_len = len;
   Decision d;
   if (!decide(guard, site, d) || !d.inject) return real();
@@ -226,51 +232,86 @@ FL_COLD ssize_t buf_recv_slow(std::uint32_t call, int fd, void* buf, size_t len,
   return io_slow_path(guard, site, io);
 }
 
-// sendmsg/recvmsg run over the message's iovec; shortened or corrupted calls get a private
-// copy of the msghdr (never the caller's) with the iovec replaced.
+// sendmsg/recvmsg run over the message's iovec. The msghdr and its iovec are read
+// fault-safely first; a message the kernel would refuse (unreadable, msg_iovlen past
+// UIO_MAXIOV, a bad iovec) goes to the kernel undecided. The unchanged call gets the caller's
+// own msghdr; shortened or corrupted calls get a private copy with the iovec replaced.
 FL_COLD ssize_t sendmsg_slow(int fd, const struct msghdr* msg, int flags) {
-  auto real = [=](const struct iovec* v, int c) {
-    struct msghdr copy = *msg;
+  Guard guard;
+  struct msghdr m;
+  if (!guard.entered() || !msg || safe_read(&m, msg, sizeof m) != SafeCopy::kOk ||
+      m.msg_iovlen > static_cast<std::size_t>(kIovMax))
+    return FL_REAL(sendmsg)(fd, msg, flags);
+  const int cnt = static_cast<int>(m.msg_iovlen);
+  CallSite site{kCall_sendmsg, fd};
+  if (!iov_total_safe(m.msg_iov, cnt, site.size)) return FL_REAL(sendmsg)(fd, msg, flags);
+  site.has_size = true;
+  site.msg_flags = flags;
+  if (m.msg_name && m.msg_namelen > 0) {  // read fault-safely by the selector (net_select.cpp)
+    site.addr = static_cast<const struct sockaddr*>(m.msg_name);
+    site.addr_len = m.msg_namelen;
+  }
+  auto real = [fd, msg, flags, &m](const struct iovec* v, int c) {
+    if (v == m.msg_iov && static_cast<std::size_t>(c) == m.msg_iovlen)
+      return FL_REAL(sendmsg)(fd, msg, flags);
+    struct msghdr copy = m;
     copy.msg_iov = const_cast<struct iovec*>(v);
     copy.msg_iovlen = static_cast<size_t>(c);
     return FL_REAL(sendmsg)(fd, &copy, flags);
   };
-  Guard guard;
-  if (!guard.entered() || !msg) return FL_REAL(sendmsg)(fd, msg, flags);
-  const int cnt = static_cast<int>(msg->msg_iovlen);
-  CallSite site{kCall_sendmsg, fd};
-  site.size = iov_total(msg->msg_iov, cnt);
-  site.has_size = true;
-  site.msg_flags = flags;
-  if (msg->msg_name && msg->msg_namelen > 0) {
-    site.addr = static_cast<const struct sockaddr*>(msg->msg_name);
-    site.addr_len = msg->msg_namelen;
-  }
-  IovWrite<decltype(real)> io{msg->msg_iov, cnt, real};
+  IovWrite<decltype(real)> io{m.msg_iov, cnt, site.size, real};
   return io_slow_path(guard, site, io);
 }
 
 FL_COLD ssize_t recvmsg_slow(int fd, struct msghdr* msg, int flags) {
-  auto real = [=](const struct iovec* v, int c) {
-    struct msghdr copy = *msg;
+  Guard guard;
+  struct msghdr m;
+  if (!guard.entered() || !msg || safe_read(&m, msg, sizeof m) != SafeCopy::kOk ||
+      m.msg_iovlen > static_cast<std::size_t>(kIovMax))
+    return FL_REAL(recvmsg)(fd, msg, flags);
+  const int cnt = static_cast<int>(m.msg_iovlen);
+  CallSite site{kCall_recvmsg, fd};
+  if (!iov_total_safe(m.msg_iov, cnt, site.size)) return FL_REAL(recvmsg)(fd, msg, flags);
+  site.has_size = true;
+  site.msg_flags = flags;
+  auto real = [fd, msg, flags, &m](const struct iovec* v, int c) {
+    if (v == m.msg_iov && static_cast<std::size_t>(c) == m.msg_iovlen)
+      return FL_REAL(recvmsg)(fd, msg, flags);
+    struct msghdr copy = m;
     copy.msg_iov = const_cast<struct iovec*>(v);
     copy.msg_iovlen = static_cast<size_t>(c);
     ssize_t r = FL_REAL(recvmsg)(fd, &copy, flags);
-    // What the kernel reports back about the message belongs in the caller's msghdr.
-    msg->msg_namelen = copy.msg_namelen;
-    msg->msg_controllen = copy.msg_controllen;
-    msg->msg_flags = copy.msg_flags;
+    // What the kernel reports back about the message belongs in the caller's msghdr, written
+    // fault-safely (a read-only msghdr is not the shim's to crash on).
+    const int saved = errno;
+    safe_write(&msg->msg_namelen, &copy.msg_namelen, sizeof copy.msg_namelen);
+    safe_write(&msg->msg_controllen, &copy.msg_controllen, sizeof copy.msg_controllen);
+    safe_write(&msg->msg_flags, &copy.msg_flags, sizeof copy.msg_flags);
+    errno = saved;
     return r;
   };
-  Guard guard;
-  if (!guard.entered() || !msg) return FL_REAL(recvmsg)(fd, msg, flags);
-  CallSite site{kCall_recvmsg, fd};
-  const int cnt = static_cast<int>(msg->msg_iovlen);
-  site.size = iov_total(msg->msg_iov, cnt);
-  site.has_size = true;
-  site.msg_flags = flags;
-  IovRead<decltype(real)> io{msg->msg_iov, cnt, real};
+  IovRead<decltype(real)> io{m.msg_iov, cnt, site.size, real};
   return io_slow_path(guard, site, io);
+}
+
+// A blackholed sendmmsg "sends" every message whole: each msg_len is set to its iovec's total,
+// read and written fault-safely. It stops where the kernel would: at the first message it
+// could not read (an unreadable first message is the kernel's EFAULT to report: -2, run the
+// real call). At most UIO_MAXIOV messages, as the kernel caps vlen.
+int mmsg_blackhole_send(struct mmsghdr* vec, unsigned vlen) {
+  const unsigned n = vlen < static_cast<unsigned>(kIovMax) ? vlen : static_cast<unsigned>(kIovMax);
+  unsigned done = 0;
+  for (; done < n; ++done) {
+    struct mmsghdr one;
+    std::uint64_t total = 0;
+    if (safe_read(&one, &vec[done], sizeof one) != SafeCopy::kOk ||
+        one.msg_hdr.msg_iovlen > static_cast<std::size_t>(kIovMax) ||
+        !iov_total_safe(one.msg_hdr.msg_iov, static_cast<long>(one.msg_hdr.msg_iovlen), total))
+      break;
+    const unsigned len = total > UINT32_MAX ? UINT32_MAX : static_cast<unsigned>(total);
+    if (safe_write(&vec[done].msg_len, &len, sizeof len) != SafeCopy::kOk) break;
+  }
+  return done == 0 && n > 0 ? -2 : static_cast<int>(done);
 }
 
 // sendmmsg/recvmmsg: whole batches; error, delay, crash, reset, blackhole.
@@ -282,9 +323,14 @@ FL_COLD int mmsg_slow(std::uint32_t call, int fd, struct mmsghdr* vec, unsigned 
   if (!guard.entered()) return real();
   CallSite site{call, fd};
   site.msg_flags = flags;
-  if (send && vec && vlen > 0 && vec[0].msg_hdr.msg_name) {
-    site.addr = static_cast<const struct sockaddr*>(vec[0].msg_hdr.msg_name);
-    site.addr_len = vec[0].msg_hdr.msg_namelen;
+  if (vlen > 0) {
+    // The first message, read fault-safely: one the kernel cannot read is its EFAULT.
+    struct mmsghdr first;
+    if (safe_read(&first, vec, sizeof first) != SafeCopy::kOk) return real();
+    if (send && first.msg_hdr.msg_name) {  // read fault-safely by the selector
+      site.addr = static_cast<const struct sockaddr*>(first.msg_hdr.msg_name);
+      site.addr_len = first.msg_hdr.msg_namelen;
+    }
   }
   const SockState st = sock_load(fd);
   if (st.flags() != 0) {
@@ -316,10 +362,8 @@ FL_COLD int mmsg_slow(std::uint32_t call, int fd, struct mmsghdr* vec, unsigned 
       net_mark_partitioned(d, fd);
       emit_event(d, site, -1);
       if (send) {  // swallowed: every message "sent" whole
-        for (unsigned i = 0; i < vlen; ++i)
-          vec[i].msg_len = static_cast<unsigned>(
-              iov_total(vec[i].msg_hdr.msg_iov, static_cast<int>(vec[i].msg_hdr.msg_iovlen)));
-        return static_cast<int>(vlen);
+        const int sent = mmsg_blackhole_send(vec, vlen);
+        return sent == -2 ? real() : sent;
       }
       ssize_t r = net_blackhole_receive(guard, d, site);
       if (r != -2) return static_cast<int>(r);

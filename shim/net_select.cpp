@@ -10,6 +10,7 @@
 
 #include "faultline/glob.h"
 #include "net_policy.h"
+#include "safe_copy.h"
 #include "sock_table.h"
 
 namespace faultline::shim {
@@ -68,9 +69,10 @@ const struct sockaddr* site_address(const CallSite& site, NetSiteAddr& cache) no
     cache.state = -1;
     auto* out = reinterpret_cast<struct sockaddr*>(&cache.addr);
     if (site.addr && site.addr_len > 0) {
+      // The program's pointer (msg_name, sendto's address): read fault-safely; an unreadable
+      // address is the kernel's EFAULT to report, and matches no `addr`.
       cache.len = std::min<socklen_t>(site.addr_len, sizeof cache.addr);
-      std::memcpy(&cache.addr, site.addr, cache.len);
-      cache.state = 1;
+      if (safe_read(&cache.addr, site.addr, cache.len) == SafeCopy::kOk) cache.state = 1;
     } else if (site.fd >= 0) {
       socklen_t len = sizeof cache.addr;
       if (is_local_side_call(site.call)) {

@@ -23,9 +23,13 @@ FL_COLD ssize_t iov_read_slow(std::uint32_t call, int fd, const struct iovec* io
   Guard guard;
   if (!guard.entered() || only_net_and_not_socket(guard, kFamRead, fd)) return real(iov, cnt);
   CallSite site{call, fd};
-  site.size = iov_total(iov, cnt);
-  site.has_size = true;
-  IovRead<Fn> io{iov, cnt, real};
+  // The array is read (fault-safely) only once a rule's selectors match; a vector the kernel
+  // refuses (bad count, unreadable array) goes to it undecided, so the program gets exactly
+  // the kernel's answer.
+  site.vec = iov;
+  site.vec_count = cnt;
+  site.size_from = iov_site_size;
+  IovRead<Fn> io{iov, cnt, site.size, real};
   return io_slow_path(guard, site, io);
 }
 

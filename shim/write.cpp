@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdio_ext.h>
 #include <sys/sendfile.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "faultline_config.h"
@@ -29,33 +30,71 @@ FL_COLD ssize_t iov_write_slow(std::uint32_t call, int fd, const struct iovec* i
   Guard guard;
   if (!guard.entered() || only_net_and_not_socket(guard, kFamWrite, fd)) return real(iov, cnt);
   CallSite site{call, fd};
-  site.size = iov_total(iov, cnt);
-  site.has_size = true;
-  IovWrite<Fn> io{iov, cnt, real};
+  // The array is read (fault-safely) only once a rule's selectors match; a vector the kernel
+  // refuses (bad count, unreadable array) goes to it undecided, so the program gets exactly
+  // the kernel's answer.
+  site.vec = iov;
+  site.vec_count = cnt;
+  site.size_from = iov_site_size;
+  IovWrite<Fn> io{iov, cnt, site.size, real};
   return io_slow_path(guard, site, io);
 }
 
 // copy_file_range/sendfile: the bytes move inside the kernel, so there is no buffer to
-// corrupt (the compiler refuses `corrupt` for them); short and quota shorten the length.
-template <class Fn>  // ssize_t(size_t)
+// corrupt (the compiler refuses `corrupt` for them); short and quota shorten the length the
+// kernel is given. They apply to what the copy can really move: cp asks for SSIZE_MAX and gets
+// what the source has left, so `short = "50%"` computed on the count would let everything
+// through. `size()` is min(count, bytes left in a regular source file past the offset).
+template <class Off>
+std::uint64_t copy_movable(int in_fd, const Off* off, std::size_t count);
+
+template <class Off, class Fn>  // ssize_t(size_t)
 struct KernelCopy {
   static constexpr bool kSend = true;
   std::size_t count;
+  int in_fd;
+  const Off* off;
   Fn real;
-  std::uint64_t size() const { return count; }
+  // Looked up only once a fault decided to act (two syscalls), never for a call that passes.
+  mutable std::uint64_t movable = UINT64_MAX;
+  std::uint64_t size() const {
+    if (movable == UINT64_MAX) movable = copy_movable(in_fd, off, count);
+    return movable;
+  }
   ssize_t run() { return real(count); }
   ssize_t run_limited(std::uint64_t n) { return real(static_cast<std::size_t>(n)); }
   ssize_t run_corrupted(const Decision&) { return real(count); }
 };
 
-template <class Fn>
-FL_COLD ssize_t copy_slow(std::uint32_t call, int out_fd, size_t count, Fn real) {
+// The offset is read fault-safely (a wild pointer is the kernel's EFAULT to report); without
+// one, the source fd's own position counts. Any doubt leaves the count as it is.
+template <class Off>
+std::uint64_t copy_movable(int in_fd, const Off* off, std::size_t count) {
+  struct stat st;
+  if (fstat(in_fd, &st) != 0 || !S_ISREG(st.st_mode)) return count;
+  Off pos = 0;
+  if (off) {
+    if (safe_read(&pos, off, sizeof pos) != SafeCopy::kOk) return count;
+  } else {
+    const int saved = errno;
+    pos = static_cast<Off>(lseek(in_fd, 0, SEEK_CUR));
+    errno = saved;
+    if (pos < 0) return count;
+  }
+  if (pos < 0 || st.st_size <= pos) return 0;
+  const std::uint64_t left = static_cast<std::uint64_t>(st.st_size - pos);
+  return left < count ? left : count;
+}
+
+template <class Off, class Fn>
+FL_COLD ssize_t copy_slow(std::uint32_t call, int out_fd, int in_fd, const Off* off, size_t count,
+                          Fn real) {
   Guard guard;
   if (!guard.entered()) return real(count);
   CallSite site{call, out_fd};
   site.size = count;
   site.has_size = true;
-  KernelCopy<Fn> io{count, real};
+  KernelCopy<Off, Fn> io{count, in_fd, off, real};
   return io_slow_path(guard, site, io);
 }
 
@@ -72,7 +111,8 @@ FL_COLD size_t fwrite_slow(const void* ptr, size_t size, size_t n, FILE* stream)
   Guard guard;
   if (!guard.entered() || size == 0 || n == 0) return FL_REAL(fwrite)(ptr, size, n, stream);
   CallSite site{kCall_fwrite, stream_fd(stream)};
-  site.size = size * n;
+  // size * n past 2^64 is no request libc can serve: to the real fwrite, undecided.
+  if (__builtin_mul_overflow(size, n, &site.size)) return FL_REAL(fwrite)(ptr, size, n, stream);
   site.has_size = true;
   // Byte-level decisions map onto whole items, the unit fwrite reports in.
   auto items_write = [&](const void* p, size_t bytes) -> ssize_t {
@@ -100,7 +140,7 @@ FL_COLD size_t fwrite_slow(const void* ptr, size_t size, size_t n, FILE* stream)
     apply_delay(d);
     d.action = room ? kActQuota : kActError;
     d.error = d.error ? d.error : ENOSPC;
-    emit_event(d, site, static_cast<std::int64_t>(room / size * size));
+    emit_event(d, site, event_bytes(room / size * size));
     quota_release(d, room % size);
     return limited(room, d.error);
   }
@@ -112,12 +152,12 @@ FL_COLD size_t fwrite_slow(const void* ptr, size_t size, size_t n, FILE* stream)
       return 0;
     case kActShort: {
       std::uint64_t bytes = short_length(d, site.size);
-      emit_event(d, site, static_cast<std::int64_t>(bytes / size * size));
+      emit_event(d, site, event_bytes(bytes / size * size));
       // fwrite has no partial success: a short count means the stream failed.
       return limited(bytes, d.error ? d.error : EIO);
     }
     case kActCorrupt: {
-      emit_event(d, site, static_cast<std::int64_t>(site.size));
+      emit_event(d, site, event_bytes(site.size));
       ssize_t r = write_corrupted_copy(d, ptr, site.size, items_write);
       return r > 0 ? static_cast<size_t>(r) / size : 0;
     }
@@ -219,23 +259,21 @@ FL_EXPORT ssize_t copy_file_range(int fd_in, off64_t* off_in, int fd_out, off64_
                                   size_t len, unsigned flags) {
   if (FL_LIKELY(!armed(kFamWrite)))
     return FL_REAL(copy_file_range)(fd_in, off_in, fd_out, off_out, len, flags);
-  return copy_slow(kCall_copy_file_range, fd_out, len, [=](size_t n) {
+  return copy_slow(kCall_copy_file_range, fd_out, fd_in, off_in, len, [=](size_t n) {
     return FL_REAL(copy_file_range)(fd_in, off_in, fd_out, off_out, n, flags);
   });
 }
 
 FL_EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t* offset, size_t count) {
   if (FL_LIKELY(!armed(kFamWrite))) return FL_REAL(sendfile)(out_fd, in_fd, offset, count);
-  return copy_slow(kCall_sendfile, out_fd, count, [=](size_t n) {
-    return FL_REAL(sendfile)(out_fd, in_fd, offset, n);
-  });
+  return copy_slow(kCall_sendfile, out_fd, in_fd, offset, count,
+                   [=](size_t n) { return FL_REAL(sendfile)(out_fd, in_fd, offset, n); });
 }
 
 FL_EXPORT ssize_t sendfile64(int out_fd, int in_fd, off64_t* offset, size_t count) {
   if (FL_LIKELY(!armed(kFamWrite))) return FL_REAL(sendfile64)(out_fd, in_fd, offset, count);
-  return copy_slow(kCall_sendfile64, out_fd, count, [=](size_t n) {
-    return FL_REAL(sendfile64)(out_fd, in_fd, offset, n);
-  });
+  return copy_slow(kCall_sendfile64, out_fd, in_fd, offset, count,
+                   [=](size_t n) { return FL_REAL(sendfile64)(out_fd, in_fd, offset, n); });
 }
 
 FL_EXPORT size_t fwrite(const void* ptr, size_t size, size_t n, FILE* stream) {

@@ -1,17 +1,22 @@
 // The engine's triggers and selectors, driven directly (no preload): which call indices
 // get injected for after/every/times/probability, and that a seed replays exactly.
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <climits>
 #include <cstdio>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "fd_table.h"
+#include "safe_copy.h"
 #include "test_session.h"
 
 namespace faultline {
@@ -179,6 +184,141 @@ TEST(EngineActions, CorruptFlipsExactlyTheBitsAsked) {
   int ones = 0;
   for (unsigned char c : buf) ones += __builtin_popcount(c);
   EXPECT_EQ(ones, 1);
+}
+
+// Caller memory (shim/safe_copy.h): an iovec is summed only when the kernel would accept it,
+// read without ever faulting; scratch never reuses a page the program just unmapped.
+TEST(SafeCopy, IovTotalReadsOnlyWhatTheKernelWouldAccept) {
+  char a[10], b[20];
+  struct iovec v[2] = {{a, sizeof a}, {b, sizeof b}};
+  std::uint64_t total = 0;
+  ASSERT_TRUE(shim::iov_total_safe(v, 2, total));
+  EXPECT_EQ(total, 30u);
+  ASSERT_TRUE(shim::iov_total_safe(nullptr, 0, total));
+  EXPECT_EQ(total, 0u);
+  void* gone = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(gone, MAP_FAILED);
+  munmap(gone, 4096);
+  for (const void* bad : {static_cast<const void*>(nullptr), reinterpret_cast<const void*>(16),
+                          static_cast<const void*>(gone)})
+    EXPECT_FALSE(shim::iov_total_safe(static_cast<const struct iovec*>(bad), 1, total));
+  EXPECT_FALSE(shim::iov_total_safe(v, 100000, total));
+  EXPECT_FALSE(shim::iov_total_safe(v, -1, total));
+  struct iovec huge = {a, static_cast<std::size_t>(SSIZE_MAX) + 1};
+  EXPECT_FALSE(shim::iov_total_safe(&huge, 1, total));
+  // 1024 entries of SSIZE_MAX: accepted by the kernel (it clamps), the sum saturates.
+  std::vector<struct iovec> many(1024, iovec{a, static_cast<std::size_t>(SSIZE_MAX)});
+  ASSERT_TRUE(shim::iov_total_safe(many.data(), 1024, total));
+  EXPECT_EQ(total, static_cast<std::uint64_t>(SSIZE_MAX));
+}
+
+// An open whose path the kernel would refuse (NULL, wild, no NUL within PATH_MAX) is never
+// decided, not even by a fault without a path selector; nothing is counted for it.
+TEST(SafeCopy, OpenWithABadPathIsNotDecided) {
+  TestSession s(std::string(kHeader) + "[[fault]]\nname='f'\ncalls=['open']\nerror='EACCES'\n");
+  shim::Guard guard;
+  shim::Decision d;
+  std::string endless(5000, 'x');  // no NUL within PATH_MAX
+  for (const char* bad : {static_cast<const char*>(nullptr), reinterpret_cast<const char*>(16)}) {
+    shim::CallSite site{kCall_open};
+    site.path = bad;
+    EXPECT_FALSE(shim::decide(guard, site, d));
+  }
+  shim::CallSite long_site{kCall_open};
+  long_site.path = endless.data();
+  EXPECT_FALSE(shim::decide(guard, long_site, d));
+  EXPECT_EQ(s.slot("f").matched.load(), 0u);
+  shim::CallSite good{kCall_open};
+  good.path = "/tmp/fl-good";
+  EXPECT_TRUE(shim::decide(guard, good, d));
+}
+
+TEST(SafeCopy, ScratchNeverLandsOnAPageTheProgramFreed) {
+  for (int i = 0; i < 8; ++i) {
+    void* gone = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ASSERT_NE(gone, MAP_FAILED);
+    munmap(gone, 4096);
+    shim::Scratch scratch(4096);
+    ASSERT_TRUE(scratch.ok());
+    EXPECT_NE(scratch.data(), gone);
+    char probe;
+    EXPECT_EQ(shim::safe_read(&probe, gone, 1), shim::SafeCopy::kFault);
+  }
+}
+
+__extension__ typedef unsigned __int128 U128;
+
+// cp asks copy_file_range for SSIZE_MAX bytes: 50% of that is half, not a wrapped product
+// (count * 50 past 2^64 made it 2%), and every percentage of every count stays <= count.
+TEST(EngineActions, ShortLengthIsOverflowSafe) {
+  shim::Decision half{};
+  half.short_percent = 50;
+  const std::uint64_t cp_count = 0x7fffffffffffffffULL;  // SSIZE_MAX, 9.2e18
+  EXPECT_EQ(shim::short_length(half, cp_count), cp_count / 2);
+  EXPECT_EQ(shim::short_length(half, UINT64_MAX), UINT64_MAX / 2);
+  for (std::uint32_t pct : {1u, 33u, 99u, 100u}) {
+    shim::Decision d{};
+    d.short_percent = pct;
+    for (std::uint64_t count : {std::uint64_t{2}, std::uint64_t{101}, std::uint64_t{4096}, cp_count,
+                                UINT64_MAX - 1, UINT64_MAX}) {
+      const std::uint64_t n = shim::short_length(d, count);
+      EXPECT_GE(n, 1u);
+      EXPECT_LE(n, count);
+      // floor(count * pct / 100), computed in 128 bits.
+      const auto exact = static_cast<std::uint64_t>(static_cast<U128>(count) * pct / 100);
+      EXPECT_EQ(n, std::max<std::uint64_t>(exact, 1)) << count << " at " << pct << "%";
+    }
+  }
+  shim::Decision bytes{};
+  bytes.short_bytes = UINT64_MAX;
+  EXPECT_EQ(shim::short_length(bytes, cp_count), cp_count);
+}
+
+// SSIZE_MAX requests against a quota: the boundary, then nothing. (Each reservation adds at
+// most quota + 1 to the shared counter, so concurrent huge ones cannot wrap it either.)
+TEST(EngineActions, QuotaOfHugeRequestsDoesNotWrap) {
+  TestSession s(std::string(kHeader) +
+                "[[fault]]\nname='q'\ncalls=['copy_file_range']\nquota='1KiB'\n");
+  shim::Decision d{};
+  d.fault = s.session().find_fault("q");
+  d.quota_bytes = 1024;
+  const std::uint64_t huge = 0x7fffffffffffffffULL;
+  EXPECT_EQ(shim::quota_reserve(d, huge), 1024u);
+  EXPECT_EQ(shim::quota_reserve(d, huge), 0u);
+  EXPECT_EQ(shim::quota_reserve(d, UINT64_MAX), 0u);
+  shim::quota_release(d, 1024);
+  EXPECT_EQ(shim::quota_reserve(d, 10), 10u);
+}
+
+// `corrupt` is capped at the bits the data has: 4294967295 on 6 bytes inverts all 48 bits at
+// once (it took 16 s of CPU), and more than half the bits costs at most one pass.
+TEST(EngineActions, CorruptIsCappedAtTheBitsTheDataHas) {
+  shim::Decision d{};
+  d.corrupt_bits = 4294967295u;
+  d.draw = 99;
+  std::vector<unsigned char> buf(6, 0);
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 2; ++i) shim::corrupt_buffer(d, buf.data(), buf.size());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  // An even number of inversions: back to zero; one more: every bit set.
+  EXPECT_EQ(buf, std::vector<unsigned char>(6, 0));
+  shim::corrupt_buffer(d, buf.data(), buf.size());
+  EXPECT_EQ(buf, std::vector<unsigned char>(6, 0xff));
+
+  d.corrupt_bits = 48;  // exactly the bits there are
+  std::vector<unsigned char> exact(6, 0x0f);
+  shim::corrupt_buffer(d, exact.data(), exact.size());
+  EXPECT_EQ(exact, std::vector<unsigned char>(6, 0xf0));
+
+  // Many bits of a large buffer: bounded work (one inversion pass plus the complement drawn).
+  d.corrupt_bits = 4000000000u;
+  std::vector<unsigned char> big(1 << 20, 0);
+  const auto big_start = std::chrono::steady_clock::now();
+  shim::corrupt_buffer(d, big.data(), big.size());
+  EXPECT_LT(std::chrono::steady_clock::now() - big_start, std::chrono::seconds(5));
+  std::uint64_t ones = 0;
+  for (unsigned char c : big) ones += static_cast<std::uint64_t>(__builtin_popcount(c));
+  EXPECT_EQ(ones, 8u << 20);  // 4e9 >= 8 Mi bits: all of them
 }
 
 }  // namespace

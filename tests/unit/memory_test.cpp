@@ -380,7 +380,10 @@ TEST(FdLimit, FailsOnlyPastTheLimit) {
   session.update_fault(session.find_fault("fds"), spec);
   shim::Guard guard;
   shim::Decision d;
-  EXPECT_FALSE(shim::decide(guard, shim::CallSite{kCall_open}, d));  // one more fits
+  // An open names its path (a NULL one is the kernel's EFAULT, never decided).
+  shim::CallSite open_site{kCall_open};
+  open_site.path = "/tmp/fl-limit-test";
+  EXPECT_FALSE(shim::decide(guard, open_site, d));                   // one more fits
   ASSERT_TRUE(shim::decide(guard, shim::CallSite{kCall_pipe}, d));   // two do not
   EXPECT_TRUE(d.inject);
   EXPECT_EQ(d.action, std::uint32_t{kActError});
@@ -392,7 +395,9 @@ TEST(FdLimit, NamesItsErrno) {
   TestSession s("version = 1\n[[fault]]\nname='fds'\ncalls=['open']\nlimit=0\nerror='ENFILE'\n");
   shim::Guard guard;
   shim::Decision d;
-  ASSERT_TRUE(shim::decide(guard, shim::CallSite{kCall_open}, d));
+  shim::CallSite site{kCall_open};
+  site.path = "/tmp/fl-limit-test";
+  ASSERT_TRUE(shim::decide(guard, site, d));
   EXPECT_EQ(d.error, ENFILE);
 }
 
