@@ -108,8 +108,7 @@ TEST(EngineTriggers, HundredYearWindowsBehaveAsFarFuture) {
     // Enabled "at" a clock near 2^63: since + start_after overflows int64. Before saturation
     // the sum wrapped negative and the window opened at once.
     TestSession s(std::string(kHeader) +
-                  "[[fault]]\nname='f'\ncalls=['fsync']\nerror='EIO'\nstart_after='876000h'\n"
-                  "duration='876000h'\n");
+                  "[[fault]]\nname='f'\ncalls=['fsync']\nerror='EIO'\nstart_after='876000h'\n");
     s.slot("f").enabled_since_ns.store(std::numeric_limits<std::int64_t>::max() - 1000);
     EXPECT_TRUE(injected_indices(3).empty());
   }
