@@ -278,7 +278,8 @@ struct Session::Impl {
       launch::vet_program(program, shim, warnings);
       const std::vector<std::string> env =
           launch::child_environment(base_environment(options.env), shim, name);
-      const std::optional<std::string> log = launch::log_path_override(options.log);
+      const std::optional<std::string> log =
+          launch::log_path_override(options.log, "the 'log' option");
       control = launch::create_session(name, policy);
       control->set_seed(seed);
       if (log) control->set_log_path(*log);

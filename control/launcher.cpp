@@ -377,9 +377,8 @@ std::string choose_session_name(const std::string& requested) {
   return requested;
 }
 
-std::optional<std::string> log_path_override(const std::string& explicit_log) {
+std::optional<std::string> log_path_override(const std::string& explicit_log, const char* what) {
   std::string path = explicit_log;
-  const char* what = "--log";
   if (path.empty()) {
     const char* env = std::getenv("FAULTLINE_LOG");
     if (env == nullptr || *env == '\0') return std::nullopt;

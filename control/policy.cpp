@@ -1041,9 +1041,10 @@ const char* file_kind(mode_t mode) {
   return "not a regular file";
 }
 
-std::string too_big_message(std::uint64_t bytes, bool exact) {
-  return std::string("the policy is ") + (exact ? "" : "over ") + std::to_string(bytes) +
-         " bytes, over the limit of 1 MiB (" + std::to_string(kPolicyFileMax) +
+// `bytes` is 0 when only "more than the limit" is known (standard input, a file that grew).
+std::string too_big_message(std::uint64_t bytes) {
+  const std::string size = bytes ? std::to_string(bytes) + " bytes, over" : "over";
+  return "the policy is " + size + " the limit of 1 MiB (" + std::to_string(kPolicyFileMax) +
          " bytes); a policy holds at most " + std::to_string(kMaxFaults) +
          " faults, which fit in far less: check that this is the policy you meant";
 }
@@ -1115,7 +1116,7 @@ std::optional<std::string> read_policy_text(const std::string& path, std::string
   content.clear();
   if (allow_stdin && path == "-") {
     if (int err = read_bounded(STDIN_FILENO, content)) return std::string(std::strerror(err));
-    if (content.size() > kPolicyFileMax) return too_big_message(kPolicyFileMax, false);
+    if (content.size() > kPolicyFileMax) return too_big_message(0);
     return std::nullopt;
   }
   // O_NONBLOCK: opening a FIFO nobody writes to must not hang (the shim does this before the
@@ -1131,11 +1132,11 @@ std::optional<std::string> read_policy_text(const std::string& path, std::string
               "); faultline reads a policy only from a regular file (at most 1 MiB): give "
               "the path of a .toml file";
   } else if (static_cast<std::uint64_t>(st.st_size) > kPolicyFileMax) {
-    problem = too_big_message(static_cast<std::uint64_t>(st.st_size), true);
+    problem = too_big_message(static_cast<std::uint64_t>(st.st_size));
   } else if (int err = read_bounded(fd, content)) {
     problem = std::strerror(err);
   } else if (content.size() > kPolicyFileMax) {
-    problem = too_big_message(kPolicyFileMax, false);  // it grew while being read
+    problem = too_big_message(0);  // it grew while being read
   }
   ::close(fd);
   if (problem) content.clear();

@@ -106,7 +106,8 @@ void print_warnings(const std::vector<std::string>& warnings) {
 std::string read_text_file(const std::string& path, bool allow_stdin = false) {
   std::string text;
   if (std::optional<std::string> problem = read_policy_text(path, text, allow_stdin))
-    fail(kExitUsage, fmt::format("{}: cannot read: {}", path, *problem));
+    fail(kExitUsage, fmt::format("{}: cannot read: {}",
+                                 allow_stdin && path == "-" ? "standard input" : path, *problem));
   return text;
 }
 
