@@ -396,10 +396,10 @@ void report_missed_events(const ControlBlock& block, const EventCursor& cursor,
 
 }  // namespace
 
-Policy compile_policy_or_fail(const std::string& path) {
-  // "-" is standard input (validate), bounded like a file.
-  CompileResult result = path == "-" ? compile_policy_string(read_text_file(path, true), "<stdin>")
-                                     : compile_policy_file(path);
+Policy compile_policy_or_fail(const std::string& path, bool allow_stdin) {
+  CompileResult result = allow_stdin && path == "-"
+                             ? compile_policy_string(read_text_file(path, true), "<stdin>")
+                             : compile_policy_file(path);
   if (result.error) {
     fmt::print(stderr, "{}\n", result.error->to_string());
     fail(kExitUsage, "");
@@ -409,7 +409,7 @@ Policy compile_policy_or_fail(const std::string& path) {
 }
 
 int validate_command(const std::string& policy_path) {
-  const Policy policy = compile_policy_or_fail(policy_path);
+  const Policy policy = compile_policy_or_fail(policy_path, true);
   std::vector<std::string> names;
   for (const FaultSpec& spec : policy.faults) names.emplace_back(fixed_text(spec.name));
   const std::string list = names.empty() ? "" : fmt::format(" ({})", fmt::join(names, ", "));
