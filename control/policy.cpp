@@ -179,13 +179,27 @@ std::uint64_t get_size(const Entry& e) {
   fail(e.value_at(), "bad size " + quoted(text) + " (use B, KiB, MiB, GiB)");
 }
 
+// Digits, an optional fraction, and a known unit, whatever the size ("99999999999999h").
+bool well_formed_duration(std::string_view text) {
+  std::size_t i = text.find_first_not_of("0123456789");
+  if (i == 0 || i == std::string_view::npos) return false;
+  if (text[i] == '.') {
+    std::size_t end = text.find_first_not_of("0123456789", i + 1);
+    if (end == i + 1 || end == std::string_view::npos) return false;
+    i = end;
+  }
+  const std::string_view unit = text.substr(i);
+  return unit == "us" || unit == "ms" || unit == "s" || unit == "m" || unit == "h";
+}
+
 std::int64_t get_duration(const Entry& e) {
   if (!e.value->is_string()) fail_value(e, "a duration string like \"250ms\"");
   const std::string& text = get_string(e);
   std::optional<std::int64_t> ns = parse_duration_ns(text);
   // Past 100 years nothing is meant but "never", and sums with a clock (start_after + now,
-  // delay + jitter) could wrap: refused here so the shim's arithmetic cannot overflow.
-  if (ns && *ns > kDurationMaxNs)
+  // delay + jitter) could wrap: refused here so the shim's arithmetic cannot overflow. A
+  // well-formed duration too big even for 64 bits gets the same message, not "bad duration".
+  if ((ns && *ns > kDurationMaxNs) || (!ns && well_formed_duration(text)))
     fail(e.value_at(), quoted(e.key) + " " + quoted(text) +
                            " is longer than 100 years (at most \"876000h\"; leave the key "
                            "out for no limit)");

@@ -851,7 +851,10 @@ TEST(PolicyLimits, AbsurdNumbersGetALocatedError) {
        "bad size range '99999999999GiB..'"},
       {"limit negative", "version = 1\n[[fault]]\nname = \"a\"\ncalls = [\"open\"]\nlimit = -1\n",
        5, 9, "'limit' must be >= 0"},
-      {"delay overflows int64", kHead + "delay = \"9999999999999h\"\n", 5, 9, "bad duration"},
+      {"delay overflows int64", kHead + "delay = \"9999999999999h\"\n", 5, 9,
+       "'delay' '9999999999999h' is longer than 100 years"},
+      {"delay overflows uint64", kHead + "delay = \"99999999999999999999999s\"\n", 5, 9,
+       "is longer than 100 years"},
   };
   for (const Case& c : cases) expect_refused({c.what, c.toml.c_str(), c.line, c.column, c.message});
   expect_refused({"max_faults 0", "version = 1\n[safety]\nmax_faults = 0\n", 3, 14,
