@@ -278,9 +278,11 @@ struct Session::Impl {
       launch::vet_program(program, shim, warnings);
       const std::vector<std::string> env =
           launch::child_environment(base_environment(options.env), shim, name);
+      const std::optional<std::string> log =
+          launch::log_path_override(options.log, "the 'log' option");
       control = launch::create_session(name, policy);
       control->set_seed(seed);
-      if (const auto log = launch::log_path_override(options.log)) control->set_log_path(*log);
+      if (log) control->set_log_path(*log);
       spawn(program, env);
       return 0;
     });

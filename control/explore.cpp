@@ -795,6 +795,9 @@ std::unique_ptr<Active> Explorer::start(int site_index, int k) {
   if (compiled.error)
     fail(fmt::format("cannot build the policy of run {}: {}", a->run.id,
                      compiled.error->to_string()));
+  // A deep --state directory must not have its event log cut short in the session's field.
+  if (const auto problem = log_path_problem(a->dir + "/events.jsonl", "the run's event log"))
+    fail(fmt::format("--state {}: {}", state_.dir, *problem));
   a->session_name = fmt::format("fl-explore-{}-{}", getpid(), a->run.id);
   a->session = launch::create_session(a->session_name, *compiled.policy);
   a->session->set_seed(1);

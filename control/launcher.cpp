@@ -377,11 +377,18 @@ std::string choose_session_name(const std::string& requested) {
   return requested;
 }
 
-std::optional<std::string> log_path_override(const std::string& explicit_log) {
-  if (!explicit_log.empty()) return explicit_log;
-  const char* env = std::getenv("FAULTLINE_LOG");
-  if (env == nullptr || *env == '\0') return std::nullopt;
-  return std::string(env);
+std::optional<std::string> log_path_override(const std::string& explicit_log, const char* what) {
+  std::string path = explicit_log;
+  if (path.empty()) {
+    const char* env = std::getenv("FAULTLINE_LOG");
+    if (env == nullptr || *env == '\0') return std::nullopt;
+    path = env;
+    what = "FAULTLINE_LOG";
+  }
+  // The block holds the absolute path in a fixed field: refuse what would be cut short.
+  if (std::optional<std::string> problem = log_path_problem(path, what))
+    fail(ErrorKind::kUsage, kStatusUsage, *problem);
+  return path;
 }
 
 // ---- the program ---------------------------------------------------------------------------

@@ -43,7 +43,9 @@ std::uint64_t choose_seed(std::optional<std::uint64_t> explicit_seed, const Poli
 std::string choose_session_name(const std::string& requested);
 // `explicit_log` (--log, an API option) when not empty, then FAULTLINE_LOG; nullopt keeps the
 // policy's [log] path.
-std::optional<std::string> log_path_override(const std::string& explicit_log);
+// `what` names the explicit log in a refusal ("--log", or the API's option).
+std::optional<std::string> log_path_override(const std::string& explicit_log,
+                                             const char* what = "--log");
 
 // ---- the program ---------------------------------------------------------------------------
 

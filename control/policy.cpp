@@ -11,6 +11,11 @@
 
 #include "toml_safe.h"
 
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <bit>
 #include <cerrno>
@@ -174,10 +179,31 @@ std::uint64_t get_size(const Entry& e) {
   fail(e.value_at(), "bad size " + quoted(text) + " (use B, KiB, MiB, GiB)");
 }
 
+// Digits, an optional fraction, and a known unit, whatever the size ("99999999999999h").
+bool well_formed_duration(std::string_view text) {
+  std::size_t i = text.find_first_not_of("0123456789");
+  if (i == 0 || i == std::string_view::npos) return false;
+  if (text[i] == '.') {
+    std::size_t end = text.find_first_not_of("0123456789", i + 1);
+    if (end == i + 1 || end == std::string_view::npos) return false;
+    i = end;
+  }
+  const std::string_view unit = text.substr(i);
+  return unit == "us" || unit == "ms" || unit == "s" || unit == "m" || unit == "h";
+}
+
 std::int64_t get_duration(const Entry& e) {
   if (!e.value->is_string()) fail_value(e, "a duration string like \"250ms\"");
   const std::string& text = get_string(e);
-  if (auto ns = parse_duration_ns(text)) return *ns;
+  std::optional<std::int64_t> ns = parse_duration_ns(text);
+  // Past 100 years nothing is meant but "never", and sums with a clock (start_after + now,
+  // delay + jitter) could wrap: refused here so the shim's arithmetic cannot overflow. A
+  // well-formed duration too big even for 64 bits gets the same message, not "bad duration".
+  if ((ns && *ns > kDurationMaxNs) || (!ns && well_formed_duration(text)))
+    fail(e.value_at(), quoted(e.key) + " " + quoted(text) +
+                           " is longer than 100 years (at most \"876000h\"; leave the key "
+                           "out for no limit)");
+  if (ns) return *ns;
   fail(e.value_at(), "bad duration " + quoted(text) + " (use us, ms, s, m, h, e.g. \"250ms\")");
 }
 
@@ -503,8 +529,10 @@ void compile_short(FaultDraft& d, const Entry& e) {
 
 void compile_corrupt(FaultDraft& d, const Entry& e) {
   std::uint64_t bits = get_integer_at_least(e, 1);
-  constexpr std::uint64_t kMaxBits = std::numeric_limits<std::uint32_t>::max();
-  if (bits > kMaxBits) fail_value(e, "at most " + std::to_string(kMaxBits));
+  // Each bit costs a draw on every injected call: 2^20 bits already flip every bit of a
+  // 128 KiB buffer on average; more is a typo, and 2^32 cost seconds of CPU per call.
+  if (bits > kCorruptBitsMax)
+    fail_value(e, "at most " + std::to_string(kCorruptBitsMax) + " (2^20 bits)");
   set_main_action(d.spec, kActCorrupt);
   d.spec.corrupt_bits = static_cast<std::uint32_t>(bits);
 }
@@ -815,6 +843,27 @@ void warn_implausible_errno(const FaultSpec& spec, const FaultSource& src,
   }
 }
 
+// A limit that cannot act as written is legal but likely a mistake: 0 fails every open (an
+// `error` says so more plainly), and one at or above the fd limit is never reached because the
+// kernel fails first. Warned, not refused: the target may run with another RLIMIT_NOFILE.
+void warn_implausible_limit(const FaultSpec& spec, const FaultSource& src,
+                            const Warnings& warnings) {
+  if (!(spec.actions & kActLimit)) return;
+  if (spec.fd_limit == 0) {
+    warnings.add(src.value_at("limit"),
+                 "'limit' = 0 fails every matching call; error = \"EMFILE\" says the same");
+    return;
+  }
+  struct rlimit fds;
+  if (getrlimit(RLIMIT_NOFILE, &fds) == 0 && fds.rlim_cur != RLIM_INFINITY &&
+      spec.fd_limit >= fds.rlim_cur)
+    warnings.add(src.value_at("limit"),
+                 "'limit' = " + std::to_string(spec.fd_limit) +
+                     " is not below this process's fd limit (RLIMIT_NOFILE " +
+                     std::to_string(fds.rlim_cur) +
+                     "): the kernel's EMFILE comes first, so the fault may never fire");
+}
+
 void validate_fault(FaultDraft& d, const FaultSource& src, const Warnings& warnings) {
   if (std::optional<SiteProblem> problem = site_validate(d.spec))
     fail(src.key_at(problem->key), problem->message);
@@ -826,6 +875,7 @@ void validate_fault(FaultDraft& d, const FaultSource& src, const Warnings& warni
   check_dependent_keys(d.spec, src);
   check_selectors_apply(d.spec, src);
   warn_implausible_errno(d.spec, src, warnings);
+  warn_implausible_limit(d.spec, src, warnings);
   d.spec.families = net_families(d.spec);  // read/write aimed at sockets arm @net
 }
 
@@ -869,9 +919,8 @@ void compile_log_path(Document& doc, const Warnings&, const Entry& e) {
   const std::string& path = get_string(e);
   if (path.empty())
     fail(e.value_at(), "'path' must not be empty (leave [log] path out for no log)");
-  if (path.size() >= kLogPathMax)
-    fail(e.value_at(),
-         "'path' is too long (at most " + std::to_string(kLogPathMax - 1) + " characters)");
+  if (std::optional<std::string> problem = log_path_problem(path, "'path'"))
+    fail(e.value_at(), *problem);
   doc.policy.log_path = path;
 }
 
@@ -996,16 +1045,37 @@ CompileResult compile_text(std::string_view text, const std::string& source, Doc
   return result;
 }
 
-std::optional<std::string> read_file(const std::string& path, std::string& content) {
-  std::FILE* file = std::fopen(path.c_str(), "rb");
-  if (!file) return std::string(std::strerror(errno));
+// What a non-regular file is, for the message that refuses it.
+const char* file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
+// `bytes` is 0 when only "more than the limit" is known (standard input, a file that grew).
+std::string too_big_message(std::uint64_t bytes) {
+  const std::string size = bytes ? std::to_string(bytes) + " bytes, over" : "over";
+  return "the policy is " + size + " the limit of 1 MiB (" + std::to_string(kPolicyFileMax) +
+         " bytes); a policy holds at most " + std::to_string(kMaxFaults) +
+         " faults, which fit in far less: check that this is the policy you meant";
+}
+
+// Appends at most kPolicyFileMax + 1 bytes of `fd` to `content` (one more than allowed, so that
+// a file that grew since fstat is still caught). Returns errno, or 0.
+int read_bounded(int fd, std::string& content) {
   char buffer[8192];
-  std::size_t n;
-  while ((n = std::fread(buffer, 1, sizeof buffer, file)) > 0) content.append(buffer, n);
-  int err = std::ferror(file) ? errno : 0;
-  std::fclose(file);
-  if (err) return std::string(std::strerror(err));
-  return std::nullopt;
+  while (content.size() <= kPolicyFileMax) {
+    std::size_t want = std::min(sizeof buffer, kPolicyFileMax + 1 - content.size());
+    ssize_t n = ::read(fd, buffer, want);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno;
+    if (n == 0) break;
+    content.append(buffer, static_cast<std::size_t>(n));
+  }
+  return 0;
 }
 
 std::string_view trim(std::string_view text) {
@@ -1055,9 +1125,61 @@ FaultSpec default_fault_spec() {
   return spec;
 }
 
+std::optional<std::string> read_policy_text(const std::string& path, std::string& content,
+                                            bool allow_stdin) {
+  content.clear();
+  if (allow_stdin && path == "-") {
+    if (int err = read_bounded(STDIN_FILENO, content)) return std::string(std::strerror(err));
+    if (content.size() > kPolicyFileMax) return too_big_message(0);
+    return std::nullopt;
+  }
+  // O_NONBLOCK: opening a FIFO nobody writes to must not hang (the shim does this before the
+  // program's main). It has no effect on the read of a regular file, the only kind read.
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) return std::string(std::strerror(errno));
+  struct stat st;
+  std::optional<std::string> problem;
+  if (::fstat(fd, &st) != 0) {
+    problem = std::strerror(errno);
+  } else if (!S_ISREG(st.st_mode)) {
+    problem = std::string("not a regular file (it is ") + file_kind(st.st_mode) +
+              "); faultline reads a policy only from a regular file (at most 1 MiB): give "
+              "the path of a .toml file";
+  } else if (static_cast<std::uint64_t>(st.st_size) > kPolicyFileMax) {
+    problem = too_big_message(static_cast<std::uint64_t>(st.st_size));
+  } else if (int err = read_bounded(fd, content)) {
+    problem = std::strerror(err);
+  } else if (content.size() > kPolicyFileMax) {
+    problem = too_big_message(0);  // it grew while being read
+  }
+  ::close(fd);
+  if (problem) content.clear();
+  return problem;
+}
+
+std::string absolute_log_path(const std::string& path) {
+  if (path.empty() || path[0] == '/') return path;
+  char cwd[4096];
+  if (!getcwd(cwd, sizeof cwd)) return path;
+  return std::string(cwd) + "/" + path;
+}
+
+std::optional<std::string> log_path_problem(const std::string& path, std::string_view what) {
+  const std::string name(what);
+  if (path.empty()) return name + " must not be empty";
+  if (path.find('\0') != std::string::npos) return name + " must not contain a NUL character";
+  const std::string absolute = absolute_log_path(path);
+  if (absolute.size() < kLogPathMax) return std::nullopt;
+  std::string message = name + " is too long: " + std::to_string(absolute.size()) + " characters";
+  if (absolute.size() != path.size()) message += " once made absolute";
+  return message + ", at most " + std::to_string(kLogPathMax - 1) +
+         " fit in the session (give a shorter path; it would otherwise be cut and the log "
+         "written to a file of another name)";
+}
+
 CompileResult compile_policy_file(const std::string& path) {
   std::string content;
-  if (std::optional<std::string> err = read_file(path, content))
+  if (std::optional<std::string> err = read_policy_text(path, content))
     return CompileResult{std::nullopt, PolicyError{path, 0, 0, "cannot read policy: " + *err}};
   return compile_text(content, path, DocumentKind::kPolicy);
 }

@@ -5,6 +5,7 @@
 // compiler serves `faultline set FAULT KEY=VALUE` and `faultline add -p snippet.toml`.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -39,6 +40,27 @@ struct CompileResult {
   std::optional<Policy> policy;  // set iff error is empty
   std::optional<PolicyError> error;
 };
+
+// Limits on what a policy may ask for (docs/policy.md, "Limits"). A value past one of them is
+// refused at compile time with its file:line:col, so that no arithmetic downstream can wrap.
+inline constexpr std::size_t kPolicyFileMax = std::size_t{1} << 20;  // bytes of a policy file
+// delay, jitter, timeout, start_after, duration and ttl: 100 years of 365 days ("876000h").
+inline constexpr std::int64_t kDurationMaxNs = 100ll * 365 * 24 * 3600 * 1'000'000'000;
+inline constexpr std::uint64_t kCorruptBitsMax = std::uint64_t{1} << 20;
+
+// Reads a policy or snippet file whole: only a regular file of at most kPolicyFileMax bytes.
+// Never blocks on what is not a file: it opens with O_NONBLOCK and refuses a FIFO, a device, a
+// socket or a directory before reading a byte. With `allow_stdin`, "-" reads standard input,
+// bounded the same way. Returns a message saying what is wrong and what to do, or nullopt.
+std::optional<std::string> read_policy_text(const std::string& path, std::string& content,
+                                            bool allow_stdin = false);
+
+// The event log path as the control block stores it: made absolute against the cwd, because
+// members of a session may chdir. The block holds at most kLogPathMax - 1 characters of it.
+std::string absolute_log_path(const std::string& path);
+// Why `path` cannot be the event log (empty, a NUL, or too long for the block once absolute),
+// or nullopt. `what` names it in the message ("--log", "FAULTLINE_LOG", "'path'").
+std::optional<std::string> log_path_problem(const std::string& path, std::string_view what);
 
 CompileResult compile_policy_file(const std::string& path);
 // `source_name` is used in error messages in place of a file name.

@@ -50,12 +50,7 @@ void store_string_words(std::atomic<std::uint64_t>& seq, std::atomic<std::uint64
 }
 
 // Members of a session may chdir; the log must land in one file whatever their cwd.
-std::string absolute_path(const std::string& path) {
-  if (path.empty() || path[0] == '/') return path;
-  char cwd[4096];
-  if (!getcwd(cwd, sizeof cwd)) return path;
-  return std::string(cwd) + "/" + path;
-}
+std::string absolute_path(const std::string& path) { return absolute_log_path(path); }
 
 bool process_alive(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
 
@@ -225,6 +220,14 @@ std::optional<std::string> check_fault_spec(const FaultSpec& spec) {
   for (std::uint32_t i = 0; i < spec.resolve_count; ++i)
     if (spec.resolve_family[i] != 4 && spec.resolve_family[i] != 6) return "bad resolve_to address";
   if (spec.timeout_ns < 0) return "negative timeout";
+  // The compiler's bounds (policy.h): past them the shim's time sums could wrap.
+  if (spec.delay_ns > kDurationMaxNs || spec.jitter_ns > kDurationMaxNs ||
+      spec.timeout_ns > kDurationMaxNs || spec.start_after_ns < 0 ||
+      spec.start_after_ns > kDurationMaxNs ||
+      (spec.duration_ns != kForever &&
+       (spec.duration_ns <= 0 || spec.duration_ns > kDurationMaxNs)))
+    return "duration out of range";
+  if (spec.corrupt_bits > kCorruptBitsMax) return "corrupt over 2^20 bits";
   if (!terminated(spec.stack, sizeof spec.stack)) return "unterminated selector";
   if (spec.log_stack > 1) return "bad log_stack";
   if (!terminated(spec.site, sizeof spec.site) || !terminated(spec.record, sizeof spec.record))

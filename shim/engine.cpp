@@ -18,6 +18,7 @@
 #include <climits>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 
 #include "faultline/glob.h"
 #include "fd_count.h"
@@ -273,11 +274,22 @@ bool thread_matches(const char* glob) {
   return glob_match(glob, name);
 }
 
+// Time sums saturate: the compiler refuses durations past 100 years, but a sum must not wrap
+// even for a block written by something else (a start_after near 2^63 would wrap negative and
+// open the window at once instead of never).
+std::int64_t add_saturating(std::int64_t a, std::int64_t b) {
+  std::int64_t sum;
+  if (!__builtin_add_overflow(a, b, &sum)) return sum;
+  return b > 0 ? std::numeric_limits<std::int64_t>::max()
+               : std::numeric_limits<std::int64_t>::min();
+}
+
 bool in_window(const Rule& r, const FaultSlot& slot) {
   std::int64_t now = monotonic_ns();
-  std::int64_t open = slot.enabled_since_ns.load(std::memory_order_relaxed) + r.spec.start_after_ns;
+  std::int64_t open =
+      add_saturating(slot.enabled_since_ns.load(std::memory_order_relaxed), r.spec.start_after_ns);
   if (now < open) return false;
-  return r.spec.duration_ns == kForever || now < open + r.spec.duration_ns;
+  return r.spec.duration_ns == kForever || now < add_saturating(open, r.spec.duration_ns);
 }
 
 void disarm(ControlBlock& block, std::uint32_t flag) {
@@ -288,7 +300,8 @@ void disarm(ControlBlock& block, std::uint32_t flag) {
 bool session_expired(ControlBlock& block) {
   std::int64_t ttl = block.header.ttl_ns.load(std::memory_order_relaxed);
   if (ttl == kForever) return false;
-  if (monotonic_ns() - block.header.start_mono_ns.load(std::memory_order_relaxed) < ttl)
+  if (monotonic_ns() <
+      add_saturating(block.header.start_mono_ns.load(std::memory_order_relaxed), ttl))
     return false;
   disarm(block, kFlagTtlExpired);
   return true;
@@ -331,7 +344,8 @@ Decision make_decision(const Rule& r, std::uint64_t n, std::uint64_t seed) {
     d.delay_ns = r.spec.delay_ns;
     if (r.spec.jitter_ns > 0) {
       std::uint64_t span = 2 * static_cast<std::uint64_t>(r.spec.jitter_ns) + 1;
-      d.delay_ns += static_cast<std::int64_t>(splitmix64(d.draw) % span) - r.spec.jitter_ns;
+      d.delay_ns = add_saturating(
+          d.delay_ns, static_cast<std::int64_t>(splitmix64(d.draw) % span) - r.spec.jitter_ns);
       if (d.delay_ns < 0) d.delay_ns = 0;
     }
   }

@@ -81,11 +81,14 @@ bool load_policy(const char* path, Policy& policy) {
                   (static_cast<std::uint64_t>(getpid()) << 32);
   }
   if (const char* log = env("FAULTLINE_LOG")) {
-    if (std::strlen(log) >= kLogPathMax) {
-      diag("faultline: FAULTLINE_LOG is longer than %u bytes; no faults armed", kLogPathMax - 1);
-      return false;
+    // The block would cut a longer path and the log would land in a file of another name.
+    // The faults still run as asked; only the log the user cannot have is left out.
+    if (std::optional<std::string> problem = log_path_problem(log, "FAULTLINE_LOG")) {
+      diag("faultline: %s; no event log is written", problem->c_str());
+      policy.log_path.clear();
+    } else {
+      policy.log_path = log;
     }
-    policy.log_path = log;
   }
   return true;
 }

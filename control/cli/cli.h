@@ -33,7 +33,8 @@ using CliError = ControlError;
 
 // Compiles a policy file. Warnings go to stderr; an error is printed as file:line:col and ends
 // the command with status 2 (shared by `run` and `validate`, which must agree exactly).
-Policy compile_policy_or_fail(const std::string& path);
+// `allow_stdin`: "-" is standard input (`validate -`), bounded like a file.
+Policy compile_policy_or_fail(const std::string& path, bool allow_stdin = false);
 
 struct RunOptions {
   std::string policy;               // empty: no faults armed

@@ -102,12 +102,13 @@ void print_warnings(const std::vector<std::string>& warnings) {
   for (const auto& w : warnings) fmt::print(stderr, "{}\n", w);
 }
 
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(kExitUsage, fmt::format("cannot read {}: {}", path, std::strerror(errno)));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+// A snippet or policy file, read with the compiler's bounds (regular files, 1 MiB).
+std::string read_text_file(const std::string& path, bool allow_stdin = false) {
+  std::string text;
+  if (std::optional<std::string> problem = read_policy_text(path, text, allow_stdin))
+    fail(kExitUsage, fmt::format("{}: cannot read: {}",
+                                 allow_stdin && path == "-" ? "standard input" : path, *problem));
+  return text;
 }
 
 std::string user_name(uid_t uid) {
@@ -395,8 +396,10 @@ void report_missed_events(const ControlBlock& block, const EventCursor& cursor,
 
 }  // namespace
 
-Policy compile_policy_or_fail(const std::string& path) {
-  CompileResult result = compile_policy_file(path);
+Policy compile_policy_or_fail(const std::string& path, bool allow_stdin) {
+  CompileResult result = allow_stdin && path == "-"
+                             ? compile_policy_string(read_text_file(path, true), "<stdin>")
+                             : compile_policy_file(path);
   if (result.error) {
     fmt::print(stderr, "{}\n", result.error->to_string());
     fail(kExitUsage, "");
@@ -406,7 +409,7 @@ Policy compile_policy_or_fail(const std::string& path) {
 }
 
 int validate_command(const std::string& policy_path) {
-  const Policy policy = compile_policy_or_fail(policy_path);
+  const Policy policy = compile_policy_or_fail(policy_path, true);
   std::vector<std::string> names;
   for (const FaultSpec& spec : policy.faults) names.emplace_back(fixed_text(spec.name));
   const std::string list = names.empty() ? "" : fmt::format(" ({})", fmt::join(names, ", "));

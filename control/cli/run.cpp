@@ -168,10 +168,13 @@ int run_command(const RunOptions& options) {
   launch::vet_program(program, shim, warnings);
   for (const auto& w : warnings) fmt::print(stderr, "faultline: warning: {}\n", w);
 
+  // Checked before the session exists: a refused --log leaves nothing behind.
+  const std::optional<std::string> log = launch::log_path_override(options.log);
+
   const auto session = launch::create_session(name, policy);
   const SessionRemover remover{name};
   session->set_seed(seed);
-  if (const auto log = launch::log_path_override(options.log)) session->set_log_path(*log);
+  if (log) session->set_log_path(*log);
   // Session::create registered this process as a member: the session cannot look dead (and
   // be swept by `faultline sessions`) before CMD's first process has joined it.
   if (!options.quiet && !options.json)

@@ -215,6 +215,29 @@ TEST_F(ApiTest, BadPolicyIsRefusedWithItsPosition) {
   EXPECT_FALSE(file_exists(path("data.log"))) << "the program ran";
 }
 
+// A policy file that is not a regular file is refused at once (a FIFO nobody writes to must
+// not hang the caller), and a log path the session cannot hold is refused before anything runs.
+TEST_F(ApiTest, BadInputFilesAndLogPathsAreRefused) {
+  for (const std::string& file : {std::string("/dev/zero"), path("policy.fifo")}) {
+    SCOPED_TRACE(file);
+    if (file != "/dev/zero") {
+      ASSERT_EQ(::mkfifo(file.c_str(), 0600), 0);
+    }
+    faultline::Options options = writer("");
+    options.policy_file = file;
+    const auto e = caught([&] { faultline::Session s(options); });
+    EXPECT_EQ(e.code(), faultline::Errc::bad_policy) << e.what();
+    EXPECT_NE(std::string(e.what()).find("not a regular file"), std::string::npos) << e.what();
+  }
+  faultline::Options options = writer(kWriteFault);
+  options.log = path(std::string(600, 'l'));
+  const auto e = caught([&] { faultline::Session s(options); });
+  EXPECT_EQ(e.code(), faultline::Errc::bad_argument) << e.what();
+  EXPECT_NE(std::string(e.what()).find("the 'log' option is too long"), std::string::npos)
+      << e.what();
+  EXPECT_FALSE(file_exists(path("data.log"))) << "the program ran";
+}
+
 TEST_F(ApiTest, CommandErrorsAreTheCliStatuses) {
   faultline::Options missing;
   missing.command = {"no-such-command-faultline"};

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <climits>
 #include <cstdio>
+#include <limits>
 #include <string>
 #include <thread>
 #include <vector>
@@ -93,6 +94,55 @@ TEST(EngineTriggers, StartAfterWindowHoldsBackInjections) {
                 "[[fault]]\nname='f'\ncalls=['fsync']\nerror='EIO'\nstart_after='1h'\n");
   EXPECT_TRUE(injected_indices(5).empty());
   EXPECT_EQ(s.slot("f").matched.load(), 5u);
+}
+
+// The ends of the time window (docs/policy.md, "Limits"): 100 years is the far future, and
+// a start_after added to a clock near 2^63 saturates instead of wrapping into the window.
+TEST(EngineTriggers, HundredYearWindowsBehaveAsFarFuture) {
+  {
+    TestSession s(std::string(kHeader) +
+                  "[[fault]]\nname='f'\ncalls=['fsync']\nerror='EIO'\nstart_after='876000h'\n");
+    EXPECT_TRUE(injected_indices(3).empty());
+  }
+  {
+    TestSession s(std::string(kHeader) +
+                  "[[fault]]\nname='f'\ncalls=['fsync']\nerror='EIO'\nduration='876000h'\n");
+    EXPECT_EQ(injected_indices(3), (std::vector<int>{0, 1, 2}));
+  }
+  {
+    // Enabled "at" a clock near 2^63: since + start_after overflows int64. Before saturation
+    // the sum wrapped negative and the window opened at once.
+    TestSession s(std::string(kHeader) +
+                  "[[fault]]\nname='f'\ncalls=['fsync']\nerror='EIO'\nstart_after='876000h'\n");
+    s.slot("f").enabled_since_ns.store(std::numeric_limits<std::int64_t>::max() - 1000);
+    EXPECT_TRUE(injected_indices(3).empty());
+  }
+}
+
+TEST(EngineTriggers, CountersAtUint64MaxBehave) {
+  TestSession s(std::string(kHeader) + "[[fault]]\nname='f'\ncalls=['fsync']\nerror='EIO'\n");
+  Session& session = s.session();
+  const int index = session.find_fault("f");
+  auto publish = [&](std::uint64_t after, std::uint64_t every, std::uint64_t times) {
+    ASSERT_TRUE(session.edit_fault(index, [&](FaultSpec& spec) {
+      spec.after = after;
+      spec.every = every;
+      spec.times = times;
+    }));
+    s.slot("f").matched.store(0);
+    s.slot("f").injected.store(0);
+  };
+  constexpr std::uint64_t kMax = std::numeric_limits<std::uint64_t>::max();
+  publish(kMax, 1, kUnlimited);  // after = max: never reached
+  EXPECT_TRUE(injected_indices(5).empty());
+  publish(0, kMax, kUnlimited);  // every = max: the first call only
+  EXPECT_EQ(injected_indices(5), (std::vector<int>{0}));
+  publish(0, 1, kMax);  // times = max: unlimited
+  EXPECT_EQ(injected_indices(5), (std::vector<int>{0, 1, 2, 3, 4}));
+  // The match counter itself at the top: (n - after) % every never divides by zero or wraps.
+  publish(0, 2, kUnlimited);
+  s.slot("f").matched.store(kMax - 1);
+  EXPECT_EQ(injected_indices(3), (std::vector<int>{0, 2}));  // n = max-1, max, then 0
 }
 
 TEST(EngineTriggers, MaxFaultsDisarmsTheSession) {

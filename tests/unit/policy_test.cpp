@@ -3,9 +3,11 @@
 #include "policy.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -770,6 +772,162 @@ TEST(PolicyHostileInput, NonAsciiInStringsAndCommentsIsFine) {
       "ok.toml");
   ASSERT_FALSE(r.error) << r.error->to_string();
   EXPECT_STREQ(r.policy->faults.at(0).path, "/tmp/café/*");
+}
+
+}  // namespace
+}  // namespace faultline
+
+// ---- bad input: limits of each key (docs/policy.md, "Limits") ---------------------------
+
+namespace faultline {
+namespace {
+
+const std::string kHead = "version = 1\n[[fault]]\nname = \"a\"\ncalls = [\"write\"]\n";
+
+TEST(PolicyLimits, DurationsUpTo100YearsAreAcceptedAndNoMore) {
+  // 100 years of 365 days is 876000h = 3153600000s; one second more is refused, located.
+  for (const char* key : {"delay", "timeout", "start_after", "duration"}) {
+    SCOPED_TRACE(key);
+    const std::string action = std::string(key) == "timeout" ? "blackhole = true\n" : "";
+    const std::string calls = std::string(key) == "timeout" ? "[\"connect\"]" : "[\"write\"]";
+    const std::string head = "version = 1\n[[fault]]\nname = \"a\"\ncalls = " + calls + "\n";
+    const std::string extra = std::string(key) == "delay" ? "" : "error = \"EIO\"\n";
+    const std::string ok = head + (action.empty() ? extra : action) + key + " = \"876000h\"\n";
+    Policy p = compile_ok(ok);
+    ASSERT_EQ(p.faults.size(), 1u);
+    const std::string bad = head + (action.empty() ? extra : action) + key + " = \"3153600001s\"\n";
+    CompileResult r = compile_policy_string(bad, "p.toml");
+    ASSERT_TRUE(r.error);
+    EXPECT_EQ(r.error->line, std::string(key) == "delay" ? 5 : 6);
+    EXPECT_NE(r.error->message.find("longer than 100 years"), std::string::npos)
+        << r.error->message;
+  }
+  Policy jitter = compile_ok(kHead + "delay = \"1s\"\njitter = \"876000h\"\n");
+  EXPECT_EQ(jitter.faults.at(0).jitter_ns, kDurationMaxNs);
+  expect_refused({"jitter", (kHead + "delay = \"1s\"\njitter = \"3153600001s\"\n").c_str(), 6, 10,
+                  "'jitter' '3153600001s' is longer than 100 years"});
+  Policy ttl = compile_ok("version = 1\n[safety]\nttl = \"876000h\"\n");
+  EXPECT_EQ(ttl.ttl_ns, kDurationMaxNs);
+  expect_refused({"ttl", "version = 1\n[safety]\nttl = \"876001h\"\n", 3, 7,
+                  "'ttl' '876001h' is longer than 100 years"});
+  EXPECT_EQ(kDurationMaxNs, 3'153'600'000'000'000'000);
+}
+
+TEST(PolicyLimits, SetRefusesDurationsPast100Years) {
+  FaultSpec spec = compile_ok(kHead + "error = \"EIO\"\n").faults.at(0);
+  std::optional<std::string> problem = apply_fault_setting(spec, "start_after", "876001h");
+  ASSERT_TRUE(problem);
+  EXPECT_NE(problem->find("longer than 100 years"), std::string::npos) << *problem;
+  EXPECT_EQ(spec.start_after_ns, 0);
+  EXPECT_EQ(apply_fault_setting(spec, "start_after", "876000h"), std::nullopt);
+  EXPECT_EQ(spec.start_after_ns, kDurationMaxNs);
+}
+
+TEST(PolicyLimits, AbsurdNumbersGetALocatedError) {
+  struct Case {
+    const char* what;
+    std::string toml;
+    int line, column;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"corrupt past 2^20", kHead + "corrupt = 1048577\n", 5, 11,
+       "'corrupt' must be at most 1048576"},
+      {"corrupt 2^32-1", kHead + "corrupt = 4294967295\n", 5, 11, "'corrupt' must be at most"},
+      {"corrupt 0", kHead + "corrupt = 0\n", 5, 11, "'corrupt' must be >= 1"},
+      {"probability below 0", kHead + "error = \"EIO\"\nprobability = -0.5\n", 6, 15,
+       "'probability' must be between 0 and 1"},
+      {"probability nan", kHead + "error = \"EIO\"\nprobability = nan\n", 6, 15,
+       "'probability' must be between 0 and 1"},
+      {"short 0%", kHead + "short = \"0%\"\n", 5, 9, "bad short '0%'"},
+      {"short 101%", kHead + "short = \"101%\"\n", 5, 9, "bad short '101%'"},
+      {"short 0 bytes", kHead + "short = 0\n", 5, 9, "'short' must be >= 1"},
+      {"short \"0\"", kHead + "short = \"0\"\n", 5, 9, "bad short '0'"},
+      {"quota overflows its unit", kHead + "quota = \"99999999999GiB\"\n", 5, 9,
+       "bad size '99999999999GiB'"},
+      {"short overflows its unit", kHead + "short = \"99999999999GiB\"\n", 5, 9,
+       "bad short '99999999999GiB'"},
+      {"size overflows its unit", kHead + "size = \"99999999999GiB..\"\nerror = \"EIO\"\n", 5, 8,
+       "bad size range '99999999999GiB..'"},
+      {"limit negative", "version = 1\n[[fault]]\nname = \"a\"\ncalls = [\"open\"]\nlimit = -1\n",
+       5, 9, "'limit' must be >= 0"},
+      {"delay overflows int64", kHead + "delay = \"9999999999999h\"\n", 5, 9,
+       "'delay' '9999999999999h' is longer than 100 years"},
+      {"delay overflows uint64", kHead + "delay = \"99999999999999999999999s\"\n", 5, 9,
+       "is longer than 100 years"},
+  };
+  for (const Case& c : cases) expect_refused({c.what, c.toml.c_str(), c.line, c.column, c.message});
+  expect_refused({"max_faults 0", "version = 1\n[safety]\nmax_faults = 0\n", 3, 14,
+                  "'max_faults' must be >= 1"});
+  Policy most = compile_ok(kHead + "corrupt = 1048576\n");
+  EXPECT_EQ(most.faults.at(0).corrupt_bits, 1u << 20);
+}
+
+TEST(PolicyLimits, ImplausibleLimitsAreWarned) {
+  const std::string head = "version = 1\n[[fault]]\nname = \"a\"\ncalls = [\"open\"]\n";
+  Policy zero = compile_ok(head + "limit = 0\n");
+  ASSERT_EQ(zero.warnings.size(), 1u);
+  EXPECT_NE(zero.warnings[0].find("p.toml:5:9: warning: 'limit' = 0 fails every"),
+            std::string::npos)
+      << zero.warnings[0];
+  Policy huge = compile_ok(head + "limit = 9223372036854775807\n");
+  ASSERT_EQ(huge.warnings.size(), 1u);
+  EXPECT_NE(huge.warnings[0].find("is not below this process's fd limit"), std::string::npos)
+      << huge.warnings[0];
+  EXPECT_TRUE(compile_ok(head + "limit = 3\n").warnings.empty());
+}
+
+TEST(PolicyLimits, LogPathMustFitTheBlockOnceAbsolute) {
+  const std::string cwd = absolute_log_path("x").substr(0, absolute_log_path("x").size() - 1);
+  // Exactly the longest relative path that fits once the cwd is put in front of it.
+  const std::string fits(kLogPathMax - 1 - cwd.size(), 'l');
+  Policy ok = compile_ok("version = 1\n[log]\npath = \"" + fits + "\"\n");
+  EXPECT_EQ(ok.log_path, fits);
+  const std::string bad = "version = 1\n[log]\npath = \"" + fits + "l\"\n";
+  expect_refused({"relative path too long once absolute", bad.c_str(), 3, 8,
+                  "'path' is too long: 512 characters once made absolute, at most 511"});
+  const std::string absolute = "version = 1\n[log]\npath = \"/" + std::string(600, 'l') + "\"\n";
+  expect_refused({"absolute path too long", absolute.c_str(), 3, 8,
+                  "'path' is too long: 601 characters, at most 511"});
+  EXPECT_EQ(log_path_problem("/tmp/x.log", "--log"), std::nullopt);
+  EXPECT_NE(log_path_problem(std::string(600, 'l'), "--log").value_or("").find("--log is too long"),
+            std::string::npos);
+}
+
+// ---- reading a policy file ----------------------------------------------------------------
+
+TEST(PolicyFile, OnlyRegularFilesOfAtMost1MiB) {
+  std::string text;
+  std::optional<std::string> problem = read_policy_text("/dev/null", text);
+  ASSERT_TRUE(problem);
+  EXPECT_NE(problem->find("not a regular file (it is a character device)"), std::string::npos);
+  problem = read_policy_text("/tmp", text);
+  ASSERT_TRUE(problem);
+  EXPECT_NE(problem->find("not a regular file (it is a directory)"), std::string::npos);
+
+  char name[] = "/tmp/fl-policy-size-XXXXXX";
+  int fd = mkstemp(name);
+  ASSERT_GE(fd, 0);
+  const std::string line = "# " + std::string(1021, 'x') + "\n";  // 1 KiB
+  std::string content;
+  for (int i = 0; i < 1024; ++i) content += line;  // exactly 1 MiB: accepted
+  ASSERT_EQ(write(fd, content.data(), content.size()), static_cast<ssize_t>(content.size()));
+  EXPECT_EQ(read_policy_text(name, text), std::nullopt);
+  EXPECT_EQ(text.size(), kPolicyFileMax);
+  ASSERT_EQ(write(fd, "\n", 1), 1);  // one byte more: refused
+  problem = read_policy_text(name, text);
+  close(fd);
+  unlink(name);
+  ASSERT_TRUE(problem);
+  EXPECT_NE(problem->find("the policy is 1048577 bytes, over the limit of 1 MiB"),
+            std::string::npos)
+      << *problem;
+  EXPECT_TRUE(text.empty());
+
+  CompileResult r = compile_policy_file("/dev/zero");
+  ASSERT_TRUE(r.error);
+  EXPECT_EQ(r.error->to_string().rfind("/dev/zero: cannot read policy: not a regular file", 0), 0u)
+      << r.error->to_string();
 }
 
 }  // namespace
