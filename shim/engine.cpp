@@ -25,6 +25,7 @@
 #include "session.h"
 #include "site.h"
 #include "stack.h"
+#include "wait.h"
 
 namespace faultline::shim {
 namespace {
@@ -546,12 +547,70 @@ void quota_release(const Decision& d, std::uint64_t unused) noexcept {
   block->faults[d.fault].quota_used.fetch_sub(unused, std::memory_order_relaxed);
 }
 
-void apply_delay(const Decision& d) noexcept {
-  if (d.delay_ns <= 0) return;
-  struct timespec left = {static_cast<time_t>(d.delay_ns / 1000000000),
-                          static_cast<long>(d.delay_ns % 1000000000)};
-  while (nanosleep(&left, &left) != 0 && errno == EINTR) {
+namespace {
+
+const Rule* rule_for_slot(const Rules& rules, int slot) {
+  for (int i = 0; i < rules.count; ++i)
+    if (rules.rule[i].slot == slot) return &rules.rule[i];
+  return nullptr;
+}
+
+// A delay in progress, as delay_holds() re-checks it between slices.
+struct DelayHold {
+  const CallSite* site;
+  int slot;
+  std::uint64_t key;         // the fault in the slot when the delay began
+  std::uint64_t generation;  // the rules it was last checked against
+  std::int64_t start_ns;
+  std::int64_t jitter_ns;  // the drawn delay minus the fault's: kept across an edit
+};
+
+// Does the fault still hold the delayed call? Cheap between edits (flags, the TTL, enabled,
+// the window); after a live edit (a new generation) the selectors are matched again and the
+// delay is shortened if the edit made it shorter than it was. A budget spent elsewhere does
+// not end it: this delay was counted within the budget.
+bool delay_holds(void* ctx, std::int64_t& deadline_ns) {
+  auto& hold = *static_cast<DelayHold*>(ctx);
+  ControlBlock* block = g_block.load(std::memory_order_acquire);
+  if (!block || session_expired(*block) ||
+      (block->header.flags.load(std::memory_order_acquire) & (kFlagPanicked | kFlagTtlExpired)))
+    return false;
+  FaultSlot& slot = block->faults[hold.slot];
+  if (slot.enabled.load(std::memory_order_relaxed) != 1) return false;
+  const Rules* rules = current_rules(*block);
+  const Rule* r = rule_for_slot(*rules, hold.slot);
+  if (!r || r->key != hold.key) return false;  // removed, or the slot holds another fault now
+  if (r->needs_clock && !in_window(*r, slot)) return false;
+  if (rules->generation != hold.generation) {
+    hold.generation = rules->generation;
+    SelectorContext ctx(*hold.site, *rules);
+    if (!selectors_match(*r, ctx)) return false;
+    const std::int64_t now_ns =
+        (r->spec.actions & kActDelay) ? std::max<std::int64_t>(0, r->spec.delay_ns + hold.jitter_ns)
+                                      : 0;
+    deadline_ns = std::min(deadline_ns, hold.start_ns + now_ns);
   }
+  return true;
+}
+
+}  // namespace
+
+bool apply_delay(const Guard& guard, Decision& d, const CallSite& site) {
+  if (d.delay_ns <= 0 || d.fault < 0 || d.fault >= static_cast<int>(kMaxFaults)) return true;
+  DelayHold hold{&site, d.fault, 0, 0, monotonic_ns(), 0};
+  if (ControlBlock* block = g_block.load(std::memory_order_acquire)) {
+    const Rules* rules = current_rules(*block);
+    if (const Rule* r = rule_for_slot(*rules, d.fault)) {
+      hold.key = r->key;
+      hold.generation = rules->generation;
+      hold.jitter_ns = d.delay_ns - r->spec.delay_ns;
+    }
+  }
+  if (shim_wait(guard, site.call, hold.start_ns + d.delay_ns, OnSignal::kRestart, delay_holds,
+                &hold) != WaitEnd::kLifted)
+    return true;
+  d.action = 0;  // what was held was a delay; nothing else of the lifted fault applies
+  return false;
 }
 
 void corrupt_buffer(const Decision& d, void* buf, std::size_t len) noexcept {

@@ -192,20 +192,6 @@ void consume_socket_error(int fd) {
   FL_REAL(getsockopt)(fd, SOL_SOCKET, SO_ERROR, &pending, &size);
 }
 
-// Would the kernel restart a call that a signal interrupted? Not for a socket with a timeout
-// (signal(7)); otherwise only if the handler was installed with SA_RESTART. We cannot know
-// which signal it was: if any caught signal lacks SA_RESTART, the program is prepared for
-// EINTR (Python's handlers, for one), and it gets it.
-bool interrupted_without_restart() {
-  for (int sig = 1; sig < NSIG; ++sig) {
-    struct sigaction sa {};
-    if (sigaction(sig, nullptr, &sa) != 0) continue;
-    if (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN) continue;
-    if (!(sa.sa_flags & SA_RESTART)) return true;
-  }
-  return false;
-}
-
 }  // namespace
 
 int socket_type(int fd) noexcept {
@@ -315,22 +301,27 @@ bool net_still_held(const Guard& guard, int fd, SockState st) noexcept {
   return false;
 }
 
+namespace {
+
+struct PartitionHold {
+  const Guard* guard;
+  int fault;
+  const CallSite* site;
+};
+
+bool partition_holds(void* ctx, std::int64_t&) {
+  const auto& hold = *static_cast<const PartitionHold*>(ctx);
+  return fault_still_applies(*hold.guard, hold.fault, *hold.site);
+}
+
+}  // namespace
+
 WaitEnd net_wait_partition(const Guard& guard, int fault, const CallSite& site,
-                           std::int64_t deadline_ns, bool timeout_set) noexcept {
-  for (;;) {
-    if (!fault_still_applies(guard, fault, site)) return WaitEnd::kHealed;
-    std::int64_t slice = kHealCheckNs;
-    if (deadline_ns >= 0) {
-      std::int64_t left = deadline_ns - monotonic_ns();
-      if (left <= 0) return WaitEnd::kDeadline;
-      if (left < slice) slice = left;
-    }
-    struct timespec ts = {static_cast<time_t>(slice / 1'000'000'000),
-                          static_cast<long>(slice % 1'000'000'000)};
-    if (nanosleep(&ts, nullptr) != 0 && errno == EINTR &&
-        (timeout_set || interrupted_without_restart()))
-      return WaitEnd::kInterrupted;
-  }
+                           std::int64_t deadline_ns, bool timeout_set) {
+  PartitionHold hold{&guard, fault, &site};
+  return shim_wait(guard, site.call, deadline_ns,
+                   timeout_set ? OnSignal::kEnd : OnSignal::kEndUnlessRestart, partition_holds,
+                   &hold);
 }
 
 // ---- the socket side of the byte-moving slow path (net_io.h) -------------------------------
@@ -393,8 +384,7 @@ void net_mark_partitioned(const Decision& d, int fd) noexcept {
   }
 }
 
-ssize_t net_blackhole_receive(const Guard& guard, const Decision& d,
-                              const CallSite& site) noexcept {
+ssize_t net_blackhole_receive(const Guard& guard, const Decision& d, const CallSite& site) {
   if ((site.msg_flags & MSG_DONTWAIT) || fd_nonblocking(site.fd)) {
     errno = EAGAIN;
     return -1;
@@ -402,7 +392,7 @@ ssize_t net_blackhole_receive(const Guard& guard, const Decision& d,
   const std::int64_t timeout = socket_timeout_ns(site.fd, SO_RCVTIMEO);
   const std::int64_t deadline = timeout > 0 ? monotonic_ns() + timeout : -1;
   switch (net_wait_partition(guard, d.fault, site, deadline, timeout > 0)) {
-    case WaitEnd::kHealed:
+    case WaitEnd::kLifted:
       return -2;
     case WaitEnd::kDeadline:
       errno = EAGAIN;  // SO_RCVTIMEO expired: what recv(2) says

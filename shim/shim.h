@@ -89,6 +89,24 @@ class Guard {
   bool entered_;
 };
 
+// Releases a held guard for a stretch in which the thread holds no shim state (a wait), and
+// takes it again after (also when a cancellation unwinds through it; the Guard's own
+// destructor then clears it). A handler that siglongjmps out of the stretch leaves no guard.
+class GuardRelease {
+ public:
+  explicit GuardRelease(const Guard& guard) noexcept : held_(guard.entered()) {
+    if (held_) t_in_shim = false;
+  }
+  ~GuardRelease() {
+    if (held_) t_in_shim = true;
+  }
+  GuardRelease(const GuardRelease&) = delete;
+  GuardRelease& operator=(const GuardRelease&) = delete;
+
+ private:
+  bool held_;
+};
+
 // Set once the constructor has attached a session; wrappers that arrive earlier pass through.
 extern std::atomic<ControlBlock*> g_block;
 
