@@ -422,6 +422,7 @@ bool selectors_match(const Rule& r, SelectorContext& ctx) {
 
 bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
   (void)guard;
+  CancelOff no_cancel;
   ControlBlock* block = g_block.load(std::memory_order_acquire);
   if (!block || session_expired(*block)) return false;
   // A call that passed the fast path just before `panic` (or the TTL, or the budget) zeroed
@@ -489,6 +490,7 @@ bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
 
 bool fault_still_applies(const Guard& guard, int slot_index, const CallSite& site) noexcept {
   (void)guard;
+  CancelOff no_cancel;
   ControlBlock* block = g_block.load(std::memory_order_acquire);
   if (!block || slot_index < 0 || slot_index >= static_cast<int>(kMaxFaults)) return false;
   if (session_expired(*block) ||
@@ -571,6 +573,7 @@ struct DelayHold {
 // not end it: this delay was counted within the budget.
 bool delay_holds(void* ctx, std::int64_t& deadline_ns) {
   auto& hold = *static_cast<DelayHold*>(ctx);
+  CancelOff no_cancel;
   ControlBlock* block = g_block.load(std::memory_order_acquire);
   if (!block || session_expired(*block) ||
       (block->header.flags.load(std::memory_order_acquire) & (kFlagPanicked | kFlagTtlExpired)))
@@ -585,9 +588,9 @@ bool delay_holds(void* ctx, std::int64_t& deadline_ns) {
     hold.generation = rules->generation;
     SelectorContext ctx(*hold.site, *rules);
     if (!selectors_match(*r, ctx)) return false;
-    const std::int64_t now_ns =
-        (r->spec.actions & kActDelay) ? std::max<std::int64_t>(0, r->spec.delay_ns + hold.jitter_ns)
-                                      : 0;
+    const std::int64_t now_ns = (r->spec.actions & kActDelay)
+                                    ? std::max<std::int64_t>(0, r->spec.delay_ns + hold.jitter_ns)
+                                    : 0;
     deadline_ns = std::min(deadline_ns, hold.start_ns + now_ns);
   }
   return true;
@@ -596,6 +599,9 @@ bool delay_holds(void* ctx, std::int64_t& deadline_ns) {
 }  // namespace
 
 bool apply_delay(const Guard& guard, Decision& d, const CallSite& site) {
+  // Every injected call of a cancellation point is one, delayed or not: the real call would
+  // have acted on a pending cancel at its entry, and an injected failure never reaches it.
+  if (call_is_cancellation_point(site.call)) pthread_testcancel();
   if (d.delay_ns <= 0 || d.fault < 0 || d.fault >= static_cast<int>(kMaxFaults)) return true;
   DelayHold hold{&site, d.fault, 0, 0, monotonic_ns(), 0};
   if (ControlBlock* block = g_block.load(std::memory_order_acquire)) {

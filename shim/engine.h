@@ -80,8 +80,10 @@ void quota_release(const Decision& d, std::uint64_t unused) noexcept;
 // call — panic, the TTL, the fault disabled, removed, out of its window, or edited so that
 // it no longer matches the call: then `d` becomes a delay-only decision, the call runs
 // unfaulted, and it returns false — or when an edit shortened the fault's delay below what
-// was already waited: then the rest of the decision stands (true). Not noexcept, and neither
-// may its callers be (wait.h).
+// was already waited: then the rest of the decision stands (true). Every slow path calls it
+// first thing after an injecting decision, delay or not, so it is also where an injected call
+// is the cancellation point the real call is. Not noexcept, and neither may its callers be
+// (wait.h).
 bool apply_delay(const Guard& guard, Decision& d, const CallSite& site);
 
 // Flips d.corrupt_bits bits in buf[0..len), positions drawn from the seeded stream.

@@ -80,6 +80,7 @@ bool still_ours(const LoopbackSocket& s, bool listening) {
 }
 
 bool make_loopback(LoopbackSocket& s, int family, bool tarpit) {
+  CancelOff no_cancel;  // shim.h: connect is a cancellation point
   int fd = FL_REAL(socket)(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return false;
   loopback_address(family, s.addr, s.len);
@@ -175,6 +176,7 @@ int connect_nonblocking(int fd, const struct sockaddr* to, socklen_t len) {
 
 bool redirect_connect(int fd, const struct sockaddr* peer, socklen_t len, int fault, bool tarpit,
                       int err) {
+  CancelOff no_cancel;  // shim.h: connect is a cancellation point
   struct sockaddr_storage target;
   socklen_t target_len = 0;
   if (!loopback_target(socket_domain(fd), tarpit, target, target_len)) return false;
@@ -222,6 +224,7 @@ std::int64_t socket_timeout_ns(int fd, int option) noexcept {
 }
 
 bool net_abort(int fd) noexcept {
+  CancelOff no_cancel;  // shim.h: connect is a cancellation point
   if (socket_type(fd) != SOCK_STREAM) return false;
   int domain = socket_domain(fd);
   if (domain == AF_INET || domain == AF_INET6) {
@@ -271,6 +274,7 @@ bool net_async_connect_error(int err) noexcept {
 }
 
 void net_tarpit_heal(int fd) noexcept {
+  CancelOff no_cancel;  // shim.h: connect is a cancellation point
   SockState st = sock_load(fd);
   if (!(st.flags() & kSockTarpit)) return;
   struct sockaddr_storage peer;

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
@@ -105,6 +106,24 @@ class GuardRelease {
 
  private:
   bool held_;
+};
+
+// The shim's own work (deciding, logging, its loopback sockets) runs with cancellation
+// disabled: it calls real functions that are cancellation points (open, write, connect) from
+// noexcept code, and a cancel already pending when the program entered an armed call would
+// be acted on there — a forced unwind through a noexcept frame is std::terminate. The
+// program's own call and the shim's waits (wait.h) run with the program's state, so a cancel
+// is acted on where the real call would act on it. glibc's pthread_setcancelstate is two
+// atomic operations, and never acts on a pending cancel of the deferred type.
+class CancelOff {
+ public:
+  CancelOff() noexcept { pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old_); }
+  ~CancelOff() { pthread_setcancelstate(old_, nullptr); }
+  CancelOff(const CancelOff&) = delete;
+  CancelOff& operator=(const CancelOff&) = delete;
+
+ private:
+  int old_ = PTHREAD_CANCEL_ENABLE;
 };
 
 // Set once the constructor has attached a session; wrappers that arrive earlier pass through.

@@ -63,10 +63,16 @@ class HostileWaitsTest : public IntegrationTest {
 };
 
 // pthread_cancel of a thread in an injected delay, a blackholed blocking connect and a
-// blackholed blocking recv: each is cancelled (cleanup handler and destructor run), the
-// process lives on, and a later write is still injected (no guard left behind).
+// blackholed blocking recv, and a cancel pending when a thread enters a write an `error`
+// fault fails (with an event log): each thread is cancelled where the real call would cancel
+// it (cleanup handler and destructor run), the process lives on, and a later write is still
+// injected (no guard left behind).
 TEST_F(HostileWaitsTest, CancellingAHeldThreadUnwindsItCleanly) {
   const std::string file = policy(R"(
+[log]
+path = ")" + path("events.jsonl") +
+                                  R"("
+
 [[fault]]
 name = "slow"
 calls = ["write"]
@@ -97,6 +103,8 @@ error = "EIO"
   EXPECT_NE(r.out.find("a: cancelled, cleanup ran, destructor ran"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("b: cancelled, cleanup ran, destructor ran"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("c: cancelled, cleanup ran, destructor ran"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("d: cancelled at the write, cleanup ran, destructor ran"), std::string::npos)
+      << r.out;
   EXPECT_NE(r.out.find("later write: EIO"), std::string::npos) << r.out;
   EXPECT_EQ(r.err.find("terminate called"), std::string::npos) << r.err;
 }
@@ -147,6 +155,45 @@ TEST_F(HostileWaitsTest, DisableEndsAnInFlightDelay) {
   const std::string name = session("disabledelay");
   const Lifted r = hold_then_lift(name, policy(kSlowWrite), {kHeldCall, "write", dir_.path()},
                                   "slow", {"disable", name, "slow"});
+  EXPECT_EQ(r.line.rfind("returned 1 after", 0), 0u) << r.line;
+  EXPECT_LT(r.after, 2s) << r.line;
+}
+
+TEST_F(HostileWaitsTest, RemoveEndsAnInFlightDelay) {
+  const std::string name = session("removedelay");
+  const Lifted r = hold_then_lift(name, policy(kSlowWrite), {kHeldCall, "write", dir_.path()},
+                                  "slow", {"remove", name, "slow"});
+  EXPECT_EQ(r.line.rfind("returned 1 after", 0), 0u) << r.line;
+  EXPECT_LT(r.after, 2s) << r.line;
+}
+
+// A live edit that shortens the delay below what was waited ends it, and the rest of the
+// decision stands (the fault still applies): the write fails with the fault's error. A
+// disabled fault's error does not apply: the write runs.
+constexpr const char* kSlowFailingWrite = R"(
+[[fault]]
+name = "slow"
+calls = ["write"]
+path = "*/slow.txt"
+delay = "15s"
+error = "EIO"
+)";
+
+TEST_F(HostileWaitsTest, ShorterDelayEndsItAndTheErrorStands) {
+  const std::string name = session("setdelay");
+  const Lifted r =
+      hold_then_lift(name, policy(kSlowFailingWrite), {kHeldCall, "write", dir_.path()}, "slow",
+                     {"set", name, "slow", "delay=10ms"});
+  EXPECT_EQ(r.line.rfind("returned -1 after", 0), 0u) << r.line;
+  EXPECT_NE(r.line.find("Input/output error"), std::string::npos) << r.line;
+  EXPECT_LT(r.after, 2s) << r.line;
+}
+
+TEST_F(HostileWaitsTest, DisabledFaultsErrorDoesNotApplyAfterItsDelay) {
+  const std::string name = session("disableerr");
+  const Lifted r =
+      hold_then_lift(name, policy(kSlowFailingWrite), {kHeldCall, "write", dir_.path()}, "slow",
+                     {"disable", name, "slow"});
   EXPECT_EQ(r.line.rfind("returned 1 after", 0), 0u) << r.line;
   EXPECT_LT(r.after, 2s) << r.line;
 }

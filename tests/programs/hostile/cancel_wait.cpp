@@ -4,18 +4,22 @@
 // cleanup handler and C++ destructors run, the join reports PTHREAD_CANCELED, and the process
 // lives on (a `noexcept` frame on the way aborts it: "terminate called without an active
 // exception"). Then a write that an `error` fault covers must fail: the cancelled wait left no
-// reentrancy guard behind. Usage: fl_cancel_wait DIR (slow.txt and later.txt are made there).
+// reentrancy guard behind. (d) adds a cancel that is already pending when the thread enters a
+// write an `error` fault fails, with an event log configured. Usage: fl_cancel_wait DIR (slow.txt
+// and later.txt are made there).
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <string>
 
@@ -69,6 +73,45 @@ void* blackholed_recv(void*) {
   return nullptr;
 }
 
+// (d) A cancel already pending when the thread enters a write that an `error` fault fails:
+// the real write is a cancellation point, so the thread ends there. The shim's own work on
+// the way (deciding, writing the event line to the log: open and write are cancellation
+// points) must not act on it inside noexcept code.
+std::atomic<int> g_step{0};  // 1: the thread is ready, 2: the cancel was sent
+bool g_write_returned = false;
+
+void* pending_then_write(void*) {
+  Destructor d;
+  pthread_cleanup_push(cleanup, nullptr);
+  const int fd = open((g_dir + "/later.txt").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  int old = 0;
+  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+  g_step = 1;
+  for (int i = 0; i < 10'000'000 && g_step.load() != 2; ++i) sched_yield();
+  pthread_setcancelstate(old, nullptr);
+  write(fd, "z", 1);  // cancelled here, as without the shim
+  g_write_returned = true;
+  pthread_cleanup_pop(0);
+  return nullptr;
+}
+
+bool cancel_pending() {
+  const int cleanups = g_cleanups, destructors = g_destructors;
+  pthread_t thread;
+  if (pthread_create(&thread, nullptr, pending_then_write, nullptr) != 0) return false;
+  for (int i = 0; i < 10'000'000 && g_step.load() != 1; ++i) sched_yield();
+  pthread_cancel(thread);
+  g_step = 2;
+  void* result = nullptr;
+  pthread_join(thread, &result);
+  const bool cancelled = result == PTHREAD_CANCELED;
+  std::printf("d: %s %s, cleanup %s, destructor %s\n", cancelled ? "cancelled" : "not cancelled",
+              g_write_returned ? "after the write" : "at the write",
+              g_cleanups > cleanups ? "ran" : "did not run",
+              g_destructors > destructors ? "ran" : "did not run");
+  return cancelled && !g_write_returned && g_cleanups > cleanups && g_destructors > destructors;
+}
+
 bool cancel_after_200ms(const char* name, void* (*body)(void*)) {
   const int cleanups = g_cleanups, destructors = g_destructors;
   pthread_t thread;
@@ -96,6 +139,7 @@ int main(int argc, char** argv) {
   bool ok = cancel_after_200ms("a", delayed_write);
   ok = cancel_after_200ms("b", blackholed_connect) && ok;
   ok = cancel_after_200ms("c", blackholed_recv) && ok;
+  ok = cancel_pending() && ok;
   const int fd = open((g_dir + "/later.txt").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   const ssize_t r = write(fd, "y", 1);
   std::printf("later write: %s\n", r < 0 ? strerrorname_np(errno) : "ok");
