@@ -136,6 +136,7 @@ void diag_init(const char* diag_path) noexcept {
 }
 
 void diag(const char* fmt, ...) noexcept {
+  CancelOff no_cancel;  // shim.h
   Guard guard;  // spdlog allocates and formats: none of it may be faulted
   char line[kMaxLine];
   va_list ap;

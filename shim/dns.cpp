@@ -101,7 +101,7 @@ FL_COLD auto lookup_slow(const CallSite& site, Real real, Fail fail, Answer answ
   if (!guard.entered()) return real();
   Decision d;
   if (!decide(guard, site, d) || !d.inject) return real();
-  apply_delay(d);
+  apply_delay(guard, d, site);
   if (d.action == kActCrash && d.crash_when == kCrashAfter) real();
   emit_lookup(d, site);
   switch (d.action) {

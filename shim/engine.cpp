@@ -28,6 +28,7 @@
 #include "session.h"
 #include "site.h"
 #include "stack.h"
+#include "wait.h"
 
 namespace faultline::shim {
 namespace {
@@ -470,6 +471,7 @@ bool selectors_match(const Rule& r, SelectorContext& ctx) {
 
 bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
   (void)guard;
+  CancelOff no_cancel;
   ControlBlock* block = g_block.load(std::memory_order_acquire);
   if (!block || session_expired(*block)) return false;
   // A call that passed the fast path just before `panic` (or the TTL, or the budget) zeroed
@@ -539,6 +541,7 @@ bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
 
 bool fault_still_applies(const Guard& guard, int slot_index, const CallSite& site) noexcept {
   (void)guard;
+  CancelOff no_cancel;
   ControlBlock* block = g_block.load(std::memory_order_acquire);
   if (!block || slot_index < 0 || slot_index >= static_cast<int>(kMaxFaults)) return false;
   if (session_expired(*block) ||
@@ -602,12 +605,74 @@ void quota_release(const Decision& d, std::uint64_t unused) noexcept {
   block->faults[d.fault].quota_used.fetch_sub(unused, std::memory_order_relaxed);
 }
 
-void apply_delay(const Decision& d) noexcept {
-  if (d.delay_ns <= 0) return;
-  struct timespec left = {static_cast<time_t>(d.delay_ns / 1000000000),
-                          static_cast<long>(d.delay_ns % 1000000000)};
-  while (nanosleep(&left, &left) != 0 && errno == EINTR) {
+namespace {
+
+const Rule* rule_for_slot(const Rules& rules, int slot) {
+  for (int i = 0; i < rules.count; ++i)
+    if (rules.rule[i].slot == slot) return &rules.rule[i];
+  return nullptr;
+}
+
+// A delay in progress, as delay_holds() re-checks it between slices.
+struct DelayHold {
+  const CallSite* site;
+  int slot;
+  std::uint64_t key;         // the fault in the slot when the delay began
+  std::uint64_t generation;  // the rules it was last checked against
+  std::int64_t start_ns;
+  std::int64_t jitter_ns;  // the drawn delay minus the fault's: kept across an edit
+};
+
+// Does the fault still hold the delayed call? Cheap between edits (flags, the TTL, enabled,
+// the window); after a live edit (a new generation) the selectors are matched again and the
+// delay is shortened if the edit made it shorter than it was. A budget spent elsewhere does
+// not end it: this delay was counted within the budget.
+bool delay_holds(void* ctx, std::int64_t& deadline_ns) {
+  auto& hold = *static_cast<DelayHold*>(ctx);
+  CancelOff no_cancel;
+  ControlBlock* block = g_block.load(std::memory_order_acquire);
+  if (!block || session_expired(*block) ||
+      (block->header.flags.load(std::memory_order_acquire) & (kFlagPanicked | kFlagTtlExpired)))
+    return false;
+  FaultSlot& slot = block->faults[hold.slot];
+  if (slot.enabled.load(std::memory_order_relaxed) != 1) return false;
+  const Rules* rules = current_rules(*block);
+  const Rule* r = rule_for_slot(*rules, hold.slot);
+  if (!r || r->key != hold.key) return false;  // removed, or the slot holds another fault now
+  if (r->needs_clock && !in_window(*r, slot)) return false;
+  if (rules->generation != hold.generation) {
+    hold.generation = rules->generation;
+    SelectorContext ctx(*hold.site, *rules);
+    if (!selectors_match(*r, ctx)) return false;
+    const std::int64_t now_ns = (r->spec.actions & kActDelay)
+                                    ? std::max<std::int64_t>(0, r->spec.delay_ns + hold.jitter_ns)
+                                    : 0;
+    deadline_ns = std::min(deadline_ns, hold.start_ns + now_ns);
   }
+  return true;
+}
+
+}  // namespace
+
+bool apply_delay(const Guard& guard, Decision& d, const CallSite& site) {
+  // Every injected call of a cancellation point is one, delayed or not: the real call would
+  // have acted on a pending cancel at its entry, and an injected failure never reaches it.
+  if (call_is_cancellation_point(site.call)) pthread_testcancel();
+  if (d.delay_ns <= 0 || d.fault < 0 || d.fault >= static_cast<int>(kMaxFaults)) return true;
+  DelayHold hold{&site, d.fault, 0, 0, monotonic_ns(), 0};
+  if (ControlBlock* block = g_block.load(std::memory_order_acquire)) {
+    const Rules* rules = current_rules(*block);
+    if (const Rule* r = rule_for_slot(*rules, d.fault)) {
+      hold.key = r->key;
+      hold.generation = rules->generation;
+      hold.jitter_ns = d.delay_ns - r->spec.delay_ns;
+    }
+  }
+  if (shim_wait(guard, site.call, hold.start_ns + d.delay_ns, OnSignal::kRestart, delay_holds,
+                &hold) != WaitEnd::kLifted)
+    return true;
+  d.action = 0;  // what was held was a delay; nothing else of the lifted fault applies
+  return false;
 }
 
 // Bounded by the data, whatever `corrupt` says: flipping more bits than the data has is

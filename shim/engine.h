@@ -87,8 +87,16 @@ std::uint64_t quota_reserve(const Decision& d, std::uint64_t want) noexcept;
 bool quota_claim(const Decision& d) noexcept;
 void quota_release(const Decision& d, std::uint64_t unused) noexcept;
 
-// Sleeps for the decision's delay (restarting after signal interruptions).
-void apply_delay(const Decision& d) noexcept;
+// Holds the thread for the decision's delay (shim_wait: a cancellation point where the call is
+// one; a signal handler does not shorten it). Ends early when the fault stops holding the
+// call — panic, the TTL, the fault disabled, removed, out of its window, or edited so that
+// it no longer matches the call: then `d` becomes a delay-only decision, the call runs
+// unfaulted, and it returns false — or when an edit shortened the fault's delay below what
+// was already waited: then the rest of the decision stands (true). Every slow path calls it
+// first thing after an injecting decision, delay or not, so it is also where an injected call
+// is the cancellation point the real call is. Not noexcept, and neither may its callers be
+// (wait.h).
+bool apply_delay(const Guard& guard, Decision& d, const CallSite& site);
 
 // Flips d.corrupt_bits bits in buf[0..len), positions drawn from the seeded stream.
 void corrupt_buffer(const Decision& d, void* buf, std::size_t len) noexcept;

@@ -26,7 +26,7 @@ FL_COLD int errno_call_slow(const CallSite& site, Fn real, Finish finish) {
   if (!guard.entered()) return finish(real());
   Decision d;
   if (!decide(guard, site, d) || !d.inject) return finish(real());
-  apply_delay(d);
+  apply_delay(guard, d, site);
   switch (d.action) {
     case kActError:
       emit_event(d, site, -1);

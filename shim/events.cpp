@@ -181,6 +181,7 @@ void append_log(const std::string& path, const LineBuilder& line) {
 }  // namespace
 
 void emit_event(const Decision& d, const CallSite& site, std::int64_t bytes) noexcept {
+  CancelOff no_cancel;  // shim.h: the log's open and write are cancellation points
   ControlBlock* block = g_block.load(std::memory_order_acquire);
   if (!block) return;
   try {

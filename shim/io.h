@@ -63,7 +63,11 @@ ssize_t io_slow_path(const Guard& guard, const CallSite& site, Io& io) {
       quota_release(d, room);
       return io.run();
     }
-    apply_delay(d);
+    if (!apply_delay(guard, d, site)) {  // lifted while held: the call runs unfaulted
+      quota_release(d, room);
+      emit_event(d, site, -1);
+      return io.run();
+    }
     // A full disk: a short write at the boundary, then ENOSPC.
     d.error = d.error ? d.error : ENOSPC;
     if (room == 0) {
@@ -78,7 +82,7 @@ ssize_t io_slow_path(const Guard& guard, const CallSite& site, Io& io) {
     quota_release(d, room - static_cast<std::uint64_t>(r > 0 ? r : 0));
     return r;
   }
-  apply_delay(d);
+  apply_delay(guard, d, site);
   if (d.action == kActCrash && d.crash_when == kCrashBefore) {
     emit_event(d, site, -1);
     crash_now(d);

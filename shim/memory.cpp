@@ -65,7 +65,7 @@ std::atomic<bool> g_no_usable_size_reported{false};
 
 // A matching allocation under a quota: fails if its bytes do not fit, else is counted.
 template <class Fn>
-AllocResult quota_alloc(Decision& d, const CallSite& site, Fn real) {
+AllocResult quota_alloc(const Guard& guard, Decision& d, const CallSite& site, Fn real) {
   if (!real_malloc_usable_size()) {
     report_once(g_no_usable_size_reported,
                 "the allocator has no malloc_usable_size; @memory quotas do not count");
@@ -73,7 +73,10 @@ AllocResult quota_alloc(Decision& d, const CallSite& site, Fn real) {
   }
   if (!ledger_reserve(d.fault, d.quota_bytes, site.size)) {
     if (!quota_claim(d)) return real();  // spent (times, max_faults): the quota no longer limits
-    apply_delay(d);
+    if (!apply_delay(guard, d, site)) {  // lifted while held: the call runs unfaulted
+      emit_event(d, site, -1);
+      return real();
+    }
     d.action = kActError;
     d.error = d.error ? d.error : ENOMEM;
     emit_event(d, site, 0);
@@ -107,11 +110,11 @@ FL_COLD AllocResult alloc_slow(std::uint32_t call, std::uint64_t size, Fn real) 
   }
   if (d.quota) {
     errno = saved;
-    r = quota_alloc(d, site, real);
+    r = quota_alloc(guard, d, site, real);
     if (!r.error) errno = saved;
     return r;
   }
-  apply_delay(d);
+  apply_delay(guard, d, site);
   switch (d.action) {
     case kActError:
       emit_event(d, site, -1);
@@ -222,7 +225,7 @@ FL_COLD void* realloc_slow(std::uint32_t call, void* p, size_t size) {
   Decision d;
   const bool decided = guard.entered() && memory_slow(armed_word(), size) && decide(guard, site, d);
   if (decided && !d.quota) {
-    apply_delay(d);
+    apply_delay(guard, d, site);
     if (d.action == kActError) {
       emit_event(d, site, -1);
       errno = d.error;
@@ -238,16 +241,18 @@ FL_COLD void* realloc_slow(std::uint32_t call, void* p, size_t size) {
   // room only for what it adds.
   const Forgotten old = ledger_forget(p);
   if (counting && !ledger_reserve(d.fault, d.quota_bytes, size)) {
-    if (quota_claim(d)) {
+    if (quota_claim(d) && apply_delay(guard, d, site)) {
       ledger_restore(p, old);
-      apply_delay(d);
       d.action = kActError;
       d.error = d.error ? d.error : ENOMEM;
       emit_event(d, site, 0);
       errno = d.error;
       return nullptr;
     }
-    counting = false;  // spent (times, max_faults): the quota no longer limits
+    // Spent (times, max_faults), or lifted while its delay held the call: the quota no
+    // longer limits.
+    if (d.action == 0) emit_event(d, site, -1);
+    counting = false;
   }
   errno = saved;
   void* moved = FL_REAL(realloc)(p, size);

@@ -94,7 +94,7 @@ int connect_blackhole(const Guard& guard, const Decision& d, const CallSite& sit
   const bool by_sndtimeo = sndtimeo > 0 && sndtimeo < limit;
   const std::int64_t deadline = monotonic_ns() + (by_sndtimeo ? sndtimeo : limit);
   switch (net_wait_partition(guard, d.fault, site, deadline, sndtimeo > 0)) {
-    case WaitEnd::kHealed:
+    case WaitEnd::kLifted:
       return real();
     case WaitEnd::kInterrupted:
       errno = EINTR;
@@ -145,7 +145,7 @@ FL_COLD int connect_slow(int fd, const struct sockaddr* addr, socklen_t len) {
   site.addr_len = len;
   Decision d;
   if (!decide(guard, site, d) || !d.inject) return real();
-  apply_delay(d);
+  apply_delay(guard, d, site);
   if (d.action == kActCrash && d.crash_when == kCrashBefore) {
     emit_event(d, site, -1);
     crash_now(d);
@@ -180,7 +180,7 @@ FL_COLD int accept_slow(std::uint32_t call, int fd, Fn real) {
   CallSite site{call, fd};
   Decision d;
   if (!decide(guard, site, d) || !d.inject) return track_new_fd(real());
-  apply_delay(d);
+  apply_delay(guard, d, site);
   switch (d.action) {
     case kActError:
       emit_event(d, site, -1);
@@ -349,7 +349,7 @@ FL_COLD int mmsg_slow(std::uint32_t call, int fd, struct mmsghdr* vec, unsigned 
   if ((st.flags() & kSockPartitioned) && !(decided && d.inject && d.action == kActBlackhole))
     net_heal(guard, fd);
   if (!decided || !d.inject) return real();
-  apply_delay(d);
+  apply_delay(guard, d, site);
   switch (d.action) {
     case kActError:
       emit_event(d, site, -1);

@@ -80,6 +80,7 @@ bool still_ours(const LoopbackSocket& s, bool listening) {
 }
 
 bool make_loopback(LoopbackSocket& s, int family, bool tarpit) {
+  CancelOff no_cancel;  // shim.h: connect is a cancellation point
   int fd = FL_REAL(socket)(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return false;
   loopback_address(family, s.addr, s.len);
@@ -175,6 +176,7 @@ int connect_nonblocking(int fd, const struct sockaddr* to, socklen_t len) {
 
 bool redirect_connect(int fd, const struct sockaddr* peer, socklen_t len, int fault, bool tarpit,
                       int err) {
+  CancelOff no_cancel;  // shim.h: connect is a cancellation point
   struct sockaddr_storage target;
   socklen_t target_len = 0;
   if (!loopback_target(socket_domain(fd), tarpit, target, target_len)) return false;
@@ -190,20 +192,6 @@ void consume_socket_error(int fd) {
   int pending = 0;
   socklen_t size = sizeof pending;
   FL_REAL(getsockopt)(fd, SOL_SOCKET, SO_ERROR, &pending, &size);
-}
-
-// Would the kernel restart a call that a signal interrupted? Not for a socket with a timeout
-// (signal(7)); otherwise only if the handler was installed with SA_RESTART. We cannot know
-// which signal it was: if any caught signal lacks SA_RESTART, the program is prepared for
-// EINTR (Python's handlers, for one), and it gets it.
-bool interrupted_without_restart() {
-  for (int sig = 1; sig < NSIG; ++sig) {
-    struct sigaction sa {};
-    if (sigaction(sig, nullptr, &sa) != 0) continue;
-    if (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN) continue;
-    if (!(sa.sa_flags & SA_RESTART)) return true;
-  }
-  return false;
 }
 
 }  // namespace
@@ -236,6 +224,7 @@ std::int64_t socket_timeout_ns(int fd, int option) noexcept {
 }
 
 bool net_abort(int fd) noexcept {
+  CancelOff no_cancel;  // shim.h: connect is a cancellation point
   if (socket_type(fd) != SOCK_STREAM) return false;
   int domain = socket_domain(fd);
   if (domain == AF_INET || domain == AF_INET6) {
@@ -285,6 +274,7 @@ bool net_async_connect_error(int err) noexcept {
 }
 
 void net_tarpit_heal(int fd) noexcept {
+  CancelOff no_cancel;  // shim.h: connect is a cancellation point
   SockState st = sock_load(fd);
   if (!(st.flags() & kSockTarpit)) return;
   struct sockaddr_storage peer;
@@ -315,22 +305,27 @@ bool net_still_held(const Guard& guard, int fd, SockState st) noexcept {
   return false;
 }
 
+namespace {
+
+struct PartitionHold {
+  const Guard* guard;
+  int fault;
+  const CallSite* site;
+};
+
+bool partition_holds(void* ctx, std::int64_t&) {
+  const auto& hold = *static_cast<const PartitionHold*>(ctx);
+  return fault_still_applies(*hold.guard, hold.fault, *hold.site);
+}
+
+}  // namespace
+
 WaitEnd net_wait_partition(const Guard& guard, int fault, const CallSite& site,
-                           std::int64_t deadline_ns, bool timeout_set) noexcept {
-  for (;;) {
-    if (!fault_still_applies(guard, fault, site)) return WaitEnd::kHealed;
-    std::int64_t slice = kHealCheckNs;
-    if (deadline_ns >= 0) {
-      std::int64_t left = deadline_ns - monotonic_ns();
-      if (left <= 0) return WaitEnd::kDeadline;
-      if (left < slice) slice = left;
-    }
-    struct timespec ts = {static_cast<time_t>(slice / 1'000'000'000),
-                          static_cast<long>(slice % 1'000'000'000)};
-    if (nanosleep(&ts, nullptr) != 0 && errno == EINTR &&
-        (timeout_set || interrupted_without_restart()))
-      return WaitEnd::kInterrupted;
-  }
+                           std::int64_t deadline_ns, bool timeout_set) {
+  PartitionHold hold{&guard, fault, &site};
+  return shim_wait(guard, site.call, deadline_ns,
+                   timeout_set ? OnSignal::kEnd : OnSignal::kEndUnlessRestart, partition_holds,
+                   &hold);
 }
 
 // ---- the socket side of the byte-moving slow path (net_io.h) -------------------------------
@@ -393,8 +388,7 @@ void net_mark_partitioned(const Decision& d, int fd) noexcept {
   }
 }
 
-ssize_t net_blackhole_receive(const Guard& guard, const Decision& d,
-                              const CallSite& site) noexcept {
+ssize_t net_blackhole_receive(const Guard& guard, const Decision& d, const CallSite& site) {
   if ((site.msg_flags & MSG_DONTWAIT) || fd_nonblocking(site.fd)) {
     errno = EAGAIN;
     return -1;
@@ -402,7 +396,7 @@ ssize_t net_blackhole_receive(const Guard& guard, const Decision& d,
   const std::int64_t timeout = socket_timeout_ns(site.fd, SO_RCVTIMEO);
   const std::int64_t deadline = timeout > 0 ? monotonic_ns() + timeout : -1;
   switch (net_wait_partition(guard, d.fault, site, deadline, timeout > 0)) {
-    case WaitEnd::kHealed:
+    case WaitEnd::kLifted:
       return -2;
     case WaitEnd::kDeadline:
       errno = EAGAIN;  // SO_RCVTIMEO expired: what recv(2) says

@@ -22,6 +22,7 @@
 
 #include "engine.h"
 #include "sock_table.h"
+#include "wait.h"
 
 namespace faultline::shim {
 
@@ -54,19 +55,19 @@ bool net_async_connect_error(int err) noexcept;
 bool net_still_held(const Guard& guard, int fd, SockState state) noexcept;
 void net_tarpit_heal(int fd) noexcept;
 
-// Waits out a partition for a blocking call: until the fault is lifted (kHealed), the
-// deadline passes (kDeadline; deadline_ns < 0 = none), or a signal handler interrupts it
-// (kInterrupted) when the call would not be restarted: with a socket timeout (signal(7)),
-// or a handler installed without SA_RESTART.
-enum class WaitEnd { kHealed, kDeadline, kInterrupted };
+// Waits out a partition for a blocking call (shim_wait): until the fault is lifted
+// (kLifted), the deadline passes (kDeadline; deadline_ns < 0 = none), or a signal handler
+// interrupts it (kInterrupted) when the call would not be restarted: with a socket timeout
+// (signal(7)), or a handler installed without SA_RESTART. A cancellation point, like the
+// blocking call it stands for: not noexcept, nor may its callers be.
 WaitEnd net_wait_partition(const Guard& guard, int fault, const CallSite& site,
-                           std::int64_t deadline_ns, bool timeout_set) noexcept;
+                           std::int64_t deadline_ns, bool timeout_set);
 // SO_RCVTIMEO / SO_SNDTIMEO in nanoseconds, 0 when unset.
 std::int64_t socket_timeout_ns(int fd, int option) noexcept;
 
 // How often a wait (and the poll family, while a socket is held) looks whether the fault
 // was lifted.
-inline constexpr std::int64_t kHealCheckNs = 50'000'000;
+inline constexpr std::int64_t kHealCheckNs = kWaitSliceNs;
 // A blocking connect into a partition gives up after this without `timeout` or SO_SNDTIMEO.
 inline constexpr std::int64_t kDefaultConnectTimeoutNs = 20'000'000'000;
 

@@ -40,7 +40,8 @@ ssize_t net_reset_io(const Decision& d, const CallSite& site) noexcept;
 // or forever — and returns -2 as soon as the fault is lifted: the caller then runs the real
 // call. A signal interrupts the wait with EINTR when the program catches one without
 // SA_RESTART, as the kernel would.
-ssize_t net_blackhole_receive(const Guard& guard, const Decision& d, const CallSite& site) noexcept;
+// A cancellation point (not noexcept, nor may its callers be).
+ssize_t net_blackhole_receive(const Guard& guard, const Decision& d, const CallSite& site);
 // Records that a blackhole holds this socket (poll hides it until the fault is lifted).
 void net_mark_partitioned(const Decision& d, int fd) noexcept;
 

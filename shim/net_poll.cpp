@@ -93,9 +93,14 @@ int poll_loop(struct pollfd* fds, nfds_t n, std::int64_t timeout_ns, Wait wait) 
     }
     if (!held) {  // nothing (left) to hide or heal among these fds: an ordinary wait
       std::int64_t left = deadline < 0 ? -1 : deadline - monotonic_ns();
+      GuardRelease released(guard);
       return wait(fds, n, left < 0 && deadline >= 0 ? 0 : left);
     }
-    int r = wait(target, n, timeout_ns == 0 || writable ? 0 : slice_ns(deadline));
+    int r;
+    {
+      GuardRelease released(guard);
+      r = wait(target, n, timeout_ns == 0 || writable ? 0 : slice_ns(deadline));
+    }
     if (r < 0) return r;
     if (r > 0 || writable || timeout_ns == 0 || expired(deadline)) {
       if (target != fds) {
@@ -172,13 +177,21 @@ int select_loop(int n, fd_set* rd, fd_set* wr, fd_set* ex, std::int64_t timeout_
     }
     if (!held) {
       std::int64_t left = deadline < 0 ? -1 : deadline - monotonic_ns();
-      int res = wait(n, rd, wr, ex, left < 0 && deadline >= 0 ? 0 : left);
+      int res;
+      {
+        GuardRelease released(guard);
+        res = wait(n, rd, wr, ex, left < 0 && deadline >= 0 ? 0 : left);
+      }
       if (left_ns)
         *left_ns = deadline < 0 ? -1 : std::max<std::int64_t>(0, deadline - monotonic_ns());
       return res;
     }
-    int res = wait(n, r.data(rd), w.data(wr), e.data(ex),
-                   timeout_ns == 0 || !writable.empty() ? 0 : slice_ns(deadline));
+    int res;
+    {
+      GuardRelease released(guard);
+      res = wait(n, r.data(rd), w.data(wr), e.data(ex),
+                 timeout_ns == 0 || !writable.empty() ? 0 : slice_ns(deadline));
+    }
     if (res < 0) return res;
     if (res > 0 || !writable.empty() || timeout_ns == 0 || expired(deadline)) {
       for (int fd : writable) w.set(fd);
@@ -267,9 +280,14 @@ int epoll_loop(int epfd, struct epoll_event* events, int max, std::int64_t timeo
     }
     if (!held) {
       std::int64_t left = deadline < 0 ? -1 : deadline - monotonic_ns();
+      GuardRelease released(guard);
       return wait(events, max, left < 0 && deadline >= 0 ? 0 : left);
     }
-    int r = wait(events, max, timeout_ns == 0 || ready ? 0 : slice_ns(deadline));
+    int r;
+    {
+      GuardRelease released(guard);
+      r = wait(events, max, timeout_ns == 0 || ready ? 0 : slice_ns(deadline));
+    }
     if (r < 0) return r;
     for (int i = 0; i < ready && r < max; ++i) events[r++] = writable[i];
     if (r != 0 || timeout_ns == 0 || expired(deadline)) return r;

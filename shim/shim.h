@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
@@ -87,6 +88,42 @@ class Guard {
 
  private:
   bool entered_;
+};
+
+// Releases a held guard for a stretch in which the thread holds no shim state (a wait), and
+// takes it again after (also when a cancellation unwinds through it; the Guard's own
+// destructor then clears it). A handler that siglongjmps out of the stretch leaves no guard.
+class GuardRelease {
+ public:
+  explicit GuardRelease(const Guard& guard) noexcept : held_(guard.entered()) {
+    if (held_) t_in_shim = false;
+  }
+  ~GuardRelease() {
+    if (held_) t_in_shim = true;
+  }
+  GuardRelease(const GuardRelease&) = delete;
+  GuardRelease& operator=(const GuardRelease&) = delete;
+
+ private:
+  bool held_;
+};
+
+// The shim's own work (deciding, logging, its loopback sockets) runs with cancellation
+// disabled: it calls real functions that are cancellation points (open, write, connect) from
+// noexcept code, and a cancel already pending when the program entered an armed call would
+// be acted on there — a forced unwind through a noexcept frame is std::terminate. The
+// program's own call and the shim's waits (wait.h) run with the program's state, so a cancel
+// is acted on where the real call would act on it. glibc's pthread_setcancelstate is two
+// atomic operations, and never acts on a pending cancel of the deferred type.
+class CancelOff {
+ public:
+  CancelOff() noexcept { pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old_); }
+  ~CancelOff() { pthread_setcancelstate(old_, nullptr); }
+  CancelOff(const CancelOff&) = delete;
+  CancelOff& operator=(const CancelOff&) = delete;
+
+ private:
+  int old_ = PTHREAD_CANCEL_ENABLE;
 };
 
 // Set once the constructor has attached a session; wrappers that arrive earlier pass through.

@@ -137,14 +137,18 @@ FL_COLD size_t fwrite_slow(const void* ptr, size_t size, size_t n, FILE* stream)
       quota_release(d, room);
       return FL_REAL(fwrite)(ptr, size, n, stream);
     }
-    apply_delay(d);
+    if (!apply_delay(guard, d, site)) {  // lifted while held: the call runs unfaulted
+      quota_release(d, room);
+      emit_event(d, site, -1);
+      return FL_REAL(fwrite)(ptr, size, n, stream);
+    }
     d.action = room ? kActQuota : kActError;
     d.error = d.error ? d.error : ENOSPC;
     emit_event(d, site, event_bytes(room / size * size));
     quota_release(d, room % size);
     return limited(room, d.error);
   }
-  apply_delay(d);
+  apply_delay(guard, d, site);
   switch (d.action) {
     case kActError:
       emit_event(d, site, -1);
@@ -185,7 +189,7 @@ FL_COLD int stream_end_slow(std::uint32_t call, FILE* stream, Fn real) {
   CallSite site{call, stream_fd(stream)};
   Decision d;
   if (!decide(guard, site, d) || !d.inject) return real();
-  apply_delay(d);
+  apply_delay(guard, d, site);
   if (d.action == kActCrash) {
     if (d.crash_when == kCrashAfter) real();
     emit_event(d, site, -1);

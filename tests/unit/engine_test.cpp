@@ -19,6 +19,7 @@
 #include "fd_table.h"
 #include "safe_copy.h"
 #include "test_session.h"
+#include "wait.h"
 
 namespace faultline {
 namespace {
@@ -431,6 +432,80 @@ TEST(EngineConcurrency, TimesIsNeverExceeded) {
   for (auto& th : threads) th.join();
   EXPECT_EQ(injected.load(), 100);
   EXPECT_EQ(s.slot("t").injected.load(), 100u);
+}
+
+// ---- delays: the one wait primitive (shim/wait.h) -----------------------------------------
+
+// Decides one fsync under `policy` and holds it for its delay, lifting the fault with `lift`
+// (run on another thread 100 ms in) unless it is null. Returns apply_delay's answer, the
+// decision as it was left and the time it took.
+struct HeldDelay {
+  bool stands = false;
+  shim::Decision d{};
+  std::chrono::milliseconds took{0};
+};
+
+template <class Lift>
+HeldDelay hold_delay(Lift lift) {
+  HeldDelay out;
+  shim::Guard guard;
+  shim::CallSite site{kCall_fsync};
+  EXPECT_TRUE(shim::decide(guard, site, out.d));
+  std::thread lifter([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    lift();
+  });
+  const auto start = std::chrono::steady_clock::now();
+  out.stands = shim::apply_delay(guard, out.d, site);
+  out.took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - start);
+  lifter.join();
+  return out;
+}
+
+constexpr const char* kSlowFailingFsync =
+    "[[fault]]\nname='f'\ncalls=['fsync']\ndelay='10s'\nerror='EIO'\n";
+
+TEST(EngineDelay, ADisabledFaultEndsItsDelayAndItsErrorDoesNotApply) {
+  TestSession s(std::string(kHeader) + kSlowFailingFsync);
+  const HeldDelay r =
+      hold_delay([&] { s.session().set_enabled(s.session().find_fault("f"), false); });
+  EXPECT_FALSE(r.stands);
+  EXPECT_EQ(r.d.action, 0u);  // delay only: the call runs
+  EXPECT_LT(r.took, std::chrono::seconds(2));
+}
+
+TEST(EngineDelay, PanicEndsADelay) {
+  TestSession s(std::string(kHeader) + kSlowFailingFsync);
+  const HeldDelay r = hold_delay([&] { s.session().panic(); });
+  EXPECT_FALSE(r.stands);
+  EXPECT_LT(r.took, std::chrono::seconds(2));
+}
+
+TEST(EngineDelay, RemovingTheFaultEndsADelay) {
+  TestSession s(std::string(kHeader) + kSlowFailingFsync);
+  const HeldDelay r = hold_delay([&] { s.session().remove_fault(s.session().find_fault("f")); });
+  EXPECT_FALSE(r.stands);
+  EXPECT_LT(r.took, std::chrono::seconds(2));
+}
+
+TEST(EngineDelay, AnUnliftedDelayRunsItsCourseAndTheDecisionStands) {
+  TestSession s(std::string(kHeader) +
+                "[[fault]]\nname='f'\ncalls=['fsync']\ndelay='120ms'\nerror='EIO'\n");
+  const HeldDelay r = hold_delay([] {});
+  EXPECT_TRUE(r.stands);
+  EXPECT_EQ(r.d.action, static_cast<std::uint32_t>(kActError));
+  EXPECT_GE(r.took, std::chrono::milliseconds(115));
+}
+
+TEST(EngineDelay, WaitsAreCancellationPointsWhereTheCallIsOne) {
+  EXPECT_TRUE(shim::call_is_cancellation_point(kCall_write));
+  EXPECT_TRUE(shim::call_is_cancellation_point(kCall_connect));
+  EXPECT_TRUE(shim::call_is_cancellation_point(kCall_recv));
+  EXPECT_TRUE(shim::call_is_cancellation_point(kCall_getaddrinfo));
+  EXPECT_FALSE(shim::call_is_cancellation_point(kCall_malloc));
+  EXPECT_FALSE(shim::call_is_cancellation_point(kCall_dup2));
+  EXPECT_FALSE(shim::call_is_cancellation_point(kCall_socket));
 }
 
 }  // namespace
