@@ -374,7 +374,7 @@ struct SelectorContext {
   // may have made the number another file without passing any wrapper. One statx, only on
   // the way to an injection (the rare path), at most once per call. False when it changed:
   // the entry has been learned afresh and the caller must decide the call again.
-  bool fd_false_now() {
+  bool fd_facts_stale() {
     if (!fd_known || !fd_info.cached || fd_checked) return false;
     fd_checked = true;
     if (fd_identity(site.fd) == fd_info.identity) return false;
@@ -486,7 +486,7 @@ bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
         std::uint64_t n = count_match(slot, r.slot);
         if (r.needs_clock && !in_window(r, slot)) continue;
         if (!over_fd_limit(site, r.spec.fd_limit)) continue;
-        if ((stale = ctx.fd_false_now())) continue;
+        if ((stale = ctx.fd_facts_stale())) continue;
         if (!claim_injection(*block, slot, r.spec.times)) continue;
         out = make_decision(r, n, seed);
         out.action = kActError;
@@ -498,7 +498,7 @@ bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
       if (r.spec.actions & kActQuota) {
         std::uint64_t n = count_match(slot, r.slot);
         if (r.needs_clock && !in_window(r, slot)) continue;
-        if ((stale = ctx.fd_false_now())) continue;
+        if ((stale = ctx.fd_facts_stale())) continue;
         out = make_decision(r, n, seed);
         out.inject = false;
         out.quota = true;
@@ -510,7 +510,7 @@ bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
       if (r.needs_clock && !in_window(r, slot)) continue;
       if (!r.always && mix(seed, r.key, n) >= r.threshold) continue;
       // About to inject: the facts about the fd this decision used must still be true.
-      if ((stale = ctx.fd_false_now())) continue;
+      if ((stale = ctx.fd_facts_stale())) continue;
       if (!claim_injection(*block, slot, r.spec.times)) continue;
       out = make_decision(r, n, seed);
       return true;
