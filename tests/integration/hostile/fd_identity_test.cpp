@@ -105,5 +105,23 @@ TEST_F(HostileFdIdentityTest, RawSocketpairOnAResetSocketsNumberIsNotReset) {
   reuse_reset_socket("raw");
 }
 
+// fcntl is interposed (F_DUPFD makes fds): every other command, with an int, a pointer or no
+// third argument, reaches the kernel unchanged, armed or not.
+TEST_F(HostileFdIdentityTest, FcntlCommandsPassThroughUnchanged) {
+  const std::string policy = path("armed.toml");
+  ASSERT_TRUE(write_file(policy, R"(version = 1
+[[fault]]
+name = "elsewhere"
+calls = ["write", "fsync"]
+path = "*/nothing-here"
+error = "EIO"
+)"));
+  const std::vector<std::string> args{
+      "run", "-p", policy, "--", program("fcntl_passthrough"), path("locked")};
+  const RunResult r = faultline(args);
+  EXPECT_EQ(r.status(), 0) << describe(args, r);
+  EXPECT_NE(r.err.find("ok\n"), std::string::npos) << describe(args, r);
+}
+
 }  // namespace
 }  // namespace fltest
