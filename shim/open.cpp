@@ -143,10 +143,11 @@ FL_EXPORT int close_range(unsigned int first, unsigned int last, int flags) noex
 }
 
 // ---- what else changes fds behind our close/open (bookkeeping, never faulted) -------------
-// These run armed or not: the cache is tagged with the rules epoch, but a fault armed later
-// under the same rules (an edit that only enables, a family armed by another fault) would
-// otherwise find an entry that outlived its file. Each costs one load of a chunk pointer per
-// fd it touches; the calls themselves are rare next to that.
+// These run armed or not. Entries are tagged with the rules epoch, and re-arming is an edit
+// (a new epoch), but an unarmed family is not an unused table: while any @net fault is armed
+// every write looks up its fd's kind, under one epoch, while @write's wrappers stay on their
+// fast path (docs/architecture.md, "The fd table"). Each costs one load of a chunk pointer
+// per fd it touches, nothing more when the table was never used.
 
 // glibc closes its fds with the internal __close_range / __close_nocancel, past close_range.
 FL_EXPORT void closefrom(int lowfd) noexcept {
