@@ -1,7 +1,8 @@
 /* fcntl is variadic and the preload interposes it (F_DUPFD makes an fd): every other command
  * must reach the kernel exactly as the program passed it: an int (F_SETFL, F_SETPIPE_SZ), a
- * struct pointer (F_SETLK, F_SETLKW, F_GETLK, F_GETOWN_EX) or nothing (F_GETFL). Prints the
- * first command that came back wrong, or "ok", and exits 0 only when all were right.
+ * struct pointer (F_SETLK, F_SETLKW, F_GETLK, F_GETOWN_EX) or nothing (F_GETFL), through fcntl
+ * and fcntl64 (what _FILE_OFFSET_BITS=64 programs call). Prints the first command that came
+ * back wrong, or "ok", and exits 0 only when all were right.
  *
  *   fl_fcntl_passthrough FILE */
 #define _GNU_SOURCE
@@ -32,6 +33,10 @@ int main(int argc, char** argv) {
   int high = fcntl(fd, F_DUPFD_CLOEXEC, 100);
   CHECK(high >= 100, "F_DUPFD_CLOEXEC");
   CHECK(fcntl(high, F_GETFD) == FD_CLOEXEC, "F_GETFD");
+  /* What a program built with _FILE_OFFSET_BITS=64 calls. */
+  int high64 = fcntl64(fd, F_DUPFD_CLOEXEC, 200);
+  CHECK(high64 >= 200 && fcntl64(high64, F_GETFD) == FD_CLOEXEC, "fcntl64 F_DUPFD_CLOEXEC");
+  CHECK(fcntl64(fd, F_GETFL) & O_APPEND, "fcntl64 F_GETFL");
   int low = fcntl(fd, F_DUPFD, 0);
   CHECK(low >= 0 && low < 100 && fcntl(low, F_GETFD) == 0, "F_DUPFD");
 
