@@ -498,7 +498,11 @@ bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
       if (r.spec.actions & kActQuota) {
         std::uint64_t n = count_match(slot, r.slot);
         if (r.needs_clock && !in_window(r, slot)) continue;
-        if ((stale = ctx.fd_facts_stale())) continue;
+        // Every matching call draws from the quota; only one that may find it spent can be
+        // injected, and only that one pays for the identity check.
+        if (slot.quota_used.load(std::memory_order_relaxed) + site.size >= r.spec.quota_bytes &&
+            (stale = ctx.fd_facts_stale()))
+          continue;
         out = make_decision(r, n, seed);
         out.inject = false;
         out.quota = true;
