@@ -148,9 +148,10 @@ struct CorruptSlots {
   }
   void report(const ControlBlock& block) const {
     if (!slots) return;
-    diag("faultline: %d fault slot(s) of session %.63s are corrupt and ignored (slot %u: %s); "
-         "`faultline status` lists them",
-         __builtin_popcountll(slots), block.header.session, first, first_problem.c_str());
+    diag(
+        "faultline: %d fault slot(s) of session %.63s are corrupt and ignored (slot %u: %s); "
+        "`faultline status` lists them",
+        __builtin_popcountll(slots), block.header.session, first, first_problem.c_str());
   }
 };
 
@@ -183,8 +184,8 @@ Rules* build_rules(const ControlBlock& block, std::uint64_t generation) {
     r.spec = slot.spec;
     r.key = fnv1a(r.spec.name);
     r.always = r.spec.probability >= 1.0;
-    r.threshold = r.always ? ~0ull
-                           : static_cast<std::uint64_t>(r.spec.probability * 18446744073709551616.0);
+    r.threshold =
+        r.always ? ~0ull : static_cast<std::uint64_t>(r.spec.probability * 18446744073709551616.0);
     r.process_ok = process_matches(r.spec);
     r.needs_clock = r.spec.start_after_ns > 0 || r.spec.duration_ns != kForever;
     rules->calls_any[0] |= r.spec.calls_mask[0];
@@ -383,8 +384,8 @@ struct SelectorContext {
   const Rules& rules;
   FdInfo fd_info;
   bool fd_known = false;
-  NetSiteAddr net;  // the socket address `addr` matches, looked up once per call
-  char open_path[4096];  // filled only when a rule needs it: never zeroed per call
+  NetSiteAddr net;          // the socket address `addr` matches, looked up once per call
+  char open_path[4096];     // filled only when a rule needs it: never zeroed per call
   int open_path_state = 0;  // 0 not computed, 1 ok, -1 unavailable
 
   const FdInfo& fd() {
@@ -394,6 +395,19 @@ struct SelectorContext {
     }
     return fd_info;
   }
+  // Before acting on facts about the fd that came from the table: is the fd still the open
+  // file they were learned from? A raw syscall (close, openat, dup3) or a libc-internal one
+  // may have made the number another file without passing any wrapper. One statx, only on
+  // the way to an injection (the rare path), at most once per call. False when it changed:
+  // the entry has been learned afresh and the caller must decide the call again.
+  bool fd_facts_stale() {
+    if (!fd_known || !fd_info.cached || fd_checked) return false;
+    fd_checked = true;
+    if (fd_identity(site.fd) == fd_info.identity) return false;
+    fd_info = fd_relearn(site.fd, rules.epoch, path_match_bits, const_cast<Rules*>(&rules));
+    return true;
+  }
+  bool fd_checked = false;
   const char* path_argument() {
     if (open_path_state == 0 && !site_size_ready(site)) open_path_state = -1;
     if (open_path_state == 0)
@@ -487,54 +501,81 @@ bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
 
   SelectorContext ctx(site, *rules);
   const std::uint64_t seed = block->header.seed.load(std::memory_order_relaxed);
-  for (int i = 0; i < rules->count; ++i) {
-    const Rule& r = rules->rule[i];
-    if (!(r.spec.calls_mask[word] & bit)) continue;
-    FaultSlot& slot = block->faults[r.slot];
-    if (slot.enabled.load(std::memory_order_relaxed) != 1) continue;  // 0, or corrupt
-    slot.seen.fetch_add(1, std::memory_order_relaxed);
-    if (!selectors_match(r, ctx)) continue;
-    // Arguments the kernel refuses (an unreadable iovec): no decision, nothing counted.
-    if (!site_size_ready(site)) return false;
+  // A second pass runs only when the identity check found the fd's cached facts stale: the
+  // `matched` counts the first pass took on stale facts are given back, and `seen` is not
+  // counted twice, so the counters (and the determinism indices) stay those of the true file.
+  int seen_upto = -1;
+  std::uint64_t counted = 0;  // slots whose `matched` this call has counted
+  auto count_match = [&](FaultSlot& slot, int slot_index) {
+    counted |= 1ull << slot_index;
+    return slot.matched.fetch_add(1, std::memory_order_relaxed);
+  };
+  for (int pass = 0; pass < 2; ++pass) {
+    bool stale = false;
+    for (int i = 0; i < rules->count && !stale; ++i) {
+      const Rule& r = rules->rule[i];
+      if (!(r.spec.calls_mask[word] & bit)) continue;
+      FaultSlot& slot = block->faults[r.slot];
+      if (slot.enabled.load(std::memory_order_relaxed) != 1) continue;  // 0, or corrupt
+      if (i > seen_upto) {
+        slot.seen.fetch_add(1, std::memory_order_relaxed);
+        seen_upto = i;
+      }
+      if (!selectors_match(r, ctx)) continue;
+      // Arguments the kernel refuses (an unreadable iovec): no decision, nothing counted.
+      if (!site_size_ready(site)) return false;
 
-    // explore: a `record` fault notes where the call comes from and never injects; the
-    // faults after it still see the call.
-    if (r.spec.record[0]) {
-      slot.matched.fetch_add(1, std::memory_order_relaxed);
-      if (!r.needs_clock || in_window(r, slot)) site_record(r.spec, site.call, ctx.site_frames);
-      continue;
-    }
+      // explore: a `record` fault notes where the call comes from and never injects; the
+      // faults after it still see the call.
+      if (r.spec.record[0]) {
+        count_match(slot, r.slot);
+        if (!r.needs_clock || in_window(r, slot)) site_record(r.spec, site.call, ctx.site_frames);
+        continue;
+      }
 
-    // A limit is a condition, not a per-call trigger: the call fails when it would leave
-    // more fds open than the limit (EMFILE unless the fault names another errno).
-    if (r.spec.actions & kActLimit) {
-      std::uint64_t n = slot.matched.fetch_add(1, std::memory_order_relaxed);
+      // A limit is a condition, not a per-call trigger: the call fails when it would leave
+      // more fds open than the limit (EMFILE unless the fault names another errno).
+      if (r.spec.actions & kActLimit) {
+        std::uint64_t n = count_match(slot, r.slot);
+        if (r.needs_clock && !in_window(r, slot)) continue;
+        if (!over_fd_limit(site, r.spec.fd_limit)) continue;
+        if ((stale = ctx.fd_facts_stale())) continue;
+        if (!claim_injection(*block, slot, r.spec.times)) continue;
+        out = make_decision(r, n, seed);
+        out.action = kActError;
+        out.error = r.spec.error ? r.spec.error : EMFILE;
+        return true;
+      }
+      // A quota is not a per-call trigger: every matching call draws its bytes from the
+      // shared budget (in the wrapper), and only a call that finds it spent is injected.
+      if (r.spec.actions & kActQuota) {
+        std::uint64_t n = count_match(slot, r.slot);
+        if (r.needs_clock && !in_window(r, slot)) continue;
+        // Every matching call draws from the quota; only one that may find it spent can be
+        // injected, and only that one pays for the identity check.
+        if (slot.quota_used.load(std::memory_order_relaxed) + site.size >= r.spec.quota_bytes &&
+            (stale = ctx.fd_facts_stale()))
+          continue;
+        out = make_decision(r, n, seed);
+        out.inject = false;
+        out.quota = true;
+        return true;
+      }
+      std::uint64_t n = count_match(slot, r.slot);
+      if (n < r.spec.after) continue;
+      if ((n - r.spec.after) % r.spec.every != 0) continue;
       if (r.needs_clock && !in_window(r, slot)) continue;
-      if (!over_fd_limit(site, r.spec.fd_limit)) continue;
+      if (!r.always && mix(seed, r.key, n) >= r.threshold) continue;
+      // About to inject: the facts about the fd this decision used must still be true.
+      if ((stale = ctx.fd_facts_stale())) continue;
       if (!claim_injection(*block, slot, r.spec.times)) continue;
       out = make_decision(r, n, seed);
-      out.action = kActError;
-      out.error = r.spec.error ? r.spec.error : EMFILE;
       return true;
     }
-    // A quota is not a per-call trigger: every matching call draws its bytes from the shared
-    // budget (in the wrapper), and only a call that finds it spent is injected.
-    if (r.spec.actions & kActQuota) {
-      std::uint64_t n = slot.matched.fetch_add(1, std::memory_order_relaxed);
-      if (r.needs_clock && !in_window(r, slot)) continue;
-      out = make_decision(r, n, seed);
-      out.inject = false;
-      out.quota = true;
-      return true;
-    }
-    std::uint64_t n = slot.matched.fetch_add(1, std::memory_order_relaxed);
-    if (n < r.spec.after) continue;
-    if ((n - r.spec.after) % r.spec.every != 0) continue;
-    if (r.needs_clock && !in_window(r, slot)) continue;
-    if (!r.always && mix(seed, r.key, n) >= r.threshold) continue;
-    if (!claim_injection(*block, slot, r.spec.times)) continue;
-    out = make_decision(r, n, seed);
-    return true;
+    if (!stale) return false;
+    for (std::uint64_t bits = counted; bits; bits &= bits - 1)
+      block->faults[__builtin_ctzll(bits)].matched.fetch_sub(1, std::memory_order_relaxed);
+    counted = 0;
   }
   return false;
 }
@@ -544,9 +585,8 @@ bool fault_still_applies(const Guard& guard, int slot_index, const CallSite& sit
   CancelOff no_cancel;
   ControlBlock* block = g_block.load(std::memory_order_acquire);
   if (!block || slot_index < 0 || slot_index >= static_cast<int>(kMaxFaults)) return false;
-  if (session_expired(*block) ||
-      (block->header.flags.load(std::memory_order_acquire) &
-       (kFlagPanicked | kFlagTtlExpired | kFlagBudgetSpent)))
+  if (session_expired(*block) || (block->header.flags.load(std::memory_order_acquire) &
+                                  (kFlagPanicked | kFlagTtlExpired | kFlagBudgetSpent)))
     return false;
   const Rules* rules = current_rules(*block);
   FaultSlot& slot = block->faults[slot_index];

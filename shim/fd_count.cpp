@@ -42,7 +42,7 @@ int fds_added_by(const CallSite& site) noexcept {
   if (site.call == kCall_pipe || site.call == kCall_pipe2) return 2;
   if ((site.call == kCall_dup2 || site.call == kCall_dup3) && site.fd2 >= 0) {
     if (site.fd2 == site.fd) return 0;  // dup2(fd, fd) is a no-op
-    if (fcntl(site.fd2, F_GETFD) != -1) return 0;
+    if (FL_REAL(fcntl)(site.fd2, F_GETFD) != -1) return 0;
   }
   return 1;
 }

@@ -3,10 +3,11 @@
 //   bits 1-3   FdKind
 //   bits 8-31  rules epoch the match bits were computed for (truncated to 24 bits)
 //   bits 32-63 close generation: bumped by every invalidation
-#include "fd_chunks.h"
 #include "fd_table.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,16 +16,17 @@
 #include <cstring>
 #include <string_view>
 
+#include "fd_chunks.h"
 #include "shim.h"
 #include "sock_table.h"
 
 namespace faultline::shim {
 namespace {
 
-
 struct Slot {
   std::atomic<std::uint64_t> word;
   std::atomic<std::uint64_t> match;
+  std::atomic<std::uint64_t> identity;
 };
 
 constinit FdChunks<Slot> g_slots;
@@ -34,7 +36,6 @@ constexpr std::uint64_t kEpochMask = 0xffffffull;
 
 std::uint64_t generation_of(std::uint64_t word) { return word >> 32; }
 
-
 FdKind kind_from_link(const char* link) {
   if (link[0] == '/') return FdKind::kFile;
   if (std::strncmp(link, "socket:", 7) == 0) return FdKind::kSocket;
@@ -42,7 +43,36 @@ FdKind kind_from_link(const char* link) {
   return FdKind::kOther;
 }
 
+std::uint64_t mix64(std::uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ull;
+  return x ^ (x >> 33);
+}
+
 }  // namespace
+
+std::uint64_t fd_identity(int fd) noexcept {
+  if (fd < 0) return 0;
+  struct statx stx {};
+  std::uint64_t dev = 0, ino = 0, born = 0;
+  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_INO | STATX_BTIME, &stx) == 0) {
+    dev = (static_cast<std::uint64_t>(stx.stx_dev_major) << 32) | stx.stx_dev_minor;
+    ino = stx.stx_ino;
+    if (stx.stx_mask & STATX_BTIME)
+      born =
+          static_cast<std::uint64_t>(stx.stx_btime.tv_sec) * 1'000'000'000u + stx.stx_btime.tv_nsec;
+  } else {
+    // statx refused (an old kernel, a seccomp filter): device and inode alone.
+    struct stat st {};
+    if (fstat(fd, &st) != 0) return 0;
+    dev = st.st_dev;
+    ino = st.st_ino;
+  }
+  const std::uint64_t key = mix64(mix64(mix64(dev) ^ ino) ^ born);
+  return key ? key : 1;
+}
 
 long fd_path(int fd, char* buf, unsigned long size) noexcept {
   char proc[40];
@@ -68,21 +98,27 @@ FdInfo fd_lookup(int fd, std::uint32_t rules_epoch, PathMatcher match_paths, voi
     observed = slot->word.load(std::memory_order_acquire);
     if ((observed & kValid) && ((observed >> 8) & kEpochMask) == epoch) {
       std::uint64_t match = slot->match.load(std::memory_order_acquire);
-      if (slot->word.load(std::memory_order_relaxed) == observed)
-        return {static_cast<FdKind>((observed >> 1) & 7), match};
+      std::uint64_t identity = slot->identity.load(std::memory_order_acquire);
+      if (slot->word.load(std::memory_order_acquire) == observed)
+        return {static_cast<FdKind>((observed >> 1) & 7), match, identity, true};
     }
   }
+  // The identity first, then the path: if the fd changes in between, the entry holds the new
+  // path under the old identity, which the check before an injection rejects. (The other
+  // order would pair the old path with the new identity and pass the check.)
+  const std::uint64_t identity = fd_identity(fd);
   char link[4096];
-  if (fd_path(fd, link, sizeof link) < 0) return {FdKind::kUnknown, 0};
-  FdInfo info{kind_from_link(link), 0};
+  if (identity == 0 || fd_path(fd, link, sizeof link) < 0) return {FdKind::kUnknown, 0, 0, false};
+  FdInfo info{kind_from_link(link), 0, identity, false};
   if (info.kind == FdKind::kFile) info.path_match = match_paths(link, ctx);
   if (slot) {
     // Cache only if no close happened since we looked: otherwise the fd may now be another
     // file, and the next call will learn it afresh.
     std::uint64_t gen = generation_of(observed);
-    std::uint64_t fresh = (gen << 32) | (epoch << 8) |
-                          (static_cast<std::uint64_t>(info.kind) << 1) | kValid;
+    std::uint64_t fresh =
+        (gen << 32) | (epoch << 8) | (static_cast<std::uint64_t>(info.kind) << 1) | kValid;
     slot->match.store(info.path_match, std::memory_order_relaxed);
+    slot->identity.store(info.identity, std::memory_order_relaxed);
     std::uint64_t expected = observed;
     slot->word.compare_exchange_strong(expected, fresh, std::memory_order_release,
                                        std::memory_order_relaxed);
@@ -90,20 +126,32 @@ FdInfo fd_lookup(int fd, std::uint32_t rules_epoch, PathMatcher match_paths, voi
   return info;
 }
 
-void fd_invalidate(int fd) noexcept {
-  sock_forget(fd);  // the @net state of the socket that had this number goes with it
+namespace {
+void forget_slot(int fd) noexcept {
   Slot* slot = g_slots.slot(fd, false);
   if (!slot) return;
   std::uint64_t word = slot->word.load(std::memory_order_relaxed);
   while (!slot->word.compare_exchange_weak(word, (generation_of(word) + 1) << 32,
-                                           std::memory_order_release,
-                                           std::memory_order_relaxed)) {
+                                           std::memory_order_release, std::memory_order_relaxed)) {
   }
+}
+}  // namespace
+
+FdInfo fd_relearn(int fd, std::uint32_t rules_epoch, PathMatcher match_paths, void* ctx) noexcept {
+  // Only this table's entry: the socket table checks its own state against the socket's
+  // identity (a state set on the new socket must survive).
+  forget_slot(fd);
+  return fd_lookup(fd, rules_epoch, match_paths, ctx);
+}
+
+void fd_invalidate(int fd) noexcept {
+  sock_forget(fd);  // the @net state of the socket that had this number goes with it
+  forget_slot(fd);
 }
 
 void fd_invalidate_range(unsigned first, unsigned last) noexcept {
   sock_forget_range(first, last);  // its chunks are not this table's
-  g_slots.for_each_mapped(first, last, [](int fd) { fd_invalidate(fd); });
+  g_slots.for_each_mapped(first, last, [](int fd) { forget_slot(fd); });
 }
 
 }  // namespace faultline::shim

@@ -1,9 +1,15 @@
 // What each fd is, for selectors: its kind (file, socket, pipe...) and, per compiled rule,
 // whether its path matches the rule's path glob. Filled lazily from /proc/self/fd on the
-// first armed call that needs it, invalidated by close/dup2/dup3/fclose/close_range and by
-// every call that returns a new fd (so an fd number reused behind our back is re-learned).
+// first armed call that needs it, invalidated by close/dup2/dup3/fclose/close_range/closefrom,
+// freopen, fdopen, fcntl(F_DUPFD*) and by every call that returns a new fd (so an fd number
+// reused behind our back is re-learned).
 //
-// Lock-free: two atomic words per fd in chunks mapped on demand. A close racing a fill is
+// What no wrapper sees (a raw syscall(SYS_close/openat/dup3), an fd passed in by another
+// library's internal call) cannot be invalidated, so each entry also keeps the identity of
+// the open file it was learned from (fd_identity), and the engine checks it, one statx, before
+// it acts on cached facts: only on the rare path that is about to inject, never per call.
+//
+// Lock-free: three atomic words per fd in chunks mapped on demand. A close racing a fill is
 // detected by the slot's close generation, and the racing fill is used once, not cached.
 #pragma once
 
@@ -16,12 +22,21 @@ enum class FdKind : std::uint8_t { kUnknown = 0, kFile, kSocket, kPipe, kOther }
 struct FdInfo {
   FdKind kind = FdKind::kUnknown;
   std::uint64_t path_match = 0;  // bit i: the path matches rule slot i's path glob
+  std::uint64_t identity = 0;    // fd_identity() when the facts were learned; 0 = unknown
+  bool cached = false;           // from the table (may be stale), not learned just now
 };
+
+// A 64-bit key of the open file behind fd: device, inode and, where the filesystem records
+// it, birth time (so an inode number reused by a new file is a different key); 0 when fd is
+// not open. Sockets and pipes have their own inodes: a new socket is a new key.
+std::uint64_t fd_identity(int fd) noexcept;
 
 // Info for fd under the rules of `rules_epoch`; `match_paths` computes the match bits for a
 // path when the slot has to be (re)filled.
 using PathMatcher = std::uint64_t (*)(const char* path, void* ctx);
 FdInfo fd_lookup(int fd, std::uint32_t rules_epoch, PathMatcher match_paths, void* ctx) noexcept;
+// Forgets fd's entry and learns it afresh (the identity check found it stale).
+FdInfo fd_relearn(int fd, std::uint32_t rules_epoch, PathMatcher match_paths, void* ctx) noexcept;
 void fd_invalidate(int fd) noexcept;
 void fd_invalidate_range(unsigned first, unsigned last) noexcept;
 

@@ -32,7 +32,7 @@ template <class Io>
 ssize_t io_slow_path(const Guard& guard, const CallSite& site, Io& io) {
   // @net: a socket a fault reset, partitioned or failed to connect (net_io.h). One load of
   // the socket table; zero flags for every fd @net never touched.
-  const SockState sock = sock_load(site.fd);
+  const SockState sock = sock_load_verified(site.fd);
   if (FL_UNLIKELY(sock.flags() != 0)) {
     ssize_t answered = -1;
     switch (net_io_before(guard, site, Io::kSend, sock, answered)) {

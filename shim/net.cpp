@@ -17,7 +17,6 @@
 namespace faultline::shim {
 namespace {
 
-
 bool is_inet_stream(int fd) {
   int domain = socket_domain(fd);
   return socket_type(fd) == SOCK_STREAM && (domain == AF_INET || domain == AF_INET6);
@@ -120,7 +119,7 @@ FL_COLD int connect_slow(int fd, const struct sockaddr* addr, socklen_t len) {
   auto real = [=] { return FL_REAL(connect)(fd, addr, len); };
   Guard guard;
   if (!guard.entered()) return real();
-  const SockState st = sock_load(fd);
+  const SockState st = sock_load_verified(fd);
   if (st.flags() & kSockTarpit) {
     // connect() again on a socket waiting at the tarpit: EALREADY from the kernel, or, once
     // the partition was lifted, the answer for a connect now really in progress.
@@ -332,7 +331,7 @@ FL_COLD int mmsg_slow(std::uint32_t call, int fd, struct mmsghdr* vec, unsigned 
       site.addr_len = first.msg_hdr.msg_namelen;
     }
   }
-  const SockState st = sock_load(fd);
+  const SockState st = sock_load_verified(fd);
   if (st.flags() != 0) {
     ssize_t answered = -1;
     switch (net_io_before(guard, site, send, st, answered)) {

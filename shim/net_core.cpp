@@ -43,7 +43,7 @@ int move_high(int fd) {
       static_cast<rlim_t>(floor) * 2 > limit.rlim_cur)
     floor = static_cast<int>(limit.rlim_cur / 2);
   if (floor <= fd) return fd;
-  int high = fcntl(fd, F_DUPFD_CLOEXEC, floor);
+  int high = FL_REAL(fcntl)(fd, F_DUPFD_CLOEXEC, floor);
   if (high < 0) return fd;
   FL_REAL(close)(fd);
   return high;
@@ -165,11 +165,11 @@ bool loopback_target(int domain, bool tarpit, struct sockaddr_storage& out, sock
 
 // connect() without blocking whatever the socket's mode: the kernel goes on in the background.
 int connect_nonblocking(int fd, const struct sockaddr* to, socklen_t len) {
-  int flags = fcntl(fd, F_GETFL);
-  if (flags >= 0 && !(flags & O_NONBLOCK)) fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+  int flags = FL_REAL(fcntl)(fd, F_GETFL);
+  if (flags >= 0 && !(flags & O_NONBLOCK)) FL_REAL(fcntl)(fd, F_SETFL, flags | O_NONBLOCK);
   int r = FL_REAL(connect)(fd, to, len);
   int err = errno;
-  if (flags >= 0 && !(flags & O_NONBLOCK)) fcntl(fd, F_SETFL, flags);
+  if (flags >= 0 && !(flags & O_NONBLOCK)) FL_REAL(fcntl)(fd, F_SETFL, flags);
   errno = err;
   return r;
 }
@@ -211,7 +211,7 @@ int socket_domain(int fd) noexcept {
 }
 
 bool fd_nonblocking(int fd) noexcept {
-  int flags = fcntl(fd, F_GETFL);
+  int flags = FL_REAL(fcntl)(fd, F_GETFL);
   return flags >= 0 && (flags & O_NONBLOCK);
 }
 

@@ -61,7 +61,7 @@ struct timespec to_timespec(std::int64_t ns) {
 // sliced (a partition or the tarpit still holds it).
 bool hide(const Guard& guard, int fd, bool& held) {
   if (fd < 0) return false;
-  SockState st = sock_load(fd);
+  SockState st = sock_load_verified(fd);
   if (!(st.flags() & kSockHeld)) return false;
   if (!net_still_held(guard, fd, st)) return false;  // lifted: healed just now
   held = true;
@@ -348,7 +348,7 @@ FL_COLD int getsockopt_slow(int fd, int level, int name, void* value, socklen_t*
   Guard guard;
   if (!guard.entered() || level != SOL_SOCKET || name != SO_ERROR)
     return FL_REAL(getsockopt)(fd, level, name, value, len);
-  SockState st = sock_load(fd);
+  SockState st = sock_load_verified(fd);
   if (st.flags() & kSockTarpit) net_still_held(guard, fd, st);  // heals if lifted
   int r = FL_REAL(getsockopt)(fd, level, name, value, len);
   if (r == 0 && (st.flags() & kSockPendingError) && value && len && *len >= sizeof(int)) {
@@ -394,7 +394,10 @@ FL_EXPORT int pselect(int n, fd_set* rd, fd_set* wr, fd_set* ex, const struct ti
 FL_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event* event) {
   // Bookkeeping on every call, like close(): a partitioned socket can only be taken out of
   // its epoll set and put back if we know how the program registered it.
-  if (FL_UNLIKELY(sock_load(fd).flags() & kSockParked)) return parked_ctl(epfd, op, fd, event);
+  // (A parked state set on a socket since closed behind our back is dropped, not obeyed.)
+  if (FL_UNLIKELY(sock_load(fd).flags() & kSockParked) &&
+      (sock_load_verified(fd).flags() & kSockParked))
+    return parked_ctl(epfd, op, fd, event);
   int r = FL_REAL(epoll_ctl)(epfd, op, fd, event);
   if (r == 0) {
     if ((op == EPOLL_CTL_ADD || op == EPOLL_CTL_MOD) && event)

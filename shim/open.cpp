@@ -1,6 +1,8 @@
 // @open: the calls that make fds (open, openat, creat, dup*, pipe*), plus the bookkeeping
-// calls close and close_range that keep the fd table true. Every new fd number invalidates
-// its slot: the number may have been closed behind our back (raw syscalls, libc internals).
+// calls that keep the fd table true: close, close_range, closefrom, freopen(64), fdopen,
+// socketpair and fcntl(F_DUPFD*). Every new fd number invalidates its slot: the number may
+// have been closed behind our back (raw syscalls, libc internals). What no wrapper sees (a
+// raw syscall) is caught by the identity check before an injection (fd_table.h).
 #include <stdarg.h>
 #include <unistd.h>
 
@@ -10,7 +12,6 @@ namespace faultline::shim {
 namespace {
 
 bool takes_mode(int flags) { return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE; }
-
 
 // `track_new_fd` for calls returning an fd, `untracked` for pipe (whose fds come back in an array).
 template <class Fn, int (*Track)(int) = track_new_fd>
@@ -31,13 +32,13 @@ CallSite path_site(std::uint32_t call, int dirfd, const char* path) {
 using namespace faultline;
 using namespace faultline::shim;
 
-#define FL_MODE_ARG(flags)          \
-  mode_t mode = 0;                  \
-  if (takes_mode(flags)) {          \
-    va_list ap;                     \
-    va_start(ap, flags);            \
-    mode = va_arg(ap, mode_t);      \
-    va_end(ap);                     \
+#define FL_MODE_ARG(flags)     \
+  mode_t mode = 0;             \
+  if (takes_mode(flags)) {     \
+    va_list ap;                \
+    va_start(ap, flags);       \
+    mode = va_arg(ap, mode_t); \
+    va_end(ap);                \
   }
 
 FL_EXPORT int open(const char* path, int flags, ...) {
@@ -134,8 +135,85 @@ FL_EXPORT int close(int fd) {
   return FL_REAL(close)(fd);
 }
 
-FL_EXPORT int close_range(unsigned int first, unsigned int last, int flags) {
+FL_EXPORT int close_range(unsigned int first, unsigned int last, int flags) noexcept {
   int r = FL_REAL(close_range)(first, last, flags);
+  // CLOSE_RANGE_CLOEXEC closes nothing; forgetting those fds costs one refill each, no more.
   if (r == 0) fd_invalidate_range(first, last);
   return r;
+}
+
+// ---- what else changes fds behind our close/open (bookkeeping, never faulted) -------------
+// These run armed or not. Entries are tagged with the rules epoch, and re-arming is an edit
+// (a new epoch), but an unarmed family is not an unused table: while any @net fault is armed
+// every write looks up its fd's kind, under one epoch, while @write's wrappers stay on their
+// fast path (docs/architecture.md, "The fd table"). Each costs one load of a chunk pointer
+// per fd it touches, nothing more when the table was never used.
+
+// glibc closes its fds with the internal __close_range / __close_nocancel, past close_range.
+FL_EXPORT void closefrom(int lowfd) noexcept {
+  FL_REAL(closefrom)(lowfd);
+  if (lowfd < 0) lowfd = 0;
+  fd_invalidate_range(static_cast<unsigned>(lowfd), ~0u);
+}
+
+namespace {
+// freopen closes the stream's fd and opens the new file on the same number (glibc dup3s it
+// there with its internal __dup3): both the old number and the stream's new one are new files.
+FILE* track_reopen(FILE* result, int old_fd) {
+  if (old_fd >= 0) fd_invalidate(old_fd);
+  if (result) {
+    const int fd = fileno_unlocked(result);
+    if (fd != old_fd) track_new_fd(fd);
+  }
+  return result;
+}
+}  // namespace
+
+FL_EXPORT FILE* freopen(const char* path, const char* mode, FILE* stream) {
+  const int old_fd = stream ? fileno_unlocked(stream) : -1;
+  return track_reopen(FL_REAL(freopen)(path, mode, stream), old_fd);
+}
+
+FL_EXPORT FILE* freopen64(const char* path, const char* mode, FILE* stream) {
+  const int old_fd = stream ? fileno_unlocked(stream) : -1;
+  return track_reopen(FL_REAL(freopen64)(path, mode, stream), old_fd);
+}
+
+// The fd does not change, but a program that made it behind our back (a raw syscall) hands it
+// to stdio here: learn it afresh.
+FL_EXPORT FILE* fdopen(int fd, const char* mode) noexcept {
+  FILE* stream = FL_REAL(fdopen)(fd, mode);
+  if (stream) fd_invalidate(fd);
+  return stream;
+}
+
+FL_EXPORT int socketpair(int domain, int type, int protocol, int fds[2]) noexcept {
+  return track_pipe(FL_REAL(socketpair)(domain, type, protocol, fds), fds);
+}
+
+namespace {
+// F_DUPFD and F_DUPFD_CLOEXEC return a new fd; every other command returns no fd and passes
+// through with nothing but a compare added.
+bool makes_fd(int cmd) { return cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC; }
+}  // namespace
+
+// The third argument is forwarded as the pointer-sized word glibc's own fcntl reads
+// (va_arg(ap, void*)) for every command: an int (F_SETFL), a struct flock* (F_SETLKW, which
+// stays the real call's cancellation point), or nothing at all (F_GETFL).
+FL_EXPORT int fcntl(int fd, int cmd, ...) {
+  va_list ap;
+  va_start(ap, cmd);
+  void* const arg = va_arg(ap, void*);
+  va_end(ap);
+  if (FL_LIKELY(!makes_fd(cmd))) return FL_REAL(fcntl)(fd, cmd, arg);
+  return track_new_fd(FL_REAL(fcntl)(fd, cmd, arg));
+}
+
+FL_EXPORT int fcntl64(int fd, int cmd, ...) {
+  va_list ap;
+  va_start(ap, cmd);
+  void* const arg = va_arg(ap, void*);
+  va_end(ap);
+  if (FL_LIKELY(!makes_fd(cmd))) return FL_REAL(fcntl64)(fd, cmd, arg);
+  return track_new_fd(FL_REAL(fcntl64)(fd, cmd, arg));
 }

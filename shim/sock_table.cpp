@@ -13,6 +13,7 @@
 
 #include "faultline/seqlock.h"
 #include "fd_chunks.h"
+#include "fd_table.h"
 
 namespace faultline::shim {
 namespace {
@@ -21,7 +22,8 @@ constexpr std::size_t kPeerWords = sizeof(sockaddr_storage) / 8;
 
 struct Slot {
   std::atomic<std::uint64_t> word;
-  std::atomic<std::int32_t> ep_fd;  // epfd + 1; 0 = not registered
+  std::atomic<std::uint64_t> identity;  // fd_identity() of the socket when a state was set
+  std::atomic<std::int32_t> ep_fd;      // epfd + 1; 0 = not registered
   std::atomic<std::uint32_t> ep_events;
   std::atomic<std::uint64_t> ep_data;
   std::atomic<std::uint64_t> peer_seq;  // seqlock over peer_words (peer_words[kPeerWords] = length)
@@ -30,7 +32,6 @@ struct Slot {
 
 constinit FdChunks<Slot> g_slots;
 std::atomic<int> g_marked[kMarkedMax];  // fd + 1 of marked sockets; 0 = free
-
 
 bool marked(std::uint64_t word) { return word & kSockMarked; }
 
@@ -73,6 +74,11 @@ SockState sock_load(int fd) noexcept {
 bool sock_store(int fd, SockState seen, std::uint32_t flags, int fault, int error) noexcept {
   Slot* slot = g_slots.slot(fd, flags != 0);
   if (!slot) return flags == 0;
+  // A first state for this socket: remember which socket it is (its inode), so a state never
+  // outlives it on an fd number reused behind our back (sock_load_verified). Stored before
+  // the word, so whoever sees the state sees its identity.
+  if ((seen.word & 0xff) == 0 && flags != 0)
+    slot->identity.store(fd_identity(fd), std::memory_order_release);
   std::uint64_t desired = (seen.word & ~0xffffffffull) | (flags & 0xff) |
                           (static_cast<std::uint64_t>(fault & 0xff) << 8) |
                           (static_cast<std::uint64_t>(error & 0xffff) << 16);
@@ -83,15 +89,22 @@ bool sock_store(int fd, SockState seen, std::uint32_t flags, int fault, int erro
   return true;
 }
 
-void sock_forget(int fd) noexcept {
-  Slot* slot = g_slots.slot(fd, false);
-  if (!slot) return;
-  std::uint64_t word = slot->word.load(std::memory_order_relaxed);
-  std::uint64_t fresh;
-  do {
-    fresh = ((word >> 32) + 1) << 32;
-  } while (!slot->word.compare_exchange_weak(word, fresh, std::memory_order_acq_rel,
-                                             std::memory_order_relaxed));
+namespace {
+
+// Clears the slot: everything, when `only_if` is null; or only if the word is still
+// *only_if (a concurrent update or close wins). True when this call cleared it.
+bool forget_slot(Slot* slot, int fd, const std::uint64_t* only_if) noexcept {
+  std::uint64_t word = only_if ? *only_if : slot->word.load(std::memory_order_relaxed);
+  std::uint64_t fresh = ((word >> 32) + 1) << 32;
+  if (only_if) {
+    if (!slot->word.compare_exchange_strong(word, fresh, std::memory_order_acq_rel,
+                                            std::memory_order_relaxed))
+      return false;
+  } else {
+    while (!slot->word.compare_exchange_weak(word, fresh, std::memory_order_acq_rel,
+                                             std::memory_order_relaxed))
+      fresh = ((word >> 32) + 1) << 32;
+  }
   note_transition(fd, word, fresh);
   if (slot->ep_fd.load(std::memory_order_relaxed) != 0)
     slot->ep_fd.store(0, std::memory_order_relaxed);
@@ -99,6 +112,26 @@ void sock_forget(int fd) noexcept {
     std::uint64_t none[kPeerWords + 1] = {};
     seqlock_write(slot->peer_seq, slot->peer_words, none, kPeerWords + 1);
   }
+  return true;
+}
+
+}  // namespace
+
+void sock_forget(int fd) noexcept {
+  if (Slot* slot = g_slots.slot(fd, false)) forget_slot(slot, fd, nullptr);
+}
+
+SockState sock_load_verified(int fd) noexcept {
+  Slot* slot = g_slots.slot(fd, false);
+  if (!slot) return {};
+  std::uint64_t word = slot->word.load(std::memory_order_acquire);
+  if ((word & 0xff) == 0) return SockState{word};  // nothing to act on: the common case
+  const std::uint64_t identity = slot->identity.load(std::memory_order_acquire);
+  if (identity != 0 && fd_identity(fd) == identity) return SockState{word};
+  // The number is another socket (or nothing) now: its old socket was closed behind our back
+  // (a raw close, close_range by syscall) and its state must not be the new one's.
+  forget_slot(slot, fd, &word);
+  return SockState{slot->word.load(std::memory_order_acquire)};
 }
 
 void sock_forget_range(unsigned first, unsigned last) noexcept {

@@ -8,7 +8,9 @@
 // close generation in its upper half. Every update is a compare-and-swap against the word a
 // wrapper loaded before it acted, so a close (or an fd number reused) in between wins and the
 // stale update is dropped. Invalidated from fd_invalidate(): close, dup2/dup3, fclose,
-// close_range and every call that returns a new fd.
+// close_range, closefrom, freopen, socketpair and every call that returns a new fd; and,
+// for what no wrapper sees, checked against the socket's identity before it is acted on
+// (sock_load_verified).
 #pragma once
 
 #include <sys/socket.h>
@@ -40,6 +42,11 @@ struct SockState {
 };
 
 SockState sock_load(int fd) noexcept;
+// sock_load for a wrapper about to act on the state (fail a receive ECONNRESET, hide the
+// socket from poll, park it, name a connect error): when the state is not empty, first checks
+// (one statx) that the fd still is the socket the state was set on, and forgets the state if
+// not. A reset socket's number reused by a raw socket()/socketpair() must not inherit it.
+SockState sock_load_verified(int fd) noexcept;
 // Replaces `seen` with the given state; false if the word changed since (a close, or another
 // thread's update): the caller's view is stale and nothing was stored.
 bool sock_store(int fd, SockState seen, std::uint32_t flags, int fault, int error) noexcept;

@@ -31,11 +31,11 @@ void resolve_all_real() noexcept {
   resolve_memory_real();
 #define FL_CALL_MEMORY(fam, name, ret, params, args, failure, actions)
 #define FL_TRACKED_CALL_MEMORY(name, ret, params, args)
-#define FL_CALL(fam, name, ret, params, args, failure, actions)                  \
-  if (void* fn = resolve_real(#name))                                              \
+#define FL_CALL(fam, name, ret, params, args, failure, actions) \
+  if (void* fn = resolve_real(#name))                           \
     g_real.name.store(reinterpret_cast<name##_fn>(fn), std::memory_order_relaxed);
-#define FL_TRACKED_CALL(name, ret, params, args)                                   \
-  if (void* fn = resolve_real(#name))                                              \
+#define FL_TRACKED_CALL(name, ret, params, args) \
+  if (void* fn = resolve_real(#name))            \
     g_real.name.store(reinterpret_cast<name##_fn>(fn), std::memory_order_relaxed);
 #include "calls.def"
 #undef FL_CALL
@@ -43,9 +43,9 @@ void resolve_all_real() noexcept {
 
 // The lazy first values of the real pointers (see shim.h). A program can only call a
 // function its libc exports, so resolution cannot fail for a call that actually arrives.
-#define FL_LAZY_BODY(name, args)                                                   \
-  auto fn = reinterpret_cast<name##_fn>(resolve_real(#name));                      \
-  g_real.name.store(fn, std::memory_order_relaxed);                                \
+#define FL_LAZY_BODY(name, args)                              \
+  auto fn = reinterpret_cast<name##_fn>(resolve_real(#name)); \
+  g_real.name.store(fn, std::memory_order_relaxed);           \
   return fn args;
 #define FL_CALL(fam, name, ret, params, args, failure, actions) \
   FL_COLD ret lazy_##name params { FL_LAZY_BODY(name, args) }
@@ -60,20 +60,20 @@ void resolve_all_real() noexcept {
 #undef FL_CALL
 
 // open's mode is variadic; our wrappers always pass it, so reading it here is defined.
-#define FL_LAZY_OPEN(name, params, args, last)                                      \
-  FL_COLD int lazy_##name params {                                                  \
-    va_list ap;                                                                     \
-    va_start(ap, last);                                                             \
-    mode_t mode = va_arg(ap, mode_t);                                               \
-    va_end(ap);                                                                     \
-    FL_LAZY_BODY(name, args)                                                        \
+#define FL_LAZY_OPEN(name, params, args, last) \
+  FL_COLD int lazy_##name params {             \
+    va_list ap;                                \
+    va_start(ap, last);                        \
+    mode_t mode = va_arg(ap, mode_t);          \
+    va_end(ap);                                \
+    FL_LAZY_BODY(name, args)                   \
   }
 FL_LAZY_OPEN(open, (const char* path, int flags, ...), (path, flags, mode), flags)
 FL_LAZY_OPEN(open64, (const char* path, int flags, ...), (path, flags, mode), flags)
 FL_LAZY_OPEN(openat, (int dirfd, const char* path, int flags, ...), (dirfd, path, flags, mode),
              flags)
-FL_LAZY_OPEN(openat64, (int dirfd, const char* path, int flags, ...),
-             (dirfd, path, flags, mode), flags)
+FL_LAZY_OPEN(openat64, (int dirfd, const char* path, int flags, ...), (dirfd, path, flags, mode),
+             flags)
 
 // prctl(option, ...): glibc reads four unsigned longs whatever the option (so does this).
 FL_COLD int lazy_prctl(int option, ...) {
@@ -83,6 +83,24 @@ FL_COLD int lazy_prctl(int option, ...) {
                       a4 = va_arg(ap, unsigned long), a5 = va_arg(ap, unsigned long);
   va_end(ap);
   FL_LAZY_BODY(prctl, (option, a2, a3, a4, a5))
+}
+
+// fcntl(fd, cmd, ...): glibc reads the third argument as a pointer whatever the command (an
+// int argument is fine: the kernel truncates it); so does this.
+FL_COLD int lazy_fcntl(int fd, int cmd, ...) {
+  va_list ap;
+  va_start(ap, cmd);
+  void* const arg = va_arg(ap, void*);
+  va_end(ap);
+  FL_LAZY_BODY(fcntl, (fd, cmd, arg))
+}
+
+FL_COLD int lazy_fcntl64(int fd, int cmd, ...) {
+  va_list ap;
+  va_start(ap, cmd);
+  void* const arg = va_arg(ap, void*);
+  va_end(ap);
+  FL_LAZY_BODY(fcntl64, (fd, cmd, arg))
 }
 
 }  // namespace faultline::shim

@@ -194,6 +194,31 @@ TEST(EngineSelectors, PathGlobThroughTheFdTable) {
   rmdir(dir);
 }
 
+// The fd number becomes another file behind the table's back (a raw dup2, no invalidation):
+// the identity check before the injection relearns it, and the counters stay the new file's.
+TEST(EngineSelectors, StaleFdEntryIsCheckedBeforeInjecting) {
+  char dir[] = "/tmp/fl-engine-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string a = std::string(dir) + "/a.log", b = std::string(dir) + "/b.log";
+  int fa = open(a.c_str(), O_CREAT | O_WRONLY, 0600);
+  int fb = open(b.c_str(), O_CREAT | O_WRONLY, 0600);
+  TestSession s(std::string(kHeader) +
+                "[[fault]]\nname='f'\ncalls=['fsync']\nerror='EIO'\npath='*/a.log'\n");
+  EXPECT_EQ(injected_indices(2, kCall_fsync, fa).size(), 2u);  // cached as a.log
+  ASSERT_EQ(dup2(fb, fa), fa);  // the test links no preload: the table is not told
+  EXPECT_TRUE(injected_indices(3, kCall_fsync, fa).empty());
+  EXPECT_EQ(s.slot("f").seen.load(), 5u);
+  EXPECT_EQ(s.slot("f").matched.load(), 2u);  // the stale pass's count was given back
+  EXPECT_EQ(s.slot("f").injected.load(), 2u);
+  close(fa);
+  close(fb);
+  shim::fd_invalidate(fa);
+  shim::fd_invalidate(fb);
+  unlink(a.c_str());
+  unlink(b.c_str());
+  rmdir(dir);
+}
+
 TEST(EngineSelectors, WritesToSocketsAreNotWriteFamily) {
   TestSession s(std::string(kHeader) + "[[fault]]\nname='f'\ncalls=['@write']\nerror='EIO'\n");
   int sv[2];
@@ -206,8 +231,7 @@ TEST(EngineSelectors, WritesToSocketsAreNotWriteFamily) {
 }
 
 TEST(EngineActions, ShortLengthAndQuota) {
-  TestSession s(std::string(kHeader) +
-                "[[fault]]\nname='q'\ncalls=['write']\nquota='1KiB'\n");
+  TestSession s(std::string(kHeader) + "[[fault]]\nname='q'\ncalls=['write']\nquota='1KiB'\n");
   shim::Decision d{};
   d.fault = s.session().find_fault("q");
   d.quota_bytes = 1024;
@@ -390,7 +414,8 @@ TEST(EngineConcurrency, ThreadsGetExactCountsAndTheSameIndices) {
     testing::TestSession s(policy);
     shim::Guard guard;
     for (int i = 0; i < kThreads * kCallsPerThread; ++i)
-      if (shim::Decision d; shim::decide(guard, shim::CallSite{kCall_fsync}, d)) single.push_back(i);
+      if (shim::Decision d; shim::decide(guard, shim::CallSite{kCall_fsync}, d))
+        single.push_back(i);
   }
   testing::TestSession s(policy);
   std::vector<std::vector<std::uint64_t>> per_thread(kThreads);
@@ -407,7 +432,8 @@ TEST(EngineConcurrency, ThreadsGetExactCountsAndTheSameIndices) {
   // A live edit that changes nothing the trigger reads: readers rebuild mid-run.
   Session& session = s.session();
   int index = session.find_fault("p");
-  for (int i = 0; i < 20; ++i) session.update_fault(index, read_fault_spec(session.block().faults[index]));
+  for (int i = 0; i < 20; ++i)
+    session.update_fault(index, read_fault_spec(session.block().faults[index]));
   for (auto& th : threads) th.join();
   std::vector<std::uint64_t> all;
   for (auto& v : per_thread) all.insert(all.end(), v.begin(), v.end());
@@ -418,8 +444,9 @@ TEST(EngineConcurrency, ThreadsGetExactCountsAndTheSameIndices) {
 }
 
 TEST(EngineConcurrency, TimesIsNeverExceeded) {
-  testing::TestSession s("version = 1\n[[fault]]\nname='t'\ncalls=['fsync']\nerror='EIO'\n"
-                         "times=100\n");
+  testing::TestSession s(
+      "version = 1\n[[fault]]\nname='t'\ncalls=['fsync']\nerror='EIO'\n"
+      "times=100\n");
   std::atomic<int> injected{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {

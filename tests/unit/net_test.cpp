@@ -511,6 +511,23 @@ TEST(SockTable, EpollRegistrationAndRangeForget) {
   EXPECT_EQ(shim::sock_load(fd).flags(), 0u);
 }
 
+// A reset socket's number taken by another socket behind the table's back (no sock_forget):
+// the state is not the new socket's.
+TEST(SockTable, VerifiedLoadDropsTheStateOfAReplacedSocket) {
+  int sv[2], other[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, other), 0);
+  const int fd = sv[0];
+  shim::sock_forget(fd);
+  ASSERT_TRUE(shim::sock_store(fd, shim::sock_load(fd), shim::kSockReset, 3, 0));
+  EXPECT_EQ(shim::sock_load_verified(fd).flags(), std::uint32_t{shim::kSockReset});  // same socket
+  ASSERT_EQ(dup2(other[0], fd), fd);  // another socket on the number, unseen
+  EXPECT_EQ(shim::sock_load_verified(fd).flags(), 0u);
+  EXPECT_EQ(shim::sock_load(fd).flags(), 0u);  // forgotten, not just hidden
+  for (int f : {sv[0], sv[1], other[0], other[1]}) close(f);
+  shim::sock_forget(fd);
+}
+
 // Threads marking and forgetting the same fds: the marked count ends exact (TSan runs this).
 TEST(SockTable, ConcurrentMarksKeepTheCountExact) {
   constexpr int kThreads = 4, kRounds = 2000, kBase = 4100;
