@@ -928,6 +928,16 @@ void compile_log_stderr(Document& doc, const Warnings&, const Entry& e) {
   doc.policy.log_stderr = get_bool(e);
 }
 
+void compile_log_max_rate(Document& doc, const Warnings&, const Entry& e) {
+  doc.policy.log_max_rate = get_integer_at_least(e, 1);
+}
+
+void compile_log_max_size(Document& doc, const Warnings&, const Entry& e) {
+  const std::uint64_t size = get_size(e);
+  if (size < 1) fail_value(e, ">= 1");
+  doc.policy.log_max_size = size;
+}
+
 void compile_ttl(Document& doc, const Warnings&, const Entry& e) {
   std::int64_t ns = get_duration(e);
   if (ns == 0) fail_value(e, "longer than 0");
@@ -938,7 +948,10 @@ void compile_max_faults(Document& doc, const Warnings&, const Entry& e) {
   doc.policy.max_faults = get_integer_at_least(e, 1);
 }
 
-constexpr DocumentKey kLogKeys[] = {{"path", compile_log_path}, {"stderr", compile_log_stderr}};
+constexpr DocumentKey kLogKeys[] = {{"path", compile_log_path},
+                                    {"stderr", compile_log_stderr},
+                                    {"max_rate", compile_log_max_rate},
+                                    {"max_size", compile_log_max_size}};
 constexpr DocumentKey kSafetyKeys[] = {{"ttl", compile_ttl}, {"max_faults", compile_max_faults}};
 
 void compile_log(Document& doc, const Warnings& w, const Entry& e) {

@@ -30,6 +30,8 @@ struct Policy {
   bool has_seed = false;
   std::string log_path;  // empty: no event log
   bool log_stderr = false;
+  std::uint64_t log_max_rate = kDefaultLogMaxRate;  // event lines per second per process
+  std::uint64_t log_max_size = kDefaultLogMaxSize;  // bytes
   std::int64_t ttl_ns = kForever;
   std::uint64_t max_faults = kUnlimited;
   std::vector<FaultSpec> faults;

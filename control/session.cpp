@@ -70,6 +70,8 @@ void init_block(ControlBlock& block, const std::string& name, const Policy& poli
   h.max_faults_total.store(policy.max_faults, std::memory_order_relaxed);
   store_string_words(h.log_path_seq, h.log_path_words, kLogPathMax / 8,
                      absolute_path(policy.log_path));
+  h.log_max_rate.store(policy.log_max_rate, std::memory_order_relaxed);
+  h.log_max_size.store(policy.log_max_size, std::memory_order_relaxed);
   std::int64_t now = monotonic_ns();
   std::size_t i = 0;
   for (const FaultSpec& spec : policy.faults) {

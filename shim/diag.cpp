@@ -25,6 +25,7 @@
 #include <memory>
 #include <new>
 
+#include "log_limit.h"
 #include "shim.h"
 
 namespace faultline::shim {
@@ -82,7 +83,9 @@ class FdSink final : public spdlog::sinks::sink {
     spdlog::memory_buf_t line;
     formatter.format(msg, line);
     if (to_file) {
-      const int fd = FL_REAL(open)(g_diag_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+      // Never through a link or into a file another user planted in /tmp (log_limit.h).
+      const char* refusal = nullptr;
+      const int fd = open_append_file(g_diag_path, 0600, &refusal);
       if (fd >= 0) {
         write_all(fd, line.data(), line.size());
         FL_REAL(close)(fd);
@@ -90,9 +93,9 @@ class FdSink final : public spdlog::sinks::sink {
       }
       // The diagnostic must not be lost because its destination is: stderr instead.
       char note[640];
-      const int n = std::snprintf(note, sizeof note,
-                                  "faultline: cannot open FAULTLINE_DIAG file %s: %s\n",
-                                  g_diag_path, std::strerror(errno));
+      const int n =
+          std::snprintf(note, sizeof note, "faultline: cannot open FAULTLINE_DIAG file %s: %s\n",
+                        g_diag_path, refusal ? refusal : std::strerror(errno));
       if (n > 0) write_all(STDERR_FILENO, note, std::min(sizeof note - 1, static_cast<std::size_t>(n)));
       g_diag_path[0] = '\0';
       spdlog::memory_buf_t plain;

@@ -15,6 +15,7 @@
 
 #include "engine.h"
 #include "fd_table.h"
+#include "log_limit.h"
 #include "net_select.h"
 #include "session.h"
 #include "stack.h"
@@ -164,18 +165,8 @@ void append_stack(LineBuilder& line) {
 }
 
 void append_log(const std::string& path, const LineBuilder& line) {
-  // Opened per event: events are rare, and a long-lived fd could be closed or dup2'd over by
-  // a program that tidies its descriptors (daemons close everything), then we would write
-  // into one of its files.
-  int fd = FL_REAL(open)(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    // Once per path and cause (diag remembers what it said), however many events follow.
-    diag("faultline: cannot open event log %s (%s); events are still in the session's ring",
-         path.c_str(), std::strerror(errno));
-    return;
-  }
-  FL_REAL(write)(fd, line.data(), line.size());
-  FL_REAL(close)(fd);
+  // Bounded by [log] max_rate and max_size, and opened safely: log_limit.h.
+  log_event_line(path.c_str(), line.data(), line.size());
 }
 
 }  // namespace

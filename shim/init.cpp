@@ -14,6 +14,7 @@
 #include <string>
 
 #include "engine.h"
+#include "log_limit.h"
 #include "memory.h"
 #include "policy.h"
 #include "safe_copy.h"
@@ -53,6 +54,7 @@ void after_fork_child() {
   stack_after_fork_child();
   memory_after_fork_child();
   scratch_after_fork_child();
+  log_limit_after_fork_child();
   if (g_session) g_member.store(g_session->register_pid(getpid()), std::memory_order_relaxed);
   // The child never removes a session its parent created.
   g_remove_at_exit = false;
@@ -150,6 +152,8 @@ __attribute__((constructor(101))) void faultline_init() {
 
 __attribute__((destructor)) void faultline_fini() {
   Guard guard;
+  // The last second's suppressed count: its summary line would otherwise be lost.
+  log_flush_suppressed();
   if (g_session && g_remove_at_exit) Session::remove(g_session->name());
 }
 

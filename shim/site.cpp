@@ -22,6 +22,7 @@
 #include <string_view>
 
 #include "calls.h"
+#include "log_limit.h"
 #include "shim.h"
 #include "site_policy.h"
 #include "stack.h"
@@ -127,9 +128,12 @@ void add_frame_text(const FrameInfo& frame, void* ctx) {
 }
 
 void append_line(const char* path, const Line& line) {
-  const int fd = FL_REAL(open)(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  // Never through a link or into a file another user planted in /tmp (log_limit.h).
+  const char* refusal = nullptr;
+  const int fd = open_append_file(path, 0644, &refusal);
   if (fd < 0) {
-    diag("faultline: cannot open %s to record call sites (%s)", path, std::strerror(errno));
+    diag("faultline: cannot open %s to record call sites (%s)", path,
+         refusal ? refusal : std::strerror(errno));
     return;
   }
   // One write per line: O_APPEND puts each at the end of the file whole, whichever process

@@ -20,7 +20,7 @@
 namespace faultline {
 
 inline constexpr std::uint64_t kBlockMagic = 0x31454e494c544c46ull;  // "FLTLINE1"
-inline constexpr std::uint32_t kAbiVersion = 1;
+inline constexpr std::uint32_t kAbiVersion = 2;  // 2: [log] max_rate and max_size
 inline constexpr std::uint32_t kMaxFaults = 64;
 inline constexpr std::uint32_t kMaxPids = 256;
 inline constexpr std::uint32_t kEventSlots = 512;
@@ -28,6 +28,8 @@ inline constexpr std::uint32_t kNameMax = 32;     // fault name incl. NUL ([A-Za
 inline constexpr std::uint32_t kGlobMax = 256;    // path glob incl. NUL
 inline constexpr std::uint32_t kShortGlobMax = 64;
 inline constexpr std::uint32_t kLogPathMax = 512;
+inline constexpr std::uint64_t kDefaultLogMaxRate = 1000;          // [log] max_rate
+inline constexpr std::uint64_t kDefaultLogMaxSize = 256ull << 20;  // [log] max_size
 inline constexpr std::uint32_t kSessionNameMax = 64;
 inline constexpr std::uint32_t kUnixGlobMax = 128;  // @net `addr = "unix:..."` glob incl. NUL
 inline constexpr std::uint32_t kResolveMax = 8;     // @dns `resolve_to` addresses
@@ -231,6 +233,13 @@ struct ControlHeader {
   std::atomic<std::uint64_t> injected_total;
   std::atomic<std::uint64_t> log_path_seq;       // seqlock over log_path_words
   std::atomic<std::uint64_t> log_path_words[kLogPathMax / 8];
+  // [log] max_rate and max_size (policy.md): policy-level like the path, so every member of
+  // the session bounds its own log lines the same way (shim/log_limit.cpp).
+  std::atomic<std::uint64_t> log_max_rate;  // event lines per second per process, >= 1
+  std::atomic<std::uint64_t> log_max_size;  // bytes; the log stops growing here
+  // Identity (hash of device and inode) of the log file a member already wrote the "cut"
+  // line to, so that one full file gets one cut line, whichever process hit the limit.
+  std::atomic<std::uint64_t> log_cut_file;
   std::atomic<std::int32_t> pids[kMaxPids];  // members (0 = free slot)
   std::atomic<std::uint64_t> event_head;     // next event index
   std::atomic<std::uint64_t> events_dropped;

@@ -475,9 +475,11 @@ path = "*/f-*.dat"
 error = "EIO"
 )"));
   const std::string log = path("events.jsonl");
+  // Every injection must be a line here: lift the default [log] max_rate (1000 a second).
+  ASSERT_TRUE(write_file(path("unlimited.toml"), "version = 1\n[log]\nmax_rate = 1000000000\n"));
   Background program;
-  ASSERT_TRUE(program.start({cli(), "run", "-s", name, "--log", log, "--", kPython,
-                             path("threads.py"), dir_.path()}));
+  ASSERT_TRUE(program.start({cli(), "run", "-s", name, "-p", path("unlimited.toml"), "--log", log,
+                             "--", kPython, path("threads.py"), dir_.path()}));
   ASSERT_EQ(program.read_line(15s).value_or("<nothing>"), "ready") << program.err();
   const auto ask_line = [&](const std::string& command) {
     program.write_stdin(command + "\n");

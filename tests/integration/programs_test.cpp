@@ -214,10 +214,12 @@ class ShortWriteTest : public QuotaTest {
   // `calls` is ["write"] for a program that copies through write(2), ["@write"] for cp, which
   // moves the bytes with copy_file_range(2) and never calls write() for a regular file.
   void write_short_policy(const std::string& calls) {
-    ASSERT_TRUE(write_file(path("policy.toml"),
-                           "version = 1\n[log]\npath = \"" + path("events.jsonl") +
-                               "\"\n[[fault]]\nname = \"half\"\ncalls = [\"" + calls +
-                               "\"]\npath = \"" + path("out") + "/*\"\nshort = \"50%\"\n"));
+    ASSERT_TRUE(
+        write_file(path("policy.toml"),
+                   "version = 1\n[log]\npath = \"" + path("events.jsonl") +
+                       // every injection a line: no [log] max_rate cut-off
+                       "\"\nmax_rate = 1000000000\n[[fault]]\nname = \"half\"\ncalls = [\"" +
+                       calls + "\"]\npath = \"" + path("out") + "/*\"\nshort = \"50%\"\n"));
   }
   // Short-write events for `file` in the log must match the summary's injected count.
   void check_events(const RunResult& r, const std::string& file, const std::string& why) {
