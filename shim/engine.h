@@ -14,13 +14,13 @@
 namespace faultline::shim {
 
 struct CallSite {
-  std::uint32_t call;        // CallId
-  int fd = -1;               // -1 when the call has no fd
+  std::uint32_t call;          // CallId
+  int fd = -1;                 // -1 when the call has no fd
   const char* path = nullptr;  // path argument (open, creat), as the program passed it
-  int dirfd = AT_FDCWD;      // openat's directory
-  std::uint64_t size = 0;    // bytes asked for
+  int dirfd = AT_FDCWD;        // openat's directory
+  std::uint64_t size = 0;      // bytes asked for
   bool has_size = false;
-  int fd2 = -1;              // dup2/dup3's target: `limit` counts it only if it is not open
+  int fd2 = -1;  // dup2/dup3's target: `limit` counts it only if it is not open
   // @net/@dns (shim/net_select.h): the address argument of connect/bind/sendto/sendmsg (the
   // `addr` selector falls back to getpeername/getsockname without one), and the name looked up.
   const struct sockaddr* addr = nullptr;
@@ -46,8 +46,8 @@ struct Decision {
   std::uint64_t draw;         // per-injection random stream (corrupt positions)
   std::uint64_t quota_bytes;
   std::uint64_t times;
-  std::uint64_t index;  // n: which matching call of this fault this is
-  int dns_error;           // @dns: the EAI_* code of `error` (0: EAI_SYSTEM with `error`)
+  std::uint64_t index;      // n: which matching call of this fault this is
+  int dns_error;            // @dns: the EAI_* code of `error` (0: EAI_SYSTEM with `error`)
   std::int64_t timeout_ns;  // blackhole: how long a blocking connect waits (0 = default)
 };
 
@@ -93,9 +93,19 @@ void emit_event(const Decision& d, const CallSite& site, std::int64_t bytes) noe
 
 // Per-process state rebuilt after fork (pid, process name).
 void engine_after_fork_child() noexcept;
-// Frees the compiled rule copies replaced by live edits. Only safe when no other thread can
-// be inside decide(): for single-threaded fuzzers and tests, never called by the shim.
+// Frees every compiled rule copy replaced by live edits, read or not. Only safe when no other
+// thread can be inside decide(): for single-threaded fuzzers, never called by the shim (which
+// frees a replaced copy itself once no thread reads it).
 void engine_reclaim_retired_rules_unsafe() noexcept;
+// Compiled rule copies of this process, for tests: built, freed, leaked (never to be freed),
+// and retired (replaced, waiting for their last reader). Live = built - freed - leaked.
+struct RulesMemory {
+  std::uint64_t built = 0;
+  std::uint64_t freed = 0;
+  std::uint64_t leaked = 0;
+  std::uint64_t retired = 0;
+};
+RulesMemory engine_rules_memory() noexcept;
 void engine_reset_process_identity() noexcept;
 // The program renamed a thread (prctl PR_SET_NAME, pthread_setname_np): re-reads the process
 // name, and re-evaluates `process` selectors if it changed.
