@@ -341,13 +341,11 @@ void reclaim_retired() {
   }
 }
 
-// The rules of the session as of now, for one reader: rebuilt here when the generation
-// moved (by one thread; the others keep deciding with the previous copy meanwhile).
-const Rules* refresh_rules(const ControlBlock& block, const Rules* rules, ReaderSlot* slot) {
-  std::uint64_t generation = block.header.generation.load(std::memory_order_acquire);
-  if (FL_LIKELY(rules->generation == generation &&
-                !g_identity_changed.load(std::memory_order_relaxed)))
-    return rules;
+// The generation moved: one thread rebuilds, the others keep deciding with the previous copy
+// meanwhile. `rules` is the copy the caller's slot protects.
+FL_COLD const Rules* rebuild_rules(const ControlBlock& block, const Rules* rules,
+                                   ReaderSlot* slot) {
+  const std::uint64_t generation = block.header.generation.load(std::memory_order_acquire);
   if (g_rebuilding.test_and_set(std::memory_order_acquire)) return rules;
   // Only a rebuilder stores g_rules or retires, and the next one takes g_rebuilding after
   // this one's stores: the copy current now cannot be freed before the hazard below shows.
@@ -369,35 +367,47 @@ const Rules* refresh_rules(const ControlBlock& block, const Rules* rules, Reader
   return rules;
 }
 
+// The rules of the session as of now, for one reader whose slot protects `rules`.
+[[gnu::always_inline]] inline const Rules* up_to_date(const ControlBlock& block, const Rules* rules,
+                                                      ReaderSlot* slot) {
+  if (FL_LIKELY(rules->generation == block.header.generation.load(std::memory_order_acquire) &&
+                !g_identity_changed.load(std::memory_order_relaxed)))
+    return rules;
+  return rebuild_rules(block, rules, slot);
+}
+
+// Publishes the current copy in the reader's slot and checks it is still current: the loop
+// turns again only when a rebuild swapped g_rules in between.
+[[gnu::always_inline]] inline const Rules* protect(ReaderSlot& slot) {
+  const Rules* rules = g_rules.load(std::memory_order_acquire);
+  for (;;) {
+#if FL_ENGINE_TSAN
+    slot.hazard.store(rules, std::memory_order_seq_cst);
+    const Rules* again = g_rules.load(std::memory_order_seq_cst);
+#else
+    // Ordered against the re-check by the rebuilder's membarrier, not by a fence here.
+    slot.hazard.store(rules, std::memory_order_relaxed);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    const Rules* again = g_rules.load(std::memory_order_acquire);
+#endif
+    if (FL_LIKELY(again == rules)) return rules;
+    rules = again;
+  }
+}
+
 // One reader's hold on the current rules, from construction to destruction.
 class RulesRef {
  public:
-  explicit RulesRef(const ControlBlock& block) noexcept {
-    int index = t_reader_slot;
-    if (FL_UNLIKELY(index <= 0)) index = index == 0 ? claim_reader_slot() : -1;
+  [[gnu::always_inline]] explicit RulesRef(const ControlBlock& block) noexcept {
+    const int index = t_reader_slot;
     if (FL_LIKELY(index > 0)) {
       slot_ = &g_readers[index - 1];
-      const Rules* rules = g_rules.load(std::memory_order_acquire);
-      for (;;) {
-#if FL_ENGINE_TSAN
-        slot_->hazard.store(rules, std::memory_order_seq_cst);
-        const Rules* again = g_rules.load(std::memory_order_seq_cst);
-#else
-        // Ordered against the re-check by the rebuilder's membarrier, not by a fence here.
-        slot_->hazard.store(rules, std::memory_order_relaxed);
-        std::atomic_signal_fence(std::memory_order_seq_cst);
-        const Rules* again = g_rules.load(std::memory_order_acquire);
-#endif
-        if (FL_LIKELY(again == rules)) break;
-        rules = again;
-      }
-      rules_ = refresh_rules(block, rules, slot_);
+      rules_ = up_to_date(block, protect(*slot_), slot_);
     } else {
-      g_unslotted_readers.fetch_add(1, std::memory_order_seq_cst);
-      rules_ = refresh_rules(block, g_rules.load(std::memory_order_seq_cst), nullptr);
+      enter_slow(block);
     }
   }
-  ~RulesRef() {
+  [[gnu::always_inline]] ~RulesRef() {
     if (FL_LIKELY(slot_ != nullptr))
       slot_->hazard.store(nullptr, std::memory_order_release);
     else
@@ -405,11 +415,21 @@ class RulesRef {
   }
   RulesRef(const RulesRef&) = delete;
   RulesRef& operator=(const RulesRef&) = delete;
-  const Rules& operator*() const noexcept { return *rules_; }
-  const Rules* operator->() const noexcept { return rules_; }
   const Rules* get() const noexcept { return rules_; }
 
  private:
+  // The thread's first armed call (claims a slot), or a thread without one.
+  FL_COLD void enter_slow(const ControlBlock& block) noexcept {
+    const int index = t_reader_slot == 0 ? claim_reader_slot() : -1;
+    if (index > 0) {
+      slot_ = &g_readers[index - 1];
+      rules_ = up_to_date(block, protect(*slot_), slot_);
+      return;
+    }
+    g_unslotted_readers.fetch_add(1, std::memory_order_seq_cst);
+    rules_ = up_to_date(block, g_rules.load(std::memory_order_seq_cst), nullptr);
+  }
+
   ReaderSlot* slot_ = nullptr;
   const Rules* rules_;
 };
@@ -622,7 +642,8 @@ bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
   if (block->header.flags.load(std::memory_order_acquire) &
       (kFlagPanicked | kFlagTtlExpired | kFlagBudgetSpent))
     return false;
-  const RulesRef rules(*block);
+  const RulesRef ref(*block);
+  const Rules* const rules = ref.get();
   const std::uint32_t word = site.call / 64;
   const std::uint64_t bit = 1ull << (site.call % 64);
   if (!(rules->calls_any[word] & bit)) return false;
@@ -687,7 +708,8 @@ bool fault_still_applies(const Guard& guard, int slot_index, const CallSite& sit
   if (session_expired(*block) || (block->header.flags.load(std::memory_order_acquire) &
                                   (kFlagPanicked | kFlagTtlExpired | kFlagBudgetSpent)))
     return false;
-  const RulesRef rules(*block);
+  const RulesRef ref(*block);
+  const Rules* const rules = ref.get();
   FaultSlot& slot = block->faults[slot_index];
   if (slot.enabled.load(std::memory_order_relaxed) != 1) return false;
   for (int i = 0; i < rules->count; ++i) {
@@ -705,8 +727,9 @@ bool only_net_and_not_socket(const Guard& guard, std::uint32_t file_family, int 
   if (armed(file_family)) return false;
   ControlBlock* block = g_block.load(std::memory_order_acquire);
   if (!block) return false;
-  const RulesRef rules(*block);
-  return fd_lookup(fd, rules->epoch, path_match_bits, const_cast<Rules*>(rules.get())).kind !=
+  const RulesRef ref(*block);
+  const Rules* const rules = ref.get();
+  return fd_lookup(fd, rules->epoch, path_match_bits, const_cast<Rules*>(rules)).kind !=
          FdKind::kSocket;
 }
 
