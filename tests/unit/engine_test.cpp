@@ -2,6 +2,7 @@
 // get injected for after/every/times/probability, and that a seed replays exactly.
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -317,6 +318,55 @@ TEST(EngineReclaim, TenThousandLiveEditsUnderFourDecidingThreadsStayBounded) {
   EXPECT_LE(built - freed, std::uint64_t{1});
   // 10,000 leaked copies of 16 faults would be ~45 MiB.
   EXPECT_LT(rss_after - rss_before, 1024) << "KiB";
+}
+
+// A fork child has one thread: the slots of the others, which may name the copies they were
+// reading at the fork, are reset (engine_after_fork_child, the shim's atfork handler), so the
+// child's rebuilds free every copy it retires instead of keeping them for dead readers.
+TEST(EngineReclaim, AForkChildFreesTheCopiesItsParentsThreadsWereReading) {
+#if defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "TSan does not support fork of a multi-threaded process";
+#endif
+  TestSession s(
+      "version = 1\n[[fault]]\nname='f'\ncalls=['fsync']\nerror='EIO'\n"
+      "probability=0.5\n");
+  Session& session = s.session();
+  const int index = session.find_fault("f");
+  const FaultSpec spec = read_fault_spec(session.block().faults[index]);
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      shim::Guard guard;
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+      while (!stop.load(std::memory_order_relaxed) && std::chrono::steady_clock::now() < deadline) {
+        shim::Decision d;
+        shim::decide(guard, shim::CallSite{kCall_fsync}, d);
+      }
+    });
+  for (int i = 0; i < 200; ++i) ASSERT_TRUE(session.update_fault(index, spec));
+  const pid_t child = fork();
+  if (child == 0) {
+    shim::engine_after_fork_child();
+    shim::Guard guard;
+    for (int i = 0; i < 3; ++i) {
+      session.update_fault(index, spec);
+      shim::Decision d;
+      shim::decide(guard, shim::CallSite{kCall_fsync}, d);
+    }
+    const shim::RulesMemory m = shim::engine_rules_memory();
+    _exit(m.retired == 0 && m.leaked == 0
+              ? 0
+              : 10 + static_cast<int>(std::min<std::uint64_t>(m.retired, 100)));
+  }
+  stop.store(true);
+  for (auto& th : threads) th.join();
+  ASSERT_GT(child, 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0)
+      << "the child kept " << WEXITSTATUS(status) - 10 << " retired copies";
 }
 
 TEST(EngineConcurrency, TimesIsNeverExceeded) {
