@@ -160,10 +160,9 @@ struct CorruptSlots {
   }
   void report(const ControlBlock& block) const {
     if (!slots) return;
-    diag(
-        "faultline: %d fault slot(s) of session %.63s are corrupt and ignored (slot %u: %s); "
-        "`faultline status` lists them",
-        __builtin_popcountll(slots), block.header.session, first, first_problem.c_str());
+    diag("faultline: %d fault slot(s) of session %.63s are corrupt and ignored (slot %u: %s); "
+         "`faultline status` lists them",
+         __builtin_popcountll(slots), block.header.session, first, first_problem.c_str());
   }
 };
 
@@ -196,8 +195,8 @@ Rules* build_rules(const ControlBlock& block, std::uint64_t generation) {
     r.spec = slot.spec;
     r.key = fnv1a(r.spec.name);
     r.always = r.spec.probability >= 1.0;
-    r.threshold =
-        r.always ? ~0ull : static_cast<std::uint64_t>(r.spec.probability * 18446744073709551616.0);
+    r.threshold = r.always ? ~0ull
+                           : static_cast<std::uint64_t>(r.spec.probability * 18446744073709551616.0);
     r.process_ok = process_matches(r.spec);
     r.needs_clock = r.spec.start_after_ns > 0 || r.spec.duration_ns != kForever;
     rules->calls_any[0] |= r.spec.calls_mask[0];
@@ -571,8 +570,8 @@ struct SelectorContext {
   const Rules& rules;
   FdInfo fd_info;
   bool fd_known = false;
-  NetSiteAddr net;          // the socket address `addr` matches, looked up once per call
-  char open_path[4096];     // filled only when a rule needs it: never zeroed per call
+  NetSiteAddr net;  // the socket address `addr` matches, looked up once per call
+  char open_path[4096];  // filled only when a rule needs it: never zeroed per call
   int open_path_state = 0;  // 0 not computed, 1 ok, -1 unavailable
 
   const FdInfo& fd() {
@@ -705,8 +704,9 @@ bool fault_still_applies(const Guard& guard, int slot_index, const CallSite& sit
   (void)guard;
   ControlBlock* block = g_block.load(std::memory_order_acquire);
   if (!block || slot_index < 0 || slot_index >= static_cast<int>(kMaxFaults)) return false;
-  if (session_expired(*block) || (block->header.flags.load(std::memory_order_acquire) &
-                                  (kFlagPanicked | kFlagTtlExpired | kFlagBudgetSpent)))
+  if (session_expired(*block) ||
+      (block->header.flags.load(std::memory_order_acquire) &
+       (kFlagPanicked | kFlagTtlExpired | kFlagBudgetSpent)))
     return false;
   const RulesRef ref(*block);
   const Rules* const rules = ref.get();

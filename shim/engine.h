@@ -14,13 +14,13 @@
 namespace faultline::shim {
 
 struct CallSite {
-  std::uint32_t call;          // CallId
-  int fd = -1;                 // -1 when the call has no fd
+  std::uint32_t call;        // CallId
+  int fd = -1;               // -1 when the call has no fd
   const char* path = nullptr;  // path argument (open, creat), as the program passed it
-  int dirfd = AT_FDCWD;        // openat's directory
-  std::uint64_t size = 0;      // bytes asked for
+  int dirfd = AT_FDCWD;      // openat's directory
+  std::uint64_t size = 0;    // bytes asked for
   bool has_size = false;
-  int fd2 = -1;  // dup2/dup3's target: `limit` counts it only if it is not open
+  int fd2 = -1;              // dup2/dup3's target: `limit` counts it only if it is not open
   // @net/@dns (shim/net_select.h): the address argument of connect/bind/sendto/sendmsg (the
   // `addr` selector falls back to getpeername/getsockname without one), and the name looked up.
   const struct sockaddr* addr = nullptr;
@@ -46,8 +46,8 @@ struct Decision {
   std::uint64_t draw;         // per-injection random stream (corrupt positions)
   std::uint64_t quota_bytes;
   std::uint64_t times;
-  std::uint64_t index;      // n: which matching call of this fault this is
-  int dns_error;            // @dns: the EAI_* code of `error` (0: EAI_SYSTEM with `error`)
+  std::uint64_t index;  // n: which matching call of this fault this is
+  int dns_error;           // @dns: the EAI_* code of `error` (0: EAI_SYSTEM with `error`)
   std::int64_t timeout_ns;  // blackhole: how long a blocking connect waits (0 = default)
 };
 

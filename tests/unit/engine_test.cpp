@@ -153,7 +153,8 @@ TEST(EngineSelectors, WritesToSocketsAreNotWriteFamily) {
 }
 
 TEST(EngineActions, ShortLengthAndQuota) {
-  TestSession s(std::string(kHeader) + "[[fault]]\nname='q'\ncalls=['write']\nquota='1KiB'\n");
+  TestSession s(std::string(kHeader) +
+                "[[fault]]\nname='q'\ncalls=['write']\nquota='1KiB'\n");
   shim::Decision d{};
   d.fault = s.session().find_fault("q");
   d.quota_bytes = 1024;
@@ -201,8 +202,7 @@ TEST(EngineConcurrency, ThreadsGetExactCountsAndTheSameIndices) {
     testing::TestSession s(policy);
     shim::Guard guard;
     for (int i = 0; i < kThreads * kCallsPerThread; ++i)
-      if (shim::Decision d; shim::decide(guard, shim::CallSite{kCall_fsync}, d))
-        single.push_back(i);
+      if (shim::Decision d; shim::decide(guard, shim::CallSite{kCall_fsync}, d)) single.push_back(i);
   }
   testing::TestSession s(policy);
   std::vector<std::vector<std::uint64_t>> per_thread(kThreads);
@@ -219,8 +219,7 @@ TEST(EngineConcurrency, ThreadsGetExactCountsAndTheSameIndices) {
   // A live edit that changes nothing the trigger reads: readers rebuild mid-run.
   Session& session = s.session();
   int index = session.find_fault("p");
-  for (int i = 0; i < 20; ++i)
-    session.update_fault(index, read_fault_spec(session.block().faults[index]));
+  for (int i = 0; i < 20; ++i) session.update_fault(index, read_fault_spec(session.block().faults[index]));
   for (auto& th : threads) th.join();
   std::vector<std::uint64_t> all;
   for (auto& v : per_thread) all.insert(all.end(), v.begin(), v.end());
@@ -370,9 +369,8 @@ TEST(EngineReclaim, AForkChildFreesTheCopiesItsParentsThreadsWereReading) {
 }
 
 TEST(EngineConcurrency, TimesIsNeverExceeded) {
-  testing::TestSession s(
-      "version = 1\n[[fault]]\nname='t'\ncalls=['fsync']\nerror='EIO'\n"
-      "times=100\n");
+  testing::TestSession s("version = 1\n[[fault]]\nname='t'\ncalls=['fsync']\nerror='EIO'\n"
+                         "times=100\n");
   std::atomic<int> injected{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
