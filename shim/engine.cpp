@@ -7,6 +7,9 @@
 #include "engine.h"
 
 #include <errno.h>
+#include <linux/membarrier.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -29,6 +32,18 @@
 #include "site.h"
 #include "stack.h"
 #include "wait.h"
+
+// TSan cannot see the ordering membarrier(2) gives: under it the readers fence themselves.
+#if defined(__SANITIZE_THREAD__)
+#define FL_ENGINE_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define FL_ENGINE_TSAN 1
+#endif
+#endif
+#ifndef FL_ENGINE_TSAN
+#define FL_ENGINE_TSAN 0
+#endif
 
 namespace faultline::shim {
 namespace {
@@ -56,6 +71,7 @@ struct Rules {
 constinit Rules g_empty_rules{};
 std::atomic<Rules*> g_rules{&g_empty_rules};
 std::atomic_flag g_rebuilding = ATOMIC_FLAG_INIT;
+std::atomic<std::uint64_t> g_rules_built{0};
 // Set after fork/exec-time identity changes: process selectors must be re-evaluated.
 std::atomic<bool> g_identity_changed{false};
 std::uint32_t g_epoch = 0;
@@ -155,9 +171,8 @@ struct CorruptSlots {
   }
 };
 
-// Builds a private compiled copy of the session's faults. mmap'd and never freed: a thread
-// may still be reading the previous copy, and edits are rare human actions, so each costs
-// a few KiB for the life of the process rather than a reference count on every call.
+// Builds a private compiled copy of the session's faults, mmap'd: a copy replaced by a live
+// edit is freed once no thread can still be reading it (see "Reclaiming replaced copies").
 Rules* build_rules(const ControlBlock& block, std::uint64_t generation) {
   int used = 0;
   for (const FaultSlot& slot : block.faults)
@@ -166,6 +181,7 @@ Rules* build_rules(const ControlBlock& block, std::uint64_t generation) {
   void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) return nullptr;
   auto* rules = static_cast<Rules*>(mem);
+  g_rules_built.fetch_add(1, std::memory_order_relaxed);
   rules->bytes = bytes;
   rules->generation = generation;
   rules->epoch = ++g_epoch;
@@ -197,33 +213,230 @@ Rules* build_rules(const ControlBlock& block, std::uint64_t generation) {
   return rules;
 }
 
-// Replaced copies, remembered (not freed: see build_rules) so that a single-threaded test or
-// fuzzer can reclaim them between runs.
-constexpr int kRetiredMax = 256;
-Rules* g_retired[kRetiredMax];
-int g_retired_count = 0;
+// ---- Reclaiming replaced copies ----------------------------------------------------------
+// Hazard pointers with an asymmetric fence. Every thread that decides owns one ReaderSlot (a
+// cache line of its own: the armed path writes only there) and publishes in it the copy it is
+// reading, then loads g_rules again to check that copy is still current. The thread that
+// rebuilds swaps g_rules, issues membarrier(PRIVATE_EXPEDITED) -- a full fence on every
+// running thread of the process, so every reader's published pointer is visible or its
+// re-check will see the new copy -- and frees each retired copy no slot names. The reader
+// pays two loads, a store and a compare, no fence and no shared write.
+//
+// A slot is never nested: decide() runs only under an entered Guard, and a signal handler on
+// a thread inside decide() finds the Guard taken and passes through. A thread stopped inside
+// decide() keeps exactly the copy its slot names. Threads beyond kReaderSlots count
+// themselves in g_unslotted_readers (a shared write, but only in programs with > 1024
+// deciding threads) and nothing is freed while one of them is inside.
+constexpr int kReaderSlots = 1024;
+struct alignas(64) ReaderSlot {
+  std::atomic<const Rules*> hazard{nullptr};
+  std::atomic<std::uint32_t> owned{0};
+};
+ReaderSlot g_readers[kReaderSlots];  // .bss: a page is resident only once a thread claims it
+std::atomic<int> g_readers_high{0};  // slots ever claimed: the rebuilder scans [0, high)
+std::atomic<int> g_unslotted_readers{0};
+// index + 1 of this thread's slot; 0: none claimed yet; -1: none available (counts instead)
+constinit thread_local int t_reader_slot __attribute__((tls_model("initial-exec"))) = 0;
+pthread_key_t g_reader_key;
+std::atomic<int> g_reader_key_state{0};  // 0 not made, 1 making, 2 ready, -1 refused
 
-void retire(Rules* old) {
-  if (old != &g_empty_rules && g_retired_count < kRetiredMax) g_retired[g_retired_count++] = old;
+// 0 not registered (yet, or since fork), 1 ready, -1 refused: copies are then never freed.
+int g_membarrier = 0;
+
+// Replaced copies not yet freed. Entries are claimed and cleared by single stores (a fork in
+// the middle of a rebuild leaves a copy leaked, never one freed twice). Full, a copy is
+// leaked, as before reclamation existed: only when 256 copies are each still being read.
+constexpr int kRetiredMax = 256;
+std::atomic<Rules*> g_retired[kRetiredMax];  // relaxed: only the rebuilder writes
+std::atomic<std::uint64_t> g_rules_freed{0};
+std::atomic<std::uint64_t> g_rules_leaked{0};
+
+// Thread exit (pthread key destructor): the slot goes back to the pool.
+void release_reader_slot(void* value) {
+  const auto index = reinterpret_cast<std::intptr_t>(value) - 1;
+  if (index < 0 || index >= kReaderSlots) return;
+  g_readers[index].hazard.store(nullptr, std::memory_order_release);
+  g_readers[index].owned.store(0, std::memory_order_release);
+  if (t_reader_slot == index + 1) t_reader_slot = 0;
 }
 
-const Rules* current_rules(const ControlBlock& block) {
-  Rules* rules = g_rules.load(std::memory_order_acquire);
-  std::uint64_t generation = block.header.generation.load(std::memory_order_acquire);
-  if (FL_LIKELY(rules->generation == generation &&
-                !g_identity_changed.load(std::memory_order_relaxed)))
-    return rules;
-  // One thread rebuilds; the others keep deciding with the previous copy meanwhile.
-  if (g_rebuilding.test_and_set(std::memory_order_acquire)) return rules;
-  g_identity_changed.store(false, std::memory_order_relaxed);
-  if (Rules* fresh = build_rules(block, generation)) {
-    g_rules.store(fresh, std::memory_order_release);
-    retire(rules);
-    rules = fresh;
+bool reader_key_ready() {
+  int state = g_reader_key_state.load(std::memory_order_acquire);
+  if (state == 0 &&
+      g_reader_key_state.compare_exchange_strong(state, 1, std::memory_order_acquire)) {
+    // Lock-free and allocation-free in glibc; made at the first armed call of the process.
+    state = pthread_key_create(&g_reader_key, release_reader_slot) == 0 ? 2 : -1;
+    g_reader_key_state.store(state, std::memory_order_release);
   }
+  for (int spins = 0; state == 1 && spins < 1000; ++spins) {  // another thread is making it
+    sched_yield();
+    state = g_reader_key_state.load(std::memory_order_acquire);
+  }
+  return state == 2;
+}
+
+// Once per thread, at its first armed call.
+FL_COLD int claim_reader_slot() {
+  for (int i = 0; i < kReaderSlots; ++i) {
+    std::uint32_t free_slot = 0;
+    if (g_readers[i].owned.load(std::memory_order_relaxed) != 0 ||
+        !g_readers[i].owned.compare_exchange_strong(free_slot, 1, std::memory_order_acq_rel))
+      continue;
+    int high = g_readers_high.load(std::memory_order_relaxed);
+    while (high < i + 1 && !g_readers_high.compare_exchange_weak(
+                               high, i + 1, std::memory_order_release, std::memory_order_relaxed)) {
+    }
+    // Without the key (never seen) the slot stays owned after the thread exits.
+    // Keys below 32 (the first ones a process makes) are set without allocating.
+    if (reader_key_ready())
+      pthread_setspecific(g_reader_key, reinterpret_cast<void*>(static_cast<std::intptr_t>(i) + 1));
+    t_reader_slot = i + 1;
+    return i + 1;
+  }
+  t_reader_slot = -1;
+  return -1;
+}
+
+void retire(Rules* old) {
+  if (old == &g_empty_rules) return;
+  for (auto& entry : g_retired) {
+    if (!entry.load(std::memory_order_relaxed)) {
+      entry.store(old, std::memory_order_relaxed);
+      return;
+    }
+  }
+  g_rules_leaked.fetch_add(1, std::memory_order_relaxed);
+}
+
+// The rebuilder's fence: true when every reader's published hazard is visible to it.
+bool fence_readers() {
+  if (FL_ENGINE_TSAN) return true;  // the readers fence themselves (seq_cst)
+  if (g_membarrier == 0) {
+    g_membarrier =
+        syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 ? 1 : -1;
+    if (g_membarrier < 0)
+      diag(
+          "faultline: membarrier(2) refused (%s): rule copies replaced by live edits are "
+          "kept until exit",
+          strerror(errno));
+  }
+  return g_membarrier > 0 && syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+}
+
+bool held_by_a_reader(const Rules* rules, int high) {
+  for (int i = 0; i < high; ++i)
+    if (g_readers[i].hazard.load(std::memory_order_seq_cst) == rules) return true;
+  return false;
+}
+
+// Frees the retired copies no reader holds. Called by the rebuilder (g_rebuilding held),
+// after it swapped g_rules and moved its own hazard to the new copy.
+void reclaim_retired() {
+  if (!fence_readers()) return;
+  if (g_unslotted_readers.load(std::memory_order_seq_cst) > 0) return;
+  const int high = g_readers_high.load(std::memory_order_acquire);
+  for (auto& entry : g_retired) {
+    Rules* rules = entry.load(std::memory_order_relaxed);
+    if (!rules || held_by_a_reader(rules, high)) continue;
+    const std::size_t bytes = rules->bytes;
+    entry.store(nullptr, std::memory_order_relaxed);
+    munmap(rules, bytes);
+    g_rules_freed.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+// The generation moved: one thread rebuilds, the others keep deciding with the previous copy
+// meanwhile. `rules` is the copy the caller's slot protects.
+FL_COLD const Rules* rebuild_rules(const ControlBlock& block, const Rules* rules,
+                                   ReaderSlot* slot) {
+  const std::uint64_t generation = block.header.generation.load(std::memory_order_acquire);
+  if (g_rebuilding.test_and_set(std::memory_order_acquire)) return rules;
+  // Only a rebuilder stores g_rules or retires, and the next one takes g_rebuilding after
+  // this one's stores: the copy current now cannot be freed before the hazard below shows.
+  Rules* current = g_rules.load(std::memory_order_relaxed);
+  if (current != rules && current->generation == generation &&
+      !g_identity_changed.load(std::memory_order_relaxed)) {
+    rules = current;  // another thread rebuilt since this one looked
+  } else {
+    g_identity_changed.store(false, std::memory_order_relaxed);
+    if (Rules* fresh = build_rules(block, generation)) {
+      g_rules.store(fresh, std::memory_order_seq_cst);
+      retire(current);  // not `rules`: another rebuild may have replaced that one already
+      rules = fresh;
+    }
+  }
+  if (slot) slot->hazard.store(rules, std::memory_order_seq_cst);
+  if (rules != current) reclaim_retired();
   g_rebuilding.clear(std::memory_order_release);
   return rules;
 }
+
+// The rules of the session as of now, for one reader whose slot protects `rules`.
+[[gnu::always_inline]] inline const Rules* up_to_date(const ControlBlock& block, const Rules* rules,
+                                                      ReaderSlot* slot) {
+  if (FL_LIKELY(rules->generation == block.header.generation.load(std::memory_order_acquire) &&
+                !g_identity_changed.load(std::memory_order_relaxed)))
+    return rules;
+  return rebuild_rules(block, rules, slot);
+}
+
+// Publishes the current copy in the reader's slot and checks it is still current: the loop
+// turns again only when a rebuild swapped g_rules in between.
+[[gnu::always_inline]] inline const Rules* protect(ReaderSlot& slot) {
+  const Rules* rules = g_rules.load(std::memory_order_acquire);
+  for (;;) {
+#if FL_ENGINE_TSAN
+    slot.hazard.store(rules, std::memory_order_seq_cst);
+    const Rules* again = g_rules.load(std::memory_order_seq_cst);
+#else
+    // Ordered against the re-check by the rebuilder's membarrier, not by a fence here.
+    slot.hazard.store(rules, std::memory_order_relaxed);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    const Rules* again = g_rules.load(std::memory_order_acquire);
+#endif
+    if (FL_LIKELY(again == rules)) return rules;
+    rules = again;
+  }
+}
+
+// One reader's hold on the current rules, from construction to destruction.
+class RulesRef {
+ public:
+  [[gnu::always_inline]] explicit RulesRef(const ControlBlock& block) noexcept {
+    const int index = t_reader_slot;
+    if (FL_LIKELY(index > 0)) {
+      slot_ = &g_readers[index - 1];
+      rules_ = up_to_date(block, protect(*slot_), slot_);
+    } else {
+      enter_slow(block);
+    }
+  }
+  [[gnu::always_inline]] ~RulesRef() {
+    if (FL_LIKELY(slot_ != nullptr))
+      slot_->hazard.store(nullptr, std::memory_order_release);
+    else
+      g_unslotted_readers.fetch_sub(1, std::memory_order_release);
+  }
+  RulesRef(const RulesRef&) = delete;
+  RulesRef& operator=(const RulesRef&) = delete;
+  const Rules* get() const noexcept { return rules_; }
+
+ private:
+  // The thread's first armed call (claims a slot), or a thread without one.
+  FL_COLD void enter_slow(const ControlBlock& block) noexcept {
+    const int index = t_reader_slot == 0 ? claim_reader_slot() : -1;
+    if (index > 0) {
+      slot_ = &g_readers[index - 1];
+      rules_ = up_to_date(block, protect(*slot_), slot_);
+      return;
+    }
+    g_unslotted_readers.fetch_add(1, std::memory_order_seq_cst);
+    rules_ = up_to_date(block, g_rules.load(std::memory_order_seq_cst), nullptr);
+  }
+
+  ReaderSlot* slot_ = nullptr;
+  const Rules* rules_;
+};
 
 std::uint64_t path_match_bits(const char* path, void* ctx) {
   const auto* rules = static_cast<const Rules*>(ctx);
@@ -493,7 +706,8 @@ bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
   if (block->header.flags.load(std::memory_order_acquire) &
       (kFlagPanicked | kFlagTtlExpired | kFlagBudgetSpent))
     return false;
-  const Rules* rules = current_rules(*block);
+  const RulesRef ref(*block);
+  const Rules* const rules = ref.get();
   const std::uint32_t word = site.call / 64;
   const std::uint64_t bit = 1ull << (site.call % 64);
   if (!(rules->calls_any[word] & bit)) return false;
@@ -588,7 +802,8 @@ bool fault_still_applies(const Guard& guard, int slot_index, const CallSite& sit
   if (session_expired(*block) || (block->header.flags.load(std::memory_order_acquire) &
                                   (kFlagPanicked | kFlagTtlExpired | kFlagBudgetSpent)))
     return false;
-  const Rules* rules = current_rules(*block);
+  const RulesRef ref(*block);
+  const Rules* const rules = ref.get();
   FaultSlot& slot = block->faults[slot_index];
   if (slot.enabled.load(std::memory_order_relaxed) != 1) return false;
   for (int i = 0; i < rules->count; ++i) {
@@ -606,7 +821,8 @@ bool only_net_and_not_socket(const Guard& guard, std::uint32_t file_family, int 
   if (armed(file_family)) return false;
   ControlBlock* block = g_block.load(std::memory_order_acquire);
   if (!block) return false;
-  const Rules* rules = current_rules(*block);
+  const RulesRef ref(*block);
+  const Rules* const rules = ref.get();
   return fd_lookup(fd, rules->epoch, path_match_bits, const_cast<Rules*>(rules)).kind !=
          FdKind::kSocket;
 }
@@ -770,16 +986,37 @@ void engine_reset_process_identity() noexcept {
 }
 
 void engine_reclaim_retired_rules_unsafe() noexcept {
-  while (!g_rebuilding.test_and_set(std::memory_order_acquire)) {
-    for (int i = 0; i < g_retired_count; ++i) munmap(g_retired[i], g_retired[i]->bytes);
-    g_retired_count = 0;
-    g_rebuilding.clear(std::memory_order_release);
-    return;
+  if (g_rebuilding.test_and_set(std::memory_order_acquire)) return;
+  for (auto& entry : g_retired) {
+    Rules* rules = entry.load(std::memory_order_relaxed);
+    if (!rules) continue;
+    entry.store(nullptr, std::memory_order_relaxed);
+    munmap(rules, rules->bytes);
+    g_rules_freed.fetch_add(1, std::memory_order_relaxed);
   }
+  g_rebuilding.clear(std::memory_order_release);
+}
+
+RulesMemory engine_rules_memory() noexcept {
+  RulesMemory m;
+  m.built = g_rules_built.load(std::memory_order_relaxed);
+  m.freed = g_rules_freed.load(std::memory_order_relaxed);
+  m.leaked = g_rules_leaked.load(std::memory_order_relaxed);
+  for (const auto& entry : g_retired) m.retired += entry.load(std::memory_order_relaxed) != nullptr;
+  return m;
 }
 
 void engine_after_fork_child() noexcept {
   g_rebuilding.clear();
+  // One thread is left: the other threads' slots and counts are void. Registration with
+  // membarrier is asked again (cheap, idempotent) rather than trusted across fork.
+  for (int i = 0; i < kReaderSlots; ++i) {
+    if (i + 1 == t_reader_slot) continue;
+    g_readers[i].hazard.store(nullptr, std::memory_order_relaxed);
+    g_readers[i].owned.store(0, std::memory_order_relaxed);
+  }
+  g_unslotted_readers.store(0, std::memory_order_relaxed);
+  g_membarrier = 0;
   engine_reset_process_identity();
 }
 

@@ -113,9 +113,19 @@ void emit_event(const Decision& d, const CallSite& site, std::int64_t bytes) noe
 
 // Per-process state rebuilt after fork (pid, process name).
 void engine_after_fork_child() noexcept;
-// Frees the compiled rule copies replaced by live edits. Only safe when no other thread can
-// be inside decide(): for single-threaded fuzzers and tests, never called by the shim.
+// Frees every compiled rule copy replaced by live edits, read or not. Only safe when no other
+// thread can be inside decide(): for single-threaded fuzzers, never called by the shim (which
+// frees a replaced copy itself once no thread reads it).
 void engine_reclaim_retired_rules_unsafe() noexcept;
+// Compiled rule copies of this process, for tests: built, freed, leaked (never to be freed),
+// and retired (replaced, waiting for their last reader). Live = built - freed - leaked.
+struct RulesMemory {
+  std::uint64_t built = 0;
+  std::uint64_t freed = 0;
+  std::uint64_t leaked = 0;
+  std::uint64_t retired = 0;
+};
+RulesMemory engine_rules_memory() noexcept;
 void engine_reset_process_identity() noexcept;
 // The program renamed a thread (prctl PR_SET_NAME, pthread_setname_np): re-reads the process
 // name, and re-evaluates `process` selectors if it changed.
