@@ -6,7 +6,7 @@
  *
  * usage: fl_raw_clone FILE
  * Writes FILE before and after the child's life and prints, after it:
- *   before=<errno or 0> after=<errno or 0> session=<present|gone|none>
+ *   before=<errno or 0> after=<errno or 0> session=<present|gone|none> name=<session>
  * where session is whether /dev/shm/faultline.$FAULTLINE_SESSION still exists. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -50,6 +50,6 @@ int main(int argc, char** argv) {
     snprintf(path, sizeof path, "/dev/shm/faultline.%s", session);
     state = access(path, F_OK) == 0 ? "present" : "gone";
   }
-  printf("before=%d after=%d session=%s\n", before, after, state);
+  printf("before=%d after=%d session=%s name=%s\n", before, after, state, session ? session : "");
   return 0;
 }
