@@ -480,8 +480,12 @@ std::unique_ptr<Session> Session::attach_or_create(const std::string& name, cons
                                                    bool& created, std::string& error) {
   created = false;
   // Processes of a tree may start together: exactly one links its block into place, the
-  // others find it there, complete, and join it.
-  for (int attempt = 0; attempt < 3; ++attempt) {
+  // others find it there, complete, and join it. Processes that start and end quickly (a
+  // shell's commands) may leave one another dead blocks to replace, again and again while
+  // the burst lasts: every pass makes progress (a block linked, or a dead one unlinked), so
+  // it is retried until it joins, bounded in time rather than by a small count.
+  const std::int64_t deadline = monotonic_ns() + std::int64_t{kPublishWaitMs} * 1000000;
+  for (int attempt = 0; attempt < 100000 && monotonic_ns() < deadline; ++attempt) {
     std::string create_error;
     if (auto s = create(name, policy, create_error)) {
       created = true;
@@ -497,9 +501,10 @@ std::unique_ptr<Session> Session::attach_or_create(const std::string& name, cons
       if (!s->remove_if_dead()) return s;
       continue;
     }
+    // Removed between our link attempt and our attach: try again.
     if (error.find("no session") == std::string::npos) return nullptr;
   }
-  if (error.empty()) error = "session '" + name + "' keeps being replaced; not joined";
+  error = "session '" + name + "' keeps being replaced; not joined";
   return nullptr;
 }
 

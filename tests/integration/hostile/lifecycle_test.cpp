@@ -274,8 +274,8 @@ error = "EIO"
 )";
 
 // Starts `count` copies of argv[i] at the same moment (each held at a gate until all exist)
-// and returns what each printed on stdout, in order. Bounded: a copy that has not finished
-// within `timeout` is killed and reports "<timeout>".
+// and returns what each printed on stdout and stderr, in order. Bounded: a copy that has not
+// finished within `timeout` is killed and reports "<timeout>".
 std::vector<std::string> start_together(const std::vector<std::vector<std::string>>& argvs,
                                         const Env& extra, std::chrono::milliseconds timeout) {
   std::vector<std::string> env_strings;
@@ -306,7 +306,8 @@ std::vector<std::string> start_together(const std::vector<std::vector<std::strin
     const pid_t pid = fork();
     if (pid == 0) {  // async-signal-safe calls only until exec
       dup2(out[1], STDOUT_FILENO);
-      close(gate[1]);  // or the gate never reads end-of-file
+      dup2(out[1], STDERR_FILENO);  // a diagnostic of the shim is part of the result
+      close(gate[1]);               // or the gate never reads end-of-file
       char c;
       while (read(gate[0], &c, 1) < 0 && errno == EINTR) {
       }
@@ -353,7 +354,7 @@ std::vector<std::string> start_together(const std::vector<std::vector<std::strin
 
 TEST_F(HostileLifecycleTest, EveryProcessOfAStartUpRaceJoins) {
   const std::string p = policy("race.toml", kFailRaceWrites);
-  constexpr int kRounds = 20;
+  constexpr int kRounds = 50;
   constexpr int kProcesses = 16;
   const auto started = std::chrono::steady_clock::now();
   int unfaulted = 0;
