@@ -464,6 +464,15 @@ struct Session::Impl {
       // (setsid: a daemon) still runs under the session: the faults a test armed must not
       // outlive its Session, so the session is panicked for it, and kept (reachable by
       // `faultline status`, swept by `faultline sessions` once it is gone).
+      // Members still in the group were sent SIGKILL and die in moments; wait (bounded) so
+      // as not to take them for escaped.
+      const auto deadline = Clock::now() + std::chrono::seconds(1);
+      const auto dying = [&] {
+        for (pid_t member : control->live_pids())
+          if (member != getpid() && pid > 0 && getpgid(member) == pid) return true;
+        return false;
+      };
+      while (dying() && Clock::now() < deadline) std::this_thread::sleep_for(milliseconds(5));
       if (!control->leave(getpid()).empty()) control->panic();
       control.reset();
     }
