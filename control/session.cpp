@@ -791,14 +791,11 @@ std::vector<SessionInfo> list_sessions(bool remove_dead) {
     info.armed_mask = block.header.armed_mask.load(std::memory_order_relaxed);
     info.flags = block.header.flags.load(std::memory_order_relaxed);
     info.age_ns = realtime_ns() - block.header.start_real_ns.load(std::memory_order_relaxed);
-    // Blocks are published with their creator already a member; a table that never held a
-    // pid is from an older faultline, and may be in the middle of its start-up.
+    // A block is published with its creator a member, so a dead one is really dead; the
+    // grace is for the processes that inspect a session right after it ended (its counters
+    // stay readable by name), and for a block made by an older faultline still starting.
     constexpr std::int64_t kGraceNs = 2'000'000'000;
-    bool ever_joined = false;
-    for (const auto& pid : block.header.pids)
-      if (pid.load(std::memory_order_relaxed) != 0) ever_joined = true;
-    if (remove_dead && info.pids.empty() && (ever_joined || info.age_ns > kGraceNs) &&
-        session->remove_if_dead())
+    if (remove_dead && info.pids.empty() && info.age_ns > kGraceNs && session->remove_if_dead())
       continue;
     out.push_back(std::move(info));
   }

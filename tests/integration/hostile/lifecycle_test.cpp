@@ -255,10 +255,15 @@ error = "EIO"
       << "the daemon's writes still fail after panic: " << read_file(status).value_or("<none>");
 
   ASSERT_TRUE(reaper.stop()) << "the daemon could not be stopped";
-  // Its last member gone, the session is swept.
-  const RunResult swept = faultline({"sessions"});
-  EXPECT_EQ(swept.status(), 0) << swept.err;
-  EXPECT_EQ(swept.out.find(name), std::string::npos) << swept.out;
+  // Its last member gone, the session is swept (once older than the 2 s grace).
+  RunResult swept;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        swept = faultline({"sessions"});
+        return swept.status() == 0 && swept.out.find(name) == std::string::npos;
+      },
+      8s))
+      << swept.out << swept.err;
   EXPECT_FALSE(file_exists(shm_path(name)));
 }
 
