@@ -466,6 +466,7 @@ struct Session::Impl {
       // `faultline status`, swept by `faultline sessions` once it is gone).
       // Members still in the group were sent SIGKILL and die in moments; wait (bounded) so
       // as not to take them for escaped.
+      launch::register_stray_members(*control);
       const auto deadline = Clock::now() + std::chrono::seconds(1);
       const auto dying = [&] {
         for (pid_t member : control->live_pids())

@@ -503,6 +503,36 @@ std::unique_ptr<Session> create_session(const std::string& name, const Policy& p
                          : ""));
 }
 
+void register_stray_members(Session& session) {
+  const std::string wanted = "FAULTLINE_SESSION=" + session.name();
+  const std::vector<pid_t> known = session.live_pids();
+  DIR* proc = opendir("/proc");
+  if (proc == nullptr) return;
+  std::vector<char> environment(65536);
+  while (const dirent* entry = readdir(proc)) {
+    char* end = nullptr;
+    const long pid = std::strtol(entry->d_name, &end, 10);
+    if (pid <= 0 || *end != '\0' || pid == getpid()) continue;
+    if (std::find(known.begin(), known.end(), static_cast<pid_t>(pid)) != known.end()) continue;
+    // Other users' environments are unreadable: they cannot be members of our session.
+    const int fd = open(fmt::format("/proc/{}/environ", pid).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    const ssize_t n = read(fd, environment.data(), environment.size());
+    close(fd);
+    if (n <= 0) continue;
+    const std::string_view text(environment.data(), static_cast<std::size_t>(n));
+    for (std::size_t at = 0; at < text.size();) {
+      const std::size_t stop = std::min(text.find('\0', at), text.size());
+      if (text.substr(at, stop - at) == wanted) {
+        session.register_pid(static_cast<pid_t>(pid));
+        break;
+      }
+      at = stop + 1;
+    }
+  }
+  closedir(proc);
+}
+
 // ---- starting it ---------------------------------------------------------------------------
 
 std::vector<int> open_fds() {

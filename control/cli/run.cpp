@@ -152,6 +152,7 @@ class SessionEnd {
  public:
   explicit SessionEnd(Session& session) : session_(session) {}
   ~SessionEnd() {
+    launch::register_stray_members(session_);
     const std::vector<pid_t> alive = session_.leave(getpid());
     if (alive.empty()) return;
     fmt::print(stderr,
