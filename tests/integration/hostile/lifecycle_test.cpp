@@ -218,7 +218,13 @@ bool wait_until(Predicate&& done, std::chrono::milliseconds timeout) {
   return true;
 }
 
-TEST_F(HostileLifecycleTest, ADaemonKeepsItsSessionAndPanicReachesIt) {
+class HostileLifecycleDaemonTest : public HostileLifecycleTest,
+                                   public ::testing::WithParamInterface<const char*> {};
+
+// "fork": fork, setsid, fork through the exported fork. "libc": glibc's daemon(3), whose fork
+// is internal to libc and passes no wrapper.
+TEST_P(HostileLifecycleDaemonTest, ADaemonKeepsItsSessionAndPanicReachesIt) {
+  const std::string mode = GetParam();
   const std::string name = session("daemon");
   const std::string p = policy("daemon.toml", R"(version = 1
 [[fault]]
@@ -230,10 +236,16 @@ error = "EIO"
   const std::string status = path("status");
   const DaemonReaper reaper{status};
   // A shell that starts a daemon (fork, setsid, fork) and returns at once.
-  const std::vector<std::string> args{
-      "run",     "-s", name,
-      "-p",      p,    "--",
-      "/bin/sh", "-c", program("daemon_writer") + " " + path("daemon.dat") + " " + status + " 10"};
+  const std::vector<std::string> args{"run",
+                                      "-s",
+                                      name,
+                                      "-p",
+                                      p,
+                                      "--",
+                                      "/bin/sh",
+                                      "-c",
+                                      program("daemon_writer") + " " + path("daemon.dat") + " " +
+                                          status + " 10" + (mode == "libc" ? " libc" : "")};
   const RunResult r = faultline(args);
   ASSERT_EQ(r.status(), 0) << describe(args, r);
   EXPECT_NE(r.err.find("session " + name + " kept: 1 process still runs; `faultline panic " + name +
@@ -266,6 +278,8 @@ error = "EIO"
       << swept.out << swept.err;
   EXPECT_FALSE(file_exists(shm_path(name)));
 }
+
+INSTANTIATE_TEST_SUITE_P(Daemonize, HostileLifecycleDaemonTest, ::testing::Values("fork", "libc"));
 
 // ---- every process of a start-up race joins
 // ------------------------------------------------------

@@ -4,7 +4,10 @@
  * outlives `faultline run`, leaves its process group and its terminal: a session removed when
  * `run` returns would leave it injecting with nothing able to reach it.
  *
- * usage: fl_daemon_writer FILE STATUS SECONDS */
+ * With a fourth argument "libc", glibc's daemon(3) does the forking instead: its fork is
+ * internal to libc, past any interposed fork.
+ *
+ * usage: fl_daemon_writer FILE STATUS SECONDS [libc] */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -30,10 +33,16 @@ static void tally(const char* status, int failed, int ok) {
   close(fd);
 }
 
+static int run(const char* file, const char* status, double seconds);
+
 int main(int argc, char** argv) {
-  if (argc != 4) {
-    fprintf(stderr, "usage: %s FILE STATUS SECONDS\n", argv[0]);
+  if (argc != 4 && argc != 5) {
+    fprintf(stderr, "usage: %s FILE STATUS SECONDS [libc]\n", argv[0]);
     return 2;
+  }
+  if (argc == 5) {
+    if (daemon(0, 0) != 0) return 1;
+    return run(argv[1], argv[2], atof(argv[3]));
   }
   pid_t first = fork();
   if (first < 0) return 1;
@@ -51,15 +60,19 @@ int main(int argc, char** argv) {
     dup2(null, 2);
     if (null > 2) close(null);
   }
-  const double end = now() + atof(argv[3]);
-  int fd = open(argv[1], O_WRONLY | O_CREAT | O_APPEND, 0644);
+  return run(argv[1], argv[2], atof(argv[3]));
+}
+
+static int run(const char* file, const char* status, double seconds) {
+  const double end = now() + seconds;
+  int fd = open(file, O_WRONLY | O_CREAT | O_APPEND, 0644);
   int failed = 0, ok = 0;
   while (now() < end) {
     if (write(fd, "x", 1) == 1)
       ++ok;
     else
       ++failed;
-    tally(argv[2], failed, ok);
+    tally(status, failed, ok);
     struct timespec pause = {0, 20 * 1000 * 1000};
     nanosleep(&pause, NULL);
   }
