@@ -276,8 +276,10 @@ struct Session::Impl {
       const std::string program = launch::resolve_command(options.command.front());
       const std::string shim = choose_shim(options, recorded_shim);
       launch::vet_program(program, shim, warnings);
-      const std::vector<std::string> env =
-          launch::child_environment(base_environment(options.env), shim, name);
+      const std::vector<std::string> base = base_environment(options.env);
+      launch::check_not_disabled(base, !options.policy.empty() || !options.policy_file.empty(),
+                                 warnings);
+      const std::vector<std::string> env = launch::child_environment(base, shim, name);
       const std::optional<std::string> log =
           launch::log_path_override(options.log, "the 'log' option");
       control = launch::create_session(name, policy);
@@ -440,7 +442,8 @@ struct Session::Impl {
     if (poll_running()) {
       kill(-pid, SIGTERM);
       const auto deadline = Clock::now() + grace;
-      while (poll_running() && Clock::now() < deadline) std::this_thread::sleep_for(milliseconds(10));
+      while (poll_running() && Clock::now() < deadline)
+        std::this_thread::sleep_for(milliseconds(10));
       if (poll_running()) {
         kill(-pid, SIGKILL);
         exit_status = launch::exit_status(launch::wait_for(pid, 0));
@@ -459,8 +462,22 @@ struct Session::Impl {
     stop_reader.store(true);
     if (reader.joinable()) reader.join();
     if (control) {
+      // The program's process group is gone (stop killed it). A process that left the group
+      // (setsid: a daemon) still runs under the session: the faults a test armed must not
+      // outlive its Session, so the session is panicked for it, and kept (reachable by
+      // `faultline status`, swept by `faultline sessions` once it is gone).
+      // Members still in the group were sent SIGKILL and die in moments; wait (bounded) so
+      // as not to take them for escaped.
+      launch::register_stray_members(*control);
+      const auto deadline = Clock::now() + std::chrono::seconds(1);
+      const auto dying = [&] {
+        for (pid_t member : control->live_pids())
+          if (member != getpid() && pid > 0 && getpgid(member) == pid) return true;
+        return false;
+      };
+      while (dying() && Clock::now() < deadline) std::this_thread::sleep_for(milliseconds(5));
+      if (!control->leave(getpid()).empty()) control->panic();
       control.reset();
-      ControlSession::remove(name);
     }
   }
 };
@@ -506,8 +523,7 @@ void Session::wait_for_port(std::uint16_t port, milliseconds timeout, const std:
   }
 }
 
-std::vector<std::string> Session::wait_for_match(const std::regex& pattern,
-                                                 milliseconds timeout) {
+std::vector<std::string> Session::wait_for_match(const std::regex& pattern, milliseconds timeout) {
   std::vector<std::string> groups;
   impl().wait_for_line(
       [&](const std::string& line) {
@@ -618,10 +634,10 @@ FaultCounters Session::wait_for_injections(const std::string& fault, std::uint64
     if (now.injected >= count) return now;
     if (Clock::now() >= deadline)
       throw Error(Errc::timeout, kStatusNothing,
-                  "fault '" + fault + "' injected " + std::to_string(now.injected) + " times, not " +
-                      std::to_string(count) + ", within " + std::to_string(timeout.count()) +
-                      " ms (seen " + std::to_string(now.seen) + ", matched " +
-                      std::to_string(now.matched) + ")");
+                  "fault '" + fault + "' injected " + std::to_string(now.injected) +
+                      " times, not " + std::to_string(count) + ", within " +
+                      std::to_string(timeout.count()) + " ms (seen " + std::to_string(now.seen) +
+                      ", matched " + std::to_string(now.matched) + ")");
     if (!impl().poll_running())
       fail(Errc::exited, "waiting for injections of '" + fault + "': " + impl().exit_text());
     std::this_thread::sleep_for(milliseconds(10));

@@ -63,8 +63,7 @@ void require_executable(const std::string& path) {
          errno == ENOENT || errno == ENOTDIR ? kStatusNotFound : kStatusCannotExecute,
          fmt::format("{}: {}", path, errno_message(errno)));
   if (S_ISDIR(st.st_mode))
-    fail(ErrorKind::kCannotExecute, kStatusCannotExecute,
-         fmt::format("{}: is a directory", path));
+    fail(ErrorKind::kCannotExecute, kStatusCannotExecute, fmt::format("{}: is a directory", path));
   if (access(path.c_str(), X_OK) != 0)
     fail(ErrorKind::kCannotExecute, kStatusCannotExecute,
          fmt::format("{}: {}", path, errno_message(errno)));
@@ -209,9 +208,9 @@ void vet(const std::string& path, const std::string& shown, const ElfInfo& shim,
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     // Execute-only files run fine but cannot be inspected.
-    warnings.push_back(fmt::format(
-        "cannot read {} to check that the preload reaches it ({}); running it anyway", shown,
-        errno_message(errno)));
+    warnings.push_back(
+        fmt::format("cannot read {} to check that the preload reaches it ({}); running it anyway",
+                    shown, errno_message(errno)));
     return;
   }
   const FdCloser closer{fd};
@@ -240,7 +239,8 @@ void vet(const std::string& path, const std::string& shown, const ElfInfo& shim,
 
 ElfInfo read_shim_elf(const std::string& shim) {
   const int fd = open(shim.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail(ErrorKind::kNoShim, kStatusUsage, fmt::format("{}: {}", shim, errno_message(errno)));
+  if (fd < 0)
+    fail(ErrorKind::kNoShim, kStatusUsage, fmt::format("{}: {}", shim, errno_message(errno)));
   const FdCloser closer{fd};
   const auto elf = read_elf(fd);
   if (!elf || !elf->valid)
@@ -295,9 +295,8 @@ struct ChildReport {
 void cloexec_from_3() {
   if (syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) == 0) return;
   struct rlimit limit;
-  const rlim_t top = getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < 65536
-                         ? limit.rlim_cur
-                         : 65536;
+  const rlim_t top =
+      getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < 65536 ? limit.rlim_cur : 65536;
   for (int fd = 3; fd < static_cast<int>(top); ++fd) {
     const int flags = fcntl(fd, F_GETFD);
     if (flags >= 0) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
@@ -372,8 +371,8 @@ std::string choose_session_name(const std::string& requested) {
   if (requested.empty()) return fmt::format("fl-{}-{:04x}", getpid(), random_u64() & 0xffff);
   if (!valid_session_name(requested))
     fail(ErrorKind::kUsage, kStatusUsage,
-         fmt::format("bad session name '{}' (use [A-Za-z0-9_.-], at most {} characters)",
-                     requested, kSessionNameMax - 1));
+         fmt::format("bad session name '{}' (use [A-Za-z0-9_.-], at most {} characters)", requested,
+                     kSessionNameMax - 1));
   return requested;
 }
 
@@ -418,8 +417,7 @@ std::string resolve_command(const std::string& command) {
   if (denied)
     fail(ErrorKind::kCannotExecute, kStatusCannotExecute,
          fmt::format("{}: found in PATH but not executable", command));
-  fail(ErrorKind::kCommandNotFound, kStatusNotFound,
-       fmt::format("{}: command not found", command));
+  fail(ErrorKind::kCommandNotFound, kStatusNotFound, fmt::format("{}: command not found", command));
 }
 
 void vet_program(const std::string& program, const std::string& shim,
@@ -480,6 +478,23 @@ std::vector<std::string> current_environment() {
   return env;
 }
 
+void check_not_disabled(const std::vector<std::string>& env, bool has_policy,
+                        std::vector<std::string>& warnings) {
+  std::string value;
+  for (const std::string& entry : env)
+    if (has_key(entry, "FAULTLINE_DISABLE")) value = entry.substr(sizeof "FAULTLINE_DISABLE");
+  if (value.empty() || value == "0") return;
+  if (has_policy)
+    fail(ErrorKind::kUsage, kStatusUsage,
+         fmt::format("FAULTLINE_DISABLE={} is set: the shim would stay inert and the policy "
+                     "would never apply. Unset it (or set it to 0) to run under the policy",
+                     value));
+  warnings.push_back(fmt::format(
+      "FAULTLINE_DISABLE={} is set: the shim stays inert, so faults added live will not reach "
+      "the program",
+      value));
+}
+
 // ---- the session ---------------------------------------------------------------------------
 
 std::unique_ptr<Session> create_session(const std::string& name, const Policy& policy) {
@@ -493,6 +508,36 @@ std::unique_ptr<Session> create_session(const std::string& name, const Policy& p
                    taken ? " (the name is taken: pick another with -s, or see "
                            "`faultline sessions`)"
                          : ""));
+}
+
+void register_stray_members(Session& session) {
+  const std::string wanted = "FAULTLINE_SESSION=" + session.name();
+  const std::vector<pid_t> known = session.live_pids();
+  DIR* proc = opendir("/proc");
+  if (proc == nullptr) return;
+  std::vector<char> environment(65536);
+  while (const dirent* entry = readdir(proc)) {
+    char* end = nullptr;
+    const long pid = std::strtol(entry->d_name, &end, 10);
+    if (pid <= 0 || *end != '\0' || pid == getpid()) continue;
+    if (std::find(known.begin(), known.end(), static_cast<pid_t>(pid)) != known.end()) continue;
+    // Other users' environments are unreadable: they cannot be members of our session.
+    const int fd = open(fmt::format("/proc/{}/environ", pid).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    const ssize_t n = read(fd, environment.data(), environment.size());
+    close(fd);
+    if (n <= 0) continue;
+    const std::string_view text(environment.data(), static_cast<std::size_t>(n));
+    for (std::size_t at = 0; at < text.size();) {
+      const std::size_t stop = std::min(text.find('\0', at), text.size());
+      if (text.substr(at, stop - at) == wanted) {
+        session.register_pid(static_cast<pid_t>(pid));
+        break;
+      }
+      at = stop + 1;
+    }
+  }
+  closedir(proc);
 }
 
 // ---- starting it ---------------------------------------------------------------------------

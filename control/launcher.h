@@ -8,6 +8,7 @@
 //                      following #! interpreters as the kernel does
 //   child_environment() the caller's environment with the shim preloaded first and the
 //                      session named; stale FAULTLINE_POLICY/SEED/LOG dropped
+//   check_not_disabled() refuses a policy FAULTLINE_DISABLE would silently leave unarmed
 //   spawn()            fork + exec, with the exec error reported back through a pipe
 //
 // Every failure is a ControlError (control_error.h) with the status a shell or the CLI would
@@ -81,10 +82,24 @@ std::vector<std::string> child_environment(const std::vector<std::string>& base,
 // This process's environment as "KEY=VALUE" entries.
 std::vector<std::string> current_environment();
 
+// FAULTLINE_DISABLE (any value but empty or "0", as the shim reads it) in `env` keeps the
+// shim inert in every process of the session. With a policy that would run it unarmed
+// without a word: refused (kUsage, status 2). Without one, a warning in `warnings`: faults
+// added live would not reach the program either.
+void check_not_disabled(const std::vector<std::string>& env, bool has_policy,
+                        std::vector<std::string>& warnings);
+
 // ---- the session ---------------------------------------------------------------------------
 
 // Creates the block, naming the cause when the name is taken.
 std::unique_ptr<Session> create_session(const std::string& name, const Policy& policy);
+
+// Registers, as members, the live processes of this user whose environment names the session
+// (FAULTLINE_SESSION=<name>) but that are not in its pid table yet: a child forked inside libc
+// (glibc's daemon(3) calls no interposed fork) registers itself only once it is scheduled,
+// and its parent may have exited before. Called before a creator decides whether its
+// session outlives it.
+void register_stray_members(Session& session);
 
 // ---- starting it ---------------------------------------------------------------------------
 

@@ -1,28 +1,34 @@
-// Session blocks in POSIX shared memory: creation, validation, attach, and the single-writer
-// edit protocol (flock + per-fault seqlock + block generation).
+// Session blocks in POSIX shared memory: creation (built whole, then linked into place),
+// validation, attach, membership, and the single-writer edit protocol (flock + per-fault
+// seqlock + block generation).
 #include "session.h"
 
-#include "calls.h"
-#include "faultline/seqlock.h"
-#include "net_policy.h"
-
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <dirent.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+
+#include "calls.h"
+#include "faultline/seqlock.h"
+#include "net_policy.h"
 
 namespace faultline {
 namespace {
 
 constexpr std::string_view kShmPrefix = "faultline.";
 constexpr int kPublishWaitMs = 2000;
+// Where shm_open(3) keeps its objects on Linux (glibc and musl alike).
+constexpr const char* kShmDir = "/dev/shm";
 
 void publish_spec(FaultSlot& slot, const FaultSpec& spec) {
   std::uint64_t words[kSpecWords];
@@ -52,7 +58,29 @@ void store_string_words(std::atomic<std::uint64_t>& seq, std::atomic<std::uint64
 // Members of a session may chdir; the log must land in one file whatever their cwd.
 std::string absolute_path(const std::string& path) { return absolute_log_path(path); }
 
-bool process_alive(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
+// The state letter of /proc/PID/stat ('R', 'S', 'Z'...), 0 when it cannot be read.
+char process_state(pid_t pid) {
+  char path[32];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  const int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[512];
+  const ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  // The name (field 2) may hold spaces and parentheses: fields resume after the last ')'.
+  const char* paren = std::strrchr(buf, ')');
+  return paren && paren[1] == ' ' ? paren[2] : 0;
+}
+
+// A zombie is no member: it injects nothing and cannot be reached, and an unreaped one (its
+// parent never waits) would otherwise keep a session alive forever.
+bool process_alive(pid_t pid) {
+  if (pid <= 0 || (kill(pid, 0) != 0 && errno != EPERM)) return false;
+  const char state = process_state(pid);
+  return state != 'Z' && state != 'X';
+}
 
 void init_block(ControlBlock& block, const std::string& name, const Policy& policy) {
   ControlHeader& h = block.header;
@@ -91,6 +119,10 @@ int open_shm(const std::string& name, int flags, std::string& error) {
   int fd = shm_open(shm_object_name(name).c_str(), flags | O_RDWR | O_CLOEXEC, 0600);
   if (fd < 0) error = std::string("session '") + name + "': " + std::strerror(errno);
   return fd;
+}
+
+int open_shm_quiet(const std::string& name) {
+  return shm_open(shm_object_name(name).c_str(), O_RDWR | O_CLOEXEC, 0600);
 }
 
 // Waits until a concurrent creator has published the block (magic set), bounded in time.
@@ -146,8 +178,10 @@ std::optional<std::string> validate_block(const void* mem, std::size_t mapped_si
   if (h->magic.load(std::memory_order_acquire) != kBlockMagic)
     return "not a faultline control block (bad magic)";
   if (h->abi_version != kAbiVersion)
-    return "control block ABI version " + std::to_string(h->abi_version) + ", this faultline "
-           "speaks version " + std::to_string(kAbiVersion) + " (use the same faultline build)";
+    return "control block ABI version " + std::to_string(h->abi_version) +
+           ", this faultline "
+           "speaks version " +
+           std::to_string(kAbiVersion) + " (use the same faultline build)";
   if (h->header_size != sizeof(ControlHeader) || h->block_size != sizeof(ControlBlock) ||
       mapped_size < sizeof(ControlBlock))
     return "control block size mismatch (" + std::to_string(mapped_size) + " bytes mapped, " +
@@ -212,10 +246,11 @@ std::optional<std::string> check_fault_spec(const FaultSpec& spec) {
     return "crash signal not allowed";
   if (spec.delay_ns < 0 || spec.jitter_ns < 0) return "negative delay";
   if (spec.size_min > spec.size_max) return "empty size range";
-  if (!terminated(spec.host, sizeof spec.host) || !terminated(spec.addr_unix, sizeof spec.addr_unix))
+  if (!terminated(spec.host, sizeof spec.host) ||
+      !terminated(spec.addr_unix, sizeof spec.addr_unix))
     return "unterminated selector";
-  if (spec.addr_kind > 2 || (spec.addr_family != 0 && spec.addr_family != 4 &&
-                             spec.addr_family != 6) ||
+  if (spec.addr_kind > 2 ||
+      (spec.addr_family != 0 && spec.addr_family != 4 && spec.addr_family != 6) ||
       spec.addr_prefix > (spec.addr_family == 4 ? 32 : 128))
     return "bad addr selector";
   if (spec.resolve_count > kResolveMax) return "too many resolve_to addresses";
@@ -288,8 +323,7 @@ std::uint64_t compute_armed_mask(const ControlBlock& block) {
 
 std::string read_log_path(const ControlHeader& header) {
   std::uint64_t words[kLogPathMax / 8];
-  if (!seqlock_read(header.log_path_seq, header.log_path_words, words, kLogPathMax / 8))
-    return "";
+  if (!seqlock_read(header.log_path_seq, header.log_path_words, words, kLogPathMax / 8)) return "";
   char buf[kLogPathMax];
   std::memcpy(buf, words, sizeof buf);
   buf[kLogPathMax - 1] = '\0';
@@ -315,23 +349,41 @@ std::unique_ptr<Session> Session::create(const std::string& name, const Policy& 
             std::to_string(kMaxFaults) + ")";
     return nullptr;
   }
-  int fd = open_shm(name, O_CREAT | O_EXCL, error);
+  // The block is built whole where nobody can see it, then linked into place: a process
+  // attaching at the same moment finds no file or a published one, never a short or
+  // half-initialised file ("truncated control block (0 bytes)" under a start-up race).
+  // O_TMPFILE has no name at all (nothing is left behind if we are killed); without it (or
+  // without /proc, which the link needs), a hidden temporary name that `sessions` ignores.
+  std::string temp;
+  int fd = -1;
+  if (access("/proc/self/fd", X_OK) == 0) fd = open(kShmDir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
   if (fd < 0) {
-    if (errno == EEXIST) error = "session '" + name + "' already exists";
+    std::uint64_t nonce = 0;
+    if (getrandom(&nonce, sizeof nonce, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof nonce))
+      nonce = static_cast<std::uint64_t>(monotonic_ns());
+    char suffix[48];
+    std::snprintf(suffix, sizeof suffix, ".%d.%016llx", static_cast<int>(getpid()),
+                  static_cast<unsigned long long>(nonce));
+    temp = std::string(kShmDir) + "/.faultline-new." + name + suffix;
+    fd = open(temp.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0600);
+  }
+  if (fd < 0) {
+    error = std::string("cannot create session block in ") + kShmDir + ": " + std::strerror(errno);
     return nullptr;
   }
-  // Lock before sizing so a concurrent attach_or_create waits for a published block.
-  flock(fd, LOCK_EX);
-  if (ftruncate(fd, sizeof(ControlBlock)) != 0) {
-    error = std::string("cannot size session block: ") + std::strerror(errno);
-    shm_unlink(shm_object_name(name).c_str());
+  auto discard = [&](const char* what) {
+    error = std::string(what) + std::strerror(errno);
+    if (!temp.empty()) unlink(temp.c_str());
+  };
+  struct stat st;
+  if (ftruncate(fd, sizeof(ControlBlock)) != 0 || fstat(fd, &st) != 0) {
+    discard("cannot size session block: ");
     close(fd);
     return nullptr;
   }
   void* mem = mmap(nullptr, sizeof(ControlBlock), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (mem == MAP_FAILED) {
-    error = std::string("cannot map session block: ") + std::strerror(errno);
-    shm_unlink(shm_object_name(name).c_str());
+    discard("cannot map session block: ");
     close(fd);
     return nullptr;
   }
@@ -339,10 +391,28 @@ std::unique_ptr<Session> Session::create(const std::string& name, const Policy& 
   auto* block = static_cast<ControlBlock*>(mem);
   init_block(*block, name, policy);
   auto session = std::unique_ptr<Session>(new Session(name, fd, block));
-  // The creator is a member before the lock is released, so that neither `sessions` nor a
+  session->dev_ = st.st_dev;
+  session->ino_ = st.st_ino;
+  // The creator is a member before the block has a name, so that neither `sessions` nor a
   // process replacing a dead block (attach_or_create) can take a starting session for dead.
   session->register_pid(getpid());
-  flock(fd, LOCK_UN);
+  const std::string final_path = shm_file_path(name);
+  int linked;
+  if (temp.empty()) {
+    char proc_path[40];
+    std::snprintf(proc_path, sizeof proc_path, "/proc/self/fd/%d", fd);
+    linked = linkat(AT_FDCWD, proc_path, AT_FDCWD, final_path.c_str(), AT_SYMLINK_FOLLOW);
+  } else {
+    linked = link(temp.c_str(), final_path.c_str());
+  }
+  const int link_error = errno;
+  if (!temp.empty()) unlink(temp.c_str());
+  if (linked != 0) {
+    error = link_error == EEXIST ? "session '" + name + "' already exists"
+                                 : "session '" + name + "': " + std::strerror(link_error);
+    errno = link_error;
+    return nullptr;
+  }
   return session;
 }
 
@@ -397,6 +467,7 @@ std::unique_ptr<Session> Session::attach(const std::string& name, std::string& e
     return nullptr;
   }
   auto* block = static_cast<ControlBlock*>(mem);
+  // A block made by an older faultline (sized, then filled in place) may still be filling.
   if (block->header.magic.load(std::memory_order_acquire) == 0) wait_published(block);
   if (auto problem = validate_block(mem, size, st.st_uid, geteuid())) {
     error = "session '" + name + "': " + *problem;
@@ -404,16 +475,22 @@ std::unique_ptr<Session> Session::attach(const std::string& name, std::string& e
     close(fd);
     return nullptr;
   }
-  return std::unique_ptr<Session>(new Session(name, fd, block));
+  auto session = std::unique_ptr<Session>(new Session(name, fd, block));
+  session->dev_ = st.st_dev;
+  session->ino_ = st.st_ino;
+  return session;
 }
 
-std::unique_ptr<Session> Session::attach_or_create(const std::string& name,
-                                                   const Policy& policy, bool& created,
-                                                   std::string& error) {
+std::unique_ptr<Session> Session::attach_or_create(const std::string& name, const Policy& policy,
+                                                   bool& created, std::string& error) {
   created = false;
-  // Two processes of a tree may start together: exactly one wins O_EXCL, the other attaches
-  // and waits (bounded) for the winner's magic.
-  for (int attempt = 0; attempt < 3; ++attempt) {
+  // Processes of a tree may start together: exactly one links its block into place, the
+  // others find it there, complete, and join it. Processes that start and end quickly (a
+  // shell's commands) may leave one another dead blocks to replace, again and again while
+  // the burst lasts: every pass makes progress (a block linked, or a dead one unlinked), so
+  // it is retried until it joins, bounded in time rather than by a small count.
+  const std::int64_t deadline = monotonic_ns() + std::int64_t{kPublishWaitMs} * 1000000;
+  for (int attempt = 0; attempt < 100000 && monotonic_ns() < deadline; ++attempt) {
     std::string create_error;
     if (auto s = create(name, policy, create_error)) {
       created = true;
@@ -429,28 +506,70 @@ std::unique_ptr<Session> Session::attach_or_create(const std::string& name,
       if (!s->remove_if_dead()) return s;
       continue;
     }
+    // Removed between our link attempt and our attach: try again.
     if (error.find("no session") == std::string::npos) return nullptr;
   }
-  if (error.empty()) error = "session '" + name + "' keeps being replaced; not joined";
+  error = "session '" + name + "' keeps being replaced; not joined";
   return nullptr;
+}
+
+namespace {
+// Holds the writer lock on a LockFd for a scope; closes a reopened descriptor.
+struct WriterLock {
+  int fd;
+  bool owned;
+  WriterLock(int fd_in, bool owned_in) : fd(fd_in), owned(owned_in) {
+    if (fd >= 0) flock(fd, LOCK_EX);
+  }
+  ~WriterLock() {
+    if (fd < 0) return;
+    flock(fd, LOCK_UN);
+    if (owned) close(fd);
+  }
+  WriterLock(const WriterLock&) = delete;
+  WriterLock& operator=(const WriterLock&) = delete;
+};
+}  // namespace
+
+void Session::release_fd() {
+  if (fd_ >= 0) close(fd_);
+  fd_ = -1;
+}
+
+Session::LockFd Session::lock_fd() const {
+  if (fd_ >= 0) return {fd_, false};
+  const int fd = open_shm_quiet(name_);
+  if (fd < 0) return {};
+  struct stat st;
+  if (fstat(fd, &st) != 0 || st.st_dev != dev_ || st.st_ino != ino_) {
+    close(fd);
+    return {};
+  }
+  return {fd, true};
 }
 
 bool Session::remove_if_dead() {
   if (!live_pids().empty()) return false;
-  struct Unlock {
-    int fd;
-    ~Unlock() { flock(fd, LOCK_UN); }
-  };
-  // Under the writer lock: a creator registers itself before releasing it (see create), and
-  // a second process replacing the same dead block sees it already unlinked (no links left)
-  // instead of unlinking the fresh block that now has the name.
-  flock(fd_, LOCK_EX);
-  Unlock unlock{fd_};
+  // Under the writer lock: a creator registers itself before its block has a name (see
+  // create), and a second process replacing the same dead block sees it already unlinked (no
+  // links left) instead of unlinking the fresh block that now has the name.
+  const LockFd lock = lock_fd();
+  if (lock.fd < 0) return true;  // the name is gone or names another block
+  const WriterLock locked(lock.fd, lock.owned);
   struct stat st;
-  if (fstat(fd_, &st) != 0) return false;
+  if (fstat(lock.fd, &st) != 0) return false;
   if (st.st_nlink == 0) return true;
   if (!live_pids().empty()) return false;
-  return shm_unlink(shm_object_name(name_).c_str()) == 0 || errno == ENOENT;
+  return unlink(shm_file_path(name_).c_str()) == 0 || errno == ENOENT;
+}
+
+std::vector<pid_t> Session::leave(pid_t self) {
+  unregister_pid(self);
+  std::vector<pid_t> alive = live_pids();
+  if (!alive.empty()) return alive;
+  if (remove_if_dead()) return {};
+  // A process joined between the two looks: it keeps the session.
+  return live_pids();
 }
 
 bool Session::remove(const std::string& name) {
@@ -484,12 +603,9 @@ std::vector<int> Session::used_slots() const {
 
 template <class F>
 void Session::write_locked(F&& edit) {
-  struct Unlock {
-    int fd;
-    ~Unlock() { flock(fd, LOCK_UN); }
-  };
-  flock(fd_, LOCK_EX);
-  Unlock unlock{fd_};
+  // Without a lock descriptor the block has lost its name: no other writer can reach it.
+  const LockFd lock = lock_fd();
+  const WriterLock locked(lock.fd, lock.owned);
   edit();
   ControlHeader& h = block_->header;
   h.armed_mask.store(compute_armed_mask(*block_), std::memory_order_release);
@@ -560,9 +676,7 @@ bool Session::edit_fault(int index, const std::function<void(FaultSpec&)>& edit)
 }
 
 void Session::panic() {
-  write_locked([&] {
-    block_->header.flags.fetch_or(kFlagPanicked, std::memory_order_relaxed);
-  });
+  write_locked([&] { block_->header.flags.fetch_or(kFlagPanicked, std::memory_order_relaxed); });
 }
 
 void Session::resume() {
@@ -594,15 +708,26 @@ int Session::register_pid(pid_t pid) {
     stats.last_injection_ns.store(0, std::memory_order_relaxed);
     return static_cast<int>(i);
   };
+  // A forked child is registered twice, by its parent (the fork wrapper) and by itself (the
+  // atfork handler), maybe at the same moment: both keep the lowest slot holding the pid and
+  // free any other they claimed. (Sequentially consistent: each sees the other's claim.)
+  const auto settle = [&](std::uint32_t mine) {
+    for (std::uint32_t i = 0; i < mine; ++i)
+      if (pids[i].load() == pid) {
+        std::int32_t own = pid;
+        pids[mine].compare_exchange_strong(own, 0);
+        return static_cast<int>(i);
+      }
+    return claimed(mine);
+  };
   for (std::uint32_t i = 0; i < kMaxPids; ++i) {
     std::int32_t expected = 0;
-    if (pids[i].compare_exchange_strong(expected, pid, std::memory_order_relaxed))
-      return claimed(i);
+    if (pids[i].compare_exchange_strong(expected, pid)) return settle(i);
   }
   // Table full: take over the slot of a member that has exited.
   for (std::uint32_t i = 0; i < kMaxPids; ++i) {
     std::int32_t old = pids[i].load(std::memory_order_relaxed);
-    if (!process_alive(old) && pids[i].compare_exchange_strong(old, pid)) return claimed(i);
+    if (!process_alive(old) && pids[i].compare_exchange_strong(old, pid)) return settle(i);
   }
   return -1;
 }
@@ -621,6 +746,26 @@ std::vector<pid_t> Session::live_pids() const {
     if (process_alive(pid)) out.push_back(pid);
   }
   return out;
+}
+
+std::uint64_t process_start_time(pid_t pid) {
+  char path[32];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  const int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[1024];
+  const ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  // Fields resume after the name's last ')': state is field 3, starttime field 22.
+  const char* p = std::strrchr(buf, ')');
+  if (!p) return 0;
+  for (int field = 2; field < 22; ++field) {
+    p = std::strchr(p + 1, ' ');
+    if (!p) return 0;
+  }
+  return std::strtoull(p + 1, nullptr, 10);
 }
 
 std::vector<SessionInfo> list_sessions(bool remove_dead) {
@@ -651,12 +796,12 @@ std::vector<SessionInfo> list_sessions(bool remove_dead) {
     info.armed_mask = block.header.armed_mask.load(std::memory_order_relaxed);
     info.flags = block.header.flags.load(std::memory_order_relaxed);
     info.age_ns = realtime_ns() - block.header.start_real_ns.load(std::memory_order_relaxed);
-    // A block nobody has joined yet may be in the middle of a `faultline run` start-up.
+    // A block is published with its creator a member, so a dead one is really dead; the
+    // grace is for the processes that inspect a session right after it ended (its counters
+    // stay readable by name), and for a block made by an older faultline still starting.
     constexpr std::int64_t kGraceNs = 2'000'000'000;
-    if (remove_dead && info.pids.empty() && info.age_ns > kGraceNs) {
-      Session::remove(info.name);
+    if (remove_dead && info.pids.empty() && info.age_ns > kGraceNs && session->remove_if_dead())
       continue;
-    }
     out.push_back(std::move(info));
   }
   closedir(dir);

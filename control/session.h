@@ -1,9 +1,12 @@
 // Sessions: create, attach, validate and edit the shared control block.
 //
-// A session is /dev/shm/faultline.<name> (shm_open, mode 0600). Writers (the CLI, or the shim
-// creating a session under plain LD_PRELOAD) serialise with flock(2) on the shm file and
-// publish each fault through its seqlock, then bump the block generation and recompute the
-// armed mask. Readers (the shim, `status`) never lock.
+// A session is /dev/shm/faultline.<name> (mode 0600). A block is built complete under no name
+// (O_TMPFILE, or a hidden temporary name) and linked into place with its creator already a
+// member, so no process ever sees a half-made block or takes a starting session for dead.
+// Writers (the CLI, the API) serialise with flock(2) on the shm file and publish each fault
+// through its seqlock, then bump the block generation and recompute the armed mask. Readers
+// (the shim, `status`) never lock; the shim keeps only the mapping (release_fd), so the
+// program's descriptor numbers are its own, and reopens the file the rare time it must lock.
 #pragma once
 
 #include <sys/types.h>
@@ -66,12 +69,17 @@ class Session {
                                          std::string& error);
   // Attaches to an existing session after validating it (owner, magic, version, size).
   static std::unique_ptr<Session> attach(const std::string& name, std::string& error);
-  // Attach, or create from `policy` if there is no such session yet (race-free: O_EXCL). A
-  // block whose member processes have all exited is replaced by a fresh one.
-  static std::unique_ptr<Session> attach_or_create(const std::string& name,
-                                                   const Policy& policy, bool& created,
-                                                   std::string& error);
+  // Attach, or create from `policy` if there is no such session yet (race-free: the block is
+  // linked into place whole, and the loser of a race joins the winner's). A block whose
+  // member processes have all exited is replaced by a fresh one.
+  static std::unique_ptr<Session> attach_or_create(const std::string& name, const Policy& policy,
+                                                   bool& created, std::string& error);
   static bool remove(const std::string& name);
+
+  // Closes the descriptor and keeps only the mapping (the shim: a preload holds no fd of the
+  // program's). Writer operations afterwards reopen the shm file for the lock, and go on
+  // without it when the name no longer refers to this block (nobody else can reach it then).
+  void release_fd();
 
   const std::string& name() const { return name_; }
   ControlBlock& block() { return *block_; }
@@ -104,14 +112,28 @@ class Session {
   // Unlinks the block if no member is alive (under the writer lock). True when the name no
   // longer refers to this block.
   bool remove_if_dead();
+  // The end of a creator's part (`faultline run`, the API, the shim that made the session):
+  // leaves the member table, then unlinks the block unless other members are still alive (a
+  // daemon that double-forked away keeps its session, and so stays reachable by `panic`).
+  // Returns the members still alive; empty when the block was removed.
+  std::vector<pid_t> leave(pid_t self);
 
  private:
   Session(std::string name, int fd, ControlBlock* block);
   template <class F>
   void write_locked(F&& edit);
+  // The descriptor to flock: fd_, or the shm file reopened (owned) after release_fd; -1
+  // when the name no longer refers to this block.
+  struct LockFd {
+    int fd = -1;
+    bool owned = false;
+  };
+  LockFd lock_fd() const;
 
   std::string name_;
   int fd_ = -1;
+  dev_t dev_ = 0;  // the block file's identity, to recognise it when reopened by name
+  ino_t ino_ = 0;
   ControlBlock* block_ = nullptr;
 };
 
@@ -126,6 +148,10 @@ struct SessionInfo {
   std::int64_t age_ns = 0;
   std::string problem;  // non-empty: block failed validation (another user's, bad version...)
 };
+// The start time of a process (/proc/PID/stat field 22, clock ticks since boot), 0 when it
+// cannot be read: with the pid, it names one process even after its pid is reused.
+std::uint64_t process_start_time(pid_t pid);
+
 // Every faultline session in /dev/shm. With remove_dead, blocks of this user whose member
 // processes are all gone are unlinked (and not listed).
 std::vector<SessionInfo> list_sessions(bool remove_dead);

@@ -892,7 +892,8 @@ bool delay_holds(void* ctx, std::int64_t& deadline_ns) {
     return false;
   FaultSlot& slot = block->faults[hold.slot];
   if (slot.enabled.load(std::memory_order_relaxed) != 1) return false;
-  const Rules* rules = current_rules(*block);
+  const RulesRef ref(*block);
+  const Rules* rules = ref.get();
   const Rule* r = rule_for_slot(*rules, hold.slot);
   if (!r || r->key != hold.key) return false;  // removed, or the slot holds another fault now
   if (r->needs_clock && !in_window(*r, slot)) return false;
@@ -917,7 +918,8 @@ bool apply_delay(const Guard& guard, Decision& d, const CallSite& site) {
   if (d.delay_ns <= 0 || d.fault < 0 || d.fault >= static_cast<int>(kMaxFaults)) return true;
   DelayHold hold{&site, d.fault, 0, 0, monotonic_ns(), 0};
   if (ControlBlock* block = g_block.load(std::memory_order_acquire)) {
-    const Rules* rules = current_rules(*block);
+    const RulesRef ref(*block);
+    const Rules* rules = ref.get();
     if (const Rule* r = rule_for_slot(*rules, d.fault)) {
       hold.key = r->key;
       hold.generation = rules->generation;

@@ -1,9 +1,10 @@
 // `faultline run`: compile the policy, make sure the preload can actually reach CMD, create the
 // session, run CMD with the shim preloaded, forward signals to it, report what was injected and
-// remove the session. CMD is refused rather than run unfaulted when no preload could reach it
-// (statically linked, set-id, another architecture): a fault test that silently injects
-// nothing is worse than no test. The launch itself (command resolution, vetting, finding the
-// shim, the environment, fork+exec) is control/launcher.cpp, shared with the C++ API.
+// remove the session (or keep it, and say so, while processes CMD left behind still run). CMD is
+// refused rather than run unfaulted when no preload could reach it (statically linked, set-id,
+// another architecture): a fault test that silently injects nothing is worse than no test. The
+// launch itself (command resolution, vetting, finding the shim, the environment, fork+exec) is
+// control/launcher.cpp, shared with the C++ API.
 #include <fmt/format.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -144,10 +145,27 @@ void write_json_summary(const std::string& file, const std::string& json) {
     fmt::print(stderr, "faultline: warning: cannot write {}: {}\n", file, errno_message(errno));
 }
 
-// Removes the session on every way out of `run` once it exists, errors included.
-struct SessionRemover {
-  std::string name;
-  ~SessionRemover() { Session::remove(name); }
+// Ends `run`'s part in the session on every way out once it exists, errors included: the
+// block is removed unless processes of CMD's tree still run (a daemon that double-forked
+// away), which keep it, stay reachable by `panic`, and are told of on stderr.
+class SessionEnd {
+ public:
+  explicit SessionEnd(Session& session) : session_(session) {}
+  ~SessionEnd() {
+    launch::register_stray_members(session_);
+    const std::vector<pid_t> alive = session_.leave(getpid());
+    if (alive.empty()) return;
+    fmt::print(stderr,
+               "faultline: session {} kept: {} process{} still run{}; `faultline panic {}` "
+               "reaches {}\n",
+               session_.name(), alive.size(), alive.size() == 1 ? "" : "es",
+               alive.size() == 1 ? "s" : "", session_.name(), alive.size() == 1 ? "it" : "them");
+  }
+  SessionEnd(const SessionEnd&) = delete;
+  SessionEnd& operator=(const SessionEnd&) = delete;
+
+ private:
+  Session& session_;
 };
 
 }  // namespace
@@ -165,6 +183,7 @@ int run_command(const RunOptions& options) {
   const std::string program = launch::resolve_command(options.command.front());
   const std::string shim = launch::find_shim(launch::executable_shim_defaults());
   std::vector<std::string> warnings;
+  launch::check_not_disabled(launch::current_environment(), !options.policy.empty(), warnings);
   launch::vet_program(program, shim, warnings);
   for (const auto& w : warnings) fmt::print(stderr, "faultline: warning: {}\n", w);
 
@@ -172,7 +191,7 @@ int run_command(const RunOptions& options) {
   const std::optional<std::string> log = launch::log_path_override(options.log);
 
   const auto session = launch::create_session(name, policy);
-  const SessionRemover remover{name};
+  const SessionEnd end(*session);
   session->set_seed(seed);
   if (log) session->set_log_path(*log);
   // Session::create registered this process as a member: the session cannot look dead (and

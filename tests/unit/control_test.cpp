@@ -2,16 +2,19 @@
 // FAULTLINE_DIAG), slot checks that keep a corrupted block from arming anything, the 0600
 // rule, replacing a dead block, per-process counters, and the stop flags and budget as the
 // engine sees them from several threads.
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
-#include <cstring>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -83,7 +86,8 @@ TEST(Diagnostics, AnUnopenableDiagFileFallsBackToStderr) {
   shim::diag_init(nullptr);
   shim::diag_reset_for_tests();
   EXPECT_NE(err.find("cannot open FAULTLINE_DIAG file /nonexistent-dir/diag.log"),
-            std::string::npos) << err;
+            std::string::npos)
+      << err;
   EXPECT_NE(err.find("a message that must not be lost"), std::string::npos) << err;
 }
 
@@ -123,7 +127,7 @@ TEST(SlotChecks, ACorruptSlotArmsNothingAndNeverInjects) {
   const int index = session.find_fault("f");
   FaultSpec spec = read_fault_spec(s.slot("f"));
   spec.families = kFamWrite | kFamFsync;  // would arm @write for a fault with no write call
-  session.update_fault(index, spec);       // recomputes the armed mask
+  session.update_fault(index, spec);      // recomputes the armed mask
   EXPECT_EQ(session.block().header.armed_mask.load(), 0u);
 
   shim::Guard guard;
@@ -139,7 +143,8 @@ TEST(SlotChecks, ACorruptSlotArmsNothingAndNeverInjects) {
   const auto lines = file.lines();
   ASSERT_EQ(lines.size(), 1u) << "one report for the slot, not one per rebuild";
   EXPECT_NE(lines[0].find("1 fault slot(s) of session " + session.name() + " are corrupt"),
-            std::string::npos) << lines[0];
+            std::string::npos)
+      << lines[0];
   EXPECT_NE(lines[0].find("families do not match"), std::string::npos) << lines[0];
 }
 
@@ -242,6 +247,111 @@ TEST(SessionMembers, PerProcessCountersFollowThePidSlot) {
   session.unregister_pid(getpid() + 100000);
 }
 
+// A forked child is registered by its parent (the fork wrapper) and by itself (the atfork
+// handler), maybe at once: it must end up in exactly one slot.
+TEST(SessionMembers, APidRegisteredTwiceAtOnceHoldsOneSlot) {
+  testing::TestSession s(kFsyncEio);
+  Session& session = s.session();
+  auto& pids = session.block().header.pids;
+  for (int round = 0; round < 200; ++round) {
+    const pid_t pid = getpid() + 200000 + round;
+    int a = -1, b = -1;
+    std::thread other([&] { a = session.register_pid(pid); });
+    b = session.register_pid(pid);
+    other.join();
+    EXPECT_EQ(a, b) << "round " << round;
+    int held = 0;
+    for (const auto& slot : pids) held += slot.load() == pid;
+    ASSERT_EQ(held, 1) << "round " << round;
+    session.unregister_pid(pid);
+  }
+}
+
+// ---- the session's life -------------------------------------------------------------------
+
+// Whether this process has a descriptor on the session's file (by identity: a block made
+// with O_TMPFILE has no name in /proc/self/fd).
+bool shm_fd_open(const std::string& name) {
+  struct stat file;
+  if (stat(shm_file_path(name).c_str(), &file) != 0) return false;
+  for (int fd = 0; fd < 1024; ++fd) {
+    struct stat st;
+    if (fstat(fd, &st) == 0 && st.st_dev == file.st_dev && st.st_ino == file.st_ino) return true;
+  }
+  return false;
+}
+
+TEST(SessionLife, CreateLeavesNoTemporaryFileAndPublishesAWholeBlock) {
+  const std::string name = testing::unique_session_name("whole");
+  CompileResult compiled = compile_policy_string(kFsyncEio, "t.toml");
+  ASSERT_TRUE(compiled.policy);
+  std::string error;
+  auto session = Session::create(name, *compiled.policy, error);
+  ASSERT_TRUE(session) << error;
+  struct stat st;
+  ASSERT_EQ(stat(shm_file_path(name).c_str(), &st), 0);
+  EXPECT_EQ(static_cast<std::size_t>(st.st_size), sizeof(ControlBlock));
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(session->live_pids(), std::vector<pid_t>{getpid()}) << "published without its creator";
+  // The name is taken: a second create fails and leaves nothing behind.
+  EXPECT_EQ(Session::create(name, *compiled.policy, error), nullptr);
+  EXPECT_NE(error.find("already exists"), std::string::npos) << error;
+  DIR* dir = opendir("/dev/shm");
+  ASSERT_NE(dir, nullptr);
+  while (const dirent* entry = readdir(dir))
+    EXPECT_EQ(std::string(entry->d_name).find(".faultline-new." + name), std::string::npos);
+  closedir(dir);
+  Session::remove(name);
+}
+
+TEST(SessionLife, AReleasedFdIsReopenedToLockAndNeverTouchesAnotherBlock) {
+  const std::string name = testing::unique_session_name("nofd");
+  CompileResult compiled = compile_policy_string(kFsyncEio, "t.toml");
+  ASSERT_TRUE(compiled.policy);
+  std::string error;
+  auto session = Session::create(name, *compiled.policy, error);
+  ASSERT_TRUE(session) << error;
+  EXPECT_TRUE(shm_fd_open(name));
+  session->release_fd();
+  EXPECT_FALSE(shm_fd_open(name)) << "the block's fd is still open";
+  session->panic();  // a writer operation: reopens the file for the lock, closes it again
+  EXPECT_TRUE(session->block().header.flags.load() & kFlagPanicked);
+  EXPECT_FALSE(shm_fd_open(name));
+
+  // The name now refers to another block: removing "ours" must not unlink that one.
+  ASSERT_TRUE(Session::remove(name));
+  auto other = Session::create(name, *compiled.policy, error);
+  ASSERT_TRUE(other) << error;
+  session->unregister_pid(getpid());
+  other->unregister_pid(getpid());
+  EXPECT_TRUE(session->remove_if_dead());
+  EXPECT_EQ(access(shm_file_path(name).c_str(), F_OK), 0) << "another block was unlinked";
+  Session::remove(name);
+}
+
+TEST(SessionLife, LeaveKeepsTheBlockWhileAnotherMemberLives) {
+  const std::string name = testing::unique_session_name("leave");
+  CompileResult compiled = compile_policy_string(kFsyncEio, "t.toml");
+  ASSERT_TRUE(compiled.policy);
+  std::string error;
+  auto session = Session::create(name, *compiled.policy, error);
+  ASSERT_TRUE(session) << error;
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    pause();
+    _exit(0);
+  }
+  session->register_pid(child);
+  EXPECT_EQ(session->leave(getpid()), std::vector<pid_t>{child});
+  EXPECT_EQ(access(shm_file_path(name).c_str(), F_OK), 0) << "removed under a live member";
+  kill(child, SIGKILL);
+  int status = 0;
+  waitpid(child, &status, 0);
+  EXPECT_TRUE(session->leave(getpid()).empty());
+  EXPECT_NE(access(shm_file_path(name).c_str(), F_OK), 0) << "a dead session was kept";
+}
+
 // ---- safety flags as the engine sees them ---------------------------------------------------
 
 TEST(SafetyFlags, PanicStopsACallThatAlreadyPassedTheFastPath) {
@@ -281,8 +391,9 @@ TEST(SafetyFlags, MaxFaultsIsExactUnderFourThreads) {
 }
 
 TEST(SafetyFlags, TtlDisarmsWithNoControllerInvolved) {
-  testing::TestSession s("version = 1\n[safety]\nttl = \"1h\"\n"
-                         "[[fault]]\nname='f'\ncalls=['fsync']\nerror='EIO'\n");
+  testing::TestSession s(
+      "version = 1\n[safety]\nttl = \"1h\"\n"
+      "[[fault]]\nname='f'\ncalls=['fsync']\nerror='EIO'\n");
   ControlHeader& h = s.session().block().header;
   shim::Guard guard;
   shim::Decision d;
