@@ -504,13 +504,19 @@ TEST(EngineReclaim, TenThousandLiveEditsUnderFourDecidingThreadsStayBounded) {
   }
   std::uint64_t most_retired = 0;
   {
-    // This thread decides after each edit too, so that every edit builds a copy (on 2 cores
-    // the readers alone see a burst of edits as one) while the readers hold older ones.
+    // This thread decides after each edit too, until a copy of that generation is built (on
+    // 2 cores the readers alone see a burst of edits as one, and a decide that finds another
+    // thread rebuilding keeps the previous copy), while the readers hold older ones.
     shim::Guard guard;
     for (int i = 0; i < kEdits; ++i) {
+      const std::uint64_t built_before = shim::engine_rules_memory().built;
       ASSERT_TRUE(session.update_fault(index, spec));
-      shim::Decision d;
-      shim::decide(guard, shim::CallSite{kCall_fsync}, d);
+      for (int tries = 0; tries < 1000 && shim::engine_rules_memory().built == built_before;
+           ++tries) {
+        shim::Decision d;
+        shim::decide(guard, shim::CallSite{kCall_fsync}, d);
+        if (tries > 0) std::this_thread::yield();
+      }
       if (i % 16 == 0) most_retired = std::max(most_retired, shim::engine_rules_memory().retired);
     }
     stop.store(true);
