@@ -19,12 +19,15 @@
 #include <cstring>
 
 #include "faultline/glob.h"
+#include "faultline/seqlock.h"
 #include "fd_count.h"
 #include "fd_table.h"
 #include "net_select.h"
+#include "scratch.h"
 #include "session.h"
 #include "site.h"
 #include "stack.h"
+#include "text_buf.h"
 
 namespace faultline::shim {
 namespace {
@@ -142,6 +145,12 @@ struct CorruptSlots {
     }
     slots |= 1ull << slot;
   }
+  // Never inlined: the inspection's 2.9 KiB copy of the spec stays out of build_rules' frame
+  // (a rebuild may run in a signal handler on a small sigaltstack).
+  [[gnu::noinline]] void inspect(std::uint32_t slot_index, const FaultSlot& slot) {
+    SlotInspection inspected = inspect_fault_slot(slot);
+    if (inspected.problem) note(slot_index, *inspected.problem);
+  }
   void report(const ControlBlock& block) const {
     if (!slots) return;
     diag("faultline: %d fault slot(s) of session %.63s are corrupt and ignored (slot %u: %s); "
@@ -150,6 +159,17 @@ struct CorruptSlots {
   }
 };
 
+// A used slot's spec, read through its seqlock into `words` (kSpecWords, in the rules
+// mapping) and copied to `out` (the rule itself): true only for a sound spec.
+bool read_sound_spec(const FaultSlot& slot, std::uint64_t* words, FaultSpec& out) {
+  if (slot.state.load(std::memory_order_acquire) != kSlotUsed ||
+      slot.enabled.load(std::memory_order_relaxed) > 1 ||
+      !seqlock_read(slot.spec_seq, slot.spec_words, words, kSpecWords))
+    return false;
+  std::memcpy(&out, words, sizeof out);
+  return !check_fault_spec(out);
+}
+
 // Builds a private compiled copy of the session's faults. mmap'd and never freed: a thread
 // may still be reading the previous copy, and edits are rare human actions, so each costs
 // a few KiB for the life of the process rather than a reference count on every call.
@@ -157,26 +177,31 @@ Rules* build_rules(const ControlBlock& block, std::uint64_t generation) {
   int used = 0;
   for (const FaultSlot& slot : block.faults)
     if (slot.state.load(std::memory_order_acquire) == kSlotUsed) ++used;
-  std::size_t bytes = sizeof(Rules) + sizeof(Rule) * static_cast<std::size_t>(used);
+  // After the rules, room to read one spec through its seqlock: a rebuild may run in a signal
+  // handler on a small sigaltstack, where two 2.9 KiB copies of a spec on the stack do not fit.
+  const std::size_t rules_bytes = sizeof(Rules) + sizeof(Rule) * static_cast<std::size_t>(used);
+  std::size_t bytes = rules_bytes + sizeof(FaultSpec);
   void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) return nullptr;
   auto* rules = static_cast<Rules*>(mem);
+  auto* spec_words = reinterpret_cast<std::uint64_t*>(static_cast<char*>(mem) + rules_bytes);
   rules->bytes = bytes;
   rules->generation = generation;
   rules->epoch = ++g_epoch;
   int n = 0;
   CorruptSlots corrupt;
   for (std::uint32_t i = 0; i < kMaxFaults; ++i) {
-    SlotInspection slot = inspect_fault_slot(block.faults[i]);
-    if (slot.problem) {
-      // Never trust a slot that fails the compiler's invariants (a corrupted block).
-      corrupt.note(i, *slot.problem);
+    const FaultSlot& slot = block.faults[i];
+    if (n == used || !read_sound_spec(slot, spec_words, rules->rule[n].spec)) {
+      if (slot.state.load(std::memory_order_relaxed) != kSlotFree) {
+        // Not sound (or a writer raced the count): the copying inspection, off the common
+        // path, says what is wrong. Never trust a slot that fails the compiler's invariants.
+        corrupt.inspect(i, slot);
+      }
       continue;
     }
-    if (!slot.used || n == used) continue;  // `used` bounds the allocation
     Rule& r = rules->rule[n++];
     r.slot = static_cast<int>(i);
-    r.spec = slot.spec;
     r.key = fnv1a(r.spec.name);
     r.always = r.spec.probability >= 1.0;
     r.threshold = r.always ? ~0ull
@@ -244,20 +269,22 @@ std::uint64_t stack_frame_bits(const FrameInfo& frame, const void* ctx) {
 
 // The absolute form of an open()'s path argument, so globs like "*/a.log" match a file the
 // program opened as "a.log". Not normalised ("..", symlinks): that is the path it asked for.
-bool absolute_open_path(const CallSite& site, char* out, std::size_t size) {
+// `out` and `dir` are kPathBytes each, from a scratch buffer (never the caller's stack).
+constexpr std::size_t kPathBytes = 4096;
+static_assert(2 * kPathBytes <= Scratch::kBytes);
+bool absolute_open_path(const CallSite& site, char* out, char* dir) {
   if (!site.path) return false;
-  if (site.path[0] == '/') {
-    int n = std::snprintf(out, size, "%s", site.path);
-    return n > 0 && static_cast<std::size_t>(n) < size;
+  TextBuf text(out, kPathBytes);
+  if (site.path[0] != '/') {
+    if (site.dirfd == AT_FDCWD) {
+      if (!getcwd(dir, kPathBytes)) return false;
+    } else if (fd_path(site.dirfd, dir, kPathBytes) < 0) {
+      return false;
+    }
+    text.put(dir).put('/');
   }
-  char dir[4096];
-  if (site.dirfd == AT_FDCWD) {
-    if (!getcwd(dir, sizeof dir)) return false;
-  } else if (fd_path(site.dirfd, dir, sizeof dir) < 0) {
-    return false;
-  }
-  int n = std::snprintf(out, size, "%s/%s", dir, site.path);
-  return n > 0 && static_cast<std::size_t>(n) < size;
+  text.put(site.path);
+  return !text.truncated();
 }
 
 bool is_fd_data_call(std::uint32_t call) {
@@ -358,7 +385,9 @@ struct SelectorContext {
   FdInfo fd_info;
   bool fd_known = false;
   NetSiteAddr net;  // the socket address `addr` matches, looked up once per call
-  char open_path[4096];  // filled only when a rule needs it: never zeroed per call
+  // The absolute path argument, in a scratch buffer claimed only when a rule needs it: 8 KiB
+  // on the stack would overflow a signal handler's small sigaltstack.
+  Scratch scratch;
   int open_path_state = 0;  // 0 not computed, 1 ok, -1 unavailable
 
   const FdInfo& fd() {
@@ -369,9 +398,11 @@ struct SelectorContext {
     return fd_info;
   }
   const char* path_argument() {
-    if (open_path_state == 0)
-      open_path_state = absolute_open_path(site, open_path, sizeof open_path) ? 1 : -1;
-    return open_path_state > 0 ? open_path : nullptr;
+    if (open_path_state == 0) {
+      char* mem = scratch.get();
+      open_path_state = mem && absolute_open_path(site, mem, mem + kPathBytes) ? 1 : -1;
+    }
+    return open_path_state > 0 ? scratch.get() : nullptr;
   }
   // One unwind per call, whichever rules ask; the frames' bits are cached per rules epoch.
   std::uint64_t stack_bits = 0;
@@ -490,9 +521,8 @@ bool fault_still_applies(const Guard& guard, int slot_index, const CallSite& sit
   (void)guard;
   ControlBlock* block = g_block.load(std::memory_order_acquire);
   if (!block || slot_index < 0 || slot_index >= static_cast<int>(kMaxFaults)) return false;
-  if (session_expired(*block) ||
-      (block->header.flags.load(std::memory_order_acquire) &
-       (kFlagPanicked | kFlagTtlExpired | kFlagBudgetSpent)))
+  if (session_expired(*block) || (block->header.flags.load(std::memory_order_acquire) &
+                                  (kFlagPanicked | kFlagTtlExpired | kFlagBudgetSpent)))
     return false;
   const Rules* rules = current_rules(*block);
   FaultSlot& slot = block->faults[slot_index];

@@ -11,12 +11,13 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdio>
 #include <cstring>
 #include <string_view>
 
+#include "scratch.h"
 #include "shim.h"
 #include "sock_table.h"
+#include "text_buf.h"
 
 namespace faultline::shim {
 namespace {
@@ -45,8 +46,9 @@ FdKind kind_from_link(const char* link) {
 }  // namespace
 
 long fd_path(int fd, char* buf, unsigned long size) noexcept {
+  // TextBuf, not snprintf: glibc's vfprintf needs ~2 KiB of stack (docs/reliability.md).
   char proc[40];
-  std::snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+  TextBuf(proc, sizeof proc).put("/proc/self/fd/").dec_signed(fd);
   ssize_t n = readlink(proc, buf, size - 1);
   if (n < 0) return -1;
   buf[n] = '\0';
@@ -72,16 +74,18 @@ FdInfo fd_lookup(int fd, std::uint32_t rules_epoch, PathMatcher match_paths, voi
         return {static_cast<FdKind>((observed >> 1) & 7), match};
     }
   }
-  char link[4096];
-  if (fd_path(fd, link, sizeof link) < 0) return {FdKind::kUnknown, 0};
+  // The link in a scratch buffer, not on the stack: the armed path's stack budget is 1 KiB.
+  Scratch scratch;
+  char* link = scratch.get();
+  if (!link || fd_path(fd, link, 4096) < 0) return {FdKind::kUnknown, 0};
   FdInfo info{kind_from_link(link), 0};
   if (info.kind == FdKind::kFile) info.path_match = match_paths(link, ctx);
   if (slot) {
     // Cache only if no close happened since we looked: otherwise the fd may now be another
     // file, and the next call will learn it afresh.
     std::uint64_t gen = generation_of(observed);
-    std::uint64_t fresh = (gen << 32) | (epoch << 8) |
-                          (static_cast<std::uint64_t>(info.kind) << 1) | kValid;
+    std::uint64_t fresh =
+        (gen << 32) | (epoch << 8) | (static_cast<std::uint64_t>(info.kind) << 1) | kValid;
     slot->match.store(info.path_match, std::memory_order_relaxed);
     std::uint64_t expected = observed;
     slot->word.compare_exchange_strong(expected, fresh, std::memory_order_release,
@@ -96,8 +100,7 @@ void fd_invalidate(int fd) noexcept {
   if (!slot) return;
   std::uint64_t word = slot->word.load(std::memory_order_relaxed);
   while (!slot->word.compare_exchange_weak(word, (generation_of(word) + 1) << 32,
-                                           std::memory_order_release,
-                                           std::memory_order_relaxed)) {
+                                           std::memory_order_release, std::memory_order_relaxed)) {
   }
 }
 
