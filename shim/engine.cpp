@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <new>
 
 #include "faultline/glob.h"
 #include "faultline/seqlock.h"
@@ -384,10 +385,26 @@ struct SelectorContext {
   const Rules& rules;
   FdInfo fd_info;
   bool fd_known = false;
-  NetSiteAddr net;  // the socket address `addr` matches, looked up once per call
-  // The absolute path argument, in a scratch buffer claimed only when a rule needs it: 8 KiB
-  // on the stack would overflow a signal handler's small sigaltstack.
+  // The absolute path argument, the socket address `addr` matches and explore's frames, each
+  // computed once per call, live in a scratch buffer claimed only when a rule needs one: on
+  // the stack they would cost 8.5 KiB, where a signal handler's sigaltstack may have 8 in all.
   Scratch scratch;
+  NetSiteAddr* net_ = nullptr;
+  SiteFrames* frames_ = nullptr;
+  static constexpr std::size_t kNetOffset = 2 * kPathBytes;
+  static constexpr std::size_t kFramesOffset = kNetOffset + 256;
+
+  // nullptr only when no memory at all could be had: the selector then does not match.
+  NetSiteAddr* net() {
+    if (!net_)
+      if (char* mem = scratch.get()) net_ = new (mem + kNetOffset) NetSiteAddr;
+    return net_;
+  }
+  SiteFrames* site_frames() {
+    if (!frames_)
+      if (char* mem = scratch.get()) frames_ = new (mem + kFramesOffset) SiteFrames;
+    return frames_;
+  }
   int open_path_state = 0;  // 0 not computed, 1 ok, -1 unavailable
 
   const FdInfo& fd() {
@@ -414,9 +431,9 @@ struct SelectorContext {
     }
     return stack_bits;
   }
-  // explore: the innermost return addresses, unwound once per call for `site` and `record`.
-  SiteFrames site_frames;
 };
+static_assert(sizeof(NetSiteAddr) <= 256 &&
+              SelectorContext::kFramesOffset + sizeof(SiteFrames) <= Scratch::kBytes);
 
 // All the selectors of one rule, cheapest first; the stack (unwinding) always last.
 bool selectors_match(const Rule& r, SelectorContext& ctx) {
@@ -438,13 +455,18 @@ bool selectors_match(const Rule& r, SelectorContext& ctx) {
     if (!path || !glob_match(r.spec.path, path)) return false;
   }
   // (selectors of further families are added here, before thread and stack)
-  if ((r.spec.addr_kind || r.spec.host[0]) && !net_selectors_match(r.spec, site, ctx.net))
-    return false;
+  if (r.spec.addr_kind || r.spec.host[0]) {
+    NetSiteAddr* net = ctx.net();
+    if (!net || !net_selectors_match(r.spec, site, *net)) return false;
+  }
   if (r.spec.thread[0] && !thread_matches(r.spec.thread)) return false;
   // Last: the selectors that unwind (`stack`, then explore's `site`). A stack that cannot be
   // unwound matches neither.
   if (r.spec.stack[0] && !(ctx.stack() & (1ull << r.slot))) return false;
-  if (r.spec.site[0] && !site_matches(r.spec.site, ctx.site_frames)) return false;
+  if (r.spec.site[0]) {
+    SiteFrames* frames = ctx.site_frames();
+    if (!frames || !site_matches(r.spec.site, *frames)) return false;
+  }
   return true;
 }
 
@@ -479,7 +501,8 @@ bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
     // faults after it still see the call.
     if (r.spec.record[0]) {
       slot.matched.fetch_add(1, std::memory_order_relaxed);
-      if (!r.needs_clock || in_window(r, slot)) site_record(r.spec, site.call, ctx.site_frames);
+      if (!r.needs_clock || in_window(r, slot))
+        if (SiteFrames* frames = ctx.site_frames()) site_record(r.spec, site.call, *frames);
       continue;
     }
 

@@ -28,14 +28,17 @@
 namespace faultline::shim {
 namespace {
 
-// Text into a slot's words, NUL-padded and truncated to fit.
+// Text into a slot's words, NUL-padded and truncated to fit (one word at a time: no copy of
+// the whole field on the stack).
 template <std::size_t N>
 void store_text_words(std::atomic<std::uint64_t> (&words)[N], const char* text) {
-  char buf[N * 8] = {};
-  std::memcpy(buf, text, strnlen(text, sizeof buf - 1));
+  std::size_t left = strnlen(text, N * 8 - 1);
   for (std::size_t i = 0; i < N; ++i) {
-    std::uint64_t w;
-    std::memcpy(&w, buf + i * 8, 8);
+    std::uint64_t w = 0;
+    const std::size_t take = left < 8 ? left : 8;
+    std::memcpy(&w, text, take);
+    text += take;
+    left -= take;
     words[i].store(w, std::memory_order_release);
   }
 }

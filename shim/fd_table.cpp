@@ -17,7 +17,6 @@
 #include "scratch.h"
 #include "shim.h"
 #include "sock_table.h"
-#include "text_buf.h"
 
 namespace faultline::shim {
 namespace {
@@ -46,9 +45,15 @@ FdKind kind_from_link(const char* link) {
 }  // namespace
 
 long fd_path(int fd, char* buf, unsigned long size) noexcept {
-  // TextBuf, not snprintf: glibc's vfprintf needs ~2 KiB of stack (docs/reliability.md).
-  char proc[40];
-  TextBuf(proc, sizeof proc).put("/proc/self/fd/").dec_signed(fd);
+  if (fd < 0) return -1;
+  // By hand, not snprintf: glibc's vfprintf needs ~2 KiB of stack (docs/reliability.md).
+  char proc[32] = "/proc/self/fd/";
+  char digits[12];
+  int n_digits = 0;
+  for (unsigned v = static_cast<unsigned>(fd); n_digits == 0 || v != 0; v /= 10)
+    digits[n_digits++] = static_cast<char>('0' + v % 10);
+  for (int i = 0; i < n_digits; ++i) proc[14 + i] = digits[n_digits - 1 - i];
+  proc[14 + n_digits] = '\0';
   ssize_t n = readlink(proc, buf, size - 1);
   if (n < 0) return -1;
   buf[n] = '\0';

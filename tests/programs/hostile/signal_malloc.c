@@ -62,7 +62,8 @@ int main(int argc, char** argv) {
         }
       free(blocks[slot]);
     }
-    sizes[slot] = 1 + (rng >> 16) % 600;
+    /* Around the size of a path-long std::string: the same tcache bins as the handler. */
+    sizes[slot] = 40 + (rng >> 16) % 64;
     blocks[slot] = malloc(sizes[slot]);
     if (!blocks[slot]) return 4;
     memset(blocks[slot], (unsigned char)((uintptr_t)blocks[slot] >> 4), sizes[slot]);
