@@ -4,6 +4,7 @@
 // malloc, calloc, realloc and free with counting forwarders to glibc's own allocator (not
 // under a sanitizer, whose runtime owns those names), and the text builder is checked for the
 // line format the log promises.
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include <string>
 
 #include "engine.h"
+#include "net_select.h"
 #include "test_session.h"
 #include "text_buf.h"
 
@@ -186,6 +188,31 @@ TEST(TextBuf, UtcTime) {
   shim::TextBuf u(buf, sizeof buf);
   u.utc_time(0, 3);
   EXPECT_EQ(std::string(u.data()), "1970-01-01T00:00:00.000Z");
+}
+
+// Socket addresses in events are formatted by hand (inet_ntop and snprintf need ~2 KiB of
+// stack): the text must be inet_ntop's, byte for byte.
+TEST(TextBuf, SocketAddressesAreWrittenAsInetNtopWritesThem) {
+  for (const char* text :
+       {"::", "::1", "1::", "1:2:3:4:5:6:7:8", "2001:db8::1", "2001:db8:0:0:1::1", "fe80::1:0:0:0",
+        "::ffff:10.1.2.3", "::10.1.2.3", "0:0:1::", "1:0:0:2::3", "::ffff:0:0", "abcd:ef01::"}) {
+    struct sockaddr_in6 a {};
+    a.sin6_family = AF_INET6;
+    a.sin6_port = htons(8080);
+    ASSERT_EQ(inet_pton(AF_INET6, text, &a.sin6_addr), 1) << text;
+    char expected[INET6_ADDRSTRLEN];
+    inet_ntop(AF_INET6, &a.sin6_addr, expected, sizeof expected);
+    char buf[80];
+    shim::format_sockaddr(reinterpret_cast<struct sockaddr*>(&a), sizeof a, buf, sizeof buf);
+    EXPECT_EQ(std::string(buf), "[" + std::string(expected) + "]:8080") << text;
+  }
+  struct sockaddr_in b {};
+  b.sin_family = AF_INET;
+  b.sin_port = htons(53);
+  inet_pton(AF_INET, "192.168.0.255", &b.sin_addr);
+  char buf[80];
+  shim::format_sockaddr(reinterpret_cast<struct sockaddr*>(&b), sizeof b, buf, sizeof buf);
+  EXPECT_EQ(std::string(buf), "192.168.0.255:53");
 }
 
 }  // namespace
