@@ -190,6 +190,7 @@ void append_log(const char* path, const char* line, std::size_t size) {
   FL_REAL(write)(fd, line, size);
   FL_REAL(close)(fd);
 }
+
 }  // namespace
 
 void emit_event(const Decision& d, const CallSite& site, std::int64_t bytes) noexcept {
