@@ -126,6 +126,7 @@ TEST_F(SignalSafety, DecidingAndLoggingAnInjectionAllocatesNothing) {
   const long first = allocations_of_one_injection(fd_);  // rules rebuilt, fd looked up
   const long again = allocations_of_one_injection(fd_);
   const std::string err = ::testing::internal::GetCapturedStderr();
+  shim::diag_init(nullptr);  // fd 2 is the real stderr again
   EXPECT_EQ(first, 0);
   EXPECT_EQ(again, 0);
   const std::string line = read_all(log);
@@ -142,6 +143,7 @@ TEST_F(SignalSafety, TheUnopenableLogDiagnosticAllocatesNothing) {
   shim::diag_init(nullptr);
   const long allocations = allocations_of_one_injection(fd_);
   const std::string err = ::testing::internal::GetCapturedStderr();
+  shim::diag_init(nullptr);  // fd 2 is the real stderr again
   shim::diag_reset_for_tests();
   EXPECT_EQ(allocations, 0);
   EXPECT_NE(err.find("cannot open event log"), std::string::npos) << err;
