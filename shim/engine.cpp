@@ -22,15 +22,19 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <new>
 
 #include "faultline/glob.h"
+#include "faultline/seqlock.h"
 #include "fd_count.h"
 #include "fd_table.h"
 #include "net_select.h"
 #include "safe_copy.h"
+#include "scratch.h"
 #include "session.h"
 #include "site.h"
 #include "stack.h"
+#include "text_buf.h"
 #include "wait.h"
 
 // TSan cannot see the ordering membarrier(2) gives: under it the readers fence themselves.
@@ -162,6 +166,12 @@ struct CorruptSlots {
     }
     slots |= 1ull << slot;
   }
+  // Never inlined: the inspection's 2.9 KiB copy of the spec stays out of build_rules' frame
+  // (a rebuild may run in a signal handler on a small sigaltstack).
+  [[gnu::noinline]] void inspect(std::uint32_t slot_index, const FaultSlot& slot) {
+    SlotInspection inspected = inspect_fault_slot(slot);
+    if (inspected.problem) note(slot_index, *inspected.problem);
+  }
   void report(const ControlBlock& block) const {
     if (!slots) return;
     diag(
@@ -171,33 +181,49 @@ struct CorruptSlots {
   }
 };
 
+// A used slot's spec, read through its seqlock into `words` (kSpecWords, in the rules
+// mapping) and copied to `out` (the rule itself): true only for a sound spec.
+bool read_sound_spec(const FaultSlot& slot, std::uint64_t* words, FaultSpec& out) {
+  if (slot.state.load(std::memory_order_acquire) != kSlotUsed ||
+      slot.enabled.load(std::memory_order_relaxed) > 1 ||
+      !seqlock_read(slot.spec_seq, slot.spec_words, words, kSpecWords))
+    return false;
+  std::memcpy(&out, words, sizeof out);
+  return !check_fault_spec(out);
+}
+
 // Builds a private compiled copy of the session's faults, mmap'd: a copy replaced by a live
 // edit is freed once no thread can still be reading it (see "Reclaiming replaced copies").
 Rules* build_rules(const ControlBlock& block, std::uint64_t generation) {
   int used = 0;
   for (const FaultSlot& slot : block.faults)
     if (slot.state.load(std::memory_order_acquire) == kSlotUsed) ++used;
-  std::size_t bytes = sizeof(Rules) + sizeof(Rule) * static_cast<std::size_t>(used);
+  // After the rules, room to read one spec through its seqlock: a rebuild may run in a signal
+  // handler on a small sigaltstack, where two 2.9 KiB copies of a spec on the stack do not fit.
+  const std::size_t rules_bytes = sizeof(Rules) + sizeof(Rule) * static_cast<std::size_t>(used);
+  std::size_t bytes = rules_bytes + sizeof(FaultSpec);
   void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) return nullptr;
   auto* rules = static_cast<Rules*>(mem);
   g_rules_built.fetch_add(1, std::memory_order_relaxed);
+  auto* spec_words = reinterpret_cast<std::uint64_t*>(static_cast<char*>(mem) + rules_bytes);
   rules->bytes = bytes;
   rules->generation = generation;
   rules->epoch = ++g_epoch;
   int n = 0;
   CorruptSlots corrupt;
   for (std::uint32_t i = 0; i < kMaxFaults; ++i) {
-    SlotInspection slot = inspect_fault_slot(block.faults[i]);
-    if (slot.problem) {
-      // Never trust a slot that fails the compiler's invariants (a corrupted block).
-      corrupt.note(i, *slot.problem);
+    const FaultSlot& slot = block.faults[i];
+    if (n == used || !read_sound_spec(slot, spec_words, rules->rule[n].spec)) {
+      if (slot.state.load(std::memory_order_relaxed) != kSlotFree) {
+        // Not sound (or a writer raced the count): the copying inspection, off the common
+        // path, says what is wrong. Never trust a slot that fails the compiler's invariants.
+        corrupt.inspect(i, slot);
+      }
       continue;
     }
-    if (!slot.used || n == used) continue;  // `used` bounds the allocation
     Rule& r = rules->rule[n++];
     r.slot = static_cast<int>(i);
-    r.spec = slot.spec;
     r.key = fnv1a(r.spec.name);
     r.always = r.spec.probability >= 1.0;
     r.threshold =
@@ -462,20 +488,22 @@ std::uint64_t stack_frame_bits(const FrameInfo& frame, const void* ctx) {
 
 // The absolute form of an open()'s path argument, so globs like "*/a.log" match a file the
 // program opened as "a.log". Not normalised ("..", symlinks): that is the path it asked for.
-bool absolute_open_path(const CallSite& site, char* out, std::size_t size) {
+// `out` and `dir` are kPathBytes each, from a scratch buffer (never the caller's stack).
+constexpr std::size_t kPathBytes = 4096;
+static_assert(2 * kPathBytes <= Scratch::kBytes);
+bool absolute_open_path(const CallSite& site, char* out, char* dir) {
   if (!site.path) return false;
-  if (site.path[0] == '/') {
-    int n = std::snprintf(out, size, "%s", site.path);
-    return n > 0 && static_cast<std::size_t>(n) < size;
+  TextBuf text(out, kPathBytes);
+  if (site.path[0] != '/') {
+    if (site.dirfd == AT_FDCWD) {
+      if (!getcwd(dir, kPathBytes)) return false;
+    } else if (fd_path(site.dirfd, dir, kPathBytes) < 0) {
+      return false;
+    }
+    text.put(dir).put('/');
   }
-  char dir[4096];
-  if (site.dirfd == AT_FDCWD) {
-    if (!getcwd(dir, sizeof dir)) return false;
-  } else if (fd_path(site.dirfd, dir, sizeof dir) < 0) {
-    return false;
-  }
-  int n = std::snprintf(out, size, "%s/%s", dir, site.path);
-  return n > 0 && static_cast<std::size_t>(n) < size;
+  text.put(site.path);
+  return !text.truncated();
 }
 
 bool is_fd_data_call(std::uint32_t call) {
@@ -597,8 +625,26 @@ struct SelectorContext {
   const Rules& rules;
   FdInfo fd_info;
   bool fd_known = false;
-  NetSiteAddr net;          // the socket address `addr` matches, looked up once per call
-  char open_path[4096];     // filled only when a rule needs it: never zeroed per call
+  // The absolute path argument, the socket address `addr` matches and explore's frames, each
+  // computed once per call, live in a scratch buffer claimed only when a rule needs one: on
+  // the stack they would cost 8.5 KiB, where a signal handler's sigaltstack may have 8 in all.
+  Scratch scratch;
+  NetSiteAddr* net_ = nullptr;
+  SiteFrames* frames_ = nullptr;
+  static constexpr std::size_t kNetOffset = 2 * kPathBytes;
+  static constexpr std::size_t kFramesOffset = kNetOffset + 256;
+
+  // nullptr only when no memory at all could be had: the selector then does not match.
+  NetSiteAddr* net() {
+    if (!net_)
+      if (char* mem = scratch.get()) net_ = new (mem + kNetOffset) NetSiteAddr;
+    return net_;
+  }
+  SiteFrames* site_frames() {
+    if (!frames_)
+      if (char* mem = scratch.get()) frames_ = new (mem + kFramesOffset) SiteFrames;
+    return frames_;
+  }
   int open_path_state = 0;  // 0 not computed, 1 ok, -1 unavailable
 
   const FdInfo& fd() {
@@ -623,9 +669,11 @@ struct SelectorContext {
   bool fd_checked = false;
   const char* path_argument() {
     if (open_path_state == 0 && !site_size_ready(site)) open_path_state = -1;
-    if (open_path_state == 0)
-      open_path_state = absolute_open_path(site, open_path, sizeof open_path) ? 1 : -1;
-    return open_path_state > 0 ? open_path : nullptr;
+    if (open_path_state == 0) {
+      char* mem = scratch.get();
+      open_path_state = mem && absolute_open_path(site, mem, mem + kPathBytes) ? 1 : -1;
+    }
+    return open_path_state > 0 ? scratch.get() : nullptr;
   }
   // One unwind per call, whichever rules ask; the frames' bits are cached per rules epoch.
   std::uint64_t stack_bits = 0;
@@ -637,9 +685,9 @@ struct SelectorContext {
     }
     return stack_bits;
   }
-  // explore: the innermost return addresses, unwound once per call for `site` and `record`.
-  SiteFrames site_frames;
 };
+static_assert(sizeof(NetSiteAddr) <= 256 &&
+              SelectorContext::kFramesOffset + sizeof(SiteFrames) <= Scratch::kBytes);
 
 // The call's arguments that live in caller memory, checked once, fault-safely: the path
 // (a NUL within PATH_MAX) and the size (CallSite::size_from). False when the kernel would
@@ -684,13 +732,18 @@ bool selectors_match(const Rule& r, SelectorContext& ctx) {
     if (!path || !glob_match(r.spec.path, path)) return false;
   }
   // (selectors of further families are added here, before thread and stack)
-  if ((r.spec.addr_kind || r.spec.host[0]) && !net_selectors_match(r.spec, site, ctx.net))
-    return false;
+  if (r.spec.addr_kind || r.spec.host[0]) {
+    NetSiteAddr* net = ctx.net();
+    if (!net || !net_selectors_match(r.spec, site, *net)) return false;
+  }
   if (r.spec.thread[0] && !thread_matches(r.spec.thread)) return false;
   // Last: the selectors that unwind (`stack`, then explore's `site`). A stack that cannot be
   // unwound matches neither.
   if (r.spec.stack[0] && !(ctx.stack() & (1ull << r.slot))) return false;
-  if (r.spec.site[0] && !site_matches(r.spec.site, ctx.site_frames)) return false;
+  if (r.spec.site[0]) {
+    SiteFrames* frames = ctx.site_frames();
+    if (!frames || !site_matches(r.spec.site, *frames)) return false;
+  }
   return true;
 }
 
@@ -743,7 +796,8 @@ bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
       // faults after it still see the call.
       if (r.spec.record[0]) {
         count_match(slot, r.slot);
-        if (!r.needs_clock || in_window(r, slot)) site_record(r.spec, site.call, ctx.site_frames);
+        if (!r.needs_clock || in_window(r, slot))
+          if (SiteFrames* frames = ctx.site_frames()) site_record(r.spec, site.call, *frames);
         continue;
       }
 

@@ -1,77 +1,52 @@
 // Recording injected faults: the event ring in the control block (for `faultline events`),
-// one JSON line appended to the log file, and one human line on stderr when asked. Bounded,
-// fixed buffers; every write goes through the real functions; nothing here ever blocks.
+// one JSON line appended to the log file, and one human line on stderr when asked. A signal
+// handler's write(2) reaches this like any other armed call, so everything here is
+// allocation-free and lock-free: the line is built with TextBuf in a scratch buffer (never on
+// the caller's stack, which may be an 8 KiB sigaltstack), the fault's name and the log path
+// are read alone through their seqlocks, every write goes through the real functions, and
+// nothing here ever blocks. Only `log_stack` (symbolising the stack) may use more.
 #include <fcntl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
-#include <cstdarg>
-#include <cstdio>
+#include <cstddef>
 #include <cstring>
-#include <iterator>
-#include <string>
+#include <new>
+#include <string_view>
+#include <type_traits>
 
 #include "engine.h"
+#include "faultline/seqlock.h"
 #include "fd_table.h"
 #include "log_limit.h"
 #include "net_select.h"
+#include "scratch.h"
 #include "session.h"
 #include "stack.h"
+#include "text_buf.h"
 
 namespace faultline::shim {
 namespace {
 
-class LineBuilder {
- public:
-  void append(const char* fmt, ...) __attribute__((format(printf, 2, 3))) {
-    if (len_ >= sizeof buf_) return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf_ + len_, sizeof buf_ - len_, fmt, ap);
-    va_end(ap);
-    if (n > 0) len_ = std::min(sizeof buf_ - 1, len_ + static_cast<std::size_t>(n));
-  }
-  // A JSON string value, escaped.
-  void json_string(const char* key, const char* value) {
-    append(",\"%s\":\"", key);
-    for (const char* p = value; *p && len_ < sizeof buf_ - 8; ++p) {
-      unsigned char c = static_cast<unsigned char>(*p);
-      if (c == '"' || c == '\\') {
-        append("\\%c", c);
-      } else if (c < 0x20) {
-        append("\\u%04x", c);
-      } else {
-        buf_[len_++] = static_cast<char>(c);
-      }
-    }
-    append("\"");
-  }
-  const char* data() const { return buf_; }
-  std::size_t size() const { return len_; }
-  std::size_t room() const { return sizeof buf_ - 1 - len_; }
-
- private:
-  char buf_[8192];
-  std::size_t len_ = 0;
-};
-
-// Text into a slot's words, NUL-padded and truncated to fit.
+// Text into a slot's words, NUL-padded and truncated to fit (one word at a time: no copy of
+// the whole field on the stack).
 template <std::size_t N>
 void store_text_words(std::atomic<std::uint64_t> (&words)[N], const char* text) {
-  char buf[N * 8] = {};
-  std::memcpy(buf, text, strnlen(text, sizeof buf - 1));
+  std::size_t left = strnlen(text, N * 8 - 1);
   for (std::size_t i = 0; i < N; ++i) {
-    std::uint64_t w;
-    std::memcpy(&w, buf + i * 8, 8);
+    std::uint64_t w = 0;
+    const std::size_t take = left < 8 ? left : 8;
+    std::memcpy(&w, text, take);
+    text += take;
+    left -= take;
     words[i].store(w, std::memory_order_release);
   }
 }
 
 std::uint64_t push_ring(ControlBlock& block, const Decision& d, const CallSite& site,
-                        std::int64_t ts, pid_t pid, pid_t tid, const char* path,
-                        std::int64_t bytes, const char* fault_name, std::uint32_t where) {
+                        std::int64_t ts, pid_t pid, pid_t tid, const char* path, std::int64_t bytes,
+                        const char* fault_name, std::uint32_t where) {
   ControlHeader& h = block.header;
   std::uint64_t index = h.event_head.fetch_add(1, std::memory_order_relaxed);
   EventSlot& slot = block.events[index % kEventSlots];
@@ -93,9 +68,9 @@ std::uint64_t push_ring(ControlBlock& block, const Decision& d, const CallSite& 
   slot.size.store(site.has_size ? site.size : 0, std::memory_order_release);
   slot.bytes.store(bytes >= 0 ? static_cast<std::uint64_t>(bytes) : 0, std::memory_order_release);
   slot.delay_ns.store(d.delay_ns, std::memory_order_release);
-  slot.present.store((site.has_size ? kEventHasSize : 0u) | (bytes >= 0 ? kEventHasBytes : 0u) |
-                         where,
-                     std::memory_order_release);
+  slot.present.store(
+      (site.has_size ? kEventHasSize : 0u) | (bytes >= 0 ? kEventHasBytes : 0u) | where,
+      std::memory_order_release);
   store_text_words(slot.path_words, path);
   store_text_words(slot.process_words, engine_process_name());
   store_text_words(slot.fault_words, fault_name);
@@ -103,70 +78,108 @@ std::uint64_t push_ring(ControlBlock& block, const Decision& d, const CallSite& 
   return index;
 }
 
-// ---- "stack": [...] (log_stack = true) ----------------------------------------------------
+// ---- what one event needs, off the caller's stack ------------------------------------------
 
-constexpr int kMaxLoggedFrames = 32;
-// Left free for the fields after "stack" (seed, closing brace, newline): the line stays one
-// valid JSON object however deep the stack.
-constexpr std::size_t kLineTailReserve = 96;
+constexpr std::size_t kLineMax = 8192;
+constexpr std::size_t kHumanMax = 1024;
+// Left free by the variable-length fields (path, names, stack) for the fields after them
+// (action, errno, size, bytes, delay, signal, seed, closing brace, newline): however long a
+// path or deep a stack, the line stays one valid JSON object.
+constexpr std::size_t kLineTailReserve = 256;
 
-// `text` as the inside of a JSON string, cut (never mid-escape) to fit `size`.
-void json_escape(const char* text, char* out, std::size_t size) {
-  std::size_t n = 0;
-  for (const char* p = text; *p; ++p) {
-    const auto c = static_cast<unsigned char>(*p);
-    char piece[8];
-    int len = 1;
-    if (c == '"' || c == '\\') {
-      piece[0] = '\\';
-      piece[1] = static_cast<char>(c);
-      len = 2;
-    } else if (c < 0x20) {
-      len = std::snprintf(piece, sizeof piece, "\\u%04x", c);
-    } else {
-      piece[0] = static_cast<char>(c);
-    }
-    if (n + static_cast<std::size_t>(len) >= size) break;
-    std::memcpy(out + n, piece, static_cast<std::size_t>(len));
-    n += static_cast<std::size_t>(len);
+// Laid over one Scratch buffer.
+struct EventScratch {
+  char line[kLineMax];
+  char path[4096];
+  std::uint64_t log_words[kLogPathMax / 8];
+  char human[kHumanMax];
+  char where[128];  // the ring holds 128 bytes of text
+  char fault[kNameMax];
+};
+static_assert(sizeof(EventScratch) <= Scratch::kBytes);
+static_assert(std::is_trivial_v<EventScratch>);
+
+// The fault's name alone, through the slot's seqlock: the name is the spec's first field, so
+// 32 bytes are read instead of the whole 2,936-byte spec.
+static_assert(offsetof(FaultSpec, name) == 0 && kNameMax % 8 == 0);
+void read_fault_name(const FaultSlot& slot, char (&out)[kNameMax]) {
+  std::uint64_t words[kNameMax / 8];
+  if (!seqlock_read(slot.spec_seq, slot.spec_words, words, kNameMax / 8)) {
+    out[0] = '\0';  // a writer died mid-edit: the event still counts, nameless
+    return;
   }
-  out[n] = '\0';
+  std::memcpy(out, words, kNameMax);
+  out[kNameMax - 1] = '\0';
 }
 
+// The fault's log_stack flag: one word of its spec, through the seqlock.
+bool read_log_stack(const FaultSlot& slot) {
+  constexpr std::size_t kWord = offsetof(FaultSpec, log_stack) / 8;
+  std::uint64_t word;
+  if (!seqlock_read(slot.spec_seq, slot.spec_words + kWord, &word, 1)) return false;
+  unsigned char bytes[8];
+  std::memcpy(bytes, &word, 8);
+  return bytes[offsetof(FaultSpec, log_stack) % 8] == 1;
+}
+
+// The session's `[log] path` into `words` (a NUL-terminated string on return); "" when none.
+const char* read_log_path(const ControlHeader& header, std::uint64_t (&words)[kLogPathMax / 8]) {
+  char* text = reinterpret_cast<char*>(words);
+  if (!seqlock_read(header.log_path_seq, header.log_path_words, words, kLogPathMax / 8)) {
+    text[0] = '\0';
+    return text;
+  }
+  text[kLogPathMax - 1] = '\0';
+  return text;
+}
+
+// ---- "stack": [...] (log_stack = true) ----------------------------------------------------
+// The one part of an event that may use more stack than the 1 KiB budget: symbolising frames
+// (libunwind, the symbol cache) is documented as such in docs/reliability.md.
+
+constexpr int kMaxLoggedFrames = 32;
+
 struct StackLine {
-  LineBuilder* line;
+  TextBuf* line;
   int frames;
 };
 
 void append_frame(const FrameInfo& frame, void* ctx) {
   auto* s = static_cast<StackLine*>(ctx);
+  if (s->frames < 0) return;  // once a frame does not fit, no later one is written either
   char text[512];
   format_frame(frame, text, sizeof text);
-  char escaped[1024];
-  json_escape(text, escaped, sizeof escaped);
-  // Once a frame does not fit, no later one is written either: the array is a prefix.
-  if (s->frames < 0 || s->line->room() < std::strlen(escaped) + 4 + kLineTailReserve) {
+  const std::size_t before = s->line->size();
+  if (s->frames) s->line->put(',');
+  s->line->put('"').json_text(text, kLineTailReserve + 2);
+  if (s->line->truncated() || s->line->room() < kLineTailReserve + 1) {
+    s->line->resize_down(before);  // the array is a prefix of whole frames
     s->frames = -1;
     return;
   }
-  s->line->append("%s\"%s\"", s->frames ? "," : "", escaped);
+  s->line->put('"');
   ++s->frames;
 }
 
-// The caller's stack, innermost frame first, without the shim's own frames.
-void append_stack(LineBuilder& line) {
+// The caller's stack, innermost frame first, without the shim's own frames. Never inlined:
+// its frame (the captured addresses) is paid only by events of `log_stack` faults.
+[[gnu::noinline]] void append_stack(TextBuf& line) {
   CapturedStack stack;
   if (!capture_stack(stack)) return;
   if (stack.count > kMaxLoggedFrames) stack.count = kMaxLoggedFrames;
-  line.append(",\"stack\":[");
+  line.put(",\"stack\":[");
   StackLine ctx{&line, 0};
   visit_frames(stack, append_frame, &ctx);
-  line.append("]");
+  line.put(']');
 }
 
-void append_log(const std::string& path, const LineBuilder& line) {
-  // Bounded by [log] max_rate and max_size, and opened safely: log_limit.h.
-  log_event_line(path.c_str(), line.data(), line.size());
+// ---- writing -------------------------------------------------------------------------------
+
+// Appends one formatted line to the event log. Kept apart from the formatting: what is
+// written, how often and how much ([log] max_rate and max_size), and how the file is opened
+// (per event, safely in a world-writable directory) is decided in log_limit.h.
+void append_log(const char* path, const char* line, std::size_t size) {
+  log_event_line(path, line, size);
 }
 
 }  // namespace
@@ -174,61 +187,77 @@ void append_log(const std::string& path, const LineBuilder& line) {
 void emit_event(const Decision& d, const CallSite& site, std::int64_t bytes) noexcept {
   CancelOff no_cancel;  // shim.h: the log's open and write are cancellation points
   ControlBlock* block = g_block.load(std::memory_order_acquire);
-  if (!block) return;
-  try {
-    std::int64_t ts = realtime_ns();
-    pid_t pid = getpid();
-    pid_t tid = static_cast<pid_t>(syscall(SYS_gettid));
-    char path[4096] = "";
-    if (site.fd >= 0) {
-      fd_path(site.fd, path, sizeof path);
-    } else if (site.path) {
-      std::snprintf(path, sizeof path, "%s", site.path);
-    }
-    // @net: the socket's address stands in for its "socket:[...]" link; @dns: the name.
-    char where[128];  // the ring holds 128 bytes of text
-    const std::uint32_t where_kind = net_event_text(site, path, where, sizeof where);
-    if (where_kind == kEventHasAddr) path[0] = '\0';
-    FaultSpec spec = read_fault_spec(block->faults[d.fault]);
-    std::uint64_t seq = push_ring(*block, d, site, ts, pid, tid, where_kind ? where : path, bytes,
-                                  spec.name, where_kind);
+  if (!block || d.fault < 0 || d.fault >= static_cast<int>(kMaxFaults)) return;
+  const int saved_errno = errno;  // the wrapper sets the injected errno after this
+  Scratch scratch;
+  if (!scratch.get()) return;  // no memory at all: the event is lost, the program is not
+  auto* mem = new (scratch.get()) EventScratch;
+  const std::int64_t ts = realtime_ns();
+  const pid_t pid = getpid();
+  const auto tid = static_cast<pid_t>(syscall(SYS_gettid));
+  char* path = mem->path;
+  path[0] = '\0';
+  if (site.fd >= 0) {
+    fd_path(site.fd, path, sizeof mem->path);
+  } else if (site.path) {
+    TextBuf(path, sizeof mem->path).put(site.path);
+  }
+  // @net: the socket's address stands in for its "socket:[...]" link; @dns: the name.
+  char* where = mem->where;
+  const std::uint32_t where_kind = net_event_text(site, path, where, sizeof mem->where);
+  if (where_kind == kEventHasAddr) path[0] = '\0';
+  const FaultSlot& slot = block->faults[d.fault];
+  read_fault_name(slot, mem->fault);
+  const std::uint64_t seq = push_ring(*block, d, site, ts, pid, tid, where_kind ? where : path,
+                                      bytes, mem->fault, where_kind);
 
-    // The line is only formatted for someone who reads it: a log file or stderr.
-    std::string log_path = read_log_path(block->header);
-    const bool to_stderr = block->header.log_stderr.load(std::memory_order_relaxed) != 0;
-    if (log_path.empty() && !to_stderr) return;
+  // The line is only formatted for someone who reads it: a log file or stderr.
+  const char* log_path = read_log_path(block->header, mem->log_words);
+  const bool to_stderr = block->header.log_stderr.load(std::memory_order_relaxed) != 0;
+  if (log_path[0] == '\0' && !to_stderr) {
+    errno = saved_errno;
+    return;
+  }
 
-    const char* call = call_info(site.call).name.data();
-    const char* action = action_name(d.action ? d.action : kActDelay).data();
-    LineBuilder line;
-    line.append("{\"seq\":%llu,\"ts_ns\":%lld,\"pid\":%d,\"tid\":%d",
-                static_cast<unsigned long long>(seq), static_cast<long long>(ts), pid, tid);
-    line.json_string("process", engine_process_name());
-    line.json_string("fault", spec.name);
-    line.json_string("call", call);
-    if (site.fd >= 0) line.append(",\"fd\":%d", site.fd);
-    if (path[0]) line.json_string("path", path);
-    if (where_kind == kEventHasAddr) line.json_string("addr", where);
-    if (where_kind == kEventHasHost) line.json_string("host", where);
+  const char* call = call_info(site.call).name.data();
+  const char* action = action_name(d.action ? d.action : kActDelay).data();
+  if (log_path[0] != '\0') {
+    // policy.md's event line: 64-bit values that may exceed 2^53 (ts_ns, seed) as strings.
+    TextBuf line(mem->line, sizeof mem->line);
+    line.put("{\"seq\":").dec(seq);
+    line.put(",\"time\":\"").utc_time(ts).put('"');
+    line.json_digits_signed("ts_ns", ts);
+    line.json_number("pid", pid).json_number("tid", tid);
+    line.json_string("process", engine_process_name(), kLineTailReserve);
+    line.json_string("fault", mem->fault, kLineTailReserve);
+    line.json_string("call", call, kLineTailReserve);
+    if (site.fd >= 0) line.json_number("fd", site.fd);
+    if (path[0]) line.json_string("path", path, kLineTailReserve);
+    if (where_kind == kEventHasAddr) line.json_string("addr", where, kLineTailReserve);
+    if (where_kind == kEventHasHost) line.json_string("host", where, kLineTailReserve);
     line.json_string("action", action);
     if (d.action == kActError) line.json_string("errno", errno_name(d.error).data());
-    if (site.has_size) line.append(",\"size\":%llu", static_cast<unsigned long long>(site.size));
-    if (bytes >= 0) line.append(",\"bytes\":%lld", static_cast<long long>(bytes));
-    if (d.delay_ns > 0) line.append(",\"delay_ns\":%lld", static_cast<long long>(d.delay_ns));
-    if (d.action == kActCrash) line.append(",\"signal\":%d", d.crash_signal);
-    if (spec.log_stack && !log_path.empty()) append_stack(line);
-    line.append(",\"seed\":%llu}\n",
-                static_cast<unsigned long long>(block->header.seed.load(std::memory_order_relaxed)));
-
-    if (!log_path.empty()) append_log(log_path, line);
-    if (to_stderr) {
-      const char* shown = where_kind ? where : path;
-      event_line("faultline: injected %s into %s(fd %d%s%s) #%llu [fault %s]", action, call, site.fd,
-           shown[0] ? ", " : "", shown, static_cast<unsigned long long>(d.index), spec.name);
-    }
-  } catch (...) {
-    // std::string allocation failure: the event is lost, the program is not.
+    if (site.has_size) line.json_unsigned("size", site.size);
+    if (bytes >= 0) line.json_number("bytes", bytes);
+    if (d.delay_ns > 0) line.json_number("delay_ns", d.delay_ns);
+    if (d.action == kActCrash) line.json_number("signal", d.crash_signal);
+    if (read_log_stack(slot)) append_stack(line);
+    line.json_digits("seed", block->header.seed.load(std::memory_order_relaxed));
+    line.put("}\n");
+    append_log(log_path, line.data(), line.size());
   }
+  if (to_stderr) {
+    const char* shown = where_kind ? where : path;
+    TextBuf human(mem->human, sizeof mem->human);
+    human.put("faultline: injected ").put(action).put(" into ").put(call).put("(fd ");
+    human.dec_signed(site.fd);
+    if (shown[0]) human.put(", ").put(shown);
+    human.put(") #").dec(d.index).put(" [fault ").put(mem->fault).put(']');
+    if (human.room() == 0) human.resize_down(human.size() - 1);
+    human.put('\n');
+    event_line(std::string_view(human.data(), human.size()));
+  }
+  errno = saved_errno;
 }
 
 }  // namespace faultline::shim

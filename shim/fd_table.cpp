@@ -12,11 +12,11 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdio>
 #include <cstring>
 #include <string_view>
 
 #include "fd_chunks.h"
+#include "scratch.h"
 #include "shim.h"
 #include "sock_table.h"
 
@@ -75,8 +75,15 @@ std::uint64_t fd_identity(int fd) noexcept {
 }
 
 long fd_path(int fd, char* buf, unsigned long size) noexcept {
-  char proc[40];
-  std::snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+  if (fd < 0) return -1;
+  // By hand, not snprintf: glibc's vfprintf needs ~2 KiB of stack (docs/reliability.md).
+  char proc[32] = "/proc/self/fd/";
+  char digits[12];
+  int n_digits = 0;
+  for (unsigned v = static_cast<unsigned>(fd); n_digits == 0 || v != 0; v /= 10)
+    digits[n_digits++] = static_cast<char>('0' + v % 10);
+  for (int i = 0; i < n_digits; ++i) proc[14 + i] = digits[n_digits - 1 - i];
+  proc[14 + n_digits] = '\0';
   ssize_t n = readlink(proc, buf, size - 1);
   if (n < 0) return -1;
   buf[n] = '\0';
@@ -107,8 +114,11 @@ FdInfo fd_lookup(int fd, std::uint32_t rules_epoch, PathMatcher match_paths, voi
   // path under the old identity, which the check before an injection rejects. (The other
   // order would pair the old path with the new identity and pass the check.)
   const std::uint64_t identity = fd_identity(fd);
-  char link[4096];
-  if (identity == 0 || fd_path(fd, link, sizeof link) < 0) return {FdKind::kUnknown, 0, 0, false};
+  // The link in a scratch buffer, not on the stack: the armed path's stack budget is 1 KiB.
+  Scratch scratch;
+  char* link = scratch.get();
+  if (identity == 0 || !link || fd_path(fd, link, 4096) < 0)
+    return {FdKind::kUnknown, 0, 0, false};
   FdInfo info{kind_from_link(link), 0, identity, false};
   if (info.kind == FdKind::kFile) info.path_match = match_paths(link, ctx);
   if (slot) {

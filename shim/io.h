@@ -121,7 +121,7 @@ ssize_t io_slow_path(const Guard& guard, const CallSite& site, Io& io) {
 // the kernel would refuse goes to the kernel as it is, which answers EFAULT.
 template <class Fn>
 ssize_t write_corrupted_copy(const Decision& d, const void* buf, std::size_t count, Fn&& real) {
-  Scratch copy(count);
+  CopyScratch copy(count);
   if (!copy.ok() || safe_read(copy.data(), buf, count) != SafeCopy::kOk) return real(buf, count);
   corrupt_buffer(d, copy.data(), count);
   return real(copy.data(), count);

@@ -59,7 +59,7 @@ struct IovWrite {
   std::uint64_t size() const { return total; }
   ssize_t run() { return real(iov, cnt); }
   ssize_t run_limited(std::uint64_t n) {
-    Scratch scratch(static_cast<std::size_t>(cnt) * sizeof(struct iovec));
+    CopyScratch scratch(static_cast<std::size_t>(cnt) * sizeof(struct iovec));
     const int used = iov_prefix_safe(iov, cnt, n, scratch);
     if (used < 0) return real(iov, cnt);
     return real(static_cast<const struct iovec*>(scratch.data()), used);
@@ -68,8 +68,8 @@ struct IovWrite {
     // Flattened into one private buffer: same bytes, same single call, caller's data intact.
     // An unreadable buffer leaves the call to the kernel (EFAULT), uncorrupted.
     const std::size_t bytes = static_cast<std::size_t>(total);
-    Scratch vec(static_cast<std::size_t>(cnt) * sizeof(struct iovec));
-    Scratch data(bytes);
+    CopyScratch vec(static_cast<std::size_t>(cnt) * sizeof(struct iovec));
+    CopyScratch data(bytes);
     if (!vec.ok() || !data.ok()) return real(iov, cnt);
     auto* v = static_cast<struct iovec*>(vec.data());
     if (safe_read(v, iov, static_cast<std::size_t>(cnt) * sizeof(struct iovec)) != SafeCopy::kOk)
@@ -97,7 +97,7 @@ struct IovRead {
   std::uint64_t size() const { return total; }
   ssize_t run() { return real(iov, cnt); }
   ssize_t run_limited(std::uint64_t n) {
-    Scratch scratch(static_cast<std::size_t>(cnt) * sizeof(struct iovec));
+    CopyScratch scratch(static_cast<std::size_t>(cnt) * sizeof(struct iovec));
     const int used = iov_prefix_safe(iov, cnt, n, scratch);
     if (used < 0) return real(iov, cnt);
     return real(static_cast<const struct iovec*>(scratch.data()), used);
@@ -106,7 +106,7 @@ struct IovRead {
     // The array is copied before the call, so what is corrupted afterwards is exactly the
     // buffers the kernel filled, in place: each buffer's filled part, bit by bit, as one
     // stream (the same positions a single flat buffer would get).
-    Scratch scratch(static_cast<std::size_t>(cnt) * sizeof(struct iovec));
+    CopyScratch scratch(static_cast<std::size_t>(cnt) * sizeof(struct iovec));
     const int used = iov_prefix_safe(iov, cnt, total, scratch);
     if (used < 0) return real(iov, cnt);
     auto* v = static_cast<struct iovec*>(scratch.data());
@@ -114,7 +114,7 @@ struct IovRead {
     if (r <= 0) return r;
     // Gathered into mmap'd scratch, corrupted, scattered back: the kernel has just written
     // these r bytes, so they are mapped and writable.
-    Scratch data(static_cast<std::size_t>(r));
+    CopyScratch data(static_cast<std::size_t>(r));
     if (!data.ok()) return r;
     auto* flat = static_cast<unsigned char*>(data.data());
     std::size_t at = 0;

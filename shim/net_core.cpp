@@ -18,6 +18,7 @@
 #include "net_io.h"
 #include "session.h"
 #include "shim.h"
+#include "text_buf.h"
 
 namespace faultline::shim {
 namespace {
@@ -126,7 +127,7 @@ const LoopbackSocket* loopback(LoopbackSocket& s, int family, bool tarpit) {
       s.state.store(ok ? 2 : 3, std::memory_order_release);
       if (!ok)
         diag("faultline: cannot make the loopback %s for @net faults (%s)",
-             tarpit ? "tarpit" : "refuser", std::strerror(errno));
+             tarpit ? "tarpit" : "refuser", error_text(errno));
       continue;
     }
     sched_yield();  // another thread is making it

@@ -5,13 +5,13 @@
 #include <netinet/in.h>
 #include <sys/un.h>
 
-#include <cstdio>
 #include <cstring>
 
 #include "faultline/glob.h"
 #include "net_policy.h"
 #include "safe_copy.h"
 #include "sock_table.h"
+#include "text_buf.h"
 
 namespace faultline::shim {
 namespace {
@@ -50,6 +50,50 @@ std::size_t unix_path(const struct sockaddr_un* un, socklen_t len, char* out, st
   }
   out[at] = '\0';
   return at;
+}
+
+// "a.b.c.d", as inet_ntop writes it.
+void put_ipv4(TextBuf& out, const std::uint8_t* bytes) {
+  for (int i = 0; i < 4; ++i) {
+    if (i) out.put('.');
+    out.dec(bytes[i]);
+  }
+}
+
+// RFC 5952 text, as glibc's inet_ntop writes it: lowercase hex without leading zeros, the
+// longest (first) run of two or more zero words as "::", and ::a.b.c.d / ::ffff:a.b.c.d for
+// IPv4-compatible and IPv4-mapped addresses.
+void put_ipv6(TextBuf& out, const std::uint8_t* bytes) {
+  unsigned words[8];
+  for (int i = 0; i < 8; ++i) words[i] = (unsigned{bytes[2 * i]} << 8) | bytes[2 * i + 1];
+  int best = -1, best_len = 0;
+  for (int i = 0; i < 8;) {
+    if (words[i] != 0) {
+      ++i;
+      continue;
+    }
+    int j = i;
+    while (j < 8 && words[j] == 0) ++j;
+    if (j - i > best_len) {
+      best = i;
+      best_len = j - i;
+    }
+    i = j;
+  }
+  if (best_len < 2) best = -1;
+  for (int i = 0; i < 8; ++i) {
+    if (best >= 0 && i >= best && i < best + best_len) {
+      if (i == best) out.put(':');
+      continue;
+    }
+    if (i != 0) out.put(':');
+    if (i == 6 && best == 0 && (best_len == 6 || (best_len == 5 && words[5] == 0xffff))) {
+      put_ipv4(out, bytes + 12);
+      return;
+    }
+    out.hex(words[i]);
+  }
+  if (best >= 0 && best + best_len == 8) out.put(':');
 }
 
 }  // namespace
@@ -141,25 +185,26 @@ bool net_selectors_match(const FaultSpec& spec, const CallSite& site, NetSiteAdd
 std::size_t format_sockaddr(const struct sockaddr* sa, socklen_t len, char* buf,
                             std::size_t size) noexcept {
   if (!sa || size == 0 || len < sizeof(sa_family_t)) return 0;
-  char host[INET6_ADDRSTRLEN];
-  int n = 0;
+  // By hand, as inet_ntop writes them: an event may be recorded in a signal handler on a small
+  // sigaltstack, and glibc's inet_ntop and snprintf both go through vfprintf (~2 KiB of stack).
+  TextBuf out(buf, size);
   if (sa->sa_family == AF_INET && len >= sizeof(sockaddr_in)) {
     const auto* in = reinterpret_cast<const struct sockaddr_in*>(sa);
-    inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-    n = std::snprintf(buf, size, "%s:%u", host, ntohs(in->sin_port));
+    put_ipv4(out, reinterpret_cast<const std::uint8_t*>(&in->sin_addr));
+    out.put(':').dec(ntohs(in->sin_port));
   } else if (sa->sa_family == AF_INET6 && len >= sizeof(sockaddr_in6)) {
     const auto* in6 = reinterpret_cast<const struct sockaddr_in6*>(sa);
-    inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-    n = std::snprintf(buf, size, "[%s]:%u", host, ntohs(in6->sin6_port));
+    out.put('[');
+    put_ipv6(out, reinterpret_cast<const std::uint8_t*>(&in6->sin6_addr));
+    out.put("]:").dec(ntohs(in6->sin6_port));
   } else if (sa->sa_family == AF_UNIX) {
     char path[sizeof(sockaddr_un::sun_path) + 2];
     unix_path(reinterpret_cast<const struct sockaddr_un*>(sa), len, path, sizeof path);
-    n = std::snprintf(buf, size, "unix:%s", path);
+    out.put("unix:").put(path);
   } else {
     return 0;
   }
-  if (n < 0) return 0;
-  return std::min(static_cast<std::size_t>(n), size - 1);
+  return out.size();
 }
 
 std::uint32_t net_event_text(const CallSite& site, const char* fd_link, char* out,
@@ -169,7 +214,7 @@ std::uint32_t net_event_text(const CallSite& site, const char* fd_link, char* ou
   const Family family = call_family(site.call);
   if (family == kFamDns) {
     if (!site.host) return 0;
-    std::snprintf(out, size, "%s", site.host);
+    TextBuf(out, size).put(site.host);
     return kEventHasHost;
   }
   if (family != kFamNet && std::strncmp(fd_link, "socket:", 7) != 0) return 0;

@@ -118,7 +118,7 @@ void scratch_reserve() noexcept {
 
 void scratch_after_fork_child() noexcept { g_busy.store(0, std::memory_order_relaxed); }
 
-Scratch::Scratch(std::size_t bytes) noexcept {
+CopyScratch::CopyScratch(std::size_t bytes) noexcept {
   const int saved = errno;
   if (bytes == 0) bytes = 1;
   bytes = page_round(bytes);
@@ -151,7 +151,7 @@ Scratch::Scratch(std::size_t bytes) noexcept {
   errno = saved;
 }
 
-Scratch::~Scratch() {
+CopyScratch::~CopyScratch() {
   if (!mem_) return;
   const int saved = errno;
   if (slot_ >= 0) {
@@ -164,7 +164,7 @@ Scratch::~Scratch() {
   errno = saved;
 }
 
-int iov_prefix_safe(const struct iovec* iov, int cnt, std::uint64_t n, Scratch& scratch) noexcept {
+int iov_prefix_safe(const struct iovec* iov, int cnt, std::uint64_t n, CopyScratch& scratch) noexcept {
   if (!scratch.ok() || cnt < 0) return -1;
   auto* out = static_cast<struct iovec*>(scratch.data());
   if (safe_read(out, iov, static_cast<std::size_t>(cnt) * sizeof(struct iovec)) != SafeCopy::kOk)

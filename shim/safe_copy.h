@@ -49,7 +49,8 @@ bool iov_site_size(const CallSite& site, std::uint64_t& total) noexcept;
 // corrupt, quota on an iovec; corrupt on a write) that need a whole copy, without malloc (a
 // signal handler may call writev while the program is inside malloc).
 //
-// Scratch never lands where the program once had memory: a plain mmap would gladly reuse the
+// Not the shim's small text buffers (scratch.h: a pool for paths and event lines): this is for
+// copies of the caller's data, of any size. It never lands where the program once had memory: a plain mmap would gladly reuse the
 // page the program has just unmapped, and a dangling pointer into it (an iovec, a msg_name)
 // would then read the shim's scratch instead of giving EFAULT. So scratch comes from a window
 // of address space reserved (PROT_NONE, no memory) before main (scratch_reserve, from the
@@ -62,12 +63,12 @@ void scratch_reserve() noexcept;
 // fork are free again.
 void scratch_after_fork_child() noexcept;
 
-class Scratch {
+class CopyScratch {
  public:
-  explicit Scratch(std::size_t bytes) noexcept;
-  ~Scratch();
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
+  explicit CopyScratch(std::size_t bytes) noexcept;
+  ~CopyScratch();
+  CopyScratch(const CopyScratch&) = delete;
+  CopyScratch& operator=(const CopyScratch&) = delete;
   void* data() const noexcept { return mem_; }
   bool ok() const noexcept { return mem_ != nullptr; }
 
@@ -80,6 +81,6 @@ class Scratch {
 // The first n bytes of a validated iovec (`cnt` entries) as a new iovec array in `scratch`
 // (the caller's array is never modified); returns its entry count, -1 when the array could
 // not be copied.
-int iov_prefix_safe(const struct iovec* iov, int cnt, std::uint64_t n, Scratch& scratch) noexcept;
+int iov_prefix_safe(const struct iovec* iov, int cnt, std::uint64_t n, CopyScratch& scratch) noexcept;
 
 }  // namespace faultline::shim

@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <string_view>
 
 #include "calls.h"
 #include "faultline/control_block.h"
@@ -129,14 +130,18 @@ class CancelOff {
 // Set once the constructor has attached a session; wrappers that arrive earlier pass through.
 extern std::atomic<ControlBlock*> g_block;
 
-// The shim's own diagnostics (diag.cpp): one line through spdlog to stderr, or to the file
-// FAULTLINE_DIAG names, each distinct message once per process and a bounded number in all.
+// The shim's own diagnostics (diag.cpp): one line to the file FAULTLINE_DIAG names, else to
+// the program's stderr while fd 2 is still the file it was at start (else nowhere); each
+// distinct message once per process and a bounded number in all. Allocation-free and
+// lock-free (a signal handler's write can lead here); `fmt` is a printf subset (text_buf.h).
 void diag(const char* fmt, ...) noexcept __attribute__((format(printf, 1, 2)));
-// Called by the constructor with FAULTLINE_DIAG (nullptr or empty: stderr).
+// Called by the constructor with FAULTLINE_DIAG (nullptr or empty: stderr); records what fd 2
+// is at start.
 void diag_init(const char* diag_path) noexcept;
-// One line on stderr through the real write, never deduplicated: the human line `[log]
-// stderr = true` asks for on every injection.
-void event_line(const char* fmt, ...) noexcept __attribute__((format(printf, 1, 2)));
+// One line (newline included) on stderr through the real write, under the same "still the
+// program's stderr" rule, never deduplicated: the human line `[log] stderr = true` asks for on
+// every injection.
+void event_line(std::string_view line) noexcept;
 // Forgets what was said (unit tests).
 void diag_reset_for_tests() noexcept;
 

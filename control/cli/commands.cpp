@@ -336,7 +336,9 @@ class EventPrinter {
 
   std::string json(const Event& e) {
     JsonObject o;
-    o.add("seq", e.index).add("ts_ns", e.ts_ns).add("pid", e.pid).add("tid", e.tid);
+    // 64-bit values that may exceed 2^53 are strings of digits (policy.md's event line).
+    o.add("seq", e.index).add("time", utc_time(e.ts_ns)).add("ts_ns", std::to_string(e.ts_ns));
+    o.add("pid", e.pid).add("tid", e.tid);
     o.add("process", e.process).add("fault", e.fault_name);
     o.add("call", call_name(e.call));
     if (e.fd >= 0) o.add("fd", e.fd);
@@ -347,8 +349,23 @@ class EventPrinter {
     if (e.present & kEventHasBytes) o.add("bytes", e.bytes);
     if (e.delay_ns > 0) o.add("delay_ns", e.delay_ns);
     if (e.action == kActCrash) o.add("signal", e.error);
-    o.add("seed", session_.block().header.seed.load(std::memory_order_relaxed));
+    o.add("seed", std::to_string(session_.block().header.seed.load(std::memory_order_relaxed)));
     return o.str();
+  }
+
+  // "2026-12-04T16:00:53.123456789Z", as the shim writes it (shim/text_buf.cpp).
+  static std::string utc_time(std::int64_t ns) {
+    std::int64_t secs = ns / 1000000000;
+    std::int64_t frac = ns % 1000000000;
+    if (frac < 0) {
+      frac += 1000000000;
+      --secs;
+    }
+    const time_t t = static_cast<time_t>(secs);
+    struct tm tm {};
+    gmtime_r(&t, &tm);
+    return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z", tm.tm_year + 1900,
+                       tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
   }
 
   std::string human(const Event& e) {

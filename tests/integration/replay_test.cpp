@@ -92,7 +92,7 @@ class ReplayTest : public TargetingTest {
     ASSERT_TRUE(write_file(path("workload.py"), kWorkloadPy));
   }
   struct Outcome {
-    std::string log;  // without ts_ns, pid, tid
+    std::string log;  // without time, ts_ns, pid, tid
     std::string out;
     std::string err;
     int status;
@@ -105,7 +105,7 @@ class ReplayTest : public TargetingTest {
                                path("events.jsonl") + "\"\n" + kFaults;
     const RunResult r = run_under(policy, {kPython, path("workload.py"), dir_.path()}, options,
                                   extra);
-    static const std::regex varying(R"("ts_ns":\d+,"pid":\d+,"tid":\d+,)");
+    static const std::regex varying(R"("time":"[^"]+","ts_ns":"\d+","pid":\d+,"tid":\d+,)");
     return {std::regex_replace(events(), varying, ""), r.out, r.err, r.status()};
   }
   static std::string seed_in_summary(const std::string& err) {
@@ -160,7 +160,7 @@ TEST_F(ReplayTest, SeedFlagAndEnvironmentOverrideThePolicy) {
   }());
   EXPECT_EQ(seed_in_summary(both.err), "7") << both.err;
   EXPECT_EQ(both.log, policy7.log);
-  EXPECT_NE(policy7.log.find("\"seed\":7}"), std::string::npos);
+  EXPECT_NE(policy7.log.find("\"seed\":\"7\"}"), std::string::npos);
 }
 
 // No seed anywhere: one is drawn, printed in the summary and in every event line, and passing
@@ -169,7 +169,7 @@ TEST_F(ReplayTest, ARandomSeedIsPrintedAndReplays) {
   const Outcome random = run_once("");
   const std::string seed = seed_in_summary(random.err);
   ASSERT_FALSE(seed.empty()) << random.err;
-  EXPECT_NE(random.log.find("\"seed\":" + seed + "}"), std::string::npos) << random.log;
+  EXPECT_NE(random.log.find("\"seed\":\"" + seed + "\"}"), std::string::npos) << random.log;
   const Outcome replay = run_once("", {"--seed", seed});
   EXPECT_EQ(replay.log, random.log);
   EXPECT_EQ(replay.out, random.out);

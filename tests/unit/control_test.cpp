@@ -78,9 +78,11 @@ TEST(Diagnostics, EachMessageOncePerProcessAndBoundedInAll) {
 }
 
 TEST(Diagnostics, AnUnopenableDiagFileFallsBackToStderr) {
+  // Captured before diag_init: the capture file is the stderr the "program" started with (a
+  // diagnostic never goes to an fd 2 that was replaced after start).
+  ::testing::internal::CaptureStderr();
   shim::diag_reset_for_tests();
   shim::diag_init("/nonexistent-dir/diag.log");
-  ::testing::internal::CaptureStderr();
   shim::diag("faultline: a message that must not be lost");
   const std::string err = ::testing::internal::GetCapturedStderr();
   shim::diag_init(nullptr);

@@ -315,7 +315,7 @@ TEST(SafeCopy, ScratchNeverLandsOnAPageTheProgramFreed) {
     void* gone = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     ASSERT_NE(gone, MAP_FAILED);
     munmap(gone, 4096);
-    shim::Scratch scratch(4096);
+    shim::CopyScratch scratch(4096);
     ASSERT_TRUE(scratch.ok());
     EXPECT_NE(scratch.data(), gone);
     char probe;

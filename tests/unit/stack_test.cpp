@@ -286,7 +286,7 @@ TEST(LogStack, EventLinesCarryTheSymbolisedStack) {
                       "(libfl_stack_helper.so)\","),
             std::string::npos)
       << line;
-  EXPECT_NE(line.find("],\"seed\":3}\n"), std::string::npos) << line;
+  EXPECT_NE(line.find("],\"seed\":\"3\"}\n"), std::string::npos) << line;
 }
 
 TEST(LogStack, ADeepStackKeepsTheLineBoundedAndValid) {
