@@ -575,8 +575,10 @@ bool claim_injection(ControlBlock& block, FaultSlot& slot, std::uint64_t times) 
   return true;
 }
 
-Decision make_decision(const Rule& r, std::uint64_t n, std::uint64_t seed) {
-  Decision d{};
+// Fills the caller's Decision in place: returning one by value to `out = ...` would put a
+// ~120-byte temporary in decide()'s frame per call site (the stack budget: reliability.md).
+void make_decision(Decision& d, const Rule& r, std::uint64_t n, std::uint64_t seed) {
+  d = Decision{};
   d.inject = true;
   d.fault = r.slot;
   d.index = n;
@@ -601,7 +603,6 @@ Decision make_decision(const Rule& r, std::uint64_t n, std::uint64_t seed) {
   d.times = r.spec.times;
   d.dns_error = r.spec.dns_error;
   d.timeout_ns = r.spec.timeout_ns;
-  return d;
 }
 
 }  // namespace
@@ -809,7 +810,7 @@ bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
         if (!over_fd_limit(site, r.spec.fd_limit)) continue;
         if ((stale = ctx.fd_facts_stale())) continue;
         if (!claim_injection(*block, slot, r.spec.times)) continue;
-        out = make_decision(r, n, seed);
+        make_decision(out, r, n, seed);
         out.action = kActError;
         out.error = r.spec.error ? r.spec.error : EMFILE;
         return true;
@@ -824,7 +825,7 @@ bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
         if (slot.quota_used.load(std::memory_order_relaxed) + site.size >= r.spec.quota_bytes &&
             (stale = ctx.fd_facts_stale()))
           continue;
-        out = make_decision(r, n, seed);
+        make_decision(out, r, n, seed);
         out.inject = false;
         out.quota = true;
         return true;
@@ -837,7 +838,7 @@ bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
       // About to inject: the facts about the fd this decision used must still be true.
       if ((stale = ctx.fd_facts_stale())) continue;
       if (!claim_injection(*block, slot, r.spec.times)) continue;
-      out = make_decision(r, n, seed);
+      make_decision(out, r, n, seed);
       return true;
     }
     if (!stale) return false;

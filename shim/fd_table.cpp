@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <new>
 #include <string_view>
 
 #include "fd_chunks.h"
@@ -55,20 +56,28 @@ std::uint64_t mix64(std::uint64_t x) {
 
 std::uint64_t fd_identity(int fd) noexcept {
   if (fd < 0) return 0;
-  struct statx stx {};
+  // The 256-byte statx (or the stat) in a pool buffer, not on the stack: this runs inside
+  // decide(), on the path a signal handler on a small sigaltstack may take (1 KiB budget).
+  Scratch scratch;
+  char* mem = scratch.get();
+  if (mem == nullptr) return 0;
+  static_assert(sizeof(struct statx) <= Scratch::kBytes && sizeof(struct stat) <= Scratch::kBytes);
   std::uint64_t dev = 0, ino = 0, born = 0;
-  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_INO | STATX_BTIME, &stx) == 0) {
-    dev = (static_cast<std::uint64_t>(stx.stx_dev_major) << 32) | stx.stx_dev_minor;
-    ino = stx.stx_ino;
-    if (stx.stx_mask & STATX_BTIME)
-      born =
-          static_cast<std::uint64_t>(stx.stx_btime.tv_sec) * 1'000'000'000u + stx.stx_btime.tv_nsec;
+  using Statx = struct statx;
+  auto* stx = new (mem) Statx{};
+  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_INO | STATX_BTIME, stx) == 0) {
+    dev = (static_cast<std::uint64_t>(stx->stx_dev_major) << 32) | stx->stx_dev_minor;
+    ino = stx->stx_ino;
+    if (stx->stx_mask & STATX_BTIME)
+      born = static_cast<std::uint64_t>(stx->stx_btime.tv_sec) * 1'000'000'000u +
+             stx->stx_btime.tv_nsec;
   } else {
     // statx refused (an old kernel, a seccomp filter): device and inode alone.
-    struct stat st {};
-    if (fstat(fd, &st) != 0) return 0;
-    dev = st.st_dev;
-    ino = st.st_ino;
+    using Stat = struct stat;
+    auto* st = new (mem) Stat{};
+    if (fstat(fd, st) != 0) return 0;
+    dev = st->st_dev;
+    ino = st->st_ino;
   }
   const std::uint64_t key = mix64(mix64(mix64(dev) ^ ino) ^ born);
   return key ? key : 1;

@@ -9,9 +9,11 @@
 
 #include <cerrno>
 #include <cstring>
+#include <new>
 
 #include "engine.h"
 #include "faultline/seqlock.h"
+#include "scratch.h"
 #include "session.h"
 #include "shim.h"
 
@@ -158,7 +160,13 @@ namespace {
 // Whether the directory that holds `path` may be written by anyone (true when it cannot be
 // told: a path too long for the buffer, or a directory that cannot be stat'ed).
 bool in_world_writable_dir(const char* path) noexcept {
-  char dir[kLogPathMax];
+  // The directory's name and its stat in a pool buffer, not on the stack: this runs on the
+  // event path, which a signal handler on a small sigaltstack may reach (docs/reliability.md).
+  Scratch scratch;
+  char* dir = scratch.get();
+  if (dir == nullptr) return true;
+  constexpr std::size_t kDirBytes = kLogPathMax;
+  static_assert(kDirBytes + sizeof(struct stat) <= Scratch::kBytes);
   const char* slash = std::strrchr(path, '/');
   if (slash == nullptr) {
     std::memcpy(dir, ".", 2);
@@ -166,13 +174,14 @@ bool in_world_writable_dir(const char* path) noexcept {
     std::memcpy(dir, "/", 2);
   } else {
     const auto n = static_cast<std::size_t>(slash - path);
-    if (n >= sizeof dir) return true;
+    if (n >= kDirBytes) return true;
     std::memcpy(dir, path, n);
     dir[n] = '\0';
   }
-  struct stat st;
-  if (stat(dir, &st) != 0) return true;
-  return (st.st_mode & S_IWOTH) != 0;
+  using Stat = struct stat;
+  auto* st = new (dir + kDirBytes) Stat{};
+  if (stat(dir, st) != 0) return true;
+  return (st->st_mode & S_IWOTH) != 0;
 }
 
 }  // namespace
@@ -189,13 +198,15 @@ int open_append_file(const char* path, mode_t mode, const char** refusal) noexce
       *refusal = "it is a symbolic link in a world-writable directory (not followed)";
     return -1;
   }
-  struct stat st;
+  Scratch scratch;  // the stat off the stack, as in in_world_writable_dir
+  using Stat = struct stat;
+  auto* st = scratch.get() ? new (scratch.get()) Stat{} : nullptr;
   const char* why = nullptr;
-  if (fstat(fd, &st) != 0)
+  if (st == nullptr || fstat(fd, st) != 0)
     why = "it cannot be checked (fstat failed)";
-  else if (!S_ISREG(st.st_mode))
+  else if (!S_ISREG(st->st_mode))
     why = "it is not a regular file, in a world-writable directory";
-  else if (st.st_uid != geteuid())
+  else if (st->st_uid != geteuid())
     why = "it belongs to another user, in a world-writable directory";
   if (why == nullptr) return fd;
   FL_REAL(close)(fd);
@@ -237,22 +248,25 @@ std::uint64_t file_key(const struct stat& st) noexcept {
 bool write_bounded(ControlHeader& header, int fd, const char* line, std::size_t size) noexcept {
   const std::uint64_t max_size =
       limit_or(header.log_max_size.load(std::memory_order_relaxed), kDefaultLogMaxSize);
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+  Scratch scratch;  // the stat and the cut line off the stack, as in in_world_writable_dir
+  char* mem = scratch.get();
+  using Stat = struct stat;
+  auto* st = mem ? new (mem) Stat{} : nullptr;
+  if (st == nullptr || fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
     write_all(fd, line, size);  // a pipe or a device does not grow: nothing to bound
     return true;
   }
-  const auto used = static_cast<std::uint64_t>(st.st_size);
+  const auto used = static_cast<std::uint64_t>(st->st_size);
   if (used <= max_size && size <= max_size - used) {
     write_all(fd, line, size);
     return true;
   }
-  const std::uint64_t key = file_key(st);
+  const std::uint64_t key = file_key(*st);
   std::uint64_t cut = header.log_cut_file.load(std::memory_order_acquire);
   while (cut != key) {
     if (header.log_cut_file.compare_exchange_weak(cut, key, std::memory_order_acq_rel)) {
-      char text[256];
-      const std::size_t n = format_cut_line(text, sizeof text, max_size, realtime_ns(), getpid(),
+      char* text = mem + 256;
+      const std::size_t n = format_cut_line(text, 256, max_size, realtime_ns(), getpid(),
                                             engine_process_name());
       write_all(fd, text, n);
       break;
@@ -273,10 +287,12 @@ bool read_log_path_into(const ControlHeader& header, char (&path)[kLogPathMax]) 
 
 void write_summary(ControlHeader& header, int fd, std::uint64_t count, std::int64_t first_ns,
                    std::int64_t last_ns) noexcept {
-  char text[256];
+  Scratch scratch;  // the event path's stack budget: see in_world_writable_dir
+  char* text = scratch.get();
+  if (text == nullptr) return;
   const std::uint64_t rate =
       limit_or(header.log_max_rate.load(std::memory_order_relaxed), kDefaultLogMaxRate);
-  const std::size_t n = format_suppressed_line(text, sizeof text, count, first_ns, last_ns, rate,
+  const std::size_t n = format_suppressed_line(text, 256, count, first_ns, last_ns, rate,
                                                getpid(), engine_process_name());
   write_bounded(header, fd, text, n);
 }
