@@ -9,8 +9,6 @@
 // of a fault are read, and look their position back up in the toml table.
 #include "policy.h"
 
-#include "toml_safe.h"
-
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -32,6 +30,7 @@
 #include "calls.h"
 #include "net_policy.h"
 #include "site_policy.h"
+#include "toml_safe.h"
 
 namespace faultline {
 namespace {

@@ -58,19 +58,24 @@ void store_string_words(std::atomic<std::uint64_t>& seq, std::atomic<std::uint64
 // Members of a session may chdir; the log must land in one file whatever their cwd.
 std::string absolute_path(const std::string& path) { return absolute_log_path(path); }
 
-// The state letter of /proc/PID/stat ('R', 'S', 'Z'...), 0 when it cannot be read.
-char process_state(pid_t pid) {
+// /proc/PID/stat from the name's closing ')' on (the name, field 2, may hold spaces and
+// parentheses), read into `buf`; nullptr when it cannot be read.
+const char* proc_stat_after_name(pid_t pid, char (&buf)[1024]) {
   char path[32];
   std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
   const int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  char buf[512];
+  if (fd < 0) return nullptr;
   const ssize_t n = read(fd, buf, sizeof buf - 1);
   close(fd);
-  if (n <= 0) return 0;
+  if (n <= 0) return nullptr;
   buf[n] = '\0';
-  // The name (field 2) may hold spaces and parentheses: fields resume after the last ')'.
-  const char* paren = std::strrchr(buf, ')');
+  return std::strrchr(buf, ')');
+}
+
+// The state letter of /proc/PID/stat ('R', 'S', 'Z'...), 0 when it cannot be read.
+char process_state(pid_t pid) {
+  char buf[1024];
+  const char* paren = proc_stat_after_name(pid, buf);
   return paren && paren[1] == ' ' ? paren[2] : 0;
 }
 
@@ -749,17 +754,9 @@ std::vector<pid_t> Session::live_pids() const {
 }
 
 std::uint64_t process_start_time(pid_t pid) {
-  char path[32];
-  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
-  const int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
   char buf[1024];
-  const ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return 0;
-  buf[n] = '\0';
-  // Fields resume after the name's last ')': state is field 3, starttime field 22.
-  const char* p = std::strrchr(buf, ')');
+  // State is field 3, starttime field 22.
+  const char* p = proc_stat_after_name(pid, buf);
   if (!p) return 0;
   for (int field = 2; field < 22; ++field) {
     p = std::strchr(p + 1, ' ');

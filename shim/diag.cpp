@@ -155,7 +155,7 @@ void diag_init(const char* diag_path) noexcept {
 
 void diag(const char* fmt, ...) noexcept {
   CancelOff no_cancel;  // shim.h: the open and write below are cancellation points
-  Guard guard;  // the open and write below must not be faulted
+  Guard guard;          // the open and write below must not be faulted
   Scratch scratch;
   if (!scratch.get()) return;
   char* text = scratch.get() + 2 * kMaxLine + 128;

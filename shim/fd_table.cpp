@@ -126,8 +126,7 @@ FdInfo fd_lookup(int fd, std::uint32_t rules_epoch, PathMatcher match_paths, voi
   // The link in a scratch buffer, not on the stack: the armed path's stack budget is 1 KiB.
   Scratch scratch;
   char* link = scratch.get();
-  if (identity == 0 || !link || fd_path(fd, link, 4096) < 0)
-    return {FdKind::kUnknown, 0, 0, false};
+  if (identity == 0 || !link || fd_path(fd, link, 4096) < 0) return {FdKind::kUnknown, 0, 0, false};
   FdInfo info{kind_from_link(link), 0, identity, false};
   if (info.kind == FdKind::kFile) info.path_match = match_paths(link, ctx);
   if (slot) {

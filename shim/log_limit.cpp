@@ -266,8 +266,8 @@ bool write_bounded(ControlHeader& header, int fd, const char* line, std::size_t 
   while (cut != key) {
     if (header.log_cut_file.compare_exchange_weak(cut, key, std::memory_order_acq_rel)) {
       char* text = mem + 256;
-      const std::size_t n = format_cut_line(text, 256, max_size, realtime_ns(), getpid(),
-                                            engine_process_name());
+      const std::size_t n =
+          format_cut_line(text, 256, max_size, realtime_ns(), getpid(), engine_process_name());
       write_all(fd, text, n);
       break;
     }
@@ -292,8 +292,8 @@ void write_summary(ControlHeader& header, int fd, std::uint64_t count, std::int6
   if (text == nullptr) return;
   const std::uint64_t rate =
       limit_or(header.log_max_rate.load(std::memory_order_relaxed), kDefaultLogMaxRate);
-  const std::size_t n = format_suppressed_line(text, 256, count, first_ns, last_ns, rate,
-                                               getpid(), engine_process_name());
+  const std::size_t n = format_suppressed_line(text, 256, count, first_ns, last_ns, rate, getpid(),
+                                               engine_process_name());
   write_bounded(header, fd, text, n);
 }
 

@@ -164,7 +164,8 @@ CopyScratch::~CopyScratch() {
   errno = saved;
 }
 
-int iov_prefix_safe(const struct iovec* iov, int cnt, std::uint64_t n, CopyScratch& scratch) noexcept {
+int iov_prefix_safe(const struct iovec* iov, int cnt, std::uint64_t n,
+                    CopyScratch& scratch) noexcept {
   if (!scratch.ok() || cnt < 0) return -1;
   auto* out = static_cast<struct iovec*>(scratch.data());
   if (safe_read(out, iov, static_cast<std::size_t>(cnt) * sizeof(struct iovec)) != SafeCopy::kOk)

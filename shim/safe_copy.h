@@ -50,12 +50,12 @@ bool iov_site_size(const CallSite& site, std::uint64_t& total) noexcept;
 // signal handler may call writev while the program is inside malloc).
 //
 // Not the shim's small text buffers (scratch.h: a pool for paths and event lines): this is for
-// copies of the caller's data, of any size. It never lands where the program once had memory: a plain mmap would gladly reuse the
-// page the program has just unmapped, and a dangling pointer into it (an iovec, a msg_name)
-// would then read the shim's scratch instead of giving EFAULT. So scratch comes from a window
-// of address space reserved (PROT_NONE, no memory) before main (scratch_reserve, from the
-// constructor), in slots of kScratchSlot bytes claimed lock-free; only a request larger than a
-// slot, or one made while every slot is busy, falls back to a plain mmap.
+// copies of the caller's data, of any size. It never lands where the program once had memory: a
+// plain mmap would gladly reuse the page the program has just unmapped, and a dangling pointer into
+// it (an iovec, a msg_name) would then read the shim's scratch instead of giving EFAULT. So scratch
+// comes from a window of address space reserved (PROT_NONE, no memory) before main
+// (scratch_reserve, from the constructor), in slots of kScratchSlot bytes claimed lock-free; only a
+// request larger than a slot, or one made while every slot is busy, falls back to a plain mmap.
 inline constexpr std::size_t kScratchSlot = 256 * 1024;
 inline constexpr int kScratchSlots = 64;
 void scratch_reserve() noexcept;
@@ -81,6 +81,7 @@ class CopyScratch {
 // The first n bytes of a validated iovec (`cnt` entries) as a new iovec array in `scratch`
 // (the caller's array is never modified); returns its entry count, -1 when the array could
 // not be copied.
-int iov_prefix_safe(const struct iovec* iov, int cnt, std::uint64_t n, CopyScratch& scratch) noexcept;
+int iov_prefix_safe(const struct iovec* iov, int cnt, std::uint64_t n,
+                    CopyScratch& scratch) noexcept;
 
 }  // namespace faultline::shim
