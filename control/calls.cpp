@@ -1,9 +1,10 @@
 // The call table as data for the policy compiler and the CLI, generated from shim/calls.def.
 #include "calls.h"
-#include "net_policy.h"
 
 #include <array>
 #include <cerrno>
+
+#include "net_policy.h"
 
 namespace faultline {
 namespace {
@@ -28,9 +29,9 @@ struct FamilyName {
   std::string_view name;
 };
 constexpr std::array kFamilies = {
-    FamilyName{kFamWrite, "@write"}, FamilyName{kFamFsync, "@fsync"},
-    FamilyName{kFamRead, "@read"},   FamilyName{kFamOpen, "@open"},
-    FamilyName{kFamNet, "@net"},     FamilyName{kFamDns, "@dns"},
+    FamilyName{kFamWrite, "@write"},   FamilyName{kFamFsync, "@fsync"},
+    FamilyName{kFamRead, "@read"},     FamilyName{kFamOpen, "@open"},
+    FamilyName{kFamNet, "@net"},       FamilyName{kFamDns, "@dns"},
     FamilyName{kFamMemory, "@memory"},
 };
 
@@ -38,30 +39,31 @@ struct ErrnoName {
   int value;
   std::string_view name;
 };
-#define E(x) ErrnoName{x, #x}
+#define E(x) \
+  ErrnoName { x, #x }
 constexpr std::array kErrnos = {
-    E(EPERM),     E(ENOENT),      E(ESRCH),        E(EINTR),      E(EIO),
-    E(ENXIO),     E(E2BIG),       E(ENOEXEC),      E(EBADF),      E(ECHILD),
-    E(EAGAIN),    E(ENOMEM),      E(EACCES),       E(EFAULT),     E(EBUSY),
-    E(EEXIST),    E(EXDEV),       E(ENODEV),       E(ENOTDIR),    E(EISDIR),
-    E(EINVAL),    E(ENFILE),      E(EMFILE),       E(ENOTTY),     E(ETXTBSY),
-    E(EFBIG),     E(ENOSPC),      E(ESPIPE),       E(EROFS),      E(EMLINK),
-    E(EPIPE),     E(EDOM),        E(ERANGE),       E(EDEADLK),    E(ENAMETOOLONG),
-    E(ENOLCK),    E(ENOSYS),      E(ENOTEMPTY),    E(ELOOP),      E(ENOTSUP),
-    E(EOVERFLOW), E(EDQUOT),      E(ESTALE),       E(ECANCELED),  E(ENOTSOCK),
-    E(EDESTADDRREQ), E(EMSGSIZE), E(EPROTOTYPE),   E(ENOPROTOOPT), E(EPROTONOSUPPORT),
-    E(EOPNOTSUPP), E(EAFNOSUPPORT), E(EADDRINUSE), E(EADDRNOTAVAIL), E(ENETDOWN),
-    E(ENETUNREACH), E(ENETRESET), E(ECONNABORTED), E(ECONNRESET), E(ENOBUFS),
-    E(EISCONN),   E(ENOTCONN),    E(ETIMEDOUT),    E(ECONNREFUSED), E(EHOSTDOWN),
-    E(EHOSTUNREACH), E(EALREADY), E(EINPROGRESS),  E(EREMOTEIO),  E(ENOMEDIUM),
-    E(EWOULDBLOCK), E(ENODATA),   E(ETIME),        E(EBADMSG),    E(EILSEQ),
+    E(EPERM),        E(ENOENT),       E(ESRCH),        E(EINTR),         E(EIO),
+    E(ENXIO),        E(E2BIG),        E(ENOEXEC),      E(EBADF),         E(ECHILD),
+    E(EAGAIN),       E(ENOMEM),       E(EACCES),       E(EFAULT),        E(EBUSY),
+    E(EEXIST),       E(EXDEV),        E(ENODEV),       E(ENOTDIR),       E(EISDIR),
+    E(EINVAL),       E(ENFILE),       E(EMFILE),       E(ENOTTY),        E(ETXTBSY),
+    E(EFBIG),        E(ENOSPC),       E(ESPIPE),       E(EROFS),         E(EMLINK),
+    E(EPIPE),        E(EDOM),         E(ERANGE),       E(EDEADLK),       E(ENAMETOOLONG),
+    E(ENOLCK),       E(ENOSYS),       E(ENOTEMPTY),    E(ELOOP),         E(ENOTSUP),
+    E(EOVERFLOW),    E(EDQUOT),       E(ESTALE),       E(ECANCELED),     E(ENOTSOCK),
+    E(EDESTADDRREQ), E(EMSGSIZE),     E(EPROTOTYPE),   E(ENOPROTOOPT),   E(EPROTONOSUPPORT),
+    E(EOPNOTSUPP),   E(EAFNOSUPPORT), E(EADDRINUSE),   E(EADDRNOTAVAIL), E(ENETDOWN),
+    E(ENETUNREACH),  E(ENETRESET),    E(ECONNABORTED), E(ECONNRESET),    E(ENOBUFS),
+    E(EISCONN),      E(ENOTCONN),     E(ETIMEDOUT),    E(ECONNREFUSED),  E(EHOSTDOWN),
+    E(EHOSTUNREACH), E(EALREADY),     E(EINPROGRESS),  E(EREMOTEIO),     E(ENOMEDIUM),
+    E(EWOULDBLOCK),  E(ENODATA),      E(ETIME),        E(EBADMSG),       E(EILSEQ),
 };
 #undef E
 
 constexpr std::array kActionNames = {
-    std::string_view{"error"},  std::string_view{"delay"},     std::string_view{"short"},
-    std::string_view{"corrupt"}, std::string_view{"quota"},    std::string_view{"lie"},
-    std::string_view{"crash"},  std::string_view{"reset"},     std::string_view{"blackhole"},
+    std::string_view{"error"},      std::string_view{"delay"}, std::string_view{"short"},
+    std::string_view{"corrupt"},    std::string_view{"quota"}, std::string_view{"lie"},
+    std::string_view{"crash"},      std::string_view{"reset"}, std::string_view{"blackhole"},
     std::string_view{"resolve_to"}, std::string_view{"limit"},
 };
 
@@ -124,19 +126,18 @@ bool errno_plausible(const CallInfo& call, int err) {
                        ENOSPC, EPERM, EPIPE, ESPIPE, EOVERFLOW, ENXIO, EOPNOTSUPP},
                       err);
     case kFamFsync:
-      return contains({EBADF, EINTR, EIO, EROFS, EINVAL, ENOSPC, EDQUOT, ESPIPE, ENOMEM,
-                       EBUSY, ENOMEM},
-                      err);
+      return contains(
+          {EBADF, EINTR, EIO, EROFS, EINVAL, ENOSPC, EDQUOT, ESPIPE, ENOMEM, EBUSY, ENOMEM}, err);
     case kFamRead:
-      return contains({EAGAIN, EBADF, EFAULT, EINTR, EINVAL, EIO, EISDIR, ESPIPE, EOVERFLOW,
-                       ENXIO, EOPNOTSUPP},
-                      err);
+      return contains(
+          {EAGAIN, EBADF, EFAULT, EINTR, EINVAL, EIO, EISDIR, ESPIPE, EOVERFLOW, ENXIO, EOPNOTSUPP},
+          err);
     case kFamOpen:
-      return contains({EACCES, EBUSY, EDQUOT, EEXIST, EFAULT, EFBIG, EINTR, EINVAL, EISDIR,
-                       ELOOP, EMFILE, ENAMETOOLONG, ENFILE, ENODEV, ENOENT, ENOMEM, ENOSPC,
-                       ENOTDIR, ENXIO, EOPNOTSUPP, EOVERFLOW, EPERM, EROFS, ETXTBSY,
-                       EWOULDBLOCK, EBADF},
-                      err);
+      return contains(
+          {EACCES, EBUSY,      EDQUOT,       EEXIST, EFAULT, EFBIG,   EINTR,       EINVAL, EISDIR,
+           ELOOP,  EMFILE,     ENAMETOOLONG, ENFILE, ENODEV, ENOENT,  ENOMEM,      ENOSPC, ENOTDIR,
+           ENXIO,  EOPNOTSUPP, EOVERFLOW,    EPERM,  EROFS,  ETXTBSY, EWOULDBLOCK, EBADF},
+          err);
     case kFamMemory:
       // malloc(3): ENOMEM only; the aligned allocators also report a bad alignment (EINVAL).
       return err == ENOMEM ||

@@ -18,16 +18,16 @@ inline constexpr int kStatusCannotExecute = 126;
 inline constexpr int kStatusNotFound = 127;
 
 enum class ErrorKind {
-  kUsage,           // bad arguments or input (a bad KEY=VALUE, a bad session name, ...)
-  kBadPolicy,       // the policy or snippet does not compile (message: file:line:col: ...)
-  kNoSession,       // no such session
-  kNoFault,         // no such fault in the session
-  kCommandNotFound, // the command does not exist (status 127)
-  kCannotExecute,   // it exists but cannot be run (status 126)
-  kUnreachable,     // statically linked, set-id or another architecture: no preload reaches it
-  kNoShim,          // libfaultline.so not found or unusable
-  kSession,         // the session block cannot be created or used
-  kSystem,          // a system call failed (fork, pipe, waitpid)
+  kUsage,            // bad arguments or input (a bad KEY=VALUE, a bad session name, ...)
+  kBadPolicy,        // the policy or snippet does not compile (message: file:line:col: ...)
+  kNoSession,        // no such session
+  kNoFault,          // no such fault in the session
+  kCommandNotFound,  // the command does not exist (status 127)
+  kCannotExecute,    // it exists but cannot be run (status 126)
+  kUnreachable,      // statically linked, set-id or another architecture: no preload reaches it
+  kNoShim,           // libfaultline.so not found or unusable
+  kSession,          // the session block cannot be created or used
+  kSystem,           // a system call failed (fork, pipe, waitpid)
 };
 
 class ControlError : public std::runtime_error {

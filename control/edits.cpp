@@ -95,12 +95,11 @@ SetOutcome set_fault(Session& session, std::string_view fault,
 std::vector<std::string> add_faults(Session& session, const std::vector<FaultSpec>& specs) {
   for (const FaultSpec& spec : specs)
     if (session.find_fault(fixed_text(spec.name)) >= 0)
-      throw_control_error(
-          ErrorKind::kUsage, kStatusUsage,
-          fmt::format("session {} already has a fault named '{}': remove it first "
-                      "(`faultline remove {} {}`) or rename the new one",
-                      session.name(), fixed_text(spec.name), session.name(),
-                      fixed_text(spec.name)));
+      throw_control_error(ErrorKind::kUsage, kStatusUsage,
+                          fmt::format("session {} already has a fault named '{}': remove it first "
+                                      "(`faultline remove {} {}`) or rename the new one",
+                                      session.name(), fixed_text(spec.name), session.name(),
+                                      fixed_text(spec.name)));
   if (session.used_slots().size() + specs.size() > kMaxFaults)
     throw_control_error(
         ErrorKind::kUsage, kStatusUsage,

@@ -138,7 +138,8 @@ SlotRead read_event(const ControlBlock& block, std::uint64_t index, Event& event
   event.path = load_text_words(slot.path_words);
   event.process = load_text_words(slot.process_words);
   event.fault_name = load_text_words(slot.fault_words);
-  return slot.seq.load(std::memory_order_relaxed) == complete ? SlotRead::kReady : SlotRead::kOverwritten;
+  return slot.seq.load(std::memory_order_relaxed) == complete ? SlotRead::kReady
+                                                              : SlotRead::kOverwritten;
 }
 
 void read_new_events(const ControlBlock& block, EventCursor& cursor, bool final_pass,

@@ -43,9 +43,9 @@ constexpr std::uint32_t kMainActions = kActError | kActShort | kActCorrupt | kAc
                                        kActLimit;
 // What the engine implements today. The other actions are still parsed, so that the error can
 // say "not supported yet" instead of "unknown key" for a documented feature.
-constexpr std::uint32_t kSupportedActions =
-    kActError | kActDelay | kActShort | kActCorrupt | kActQuota | kActLie | kActCrash | kActLimit |
-    kActReset | kActBlackhole | kActResolve;
+constexpr std::uint32_t kSupportedActions = kActError | kActDelay | kActShort | kActCorrupt |
+                                            kActQuota | kActLie | kActCrash | kActLimit |
+                                            kActReset | kActBlackhole | kActResolve;
 constexpr std::size_t kMaxSuggestDistance = 3;
 // Linux errno values are all below this; used only to list names for a suggestion.
 constexpr int kErrnoScanLimit = 256;
@@ -1037,8 +1037,9 @@ PolicyError make_error(const std::string& source, Position at, std::string messa
 CompileResult compile_text(std::string_view text, const std::string& source, DocumentKind kind) {
   CompileResult result;
   if (auto stray = detail::find_stray_non_ascii(text)) {
-    result.error = make_error(source, Position{static_cast<toml::source_index>(stray->line),
-                                               static_cast<toml::source_index>(stray->column)},
+    result.error = make_error(source,
+                              Position{static_cast<toml::source_index>(stray->line),
+                                       static_cast<toml::source_index>(stray->column)},
                               "non-ASCII character outside a string or comment");
     return result;
   }

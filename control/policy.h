@@ -85,8 +85,8 @@ std::optional<std::string> apply_fault_setting(FaultSpec& spec, std::string_view
 FaultSpec default_fault_spec();
 
 // Parsers shared with the CLI and the tests.
-std::optional<std::uint64_t> parse_size(std::string_view text);          // "10MiB", "512"
-std::optional<std::int64_t> parse_duration_ns(std::string_view text);    // "250ms", "10m"
+std::optional<std::uint64_t> parse_size(std::string_view text);        // "10MiB", "512"
+std::optional<std::int64_t> parse_duration_ns(std::string_view text);  // "250ms", "10m"
 // "4096..", "..64", "1KiB..1MiB", "100" (exactly)
 bool parse_size_range(std::string_view text, std::uint64_t& min, std::uint64_t& max);
 // Bad glob: an unterminated [...] class or a trailing backslash. Returns an error message.

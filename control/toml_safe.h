@@ -6,11 +6,11 @@
 // non-ASCII byte stands anywhere else and reports it as an ordinary error.
 #pragma once
 
+#include <toml++/toml.h>
+
 #include <cstddef>
 #include <optional>
 #include <string_view>
-
-#include <toml++/toml.h>
 
 namespace faultline::detail {
 

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake pkg-config
+  build-essential cmake pkg-config clang-format git
   libtomlplusplus-dev libspdlog-dev libfmt-dev libunwind-dev libcli11-dev
   libgtest-dev libbenchmark-dev
   python3 sqlite3 coreutils binutils valgrind

@@ -181,8 +181,7 @@ alignas(char*) char g_hostent_buf[1024];
 template <class Fn>
 struct hostent* byname_slow(std::uint32_t call, const char* name, int af, Fn real) {
   return lookup_slow(
-      lookup_site(call, name), real,
-      [](const Decision& d) -> struct hostent* {
+      lookup_site(call, name), real, [](const Decision& d) -> struct hostent* {
         h_errno = herrno_for_eai(eai_of(d));
         if (h_errno == NETDB_INTERNAL)
           errno = eai_of(d) == EAI_MEMORY ? ENOMEM : system_errno_of(d);
@@ -190,9 +189,9 @@ struct hostent* byname_slow(std::uint32_t call, const char* name, int af, Fn rea
       },
       [=](const Decision& d) -> struct hostent* {
         FaultSpec spec;
-        int r = fault_spec(d, spec) && name ? fill_hostent(spec, af, name, &g_hostent,
-                                                           g_hostent_buf, sizeof g_hostent_buf)
-                                            : -1;
+        int r = fault_spec(d, spec) && name
+                    ? fill_hostent(spec, af, name, &g_hostent, g_hostent_buf, sizeof g_hostent_buf)
+                    : -1;
         if (r != 0) {
           h_errno = r == ERANGE ? NO_RECOVERY : NO_DATA;
           return nullptr;

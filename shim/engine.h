@@ -14,10 +14,10 @@
 namespace faultline::shim {
 
 struct CallSite {
-  std::uint32_t call;        // CallId
-  int fd = -1;               // -1 when the call has no fd
-  const char* path = nullptr;  // path argument (open, creat), as the program passed it
-  int dirfd = AT_FDCWD;      // openat's directory
+  std::uint32_t call;              // CallId
+  int fd = -1;                     // -1 when the call has no fd
+  const char* path = nullptr;      // path argument (open, creat), as the program passed it
+  int dirfd = AT_FDCWD;            // openat's directory
   mutable std::uint64_t size = 0;  // bytes asked for
   mutable bool has_size = false;
   // A size that lives in caller memory (an iovec array): the wrapper sets `size_from`, and
@@ -32,7 +32,7 @@ struct CallSite {
   // `path` is the program's pointer: checked (fault-safely, for a NUL within PATH_MAX) the
   // same way, before anything reads it or decides. 0 not checked, 1 readable, -1 refused.
   mutable std::int8_t path_state = 0;
-  int fd2 = -1;              // dup2/dup3's target: `limit` counts it only if it is not open
+  int fd2 = -1;  // dup2/dup3's target: `limit` counts it only if it is not open
   // @net/@dns (shim/net_select.h): the address argument of connect/bind/sendto/sendmsg (the
   // `addr` selector falls back to getpeername/getsockname without one), and the name looked up.
   const struct sockaddr* addr = nullptr;
@@ -58,8 +58,8 @@ struct Decision {
   std::uint64_t draw;         // per-injection random stream (corrupt positions)
   std::uint64_t quota_bytes;
   std::uint64_t times;
-  std::uint64_t index;  // n: which matching call of this fault this is
-  int dns_error;           // @dns: the EAI_* code of `error` (0: EAI_SYSTEM with `error`)
+  std::uint64_t index;      // n: which matching call of this fault this is
+  int dns_error;            // @dns: the EAI_* code of `error` (0: EAI_SYSTEM with `error`)
   std::int64_t timeout_ns;  // blackhole: how long a blocking connect waits (0 = default)
 };
 

@@ -54,9 +54,8 @@ FL_EXPORT ssize_t pread(int fd, void* buf, size_t count, off_t off) {
 
 FL_EXPORT ssize_t pread64(int fd, void* buf, size_t count, off64_t off) {
   if (FL_LIKELY(!armed(kFamRead))) return FL_REAL(pread64)(fd, buf, count, off);
-  return buf_read_slow(kCall_pread64, fd, buf, count, [fd, off](void* b, size_t n) {
-    return FL_REAL(pread64)(fd, b, n, off);
-  });
+  return buf_read_slow(kCall_pread64, fd, buf, count,
+                       [fd, off](void* b, size_t n) { return FL_REAL(pread64)(fd, b, n, off); });
 }
 
 FL_EXPORT ssize_t readv(int fd, const struct iovec* iov, int cnt) {

@@ -64,8 +64,7 @@ void resolve_all_real() noexcept;
 extern std::atomic<std::atomic<std::uint64_t>*> g_armed_word;
 
 inline bool armed(std::uint32_t families) noexcept {
-  return g_armed_word.load(std::memory_order_relaxed)->load(std::memory_order_relaxed) &
-         families;
+  return g_armed_word.load(std::memory_order_relaxed)->load(std::memory_order_relaxed) & families;
 }
 
 // ---- reentrancy -----------------------------------------------------------------------

@@ -129,9 +129,10 @@ void load_unwinder() {
   void* handle = dlopen(FL_LIBUNWIND_SONAME, RTLD_NOW | RTLD_LOCAL);
   if (!handle) {
     const char* why = dlerror();
-    diag("faultline: cannot load %s (%s): 'stack' selectors will not match and 'log_stack' "
-         "is ignored",
-         FL_LIBUNWIND_SONAME, why ? why : "unknown error");
+    diag(
+        "faultline: cannot load %s (%s): 'stack' selectors will not match and 'log_stack' "
+        "is ignored",
+        FL_LIBUNWIND_SONAME, why ? why : "unknown error");
     return;
   }
   // unw_backtrace keeps, per thread, how to step out of each address it has seen: about
@@ -246,8 +247,8 @@ void* arena_alloc(std::size_t size) {
   if (size > kArenaChunk) return nullptr;
   if (size > g_writer.arena_left) {
     if (g_writer.arena_total + kArenaChunk > kMaxArena) return nullptr;
-    void* p = mmap(nullptr, kArenaChunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-                   0);
+    void* p =
+        mmap(nullptr, kArenaChunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return nullptr;
     g_writer.arena = static_cast<char*>(p);
     g_writer.arena_left = kArenaChunk;
@@ -271,7 +272,8 @@ const char* intern_object(const char* path) {
   for (int i = 0; i < g_writer.objects; ++i)
     if (std::strcmp(g_writer.object_paths[i], path) == 0) return g_writer.object_paths[i];
   const char* copy = intern(path);
-  if (copy && g_writer.objects < kMaxInternedObjects) g_writer.object_paths[g_writer.objects++] = copy;
+  if (copy && g_writer.objects < kMaxInternedObjects)
+    g_writer.object_paths[g_writer.objects++] = copy;
   return copy;
 }
 
@@ -294,7 +296,8 @@ FrameRecord* add_record(Table& table, std::uintptr_t ip) {
   g_symbolised.fetch_add(1, std::memory_order_relaxed);
   void* mem = arena_alloc(sizeof(FrameRecord));
   const char* function = mem ? intern(text.function) : nullptr;
-  const char* symbol = std::strcmp(text.symbol, text.function) == 0 ? function : intern(text.symbol);
+  const char* symbol =
+      std::strcmp(text.symbol, text.function) == 0 ? function : intern(text.symbol);
   const char* object = function && symbol ? intern_object(text.object) : nullptr;
   if (!object) return nullptr;
   auto* record = new (mem) FrameRecord();
@@ -317,8 +320,8 @@ FrameRecord* record_for(std::uintptr_t ip) {
   if (!lock()) return nullptr;
   Table* table = g_table.load(std::memory_order_relaxed);
   if (!table) {
-    void* p = mmap(nullptr, sizeof(Table), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-                   0);
+    void* p =
+        mmap(nullptr, sizeof(Table), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p != MAP_FAILED) {
       table = new (p) Table();
       g_table.store(table, std::memory_order_release);
@@ -475,7 +478,8 @@ std::uint64_t stack_symbolised_count() noexcept {
 void stack_set_backtrace_for_tests(BacktraceFn fn) noexcept {
   if (fn) {
     // The shim's own frames must be recognisable even when libunwind never loaded.
-    if (!g_shim_range.hi) g_shim_range = object_range(reinterpret_cast<const void*>(&capture_stack));
+    if (!g_shim_range.hi)
+      g_shim_range = object_range(reinterpret_cast<const void*>(&capture_stack));
   }
   g_test_backtrace.store(fn, std::memory_order_release);
 }

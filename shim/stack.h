@@ -48,7 +48,8 @@ using FrameMatcher = std::uint64_t (*)(const FrameInfo& frame, const void* ctx);
 std::uint64_t stack_match_bits(std::uint32_t epoch, FrameMatcher match, const void* ctx) noexcept;
 
 // Calls fn for each frame of `stack`, symbolised (the frame's address is the return address).
-void visit_frames(const CapturedStack& stack, void (*fn)(const FrameInfo&, void*), void* ctx) noexcept;
+void visit_frames(const CapturedStack& stack, void (*fn)(const FrameInfo&, void*),
+                  void* ctx) noexcept;
 
 // "sqlite3WalCheckpoint (libsqlite3.so.0)", or "?? (python3.11+0x1f2e3)" when no symbol covers
 // the address: stable across runs (no absolute addresses), so replayed logs compare equal.

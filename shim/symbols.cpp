@@ -75,10 +75,10 @@ const T* view(const Mapping& m, std::uint64_t offset, std::uint64_t count = 1) {
   return reinterpret_cast<const T*>(m.data + offset);
 }
 
-const ElfW(Shdr)* section_headers(const Mapping& m, std::size_t& count) {
+const ElfW(Shdr) * section_headers(const Mapping& m, std::size_t& count) {
   const auto* eh = view<ElfW(Ehdr)>(m, 0);
-  if (!eh || std::memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != kNativeClass ||
-      eh->e_shentsize != sizeof(ElfW(Shdr)))
+  if (!eh || std::memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 ||
+      eh->e_ident[EI_CLASS] != kNativeClass || eh->e_shentsize != sizeof(ElfW(Shdr)))
     return nullptr;
   count = eh->e_shnum;
   return view<ElfW(Shdr)>(m, eh->e_shoff, count);
@@ -86,7 +86,7 @@ const ElfW(Shdr)* section_headers(const Mapping& m, std::size_t& count) {
 
 struct SymbolTable {
   Mapping file;
-  const ElfW(Sym)* symbols = nullptr;
+  const ElfW(Sym) * symbols = nullptr;
   std::size_t count = 0;
   const char* strings = nullptr;
   std::size_t strings_size = 0;
@@ -138,8 +138,8 @@ bool debug_file_path(const Mapping& file, char* out, std::size_t size) {
           note.n_descsz <= 64) {
         const unsigned char* id = notes + desc_at;
         int len = std::snprintf(out, size, "%s%02x/", kDebugRoot, id[0]);
-        for (std::size_t b = 1; b < note.n_descsz && len > 0 && static_cast<std::size_t>(len) < size;
-             ++b)
+        for (std::size_t b = 1;
+             b < note.n_descsz && len > 0 && static_cast<std::size_t>(len) < size; ++b)
           len += std::snprintf(out + len, size - static_cast<std::size_t>(len), "%02x", id[b]);
         if (len > 0 && static_cast<std::size_t>(len) < size)
           len += std::snprintf(out + len, size - static_cast<std::size_t>(len), ".debug");

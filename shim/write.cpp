@@ -239,9 +239,8 @@ FL_EXPORT ssize_t pwrite64(int fd, const void* buf, size_t count, off64_t off) {
 
 FL_EXPORT ssize_t writev(int fd, const struct iovec* iov, int cnt) {
   if (FL_LIKELY(!armed(kFamWrite | kFamNet))) return FL_REAL(writev)(fd, iov, cnt);
-  return iov_write_slow(kCall_writev, fd, iov, cnt, [fd](const struct iovec* v, int c) {
-    return FL_REAL(writev)(fd, v, c);
-  });
+  return iov_write_slow(kCall_writev, fd, iov, cnt,
+                        [fd](const struct iovec* v, int c) { return FL_REAL(writev)(fd, v, c); });
 }
 
 FL_EXPORT ssize_t pwritev(int fd, const struct iovec* iov, int cnt, off_t off) {

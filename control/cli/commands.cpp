@@ -248,9 +248,8 @@ struct WatchSample {
 
 void print_watch_faults(const WatchSample& now, const WatchSample& previous) {
   const std::int64_t interval_ns = now.at_ns - previous.at_ns;
-  Table table(
-      {"FAULT", "ON", "ACTION", "SEEN", "MATCHED", "INJECTED", "SEEN/s", "INJ/s", "LAST"},
-      {false, false, false, true, true, true, true, true, true});
+  Table table({"FAULT", "ON", "ACTION", "SEEN", "MATCHED", "INJECTED", "SEEN/s", "INJ/s", "LAST"},
+              {false, false, false, true, true, true, true, true, true});
   for (const FaultView& f : now.faults) {
     // Rates only against the same fault in the same slot: a slot may be removed and reused.
     const auto before =
@@ -291,8 +290,8 @@ void print_watch_members(const WatchSample& now, const WatchSample& previous) {
         std::find_if(previous.members.begin(), previous.members.end(),
                      [&](const MemberView& p) { return p.index == m.index && p.pid == m.pid; });
     const bool known = before != previous.members.end() && m.alive;
-    table.add_row({std::to_string(m.pid), m.alive ? m.process : "(exited)",
-                   std::to_string(m.seen), std::to_string(m.injected),
+    table.add_row({std::to_string(m.pid), m.alive ? m.process : "(exited)", std::to_string(m.seen),
+                   std::to_string(m.injected),
                    known ? rate_text(m.seen, before->seen, interval_ns) : "-",
                    known ? rate_text(m.injected, before->injected, interval_ns) : "-",
                    ago_text(m.last_injection_ns)});
@@ -301,8 +300,8 @@ void print_watch_members(const WatchSample& now, const WatchSample& previous) {
   if (hidden != 0) fmt::print("... and {} more processes\n", hidden);
 }
 
-void print_watch_frame(const Session& session, const WatchSample& now,
-                       const WatchSample& previous, std::size_t corrupt) {
+void print_watch_frame(const Session& session, const WatchSample& now, const WatchSample& previous,
+                       std::size_t corrupt) {
   fmt::print("{}    (Ctrl-C to quit)\n", status_line(session, read_state(session.block())));
   if (corrupt != 0)
     fmt::print("{} corrupt fault slot(s), ignored by every process: see `faultline status`\n",
@@ -371,8 +370,8 @@ class EventPrinter {
   std::string human(const Event& e) {
     std::string who = fmt::format("{}[{}", e.process, e.pid);
     who += e.tid != e.pid && e.tid != 0 ? fmt::format("/{}]", e.tid) : "]";
-    std::string line = fmt::format("{} {} {}: {}", local_time(e.ts_ns), who, e.fault_name,
-                                   call_name(e.call));
+    std::string line =
+        fmt::format("{} {} {}: {}", local_time(e.ts_ns), who, e.fault_name, call_name(e.call));
     if (e.fd >= 0) line += fmt::format(" fd={}", e.fd);
     if (!e.path.empty()) line += fmt::format(" {}={}", text_key(e), e.path);
     line += fmt::format(" -> {}", action_name(e.action));
@@ -472,8 +471,10 @@ int status_command(const std::string& session_name, bool json) {
   if (corrupt.empty()) return kExitOk;
   // Printed after the data, so a reader sees what still works and then what does not.
   for (const auto& [slot, problem] : corrupt)
-    fmt::print(stderr, "faultline: session {}: fault slot {} is corrupt ({}); every process "
-               "ignores it\n", session->name(), slot, problem);
+    fmt::print(stderr,
+               "faultline: session {}: fault slot {} is corrupt ({}); every process "
+               "ignores it\n",
+               session->name(), slot, problem);
   fail(kExitUsage,
        fmt::format("session {} has {} corrupt fault slot(s): its block was damaged or written "
                    "by something other than this faultline. The other faults still work; run "

@@ -94,8 +94,9 @@ void add_explore(CLI::App& app, Args& a, Dispatch& dispatch) {
       "Run CMD many times, failing one untried call site each time; report the sites whose "
       "failure crashes or hangs CMD or fails the --check");
   auto& o = a.explore;
-  explore->add_option("-p,--policy", o.policy,
-                      "Explore the calls this policy's faults select, injecting their actions")
+  explore
+      ->add_option("-p,--policy", o.policy,
+                   "Explore the calls this policy's faults select, injecting their actions")
       ->type_name("POLICY");
   explore
       ->add_option("--calls", o.calls,
@@ -106,24 +107,28 @@ void add_explore(CLI::App& app, Args& a, Dispatch& dispatch) {
       ->type_name("LIST");
   explore->add_option("--max-runs", o.max_runs, "Runs to make, at most (default 100)")
       ->type_name("N");
-  explore->add_option("--timeout", a.explore_timeout,
-                      "A run still going after this is killed and counted as hung (default 10s)")
+  explore
+      ->add_option("--timeout", a.explore_timeout,
+                   "A run still going after this is killed and counted as hung (default 10s)")
       ->type_name("DURATION");
-  explore->add_option("--check", o.check,
-                      "Shell command run after each run in its directory; failing it is a finding")
+  explore
+      ->add_option("--check", o.check,
+                   "Shell command run after each run in its directory; failing it is a finding")
       ->type_name("CMD");
   explore->add_option("-j,--jobs", o.jobs, "Runs at a time (CMD must be safe to run in parallel)")
       ->check(CLI::Range(1, 256))
       ->type_name("J");
-  explore->add_option("--state", o.state_dir,
-                      "State directory: resumable, and the report comes from it "
-                      "(default ./faultline-explore)")
+  explore
+      ->add_option("--state", o.state_dir,
+                   "State directory: resumable, and the report comes from it "
+                   "(default ./faultline-explore)")
       ->type_name("DIR");
   explore->add_option("--depth", o.depth, "Return addresses per call site (default 8)")
       ->check(CLI::Range(1, 16))
       ->type_name("D");
-  explore->add_option("--occurrences", o.occurrences,
-                      "Also fail the 2nd..K-th call at each site, one per run (default 1)")
+  explore
+      ->add_option("--occurrences", o.occurrences,
+                   "Also fail the 2nd..K-th call at each site, one per run (default 1)")
       ->check(CLI::Range(1, 1000000))
       ->type_name("K");
   explore->add_flag("--in-place", o.in_place,

@@ -3,10 +3,9 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <signal.h>
 #include <string.h>  // sigabbrev_np (GNU)
 #include <time.h>
-
-#include <signal.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -155,7 +154,8 @@ std::string calls_text(const FaultSpec& spec) {
     whole |= family;
   }
   // read/write/readv/writev aimed only at sockets are part of a whole @net.
-  const bool rw_in_net = (whole & kFamNet) && rw_scope_hits(spec, true) && !rw_scope_hits(spec, false);
+  const bool rw_in_net =
+      (whole & kFamNet) && rw_scope_hits(spec, true) && !rw_scope_hits(spec, false);
   for (const CallInfo& c : all_calls())
     if (has(c) && !(whole & c.family) && !(rw_in_net && is_rw_call(c.id)))
       parts.emplace_back(c.name);

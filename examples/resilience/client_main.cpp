@@ -52,18 +52,28 @@ int main(int argc, char** argv) {
       return 2;
     }
     const char* value = argv[++i];
-    if (arg == "--host") options.endpoint.host = value;
-    else if (arg == "--port") options.endpoint.port = static_cast<std::uint16_t>(number(value));
-    else if (arg == "--key") key = value;
-    else if (arg == "--calls") calls = number(value);
-    else if (arg == "--interval-ms") interval_ms = number(value);
-    else if (arg == "--timeout-ms") options.timeout = resilience::Millis(number(value));
-    else if (arg == "--attempts") options.max_attempts = number(value);
-    else if (arg == "--backoff-ms") options.backoff_initial = resilience::Millis(number(value));
-    else if (arg == "--breaker-threshold") options.breaker_threshold = number(value);
+    if (arg == "--host")
+      options.endpoint.host = value;
+    else if (arg == "--port")
+      options.endpoint.port = static_cast<std::uint16_t>(number(value));
+    else if (arg == "--key")
+      key = value;
+    else if (arg == "--calls")
+      calls = number(value);
+    else if (arg == "--interval-ms")
+      interval_ms = number(value);
+    else if (arg == "--timeout-ms")
+      options.timeout = resilience::Millis(number(value));
+    else if (arg == "--attempts")
+      options.max_attempts = number(value);
+    else if (arg == "--backoff-ms")
+      options.backoff_initial = resilience::Millis(number(value));
+    else if (arg == "--breaker-threshold")
+      options.breaker_threshold = number(value);
     else if (arg == "--breaker-cooldown-ms")
       options.breaker_cooldown = resilience::Millis(number(value));
-    else if (arg == "--fallback") options.fallback = value;
+    else if (arg == "--fallback")
+      options.fallback = value;
     else {
       std::fprintf(stderr, "resilient_client: unknown option %s\n", arg.c_str());
       return 2;

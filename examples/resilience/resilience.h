@@ -91,7 +91,7 @@ const char* to_string(CircuitBreaker::State state);
 
 struct ClientOptions {
   Endpoint endpoint;
-  Millis timeout{500};  // per attempt
+  Millis timeout{500};   // per attempt
   int max_attempts = 3;  // per call, the first included
   Millis backoff_initial{10};
   Millis backoff_max{200};

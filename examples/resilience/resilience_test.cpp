@@ -103,8 +103,8 @@ addr = ")" + addr() + R"("
 error = "ECONNRESET"
 probability = 0.3
 )",
-                  {"--calls", "20", "--attempts", "6", "--backoff-ms", "2",
-                   "--breaker-threshold", "0"});
+                  {"--calls", "20", "--attempts", "6", "--backoff-ms", "2", "--breaker-threshold",
+                   "0"});
   ASSERT_EQ(c.wait(30s), 0) << c.stdout_text() << c.stderr_text();  // every call answered
   const auto s = summary(c.stdout_text());
   const auto flaky = c.counters("flaky");
@@ -129,8 +129,8 @@ addr = ")" + addr() + R"("
 reset = true
 probability = 0.3
 )",
-                  {"--calls", "20", "--attempts", "6", "--backoff-ms", "2",
-                   "--breaker-threshold", "0"});
+                  {"--calls", "20", "--attempts", "6", "--backoff-ms", "2", "--breaker-threshold",
+                   "0"});
   ASSERT_EQ(c.wait(30s), 0) << c.stdout_text() << c.stderr_text();
   const auto s = summary(c.stdout_text());
   EXPECT_EQ(s.at("ok"), 20);

@@ -24,8 +24,8 @@ inline constexpr std::uint32_t kAbiVersion = 2;  // 2: [log] max_rate and max_si
 inline constexpr std::uint32_t kMaxFaults = 64;
 inline constexpr std::uint32_t kMaxPids = 256;
 inline constexpr std::uint32_t kEventSlots = 512;
-inline constexpr std::uint32_t kNameMax = 32;     // fault name incl. NUL ([A-Za-z0-9_.-]{1,31})
-inline constexpr std::uint32_t kGlobMax = 256;    // path glob incl. NUL
+inline constexpr std::uint32_t kNameMax = 32;   // fault name incl. NUL ([A-Za-z0-9_.-]{1,31})
+inline constexpr std::uint32_t kGlobMax = 256;  // path glob incl. NUL
 inline constexpr std::uint32_t kShortGlobMax = 64;
 inline constexpr std::uint32_t kLogPathMax = 512;
 inline constexpr std::uint64_t kDefaultLogMaxRate = 1000;          // [log] max_rate
@@ -118,36 +118,36 @@ struct FaultSpec {
 
   // ---- @net / @dns (addr, host, reset, blackhole, resolve_to, timeout) ----
   // Compiled by control/net_policy.cpp, matched by shim/net_select.cpp.
-  char host[kGlobMax];                // `host`: glob on the name being resolved ("" = any)
-  char addr_unix[kUnixGlobMax];       // `addr = "unix:GLOB"`: glob on the unix socket path
-  std::uint8_t addr_kind;             // NetAddrKind: none, inet, unix
-  std::uint8_t addr_family;           // 0 = any ("*"), 4 = IPv4, 6 = IPv6
-  std::uint8_t addr_prefix;           // CIDR prefix length in bits
-  std::uint8_t addr_any_port;         // 1 = port "*" or none given
-  std::uint16_t addr_port;            // host byte order
-  std::uint8_t rw_scope;              // NetRwScope bits: which fds read/write/readv/writev hit
-  std::uint8_t resolve_count;         // resolve_to: addresses used in resolve_addr
-  std::uint8_t addr_bytes[16];        // network order; IPv4 in the first 4 bytes
-  std::int32_t dns_error;             // EAI_* code (< 0) an `error` gives @dns calls; 0 = none
+  char host[kGlobMax];           // `host`: glob on the name being resolved ("" = any)
+  char addr_unix[kUnixGlobMax];  // `addr = "unix:GLOB"`: glob on the unix socket path
+  std::uint8_t addr_kind;        // NetAddrKind: none, inet, unix
+  std::uint8_t addr_family;      // 0 = any ("*"), 4 = IPv4, 6 = IPv6
+  std::uint8_t addr_prefix;      // CIDR prefix length in bits
+  std::uint8_t addr_any_port;    // 1 = port "*" or none given
+  std::uint16_t addr_port;       // host byte order
+  std::uint8_t rw_scope;         // NetRwScope bits: which fds read/write/readv/writev hit
+  std::uint8_t resolve_count;    // resolve_to: addresses used in resolve_addr
+  std::uint8_t addr_bytes[16];   // network order; IPv4 in the first 4 bytes
+  std::int32_t dns_error;        // EAI_* code (< 0) an `error` gives @dns calls; 0 = none
   std::uint32_t net_reserved;
-  std::int64_t timeout_ns;            // blackhole: a blocking connect gives up after this; 0 = 20s
-  std::uint8_t resolve_family[kResolveMax];   // 4 or 6
+  std::int64_t timeout_ns;  // blackhole: a blocking connect gives up after this; 0 = 20s
+  std::uint8_t resolve_family[kResolveMax];    // 4 or 6
   std::uint8_t resolve_addr[kResolveMax][16];  // network order
 
   // ---- targeting (stack, log_stack) ----
   // Compiled by control/policy.cpp, matched by shim/stack.cpp (the engine asks it last).
-  char stack[kGlobMax];       // `stack`: glob on any frame's function or object ("" = any)
-  std::uint8_t log_stack;     // 1: event lines of this fault carry the symbolised stack
+  char stack[kGlobMax];    // `stack`: glob on any frame's function or object ("" = any)
+  std::uint8_t log_stack;  // 1: event lines of this fault carry the symbolised stack
   std::uint8_t targeting_reserved[7];
 
   // ---- explore (site) ----
   // Compiled by control/site_policy.cpp, matched and recorded by shim/site.cpp; driven by
   // `faultline explore` (control/explore.cpp). Only faults that set one of these unwind.
-  char site[kSiteMax];        // `site`: "obj+0xoff;obj+0xoff" return addresses, innermost
-                              // first ("" = any): the call's stack must start with them
-  char record[kLogPathMax];   // `record`: append each distinct call site of the matching calls
-                              // to this file, one line each; the fault never injects ("" = off)
-  std::uint32_t site_depth;   // `site_depth`: frames per recorded site (0 = kDefaultSiteDepth)
+  char site[kSiteMax];       // `site`: "obj+0xoff;obj+0xoff" return addresses, innermost
+                             // first ("" = any): the call's stack must start with them
+  char record[kLogPathMax];  // `record`: append each distinct call site of the matching calls
+                             // to this file, one line each; the fault never injects ("" = off)
+  std::uint32_t site_depth;  // `site_depth`: frames per recorded site (0 = kDefaultSiteDepth)
   std::uint32_t explore_reserved;
 };
 static_assert(std::is_trivially_copyable_v<FaultSpec>);
@@ -159,8 +159,8 @@ inline constexpr std::size_t kSpecWords = sizeof(FaultSpec) / 8;
 enum SlotState : std::uint32_t { kSlotFree = 0, kSlotUsed = 1 };
 
 struct FaultSlot {
-  std::atomic<std::uint32_t> state;    // SlotState
-  std::atomic<std::uint32_t> enabled;  // 0/1; flipped live by enable/disable
+  std::atomic<std::uint32_t> state;     // SlotState
+  std::atomic<std::uint32_t> enabled;   // 0/1; flipped live by enable/disable
   std::atomic<std::uint64_t> spec_seq;  // seqlock over spec_words: odd while a writer edits
   std::atomic<std::uint64_t> spec_words[kSpecWords];
   // Counters shared by every process of the session.
@@ -168,7 +168,7 @@ struct FaultSlot {
   std::atomic<std::uint64_t> matched;   // ... whose selectors matched (the trigger's n)
   std::atomic<std::uint64_t> injected;  // ... that were injected
   std::atomic<std::uint64_t> quota_used;
-  std::atomic<std::int64_t> enabled_since_ns;  // CLOCK_MONOTONIC; window origin for live enables
+  std::atomic<std::int64_t> enabled_since_ns;    // CLOCK_MONOTONIC; window origin for live enables
   std::atomic<std::int64_t> first_injection_ns;  // CLOCK_REALTIME, 0 = none yet
   std::atomic<std::int64_t> last_injection_ns;
 };
@@ -182,15 +182,15 @@ enum SessionFlags : std::uint32_t {
 // One injected fault, as shown by `faultline events`. Words are atomics so a reader racing a
 // writer sees a torn slot only as a sequence mismatch, never as a data race.
 struct EventSlot {
-  std::atomic<std::uint64_t> seq;  // 2*index+1 while written, 2*index+2 when complete
+  std::atomic<std::uint64_t> seq;   // 2*index+1 while written, 2*index+2 when complete
   std::atomic<std::int64_t> ts_ns;  // CLOCK_REALTIME
   std::atomic<std::uint32_t> pid;
   std::atomic<std::uint32_t> tid;
   std::atomic<std::uint32_t> fault;  // slot index
   std::atomic<std::uint32_t> call;   // call id
   std::atomic<std::int32_t> fd;
-  std::atomic<std::int32_t> error;    // errno for kActError, the signal for kActCrash, else 0
-  std::atomic<std::uint32_t> action;  // the Action bit applied
+  std::atomic<std::int32_t> error;     // errno for kActError, the signal for kActCrash, else 0
+  std::atomic<std::uint32_t> action;   // the Action bit applied
   std::atomic<std::uint32_t> present;  // EventPresent: which of size/bytes apply (0 is a value)
   std::atomic<std::uint64_t> size;
   std::atomic<std::uint64_t> bytes;
@@ -198,7 +198,7 @@ struct EventSlot {
   std::atomic<std::uint64_t> path_words[16];  // 128 bytes, NUL-padded, truncated
   // Names as they were at the injection, so that `faultline events --json` prints the same
   // line as the event log even after the process exited or the fault slot was reused.
-  std::atomic<std::uint64_t> process_words[2];          // comm, NUL-padded (16 bytes)
+  std::atomic<std::uint64_t> process_words[2];           // comm, NUL-padded (16 bytes)
   std::atomic<std::uint64_t> fault_words[kNameMax / 8];  // fault name, NUL-padded
 };
 
@@ -226,12 +226,12 @@ struct ControlHeader {
   std::atomic<std::uint32_t> log_stderr;
   std::atomic<std::uint64_t> generation;  // bumped after every edit to any fault
   std::atomic<std::uint64_t> seed;
-  std::atomic<std::int64_t> start_mono_ns;    // session start, CLOCK_MONOTONIC
-  std::atomic<std::int64_t> start_real_ns;    // session start, CLOCK_REALTIME
-  std::atomic<std::int64_t> ttl_ns;           // kForever = none
+  std::atomic<std::int64_t> start_mono_ns;      // session start, CLOCK_MONOTONIC
+  std::atomic<std::int64_t> start_real_ns;      // session start, CLOCK_REALTIME
+  std::atomic<std::int64_t> ttl_ns;             // kForever = none
   std::atomic<std::uint64_t> max_faults_total;  // kUnlimited = none
   std::atomic<std::uint64_t> injected_total;
-  std::atomic<std::uint64_t> log_path_seq;       // seqlock over log_path_words
+  std::atomic<std::uint64_t> log_path_seq;  // seqlock over log_path_words
   std::atomic<std::uint64_t> log_path_words[kLogPathMax / 8];
   // [log] max_rate and max_size (policy.md): policy-level like the path, so every member of
   // the session bounds its own log lines the same way (shim/log_limit.cpp).
@@ -248,8 +248,8 @@ struct ControlHeader {
 // Per-member counters, parallel to ControlHeader::pids: members[i] counts for the process in
 // pids[i], and is zeroed when a process claims that pid slot. For `faultline watch`.
 struct MemberStats {
-  std::atomic<std::uint64_t> seen;      // armed calls this process brought to the engine
-  std::atomic<std::uint64_t> injected;  // injections in this process
+  std::atomic<std::uint64_t> seen;              // armed calls this process brought to the engine
+  std::atomic<std::uint64_t> injected;          // injections in this process
   std::atomic<std::int64_t> last_injection_ns;  // CLOCK_REALTIME, 0 = none yet
   std::atomic<std::uint64_t> reserved;
 };

@@ -1,11 +1,11 @@
 // Any contents of a control block — as a peer process or a stray write could leave it — must
 // be refused by validation or read safely by the engine: never a crash, hang or wrong read.
+#include <unistd.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <memory>
-
-#include <unistd.h>
 
 #include "engine.h"
 #include "session.h"

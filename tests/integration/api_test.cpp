@@ -175,8 +175,8 @@ error = "EROFS"
 
 TEST_F(ApiTest, ReadinessByPortAndByMatch) {
   faultline::Options options;
-  options.command = {kPython, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1",
-                     "--directory", dir_.path()};
+  options.command = {kPython,  "-u",        "-m",          "http.server", "0",
+                     "--bind", "127.0.0.1", "--directory", dir_.path()};
   faultline::Session server(options);
   // "Serving HTTP on 127.0.0.1 port 40123 (http://127.0.0.1:40123/) ..."
   const auto match = server.wait_for_match(std::regex(R"(port (\d+))"));
@@ -205,8 +205,9 @@ faultline::Error caught(F&& f) {
 }
 
 TEST_F(ApiTest, BadPolicyIsRefusedWithItsPosition) {
-  faultline::Options options = writer("version = 1\n[[fault]]\nname = \"f\"\nerorr = \"EIO\"\n"
-                                      "calls = [\"write\"]\n");
+  faultline::Options options = writer(
+      "version = 1\n[[fault]]\nname = \"f\"\nerorr = \"EIO\"\n"
+      "calls = [\"write\"]\n");
   const auto e = caught([&] { faultline::Session s(options); });
   EXPECT_EQ(e.code(), faultline::Errc::bad_policy);
   EXPECT_EQ(e.exit_status(), 2);
@@ -420,10 +421,9 @@ error = "EIO"
 )"));
   RunOptions build_options;
   build_options.timeout = std::chrono::seconds(120);
-  const RunResult configure =
-      run({CMAKE_COMMAND, "-S", project, "-B", project + "/build", "-DCMAKE_PREFIX_PATH=" + prefix,
-           "-DCMAKE_BUILD_TYPE=Release"},
-          build_options);
+  const RunResult configure = run({CMAKE_COMMAND, "-S", project, "-B", project + "/build",
+                                   "-DCMAKE_PREFIX_PATH=" + prefix, "-DCMAKE_BUILD_TYPE=Release"},
+                                  build_options);
   ASSERT_EQ(configure.status(), 0) << configure.out << configure.err;
   EXPECT_EQ(read_file(project + "/build/shim.txt").value_or(""),
             prefix + "/lib/faultline/libfaultline.so");

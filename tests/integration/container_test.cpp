@@ -55,10 +55,9 @@ class ContainerLayerTest : public IntegrationTest {
     root_ = std::string(FAULTLINE_BINARY_DIR) + "/container-root";
     RunOptions slow;
     slow.timeout = std::chrono::seconds(900);  // a first debootstrap; then a no-op
-    const RunResult made =
-        run({"/bin/bash", std::string(FAULTLINE_SOURCE_DIR) + "/tests/container/make_root.sh",
-             root_},
-            slow);
+    const RunResult made = run(
+        {"/bin/bash", std::string(FAULTLINE_SOURCE_DIR) + "/tests/container/make_root.sh", root_},
+        slow);
     ASSERT_EQ(made.status(), 0) << made.out << made.err;
     const auto how = read_file(root_ + "/.faultline-root");
     ASSERT_TRUE(how.has_value()) << "no root was built: " << made.err;
@@ -68,8 +67,7 @@ class ContainerLayerTest : public IntegrationTest {
   // `docker exec`: the command in the root, in the root's mount namespace when it has one.
   std::vector<std::string> in_root(std::vector<std::string> command) const {
     std::vector<std::string> argv;
-    if (holder_.running())
-      argv = {"/usr/bin/nsenter", "-t", std::to_string(holder_.pid()), "-m"};
+    if (holder_.running()) argv = {"/usr/bin/nsenter", "-t", std::to_string(holder_.pid()), "-m"};
     argv.insert(argv.end(), {"/usr/sbin/chroot", root_});
     argv.insert(argv.end(), command.begin(), command.end());
     return argv;
@@ -78,11 +76,14 @@ class ContainerLayerTest : public IntegrationTest {
   // A private mount namespace with the root's /proc and a tmpfs /dev/shm, held open by a
   // sleeping process; false when the kernel or our capabilities do not allow it.
   bool make_namespace(std::string& why) {
-    const std::string script = "mount -t proc proc '" + root_ + "/proc' && mount -t tmpfs -o "
-                               "mode=1777 shm '" + root_ + "/dev/shm' && echo ready && exec "
+    const std::string script = "mount -t proc proc '" + root_ +
+                               "/proc' && mount -t tmpfs -o "
+                               "mode=1777 shm '" +
+                               root_ +
+                               "/dev/shm' && echo ready && exec "
                                "sleep 300";
-    if (!holder_.start({"/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh",
-                        "-c", script}))
+    if (!holder_.start(
+            {"/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script}))
       return false;
     if (holder_.read_line(std::chrono::seconds(10)).value_or("") == "ready") return true;
     why = holder_.stop(std::chrono::seconds(1)).err;
@@ -154,10 +155,10 @@ error = "EACCES"
 
   // With the container-wide variables inherited by the exec'd command, FAULTLINE_DISABLE=1
   // keeps the shim inert in the controller itself.
-  const RunResult disable = run(in_root(
-      {"/usr/bin/env", "-i", std::string("LD_PRELOAD=") + kShim,
-       std::string("FAULTLINE_POLICY=") + kPolicy, "FAULTLINE_SESSION=app", "FAULTLINE_DISABLE=1",
-       "/usr/bin/faultline", "disable", "app-log"}));
+  const RunResult disable =
+      run(in_root({"/usr/bin/env", "-i", std::string("LD_PRELOAD=") + kShim,
+                   std::string("FAULTLINE_POLICY=") + kPolicy, "FAULTLINE_SESSION=app",
+                   "FAULTLINE_DISABLE=1", "/usr/bin/faultline", "disable", "app-log"}));
   ASSERT_EQ(disable.status(), 0) << disable.out << disable.err;
   EXPECT_NE(disable.out.find("app-log disabled"), std::string::npos) << disable.out;
 
@@ -182,8 +183,8 @@ error = "EACCES"
   const RunResult ended = app.stop(std::chrono::seconds(5));
   EXPECT_EQ(ended.status(), 0) << ended.err;
   // Every append after the disable reached the file.
-  const auto oks = std::count(lines.begin(), lines.end(), "ok") +
-                   std::count(rest.begin(), rest.end(), "ok");
+  const auto oks =
+      std::count(lines.begin(), lines.end(), "ok") + std::count(rest.begin(), rest.end(), "ok");
   EXPECT_EQ(count_substr(read_file(root_ + "/tmp/app.log").value_or(""), "tick\n"),
             static_cast<std::size_t>(oks));
   std::filesystem::remove(root_ + "/dev/shm/faultline.app");  // the plain chroot's

@@ -276,11 +276,10 @@ class ControlTest : public IntegrationTest {
   }
 
   // "w FILE SIZE N", summarised: the first word of each answer line, e.g. {"ok 16", "err 5"}.
-  std::vector<std::string> writes(Background& program, const std::string& file, int size,
-                                  int n) {
+  std::vector<std::string> writes(Background& program, const std::string& file, int size, int n) {
     std::vector<std::string> out;
-    for (const auto& line : ask(program, "w " + file + " " + std::to_string(size) + " " +
-                                             std::to_string(n))) {
+    for (const auto& line :
+         ask(program, "w " + file + " " + std::to_string(size) + " " + std::to_string(n))) {
       std::istringstream words(line);
       std::string verdict, value;
       words >> verdict >> value;
@@ -324,16 +323,14 @@ class ControlTest : public IntegrationTest {
 
   // A process joining a block it must refuse runs unfaulted and says why once; `status` refuses
   // the block with the same reason and exit status 2.
-  void expect_refused(const std::string& name, const std::string& policy,
-                      const std::string& why) {
+  void expect_refused(const std::string& name, const std::string& policy, const std::string& why) {
     const std::string tmp = dir_.path();
     RunOptions options;
-    options.env = {{"LD_PRELOAD", shim()},
-                   {"FAULTLINE_POLICY", policy},
-                   {"FAULTLINE_SESSION", name}};
+    options.env = {
+        {"LD_PRELOAD", shim()}, {"FAULTLINE_POLICY", policy}, {"FAULTLINE_SESSION", name}};
     const std::string file = tmp + "/a.dat";
-    const std::vector<std::string> argv{"/bin/sh", "-c", "for i in 1 2 3 4 5; do echo x >> " +
-                                                             file + " || exit 9; done"};
+    const std::vector<std::string> argv{
+        "/bin/sh", "-c", "for i in 1 2 3 4 5; do echo x >> " + file + " || exit 9; done"};
     const RunResult r = run(argv, options);
     EXPECT_EQ(r.status(), 0) << describe(argv, r);
     EXPECT_EQ(read_file(file).value_or(""), "x\nx\nx\nx\nx\n") << "the writes were faulted";
@@ -414,8 +411,7 @@ enabled = false
   control({"set", name, "f", "path=*/b.dat"});
 
   // Bad values are refused with the compiler's messages, and change nothing.
-  for (const auto& [setting, message] :
-       std::vector<std::pair<std::string, std::string>>{
+  for (const auto& [setting, message] : std::vector<std::pair<std::string, std::string>>{
            {"size=12..4", "bad size range"},
            {"error=EBOGUS", "unknown errno name 'EBOGUS'"},
            {"path=[abc", "unterminated [...] class"},
@@ -561,7 +557,8 @@ error = "EIO"
 
   const RunResult sessions = faultline({"sessions"});
   for (const auto& pid : pids)
-    EXPECT_NE(sessions.out.find(pid), std::string::npos) << "member " << pid << "\n" << sessions.out;
+    EXPECT_NE(sessions.out.find(pid), std::string::npos) << "member " << pid << "\n"
+                                                         << sessions.out;
 
   control({"panic", name});
   round("ok=5 err=0");
@@ -710,8 +707,8 @@ error = "EIO"
   EXPECT_EQ(writes(first, "a.dat", 16, 2), repeat("err 5", 2));
   // Garbage in the spec of slot 0 only: the slot still says "used, enabled", and no writer has
   // recomputed the armed mask, so every process still takes the armed path.
-  const std::size_t spec_at = offsetof(faultline::ControlBlock, faults) +
-                              offsetof(faultline::FaultSlot, spec_words);
+  const std::size_t spec_at =
+      offsetof(faultline::ControlBlock, faults) + offsetof(faultline::FaultSlot, spec_words);
   ASSERT_TRUE(scribble(name, spec_at, random_bytes(sizeof(faultline::FaultSpec), 99)));
 
   Background joiner;
@@ -733,8 +730,8 @@ TEST_F(ControlTest, StatusExplainsCorruptSlots) {
   ASSERT_TRUE(write_file(path("policy.toml"), kEioPolicy));
   Background program;
   start_loop({"-s", name, "-p", path("policy.toml")}, program);
-  const std::size_t spec_at = offsetof(faultline::ControlBlock, faults) +
-                              offsetof(faultline::FaultSlot, spec_words);
+  const std::size_t spec_at =
+      offsetof(faultline::ControlBlock, faults) + offsetof(faultline::FaultSlot, spec_words);
   ASSERT_TRUE(scribble(name, spec_at, random_bytes(sizeof(faultline::FaultSpec), 99)));
   const RunResult json = faultline({"status", name, "--json"});
   EXPECT_EQ(json.status(), 2) << json.err;
@@ -793,15 +790,20 @@ TEST_F(ControlTest, AnotherUsersBlockIsRefused) {
                  {"FAULTLINE_POLICY", path("policy.toml")},
                  {"FAULTLINE_SESSION", name}};
   // The preload starts after the switch of user: setpriv itself must not create the block.
-  const std::vector<std::string> as_nobody{
-      "/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/env",
-      "LD_PRELOAD=" + shim(), "FAULTLINE_POLICY=" + path("policy.toml"),
-      "FAULTLINE_SESSION=" + name, "/bin/true"};
+  const std::vector<std::string> as_nobody{"/usr/bin/setpriv",
+                                           "--reuid=65534",
+                                           "--regid=65534",
+                                           "--clear-groups",
+                                           "/usr/bin/env",
+                                           "LD_PRELOAD=" + shim(),
+                                           "FAULTLINE_POLICY=" + path("policy.toml"),
+                                           "FAULTLINE_SESSION=" + name,
+                                           "/bin/true"};
   const RunResult made = run(as_nobody);
   ASSERT_EQ(made.status(), 0) << describe(as_nobody, made);
   struct stat st;
-  ASSERT_EQ(stat(shm_path(name).c_str(), &st), 0) << "nobody's session was not created: "
-                                                   << made.err;
+  ASSERT_EQ(stat(shm_path(name).c_str(), &st), 0)
+      << "nobody's session was not created: " << made.err;
   ASSERT_EQ(st.st_uid, 65534u);
   expect_refused(name, path("policy.toml"), "belongs to uid 65534, not to you (uid 0)");
 
@@ -831,11 +833,10 @@ error = "EIO"
 times = 1
 )"));
   RunOptions options;
-  options.env = {{"LD_PRELOAD", shim()},
-                 {"FAULTLINE_POLICY", path("once.toml")},
-                 {"FAULTLINE_SESSION", name}};
-  const std::vector<std::string> argv{"/bin/sh", "-c", "echo x > " + path("once.dat") +
-                                                           " && echo wrote || echo failed"};
+  options.env = {
+      {"LD_PRELOAD", shim()}, {"FAULTLINE_POLICY", path("once.toml")}, {"FAULTLINE_SESSION", name}};
+  const std::vector<std::string> argv{
+      "/bin/sh", "-c", "echo x > " + path("once.dat") + " && echo wrote || echo failed"};
   EXPECT_EQ(run(argv, options).out, "failed\n");
   ASSERT_TRUE(file_exists(shm_path(name))) << "a named session outlives its processes";
   // A restart of the program starts a fresh session instead of joining a spent one.
@@ -938,8 +939,8 @@ print("compared %d" % len(log))
 TEST_F(ControlTest, RunSummaryAsJsonForScripts) {
   ASSERT_TRUE(write_file(path("policy.toml"), kEioPolicy));
   const std::string script = "for i in 1 2 3; do echo x >> " + path("a.dat") + "; done; exit 0";
-  for (const auto& flags : std::vector<std::vector<std::string>>{
-           {"--json"}, {"-q", "--json-summary", "-"}}) {
+  for (const auto& flags :
+       std::vector<std::vector<std::string>>{{"--json"}, {"-q", "--json-summary", "-"}}) {
     std::vector<std::string> args{"run", "--seed", "77", "-p", path("policy.toml")};
     args.insert(args.end(), flags.begin(), flags.end());
     args.insert(args.end(), {"--", "/bin/sh", "-c", script});
@@ -956,8 +957,8 @@ TEST_F(ControlTest, RunSummaryAsJsonForScripts) {
     EXPECT_GE(json_u64(json, "f", "last_injection_ns"), json_u64(json, "f", "first_injection_ns"));
     // Nothing but the JSON on stderr (the shell's own complaints aside).
     EXPECT_EQ(r.err.find("faultline: session"), std::string::npos) << r.err;
-    const RunResult valid = run({kPython, "-c", "import json,sys; json.loads(sys.argv[1]); print('ok')",
-                                 json});
+    const RunResult valid =
+        run({kPython, "-c", "import json,sys; json.loads(sys.argv[1]); print('ok')", json});
     EXPECT_EQ(valid.out, "ok\n") << json << valid.err;
   }
 }
@@ -1010,10 +1011,9 @@ TEST_F(ControlTest, WatchShowsTheCountersMovingInATerminal) {
   const std::string tmux_session = "flwatch";
   RunOptions tmux_env;
   tmux_env.env = {{"TERM", "xterm-256color"}};
-  const RunResult started =
-      run({"/usr/bin/tmux", "-S", socket, "new-session", "-d", "-s", tmux_session, "-x", "200",
-           "-y", "50", cli() + " watch " + name},
-          tmux_env);
+  const RunResult started = run({"/usr/bin/tmux", "-S", socket, "new-session", "-d", "-s",
+                                 tmux_session, "-x", "200", "-y", "50", cli() + " watch " + name},
+                                tmux_env);
   ASSERT_EQ(started.status(), 0) << started.err;
   struct Server {
     std::string socket;
@@ -1024,9 +1024,9 @@ TEST_F(ControlTest, WatchShowsTheCountersMovingInATerminal) {
   const auto poll_screen = [&](const std::function<bool(const std::string&)>& done) {
     std::string screen;
     for (int i = 0; i < 100; ++i) {
-      screen = run({"/usr/bin/tmux", "-S", socket, "capture-pane", "-p", "-t", tmux_session},
-                   tmux_env)
-                   .out;
+      screen =
+          run({"/usr/bin/tmux", "-S", socket, "capture-pane", "-p", "-t", tmux_session}, tmux_env)
+              .out;
       if (done(screen)) break;
       std::this_thread::sleep_for(100ms);
     }
@@ -1060,7 +1060,7 @@ TEST_F(ControlTest, WatchShowsTheCountersMovingInATerminal) {
   EXPECT_EQ(fault_injected(screen), "12") << "the counters did not move\n" << screen;
   const auto fault = row(screen, "f");
   EXPECT_EQ(fault.size() > 2 ? fault[fault.size() - 1] : "", "ago") << "no last injection\n"
-                                                                     << screen;
+                                                                    << screen;
   // The per-process table: PID PROCESS CALLS INJECTED CALLS/s INJ/s LAST.
   bool python_row = false;
   for (const auto& line : split_lines(screen)) {
@@ -1072,7 +1072,8 @@ TEST_F(ControlTest, WatchShowsTheCountersMovingInATerminal) {
   EXPECT_TRUE(python_row) << "no python3 row with 12 injections\n" << screen;
 
   control({"panic", name});
-  screen = poll_screen([](const std::string& s) { return s.find("state panicked") != std::string::npos; });
+  screen = poll_screen(
+      [](const std::string& s) { return s.find("state panicked") != std::string::npos; });
   EXPECT_NE(screen.find("state panicked"), std::string::npos) << screen;
   quit(program);
 }

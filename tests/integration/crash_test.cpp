@@ -38,9 +38,10 @@ TEST_P(CrashPointTest, DiesAtExactlyTheThirdMatchingCall) {
   ASSERT_TRUE(write_file(path("five.py"), kFiveWritesPy));
   const std::vector<std::string> argv{kPython, path("five.py"), path("data.bin")};
   const RunResult r =
-      run_under(header() + "[[fault]]\nname = \"die\"\ncalls = [\"write\"]\npath = \"*/data.bin\"\n"
-                           "crash = \"" + signal_name + "\"\nwhen = \"" + when +
-                    "\"\nafter = 2\ntimes = 1\n",
+      run_under(header() +
+                    "[[fault]]\nname = \"die\"\ncalls = [\"write\"]\npath = \"*/data.bin\"\n"
+                    "crash = \"" +
+                    signal_name + "\"\nwhen = \"" + when + "\"\nafter = 2\ntimes = 1\n",
                 argv);
   const std::string why = describe(argv, r);
   EXPECT_EQ(r.status(), 128 + signal) << why;
@@ -59,16 +60,16 @@ TEST_P(CrashPointTest, DiesAtExactlyTheThirdMatchingCall) {
   EXPECT_EQ(counter("die", "injected").value_or(0), 1u) << summary_;
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Signals, CrashPointTest,
-    ::testing::Values(std::tuple{"SIGKILL", SIGKILL, "before"},
-                      std::tuple{"SIGKILL", SIGKILL, "after"},
-                      std::tuple{"SIGABRT", SIGABRT, "before"},
-                      std::tuple{"SIGSEGV", SIGSEGV, "after"},
-                      std::tuple{"SIGBUS", SIGBUS, "before"}),
-    [](const auto& info) {
-      return std::string(std::get<0>(info.param)) + "_" + std::get<2>(info.param);
-    });
+INSTANTIATE_TEST_SUITE_P(Signals, CrashPointTest,
+                         ::testing::Values(std::tuple{"SIGKILL", SIGKILL, "before"},
+                                           std::tuple{"SIGKILL", SIGKILL, "after"},
+                                           std::tuple{"SIGABRT", SIGABRT, "before"},
+                                           std::tuple{"SIGSEGV", SIGSEGV, "after"},
+                                           std::tuple{"SIGBUS", SIGBUS, "before"}),
+                         [](const auto& info) {
+                           return std::string(std::get<0>(info.param)) + "_" +
+                                  std::get<2>(info.param);
+                         });
 
 // ---- durability: a journal of ours ----------------------------------------------------------
 
@@ -155,8 +156,8 @@ std::string sqlite_script(const std::string& journal_mode) {
   for (int tx = 1; tx <= kTransactions; ++tx) {
     sql += "BEGIN;\n";
     for (int row = 0; row < kRows; ++row)
-      sql += "INSERT INTO t(tx, v) VALUES(" + std::to_string(tx) + ", 'row " +
-             std::to_string(row) + " " + filler + "');\n";
+      sql += "INSERT INTO t(tx, v) VALUES(" + std::to_string(tx) + ", 'row " + std::to_string(row) +
+             " " + filler + "');\n";
     sql += "COMMIT;\n";
   }
   return sql;
@@ -172,10 +173,11 @@ TEST_P(SqliteCrashTest, KilledMidTransactionLeavesAnIntactDatabase) {
   RunOptions options;
   options.stdin_text = sqlite_script(mode);
   const std::vector<std::string> argv{kSqlite, db};
-  const RunResult r = run_under(header() + "[[fault]]\nname = \"die\"\ncalls = " + calls +
-                                    "\npath = \"*/db*\"\ncrash = \"SIGKILL\"\nafter = " +
-                                    std::to_string(after) + "\ntimes = 1\n",
-                                argv, options);
+  const RunResult r =
+      run_under(header() + "[[fault]]\nname = \"die\"\ncalls = " + calls +
+                    "\npath = \"*/db*\"\ncrash = \"SIGKILL\"\nafter = " + std::to_string(after) +
+                    "\ntimes = 1\n",
+                argv, options);
   const std::string why = describe(argv, r);
   ASSERT_EQ(r.status(), 128 + SIGKILL) << why;
   // Killed inside a transaction: its journal (rollback) or WAL is still there.
@@ -198,17 +200,18 @@ TEST_P(SqliteCrashTest, KilledMidTransactionLeavesAnIntactDatabase) {
   EXPECT_LT(committed, kTransactions) << "the crash came after the last commit";
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Modes, SqliteCrashTest,
-    ::testing::Values(std::tuple{"delete", "[\"fsync\", \"fdatasync\"]", 9},
-                      std::tuple{"delete", "[\"@write\"]", 20},
-                      std::tuple{"wal", "[\"fsync\", \"fdatasync\"]", 6},
-                      std::tuple{"wal", "[\"@write\"]", 20}),
-    [](const auto& info) {
-      return std::string(std::get<0>(info.param)) +
-             (std::string(std::get<1>(info.param)).find("sync") != std::string::npos ? "_sync"
-                                                                                      : "_write");
-    });
+INSTANTIATE_TEST_SUITE_P(Modes, SqliteCrashTest,
+                         ::testing::Values(std::tuple{"delete", "[\"fsync\", \"fdatasync\"]", 9},
+                                           std::tuple{"delete", "[\"@write\"]", 20},
+                                           std::tuple{"wal", "[\"fsync\", \"fdatasync\"]", 6},
+                                           std::tuple{"wal", "[\"@write\"]", 20}),
+                         [](const auto& info) {
+                           return std::string(std::get<0>(info.param)) +
+                                  (std::string(std::get<1>(info.param)).find("sync") !=
+                                           std::string::npos
+                                       ? "_sync"
+                                       : "_write");
+                         });
 
 }  // namespace
 }  // namespace fltest

@@ -34,7 +34,7 @@ struct RunOptions {
   Env env;                                // added to (and overriding) the inherited environment
   std::optional<std::string> stdin_text;  // nullopt: stdin is /dev/null
   std::chrono::milliseconds timeout = 20s;
-  std::string cwd;                        // empty: the test's working directory
+  std::string cwd;  // empty: the test's working directory
 };
 
 // Runs argv[0] (an absolute path; no PATH search) to completion. LD_PRELOAD and FAULTLINE_*
@@ -110,7 +110,8 @@ std::size_t count_substr(const std::string& text, const std::string& needle);
 std::optional<std::uint64_t> summary_injected(const std::string& run_stderr,
                                               const std::string& fault);
 // The "injected" counter of one fault in `faultline status --json` output.
-std::optional<std::uint64_t> status_json_injected(const std::string& json, const std::string& fault);
+std::optional<std::uint64_t> status_json_injected(const std::string& json,
+                                                  const std::string& fault);
 
 // "fl-it-<tag>-<pid>-<n>": unique across tests and concurrent test processes.
 std::string unique_session_name(const std::string& tag);

@@ -55,9 +55,12 @@ class LiveControlTest : public IntegrationTest {
     EXPECT_TRUE(program_.write_stdin("w " + std::to_string(n) + "\n"));
     bool done = false;
     for (const auto& line : program_.read_until("done", done)) {
-      if (line == "ok") ++batch.ok;
-      else if (line == "err 5") ++batch.err;
-      else ++batch.other;
+      if (line == "ok")
+        ++batch.ok;
+      else if (line == "err 5")
+        ++batch.err;
+      else
+        ++batch.other;
     }
     EXPECT_TRUE(done) << "no 'done' after " << n << " writes; stderr:\n" << program_.err();
     EXPECT_EQ(batch.other, 0) << "unexpected lines; stderr:\n" << program_.err();

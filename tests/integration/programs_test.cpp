@@ -108,8 +108,8 @@ std::string sqlite_script() {
   for (int tx = 1; tx <= kTransactions; ++tx) {
     sql += "BEGIN;\n";
     for (int row = 0; row < kRowsPerTransaction; ++row)
-      sql += "INSERT INTO t(tx, v) VALUES(" + std::to_string(tx) + ", 'row " +
-             std::to_string(row) + "');\n";
+      sql += "INSERT INTO t(tx, v) VALUES(" + std::to_string(tx) + ", 'row " + std::to_string(row) +
+             "');\n";
     sql += "COMMIT;\nSELECT 'committed " + std::to_string(tx) + "';\n";
   }
   return sql;
@@ -170,15 +170,14 @@ class QuotaTest : public ProgramsTest {
     ASSERT_EQ(run({"/bin/mkdir", path("out")}).status(), 0);
   }
   void write_quota_policy() {
-    ASSERT_TRUE(write_file(path("policy.toml"), "version = 1\n[[fault]]\nname = \"full\"\n"
-                                                "calls = [\"@write\"]\npath = \"" +
-                                                    path("out") +
-                                                    "/*\"\nquota = \"1MiB\"\n"));
+    ASSERT_TRUE(write_file(path("policy.toml"),
+                           "version = 1\n[[fault]]\nname = \"full\"\n"
+                           "calls = [\"@write\"]\npath = \"" +
+                               path("out") + "/*\"\nquota = \"1MiB\"\n"));
   }
   // A 4 MiB file of random bytes outside out/ (made without faults).
   void make_source() {
-    const RunResult r =
-        run({"/usr/bin/head", "-c", std::to_string(4 * kMiB), "/dev/urandom"});
+    const RunResult r = run({"/usr/bin/head", "-c", std::to_string(4 * kMiB), "/dev/urandom"});
     ASSERT_EQ(r.status(), 0);
     ASSERT_EQ(r.out.size(), 4 * kMiB);
     ASSERT_TRUE(write_file(path("src.bin"), r.out));
@@ -278,10 +277,10 @@ print("before fsync", flush=True)
 os.fsync(fd)
 print("after fsync", flush=True)
 )PY"));
-  ASSERT_TRUE(write_file(path("policy.toml"),
-                         "version = 1\n[log]\npath = \"" + path("events.jsonl") +
-                             "\"\n[[fault]]\nname = \"die\"\ncalls = [\"fsync\"]\n"
-                             "crash = \"SIGKILL\"\nwhen = \"before\"\n"));
+  ASSERT_TRUE(
+      write_file(path("policy.toml"), "version = 1\n[log]\npath = \"" + path("events.jsonl") +
+                                          "\"\n[[fault]]\nname = \"die\"\ncalls = [\"fsync\"]\n"
+                                          "crash = \"SIGKILL\"\nwhen = \"before\"\n"));
   const std::vector<std::string> argv{kPython, path("crash.py"), path("data.bin")};
   const RunResult r = run_under(path("policy.toml"), argv);
   const std::string why = describe(argv, r);

@@ -101,10 +101,10 @@ class ReplayTest : public TargetingTest {
   Outcome run_once(const std::string& seed_line, const std::vector<std::string>& extra = {},
                    RunOptions options = {}) {
     std::remove(path("events.jsonl").c_str());
-    const std::string policy = "version = 1\n" + seed_line + "[log]\npath = \"" +
-                               path("events.jsonl") + "\"\n" + kFaults;
-    const RunResult r = run_under(policy, {kPython, path("workload.py"), dir_.path()}, options,
-                                  extra);
+    const std::string policy =
+        "version = 1\n" + seed_line + "[log]\npath = \"" + path("events.jsonl") + "\"\n" + kFaults;
+    const RunResult r =
+        run_under(policy, {kPython, path("workload.py"), dir_.path()}, options, extra);
     static const std::regex varying(R"("time":"[^"]+","ts_ns":"\d+","pid":\d+,"tid":\d+,)");
     return {std::regex_replace(events(), varying, ""), r.out, r.err, r.status()};
   }

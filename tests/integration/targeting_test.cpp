@@ -150,8 +150,7 @@ print("python allocations ok", flush=True)
                                 argv);
   const std::string why = describe(argv, r);
   ASSERT_EQ(r.status(), 0) << why;
-  EXPECT_EQ(r.out,
-            "python allocations ok\nimport failed: out of memory\npython allocations ok\n")
+  EXPECT_EQ(r.out, "python allocations ok\nimport failed: out of memory\npython allocations ok\n")
       << why;
   EXPECT_EQ(counter("m", "injected").value_or(0), 1u) << summary_;
 }
@@ -165,8 +164,9 @@ class StackDemoTest : public StackTest,
 TEST_P(StackDemoTest, StaticFunctionsOfAnOptimisedBinary) {
   const auto [glob, expected] = GetParam();
   const std::vector<std::string> argv{FL_STACK_DEMO, dir_.path(), "3"};
-  const RunResult r = run_under(header() + "[[fault]]\nname = \"s\"\ncalls = [\"write\"]\n"
-                                           "path = \"*.log\"\nerror = \"EIO\"\nstack = \"" +
+  const RunResult r = run_under(header() +
+                                    "[[fault]]\nname = \"s\"\ncalls = [\"write\"]\n"
+                                    "path = \"*.log\"\nerror = \"EIO\"\nstack = \"" +
                                     std::string(glob) + "\"\n",
                                 argv);
   const std::string why = describe(argv, r);
@@ -225,7 +225,8 @@ for name in ("unw_backtrace", "_ULx86_64_step", "_U_dyn_register", "__libunwind_
   EXPECT_EQ(r.out,
             "write err 5\nlibunwind loaded\nunw_backtrace hidden\n_ULx86_64_step hidden\n"
             "_U_dyn_register hidden\n__libunwind_Unwind_Backtrace hidden\n")
-      << why << "\n" << summary_;
+      << why << "\n"
+      << summary_;
 }
 
 // A stack fault added to a running program (nothing loaded libunwind at its start), its glob
@@ -252,8 +253,8 @@ for line in sys.stdin:
                          "path = \"*/live.log\"\nstack = \"_Py_write\"\nerror = \"EIO\"\n"));
   const std::string name = session("livestack");
   Background program;
-  ASSERT_TRUE(program.start({cli(), "run", "-q", "-s", name, "--", kPython, path("live.py"),
-                             dir_.path()}));
+  ASSERT_TRUE(
+      program.start({cli(), "run", "-q", "-s", name, "--", kPython, path("live.py"), dir_.path()}));
   auto step = [&](const std::string& expected) {
     EXPECT_TRUE(program.write_stdin("w\n"));
     EXPECT_EQ(program.read_line(15s).value_or("<nothing>"), expected) << program.err();
@@ -318,9 +319,10 @@ t.join()
 write("main-end")
 )PY"));
   const std::vector<std::string> argv{kPython, path("threads.py"), dir_.path()};
-  const RunResult r = run_under(header() + "[[fault]]\nname = \"w\"\ncalls = [\"write\"]\n"
-                                           "path = \"*/out-*\"\nthread = \"worker-*\"\n"
-                                           "error = \"EIO\"\n",
+  const RunResult r = run_under(header() +
+                                    "[[fault]]\nname = \"w\"\ncalls = [\"write\"]\n"
+                                    "path = \"*/out-*\"\nthread = \"worker-*\"\n"
+                                    "error = \"EIO\"\n",
                                 argv);
   const std::string why = describe(argv, r);
   ASSERT_EQ(r.status(), 0) << why;
@@ -350,9 +352,10 @@ ctypes.CDLL(None).prctl(15, b"renamed-db", 0, 0, 0)
 write("as-renamed")
 )PY"));
   const std::vector<std::string> argv{kPython, path("rename.py"), dir_.path()};
-  const RunResult r = run_under(header() + "[[fault]]\nname = \"p\"\ncalls = [\"write\"]\n"
-                                           "path = \"*/out-*\"\nprocess = \"renamed-*\"\n"
-                                           "error = \"EIO\"\n",
+  const RunResult r = run_under(header() +
+                                    "[[fault]]\nname = \"p\"\ncalls = [\"write\"]\n"
+                                    "path = \"*/out-*\"\nprocess = \"renamed-*\"\n"
+                                    "error = \"EIO\"\n",
                                 argv);
   const std::string why = describe(argv, r);
   ASSERT_EQ(r.status(), 0) << why;

@@ -3,12 +3,12 @@
 // including names they give themselves after fork. Also the two documented ways out: a
 // program started with a cleared environment, and set-id programs, which `faultline run`
 // refuses unless running them would not be a secure exec.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 
 #include <string>
 #include <vector>
@@ -24,12 +24,13 @@ class TreeTest : public TargetingTest {};
 
 // tee and cat both write to out* files; only cat is selected.
 TEST_F(TreeTest, ShellPipelineMembersJoinAndOneIsSelected) {
-  const std::string script = "seq 1 300 | tee " + path("out1") + " | cat > " + path("out2") +
-                             "; echo pipeline $?";
+  const std::string script =
+      "seq 1 300 | tee " + path("out1") + " | cat > " + path("out2") + "; echo pipeline $?";
   const std::vector<std::string> argv{kShell, "-c", script};
-  const RunResult r = run_under(header() + "[[fault]]\nname = \"cat-out\"\ncalls = [\"write\"]\n"
-                                           "path = \"*/out*\"\nprocess = \"cat\"\n"
-                                           "error = \"EIO\"\n",
+  const RunResult r = run_under(header() +
+                                    "[[fault]]\nname = \"cat-out\"\ncalls = [\"write\"]\n"
+                                    "path = \"*/out*\"\nprocess = \"cat\"\n"
+                                    "error = \"EIO\"\n",
                                 argv);
   const std::string why = describe(argv, r);
   EXPECT_EQ(r.out, "pipeline 1\n") << why;
@@ -88,9 +89,10 @@ TEST_F(TreeTest, PythonSubprocessTreeSharesCounters) {
   ASSERT_EQ(symlink(kPython, path("worker-a").c_str()), 0);
   ASSERT_EQ(symlink(kPython, path("helper").c_str()), 0);
   const std::vector<std::string> argv{kPython, path("tree.py"), dir_.path()};
-  const RunResult r = run_under(header() + "[[fault]]\nname = \"workers\"\ncalls = [\"write\"]\n"
-                                           "path = \"*/rec-*\"\nprocess = \"worker*\"\n"
-                                           "error = \"EIO\"\nafter = 2\nevery = 3\n",
+  const RunResult r = run_under(header() +
+                                    "[[fault]]\nname = \"workers\"\ncalls = [\"write\"]\n"
+                                    "path = \"*/rec-*\"\nprocess = \"worker*\"\n"
+                                    "error = \"EIO\"\nafter = 2\nevery = 3\n",
                                 argv);
   const std::string why = describe(argv, r);
   ASSERT_EQ(r.status(), 0) << why;
@@ -169,7 +171,8 @@ TEST_F(PreforkTest, WorkersShareOneCounter) {
   // The parent wrote parent.log, matching path but not process: never faulted.
   EXPECT_EQ(read_file(path("parent.log")).value_or(""), "started\nstopped\n");
   std::string stored;
-  for (int w = 1; w <= 3; ++w) stored += read_file(path("store-" + std::to_string(w) + ".log")).value_or("");
+  for (int w = 1; w <= 3; ++w)
+    stored += read_file(path("store-" + std::to_string(w) + ".log")).value_or("");
   EXPECT_EQ(split_lines(stored).size(), 9u) << stored;
   for (const auto& line : log_lines_with(events(), {"\"fault\":\"store\""}))
     EXPECT_NE(line.find("\"process\":\"worker-"), std::string::npos) << line;
@@ -208,8 +211,9 @@ for _ in range(300):
 print(open(result).read() if os.path.exists(result) else "no result", flush=True)
 )PY"));
   const std::vector<std::string> argv{kPython, path("daemon.py"), dir_.path()};
-  const RunResult r = run_under(header() + "[[fault]]\nname = \"d\"\ncalls = [\"write\"]\n"
-                                           "path = \"*/daemon-data\"\nerror = \"EIO\"\n",
+  const RunResult r = run_under(header() +
+                                    "[[fault]]\nname = \"d\"\ncalls = [\"write\"]\n"
+                                    "path = \"*/daemon-data\"\nerror = \"EIO\"\n",
                                 argv);
   const std::string why = describe(argv, r);
   ASSERT_EQ(r.status(), 0) << why;
@@ -222,8 +226,9 @@ TEST_F(TreeTest, AClearedEnvironmentLeavesTheSession) {
   const std::string script = "env -i /bin/sh -c 'echo cleared > " + path("out-cleared") +
                              "'; echo kept > " + path("out-kept") + " || echo kept failed";
   const std::vector<std::string> argv{kShell, "-c", script};
-  const RunResult r = run_under(header() + "[[fault]]\nname = \"w\"\ncalls = [\"write\"]\n"
-                                           "path = \"*/out-*\"\nerror = \"EIO\"\n",
+  const RunResult r = run_under(header() +
+                                    "[[fault]]\nname = \"w\"\ncalls = [\"write\"]\n"
+                                    "path = \"*/out-*\"\nerror = \"EIO\"\n",
                                 argv);
   const std::string why = describe(argv, r);
   EXPECT_EQ(read_file(path("out-cleared")).value_or(""), "cleared\n") << why;
@@ -242,8 +247,9 @@ class SetIdTest : public TreeTest {
     ASSERT_EQ(run({"/bin/cp", "/usr/bin/touch", path("prog")}).status(), 0);
   }
   RunResult run_prog(const std::string& marker) {
-    return run_under(header() + "[[fault]]\nname = \"o\"\ncalls = [\"@open\"]\n"
-                                "path = \"*/marker*\"\nerror = \"EACCES\"\n",
+    return run_under(header() +
+                         "[[fault]]\nname = \"o\"\ncalls = [\"@open\"]\n"
+                         "path = \"*/marker*\"\nerror = \"EACCES\"\n",
                      {path("prog"), marker});
   }
 };

@@ -9,12 +9,12 @@
 // "ERR <errno> <i>". The parent logs "started" and "stopped" to DIR/parent.log; it stops its
 // workers and exits when its stdin reaches end of file.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>

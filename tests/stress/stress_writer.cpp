@@ -84,8 +84,7 @@ int main(int argc, char** argv) {
   setitimer(ITIMER_REAL, &timer, nullptr);
 
   const auto start = std::chrono::steady_clock::now();
-  const auto deadline =
-      start + std::chrono::microseconds(static_cast<long>(seconds * 1e6));
+  const auto deadline = start + std::chrono::microseconds(static_cast<long>(seconds * 1e6));
   std::vector<std::thread> pool;
   for (int t = 0; t < threads; ++t) pool.emplace_back(writer, deadline);
   std::this_thread::sleep_until(start + (deadline - start) / 2);

@@ -64,8 +64,8 @@ std::vector<std::string> section(const std::string& doc, const std::string& head
 std::vector<std::string> backticked(const std::string& text) {
   std::vector<std::string> words;
   static const std::regex code("`([^`]+)`");
-  for (auto it = std::sregex_iterator(text.begin(), text.end(), code);
-       it != std::sregex_iterator(); ++it)
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), code); it != std::sregex_iterator();
+       ++it)
     words.push_back((*it)[1]);
   return words;
 }
@@ -204,8 +204,8 @@ TEST(PolicyDoc, FaultKeysMatchTheCompiler) {
                   << "', but no key table of docs/policy.md documents it";
   }
   for (const auto& key : documented)
-    EXPECT_EQ(keys.count(key), 1u) << "docs/policy.md documents '" << key
-                                   << "', which the compiler does not know";
+    EXPECT_EQ(keys.count(key), 1u)
+        << "docs/policy.md documents '" << key << "', which the compiler does not know";
 }
 
 }  // namespace

@@ -383,8 +383,8 @@ TEST(FdLimit, FailsOnlyPastTheLimit) {
   // An open names its path (a NULL one is the kernel's EFAULT, never decided).
   shim::CallSite open_site{kCall_open};
   open_site.path = "/tmp/fl-limit-test";
-  EXPECT_FALSE(shim::decide(guard, open_site, d));                   // one more fits
-  ASSERT_TRUE(shim::decide(guard, shim::CallSite{kCall_pipe}, d));   // two do not
+  EXPECT_FALSE(shim::decide(guard, open_site, d));                  // one more fits
+  ASSERT_TRUE(shim::decide(guard, shim::CallSite{kCall_pipe}, d));  // two do not
   EXPECT_TRUE(d.inject);
   EXPECT_EQ(d.action, std::uint32_t{kActError});
   EXPECT_EQ(d.error, EMFILE);

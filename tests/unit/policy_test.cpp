@@ -415,10 +415,10 @@ TEST(PolicyErrors, Version) {
 // Every family of the v1 contract is interposed: none is refused as "not supported yet".
 TEST(PolicyErrors, EveryFamilyIsSupported) {
   for (const char* family : {"@write", "@fsync", "@read", "@open", "@net", "@dns", "@memory"}) {
-    CompileResult result = compile_policy_string(
-        std::string("version = 1\n[[fault]]\nname = \"a\"\ncalls = [\"") + family +
-            "\"]\ndelay = \"1ms\"\n",
-        "p.toml");
+    CompileResult result =
+        compile_policy_string(std::string("version = 1\n[[fault]]\nname = \"a\"\ncalls = [\"") +
+                                  family + "\"]\ndelay = \"1ms\"\n",
+                              "p.toml");
     EXPECT_FALSE(result.error) << family << ": " << result.error->to_string();
   }
 }
@@ -746,7 +746,10 @@ namespace {
 // Found by tests/fuzz/policy_fuzz.cpp: toml++ 3.3.0 reaches __builtin_unreachable() on
 // U+FEF6 where it expects whitespace. The compiler must answer with an error instead.
 TEST(PolicyHostileInput, CodePointTomlCannotHandleIsAnError) {
-  const std::string text = "version = -\x01" "1\xef\xbb\xb6" "0\nK# sq[[f";
+  const std::string text =
+      "version = -\x01"
+      "1\xef\xbb\xb6"
+      "0\nK# sq[[f";
   CompileResult r = compile_policy_string(text, "bad.toml");
   ASSERT_TRUE(r.error);
   EXPECT_FALSE(r.policy);
@@ -759,7 +762,10 @@ namespace faultline {
 namespace {
 
 TEST(PolicyHostileInput, QuoteInsideAMalformedTokenDoesNotHideNonAscii) {
-  const std::string text = "version = -\x01" "1versiorite\"q\xef\xbb\xb6" "0\nu]\n";
+  const std::string text =
+      "version = -\x01"
+      "1versiorite\"q\xef\xbb\xb6"
+      "0\nu]\n";
   CompileResult r = compile_policy_string(text, "bad.toml");
   ASSERT_TRUE(r.error);
   EXPECT_NE(r.error->message.find("non-ASCII"), std::string::npos) << r.error->to_string();

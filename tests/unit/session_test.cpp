@@ -79,8 +79,9 @@ TEST(SessionAttach, RefusesABlockOfAnotherVersion) {
 }
 
 TEST(SessionEdits, EnablePanicResumeDriveTheArmedMask) {
-  testing::TestSession s("version = 1\n[[fault]]\nname='f'\ncalls=['fsync']\nerror='EIO'\n"
-                         "enabled=false\n");
+  testing::TestSession s(
+      "version = 1\n[[fault]]\nname='f'\ncalls=['fsync']\nerror='EIO'\n"
+      "enabled=false\n");
   Session& session = s.session();
   auto armed = [&] { return session.block().header.armed_mask.load(); };
   EXPECT_EQ(armed(), 0u);

@@ -14,13 +14,14 @@ __attribute__((noinline)) void helper_static_frame(fl_helper_callback fn, void* 
 }  // namespace
 
 extern "C" FL_HELPER_EXPORT __attribute__((noinline)) void fl_helper_call(fl_helper_callback fn,
-                                                                         void* arg) {
+                                                                          void* arg) {
   helper_static_frame(fn, arg);
   asm volatile("" ::: "memory");
 }
 
-extern "C" FL_HELPER_EXPORT __attribute__((noinline)) void fl_helper_recurse(
-    int depth, fl_helper_callback fn, void* arg) {
+extern "C" FL_HELPER_EXPORT __attribute__((noinline)) void fl_helper_recurse(int depth,
+                                                                             fl_helper_callback fn,
+                                                                             void* arg) {
   if (depth <= 0)
     fn(arg);
   else
@@ -31,7 +32,7 @@ extern "C" FL_HELPER_EXPORT __attribute__((noinline)) void fl_helper_recurse(
 namespace flhelper {
 
 FL_HELPER_EXPORT __attribute__((noinline)) void Outer::call_through(fl_helper_callback fn,
-                                                                   void* arg) {
+                                                                    void* arg) {
   fl_helper_call(fn, arg);
   asm volatile("" ::: "memory");
 }

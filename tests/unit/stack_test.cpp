@@ -2,6 +2,8 @@
 // (libfl_stack_helper.so, -O2 without frame pointers), the per-address cache, `log_stack`
 // event lines, the `thread` selector following renames, the `process` selector following
 // the program's own rename, and the policy keys behind them.
+#include "stack.h"
+
 #include <pthread.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -15,7 +17,6 @@
 #include <thread>
 #include <vector>
 
-#include "stack.h"
 #include "stack_helper.h"
 #include "test_session.h"
 
@@ -143,12 +144,12 @@ TEST(StackSelector, MatchesOnlyCallsMadeInsideTheLibrary) {
 
 TEST(StackSelector, GlobsMatchFunctionNamesInEveryForm) {
   const char* matching[] = {
-      "fl_helper_call",                    // exported C name (.dynsym)
-      "*helper_static_frame*",             // static function (.symtab), demangled
+      "fl_helper_call",         // exported C name (.dynsym)
+      "*helper_static_frame*",  // static function (.symtab), demangled
       "(anonymous namespace)::helper_static_frame(*",
       "_ZN12_GLOBAL__N_119helper_static_frame*",  // the raw (mangled) symbol
-      "*/libfl_stack_helper.so",           // the object's path
-      "libfl_stack_*",                     // the object's basename
+      "*/libfl_stack_helper.so",                  // the object's path
+      "libfl_stack_*",                            // the object's basename
   };
   for (const char* glob : matching) {
     SCOPED_TRACE(glob);
@@ -330,8 +331,9 @@ TEST(LogStack, OffByDefault) {
 // ---- thread and process names ---------------------------------------------------------------
 
 TEST(ThreadSelector, FollowsRenamesOfTheCallingThread) {
-  TestSession s("version = 1\n[[fault]]\nname='t'\ncalls=['fsync']\nerror='EIO'\n"
-                "thread='worker-*'\n");
+  TestSession s(
+      "version = 1\n[[fault]]\nname='t'\ncalls=['fsync']\nerror='EIO'\n"
+      "thread='worker-*'\n");
   std::vector<bool> results;
   std::thread worker([&] {
     pthread_setname_np(pthread_self(), "idle");
@@ -349,8 +351,9 @@ TEST(ThreadSelector, FollowsRenamesOfTheCallingThread) {
 TEST(ProcessSelector, FollowsTheProgramRenamingItself) {
   char original[17] = {};
   prctl(PR_GET_NAME, original, 0, 0, 0);
-  TestSession s("version = 1\n[[fault]]\nname='p'\ncalls=['fsync']\nerror='EIO'\n"
-                "process='renamed-proc'\n");
+  TestSession s(
+      "version = 1\n[[fault]]\nname='p'\ncalls=['fsync']\nerror='EIO'\n"
+      "process='renamed-proc'\n");
   EXPECT_FALSE(fsync_injected());
   prctl(PR_SET_NAME, "renamed-proc", 0, 0, 0);  // this test runs on the main thread
   shim::engine_process_renamed();  // what the shim's prctl wrapper does after the real call
@@ -405,8 +408,7 @@ TEST(TargetingPolicy, BadValuesAreRefusedWithTheirPosition) {
   }
   std::string long_glob(256, 'x');
   CompileResult r = compile_policy_string(
-      "version = 1\n[[fault]]\nname='a'\ncalls=['fsync']\nerror='EIO'\nstack='" + long_glob +
-          "'\n",
+      "version = 1\n[[fault]]\nname='a'\ncalls=['fsync']\nerror='EIO'\nstack='" + long_glob + "'\n",
       "p.toml");
   ASSERT_TRUE(r.error);
   EXPECT_NE(r.error->message.find("'stack' is too long (at most 255 characters)"),

@@ -40,7 +40,9 @@ class TestSession {
     Session::remove(name_);
   }
   Session& session() { return *session_; }
-  FaultSlot& slot(const char* fault) { return session_->block().faults[session_->find_fault(fault)]; }
+  FaultSlot& slot(const char* fault) {
+    return session_->block().faults[session_->find_fault(fault)];
+  }
 
  private:
   Policy policy_;
