@@ -2,8 +2,8 @@
 // injected call (the event ring, the JSON line in the log, the stderr line) and the
 // diagnostic of an unopenable event log. Counted without a preload: this test binary replaces
 // malloc, calloc, realloc and free with counting forwarders to glibc's own allocator (not
-// under a sanitizer, whose runtime owns those names), and the text builder is checked for the
-// line format the log promises.
+// under a sanitizer, whose runtime owns those names: ASan, TSan, LSan), and the text builder is
+// checked for the line format the log promises.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -22,7 +22,7 @@
 #include "test_session.h"
 #include "text_buf.h"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if defined(FAULTLINE_SANITIZED) || defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define FL_COUNT_MALLOC 0
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
