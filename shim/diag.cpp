@@ -101,16 +101,6 @@ Verdict remember(std::uint64_t hash) {
   return Verdict::kTableFull;
 }
 
-void write_all(int fd, const char* data, std::size_t size) {
-  while (size > 0) {
-    const ssize_t n = FL_REAL(write)(fd, data, size);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    data += n;
-    size -= static_cast<std::size_t>(n);
-  }
-}
-
 void to_stderr(const char* data, std::size_t size) {
   if (stderr_is_ours()) write_all(STDERR_FILENO, data, size);
 }
@@ -145,6 +135,16 @@ void say(std::string_view message, char* scratch) {
 }
 
 }  // namespace
+
+void write_all(int fd, const char* data, std::size_t size) noexcept {
+  while (size > 0) {
+    const ssize_t n = FL_REAL(write)(fd, data, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    data += n;
+    size -= static_cast<std::size_t>(n);
+  }
+}
 
 void diag_init(const char* diag_path) noexcept {
   g_diag_path[0] = '\0';

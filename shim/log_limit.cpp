@@ -221,16 +221,6 @@ namespace {
 
 LogRateLimiter g_limiter;
 
-void write_all(int fd, const char* data, std::size_t size) noexcept {
-  while (size > 0) {
-    const ssize_t n = FL_REAL(write)(fd, data, size);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    data += n;
-    size -= static_cast<std::size_t>(n);
-  }
-}
-
 std::uint64_t limit_or(std::uint64_t value, std::uint64_t fallback) {
   return value != 0 ? value : fallback;  // 0: a block written before the limits existed
 }

@@ -137,6 +137,9 @@ void diag(const char* fmt, ...) noexcept __attribute__((format(printf, 1, 2)));
 // Called by the constructor with FAULTLINE_DIAG (nullptr or empty: stderr); records what fd 2
 // is at start.
 void diag_init(const char* diag_path) noexcept;
+// All of `size` bytes to `fd` through the real write (restarting after EINTR and short
+// writes; giving up silently on an error): the shim's own output, never faulted.
+void write_all(int fd, const char* data, std::size_t size) noexcept;
 // One line (newline included) on stderr through the real write, under the same "still the
 // program's stderr" rule, never deduplicated: the human line `[log] stderr = true` asks for on
 // every injection.

@@ -16,21 +16,12 @@
 
 #include "harness.h"
 #include "session.h"
+#include "session_wait.h"
 
 namespace fltest {
 namespace {
 
 class HostileEditsTest : public IntegrationTest {};
-
-std::unique_ptr<faultline::Session> attach_when_ready(const std::string& name) {
-  std::string error;
-  for (int attempt = 0; attempt < 500; ++attempt) {
-    if (auto s = faultline::Session::attach(name, error)) return s;
-    std::this_thread::sleep_for(10ms);
-  }
-  ADD_FAILURE() << "session " << name << " never appeared: " << error;
-  return nullptr;
-}
 
 TEST_F(HostileEditsTest, TwoThousandSetEditsGrowTheProgramByLessThanOneMebibyte) {
   const std::string name = session("edits");
