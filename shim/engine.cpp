@@ -192,9 +192,12 @@ bool read_sound_spec(const FaultSlot& slot, std::uint64_t* words, FaultSpec& out
   return !check_fault_spec(out);
 }
 
+const Rule* rule_for_slot(const Rules& rules, int slot);
+
 // Builds a private compiled copy of the session's faults, mmap'd: a copy replaced by a live
 // edit is freed once no thread can still be reading it (see "Reclaiming replaced copies").
-Rules* build_rules(const ControlBlock& block, std::uint64_t generation) {
+// `previous` is the copy it replaces (nullptr for the first).
+Rules* build_rules(const ControlBlock& block, std::uint64_t generation, const Rules* previous) {
   int used = 0;
   for (const FaultSlot& slot : block.faults)
     if (slot.state.load(std::memory_order_acquire) == kSlotUsed) ++used;
@@ -215,12 +218,22 @@ Rules* build_rules(const ControlBlock& block, std::uint64_t generation) {
   for (std::uint32_t i = 0; i < kMaxFaults; ++i) {
     const FaultSlot& slot = block.faults[i];
     if (n == used || !read_sound_spec(slot, spec_words, rules->rule[n].spec)) {
-      if (slot.state.load(std::memory_order_relaxed) != kSlotFree) {
-        // Not sound (or a writer raced the count): the copying inspection, off the common
-        // path, says what is wrong. Never trust a slot that fails the compiler's invariants.
-        corrupt.inspect(i, slot);
+      // An edit in progress whose writer was preempted past the seqlock's bounded wait (or
+      // died): keep the checked rule the previous copy had for this slot, so the fault does
+      // not silently drop out. The writer's generation bump brings the new spec at the next
+      // rebuild; a dead writer's slot keeps its last spec until another writer repairs it.
+      const Rule* kept = n < used && previous && (slot.spec_seq.load(std::memory_order_acquire) & 1)
+                             ? rule_for_slot(*previous, static_cast<int>(i))
+                             : nullptr;
+      if (kept == nullptr) {
+        if (slot.state.load(std::memory_order_relaxed) != kSlotFree) {
+          // Not sound (or a writer raced the count): the copying inspection, off the common
+          // path, says what is wrong. Never trust a slot that fails the compiler's invariants.
+          corrupt.inspect(i, slot);
+        }
+        continue;
       }
-      continue;
+      rules->rule[n] = *kept;
     }
     Rule& r = rules->rule[n++];
     r.slot = static_cast<int>(i);
@@ -385,7 +398,7 @@ FL_COLD const Rules* rebuild_rules(const ControlBlock& block, const Rules* rules
     rules = current;  // another thread rebuilt since this one looked
   } else {
     g_identity_changed.store(false, std::memory_order_relaxed);
-    if (Rules* fresh = build_rules(block, generation)) {
+    if (Rules* fresh = build_rules(block, generation, current)) {
       g_rules.store(fresh, std::memory_order_seq_cst);
       retire(current);  // not `rules`: another rebuild may have replaced that one already
       rules = fresh;

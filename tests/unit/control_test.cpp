@@ -150,6 +150,35 @@ TEST(SlotChecks, ACorruptSlotArmsNothingAndNeverInjects) {
   EXPECT_NE(lines[0].find("families do not match"), std::string::npos) << lines[0];
 }
 
+TEST(SlotChecks, AnEditInProgressKeepsThePreviousRuleInsteadOfDroppingTheFault) {
+  DiagFile file;
+  testing::TestSession s(kFsyncEio);
+  Session& session = s.session();
+  FaultSlot& slot = s.slot("f");
+  shim::Guard guard;
+  {
+    shim::Decision d;
+    ASSERT_TRUE(shim::decide(guard, shim::CallSite{kCall_fsync}, d));  // the first copy
+  }
+  // A writer mid-edit and preempted past the readers' bounded wait (odd sequence), while an
+  // earlier edit's generation bump makes every process rebuild.
+  const std::uint64_t seq = slot.spec_seq.load();
+  slot.spec_seq.store(seq + 1);
+  session.block().header.generation.fetch_add(1);
+  {
+    shim::Decision d;
+    EXPECT_TRUE(shim::decide(guard, shim::CallSite{kCall_fsync}, d))
+        << "the fault dropped out while its slot was being edited";
+    EXPECT_EQ(d.error, EIO);
+  }
+  EXPECT_TRUE(file.lines().empty()) << "an edit in progress is not a corrupt slot";
+  // The writer finishes: sequence even again, generation bumped.
+  slot.spec_seq.store(seq + 2);
+  session.block().header.generation.fetch_add(1);
+  shim::Decision d;
+  EXPECT_TRUE(shim::decide(guard, shim::CallSite{kCall_fsync}, d));
+}
+
 // ---- live edits ---------------------------------------------------------------------------
 
 TEST(LiveSet, AnEmptyValueRemovesASelectorAndOnlyASelector) {
