@@ -113,6 +113,7 @@ bool store_comm(const char* name) {
 // calling thread's own name where /proc is not mounted (at start and after fork, the calling
 // thread is the main one).
 void read_comm(char (&out)[17]) {
+  CancelOff no_cancel;  // shim.h: open, read and close are cancellation points
   out[0] = '\0';
   const int fd = FL_REAL(open)("/proc/self/comm", O_RDONLY | O_CLOEXEC);
   if (fd >= 0) {
@@ -388,6 +389,7 @@ void reclaim_retired() {
 // meanwhile. `rules` is the copy the caller's slot protects.
 FL_COLD const Rules* rebuild_rules(const ControlBlock& block, const Rules* rules,
                                    ReaderSlot* slot) {
+  CancelOff no_cancel;  // shim.h: reading comm and reporting corrupt slots open files
   const std::uint64_t generation = block.header.generation.load(std::memory_order_acquire);
   if (g_rebuilding.test_and_set(std::memory_order_acquire)) return rules;
   // Only a rebuilder stores g_rules or retires, and the next one takes g_rebuilding after
@@ -752,20 +754,28 @@ bool selectors_match(const Rule& r, SelectorContext& ctx) {
   }
   if (r.spec.thread[0] && !thread_matches(r.spec.thread)) return false;
   // Last: the selectors that unwind (`stack`, then explore's `site`). A stack that cannot be
-  // unwound matches neither.
-  if (r.spec.stack[0] && !(ctx.stack() & (1ull << r.slot))) return false;
-  if (r.spec.site[0]) {
-    SiteFrames* frames = ctx.site_frames();
-    if (!frames || !site_matches(r.spec.site, *frames)) return false;
+  // unwound matches neither. Naming a frame may open the object's debug file, a cancellation
+  // point (shim.h, CancelOff): only these selectors pay for turning cancellation off.
+  if (r.spec.stack[0] || r.spec.site[0]) {
+    CancelOff no_cancel;
+    if (r.spec.stack[0] && !(ctx.stack() & (1ull << r.slot))) return false;
+    if (r.spec.site[0]) {
+      SiteFrames* frames = ctx.site_frames();
+      if (!frames || !site_matches(r.spec.site, *frames)) return false;
+    }
   }
   return true;
 }
 
 }  // namespace
 
+// Nothing on decide()'s common path is a cancellation point (the fd table learns with statx
+// and readlink, the selectors ask getpeername and prctl), so cancellation stays as the program
+// set it there: the few steps that call open/close/write turn it off themselves (CancelOff in
+// rebuild_rules, the unwinding selectors, `record`, over_fd_limit, diag, emit_event), and a
+// decision costs no pthread_setcancelstate pair (45 instructions).
 bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
   (void)guard;
-  CancelOff no_cancel;
   ControlBlock* block = g_block.load(std::memory_order_acquire);
   if (!block || session_expired(*block)) return false;
   // A call that passed the fast path just before `panic` (or the TTL, or the budget) zeroed
@@ -811,7 +821,10 @@ bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
       if (r.spec.record[0]) {
         count_match(slot, r.slot);
         if (!r.needs_clock || in_window(r, slot))
-          if (SiteFrames* frames = ctx.site_frames()) site_record(r.spec, site.call, *frames);
+          if (SiteFrames* frames = ctx.site_frames()) {
+            CancelOff no_cancel;  // the record file's open and write are cancellation points
+            site_record(r.spec, site.call, *frames);
+          }
         continue;
       }
 

@@ -48,6 +48,7 @@ int fds_added_by(const CallSite& site) noexcept {
 }
 
 bool over_fd_limit(const CallSite& site, std::uint64_t limit) noexcept {
+  CancelOff no_cancel;  // shim.h: opening and closing /proc/self/fd are cancellation points
   const int saved = errno;
   const long open_now = count_open_fds();
   const int added = fds_added_by(site);
