@@ -3,6 +3,7 @@
 // same ids the shim uses for FaultSpec::calls_mask.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -66,6 +67,38 @@ enum CallId : std::uint32_t {
   kCallCount
 };
 static_assert(kCallCount <= 128, "FaultSpec::calls_mask holds 128 calls");
+
+// What two builds must agree on to share a block: every call id's row (name, family,
+// accepted actions, in table order) and the size and key offsets of the block's structures.
+// A process built from other sources (a reordered or added row, a grown FaultSpec) gets
+// another fingerprint and refuses the block, even where kAbiVersion was not bumped.
+inline constexpr std::uint64_t kAbiFingerprint = [] {
+  std::uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a, byte by byte
+  auto mix_byte = [&h](unsigned char b) {
+    h ^= b;
+    h *= 0x100000001b3ull;
+  };
+  auto mix_number = [&](std::uint64_t v) {
+    for (int i = 0; i < 8; ++i) mix_byte(static_cast<unsigned char>(v >> (8 * i)));
+  };
+  auto mix_name = [&](std::string_view name) {
+    for (char c : name) mix_byte(static_cast<unsigned char>(c));
+    mix_byte(0);
+  };
+#define FL_CALL(fam, name, ret, params, args, failure, actions) \
+  mix_name(#name);                                              \
+  mix_number(kFamily##fam);                                     \
+  mix_number(actions);
+#include "calls.def"
+#undef FL_CALL
+  for (std::uint64_t v :
+       {sizeof(ControlHeader), sizeof(FaultSpec), sizeof(FaultSlot), sizeof(EventSlot),
+        sizeof(MemberStats), sizeof(ControlBlock), offsetof(ControlHeader, armed_mask),
+        offsetof(ControlHeader, pids), offsetof(FaultSlot, spec_words), offsetof(FaultSlot, seen),
+        offsetof(FaultSpec, calls_mask), offsetof(FaultSpec, actions)})
+    mix_number(v);
+  return h;
+}();
 
 // A call's family without a bounds-checked table walk: the shim asks on its armed path.
 inline constexpr Family kCallFamily[] = {

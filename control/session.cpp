@@ -94,6 +94,7 @@ void init_block(ControlBlock& block, const std::string& name, const Policy& poli
   h.block_size = sizeof(ControlBlock);
   h.owner_uid = geteuid();
   h.max_faults = kMaxFaults;
+  h.abi_fingerprint = kAbiFingerprint;
   std::strncpy(h.session, name.c_str(), sizeof h.session - 1);
   h.seed.store(policy.seed, std::memory_order_relaxed);
   h.log_stderr.store(policy.log_stderr ? 1 : 0, std::memory_order_relaxed);
@@ -187,6 +188,10 @@ std::optional<std::string> validate_block(const void* mem, std::size_t mapped_si
            ", this faultline "
            "speaks version " +
            std::to_string(kAbiVersion) + " (use the same faultline build)";
+  if (h->abi_fingerprint != kAbiFingerprint)
+    return "control block of another faultline build (its call table or layout differs under "
+           "the same ABI version " +
+           std::to_string(kAbiVersion) + "; use the same faultline build)";
   if (h->header_size != sizeof(ControlHeader) || h->block_size != sizeof(ControlBlock) ||
       mapped_size < sizeof(ControlBlock))
     return "control block size mismatch (" + std::to_string(mapped_size) + " bytes mapped, " +

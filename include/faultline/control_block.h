@@ -20,7 +20,10 @@
 namespace faultline {
 
 inline constexpr std::uint64_t kBlockMagic = 0x31454e494c544c46ull;  // "FLTLINE1"
-inline constexpr std::uint32_t kAbiVersion = 2;  // 2: [log] max_rate and max_size
+// Moves whenever the meaning of a byte of the block or of a call id changes (docs/architecture.md,
+// "The ABI"); ControlHeader::abi_fingerprint catches a change whose bump was forgotten.
+// 2: [log] max_rate and max_size. 3: abi_fingerprint.
+inline constexpr std::uint32_t kAbiVersion = 3;
 inline constexpr std::uint32_t kMaxFaults = 64;
 inline constexpr std::uint32_t kMaxPids = 256;
 inline constexpr std::uint32_t kEventSlots = 512;
@@ -216,6 +219,9 @@ struct ControlHeader {
   std::uint64_t block_size;   // sizeof(ControlBlock)
   std::uint32_t owner_uid;
   std::uint32_t max_faults;
+  // kAbiFingerprint (control/calls.h) of the build that made the block: a hash of the call
+  // table's rows and of the block's layout. Checked on attach right after the version.
+  std::uint64_t abi_fingerprint;
   char session[kSessionNameMax];
 
   // The fast path's word: families with at least one enabled fault (low bits), the @memory

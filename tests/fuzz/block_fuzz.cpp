@@ -20,6 +20,7 @@ void make_valid_header(faultline::ControlBlock& block) {
   block.header.block_size = sizeof(ControlBlock);
   block.header.owner_uid = geteuid();
   block.header.max_faults = kMaxFaults;
+  block.header.abi_fingerprint = kAbiFingerprint;
   block.header.magic.store(kBlockMagic);
 }
 

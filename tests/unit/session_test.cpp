@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstring>
 #include <memory>
 
@@ -19,6 +20,7 @@ std::unique_ptr<ControlBlock> good_block() {
   block->header.block_size = sizeof(ControlBlock);
   block->header.owner_uid = geteuid();
   block->header.max_faults = kMaxFaults;
+  block->header.abi_fingerprint = kAbiFingerprint;
   block->header.magic.store(kBlockMagic);
   return block;
 }
@@ -26,6 +28,36 @@ std::unique_ptr<ControlBlock> good_block() {
 TEST(BlockValidation, AcceptsAWellFormedBlock) {
   auto block = good_block();
   EXPECT_FALSE(validate_block(block.get(), sizeof(ControlBlock), geteuid(), geteuid()));
+}
+
+TEST(BlockValidation, RefusesABlockOfAnotherBuild) {
+  auto block = good_block();
+  block->header.abi_fingerprint = kAbiFingerprint ^ 1;  // same version, another call table
+  auto problem = validate_block(block.get(), sizeof(ControlBlock), geteuid(), geteuid());
+  ASSERT_TRUE(problem);
+  EXPECT_NE(problem->find("another faultline build"), std::string::npos) << *problem;
+}
+
+constexpr std::size_t kPinnedHeaderSize = 1760;
+constexpr std::size_t kPinnedSpecSize = 2936;
+constexpr std::size_t kPinnedSlotSize = 3008;
+constexpr std::size_t kPinnedBlockSize = 329440;
+constexpr std::uint32_t kPinnedCallCount = 66;
+
+// The layout every build of this ABI version shares. A change here is a change of the ABI:
+// bump kAbiVersion (docs/architecture.md, "The ABI"), then update these numbers.
+TEST(BlockValidation, TheLayoutIsPinned) {
+  EXPECT_EQ(kAbiVersion, 3u);
+  EXPECT_EQ(offsetof(ControlHeader, magic), 0u);
+  EXPECT_EQ(offsetof(ControlHeader, abi_version), 8u);
+  EXPECT_EQ(offsetof(ControlHeader, header_size), 12u);
+  EXPECT_EQ(offsetof(ControlHeader, block_size), 16u);
+  EXPECT_EQ(offsetof(ControlHeader, abi_fingerprint), 32u);
+  EXPECT_EQ(sizeof(ControlHeader), kPinnedHeaderSize);
+  EXPECT_EQ(sizeof(FaultSpec), kPinnedSpecSize);
+  EXPECT_EQ(sizeof(FaultSlot), kPinnedSlotSize);
+  EXPECT_EQ(sizeof(ControlBlock), kPinnedBlockSize);
+  EXPECT_EQ(kCallCount, kPinnedCallCount);
 }
 
 TEST(BlockValidation, RefusesTruncated) {
