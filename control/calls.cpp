@@ -64,7 +64,8 @@ constexpr std::array kActionNames = {
     std::string_view{"error"},      std::string_view{"delay"}, std::string_view{"short"},
     std::string_view{"corrupt"},    std::string_view{"quota"}, std::string_view{"lie"},
     std::string_view{"crash"},      std::string_view{"reset"}, std::string_view{"blackhole"},
-    std::string_view{"resolve_to"}, std::string_view{"limit"},
+    std::string_view{"resolve_to"}, std::string_view{"limit"}, std::string_view{"latency"},
+    std::string_view{"bandwidth"},  std::string_view{"loss"},  std::string_view{"eof"},
 };
 
 bool contains(std::initializer_list<int> list, int err) {

@@ -27,9 +27,11 @@ enum class Failure : std::uint8_t {
 
 // Actions each kind of call accepts. `kActIo` calls move bytes (short/corrupt/quota apply).
 inline constexpr std::uint32_t kActBasic = kActError | kActDelay | kActCrash;
-inline constexpr std::uint32_t kActIo = kActBasic | kActShort | kActCorrupt | kActQuota;
-inline constexpr std::uint32_t kActCopy = kActBasic | kActShort | kActQuota;
-inline constexpr std::uint32_t kActIoRead = kActBasic | kActShort | kActCorrupt;
+// `bandwidth` on a file holds the thread as long as its bytes need at that rate.
+inline constexpr std::uint32_t kActIo =
+    kActBasic | kActShort | kActCorrupt | kActQuota | kActBandwidth;
+inline constexpr std::uint32_t kActCopy = kActBasic | kActShort | kActQuota | kActBandwidth;
+inline constexpr std::uint32_t kActIoRead = kActBasic | kActShort | kActCorrupt | kActBandwidth;
 inline constexpr std::uint32_t kActSync = kActBasic | kActLie;
 inline constexpr std::uint32_t kActSyncVoid = kActDelay | kActCrash | kActLie;
 // Calls that make fds (@open; socket/accept in @net): `limit` caps the open fds.
@@ -38,11 +40,19 @@ inline constexpr std::uint32_t kActFdNew = kActBasic | kActLimit;
 inline constexpr std::uint32_t kActMemory = kActBasic | kActQuota;
 // @net: connect can be refused, reset or partitioned; accepted connections can be reset;
 // the data calls move bytes (short/corrupt, no quota). sendmmsg/recvmmsg take no short/corrupt.
-inline constexpr std::uint32_t kActNetConnect = kActBasic | kActReset | kActBlackhole;
-inline constexpr std::uint32_t kActNetAccept = kActFdNew | kActReset;
-inline constexpr std::uint32_t kActNetIo =
-    kActBasic | kActShort | kActCorrupt | kActReset | kActBlackhole;
+// Latency holds connects, accepts and receives (sends are never held: latency is inbound);
+// bandwidth meters both directions; loss delays TCP receives and connects and drops UDP
+// datagrams both ways; eof ends a receive.
+inline constexpr std::uint32_t kActNetConnect =
+    kActBasic | kActReset | kActBlackhole | kActLatency | kActLoss;
+inline constexpr std::uint32_t kActNetAccept = kActFdNew | kActReset | kActLatency;
+inline constexpr std::uint32_t kActNetSend =
+    kActBasic | kActShort | kActCorrupt | kActReset | kActBlackhole | kActBandwidth | kActLoss;
+inline constexpr std::uint32_t kActNetRecv = kActBasic | kActShort | kActCorrupt | kActReset |
+                                             kActBlackhole | kActLatency | kActBandwidth |
+                                             kActLoss | kActEof;
 inline constexpr std::uint32_t kActNetMsgs = kActBasic | kActReset | kActBlackhole;
+inline constexpr std::uint32_t kActNetRecvMsgs = kActNetMsgs | kActLatency | kActLoss | kActEof;
 // @dns: forward lookups can be answered with other addresses; reverse lookups only fail.
 inline constexpr std::uint32_t kActDnsForward = kActBasic | kActResolve;
 inline constexpr std::uint32_t kActDnsReverse = kActBasic;

@@ -28,6 +28,10 @@ void clear_bit(std::uint64_t (&mask)[2], std::uint32_t id) {
 }
 void set_bit(std::uint64_t (&mask)[2], std::uint32_t id) { mask[id / 64] |= 1ull << (id % 64); }
 
+// Actions only a socket takes (bandwidth also meters files).
+constexpr std::uint32_t kSocketOnlyActions =
+    kActReset | kActBlackhole | kActLatency | kActLoss | kActEof;
+
 constexpr std::uint32_t kRwCalls[] = {kCall_write, kCall_writev, kCall_read, kCall_readv};
 
 std::optional<std::uint16_t> parse_port(std::string_view text) {
@@ -279,6 +283,11 @@ void net_clear_action_params(FaultSpec& spec) {
   spec.resolve_count = 0;
   std::memset(spec.resolve_family, 0, sizeof spec.resolve_family);
   std::memset(spec.resolve_addr, 0, sizeof spec.resolve_addr);
+  // A p99 varied the latency being replaced; a delay's own p99 stays.
+  if (spec.latency_ns != 0 && !(spec.actions & kActDelay)) spec.p99_ns = 0;
+  spec.latency_ns = 0;
+  spec.bandwidth_bps = 0;
+  spec.loss = 0;
 }
 
 std::optional<NetProblem> net_validate(FaultSpec& spec, const std::uint64_t (&named)[2]) {
@@ -288,13 +297,14 @@ std::optional<NetProblem> net_validate(FaultSpec& spec, const std::uint64_t (&na
   // they meant before @net existed).
   if ((spec.rw_scope & kRwNamed) && !(spec.rw_scope & kRwResolved)) {
     const bool network = net_calls || (spec.rw_scope & kRwSockets) || spec.addr_kind != kAddrNone ||
-                         (spec.actions & (kActReset | kActBlackhole));
+                         (spec.actions & kSocketOnlyActions) || spec.after_bytes != 0;
     spec.rw_scope |= (network ? kRwSockets : kRwFiles) | kRwResolved;
   }
-  // The action narrows them: reset and blackhole exist only on sockets, quota only on files.
-  if (spec.actions & (kActReset | kActBlackhole)) spec.rw_scope &= ~kRwFiles;
+  // The action narrows them: reset, blackhole and the network's shapes exist only on
+  // sockets, quota only on files.
+  if (spec.actions & kSocketOnlyActions) spec.rw_scope &= ~kRwFiles;
   if (spec.actions & kActQuota) spec.rw_scope &= ~kRwSockets;
-  const std::uint32_t narrowing = spec.actions & (kActReset | kActBlackhole | kActQuota);
+  const std::uint32_t narrowing = spec.actions & (kSocketOnlyActions | kActQuota);
   if (narrowing && has_rw_bits(spec) && !(spec.rw_scope & (kRwFiles | kRwSockets))) {
     std::string_view action = action_name(narrowing & (~narrowing + 1));  // the lowest bit
     for (std::uint32_t id : kRwCalls) {
@@ -335,6 +345,11 @@ std::optional<NetProblem> net_validate(FaultSpec& spec, const std::uint64_t (&na
     return NetProblem{"'addr' applies to @net calls (sockets), and this fault has none", "addr"};
   if (spec.host[0] && !fault_has_family(spec, kFamDns))
     return NetProblem{"'host' applies to @dns calls (lookups), and this fault has none", "host"};
+  if (spec.after_bytes != 0 && !sockets)
+    return NetProblem{
+        "'after_bytes' applies to @net calls (bytes on a connection), and this "
+        "fault has none",
+        "after_bytes"};
   if (spec.timeout_ns != 0 && !(spec.actions & kActBlackhole))
     return NetProblem{"'timeout' applies only to 'blackhole' (how long a blocking connect waits)",
                       "timeout"};
@@ -342,7 +357,8 @@ std::optional<NetProblem> net_validate(FaultSpec& spec, const std::uint64_t (&na
 }
 
 std::uint32_t net_extra_actions(const FaultSpec& spec, const CallInfo& call) {
-  return is_rw_call(call.id) && (spec.rw_scope & kRwSockets) ? kActNetIo : 0;
+  if (!is_rw_call(call.id) || !(spec.rw_scope & kRwSockets)) return 0;
+  return call.family == kFamRead ? kActNetRecv : kActNetSend;
 }
 
 std::uint32_t net_families(const FaultSpec& spec) {

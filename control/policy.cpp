@@ -40,12 +40,12 @@ using Position = toml::source_position;
 // The actions of which a fault has at most one; `delay` may be added to any of them.
 constexpr std::uint32_t kMainActions = kActError | kActShort | kActCorrupt | kActQuota | kActLie |
                                        kActCrash | kActReset | kActBlackhole | kActResolve |
-                                       kActLimit;
+                                       kActLimit | kActLatency | kActBandwidth | kActLoss | kActEof;
 // What the engine implements today. The other actions are still parsed, so that the error can
 // say "not supported yet" instead of "unknown key" for a documented feature.
-constexpr std::uint32_t kSupportedActions = kActError | kActDelay | kActShort | kActCorrupt |
-                                            kActQuota | kActLie | kActCrash | kActLimit |
-                                            kActReset | kActBlackhole | kActResolve;
+constexpr std::uint32_t kSupportedActions =
+    kActError | kActDelay | kActShort | kActCorrupt | kActQuota | kActLie | kActCrash | kActLimit |
+    kActReset | kActBlackhole | kActResolve | kActLatency | kActBandwidth | kActLoss | kActEof;
 constexpr std::size_t kMaxSuggestDistance = 3;
 // Linux errno values are all below this; used only to list names for a suggestion.
 constexpr int kErrnoScanLimit = 256;
@@ -503,6 +503,50 @@ void compile_delay(FaultDraft& d, const Entry& e) {
 
 void compile_jitter(FaultDraft& d, const Entry& e) { d.spec.jitter_ns = get_duration(e); }
 
+void compile_p99(FaultDraft& d, const Entry& e) { d.spec.p99_ns = get_duration(e); }
+
+void compile_latency(FaultDraft& d, const Entry& e) {
+  std::int64_t ns = get_duration(e);
+  if (ns == 0) fail_value(e, "longer than 0 (leave 'latency' out for none)");
+  set_main_action(d.spec, kActLatency);
+  d.spec.latency_ns = ns;
+}
+
+// "256KiB/s": a size per second. Bits are not taken: "Mbit/s" and "MB/s" read alike to a
+// tired eye, and a factor of eight is the one mistake a rate must not invite.
+void compile_bandwidth(FaultDraft& d, const Entry& e) {
+  constexpr std::string_view kForm =
+      " (use a size per second: \"256KiB/s\", \"1MiB/s\", \"100B/s\")";
+  if (!e.value->is_string()) fail_value(e, "a rate string like \"256KiB/s\"");
+  const std::string& text = get_string(e);
+  std::string_view rate(text);
+  if (!rate.ends_with("/s"))
+    fail(e.value_at(), "bad bandwidth " + quoted(text) + std::string(kForm));
+  rate.remove_suffix(2);
+  std::optional<std::uint64_t> bytes = parse_size(rate);
+  if (!bytes) fail(e.value_at(), "bad bandwidth " + quoted(text) + std::string(kForm));
+  if (*bytes == 0)
+    fail(e.value_at(), "bandwidth " + quoted(text) +
+                           " lets nothing through (at least \"1B/s\"; for no traffic at all use "
+                           "blackhole = true)");
+  set_main_action(d.spec, kActBandwidth);
+  d.spec.bandwidth_bps = *bytes;
+}
+
+void compile_loss(FaultDraft& d, const Entry& e) {
+  double p = get_number(e);
+  if (!(p >= 0.0 && p <= 1.0)) fail_value(e, "between 0 and 1 (0.02 = 2% of packets)");
+  if (p == 0.0) {
+    d.spec.actions &= ~kActLoss;
+    d.spec.loss = 0;
+    return;
+  }
+  set_main_action(d.spec, kActLoss);
+  d.spec.loss = p;
+}
+
+void compile_after_bytes(FaultDraft& d, const Entry& e) { d.spec.after_bytes = get_size(e); }
+
 void compile_short(FaultDraft& d, const Entry& e) {
   std::uint32_t percent = 0;
   std::uint64_t bytes = 0;
@@ -638,6 +682,13 @@ void compile_times(FaultDraft& d, const Entry& e) { d.spec.times = get_integer_a
 
 void compile_start_after(FaultDraft& d, const Entry& e) { d.spec.start_after_ns = get_duration(e); }
 
+// A duration as a message shows it: "1.5s" style is not needed, exact units are.
+std::string duration_text(std::int64_t ns) {
+  if (ns % 1'000'000'000 == 0) return std::to_string(ns / 1'000'000'000) + "s";
+  if (ns % 1'000'000 == 0) return std::to_string(ns / 1'000'000) + "ms";
+  return std::to_string(ns / 1'000) + "us";
+}
+
 void compile_duration(FaultDraft& d, const Entry& e) {
   std::int64_t ns = get_duration(e);
   if (ns == 0) fail_value(e, "longer than 0");
@@ -668,6 +719,12 @@ constexpr FaultKey kFaultKeys[] = {
     {"error", compile_error},
     {"delay", compile_delay},
     {"jitter", compile_jitter},
+    {"p99", compile_p99},
+    {"latency", compile_latency},
+    {"bandwidth", compile_bandwidth},
+    {"loss", compile_loss},
+    {"eof", compile_net_switch},
+    {"after_bytes", compile_after_bytes},
     {"short", compile_short},
     {"corrupt", compile_corrupt},
     {"quota", compile_quota},
@@ -822,8 +879,32 @@ void check_selectors_apply(const FaultSpec& spec, const FaultSource& src) {
 }
 
 void check_dependent_keys(const FaultSpec& spec, const FaultSource& src) {
-  if (spec.jitter_ns != 0 && !(spec.actions & kActDelay))
-    fail(src.key_at("jitter"), "'jitter' needs a 'delay' to vary");
+  const bool varies_latency = (spec.actions & kActLatency) != 0;
+  const bool varies_delay = (spec.actions & kActDelay) != 0;
+  for (std::string_view key : {std::string_view{"jitter"}, std::string_view{"p99"}}) {
+    const bool given = key == "jitter" ? spec.jitter_ns != 0 : spec.p99_ns != 0;
+    if (!given) continue;
+    if (!varies_latency && !varies_delay)
+      fail(src.key_at(key), quoted(key) + " needs a 'delay' or a 'latency' to vary");
+    if (varies_latency && varies_delay)
+      fail(src.key_at(key), quoted(key) +
+                                " is ambiguous with both 'delay' and 'latency' (it varies one of "
+                                "them: put the delay in a fault of its own)");
+  }
+  if (spec.jitter_ns != 0 && spec.p99_ns != 0)
+    fail(src.key_at("p99"),
+         "'jitter' and 'p99' exclude each other (jitter: uniform spread; "
+         "p99: a heavy tail)");
+  if (spec.p99_ns != 0) {
+    const std::int64_t median = varies_latency ? spec.latency_ns : spec.delay_ns;
+    if (spec.p99_ns < median)
+      fail(src.key_at("p99"), "'p99' (" + duration_text(spec.p99_ns) + ") is below the median " +
+                                  quoted(varies_latency ? "latency" : "delay") + " (" +
+                                  duration_text(median) +
+                                  "): the 99th percentile is at least the median");
+    if (median == 0)
+      fail(src.key_at("p99"), "'p99' needs a median above 0: set 'delay' (or 'latency') too");
+  }
   if (spec.crash_when == kCrashAfter && !(spec.actions & kActCrash))
     fail(src.key_at("when"), "'when' applies only to 'crash'");
 }

@@ -254,7 +254,10 @@ std::optional<std::string> check_fault_spec(const FaultSpec& spec) {
   if ((spec.actions & kActCrash) && spec.crash_signal != SIGKILL && spec.crash_signal != SIGABRT &&
       spec.crash_signal != SIGSEGV && spec.crash_signal != SIGBUS)
     return "crash signal not allowed";
-  if (spec.delay_ns < 0 || spec.jitter_ns < 0) return "negative delay";
+  if (spec.delay_ns < 0 || spec.jitter_ns < 0 || spec.latency_ns < 0 || spec.p99_ns < 0)
+    return "negative delay";
+  if ((spec.actions & kActBandwidth) && spec.bandwidth_bps == 0) return "zero bandwidth";
+  if (!(spec.loss >= 0.0 && spec.loss <= 1.0)) return "loss out of range";
   if (spec.size_min > spec.size_max) return "empty size range";
   if (!terminated(spec.host, sizeof spec.host) ||
       !terminated(spec.addr_unix, sizeof spec.addr_unix))
@@ -269,6 +272,7 @@ std::optional<std::string> check_fault_spec(const FaultSpec& spec) {
   if (spec.timeout_ns < 0) return "negative timeout";
   // The compiler's bounds (policy.h): past them the shim's time sums could wrap.
   if (spec.delay_ns > kDurationMaxNs || spec.jitter_ns > kDurationMaxNs ||
+      spec.latency_ns > kDurationMaxNs || spec.p99_ns > kDurationMaxNs ||
       spec.timeout_ns > kDurationMaxNs || spec.start_after_ns < 0 ||
       spec.start_after_ns > kDurationMaxNs ||
       (spec.duration_ns != kForever &&

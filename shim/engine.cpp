@@ -24,6 +24,7 @@
 #include <limits>
 #include <new>
 
+#include "draw.h"
 #include "faultline/glob.h"
 #include "faultline/seqlock.h"
 #include "fd_count.h"
@@ -590,6 +591,18 @@ bool claim_injection(ControlBlock& block, FaultSlot& slot, std::uint64_t times) 
   return true;
 }
 
+// The delay or latency of one injection: the fault's value, spread uniformly by `jitter` or
+// drawn log-normal for `p99`.
+std::int64_t varied_ns(const FaultSpec& spec, std::uint64_t draw) {
+  const std::int64_t base = spec.actions & kActLatency ? spec.latency_ns : spec.delay_ns;
+  if (spec.p99_ns > 0) return lognormal_ns(base, spec.p99_ns, splitmix64(draw ^ 0x70393939ull));
+  if (spec.jitter_ns <= 0) return base;
+  std::uint64_t span = 2 * static_cast<std::uint64_t>(spec.jitter_ns) + 1;
+  std::int64_t ns =
+      add_saturating(base, static_cast<std::int64_t>(splitmix64(draw) % span) - spec.jitter_ns);
+  return ns < 0 ? 0 : ns;
+}
+
 // Fills the caller's Decision in place: returning one by value to `out = ...` would put a
 // ~120-byte temporary in decide()'s frame per call site (the stack budget: reliability.md).
 void make_decision(Decision& d, const Rule& r, std::uint64_t n, std::uint64_t seed) {
@@ -600,15 +613,10 @@ void make_decision(Decision& d, const Rule& r, std::uint64_t n, std::uint64_t se
   d.action = r.spec.actions & ~std::uint32_t{kActDelay};
   d.error = r.spec.error;
   d.draw = mix(seed, r.key ^ 0x5bd1e995ull, n);
-  if (r.spec.actions & kActDelay) {
-    d.delay_ns = r.spec.delay_ns;
-    if (r.spec.jitter_ns > 0) {
-      std::uint64_t span = 2 * static_cast<std::uint64_t>(r.spec.jitter_ns) + 1;
-      d.delay_ns = add_saturating(
-          d.delay_ns, static_cast<std::int64_t>(splitmix64(d.draw) % span) - r.spec.jitter_ns);
-      if (d.delay_ns < 0) d.delay_ns = 0;
-    }
-  }
+  // jitter or p99 varies the latency when the fault has one, else the delay (the compiler
+  // refuses a fault with both and a variation).
+  if (r.spec.actions & (kActDelay | kActLatency))
+    (r.spec.actions & kActLatency ? d.latency_ns : d.delay_ns) = varied_ns(r.spec, d.draw);
   d.corrupt_bits = r.spec.corrupt_bits;
   d.crash_signal = r.spec.crash_signal;
   d.crash_when = r.spec.crash_when;
@@ -618,6 +626,9 @@ void make_decision(Decision& d, const Rule& r, std::uint64_t n, std::uint64_t se
   d.times = r.spec.times;
   d.dns_error = r.spec.dns_error;
   d.timeout_ns = r.spec.timeout_ns;
+  d.bandwidth_bps = r.spec.bandwidth_bps;
+  d.loss = r.spec.loss;
+  d.after_bytes = r.spec.after_bytes;
 }
 
 }  // namespace

@@ -61,6 +61,10 @@ struct Decision {
   std::uint64_t index;      // n: which matching call of this fault this is
   int dns_error;            // @dns: the EAI_* code of `error` (0: EAI_SYSTEM with `error`)
   std::int64_t timeout_ns;  // blackhole: how long a blocking connect waits (0 = default)
+  std::int64_t latency_ns;  // kActLatency: latency + jitter or p99, already drawn
+  std::uint64_t bandwidth_bps;
+  double loss;
+  std::uint64_t after_bytes;
 };
 
 // Decides for one call. `guard` proves the caller holds the reentrancy guard. Returns true

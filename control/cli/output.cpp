@@ -175,6 +175,7 @@ std::string selectors_text(const FaultSpec& spec) {
   if (spec.start_after_ns > 0)
     parts.push_back("start_after=" + human_duration(spec.start_after_ns));
   if (spec.duration_ns != kForever) parts.push_back("duration=" + human_duration(spec.duration_ns));
+  if (spec.after_bytes > 0) parts.push_back("after_bytes=" + human_size(spec.after_bytes));
   return join(parts, " ", "-");
 }
 
@@ -193,14 +194,24 @@ std::string action_text(const FaultSpec& spec) {
     parts.push_back("crash=" + signal_text(spec.crash_signal));
     if (spec.crash_when == kCrashAfter) parts.emplace_back("when=after");
   }
-  for (std::uint32_t bit : {kActReset, kActBlackhole, kActLimit})
+  for (std::uint32_t bit : {kActReset, kActBlackhole, kActLimit, kActEof})
     if (a & bit) parts.emplace_back(action_name(bit));
+  if (a & kActLatency) {
+    parts.push_back("latency=" + human_duration(spec.latency_ns));
+    if (spec.jitter_ns > 0) parts.push_back("jitter=" + human_duration(spec.jitter_ns));
+    if (spec.p99_ns > 0) parts.push_back("p99=" + human_duration(spec.p99_ns));
+  }
+  if (a & kActBandwidth) parts.push_back("bandwidth=" + human_size(spec.bandwidth_bps) + "/s");
+  if (a & kActLoss) parts.push_back(fmt::format("loss={}", spec.loss));
   if (a & kActResolve) parts.push_back("resolve_to=" + resolve_to_text(spec));
   if (spec.timeout_ns > 0) parts.push_back("timeout=" + human_duration(spec.timeout_ns));
   if (spec.record[0]) parts.push_back("record=" + std::string(fixed_text(spec.record)));
   if (a & kActDelay) {
     parts.push_back("delay=" + human_duration(spec.delay_ns));
-    if (spec.jitter_ns > 0) parts.push_back("jitter=" + human_duration(spec.jitter_ns));
+    if (!(a & kActLatency) && spec.jitter_ns > 0)
+      parts.push_back("jitter=" + human_duration(spec.jitter_ns));
+    if (!(a & kActLatency) && spec.p99_ns > 0)
+      parts.push_back("p99=" + human_duration(spec.p99_ns));
   }
   return join(parts, " ", "-");
 }

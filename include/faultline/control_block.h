@@ -22,8 +22,9 @@ namespace faultline {
 inline constexpr std::uint64_t kBlockMagic = 0x31454e494c544c46ull;  // "FLTLINE1"
 // Moves whenever the meaning of a byte of the block or of a call id changes (docs/architecture.md,
 // "The ABI"); ControlHeader::abi_fingerprint catches a change whose bump was forgotten.
-// 2: [log] max_rate and max_size. 3: abi_fingerprint.
-inline constexpr std::uint32_t kAbiVersion = 3;
+// 2: [log] max_rate and max_size. 3: abi_fingerprint. 4: network shaping (latency, bandwidth,
+// loss, eof, after_bytes), p99, selector lists.
+inline constexpr std::uint32_t kAbiVersion = 4;
 inline constexpr std::uint32_t kMaxFaults = 64;
 inline constexpr std::uint32_t kMaxPids = 256;
 inline constexpr std::uint32_t kEventSlots = 512;
@@ -72,6 +73,10 @@ enum Action : std::uint32_t {
   kActBlackhole = 1u << 8,
   kActResolve = 1u << 9,
   kActLimit = 1u << 10,
+  kActLatency = 1u << 11,    // @net: inbound data and connects become ready later
+  kActBandwidth = 1u << 12,  // @net per socket and direction, @write/@read per file
+  kActLoss = 1u << 13,       // @net: TCP retransmission delays, UDP drops
+  kActEof = 1u << 14,        // @net receives: the connection ends cleanly
 };
 
 enum CrashWhen : std::uint8_t { kCrashBefore = 0, kCrashAfter = 1 };
@@ -152,6 +157,16 @@ struct FaultSpec {
                              // to this file, one line each; the fault never injects ("" = off)
   std::uint32_t site_depth;  // `site_depth`: frames per recorded site (0 = kDefaultSiteDepth)
   std::uint32_t explore_reserved;
+
+  // ---- network shaping (latency, bandwidth, loss, eof, after_bytes) and p99 ----
+  // Compiled by control/policy.cpp; drawn by the engine (shim/engine.cpp, make_decision) and
+  // applied by the @net hold machinery and the byte-moving path.
+  std::int64_t latency_ns;      // kActLatency: the median added to inbound readiness
+  std::int64_t p99_ns;          // with delay or latency: log-normal, this 99th percentile; 0 = none
+  std::uint64_t bandwidth_bps;  // kActBandwidth: bytes per second, >= 1
+  double loss;                  // kActLoss: chance per receive (TCP) or datagram (UDP), 0..1
+  std::uint64_t after_bytes;    // trigger: bytes passed on the connection in the call's
+                                // direction before the fault acts (0 = from the first byte)
 };
 static_assert(std::is_trivially_copyable_v<FaultSpec>);
 static_assert(std::is_standard_layout_v<FaultSpec>);

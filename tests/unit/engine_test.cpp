@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <climits>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <limits>
@@ -18,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "draw.h"
 #include "fd_table.h"
 #include "safe_copy.h"
 #include "test_session.h"
@@ -697,6 +699,55 @@ TEST(EngineDelay, WaitsAreCancellationPointsWhereTheCallIsOne) {
   EXPECT_FALSE(shim::call_is_cancellation_point(kCall_malloc));
   EXPECT_FALSE(shim::call_is_cancellation_point(kCall_dup2));
   EXPECT_FALSE(shim::call_is_cancellation_point(kCall_socket));
+}
+
+// ---- p99: the log-normal draw ----------------------------------------------------------
+
+TEST(EngineDraws, OwnLogAndExpAgreeWithLibm) {
+  for (double x : {1e-9, 0.001, 0.5, 1.0, 2.0, 3.14159, 1e6, 2e18}) {
+    EXPECT_NEAR(shim::draw_log(x), std::log(x), 1e-9 * std::max(1.0, std::fabs(std::log(x)))) << x;
+  }
+  for (double x : {-20.0, -1.0, 0.0, 0.3, 1.0, 10.0, 42.0}) {
+    EXPECT_NEAR(shim::draw_exp(x) / std::exp(x), 1.0, 1e-12) << x;
+  }
+}
+
+TEST(EngineDraws, LogNormalHasTheAskedMedianAndP99) {
+  const std::int64_t median = 200'000'000, p99 = 2'000'000'000;
+  std::vector<std::int64_t> draws;
+  for (std::uint64_t i = 0; i < 20'000; ++i)
+    draws.push_back(shim::lognormal_ns(median, p99, i * 0x9e3779b97f4a7c15ull + 7));
+  std::sort(draws.begin(), draws.end());
+  // Sampling error at n = 20,000: the median within ~2%, the p99 within ~8%.
+  EXPECT_NEAR(static_cast<double>(draws[draws.size() / 2]) / median, 1.0, 0.04);
+  EXPECT_NEAR(static_cast<double>(draws[draws.size() * 99 / 100]) / p99, 1.0, 0.15);
+  EXPECT_GE(draws.front(), 0);
+  EXPECT_LE(draws.back(), p99 * 100);
+  // The same word, the same value: a seed replays the tail.
+  EXPECT_EQ(shim::lognormal_ns(median, p99, 12345), shim::lognormal_ns(median, p99, 12345));
+  // A p99 equal to the median is no spread at all.
+  EXPECT_EQ(shim::lognormal_ns(median, median, 99), median);
+}
+
+TEST(EngineDraws, DelayWithP99IsDrawnPerInjection) {
+  TestSession s(std::string(kHeader) + R"([[fault]]
+name = "tail"
+calls = ["fsync"]
+delay = "10ms"
+p99 = "100ms"
+)");
+  shim::Guard guard;
+  std::vector<std::int64_t> delays;
+  for (int i = 0; i < 200; ++i) {
+    shim::CallSite site{kCall_fsync, -1};
+    shim::Decision d;
+    ASSERT_TRUE(shim::decide(guard, site, d));
+    delays.push_back(d.delay_ns);
+  }
+  std::sort(delays.begin(), delays.end());
+  EXPECT_LT(delays.front(), 10'000'000);  // a spread both ways around the median
+  EXPECT_GT(delays.back(), 10'000'000);
+  EXPECT_NEAR(static_cast<double>(delays[100]) / 10'000'000, 1.0, 0.3);
 }
 
 }  // namespace

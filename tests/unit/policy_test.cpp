@@ -348,7 +348,7 @@ lie = true
 )",
                   5, 1,
                   "action 'lie' is not valid for call 'write' (valid: error, delay, short, "
-                  "corrupt, quota, crash)"});
+                  "corrupt, quota, crash, bandwidth)"});
   expect_refused({"error on sync, named", R"(version = 1
 [[fault]]
 name = "a"
@@ -696,8 +696,8 @@ TEST(ApplySetting, ErrorsLeaveTheSpecUntouched) {
   expect_error("error", "EIOO", "unknown errno name 'EIOO' (did you mean 'EIO'?)");
   expect_error("lie", "true",
                "action 'lie' is not valid for call 'write' (valid: error, delay, short, corrupt, "
-               "quota, crash)");
-  expect_error("jitter", "1ms", "'jitter' needs a 'delay' to vary");
+               "quota, crash, bandwidth)");
+  expect_error("jitter", "1ms", "'jitter' needs a 'delay' or a 'latency' to vary");
   expect_error("when", "after", "'when' applies only to 'crash'");
   expect_error("probability", "2", "'probability' must be between 0 and 1");
 }
@@ -934,6 +934,109 @@ TEST(PolicyFile, OnlyRegularFilesOfAtMost1MiB) {
   ASSERT_TRUE(r.error);
   EXPECT_EQ(r.error->to_string().rfind("/dev/zero: cannot read policy: not a regular file", 0), 0u)
       << r.error->to_string();
+}
+
+// ---- network shapes (latency, bandwidth, loss, eof, after_bytes) and p99 ----------------
+
+TEST(PolicyShapes, CompileTheirValuesAndKeepOnlyTheCallsThatTakeThem) {
+  Policy p = compile_ok(R"(version = 1
+[[fault]]
+name = "slow"
+calls = ["@net"]
+latency = "200ms"
+p99 = "2s"
+[[fault]]
+name = "thin"
+calls = ["@net", "@write"]
+bandwidth = "256KiB/s"
+[[fault]]
+name = "lossy"
+calls = ["@net"]
+loss = 0.02
+[[fault]]
+name = "cut"
+calls = ["recv", "read"]
+eof = true
+after_bytes = "64KiB"
+)");
+  ASSERT_EQ(p.faults.size(), 4u);
+  const FaultSpec& slow = p.faults[0];
+  EXPECT_EQ(slow.actions, std::uint32_t{kActLatency});
+  EXPECT_EQ(slow.latency_ns, 200'000'000);
+  EXPECT_EQ(slow.p99_ns, 2'000'000'000);
+  // Latency is inbound: connects, accepts and receives; never a send, bind or socket().
+  EXPECT_TRUE(has_call(slow, "connect"));
+  EXPECT_TRUE(has_call(slow, "accept4"));
+  EXPECT_TRUE(has_call(slow, "recvfrom"));
+  EXPECT_FALSE(has_call(slow, "send"));
+  EXPECT_FALSE(has_call(slow, "bind"));
+  const FaultSpec& thin = p.faults[1];
+  EXPECT_EQ(thin.bandwidth_bps, 256u * 1024);
+  EXPECT_TRUE(has_call(thin, "send"));
+  EXPECT_TRUE(has_call(thin, "pwrite"));
+  EXPECT_FALSE(has_call(thin, "connect"));
+  EXPECT_DOUBLE_EQ(p.faults[2].loss, 0.02);
+  EXPECT_TRUE(has_call(p.faults[2], "connect"));
+  const FaultSpec& cut = p.faults[3];
+  EXPECT_EQ(cut.actions, std::uint32_t{kActEof});
+  EXPECT_EQ(cut.after_bytes, 64u * 1024);
+  // `read` named with a socket-only action means read on sockets.
+  EXPECT_EQ(cut.rw_scope & (kRwSockets | kRwFiles), std::uint32_t{kRwSockets});
+}
+
+TEST(PolicyShapes, BadValuesNameTheValidForm) {
+  const char* head = "version = 1\n[[fault]]\nname = \"a\"\n";
+  struct Case {
+    const char* what;
+    std::string body;
+    int line, column;
+    const char* message;
+  } cases[] = {
+      {"latency on a file call", "calls = [\"write\"]\nlatency = \"1s\"\n", 5, 1,
+       "action 'latency' is not valid for call 'write'"},
+      {"zero latency", "calls = [\"@net\"]\nlatency = \"0s\"\n", 5, 11,
+       "'latency' must be longer than 0"},
+      {"bandwidth without a rate", "calls = [\"@net\"]\nbandwidth = \"10MiB\"\n", 5, 13,
+       "bad bandwidth '10MiB' (use a size per second"},
+      {"zero bandwidth", "calls = [\"@net\"]\nbandwidth = \"0B/s\"\n", 5, 13,
+       "lets nothing through"},
+      {"loss above one", "calls = [\"@net\"]\nloss = 1.5\n", 5, 8,
+       "'loss' must be between 0 and 1"},
+      {"negative loss", "calls = [\"@net\"]\nloss = -0.1\n", 5, 8, "between 0 and 1"},
+      {"p99 below the median", "calls = [\"@net\"]\nlatency = \"200ms\"\np99 = \"100ms\"\n", 6, 1,
+       "'p99' (100ms) is below the median 'latency' (200ms)"},
+      {"p99 alone", "calls = [\"@net\"]\nerror = \"EIO\"\np99 = \"1s\"\n", 6, 1,
+       "'p99' needs a 'delay' or a 'latency' to vary"},
+      {"jitter and p99", "calls = [\"write\"]\ndelay = \"1s\"\njitter = \"1ms\"\np99 = \"2s\"\n", 7,
+       1, "exclude each other"},
+      {"after_bytes on files", "calls = [\"pwrite\"]\nerror = \"EIO\"\nafter_bytes = 10\n", 6, 1,
+       "'after_bytes' applies to @net calls"},
+      {"eof on a send", "calls = [\"send\"]\neof = true\n", 5, 1,
+       "action 'eof' is not valid for call 'send'"},
+  };
+  for (const Case& c : cases)
+    expect_refused({c.what, (std::string(head) + c.body).c_str(), c.line, c.column, c.message});
+}
+
+TEST(PolicyShapes, SetReplacesTheShapeAndItsParameters) {
+  Policy p = compile_ok(R"(version = 1
+[[fault]]
+name = "slow"
+calls = ["@net"]
+latency = "200ms"
+p99 = "1s"
+)");
+  FaultSpec spec = p.faults[0];
+  ASSERT_FALSE(apply_fault_setting(spec, "latency", "\"500ms\""));
+  EXPECT_EQ(spec.latency_ns, 500'000'000);
+  ASSERT_EQ(apply_fault_setting(spec, "p99", "\"100ms\"").value_or(""),
+            "'p99' (100ms) is below the median 'latency' (500ms): the 99th percentile is at "
+            "least the median");
+  // Another main action replaces latency; its p99 goes with it.
+  ASSERT_FALSE(apply_fault_setting(spec, "error", "\"ECONNRESET\""));
+  EXPECT_EQ(spec.latency_ns, 0);
+  EXPECT_EQ(spec.p99_ns, 0);
+  EXPECT_EQ(spec.actions, std::uint32_t{kActError});
 }
 
 }  // namespace
