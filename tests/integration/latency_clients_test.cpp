@@ -339,11 +339,14 @@ TEST_F(FaultlineStreamTest, DISABLED_Bandwidth256KiBPerSecondTakes4sFor1MiB) {
                                       server.url()};
   const RunResult native = run_native(argv);
   ASSERT_EQ(native.status(), 0) << describe(argv, native);
+  long size = 0;
+  double seconds = 0;
+  ASSERT_EQ(std::sscanf(native.out.c_str(), "%ld %lf", &size, &seconds), 2) << native.out;
+  ASSERT_EQ(size, kMiB);
+  ASSERT_LT(seconds, 1.0) << "natively, 1 MiB over loopback takes well under a second";
   const RunResult r =
       run_under(net_fault("thin-pipe", server.addr(), "bandwidth = \"256KiB/s\""), argv);
   ASSERT_EQ(r.status(), 0) << describe(argv, r);
-  long size = 0;
-  double seconds = 0;
   ASSERT_EQ(std::sscanf(r.out.c_str(), "%ld %lf", &size, &seconds), 2) << r.out;
   EXPECT_EQ(size, kMiB);
   EXPECT_GE(seconds, 3.6) << r.out;
@@ -359,10 +362,16 @@ TEST_F(FaultlineStreamTest, DISABLED_EofAfter64KiBCutsCurlShort) {
   const std::vector<std::string> argv{kCurl,        "-sS", "-o", "/dev/null",
                                       "--max-time", "10",  "-w", "%{size_header} %{size_download}",
                                       server.url()};
+  const RunResult native = run_native(argv);
+  ASSERT_EQ(native.status(), 0) << describe(argv, native);
+  long head = -1, body = -1;
+  ASSERT_EQ(std::sscanf(native.out.c_str(), "%ld %ld", &head, &body), 2) << native.out;
+  ASSERT_EQ(body, kMiB) << "natively, the whole response";
+  ASSERT_EQ(text(server.next_closed(), "peer"), "closed");
   const RunResult r =
       run_under(net_fault("cut", server.addr(), "eof = true\nafter_bytes = \"64KiB\""), argv, 30s);
   EXPECT_EQ(r.status(), 18) << describe(argv, r);  // CURLE_PARTIAL_FILE
-  long head = -1, body = -1;
+  head = body = -1;
   ASSERT_EQ(std::sscanf(r.out.c_str(), "%ld %ld", &head, &body), 2) << r.out << r.err;
   EXPECT_GT(head, 0);
   EXPECT_EQ(head + body, kCut) << r.out;
@@ -380,6 +389,10 @@ TEST_F(FaultlineStreamTest, DISABLED_EofAfter64KiBCutsCurlShort) {
 TEST_F(FaultlineStreamTest, DISABLED_EofAfter64KiBIsIncompleteReadAndThePeerSeesTheClose) {
   HttpServer server;
   ASSERT_TRUE(server.start({"--bytes", std::to_string(kMiB)})) << server.err();
+  const RunResult native = run_native({kPython, program("client.py"), server.url()});
+  ASSERT_EQ(text(client_line(native.out), "outcome"), "ok") << native.out << native.err;
+  ASSERT_EQ(number(client_line(native.out), "bytes"), kMiB) << native.out;
+  ASSERT_EQ(text(server.next_closed(), "peer"), "closed");
   const std::vector<std::string> argv{kPython, program("client.py"), server.url(), "--hold", "3"};
   const RunResult r =
       run_under(net_fault("cut", server.addr(), "eof = true\nafter_bytes = \"64KiB\""), argv, 30s);
