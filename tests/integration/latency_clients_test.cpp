@@ -466,21 +466,30 @@ class NginxTest : public ClientBedTest {
   }
 
   // Starts nginx (under faultline when policy is not empty) and waits until it listens.
-  bool start_nginx(const std::string& policy) {
+  // Returns "" when it does, else what went wrong (with faultline's or nginx's stderr).
+  std::string start_nginx(const std::string& policy) {
     const std::string conf = path("nginx.conf");
-    if (!write_file(conf, config())) return false;
+    if (!write_file(conf, config())) return "cannot write " + conf;
     std::vector<std::string> argv{kNginx, "-p", dir_.path(), "-c", conf, "-e", path("error.log")};
     if (!policy.empty()) {
       std::vector<std::string> run{cli(), "run", "-s", session("nginx"), "-p", policy_file(policy),
                                    "--"};
       argv.insert(argv.begin(), run.begin(), run.end());
     }
-    if (!nginx_.start(argv)) return false;
-    for (int i = 0; i < 200; ++i) {  // bounded: 200 x 50 ms
-      if (can_connect("127.0.0.1", port_)) return true;
+    if (!nginx_.start(argv)) return "cannot start " + describe(argv);
+    for (int i = 0; i < 200 && !exited(nginx_.pid()); ++i) {  // bounded: 200 x 50 ms
+      if (can_connect("127.0.0.1", port_)) return "";
       std::this_thread::sleep_for(50ms);
     }
-    return false;
+    const RunResult r = nginx_.stop(1s);
+    return "nginx did not listen: " + describe(argv, r);
+  }
+
+  // True once pid has ended (a zombie until Background reaps it).
+  static bool exited(pid_t pid) {
+    const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat").value_or("");
+    const std::size_t paren = stat.rfind(')');
+    return paren == std::string::npos || stat.compare(paren + 2, 1, "Z") == 0;
   }
 
   std::string url(const std::string& path) const {
@@ -489,7 +498,9 @@ class NginxTest : public ClientBedTest {
 
   // The two slow requests in flight while the healthy upstream is asked three times: each
   // healthy answer is a quick 200; each slow one is nginx's 504 when its 1 s timeout fires.
-  void expect_slow_ones_time_out_and_fast_one_answers() {
+  // `phase`, when given, is the one nginx's error log must name ("while reading response
+  // header from upstream": proxy_read_timeout; "while connecting": proxy_connect_timeout).
+  void expect_slow_ones_time_out_and_fast_one_answers(const std::string& phase = "") {
     const std::vector<std::string> curl{kCurl,        "-s", "-o", "/dev/null",
                                         "--max-time", "10", "-w", "%{http_code} %{time_total}"};
     auto with = [&](const std::string& u, const char* max_time) {
@@ -521,6 +532,9 @@ class NginxTest : public ClientBedTest {
     }
     const std::string log = read_file(path("error.log")).value_or("");
     EXPECT_EQ(count_substr(log, "upstream timed out"), 2u) << log;
+    if (!phase.empty()) {
+      EXPECT_EQ(count_substr(log, phase), 2u) << log;
+    }
   }
 
   std::vector<std::string> slow_options_;
@@ -529,6 +543,8 @@ class NginxTest : public ClientBedTest {
   int port_ = 0;
 };
 
+constexpr const char* kReadPhase = "while reading response header from upstream";
+
 class NativeNginxTest : public NginxTest {
  protected:
   NativeNginxTest() { slow_options_ = {"--delay", "3"}; }
@@ -536,8 +552,8 @@ class NativeNginxTest : public NginxTest {
 
 // The slow upstreams are servers that take 3 s to answer.
 TEST_F(NativeNginxTest, SlowUpstreamsGet504In1sWhileTheHealthyOneAnswers) {
-  ASSERT_TRUE(start_nginx("")) << nginx_.err();
-  expect_slow_ones_time_out_and_fast_one_answers();
+  ASSERT_EQ(start_nginx(""), "");
+  expect_slow_ones_time_out_and_fast_one_answers(kReadPhase);
 }
 
 using FaultlineNginxTest = NginxTest;
@@ -546,14 +562,30 @@ using FaultlineNginxTest = NginxTest;
 // list), nginx under faultline. nginx's 1 s timeout fires for them (on the delayed connect or
 // the delayed answer, whichever it meets first) while the healthy upstream stays fast.
 TEST_F(FaultlineNginxTest, DISABLED_LatencyOnTwoUpstreamsGets504While127001Answers) {
-  ASSERT_TRUE(start_nginx(policy(R"(
+  ASSERT_EQ(start_nginx(policy(R"(
 [[fault]]
 name = "slow-upstreams"
 calls = ["@net"]
 addr = ["127.0.0.2:*", "127.0.0.3:*"]
 latency = "3s"
-)"))) << nginx_.err();
+)")),
+            "");
   expect_slow_ones_time_out_and_fast_one_answers();
+}
+
+// The same with the latency on received data only (the receive calls named, connect left
+// alone): nginx connects at once, sends its request, and its proxy_read_timeout is what fires,
+// as against the slow servers of the native test.
+TEST_F(FaultlineNginxTest, DISABLED_ReceiveLatencyFiresProxyReadTimeout) {
+  ASSERT_EQ(start_nginx(policy(R"(
+[[fault]]
+name = "slow-answers"
+calls = ["recv", "recvfrom", "recvmsg", "read", "readv"]
+addr = ["127.0.0.2:*", "127.0.0.3:*"]
+latency = "3s"
+)")),
+            "");
+  expect_slow_ones_time_out_and_fast_one_answers(kReadPhase);
 }
 
 }  // namespace
