@@ -14,6 +14,9 @@ packages=(
   curl
   debootstrap
   fiu-utils hyperfine
+  # The client test bed (tests/programs/clients): real HTTP clients in four runtimes and a
+  # proxy. The JDK, not just the JRE: `java Client.java` compiles the source in memory.
+  default-jdk-headless nodejs nginx-light
 )
 
 missing=()
