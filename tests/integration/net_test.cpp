@@ -659,7 +659,8 @@ class NetExamplesTest : public NetTest {};
 
 TEST_F(NetExamplesTest, ShippedPoliciesValidateAndSlowDnsAnswersTheStandby) {
   const std::string examples = std::string(FAULTLINE_SOURCE_DIR) + "/examples/";
-  for (const char* name : {"flaky-network.toml", "partition.toml", "slow-dns.toml"}) {
+  for (const char* name :
+       {"flaky-network.toml", "partition.toml", "partial-partition.toml", "slow-dns.toml"}) {
     const RunResult r = faultline({"validate", examples + name});
     EXPECT_EQ(r.status(), 0) << name << ": " << r.err;
   }
