@@ -197,7 +197,7 @@ std::optional<std::string> parse_addr_selector(std::string_view text, FaultSpec&
 }
 
 std::optional<std::string> add_addr_selector(std::string_view text, FaultSpec& spec) {
-  if (text.empty()) return std::string("'addr' entries must not be empty") + std::string(kAddrHelp);
+  if (text.empty()) return std::string("'addr' must not be empty") + std::string(kAddrHelp);
   if (text.find('\0') != std::string_view::npos) return "'addr' must not contain a NUL character";
   const bool negated = text.starts_with('!');
   std::string_view body = negated ? text.substr(1) : text;
