@@ -78,4 +78,10 @@ bool glob_match(const char* pattern, const char* text) noexcept {
   return *p == '\0';
 }
 
+bool glob_list_match(const char* list, std::size_t size, const char* text) noexcept {
+  if (!glob_list_first(list, size)) return false;
+  return glob_list_hits(list, size, [text](const char* glob) { return glob_match(glob, text); })
+      .matches();
+}
+
 }  // namespace faultline

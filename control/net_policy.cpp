@@ -10,6 +10,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "faultline/glob.h"
 #include "policy.h"
 
 namespace faultline {
@@ -43,7 +44,7 @@ std::optional<std::uint16_t> parse_port(std::string_view text) {
 }
 
 // "10.0.0.0/8" or "::1" (no brackets, no port): address, family and prefix.
-std::optional<std::string> parse_cidr(std::string_view text, bool v6, FaultSpec& spec) {
+std::optional<std::string> parse_cidr(std::string_view text, bool v6, AddrEntry& entry) {
   std::string_view host = text;
   int prefix = v6 ? 128 : 32;
   if (std::size_t slash = text.find('/'); slash != std::string_view::npos) {
@@ -66,11 +67,79 @@ std::optional<std::string> parse_cidr(std::string_view text, bool v6, FaultSpec&
       return "host bits set in " + quoted(text) + " past the /" + std::to_string(prefix) +
              " prefix";
   }
-  spec.addr_kind = kAddrInet;
-  spec.addr_family = v6 ? 6 : 4;
-  spec.addr_prefix = static_cast<std::uint8_t>(prefix);
-  std::memcpy(spec.addr_bytes, bytes, sizeof spec.addr_bytes);
+  entry.kind = kAddrInet;
+  entry.family = v6 ? 6 : 4;
+  entry.prefix = static_cast<std::uint8_t>(prefix);
+  std::memcpy(entry.bytes, bytes, sizeof entry.bytes);
   return std::nullopt;
+}
+
+// One inet entry (no '!'): "127.0.0.1:6379", "10.0.0.0/8", "*:5432", "[::1]:*", "::1".
+std::optional<std::string> parse_inet_entry(std::string_view text, AddrEntry& entry) {
+  const std::string bad = "bad addr " + quoted(text) + std::string(kAddrHelp);
+  entry.kind = kAddrInet;
+  entry.any_port = 1;
+  std::string_view host = text;
+  std::optional<std::string_view> port;
+  bool v6 = false;
+  if (text.starts_with('[')) {  // "[v6]" or "[v6]:port"
+    std::size_t close = text.find(']');
+    if (close == std::string_view::npos) return bad;
+    host = text.substr(1, close - 1);
+    std::string_view rest = text.substr(close + 1);
+    if (!rest.empty()) {
+      if (!rest.starts_with(':')) return bad;
+      port = rest.substr(1);
+    }
+    v6 = true;
+    if (host == "*") v6 = false;
+  } else if (std::count(text.begin(), text.end(), ':') >= 2) {
+    v6 = true;  // a bare IPv6 address, which has no room for a port: write [::1]:80 for one
+  } else if (std::size_t colon = text.rfind(':'); colon != std::string_view::npos) {
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  if (port && *port != "*") {
+    std::optional<std::uint16_t> number = parse_port(*port);
+    if (!number) return "bad port in " + quoted(text) + " (0 to 65535, or *)";
+    entry.any_port = 0;
+    entry.port = *number;
+  }
+  if (host == "*") return std::nullopt;  // any address of either family (family 0)
+  if (host.empty()) return bad;
+  std::optional<std::string> problem = parse_cidr(host, v6, entry);
+  if (problem && problem->empty()) {
+    bool name_like = host.find_first_of("abcdefghijklmnopqrstuvwxyz") != std::string_view::npos;
+    if (name_like && !v6)
+      return "bad addr " + quoted(text) +
+             ": 'addr' takes IP addresses, not host names (use 'host' on @dns calls for names)";
+    return bad;
+  }
+  return problem;
+}
+
+// Bytes the unix globs already packed in addr_unix take (each with its NUL).
+std::size_t unix_globs_used(const FaultSpec& spec) {
+  std::size_t used = 0;
+  for (const char* g = glob_list_first(spec.addr_unix, sizeof spec.addr_unix); g;
+       g = glob_list_next(spec.addr_unix, sizeof spec.addr_unix, g))
+    used = static_cast<std::size_t>(g - spec.addr_unix) + std::strlen(g) + 1;
+  return used;
+}
+
+// The policy-file text of one entry ("!" included).
+std::string entry_text(const AddrEntry& e, const char* unix_glob) {
+  if (e.kind == kAddrUnix) return "unix:" + std::string(unix_glob + (unix_glob[0] == '!'));
+  const std::string neg = e.negated ? "!" : "";
+  const std::string port = e.any_port ? "*" : std::to_string(e.port);
+  if (e.family == 0) return neg + (e.any_port ? "*" : "*:" + port);
+  const bool v6 = e.family == 6;
+  char text[INET6_ADDRSTRLEN] = "";
+  inet_ntop(v6 ? AF_INET6 : AF_INET, e.bytes, text, sizeof text);
+  std::string host = text;
+  if (e.prefix != (v6 ? 128 : 32)) host += "/" + std::to_string(e.prefix);
+  if (v6) return neg + "[" + host + "]:" + port;
+  return neg + (e.any_port ? host : host + ":" + port);
 }
 
 struct ResolverName {
@@ -119,73 +188,74 @@ bool is_rw_call(std::uint32_t call) {
 }
 
 void clear_addr_selector(FaultSpec& spec) {
-  spec.addr_kind = kAddrNone;
-  spec.addr_family = 0;
-  spec.addr_prefix = 0;
-  spec.addr_any_port = 0;
-  spec.addr_port = 0;
-  std::memset(spec.addr_bytes, 0, sizeof spec.addr_bytes);
+  spec.addr_count = 0;
+  std::memset(spec.addr, 0, sizeof spec.addr);
   std::memset(spec.addr_unix, 0, sizeof spec.addr_unix);
 }
 
 std::optional<std::string> parse_addr_selector(std::string_view text, FaultSpec& spec) {
-  const std::string bad = "bad addr " + quoted(text) + std::string(kAddrHelp);
   clear_addr_selector(spec);
-  spec.addr_any_port = 1;
-
-  if (text.starts_with("unix:")) {
-    std::string_view glob = text.substr(5);
-    if (glob.empty()) return "'addr' needs a path glob after 'unix:' (e.g. \"unix:/run/*.sock\")";
-    if (glob.find('\0') != std::string_view::npos) return "'addr' must not contain a NUL character";
-    if (glob.size() >= kUnixGlobMax)
-      return "'addr' unix path glob is too long (at most " + std::to_string(kUnixGlobMax - 1) +
-             " characters)";
-    if (auto problem = check_glob(glob)) return problem;
-    spec.addr_kind = kAddrUnix;
-    std::memcpy(spec.addr_unix, glob.data(), glob.size());
-    return std::nullopt;
-  }
-
-  std::string_view host = text;
-  std::optional<std::string_view> port;
-  bool v6 = false;
-  if (text.starts_with('[')) {  // "[v6]" or "[v6]:port"
-    std::size_t close = text.find(']');
-    if (close == std::string_view::npos) return bad;
-    host = text.substr(1, close - 1);
-    std::string_view rest = text.substr(close + 1);
-    if (!rest.empty()) {
-      if (!rest.starts_with(':')) return bad;
-      port = rest.substr(1);
-    }
-    v6 = true;
-    if (host == "*") v6 = false;
-  } else if (std::count(text.begin(), text.end(), ':') >= 2) {
-    v6 = true;  // a bare IPv6 address, which has no room for a port: write [::1]:80 for one
-  } else if (std::size_t colon = text.rfind(':'); colon != std::string_view::npos) {
-    host = text.substr(0, colon);
-    port = text.substr(colon + 1);
-  }
-  if (port && *port != "*") {
-    std::optional<std::uint16_t> number = parse_port(*port);
-    if (!number) return "bad port in " + quoted(text) + " (0 to 65535, or *)";
-    spec.addr_any_port = 0;
-    spec.addr_port = *number;
-  }
-  if (host == "*") {
-    spec.addr_kind = kAddrInet;  // any address of either family
-    return std::nullopt;
-  }
-  if (host.empty()) return bad;
-  std::optional<std::string> problem = parse_cidr(host, v6, spec);
-  if (problem && problem->empty()) {
-    bool name_like = host.find_first_of("abcdefghijklmnopqrstuvwxyz") != std::string_view::npos;
-    if (name_like && !v6)
-      return "bad addr " + quoted(text) +
-             ": 'addr' takes IP addresses, not host names (use 'host' on @dns calls for names)";
-    return bad;
-  }
+  std::optional<std::string> problem = add_addr_selector(text, spec);
+  if (problem) clear_addr_selector(spec);
   return problem;
+}
+
+std::optional<std::string> add_addr_selector(std::string_view text, FaultSpec& spec) {
+  if (text.empty()) return std::string("'addr' must not be empty") + std::string(kAddrHelp);
+  if (text.find('\0') != std::string_view::npos) return "'addr' must not contain a NUL character";
+  const bool negated = text.starts_with('!');
+  std::string_view body = negated ? text.substr(1) : text;
+  if (body.empty())
+    return "'addr' entry '!' excludes nothing (write \"!ADDR\" to exclude an address, e.g. "
+           "\"!10.0.0.1:5432\")";
+  if (spec.addr_count >= kAddrMax)
+    return "'addr' takes at most " + std::to_string(kAddrMax) + " entries (use a CIDR such as " +
+           "\"10.0.0.0/8\" for a range)";
+  AddrEntry entry{};
+  entry.negated = negated ? 1 : 0;
+  if (body.starts_with("unix:")) {
+    std::string_view glob = body.substr(5);
+    if (glob.empty()) return "'addr' needs a path glob after 'unix:' (e.g. \"unix:/run/*.sock\")";
+    if (auto problem = check_glob(glob)) return problem;
+    // Packed with its '!' so that addr_unix is a glob list of its own; a literal leading '!'
+    // of a positive path is escaped, as in any glob list.
+    std::string packed =
+        negated ? "!" + std::string(glob) : (glob.starts_with('!') ? "\\" : "") + std::string(glob);
+    const std::size_t used = unix_globs_used(spec);
+    if (used + packed.size() + 1 > kUnixGlobMax) {
+      if (used == 0)
+        return "'addr' unix path glob is too long (at most " + std::to_string(kUnixGlobMax - 1) +
+               " characters)";
+      return "'addr' unix path globs are too long together: they take " +
+             std::to_string(used + packed.size() + 1) +
+             " bytes (each glob's length + 1), at most " + std::to_string(kUnixGlobMax) + " fit";
+    }
+    std::memcpy(spec.addr_unix + used, packed.data(), packed.size());
+    spec.addr_unix[used + packed.size()] = '\0';
+    entry.kind = kAddrUnix;
+  } else if (std::optional<std::string> problem = parse_inet_entry(body, entry)) {
+    return problem;
+  }
+  spec.addr[spec.addr_count++] = entry;
+  return std::nullopt;
+}
+
+std::vector<std::string> addr_selector_entries(const FaultSpec& spec) {
+  std::vector<std::string> out;
+  const char* glob = glob_list_first(spec.addr_unix, sizeof spec.addr_unix);
+  for (std::uint32_t i = 0; i < spec.addr_count && i < kAddrMax; ++i) {
+    const AddrEntry& e = spec.addr[i];
+    if (e.kind == kAddrUnix) {
+      if (!glob) continue;
+      std::string text = entry_text(e, glob);
+      if (glob[0] == '!') text.insert(0, "!");
+      out.push_back(std::move(text));
+      glob = glob_list_next(spec.addr_unix, sizeof spec.addr_unix, glob);
+    } else {
+      out.push_back(entry_text(e, ""));
+    }
+  }
+  return out;
 }
 
 std::optional<std::string> parse_resolve_address(std::string_view text, std::uint8_t& family,
@@ -205,17 +275,23 @@ std::optional<std::string> parse_resolve_address(std::string_view text, std::uin
 }
 
 std::string addr_selector_text(const FaultSpec& spec) {
-  if (spec.addr_kind == kAddrUnix) return "unix:" + std::string(spec.addr_unix);
-  if (spec.addr_kind != kAddrInet) return "";
-  const std::string port = spec.addr_any_port ? "*" : std::to_string(spec.addr_port);
-  if (spec.addr_family == 0) return spec.addr_any_port ? "*" : "*:" + port;
-  const bool v6 = spec.addr_family == 6;
-  char text[INET6_ADDRSTRLEN] = "";
-  inet_ntop(v6 ? AF_INET6 : AF_INET, spec.addr_bytes, text, sizeof text);
-  std::string host = text;
-  if (spec.addr_prefix != (v6 ? 128 : 32)) host += "/" + std::to_string(spec.addr_prefix);
-  if (v6) return "[" + host + "]:" + port;
-  return spec.addr_any_port ? host : host + ":" + port;
+  return selector_list_text(addr_selector_entries(spec));
+}
+
+std::string selector_list_text(const std::vector<std::string>& entries) {
+  if (entries.empty()) return "";
+  if (entries.size() == 1) return entries[0];
+  std::string out = "[";
+  for (const std::string& entry : entries) {
+    if (out.size() > 1) out += ',';
+    out += '"';
+    for (char c : entry) {  // a TOML basic string: only '"' and '\\' need escaping in a glob
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  return out + "]";
 }
 
 std::string resolve_to_text(const FaultSpec& spec) {
@@ -296,7 +372,7 @@ std::optional<NetProblem> net_validate(FaultSpec& spec, const std::uint64_t (&na
   // Named read/write calls: a network fault aims them at sockets, any other at files (what
   // they meant before @net existed).
   if ((spec.rw_scope & kRwNamed) && !(spec.rw_scope & kRwResolved)) {
-    const bool network = net_calls || (spec.rw_scope & kRwSockets) || spec.addr_kind != kAddrNone ||
+    const bool network = net_calls || (spec.rw_scope & kRwSockets) || spec.addr_count != 0 ||
                          (spec.actions & kSocketOnlyActions) || spec.after_bytes != 0;
     spec.rw_scope |= (network ? kRwSockets : kRwFiles) | kRwResolved;
   }
@@ -341,7 +417,7 @@ std::optional<NetProblem> net_validate(FaultSpec& spec, const std::uint64_t (&na
 
   const bool sockets =
       fault_has_family(spec, kFamNet) || (has_rw_bits(spec) && (spec.rw_scope & kRwSockets));
-  if (spec.addr_kind != kAddrNone && !sockets)
+  if (spec.addr_count != 0 && !sockets)
     return NetProblem{"'addr' applies to @net calls (sockets), and this fault has none", "addr"};
   if (spec.host[0] && !fault_has_family(spec, kFamDns))
     return NetProblem{"'host' applies to @dns calls (lookups), and this fault has none", "host"};

@@ -40,18 +40,25 @@ inline bool rw_scope_hits(const FaultSpec& spec, bool socket) {
 }
 
 // `addr`: "127.0.0.1:6379", "10.0.0.0/8", "*:5432", "*", "[::1]:*", "::1", "[fd00::/8]:443",
-// "unix:/run/*.sock". Fills the addr_* fields, or returns what is wrong.
+// "unix:/run/*.sock", each possibly negated ("!10.0.0.1:5432"). parse_addr_selector makes the
+// spec's list that one entry; add_addr_selector appends one entry to the list (at most
+// kAddrMax; unix globs share addr_unix). Both return what is wrong instead.
 std::optional<std::string> parse_addr_selector(std::string_view text, FaultSpec& spec);
-// No `addr` (`faultline set F addr=`): every addr_* field back to zero.
+std::optional<std::string> add_addr_selector(std::string_view text, FaultSpec& spec);
+// No `addr` (`faultline set F addr=`): the list emptied, every byte of it back to zero.
 void clear_addr_selector(FaultSpec& spec);
 // One `resolve_to` address (an IPv4 or IPv6 literal, no port): family 4 or 6, network order.
 std::optional<std::string> parse_resolve_address(std::string_view text, std::uint8_t& family,
                                                  std::uint8_t (&bytes)[16]);
 
-// The policy-file text of a compiled `addr` ("10.0.0.0/8", "[::1]:*", "unix:/run/*.sock"; ""
-// when none) and of `resolve_to` ("[\"127.0.0.2\", \"::1\"]"), for `faultline status`: values
-// it shows can be pasted back into `faultline set`.
+// The policy-file text of a compiled `addr`: its entries ("10.0.0.0/8", "[::1]:*",
+// "!unix:/run/*.sock"), one entry as itself and several as a TOML array
+// ("[\"127.0.0.2:*\",\"127.0.0.3:*\"]", selector_list_text; "" when none); and of `resolve_to`
+// ("[\"127.0.0.2\", \"::1\"]"), for `faultline status`: values it shows can be pasted back
+// into `faultline set`.
+std::vector<std::string> addr_selector_entries(const FaultSpec& spec);
 std::string addr_selector_text(const FaultSpec& spec);
+std::string selector_list_text(const std::vector<std::string>& entries);
 std::string resolve_to_text(const FaultSpec& spec);
 
 // Resolver errors for `error` on @dns calls: "EAI_AGAIN" -> EAI_AGAIN (< 0), and the h_errno

@@ -379,18 +379,81 @@ void compile_calls(FaultDraft& d, const Entry& e) {
 
 // ---- selectors --------------------------------------------------------------------------
 
-// The shim matches selector globs in place from the FaultSpec, so they must fit its fields.
+// A glob or address selector's value: one string or a list of them (policy.md, "Selectors"),
+// each with where it sits, so that an error points at the entry at fault.
+struct SelectorItem {
+  std::string_view text;
+  Position at;
+};
+
+// What the key accepts, with an example of a list, for the errors.
+std::string selector_form(std::string_view key) {
+  std::string_view example = "[\"/data/*\", \"!/data/tmp/*\"]";
+  if (key == "process") example = "[\"postgres*\", \"!postgres-backup\"]";
+  if (key == "thread") example = "[\"worker-*\", \"!worker-0\"]";
+  if (key == "host") example = "[\"*.db.internal\", \"!primary.db.internal\"]";
+  if (key == "stack") example = "[\"sqlite3*\", \"!sqlite3_backup*\"]";
+  if (key == "addr") example = "[\"10.0.0.1:5432\", \"10.0.0.2:5432\"]";
+  const std::string_view one = key == "addr" ? "an address" : "a glob";
+  return std::string(one) + " or a list of them, e.g. " + std::string(example);
+}
+
+std::vector<SelectorItem> selector_items(const Entry& e) {
+  if (const auto* text = e.value->as_string()) return {SelectorItem{text->get(), e.value_at()}};
+  const toml::array* list = e.value->as_array();
+  if (!list) fail_value(e, selector_form(e.key));
+  if (list->empty())
+    fail(e.value_at(), quoted(e.key) + " must not be an empty list (give " + selector_form(e.key) +
+                           "; leave the key out to match everything)");
+  std::vector<SelectorItem> items;
+  for (const toml::node& item : *list) {
+    const auto* text = item.as_string();
+    if (!text)
+      fail(item.source().begin,
+           quoted(e.key) + " list entries must be strings (" + selector_form(e.key) + ")");
+    items.push_back(SelectorItem{text->get(), item.source().begin});
+  }
+  return items;
+}
+
+// The shim matches selector globs in place from the FaultSpec, so they must fit its fields:
+// a list is packed as consecutive NUL-terminated entries (faultline/glob.h), a leading '!'
+// kept (it excludes), and must fit the field whole.
 void compile_glob(std::span<char> field, const Entry& e) {
-  const std::string& glob = get_string(e);
-  if (glob.empty())
-    fail(e.value_at(), quoted(e.key) + " must not be empty (leave it out to match everything)");
-  if (glob.find('\0') != std::string::npos)
-    fail(e.value_at(), quoted(e.key) + " must not contain a NUL character");
-  if (glob.size() >= field.size())
-    fail(e.value_at(), quoted(e.key) + " is too long (at most " + std::to_string(field.size() - 1) +
-                           " characters)");
-  if (std::optional<std::string> problem = check_glob(glob)) fail(e.value_at(), *problem);
-  copy_text(field, glob);
+  const std::vector<SelectorItem> items = selector_items(e);
+  const bool list = e.value->is_array();
+  std::size_t bytes = 0;
+  for (const SelectorItem& item : items) {
+    const std::string_view glob = item.text;
+    if (glob.empty())
+      fail(item.at, list ? quoted(e.key) + " list entries must not be empty (give " +
+                               selector_form(e.key) + ")"
+                         : quoted(e.key) + " must not be empty (leave it out to match everything)");
+    if (glob.find('\0') != std::string::npos)
+      fail(item.at, quoted(e.key) + " must not contain a NUL character");
+    if (glob == "!")
+      fail(item.at, quoted(e.key) +
+                        " entry '!' excludes nothing (write \"!GLOB\" to exclude what " +
+                        "GLOB matches, or '\\!' for a glob that starts with a literal '!')");
+    if (std::optional<std::string> problem = check_glob(glob.substr(glob.starts_with('!'))))
+      fail(item.at, *problem);
+    bytes += glob.size() + 1;
+  }
+  if (bytes > field.size()) {
+    if (items.size() == 1)
+      fail(items[0].at, quoted(e.key) + " is too long (at most " +
+                            std::to_string(field.size() - 1) + " characters)");
+    fail(e.value_at(), quoted(e.key) + " list is too long: its " + std::to_string(items.size()) +
+                           " entries take " + std::to_string(bytes) +
+                           " bytes (each entry's length + 1), at most " +
+                           std::to_string(field.size()) + " fit");
+  }
+  std::fill(field.begin(), field.end(), '\0');
+  std::size_t at = 0;
+  for (const SelectorItem& item : items) {
+    std::copy(item.text.begin(), item.text.end(), field.begin() + static_cast<std::ptrdiff_t>(at));
+    at += item.text.size() + 1;
+  }
 }
 
 void compile_path(FaultDraft& d, const Entry& e) { compile_glob(d.spec.path, e); }
@@ -627,8 +690,14 @@ void compile_limit(FaultDraft& d, const Entry& e) {
 // ---- @net / @dns keys (the values are parsed in net_policy.cpp) ---------------------------
 
 void compile_addr(FaultDraft& d, const Entry& e) {
-  if (std::optional<std::string> problem = parse_addr_selector(get_string(e), d.spec))
-    fail(e.value_at(), *problem);
+  const std::vector<SelectorItem> items = selector_items(e);
+  clear_addr_selector(d.spec);
+  for (const SelectorItem& item : items) {
+    if (item.text.empty() && e.value->is_array())
+      fail(item.at, "'addr' list entries must not be empty (give " + selector_form("addr") + ")");
+    if (std::optional<std::string> problem = add_addr_selector(item.text, d.spec))
+      fail(item.at, *problem);
+  }
 }
 
 void compile_host(FaultDraft& d, const Entry& e) { compile_glob(d.spec.host, e); }

@@ -227,9 +227,13 @@ std::optional<std::string> check_fault_spec(const FaultSpec& spec) {
   auto terminated = [](const char* text, std::size_t size) {
     return std::memchr(text, '\0', size) != nullptr;
   };
+  // A glob list field (faultline/glob.h) ends in a NUL whatever it packs: the compiler fits the
+  // entries with their NULs, so a last entry can never run past the field into the next one.
+  auto list_terminated = [](const char* text, std::size_t size) { return text[size - 1] == '\0'; };
   if (!terminated(spec.name, sizeof spec.name) || !spec.name[0]) return "bad name";
-  if (!terminated(spec.path, sizeof spec.path) || !terminated(spec.process, sizeof spec.process) ||
-      !terminated(spec.thread, sizeof spec.thread))
+  if (!list_terminated(spec.path, sizeof spec.path) ||
+      !list_terminated(spec.process, sizeof spec.process) ||
+      !list_terminated(spec.thread, sizeof spec.thread))
     return "unterminated selector";
   if (spec.calls_mask[0] == 0 && spec.calls_mask[1] == 0) return "no calls";
   std::uint32_t families = 0;
@@ -259,13 +263,17 @@ std::optional<std::string> check_fault_spec(const FaultSpec& spec) {
   if ((spec.actions & kActBandwidth) && spec.bandwidth_bps == 0) return "zero bandwidth";
   if (!(spec.loss >= 0.0 && spec.loss <= 1.0)) return "loss out of range";
   if (spec.size_min > spec.size_max) return "empty size range";
-  if (!terminated(spec.host, sizeof spec.host) ||
-      !terminated(spec.addr_unix, sizeof spec.addr_unix))
+  if (!list_terminated(spec.host, sizeof spec.host) ||
+      !list_terminated(spec.addr_unix, sizeof spec.addr_unix))
     return "unterminated selector";
-  if (spec.addr_kind > 2 ||
-      (spec.addr_family != 0 && spec.addr_family != 4 && spec.addr_family != 6) ||
-      spec.addr_prefix > (spec.addr_family == 4 ? 32 : 128))
-    return "bad addr selector";
+  if (spec.addr_count > kAddrMax) return "bad addr selector";
+  for (std::uint32_t i = 0; i < spec.addr_count; ++i) {
+    const AddrEntry& e = spec.addr[i];
+    if ((e.kind != kAddrInet && e.kind != kAddrUnix) ||
+        (e.family != 0 && e.family != 4 && e.family != 6) ||
+        e.prefix > (e.family == 4 ? 32 : 128) || e.negated > 1 || e.any_port > 1)
+      return "bad addr selector";
+  }
   if (spec.resolve_count > kResolveMax) return "too many resolve_to addresses";
   for (std::uint32_t i = 0; i < spec.resolve_count; ++i)
     if (spec.resolve_family[i] != 4 && spec.resolve_family[i] != 6) return "bad resolve_to address";
@@ -279,7 +287,7 @@ std::optional<std::string> check_fault_spec(const FaultSpec& spec) {
        (spec.duration_ns <= 0 || spec.duration_ns > kDurationMaxNs)))
     return "duration out of range";
   if (spec.corrupt_bits > kCorruptBitsMax) return "corrupt over 2^20 bits";
-  if (!terminated(spec.stack, sizeof spec.stack)) return "unterminated selector";
+  if (!list_terminated(spec.stack, sizeof spec.stack)) return "unterminated selector";
   if (spec.log_stack > 1) return "bad log_stack";
   if (!terminated(spec.site, sizeof spec.site) || !terminated(spec.record, sizeof spec.record))
     return "unterminated selector";

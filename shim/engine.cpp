@@ -151,7 +151,11 @@ bool process_matches(const FaultSpec& spec) {
   if (!spec.process[0]) return true;
   char comm[17];
   load_comm(comm);
-  return glob_match(spec.process, comm) || glob_match(spec.process, g_exe);
+  return glob_list_hits(spec.process, sizeof spec.process,
+                        [&comm](const char* glob) {
+                          return glob_match(glob, comm) || glob_match(glob, g_exe);
+                        })
+      .matches();
 }
 
 // Corrupt slots found by one rebuild, reported in one line: a block full of garbage costs one
@@ -485,19 +489,28 @@ std::uint64_t path_match_bits(const char* path, void* ctx) {
   std::uint64_t bits = 0;
   for (int i = 0; i < rules->count; ++i) {
     const Rule& r = rules->rule[i];
-    if (r.spec.path[0] && glob_match(r.spec.path, path)) bits |= 1ull << r.slot;
+    if (r.spec.path[0] && glob_list_match(r.spec.path, sizeof r.spec.path, path))
+      bits |= 1ull << r.slot;
   }
   return bits;
 }
 
-// The fault slots whose stack glob matches one frame (the stack cache keeps the answer per
-// frame address and rules epoch).
-std::uint64_t stack_frame_bits(const FrameInfo& frame, const void* ctx) {
+// The fault slots whose stack list one frame hits, positively or through a '!' entry (the
+// stack cache keeps the answer per frame address and rules epoch). A list of '!' entries alone
+// counts every frame as a positive hit: such a stack matches unless a frame is excluded.
+FrameBits stack_frame_bits(const FrameInfo& frame, const void* ctx) {
   const auto* rules = static_cast<const Rules*>(ctx);
-  std::uint64_t bits = 0;
+  FrameBits bits;
   for (int i = 0; i < rules->count; ++i) {
     const Rule& r = rules->rule[i];
-    if (r.spec.stack[0] && frame_matches(r.spec.stack, frame)) bits |= 1ull << r.slot;
+    if (!r.spec.stack[0]) continue;
+    const GlobListHits hits =
+        glob_list_hits(r.spec.stack, sizeof r.spec.stack,
+                       [&frame](const char* glob) { return frame_matches(glob, frame); });
+    if (hits.negative_hit)
+      bits.negative |= 1ull << r.slot;
+    else if (hits.positive_hit || !hits.positives)
+      bits.positive |= 1ull << r.slot;
   }
   return bits;
 }
@@ -527,10 +540,10 @@ bool is_fd_data_call(std::uint32_t call) {
   return f == kFamWrite || f == kFamRead;
 }
 
-bool thread_matches(const char* glob) {
+bool thread_matches(const FaultSpec& spec) {
   char name[17] = {};
   prctl(PR_GET_NAME, name, 0, 0, 0);
-  return glob_match(glob, name);
+  return glob_list_match(spec.thread, sizeof spec.thread, name);
 }
 
 // Time sums saturate: the compiler refuses durations past 100 years, but a sum must not wrap
@@ -756,14 +769,14 @@ bool selectors_match(const Rule& r, SelectorContext& ctx) {
     if (r.spec.path[0] && !(fd.path_match & (1ull << r.slot))) return false;
   } else if (r.spec.path[0]) {
     const char* path = ctx.path_argument();
-    if (!path || !glob_match(r.spec.path, path)) return false;
+    if (!path || !glob_list_match(r.spec.path, sizeof r.spec.path, path)) return false;
   }
   // (selectors of further families are added here, before thread and stack)
-  if (r.spec.addr_kind || r.spec.host[0]) {
+  if (r.spec.addr_count || r.spec.host[0]) {
     NetSiteAddr* net = ctx.net();
     if (!net || !net_selectors_match(r.spec, site, *net)) return false;
   }
-  if (r.spec.thread[0] && !thread_matches(r.spec.thread)) return false;
+  if (r.spec.thread[0] && !thread_matches(r.spec)) return false;
   // Last: the selectors that unwind (`stack`, then explore's `site`). A stack that cannot be
   // unwound matches neither. Naming a frame may open the object's debug file, a cancellation
   // point (shim.h, CancelOff): only these selectors pay for turning cancellation off.

@@ -136,13 +136,26 @@ const struct sockaddr* site_address(const CallSite& site, NetSiteAddr& cache) no
 bool addr_selector_matches(const FaultSpec& spec, const struct sockaddr* sa,
                            socklen_t len) noexcept {
   if (!sa || len < sizeof(sa_family_t)) return false;
-  if (spec.addr_kind == kAddrUnix) {
-    if (sa->sa_family != AF_UNIX) return false;
+  const std::uint32_t count = spec.addr_count < kAddrMax ? spec.addr_count : kAddrMax;
+  // A list of '!' entries alone matches every other address of the kinds it names: "!10.0.0.1:*"
+  // every other IP peer, not the program's unix sockets (and never netlink and the like).
+  bool positives = false;
+  bool negated_kind[3] = {false, false, false};
+  for (std::uint32_t i = 0; i < count; ++i) {
+    if (!spec.addr[i].negated)
+      positives = true;
+    else if (spec.addr[i].kind < 3)
+      negated_kind[spec.addr[i].kind] = true;
+  }
+  if (sa->sa_family == AF_UNIX) {
     char path[sizeof(sockaddr_un::sun_path) + 2];
     unix_path(reinterpret_cast<const struct sockaddr_un*>(sa), len, path, sizeof path);
-    return glob_match(spec.addr_unix, path);
+    const GlobListHits hits =
+        glob_list_hits(spec.addr_unix, sizeof spec.addr_unix,
+                       [&path](const char* glob) { return glob_match(glob, path); });
+    if (hits.negative_hit) return false;
+    return hits.positive_hit || (!positives && negated_kind[kAddrUnix]);
   }
-  if (spec.addr_kind != kAddrInet) return false;
   std::uint8_t v4[4];
   const std::uint8_t* bytes = nullptr;
   int family = 0;
@@ -166,15 +179,25 @@ bool addr_selector_matches(const FaultSpec& spec, const struct sockaddr* sa,
   } else {
     return false;
   }
-  if (!spec.addr_any_port && port != spec.addr_port) return false;
-  if (spec.addr_family == 0) return true;  // "*" or "*:port"
-  return family == spec.addr_family && prefix_matches(bytes, spec.addr_bytes, spec.addr_prefix);
+  bool hit = false;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const AddrEntry& e = spec.addr[i];
+    if (e.kind != kAddrInet || (hit && !e.negated)) continue;
+    if (!e.any_port && port != e.port) continue;
+    if (e.family != 0 && (family != e.family || !prefix_matches(bytes, e.bytes, e.prefix)))
+      continue;
+    if (e.negated) return false;
+    hit = true;
+  }
+  return hit || (!positives && negated_kind[kAddrInet]);
 }
 
 bool net_selectors_match(const FaultSpec& spec, const CallSite& site, NetSiteAddr& cache) noexcept {
   const bool lookup = call_family(site.call) == kFamDns;
-  if (spec.host[0] && (!lookup || !site.host || !glob_match(spec.host, site.host))) return false;
-  if (spec.addr_kind != kAddrNone) {
+  if (spec.host[0] &&
+      (!lookup || !site.host || !glob_list_match(spec.host, sizeof spec.host, site.host)))
+    return false;
+  if (spec.addr_count != 0) {
     if (lookup) return false;
     const struct sockaddr* sa = site_address(site, cache);
     if (!addr_selector_matches(spec, sa, cache.len)) return false;

@@ -31,6 +31,9 @@ bool is_local_side_call(std::uint32_t call) noexcept;
 // The address `addr` is matched against for this call; nullptr when there is none.
 const struct sockaddr* site_address(const CallSite& site, NetSiteAddr& cache) noexcept;
 
+// The `addr` list against one address: some entry without '!' matches it (or the list has
+// none and names its kind, inet or unix, in a '!' entry) and no '!' entry does. An address of
+// another kind (netlink...) or none matches nothing.
 bool addr_selector_matches(const FaultSpec& spec, const struct sockaddr* sa,
                            socklen_t len) noexcept;
 

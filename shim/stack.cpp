@@ -188,6 +188,7 @@ struct FrameRecord {
   std::atomic<std::uint64_t> seq{0};
   std::atomic<std::uint32_t> epoch{0};
   std::atomic<std::uint64_t> bits{0};
+  std::atomic<std::uint64_t> negative_bits{0};
 };
 
 constexpr std::size_t kTableSlots = 1u << 15;
@@ -336,21 +337,23 @@ FrameRecord* record_for(std::uintptr_t ip) {
   return r;
 }
 
-std::uint64_t record_bits(FrameRecord& r, std::uint32_t epoch, FrameMatcher match,
-                          const void* ctx) {
+FrameBits record_bits(FrameRecord& r, std::uint32_t epoch, FrameMatcher match, const void* ctx) {
   // Payload stores are release and its loads acquire (no fences): a reader that sees any word
   // of a write in progress also sees that write's odd sequence when it checks again.
   std::uint64_t seq = r.seq.load(std::memory_order_acquire);
   if (!(seq & 1)) {
     const std::uint32_t cached_epoch = r.epoch.load(std::memory_order_acquire);
-    const std::uint64_t bits = r.bits.load(std::memory_order_acquire);
+    FrameBits cached;
+    cached.positive = r.bits.load(std::memory_order_acquire);
+    cached.negative = r.negative_bits.load(std::memory_order_acquire);
     if (r.seq.load(std::memory_order_relaxed) == seq && cached_epoch == epoch && epoch != 0)
-      return bits;
+      return cached;
   }
-  const std::uint64_t bits = match(r.info, ctx);
+  const FrameBits bits = match(r.info, ctx);
   if (!(seq & 1) && r.seq.compare_exchange_strong(seq, seq + 1, std::memory_order_acquire)) {
     r.epoch.store(epoch, std::memory_order_release);
-    r.bits.store(bits, std::memory_order_release);
+    r.bits.store(bits.positive, std::memory_order_release);
+    r.negative_bits.store(bits.negative, std::memory_order_release);
     r.seq.store(seq + 2, std::memory_order_release);
   }
   return bits;
@@ -417,17 +420,21 @@ bool frame_matches(const char* glob, const FrameInfo& f) noexcept {
 std::uint64_t stack_match_bits(std::uint32_t epoch, FrameMatcher match, const void* ctx) noexcept {
   CapturedStack stack;
   if (!capture_stack(stack)) return 0;
-  std::uint64_t bits = 0;
+  std::uint64_t positive = 0;
+  std::uint64_t negative = 0;
   for (int i = 0; i < stack.count; ++i) {
+    FrameBits bits;
     if (FrameRecord* r = record_for(stack.ip[i])) {
-      bits |= record_bits(*r, epoch, match, ctx);
+      bits = record_bits(*r, epoch, match, ctx);
     } else {
       SymbolText text;
       symbolize(stack.ip[i] - 1, nullptr, text);
-      bits |= match(frame_info(text, stack.ip[i]), ctx);
+      bits = match(frame_info(text, stack.ip[i]), ctx);
     }
+    positive |= bits.positive;
+    negative |= bits.negative;
   }
-  return bits;
+  return positive & ~negative;
 }
 
 void visit_frames(const CapturedStack& stack, void (*fn)(const FrameInfo&, void*),

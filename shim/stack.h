@@ -39,12 +39,18 @@ struct FrameInfo {
 // object's basename or the object's path.
 bool frame_matches(const char* glob, const FrameInfo& frame) noexcept;
 
-// The bits of the fault slots whose stack glob matches one frame.
-using FrameMatcher = std::uint64_t (*)(const FrameInfo& frame, const void* ctx);
+// The fault slots whose stack list one frame hits: through an entry without '!' (positive) or
+// through a '!' entry (negative).
+struct FrameBits {
+  std::uint64_t positive = 0;
+  std::uint64_t negative = 0;
+};
+using FrameMatcher = FrameBits (*)(const FrameInfo& frame, const void* ctx);
 
-// Captures the stack and ORs its frames' match bits. Bits are cached per (address, epoch):
-// `epoch` must change whenever `match` would answer differently (the engine's rules epoch).
-// 0 when the stack cannot be unwound.
+// Captures the stack and answers the slots whose list some frame hits positively and no frame
+// negatively (policy.md: `stack` matches when some frame matches an entry and no frame matches
+// a '!' entry). Bits are cached per (address, epoch): `epoch` must change whenever `match`
+// would answer differently (the engine's rules epoch). 0 when the stack cannot be unwound.
 std::uint64_t stack_match_bits(std::uint32_t epoch, FrameMatcher match, const void* ctx) noexcept;
 
 // Calls fn for each frame of `stack`, symbolised (the frame's address is the return address).

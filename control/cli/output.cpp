@@ -13,6 +13,7 @@
 #include <fstream>
 
 #include "calls.h"
+#include "faultline/glob.h"
 #include "net_policy.h"
 
 namespace faultline::cli {
@@ -36,6 +37,29 @@ std::string join(const std::vector<std::string>& parts, std::string_view separat
                  std::string_view if_empty) {
   if (parts.empty()) return std::string(if_empty);
   return fmt::format("{}", fmt::join(parts, separator));
+}
+
+// The entries of a packed glob list field (faultline/glob.h), as written in the policy.
+template <std::size_t N>
+std::vector<std::string> glob_entries(const char (&field)[N]) {
+  std::vector<std::string> out;
+  for (const char* e = glob_list_first(field, N); e; e = glob_list_next(field, N, e))
+    out.emplace_back(e, strnlen(e, static_cast<std::size_t>(field + N - e)));
+  return out;
+}
+
+// The glob and address selectors given, in the policy's key order, each as its entries.
+std::vector<std::pair<std::string_view, std::vector<std::string>>> selector_lists(
+    const FaultSpec& spec) {
+  std::vector<std::pair<std::string_view, std::vector<std::string>>> out;
+  for (auto&& [key, entries] : {std::pair{std::string_view("path"), glob_entries(spec.path)},
+                                std::pair{std::string_view("process"), glob_entries(spec.process)},
+                                std::pair{std::string_view("thread"), glob_entries(spec.thread)},
+                                std::pair{std::string_view("stack"), glob_entries(spec.stack)},
+                                std::pair{std::string_view("addr"), addr_selector_entries(spec)},
+                                std::pair{std::string_view("host"), glob_entries(spec.host)}})
+    if (!entries.empty()) out.emplace_back(key, entries);
+  return out;
 }
 
 std::string size_range_text(const FaultSpec& spec) {
@@ -164,12 +188,10 @@ std::string calls_text(const FaultSpec& spec) {
 
 std::string selectors_text(const FaultSpec& spec) {
   std::vector<std::string> parts;
-  for (const auto& [key, glob] :
-       {std::pair{"path", fixed_text(spec.path)}, std::pair{"process", fixed_text(spec.process)},
-        std::pair{"thread", fixed_text(spec.thread)}, std::pair{"stack", fixed_text(spec.stack)}})
-    if (!glob.empty()) parts.push_back(fmt::format("{}={}", key, glob));
-  if (spec.addr_kind != kAddrNone) parts.push_back("addr=" + addr_selector_text(spec));
-  if (spec.host[0]) parts.push_back("host=" + std::string(fixed_text(spec.host)));
+  // One entry as itself ("path=/data/*"), several as a TOML array that `faultline set` takes
+  // back: path=["/data/*","!/data/tmp/*"].
+  for (const auto& [key, entries] : selector_lists(spec))
+    parts.push_back(fmt::format("{}={}", key, selector_list_text(entries)));
   if (spec.has_size) parts.push_back("size=" + size_range_text(spec));
   if (spec.site[0]) parts.push_back("site=" + std::string(fixed_text(spec.site)));
   if (spec.start_after_ns > 0)
@@ -286,6 +308,15 @@ JsonObject fault_json(const FaultView& fault) {
       .add("quota_used", fault.quota_used)
       .add("first_injection_ns", fault.first_injection_ns)
       .add("last_injection_ns", fault.last_injection_ns);
+  // The glob and address selectors given, each always an array of its entries as written
+  // (a single glob is an array of one; '!' entries keep their '!'): {"path": ["/data/*"]}.
+  JsonObject selectors;
+  for (const auto& [key, entries] : selector_lists(fault.spec)) {
+    std::vector<std::string> items;
+    for (const std::string& entry : entries) items.push_back(json_string(entry));
+    selectors.add_raw(key, json_array(items));
+  }
+  o.add_raw("selectors", selectors.str());
   return o;
 }
 

@@ -22,8 +22,9 @@ namespace faultline {
 inline constexpr std::uint64_t kBlockMagic = 0x31454e494c544c46ull;  // "FLTLINE1"
 // Moves whenever the meaning of a byte of the block or of a call id changes (docs/architecture.md,
 // "The ABI"); ControlHeader::abi_fingerprint catches a change whose bump was forgotten.
-// 2: [log] max_rate and max_size. 3: abi_fingerprint. 4: network shaping (latency, bandwidth,
-// loss, eof, after_bytes), p99, selector lists.
+// 2: [log] max_rate and max_size. 3: abi_fingerprint. 4: selector lists (glob fields hold
+// packed lists, faultline/glob.h; `addr` is an array of AddrEntry), network shaping (latency,
+// bandwidth, loss, eof, after_bytes) and p99.
 inline constexpr std::uint32_t kAbiVersion = 4;
 inline constexpr std::uint32_t kMaxFaults = 64;
 inline constexpr std::uint32_t kMaxPids = 256;
@@ -35,7 +36,8 @@ inline constexpr std::uint32_t kLogPathMax = 512;
 inline constexpr std::uint64_t kDefaultLogMaxRate = 1000;          // [log] max_rate
 inline constexpr std::uint64_t kDefaultLogMaxSize = 256ull << 20;  // [log] max_size
 inline constexpr std::uint32_t kSessionNameMax = 64;
-inline constexpr std::uint32_t kUnixGlobMax = 128;  // @net `addr = "unix:..."` glob incl. NUL
+inline constexpr std::uint32_t kUnixGlobMax = 128;  // @net `addr` unix globs, packed, incl. NULs
+inline constexpr std::uint32_t kAddrMax = 8;        // @net `addr` list entries
 inline constexpr std::uint32_t kResolveMax = 8;     // @dns `resolve_to` addresses
 inline constexpr std::uint32_t kSiteMax = 1024;     // explore `site` incl. NUL
 inline constexpr std::uint32_t kMaxSiteDepth = 16;  // explore: frames in a call site
@@ -84,6 +86,21 @@ enum CrashWhen : std::uint8_t { kCrashBefore = 0, kCrashAfter = 1 };
 inline constexpr std::uint64_t kUnlimited = ~0ull;
 inline constexpr std::int64_t kForever = -1;
 
+// One entry of an `addr` list. Compiled by control/net_policy.cpp, matched by
+// shim/net_select.cpp. A unix entry's glob is the matching entry (in order) of the globs packed
+// in FaultSpec::addr_unix.
+struct AddrEntry {
+  std::uint8_t kind;      // NetAddrKind: inet or unix
+  std::uint8_t family;    // 0 = any ("*"), 4 = IPv4, 6 = IPv6
+  std::uint8_t prefix;    // CIDR prefix length in bits
+  std::uint8_t any_port;  // 1 = port "*" or none given
+  std::uint16_t port;     // host byte order
+  std::uint8_t negated;   // 1 = a "!" entry: what it matches is excluded
+  std::uint8_t reserved;
+  std::uint8_t bytes[16];  // network order; IPv4 in the first 4 bytes
+};
+static_assert(sizeof(AddrEntry) == 24);
+
 // The compiled, validated form of one [[fault]] table. Trivially copyable POD, a multiple
 // of 8 bytes so it can be published word by word through the seqlock with atomic loads.
 struct FaultSpec {
@@ -92,7 +109,8 @@ struct FaultSpec {
   std::uint32_t families;       // families of the calls (for the armed mask)
   std::uint32_t actions;        // Action bits
 
-  // selectors (empty string = not given)
+  // selectors (empty string = not given); each glob field holds a packed glob list
+  // (faultline/glob.h): one glob, or several NUL-terminated ones ended by an empty one
   char path[kGlobMax];
   char process[kShortGlobMax];
   char thread[kShortGlobMax];
@@ -126,17 +144,15 @@ struct FaultSpec {
 
   // ---- @net / @dns (addr, host, reset, blackhole, resolve_to, timeout) ----
   // Compiled by control/net_policy.cpp, matched by shim/net_select.cpp.
-  char host[kGlobMax];           // `host`: glob on the name being resolved ("" = any)
-  char addr_unix[kUnixGlobMax];  // `addr = "unix:GLOB"`: glob on the unix socket path
-  std::uint8_t addr_kind;        // NetAddrKind: none, inet, unix
-  std::uint8_t addr_family;      // 0 = any ("*"), 4 = IPv4, 6 = IPv6
-  std::uint8_t addr_prefix;      // CIDR prefix length in bits
-  std::uint8_t addr_any_port;    // 1 = port "*" or none given
-  std::uint16_t addr_port;       // host byte order
+  char host[kGlobMax];           // `host`: glob list on the name being resolved ("" = any)
+  char addr_unix[kUnixGlobMax];  // `addr` "unix:GLOB" entries: their globs packed as a glob
+                                 // list, in order, a negated one with its leading '!'
+  AddrEntry addr[kAddrMax];      // `addr` entries in the policy's order ("" = any)
+  std::uint8_t addr_count;       // entries used in addr; 0 = no `addr`
   std::uint8_t rw_scope;         // NetRwScope bits: which fds read/write/readv/writev hit
   std::uint8_t resolve_count;    // resolve_to: addresses used in resolve_addr
-  std::uint8_t addr_bytes[16];   // network order; IPv4 in the first 4 bytes
-  std::int32_t dns_error;        // EAI_* code (< 0) an `error` gives @dns calls; 0 = none
+  std::uint8_t addr_reserved[5];
+  std::int32_t dns_error;  // EAI_* code (< 0) an `error` gives @dns calls; 0 = none
   std::uint32_t net_reserved;
   std::int64_t timeout_ns;  // blackhole: a blocking connect gives up after this; 0 = 20s
   std::uint8_t resolve_family[kResolveMax];    // 4 or 6

@@ -659,7 +659,8 @@ class NetExamplesTest : public NetTest {};
 
 TEST_F(NetExamplesTest, ShippedPoliciesValidateAndSlowDnsAnswersTheStandby) {
   const std::string examples = std::string(FAULTLINE_SOURCE_DIR) + "/examples/";
-  for (const char* name : {"flaky-network.toml", "partition.toml", "slow-dns.toml"}) {
+  for (const char* name :
+       {"flaky-network.toml", "partition.toml", "partial-partition.toml", "slow-dns.toml"}) {
     const RunResult r = faultline({"validate", examples + name});
     EXPECT_EQ(r.status(), 0) << name << ": " << r.err;
   }
@@ -781,6 +782,128 @@ blackhole = true
   ASSERT_EQ(injected(name), 1u);
   ASSERT_EQ(faultline({"disable", name, "partition"}).status(), 0);
   EXPECT_EQ(client_.read_line(15s).value_or("<nothing>"), "connected") << client_.err();
+}
+
+// ---- selector lists: a partial partition as one fault ------------------------------------------
+
+// Tries each replica with a fresh connection and an HTTP request, one line per replica:
+// "127.0.0.2 ok two" or "127.0.0.3 ECONNREFUSED" / "127.0.0.3 timeout". With "live", repeats
+// that for each line read from stdin until "q".
+constexpr const char* kReplicasPy = R"PY(
+import errno, socket, sys
+port = int(sys.argv[1])
+def probe(ip):
+    try:
+        s = socket.create_connection((ip, port), timeout=1.5)
+    except socket.timeout:
+        return "timeout"
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno))
+    try:
+        s.sendall(b"GET /who.txt HTTP/1.0\r\n\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        return "ok " + data.split(b"\r\n\r\n", 1)[-1].decode().strip()
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno))
+    finally:
+        s.close()
+def round():
+    for ip in ("127.0.0.2", "127.0.0.3", "127.0.0.4"):
+        print(ip, probe(ip), flush=True)
+if sys.argv[2:] == ["live"]:
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if line.strip() == "q":
+            break
+        round()
+else:
+    round()
+)PY";
+
+class ReplicaTest : public NetTest {
+ protected:
+  // Three http.servers on 127.0.0.2, .3 and .4, all on one port, each answering its name.
+  void SetUp() override {
+    NetTest::SetUp();
+    port_ = start_http(servers_[0], make_site("two", "two\n"), "127.0.0.2");
+    ASSERT_GT(port_, 0) << servers_[0].err();
+    ASSERT_EQ(start_http(servers_[1], make_site("three", "three\n"), "127.0.0.3", port_), port_)
+        << servers_[1].err();
+    ASSERT_EQ(start_http(servers_[2], make_site("four", "four\n"), "127.0.0.4", port_), port_)
+        << servers_[2].err();
+    ASSERT_TRUE(write_file(path("replicas.py"), kReplicasPy));
+    const RunResult plain = run({kPython, path("replicas.py"), std::to_string(port_)});
+    ASSERT_EQ(plain.out, "127.0.0.2 ok two\n127.0.0.3 ok three\n127.0.0.4 ok four\n") << plain.err;
+  }
+  std::string at(const char* ip) const { return std::string(ip) + ":" + std::to_string(port_); }
+
+  Background servers_[3];
+  int port_ = 0;
+};
+
+TEST_F(ReplicaTest, OneFaultPartitionsTwoOfThreeReplicas) {
+  const RunResult r = run_under(fault_policy("[[fault]]\nname = \"split\"\ncalls = [\"connect\"]\n"
+                                             "addr = [\"" +
+                                             at("127.0.0.2") + "\", \"" + at("127.0.0.3") +
+                                             "\"]\nerror = \"ECONNREFUSED\"\n"),
+                                {kPython, path("replicas.py"), std::to_string(port_)});
+  ASSERT_EQ(r.status(), 0) << r.err;
+  EXPECT_EQ(r.out, "127.0.0.2 ECONNREFUSED\n127.0.0.3 ECONNREFUSED\n127.0.0.4 ok four\n") << r.err;
+  EXPECT_EQ(summary_injected(r.err, "split").value_or(0), 2u) << r.err;
+}
+
+TEST_F(ReplicaTest, ANegatedEntryKeepsOneReplicaReachable) {
+  const RunResult r = run_under(fault_policy("[[fault]]\nname = \"split\"\ncalls = [\"connect\"]\n"
+                                             "addr = [\"127.0.0.0/8:" +
+                                             std::to_string(port_) + "\", \"!" + at("127.0.0.3") +
+                                             "\"]\nerror = \"ECONNREFUSED\"\n"),
+                                {kPython, path("replicas.py"), std::to_string(port_)});
+  ASSERT_EQ(r.status(), 0) << r.err;
+  EXPECT_EQ(r.out, "127.0.0.2 ECONNREFUSED\n127.0.0.3 ok three\n127.0.0.4 ECONNREFUSED\n") << r.err;
+}
+
+// `faultline set F addr=[...]` moves a live partition from one replica to two others; status
+// shows the list in a form `set` takes back.
+TEST_F(ReplicaTest, LiveSetMovesThePartition) {
+  const std::string name = session("replicas");
+  ASSERT_TRUE(write_file(path("policy.toml"),
+                         fault_policy("[[fault]]\nname = \"split\"\ncalls = [\"connect\"]\n"
+                                      "addr = \"" +
+                                      at("127.0.0.2") + "\"\nblackhole = true\n")));
+  Background client;
+  ASSERT_TRUE(client.start({cli(), "run", "-q", "-s", name, "-p", path("policy.toml"), "--",
+                            kPython, path("replicas.py"), std::to_string(port_), "live"}));
+  ASSERT_EQ(client.read_line(15s).value_or("<nothing>"), "ready") << client.err();
+  auto round = [&] {
+    EXPECT_TRUE(client.write_stdin("go\n"));
+    std::string out;
+    for (int i = 0; i < 3; ++i) out += client.read_line(20s).value_or("<nothing>") + "\n";
+    return out;
+  };
+  EXPECT_EQ(round(), "127.0.0.2 timeout\n127.0.0.3 ok three\n127.0.0.4 ok four\n");
+
+  const std::string list = "[\"" + at("127.0.0.3") + "\",\"" + at("127.0.0.4") + "\"]";
+  const RunResult set = faultline({"set", name, "split", "addr=" + list});
+  ASSERT_EQ(set.status(), 0) << set.err;
+  EXPECT_EQ(round(), "127.0.0.2 ok two\n127.0.0.3 timeout\n127.0.0.4 timeout\n");
+
+  const RunResult status = faultline({"status", name});
+  EXPECT_NE(status.out.find("addr=" + list), std::string::npos) << status.out;
+  const RunResult json = faultline({"status", name, "--json"});
+  EXPECT_NE(json.out.find("\"selectors\":{\"addr\":" + list + "}"), std::string::npos) << json.out;
+
+  // What status shows is what set takes: pasting it back changes nothing.
+  ASSERT_EQ(faultline({"set", name, "split", "addr=" + list}).status(), 0);
+  // Back to one replica, as a single string.
+  ASSERT_EQ(faultline({"set", name, "split", "addr=" + at("127.0.0.4")}).status(), 0);
+  EXPECT_EQ(round(), "127.0.0.2 ok two\n127.0.0.3 ok three\n127.0.0.4 timeout\n");
+  EXPECT_TRUE(client.write_stdin("q\n"));
+  EXPECT_EQ(client.stop(10s).status(), 0) << client.err();
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // static functions only its .symtab names; `log_stack`; the `thread` and `process` selectors
 // following the program's own renames; and libunwind staying out of the program's symbols.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <string>
 #include <vector>
@@ -272,6 +273,39 @@ for line in sys.stdin:
   step("err 5 loaded");
   EXPECT_TRUE(program.write_stdin("q\n"));
   EXPECT_EQ(program.stop(10s).status(), 0);
+}
+
+// ---- selector lists ---------------------------------------------------------------------------
+
+class SelectorListTest : public TargetingTest {};
+
+// `path = ["DIR/*", "!DIR/tmp/*"]`: python3 writes a file in each; only the one outside tmp/
+// fails, with the fault's errno. The same single path glob would fail both.
+TEST_F(SelectorListTest, PathListSparesTheNegatedDirectory) {
+  const std::string data = path("data");
+  ASSERT_EQ(mkdir(data.c_str(), 0755), 0);
+  ASSERT_EQ(mkdir((data + "/tmp").c_str(), 0755), 0);
+  ASSERT_TRUE(write_file(path("writer.py"), R"PY(
+import errno, os, sys
+for name in sys.argv[1:]:
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, b"data\n")
+        print(os.path.basename(name), "ok", flush=True)
+    except OSError as e:
+        print(os.path.basename(name), errno.errorcode[e.errno], flush=True)
+    os.close(fd)
+)PY"));
+  const RunResult r =
+      run_under(header() +
+                    "[[fault]]\nname = \"disk\"\ncalls = [\"write\"]\n"
+                    "path = [\"" +
+                    data + "/*\", \"!" + data + "/tmp/*\"]\nerror = \"ENOSPC\"\n",
+                {kPython, path("writer.py"), data + "/db.log", data + "/tmp/scratch"});
+  ASSERT_EQ(r.status(), 0) << r.err;
+  EXPECT_EQ(r.out, "db.log ENOSPC\nscratch ok\n") << r.err;
+  EXPECT_EQ(read_file(data + "/tmp/scratch").value_or(""), "data\n");
+  EXPECT_EQ(counter("disk", "injected").value_or(0), 1u) << summary_;
 }
 
 // ---- thread and process names ---------------------------------------------------------------

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -195,6 +196,48 @@ TEST(EngineSelectors, PathGlobThroughTheFdTable) {
   close(fb2);
   unlink(a.c_str());
   unlink(b.c_str());
+  rmdir(dir);
+}
+
+TEST(EngineSelectors, PathListsExcludeNegatedGlobs) {
+  char dir[] = "/tmp/fl-engine-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string tmp = std::string(dir) + "/tmp";
+  ASSERT_EQ(mkdir(tmp.c_str(), 0700), 0);
+  const std::string a = std::string(dir) + "/a.log", t = tmp + "/t.log";
+  int fa = open(a.c_str(), O_CREAT | O_WRONLY, 0600);
+  int ft = open(t.c_str(), O_CREAT | O_WRONLY, 0600);
+  {
+    // Through the fd table (fsync on an fd) and through the path argument (open).
+    TestSession s(std::string(kHeader) +
+                  "[[fault]]\nname='f'\ncalls=['fsync', 'open']\n"
+                  "error='EIO'\npath=['" +
+                  dir + "/*', '!" + dir + "/tmp/*']\n");
+    EXPECT_EQ(injected_indices(2, kCall_fsync, fa).size(), 2u);
+    EXPECT_TRUE(injected_indices(2, kCall_fsync, ft).empty());
+    shim::Guard guard;
+    shim::Decision d;
+    shim::CallSite open_a{kCall_open};
+    open_a.path = a.c_str();
+    EXPECT_TRUE(shim::decide(guard, open_a, d) && d.inject);
+    shim::CallSite open_t{kCall_open};
+    open_t.path = t.c_str();
+    EXPECT_FALSE(shim::decide(guard, open_t, d) && d.inject);
+  }
+  {
+    // A negation alone: every file but those.
+    TestSession s(std::string(kHeader) +
+                  "[[fault]]\nname='f'\ncalls=['fsync']\nerror='EIO'\npath='!" + tmp + "/*'\n");
+    EXPECT_EQ(injected_indices(1, kCall_fsync, fa).size(), 1u);
+    EXPECT_TRUE(injected_indices(1, kCall_fsync, ft).empty());
+  }
+  for (int fd : {fa, ft}) {
+    close(fd);
+    shim::fd_invalidate(fd);
+  }
+  unlink(a.c_str());
+  unlink(t.c_str());
+  rmdir(tmp.c_str());
   rmdir(dir);
 }
 

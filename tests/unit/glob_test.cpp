@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <string_view>
+
 #include "policy.h"
 
 namespace faultline {
@@ -120,6 +123,74 @@ TEST(Glob, CheckGlobRefusesBrokenGlobs) {
   EXPECT_EQ(check_glob("[a\\]").value_or(""), "bad glob '[a\\]': unterminated [...] class");
   EXPECT_EQ(check_glob("abc\\").value_or(""),
             "bad glob 'abc\\': trailing backslash (write \\\\ for a literal one)");
+}
+
+// ---- packed lists ---------------------------------------------------------------------------
+
+// A field as the compiler packs it: entries with their NULs, the rest zero.
+template <std::size_t N>
+void pack(char (&field)[N], std::initializer_list<std::string_view> entries) {
+  std::memset(field, 0, N);
+  std::size_t at = 0;
+  for (std::string_view e : entries) {
+    std::memcpy(field + at, e.data(), e.size());
+    at += e.size() + 1;
+  }
+}
+
+TEST(GlobList, PositiveEntriesMatchAny) {
+  char f[64];
+  pack(f, {"/a/*", "/b/*"});
+  EXPECT_TRUE(glob_list_match(f, sizeof f, "/a/x"));
+  EXPECT_TRUE(glob_list_match(f, sizeof f, "/b/x"));
+  EXPECT_FALSE(glob_list_match(f, sizeof f, "/c/x"));
+}
+
+TEST(GlobList, NegativeEntriesExclude) {
+  char f[64];
+  pack(f, {"/data/*", "!/data/tmp/*"});
+  EXPECT_TRUE(glob_list_match(f, sizeof f, "/data/db"));
+  EXPECT_FALSE(glob_list_match(f, sizeof f, "/data/tmp/x"));
+  EXPECT_FALSE(glob_list_match(f, sizeof f, "/etc/x"));
+  // The order does not matter.
+  pack(f, {"!/data/tmp/*", "/data/*"});
+  EXPECT_TRUE(glob_list_match(f, sizeof f, "/data/db"));
+  EXPECT_FALSE(glob_list_match(f, sizeof f, "/data/tmp/x"));
+}
+
+TEST(GlobList, NegativeOnlyMatchesEverythingElse) {
+  char f[64];
+  pack(f, {"!/data/tmp/*"});
+  EXPECT_TRUE(glob_list_match(f, sizeof f, "/etc/x"));
+  EXPECT_FALSE(glob_list_match(f, sizeof f, "/data/tmp/x"));
+  pack(f, {"!a*", "!b*"});
+  EXPECT_TRUE(glob_list_match(f, sizeof f, "c"));
+  EXPECT_FALSE(glob_list_match(f, sizeof f, "b1"));
+}
+
+TEST(GlobList, EscapedBangIsALiteral) {
+  char f[64];
+  pack(f, {"\\!x*"});
+  EXPECT_TRUE(glob_list_match(f, sizeof f, "!xy"));
+  EXPECT_FALSE(glob_list_match(f, sizeof f, "xy"));
+  // In a class, '!' still negates the class, not the entry.
+  pack(f, {"[!a]*"});
+  EXPECT_TRUE(glob_list_match(f, sizeof f, "bcd"));
+  EXPECT_FALSE(glob_list_match(f, sizeof f, "abc"));
+}
+
+TEST(GlobList, AListThatFillsItsFieldEndsAtTheField) {
+  char f[8];
+  pack(f, {"abc", "!a*"});  // 4 + 4 bytes: no room for an empty entry
+  EXPECT_FALSE(glob_list_match(f, sizeof f, "abc"));
+  std::memcpy(f, "abc\0xyz!", 8);  // no NUL at the end: the last entry is cut at the field
+  int entries = 0;
+  for (const char* e = glob_list_first(f, sizeof f); e; e = glob_list_next(f, sizeof f, e))
+    ++entries;
+  EXPECT_EQ(entries, 2);
+  char empty[8] = {};
+  EXPECT_EQ(glob_list_first(empty, sizeof empty), nullptr);
+  EXPECT_FALSE(glob_list_match(empty, sizeof empty, "x"));
 }
 
 }  // namespace

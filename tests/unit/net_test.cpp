@@ -141,7 +141,8 @@ TEST(NetPolicy, BadAddrIsRefusedWithItsReason) {
   EXPECT_NE(refusal("addr = \"[::1\"\n" + tail).find("bad addr '[::1'"), std::string::npos);
   EXPECT_NE(refusal("addr = \"unix:\"\n" + tail).find("needs a path glob"), std::string::npos);
   EXPECT_NE(refusal("addr = \"unix:/a/[b\"\n" + tail).find("unterminated"), std::string::npos);
-  EXPECT_NE(refusal("addr = 5\n" + tail).find("'addr' must be a string"), std::string::npos);
+  EXPECT_NE(refusal("addr = 5\n" + tail).find("'addr' must be an address or a list of them"),
+            std::string::npos);
   // A selector that can never apply is refused, not silently ignored.
   EXPECT_NE(refusal("calls = [\"fsync\"]\naddr = \"*:1\"\nerror = \"EIO\"\n")
                 .find("'addr' applies to @net calls"),
@@ -286,6 +287,127 @@ TEST(NetPolicy, WhichFdsReadAndWriteHit) {
   EXPECT_FALSE(has(hole, kCall_pwrite));
 }
 
+struct sockaddr_un unix_addr(const char* path) {
+  struct sockaddr_un un {};
+  un.sun_family = AF_UNIX;
+  std::strcpy(un.sun_path, path);
+  return un;
+}
+
+TEST(NetPolicy, AddrListsMatchAnyEntryAndNoNegatedOne) {
+  // Positive entries only: a partial partition as one fault.
+  FaultSpec two = compile_one(
+      "calls = [\"connect\"]\naddr = [\"127.0.0.2:5432\", \"127.0.0.3:5432\"]\nerror = \"EIO\"\n");
+  EXPECT_EQ(two.addr_count, 2);
+  EXPECT_TRUE(addr_hits(two, v4("127.0.0.2", 5432)));
+  EXPECT_TRUE(addr_hits(two, v4("127.0.0.3", 5432)));
+  EXPECT_FALSE(addr_hits(two, v4("127.0.0.4", 5432)));
+  EXPECT_FALSE(addr_hits(two, v4("127.0.0.2", 5433)));
+  EXPECT_EQ(addr_selector_text(two), "[\"127.0.0.2:5432\",\"127.0.0.3:5432\"]");
+
+  // Mixed: a range but one address of it.
+  FaultSpec mixed = compile_one(
+      "calls = [\"connect\"]\naddr = [\"10.0.0.0/8\", \"!10.0.0.7:*\"]\nerror = \"EIO\"\n");
+  EXPECT_TRUE(addr_hits(mixed, v4("10.1.2.3", 80)));
+  EXPECT_FALSE(addr_hits(mixed, v4("10.0.0.7", 80)));
+  EXPECT_FALSE(addr_hits(mixed, v4("11.0.0.1", 80)));
+
+  // Negative only: every other IP peer, of both families; unix sockets are not IP peers.
+  FaultSpec others =
+      compile_one("calls = [\"connect\"]\naddr = \"!127.0.0.1:6379\"\nerror = \"EIO\"\n");
+  EXPECT_FALSE(addr_hits(others, v4("127.0.0.1", 6379)));
+  EXPECT_FALSE(addr_hits(others, v6("::ffff:127.0.0.1", 6379)));
+  EXPECT_TRUE(addr_hits(others, v4("127.0.0.1", 6380)));
+  EXPECT_TRUE(addr_hits(others, v6("::1", 6379)));
+  EXPECT_FALSE(addr_hits(others, unix_addr("/run/x.sock")));
+  EXPECT_EQ(addr_selector_text(others), "!127.0.0.1:6379");
+
+  // IPv6 entries, one negated.
+  FaultSpec six = compile_one(
+      "calls = [\"connect\"]\naddr = [\"[fd00::/8]:*\", \"![fd00::1]:*\", \"[::1]:443\"]\n"
+      "error = \"EIO\"\n");
+  EXPECT_TRUE(addr_hits(six, v6("fd00::2", 1)));
+  EXPECT_FALSE(addr_hits(six, v6("fd00::1", 1)));
+  EXPECT_TRUE(addr_hits(six, v6("::1", 443)));
+  EXPECT_FALSE(addr_hits(six, v6("::1", 444)));
+  EXPECT_FALSE(addr_hits(six, v4("127.0.0.1", 443)));
+
+  // inet and unix entries in one list; a negated unix glob.
+  FaultSpec both = compile_one(
+      "calls = [\"connect\"]\naddr = [\"127.0.0.1:6379\", \"unix:/run/*.sock\", "
+      "\"!unix:/run/keep.sock\"]\nerror = \"EIO\"\n");
+  EXPECT_EQ(both.addr_count, 3);
+  EXPECT_TRUE(addr_hits(both, v4("127.0.0.1", 6379)));
+  EXPECT_FALSE(addr_hits(both, v4("127.0.0.1", 6380)));
+  EXPECT_TRUE(addr_hits(both, unix_addr("/run/app.sock")));
+  EXPECT_FALSE(addr_hits(both, unix_addr("/run/keep.sock")));
+  EXPECT_FALSE(addr_hits(both, unix_addr("/tmp/app.sock")));
+  EXPECT_EQ(addr_selector_text(both),
+            "[\"127.0.0.1:6379\",\"unix:/run/*.sock\",\"!unix:/run/keep.sock\"]");
+  // A unix-only negation covers unix sockets, not IP peers.
+  FaultSpec not_unix =
+      compile_one("calls = [\"connect\"]\naddr = [\"!unix:/run/keep.sock\"]\nerror = \"EIO\"\n");
+  EXPECT_TRUE(addr_hits(not_unix, unix_addr("/run/other.sock")));
+  EXPECT_FALSE(addr_hits(not_unix, unix_addr("/run/keep.sock")));
+  EXPECT_FALSE(addr_hits(not_unix, v4("127.0.0.1", 1)));
+
+  // A one-entry list is the single string.
+  FaultSpec one = compile_one("calls = [\"connect\"]\naddr = [\"*:5432\"]\nerror = \"EIO\"\n");
+  EXPECT_EQ(addr_selector_text(one), "*:5432");
+}
+
+TEST(NetPolicy, BadAddrListsAreRefusedWithTheEntryAtFault) {
+  auto error_of = [](const std::string& fault) {
+    CompileResult r = compile_policy_string(
+        std::string(kHeader) + "[[fault]]\nname = \"f\"\ncalls = [\"connect\"]\nerror = \"EIO\"\n" +
+            fault,
+        "net.toml");
+    return r.error ? r.error->to_string() : std::string();
+  };
+  // Line 7 is the addr line; the column points at the entry.
+  EXPECT_NE(error_of("addr = []\n").find("net.toml:7:8: 'addr' must not be an empty list"),
+            std::string::npos)
+      << error_of("addr = []\n");
+  const std::string bad = error_of("addr = [\"127.0.0.1:1\", \"127.0.0.300:1\"]\n");
+  EXPECT_NE(bad.find("net.toml:7:24: bad addr '127.0.0.300:1'"), std::string::npos) << bad;
+  const std::string number = error_of("addr = [\"127.0.0.1:1\", 5]\n");
+  EXPECT_NE(number.find("net.toml:7:24: 'addr' list entries must be strings"), std::string::npos)
+      << number;
+  EXPECT_NE(error_of("addr = [\"\"]\n").find("'addr' list entries must not be empty"),
+            std::string::npos);
+  EXPECT_NE(error_of("addr = \"!\"\n").find("'addr' entry '!' excludes nothing"),
+            std::string::npos);
+  std::string nine = "addr = [";
+  for (int i = 1; i <= 9; ++i)
+    nine += (i > 1 ? ", \"127.0.0." : "\"127.0.0.") + std::to_string(i) + "\"";
+  const std::string many = error_of(nine + "]\n");
+  EXPECT_NE(many.find("'addr' takes at most 8 entries"), std::string::npos) << many;
+  const std::string glob(70, 'a');
+  const std::string long_unix =
+      error_of("addr = [\"unix:/" + glob + "\", \"unix:/" + glob + "\"]\n");
+  EXPECT_NE(long_unix.find("unix path globs are too long together"), std::string::npos)
+      << long_unix;
+  EXPECT_NE(error_of("addr = [\"unix:/run/[x\"]\n").find("unterminated [...] class"),
+            std::string::npos);
+}
+
+TEST(NetPolicy, LiveSetTakesAnAddrList) {
+  FaultSpec net = compile_one("calls = [\"connect\"]\naddr = \"127.0.0.2:80\"\nblackhole = true\n");
+  EXPECT_EQ(apply_fault_setting(net, "addr", "[\"127.0.0.3:*\",\"127.0.0.4:*\"]"), std::nullopt);
+  EXPECT_FALSE(addr_hits(net, v4("127.0.0.2", 80)));
+  EXPECT_TRUE(addr_hits(net, v4("127.0.0.3", 80)));
+  EXPECT_TRUE(addr_hits(net, v4("127.0.0.4", 81)));
+  EXPECT_EQ(addr_selector_text(net), "[\"127.0.0.3\",\"127.0.0.4\"]");
+  // A refused list leaves the loaded one as it was.
+  EXPECT_TRUE(apply_fault_setting(net, "addr", "[\"127.0.0.5:*\",\"bogus\"]"));
+  EXPECT_TRUE(addr_hits(net, v4("127.0.0.3", 80)));
+  EXPECT_FALSE(addr_hits(net, v4("127.0.0.5", 80)));
+  // Going back to one string drops the old entries.
+  EXPECT_EQ(apply_fault_setting(net, "addr", "127.0.0.5:*"), std::nullopt);
+  EXPECT_EQ(net.addr_count, 1);
+  EXPECT_FALSE(addr_hits(net, v4("127.0.0.3", 80)));
+}
+
 TEST(NetPolicy, LiveSetKeepsTheScopeOfALoadedFault) {
   FaultSpec s = compile_one("calls = [\"write\"]\nerror = \"EIO\"\n");
   // `set reset=true` on a file fault: write is a file call here, and reset is not for files.
@@ -297,11 +419,12 @@ TEST(NetPolicy, LiveSetKeepsTheScopeOfALoadedFault) {
   EXPECT_EQ(apply_fault_setting(net, "blackhole", "true"), std::nullopt);
   EXPECT_EQ(net.actions, kActBlackhole);
   EXPECT_EQ(apply_fault_setting(net, "addr", "\"127.0.0.1:80\""), std::nullopt);
-  EXPECT_EQ(net.addr_port, 80);
+  ASSERT_EQ(net.addr_count, 1);
+  EXPECT_EQ(net.addr[0].port, 80);
   EXPECT_EQ(addr_selector_text(net), "127.0.0.1:80");
   // An empty value removes the selector, as for path.
   EXPECT_EQ(apply_fault_setting(net, "addr", ""), std::nullopt);
-  EXPECT_EQ(net.addr_kind, kAddrNone);
+  EXPECT_EQ(net.addr_count, 0);
   FaultSpec dns =
       compile_one("calls = [\"getaddrinfo\"]\nhost = \"*.test\"\nerror = \"EAI_FAIL\"\n");
   EXPECT_EQ(apply_fault_setting(dns, "host", "\"\""), std::nullopt);
@@ -350,6 +473,19 @@ TEST(NetEngine, HostMatchesTheNameLookedUp) {
   site.host = "x.db.test";
   ASSERT_TRUE(shim::decide(guard, site, d));
   EXPECT_EQ(d.dns_error, EAI_AGAIN);
+}
+
+TEST(NetEngine, HostListExcludesANegatedName) {
+  TestSession s(std::string(kHeader) +
+                "[[fault]]\nname='f'\ncalls=['@dns']\nhost=['*.db.test', '!primary.db.test']\n"
+                "error='EAI_AGAIN'\n");
+  shim::CallSite site{kCall_getaddrinfo};
+  site.host = "replica.db.test";
+  EXPECT_TRUE(injects(site));
+  site.host = "primary.db.test";
+  EXPECT_FALSE(injects(site));
+  site.host = "cache.test";
+  EXPECT_FALSE(injects(site));
 }
 
 // A listener and a connected pair on loopback, for getpeername/getsockname.

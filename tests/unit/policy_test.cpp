@@ -12,6 +12,7 @@
 #include <string>
 
 #include "calls.h"
+#include "faultline/glob.h"
 #include "net_policy.h"
 
 namespace faultline {
@@ -676,6 +677,91 @@ TEST(ApplySetting, SelectorsAndTriggers) {
   EXPECT_EQ(spec.enabled_initially, 0);
   EXPECT_EQ(apply_fault_setting(spec, "size", "4096.."), std::nullopt);
   EXPECT_EQ(spec.size_min, 4096u);
+}
+
+// ---- selector lists (policy.md, "Selectors") -----------------------------------------------
+
+// The entries packed in a glob field, as the shim walks them.
+template <std::size_t N>
+std::vector<std::string> packed(const char (&field)[N]) {
+  std::vector<std::string> out;
+  for (const char* e = glob_list_first(field, N); e; e = glob_list_next(field, N, e))
+    out.emplace_back(e);
+  return out;
+}
+
+FaultSpec selector_fault(const std::string& selectors) {
+  Policy policy = compile_ok(
+      "version = 1\n[[fault]]\nname = 'f'\ncalls = ['@write']\n"
+      "error = 'EIO'\n" +
+      selectors);
+  return policy.faults.empty() ? FaultSpec{} : policy.faults[0];
+}
+
+TEST(SelectorLists, ListsArePackedInTheirFieldsInOrder) {
+  FaultSpec spec = selector_fault(
+      "path = ['/data/*', '!/data/tmp/*']\nprocess = ['py*', '!pytest']\n"
+      "thread = ['worker-*']\nstack = ['!sqlite3_backup*']\n");
+  EXPECT_EQ(packed(spec.path), (std::vector<std::string>{"/data/*", "!/data/tmp/*"}));
+  EXPECT_EQ(packed(spec.process), (std::vector<std::string>{"py*", "!pytest"}));
+  EXPECT_EQ(packed(spec.thread), (std::vector<std::string>{"worker-*"}));
+  EXPECT_STREQ(spec.thread, "worker-*");  // a one-entry list is the single glob
+  EXPECT_EQ(packed(spec.stack), (std::vector<std::string>{"!sqlite3_backup*"}));
+  // The single string is stored as before; a '!' string is a negation alone.
+  FaultSpec single = selector_fault("path = '!/data/tmp/*'\n");
+  EXPECT_STREQ(single.path, "!/data/tmp/*");
+  EXPECT_EQ(single.path[std::strlen(single.path) + 1], '\0');
+  // A list that fills the field exactly: entries' lengths + their NULs = 256.
+  const std::string a(127, 'a'), b(127, 'b');
+  FaultSpec full = selector_fault("path = ['" + a + "', '" + b + "']\n");
+  EXPECT_EQ(packed(full.path), (std::vector<std::string>{a, b}));
+}
+
+TEST(SelectorLists, BadListsAreRefusedAtTheEntry) {
+  const char* head = "version = 1\n[[fault]]\nname = 'f'\ncalls = ['@write']\nerror = 'EIO'\n";
+  auto refused = [&](const char* what, const std::string& line, int column, const char* message) {
+    const std::string toml = head + line + "\n";
+    expect_refused(BadPolicy{what, toml.c_str(), 6, column, message});
+  };
+  refused("empty list", "path = []", 8,
+          "'path' must not be an empty list (give a glob or a list of them, e.g. "
+          "[\"/data/*\", \"!/data/tmp/*\"]; leave the key out to match everything)");
+  refused("empty entry", "path = ['/a/*', '']", 17, "'path' list entries must not be empty");
+  refused("only an empty entry", "process = ['']", 12, "'process' list entries must not be empty");
+  refused("non-string entry", "thread = ['w-*', 3]", 18,
+          "'thread' list entries must be strings (a glob or a list of them, e.g. "
+          "[\"worker-*\", \"!worker-0\"])");
+  refused("not a string or list", "stack = 3", 9, "'stack' must be a glob or a list of them");
+  refused("bang alone", "path = ['/a/*', '!']", 17,
+          "'path' entry '!' excludes nothing (write \"!GLOB\" to exclude what GLOB matches, or "
+          "'\\!' for a glob that starts with a literal '!')");
+  refused("bang alone, single", "path = '!'", 8, "'path' entry '!' excludes nothing");
+  refused("bad glob in a list", "path = ['/a/*', '!/a/[tmp']", 17,
+          "bad glob '/a/[tmp': unterminated [...] class");
+  const std::string a(150, 'a');
+  refused("too long together", "path = ['" + a + "', '" + a + "']", 8,
+          "'path' list is too long: its 2 entries take 302 bytes (each entry's length + 1), at "
+          "most 256 fit");
+  refused("thread list too long",
+          "thread = ['" + std::string(40, 't') + "', 'x*', '" + std::string(30, 'u') + "']", 10,
+          "at most 64 fit");
+}
+
+TEST(SelectorLists, LiveSetTakesAListAndShowsItBack) {
+  FaultSpec spec = compiled_fault(kShortFault);
+  EXPECT_EQ(apply_fault_setting(spec, "path", "[\"/data/*\", \"!/data/tmp/*\"]"), std::nullopt);
+  EXPECT_EQ(packed(spec.path), (std::vector<std::string>{"/data/*", "!/data/tmp/*"}));
+  EXPECT_EQ(apply_fault_setting(spec, "path", "/other/*"), std::nullopt);  // one bare glob again
+  EXPECT_EQ(packed(spec.path), (std::vector<std::string>{"/other/*"}));
+  EXPECT_EQ(apply_fault_setting(spec, "path", "!/other/tmp/*"), std::nullopt);  // a negation alone
+  EXPECT_EQ(packed(spec.path), (std::vector<std::string>{"!/other/tmp/*"}));
+  const FaultSpec before = spec;
+  EXPECT_EQ(apply_fault_setting(spec, "path", "[]").value_or(""),
+            "'path' must not be an empty list (give a glob or a list of them, e.g. "
+            "[\"/data/*\", \"!/data/tmp/*\"]; leave the key out to match everything)");
+  EXPECT_EQ(std::memcmp(&spec, &before, sizeof spec), 0);
+  EXPECT_EQ(apply_fault_setting(spec, "path", ""), std::nullopt);
+  EXPECT_EQ(spec.path[0], '\0');
 }
 
 TEST(ApplySetting, ErrorsLeaveTheSpecUntouched) {

@@ -178,6 +178,42 @@ TEST(StackSelector, FramesOfTheCallerAboveTheLibraryMatchToo) {
   EXPECT_TRUE(injected_via_helper());
 }
 
+std::string policy_with_stack_list(const std::string& list) {
+  return "version = 1\nseed = 1\n[[fault]]\nname='s'\ncalls=['fsync']\nerror='EIO'\nstack=" + list +
+         "\n";
+}
+
+TEST(StackSelector, ListsMatchWhenAFrameHitsAnEntryAndNoFrameANegatedOne) {
+  Probe p;
+  {
+    // Any of the entries, each on its own frame.
+    TestSession s(policy_with_stack_list("['no_such_function', 'fl_helper_call']"));
+    EXPECT_TRUE(injected_via_helper());
+    EXPECT_FALSE(fsync_injected());
+  }
+  {
+    // The positive entry hits fl_helper_call's frame, the negated one an outer frame
+    // (Outer::call_through, which calls fl_helper_call): excluded.
+    TestSession s(policy_with_stack_list("['fl_helper_call', '!flhelper::Outer::call_through*']"));
+    EXPECT_TRUE(injected_via_helper());
+    flhelper::Outer::call_through(probe_fsync, &p);
+    EXPECT_FALSE(p.injected);
+  }
+  {
+    // Negated entries alone: every stack but those with such a frame.
+    TestSession s(policy_with_stack_list("'!libfl_stack_helper.so'"));
+    EXPECT_TRUE(fsync_injected());
+    EXPECT_FALSE(injected_via_helper());
+    flhelper::Outer::call_through(probe_fsync, &p);
+    EXPECT_FALSE(p.injected);
+  }
+  {
+    // A frame hit by both a positive and a negated entry is excluded.
+    TestSession s(policy_with_stack_list("['fl_helper_call', '!fl_helper_*']"));
+    EXPECT_FALSE(injected_via_helper());
+  }
+}
+
 TEST(StackSelector, AStackThatCannotBeUnwoundDoesNotMatch) {
   TestSession s(policy_with_stack("libfl_stack_helper.so"));
   shim::stack_set_backtrace_for_tests([](void**, int) { return 0; });
@@ -348,6 +384,38 @@ TEST(ThreadSelector, FollowsRenamesOfTheCallingThread) {
   EXPECT_FALSE(fsync_injected()) << "the main thread is not a worker";
 }
 
+TEST(ThreadSelector, ListsExcludeNegatedNames) {
+  TestSession s(
+      "version = 1\n[[fault]]\nname='t'\ncalls=['fsync']\nerror='EIO'\n"
+      "thread=['worker-*', '!worker-0']\n");
+  std::vector<bool> results;
+  std::thread worker([&] {
+    pthread_setname_np(pthread_self(), "worker-7");
+    results.push_back(fsync_injected());
+    pthread_setname_np(pthread_self(), "worker-0");
+    results.push_back(fsync_injected());
+    pthread_setname_np(pthread_self(), "idle");
+    results.push_back(fsync_injected());
+  });
+  worker.join();
+  EXPECT_EQ(results, (std::vector<bool>{true, false, false}));
+}
+
+TEST(ProcessSelector, ANegatedNameAloneMatchesEveryOtherProcess) {
+  char original[17] = {};
+  prctl(PR_GET_NAME, original, 0, 0, 0);
+  TestSession s(
+      "version = 1\n[[fault]]\nname='p'\ncalls=['fsync']\nerror='EIO'\n"
+      "process=['!renamed-proc', '!other-proc']\n");
+  EXPECT_TRUE(fsync_injected());
+  prctl(PR_SET_NAME, "renamed-proc", 0, 0, 0);
+  shim::engine_process_renamed();
+  EXPECT_FALSE(fsync_injected());
+  prctl(PR_SET_NAME, original, 0, 0, 0);
+  shim::engine_process_renamed();
+  EXPECT_TRUE(fsync_injected());
+}
+
 TEST(ProcessSelector, FollowsTheProgramRenamingItself) {
   char original[17] = {};
   prctl(PR_GET_NAME, original, 0, 0, 0);
@@ -391,7 +459,7 @@ TEST(TargetingPolicy, BadValuesAreRefusedWithTheirPosition) {
   } bad[] = {
       {"stack = ''", 9, "'stack' must not be empty (leave it out to match everything)"},
       {"stack = 'a[b'", 9, "bad glob 'a[b': unterminated [...] class"},
-      {"stack = 3", 9, "'stack' must be a string"},
+      {"stack = 3", 9, "'stack' must be a glob or a list of them"},
       {"log_stack = 'yes'", 13, "'log_stack' must be true or false"},
       {"stak = 'x'", 1, "unknown key 'stak' (did you mean 'stack'?)"},
   };
