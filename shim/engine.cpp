@@ -35,6 +35,7 @@
 #include "session.h"
 #include "site.h"
 #include "sock_bytes.h"
+#include "sock_table.h"
 #include "stack.h"
 #include "text_buf.h"
 #include "wait.h"
@@ -784,10 +785,14 @@ bool selectors_match(const Rule& r, SelectorContext& ctx) {
 // The after_bytes trigger of one rule whose selectors matched: true once `after_bytes` bytes
 // have passed on the call's socket in its direction. Before that, marks the call to be cut
 // at the boundary and counted. A call that moves no bytes (connect, accept, the batch calls)
-// never reaches a boundary: the fault acts on data calls only.
-bool past_after_bytes(std::uint64_t after_bytes, const CallSite& site) {
+// never reaches a boundary: the fault acts on data calls only. A connection the fault has
+// partitioned is its own in both directions (a send before the send boundary must not heal
+// a stalled download).
+bool past_after_bytes(std::uint64_t after_bytes, int slot, const CallSite& site) {
   const int dir = call_byte_dir(site.call);
   if (dir < 0 || site.fd < 0) return false;
+  const SockState state = sock_load(site.fd);
+  if ((state.flags() & kSockPartitioned) && state.fault() == slot) return true;
   ByteCount count = sock_bytes_load(site.fd, dir);
   // At the boundary (the rare moment a count decides): the count must be this socket's.
   if (count.bytes() >= after_bytes) {
@@ -807,7 +812,7 @@ void note_later_byte_rules(const Rules& rules, int from, std::uint32_t word, std
   for (int i = from; i < rules.count; ++i) {
     const Rule& r = rules.rule[i];
     if (r.spec.after_bytes == 0 || !(r.spec.calls_mask[word] & bit)) continue;
-    if (selectors_match(r, ctx)) past_after_bytes(r.spec.after_bytes, ctx.site);
+    if (selectors_match(r, ctx)) past_after_bytes(r.spec.after_bytes, r.slot, ctx.site);
   }
 }
 
@@ -862,7 +867,7 @@ bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
       // after_bytes: a call before the boundary is not matched yet (and not counted as
       // matched); it is cut at the boundary and its bytes are counted (io.h).
       if (FL_UNLIKELY(rules->any_after_bytes) && r.spec.after_bytes != 0 &&
-          !past_after_bytes(r.spec.after_bytes, site))
+          !past_after_bytes(r.spec.after_bytes, r.slot, site))
         continue;
 
       // explore: a `record` fault notes where the call comes from and never injects; the

@@ -128,7 +128,8 @@ after_bytes = "100000"
 }
 
 // reset after N bytes sent: the send that crosses N is cut at it, the next fails ECONNRESET,
-// and the server received exactly N bytes before the reset.
+// and the server sees the reset after at most N bytes (a RST discards what was still in
+// flight, as a real one does: under load the server may get fewer).
 TEST_F(HostileCutoffTest, ResetAfterBytesOnSend) {
   Background server;
   const int port = start_server(server, "sink");
@@ -143,7 +144,11 @@ after_bytes = "100000"
                                  "--", kClient, std::to_string(port), "send"});
   EXPECT_EQ(r.status(), 0) << r.err;
   EXPECT_EQ(r.out, "error ECONNRESET 100000\n") << r.err;
-  EXPECT_EQ(verdict(server), "reset 100000");
+  const std::string seen = verdict(server);
+  ASSERT_EQ(seen.rfind("reset ", 0), 0u) << seen;
+  const long received = std::stol(seen.substr(6));
+  EXPECT_GT(received, 0) << seen;
+  EXPECT_LE(received, 100000) << seen;
 }
 
 // corrupt after N bytes: the first N bytes are intact, later ones are not.
@@ -165,7 +170,8 @@ after_bytes = "64KiB"
   EXPECT_GE(std::stoll(r.out.substr(at + 10)), 65536) << r.out;
 }
 
-// blackhole after N bytes: the stream stalls at exactly N (the client's 2 s SO_RCVTIMEO).
+// blackhole after N bytes: the stream stalls at exactly N (the client's 2 s SO_RCVTIMEO), and
+// stays stalled when the client then sends (its send direction is far from the boundary).
 TEST_F(HostileCutoffTest, BlackholeAfterBytesStallsAtTheBoundary) {
   Background server;
   const int port = start_server(server, "raw");
@@ -173,13 +179,14 @@ TEST_F(HostileCutoffTest, BlackholeAfterBytesStallsAtTheBoundary) {
   const RunResult r = faultline({"run", "-p", policy(R"(
 [[fault]]
 name = "stall"
-calls = ["recv"]
+calls = ["@net"]
+addr = "127.0.0.1:*"
 blackhole = true
 after_bytes = "64KiB"
 )"),
                                  "--", kClient, std::to_string(port), "read"});
   EXPECT_EQ(r.status(), 0) << r.err;
-  EXPECT_EQ(r.out, "error EAGAIN 65536 first_bad -1\n") << r.err;
+  EXPECT_EQ(r.out, "error EAGAIN 65536 first_bad -1\nagain EAGAIN\n") << r.err;
 }
 
 constexpr const char* kSlowDisk = R"(

@@ -7,7 +7,9 @@
  *
  * Prints one line: "eof N", "error ENAME N" (N = bytes received or sent before it), and for
  * read, " first_bad K" (the first offset whose byte is not the pattern's, -1 if none).
- * Then, for read after end-of-file, a second receive: "again R" (its return value). */
+ * Then, for read after end-of-file, a second receive: "again R" (its return value); after a
+ * timeout (EAGAIN: a stalled stream), one byte is sent and a receive tried again: "again
+ * ENAME" or "again R" (a send must not end a stall). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -65,7 +67,16 @@ int main(int argc, char** argv) {
       printf("eof %lld first_bad %lld\n", total, first_bad);
       printf("again %zd\n", recv(fd, buf, sizeof buf, 0));
     } else {
-      printf("error %s %lld first_bad %lld\n", strerrorname_np(errno), total, first_bad);
+      const int err = errno;
+      printf("error %s %lld first_bad %lld\n", strerrorname_np(err), total, first_bad);
+      if (err == EAGAIN) {
+        send(fd, "x", 1, 0);
+        r = recv(fd, buf, sizeof buf, 0);
+        if (r < 0)
+          printf("again %s\n", strerrorname_np(errno));
+        else
+          printf("again %zd\n", r);
+      }
     }
     return 0;
   }
