@@ -223,6 +223,29 @@ TEST_F(HostileCutoffTest, BandwidthHoldsFileWritesAtTheRate) {
   EXPECT_LT(done_ms(fast.out), 1000) << fast.out;
 }
 
+// Reads too: dd reading 2 MiB at 1 MiB/s takes about 2 s (generous bounds).
+TEST_F(HostileCutoffTest, BandwidthHoldsFileReadsAtTheRate) {
+  ASSERT_TRUE(write_file(path("big.bin"), std::string(2u << 20, 'r')));
+  const std::string file = policy(R"(
+[[fault]]
+name = "slow-read"
+calls = ["@read"]
+path = "*/big.bin"
+bandwidth = "1MiB/s"
+)");
+  RunOptions options;
+  options.timeout = 60s;
+  const auto start = std::chrono::steady_clock::now();
+  const RunResult r = faultline(
+      {"run", "-p", file, "--", "/bin/dd", "if=" + path("big.bin"), "of=/dev/null", "bs=64k"},
+      options);
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(r.status(), 0) << r.err;
+  EXPECT_NE(r.err.find("2097152 bytes"), std::string::npos) << r.err;  // dd's own count
+  EXPECT_GE(took, 1500ms);
+  EXPECT_LE(took, 5s);
+}
+
 // A write held for 64 s by its bandwidth ends within about a second of `faultline panic`.
 TEST_F(HostileCutoffTest, PanicReleasesAHeldFileWrite) {
   const std::string file = policy(R"(
