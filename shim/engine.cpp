@@ -34,6 +34,8 @@
 #include "scratch.h"
 #include "session.h"
 #include "site.h"
+#include "sock_bytes.h"
+#include "sock_table.h"
 #include "stack.h"
 #include "text_buf.h"
 #include "wait.h"
@@ -70,7 +72,8 @@ struct Rules {
   int count;
   std::uint64_t calls_any[2];
   bool any_path;
-  Rule rule[1];  // `count` entries (allocated to size)
+  bool any_after_bytes;  // some rule has `after_bytes`: calls may need their bytes counted
+  Rule rule[1];          // `count` entries (allocated to size)
 };
 
 constinit Rules g_empty_rules{};
@@ -252,6 +255,7 @@ Rules* build_rules(const ControlBlock& block, std::uint64_t generation, const Ru
     rules->calls_any[0] |= r.spec.calls_mask[0];
     rules->calls_any[1] |= r.spec.calls_mask[1];
     rules->any_path |= r.spec.path[0] != '\0';
+    rules->any_after_bytes |= r.spec.after_bytes != 0;
   }
   rules->count = n;
   corrupt.report(block);
@@ -791,6 +795,40 @@ bool selectors_match(const Rule& r, SelectorContext& ctx) {
   return true;
 }
 
+// The after_bytes trigger of one rule whose selectors matched: true once `after_bytes` bytes
+// have passed on the call's socket in its direction. Before that, marks the call to be cut
+// at the boundary and counted. A call that moves no bytes (connect, accept, the batch calls)
+// never reaches a boundary: the fault acts on data calls only. A connection the fault has
+// partitioned is its own in both directions (a send before the send boundary must not heal
+// a stalled download).
+bool past_after_bytes(std::uint64_t after_bytes, int slot, const CallSite& site) {
+  const int dir = call_byte_dir(site.call);
+  if (dir < 0 || site.fd < 0) return false;
+  const SockState state = sock_load(site.fd);
+  if ((state.flags() & kSockPartitioned) && state.fault() == slot) return true;
+  ByteCount count = sock_bytes_load(site.fd, dir);
+  // At the boundary (the rare moment a count decides): the count must be this socket's.
+  if (count.bytes() >= after_bytes) {
+    if (sock_bytes_verify(site.fd)) return true;
+    count = sock_bytes_load(site.fd, dir);
+  }
+  site.byte_dir = static_cast<std::int8_t>(dir);
+  site.byte_seen = count.word;
+  site.byte_room = std::min(site.byte_room, after_bytes - count.bytes());
+  return false;
+}
+
+// An earlier fault took the call: the later faults with after_bytes whose selectors match it
+// mark it for counting all the same (no trigger is consulted, nothing counted as matched).
+void note_later_byte_rules(const Rules& rules, int from, std::uint32_t word, std::uint64_t bit,
+                           SelectorContext& ctx) {
+  for (int i = from; i < rules.count; ++i) {
+    const Rule& r = rules.rule[i];
+    if (r.spec.after_bytes == 0 || !(r.spec.calls_mask[word] & bit)) continue;
+    if (selectors_match(r, ctx)) past_after_bytes(r.spec.after_bytes, r.slot, ctx.site);
+  }
+}
+
 }  // namespace
 
 // Nothing on decide()'s common path is a cancellation point (the fd table learns with statx
@@ -839,6 +877,11 @@ bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
       if (!selectors_match(r, ctx)) continue;
       // Arguments the kernel refuses (an unreadable iovec): no decision, nothing counted.
       if (!site_size_ready(site)) return false;
+      // after_bytes: a call before the boundary is not matched yet (and not counted as
+      // matched); it is cut at the boundary and its bytes are counted (io.h).
+      if (FL_UNLIKELY(rules->any_after_bytes) && r.spec.after_bytes != 0 &&
+          !past_after_bytes(r.spec.after_bytes, r.slot, site))
+        continue;
 
       // explore: a `record` fault notes where the call comes from and never injects; the
       // faults after it still see the call.
@@ -889,6 +932,8 @@ bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
       if ((stale = ctx.fd_facts_stale())) continue;
       if (!claim_injection(*block, slot, r.spec.times)) continue;
       make_decision(out, r, n, seed);
+      // A later fault with after_bytes on the same socket still counts this call's bytes.
+      if (FL_UNLIKELY(rules->any_after_bytes)) note_later_byte_rules(*rules, i + 1, word, bit, ctx);
       return true;
     }
     if (!stale) return false;
@@ -1006,9 +1051,10 @@ bool delay_holds(void* ctx, std::int64_t& deadline_ns) {
     hold.generation = rules->generation;
     SelectorContext ctx(*hold.site, *rules);
     if (!selectors_match(*r, ctx)) return false;
-    const std::int64_t now_ns = (r->spec.actions & kActDelay)
-                                    ? std::max<std::int64_t>(0, r->spec.delay_ns + hold.jitter_ns)
-                                    : 0;
+    // jitter_ns carries what the wait adds to the fault's own delay (jitter, p99, a file's
+    // bandwidth time): an edit changes the delay, not that.
+    const std::int64_t now_ns = std::max<std::int64_t>(
+        0, ((r->spec.actions & kActDelay) ? r->spec.delay_ns : 0) + hold.jitter_ns);
     deadline_ns = std::min(deadline_ns, hold.start_ns + now_ns);
   }
   return true;
@@ -1028,7 +1074,7 @@ bool apply_delay(const Guard& guard, Decision& d, const CallSite& site) {
     if (const Rule* r = rule_for_slot(*rules, d.fault)) {
       hold.key = r->key;
       hold.generation = rules->generation;
-      hold.jitter_ns = d.delay_ns - r->spec.delay_ns;
+      hold.jitter_ns = d.delay_ns - ((r->spec.actions & kActDelay) ? r->spec.delay_ns : 0);
     }
   }
   if (shim_wait(guard, site.call, hold.start_ns + d.delay_ns, OnSignal::kRestart, delay_holds,

@@ -39,6 +39,13 @@ struct CallSite {
   unsigned addr_len = 0;
   const char* host = nullptr;
   int msg_flags = 0;  // send/recv flags (MSG_DONTWAIT makes a blackholed receive EAGAIN at once)
+  // after_bytes (shim/sock_bytes.h): set by decide() when a rule with `after_bytes` matched
+  // the call before its boundary. The call then moves at most `byte_room` bytes (a call that
+  // crosses the boundary is cut exactly at it) and its bytes are counted in `byte_dir` against
+  // the counter word decide() loaded (`byte_seen`). byte_dir -1: nothing to count.
+  mutable std::int8_t byte_dir = -1;
+  mutable std::uint64_t byte_room = UINT64_MAX;
+  mutable std::uint64_t byte_seen = 0;
 };
 
 // Trivially constructible on purpose: a Decision is only filled when decide() returns true,

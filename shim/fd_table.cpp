@@ -19,6 +19,7 @@
 #include "fd_chunks.h"
 #include "scratch.h"
 #include "shim.h"
+#include "sock_bytes.h"
 #include "sock_table.h"
 
 namespace faultline::shim {
@@ -163,12 +164,14 @@ FdInfo fd_relearn(int fd, std::uint32_t rules_epoch, PathMatcher match_paths, vo
 }
 
 void fd_invalidate(int fd) noexcept {
-  sock_forget(fd);  // the @net state of the socket that had this number goes with it
+  sock_forget(fd);        // the @net state of the socket that had this number goes with it
+  sock_bytes_forget(fd);  // and its after_bytes counts
   forget_slot(fd);
 }
 
 void fd_invalidate_range(unsigned first, unsigned last) noexcept {
   sock_forget_range(first, last);  // its chunks are not this table's
+  sock_bytes_forget_range(first, last);
   g_slots.for_each_mapped(first, last, [](int fd) { forget_slot(fd); });
 }
 

@@ -10,6 +10,8 @@
 #include <cstring>
 
 #include "engine.h"
+#include "file_rate.h"
+#include "net_cut.h"
 #include "net_io.h"
 #include "safe_copy.h"
 
@@ -50,7 +52,7 @@ ssize_t io_slow_path(const Guard& guard, const CallSite& site, Io& io) {
   if (FL_UNLIKELY(sock.flags() & kSockPartitioned) &&
       !(decided && d.inject && d.action == kActBlackhole))
     net_heal(guard, site.fd);
-  if (!decided) return io.run();
+  if (!decided) return run_counted(site, io);  // after_bytes: cut and counted (net_cut.h)
   if (d.quota) {
     std::uint64_t want = io.size();
     std::uint64_t room = quota_reserve(d, want);
@@ -82,6 +84,8 @@ ssize_t io_slow_path(const Guard& guard, const CallSite& site, Io& io) {
     quota_release(d, room - static_cast<std::uint64_t>(r > 0 ? r : 0));
     return r;
   }
+  // bandwidth on a file: held, like a delay, as long as its bytes need (file_rate.h).
+  if (d.action == kActBandwidth) d.delay_ns += file_bandwidth_ns(d, site.fd, io.size());
   apply_delay(guard, d, site);
   if (d.action == kActCrash && d.crash_when == kCrashBefore) {
     emit_event(d, site, -1);
@@ -97,6 +101,8 @@ ssize_t io_slow_path(const Guard& guard, const CallSite& site, Io& io) {
       return net_reset_io(d, site);
     case kActBlackhole:
       return net_blackhole_io(guard, d, site, io);
+    case kActEof:  // receives only (the compiler refuses it elsewhere)
+      return net_eof_receive(d, site);
     case kActShort: {
       std::uint64_t n = short_length(d, io.size());
       emit_event(d, site, event_bytes(n));
@@ -110,9 +116,9 @@ ssize_t io_slow_path(const Guard& guard, const CallSite& site, Io& io) {
       emit_event(d, site, r);
       crash_now(d);
     }
-    default:  // delay only
+    default:  // delay only; bandwidth on a file (held above)
       emit_event(d, site, -1);
-      return io.run();
+      return run_counted(site, io);
   }
 }
 

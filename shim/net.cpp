@@ -11,6 +11,7 @@
 #include "fd_table.h"
 #include "io_adapters.h"
 #include "net_core.h"
+#include "net_cut.h"
 #include "net_io.h"
 #include "session.h"
 
@@ -368,6 +369,11 @@ FL_COLD int mmsg_slow(std::uint32_t call, int fd, struct mmsghdr* vec, unsigned 
       if (r != -2) return static_cast<int>(r);
       net_heal(guard, fd);
       return real();
+    }
+    case kActEof: {  // recvmmsg: one message of end-of-file (net_cut.h)
+      net_eof_receive(d, site);
+      const unsigned len = 0;
+      return vlen > 0 && safe_write(&vec[0].msg_len, &len, sizeof len) == SafeCopy::kOk ? 1 : 0;
     }
     case kActCrash:
       if (d.crash_when == kCrashAfter) real();

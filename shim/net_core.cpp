@@ -348,6 +348,11 @@ NetBefore net_io_before(const Guard& guard, const CallSite& site, bool send, Soc
     result = -1;
     return NetBefore::kAnswered;
   }
+  if (flags & kSockEof) {                  // `eof` ended the connection (net_cut.h)
+    if (send) return NetBefore::kRunReal;  // shut down for writing: the kernel says EPIPE
+    result = 0;                            // end of file, even with data still queued
+    return NetBefore::kAnswered;
+  }
   if (flags & kSockTarpit) net_still_held(guard, site.fd, st);
   return NetBefore::kDecide;
 }

@@ -26,6 +26,7 @@ enum SockFlag : std::uint32_t {
   kSockTarpit = 1u << 2,        // a blackholed connect waits at the tarpit
   kSockPendingError = 1u << 3,  // a failed non-blocking connect: SO_ERROR says `error`
   kSockParked = 1u << 4,        // taken out of its epoll set while partitioned
+  kSockEof = 1u << 7,           // ended by `eof`: receives read end-of-file (net_cut.h)
 };
 // States the poll family hides or heals.
 inline constexpr std::uint32_t kSockHeld = kSockPartitioned | kSockTarpit;

@@ -8,6 +8,7 @@
 
 #include "faultline_config.h"
 #include "fd_table.h"
+#include "file_rate.h"
 #include "io_adapters.h"
 
 namespace faultline::shim {
@@ -148,6 +149,8 @@ FL_COLD size_t fwrite_slow(const void* ptr, size_t size, size_t n, FILE* stream)
     quota_release(d, room % size);
     return limited(room, d.error);
   }
+  // bandwidth: held as long as the bytes need at the file's rate (file_rate.h).
+  if (d.action == kActBandwidth) d.delay_ns += file_bandwidth_ns(d, site.fd, site.size);
   apply_delay(guard, d, site);
   switch (d.action) {
     case kActError:

@@ -19,9 +19,11 @@
 
 #include "calls.h"
 #include "fd_table.h"
+#include "file_rate.h"
 #include "net_policy.h"
 #include "net_select.h"
 #include "policy.h"
+#include "sock_bytes.h"
 #include "sock_table.h"
 #include "test_session.h"
 
@@ -682,6 +684,135 @@ TEST(SockTable, ConcurrentMarksKeepTheCountExact) {
   for (auto& th : threads) th.join();
   for (int fd = kBase; fd < kBase + 8; ++fd) shim::sock_forget(fd);
   EXPECT_EQ(shim::sock_any_marked(), marked_before);
+}
+
+// ---- after_bytes: the per-socket byte counters and the boundary ---------------------------
+
+TEST(SockBytes, CountsPerDirectionAndForgetsOnClose) {
+  LoopbackPair pair;
+  ASSERT_GE(pair.client, 0);
+  const int fd = pair.client;
+  shim::sock_bytes_forget(fd);
+  shim::ByteCount seen = shim::sock_bytes_load(fd, shim::kBytesReceived);
+  EXPECT_EQ(seen.bytes(), 0u);
+  shim::sock_bytes_add(fd, shim::kBytesReceived, seen, 1000);
+  shim::sock_bytes_add(fd, shim::kBytesReceived, seen, 24);  // same generation: both count
+  EXPECT_EQ(shim::sock_bytes_load(fd, shim::kBytesReceived).bytes(), 1024u);
+  EXPECT_EQ(shim::sock_bytes_load(fd, shim::kBytesSent).bytes(), 0u);
+  EXPECT_TRUE(shim::sock_bytes_verify(fd));
+  // A close (fd_invalidate) starts a new generation: bytes moved before it never count after.
+  shim::fd_invalidate(fd);
+  EXPECT_EQ(shim::sock_bytes_load(fd, shim::kBytesReceived).bytes(), 0u);
+  shim::sock_bytes_add(fd, shim::kBytesReceived, seen, 500);  // a stale add: dropped
+  EXPECT_EQ(shim::sock_bytes_load(fd, shim::kBytesReceived).bytes(), 0u);
+  // The count saturates instead of wrapping into the generation.
+  seen = shim::sock_bytes_load(fd, shim::kBytesSent);
+  shim::sock_bytes_add(fd, shim::kBytesSent, seen, ~0ull);
+  shim::sock_bytes_add(fd, shim::kBytesSent, seen, ~0ull);
+  EXPECT_EQ(shim::sock_bytes_load(fd, shim::kBytesSent).bytes(), shim::kByteCountMax);
+  EXPECT_EQ(shim::sock_bytes_load(fd, shim::kBytesSent).generation(), seen.generation());
+  shim::sock_bytes_forget(fd);
+}
+
+// A count never outlives its socket on a number reused behind the wrappers' back.
+TEST(SockBytes, AReusedNumberIsCaughtAtTheBoundary) {
+  int sv[2], other[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, other), 0);
+  const int fd = sv[0];
+  shim::sock_bytes_forget(fd);
+  shim::sock_bytes_add(fd, shim::kBytesSent, shim::sock_bytes_load(fd, shim::kBytesSent), 4096);
+  EXPECT_TRUE(shim::sock_bytes_verify(fd));
+  ASSERT_EQ(dup2(other[0], fd), fd);  // unseen by any wrapper
+  EXPECT_FALSE(shim::sock_bytes_verify(fd));
+  EXPECT_EQ(shim::sock_bytes_load(fd, shim::kBytesSent).bytes(), 0u);
+  for (int f : {sv[0], sv[1], other[0], other[1]}) close(f);
+}
+
+// Threads adding on the same socket: every byte counts (TSan runs this).
+TEST(SockBytes, ConcurrentAddsAllCount) {
+  LoopbackPair pair;
+  ASSERT_GE(pair.client, 0);
+  const int fd = pair.client;
+  shim::sock_bytes_forget(fd);
+  const shim::ByteCount seen = shim::sock_bytes_load(fd, shim::kBytesReceived);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 1000; ++i) shim::sock_bytes_add(fd, shim::kBytesReceived, seen, 3);
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(shim::sock_bytes_load(fd, shim::kBytesReceived).bytes(), 12000u);
+  shim::sock_bytes_forget(fd);
+}
+
+// decide(): before the boundary the call is not matched (nor counted as matched) and is
+// marked to be cut exactly at the boundary; at the boundary the fault acts.
+TEST(AfterBytes, TheCallCrossingTheBoundaryIsCutAndTheNextInjects) {
+  LoopbackPair pair;
+  ASSERT_GE(pair.client, 0);
+  const int fd = pair.client;
+  shim::sock_bytes_forget(fd);
+  TestSession s(std::string(kHeader) +
+                "[[fault]]\nname='f'\ncalls=['recv']\neof=true\nafter_bytes='64KiB'\n");
+  shim::Guard guard;
+  shim::Decision d;
+  shim::CallSite first{kCall_recv, fd};
+  first.size = 60000;
+  first.has_size = true;
+  EXPECT_FALSE(shim::decide(guard, first, d));
+  EXPECT_EQ(first.byte_dir, shim::kBytesReceived);
+  EXPECT_EQ(first.byte_room, 65536u);  // the whole call fits: not cut
+  shim::sock_bytes_add(fd, first.byte_dir, shim::ByteCount{first.byte_seen}, 60000);
+
+  shim::CallSite crossing{kCall_recv, fd};
+  crossing.size = 16384;
+  crossing.has_size = true;
+  EXPECT_FALSE(shim::decide(guard, crossing, d));
+  EXPECT_EQ(crossing.byte_room, 5536u);  // cut exactly at the boundary
+  shim::sock_bytes_add(fd, crossing.byte_dir, shim::ByteCount{crossing.byte_seen}, 5536);
+  EXPECT_EQ(s.slot("f").matched.load(), 0u);
+  // Sends count in their own direction: nothing has been sent.
+  shim::CallSite send{kCall_send, fd};
+  EXPECT_FALSE(shim::decide(guard, send, d));
+
+  shim::CallSite next{kCall_recv, fd};
+  next.size = 16384;
+  next.has_size = true;
+  ASSERT_TRUE(shim::decide(guard, next, d));
+  EXPECT_TRUE(d.inject);
+  EXPECT_EQ(d.action, std::uint32_t{kActEof});
+  EXPECT_EQ(next.byte_dir, -1);  // past the boundary: nothing to cut or count
+  EXPECT_EQ(s.slot("f").matched.load(), 1u);
+  shim::sock_bytes_forget(fd);
+}
+
+// With no after_bytes fault, nothing is marked for counting.
+TEST(AfterBytes, NothingIsCountedWithoutAnAfterBytesFault) {
+  LoopbackPair pair;
+  ASSERT_GE(pair.client, 0);
+  TestSession s(std::string(kHeader) + "[[fault]]\nname='f'\ncalls=['recv']\neof=true\n");
+  shim::Guard guard;
+  shim::Decision d;
+  shim::CallSite site{kCall_recv, pair.client};
+  ASSERT_TRUE(shim::decide(guard, site, d));
+  EXPECT_EQ(site.byte_dir, -1);
+}
+
+// ---- bandwidth on files: the shared per-file bucket --------------------------------------
+
+TEST(FileRate, CallsOnOneFileShareItsRate) {
+  const std::uint64_t key = 0x5eed0001;
+  const std::int64_t now = 1'000'000'000'000;
+  // 1 MiB at 1 MiB/s: 1 s; a second 1 MiB right after waits for the first to pass: 2 s.
+  EXPECT_EQ(shim::rate_reserve(key, 1 << 20, 1 << 20, now), 1'000'000'000);
+  EXPECT_EQ(shim::rate_reserve(key, 1 << 20, 1 << 20, now), 2'000'000'000);
+  // Another file has its own budget.
+  EXPECT_EQ(shim::rate_reserve(key + 1, 512 << 10, 1 << 20, now), 500'000'000);
+  // Once the budget is free again, a call waits for its own bytes only.
+  EXPECT_EQ(shim::rate_reserve(key, 1 << 20, 1 << 20, now + 10'000'000'000), 1'000'000'000);
+  // Absurd sizes saturate instead of wrapping.
+  EXPECT_GT(shim::rate_reserve(key + 2, ~0ull, 1, now), 0);
 }
 
 }  // namespace
