@@ -356,7 +356,7 @@ TEST_F(FaultlineStreamTest, DISABLED_Bandwidth256KiBPerSecondTakes4sFor1MiB) {
 // eof after 64 KiB of a 1 MiB response: curl reads exactly 64 KiB from the connection (the
 // header bytes and the body bytes it reports add up to 65536: after_bytes counts everything
 // received on the connection, headers included) and exits 18, a transfer cut short.
-TEST_F(FaultlineStreamTest, DISABLED_EofAfter64KiBCutsCurlShort) {
+TEST_F(FaultlineStreamTest, EofAfter64KiBCutsCurlShort) {
   HttpServer server;
   ASSERT_TRUE(server.start({"--bytes", std::to_string(kMiB)})) << server.err();
   const std::vector<std::string> argv{kCurl,        "-sS", "-o", "/dev/null",
@@ -386,7 +386,7 @@ TEST_F(FaultlineStreamTest, DISABLED_EofAfter64KiBCutsCurlShort) {
 // The client keeps its connection open (a dup of the fd) for 3 s after the error, so a close
 // the server sees sooner was made by faultline's shutdown, not by the process exiting — the
 // server learns that its peer is gone while the peer still runs.
-TEST_F(FaultlineStreamTest, DISABLED_EofAfter64KiBIsIncompleteReadAndThePeerSeesTheClose) {
+TEST_F(FaultlineStreamTest, EofAfter64KiBIsIncompleteReadAndThePeerSeesTheClose) {
   HttpServer server;
   ASSERT_TRUE(server.start({"--bytes", std::to_string(kMiB)})) << server.err();
   const RunResult native = run_native({kPython, program("client.py"), server.url()});
