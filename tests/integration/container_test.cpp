@@ -190,5 +190,155 @@ error = "EACCES"
   std::filesystem::remove(root_ + "/dev/shm/faultline.app");  // the plain chroot's
 }
 
+// The Debian packages, as a user gets them: cpack builds faultline and faultline-dev from this
+// tree, `dpkg -i` installs both into the root (their Depends met by the root's own libc6,
+// libstdc++6, libgcc-s1 and libunwind8), the installed `faultline run` injects a fault into
+// the root's /bin/sh, and a consumer compiles and links against faultline-dev both through
+// pkg-config and through find_package(faultline), as C++17. lintian, when installed, finds no
+// error in either package.
+TEST_F(ContainerLayerTest, DebianPackagesInstallAndInject) {
+  if (!file_exists(root_ + "/usr/bin/dpkg"))
+    GTEST_SKIP() << "the root was built from host binaries: it has no dpkg";
+  const RunResult unwind = run({"/usr/sbin/chroot", root_, "/usr/bin/dpkg", "-s", "libunwind8"});
+  if (unwind.status() != 0)
+    GTEST_SKIP() << "the root has no libunwind8 (make_root.sh could not download it)";
+
+  const std::string packages = path("packages");
+  RunOptions slow;
+  slow.timeout = std::chrono::seconds(180);
+  const RunResult cpack =
+      run({CPACK_COMMAND, "--config", std::string(FAULTLINE_BINARY_DIR) + "/CPackConfig.cmake",
+           "-B", packages},
+          slow);
+  ASSERT_EQ(cpack.status(), 0) << cpack.out << cpack.err;
+  const std::string version = FAULTLINE_VERSION "-1";
+  std::string arch = run({"/usr/bin/dpkg", "--print-architecture"}).out;
+  arch.erase(arch.find_last_not_of('\n') + 1);
+  const std::string main_deb = packages + "/faultline_" + version + "_" + arch + ".deb";
+  const std::string dev_deb = packages + "/faultline-dev_" + version + "_" + arch + ".deb";
+  ASSERT_TRUE(file_exists(main_deb)) << cpack.out;
+  ASSERT_TRUE(file_exists(dev_deb)) << cpack.out;
+
+  // What the packages declare and hold.
+  const RunResult depends = run({"/usr/bin/dpkg-deb", "-f", main_deb, "Depends"});
+  for (const char* dep : {"libunwind8", "libc6", "libstdc++6"})
+    EXPECT_NE(depends.out.find(dep), std::string::npos) << depends.out;
+  const RunResult dev_depends = run({"/usr/bin/dpkg-deb", "-f", dev_deb, "Depends"});
+  EXPECT_NE(dev_depends.out.find("faultline (= " + version + ")"), std::string::npos)
+      << dev_depends.out;
+  const RunResult dev_files = run({"/usr/bin/dpkg-deb", "-c", dev_deb});
+  EXPECT_NE(dev_files.out.find("/usr/include/faultline/faultline.hpp"), std::string::npos);
+  for (const char* internal : {"seqlock.h", "glob.h", "control_block.h"})
+    EXPECT_EQ(dev_files.out.find(internal), std::string::npos) << internal << " is installed";
+  if (file_exists("/usr/bin/lintian")) {
+    RunOptions lint_options;
+    lint_options.timeout = std::chrono::seconds(120);
+    const RunResult lint = run({"/usr/bin/lintian", main_deb, dev_deb}, lint_options);
+    EXPECT_EQ(lint.out.find("E: "), std::string::npos) << lint.out;
+    std::cerr << "lintian:\n" << lint.out;
+  }
+
+  // dpkg -i, as in an image: `RUN dpkg -i faultline*.deb`.
+  ASSERT_EQ(run({"/bin/cp", main_deb, dev_deb, root_ + "/tmp/"}).status(), 0);
+  const std::string in_tmp = "/tmp/";
+  const RunResult install = run({"/usr/sbin/chroot", root_, "/usr/bin/dpkg", "-i",
+                                 in_tmp + std::filesystem::path(main_deb).filename().string(),
+                                 in_tmp + std::filesystem::path(dev_deb).filename().string()},
+                                slow);
+  ASSERT_EQ(install.status(), 0) << install.out << install.err;
+  struct Purge {
+    std::string root;
+    ~Purge() {
+      run({"/usr/sbin/chroot", root, "/usr/bin/dpkg", "--purge", "faultline-dev", "faultline"});
+    }
+  } purge{root_};
+  for (const char* file :
+       {"/usr/bin/faultline", "/usr/lib/faultline/libfaultline.so",
+        "/usr/share/man/man1/faultline.1.gz", "/usr/share/man/man5/faultline-policy.5.gz",
+        "/usr/share/bash-completion/completions/faultline", "/usr/share/doc/faultline/copyright"})
+    EXPECT_TRUE(file_exists(root_ + file)) << file;
+  // Stripped: no .symtab left in the binaries.
+  for (const char* binary : {"/usr/bin/faultline", "/usr/lib/faultline/libfaultline.so"}) {
+    const RunResult sections = run({"/usr/bin/readelf", "-S", root_ + binary});
+    EXPECT_EQ(sections.out.find(".symtab"), std::string::npos) << binary << " is not stripped";
+  }
+
+  // The installed `faultline run` finds the installed shim by itself (no FAULTLINE_SHIM) and
+  // injects: the root's /bin/sh cannot append to its log. It needs /proc to find itself.
+  std::string why;
+  if (!make_namespace(why)) GTEST_SKIP() << "no mount namespace for /proc: " << why;
+  ASSERT_TRUE(write_file(root_ + "/tmp/pkg-policy.toml", R"(version = 1
+[[fault]]
+name = "pkg-log"
+calls = ["@open"]
+path = "/tmp/pkg.log"
+error = "EACCES"
+)"));
+  std::filesystem::remove(root_ + "/tmp/pkg.log");
+  const RunResult faulted = run(
+      in_root({"/usr/bin/env", "-i", "PATH=/usr/bin:/bin", "/usr/bin/faultline", "run", "-p",
+               "/tmp/pkg-policy.toml", "--", "/bin/sh", "-c",
+               "if echo tick >> /tmp/pkg.log; then echo wrote; else echo refused; exit 3; fi"}));
+  EXPECT_EQ(faulted.status(), 3) << faulted.out << faulted.err;
+  EXPECT_EQ(faulted.out, "refused\n") << faulted.err;
+  EXPECT_NE(faulted.err.find("Permission denied"), std::string::npos) << faulted.err;
+  EXPECT_FALSE(file_exists(root_ + "/tmp/pkg.log"));
+
+  // faultline-dev from the root's /usr: pkg-config (its paths relative to the .pc file) and
+  // the CMake package, each compiling a consumer as C++17.
+  const std::string consumer = path("consumer.cpp");
+  ASSERT_TRUE(write_file(consumer, R"(#include <faultline/faultline.hpp>
+#include <iostream>
+int main(int argc, char**) {
+  faultline::Options options;
+  options.command = {"/bin/true"};
+  if (argc > 5) faultline::Session session(options);  // linked, not run
+  std::cout << faultline::to_string(faultline::Errc::no_shim) << "\n";
+  return 0;
+}
+)"));
+  const std::string pc = run({"/usr/bin/find", root_ + "/usr/lib", "-name", "faultline.pc"}).out;
+  ASSERT_FALSE(pc.empty()) << "no faultline.pc installed";
+  const std::string pc_dir = std::filesystem::path(pc.substr(0, pc.find('\n'))).parent_path();
+  RunOptions pkg_env;
+  pkg_env.env = {{"PKG_CONFIG_LIBDIR", pc_dir}};
+  pkg_env.timeout = std::chrono::seconds(120);
+  const RunResult shim_var = run({"/usr/bin/pkg-config", "--variable=shim", "faultline"}, pkg_env);
+  EXPECT_EQ(std::filesystem::weakly_canonical(shim_var.out.substr(0, shim_var.out.find('\n'))),
+            std::filesystem::path(root_ + "/usr/lib/faultline/libfaultline.so"))
+      << shim_var.out << shim_var.err;
+  const RunResult built =
+      run({"/bin/sh", "-c",
+           "c++ -std=c++17 -Wall -Wextra -Wpedantic -Werror " + consumer + " -o " +
+               path("pc-consumer") + " $(pkg-config --cflags --libs faultline)"},
+          pkg_env);
+  ASSERT_EQ(built.status(), 0) << built.out << built.err;
+  EXPECT_EQ(run({path("pc-consumer")}).out, "no_shim\n");
+
+  const std::string project = path("cmake-consumer");
+  std::filesystem::create_directories(project);
+  std::filesystem::copy_file(consumer, project + "/main.cpp");
+  ASSERT_TRUE(write_file(project + "/CMakeLists.txt", R"(cmake_minimum_required(VERSION 3.20)
+project(consumer CXX)
+set(CMAKE_CXX_STANDARD 17)
+set(CMAKE_CXX_STANDARD_REQUIRED ON)
+find_package(faultline REQUIRED)
+add_executable(consumer main.cpp)
+target_link_libraries(consumer PRIVATE faultline::faultline)
+file(WRITE ${CMAKE_BINARY_DIR}/shim.txt "${faultline_SHIM}")
+)"));
+  const RunResult configure =
+      run({CMAKE_COMMAND, "-S", project, "-B", project + "/build",
+           "-DCMAKE_PREFIX_PATH=" + root_ + "/usr", "-DCMAKE_BUILD_TYPE=Release"},
+          slow);
+  ASSERT_EQ(configure.status(), 0) << configure.out << configure.err;
+  // The shim the package was installed with, wherever its prefix now is.
+  EXPECT_EQ(std::filesystem::weakly_canonical(read_file(project + "/build/shim.txt").value_or("")),
+            std::filesystem::path(root_ + "/usr/lib/faultline/libfaultline.so"));
+  const RunResult cmake_built = run({CMAKE_COMMAND, "--build", project + "/build"}, slow);
+  ASSERT_EQ(cmake_built.status(), 0) << cmake_built.out << cmake_built.err;
+  EXPECT_EQ(run({project + "/build/consumer"}).out, "no_shim\n");
+}
+
 }  // namespace
 }  // namespace fltest
