@@ -13,6 +13,7 @@ packages=(
   libjemalloc2 redis-server redis-tools
   curl
   debootstrap
+  lintian man-db groff-base python3-yaml
   fiu-utils hyperfine
 )
 

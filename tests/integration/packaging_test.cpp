@@ -183,5 +183,22 @@ error = "ENOSPC"
   live.stop(std::chrono::seconds(2));
 }
 
+// ---- Kubernetes ---------------------------------------------------------------------------
+
+// examples/kubernetes: parsed, every field named as the Kubernetes API names it, the pod's
+// references consistent (tests/kubernetes/check_manifests.py), and the policy of the
+// ConfigMap accepted by `faultline validate`.
+TEST_F(PackagingTest, KubernetesManifestsUseTheApiFieldNames) {
+  const RunResult yaml = run({"/usr/bin/python3", "-c", "import yaml"});
+  ASSERT_EQ(yaml.status(), 0) << "python3-yaml is missing (scripts/deps.sh installs it)";
+  const RunResult checked =
+      run({"/usr/bin/python3", kSource + "/tests/kubernetes/check_manifests.py",
+           kSource + "/examples/kubernetes", path("")});
+  EXPECT_EQ(checked.status(), 0) << checked.out << checked.err;
+  EXPECT_NE(checked.out.find(" 0 errors"), std::string::npos) << checked.out;
+  const RunResult validate = faultline({"validate", path("checkout-faults.toml")});
+  EXPECT_EQ(validate.status(), 0) << validate.out << validate.err;
+}
+
 }  // namespace
 }  // namespace fltest
