@@ -285,16 +285,34 @@ error = "EACCES"
   EXPECT_FALSE(file_exists(root_ + "/tmp/pkg.log"));
 
   // faultline-dev from the root's /usr: pkg-config (its paths relative to the .pc file) and
-  // the CMake package, each compiling a consumer as C++17.
+  // the CMake package, each compiling a consumer as C++17. The consumer starts /bin/sh under
+  // a fault through the API and prints the libfaultline.so mapped into it and what the shell
+  // said: each must preload the shim its package was installed with.
   const std::string consumer = path("consumer.cpp");
   ASSERT_TRUE(write_file(consumer, R"(#include <faultline/faultline.hpp>
+#include <fstream>
 #include <iostream>
-int main(int argc, char**) {
+#include <string>
+int main() {
   faultline::Options options;
-  options.command = {"/bin/true"};
-  if (argc > 5) faultline::Session session(options);  // linked, not run
-  std::cout << faultline::to_string(faultline::Errc::no_shim) << "\n";
-  return 0;
+  options.command = {"/bin/sh", "-c", "echo hi > /dev/full; echo wrote $?; sleep 30"};
+  options.policy = "version = 1\n[[fault]]\nname = \"full\"\ncalls = [\"write\"]\n"
+                   "path = \"/dev/full\"\nerror = \"EIO\"\n";
+  try {
+    faultline::Session s(options);
+    const std::string line = s.wait_for_line("wrote");
+    std::ifstream maps("/proc/" + std::to_string(s.pid()) + "/maps");
+    std::string map, shim;
+    while (std::getline(maps, map))
+      if (map.find("libfaultline.so") != std::string::npos) shim = map.substr(map.find('/'));
+    s.stop(std::chrono::milliseconds(100));
+    std::cout << "shim " << shim << "\n" << line << "\n" << s.stderr_text();
+    std::cout << "injected " << s.counters("full").injected << "\n";
+    return 0;
+  } catch (const faultline::Error& e) {
+    std::cerr << faultline::to_string(e.code()) << ": " << e.what() << "\n";
+    return 2;
+  }
 }
 )"));
   const std::string pc = run({"/usr/bin/find", root_ + "/usr/lib", "-name", "faultline.pc"}).out;
@@ -309,11 +327,20 @@ int main(int argc, char**) {
       << shim_var.out << shim_var.err;
   const RunResult built =
       run({"/bin/sh", "-c",
-           "c++ -std=c++17 -Wall -Wextra -Wpedantic -Werror " + consumer + " -o " +
-               path("pc-consumer") + " $(pkg-config --cflags --libs faultline)"},
+           "c++ -std=c++17 -Wall -Wextra -Wpedantic -Werror " + consumer + " -o " + root_ +
+               "/tmp/pc-consumer $(pkg-config --cflags --libs faultline)"},
           pkg_env);
   ASSERT_EQ(built.status(), 0) << built.out << built.err;
-  EXPECT_EQ(run({path("pc-consumer")}).out, "no_shim\n");
+  // In the root, where pkg-config recorded no shim: the API finds the one of the installed
+  // `faultline` on PATH (this tree's configured prefix, /usr/local, is not in the root).
+  const RunResult pc_run =
+      run(in_root({"/usr/bin/env", "-i", "PATH=/usr/local/bin:/usr/bin:/bin", "/tmp/pc-consumer"}));
+  EXPECT_EQ(pc_run.status(), 0) << pc_run.out << pc_run.err;
+  EXPECT_NE(pc_run.out.find("shim /usr/lib/faultline/libfaultline.so\n"), std::string::npos)
+      << pc_run.out << pc_run.err;
+  EXPECT_NE(pc_run.out.find("wrote 1\n"), std::string::npos) << pc_run.out;
+  EXPECT_NE(pc_run.out.find("I/O error"), std::string::npos) << pc_run.out;  // dash's words
+  EXPECT_NE(pc_run.out.find("injected 1\n"), std::string::npos) << pc_run.out;
 
   const std::string project = path("cmake-consumer");
   std::filesystem::create_directories(project);
@@ -333,11 +360,17 @@ file(WRITE ${CMAKE_BINARY_DIR}/shim.txt "${faultline_SHIM}")
           slow);
   ASSERT_EQ(configure.status(), 0) << configure.out << configure.err;
   // The shim the package was installed with, wherever its prefix now is.
+  const std::string root_shim =
+      std::filesystem::weakly_canonical(root_ + "/usr/lib/faultline/libfaultline.so");
   EXPECT_EQ(std::filesystem::weakly_canonical(read_file(project + "/build/shim.txt").value_or("")),
-            std::filesystem::path(root_ + "/usr/lib/faultline/libfaultline.so"));
+            root_shim);
   const RunResult cmake_built = run({CMAKE_COMMAND, "--build", project + "/build"}, slow);
   ASSERT_EQ(cmake_built.status(), 0) << cmake_built.out << cmake_built.err;
-  EXPECT_EQ(run({project + "/build/consumer"}).out, "no_shim\n");
+  // Run on this host, it preloads the root's shim, which the CMake package recorded.
+  const RunResult cmake_run = run({project + "/build/consumer"});
+  EXPECT_EQ(cmake_run.status(), 0) << cmake_run.out << cmake_run.err;
+  EXPECT_NE(cmake_run.out.find("shim " + root_shim + "\n"), std::string::npos) << cmake_run.out;
+  EXPECT_NE(cmake_run.out.find("injected 1\n"), std::string::npos) << cmake_run.out;
 }
 
 }  // namespace
