@@ -190,6 +190,104 @@ error = "EACCES"
   std::filesystem::remove(root_ + "/dev/shm/faultline.app");  // the plain chroot's
 }
 
+// The Kubernetes layout of examples/kubernetes (docs/kubernetes.md), without a cluster: the
+// init container's `cp` puts faultline and libfaultline.so side by side in one directory (the
+// emptyDir, /opt/faultline), the application starts with LD_PRELOAD from there, the policy
+// from /etc/faultline (the ConfigMap) with its fault disarmed and the session named after
+// the pod; `kubectl exec` runs /opt/faultline/faultline with the application's environment
+// plus FAULTLINE_DISABLE=1 (as chaos.sh does) to arm the fault and to panic.
+TEST_F(ContainerLayerTest, KubernetesLayoutIsArmedAndStoppedByExec) {
+  const std::string layer = path("layer");
+  RunOptions slow;
+  slow.timeout = std::chrono::seconds(90);
+  ASSERT_EQ(run({CMAKE_COMMAND, "--install", FAULTLINE_BINARY_DIR, "--prefix", layer + "/usr",
+                 "--component", "runtime"},
+                slow)
+                .status(),
+            0);
+  const std::string opt = root_ + "/opt/faultline";
+  std::filesystem::remove_all(opt);
+  std::filesystem::create_directories(opt);
+  ASSERT_EQ(run({"/bin/cp", layer + "/usr/bin/faultline",
+                 layer + "/usr/lib/faultline/libfaultline.so", opt + "/"})
+                .status(),
+            0);
+  std::filesystem::create_directories(root_ + "/etc/faultline");
+  ASSERT_TRUE(write_file(root_ + "/etc/faultline/k8s.toml", R"(version = 1
+[safety]
+ttl = "10m"
+[[fault]]
+name = "app-log"
+calls = ["@open"]
+path = "/tmp/k8s.log"
+error = "EACCES"
+enabled = false
+)"));
+  for (const char* stale : {"/tmp/stop", "/tmp/k8s.log", "/dev/shm/faultline.checkout-7d9f-x2k"})
+    std::filesystem::remove(root_ + stale);
+  std::string why;
+  if (!make_namespace(why)) GTEST_SKIP() << "no mount namespace for /proc and /dev/shm: " << why;
+
+  const std::vector<std::string> pod_env = {"/usr/bin/env",
+                                            "-i",
+                                            "POD_NAME=checkout-7d9f-x2k",
+                                            "LD_PRELOAD=/opt/faultline/libfaultline.so",
+                                            "FAULTLINE_POLICY=/etc/faultline/k8s.toml",
+                                            "FAULTLINE_SESSION=checkout-7d9f-x2k"};
+  std::vector<std::string> app_argv = pod_env;
+  app_argv.insert(app_argv.end(),
+                  {"/bin/sh", "-c",
+                   "i=0; echo started; "
+                   "while [ $i -lt 400 ] && [ ! -e /tmp/stop ]; do "
+                   "  if echo tick >> /tmp/k8s.log; then echo ok; else echo fail; fi; "
+                   "  i=$((i+1)); sleep 0.05; "
+                   "done; echo done"});
+  Background app;
+  ASSERT_TRUE(app.start(in_root(app_argv)));
+  ASSERT_EQ(app.read_line(std::chrono::seconds(15)).value_or(""), "started") << app.err();
+  ASSERT_EQ(app.read_line(std::chrono::seconds(10)).value_or(""), "ok") << "armed too early";
+
+  // kubectl exec POD -- env FAULTLINE_DISABLE=1 /opt/faultline/faultline CMD POD ...
+  auto exec = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = pod_env;
+    argv.insert(argv.end(), {"FAULTLINE_DISABLE=1", "/opt/faultline/faultline"});
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(in_root(argv));
+  };
+  const RunResult enable = exec({"enable", "checkout-7d9f-x2k", "app-log"});
+  ASSERT_EQ(enable.status(), 0) << enable.out << enable.err;
+  auto wait_for = [&](const std::string& want) {
+    for (int i = 0; i < 50; ++i) {
+      const auto line = app.read_line(std::chrono::seconds(10));
+      if (!line) return false;
+      if (*line == want) return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(wait_for("fail")) << "the fault was never injected: " << app.err();
+  const RunResult panic = exec({"panic", "checkout-7d9f-x2k"});
+  ASSERT_EQ(panic.status(), 0) << panic.out << panic.err;
+  EXPECT_TRUE(wait_for("ok")) << "the program never recovered after the panic";
+
+  // The copied CLI finds the shim beside it (no FAULTLINE_SHIM): `run` injects with it.
+  ASSERT_TRUE(write_file(root_ + "/tmp/k8s-run.toml",
+                         "version = 1\n[[fault]]\nname = \"w\"\ncalls = [\"@open\"]\n"
+                         "path = \"/tmp/k8s-run.log\"\nerror = \"EACCES\"\n"));
+  const RunResult injected = run(in_root({"/usr/bin/env", "-i", "/opt/faultline/faultline", "run",
+                                          "-q", "-p", "/tmp/k8s-run.toml", "--", "/bin/sh", "-c",
+                                          "echo x >> /tmp/k8s-run.log || exit 5"}));
+  EXPECT_EQ(injected.status(), 5) << injected.out << injected.err;
+
+  ASSERT_TRUE(write_file(root_ + "/tmp/stop", ""));
+  bool done = false;
+  app.read_until("done", done, std::chrono::seconds(10));
+  EXPECT_TRUE(done);
+  app.stop(std::chrono::seconds(5));
+  for (const char* file : {"/tmp/stop", "/tmp/k8s.log", "/tmp/k8s-run.toml", "/tmp/k8s-run.log"})
+    std::filesystem::remove(root_ + file);
+  std::filesystem::remove_all(opt);
+}
+
 // The Debian packages, as a user gets them: cpack builds faultline and faultline-dev from this
 // tree, `dpkg -i` installs both into the root (their Depends met by the root's own libc6,
 // libstdc++6, libgcc-s1 and libunwind8), the installed `faultline run` injects a fault into
