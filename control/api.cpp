@@ -23,8 +23,11 @@
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
+#include <string_view>
 #include <thread>
 #include <utility>
 
@@ -119,11 +122,39 @@ Policy compile(const Options& options, std::vector<std::string>& warnings) {
   return std::move(*result.policy);
 }
 
+// The shim of the first `faultline` on PATH, where that command looks for its own (its
+// directory, then ../lib/faultline). A consumer built with pkg-config, which records no shim,
+// then preloads the shim of the prefix the packages were installed in, wherever that is,
+// and not only the prefix this library was configured for.
+void add_path_cli_shims(std::vector<std::string>& defaults) {
+  const char* path = std::getenv("PATH");
+  if (path == nullptr) return;
+  std::string_view rest(path);
+  for (;;) {
+    const auto colon = rest.find(':');
+    const std::string dir(rest.substr(0, colon));
+    const std::string cli = (dir.empty() ? std::string(".") : dir) + "/faultline";
+    if (access(cli.c_str(), X_OK) == 0) {
+      std::error_code error;
+      const auto real = std::filesystem::canonical(cli, error);
+      if (!error) {
+        const std::string bin = real.parent_path().string();
+        defaults.push_back(bin + "/libfaultline.so");
+        defaults.push_back(bin + "/../lib/faultline/libfaultline.so");
+      }
+      return;
+    }
+    if (colon == std::string_view::npos) return;
+    rest.remove_prefix(colon + 1);
+  }
+}
+
 std::string choose_shim(const Options& options, const std::string& recorded_shim) {
   if (!options.shim.empty()) return launch::named_shim(options.shim, "shim ");
   std::vector<std::string> defaults;
   if (!recorded_shim.empty()) defaults.push_back(recorded_shim);
   defaults.emplace_back(FAULTLINE_INSTALLED_SHIM);
+  add_path_cli_shims(defaults);
   return launch::find_shim(defaults);
 }
 

@@ -13,6 +13,7 @@ packages=(
   libjemalloc2 redis-server redis-tools
   curl
   debootstrap
+  lintian man-db groff-base python3-yaml
   fiu-utils hyperfine
   # The client test bed (tests/programs/clients): real HTTP clients in four runtimes and a
   # proxy. The JDK, not just the JRE: `java Client.java` compiles the source in memory.

@@ -4,7 +4,7 @@
 #
 #   make_root.sh ROOT
 #
-# First choice: `debootstrap --variant=minbase bookworm` from the Debian mirror apt uses
+# First choice: `debootstrap --variant=minbase --include=libunwind8 bookworm` from the Debian mirror apt uses
 # (FAULTLINE_DEBIAN_MIRROR overrides it), trimmed of docs, manuals, locales and apt caches.
 # If no mirror can be reached, the root is assembled from this host's own binaries instead
 # (sh, env, sleep, cat and the shared libraries they and faultline need, found with ldd).
@@ -14,7 +14,33 @@ set -euo pipefail
 
 root=${1:?usage: make_root.sh ROOT}
 marker="$root/.faultline-root"
-[ -e "$marker" ] && exit 0
+
+# libunwind8: what the faultline package Depends on besides the C and C++ runtimes (the
+# package test installs it with dpkg -i). New roots get it from debootstrap --include; a root
+# cached before that gets it here, once, from the same mirror (apt-get download on the host).
+add_libunwind() {
+  [ -x "$root/usr/bin/dpkg" ] || return 0
+  chroot "$root" dpkg -s libunwind8 >/dev/null 2>&1 && return 0
+  local dir
+  dir=$(mktemp -d)
+  if (cd "$dir" && timeout 120 apt-get download -q libunwind8 >/dev/null 2>&1); then
+    cp "$dir"/libunwind8_*.deb "$root/tmp/"
+    chroot "$root" sh -c 'dpkg -i /tmp/libunwind8_*.deb && rm -f /tmp/libunwind8_*.deb' >&2 ||
+      echo "make_root.sh: could not install libunwind8 in $root" >&2
+  else
+    echo "make_root.sh: cannot download libunwind8 (the package test will skip)" >&2
+  fi
+  rm -rf "$dir"
+}
+
+if [ -e "$marker" ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    exec 9>"$root.lock"
+    flock 9
+    add_libunwind
+  fi
+  exit 0
+fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "make_root.sh: not root: cannot build a chroot (the container test will skip)" >&2
   exit 0
@@ -24,7 +50,10 @@ mkdir -p "$(dirname "$root")"
 # One builder at a time (ctest -j): the others wait, then find the marker.
 exec 9>"$root.lock"
 flock 9
-[ -e "$marker" ] && exit 0
+if [ -e "$marker" ]; then
+  add_libunwind
+  exit 0
+fi
 
 tmp="$root.tmp"
 rm -rf "$tmp"
@@ -39,8 +68,8 @@ fi
 
 built=""
 if command -v debootstrap >/dev/null 2>&1; then
-  echo "make_root.sh: debootstrap --variant=minbase bookworm from $mirror" >&2
-  if timeout 900 debootstrap --variant=minbase bookworm "$tmp" "$mirror" >"$root.debootstrap.log" 2>&1; then
+  echo "make_root.sh: debootstrap --variant=minbase --include=libunwind8 bookworm from $mirror" >&2
+  if timeout 900 debootstrap --variant=minbase --include=libunwind8 bookworm "$tmp" "$mirror" >"$root.debootstrap.log" 2>&1; then
     rm -rf "$tmp/usr/share/doc" "$tmp/usr/share/man" "$tmp/usr/share/info" \
            "$tmp/usr/share/locale" "$tmp/var/cache/apt/"*.bin "$tmp/var/lib/apt/lists/"*
     find "$tmp/var/cache/apt/archives" -name '*.deb' -delete 2>/dev/null || true

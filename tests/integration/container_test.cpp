@@ -190,5 +190,286 @@ error = "EACCES"
   std::filesystem::remove(root_ + "/dev/shm/faultline.app");  // the plain chroot's
 }
 
+// The Kubernetes layout of examples/kubernetes (docs/kubernetes.md), without a cluster: the
+// init container's `cp` puts faultline and libfaultline.so side by side in one directory (the
+// emptyDir, /opt/faultline), the application starts with LD_PRELOAD from there, the policy
+// from /etc/faultline (the ConfigMap) with its fault disarmed and the session named after
+// the pod; `kubectl exec` runs /opt/faultline/faultline with the application's environment
+// plus FAULTLINE_DISABLE=1 (as chaos.sh does) to arm the fault and to panic.
+TEST_F(ContainerLayerTest, KubernetesLayoutIsArmedAndStoppedByExec) {
+  const std::string layer = path("layer");
+  RunOptions slow;
+  slow.timeout = std::chrono::seconds(90);
+  ASSERT_EQ(run({CMAKE_COMMAND, "--install", FAULTLINE_BINARY_DIR, "--prefix", layer + "/usr",
+                 "--component", "runtime"},
+                slow)
+                .status(),
+            0);
+  const std::string opt = root_ + "/opt/faultline";
+  std::filesystem::remove_all(opt);
+  std::filesystem::create_directories(opt);
+  ASSERT_EQ(run({"/bin/cp", layer + "/usr/bin/faultline",
+                 layer + "/usr/lib/faultline/libfaultline.so", opt + "/"})
+                .status(),
+            0);
+  std::filesystem::create_directories(root_ + "/etc/faultline");
+  ASSERT_TRUE(write_file(root_ + "/etc/faultline/k8s.toml", R"(version = 1
+[safety]
+ttl = "10m"
+[[fault]]
+name = "app-log"
+calls = ["@open"]
+path = "/tmp/k8s.log"
+error = "EACCES"
+enabled = false
+)"));
+  for (const char* stale : {"/tmp/stop", "/tmp/k8s.log", "/dev/shm/faultline.checkout-7d9f-x2k"})
+    std::filesystem::remove(root_ + stale);
+  std::string why;
+  if (!make_namespace(why)) GTEST_SKIP() << "no mount namespace for /proc and /dev/shm: " << why;
+
+  const std::vector<std::string> pod_env = {"/usr/bin/env",
+                                            "-i",
+                                            "POD_NAME=checkout-7d9f-x2k",
+                                            "LD_PRELOAD=/opt/faultline/libfaultline.so",
+                                            "FAULTLINE_POLICY=/etc/faultline/k8s.toml",
+                                            "FAULTLINE_SESSION=checkout-7d9f-x2k"};
+  std::vector<std::string> app_argv = pod_env;
+  app_argv.insert(app_argv.end(),
+                  {"/bin/sh", "-c",
+                   "i=0; echo started; "
+                   "while [ $i -lt 400 ] && [ ! -e /tmp/stop ]; do "
+                   "  if echo tick >> /tmp/k8s.log; then echo ok; else echo fail; fi; "
+                   "  i=$((i+1)); sleep 0.05; "
+                   "done; echo done"});
+  Background app;
+  ASSERT_TRUE(app.start(in_root(app_argv)));
+  ASSERT_EQ(app.read_line(std::chrono::seconds(15)).value_or(""), "started") << app.err();
+  ASSERT_EQ(app.read_line(std::chrono::seconds(10)).value_or(""), "ok") << "armed too early";
+
+  // kubectl exec POD -- env FAULTLINE_DISABLE=1 /opt/faultline/faultline CMD POD ...
+  auto exec = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = pod_env;
+    argv.insert(argv.end(), {"FAULTLINE_DISABLE=1", "/opt/faultline/faultline"});
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(in_root(argv));
+  };
+  const RunResult enable = exec({"enable", "checkout-7d9f-x2k", "app-log"});
+  ASSERT_EQ(enable.status(), 0) << enable.out << enable.err;
+  auto wait_for = [&](const std::string& want) {
+    for (int i = 0; i < 50; ++i) {
+      const auto line = app.read_line(std::chrono::seconds(10));
+      if (!line) return false;
+      if (*line == want) return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(wait_for("fail")) << "the fault was never injected: " << app.err();
+  const RunResult panic = exec({"panic", "checkout-7d9f-x2k"});
+  ASSERT_EQ(panic.status(), 0) << panic.out << panic.err;
+  EXPECT_TRUE(wait_for("ok")) << "the program never recovered after the panic";
+
+  // The copied CLI finds the shim beside it (no FAULTLINE_SHIM): `run` injects with it.
+  ASSERT_TRUE(write_file(root_ + "/tmp/k8s-run.toml",
+                         "version = 1\n[[fault]]\nname = \"w\"\ncalls = [\"@open\"]\n"
+                         "path = \"/tmp/k8s-run.log\"\nerror = \"EACCES\"\n"));
+  const RunResult injected = run(in_root({"/usr/bin/env", "-i", "/opt/faultline/faultline", "run",
+                                          "-q", "-p", "/tmp/k8s-run.toml", "--", "/bin/sh", "-c",
+                                          "echo x >> /tmp/k8s-run.log || exit 5"}));
+  EXPECT_EQ(injected.status(), 5) << injected.out << injected.err;
+
+  ASSERT_TRUE(write_file(root_ + "/tmp/stop", ""));
+  bool done = false;
+  app.read_until("done", done, std::chrono::seconds(10));
+  EXPECT_TRUE(done);
+  app.stop(std::chrono::seconds(5));
+  for (const char* file : {"/tmp/stop", "/tmp/k8s.log", "/tmp/k8s-run.toml", "/tmp/k8s-run.log"})
+    std::filesystem::remove(root_ + file);
+  std::filesystem::remove_all(opt);
+}
+
+// The Debian packages, as a user gets them: cpack builds faultline and faultline-dev from this
+// tree, `dpkg -i` installs both into the root (their Depends met by the root's own libc6,
+// libstdc++6, libgcc-s1 and libunwind8), the installed `faultline run` injects a fault into
+// the root's /bin/sh, and a consumer compiles and links against faultline-dev both through
+// pkg-config and through find_package(faultline), as C++17. lintian, when installed, finds no
+// error in either package.
+TEST_F(ContainerLayerTest, DebianPackagesInstallAndInject) {
+  if (!file_exists(root_ + "/usr/bin/dpkg"))
+    GTEST_SKIP() << "the root was built from host binaries: it has no dpkg";
+  const RunResult unwind = run({"/usr/sbin/chroot", root_, "/usr/bin/dpkg", "-s", "libunwind8"});
+  if (unwind.status() != 0)
+    GTEST_SKIP() << "the root has no libunwind8 (make_root.sh could not download it)";
+
+  const std::string packages = path("packages");
+  RunOptions slow;
+  slow.timeout = std::chrono::seconds(180);
+  const RunResult cpack =
+      run({CPACK_COMMAND, "--config", std::string(FAULTLINE_BINARY_DIR) + "/CPackConfig.cmake",
+           "-B", packages},
+          slow);
+  ASSERT_EQ(cpack.status(), 0) << cpack.out << cpack.err;
+  const std::string version = FAULTLINE_VERSION "-1";
+  std::string arch = run({"/usr/bin/dpkg", "--print-architecture"}).out;
+  arch.erase(arch.find_last_not_of('\n') + 1);
+  const std::string main_deb = packages + "/faultline_" + version + "_" + arch + ".deb";
+  const std::string dev_deb = packages + "/faultline-dev_" + version + "_" + arch + ".deb";
+  ASSERT_TRUE(file_exists(main_deb)) << cpack.out;
+  ASSERT_TRUE(file_exists(dev_deb)) << cpack.out;
+
+  // What the packages declare and hold.
+  const RunResult depends = run({"/usr/bin/dpkg-deb", "-f", main_deb, "Depends"});
+  for (const char* dep : {"libunwind8", "libc6", "libstdc++6"})
+    EXPECT_NE(depends.out.find(dep), std::string::npos) << depends.out;
+  const RunResult dev_depends = run({"/usr/bin/dpkg-deb", "-f", dev_deb, "Depends"});
+  EXPECT_NE(dev_depends.out.find("faultline (= " + version + ")"), std::string::npos)
+      << dev_depends.out;
+  const RunResult dev_files = run({"/usr/bin/dpkg-deb", "-c", dev_deb});
+  EXPECT_NE(dev_files.out.find("/usr/include/faultline/faultline.hpp"), std::string::npos);
+  for (const char* internal : {"seqlock.h", "glob.h", "control_block.h"})
+    EXPECT_EQ(dev_files.out.find(internal), std::string::npos) << internal << " is installed";
+  if (file_exists("/usr/bin/lintian")) {
+    RunOptions lint_options;
+    lint_options.timeout = std::chrono::seconds(120);
+    const RunResult lint = run({"/usr/bin/lintian", main_deb, dev_deb}, lint_options);
+    EXPECT_EQ(lint.out.find("E: "), std::string::npos) << lint.out;
+    std::cerr << "lintian:\n" << lint.out;
+  }
+
+  // dpkg -i, as in an image: `RUN dpkg -i faultline*.deb`.
+  ASSERT_EQ(run({"/bin/cp", main_deb, dev_deb, root_ + "/tmp/"}).status(), 0);
+  const std::string in_tmp = "/tmp/";
+  const RunResult install = run({"/usr/sbin/chroot", root_, "/usr/bin/dpkg", "-i",
+                                 in_tmp + std::filesystem::path(main_deb).filename().string(),
+                                 in_tmp + std::filesystem::path(dev_deb).filename().string()},
+                                slow);
+  ASSERT_EQ(install.status(), 0) << install.out << install.err;
+  struct Purge {
+    std::string root;
+    ~Purge() {
+      run({"/usr/sbin/chroot", root, "/usr/bin/dpkg", "--purge", "faultline-dev", "faultline"});
+    }
+  } purge{root_};
+  for (const char* file :
+       {"/usr/bin/faultline", "/usr/lib/faultline/libfaultline.so",
+        "/usr/share/man/man1/faultline.1.gz", "/usr/share/man/man5/faultline-policy.5.gz",
+        "/usr/share/bash-completion/completions/faultline", "/usr/share/doc/faultline/copyright"})
+    EXPECT_TRUE(file_exists(root_ + file)) << file;
+  // Stripped: no .symtab left in the binaries.
+  for (const char* binary : {"/usr/bin/faultline", "/usr/lib/faultline/libfaultline.so"}) {
+    const RunResult sections = run({"/usr/bin/readelf", "-S", root_ + binary});
+    EXPECT_EQ(sections.out.find(".symtab"), std::string::npos) << binary << " is not stripped";
+  }
+
+  // The installed `faultline run` finds the installed shim by itself (no FAULTLINE_SHIM) and
+  // injects: the root's /bin/sh cannot append to its log. It needs /proc to find itself.
+  std::string why;
+  if (!make_namespace(why)) GTEST_SKIP() << "no mount namespace for /proc: " << why;
+  ASSERT_TRUE(write_file(root_ + "/tmp/pkg-policy.toml", R"(version = 1
+[[fault]]
+name = "pkg-log"
+calls = ["@open"]
+path = "/tmp/pkg.log"
+error = "EACCES"
+)"));
+  std::filesystem::remove(root_ + "/tmp/pkg.log");
+  const RunResult faulted = run(
+      in_root({"/usr/bin/env", "-i", "PATH=/usr/bin:/bin", "/usr/bin/faultline", "run", "-p",
+               "/tmp/pkg-policy.toml", "--", "/bin/sh", "-c",
+               "if echo tick >> /tmp/pkg.log; then echo wrote; else echo refused; exit 3; fi"}));
+  EXPECT_EQ(faulted.status(), 3) << faulted.out << faulted.err;
+  EXPECT_EQ(faulted.out, "refused\n") << faulted.err;
+  EXPECT_NE(faulted.err.find("Permission denied"), std::string::npos) << faulted.err;
+  EXPECT_FALSE(file_exists(root_ + "/tmp/pkg.log"));
+
+  // faultline-dev from the root's /usr: pkg-config (its paths relative to the .pc file) and
+  // the CMake package, each compiling a consumer as C++17. The consumer starts /bin/sh under
+  // a fault through the API and prints the libfaultline.so mapped into it and what the shell
+  // said: each must preload the shim its package was installed with.
+  const std::string consumer = path("consumer.cpp");
+  ASSERT_TRUE(write_file(consumer, R"(#include <faultline/faultline.hpp>
+#include <fstream>
+#include <iostream>
+#include <string>
+int main() {
+  faultline::Options options;
+  options.command = {"/bin/sh", "-c", "echo hi > /dev/full; echo wrote $?; sleep 30"};
+  options.policy = "version = 1\n[[fault]]\nname = \"full\"\ncalls = [\"write\"]\n"
+                   "path = \"/dev/full\"\nerror = \"EIO\"\n";
+  try {
+    faultline::Session s(options);
+    const std::string line = s.wait_for_line("wrote");
+    std::ifstream maps("/proc/" + std::to_string(s.pid()) + "/maps");
+    std::string map, shim;
+    while (std::getline(maps, map))
+      if (map.find("libfaultline.so") != std::string::npos) shim = map.substr(map.find('/'));
+    s.stop(std::chrono::milliseconds(100));
+    std::cout << "shim " << shim << "\n" << line << "\n" << s.stderr_text();
+    std::cout << "injected " << s.counters("full").injected << "\n";
+    return 0;
+  } catch (const faultline::Error& e) {
+    std::cerr << faultline::to_string(e.code()) << ": " << e.what() << "\n";
+    return 2;
+  }
+}
+)"));
+  const std::string pc = run({"/usr/bin/find", root_ + "/usr/lib", "-name", "faultline.pc"}).out;
+  ASSERT_FALSE(pc.empty()) << "no faultline.pc installed";
+  const std::string pc_dir = std::filesystem::path(pc.substr(0, pc.find('\n'))).parent_path();
+  RunOptions pkg_env;
+  pkg_env.env = {{"PKG_CONFIG_LIBDIR", pc_dir}};
+  pkg_env.timeout = std::chrono::seconds(120);
+  const RunResult shim_var = run({"/usr/bin/pkg-config", "--variable=shim", "faultline"}, pkg_env);
+  EXPECT_EQ(std::filesystem::weakly_canonical(shim_var.out.substr(0, shim_var.out.find('\n'))),
+            std::filesystem::path(root_ + "/usr/lib/faultline/libfaultline.so"))
+      << shim_var.out << shim_var.err;
+  const RunResult built =
+      run({"/bin/sh", "-c",
+           "c++ -std=c++17 -Wall -Wextra -Wpedantic -Werror " + consumer + " -o " + root_ +
+               "/tmp/pc-consumer $(pkg-config --cflags --libs faultline)"},
+          pkg_env);
+  ASSERT_EQ(built.status(), 0) << built.out << built.err;
+  // In the root, where pkg-config recorded no shim: the API finds the one of the installed
+  // `faultline` on PATH (this tree's configured prefix, /usr/local, is not in the root).
+  const RunResult pc_run =
+      run(in_root({"/usr/bin/env", "-i", "PATH=/usr/local/bin:/usr/bin:/bin", "/tmp/pc-consumer"}));
+  EXPECT_EQ(pc_run.status(), 0) << pc_run.out << pc_run.err;
+  EXPECT_NE(pc_run.out.find("shim /usr/lib/faultline/libfaultline.so\n"), std::string::npos)
+      << pc_run.out << pc_run.err;
+  EXPECT_NE(pc_run.out.find("wrote 1\n"), std::string::npos) << pc_run.out;
+  EXPECT_NE(pc_run.out.find("I/O error"), std::string::npos) << pc_run.out;  // dash's words
+  EXPECT_NE(pc_run.out.find("injected 1\n"), std::string::npos) << pc_run.out;
+
+  const std::string project = path("cmake-consumer");
+  std::filesystem::create_directories(project);
+  std::filesystem::copy_file(consumer, project + "/main.cpp");
+  ASSERT_TRUE(write_file(project + "/CMakeLists.txt", R"(cmake_minimum_required(VERSION 3.20)
+project(consumer CXX)
+set(CMAKE_CXX_STANDARD 17)
+set(CMAKE_CXX_STANDARD_REQUIRED ON)
+find_package(faultline REQUIRED)
+add_executable(consumer main.cpp)
+target_link_libraries(consumer PRIVATE faultline::faultline)
+file(WRITE ${CMAKE_BINARY_DIR}/shim.txt "${faultline_SHIM}")
+)"));
+  const RunResult configure =
+      run({CMAKE_COMMAND, "-S", project, "-B", project + "/build",
+           "-DCMAKE_PREFIX_PATH=" + root_ + "/usr", "-DCMAKE_BUILD_TYPE=Release"},
+          slow);
+  ASSERT_EQ(configure.status(), 0) << configure.out << configure.err;
+  // The shim the package was installed with, wherever its prefix now is.
+  const std::string root_shim =
+      std::filesystem::weakly_canonical(root_ + "/usr/lib/faultline/libfaultline.so");
+  EXPECT_EQ(std::filesystem::weakly_canonical(read_file(project + "/build/shim.txt").value_or("")),
+            root_shim);
+  const RunResult cmake_built = run({CMAKE_COMMAND, "--build", project + "/build"}, slow);
+  ASSERT_EQ(cmake_built.status(), 0) << cmake_built.out << cmake_built.err;
+  // Run on this host, it preloads the root's shim, which the CMake package recorded.
+  const RunResult cmake_run = run({project + "/build/consumer"});
+  EXPECT_EQ(cmake_run.status(), 0) << cmake_run.out << cmake_run.err;
+  EXPECT_NE(cmake_run.out.find("shim " + root_shim + "\n"), std::string::npos) << cmake_run.out;
+  EXPECT_NE(cmake_run.out.find("injected 1\n"), std::string::npos) << cmake_run.out;
+}
+
 }  // namespace
 }  // namespace fltest

@@ -138,7 +138,9 @@ TEST_F(RunTest, InstalledPrefixFindsItsShim) {
       run({CMAKE_COMMAND, "--install", FAULTLINE_BINARY_DIR, "--prefix", prefix}, slow);
   ASSERT_EQ(install.status(), 0) << install.out << install.err;
   ASSERT_TRUE(file_exists(prefix + "/lib/faultline/libfaultline.so"));
-  ASSERT_TRUE(file_exists(prefix + "/include/faultline/control_block.h"));
+  // The public API is faultline.hpp alone; the block's layout and helpers stay internal.
+  ASSERT_TRUE(file_exists(prefix + "/include/faultline/faultline.hpp"));
+  EXPECT_FALSE(file_exists(prefix + "/include/faultline/control_block.h"));
   ASSERT_TRUE(write_file(path("p.toml"),
                          "version = 1\n[[fault]]\nname = \"x\"\ncalls = [\"write\"]\n"
                          "path = \"*/x.log\"\nerror = \"ENOSPC\"\n"));
