@@ -157,11 +157,14 @@ void add_explore(CLI::App& app, Args& a, Dispatch& dispatch) {
 
 void add_inspection(CLI::App& app, Args& a, Dispatch& dispatch) {
   auto* validate = app.add_subcommand("validate", "Check a policy: a one-line summary or errors");
-  validate->add_option("POLICY", a.policy, "Policy file (TOML)")->required();
-  dispatch.add(validate, [&a] { return fc::validate_command(a.policy); });
+  validate->add_option("POLICY", a.policy, "Policy file (TOML); - reads standard input")
+      ->required();
+  validate->add_flag("--json", a.json, "One JSON object: every error with file, line, column");
+  dispatch.add(validate, [&a] { return fc::validate_command(a.policy, a.json); });
 
   auto* sessions = app.add_subcommand("sessions", "List live sessions; removes dead ones");
-  dispatch.add(sessions, [] { return fc::sessions_command(); });
+  sessions->add_flag("--json", a.json, "One JSON object instead of a table");
+  dispatch.add(sessions, [&a] { return fc::sessions_command(a.json); });
 
   auto* status = app.add_subcommand("status", "Every fault: enabled, trigger, counters");
   add_session_positional(status, a);
