@@ -174,7 +174,9 @@ int run_command(const RunOptions& options) {
   const std::vector<int> inherited_fds = launch::open_fds();
   if (options.command.empty()) fail(kExitUsage, "no command: faultline run [OPTIONS] -- CMD");
 
-  const Policy policy = options.policy.empty() ? Policy{} : compile_policy_or_fail(options.policy);
+  // `-p -`: the policy from standard input (CMD then inherits what is left of it).
+  const Policy policy =
+      options.policy.empty() ? Policy{} : compile_policy_or_fail(options.policy, true);
   const std::uint64_t seed = launch::choose_seed(
       options.seed ? std::optional(launch::parse_seed(*options.seed, "--seed ")) : std::nullopt,
       policy);
