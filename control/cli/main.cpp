@@ -410,7 +410,8 @@ int main(int argc, char** argv) {
     if (*error.what() != '\0') fmt::print(stderr, "faultline: {}\n", error.what());
     return finish(error.status());
   } catch (const std::system_error& error) {
-    // fmt reports a failed write to stdout this way.
+    // fmt reports a failed write to stdout this way; a reader that left is not an error.
+    if (error.code().value() == EPIPE) return fc::kExitOk;
     fmt::print(stderr, "faultline: cannot write to standard output: {}\n", error.what());
     return fc::kExitUsage;
   } catch (const std::exception& error) {
