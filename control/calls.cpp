@@ -1,8 +1,11 @@
 // The call table as data for the policy compiler and the CLI, generated from shim/calls.def.
 #include "calls.h"
 
+#include <string.h>  // strerrorname_np (GNU)
+
 #include <array>
 #include <cerrno>
+#include <charconv>
 
 #include "net_policy.h"
 
@@ -68,6 +71,9 @@ constexpr std::array kActionNames = {
     std::string_view{"bandwidth"},  std::string_view{"loss"},  std::string_view{"eof"},
 };
 
+// Linux's errnos end at 4095 (MAX_ERRNO); glibc names those up to about 133.
+constexpr int kErrnoMax = 4095;
+
 bool contains(std::initializer_list<int> list, int err) {
   for (int e : list)
     if (e == err) return true;
@@ -105,9 +111,20 @@ std::uint64_t family_calls_mask(Family family, int word) {
   return mask;
 }
 
+// The table above names the usual spelling of an errno that has two (ENOTSUP, not
+// EOPNOTSUPP); strerrorname_np (glibc 2.32) knows every other one. It returns a pointer into
+// a static table: no allocation, no lock, safe on the shim's armed path.
 std::optional<int> errno_from_name(std::string_view name) {
   for (const auto& e : kErrnos)
     if (e.name == name) return e.value;
+  if (name.starts_with('E'))
+    for (int err = 1; err <= kErrnoMax; ++err)
+      if (const char* known = strerrorname_np(err); known != nullptr && name == known) return err;
+  int value = 0;
+  const char* end = name.data() + name.size();
+  const auto [stop, ec] = std::from_chars(name.data(), end, value);
+  if (ec == std::errc{} && stop == end && !name.empty() && value >= 1 && value <= kErrnoMax)
+    return value;
   return std::nullopt;
 }
 
@@ -115,7 +132,27 @@ std::string_view errno_name(int err) {
   for (const auto& e : kErrnos)
     if (e.value == err) return e.name;
   if (err < 0) return dns_error_name(err);  // EAI_* codes of @dns events are negative
+  if (const char* known = strerrorname_np(err)) return known;
   return "";
+}
+
+std::string_view natural_error(const CallInfo& call, bool on_socket) {
+  switch (call.family) {
+    case kFamMemory:
+      return "ENOMEM";
+    case kFamOpen:
+      return "EMFILE";
+    case kFamDns:
+      return "EAI_AGAIN";
+    case kFamNet:
+      if (call.id == kCall_connect) return "ECONNREFUSED";
+      if (call.id == kCall_socket || call.id == kCall_accept || call.id == kCall_accept4)
+        return "EMFILE";
+      if (call.id == kCall_bind || call.id == kCall_listen) return "EADDRINUSE";
+      return "ECONNRESET";
+    default:  // @write, @read, @fsync: the disk failed
+      return on_socket ? "ECONNRESET" : "EIO";
+  }
 }
 
 // Per family, the errnos the man pages list (write(2), fsync(2), read(2), open(2), dup(2),

@@ -175,27 +175,6 @@ void remove_tree(const std::string& path) {
 
 // ---- calls and their natural errors ----------------------------------------------------------
 
-// How a call fails when the resource behind it does: what the program most likely meets in
-// production, so what its error path must survive.
-std::string natural_error(const CallInfo& call, bool on_socket) {
-  switch (call.family) {
-    case kFamMemory:
-      return "ENOMEM";
-    case kFamOpen:
-      return "EMFILE";
-    case kFamDns:
-      return "EAI_AGAIN";
-    case kFamNet:
-      if (call.id == kCall_connect) return "ECONNREFUSED";
-      if (call.id == kCall_socket || call.id == kCall_accept || call.id == kCall_accept4)
-        return "EMFILE";
-      if (call.id == kCall_bind || call.id == kCall_listen) return "EADDRINUSE";
-      return "ECONNRESET";
-    default:  // @write, @read, @fsync: the disk failed
-      return on_socket ? "ECONNRESET" : "EIO";
-  }
-}
-
 struct CompiledTarget {
   std::uint64_t calls_mask[2] = {0, 0};
   bool rw_on_sockets = false;  // its read/write/readv/writev hit sockets (an @net target)
@@ -701,7 +680,9 @@ std::string Explorer::site_fault(const std::string& name, int site_index, int k,
   const std::string calls = is_rw_call(call.id) ? t.calls : "[" + toml_quote(site.call) + "]";
   std::string action = t.action;
   if (action.empty()) {
-    error = t.error.empty() ? natural_error(call, c.rw_on_sockets && !c.rw_on_files) : t.error;
+    error = t.error.empty()
+                ? std::string(faultline::natural_error(call, c.rw_on_sockets && !c.rw_on_files))
+                : t.error;
     action = "error = " + toml_quote(error) + "\n";
   } else {
     error = action;

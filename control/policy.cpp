@@ -2,8 +2,9 @@
 //
 // toml++ parses; then every key has exactly one compile function (kFaultKeys), used for policy
 // files, fault snippets and `faultline set` alike, so a value means the same thing wherever it
-// is typed. Errors are thrown as CompileError and caught at the entry points: the first one
-// refuses the whole policy (the contract), and no function has to thread error codes through.
+// is typed. Errors are thrown as CompileError and caught per fault table and per top-level
+// key (compile_faults, compile_document), which collect them: any error refuses the whole
+// policy (the contract), every one is reported, and no function threads error codes through.
 // Keys are compiled in source order so "first error" means the first one in the file. Checks
 // that need several keys (an action against the calls, jitter without delay) run once all keys
 // of a fault are read, and look their position back up in the toml table.
@@ -178,17 +179,24 @@ std::uint64_t get_size(const Entry& e) {
   fail(e.value_at(), "bad size " + quoted(text) + " (use B, KiB, MiB, GiB)");
 }
 
-// Digits, an optional fraction, and a known unit, whatever the size ("99999999999999h").
+// Pieces of digits, an optional fraction, and a known unit, whatever the size
+// ("99999999999999h", "9999999999h30m").
 bool well_formed_duration(std::string_view text) {
-  std::size_t i = text.find_first_not_of("0123456789");
-  if (i == 0 || i == std::string_view::npos) return false;
-  if (text[i] == '.') {
-    std::size_t end = text.find_first_not_of("0123456789", i + 1);
-    if (end == i + 1 || end == std::string_view::npos) return false;
-    i = end;
+  if (text.empty()) return false;
+  while (!text.empty()) {
+    std::size_t i = text.find_first_not_of("0123456789");
+    if (i == 0 || i == std::string_view::npos) return false;
+    if (text[i] == '.') {
+      std::size_t end = text.find_first_not_of("0123456789", i + 1);
+      if (end == i + 1 || end == std::string_view::npos) return false;
+      i = end;
+    }
+    const std::size_t unit_end = std::min(text.find_first_of("0123456789.", i), text.size());
+    const std::string_view unit = text.substr(i, unit_end - i);
+    if (unit != "us" && unit != "ms" && unit != "s" && unit != "m" && unit != "h") return false;
+    text.remove_prefix(unit_end);
   }
-  const std::string_view unit = text.substr(i);
-  return unit == "us" || unit == "ms" || unit == "s" || unit == "m" || unit == "h";
+  return true;
 }
 
 std::int64_t get_duration(const Entry& e) {
@@ -203,7 +211,8 @@ std::int64_t get_duration(const Entry& e) {
                            " is longer than 100 years (at most \"876000h\"; leave the key "
                            "out for no limit)");
   if (ns) return *ns;
-  fail(e.value_at(), "bad duration " + quoted(text) + " (use us, ms, s, m, h, e.g. \"250ms\")");
+  fail(e.value_at(),
+       "bad duration " + quoted(text) + " (use us, ms, s, m, h, e.g. \"250ms\" or \"1m30s\")");
 }
 
 // ---- number and text parsers ------------------------------------------------------------
@@ -538,7 +547,14 @@ std::vector<std::string_view> errno_names() {
 }
 
 void compile_error(FaultDraft& d, const Entry& e) {
-  if (!e.value->is_string()) fail_value(e, "an errno name like \"EIO\"");
+  if (const auto* number = e.value->as_integer()) {  // `error = 71`: an errno by number
+    if (number->get() < 1 || number->get() > 4095) fail_value(e, "an errno from 1 to 4095");
+    set_main_action(d.spec, kActError);
+    d.spec.error = static_cast<int>(number->get());
+    d.spec.dns_error = 0;
+    return;
+  }
+  if (!e.value->is_string()) fail_value(e, "an errno name like \"EIO\", or its number");
   const std::string& name = get_string(e);
   if (std::optional<int> eai = dns_error_from_name(name)) {  // EAI_AGAIN, TRY_AGAIN: @dns only
     set_main_action(d.spec, kActError);
@@ -1028,12 +1044,52 @@ void validate_fault(FaultDraft& d, const FaultSource& src, const Warnings& warni
   d.spec.families = net_families(d.spec);  // read/write aimed at sockets arm @net
 }
 
-FaultSpec compile_fault_table(const toml::table& table, const Warnings& warnings) {
+// spec/policy.md: a fault with no action injects its calls' natural error. A spec holds one
+// errno, so the calls must agree on it; @net's mix (ECONNREFUSED for connect, ECONNRESET for
+// the rest) becomes ECONNRESET for all, and any other mix is refused (docs/limits.md).
+void choose_natural_error(FaultDraft& d, const FaultSource& src,
+                          std::vector<Policy::NaturalError>* chosen) {
+  if (d.spec.actions & (kMainActions | kActDelay) || d.spec.record[0]) return;
+  // read/write aimed at sockets (an `addr`, or only @net's share of them) fail as a socket.
+  const bool on_socket = d.spec.addr_count != 0 ||
+                         (rw_scope_hits(d.spec, true) && !rw_scope_hits(d.spec, false));
+  std::string_view error;
+  bool all_net = true;
+  std::vector<std::string> seen;  // "EIO (write)", for the message when they differ
+  for (const CallInfo& call : all_calls()) {
+    if (!has_call_bit(d.spec.calls_mask, call.id)) continue;
+    const std::string_view natural = natural_error(call, on_socket);
+    all_net = all_net && (call.family == kFamNet || (on_socket && is_rw_call(call.id)));
+    if (error.empty()) error = natural;
+    if (natural != error || seen.empty())
+      seen.push_back(std::string(natural) + " for " + std::string(call.name));
+    if (natural != error) error = all_net ? "ECONNRESET" : "";
+    if (error.empty()) break;
+  }
+  if (error.empty())
+    fail(src.table_at(), fault_label(d.spec) +
+                             " has no action and its calls fail in different ways (" +
+                             join(std::vector<std::string_view>(seen.begin(), seen.end()), ", ") +
+                             "): give it an 'error' (or another action), or split it by family");
+  if (std::optional<int> eai = dns_error_from_name(error)) {
+    d.spec.dns_error = *eai;
+  } else {
+    d.spec.error = *errno_from_name(error);
+  }
+  d.spec.actions |= kActError;
+  if (chosen) chosen->push_back(Policy::NaturalError{d.spec.name, std::string(error)});
+}
+
+FaultSpec compile_fault_table(const toml::table& table, const Warnings& warnings,
+                              std::vector<Policy::NaturalError>* natural = nullptr) {
   FaultDraft d{default_fault_spec(), {0, 0}};
   for (const Entry& e : entries_in_source_order(table)) compile_file_fault_key(d, e);
   FaultSource src{&table};
   check_required_keys(d.spec, src);
+  std::vector<Policy::NaturalError> chosen;
+  choose_natural_error(d, src, &chosen);
   validate_fault(d, src, warnings);
+  if (natural) natural->insert(natural->end(), chosen.begin(), chosen.end());
   return d.spec;
 }
 
@@ -1049,7 +1105,18 @@ struct FaultName {
 struct Document {
   Policy policy;
   std::vector<FaultName> names;  // for duplicate detection
+  std::vector<CompileError> errors;
 };
+
+// Runs `compile`; an error it throws is recorded and the caller goes on with the next part.
+template <typename F>
+void collecting(Document& doc, F&& compile) {
+  try {
+    compile();
+  } catch (const CompileError& err) {
+    doc.errors.push_back(err);
+  }
+}
 
 using DocumentKeyCompiler = void (*)(Document&, const Warnings&, const Entry&);
 struct DocumentKey {
@@ -1061,7 +1128,8 @@ void compile_keys_of(Document& doc, const Warnings& w, const Entry& e,
                      std::span<const DocumentKey> keys, std::string_view requirement) {
   const toml::table* table = e.value->as_table();
   if (!table) fail_value(e, requirement);
-  for (const Entry& sub : entries_in_source_order(*table)) find_key(keys, sub).compile(doc, w, sub);
+  for (const Entry& sub : entries_in_source_order(*table))
+    collecting(doc, [&] { find_key(keys, sub).compile(doc, w, sub); });
 }
 
 void compile_log_path(Document& doc, const Warnings&, const Entry& e) {
@@ -1135,14 +1203,18 @@ void check_unique_name(Document& doc, const toml::table& table, const FaultSpec&
 void compile_faults(Document& doc, const Warnings& w, const Entry& e) {
   const toml::array* list = e.value->as_array();
   if (!list || !list->is_array_of_tables()) fail_value(e, "an array of tables ([[fault]])");
+  std::size_t count = 0;
   for (const toml::node& item : *list) {
     const toml::table& table = *item.as_table();
-    if (doc.policy.faults.size() == kMaxFaults)
+    if (++count > kMaxFaults)
       fail(table.source().begin,
            "too many faults (a session holds at most " + std::to_string(kMaxFaults) + ")");
-    FaultSpec spec = compile_fault_table(table, w);
-    check_unique_name(doc, table, spec);
-    doc.policy.faults.push_back(spec);
+    // One error per fault: its later keys may only be wrong because of the first.
+    collecting(doc, [&] {
+      FaultSpec spec = compile_fault_table(table, w, &doc.policy.natural_errors);
+      check_unique_name(doc, table, spec);
+      doc.policy.faults.push_back(spec);
+    });
   }
 }
 
@@ -1165,45 +1237,77 @@ void check_snippet_key(const Entry& e) {
     fail(e.key_at, "only [[fault]] tables belong in a fault snippet, not " + quoted(e.key));
 }
 
-Policy compile_document(const toml::table& root, DocumentKind kind, const std::string& source) {
+// Every error goes to `errors`; the policy returned is meaningful only when there is none.
+Policy compile_document(const toml::table& root, DocumentKind kind, const std::string& source,
+                        std::vector<CompileError>* errors) {
   Document doc;
   Warnings warnings{&source, &doc.policy.warnings};
   std::vector<Entry> entries = entries_in_source_order(root);
   if (kind == DocumentKind::kPolicy) check_version(doc, warnings, entries);
-  for (const Entry& e : entries) {
-    if (kind == DocumentKind::kSnippet) check_snippet_key(e);
-    find_key(std::span<const DocumentKey>(kTopKeys), e).compile(doc, warnings, e);
-  }
-  if (kind == DocumentKind::kSnippet && doc.policy.faults.empty())
+  for (const Entry& e : entries)
+    collecting(doc, [&] {
+      if (kind == DocumentKind::kSnippet) check_snippet_key(e);
+      find_key(std::span<const DocumentKey>(kTopKeys), e).compile(doc, warnings, e);
+    });
+  if (kind == DocumentKind::kSnippet && doc.policy.faults.empty() && doc.errors.empty())
     fail(Position{1, 1}, "the snippet has no [[fault]] table");
+  // [[fault]] tables are one top-level key: an error in a table after them comes later in
+  // the list than in the file. Sorted, stably, so each fault's errors keep their order.
+  std::stable_sort(
+      doc.errors.begin(), doc.errors.end(), [](const CompileError& a, const CompileError& b) {
+        return std::pair(a.where.line, a.where.column) < std::pair(b.where.line, b.where.column);
+      });
+  *errors = std::move(doc.errors);
   return std::move(doc.policy);
 }
 
+// The word of a "(did you mean 'path'?)" hint, which every typo message ends with.
+std::string suggestion_in(std::string_view message) {
+  constexpr std::string_view kOpen = "(did you mean '";
+  const std::size_t at = message.rfind(kOpen);
+  if (at == std::string_view::npos) return "";
+  const std::size_t begin = at + kOpen.size();
+  const std::size_t end = message.find("'?)", begin);
+  return end == std::string_view::npos ? "" : std::string(message.substr(begin, end - begin));
+}
+
 PolicyError make_error(const std::string& source, Position at, std::string message) {
+  std::string suggestion = suggestion_in(message);
   return PolicyError{source, static_cast<int>(at.line), static_cast<int>(at.column),
-                     std::move(message)};
+                     std::move(message), std::move(suggestion)};
 }
 
 CompileResult compile_text(std::string_view text, const std::string& source, DocumentKind kind) {
   CompileResult result;
   if (auto stray = detail::find_stray_non_ascii(text)) {
-    result.error = make_error(source,
-                              Position{static_cast<toml::source_index>(stray->line),
-                                       static_cast<toml::source_index>(stray->column)},
-                              "non-ASCII character outside a string or comment");
+    result.errors.push_back(make_error(source,
+                                       Position{static_cast<toml::source_index>(stray->line),
+                                                static_cast<toml::source_index>(stray->column)},
+                                       "non-ASCII character outside a string or comment"));
+    result.error = result.errors.front();
     return result;
   }
   try {
     toml::table root = toml::parse(text, std::string_view(source));
-    result.policy = compile_document(root, kind, source);
+    std::vector<CompileError> errors;
+    Policy policy = compile_document(root, kind, source, &errors);
+    for (const CompileError& err : errors)
+      result.errors.push_back(make_error(source, err.where, err.message));
+    if (errors.empty()) result.policy = std::move(policy);
   } catch (const toml::parse_error& err) {
-    result.error = make_error(source, err.source().begin,
-                              "TOML syntax error: " + std::string(err.description()));
+    // toml++ stops at the first syntax error: nothing after it can be checked.
+    result.errors.push_back(make_error(source, err.source().begin,
+                                       "TOML syntax error: " + std::string(err.description())));
   } catch (const CompileError& err) {
-    result.error = make_error(source, err.where, err.message);
+    result.errors.push_back(make_error(source, err.where, err.message));
   } catch (const std::exception& err) {
     // The shim compiles inside the target's constructor: nothing may escape and kill it.
-    result.error = make_error(source, Position{}, std::string("internal error: ") + err.what());
+    result.errors.push_back(
+        make_error(source, Position{}, std::string("internal error: ") + err.what()));
+  }
+  if (!result.errors.empty()) {
+    result.policy.reset();
+    result.error = result.errors.front();
   }
   return result;
 }
@@ -1342,8 +1446,10 @@ std::optional<std::string> log_path_problem(const std::string& path, std::string
 
 CompileResult compile_policy_file(const std::string& path) {
   std::string content;
-  if (std::optional<std::string> err = read_policy_text(path, content))
-    return CompileResult{std::nullopt, PolicyError{path, 0, 0, "cannot read policy: " + *err}};
+  if (std::optional<std::string> err = read_policy_text(path, content)) {
+    PolicyError error{path, 0, 0, "cannot read policy: " + *err, ""};
+    return CompileResult{std::nullopt, error, {error}};
+  }
   return compile_text(content, path, DocumentKind::kPolicy);
 }
 
@@ -1421,27 +1527,36 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
   return *count * *scale;
 }
 
+// Go-style: one or more NUMBER[.FRACTION]UNIT pieces, summed ("1m30s", "1h0.5m", "250ms").
 std::optional<std::int64_t> parse_duration_ns(std::string_view text) {
   constexpr std::uint64_t kMaxNs = std::numeric_limits<std::int64_t>::max();
-  std::optional<std::uint64_t> whole = take_digits(text);
-  if (!whole) return std::nullopt;
-  std::string_view fraction;
-  if (text.starts_with('.')) {
-    std::size_t end = text.find_first_not_of("0123456789", 1);
-    if (end == std::string_view::npos) return std::nullopt;  // no unit
-    fraction = text.substr(1, end - 1);
-    text.remove_prefix(end);
-    if (fraction.empty()) return std::nullopt;  // "1.s"
+  if (text.empty()) return std::nullopt;
+  std::uint64_t total = 0;
+  while (!text.empty()) {
+    std::optional<std::uint64_t> whole = take_digits(text);
+    if (!whole) return std::nullopt;
+    std::string_view fraction;
+    if (text.starts_with('.')) {
+      std::size_t end = text.find_first_not_of("0123456789", 1);
+      if (end == std::string_view::npos) return std::nullopt;  // no unit
+      fraction = text.substr(1, end - 1);
+      text.remove_prefix(end);
+      if (fraction.empty()) return std::nullopt;  // "1.s"
+    }
+    const std::size_t unit_end = std::min(text.find_first_of("0123456789."), text.size());
+    std::optional<std::uint64_t> scale = unit_scale(kDurationUnits, text.substr(0, unit_end));
+    text.remove_prefix(unit_end);
+    if (!scale || unit_end == 0 || *whole > kMaxNs / *scale) return std::nullopt;
+    std::uint64_t ns = *whole * *scale;
+    if (!fraction.empty()) {
+      std::optional<std::uint64_t> part = fraction_ns(fraction, *scale);
+      if (!part || *part > kMaxNs - ns) return std::nullopt;
+      ns += *part;
+    }
+    if (ns > kMaxNs - total) return std::nullopt;
+    total += ns;
   }
-  std::optional<std::uint64_t> scale = unit_scale(kDurationUnits, text);
-  if (!scale || *whole > kMaxNs / *scale) return std::nullopt;
-  std::uint64_t ns = *whole * *scale;
-  if (!fraction.empty()) {
-    std::optional<std::uint64_t> part = fraction_ns(fraction, *scale);
-    if (!part || *part > kMaxNs - ns) return std::nullopt;
-    ns += *part;
-  }
-  return static_cast<std::int64_t>(ns);
+  return static_cast<std::int64_t>(total);
 }
 
 bool parse_size_range(std::string_view text, std::uint64_t& min, std::uint64_t& max) {

@@ -1,8 +1,9 @@
 // The policy compiler: TOML (spec/policy.md) -> validated, flat FaultSpec rows.
 //
-// A policy is refused whole: the first error found is reported as file:line:col with a
-// message (and the nearest valid key for a typo). Nothing is half-applied. The same key
-// compiler serves `faultline set FAULT KEY=VALUE` and `faultline add -p snippet.toml`.
+// A policy is refused whole: every error found is reported as file:line:col with a message
+// (and the nearest valid key for a typo); nothing is half-applied. A fault is skipped after
+// its first error (its other keys may depend on the bad one), the next fault is still checked. The
+// same key compiler serves `faultline set FAULT KEY=VALUE` and `faultline add -p snippet.toml`.
 #pragma once
 
 #include <cstddef>
@@ -21,6 +22,7 @@ struct PolicyError {
   int line = 0;  // 1-based; 0 when the error has no position (e.g. unreadable file)
   int column = 0;
   std::string message;
+  std::string suggestion;  // the nearest valid word for a typo ("path" for "pathh"), or empty
   // "file:line:col: message" (or "file: message" without a position)
   std::string to_string() const;
 };
@@ -36,11 +38,18 @@ struct Policy {
   std::uint64_t max_faults = kUnlimited;
   std::vector<FaultSpec> faults;
   std::vector<std::string> warnings;  // "file:line:col: warning: ..." (e.g. implausible errno)
+  // Faults given no action, with the natural error chosen for them (policy.md), in order.
+  struct NaturalError {
+    std::string fault;
+    std::string error;  // "EIO", "EAI_AGAIN"
+  };
+  std::vector<NaturalError> natural_errors;
 };
 
 struct CompileResult {
-  std::optional<Policy> policy;  // set iff error is empty
-  std::optional<PolicyError> error;
+  std::optional<Policy> policy;      // set iff error is empty
+  std::optional<PolicyError> error;  // the first error in the file (errors.front())
+  std::vector<PolicyError> errors;   // every error, in file order (`faultline validate`)
 };
 
 // Limits on what a policy may ask for (docs/policy.md, "Limits"). A value past one of them is

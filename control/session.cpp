@@ -87,6 +87,24 @@ bool process_alive(pid_t pid) {
   return state != 'Z' && state != 'X';
 }
 
+// Inode of /proc/self/ns/pid, 0 when /proc cannot tell. Not cached: a process that unshared
+// its pid namespace and forked has children in another one.
+std::uint64_t own_pid_namespace() {
+  struct stat st;
+  return stat("/proc/self/ns/pid", &st) == 0 ? static_cast<std::uint64_t>(st.st_ino) : 0;
+}
+
+// A member recorded in another pid namespace than ours (a sidecar, `unshare --pid`) cannot be
+// seen from here: its pid may name nothing, or another process. It is taken as alive, so that
+// no process ever removes a session it cannot see into.
+bool member_alive(const ControlBlock& block, std::uint32_t slot, std::uint64_t own_ns) {
+  const pid_t pid = block.header.pids[slot].load(std::memory_order_relaxed);
+  if (pid <= 0) return false;
+  const std::uint64_t ns = block.members[slot].pid_ns.load(std::memory_order_relaxed);
+  if (ns != 0 && own_ns != 0 && ns != own_ns) return true;
+  return process_alive(pid);
+}
+
 void init_block(ControlBlock& block, const std::string& name, const Policy& policy) {
   ControlHeader& h = block.header;
   h.abi_version = kAbiVersion;
@@ -720,6 +738,7 @@ void Session::set_seed(std::uint64_t seed) {
 
 int Session::register_pid(pid_t pid) {
   auto& pids = block_->header.pids;
+  const std::uint64_t own_ns = own_pid_namespace();
   // A process registers again after exec (same pid, new image): it keeps its slot and counts.
   for (std::uint32_t i = 0; i < kMaxPids; ++i)
     if (pids[i].load(std::memory_order_relaxed) == pid) return static_cast<int>(i);
@@ -728,6 +747,7 @@ int Session::register_pid(pid_t pid) {
     stats.seen.store(0, std::memory_order_relaxed);
     stats.injected.store(0, std::memory_order_relaxed);
     stats.last_injection_ns.store(0, std::memory_order_relaxed);
+    stats.pid_ns.store(own_ns, std::memory_order_relaxed);
     return static_cast<int>(i);
   };
   // A forked child is registered twice, by its parent (the fork wrapper) and by itself (the
@@ -749,7 +769,8 @@ int Session::register_pid(pid_t pid) {
   // Table full: take over the slot of a member that has exited.
   for (std::uint32_t i = 0; i < kMaxPids; ++i) {
     std::int32_t old = pids[i].load(std::memory_order_relaxed);
-    if (!process_alive(old) && pids[i].compare_exchange_strong(old, pid)) return settle(i);
+    if (!member_alive(*block_, i, own_ns) && pids[i].compare_exchange_strong(old, pid))
+      return settle(i);
   }
   return -1;
 }
@@ -763,10 +784,10 @@ void Session::unregister_pid(pid_t pid) {
 
 std::vector<pid_t> Session::live_pids() const {
   std::vector<pid_t> out;
-  for (const auto& slot : block_->header.pids) {
-    pid_t pid = slot.load(std::memory_order_relaxed);
-    if (process_alive(pid)) out.push_back(pid);
-  }
+  const std::uint64_t own_ns = own_pid_namespace();
+  for (std::uint32_t i = 0; i < kMaxPids; ++i)
+    if (member_alive(*block_, i, own_ns))
+      out.push_back(block_->header.pids[i].load(std::memory_order_relaxed));
   return out;
 }
 

@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config clang-format git
-  libtomlplusplus-dev libspdlog-dev libfmt-dev libunwind-dev libcli11-dev
+  libtomlplusplus-dev libspdlog-dev libfmt-dev libunwind-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libbenchmark-dev
   python3 sqlite3 coreutils binutils valgrind
   clang libclang-rt-14-dev

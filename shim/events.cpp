@@ -236,7 +236,13 @@ void emit_event(const Decision& d, const CallSite& site, std::int64_t bytes) noe
     if (where_kind == kEventHasAddr) line.json_string("addr", where, kLineTailReserve);
     if (where_kind == kEventHasHost) line.json_string("host", where, kLineTailReserve);
     line.json_string("action", action);
-    if (d.action == kActError) line.json_string("errno", errno_name(d.error).data());
+    if (d.action == kActError) {  // an errno the C library has no name for: its number
+      const std::string_view name = errno_name(d.error);
+      if (name.empty())
+        line.json_digits_signed("errno", d.error);
+      else
+        line.json_string("errno", name.data());
+    }
     if (site.has_size) line.json_unsigned("size", site.size);
     if (bytes >= 0) line.json_number("bytes", bytes);
     if (d.delay_ns > 0) line.json_number("delay_ns", d.delay_ns);

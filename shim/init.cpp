@@ -135,6 +135,11 @@ void start() {
   if (disable && std::strcmp(disable, "0") != 0) return;
   resolve_all_real();
   diag_init(env("FAULTLINE_DIAG"));
+  // The `faultline` CLI defines this symbol (control/cli/main.cpp) and exports it: the
+  // controller never injects into itself, even with the shim in its environment (a container
+  // that preloads every process), so that `panic` always works. Its children are exec'd new
+  // images without the symbol and join their session as usual.
+  if (dlsym(RTLD_DEFAULT, "faultline_controller") != nullptr) return;
   std::string first_copy, this_copy;
   if (another_copy_acts(first_copy, this_copy)) {
     diag(

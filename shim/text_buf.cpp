@@ -152,10 +152,22 @@ TextBuf& TextBuf::json_text(std::string_view text, std::size_t keep_free) noexce
     char piece[8];
     std::size_t len = 0;
     std::size_t used = 1;
+    // Byte for byte what nlohmann::json's dump() writes, so that the CLI's `events --json`
+    // (control/cli/commands.cpp) prints the same line as this log: \b \f \n \r \t short,
+    // the other control characters as \u00xx, DEL as itself (valid JSON and UTF-8).
+    const char short_escape = c == '\b'   ? 'b'
+                              : c == '\f' ? 'f'
+                              : c == '\n' ? 'n'
+                              : c == '\r' ? 'r'
+                              : c == '\t' ? 't'
+                                          : '\0';
     if (c == '"' || c == '\\') {
       piece[len++] = '\\';
       piece[len++] = static_cast<char>(c);
-    } else if (c < 0x20 || c == 0x7f) {
+    } else if (short_escape != '\0') {
+      piece[len++] = '\\';
+      piece[len++] = short_escape;
+    } else if (c < 0x20) {
       const char* u = "\\u00";
       for (int k = 0; k < 4; ++k) piece[len++] = u[k];
       piece[len++] = kHexLower[c >> 4];

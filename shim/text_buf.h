@@ -41,7 +41,8 @@ class TextBuf {
   // the time zone database, which takes a lock and may allocate).
   TextBuf& utc_time(std::int64_t realtime_ns, int fraction_digits = 9) noexcept;
 
-  // The inside of a JSON string: `"` and `\` escaped, control characters as \u00XX, bytes
+  // The inside of a JSON string: `"` and `\` escaped, \b \f \n \r \t as such, the other
+  // control characters as \u00xx (exactly as the CLI's JSON library writes them), bytes
   // that are not valid UTF-8 as the six characters `\\xNN` (a backslash, then x and two hex
   // digits: policy.md's event line), so the line is always valid JSON and valid UTF-8. Stops,
   // never in the middle of an escape or a character, once fewer than `keep_free` bytes would

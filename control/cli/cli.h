@@ -48,8 +48,8 @@ struct RunOptions {
 };
 int run_command(const RunOptions& options);
 
-int validate_command(const std::string& policy_path);
-int sessions_command();
+int validate_command(const std::string& policy_path, bool json);
+int sessions_command(bool json);
 // `session` is empty when the user left SESSION out.
 int status_command(const std::string& session, bool json);
 using faultline::FaultEdit;  // edits.h

@@ -208,30 +208,25 @@ using CorruptSlots = std::vector<std::pair<int, std::string>>;
 
 void print_status_json(const Session& session, const SessionState& state,
                        const std::vector<FaultView>& faults, const CorruptSlots& corrupt) {
-  std::vector<std::string> items;
-  for (const FaultView& f : faults) items.push_back(fault_json(f).str());
-  std::vector<std::string> bad;
+  Json items = Json::array();
+  for (const FaultView& f : faults) items.push_back(fault_json(f));
+  Json bad = Json::array();
   for (const auto& [slot, problem] : corrupt)
-    bad.push_back(JsonObject().add("slot", slot).add("problem", problem).str());
-  JsonObject o;
-  o.add("session", session.name())
-      .add("seed", state.seed)
-      .add("state", state_name(state.flags, state.armed_mask))
-      .add_bool("panicked", state.flags & kFlagPanicked)
-      .add_bool("expired", state.flags & kFlagTtlExpired)
-      .add_bool("over_budget", state.flags & kFlagBudgetSpent);
-  if (state.ttl_left_ns == kForever)
-    o.add_null("ttl_left_ns");
-  else
-    o.add("ttl_left_ns", state.ttl_left_ns);
-  if (state.max_faults_total == kUnlimited)
-    o.add_null("max_faults");
-  else
-    o.add("max_faults", state.max_faults_total);
-  o.add("injected_total", state.injected_total)
-      .add_raw("faults", json_array(items))
-      .add_raw("corrupt", json_array(bad));
-  fmt::print("{}\n", o.str());
+    bad.push_back(Json{{"slot", slot}, {"problem", json_text(problem)}});
+  Json o;
+  o["session"] = json_text(session.name());
+  o["seed"] = json_digits(state.seed);
+  o["state"] = std::string(state_name(state.flags, state.armed_mask));
+  o["panicked"] = (state.flags & kFlagPanicked) != 0;
+  o["expired"] = (state.flags & kFlagTtlExpired) != 0;
+  o["over_budget"] = (state.flags & kFlagBudgetSpent) != 0;
+  o["ttl_left_ns"] = state.ttl_left_ns == kForever ? Json(nullptr) : Json(state.ttl_left_ns);
+  o["max_faults"] =
+      state.max_faults_total == kUnlimited ? Json(nullptr) : Json(state.max_faults_total);
+  o["injected_total"] = state.injected_total;
+  o["faults"] = std::move(items);
+  o["corrupt"] = std::move(bad);
+  print_json(o);
 }
 
 std::string rate_text(std::uint64_t now, std::uint64_t before, std::int64_t interval_ns) {
@@ -334,37 +329,26 @@ class EventPrinter {
   static const char* text_key(const Event& e) { return event_text_key(e); }
 
   std::string json(const Event& e) {
-    JsonObject o;
+    Json o;
     // 64-bit values that may exceed 2^53 are strings of digits (policy.md's event line).
-    o.add("seq", e.index).add("time", utc_time(e.ts_ns)).add("ts_ns", std::to_string(e.ts_ns));
-    o.add("pid", e.pid).add("tid", e.tid);
-    o.add("process", e.process).add("fault", e.fault_name);
-    o.add("call", call_name(e.call));
-    if (e.fd >= 0) o.add("fd", e.fd);
-    if (!e.path.empty()) o.add(text_key(e), e.path);
-    o.add("action", action_name(e.action));
-    if (e.action == kActError) o.add("errno", errno_text(e.error));
-    if (e.present & kEventHasSize) o.add("size", e.size);
-    if (e.present & kEventHasBytes) o.add("bytes", e.bytes);
-    if (e.delay_ns > 0) o.add("delay_ns", e.delay_ns);
-    if (e.action == kActCrash) o.add("signal", e.error);
-    o.add("seed", std::to_string(session_.block().header.seed.load(std::memory_order_relaxed)));
-    return o.str();
-  }
-
-  // "2026-12-04T16:00:53.123456789Z", as the shim writes it (shim/text_buf.cpp).
-  static std::string utc_time(std::int64_t ns) {
-    std::int64_t secs = ns / 1000000000;
-    std::int64_t frac = ns % 1000000000;
-    if (frac < 0) {
-      frac += 1000000000;
-      --secs;
-    }
-    const time_t t = static_cast<time_t>(secs);
-    struct tm tm {};
-    gmtime_r(&t, &tm);
-    return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z", tm.tm_year + 1900,
-                       tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+    o["seq"] = e.index;
+    o["time"] = utc_time(e.ts_ns);
+    o["ts_ns"] = json_digits(e.ts_ns);
+    o["pid"] = e.pid;
+    o["tid"] = e.tid;
+    o["process"] = json_text(e.process);
+    o["fault"] = json_text(e.fault_name);
+    o["call"] = call_name(e.call);
+    if (e.fd >= 0) o["fd"] = e.fd;
+    if (!e.path.empty()) o[text_key(e)] = json_text(e.path);
+    o["action"] = std::string(action_name(e.action));
+    if (e.action == kActError) o["errno"] = errno_text(e.error);
+    if (e.present & kEventHasSize) o["size"] = e.size;
+    if (e.present & kEventHasBytes) o["bytes"] = e.bytes;
+    if (e.delay_ns > 0) o["delay_ns"] = e.delay_ns;
+    if (e.action == kActCrash) o["signal"] = e.error;
+    o["seed"] = json_digits(session_.block().header.seed.load(std::memory_order_relaxed));
+    return json_dump(o);
   }
 
   std::string human(const Event& e) {
@@ -412,37 +396,111 @@ void report_missed_events(const ControlBlock& block, const EventCursor& cursor,
 
 }  // namespace
 
+namespace {
+
+CompileResult compile_for_cli(const std::string& path, bool allow_stdin) {
+  return allow_stdin && path == "-" ? compile_policy_string(read_text_file(path, true), "<stdin>")
+                                    : compile_policy_file(path);
+}
+
+Json error_json(const PolicyError& e) {
+  Json o;
+  o["file"] = json_text(e.file);
+  o["line"] = e.line == 0 ? Json(nullptr) : Json(e.line);
+  o["column"] = e.column == 0 ? Json(nullptr) : Json(e.column);
+  o["message"] = json_text(e.message);
+  o["suggestion"] = e.suggestion.empty() ? Json(nullptr) : json_text(e.suggestion);
+  return o;
+}
+
+std::string natural_error_note(const Policy::NaturalError& n) {
+  return fmt::format("{}: no action given: error = \"{}\" (the natural error of its calls)",
+                     n.fault, n.error);
+}
+
+}  // namespace
+
 Policy compile_policy_or_fail(const std::string& path, bool allow_stdin) {
-  CompileResult result = allow_stdin && path == "-"
-                             ? compile_policy_string(read_text_file(path, true), "<stdin>")
-                             : compile_policy_file(path);
+  CompileResult result = compile_for_cli(path, allow_stdin);
   if (result.error) {
-    fmt::print(stderr, "{}\n", result.error->to_string());
+    for (const PolicyError& e : result.errors) fmt::print(stderr, "{}\n", e.to_string());
     fail(kExitUsage, "");
   }
   print_warnings(result.policy->warnings);
   return std::move(*result.policy);
 }
 
-int validate_command(const std::string& policy_path) {
-  const Policy policy = compile_policy_or_fail(policy_path, true);
-  std::vector<std::string> names;
-  for (const FaultSpec& spec : policy.faults) names.emplace_back(fixed_text(spec.name));
-  const std::string list = names.empty() ? "" : fmt::format(" ({})", fmt::join(names, ", "));
-  fmt::print("{}: ok \u2014 {} fault{}{}, seed {}\n", policy_path, names.size(),
-             names.size() == 1 ? "" : "s", list,
-             policy.has_seed ? std::to_string(policy.seed) : "random");
-  return kExitOk;
+int validate_command(const std::string& policy_path, bool json) {
+  if (!json) {
+    const Policy policy = compile_policy_or_fail(policy_path, true);
+    std::vector<std::string> names;
+    for (const FaultSpec& spec : policy.faults) names.emplace_back(fixed_text(spec.name));
+    const std::string list = names.empty() ? "" : fmt::format(" ({})", fmt::join(names, ", "));
+    fmt::print("{}: ok \u2014 {} fault{}{}, seed {}\n", policy_path, names.size(),
+               names.size() == 1 ? "" : "s", list,
+               policy.has_seed ? std::to_string(policy.seed) : "random");
+    for (const auto& n : policy.natural_errors) fmt::print("  {}\n", natural_error_note(n));
+    return kExitOk;
+  }
+  // One JSON object on stdout whatever the outcome; the exit status still says which.
+  CompileResult result = compile_for_cli(policy_path, true);
+  Json o;
+  o["file"] = json_text(policy_path);
+  o["ok"] = !result.error.has_value();
+  Json errors = Json::array();
+  for (const PolicyError& e : result.errors) errors.push_back(error_json(e));
+  Json faults = Json::array();
+  Json warnings = Json::array();
+  if (result.policy) {
+    for (const FaultSpec& spec : result.policy->faults) {
+      Json f;
+      f["name"] = json_text(fixed_text(spec.name));
+      f["natural_error"] = nullptr;
+      for (const auto& n : result.policy->natural_errors)
+        if (n.fault == fixed_text(spec.name)) f["natural_error"] = n.error;
+      faults.push_back(std::move(f));
+    }
+    for (const std::string& w : result.policy->warnings) warnings.push_back(json_text(w));
+  }
+  o["seed"] =
+      result.policy && result.policy->has_seed ? json_digits(result.policy->seed) : Json(nullptr);
+  o["faults"] = std::move(faults);
+  o["warnings"] = std::move(warnings);
+  o["errors"] = std::move(errors);
+  print_json(o);
+  return result.error ? kExitUsage : kExitOk;
 }
 
-int sessions_command() {
+int sessions_command(bool json) {
   auto infos = list_sessions(true);
+  std::sort(infos.begin(), infos.end(),
+            [](const SessionInfo& a, const SessionInfo& b) { return a.name < b.name; });
+  if (json) {
+    Json list = Json::array();
+    for (const SessionInfo& s : infos) {
+      std::vector<pid_t> pids = s.pids;
+      std::sort(pids.begin(), pids.end());
+      pids.erase(std::unique(pids.begin(), pids.end()), pids.end());
+      Json o;
+      o["name"] = json_text(s.name);
+      o["owner"] = json_text(user_name(s.owner));
+      o["uid"] = s.owner;
+      o["pids"] = pids;
+      o["faults"] = s.faults;
+      o["faults_enabled"] = s.faults_enabled;
+      o["state"] = s.problem.empty() ? std::string(state_name(current_flags(s), s.armed_mask))
+                                     : std::string("unusable");
+      o["age_ns"] = s.age_ns;
+      o["problem"] = s.problem.empty() ? Json(nullptr) : json_text(problem_text(s));
+      list.push_back(std::move(o));
+    }
+    print_json(Json{{"sessions", std::move(list)}});
+    return kExitOk;
+  }
   if (infos.empty()) {
     fmt::print("no live sessions\n");
     return kExitOk;
   }
-  std::sort(infos.begin(), infos.end(),
-            [](const SessionInfo& a, const SessionInfo& b) { return a.name < b.name; });
   Table table({"NAME", "OWNER", "PIDS", "FAULTS", "STATE", "AGE", ""},
               {false, false, false, true, false, true, false});
   for (const SessionInfo& s : infos) {
@@ -511,9 +569,11 @@ int set_command(std::vector<std::string> args) {
 }
 
 int add_command(const std::string& session_name, const std::string& snippet_path) {
-  CompileResult result = compile_fault_snippet(read_text_file(snippet_path), snippet_path);
+  const bool from_stdin = snippet_path == "-";
+  CompileResult result = compile_fault_snippet(read_text_file(snippet_path, true),
+                                               from_stdin ? "<stdin>" : snippet_path);
   if (result.error) {
-    fmt::print(stderr, "{}\n", result.error->to_string());
+    for (const PolicyError& e : result.errors) fmt::print(stderr, "{}\n", e.to_string());
     fail(kExitUsage, "");
   }
   print_warnings(result.policy->warnings);

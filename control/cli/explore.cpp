@@ -282,69 +282,73 @@ void print_report(const ex::State& s, bool interrupted) {
   }
 }
 
-std::string run_json(const ex::State& s, const ex::Run& r, const std::string& faultline) {
-  JsonObject o;
-  o.add("run", r.id).add("outcome", ex::outcome_name(r.outcome));
+Json run_json(const ex::State& s, const ex::Run& r, const std::string& faultline) {
+  Json o;
+  o["run"] = r.id;
+  o["outcome"] = std::string(ex::outcome_name(r.outcome));
   if (r.site >= 0) {
     const ex::Site& site = s.sites[r.site];
-    o.add("family", s.family_of(site)).add("call", site.call).add("site", site.site);
-    o.add("occurrence", r.occurrence).add("error", r.error);
+    o["family"] = json_text(s.family_of(site));
+    o["call"] = json_text(site.call);
+    o["site"] = json_text(site.site);
+    o["occurrence"] = r.occurrence;
+    o["error"] = json_text(r.error);
   }
-  o.add("exit_status", r.exit_status);
-  if (r.signal)
-    o.add("signal", signal_name(r.signal));
-  else
-    o.add_null("signal");
-  o.add("injected", r.injected).add("duration_ms", r.duration_ms).add("new_sites", r.new_sites);
-  o.add("stdout_hash", r.stdout_hash).add("note", r.note);
+  o["exit_status"] = r.exit_status;
+  o["signal"] = r.signal ? Json(signal_name(r.signal)) : Json(nullptr);
+  o["injected"] = r.injected;
+  o["duration_ms"] = r.duration_ms;
+  o["new_sites"] = r.new_sites;
+  o["stdout_hash"] = json_text(r.stdout_hash);
+  o["note"] = json_text(r.note);
   if (ex::is_finding(r.outcome) && r.site >= 0) {
-    std::vector<std::string> frames;
-    for (const auto& f : s.sites[r.site].frames) frames.push_back(json_string(f));
-    o.add_raw("stack", json_array(frames));
-    o.add("policy", ex::replay_policy_path(s, r.id));
-    o.add("replay", ex::replay_command(s, r, faultline));
+    Json frames = Json::array();
+    for (const auto& f : s.sites[r.site].frames) frames.push_back(json_text(f));
+    o["stack"] = std::move(frames);
+    o["policy"] = json_text(ex::replay_policy_path(s, r.id));
+    o["replay"] = json_text(ex::replay_command(s, r, faultline));
   }
-  return o.str();
+  return o;
 }
 
 void print_json(const ex::State& s, bool interrupted) {
   const std::string faultline = faultline_path();
-  JsonObject o;
-  std::vector<std::string> command;
-  for (const auto& word : s.config.command) command.push_back(json_string(word));
-  o.add_raw("command", json_array(command)).add("state", s.dir);
-  if (!s.config.check.empty())
-    o.add("check", s.config.check);
-  else
-    o.add_null("check");
+  Json o;
+  Json command = Json::array();
+  for (const auto& word : s.config.command) command.push_back(json_text(word));
+  o["command"] = std::move(command);
+  o["state"] = json_text(s.dir);
+  o["check"] = s.config.check.empty() ? Json(nullptr) : json_text(s.config.check);
   if (const ex::Run* b = s.baseline())
-    o.add_raw("discovery", JsonObject()
-                               .add("exit_status", b->exit_status)
-                               .add("stdout_hash", b->stdout_hash)
-                               .add("duration_ms", b->duration_ms)
-                               .str());
+    o["discovery"] = Json{{"exit_status", b->exit_status},
+                          {"stdout_hash", json_text(b->stdout_hash)},
+                          {"duration_ms", b->duration_ms}};
   else
-    o.add_null("discovery");
-  std::vector<std::string> families;
+    o["discovery"] = nullptr;
+  Json families = Json::array();
   for (const auto& [family, c] : family_counts(s)) {
-    JsonObject f;
-    f.add("family", family).add("sites", c.sites).add("tried", c.tried.size());
+    Json f;
+    f["family"] = json_text(family);
+    f["sites"] = c.sites;
+    f["tried"] = c.tried.size();
     for (ex::Outcome out : kColumns) {
       const auto it = c.runs.find(out);
       std::string key(ex::outcome_name(out));
       std::replace(key.begin(), key.end(), '-', '_');
-      f.add(key, it == c.runs.end() ? std::size_t{0} : it->second);
+      f[key] = it == c.runs.end() ? std::size_t{0} : it->second;
     }
-    families.push_back(f.str());
+    families.push_back(std::move(f));
   }
-  o.add_raw("families", json_array(families));
-  std::vector<std::string> runs, found;
+  o["families"] = std::move(families);
+  Json runs = Json::array(), found = Json::array();
   for (const ex::Run& r : s.runs)
     if (r.site >= 0) runs.push_back(run_json(s, r, faultline));
   for (const ex::Run* r : findings(s)) found.push_back(run_json(s, *r, faultline));
-  o.add_raw("runs", json_array(runs)).add_raw("findings", json_array(found));
-  o.add("untried", s.untried()).add_bool("interrupted", interrupted);
-  fmt::print("{}\n", o.str());
+  o["runs"] = std::move(runs);
+  o["findings"] = std::move(found);
+  o["untried"] = s.untried();
+  o["interrupted"] = interrupted;
+  ::faultline::cli::print_json(o);
 }
 
 }  // namespace

@@ -5,8 +5,12 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <functional>
 #include <string_view>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -157,11 +161,14 @@ void add_explore(CLI::App& app, Args& a, Dispatch& dispatch) {
 
 void add_inspection(CLI::App& app, Args& a, Dispatch& dispatch) {
   auto* validate = app.add_subcommand("validate", "Check a policy: a one-line summary or errors");
-  validate->add_option("POLICY", a.policy, "Policy file (TOML)")->required();
-  dispatch.add(validate, [&a] { return fc::validate_command(a.policy); });
+  validate->add_option("POLICY", a.policy, "Policy file (TOML); - reads standard input")
+      ->required();
+  validate->add_flag("--json", a.json, "One JSON object: every error with file, line, column");
+  dispatch.add(validate, [&a] { return fc::validate_command(a.policy, a.json); });
 
   auto* sessions = app.add_subcommand("sessions", "List live sessions; removes dead ones");
-  dispatch.add(sessions, [] { return fc::sessions_command(); });
+  sessions->add_flag("--json", a.json, "One JSON object instead of a table");
+  dispatch.add(sessions, [&a] { return fc::sessions_command(a.json); });
 
   auto* status = app.add_subcommand("status", "Every fault: enabled, trigger, counters");
   add_session_positional(status, a);
@@ -218,25 +225,147 @@ void add_edits(CLI::App& app, Args& a, Dispatch& dispatch) {
   dispatch.add(resume, [&a] { return fc::panic_command(a.session, false); });
 }
 
-// CLI11's message says what was wrong; add what to do for the two common slips: an unknown
-// command (CLI11 only says one is required) and CMD's own options before `--` in `run`.
-void print_hint(const CLI::App& app, int argc, char** argv, const CLI::ParseError& error) {
-  if (argc < 2) return;
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1] ? 1 : 0)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// " (did you mean 'status'?)" for the nearest of `choices` within 3 edits (or a prefix), or "".
+std::string nearest_hint(std::string_view word, const std::vector<std::string>& choices) {
+  std::string best;
+  std::size_t best_distance = 4;
+  for (const std::string& choice : choices) {
+    const std::size_t d =
+        choice.starts_with(word) && word.size() >= 2 ? 1 : edit_distance(word, choice);
+    if (d < best_distance) {
+      best = choice;
+      best_distance = d;
+    }
+  }
+  return best.empty() ? "" : fmt::format(" (did you mean '{}'?)", best);
+}
+
+std::vector<std::string> command_names(const CLI::App& app) {
+  std::vector<std::string> names{"help"};
+  for (const CLI::App* c : app.get_subcommands([](const CLI::App*) { return true; }))
+    names.push_back(c->get_name());
+  return names;
+}
+
+const CLI::App* find_command(const CLI::App& app, std::string_view name) {
+  for (const CLI::App* c : app.get_subcommands([](const CLI::App*) { return true; }))
+    if (c->get_name() == name) return c;
+  return nullptr;
+}
+
+// Every spelling of the options `command` takes ("--json", "-f", "--help").
+std::vector<std::string> option_names(const CLI::App& command) {
+  std::vector<std::string> names;
+  for (const CLI::Option* o : command.get_options()) {
+    for (const std::string& l : o->get_lnames()) names.push_back("--" + l);
+    for (const std::string& s : o->get_snames()) names.push_back("-" + s);
+  }
+  return names;
+}
+
+// The first word that looks like an option `command` does not take, or "". Stops at `--`,
+// and for `run` and `explore` at CMD (the first word that is neither an option nor a value).
+std::string unknown_option(const CLI::App& command, int argc, char** argv) {
+  const std::vector<std::string> known = option_names(command);
+  const bool takes_cmd = command.get_name() == "run" || command.get_name() == "explore";
+  for (int i = 2; i < argc; ++i) {
+    std::string_view word = argv[i];
+    if (word == "--") break;
+    if (word.size() < 2 || word[0] != '-') {
+      if (takes_cmd) break;
+      continue;
+    }
+    const bool attached =
+        word.find('=') != std::string_view::npos || (!word.starts_with("--") && word.size() > 2);
+    if (word.starts_with("--"))
+      word = word.substr(0, word.find('='));
+    else if (word.size() > 2)
+      word = word.substr(0, 2);  // -pFILE
+    if (std::find(known.begin(), known.end(), word) == known.end()) return std::string(word);
+    const CLI::Option* option = command.get_option_no_throw(std::string(word));
+    if (option != nullptr && option->get_expected_min() > 0 && !attached) ++i;  // its value
+  }
+  return "";
+}
+
+// CLI11's messages say what was wrong; ours also say what to do for the common slips: an
+// unknown command or option (with the nearest one) and CMD's own options before `--` in `run`.
+// Returns true when it printed the message (CLI11's is then not printed).
+bool print_usage_error(const CLI::App& app, int argc, char** argv, const CLI::ParseError& error) {
+  if (argc < 2) return false;
   const std::string_view first = argv[1];
-  const auto commands = app.get_subcommands([](const CLI::App*) { return true; });
-  const bool known = std::any_of(commands.begin(), commands.end(),
-                                 [&](const CLI::App* c) { return c->get_name() == first; });
-  if (!known && !first.starts_with('-'))
-    fmt::print(stderr, "faultline: unknown command '{}' (see `faultline --help`)\n", first);
-  else if ((first == "run" || first == "explore") &&
-           dynamic_cast<const CLI::ExtrasError*>(&error) != nullptr)
+  const CLI::App* command = find_command(app, first);
+  if (!command && !first.starts_with('-')) {
+    std::string hint = nearest_hint(first, command_names(app));
+    fmt::print(stderr, "faultline: unknown command '{}'{} (see `faultline --help`)\n", first, hint);
+    return true;
+  }
+  if (!command) {
+    const std::string option = std::string(first.substr(0, first.find('=')));
+    fmt::print(stderr, "faultline: unknown option '{}'{} (see `faultline --help`)\n", option,
+               nearest_hint(option, {"--help", "--version"}));
+    return true;
+  }
+  if (const std::string option = unknown_option(*command, argc, argv); !option.empty()) {
+    fmt::print(stderr, "faultline {}: unknown option '{}'{} (see `faultline {} --help`)\n", first,
+               option, nearest_hint(option, option_names(*command)), first);
+    return true;
+  }
+  if ((first == "run" || first == "explore") &&
+      dynamic_cast<const CLI::ExtrasError*>(&error) != nullptr) {
+    app.exit(error);
     fmt::print(stderr,
                "faultline: put the command after `--`: faultline {} [OPTIONS] -- CMD "
                "[ARGS...]\n",
                first);
+    return true;
+  }
+  return false;
+}
+
+// `faultline help [COMMAND]` is `faultline [COMMAND] --help`.
+std::vector<std::string> rewrite_help(int argc, char** argv) {
+  std::vector<std::string> words(argv, argv + argc);
+  if (words.size() >= 2 && words[1] == "help") {
+    words.erase(words.begin() + 1);
+    words.insert(words.begin() + (words.size() >= 2 ? 2 : 1), "--help");
+    if (words.size() > 3) words.resize(3);  // help COMMAND extra...: the command's help
+  }
+  return words;
+}
+
+// spec/cli.md: write errors on standard output are errors (exit 2), a closed pipe aside (then
+// SIGPIPE ended us already, or, with SIGPIPE ignored, EPIPE: the reader left, nothing to say).
+int finish(int status) {
+  if (std::fflush(stdout) == 0 && !std::ferror(stdout)) return status;
+  const int err = errno;
+  if (err == EPIPE) return status;
+  std::fprintf(stderr, "faultline: cannot write to standard output: %s\n",
+               err != 0 ? std::strerror(err) : "write error");
+  return fc::kExitUsage;
 }
 
 }  // namespace
+
+// Looked up by the shim (shim/init.cpp) in every process it starts in: a process that
+// defines it is the controller, which never injects into itself.
+extern "C" __attribute__((visibility("default"), used)) const char faultline_controller[] =
+    "faultline " FAULTLINE_VERSION;
 
 int main(int argc, char** argv) {
   CLI::App app{"faultline: inject faults into unmodified programs through LD_PRELOAD", "faultline"};
@@ -254,19 +383,37 @@ int main(int argc, char** argv) {
       "Exit status: 0 done, 1 nothing to act on, 2 bad usage or input; `run`: CMD's status.\n"
       "`faultline COMMAND --help` for a command's options.");
 
+  if (argc >= 3 && std::string_view(argv[1]) == "help" && !find_command(app, argv[2])) {
+    fmt::print(stderr, "faultline: unknown command '{}'{} (see `faultline --help`)\n", argv[2],
+               nearest_hint(argv[2], command_names(app)));
+    return fc::kExitUsage;
+  }
+  std::vector<std::string> words = rewrite_help(argc, argv);
+  std::vector<char*> word_ptrs;
+  for (std::string& w : words) word_ptrs.push_back(w.data());
+  const int word_count = static_cast<int>(word_ptrs.size());
+  word_ptrs.push_back(nullptr);
+  char** const args_v = word_ptrs.data();
   try {
-    app.parse(argc, argv);
+    app.parse(word_count, args_v);
   } catch (const CLI::ParseError& error) {
-    app.exit(error);  // help and version on stdout, anything else on stderr
-    if (error.get_exit_code() == 0) return fc::kExitOk;
-    print_hint(app, argc, argv, error);
+    if (error.get_exit_code() == 0) {
+      app.exit(error);  // help and version on stdout
+      return finish(fc::kExitOk);
+    }
+    if (!print_usage_error(app, word_count, args_v, error)) app.exit(error);
     return fc::kExitUsage;
   }
   try {
-    return dispatch.run();
+    return finish(dispatch.run());
   } catch (const fc::CliError& error) {
     if (*error.what() != '\0') fmt::print(stderr, "faultline: {}\n", error.what());
-    return error.status();
+    return finish(error.status());
+  } catch (const std::system_error& error) {
+    // fmt reports a failed write to stdout this way; a reader that left is not an error.
+    if (error.code().value() == EPIPE) return fc::kExitOk;
+    fmt::print(stderr, "faultline: cannot write to standard output: {}\n", error.what());
+    return fc::kExitUsage;
   } catch (const std::exception& error) {
     fmt::print(stderr, "faultline: {}\n", error.what());
     return fc::kExitUsage;

@@ -242,86 +242,153 @@ std::string times_text(std::uint64_t times) {
   return times == kUnlimited ? "-" : std::to_string(times);
 }
 
-std::string json_string(std::string_view text) {
-  std::string out = "\"";
+std::string utf8_text(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
   for (std::size_t i = 0; i < text.size(); ++i) {
     const auto c = static_cast<unsigned char>(text[i]);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (c < 0x20 || c == 0x7f) {
-      out += fmt::format("\\u{:04x}", c);
-    } else if (c < 0x80) {
+    if (c < 0x80) {
       out += static_cast<char>(c);
     } else if (const std::size_t n = utf8_sequence_length(text, i); n != 0) {
       out.append(text.substr(i, n));
       i += n - 1;
     } else {
-      out += fmt::format("\\u{:04x}", c);
+      out += fmt::format("\\x{:02x}", c);
     }
   }
-  return out + "\"";
+  return out;
 }
 
-JsonObject& JsonObject::add(std::string_view key, std::string_view value) {
-  return add_raw(key, json_string(value));
-}
+Json json_number(double value) { return std::isfinite(value) ? Json(value) : Json(nullptr); }
 
-// fmt's shortest round-trip form ("0.5", "1", "1e-05") is valid JSON; NaN and infinities are
-// not, and cannot come from a validated spec, but must never produce a broken document.
-JsonObject& JsonObject::add(std::string_view key, double value) {
-  return std::isfinite(value) ? add_raw(key, fmt::format("{}", value)) : add_null(key);
-}
-
-JsonObject& JsonObject::add_bool(std::string_view key, bool value) {
-  return add_raw(key, value ? "true" : "false");
-}
-
-JsonObject& JsonObject::add_null(std::string_view key) { return add_raw(key, "null"); }
-
-JsonObject& JsonObject::add_raw(std::string_view key, std::string_view json) {
-  if (body_.size() > 1) body_ += ',';
-  body_ += json_string(key);
-  body_ += ':';
-  body_ += json;
-  return *this;
-}
-
-JsonObject fault_json(const FaultView& fault) {
-  JsonObject o;
-  o.add("name", fixed_text(fault.spec.name))
-      .add_bool("enabled", fault.enabled)
-      .add("probability", fault.spec.probability)
-      .add("after", fault.spec.after)
-      .add("every", fault.spec.every);
-  if (fault.spec.times == kUnlimited)
-    o.add_null("times");
-  else
-    o.add("times", fault.spec.times);
-  o.add("seen", fault.seen)
-      .add("matched", fault.matched)
-      .add("injected", fault.injected)
-      .add("quota_used", fault.quota_used)
-      .add("first_injection_ns", fault.first_injection_ns)
-      .add("last_injection_ns", fault.last_injection_ns);
-  // The glob and address selectors given, each always an array of its entries as written
-  // (a single glob is an array of one; '!' entries keep their '!'): {"path": ["/data/*"]}.
-  JsonObject selectors;
-  for (const auto& [key, entries] : selector_lists(fault.spec)) {
-    std::vector<std::string> items;
-    for (const std::string& entry : entries) items.push_back(json_string(entry));
-    selectors.add_raw(key, json_array(items));
+std::string utc_time(std::int64_t ns) {
+  std::int64_t secs = ns / kSec;
+  std::int64_t frac = ns % kSec;
+  if (frac < 0) {
+    frac += kSec;
+    --secs;
   }
-  o.add_raw("selectors", selectors.str());
+  const time_t t = static_cast<time_t>(secs);
+  struct tm tm {};
+  gmtime_r(&t, &tm);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+}
+
+void add_instant(Json& object, std::string_view key, std::int64_t realtime_ns) {
+  const std::string k(key);
+  object[k + "_ns"] = realtime_ns == 0 ? Json(nullptr) : json_digits(realtime_ns);
+  object[k + "_time"] = realtime_ns == 0 ? Json(nullptr) : Json(utc_time(realtime_ns));
+}
+
+// Strict: every string went through utf8_text, so invalid UTF-8 here is a bug worth an error.
+std::string json_dump(const Json& value) { return value.dump(); }
+
+void print_json(const Json& value) { fmt::print("{}\n", json_dump(value)); }
+
+namespace {
+
+std::vector<std::string> split(const std::string& text, char separator) {
+  std::vector<std::string> parts;
+  std::size_t start = 0;
+  for (std::size_t at; (at = text.find(separator, start)) != std::string::npos; start = at + 1)
+    parts.push_back(text.substr(start, at - start));
+  parts.push_back(text.substr(start));
+  return parts;
+}
+
+// The selectors as policy keys and values (the values a policy file takes for them). The
+// glob and address selectors are always arrays of their entries as written (a single glob is
+// an array of one; '!' entries keep their '!'): {"path": ["/data/*"]}.
+Json selectors_json(const FaultSpec& spec) {
+  Json o = Json::object();
+  for (const auto& [key, entries] : selector_lists(spec)) {
+    Json items = Json::array();
+    for (const std::string& entry : entries) items.push_back(json_text(entry));
+    o[std::string(key)] = items;
+  }
+  if (spec.has_size) o["size"] = size_range_text(spec);
+  if (spec.site[0]) o["site"] = json_text(fixed_text(spec.site));
   return o;
 }
 
-std::string json_array(const std::vector<std::string>& items) {
-  return fmt::format("[{}]", fmt::join(items, ","));
+// The action keys, as in a policy file: the same set action_text shows, typed.
+Json action_json(const FaultSpec& spec) {
+  Json o = Json::object();
+  const std::uint32_t a = spec.actions;
+  if (a & kActError) {
+    if (spec.dns_error)
+      o["error"] = std::string(dns_error_name(spec.dns_error));
+    else if (const std::string_view name = errno_name(spec.error); !name.empty())
+      o["error"] = std::string(name);
+    else
+      o["error"] = spec.error;
+  }
+  if (a & kActShort) {
+    if (spec.short_percent != 0)
+      o["short"] = fmt::format("{}%", spec.short_percent);
+    else
+      o["short"] = spec.short_bytes;
+  }
+  if (a & kActCorrupt) o["corrupt"] = spec.corrupt_bits;
+  if (a & kActQuota) o["quota"] = human_size(spec.quota_bytes);
+  if (a & kActLie) o["lie"] = true;
+  if (a & kActCrash) {
+    o["crash"] = signal_text(spec.crash_signal);
+    if (spec.crash_when == kCrashAfter) o["when"] = "after";
+  }
+  if (a & kActReset) o["reset"] = true;
+  if (a & kActBlackhole) o["blackhole"] = true;
+  if (a & kActEof) o["eof"] = true;
+  if (a & kActLimit) o["limit"] = spec.fd_limit;
+  if (a & kActLatency) o["latency"] = human_duration(spec.latency_ns);
+  if (a & kActBandwidth) o["bandwidth"] = human_size(spec.bandwidth_bps) + "/s";
+  if (a & kActLoss) o["loss"] = json_number(spec.loss);
+  if (a & kActResolve) o["resolve_to"] = Json::parse(resolve_to_text(spec));
+  if (spec.timeout_ns > 0) o["timeout"] = human_duration(spec.timeout_ns);
+  if (spec.record[0]) o["record"] = json_text(fixed_text(spec.record));
+  if (a & kActDelay) o["delay"] = human_duration(spec.delay_ns);
+  if (spec.jitter_ns > 0) o["jitter"] = human_duration(spec.jitter_ns);
+  if (spec.p99_ns > 0) o["p99"] = human_duration(spec.p99_ns);
+  if (spec.log_stack) o["log_stack"] = true;
+  return o;
+}
+
+Json triggers_json(const FaultSpec& spec) {
+  Json o = Json::object();
+  o["probability"] = json_number(spec.probability);
+  o["after"] = spec.after;
+  o["every"] = spec.every;
+  o["times"] = spec.times == kUnlimited ? Json(nullptr) : Json(spec.times);
+  if (spec.start_after_ns > 0) o["start_after"] = human_duration(spec.start_after_ns);
+  if (spec.duration_ns != kForever) o["duration"] = human_duration(spec.duration_ns);
+  if (spec.after_bytes > 0) o["after_bytes"] = human_size(spec.after_bytes);
+  return o;
+}
+
+}  // namespace
+
+Json fault_json(const FaultView& fault) {
+  Json o;
+  o["name"] = json_text(fixed_text(fault.spec.name));
+  o["enabled"] = fault.enabled;
+  // Flat copies of the triggers first, as before `triggers` existed (scripts read them).
+  o["probability"] = json_number(fault.spec.probability);
+  o["after"] = fault.spec.after;
+  o["every"] = fault.spec.every;
+  o["times"] = fault.spec.times == kUnlimited ? Json(nullptr) : Json(fault.spec.times);
+  o["seen"] = fault.seen;
+  o["matched"] = fault.matched;
+  o["injected"] = fault.injected;
+  o["quota_used"] = fault.quota_used;
+  add_instant(o, "first_injection", fault.first_injection_ns);
+  add_instant(o, "last_injection", fault.last_injection_ns);
+  const std::string calls = calls_text(fault.spec);
+  o["calls"] = calls == "-" ? Json::array() : Json(split(calls, ','));
+  o["selectors"] = selectors_json(fault.spec);
+  o["action"] = action_json(fault.spec);
+  o["triggers"] = triggers_json(fault.spec);
+  return o;
 }
 
 Table::Table(std::vector<std::string> header, std::vector<bool> numeric)

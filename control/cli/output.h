@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,38 +39,35 @@ std::string selectors_text(const FaultSpec& spec);  // "path=/data/* size=4KiB..
 std::string action_text(const FaultSpec& spec);     // "error=EIO delay=250ms", or "-"
 std::string times_text(std::uint64_t times);        // "3", or "-" for unlimited
 
-// A JSON string literal, quotes included. Bytes that are not valid UTF-8 (paths may hold any)
-// become \u00XX, so the output is always valid JSON and the original byte can be recovered.
-std::string json_string(std::string_view text);
+// JSON is built with nlohmann::ordered_json (keys in the order written: a reader sees the
+// same field order every time). Rules every JSON output of the CLI follows (docs/cli.md):
+// 64-bit values that may exceed 2^53 (`seed`, `*_ns` instants) are strings of digits, an
+// instant also gets an RFC 3339 `time` next to it, and text that is not valid UTF-8 (paths
+// may hold any byte) has each bad byte written as `\xNN`, exactly as the shim's event line.
+using Json = nlohmann::ordered_json;
 
-// Builds one JSON object in key order. Booleans have their own method: an overload on bool
-// would silently catch `const char*` arguments.
-class JsonObject {
- public:
-  JsonObject& add(std::string_view key, std::string_view value);
-  JsonObject& add(std::string_view key, const char* value) {
-    return add(key, std::string_view(value));
-  }
-  JsonObject& add(std::string_view key, const std::string& value) {
-    return add(key, std::string_view(value));
-  }
-  template <std::integral T>
-  requires(!std::same_as<T, bool>) JsonObject& add(std::string_view key, T value) {
-    return add_raw(key, std::to_string(value));
-  }
-  JsonObject& add(std::string_view key, double value);
-  JsonObject& add_bool(std::string_view key, bool value);
-  JsonObject& add_null(std::string_view key);
-  JsonObject& add_raw(std::string_view key, std::string_view json);
-  std::string str() const { return body_ + "}"; }
+// `text` with every byte that is not part of valid UTF-8 replaced by the four characters
+// \xNN (lower-case hex): what the shim's event line does (shim/text_buf.cpp json_text).
+std::string utf8_text(std::string_view text);
+inline Json json_text(std::string_view text) { return Json(utf8_text(text)); }
+// A 64-bit value as a JSON string of decimal digits.
+inline Json json_digits(std::uint64_t value) { return Json(std::to_string(value)); }
+inline Json json_digits(std::int64_t value) { return Json(std::to_string(value)); }
+// A finite double; NaN and infinities (impossible from a validated spec) become null.
+Json json_number(double value);
+// CLOCK_REALTIME nanoseconds as "2026-12-04T16:00:53.123456789Z", as the shim writes it.
+std::string utc_time(std::int64_t realtime_ns);
+// `KEY_ns` (digits) and `KEY_time` (RFC 3339) for an instant; both null for 0 (never).
+void add_instant(Json& object, std::string_view key, std::int64_t realtime_ns);
+// One line of compact JSON (no trailing newline).
+std::string json_dump(const Json& value);
+// Prints `value` and a newline on stdout.
+void print_json(const Json& value);
 
- private:
-  std::string body_ = "{";
-};
-
-// The per-fault object of `status --json` (and of `run --json-summary`, which adds to it).
-JsonObject fault_json(const FaultView& fault);
-std::string json_array(const std::vector<std::string>& items);
+// The per-fault object of `status --json` (and of `run --json`): counters first, then what
+// reads the fault back (`calls`, `selectors`, `action`, `triggers`) in policy units, so that
+// the object can be turned back into a [[fault]] table and `faultline add`ed (docs/cli.md).
+Json fault_json(const FaultView& fault);
 
 // Left-aligned text columns, right-aligned numeric ones, two spaces apart.
 class Table {

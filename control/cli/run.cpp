@@ -118,18 +118,17 @@ void print_summary(const Session& session, int wait_status) {
 // The summary's facts as one JSON object, for scripts (`--json`, `--json-summary`).
 std::string json_summary(const Session& session, int wait_status) {
   const SessionState state = read_state(session.block());
-  std::vector<std::string> items;
-  for (const FaultView& f : read_faults(session)) items.push_back(fault_json(f).str());
-  JsonObject o;
-  o.add("session", session.name()).add("seed", state.seed);
-  o.add("exit_status", exit_status(wait_status));
-  if (WIFSIGNALED(wait_status))
-    o.add("signal", signal_text(WTERMSIG(wait_status)));
-  else
-    o.add_null("signal");
-  o.add("state", state_name(state.flags, state.armed_mask));
-  o.add("injected_total", state.injected_total).add_raw("faults", json_array(items));
-  return o.str();
+  Json items = Json::array();
+  for (const FaultView& f : read_faults(session)) items.push_back(fault_json(f));
+  Json o;
+  o["session"] = json_text(session.name());
+  o["seed"] = json_digits(state.seed);
+  o["exit_status"] = exit_status(wait_status);
+  o["signal"] = WIFSIGNALED(wait_status) ? Json(signal_text(WTERMSIG(wait_status))) : Json(nullptr);
+  o["state"] = std::string(state_name(state.flags, state.armed_mask));
+  o["injected_total"] = state.injected_total;
+  o["faults"] = std::move(items);
+  return json_dump(o);
 }
 
 // `--json-summary FILE` (`-`: stderr, CMD owns stdout). Failing to write it is reported but
@@ -175,7 +174,9 @@ int run_command(const RunOptions& options) {
   const std::vector<int> inherited_fds = launch::open_fds();
   if (options.command.empty()) fail(kExitUsage, "no command: faultline run [OPTIONS] -- CMD");
 
-  const Policy policy = options.policy.empty() ? Policy{} : compile_policy_or_fail(options.policy);
+  // `-p -`: the policy from standard input (CMD then inherits what is left of it).
+  const Policy policy =
+      options.policy.empty() ? Policy{} : compile_policy_or_fail(options.policy, true);
   const std::uint64_t seed = launch::choose_seed(
       options.seed ? std::optional(launch::parse_seed(*options.seed, "--seed ")) : std::nullopt,
       policy);

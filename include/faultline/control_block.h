@@ -288,7 +288,10 @@ struct MemberStats {
   std::atomic<std::uint64_t> seen;              // armed calls this process brought to the engine
   std::atomic<std::uint64_t> injected;          // injections in this process
   std::atomic<std::int64_t> last_injection_ns;  // CLOCK_REALTIME, 0 = none yet
-  std::atomic<std::uint64_t> reserved;
+  // The member's pid namespace (inode of /proc/self/ns/pid), 0 = unknown: its pid means
+  // something only there, so only a process of the same namespace judges it dead (this was
+  // a reserved word: same layout, same fingerprint).
+  std::atomic<std::uint64_t> pid_ns;
 };
 
 struct ControlBlock {

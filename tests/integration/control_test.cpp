@@ -238,7 +238,9 @@ std::optional<std::string> json_field(const std::string& json, const std::string
 
 std::uint64_t json_u64(const std::string& json, const std::string& fault,
                        const std::string& field) {
-  const auto text = json_field(json, fault, field);
+  auto text = json_field(json, fault, field);
+  // 64-bit instants and the seed are strings of digits ("1796400053123456789").
+  if (text && text->size() >= 2 && text->front() == '"') *text = text->substr(1, text->size() - 2);
   return text && !text->empty() && std::isdigit(static_cast<unsigned char>((*text)[0]))
              ? std::stoull(*text)
              : ~0ull;

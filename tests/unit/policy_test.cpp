@@ -249,7 +249,7 @@ TEST(Policy, FileErrorsCarryThePath) {
 }
 
 TEST(Policy, ErrorToString) {
-  PolicyError error{"p.toml", 3, 7, "bad"};
+  PolicyError error{"p.toml", 3, 7, "bad", ""};
   EXPECT_EQ(error.to_string(), "p.toml:3:7: bad");
 }
 
@@ -312,7 +312,10 @@ TEST(PolicyErrors, BadValues) {
   const Case cases[] = {
       {"unknown errno", fault("error = \"EIOO\"\n"), 5, 9,
        "unknown errno name 'EIOO' (did you mean 'EIO'?)"},
-      {"errno not a string", fault("error = 5\n"), 5, 9, "'error' must be an errno name"},
+      {"errno not a name or number", fault("error = true\n"), 5, 9,
+       "'error' must be an errno name like \"EIO\", or its number"},
+      {"errno number out of range", fault("error = 5000\n"), 5, 9,
+       "'error' must be an errno from 1 to 4095"},
       {"bad glob", fault("path = \"/tmp/[ab\"\nerror = \"EIO\"\n"), 5, 8,
        "bad glob '/tmp/[ab': unterminated [...] class"},
       {"empty glob", fault("path = \"\"\nerror = \"EIO\"\n"), 5, 8, "'path' must not be empty"},
@@ -442,9 +445,11 @@ TEST(PolicyErrors, UnknownCallListsChoices) {
 }
 
 TEST(PolicyErrors, FaultLevel) {
-  expect_refused({"no action", "version = 1\n[[fault]]\nname = \"a\"\ncalls = [\"write\"]\n", 2, 1,
-                  "fault 'a' has no action (error, delay, short, corrupt, quota, lie, crash, "
-                  "reset, blackhole, resolve_to, limit)"});
+  expect_refused({"no action, calls that fail differently",
+                  "version = 1\n[[fault]]\nname = \"a\"\ncalls = [\"write\", \"malloc\"]\n", 2, 1,
+                  "fault 'a' has no action and its calls fail in different ways (EIO for write, "
+                  "ENOMEM for malloc): give it an 'error' (or another action), or split it by "
+                  "family"});
   expect_refused({"no name", "version = 1\n[[fault]]\ncalls = [\"write\"]\nerror = \"EIO\"\n", 2, 1,
                   "fault has no 'name'"});
   expect_refused({"no calls", "version = 1\n[[fault]]\nname = \"a\"\nerror = \"EIO\"\n", 2, 1,
@@ -577,6 +582,15 @@ TEST(Parsers, Duration) {
       {"", std::nullopt},
       {"1 s", std::nullopt},
       {"10x", std::nullopt},
+      // Go-style compounds (policy.md: "compounds such as 1m30s").
+      {"1m30s", 90'000'000'000},
+      {"1h30m", 5'400'000'000'000},
+      {"1h0.5m", 3'630'000'000'000},
+      {"2s500ms", 2'500'000'000},
+      {"1m30", std::nullopt},  // every piece needs its unit
+      {"1m 30s", std::nullopt},
+      {"1ms.5s", std::nullopt},
+      {"9223372036s1s", std::nullopt},  // the sum overflows
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.text);
@@ -1123,6 +1137,93 @@ p99 = "1s"
   EXPECT_EQ(spec.latency_ns, 0);
   EXPECT_EQ(spec.p99_ns, 0);
   EXPECT_EQ(spec.actions, std::uint32_t{kActError});
+}
+
+}  // namespace
+}  // namespace faultline
+
+namespace faultline {
+namespace {
+
+CompileResult compile_one(const std::string& fault_keys) {
+  return compile_policy_string("version = 1\n[[fault]]\nname = \"f\"\n" + fault_keys, "p.toml");
+}
+
+TEST(PolicyErrno, EveryNameTheCLibraryKnowsAndNumbers) {
+  for (const auto& [text, value] :
+       {std::pair{"\"EPROTO\"", EPROTO}, std::pair{"\"ENOLINK\"", ENOLINK},
+        std::pair{"\"EWOULDBLOCK\"", EAGAIN}, std::pair{"\"EHWPOISON\"", EHWPOISON},
+        std::pair{"71", 71}, std::pair{"\"71\"", 71}}) {
+    SCOPED_TRACE(text);
+    const CompileResult r = compile_one(std::string("calls = [\"write\"]\nerror = ") + text + "\n");
+    ASSERT_FALSE(r.error) << r.error->to_string();
+    EXPECT_EQ(r.policy->faults[0].error, value);
+  }
+  EXPECT_EQ(errno_name(EPROTO), "EPROTO");
+  EXPECT_EQ(errno_name(ENOLINK), "ENOLINK");
+  for (const char* bad : {"0", "4096", "\"EPROTOX\"", "-5"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_TRUE(compile_one(std::string("calls = [\"write\"]\nerror = ") + bad + "\n").error);
+  }
+}
+
+TEST(PolicyNaturalError, AFaultWithoutActionTakesItsCallsNaturalError) {
+  struct Case {
+    const char* calls;
+    const char* error;
+  };
+  for (const Case& c : {Case{"[\"@write\"]", "EIO"}, Case{"[\"@fsync\", \"read\"]", "EIO"},
+                        Case{"[\"malloc\"]", "ENOMEM"}, Case{"[\"connect\"]", "ECONNREFUSED"},
+                        Case{"[\"@net\"]", "ECONNRESET"}, Case{"[\"getaddrinfo\"]", "EAI_AGAIN"}}) {
+    SCOPED_TRACE(c.calls);
+    const CompileResult r = compile_one(std::string("calls = ") + c.calls + "\n");
+    ASSERT_FALSE(r.error) << r.error->to_string();
+    ASSERT_EQ(r.policy->natural_errors.size(), 1u);
+    EXPECT_EQ(r.policy->natural_errors[0].fault, "f");
+    EXPECT_EQ(r.policy->natural_errors[0].error, c.error);
+    EXPECT_TRUE(r.policy->faults[0].actions & kActError);
+  }
+  const CompileResult given = compile_one("calls = [\"write\"]\nerror = \"ENOSPC\"\n");
+  ASSERT_FALSE(given.error);
+  EXPECT_TRUE(given.policy->natural_errors.empty());
+}
+
+TEST(PolicyErrors, EveryErrorIsReportedOnePerFault) {
+  const CompileResult r = compile_policy_string(R"(version = 1
+[[fault]]
+name = "a"
+calls = ["write"]
+error = "ENOPE"
+delay = "soon"
+
+[[fault]]
+name = "b"
+calls = ["nosuchcall"]
+
+[[fault]]
+name = "ok"
+calls = ["write"]
+
+[[fault]]
+name = "ok"
+calls = ["read"]
+
+[safety]
+ttl = "forever"
+max_faults = 0
+)",
+                                                "p.toml");
+  ASSERT_TRUE(r.error);
+  ASSERT_EQ(r.errors.size(), 5u);
+  // The first-error API is the first of the list.
+  EXPECT_EQ(r.error->to_string(), r.errors[0].to_string());
+  EXPECT_EQ(r.errors[0].line, 5) << "one error for fault 'a': its delay is not checked";
+  EXPECT_EQ(r.errors[0].suggestion, "ENOMEM");
+  EXPECT_EQ(r.errors[1].line, 10);
+  EXPECT_NE(r.errors[2].message.find("duplicate fault name 'ok'"), std::string::npos);
+  EXPECT_EQ(r.errors[3].line, 21);
+  EXPECT_EQ(r.errors[4].line, 22);
+  EXPECT_FALSE(r.policy);
 }
 
 }  // namespace
