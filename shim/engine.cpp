@@ -645,7 +645,6 @@ void make_decision(Decision& d, const Rule& r, std::uint64_t n, std::uint64_t se
   d.timeout_ns = r.spec.timeout_ns;
   d.bandwidth_bps = r.spec.bandwidth_bps;
   d.loss = r.spec.loss;
-  d.after_bytes = r.spec.after_bytes;
 }
 
 }  // namespace

@@ -14,12 +14,12 @@
 namespace faultline::shim {
 
 struct CallSite {
+  // Eight-byte members first, then the narrow ones: the struct lives in every armed wrapper's
+  // frame, which a signal handler on a small sigaltstack may be running (reliability.md).
   std::uint32_t call;              // CallId
   int fd = -1;                     // -1 when the call has no fd
   const char* path = nullptr;      // path argument (open, creat), as the program passed it
-  int dirfd = AT_FDCWD;            // openat's directory
   mutable std::uint64_t size = 0;  // bytes asked for
-  mutable bool has_size = false;
   // A size that lives in caller memory (an iovec array): the wrapper sets `size_from`, and
   // decide() calls it only once a rule's selectors match (or a `size` selector asks), before
   // anything is counted. It reads the array fault-safely (shim/safe_copy.h); false means the
@@ -28,24 +28,26 @@ struct CallSite {
   const void* vec = nullptr;
   long vec_count = 0;
   bool (*size_from)(const CallSite& site, std::uint64_t& size) noexcept = nullptr;
-  mutable std::int8_t size_state = 0;  // 0 not read, 1 read (size is set), -1 refused
-  // `path` is the program's pointer: checked (fault-safely, for a NUL within PATH_MAX) the
-  // same way, before anything reads it or decides. 0 not checked, 1 readable, -1 refused.
-  mutable std::int8_t path_state = 0;
-  int fd2 = -1;  // dup2/dup3's target: `limit` counts it only if it is not open
   // @net/@dns (shim/net_select.h): the address argument of connect/bind/sendto/sendmsg (the
   // `addr` selector falls back to getpeername/getsockname without one), and the name looked up.
   const struct sockaddr* addr = nullptr;
-  unsigned addr_len = 0;
   const char* host = nullptr;
-  int msg_flags = 0;  // send/recv flags (MSG_DONTWAIT makes a blackholed receive EAGAIN at once)
   // after_bytes (shim/sock_bytes.h): set by decide() when a rule with `after_bytes` matched
   // the call before its boundary. The call then moves at most `byte_room` bytes (a call that
   // crosses the boundary is cut exactly at it) and its bytes are counted in `byte_dir` against
   // the counter word decide() loaded (`byte_seen`). byte_dir -1: nothing to count.
-  mutable std::int8_t byte_dir = -1;
   mutable std::uint64_t byte_room = UINT64_MAX;
   mutable std::uint64_t byte_seen = 0;
+  int dirfd = AT_FDCWD;  // openat's directory
+  int fd2 = -1;          // dup2/dup3's target: `limit` counts it only if it is not open
+  unsigned addr_len = 0;
+  int msg_flags = 0;  // send/recv flags (MSG_DONTWAIT makes a blackholed receive EAGAIN at once)
+  mutable bool has_size = false;
+  mutable std::int8_t size_state = 0;  // 0 not read, 1 read (size is set), -1 refused
+  // `path` is the program's pointer: checked (fault-safely, for a NUL within PATH_MAX) the
+  // same way, before anything reads it or decides. 0 not checked, 1 readable, -1 refused.
+  mutable std::int8_t path_state = 0;
+  mutable std::int8_t byte_dir = -1;
 };
 
 // Trivially constructible on purpose: a Decision is only filled when decide() returns true,
@@ -60,18 +62,17 @@ struct Decision {
   std::int32_t crash_signal;
   std::uint32_t corrupt_bits;
   std::uint32_t short_percent;
+  int dns_error;              // @dns: the EAI_* code of `error` (0: EAI_SYSTEM with `error`)
   std::int64_t delay_ns;      // delay + jitter, already drawn
   std::uint64_t short_bytes;  // for kActShort: bytes allowed (>= 1)
   std::uint64_t draw;         // per-injection random stream (corrupt positions)
   std::uint64_t quota_bytes;
   std::uint64_t times;
   std::uint64_t index;      // n: which matching call of this fault this is
-  int dns_error;            // @dns: the EAI_* code of `error` (0: EAI_SYSTEM with `error`)
   std::int64_t timeout_ns;  // blackhole: how long a blocking connect waits (0 = default)
   std::int64_t latency_ns;  // kActLatency: latency + jitter or p99, already drawn
   std::uint64_t bandwidth_bps;
   double loss;
-  std::uint64_t after_bytes;
 };
 
 // Decides for one call. `guard` proves the caller holds the reentrancy guard. Returns true
