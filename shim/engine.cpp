@@ -794,6 +794,32 @@ bool selectors_match(const Rule& r, SelectorContext& ctx) {
   return true;
 }
 
+// True when rule r misses the call for a reason that holds for every later call of the same
+// id on the same fd while the fd is the same open file and the rules the same generation: the
+// fd's path does not match r's path glob, or the fd's kind is out of r's scope. Never for
+// sockets (their `addr` can change with a connect) or a fd of unknown kind, and never for a
+// rule with a `process` selector (a rename changes it without a generation).
+bool fd_static_miss(const Rule& r, SelectorContext& ctx) {
+  const CallSite& site = ctx.site;
+  if (site.fd < 0 || r.spec.process[0]) return false;
+  const FdInfo& fd = ctx.fd();
+  if (fd.kind == FdKind::kUnknown || fd.kind == FdKind::kSocket) return false;
+  if (is_fd_data_call(site.call) && !fd_kind_in_scope(r.spec, site.call, false)) return true;
+  return r.spec.path[0] && !(fd.path_match & (1ull << r.slot));
+}
+
+// decide() found that no fault can match this call on this fd (fd_static_miss for each):
+// the verdict word (fd_table.h) for fd_call_quiet, crediting the `seen` of up to two slots.
+void store_verdict(const Rules& rules, SelectorContext& ctx, std::uint64_t seen_slots) {
+  if (__builtin_popcountll(seen_slots) > 2) return;
+  std::uint64_t verdict =
+      1 | (std::uint64_t{ctx.site.call} << 1) | (rules.generation << kVerdictGenShift);
+  unsigned shift = 8;
+  for (std::uint64_t bits = seen_slots; bits; bits &= bits - 1, shift += 7)
+    verdict |= static_cast<std::uint64_t>(__builtin_ctzll(bits) + 1) << shift;
+  fd_set_verdict(ctx.site.fd, ctx.fd(), verdict);
+}
+
 // The after_bytes trigger of one rule whose selectors matched: true once `after_bytes` bytes
 // have passed on the call's socket in its direction. Before that, marks the call to be cut
 // at the boundary and counted. A call that moves no bytes (connect, accept, the batch calls)
@@ -858,6 +884,10 @@ bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
   // counted twice, so the counters (and the determinism indices) stay those of the true file.
   int seen_upto = -1;
   std::uint64_t counted = 0;  // slots whose `matched` this call has counted
+  // The verdict cache: every fault naming the call missed it for a reason fixed per fd and
+  // generation (fd_static_miss), and which slots' `seen` the call counted.
+  bool quiet = site.fd >= 0 && site.call < 128;
+  std::uint64_t seen_slots = 0;
   auto count_match = [&](FaultSlot& slot, int slot_index) {
     counted |= 1ull << slot_index;
     return slot.matched.fetch_add(1, std::memory_order_relaxed);
@@ -871,9 +901,14 @@ bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
       if (slot.enabled.load(std::memory_order_relaxed) != 1) continue;  // 0, or corrupt
       if (i > seen_upto) {
         slot.seen.fetch_add(1, std::memory_order_relaxed);
+        seen_slots |= 1ull << r.slot;
         seen_upto = i;
       }
-      if (!selectors_match(r, ctx)) continue;
+      if (!selectors_match(r, ctx)) {
+        quiet = quiet && fd_static_miss(r, ctx);
+        continue;
+      }
+      quiet = false;
       // Arguments the kernel refuses (an unreadable iovec): no decision, nothing counted.
       if (!site_size_ready(site)) return false;
       // after_bytes: a call before the boundary is not matched yet (and not counted as
@@ -935,12 +970,33 @@ bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
       if (FL_UNLIKELY(rules->any_after_bytes)) note_later_byte_rules(*rules, i + 1, word, bit, ctx);
       return true;
     }
-    if (!stale) return false;
+    if (!stale) {
+      if (quiet) store_verdict(*rules, ctx, seen_slots);
+      return false;
+    }
+    quiet = false;
     for (std::uint64_t bits = counted; bits; bits &= bits - 1)
       block->faults[__builtin_ctzll(bits)].matched.fetch_sub(1, std::memory_order_relaxed);
     counted = 0;
   }
   return false;
+}
+
+bool fd_call_quiet(std::uint32_t call, int fd) noexcept {
+  if (t_in_shim) return false;  // the shim's own calls are not counted (decide never sees them)
+  ControlBlock* const block = g_block.load(std::memory_order_acquire);
+  if (!block) return false;
+  const std::uint64_t verdict = fd_verdict(fd);
+  const std::uint64_t generation = block->header.generation.load(std::memory_order_acquire);
+  constexpr std::uint64_t kKey = 0xffull | (~0ull << kVerdictGenShift);  // valid, call, gen
+  if ((verdict ^ (1 | (std::uint64_t{call} << 1) | (generation << kVerdictGenShift))) & kKey)
+    return false;
+  if (MemberStats* me = member_stats(*block)) me->seen.fetch_add(1, std::memory_order_relaxed);
+  if (const unsigned a = (verdict >> 8) & 0x7f)
+    block->faults[a - 1].seen.fetch_add(1, std::memory_order_relaxed);
+  if (const unsigned b = (verdict >> 15) & 0x7f)
+    block->faults[b - 1].seen.fetch_add(1, std::memory_order_relaxed);
+  return true;
 }
 
 bool fault_still_applies(const Guard& guard, int slot_index, const CallSite& site) noexcept {

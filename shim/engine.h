@@ -92,6 +92,18 @@ bool fault_still_applies(const Guard& guard, int slot, const CallSite& site) noe
 // without deciding. The fd's kind comes from the fd table (cached).
 bool only_net_and_not_socket(const Guard& guard, std::uint32_t file_family, int fd) noexcept;
 
+// The armed path's shortcut for a call on an fd (the write, read and fsync wrappers call it
+// before anything else): true when the fd's cached verdict (fd_table.h) says that under the
+// session's current generation no fault can match this call on this fd; the call's `seen`
+// counts are credited as decide() would have, and the caller runs the real call. A load of
+// the generation, of the fd's verdict and close generation, and a compare. decide() stores a
+// verdict only when every fault naming the call missed for a reason that stays true while the
+// fd stays the same open file and the rules the same generation: its path glob, or the fd
+// kind (a file for a @net fault). Faults with a `process` selector and sockets are never
+// cached (a thread renames the process, a UDP socket reconnects), nor calls that more than two
+// enabled faults name (the word credits `seen` to two slots at most).
+bool fd_call_quiet(std::uint32_t call, int fd) noexcept;
+
 // Quota: reserves up to `want` bytes of the fault's shared quota; returns how many may be
 // written (0 = full). `unused` bytes of a reservation are given back after the real call.
 std::uint64_t quota_reserve(const Decision& d, std::uint64_t want) noexcept;

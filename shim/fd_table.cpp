@@ -29,6 +29,7 @@ struct Slot {
   std::atomic<std::uint64_t> word;
   std::atomic<std::uint64_t> match;
   std::atomic<std::uint64_t> identity;
+  std::atomic<std::uint64_t> verdict;  // fd_table.h, "The verdict cache"
 };
 
 constinit FdChunks<Slot> g_slots;
@@ -117,7 +118,12 @@ FdInfo fd_lookup(int fd, std::uint32_t rules_epoch, PathMatcher match_paths, voi
       std::uint64_t match = slot->match.load(std::memory_order_acquire);
       std::uint64_t identity = slot->identity.load(std::memory_order_acquire);
       if (slot->word.load(std::memory_order_acquire) == observed)
-        return {static_cast<FdKind>((observed >> 1) & 7), match, identity, true};
+        return {match,
+                identity,
+                static_cast<std::uint32_t>(generation_of(observed)),
+                static_cast<FdKind>((observed >> 1) & 7),
+                true,
+                true};
     }
   }
   // The identity first, then the path: if the fd changes in between, the entry holds the new
@@ -127,8 +133,9 @@ FdInfo fd_lookup(int fd, std::uint32_t rules_epoch, PathMatcher match_paths, voi
   // The link in a scratch buffer, not on the stack: the armed path's stack budget is 1 KiB.
   Scratch scratch;
   char* link = scratch.get();
-  if (identity == 0 || !link || fd_path(fd, link, 4096) < 0) return {FdKind::kUnknown, 0, 0, false};
-  FdInfo info{kind_from_link(link), 0, identity, false};
+  if (identity == 0 || !link || fd_path(fd, link, 4096) < 0)
+    return {0, 0, 0, FdKind::kUnknown, false, false};
+  FdInfo info{0, identity, 0, kind_from_link(link), false, false};
   if (info.kind == FdKind::kFile) info.path_match = match_paths(link, ctx);
   if (slot) {
     // Cache only if no close happened since we looked: otherwise the fd may now be another
@@ -139,8 +146,9 @@ FdInfo fd_lookup(int fd, std::uint32_t rules_epoch, PathMatcher match_paths, voi
     slot->match.store(info.path_match, std::memory_order_relaxed);
     slot->identity.store(info.identity, std::memory_order_relaxed);
     std::uint64_t expected = observed;
-    slot->word.compare_exchange_strong(expected, fresh, std::memory_order_release,
-                                       std::memory_order_relaxed);
+    info.in_table = slot->word.compare_exchange_strong(expected, fresh, std::memory_order_release,
+                                                       std::memory_order_relaxed);
+    info.close_gen = static_cast<std::uint32_t>(gen);
   }
   return info;
 }
@@ -153,8 +161,37 @@ void forget_slot(int fd) noexcept {
   while (!slot->word.compare_exchange_weak(word, (generation_of(word) + 1) << 32,
                                            std::memory_order_release, std::memory_order_relaxed)) {
   }
+  // Not needed for correctness (the verdict carries the close generation it was stored
+  // under), but a closed fd's verdict is dead: the word says so at once.
+  if (slot->verdict.load(std::memory_order_relaxed) != 0)
+    slot->verdict.store(0, std::memory_order_relaxed);
 }
 }  // namespace
+
+std::uint64_t fd_verdict(int fd) noexcept {
+  Slot* slot = g_slots.slot(fd, false);
+  if (!slot) return 0;
+  const std::uint64_t verdict = slot->verdict.load(std::memory_order_acquire);
+  const std::uint64_t word = slot->word.load(std::memory_order_acquire);
+  // Stored under this close generation, or a verdict of the file the number held before.
+  if (((verdict >> kVerdictCloseShift) ^ generation_of(word)) & 0xfff) return 0;
+  return verdict;
+}
+
+void fd_set_verdict(int fd, const FdInfo& info, std::uint64_t verdict) noexcept {
+  if (!info.in_table) return;
+  Slot* slot = g_slots.slot(fd, false);
+  if (!slot) return;
+  verdict = (verdict & ~kVerdictCloseMask) |
+            ((static_cast<std::uint64_t>(info.close_gen) & 0xfff) << kVerdictCloseShift);
+  slot->verdict.store(verdict, std::memory_order_release);
+  // A close since the facts were learned: the stored word names the old generation, which
+  // fd_verdict already refuses; this only keeps the word tidy.
+  if (generation_of(slot->word.load(std::memory_order_acquire)) != info.close_gen) {
+    std::uint64_t expected = verdict;
+    slot->verdict.compare_exchange_strong(expected, 0, std::memory_order_relaxed);
+  }
+}
 
 FdInfo fd_relearn(int fd, std::uint32_t rules_epoch, PathMatcher match_paths, void* ctx) noexcept {
   // Only this table's entry: the socket table checks its own state against the socket's

@@ -20,10 +20,14 @@ namespace faultline::shim {
 enum class FdKind : std::uint8_t { kUnknown = 0, kFile, kSocket, kPipe, kOther };
 
 struct FdInfo {
-  FdKind kind = FdKind::kUnknown;
   std::uint64_t path_match = 0;  // bit i: the path matches rule slot i's path glob
   std::uint64_t identity = 0;    // fd_identity() when the facts were learned; 0 = unknown
-  bool cached = false;           // from the table (may be stale), not learned just now
+  // The slot's close generation these facts belong to, and whether they are in the table
+  // under it (a fill that raced a close is used once, not cached): fd_set_verdict's key.
+  std::uint32_t close_gen = 0;
+  FdKind kind = FdKind::kUnknown;
+  bool cached = false;  // from the table (may be stale), not learned just now
+  bool in_table = false;
 };
 
 // A 64-bit key of the open file behind fd: device, inode and, where the filesystem records
@@ -38,6 +42,21 @@ FdInfo fd_lookup(int fd, std::uint32_t rules_epoch, PathMatcher match_paths, voi
 // Forgets fd's entry and learns it afresh (the identity check found it stale).
 FdInfo fd_relearn(int fd, std::uint32_t rules_epoch, PathMatcher match_paths, void* ctx) noexcept;
 void fd_invalidate(int fd) noexcept;
+
+// The verdict cache (engine.cpp, fd_call_quiet): one word per fd, "call C on this fd matches
+// no fault under block generation G, and crediting `seen` means these slots". Layout:
+//   bit 0 valid, bits 1-7 call id, bits 8-14 and 15-21 slot + 1 of the faults whose `seen`
+//   the call counts (0: none), bits 22-33 the fd's close generation (low 12 bits), bits
+//   34-63 the block generation (low 30 bits).
+// fd_verdict returns the word only while the fd's close generation is the one it was stored
+// under (close, dup2 onto it, every new fd with its number, freopen... bump it), else 0.
+inline constexpr unsigned kVerdictCloseShift = 22;
+inline constexpr unsigned kVerdictGenShift = 34;
+inline constexpr std::uint64_t kVerdictCloseMask = 0xfffull << kVerdictCloseShift;
+std::uint64_t fd_verdict(int fd) noexcept;
+// Stores `verdict` (its close-generation bits are filled here from `info`) if info's facts
+// are the table's current ones.
+void fd_set_verdict(int fd, const FdInfo& info, std::uint64_t verdict) noexcept;
 void fd_invalidate_range(unsigned first, unsigned last) noexcept;
 
 // The path behind fd (readlink of /proc/self/fd/N), for event lines. Returns length or -1.

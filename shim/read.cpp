@@ -8,6 +8,7 @@ namespace {
 
 template <class Fn>
 FL_COLD ssize_t buf_read_slow(std::uint32_t call, int fd, void* buf, size_t count, Fn real) {
+  if (fd_call_quiet(call, fd)) return real(buf, count);  // no fault can match (engine.h)
   Guard guard;
   if (!guard.entered() || only_net_and_not_socket(guard, kFamRead, fd)) return real(buf, count);
   CallSite site{call, fd};
@@ -20,6 +21,7 @@ FL_COLD ssize_t buf_read_slow(std::uint32_t call, int fd, void* buf, size_t coun
 template <class Fn>
 FL_COLD ssize_t iov_read_slow(std::uint32_t call, int fd, const struct iovec* iov, int cnt,
                               Fn real) {
+  if (fd_call_quiet(call, fd)) return real(iov, cnt);
   Guard guard;
   if (!guard.entered() || only_net_and_not_socket(guard, kFamRead, fd)) return real(iov, cnt);
   CallSite site{call, fd};

@@ -16,6 +16,7 @@ namespace {
 
 template <class Fn>
 FL_COLD ssize_t buf_write_slow(std::uint32_t call, int fd, const void* buf, size_t count, Fn real) {
+  if (fd_call_quiet(call, fd)) return real(buf, count);  // no fault can match (engine.h)
   Guard guard;
   if (!guard.entered() || only_net_and_not_socket(guard, kFamWrite, fd)) return real(buf, count);
   CallSite site{call, fd};
@@ -28,6 +29,7 @@ FL_COLD ssize_t buf_write_slow(std::uint32_t call, int fd, const void* buf, size
 template <class Fn>
 FL_COLD ssize_t iov_write_slow(std::uint32_t call, int fd, const struct iovec* iov, int cnt,
                                Fn real) {
+  if (fd_call_quiet(call, fd)) return real(iov, cnt);
   Guard guard;
   if (!guard.entered() || only_net_and_not_socket(guard, kFamWrite, fd)) return real(iov, cnt);
   CallSite site{call, fd};
