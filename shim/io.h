@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "engine.h"
+#include "net_hold.h"
 #include "net_io.h"
 #include "safe_copy.h"
 
@@ -50,6 +51,14 @@ ssize_t io_slow_path(const Guard& guard, const CallSite& site, Io& io) {
   if (FL_UNLIKELY(sock.flags() & kSockPartitioned) &&
       !(decided && d.inject && d.action == kActBlackhole))
     net_heal(guard, site.fd);
+  // @net `latency` (net_hold.h): a receive a latency fault takes, or one on a socket it holds
+  // that no other fault takes, gets only what is visible.
+  if constexpr (!Io::kSend) {
+    const bool injected = decided && d.inject;
+    if (FL_UNLIKELY((injected && (d.action & kActLatency)) ||
+                    (!injected && (sock.flags() & kSockLatency))))
+      return net_hold_receive(guard, site, io, injected ? &d : nullptr);
+  }
   if (!decided) return io.run();
   if (d.quota) {
     std::uint64_t want = io.size();

@@ -14,6 +14,7 @@
 #include "faultline/seqlock.h"
 #include "fd_chunks.h"
 #include "fd_table.h"
+#include "net_hold.h"
 
 namespace faultline::shim {
 namespace {
@@ -106,6 +107,7 @@ bool forget_slot(Slot* slot, int fd, const std::uint64_t* only_if) noexcept {
       fresh = ((word >> 32) + 1) << 32;
   }
   note_transition(fd, word, fresh);
+  if (word & kSockLatency) net_hold_forget(fd);
   if (slot->ep_fd.load(std::memory_order_relaxed) != 0)
     slot->ep_fd.store(0, std::memory_order_relaxed);
   if (slot->peer_words[kPeerWords].load(std::memory_order_relaxed) != 0) {

@@ -26,12 +26,13 @@ enum SockFlag : std::uint32_t {
   kSockTarpit = 1u << 2,        // a blackholed connect waits at the tarpit
   kSockPendingError = 1u << 3,  // a failed non-blocking connect: SO_ERROR says `error`
   kSockParked = 1u << 4,        // taken out of its epoll set while partitioned
+  kSockLatency = 1u << 5,       // held by `latency` (net_hold.h): the poll family filters it
 };
 // States the poll family hides or heals.
 inline constexpr std::uint32_t kSockHeld = kSockPartitioned | kSockTarpit;
 // States the poll family and getsockopt must look at: their wrappers' fast path is one load
 // of the count of sockets in one of these.
-inline constexpr std::uint32_t kSockMarked = kSockHeld | kSockPendingError;
+inline constexpr std::uint32_t kSockMarked = kSockHeld | kSockPendingError | kSockLatency;
 
 // One loaded state word. Zero flags = nothing special (the common case).
 struct SockState {

@@ -1,0 +1,483 @@
+// The per-socket hold state of `latency` (see net_hold.h): a fixed table of entries, each a
+// small ring of observed arrivals ("segments": the stream offset they end at, when they
+// arrived, when they become visible), behind a try-lock.
+#include "net_hold.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+
+#include "session.h"
+#include "wait.h"
+
+namespace faultline::shim {
+namespace {
+
+enum class Kind : std::uint8_t { kStream, kDatagram, kListener };
+
+struct Segment {
+  std::uint64_t end;  // stream offset (bytes; datagrams or connections for those kinds)
+  std::int64_t arrival_ns;
+  std::int64_t visible_ns;
+};
+
+struct Hold {
+  std::atomic<int> owner{0};  // fd + 1; 0 free; -1 being set up
+  std::atomic<bool> busy{false};
+  int fault = -1;
+  std::uint64_t key = 0;
+  std::uint64_t generation = 0;
+  Kind kind = Kind::kStream;
+  std::int64_t latency_ns = 0;  // applied to new arrivals (the last decision's draw)
+  std::int64_t base_ns = 0;     // the fault's latency when last checked
+  std::int64_t connect_ready_ns = 0;
+  std::uint64_t consumed = 0;  // taken by the program
+  std::uint64_t arrived = 0;   // recorded as arrived
+  int head = 0;
+  int count = 0;
+  Segment seg[kHoldSegments];
+  std::int64_t eof_arrival_ns = 0;  // 0: no FIN/error seen
+  std::int64_t eof_visible_ns = 0;
+  bool ep_masked = false;  // the kernel's registration is ours, `ep_current`
+  std::uint32_t ep_current = 0;
+};
+
+Hold g_holds[kHoldMax];
+
+// (net_core.cpp has these too; this file lives in the engine library, below it.)
+int socket_type(int fd) noexcept {
+  int type = -1;
+  socklen_t size = sizeof type;
+  if (FL_REAL(getsockopt)(fd, SOL_SOCKET, SO_TYPE, &type, &size) != 0) return -1;
+  return type;
+}
+
+bool fd_nonblocking(int fd) noexcept {
+  const long flags = syscall(SYS_fcntl, fd, F_GETFL);
+  return flags >= 0 && (flags & O_NONBLOCK);
+}
+
+std::int64_t socket_timeout_ns(int fd, int option) noexcept {
+  struct timeval tv {};
+  socklen_t size = sizeof tv;
+  if (FL_REAL(getsockopt)(fd, SOL_SOCKET, option, &tv, &size) != 0) return 0;
+  return static_cast<std::int64_t>(tv.tv_sec) * 1'000'000'000 +
+         static_cast<std::int64_t>(tv.tv_usec) * 1'000;
+}
+std::atomic<bool> g_full_said{false};
+
+// A try-lock with a bounded spin: a signal handler interrupting the holder on the same
+// thread must not wait for it.
+class HoldLock {
+ public:
+  explicit HoldLock(Hold& h) noexcept : h_(h) {
+    for (int spin = 0; spin < 512; ++spin) {
+      bool expected = false;
+      if (h_.busy.compare_exchange_weak(expected, true, std::memory_order_acquire)) {
+        locked_ = true;
+        return;
+      }
+      __builtin_ia32_pause();
+    }
+  }
+  ~HoldLock() {
+    if (locked_) h_.busy.store(false, std::memory_order_release);
+  }
+  bool locked() const noexcept { return locked_; }
+  HoldLock(const HoldLock&) = delete;
+  HoldLock& operator=(const HoldLock&) = delete;
+
+ private:
+  Hold& h_;
+  bool locked_ = false;
+};
+
+Hold* find(int fd) noexcept {
+  for (Hold& h : g_holds)
+    if (h.owner.load(std::memory_order_acquire) == fd + 1) return &h;
+  return nullptr;
+}
+
+void set_flags(int fd, std::uint32_t set, std::uint32_t clear, int fault) noexcept {
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    SockState st = sock_load(fd);
+    const std::uint32_t flags = (st.flags() & ~clear) | set;
+    if (flags == st.flags()) return;
+    if (sock_store(fd, st, flags, set ? fault : st.fault(), st.error())) return;
+  }
+}
+
+Kind kind_of(int fd) noexcept {
+  if (socket_type(fd) != SOCK_STREAM) return Kind::kDatagram;
+  int listening = 0;
+  socklen_t size = sizeof listening;
+  if (FL_REAL(getsockopt)(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &size) == 0 && listening)
+    return Kind::kListener;
+  return Kind::kStream;
+}
+
+// Holds fd for fault `fault` (its entry, set up; nullptr when the table is full).
+Hold* claim(int fd, const Decision& d, const CallSite& site) noexcept {
+  if (Hold* h = find(fd)) return h;
+  for (Hold& h : g_holds) {
+    int expected = 0;
+    if (!h.owner.compare_exchange_strong(expected, -1, std::memory_order_acq_rel)) continue;
+    h.fault = d.fault;
+    h.key = 0;
+    h.generation = 0;
+    h.kind = kind_of(fd);
+    h.latency_ns = d.latency_ns;
+    h.base_ns = d.latency_ns;
+    h.connect_ready_ns = 0;
+    h.consumed = 0;
+    h.arrived = 0;
+    h.head = 0;
+    h.count = 0;
+    h.eof_arrival_ns = 0;
+    h.eof_visible_ns = 0;
+    h.ep_masked = false;
+    h.ep_current = 0;
+    h.busy.store(false, std::memory_order_relaxed);
+    h.owner.store(fd + 1, std::memory_order_release);
+    set_flags(fd, kSockLatency, 0, d.fault);
+    emit_event(d, site, -1);  // once per socket held, not per arrival
+    return &h;
+  }
+  if (!g_full_said.exchange(true, std::memory_order_relaxed))
+    diag("latency: more than %d sockets held at once; fd %d is not held", kHoldMax, fd);
+  return nullptr;
+}
+
+// Gives the program its own epoll registration back (if it was masked) and frees the entry.
+// Called with the entry locked, or with the fd gone.
+void release_locked(Hold& h, int fd) noexcept {
+  if (h.ep_masked) {
+    int epfd = -1;
+    std::uint32_t events = 0;
+    std::uint64_t data = 0;
+    if (sock_epoll_get(fd, epfd, events, data)) {
+      struct epoll_event ev {};
+      ev.events = events;
+      ev.data.u64 = data;
+      FL_REAL(epoll_ctl)(epfd, EPOLL_CTL_MOD, fd, &ev);
+    }
+    h.ep_masked = false;
+  }
+  set_flags(fd, 0, kSockLatency, 0);
+  h.owner.store(0, std::memory_order_release);
+}
+
+// Does its fault still hold the socket? Adapts to a live edit that shortened the latency:
+// what was waiting becomes visible no later than arrival + the new latency.
+bool still_holds(const Guard& guard, Hold& h, int fd) noexcept {
+  CallSite site{h.kind == Kind::kListener ? static_cast<std::uint32_t>(kCall_accept)
+                                          : static_cast<std::uint32_t>(kCall_recv),
+                fd};
+  std::int64_t base = 0;
+  if (!fault_latency_holds(guard, h.fault, site, h.key, h.generation, base)) return false;
+  if (base < h.base_ns) {
+    for (int i = 0; i < h.count; ++i) {
+      Segment& s = h.seg[(h.head + i) % kHoldSegments];
+      s.visible_ns = std::min(s.visible_ns, s.arrival_ns + base);
+    }
+    if (h.eof_arrival_ns) h.eof_visible_ns = std::min(h.eof_visible_ns, h.eof_arrival_ns + base);
+    if (h.connect_ready_ns)
+      h.connect_ready_ns = std::min(h.connect_ready_ns, monotonic_ns() + base);
+    h.latency_ns = std::min(h.latency_ns, base);
+  }
+  h.base_ns = base;
+  return true;
+}
+
+std::int64_t last_visible(const Hold& h) noexcept {
+  return h.count ? h.seg[(h.head + h.count - 1) % kHoldSegments].visible_ns : 0;
+}
+
+void record(Hold& h, std::uint64_t end, std::int64_t now) noexcept {
+  // In order, as the stream is: never visible before what arrived earlier.
+  const std::int64_t visible = std::max(now + h.latency_ns, last_visible(h));
+  if (h.count == kHoldSegments) {  // full: the newest segment grows (its bytes wait longer)
+    Segment& last = h.seg[(h.head + h.count - 1) % kHoldSegments];
+    last.end = end;
+    last.visible_ns = visible;
+  } else {
+    h.seg[(h.head + h.count) % kHoldSegments] = Segment{end, now, visible};
+    ++h.count;
+  }
+  h.arrived = end;
+}
+
+// Pending connections of a TCP listener: tcp_get_info reports the accept queue's length
+// in tcpi_unacked for a listening socket. -1 when unknown (a unix listener).
+long listener_queue(int fd) noexcept {
+  struct tcp_info info {};
+  socklen_t size = sizeof info;
+  if (FL_REAL(getsockopt)(fd, IPPROTO_TCP, TCP_INFO, &info, &size) != 0) return -1;
+  return static_cast<long>(info.tcpi_unacked);
+}
+
+// Looks at the socket: new bytes (or a datagram, a connection, a FIN or an error) become a
+// segment. Raw system calls: not cancellation points (the poll family calls this noexcept).
+void observe(Hold& h, int fd, std::int64_t now) noexcept {
+  struct pollfd p = {fd, POLLIN | POLLRDHUP, 0};
+  struct timespec zero = {0, 0};
+  if (syscall(SYS_ppoll, &p, 1, &zero, nullptr, 0) <= 0) return;
+  if (h.arrived < h.consumed) h.arrived = h.consumed;
+  switch (h.kind) {
+    case Kind::kStream: {
+      if (p.revents & POLLIN) {
+        int queued = 0;
+        if (syscall(SYS_ioctl, fd, FIONREAD, &queued) == 0 && queued > 0) {
+          const std::uint64_t end = h.consumed + static_cast<std::uint64_t>(queued);
+          if (end > h.arrived) record(h, end, now);
+        }
+      }
+      if ((p.revents & (POLLRDHUP | POLLHUP | POLLERR)) && !h.eof_arrival_ns) {
+        h.eof_arrival_ns = now;
+        h.eof_visible_ns = std::max(now + h.latency_ns, last_visible(h));
+      }
+      return;
+    }
+    case Kind::kListener: {
+      if (!(p.revents & POLLIN)) return;
+      const long queued = listener_queue(fd);
+      const std::uint64_t end = h.consumed + static_cast<std::uint64_t>(queued > 0 ? queued : 1);
+      if (end > h.arrived) record(h, end, now);
+      return;
+    }
+    case Kind::kDatagram:
+      // The queue's depth is not known: the head datagram is one segment, observed when it
+      // is at the head (docs/limits.md).
+      if ((p.revents & POLLIN) && h.arrived == h.consumed) record(h, h.consumed + 1, now);
+      return;
+  }
+}
+
+struct Visible {
+  std::uint64_t avail = 0;  // visible and not yet taken
+  bool pending = false;     // something arrived that is not visible yet
+  bool eof_ready = false;   // a FIN/error is visible and every byte before it was taken
+  std::int64_t next_ns = -1;
+};
+
+Visible compute(Hold& h, std::int64_t now) noexcept {
+  while (h.count && h.seg[h.head].end <= h.consumed) {
+    h.head = (h.head + 1) % kHoldSegments;
+    --h.count;
+  }
+  Visible v;
+  std::uint64_t visible_end = h.consumed;
+  for (int i = 0; i < h.count; ++i) {
+    const Segment& s = h.seg[(h.head + i) % kHoldSegments];
+    if (s.visible_ns > now) {
+      v.pending = true;
+      v.next_ns = s.visible_ns;
+      break;
+    }
+    visible_end = s.end;
+  }
+  v.avail = visible_end - h.consumed;
+  if (h.eof_arrival_ns && !v.pending) {
+    if (h.eof_visible_ns <= now)
+      v.eof_ready = v.avail == 0;
+    else {
+      v.pending = true;
+      v.next_ns = h.eof_visible_ns;
+    }
+  }
+  return v;
+}
+
+// How often a blocking receive with invisible data pending looks for more arrivals (their
+// recorded arrival is late by at most this much).
+std::int64_t observe_interval(const Hold& h) noexcept {
+  const std::int64_t ns = h.latency_ns / 16;
+  return std::clamp<std::int64_t>(ns, 1'000'000, kWaitSliceNs);
+}
+
+}  // namespace
+
+HoldAnswer net_hold_receive_gate(const Guard& guard, const CallSite& site, const Decision* d,
+                                 std::uint64_t want) {
+  const int fd = site.fd;
+  Hold* h = find(fd);
+  if (!h && d && (d->action & kActLatency)) h = claim(fd, *d, site);
+  if (!h) return {HoldGate::kRun, 0};
+  const bool nonblocking = (site.msg_flags & MSG_DONTWAIT) || fd_nonblocking(fd);
+  const std::int64_t timeout = nonblocking ? 0 : socket_timeout_ns(fd, SO_RCVTIMEO);
+  const std::int64_t deadline = timeout > 0 ? monotonic_ns() + timeout : -1;
+  bool fresh_draw = d && (d->action & kActLatency);
+  for (;;) {
+    Visible v;
+    std::int64_t interval = kWaitSliceNs;
+    Kind kind;
+    {
+      HoldLock lock(*h);
+      if (!lock.locked() || h->owner.load(std::memory_order_acquire) != fd + 1)
+        return {HoldGate::kRun, 0};
+      if (!still_holds(guard, *h, fd)) {
+        release_locked(*h, fd);
+        return {HoldGate::kRun, 0};
+      }
+      if (fresh_draw) {  // this call's own draw applies to what arrives from now on
+        h->latency_ns = d->latency_ns;
+        fresh_draw = false;
+      }
+      const std::int64_t now = monotonic_ns();
+      observe(*h, fd, now);
+      v = compute(*h, now);
+      interval = observe_interval(*h);
+      kind = h->kind;
+    }
+    if (v.avail > 0) {
+      if (kind != Kind::kStream || v.avail >= want) return {HoldGate::kRun, 0};
+      return {HoldGate::kLimit, v.avail};
+    }
+    if (v.eof_ready) return {HoldGate::kRun, 0};
+    const std::int64_t now = monotonic_ns();
+    if (nonblocking || (deadline >= 0 && now >= deadline)) {
+      errno = EAGAIN;  // nothing visible; SO_RCVTIMEO expired: what recv(2) says
+      return {HoldGate::kFail, 0};
+    }
+    std::int64_t slice = kWaitSliceNs;
+    if (deadline >= 0) slice = std::min(slice, deadline - now);
+    if (v.pending) slice = std::min({slice, std::max<std::int64_t>(0, v.next_ns - now), interval});
+    struct timespec ts = {static_cast<time_t>(slice / 1'000'000'000),
+                          static_cast<long>(slice % 1'000'000'000)};
+    // Nothing pending: sleep on the socket itself, so an arrival is seen when it happens.
+    struct pollfd p = {fd, POLLIN | POLLRDHUP, 0};
+    int r;
+    {
+      GuardRelease released(guard);
+      // The real ppoll: a cancellation point, as the receive is.
+      r = FL_REAL(ppoll)(v.pending ? nullptr : &p, v.pending ? 0 : 1, &ts, nullptr);
+    }
+    if (r < 0 && errno == EINTR && (timeout > 0 || interrupted_without_restart())) {
+      errno = EINTR;
+      return {HoldGate::kFail, 0};
+    }
+  }
+}
+
+void net_hold_consumed(const CallSite& site, ssize_t result) noexcept {
+  if (result < 0 || (site.msg_flags & MSG_PEEK)) return;
+  Hold* h = find(site.fd);
+  if (!h) return;
+  HoldLock lock(*h);
+  if (!lock.locked() || h->owner.load(std::memory_order_acquire) != site.fd + 1) return;
+  if (h->kind == Kind::kStream)
+    h->consumed += static_cast<std::uint64_t>(result);
+  else
+    h->consumed += 1;  // a datagram (even an empty one), or a connection
+  if (h->arrived < h->consumed) h->arrived = h->consumed;
+}
+
+bool net_hold_connect(const Guard& guard, const Decision& d, const CallSite& site) noexcept {
+  (void)guard;
+  Hold* h = claim(site.fd, d, site);
+  if (!h) return false;
+  HoldLock lock(*h);
+  if (!lock.locked()) return false;
+  h->connect_ready_ns = monotonic_ns() + d.latency_ns;
+  return true;
+}
+
+bool net_hold_connecting(const Guard& guard, int fd, std::int64_t* ready_ns) noexcept {
+  Hold* h = find(fd);
+  if (!h) return false;
+  HoldLock lock(*h);
+  if (!lock.locked() || h->owner.load(std::memory_order_acquire) != fd + 1) return false;
+  if (!h->connect_ready_ns) return false;
+  if (!still_holds(guard, *h, fd)) {
+    release_locked(*h, fd);
+    return false;
+  }
+  if (monotonic_ns() >= h->connect_ready_ns) {
+    h->connect_ready_ns = 0;
+    return false;
+  }
+  if (ready_ns) *ready_ns = h->connect_ready_ns;
+  return true;
+}
+
+bool net_hold_view(const Guard& guard, int fd, HoldView& view) noexcept {
+  view = HoldView{};
+  Hold* h = find(fd);
+  if (!h) {
+    set_flags(fd, 0, kSockLatency, 0);  // an entry lost (table reused)
+    return false;
+  }
+  HoldLock lock(*h);
+  if (!lock.locked() || h->owner.load(std::memory_order_acquire) != fd + 1) return false;
+  if (!still_holds(guard, *h, fd)) {
+    release_locked(*h, fd);
+    return false;
+  }
+  const std::int64_t now = monotonic_ns();
+  observe(*h, fd, now);
+  const Visible v = compute(*h, now);
+  // Hidden only while something arrived that is not visible: with nothing queued, the kernel
+  // may report readability, and the poll family then observes the arrival and filters it.
+  view.hide_in = v.pending && v.avail == 0 && !v.eof_ready;
+  // While something is hidden the kernel cannot tell us of further arrivals: look again
+  // every observe_interval, so that their recorded arrival is late by at most that much.
+  view.wake_ns = v.pending ? std::min(v.next_ns, now + observe_interval(*h)) : -1;
+  if (h->connect_ready_ns) {
+    if (now >= h->connect_ready_ns) {
+      h->connect_ready_ns = 0;
+    } else {
+      view.hide_out = true;
+      if (view.wake_ns < 0 || h->connect_ready_ns < view.wake_ns)
+        view.wake_ns = h->connect_ready_ns;
+    }
+  }
+  return true;
+}
+
+void net_hold_epoll_apply(int epfd, int fd, std::uint32_t events, std::uint64_t data,
+                          const HoldView& view) noexcept {
+  Hold* h = find(fd);
+  if (!h) return;
+  HoldLock lock(*h);
+  if (!lock.locked() || h->owner.load(std::memory_order_acquire) != fd + 1) return;
+  std::uint32_t want = events;
+  if (view.hide_in) want &= ~std::uint32_t{EPOLLIN | EPOLLRDNORM | EPOLLRDHUP};
+  if (view.hide_out) want &= ~std::uint32_t{EPOLLOUT | EPOLLWRNORM};
+  const bool masked = want != events;
+  if (masked == h->ep_masked && (!masked || want == h->ep_current)) return;
+  struct epoll_event ev {};
+  ev.events = want;
+  ev.data.u64 = data;
+  if (FL_REAL(epoll_ctl)(epfd, EPOLL_CTL_MOD, fd, &ev) != 0) return;
+  h->ep_masked = masked;
+  h->ep_current = want;
+}
+
+void net_hold_epoll_reset(int fd) noexcept {
+  Hold* h = find(fd);
+  if (!h) return;
+  HoldLock lock(*h);
+  if (lock.locked()) h->ep_masked = false;
+}
+
+void net_hold_forget(int fd) noexcept {
+  Hold* h = find(fd);
+  if (!h) return;
+  // The fd is gone: nothing to restore. Freed even if another thread holds the lock (it
+  // checks the owner again before it acts).
+  h->ep_masked = false;
+  h->owner.store(0, std::memory_order_release);
+}
+
+}  // namespace faultline::shim

@@ -1,0 +1,204 @@
+// `latency` on @net: a network that behaves like a network (docs/network.md, "latency";
+// docs/reliability.md, "Held sockets"). The delay is in the socket, not in the call: data
+// becomes visible that much after it arrived, a connect completes that much later, and the
+// program's own timeouts fire on time. fl_latency_client waits for its replies every way a
+// program can (edge- and level-triggered epoll, poll, ppoll, select) against an echo server
+// it runs itself, and reports what it saw: bytes early or lost, readiness followed by
+// EAGAIN, spurious wakeups, hangs. Python's settimeout() is checked as a real client's
+// deadline. Live edits release a held socket. Every outcome is what the program prints.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <thread>
+
+#include "harness.h"
+
+namespace fltest {
+namespace {
+
+const std::string kClient = std::string(FL_PROGRAMS_DIR) + "/fl_latency_client";
+
+int free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a {};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  int port = 0;
+  if (bind(fd, reinterpret_cast<struct sockaddr*>(&a), sizeof a) == 0 &&
+      getsockname(fd, reinterpret_cast<struct sockaddr*>(&a), &len) == 0)
+    port = ntohs(a.sin_port);
+  close(fd);
+  return port;
+}
+
+// A number after `key=` in the program's line; -1 if absent.
+long field(const std::string& line, const std::string& key) {
+  const std::size_t at = line.find(key + "=");
+  if (at == std::string::npos) return -1;
+  return std::strtol(line.c_str() + at + key.size() + 1, nullptr, 10);
+}
+
+class HostileLatencyTest : public IntegrationTest {
+ protected:
+  void SetUp() override {
+    IntegrationTest::SetUp();
+    port_ = free_port();
+    ASSERT_GT(port_, 0);
+  }
+  // A latency fault on the client's side of the server's port: the calls given (the
+  // server's own receives see the client's ephemeral port and are not matched).
+  std::string policy(const std::string& latency, const std::string& calls, bool log = false) {
+    const std::string file = path("policy.toml");
+    std::string body = "version = 1\nseed = 7\n";
+    if (log) body += "[log]\npath = \"" + path("events.jsonl") + "\"\n";
+    body += "[[fault]]\nname = \"slow\"\ncalls = [" + calls +
+            "]\naddr = \"127.0.0.1:" + std::to_string(port_) + "\"\nlatency = \"" + latency +
+            "\"\n";
+    EXPECT_TRUE(write_file(file, body));
+    return file;
+  }
+  RunResult client(const std::string& policy_file, const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {"run", "-p",    policy_file,
+                                     "--",  kClient, std::to_string(port_)};
+    argv.insert(argv.end(), args.begin(), args.end());
+    RunOptions options;
+    options.timeout = 60s;
+    return faultline(argv, options);
+  }
+  int port_ = 0;
+};
+
+constexpr const char* kRecvCalls = R"("connect", "recv", "recvfrom", "recvmsg", "read")";
+
+// Each waiter, 5 request/reply rounds under 200 ms of latency. The reply is two arrivals
+// 30 ms apart; each becomes visible 200 ms after it arrived. Nothing early, nothing lost,
+// no readiness without data, no wait that returns before its timeout with nothing, and an
+// edge-triggered epoll gets an edge for each half (it would hang otherwise).
+TEST_F(HostileLatencyTest, EveryWaiterGetsEveryByteOnTimeAndNoneEarly) {
+  const std::string file = policy("200ms", kRecvCalls);
+  for (const char* mode : {"poll", "ppoll", "select", "epoll-lt", "epoll-et"}) {
+    SCOPED_TRACE(mode);
+    const RunResult r = client(file, {mode, "5"});
+    ASSERT_EQ(r.status(), 0) << r.out << r.err;
+    const std::string line = r.out;
+    EXPECT_EQ(field(line, "bytes"), 5 * 36) << line;
+    EXPECT_EQ(field(line, "bad"), 0) << line;
+    EXPECT_EQ(field(line, "spurious"), 0) << line;
+    EXPECT_EQ(field(line, "false_ready"), 0) << line;
+    EXPECT_GE(field(line, "min_ms"), 200) << line;  // unfaulted: ~30 ms
+    EXPECT_LT(field(line, "max_ms"), 1500) << line;
+  }
+}
+
+// A blocking recv whose SO_RCVTIMEO (500 ms) is shorter than the latency (3 s): EAGAIN
+// after the timeout, as the kernel says it.
+TEST_F(HostileLatencyTest, BlockingRecvTimesOutAtItsSoRcvtimeo) {
+  const RunResult r = client(policy("3s", R"("recv")"), {"rcvtimeo", "500"});
+  ASSERT_EQ(r.status(), 0) << r.out << r.err;
+  EXPECT_EQ(r.out.rfind("recv errno=EAGAIN", 0), 0u) << r.out;
+  EXPECT_GE(field(r.out, "after_ms"), 450) << r.out;
+  EXPECT_LT(field(r.out, "after_ms"), 1500) << r.out;
+}
+
+// A non-blocking connect under 500 ms of latency: EINPROGRESS, not writable at once,
+// writable after about the latency, SO_ERROR 0.
+TEST_F(HostileLatencyTest, NonBlockingConnectIsWritableOnlyAfterTheLatency) {
+  const RunResult r = client(policy("500ms", R"("connect")"), {"connect-nb", "5000"});
+  ASSERT_EQ(r.status(), 0) << r.out << r.err;
+  EXPECT_EQ(r.out.rfind("connect errno=EINPROGRESS early=0 ", 0), 0u) << r.out;
+  EXPECT_GE(field(r.out, "writable_ms"), 450) << r.out;
+  EXPECT_LT(field(r.out, "writable_ms"), 3000) << r.out;
+  EXPECT_EQ(field(r.out, "so_error"), 0) << r.out;
+}
+
+// Python's settimeout(1.0): a reply 3 s away times out after the program's second; one
+// 200 ms away arrives. The server runs outside the session.
+TEST_F(HostileLatencyTest, PythonSettimeoutFiresOnTime) {
+  Background server;
+  ASSERT_TRUE(server.start({kClient, std::to_string(port_), "serve"}));
+  ASSERT_EQ(server.read_line(10s).value_or(""), "ready") << server.err();
+  const std::string script = path("client.py");
+  ASSERT_TRUE(write_file(script, R"(import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(1.0)
+s.sendall(b"hello")
+start = time.monotonic()
+got = b""
+try:
+    while len(got) < 5:
+        got += s.recv(16)
+    print("reply %s after %.3f" % (got.decode(), time.monotonic() - start))
+except socket.timeout:
+    print("timeout after %.3f" % (time.monotonic() - start))
+)"));
+  RunOptions options;
+  options.timeout = 30s;
+  for (const char* latency : {"3s", "200ms"}) {
+    SCOPED_TRACE(latency);
+    const RunResult r = faultline({"run", "-p", policy(latency, kRecvCalls), "--", "/usr/bin/env",
+                                   "python3", script, std::to_string(port_)},
+                                  options);
+    ASSERT_EQ(r.status(), 0) << r.out << r.err;
+    double seconds = -1;
+    if (std::string(latency) == "3s") {
+      ASSERT_EQ(std::sscanf(r.out.c_str(), "timeout after %lf", &seconds), 1) << r.out;
+      EXPECT_GE(seconds, 0.9) << r.out;
+      EXPECT_LE(seconds, 1.5) << r.out;
+    } else {
+      ASSERT_EQ(std::sscanf(r.out.c_str(), "reply hello after %lf", &seconds), 1) << r.out;
+      EXPECT_GE(seconds, 0.2) << r.out;
+      EXPECT_LT(seconds, 1.0) << r.out;
+    }
+  }
+  server.stop();
+}
+
+// A blocking recv held by a 60 s latency is released live: disable, remove, panic, or an
+// edit that shortens the latency. The program's recv returns well within a second.
+TEST_F(HostileLatencyTest, LiveEditsReleaseAHeldSocket) {
+  const std::vector<std::vector<std::string>> lifts = {
+      {"disable", "slow"}, {"remove", "slow"}, {"panic"}, {"set", "slow", "latency=10ms"}};
+  for (const auto& lift : lifts) {
+    SCOPED_TRACE(lift[0]);
+    const std::string name = session(lift[0] + "latency");
+    Background child;
+    ASSERT_TRUE(child.start({cli(), "run", "-s", name, "-p", policy("60s", R"("recv")"), "--",
+                             kClient, std::to_string(port_), "hold"}));
+    ASSERT_EQ(child.read_line(15s).value_or("<nothing>"), "holding") << child.err();
+    for (int i = 0; i < 200; ++i) {  // bounded: until the recv was taken
+      const RunResult status = faultline({"status", name, "--json"});
+      if (status_json_injected(status.out, "slow").value_or(0) >= 1) break;
+      std::this_thread::sleep_for(25ms);
+    }
+    std::this_thread::sleep_for(300ms);  // the reply has arrived, and is held
+    std::vector<std::string> command = {lift[0], name};
+    command.insert(command.end(), lift.begin() + 1, lift.end());
+    const auto start = std::chrono::steady_clock::now();
+    const RunResult lifted = faultline(command);
+    EXPECT_EQ(lifted.status(), 0) << lifted.err;
+    const std::string line = child.read_line(20s).value_or("<nothing>");
+    const auto after = std::chrono::steady_clock::now() - start;
+    EXPECT_EQ(line.rfind("got 5 after_ms=", 0), 0u) << line;
+    EXPECT_LT(after, 1s) << line;
+    const RunResult end = child.stop(10s);
+    EXPECT_EQ(end.status(), 0) << end.err;
+  }
+}
+
+// One event per socket held, not one per arrival or per call.
+TEST_F(HostileLatencyTest, OneEventPerHeldSocket) {
+  const RunResult r = client(policy("50ms", kRecvCalls, true), {"poll", "10"});
+  ASSERT_EQ(r.status(), 0) << r.out << r.err;
+  const auto log = read_file(path("events.jsonl"));
+  ASSERT_TRUE(log.has_value());
+  EXPECT_EQ(count_substr(*log, "\"latency\""), 1u) << *log;
+}
+
+}  // namespace
+}  // namespace fltest

@@ -1,0 +1,254 @@
+// latency_client: a client that waits for its replies every way a program can (edge- and
+// level-triggered epoll, poll, ppoll, select, a blocking recv with SO_RCVTIMEO, a
+// non-blocking connect), against a loopback echo server it starts itself in a thread on
+// 127.0.0.1:PORT. Under `latency` it tries to catch the shim out: a byte seen before its
+// time, a readiness report followed by EAGAIN, a wait that returns 0 events before its
+// timeout (a spurious wakeup), an edge-triggered socket whose edge never comes (a hang), a
+// lost or reordered byte. The server echoes each request in two halves 30 ms apart, so a
+// reply is two arrivals: an edge-triggered reader must get an edge for each.
+//
+//   latency_client PORT epoll-et|epoll-lt|poll|ppoll|select ROUNDS
+//       "rounds=R bytes=B min_ms=X max_ms=Y spurious=S false_ready=F bad=K"
+//   latency_client PORT rcvtimeo MS     blocking recv with SO_RCVTIMEO=MS:
+//       "recv errno=E after_ms=X"
+//   latency_client PORT connect-nb MS   non-blocking connect, poll POLLOUT (MS max):
+//       "connect errno=E early=W writable_ms=X so_error=E"
+//   latency_client PORT hold            blocking recv, no timeout; prints "holding" first:
+//       "got N after_ms=X"
+//   latency_client PORT serve           only the server (until stdin closes): "ready"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static int g_port;
+static int g_listener = -1;
+
+static long now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static const char* ename(int err) {
+  const char* n = strerrorname_np(err);
+  return n ? n : "E?";
+}
+
+static struct sockaddr_in server_addr(void) {
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_port = htons((unsigned short)g_port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return a;
+}
+
+// Echo, each request in two halves 30 ms apart; one client after another.
+static void* serve(void* arg) {
+  (void)arg;
+  for (;;) {
+    int c = accept(g_listener, NULL, NULL);
+    if (c < 0) return NULL;
+    int one = 1;
+    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    char buf[4096];
+    ssize_t n;
+    while ((n = recv(c, buf, sizeof buf, 0)) > 0) {
+      ssize_t half = n / 2;
+      send(c, buf, (size_t)half, MSG_NOSIGNAL);
+      usleep(30000);
+      send(c, buf + half, (size_t)(n - half), MSG_NOSIGNAL);
+    }
+    close(c);
+  }
+}
+
+static int start_server(void) {
+  g_listener = socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  setsockopt(g_listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in a = server_addr();
+  if (bind(g_listener, (struct sockaddr*)&a, sizeof a) != 0 || listen(g_listener, 16) != 0) {
+    printf("server errno=%s\n", ename(errno));
+    return -1;
+  }
+  pthread_t t;
+  pthread_create(&t, NULL, serve, NULL);
+  pthread_detach(t);
+  return 0;
+}
+
+static int dial(int nonblocking) {
+  int fd = socket(AF_INET, SOCK_STREAM | (nonblocking ? SOCK_NONBLOCK : 0), 0);
+  struct sockaddr_in a = server_addr();
+  if (connect(fd, (struct sockaddr*)&a, sizeof a) != 0 && errno != EINPROGRESS) {
+    printf("connect errno=%s\n", ename(errno));
+    exit(1);
+  }
+  if (nonblocking) {  // wait until connected (a latency makes that later)
+    struct pollfd p = {fd, POLLOUT, 0};
+    if (poll(&p, 1, 10000) != 1) {
+      printf("connect timeout\n");
+      exit(1);
+    }
+  }
+  return fd;
+}
+
+// One waiter over the modes: 1 readable, 0 timed out, -1 error. `timeout_ms` as the call's.
+static int wait_readable(const char* mode, int fd, int ep, int timeout_ms) {
+  if (!strncmp(mode, "epoll", 5)) {
+    struct epoll_event ev;
+    int r = epoll_wait(ep, &ev, 1, timeout_ms);
+    return r < 0 ? -1 : r;
+  }
+  if (!strcmp(mode, "poll")) {
+    struct pollfd p = {fd, POLLIN, 0};
+    int r = poll(&p, 1, timeout_ms);
+    return r < 0 ? -1 : (r > 0 && (p.revents & POLLIN)) ? 1 : r > 0 ? -1 : 0;
+  }
+  if (!strcmp(mode, "ppoll")) {
+    struct pollfd p = {fd, POLLIN, 0};
+    struct timespec ts = {timeout_ms / 1000, (timeout_ms % 1000) * 1000000L};
+    int r = ppoll(&p, 1, &ts, NULL);
+    return r < 0 ? -1 : (r > 0 && (p.revents & POLLIN)) ? 1 : r > 0 ? -1 : 0;
+  }
+  fd_set rd;
+  FD_ZERO(&rd);
+  FD_SET(fd, &rd);
+  struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+  int r = select(fd + 1, &rd, NULL, NULL, &tv);
+  return r < 0 ? -1 : (r > 0 && FD_ISSET(fd, &rd)) ? 1 : 0;
+}
+
+static int rounds_mode(const char* mode, int rounds) {
+  const int fd = dial(1);
+  int ep = -1;
+  const int et = !strcmp(mode, "epoll-et");
+  if (!strncmp(mode, "epoll", 5)) {
+    ep = epoll_create1(0);
+    struct epoll_event ev = {EPOLLIN | (et ? EPOLLET : 0), {.fd = fd}};
+    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+  }
+  long min_ms = 1L << 30, max_ms = 0, bytes = 0;
+  int spurious = 0, false_ready = 0, bad = 0;
+  const int kWaitMs = 5000;
+  for (int i = 0; i < rounds; ++i) {
+    char req[64], got[128];
+    int len = snprintf(req, sizeof req, "round-%03d-abcdefghijklmnopqrstuvwxyz", i);
+    const long start = now_ms();
+    if (send(fd, req, (size_t)len, MSG_NOSIGNAL) != len) bad++;
+    int have = 0;
+    while (have < len) {
+      const long before = now_ms();
+      int w = wait_readable(mode, fd, ep, kWaitMs);
+      if (w < 0) {
+        printf("wait errno=%s\n", ename(errno));
+        return 1;
+      }
+      if (w == 0) {
+        if (now_ms() - before < kWaitMs - 50) spurious++;
+        printf("hang at round %d have=%d\n", i, have);
+        return 1;
+      }
+      int took = 0;
+      for (;;) {  // edge-triggered: drain until EAGAIN; others: one read
+        ssize_t n = recv(fd, got + have, sizeof got - (size_t)have, MSG_DONTWAIT);
+        if (n < 0 && errno == EAGAIN) {
+          if (!took) false_ready++;
+          break;
+        }
+        if (n <= 0) {
+          printf("recv r=%zd errno=%s\n", n, ename(errno));
+          return 1;
+        }
+        have += (int)n;
+        took = 1;
+        if (!et) break;
+      }
+    }
+    const long ms = now_ms() - start;
+    if (have != len || memcmp(got, req, (size_t)len) != 0) bad++;
+    bytes += have;
+    if (ms < min_ms) min_ms = ms;
+    if (ms > max_ms) max_ms = ms;
+  }
+  printf("rounds=%d bytes=%ld min_ms=%ld max_ms=%ld spurious=%d false_ready=%d bad=%d\n", rounds,
+         bytes, min_ms, max_ms, spurious, false_ready, bad);
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  if (argc < 3) return 2;
+  g_port = atoi(argv[1]);
+  const char* mode = argv[2];
+  if (start_server() != 0) return 1;
+  if (!strcmp(mode, "serve")) {
+    printf("ready\n");
+    char c;
+    while (read(0, &c, 1) > 0) {
+    }
+    return 0;
+  }
+  if (!strcmp(mode, "rcvtimeo")) {
+    const int ms = argc > 3 ? atoi(argv[3]) : 1000;
+    const int fd = dial(0);
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    send(fd, "hello", 5, MSG_NOSIGNAL);
+    char buf[16];
+    const long start = now_ms();
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    printf("recv errno=%s after_ms=%ld\n", n < 0 ? ename(errno) : "none", now_ms() - start);
+    return 0;
+  }
+  if (!strcmp(mode, "connect-nb")) {
+    const int ms = argc > 3 ? atoi(argv[3]) : 5000;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    struct sockaddr_in a = server_addr();
+    const long start = now_ms();
+    int r = connect(fd, (struct sockaddr*)&a, sizeof a);
+    const int err = r == 0 ? 0 : errno;
+    // Asked at once: a connect that completes only later is not writable yet.
+    struct pollfd p = {fd, POLLOUT, 0};
+    const int early = poll(&p, 1, 0);
+    p.revents = 0;
+    r = poll(&p, 1, ms);
+    const long writable = now_ms() - start;
+    int so_error = -1;
+    socklen_t len = sizeof so_error;
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len);
+    printf("connect errno=%s early=%d writable_ms=%ld so_error=%d\n", err ? ename(err) : "none",
+           early, r == 1 ? writable : -1L, so_error);
+    return 0;
+  }
+  if (!strcmp(mode, "hold")) {
+    const int fd = dial(0);
+    send(fd, "hello", 5, MSG_NOSIGNAL);
+    printf("holding\n");
+    char buf[16];
+    const long start = now_ms();
+    int got = 0;
+    while (got < 5) {  // both halves
+      ssize_t n = recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      got += (int)n;
+    }
+    printf("got %d after_ms=%ld\n", got, now_ms() - start);
+    return 0;
+  }
+  return rounds_mode(mode, argc > 3 ? atoi(argv[3]) : 10);
+}
