@@ -117,6 +117,17 @@ TEST_F(HostileLatencyTest, NonBlockingConnectIsWritableOnlyAfterTheLatency) {
   EXPECT_EQ(field(r.out, "so_error"), 0) << r.out;
 }
 
+// A listener under 500 ms of latency (from its first accept on): a new connection is
+// reported readable about 500 ms after it arrived, and accepted then.
+TEST_F(HostileLatencyTest, ListenerReportsANewConnectionAfterTheLatency) {
+  const RunResult r = client(policy("500ms", R"("accept", "accept4")"), {"accept-nb", "5000"});
+  ASSERT_EQ(r.status(), 0) << r.out << r.err;
+  EXPECT_EQ(r.out.rfind("accept first=EAGAIN early=0 ", 0), 0u) << r.out;
+  EXPECT_GE(field(r.out, "readable_ms"), 450) << r.out;
+  EXPECT_LT(field(r.out, "readable_ms"), 3000) << r.out;
+  EXPECT_EQ(field(r.out, "accepted"), 1) << r.out;
+}
+
 // Python's settimeout(1.0): a reply 3 s away times out after the program's second; one
 // 200 ms away arrives. The server runs outside the session.
 TEST_F(HostileLatencyTest, PythonSettimeoutFiresOnTime) {

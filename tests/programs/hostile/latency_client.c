@@ -15,7 +15,11 @@
 //       "connect errno=E early=W writable_ms=X so_error=E"
 //   latency_client PORT hold            blocking recv, no timeout; prints "holding" first:
 //       "got N after_ms=X"
+//       (with LATENCY_CLIENT_TRACE set, also one "rt_us=N" line per round: bench/latency.sh)
 //   latency_client PORT serve           only the server (until stdin closes): "ready"
+//   latency_client PORT accept-nb MS    a non-blocking listener of its own: accept (EAGAIN),
+//                                       a client connects, poll POLLIN (MS max), accept:
+//       "accept first=E early=W readable_ms=X accepted=A"
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -39,6 +43,12 @@ static long now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static long now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000000L + ts.tv_nsec / 1000L;
 }
 
 static const char* ename(int err) {
@@ -149,6 +159,7 @@ static int rounds_mode(const char* mode, int rounds) {
     char req[64], got[128];
     int len = snprintf(req, sizeof req, "round-%03d-abcdefghijklmnopqrstuvwxyz", i);
     const long start = now_ms();
+    const long start_us = now_us();
     if (send(fd, req, (size_t)len, MSG_NOSIGNAL) != len) bad++;
     int have = 0;
     while (have < len) {
@@ -180,6 +191,7 @@ static int rounds_mode(const char* mode, int rounds) {
       }
     }
     const long ms = now_ms() - start;
+    if (getenv("LATENCY_CLIENT_TRACE")) printf("rt_us=%ld\n", now_us() - start_us);
     if (have != len || memcmp(got, req, (size_t)len) != 0) bad++;
     bytes += have;
     if (ms < min_ms) min_ms = ms;
@@ -195,6 +207,28 @@ int main(int argc, char** argv) {
   if (argc < 3) return 2;
   g_port = atoi(argv[1]);
   const char* mode = argv[2];
+  if (!strcmp(mode, "accept-nb")) {
+    const int ms = argc > 3 ? atoi(argv[3]) : 5000;
+    const int l = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    int one = 1;
+    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = server_addr();
+    if (bind(l, (struct sockaddr*)&a, sizeof a) != 0 || listen(l, 16) != 0) return 1;
+    const int first = accept(l, NULL, NULL) < 0 ? errno : 0;
+    const int c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    const long start = now_ms();
+    connect(c, (struct sockaddr*)&a, sizeof a);
+    usleep(20000);  // the connection is in the accept queue now
+    struct pollfd p = {l, POLLIN, 0};
+    const int early = poll(&p, 1, 0);
+    p.revents = 0;
+    const int r = poll(&p, 1, ms);
+    const long readable = now_ms() - start;
+    const int accepted = accept(l, NULL, NULL) >= 0;
+    printf("accept first=%s early=%d readable_ms=%ld accepted=%d\n", first ? ename(first) : "none",
+           early, r == 1 ? readable : -1L, accepted);
+    return 0;
+  }
   if (start_server() != 0) return 1;
   if (!strcmp(mode, "serve")) {
     printf("ready\n");
