@@ -51,13 +51,18 @@ ssize_t io_slow_path(const Guard& guard, const CallSite& site, Io& io) {
   if (FL_UNLIKELY(sock.flags() & kSockPartitioned) &&
       !(decided && d.inject && d.action == kActBlackhole))
     net_heal(guard, site.fd);
-  // @net `latency` (net_hold.h): a receive a latency fault takes, or one on a socket it holds
+  // @net `latency`, `loss` (net_hold.h): a receive such a fault takes, or one on a socket it holds
   // that no other fault takes, gets only what is visible.
   if constexpr (!Io::kSend) {
     const bool injected = decided && d.inject;
-    if (FL_UNLIKELY((injected && (d.action & kActLatency)) ||
+    if (FL_UNLIKELY((injected && (d.action & kActHolds)) ||
                     (!injected && (sock.flags() & kSockLatency))))
       return net_hold_receive(guard, site, io, injected ? &d : nullptr);
+  } else if (FL_UNLIKELY(decided && d.inject && (d.action & kActLoss))) {
+    // `loss` on a send: a datagram drawn lost is not sent (TCP's show on the receiving side).
+    if (apply_delay(guard, d, site) && net_loss_drops_send(d, site))
+      return static_cast<ssize_t>(io.size());
+    return io.run();
   }
   if (!decided) return io.run();
   if (d.quota) {

@@ -207,7 +207,7 @@ FL_COLD int connect_slow(int fd, const struct sockaddr* addr, socklen_t len) {
     emit_event(d, site, -1);
     crash_now(d);
   }
-  if (d.action & kActLatency) return connect_latency(guard, d, site, real);
+  if (d.action & kActHolds) return connect_latency(guard, d, site, real);
   switch (d.action) {
     case kActError:
       return connect_error(d, site);
@@ -239,7 +239,7 @@ FL_COLD int accept_slow(std::uint32_t call, int fd, Fn real) {
   Decision d;
   const bool injected = decide(guard, site, d) && d.inject;
   // `latency` on a listener (net_hold.h): a new connection is reported that much later.
-  if (FL_UNLIKELY((injected && (d.action & kActLatency)) ||
+  if (FL_UNLIKELY((injected && (d.action & kActHolds)) ||
                   (!injected && (sock_load(fd).flags() & kSockLatency)))) {
     Decision* taken = injected ? &d : nullptr;
     if (taken && !apply_delay(guard, d, site)) taken = nullptr;

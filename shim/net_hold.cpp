@@ -30,6 +30,7 @@ struct Segment {
   std::uint64_t end;  // stream offset (bytes; datagrams or connections for those kinds)
   std::int64_t arrival_ns;
   std::int64_t visible_ns;
+  bool drop;  // a datagram `loss` drew lost: discarded, never seen
 };
 
 struct Hold {
@@ -51,6 +52,9 @@ struct Hold {
   std::int64_t eof_visible_ns = 0;
   bool ep_masked = false;  // the kernel's registration is ours, `ep_current`
   std::uint32_t ep_current = 0;
+  double loss = 0;        // `loss`: the chance of each transmission
+  std::uint64_t rng = 0;  // the socket's stream of loss draws (seeded by the decision)
+  Decision event;         // the decision that held it: loss events are written from it
 };
 
 Hold g_holds[kHoldMax];
@@ -148,10 +152,14 @@ Hold* claim(int fd, const Decision& d, const CallSite& site) noexcept {
     h.eof_visible_ns = 0;
     h.ep_masked = false;
     h.ep_current = 0;
+    h.loss = (d.action & kActLoss) ? d.loss : 0.0;
+    h.rng = d.draw ^ 0x6c6f7373ull;  // "loss": a stream of its own, from the seeded draw
+    h.event = d;
     h.busy.store(false, std::memory_order_relaxed);
     h.owner.store(fd + 1, std::memory_order_release);
     set_flags(fd, kSockLatency, 0, d.fault);
-    emit_event(d, site, -1);  // once per socket held, not per arrival
+    // Once per socket held, not per arrival. `loss` writes one per loss instead.
+    if (d.action & kActLatency) emit_event(d, site, -1);
     return &h;
   }
   if (!g_full_said.exchange(true, std::memory_order_relaxed))
@@ -185,7 +193,7 @@ bool still_holds(const Guard& guard, Hold& h, int fd) noexcept {
                                           : static_cast<std::uint32_t>(kCall_recv),
                 fd};
   std::int64_t base = 0;
-  if (!fault_latency_holds(guard, h.fault, site, h.key, h.generation, base)) return false;
+  if (!fault_latency_holds(guard, h.fault, site, h.key, h.generation, base, h.loss)) return false;
   if (base < h.base_ns) {
     for (int i = 0; i < h.count; ++i) {
       Segment& s = h.seg[(h.head + i) % kHoldSegments];
@@ -204,15 +212,34 @@ std::int64_t last_visible(const Hold& h) noexcept {
   return h.count ? h.seg[(h.head + h.count - 1) % kHoldSegments].visible_ns : 0;
 }
 
-void record(Hold& h, std::uint64_t end, std::int64_t now) noexcept {
-  // In order, as the stream is: never visible before what arrived earlier.
-  const std::int64_t visible = std::max(now + h.latency_ns, last_visible(h));
+// A loss, as an event line with the delay it caused (0 for a dropped datagram).
+void loss_event(const Hold& h, int fd, std::uint32_t call, std::int64_t extra_ns) noexcept {
+  Decision d = h.event;
+  d.action = kActLoss;
+  d.delay_ns = extra_ns;
+  CallSite site{call, fd};
+  emit_event(d, site, -1);
+}
+
+void record(Hold& h, int fd, std::uint64_t end, std::int64_t now) noexcept {
+  std::int64_t extra = 0;
+  bool drop = false;
+  if (h.loss > 0) {
+    if (h.kind == Kind::kDatagram)
+      drop = loss_draw(h.rng, h.loss);
+    else if (h.kind == Kind::kStream)
+      extra = loss_extra_ns(h.rng, h.loss, kLossRtoNs);
+    if (drop || extra > 0) loss_event(h, fd, kCall_recv, extra);
+  }
+  // In order, as the stream is: never visible before what arrived earlier (a retransmitted
+  // segment holds back the ones behind it, as TCP's in-order delivery does).
+  const std::int64_t visible = std::max(now + h.latency_ns + extra, last_visible(h));
   if (h.count == kHoldSegments) {  // full: the newest segment grows (its bytes wait longer)
     Segment& last = h.seg[(h.head + h.count - 1) % kHoldSegments];
     last.end = end;
     last.visible_ns = visible;
   } else {
-    h.seg[(h.head + h.count) % kHoldSegments] = Segment{end, now, visible};
+    h.seg[(h.head + h.count) % kHoldSegments] = Segment{end, now, visible, drop};
     ++h.count;
   }
   h.arrived = end;
@@ -240,7 +267,7 @@ void observe(Hold& h, int fd, std::int64_t now) noexcept {
         int queued = 0;
         if (syscall(SYS_ioctl, fd, FIONREAD, &queued) == 0 && queued > 0) {
           const std::uint64_t end = h.consumed + static_cast<std::uint64_t>(queued);
-          if (end > h.arrived) record(h, end, now);
+          if (end > h.arrived) record(h, fd, end, now);
         }
       }
       if ((p.revents & (POLLRDHUP | POLLHUP | POLLERR)) && !h.eof_arrival_ns) {
@@ -253,14 +280,34 @@ void observe(Hold& h, int fd, std::int64_t now) noexcept {
       if (!(p.revents & POLLIN)) return;
       const long queued = listener_queue(fd);
       const std::uint64_t end = h.consumed + static_cast<std::uint64_t>(queued > 0 ? queued : 1);
-      if (end > h.arrived) record(h, end, now);
+      if (end > h.arrived) record(h, fd, end, now);
       return;
     }
     case Kind::kDatagram:
       // The queue's depth is not known: the head datagram is one segment, observed when it
       // is at the head (docs/limits.md).
-      if ((p.revents & POLLIN) && h.arrived == h.consumed) record(h, h.consumed + 1, now);
+      if ((p.revents & POLLIN) && h.arrived == h.consumed) record(h, fd, h.consumed + 1, now);
       return;
+  }
+}
+
+// Datagrams `loss` dropped, once at the head and due: read and discarded (a 1-byte read of a
+// datagram discards the rest of it), then the next head is observed.
+void discard_dropped(Hold& h, int fd, std::int64_t now) noexcept {
+  for (int guard = 0; guard < kHoldSegments && h.count; ++guard) {
+    while (h.count && h.seg[h.head].end <= h.consumed) {  // taken already
+      h.head = (h.head + 1) % kHoldSegments;
+      --h.count;
+    }
+    if (!h.count) return;
+    Segment& head = h.seg[h.head];
+    if (!head.drop || head.visible_ns > now || head.end != h.consumed + 1) return;
+    char byte;
+    if (syscall(SYS_recvfrom, fd, &byte, 1, MSG_DONTWAIT | MSG_TRUNC, nullptr, nullptr) < 0) return;
+    h.consumed += 1;
+    h.head = (h.head + 1) % kHoldSegments;
+    --h.count;
+    observe(h, fd, now);
   }
 }
 
@@ -312,7 +359,7 @@ HoldAnswer net_hold_receive_gate(const Guard& guard, const CallSite& site, const
                                  std::uint64_t want) {
   const int fd = site.fd;
   Hold* h = find(fd);
-  if (!h && d && (d->action & kActLatency)) h = claim(fd, *d, site);
+  if (!h && d && (d->action & kActHolds)) h = claim(fd, *d, site);
   if (!h) return {HoldGate::kRun, 0};
   const bool nonblocking = (site.msg_flags & MSG_DONTWAIT) || fd_nonblocking(fd);
   const std::int64_t timeout = nonblocking ? 0 : socket_timeout_ns(fd, SO_RCVTIMEO);
@@ -336,6 +383,7 @@ HoldAnswer net_hold_receive_gate(const Guard& guard, const CallSite& site, const
       }
       const std::int64_t now = monotonic_ns();
       observe(*h, fd, now);
+      discard_dropped(*h, fd, now);
       v = compute(*h, now);
       interval = observe_interval(*h);
       kind = h->kind;
@@ -389,7 +437,43 @@ bool net_hold_connect(const Guard& guard, const Decision& d, const CallSite& sit
   if (!h) return false;
   HoldLock lock(*h);
   if (!lock.locked()) return false;
-  h->connect_ready_ns = monotonic_ns() + d.latency_ns;
+  // A SYN `loss` drew lost is sent again after 1 s, then 2 s, 4 s... (Linux's initial RTO
+  // for a SYN is 1 s).
+  std::int64_t extra = 0;
+  if (h->loss > 0) {
+    extra = loss_extra_ns(h->rng, h->loss, kLossSynRtoNs);
+    if (extra > 0) loss_event(*h, site.fd, site.call, extra);
+  }
+  h->connect_ready_ns = monotonic_ns() + d.latency_ns + extra;
+  return true;
+}
+
+bool loss_draw(std::uint64_t& state, double loss) noexcept {
+  state += 0x9e3779b97f4a7c15ull;  // splitmix64: one step of the socket's stream
+  std::uint64_t z = state;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  z ^= z >> 31;
+  return static_cast<double>(z >> 11) * 0x1.0p-53 < loss;
+}
+
+std::int64_t loss_extra_ns(std::uint64_t& state, double loss, std::int64_t first_rto_ns) noexcept {
+  std::int64_t extra = 0;
+  std::int64_t rto = first_rto_ns;
+  for (int lost = 0; lost < kLossMaxRetries && loss_draw(state, loss); ++lost) {
+    extra += rto;
+    rto *= 2;
+  }
+  return extra;
+}
+
+bool net_loss_drops_send(const Decision& d, const CallSite& site) noexcept {
+  if (!(d.action & kActLoss) || socket_type(site.fd) == SOCK_STREAM) return false;
+  std::uint64_t state = d.draw ^ 0x6c6f7373ull;
+  if (!loss_draw(state, d.loss)) return false;
+  Decision ev = d;
+  ev.action = kActLoss;
+  emit_event(ev, site, -1);
   return true;
 }
 
@@ -426,6 +510,7 @@ bool net_hold_view(const Guard& guard, int fd, HoldView& view) noexcept {
   }
   const std::int64_t now = monotonic_ns();
   observe(*h, fd, now);
+  discard_dropped(*h, fd, now);
   const Visible v = compute(*h, now);
   // Hidden only while something arrived that is not visible: with nothing queued, the kernel
   // may report readability, and the poll family then observes the arrival and filters it.

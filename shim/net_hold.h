@@ -34,6 +34,9 @@
 
 namespace faultline::shim {
 
+// The actions that hold a socket here.
+inline constexpr std::uint32_t kActHolds = kActLatency | kActLoss;
+
 inline constexpr int kHoldMax = 64;       // sockets held at once (see above when it is full)
 inline constexpr int kHoldSegments = 32;  // arrivals remembered per socket (then merged)
 
@@ -84,6 +87,23 @@ void net_hold_epoll_apply(int epfd, int fd, std::uint32_t events, std::uint64_t 
                           const HoldView& view) noexcept;
 // The program changed fd's registration itself: the kernel has the program's mask again.
 void net_hold_epoll_reset(int fd) noexcept;
+
+// `loss` (docs/network.md, "loss"). On TCP a lost segment is delivered late, as a
+// retransmission would be: kLossRtoNs after it arrived, doubling for each further loss of
+// the same segment, at most kLossMaxRetries losses; a lost SYN the same from kLossSynRtoNs.
+// Every held socket has its own stream of draws, seeded from the decision that held it, so
+// the same seed and the same traffic give the same delays.
+inline constexpr std::int64_t kLossRtoNs = 200'000'000;
+inline constexpr std::int64_t kLossSynRtoNs = 1'000'000'000;
+inline constexpr int kLossMaxRetries = 6;
+// One transmission: lost? (advances `state`)
+bool loss_draw(std::uint64_t& state, double loss) noexcept;
+// The delay the losses of one segment add: 0 if its first transmission got through.
+std::int64_t loss_extra_ns(std::uint64_t& state, double loss, std::int64_t first_rto_ns) noexcept;
+// A datagram send a loss decision took: drawn lost, it is not sent (the caller reports it
+// sent, whole) and an event says so. False on a stream socket (TCP retransmits: its losses
+// show on the receiving side) or when the draw keeps it.
+bool net_loss_drops_send(const Decision& d, const CallSite& site) noexcept;
 
 // fd closed (or its number reused): its entry goes back to the table.
 void net_hold_forget(int fd) noexcept;

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "harness.h"
 
@@ -54,13 +55,18 @@ class HostileLatencyTest : public IntegrationTest {
   // A latency fault on the client's side of the server's port: the calls given (the
   // server's own receives see the client's ephemeral port and are not matched).
   std::string policy(const std::string& latency, const std::string& calls, bool log = false) {
+    return policy_with("latency = \"" + latency + "\"", calls, log);
+  }
+  // Any action line; `addr` on the server's port unless `addr` is given.
+  std::string policy_with(const std::string& action, const std::string& calls, bool log = false,
+                          int seed = 7, const std::string& addr = "") {
     const std::string file = path("policy.toml");
-    std::string body = "version = 1\nseed = 7\n";
+    std::string body = "version = 1\nseed = " + std::to_string(seed) + "\n";
     if (log) body += "[log]\npath = \"" + path("events.jsonl") + "\"\n";
-    body += "[[fault]]\nname = \"slow\"\ncalls = [" + calls +
-            "]\naddr = \"127.0.0.1:" + std::to_string(port_) + "\"\nlatency = \"" + latency +
-            "\"\n";
+    body += "[[fault]]\nname = \"slow\"\ncalls = [" + calls + "]\naddr = \"" +
+            (addr.empty() ? "127.0.0.1:" + std::to_string(port_) : addr) + "\"\n" + action + "\n";
     EXPECT_TRUE(write_file(file, body));
+    std::remove(path("events.jsonl").c_str());
     return file;
   }
   RunResult client(const std::string& policy_file, const std::vector<std::string>& args) {
@@ -209,6 +215,83 @@ TEST_F(HostileLatencyTest, OneEventPerHeldSocket) {
   const auto log = read_file(path("events.jsonl"));
   ASSERT_TRUE(log.has_value());
   EXPECT_EQ(count_substr(*log, "\"latency\""), 1u) << *log;
+}
+
+// ---- loss ------------------------------------------------------------------------------
+
+class HostileLossTest : public HostileLatencyTest {
+ protected:
+  // The delay_ns of every `loss` event in the log, in order (0 when it has none).
+  std::vector<long> loss_delays() {
+    std::vector<long> out;
+    for (const std::string& line : split_lines(read_file(path("events.jsonl")).value_or(""))) {
+      if (line.find("\"action\":\"loss\"") == std::string::npos) continue;
+      const std::size_t at = line.find("\"delay_ns\":");
+      out.push_back(at == std::string::npos ? 0 : std::strtol(line.c_str() + at + 11, nullptr, 10));
+    }
+    return out;
+  }
+};
+
+// A TCP client under loss = 0.3: every byte arrives, in order; each loss is an event whose
+// delay is a retransmission's (200 ms, then 200 + 400 ms, ...); the same seed gives the same
+// delays again.
+TEST_F(HostileLossTest, TcpSegmentsComeLateAsRetransmissionsAndTheSeedRepeatsThem) {
+  std::vector<long> first;
+  for (int run = 0; run < 2; ++run) {
+    const RunResult r = client(policy_with("loss = 0.3", kRecvCalls, true), {"poll", "15"});
+    ASSERT_EQ(r.status(), 0) << r.out << r.err;
+    EXPECT_EQ(field(r.out, "bytes"), 15 * 36) << r.out;
+    EXPECT_EQ(field(r.out, "bad"), 0) << r.out;
+    EXPECT_EQ(field(r.out, "false_ready"), 0) << r.out;
+    const std::vector<long> delays = loss_delays();
+    EXPECT_FALSE(delays.empty());
+    for (long d : delays) {
+      bool known = false;
+      for (int k = 1; k <= 6; ++k) known |= d == 200'000'000L * ((1L << k) - 1);
+      EXPECT_TRUE(known) << d;
+    }
+    if (run == 0)
+      first = delays;
+    else
+      EXPECT_EQ(delays, first);
+  }
+}
+
+// UDP: a datagram drawn lost is gone. Sent: reported sent, never received; received: read
+// and discarded, never seen. 1,000 datagrams at loss = 0.3: about 700 arrive (4 sigma: 58).
+TEST_F(HostileLossTest, LostDatagramsAreGone) {
+  for (const char* mode : {"udp-send", "udp-recv"}) {
+    SCOPED_TRACE(mode);
+    const bool send = std::string(mode) == "udp-send";
+    const std::string file = send ? policy_with("loss = 0.3", R"("send")")
+                                  : policy_with("loss = 0.3", R"("recv")", false, 7, "127.0.0.1:*");
+    const RunResult r = client(file, {mode, "1000"});
+    ASSERT_EQ(r.status(), 0) << r.out << r.err;
+    EXPECT_EQ(field(r.out, "ok"), 1000) << r.out;  // every send reports success
+    EXPECT_NEAR(field(r.out, "received"), 700, 58) << r.out;
+  }
+}
+
+// A connect whose SYN is drawn lost completes a second later (or 3 s, 7 s... for further
+// losses): the program's own clock agrees with the event's delay.
+TEST_F(HostileLossTest, LostSynDelaysTheConnect) {
+  for (int seed = 1; seed <= 16; ++seed) {  // bounded: the first seed that loses the SYN
+    const RunResult r =
+        client(policy_with("loss = 0.5", R"("connect")", true, seed), {"connect-nb", "20000"});
+    ASSERT_EQ(r.status(), 0) << r.out << r.err;
+    const std::vector<long> delays = loss_delays();
+    if (delays.empty()) {
+      EXPECT_LT(field(r.out, "writable_ms"), 500) << r.out;
+      continue;
+    }
+    ASSERT_EQ(delays.size(), 1u);
+    EXPECT_EQ(r.out.rfind("connect errno=EINPROGRESS early=0 ", 0), 0u) << r.out;
+    EXPECT_GE(field(r.out, "writable_ms"), delays[0] / 1'000'000 - 50) << r.out;
+    EXPECT_LT(field(r.out, "writable_ms"), delays[0] / 1'000'000 + 1500) << r.out;
+    return;
+  }
+  ADD_FAILURE() << "no seed of 16 lost a SYN at loss = 0.5";
 }
 
 }  // namespace

@@ -17,6 +17,11 @@
 //       "got N after_ms=X"
 //       (with LATENCY_CLIENT_TRACE set, also one "rt_us=N" line per round: bench/latency.sh)
 //   latency_client PORT serve           only the server (until stdin closes): "ready"
+//   latency_client PORT udp-send N      N datagrams from a socket connected to 127.0.0.1:PORT
+//                                       to one bound there, 50 at a time, each batch drained:
+//       "sent=N ok=S received=M"
+//   latency_client PORT udp-recv N      the same, the receiver connected to the sender (so
+//                                       its receives have a peer an `addr` can match)
 //   latency_client PORT accept-nb MS    a non-blocking listener of its own: accept (EAGAIN),
 //                                       a client connects, poll POLLIN (MS max), accept:
 //       "accept first=E early=W readable_ms=X accepted=A"
@@ -207,6 +212,37 @@ int main(int argc, char** argv) {
   if (argc < 3) return 2;
   g_port = atoi(argv[1]);
   const char* mode = argv[2];
+  if (!strcmp(mode, "udp-send") || !strcmp(mode, "udp-recv")) {
+    const int n = argc > 3 ? atoi(argv[3]) : 1000;
+    const int r = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    const int s = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = server_addr();
+    struct sockaddr_in from;
+    memset(&from, 0, sizeof from);
+    from.sin_family = AF_INET;
+    from.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t from_len = sizeof from;
+    if (bind(r, (struct sockaddr*)&a, sizeof a) != 0 ||
+        bind(s, (struct sockaddr*)&from, sizeof from) != 0 ||
+        getsockname(s, (struct sockaddr*)&from, &from_len) != 0 ||
+        connect(s, (struct sockaddr*)&a, sizeof a) != 0)
+      return 1;
+    if (!strcmp(mode, "udp-recv") && connect(r, (struct sockaddr*)&from, sizeof from) != 0)
+      return 1;
+    int ok = 0, received = 0;
+    for (int sent = 0; sent < n;) {
+      for (int i = 0; i < 50 && sent < n; ++i, ++sent) {
+        char msg[16];
+        int len = snprintf(msg, sizeof msg, "d%05d", sent);
+        ok += send(s, msg, (size_t)len, 0) == len;
+      }
+      usleep(5000);
+      char buf[64];
+      while (recv(r, buf, sizeof buf, 0) > 0) received++;
+    }
+    printf("sent=%d ok=%d received=%d\n", n, ok, received);
+    return 0;
+  }
   if (!strcmp(mode, "accept-nb")) {
     const int ms = argc > 3 ? atoi(argv[3]) : 5000;
     const int l = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
