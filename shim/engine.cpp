@@ -1004,8 +1004,7 @@ bool delay_holds(void* ctx, std::int64_t& deadline_ns) {
 }  // namespace
 
 bool fault_latency_holds(const Guard& guard, int slot_index, const CallSite& site,
-                         std::uint64_t& key, std::uint64_t& generation, std::int64_t& latency_ns,
-                         double& loss) noexcept {
+                         std::uint64_t& key, std::uint64_t& generation, HoldSpecNow& now) noexcept {
   (void)guard;
   CancelOff no_cancel;
   ControlBlock* block = g_block.load(std::memory_order_acquire);
@@ -1019,7 +1018,8 @@ bool fault_latency_holds(const Guard& guard, int slot_index, const CallSite& sit
   const Rules* rules = ref.get();
   const Rule* r = rule_for_slot(*rules, slot_index);
   if (!r || (key != 0 && r->key != key)) return false;  // removed, or another fault there now
-  if (!(r->spec.actions & (kActLatency | kActLoss))) return false;  // edited to another action
+  const std::uint32_t actions = r->spec.actions;
+  if (!(actions & (kActLatency | kActLoss | kActBandwidth))) return false;  // edited away
   if (r->needs_clock && !in_window(*r, slot)) return false;
   if (key == 0 || rules->generation != generation) {
     SelectorContext ctx(site, *rules);
@@ -1027,8 +1027,9 @@ bool fault_latency_holds(const Guard& guard, int slot_index, const CallSite& sit
     key = r->key;
     generation = rules->generation;
   }
-  latency_ns = (r->spec.actions & kActLatency) ? r->spec.latency_ns : 0;
-  loss = (r->spec.actions & kActLoss) ? r->spec.loss : 0.0;
+  now.latency_ns = (actions & kActLatency) ? r->spec.latency_ns : 0;
+  now.loss = (actions & kActLoss) ? r->spec.loss : 0.0;
+  now.bandwidth_bps = (actions & kActBandwidth) ? r->spec.bandwidth_bps : 0;
   return true;
 }
 

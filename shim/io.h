@@ -51,18 +51,19 @@ ssize_t io_slow_path(const Guard& guard, const CallSite& site, Io& io) {
   if (FL_UNLIKELY(sock.flags() & kSockPartitioned) &&
       !(decided && d.inject && d.action == kActBlackhole))
     net_heal(guard, site.fd);
-  // @net `latency`, `loss` (net_hold.h): a receive such a fault takes, or one on a socket it holds
-  // that no other fault takes, gets only what is visible.
+  // @net `latency`, `loss`, `bandwidth` (net_hold.h): a receive such a fault takes, or one on a
+  // socket it holds that no other fault takes, gets only what is visible.
   if constexpr (!Io::kSend) {
     const bool injected = decided && d.inject;
-    if (FL_UNLIKELY((injected && (d.action & kActHolds)) ||
+    if (FL_UNLIKELY((injected && (d.action & kActHolds) && net_hold_applies(d, site)) ||
                     (!injected && (sock.flags() & kSockLatency))))
       return net_hold_receive(guard, site, io, injected ? &d : nullptr);
-  } else if (FL_UNLIKELY(decided && d.inject && (d.action & kActLoss))) {
-    // `loss` on a send: a datagram drawn lost is not sent (TCP's show on the receiving side).
-    if (apply_delay(guard, d, site) && net_loss_drops_send(d, site))
-      return static_cast<ssize_t>(io.size());
-    return io.run();
+  } else {
+    // `loss` drops a datagram sent; `bandwidth` limits a socket's sends.
+    const bool injected = decided && d.inject;
+    if (FL_UNLIKELY((injected && (d.action & kActHolds) && net_hold_applies(d, site)) ||
+                    (!injected && (sock.flags() & kSockLatency) && net_hold_limits_sends(site.fd))))
+      return net_hold_send(guard, site, io, injected ? &d : nullptr);
   }
   if (!decided) return io.run();
   if (d.quota) {

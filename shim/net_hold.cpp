@@ -55,7 +55,48 @@ struct Hold {
   double loss = 0;        // `loss`: the chance of each transmission
   std::uint64_t rng = 0;  // the socket's stream of loss draws (seeded by the decision)
   Decision event;         // the decision that held it: loss events are written from it
+  // `bandwidth`: a token bucket per direction (bytes; 0 bps = not limited that way).
+  std::uint64_t rx_bps = 0, tx_bps = 0;
+  double rx_tokens = 0, tx_tokens = 0;
+  std::int64_t rx_last_ns = 0, tx_last_ns = 0;
 };
+
+// The bucket holds at most one second of the rate or 64 KiB, whichever is smaller; the poll
+// family reports the socket ready (and a blocking call wakes) once a chunk of 4 KiB (or the
+// whole bucket, if smaller) is there, so a program is not woken for a byte at a time.
+double bucket_burst(std::uint64_t bps) noexcept {
+  return std::min<double>(static_cast<double>(bps), kBandwidthBurstMax);
+}
+double bucket_chunk(std::uint64_t bps) noexcept { return std::min(bucket_burst(bps), 4096.0); }
+void refill(double& tokens, std::int64_t& last, std::uint64_t bps, std::int64_t now) noexcept {
+  if (!bps) return;
+  if (now > last) {
+    tokens = std::min(bucket_burst(bps),
+                      tokens + static_cast<double>(now - last) * static_cast<double>(bps) / 1e9);
+    last = now;
+  }
+}
+// When the bucket will hold `need` tokens.
+std::int64_t refilled_at(double tokens, double need, std::uint64_t bps, std::int64_t now) noexcept {
+  if (tokens >= need || !bps) return now;
+  return now + static_cast<std::int64_t>((need - tokens) * 1e9 / static_cast<double>(bps)) + 1;
+}
+
+bool is_send_call(std::uint32_t call) noexcept {
+  return call == kCall_send || call == kCall_sendto || call == kCall_sendmsg ||
+         call == kCall_sendmmsg || call == kCall_write || call == kCall_writev;
+}
+
+// A decision's bandwidth applies to the direction of its call; a bucket starts full.
+void apply_rates(Hold& h, const Decision& d, std::uint32_t call, std::int64_t now) noexcept {
+  if (!(d.action & kActBandwidth) || !d.bandwidth_bps) return;
+  std::uint64_t& bps = is_send_call(call) ? h.tx_bps : h.rx_bps;
+  if (bps == 0) {
+    (is_send_call(call) ? h.tx_tokens : h.rx_tokens) = bucket_burst(d.bandwidth_bps);
+    (is_send_call(call) ? h.tx_last_ns : h.rx_last_ns) = now;
+  }
+  bps = d.bandwidth_bps;
+}
 
 Hold g_holds[kHoldMax];
 
@@ -155,11 +196,13 @@ Hold* claim(int fd, const Decision& d, const CallSite& site) noexcept {
     h.loss = (d.action & kActLoss) ? d.loss : 0.0;
     h.rng = d.draw ^ 0x6c6f7373ull;  // "loss": a stream of its own, from the seeded draw
     h.event = d;
+    h.rx_bps = h.tx_bps = 0;
+    apply_rates(h, d, site.call, monotonic_ns());
     h.busy.store(false, std::memory_order_relaxed);
     h.owner.store(fd + 1, std::memory_order_release);
     set_flags(fd, kSockLatency, 0, d.fault);
-    // Once per socket held, not per arrival. `loss` writes one per loss instead.
-    if (d.action & kActLatency) emit_event(d, site, -1);
+    // Once per socket held, not per arrival or call. `loss` writes one per loss instead.
+    if (d.action & (kActLatency | kActBandwidth)) emit_event(d, site, -1);
     return &h;
   }
   if (!g_full_said.exchange(true, std::memory_order_relaxed))
@@ -192,8 +235,13 @@ bool still_holds(const Guard& guard, Hold& h, int fd) noexcept {
   CallSite site{h.kind == Kind::kListener ? static_cast<std::uint32_t>(kCall_accept)
                                           : static_cast<std::uint32_t>(kCall_recv),
                 fd};
-  std::int64_t base = 0;
-  if (!fault_latency_holds(guard, h.fault, site, h.key, h.generation, base, h.loss)) return false;
+  HoldSpecNow spec{};
+  if (!fault_latency_holds(guard, h.fault, site, h.key, h.generation, spec)) return false;
+  const std::int64_t base = spec.latency_ns;
+  h.loss = spec.loss;
+  if (!spec.bandwidth_bps) h.rx_bps = h.tx_bps = 0;  // edited away: no longer limited
+  if (h.rx_bps) h.rx_bps = spec.bandwidth_bps;
+  if (h.tx_bps) h.tx_bps = spec.bandwidth_bps;
   if (base < h.base_ns) {
     for (int i = 0; i < h.count; ++i) {
       Segment& s = h.seg[(h.head + i) % kHoldSegments];
@@ -335,6 +383,23 @@ Visible compute(Hold& h, std::int64_t now) noexcept {
     visible_end = s.end;
   }
   v.avail = visible_end - h.consumed;
+  if (h.rx_bps && v.avail > 0) {
+    // `bandwidth`: what the bucket allows now. A datagram goes whole once the bucket is not
+    // empty (its size is charged after, as a debt); a stream takes what the tokens cover, and
+    // nothing until a chunk's worth is there.
+    refill(h.rx_tokens, h.rx_last_ns, h.rx_bps, now);
+    const double need = h.kind == Kind::kStream
+                            ? std::min(static_cast<double>(v.avail), bucket_chunk(h.rx_bps))
+                            : 1.0;
+    if (h.rx_tokens < need) {
+      v.avail = 0;
+      v.pending = true;
+      v.next_ns = refilled_at(h.rx_tokens, need, h.rx_bps, now);
+      return v;
+    }
+    if (h.kind == Kind::kStream)
+      v.avail = std::min<std::uint64_t>(v.avail, static_cast<std::uint64_t>(h.rx_tokens));
+  }
   if (h.eof_arrival_ns && !v.pending) {
     if (h.eof_visible_ns <= now)
       v.eof_ready = v.avail == 0;
@@ -359,7 +424,7 @@ HoldAnswer net_hold_receive_gate(const Guard& guard, const CallSite& site, const
                                  std::uint64_t want) {
   const int fd = site.fd;
   Hold* h = find(fd);
-  if (!h && d && (d->action & kActHolds)) h = claim(fd, *d, site);
+  if (!h && d && (d->action & kActHolds) && !is_send_call(site.call)) h = claim(fd, *d, site);
   if (!h) return {HoldGate::kRun, 0};
   const bool nonblocking = (site.msg_flags & MSG_DONTWAIT) || fd_nonblocking(fd);
   const std::int64_t timeout = nonblocking ? 0 : socket_timeout_ns(fd, SO_RCVTIMEO);
@@ -381,6 +446,7 @@ HoldAnswer net_hold_receive_gate(const Guard& guard, const CallSite& site, const
         h->latency_ns = d->latency_ns;
         fresh_draw = false;
       }
+      if (d) apply_rates(*h, *d, site.call, monotonic_ns());
       const std::int64_t now = monotonic_ns();
       observe(*h, fd, now);
       discard_dropped(*h, fd, now);
@@ -428,6 +494,7 @@ void net_hold_consumed(const CallSite& site, ssize_t result) noexcept {
     h->consumed += static_cast<std::uint64_t>(result);
   else
     h->consumed += 1;  // a datagram (even an empty one), or a connection
+  if (h->rx_bps && h->kind != Kind::kListener) h->rx_tokens -= static_cast<double>(result);
   if (h->arrived < h->consumed) h->arrived = h->consumed;
 }
 
@@ -446,6 +513,88 @@ bool net_hold_connect(const Guard& guard, const Decision& d, const CallSite& sit
   }
   h->connect_ready_ns = monotonic_ns() + d.latency_ns + extra;
   return true;
+}
+
+bool net_hold_applies(const Decision& d, const CallSite& site) noexcept {
+  if (d.action & (kActLatency | kActLoss)) return true;
+  if (!(d.action & kActBandwidth)) return false;
+  // `bandwidth` serves files too (@read/@write): only sockets are held here.
+  switch (site.call) {
+    case kCall_read:
+    case kCall_readv:
+    case kCall_write:
+    case kCall_writev:
+      return socket_type(site.fd) >= 0;
+    default:
+      return true;
+  }
+}
+
+HoldAnswer net_hold_send_gate(const Guard& guard, const CallSite& site, const Decision* d,
+                              std::uint64_t want) {
+  const int fd = site.fd;
+  Hold* h = find(fd);
+  if (!h && d && (d->action & kActBandwidth)) h = claim(fd, *d, site);
+  if (!h) return {HoldGate::kRun, 0};
+  const bool nonblocking = (site.msg_flags & MSG_DONTWAIT) || fd_nonblocking(fd);
+  const std::int64_t timeout = nonblocking ? 0 : socket_timeout_ns(fd, SO_SNDTIMEO);
+  const std::int64_t deadline = timeout > 0 ? monotonic_ns() + timeout : -1;
+  for (;;) {
+    std::int64_t wake;
+    {
+      HoldLock lock(*h);
+      if (!lock.locked() || h->owner.load(std::memory_order_acquire) != fd + 1)
+        return {HoldGate::kRun, 0};
+      if (!still_holds(guard, *h, fd)) {
+        release_locked(*h, fd);
+        return {HoldGate::kRun, 0};
+      }
+      const std::int64_t now = monotonic_ns();
+      if (d) apply_rates(*h, *d, site.call, now);
+      if (!h->tx_bps) return {HoldGate::kRun, 0};
+      refill(h->tx_tokens, h->tx_last_ns, h->tx_bps, now);
+      // Not a byte at a time: a chunk's worth (or all that is asked, if less), as poll says.
+      const double need = std::min(static_cast<double>(want), bucket_chunk(h->tx_bps));
+      if (h->tx_tokens >= need) {
+        const std::uint64_t allowed = static_cast<std::uint64_t>(h->tx_tokens);
+        return allowed >= want ? HoldAnswer{HoldGate::kRun, 0}
+                               : HoldAnswer{HoldGate::kLimit, allowed};
+      }
+      wake = refilled_at(h->tx_tokens, need, h->tx_bps, now);
+    }
+    const std::int64_t now = monotonic_ns();
+    if (nonblocking || (deadline >= 0 && now >= deadline)) {
+      errno = EAGAIN;  // the budget is spent; SO_SNDTIMEO expired: what send(2) says
+      return {HoldGate::kFail, 0};
+    }
+    std::int64_t slice = std::min(kWaitSliceNs, std::max<std::int64_t>(0, wake - now));
+    if (deadline >= 0) slice = std::min(slice, deadline - now);
+    struct timespec ts = {static_cast<time_t>(slice / 1'000'000'000),
+                          static_cast<long>(slice % 1'000'000'000)};
+    int r;
+    {
+      GuardRelease released(guard);
+      r = FL_REAL(ppoll)(nullptr, 0, &ts, nullptr);  // a cancellation point, as send is
+    }
+    if (r < 0 && errno == EINTR && (timeout > 0 || interrupted_without_restart())) {
+      errno = EINTR;
+      return {HoldGate::kFail, 0};
+    }
+  }
+}
+
+void net_hold_sent(const CallSite& site, ssize_t result) noexcept {
+  if (result <= 0) return;
+  Hold* h = find(site.fd);
+  if (!h) return;
+  HoldLock lock(*h);
+  if (!lock.locked() || h->owner.load(std::memory_order_acquire) != site.fd + 1) return;
+  if (h->tx_bps) h->tx_tokens -= static_cast<double>(result);
+}
+
+bool net_hold_limits_sends(int fd) noexcept {
+  Hold* h = find(fd);
+  return h && h->tx_bps != 0;
 }
 
 bool loss_draw(std::uint64_t& state, double loss) noexcept {
@@ -518,6 +667,15 @@ bool net_hold_view(const Guard& guard, int fd, HoldView& view) noexcept {
   // While something is hidden the kernel cannot tell us of further arrivals: look again
   // every observe_interval, so that their recorded arrival is late by at most that much.
   view.wake_ns = v.pending ? std::min(v.next_ns, now + observe_interval(*h)) : -1;
+  if (h->tx_bps) {  // `bandwidth` on sends: not writable until a chunk's worth refilled
+    refill(h->tx_tokens, h->tx_last_ns, h->tx_bps, now);
+    const double need = bucket_chunk(h->tx_bps);
+    if (h->tx_tokens < need) {
+      view.hide_out = true;
+      const std::int64_t at = refilled_at(h->tx_tokens, need, h->tx_bps, now);
+      if (view.wake_ns < 0 || at < view.wake_ns) view.wake_ns = at;
+    }
+  }
   if (h->connect_ready_ns) {
     if (now >= h->connect_ready_ns) {
       h->connect_ready_ns = 0;

@@ -35,7 +35,9 @@
 namespace faultline::shim {
 
 // The actions that hold a socket here.
-inline constexpr std::uint32_t kActHolds = kActLatency | kActLoss;
+inline constexpr std::uint32_t kActHolds = kActLatency | kActLoss | kActBandwidth;
+// `bandwidth`: the token bucket's size is one second of the rate, or this, if smaller.
+inline constexpr double kBandwidthBurstMax = 65536;
 
 inline constexpr int kHoldMax = 64;       // sockets held at once (see above when it is full)
 inline constexpr int kHoldSegments = 32;  // arrivals remembered per socket (then merged)
@@ -105,8 +107,42 @@ std::int64_t loss_extra_ns(std::uint64_t& state, double loss, std::int64_t first
 // show on the receiving side) or when the draw keeps it.
 bool net_loss_drops_send(const Decision& d, const CallSite& site) noexcept;
 
+// Does this decision's hold action concern this call? `latency` and `loss` exist only on
+// sockets; `bandwidth` also limits files (@read/@write), which are not held here.
+bool net_hold_applies(const Decision& d, const CallSite& site) noexcept;
+
+// `bandwidth` on a send (the socket's send bucket): at most what the budget allows now (a
+// short send); none: EAGAIN on a non-blocking socket, a wait on a blocking one (bounded by
+// SO_SNDTIMEO, then EAGAIN) until some has refilled. A cancellation point.
+HoldAnswer net_hold_send_gate(const Guard& guard, const CallSite& site, const Decision* d,
+                              std::uint64_t want);
+void net_hold_sent(const CallSite& site, ssize_t result) noexcept;
+// Is fd held with a send budget? (a send no fault takes is still limited by it)
+bool net_hold_limits_sends(int fd) noexcept;
+
 // fd closed (or its number reused): its entry goes back to the table.
 void net_hold_forget(int fd) noexcept;
+
+// The send side over an Io adapter (io.h): `loss` drops a datagram, `bandwidth` limits.
+template <class Io>
+ssize_t net_hold_send(const Guard& guard, const CallSite& site, Io& io, Decision* d) {
+  if (d && !apply_delay(guard, *d, site)) d = nullptr;
+  if (d && net_loss_drops_send(*d, site)) return static_cast<ssize_t>(io.size());
+  const HoldAnswer answer = net_hold_send_gate(guard, site, d, io.size());
+  ssize_t r;
+  switch (answer.gate) {
+    case HoldGate::kFail:
+      return -1;
+    case HoldGate::kLimit:
+      r = io.run_limited(answer.limit);
+      break;
+    default:
+      r = io.run();
+      break;
+  }
+  net_hold_sent(site, r);
+  return r;
+}
 
 // The receive side over an Io adapter (io.h): waits or limits the call to what is visible.
 template <class Io>

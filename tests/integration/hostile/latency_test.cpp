@@ -294,5 +294,39 @@ TEST_F(HostileLossTest, LostSynDelaysTheConnect) {
   ADD_FAILURE() << "no seed of 16 lost a SYN at loss = 0.5";
 }
 
+// ---- bandwidth ---------------------------------------------------------------------------
+
+class HostileBandwidthTest : public HostileLatencyTest {};
+
+constexpr const char* kBandwidthCalls = R"("recv", "read", "send", "write")";
+
+// 1 MiB downloaded over loopback at 256 KiB/s: the first 64 KiB are the bucket's burst, the
+// rest come at the rate: about 3.75 s (unfaulted: a few ms).
+TEST_F(HostileBandwidthTest, DownloadTakesAsLongAsItsBytesNeed) {
+  const RunResult r =
+      client(policy_with("bandwidth = \"256KiB/s\"", kBandwidthCalls), {"download", "1024"});
+  ASSERT_EQ(r.status(), 0) << r.out << r.err;
+  EXPECT_EQ(field(r.out, "bytes"), 1048576) << r.out;
+  EXPECT_GE(field(r.out, "ms"), 3000) << r.out;
+  EXPECT_LE(field(r.out, "ms"), 6000) << r.out;
+}
+
+// 512 KiB sent at 256 KiB/s, by a blocking sender (short sends, each after a wait) and by a
+// non-blocking one (poll says writable only when the budget allows a chunk): about 1.75 s
+// each, every byte sent, no writable report followed by EAGAIN.
+TEST_F(HostileBandwidthTest, BlockingAndNonBlockingSendersSeeTheBudget) {
+  for (const char* how : {"block", "nb"}) {
+    SCOPED_TRACE(how);
+    const RunResult r =
+        client(policy_with("bandwidth = \"256KiB/s\"", kBandwidthCalls), {"upload", "512", how});
+    ASSERT_EQ(r.status(), 0) << r.out << r.err;
+    EXPECT_EQ(field(r.out, "bytes"), 524288) << r.out;
+    EXPECT_GE(field(r.out, "ms"), 1300) << r.out;
+    EXPECT_LE(field(r.out, "ms"), 4000) << r.out;
+    EXPECT_GT(field(r.out, "short"), 0) << r.out;
+    EXPECT_EQ(field(r.out, "false_ready"), 0) << r.out;
+  }
+}
+
 }  // namespace
 }  // namespace fltest

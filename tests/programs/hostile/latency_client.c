@@ -22,6 +22,12 @@
 //       "sent=N ok=S received=M"
 //   latency_client PORT udp-recv N      the same, the receiver connected to the sender (so
 //                                       its receives have a peer an `addr` can match)
+//   latency_client PORT download KIB    a server thread sends KIB KiB and closes; a blocking
+//                                       recv loop takes it all: "bytes=B ms=T"
+//   latency_client PORT upload KIB nb|block   KIB KiB to a server thread that reads it all;
+//                                       non-blocking: poll POLLOUT then send, counting sends
+//                                       that found no room right after poll said writable:
+//       "bytes=B ms=T short=S false_ready=F"
 //   latency_client PORT accept-nb MS    a non-blocking listener of its own: accept (EAGAIN),
 //                                       a client connects, poll POLLIN (MS max), accept:
 //       "accept first=E early=W readable_ms=X accepted=A"
@@ -88,6 +94,28 @@ static void* serve(void* arg) {
     }
     close(c);
   }
+}
+
+// download: send g_bulk bytes and close; upload (g_bulk < 0): read until EOF.
+static long g_bulk;
+static void* bulk(void* arg) {
+  (void)arg;
+  int c = accept(g_listener, NULL, NULL);
+  if (c < 0) return NULL;
+  static char buf[65536];
+  if (g_bulk >= 0) {
+    for (long sent = 0; sent < g_bulk;) {
+      size_t n = (size_t)(g_bulk - sent) < sizeof buf ? (size_t)(g_bulk - sent) : sizeof buf;
+      ssize_t r = send(c, buf, n, MSG_NOSIGNAL);
+      if (r <= 0) break;
+      sent += r;
+    }
+  } else {
+    while (recv(c, buf, sizeof buf, 0) > 0) {
+    }
+  }
+  close(c);
+  return NULL;
 }
 
 static int start_server(void) {
@@ -241,6 +269,49 @@ int main(int argc, char** argv) {
       while (recv(r, buf, sizeof buf, 0) > 0) received++;
     }
     printf("sent=%d ok=%d received=%d\n", n, ok, received);
+    return 0;
+  }
+  if (!strcmp(mode, "download") || !strcmp(mode, "upload")) {
+    const long total = (argc > 3 ? atol(argv[3]) : 1024) * 1024;
+    g_listener = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(g_listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = server_addr();
+    if (bind(g_listener, (struct sockaddr*)&a, sizeof a) != 0 || listen(g_listener, 4) != 0)
+      return 1;
+    pthread_t t;
+    g_bulk = !strcmp(mode, "download") ? total : -1;
+    pthread_create(&t, NULL, bulk, NULL);
+    const int nb = argc > 4 && !strcmp(argv[4], "nb");
+    const int fd = dial(nb);
+    static char buf[65536];
+    long bytes = 0;
+    int shorts = 0, false_ready = 0;
+    const long start = now_ms();
+    if (g_bulk >= 0) {
+      ssize_t n;
+      while ((n = recv(fd, buf, sizeof buf, 0)) > 0) bytes += n;
+    } else {
+      while (bytes < total) {
+        size_t want = (size_t)(total - bytes) < sizeof buf ? (size_t)(total - bytes) : sizeof buf;
+        if (nb) {
+          struct pollfd p = {fd, POLLOUT, 0};
+          if (poll(&p, 1, 10000) != 1) break;
+        }
+        ssize_t n = send(fd, buf, want, MSG_NOSIGNAL);
+        if (n < 0 && errno == EAGAIN && nb) {
+          false_ready++;
+          continue;
+        }
+        if (n <= 0) break;
+        if ((size_t)n < want) shorts++;
+        bytes += n;
+      }
+      shutdown(fd, SHUT_WR);
+    }
+    const long ms = now_ms() - start;
+    printf("bytes=%ld ms=%ld short=%d false_ready=%d\n", bytes, ms, shorts, false_ready);
+    pthread_join(t, NULL);
     return 0;
   }
   if (!strcmp(mode, "accept-nb")) {
