@@ -418,6 +418,21 @@ FL_COLD int mmsg_slow(std::uint32_t call, int fd, struct mmsghdr* vec, unsigned 
   const bool decided = decide(guard, site, d);
   if ((st.flags() & kSockPartitioned) && !(decided && d.inject && d.action == kActBlackhole))
     net_heal(guard, fd);
+  if (!send) {  // `latency`, `loss`, `bandwidth` (net_hold.h): one visible message at a time
+    const bool injected = decided && d.inject;
+    if (FL_UNLIKELY((injected && (d.action & kActHolds) && net_hold_applies(d, site)) ||
+                    (!injected && (st.flags() & kSockLatency)))) {
+      Decision* taken = injected ? &d : nullptr;
+      if (taken && !apply_delay(guard, d, site)) taken = nullptr;
+      if (net_hold_receive_gate(guard, site, taken, 1).gate == HoldGate::kFail) return -1;
+      // The message after the first may not be visible yet: one per call while held.
+      const int r = vlen > 1 ? FL_REAL(recvmmsg)(fd, vec, 1, flags, nullptr) : real();
+      unsigned len = 0;
+      if (r == 1 && safe_read(&len, &vec[0].msg_len, sizeof len) == SafeCopy::kOk)
+        net_hold_consumed(site, static_cast<ssize_t>(len));
+      return r;
+    }
+  }
   if (!decided || !d.inject) return real();
   apply_delay(guard, d, site);
   switch (d.action) {

@@ -258,14 +258,16 @@ TEST_F(HostileLossTest, TcpSegmentsComeLateAsRetransmissionsAndTheSeedRepeatsThe
   }
 }
 
-// UDP: a datagram drawn lost is gone. Sent: reported sent, never received; received: read
-// and discarded, never seen. 1,000 datagrams at loss = 0.3: about 700 arrive (4 sigma: 58).
+// UDP: a datagram drawn lost is gone. Sent: reported sent, never received; received (with
+// recv or recvmmsg): read and discarded, never seen. 1,000 datagrams at loss = 0.3: about 700
+// arrive (4 sigma: 58).
 TEST_F(HostileLossTest, LostDatagramsAreGone) {
-  for (const char* mode : {"udp-send", "udp-recv"}) {
+  for (const char* mode : {"udp-send", "udp-recv", "udp-mmsg"}) {
     SCOPED_TRACE(mode);
     const bool send = std::string(mode) == "udp-send";
-    const std::string file = send ? policy_with("loss = 0.3", R"("send")")
-                                  : policy_with("loss = 0.3", R"("recv")", false, 7, "127.0.0.1:*");
+    const std::string file =
+        send ? policy_with("loss = 0.3", R"("send")")
+             : policy_with("loss = 0.3", R"("recv", "recvmmsg")", false, 7, "127.0.0.1:*");
     const RunResult r = client(file, {mode, "1000"});
     ASSERT_EQ(r.status(), 0) << r.out << r.err;
     EXPECT_EQ(field(r.out, "ok"), 1000) << r.out;  // every send reports success

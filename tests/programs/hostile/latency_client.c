@@ -22,6 +22,7 @@
 //       "sent=N ok=S received=M"
 //   latency_client PORT udp-recv N      the same, the receiver connected to the sender (so
 //                                       its receives have a peer an `addr` can match)
+//   latency_client PORT udp-mmsg N      udp-recv, receiving with recvmmsg (8 at a time)
 //   latency_client PORT download KIB    a server thread sends KIB KiB and closes; a blocking
 //                                       recv loop takes it all: "bytes=B ms=T"
 //   latency_client PORT upload KIB nb|block   KIB KiB to a server thread that reads it all;
@@ -240,7 +241,7 @@ int main(int argc, char** argv) {
   if (argc < 3) return 2;
   g_port = atoi(argv[1]);
   const char* mode = argv[2];
-  if (!strcmp(mode, "udp-send") || !strcmp(mode, "udp-recv")) {
+  if (!strcmp(mode, "udp-send") || !strcmp(mode, "udp-recv") || !strcmp(mode, "udp-mmsg")) {
     const int n = argc > 3 ? atoi(argv[3]) : 1000;
     const int r = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
     const int s = socket(AF_INET, SOCK_DGRAM, 0);
@@ -255,8 +256,8 @@ int main(int argc, char** argv) {
         getsockname(s, (struct sockaddr*)&from, &from_len) != 0 ||
         connect(s, (struct sockaddr*)&a, sizeof a) != 0)
       return 1;
-    if (!strcmp(mode, "udp-recv") && connect(r, (struct sockaddr*)&from, sizeof from) != 0)
-      return 1;
+    const int mmsg = !strcmp(mode, "udp-mmsg");
+    if (strcmp(mode, "udp-send") && connect(r, (struct sockaddr*)&from, sizeof from) != 0) return 1;
     int ok = 0, received = 0;
     for (int sent = 0; sent < n;) {
       for (int i = 0; i < 50 && sent < n; ++i, ++sent) {
@@ -265,8 +266,22 @@ int main(int argc, char** argv) {
         ok += send(s, msg, (size_t)len, 0) == len;
       }
       usleep(5000);
-      char buf[64];
-      while (recv(r, buf, sizeof buf, 0) > 0) received++;
+      char buf[8][64];
+      if (mmsg) {  // up to 8 at a time
+        struct mmsghdr v[8];
+        struct iovec io[8];
+        memset(v, 0, sizeof v);
+        for (int i = 0; i < 8; ++i) {
+          io[i].iov_base = buf[i];
+          io[i].iov_len = sizeof buf[i];
+          v[i].msg_hdr.msg_iov = &io[i];
+          v[i].msg_hdr.msg_iovlen = 1;
+        }
+        int got;
+        while ((got = recvmmsg(r, v, 8, 0, NULL)) > 0) received += got;
+      } else {
+        while (recv(r, buf[0], sizeof buf[0], 0) > 0) received++;
+      }
     }
     printf("sent=%d ok=%d received=%d\n", n, ok, received);
     return 0;
