@@ -189,6 +189,8 @@ FL_COLD int connect_slow(int fd, const struct sockaddr* addr, socklen_t len) {
     errno = EALREADY;  // still "connecting" (latency)
     return -1;
   }
+  // A new connect: a peer the `addr` selector remembered is not this socket's any more.
+  sock_forget_peer(fd);
   // A TCP socket that a reset disconnected may connect again: a new connection, not reset.
   if (st.flags() & kSockReset) sock_store(fd, st, st.flags() & ~kSockReset, 0, 0);
   // The address, copied fault-safely before anything reads it (the selectors, the tarpit's

@@ -60,6 +60,15 @@ void sock_forget_range(unsigned first, unsigned last) noexcept;  // close_range
 void sock_set_peer(int fd, const struct sockaddr* addr, socklen_t len) noexcept;
 socklen_t sock_peer(int fd, struct sockaddr_storage* out) noexcept;
 
+// The `addr` selector's memory of a connected stream socket's peer (net_select.cpp): a TCP
+// or unix stream socket's peer does not change once connected, so it is looked up once and
+// kept (in the same words as the peer above) until the fd is closed or connects again. A
+// datagram socket's peer may change with every connect: it is marked not to be remembered.
+void sock_mark_peer_unstable(int fd) noexcept;
+bool sock_peer_unstable(int fd) noexcept;
+// A new connect on fd: the remembered peer (if any) is no longer its peer.
+void sock_forget_peer(int fd) noexcept;
+
 // epoll_ctl bookkeeping: the last registration of fd (one epoll set per fd is remembered).
 void sock_epoll_record(int fd, int epfd, std::uint32_t events, std::uint64_t data) noexcept;
 void sock_epoll_forget(int fd, int epfd) noexcept;
