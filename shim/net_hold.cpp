@@ -133,7 +133,11 @@ class HoldLock {
         locked_ = true;
         return;
       }
+#if defined(__x86_64__) || defined(__i386__)
       __builtin_ia32_pause();
+#elif defined(__aarch64__)
+      asm volatile("yield");
+#endif
     }
   }
   ~HoldLock() {
@@ -359,6 +363,24 @@ void discard_dropped(Hold& h, int fd, std::int64_t now) noexcept {
   }
 }
 
+// Whether a call may wait, and until when (its socket timeout), learned only once it would
+// wait: a call that finds what it wants pays neither system call.
+struct CallWait {
+  const CallSite& site;
+  int option;  // SO_RCVTIMEO or SO_SNDTIMEO
+  bool known = false;
+  bool nonblocking = false;
+  std::int64_t timeout = 0;
+  std::int64_t deadline = -1;
+  void learn() noexcept {
+    if (known) return;
+    known = true;
+    nonblocking = (site.msg_flags & MSG_DONTWAIT) || fd_nonblocking(site.fd);
+    timeout = nonblocking ? 0 : socket_timeout_ns(site.fd, option);
+    deadline = timeout > 0 ? monotonic_ns() + timeout : -1;
+  }
+};
+
 struct Visible {
   std::uint64_t avail = 0;  // visible and not yet taken
   bool pending = false;     // something arrived that is not visible yet
@@ -426,9 +448,7 @@ HoldAnswer net_hold_receive_gate(const Guard& guard, const CallSite& site, const
   Hold* h = find(fd);
   if (!h && d && (d->action & kActHolds) && !is_send_call(site.call)) h = claim(fd, *d, site);
   if (!h) return {HoldGate::kRun, 0};
-  const bool nonblocking = (site.msg_flags & MSG_DONTWAIT) || fd_nonblocking(fd);
-  const std::int64_t timeout = nonblocking ? 0 : socket_timeout_ns(fd, SO_RCVTIMEO);
-  const std::int64_t deadline = timeout > 0 ? monotonic_ns() + timeout : -1;
+  CallWait wait{site, SO_RCVTIMEO};
   bool fresh_draw = d && (d->action & kActLatency);
   for (;;) {
     Visible v;
@@ -459,8 +479,10 @@ HoldAnswer net_hold_receive_gate(const Guard& guard, const CallSite& site, const
       return {HoldGate::kLimit, v.avail};
     }
     if (v.eof_ready) return {HoldGate::kRun, 0};
+    wait.learn();
     const std::int64_t now = monotonic_ns();
-    if (nonblocking || (deadline >= 0 && now >= deadline)) {
+    const std::int64_t deadline = wait.deadline;
+    if (wait.nonblocking || (deadline >= 0 && now >= deadline)) {
       errno = EAGAIN;  // nothing visible; SO_RCVTIMEO expired: what recv(2) says
       return {HoldGate::kFail, 0};
     }
@@ -477,7 +499,7 @@ HoldAnswer net_hold_receive_gate(const Guard& guard, const CallSite& site, const
       // The real ppoll: a cancellation point, as the receive is.
       r = FL_REAL(ppoll)(v.pending ? nullptr : &p, v.pending ? 0 : 1, &ts, nullptr);
     }
-    if (r < 0 && errno == EINTR && (timeout > 0 || interrupted_without_restart())) {
+    if (r < 0 && errno == EINTR && (wait.timeout > 0 || interrupted_without_restart())) {
       errno = EINTR;
       return {HoldGate::kFail, 0};
     }
@@ -536,9 +558,7 @@ HoldAnswer net_hold_send_gate(const Guard& guard, const CallSite& site, const De
   Hold* h = find(fd);
   if (!h && d && (d->action & kActBandwidth)) h = claim(fd, *d, site);
   if (!h) return {HoldGate::kRun, 0};
-  const bool nonblocking = (site.msg_flags & MSG_DONTWAIT) || fd_nonblocking(fd);
-  const std::int64_t timeout = nonblocking ? 0 : socket_timeout_ns(fd, SO_SNDTIMEO);
-  const std::int64_t deadline = timeout > 0 ? monotonic_ns() + timeout : -1;
+  CallWait wait{site, SO_SNDTIMEO};
   for (;;) {
     std::int64_t wake;
     {
@@ -562,8 +582,10 @@ HoldAnswer net_hold_send_gate(const Guard& guard, const CallSite& site, const De
       }
       wake = refilled_at(h->tx_tokens, need, h->tx_bps, now);
     }
+    wait.learn();
     const std::int64_t now = monotonic_ns();
-    if (nonblocking || (deadline >= 0 && now >= deadline)) {
+    const std::int64_t deadline = wait.deadline;
+    if (wait.nonblocking || (deadline >= 0 && now >= deadline)) {
       errno = EAGAIN;  // the budget is spent; SO_SNDTIMEO expired: what send(2) says
       return {HoldGate::kFail, 0};
     }
@@ -576,7 +598,7 @@ HoldAnswer net_hold_send_gate(const Guard& guard, const CallSite& site, const De
       GuardRelease released(guard);
       r = FL_REAL(ppoll)(nullptr, 0, &ts, nullptr);  // a cancellation point, as send is
     }
-    if (r < 0 && errno == EINTR && (timeout > 0 || interrupted_without_restart())) {
+    if (r < 0 && errno == EINTR && (wait.timeout > 0 || interrupted_without_restart())) {
       errno = EINTR;
       return {HoldGate::kFail, 0};
     }
@@ -715,12 +737,14 @@ void net_hold_epoll_reset(int fd) noexcept {
 }
 
 void net_hold_forget(int fd) noexcept {
-  Hold* h = find(fd);
-  if (!h) return;
   // The fd is gone: nothing to restore. Freed even if another thread holds the lock (it
-  // checks the owner again before it acts).
-  h->ep_masked = false;
-  h->owner.store(0, std::memory_order_release);
+  // checks the owner again before it acts); every entry of it (two threads may have claimed
+  // one each at once).
+  for (Hold& h : g_holds) {
+    int expected = fd + 1;
+    if (h.owner.compare_exchange_strong(expected, 0, std::memory_order_acq_rel))
+      h.ep_masked = false;
+  }
 }
 
 }  // namespace faultline::shim
