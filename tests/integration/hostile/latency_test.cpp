@@ -176,11 +176,16 @@ except socket.timeout:
   server.stop();
 }
 
-// A blocking recv held by a 60 s latency is released live: disable, remove, panic, or an
-// edit that shortens the latency. The program's recv returns well within a second.
+// A blocking recv held by a 60 s latency is released live: disable, remove, panic, an edit
+// that shortens the latency, or one that points the fault at another peer. The program's recv
+// returns well within a second.
 TEST_F(HostileLatencyTest, LiveEditsReleaseAHeldSocket) {
   const std::vector<std::vector<std::string>> lifts = {
-      {"disable", "slow"}, {"remove", "slow"}, {"panic"}, {"set", "slow", "latency=10ms"}};
+      {"disable", "slow"},
+      {"remove", "slow"},
+      {"panic"},
+      {"set", "slow", "latency=10ms"},
+      {"set", "slow", "addr=127.0.0.1:1"}};  // another peer: no longer this socket's fault
   for (const auto& lift : lifts) {
     SCOPED_TRACE(lift[0]);
     const std::string name = session(lift[0] + "latency");
@@ -206,6 +211,30 @@ TEST_F(HostileLatencyTest, LiveEditsReleaseAHeldSocket) {
     const RunResult end = child.stop(10s);
     EXPECT_EQ(end.status(), 0) << end.err;
   }
+}
+
+// The session's TTL releases a held socket too: the recv held by 60 s of latency returns
+// after about the TTL (1 s).
+TEST_F(HostileLatencyTest, TtlReleasesAHeldSocket) {
+  const std::string file = policy("60s", R"("recv")");
+  auto body = read_file(file);
+  ASSERT_TRUE(body.has_value());
+  ASSERT_TRUE(write_file(file, *body + "[safety]\nttl = \"1s\"\n"));
+  const RunResult r = client(file, {"hold"});
+  ASSERT_EQ(r.status(), 0) << r.out << r.err;
+  const std::string line = split_lines(r.out).back();
+  EXPECT_EQ(line.rfind("got 5 after_ms=", 0), 0u) << r.out;
+  EXPECT_LT(field(line, "after_ms"), 3000) << r.out;
+}
+
+// A blocking recv held by latency, interrupted by a handler installed without SA_RESTART:
+// EINTR, as the kernel gives it, after about 300 ms (not the latency's 60 s).
+TEST_F(HostileLatencyTest, CaughtSignalInterruptsAHeldRecv) {
+  const RunResult r = client(policy("60s", R"("recv")"), {"eintr"});
+  ASSERT_EQ(r.status(), 0) << r.out << r.err;
+  EXPECT_EQ(r.out.rfind("recv errno=EINTR ", 0), 0u) << r.out;
+  EXPECT_LT(field(r.out, "after_ms"), 2000) << r.out;
+  EXPECT_EQ(field(r.out, "alarms"), 1) << r.out;
 }
 
 // One event per socket held, not one per arrival or per call.

@@ -16,6 +16,9 @@
 //   latency_client PORT hold            blocking recv, no timeout; prints "holding" first:
 //       "got N after_ms=X"
 //       (with LATENCY_CLIENT_TRACE set, also one "rt_us=N" line per round: bench/latency.sh)
+//   latency_client PORT eintr           blocking recv, interrupted after 300 ms by a SIGALRM
+//                                       handler without SA_RESTART:
+//       "recv errno=E after_ms=X alarms=N"
 //   latency_client PORT serve           only the server (until stdin closes): "ready"
 //   latency_client PORT udp-send N      N datagrams from a socket connected to 127.0.0.1:PORT
 //                                       to one bound there, 50 at a time, each batch drained:
@@ -39,16 +42,23 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
 static int g_port;
+static volatile sig_atomic_t g_alarms;
+static void on_alarm(int sig) {
+  (void)sig;
+  g_alarms++;
+}
 static int g_listener = -1;
 
 static long now_ms(void) {
@@ -389,6 +399,22 @@ int main(int argc, char** argv) {
     getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len);
     printf("connect errno=%s early=%d writable_ms=%ld so_error=%d\n", err ? ename(err) : "none",
            early, r == 1 ? writable : -1L, so_error);
+    return 0;
+  }
+  if (!strcmp(mode, "eintr")) {  // a SIGALRM handler without SA_RESTART after 300 ms
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sigaction(SIGALRM, &sa, NULL);
+    const int fd = dial(0);
+    send(fd, "hello", 5, MSG_NOSIGNAL);
+    struct itimerval it = {{0, 0}, {0, 300000}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    char buf[16];
+    const long start = now_ms();
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    printf("recv errno=%s after_ms=%ld alarms=%d\n", n < 0 ? ename(errno) : "none",
+           now_ms() - start, (int)g_alarms);
     return 0;
   }
   if (!strcmp(mode, "hold")) {
