@@ -84,8 +84,9 @@ constexpr const char* kRecvCalls = R"("connect", "recv", "recvfrom", "recvmsg", 
 
 // Each waiter, 5 request/reply rounds under 200 ms of latency. The reply is two arrivals
 // 30 ms apart; each becomes visible 200 ms after it arrived. Nothing early, nothing lost,
-// no readiness without data, no wait that returns before its timeout with nothing, and an
-// edge-triggered epoll gets an edge for each half (it would hang otherwise).
+// no readiness without data, no wait that returns before its timeout with nothing, no wait
+// that spins (CPU time), and an edge-triggered epoll gets an edge for each half (it would
+// hang otherwise).
 TEST_F(HostileLatencyTest, EveryWaiterGetsEveryByteOnTimeAndNoneEarly) {
   const std::string file = policy("200ms", kRecvCalls);
   for (const char* mode : {"poll", "ppoll", "select", "epoll-lt", "epoll-et"}) {
@@ -99,6 +100,8 @@ TEST_F(HostileLatencyTest, EveryWaiterGetsEveryByteOnTimeAndNoneEarly) {
     EXPECT_EQ(field(line, "false_ready"), 0) << line;
     EXPECT_GE(field(line, "min_ms"), 200) << line;  // unfaulted: ~30 ms
     EXPECT_LT(field(line, "max_ms"), 1500) << line;
+    // About 1.2 s of waiting: a wait that spun on invisible data would burn most of it.
+    EXPECT_LT(field(line, "cpu_ms"), 400) << line;
   }
 }
 

@@ -8,7 +8,7 @@
 // reply is two arrivals: an edge-triggered reader must get an edge for each.
 //
 //   latency_client PORT epoll-et|epoll-lt|poll|ppoll|select ROUNDS
-//       "rounds=R bytes=B min_ms=X max_ms=Y spurious=S false_ready=F bad=K"
+//       "rounds=R bytes=B min_ms=X max_ms=Y spurious=S false_ready=F bad=K cpu_ms=C"
 //   latency_client PORT rcvtimeo MS     blocking recv with SO_RCVTIMEO=MS:
 //       "recv errno=E after_ms=X"
 //   latency_client PORT connect-nb MS   non-blocking connect, poll POLLOUT (MS max):
@@ -47,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -241,8 +242,12 @@ static int rounds_mode(const char* mode, int rounds) {
     if (ms < min_ms) min_ms = ms;
     if (ms > max_ms) max_ms = ms;
   }
-  printf("rounds=%d bytes=%ld min_ms=%ld max_ms=%ld spurious=%d false_ready=%d bad=%d\n", rounds,
-         bytes, min_ms, max_ms, spurious, false_ready, bad);
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);  // a wait that spins (a level-triggered set never quieted) burns CPU
+  const long cpu_ms = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000L +
+                      (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000L;
+  printf("rounds=%d bytes=%ld min_ms=%ld max_ms=%ld spurious=%d false_ready=%d bad=%d cpu_ms=%ld\n",
+         rounds, bytes, min_ms, max_ms, spurious, false_ready, bad, cpu_ms);
   return 0;
 }
 
