@@ -1117,6 +1117,36 @@ bool delay_holds(void* ctx, std::int64_t& deadline_ns) {
 
 }  // namespace
 
+bool fault_latency_holds(const Guard& guard, int slot_index, const CallSite& site,
+                         std::uint64_t& key, std::uint64_t& generation, HoldSpecNow& now) noexcept {
+  (void)guard;
+  CancelOff no_cancel;
+  ControlBlock* block = g_block.load(std::memory_order_acquire);
+  if (!block || slot_index < 0 || slot_index >= static_cast<int>(kMaxFaults)) return false;
+  if (session_expired(*block) || (block->header.flags.load(std::memory_order_acquire) &
+                                  (kFlagPanicked | kFlagTtlExpired | kFlagBudgetSpent)))
+    return false;
+  FaultSlot& slot = block->faults[slot_index];
+  if (slot.enabled.load(std::memory_order_relaxed) != 1) return false;
+  const RulesRef ref(*block);
+  const Rules* rules = ref.get();
+  const Rule* r = rule_for_slot(*rules, slot_index);
+  if (!r || (key != 0 && r->key != key)) return false;  // removed, or another fault there now
+  const std::uint32_t actions = r->spec.actions;
+  if (!(actions & (kActLatency | kActLoss | kActBandwidth))) return false;  // edited away
+  if (r->needs_clock && !in_window(*r, slot)) return false;
+  if (key == 0 || rules->generation != generation) {
+    SelectorContext ctx(site, *rules);
+    if (!selectors_match(*r, ctx)) return false;
+    key = r->key;
+    generation = rules->generation;
+  }
+  now.latency_ns = (actions & kActLatency) ? r->spec.latency_ns : 0;
+  now.loss = (actions & kActLoss) ? r->spec.loss : 0.0;
+  now.bandwidth_bps = (actions & kActBandwidth) ? r->spec.bandwidth_bps : 0;
+  return true;
+}
+
 bool apply_delay(const Guard& guard, Decision& d, const CallSite& site) {
   // Every injected call of a cancellation point is one, delayed or not: the real call would
   // have acted on a pending cancel at its entry, and an injected failure never reaches it.

@@ -87,6 +87,21 @@ bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept;
 // panicked), so that a blackholed socket heals.
 bool fault_still_applies(const Guard& guard, int slot, const CallSite& site) noexcept;
 
+// A socket a `latency` fault holds: does fault `slot` still hold it, and with which latency
+// now (`latency_ns`: the fault's median, without jitter)? Cheap between edits (flags, the TTL,
+// enabled, the window); after a live edit (the rules' generation moved since `generation`)
+// the slot is checked to hold the same fault (`key`; 0 = not known yet, taken now) and the
+// selectors are matched again. Triggers are not consulted and nothing is counted.
+// (`loss` and `bandwidth` too: a fault with any of these holds the sockets it took; `now`
+// gets its values as they are now.)
+struct HoldSpecNow {
+  std::int64_t latency_ns;      // 0 without `latency`
+  double loss;                  // 0 without `loss`
+  std::uint64_t bandwidth_bps;  // 0 without `bandwidth`
+};
+bool fault_latency_holds(const Guard& guard, int slot, const CallSite& site, std::uint64_t& key,
+                         std::uint64_t& generation, HoldSpecNow& now) noexcept;
+
 // read/write/readv/writev serve @read/@write and @net. When only @net armed the call (not
 // `file_family`), a fd that is not a socket concerns no fault: the wrapper runs the real call
 // without deciding. The fd's kind comes from the fd table (cached).

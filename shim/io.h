@@ -12,6 +12,7 @@
 #include "engine.h"
 #include "file_rate.h"
 #include "net_cut.h"
+#include "net_hold.h"
 #include "net_io.h"
 #include "safe_copy.h"
 
@@ -52,6 +53,20 @@ ssize_t io_slow_path(const Guard& guard, const CallSite& site, Io& io) {
   if (FL_UNLIKELY(sock.flags() & kSockPartitioned) &&
       !(decided && d.inject && d.action == kActBlackhole))
     net_heal(guard, site.fd);
+  // @net `latency`, `loss`, `bandwidth` (net_hold.h): a receive such a fault takes, or one on a
+  // socket it holds that no other fault takes, gets only what is visible.
+  if constexpr (!Io::kSend) {
+    const bool injected = decided && d.inject;
+    if (FL_UNLIKELY((injected && (d.action & kActHolds) && net_hold_applies(d, site)) ||
+                    (!injected && (sock.flags() & kSockLatency))))
+      return net_hold_receive(guard, site, io, injected ? &d : nullptr);
+  } else {
+    // `loss` drops a datagram sent; `bandwidth` limits a socket's sends.
+    const bool injected = decided && d.inject;
+    if (FL_UNLIKELY((injected && (d.action & kActHolds) && net_hold_applies(d, site)) ||
+                    (!injected && (sock.flags() & kSockLatency) && net_hold_limits_sends(site.fd))))
+      return net_hold_send(guard, site, io, injected ? &d : nullptr);
+  }
   if (!decided) return run_counted(site, io);  // after_bytes: cut and counted (net_cut.h)
   if (d.quota) {
     std::uint64_t want = io.size();

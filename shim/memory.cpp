@@ -15,7 +15,9 @@
 // failed realloc leaves the old block valid (and still counted).
 #include "memory.h"
 
+#include <elf.h>
 #include <errno.h>
+#include <link.h>
 #include <malloc.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -27,8 +29,26 @@
 #include "mem_ledger.h"
 #include "ptr_set.h"
 
+// The shim's own ELF header (GNU ld defines it for every object it links).
+extern "C" const ElfW(Ehdr) __ehdr_start __attribute__((visibility("hidden")));
+
 namespace faultline::shim {
 namespace {
+
+// Is `pc` in the shim's own code? The C++ runtime linked into the shim allocates from its
+// static constructors (libstdc++'s emergency exception pool) while the session may already be
+// armed; those are the shim's allocations, not the program's, and no fault may take them
+// (explore listed one as a program site). Pure arithmetic over the shim's program headers.
+bool shim_owns_code(const void* pc) {
+  const auto* base = reinterpret_cast<const char*>(&__ehdr_start);
+  const auto* phdr = reinterpret_cast<const ElfW(Phdr)*>(base + __ehdr_start.e_phoff);
+  const auto at = reinterpret_cast<const char*>(pc);
+  for (int i = 0; i < __ehdr_start.e_phnum; ++i)
+    if (phdr[i].p_type == PT_LOAD && (phdr[i].p_flags & PF_X) && at >= base + phdr[i].p_vaddr &&
+        at < base + phdr[i].p_vaddr + phdr[i].p_memsz)
+      return true;
+  return false;
+}
 
 // glibc declares the allocator __THROW, so our definitions are noexcept; calling the real
 // function through a pointer that is not noexcept would make the compiler wrap the call
@@ -161,12 +181,14 @@ void* real_pvalloc(size_t size) noexcept {
 
 // ---- the slow paths, one per shape -------------------------------------------------------
 
-FL_COLD void* malloc_slow(size_t size) {
+FL_COLD void* malloc_slow(size_t size, const void* caller) {
+  if (shim_owns_code(caller)) return FL_REAL(malloc)(size);
   return null_or(
       alloc_slow(kCall_malloc, size, [=] { return from_pointer(FL_REAL(malloc)(size)); }));
 }
 
-FL_COLD void* calloc_slow(size_t n, size_t size, std::uint64_t total) {
+FL_COLD void* calloc_slow(size_t n, size_t size, std::uint64_t total, const void* caller) {
+  if (shim_owns_code(caller)) return FL_REAL(calloc)(n, size);
   return null_or(
       alloc_slow(kCall_calloc, total, [=] { return from_pointer(FL_REAL(calloc)(n, size)); }));
 }
@@ -291,7 +313,7 @@ using namespace faultline::shim;
 FL_EXPORT void* malloc(size_t size) noexcept {
   const std::uint64_t w = armed_word();
   if (FL_LIKELY(!memory_slow(w, size))) return FL_REAL_NOTHROW(malloc)(size);
-  return malloc_slow(size);
+  return malloc_slow(size, __builtin_return_address(0));
 }
 
 FL_EXPORT void free(void* p) noexcept {
@@ -306,7 +328,7 @@ FL_EXPORT void* calloc(size_t n, size_t size) noexcept {
   if (FL_LIKELY(!(w & kFamMemory)) || __builtin_mul_overflow(n, size, &total) ||
       !memory_slow(w, total))
     return FL_REAL_NOTHROW(calloc)(n, size);
-  return calloc_slow(n, size, total);
+  return calloc_slow(n, size, total, __builtin_return_address(0));
 }
 
 FL_EXPORT void* realloc(void* p, size_t size) noexcept {

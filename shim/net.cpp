@@ -12,6 +12,7 @@
 #include "io_adapters.h"
 #include "net_core.h"
 #include "net_cut.h"
+#include "net_hold.h"
 #include "net_io.h"
 #include "session.h"
 
@@ -116,6 +117,59 @@ int connect_blackhole(const Guard& guard, const Decision& d, const CallSite& sit
   return -1;
 }
 
+// `latency` on connect (net_hold.h): the real connect is made first (the peer sees it), and
+// the program sees it complete `latency` later. Non-blocking: EINPROGRESS, not writable and
+// SO_ERROR 0 only from then on. Blocking: waits, bounded by SO_SNDTIMEO (then EINPROGRESS,
+// as Linux says, the socket still "connecting").
+struct ConnectHold {
+  const Guard* guard;
+  int fd;
+  std::int64_t timeout_deadline;  // SO_SNDTIMEO's, -1 none
+};
+
+bool connect_still_held(void* ctx, std::int64_t& deadline_ns) {
+  auto& hold = *static_cast<ConnectHold*>(ctx);
+  std::int64_t ready = -1;
+  if (!net_hold_connecting(*hold.guard, hold.fd, &ready)) return false;
+  deadline_ns = hold.timeout_deadline >= 0 ? std::min(ready, hold.timeout_deadline) : ready;
+  return true;
+}
+
+template <class Fn>
+int connect_latency(const Guard& guard, const Decision& d, const CallSite& site, Fn real) {
+  const int fd = site.fd;
+  const int r = real();
+  if (r != 0 && errno != EINPROGRESS) {  // refused at once (a local peer): said as it is
+    emit_event(d, site, -1);
+    return r;
+  }
+  if (!net_hold_connect(guard, d, site)) return r;  // the table is full: not held
+  if (r != 0 || fd_nonblocking(fd)) {
+    errno = EINPROGRESS;
+    return -1;
+  }
+  const std::int64_t sndtimeo = socket_timeout_ns(fd, SO_SNDTIMEO);
+  ConnectHold hold{&guard, fd, sndtimeo > 0 ? monotonic_ns() + sndtimeo : -1};
+  std::int64_t deadline = -1;
+  if (!connect_still_held(&hold, deadline)) return 0;
+  switch (shim_wait(guard, site.call, deadline,
+                    sndtimeo > 0 ? OnSignal::kEnd : OnSignal::kEndUnlessRestart, connect_still_held,
+                    &hold)) {
+    case WaitEnd::kLifted:
+      return 0;
+    case WaitEnd::kInterrupted:
+      errno = EINTR;
+      return -1;
+    case WaitEnd::kDeadline:
+      break;
+  }
+  if (net_hold_connecting(guard, fd)) {  // SO_SNDTIMEO passed first
+    errno = EINPROGRESS;
+    return -1;
+  }
+  return 0;
+}
+
 FL_COLD int connect_slow(int fd, const struct sockaddr* addr, socklen_t len) {
   auto real = [=] { return FL_REAL(connect)(fd, addr, len); };
   Guard guard;
@@ -132,6 +186,12 @@ FL_COLD int connect_slow(int fd, const struct sockaddr* addr, socklen_t len) {
     net_io_before(guard, CallSite{kCall_connect, fd}, true, st, answered);
     return static_cast<int>(answered);
   }
+  if ((st.flags() & kSockLatency) && net_hold_connecting(guard, fd)) {
+    errno = EALREADY;  // still "connecting" (latency)
+    return -1;
+  }
+  // A new connect: a peer the `addr` selector remembered is not this socket's any more.
+  sock_forget_peer(fd);
   // A TCP socket that a reset disconnected may connect again: a new connection, not reset.
   if (st.flags() & kSockReset) sock_store(fd, st, st.flags() & ~kSockReset, 0, 0);
   // The address, copied fault-safely before anything reads it (the selectors, the tarpit's
@@ -150,6 +210,7 @@ FL_COLD int connect_slow(int fd, const struct sockaddr* addr, socklen_t len) {
     emit_event(d, site, -1);
     crash_now(d);
   }
+  if (d.action & kActHolds) return connect_latency(guard, d, site, real);
   switch (d.action) {
     case kActError:
       return connect_error(d, site);
@@ -179,7 +240,19 @@ FL_COLD int accept_slow(std::uint32_t call, int fd, Fn real) {
   if (!guard.entered()) return track_new_fd(real());
   CallSite site{call, fd};
   Decision d;
-  if (!decide(guard, site, d) || !d.inject) return track_new_fd(real());
+  const bool injected = decide(guard, site, d) && d.inject;
+  // `latency` on a listener (net_hold.h): a new connection is reported that much later.
+  if (FL_UNLIKELY((injected && (d.action & kActHolds)) ||
+                  (!injected && (sock_load(fd).flags() & kSockLatency)))) {
+    Decision* taken = injected ? &d : nullptr;
+    if (taken && !apply_delay(guard, d, site)) taken = nullptr;
+    const HoldAnswer answer = net_hold_receive_gate(guard, site, taken, 1);
+    if (answer.gate == HoldGate::kFail) return -1;
+    const int r = track_new_fd(real());
+    net_hold_consumed(site, r);
+    return r;
+  }
+  if (!injected) return track_new_fd(real());
   apply_delay(guard, d, site);
   switch (d.action) {
     case kActError:
@@ -348,6 +421,21 @@ FL_COLD int mmsg_slow(std::uint32_t call, int fd, struct mmsghdr* vec, unsigned 
   const bool decided = decide(guard, site, d);
   if ((st.flags() & kSockPartitioned) && !(decided && d.inject && d.action == kActBlackhole))
     net_heal(guard, fd);
+  if (!send) {  // `latency`, `loss`, `bandwidth` (net_hold.h): one visible message at a time
+    const bool injected = decided && d.inject;
+    if (FL_UNLIKELY((injected && (d.action & kActHolds) && net_hold_applies(d, site)) ||
+                    (!injected && (st.flags() & kSockLatency)))) {
+      Decision* taken = injected ? &d : nullptr;
+      if (taken && !apply_delay(guard, d, site)) taken = nullptr;
+      if (net_hold_receive_gate(guard, site, taken, 1).gate == HoldGate::kFail) return -1;
+      // The message after the first may not be visible yet: one per call while held.
+      const int r = vlen > 1 ? FL_REAL(recvmmsg)(fd, vec, 1, flags, nullptr) : real();
+      unsigned len = 0;
+      if (r == 1 && safe_read(&len, &vec[0].msg_len, sizeof len) == SafeCopy::kOk)
+        net_hold_consumed(site, static_cast<ssize_t>(len));
+      return r;
+    }
+  }
   if (!decided || !d.inject) return real();
   apply_delay(guard, d, site);
   switch (d.action) {

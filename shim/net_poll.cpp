@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "net_core.h"
+#include "net_hold.h"
 #include "net_io.h"
 #include "session.h"
 #include "sock_table.h"
@@ -71,6 +72,28 @@ bool hide(const Guard& guard, int fd, bool& held) {
 // ---- poll, ppoll ----------------------------------------------------------------------------
 
 constexpr short kPollWritable = POLLOUT | POLLWRNORM | POLLWRBAND;
+constexpr short kPollReadable = POLLIN | POLLRDNORM | POLLRDBAND | POLLRDHUP | POLLHUP;
+
+// The earliest of two wake times (-1 = none).
+std::int64_t earliest(std::int64_t a, std::int64_t b) {
+  if (a < 0) return b;
+  if (b < 0) return a;
+  return a < b ? a : b;
+}
+
+// A wait's next slice: at most kHealCheckNs, the program's deadline and a held socket's
+// visible time (so the program wakes exactly then).
+std::int64_t slice_until(std::int64_t deadline, std::int64_t wake) {
+  std::int64_t slice = slice_ns(deadline);
+  if (wake >= 0) slice = std::min(slice, std::max<std::int64_t>(0, wake - monotonic_ns()));
+  return slice;
+}
+
+// What the poll family hides of a socket `latency` holds (net_hold.h), as poll bits.
+short latency_hidden(const HoldView& view) {
+  return static_cast<short>((view.hide_in ? kPollReadable : 0) |
+                            (view.hide_out ? kPollWritable : 0));
+}
 
 template <class Wait>  // int(struct pollfd*, nfds_t, std::int64_t slice_ns)
 int poll_loop(struct pollfd* fds, nfds_t n, std::int64_t timeout_ns, Wait wait) {
@@ -81,13 +104,28 @@ int poll_loop(struct pollfd* fds, nfds_t n, std::int64_t timeout_ns, Wait wait) 
   for (;;) {
     bool held = false;
     int writable = 0;  // hidden sockets the program asked writability of: ready now
+    std::int64_t wake = -1;
+    bool latency = false;  // some socket is held by `latency`: its results are filtered
     struct pollfd* target = fds;
-    for (nfds_t i = 0; i < n; ++i) {
-      if (!hide(guard, fds[i].fd, held)) continue;
+    auto use_copy = [&] {
       if (target == fds) {  // the first hidden socket: wait on a private copy
         copy.assign(fds, fds + n);
         target = copy.data();
       }
+    };
+    for (nfds_t i = 0; i < n; ++i) {
+      const int fd = fds[i].fd;
+      if (fd >= 0 && (sock_load(fd).flags() & kSockLatency)) {
+        HoldView view;
+        if (!net_hold_view(guard, fd, view)) continue;
+        held = latency = true;
+        wake = earliest(wake, view.wake_ns);
+        use_copy();
+        copy[i].events = static_cast<short>(fds[i].events & ~latency_hidden(view));
+        continue;
+      }
+      if (!hide(guard, fd, held)) continue;
+      use_copy();
       copy[i].fd = -1;  // the kernel skips a negative fd and reports nothing for it
       if (fds[i].events & kPollWritable) ++writable;
     }
@@ -99,9 +137,21 @@ int poll_loop(struct pollfd* fds, nfds_t n, std::int64_t timeout_ns, Wait wait) 
     int r;
     {
       GuardRelease released(guard);
-      r = wait(target, n, timeout_ns == 0 || writable ? 0 : slice_ns(deadline));
+      r = wait(target, n, timeout_ns == 0 || writable ? 0 : slice_until(deadline, wake));
     }
     if (r < 0) return r;
+    if (latency && r > 0) {
+      // The kernel says readable: an arrival, observed now; hidden until it is visible.
+      for (nfds_t i = 0; i < n; ++i) {
+        if (target[i].revents == 0 || fds[i].fd < 0 ||
+            !(sock_load(fds[i].fd).flags() & kSockLatency))
+          continue;
+        HoldView view;
+        if (!net_hold_view(guard, fds[i].fd, view)) continue;
+        target[i].revents = static_cast<short>(target[i].revents & ~latency_hidden(view));
+        if (target[i].revents == 0) --r;
+      }
+    }
     if (r > 0 || writable || timeout_ns == 0 || expired(deadline)) {
       if (target != fds) {
         for (nfds_t i = 0; i < n; ++i) {
@@ -166,8 +216,20 @@ int select_loop(int n, fd_set* rd, fd_set* wr, fd_set* ex, std::int64_t timeout_
     e.load(ex, n);
     bool held = false;
     std::vector<int> writable;  // hidden sockets in the write set: ready now
+    std::vector<int> latency;   // sockets `latency` holds: their results are filtered
+    std::int64_t wake = -1;
     for (int fd = 0; fd < n; ++fd) {
       if (!(r.has(fd) || w.has(fd) || e.has(fd))) continue;
+      if (sock_load(fd).flags() & kSockLatency) {
+        HoldView view;
+        if (!net_hold_view(guard, fd, view)) continue;
+        held = true;
+        latency.push_back(fd);
+        wake = earliest(wake, view.wake_ns);
+        if (view.hide_in) r.clear(fd);
+        if (view.hide_out) w.clear(fd);
+        continue;
+      }
       if (hide(guard, fd, held)) {
         if (w.has(fd)) writable.push_back(fd);
         r.clear(fd);
@@ -190,9 +252,23 @@ int select_loop(int n, fd_set* rd, fd_set* wr, fd_set* ex, std::int64_t timeout_
     {
       GuardRelease released(guard);
       res = wait(n, r.data(rd), w.data(wr), e.data(ex),
-                 timeout_ns == 0 || !writable.empty() ? 0 : slice_ns(deadline));
+                 timeout_ns == 0 || !writable.empty() ? 0 : slice_until(deadline, wake));
     }
     if (res < 0) return res;
+    for (int fd : latency) {  // readable: an arrival, observed now; hidden until visible
+      if (res <= 0) break;
+      if (!(rd && r.has(fd)) && !(wr && w.has(fd))) continue;
+      HoldView view;
+      if (!net_hold_view(guard, fd, view)) continue;
+      if (view.hide_in && rd && r.has(fd)) {
+        r.clear(fd);
+        --res;
+      }
+      if (view.hide_out && wr && w.has(fd)) {
+        w.clear(fd);
+        --res;
+      }
+    }
     if (res > 0 || !writable.empty() || timeout_ns == 0 || expired(deadline)) {
       for (int fd : writable) w.set(fd);
       res += static_cast<int>(writable.size());
@@ -253,6 +329,34 @@ void park(int epfd, int fd) {
   }
 }
 
+// Events of sockets `latency` holds: an EPOLLIN the kernel reports is an arrival, observed
+// now, and hidden until it is visible (an event left with nothing is dropped). The event is
+// mapped back to its fd by the program's data word (sock_epoll_record).
+int filter_latency(const Guard& guard, int epfd, struct epoll_event* events, int r, const int* fds,
+                   const std::uint64_t* data, int count) {
+  constexpr std::uint32_t kIn = EPOLLIN | EPOLLRDNORM | EPOLLRDHUP | EPOLLHUP;
+  constexpr std::uint32_t kOut = EPOLLOUT | EPOLLWRNORM;
+  int kept = 0;
+  for (int e = 0; e < r; ++e) {
+    struct epoll_event ev = events[e];
+    for (int i = 0; i < count; ++i) {
+      if (data[i] != ev.data.u64) continue;
+      HoldView view;
+      if (!net_hold_view(guard, fds[i], view)) break;
+      if (view.hide_in) ev.events &= ~kIn;
+      if (view.hide_out) ev.events &= ~kOut;
+      int ep = -1;
+      std::uint32_t registered = 0;
+      std::uint64_t d = 0;
+      if (sock_epoll_get(fds[i], ep, registered, d) && ep == epfd)
+        net_hold_epoll_apply(epfd, fds[i], registered, d, view);
+      break;
+    }
+    if (ev.events != 0) events[kept++] = ev;
+  }
+  return kept;
+}
+
 template <class Wait>  // int(struct epoll_event*, int, std::int64_t slice_ns)
 int epoll_loop(int epfd, struct epoll_event* events, int max, std::int64_t timeout_ns, Wait wait) {
   Guard guard;
@@ -265,11 +369,27 @@ int epoll_loop(int epfd, struct epoll_event* events, int max, std::int64_t timeo
     bool held = false;
     struct epoll_event writable[kMarkedMax];  // parked sockets registered for EPOLLOUT
     int ready = 0;
+    int latency[kMarkedMax];  // sockets `latency` holds in this set: results filtered
+    std::uint64_t latency_data[kMarkedMax];
+    int latency_count = 0;
+    std::int64_t wake = -1;
     for (int i = 0; i < count; ++i) {
       int ep = -1;
       std::uint32_t registered = 0;
       std::uint64_t data = 0;
       if (!sock_epoll_get(fds[i], ep, registered, data) || ep != epfd) continue;
+      if (sock_load(fds[i]).flags() & kSockLatency) {
+        HoldView view;
+        if (!net_hold_view(guard, fds[i], view)) continue;
+        held = true;
+        wake = earliest(wake, view.wake_ns);
+        // EPOLLIN out of the registration while the data is invisible (a level-triggered
+        // set would spin), the program's own back at the visible time (re-arms an edge).
+        net_hold_epoll_apply(epfd, fds[i], registered, data, view);
+        latency[latency_count] = fds[i];
+        latency_data[latency_count++] = data;
+        continue;
+      }
       if (!hide(guard, fds[i], held)) continue;
       park(epfd, fds[i]);
       if (registered & EPOLLOUT) {
@@ -286,9 +406,11 @@ int epoll_loop(int epfd, struct epoll_event* events, int max, std::int64_t timeo
     int r;
     {
       GuardRelease released(guard);
-      r = wait(events, max, timeout_ns == 0 || ready ? 0 : slice_ns(deadline));
+      r = wait(events, max, timeout_ns == 0 || ready ? 0 : slice_until(deadline, wake));
     }
     if (r < 0) return r;
+    if (latency_count > 0 && r > 0)
+      r = filter_latency(guard, epfd, events, r, latency, latency_data, latency_count);
     for (int i = 0; i < ready && r < max; ++i) events[r++] = writable[i];
     if (r != 0 || timeout_ns == 0 || expired(deadline)) return r;
   }
@@ -350,6 +472,13 @@ FL_COLD int getsockopt_slow(int fd, int level, int name, void* value, socklen_t*
     return FL_REAL(getsockopt)(fd, level, name, value, len);
   SockState st = sock_load_verified(fd);
   if (st.flags() & kSockTarpit) net_still_held(guard, fd, st);  // heals if lifted
+  if ((st.flags() & kSockLatency) && net_hold_connecting(guard, fd) && value && len &&
+      *len >= sizeof(int)) {
+    const int none = 0;  // still "connecting" (latency): no error yet, as the kernel says
+    std::memcpy(value, &none, sizeof none);
+    *len = sizeof none;
+    return 0;
+  }
   int r = FL_REAL(getsockopt)(fd, level, name, value, len);
   if (r == 0 && (st.flags() & kSockPendingError) && value && len && *len >= sizeof(int)) {
     // The kernel says ECONNREFUSED (the refuser's RST); the fault said which error it is.
@@ -400,9 +529,11 @@ FL_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event* event) {
     return parked_ctl(epfd, op, fd, event);
   int r = FL_REAL(epoll_ctl)(epfd, op, fd, event);
   if (r == 0) {
-    if ((op == EPOLL_CTL_ADD || op == EPOLL_CTL_MOD) && event)
+    if ((op == EPOLL_CTL_ADD || op == EPOLL_CTL_MOD) && event) {
       sock_epoll_record(fd, epfd, event->events, event->data.u64);
-    else if (op == EPOLL_CTL_DEL)
+      // The kernel has the program's registration again (latency masks it: net_hold.h).
+      if (FL_UNLIKELY(sock_load(fd).flags() & kSockLatency)) net_hold_epoll_reset(fd);
+    } else if (op == EPOLL_CTL_DEL)
       sock_epoll_forget(fd, epfd);
   }
   return r;

@@ -125,7 +125,20 @@ const struct sockaddr* site_address(const CallSite& site, NetSiteAddr& cache) no
         cache.state = 1;  // waiting at the tarpit or failed: the peer the program asked for
       } else {
         len = sizeof cache.addr;
-        if (getpeername(site.fd, out, &len) == 0) cache.state = 1;
+        if (getpeername(site.fd, out, &len) == 0) {
+          cache.state = 1;
+          // A connected stream socket keeps its peer: remembered, so that the next call on
+          // it costs no system call here (sock_table.h). Datagram sockets are asked each time.
+          if (!sock_peer_unstable(site.fd)) {
+            int type = 0;
+            socklen_t size = sizeof type;
+            if (FL_REAL(getsockopt)(site.fd, SOL_SOCKET, SO_TYPE, &type, &size) == 0 &&
+                type == SOCK_STREAM)
+              sock_set_peer(site.fd, out, len);
+            else
+              sock_mark_peer_unstable(site.fd);
+          }
+        }
       }
       cache.len = len;
     }

@@ -14,6 +14,7 @@
 #include "faultline/seqlock.h"
 #include "fd_chunks.h"
 #include "fd_table.h"
+#include "net_hold.h"
 
 namespace faultline::shim {
 namespace {
@@ -26,6 +27,7 @@ struct Slot {
   std::atomic<std::int32_t> ep_fd;      // epfd + 1; 0 = not registered
   std::atomic<std::uint32_t> ep_events;
   std::atomic<std::uint64_t> ep_data;
+  std::atomic<std::uint8_t> peer_unstable;  // a datagram socket: its peer is not remembered
   std::atomic<std::uint64_t> peer_seq;  // seqlock over peer_words (peer_words[kPeerWords] = length)
   std::atomic<std::uint64_t> peer_words[kPeerWords + 1];
 };
@@ -106,8 +108,11 @@ bool forget_slot(Slot* slot, int fd, const std::uint64_t* only_if) noexcept {
       fresh = ((word >> 32) + 1) << 32;
   }
   note_transition(fd, word, fresh);
+  if (word & kSockLatency) net_hold_forget(fd);
   if (slot->ep_fd.load(std::memory_order_relaxed) != 0)
     slot->ep_fd.store(0, std::memory_order_relaxed);
+  if (slot->peer_unstable.load(std::memory_order_relaxed) != 0)
+    slot->peer_unstable.store(0, std::memory_order_relaxed);
   if (slot->peer_words[kPeerWords].load(std::memory_order_relaxed) != 0) {
     std::uint64_t none[kPeerWords + 1] = {};
     seqlock_write(slot->peer_seq, slot->peer_words, none, kPeerWords + 1);
@@ -159,6 +164,22 @@ socklen_t sock_peer(int fd, struct sockaddr_storage* out) noexcept {
   if (len == 0 || len > sizeof(sockaddr_storage)) return 0;
   std::memcpy(out, words, len);
   return len;
+}
+
+void sock_mark_peer_unstable(int fd) noexcept {
+  if (Slot* slot = g_slots.slot(fd, true)) slot->peer_unstable.store(1, std::memory_order_relaxed);
+}
+
+bool sock_peer_unstable(int fd) noexcept {
+  Slot* slot = g_slots.slot(fd, false);
+  return slot && slot->peer_unstable.load(std::memory_order_relaxed) != 0;
+}
+
+void sock_forget_peer(int fd) noexcept {
+  Slot* slot = g_slots.slot(fd, false);
+  if (!slot || slot->peer_words[kPeerWords].load(std::memory_order_relaxed) == 0) return;
+  std::uint64_t none[kPeerWords + 1] = {};
+  seqlock_write(slot->peer_seq, slot->peer_words, none, kPeerWords + 1);
 }
 
 void sock_epoll_record(int fd, int epfd, std::uint32_t events, std::uint64_t data) noexcept {

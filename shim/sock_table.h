@@ -26,13 +26,14 @@ enum SockFlag : std::uint32_t {
   kSockTarpit = 1u << 2,        // a blackholed connect waits at the tarpit
   kSockPendingError = 1u << 3,  // a failed non-blocking connect: SO_ERROR says `error`
   kSockParked = 1u << 4,        // taken out of its epoll set while partitioned
+  kSockLatency = 1u << 5,       // held by `latency` (net_hold.h): the poll family filters it
   kSockEof = 1u << 7,           // ended by `eof`: receives read end-of-file (net_cut.h)
 };
 // States the poll family hides or heals.
 inline constexpr std::uint32_t kSockHeld = kSockPartitioned | kSockTarpit;
 // States the poll family and getsockopt must look at: their wrappers' fast path is one load
 // of the count of sockets in one of these.
-inline constexpr std::uint32_t kSockMarked = kSockHeld | kSockPendingError;
+inline constexpr std::uint32_t kSockMarked = kSockHeld | kSockPendingError | kSockLatency;
 
 // One loaded state word. Zero flags = nothing special (the common case).
 struct SockState {
@@ -59,6 +60,15 @@ void sock_forget_range(unsigned first, unsigned last) noexcept;  // close_range
 // connect error). Returns its length, 0 if none.
 void sock_set_peer(int fd, const struct sockaddr* addr, socklen_t len) noexcept;
 socklen_t sock_peer(int fd, struct sockaddr_storage* out) noexcept;
+
+// The `addr` selector's memory of a connected stream socket's peer (net_select.cpp): a TCP
+// or unix stream socket's peer does not change once connected, so it is looked up once and
+// kept (in the same words as the peer above) until the fd is closed or connects again. A
+// datagram socket's peer may change with every connect: it is marked not to be remembered.
+void sock_mark_peer_unstable(int fd) noexcept;
+bool sock_peer_unstable(int fd) noexcept;
+// A new connect on fd: the remembered peer (if any) is no longer its peer.
+void sock_forget_peer(int fd) noexcept;
 
 // epoll_ctl bookkeeping: the last registration of fd (one epoll set per fd is remembered).
 void sock_epoll_record(int fd, int epfd, std::uint32_t events, std::uint64_t data) noexcept;

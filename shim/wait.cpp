@@ -47,6 +47,8 @@ static_assert(!declared_noexcept(&::write) && !declared_noexcept(&::read) &&
 // Would the kernel restart a call that a signal interrupted? We cannot know which signal it
 // was: if any caught signal lacks SA_RESTART, the program is prepared for EINTR (Python's
 // handlers, for one), and it gets it.
+}  // namespace
+
 bool interrupted_without_restart() {
   for (int sig = 1; sig < NSIG; ++sig) {
     struct sigaction sa {};
@@ -56,6 +58,8 @@ bool interrupted_without_restart() {
   }
   return false;
 }
+
+namespace {
 
 // One slice. True when a signal handler interrupted it.
 bool sleep_slice(const Guard& guard, std::int64_t ns, bool cancellable) {

@@ -42,6 +42,10 @@ using WaitHolds = bool (*)(void* ctx, std::int64_t& deadline_ns);
 WaitEnd shim_wait(const Guard& guard, std::uint32_t call, std::int64_t deadline_ns,
                   OnSignal on_signal, WaitHolds holds, void* ctx);
 
+// Would the kernel have ended a blocking call that a caught signal interrupted? True when
+// some caught signal's handler lacks SA_RESTART (the program is prepared for EINTR).
+bool interrupted_without_restart();
+
 // Is the interposed call a cancellation point in glibc (not declared __THROW)?
 bool call_is_cancellation_point(std::uint32_t call) noexcept;
 

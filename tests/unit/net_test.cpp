@@ -816,3 +816,46 @@ TEST(FileRate, CallsOnOneFileShareItsRate) {
 
 }  // namespace
 }  // namespace faultline
+
+namespace faultline {
+namespace {
+
+using shim::NetSiteAddr;
+using shim::site_address;
+
+// The `addr` selector asks a stream socket's peer once and remembers it (no getpeername on
+// later calls: a non-matching `addr` fault costs a receive no system call); closing the fd
+// (sock_forget) or a new connect forgets it; a datagram socket is asked every time. A unix
+// socketpair is a connected stream (and datagram) pair with a peer getpeername can name.
+TEST(SockTable, StreamPeerIsRememberedDatagramPeerIsNot) {
+  for (int type : {SOCK_STREAM, SOCK_DGRAM}) {
+    SCOPED_TRACE(type);
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, type, 0, sv), 0);
+    shim::sock_forget(sv[0]);
+    struct sockaddr_storage remembered;
+    EXPECT_EQ(shim::sock_peer(sv[0], &remembered), 0u);
+    shim::CallSite site{kCall_recv, sv[0]};
+    NetSiteAddr first;
+    EXPECT_NE(site_address(site, first), nullptr);
+    if (type == SOCK_STREAM) {
+      EXPECT_GT(shim::sock_peer(sv[0], &remembered), 0u);
+      shim::sock_forget_peer(sv[0]);  // a new connect
+      EXPECT_EQ(shim::sock_peer(sv[0], &remembered), 0u);
+      NetSiteAddr again;
+      EXPECT_NE(site_address(site, again), nullptr);
+      EXPECT_GT(shim::sock_peer(sv[0], &remembered), 0u);
+    } else {
+      EXPECT_EQ(shim::sock_peer(sv[0], &remembered), 0u);
+      EXPECT_TRUE(shim::sock_peer_unstable(sv[0]));
+    }
+    shim::sock_forget(sv[0]);  // close
+    EXPECT_EQ(shim::sock_peer(sv[0], &remembered), 0u);
+    EXPECT_FALSE(shim::sock_peer_unstable(sv[0]));
+    close(sv[0]);
+    close(sv[1]);
+  }
+}
+
+}  // namespace
+}  // namespace faultline
