@@ -8,9 +8,8 @@
 //   and their reports work, so a Faultline* test can only fail because faultline is wrong.
 // - Faultline* tests make the *network* slow or short with @net's latency, bandwidth and eof
 //   (with after_bytes) under `faultline run`, against an instant, whole server, and expect the
-//   same reports. They are DISABLED_ until those actions exist; run them with
-//   --gtest_also_run_disabled_tests (before the actions exist, each fails fast: the policy is
-//   refused and the client line is missing).
+//   same reports (without those actions each fails fast: the policy is refused and the
+//   client line is missing).
 //
 // Every wait is bounded; every server and nginx started here is killed at the end of its test
 // (Background), and nothing listens beyond 127.0.0.1-127.0.0.3.
@@ -295,7 +294,7 @@ using FaultlineClientTest = ClientTest;
 
 // latency = 3s on the server's address, the server instant: the client's own 1 s timeout
 // fires on time (the connect, or the wait for the answer, is what outlasts it).
-TEST_P(FaultlineClientTest, DISABLED_Latency3sTimesOutIn1s) {
+TEST_P(FaultlineClientTest, Latency3sTimesOutIn1s) {
   HttpServer server;
   ASSERT_TRUE(server.start({})) << server.err();
   const auto argv = client_argv(GetParam(), server.url());
@@ -309,7 +308,7 @@ TEST_P(FaultlineClientTest, DISABLED_Latency3sTimesOutIn1s) {
 
 // latency = 200ms: every answer arrives, each kept-alive round trip 200 ms longer than the
 // same client's native one against the same server, measured in this test.
-TEST_P(FaultlineClientTest, DISABLED_Latency200msAddsItToTheMedianRoundTrip) {
+TEST_P(FaultlineClientTest, Latency200msAddsItToTheMedianRoundTrip) {
   HttpServer server;
   ASSERT_TRUE(server.start({})) << server.err();
   const double base = median_round_trip(GetParam(), server);
@@ -331,7 +330,7 @@ INSTANTIATE_TEST_SUITE_P(Clients, FaultlineClientTest,
 class FaultlineStreamTest : public ClientBedTest {};
 
 // bandwidth = 256KiB/s: 1 MiB takes 4 s (± 10 %), by curl's own clock, and arrives whole.
-TEST_F(FaultlineStreamTest, DISABLED_Bandwidth256KiBPerSecondTakes4sFor1MiB) {
+TEST_F(FaultlineStreamTest, Bandwidth256KiBPerSecondTakes4sFor1MiB) {
   HttpServer server;
   ASSERT_TRUE(server.start({"--bytes", std::to_string(kMiB)})) << server.err();
   const std::vector<std::string> argv{kCurl,        "-sS", "-o", "/dev/null",
@@ -561,7 +560,7 @@ using FaultlineNginxTest = NginxTest;
 // All three upstreams are instant; latency = 3s on the two slow addresses only (a selector
 // list), nginx under faultline. nginx's 1 s timeout fires for them (on the delayed connect or
 // the delayed answer, whichever it meets first) while the healthy upstream stays fast.
-TEST_F(FaultlineNginxTest, DISABLED_LatencyOnTwoUpstreamsGets504While127001Answers) {
+TEST_F(FaultlineNginxTest, LatencyOnTwoUpstreamsGets504While127001Answers) {
   ASSERT_EQ(start_nginx(policy(R"(
 [[fault]]
 name = "slow-upstreams"
@@ -576,7 +575,7 @@ latency = "3s"
 // The same with the latency on received data only (the receive calls named, connect left
 // alone): nginx connects at once, sends its request, and its proxy_read_timeout is what fires,
 // as against the slow servers of the native test.
-TEST_F(FaultlineNginxTest, DISABLED_ReceiveLatencyFiresProxyReadTimeout) {
+TEST_F(FaultlineNginxTest, ReceiveLatencyFiresProxyReadTimeout) {
   ASSERT_EQ(start_nginx(policy(R"(
 [[fault]]
 name = "slow-answers"
