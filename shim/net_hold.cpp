@@ -547,8 +547,8 @@ bool net_hold_applies(const Decision& d, const CallSite& site) noexcept {
     case kCall_write:
     case kCall_writev:
       return socket_type(site.fd) >= 0;
-    default:
-      return true;
+    default:  // the @net calls are sockets' own; pwrite, preadv, fwrite... are files'
+      return call_family(site.call) == kFamNet;
   }
 }
 
