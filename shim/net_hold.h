@@ -123,23 +123,21 @@ bool net_hold_limits_sends(int fd) noexcept;
 // fd closed (or its number reused): its entry goes back to the table.
 void net_hold_forget(int fd) noexcept;
 
+// Runs the call as a gate let it: limited to what the budget or the visible data allows, or
+// whole.
+template <class Io>
+ssize_t run_gated(Io& io, const HoldAnswer& answer) {
+  return answer.gate == HoldGate::kLimit ? io.run_limited(answer.limit) : io.run();
+}
+
 // The send side over an Io adapter (io.h): `loss` drops a datagram, `bandwidth` limits.
 template <class Io>
 ssize_t net_hold_send(const Guard& guard, const CallSite& site, Io& io, Decision* d) {
   if (d && !apply_delay(guard, *d, site)) d = nullptr;
   if (d && net_loss_drops_send(*d, site)) return static_cast<ssize_t>(io.size());
   const HoldAnswer answer = net_hold_send_gate(guard, site, d, io.size());
-  ssize_t r;
-  switch (answer.gate) {
-    case HoldGate::kFail:
-      return -1;
-    case HoldGate::kLimit:
-      r = io.run_limited(answer.limit);
-      break;
-    default:
-      r = io.run();
-      break;
-  }
+  if (answer.gate == HoldGate::kFail) return -1;
+  const ssize_t r = run_gated(io, answer);
   net_hold_sent(site, r);
   return r;
 }
@@ -149,17 +147,8 @@ template <class Io>
 ssize_t net_hold_receive(const Guard& guard, const CallSite& site, Io& io, Decision* d) {
   if (d && !apply_delay(guard, *d, site)) d = nullptr;  // lifted while delayed
   const HoldAnswer answer = net_hold_receive_gate(guard, site, d, io.size());
-  ssize_t r;
-  switch (answer.gate) {
-    case HoldGate::kFail:
-      return -1;
-    case HoldGate::kLimit:
-      r = io.run_limited(answer.limit);
-      break;
-    default:
-      r = io.run();
-      break;
-  }
+  if (answer.gate == HoldGate::kFail) return -1;
+  const ssize_t r = run_gated(io, answer);
   net_hold_consumed(site, r);
   return r;
 }

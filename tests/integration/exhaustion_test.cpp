@@ -317,22 +317,6 @@ INSTANTIATE_TEST_SUITE_P(Errors, SharedWriteQuotaTest, ::testing::Values("ENOSPC
 
 // ---- redis-server: a full disk under its append-only file ----------------------------------
 
-// A loopback port nobody listens on right now (the kernel's pick for an ephemeral bind).
-int free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return -1;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  int port = -1;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
-    port = ntohs(addr.sin_port);
-  close(fd);
-  return port;
-}
-
 class RedisTest : public ExhaustionTest {
  protected:
   RunResult redis_cli(const std::vector<std::string>& args, RunOptions options = {}) {

@@ -4,10 +4,13 @@
 // the other can never deadlock the test.
 #include "harness.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -453,6 +456,20 @@ std::vector<std::string> split_lines(const std::string& text) {
   std::istringstream s(text);
   while (std::getline(s, line)) lines.push_back(line);
   return lines;
+}
+
+int free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a {};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  int port = 0;
+  if (bind(fd, reinterpret_cast<struct sockaddr*>(&a), sizeof a) == 0 &&
+      getsockname(fd, reinterpret_cast<struct sockaddr*>(&a), &len) == 0)
+    port = ntohs(a.sin_port);
+  close(fd);
+  return port;
 }
 
 std::size_t count_substr(const std::string& text, const std::string& needle) {

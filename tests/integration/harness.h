@@ -105,6 +105,11 @@ std::optional<std::uintmax_t> file_size(const std::string& path);
 std::vector<std::string> split_lines(const std::string& text);
 std::size_t count_substr(const std::string& text, const std::string& needle);
 
+// A TCP port free on 127.0.0.1 right now, for a server that takes its port as an argument
+// (redis-server, nginx, our own). The OS picks it; a race with another process taking it in
+// between is harmless because every test checks its server's readiness before use.
+int free_port();
+
 // The INJECTED count of one fault from `faultline run`'s summary table on stderr (the column is
 // found by its header, so the table may gain columns); nullopt when there is no such row.
 std::optional<std::uint64_t> summary_injected(const std::string& run_stderr,

@@ -105,21 +105,6 @@ std::string text(const std::map<std::string, std::string>& fields, const std::st
   return it == fields.end() ? "" : it->second;
 }
 
-// A port free on 127.0.0.1 right now (for nginx, which takes its port in its config).
-int free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a {};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  int port = 0;
-  if (bind(fd, reinterpret_cast<struct sockaddr*>(&a), sizeof a) == 0 &&
-      getsockname(fd, reinterpret_cast<struct sockaddr*>(&a), &len) == 0)
-    port = ntohs(a.sin_port);
-  close(fd);
-  return port;
-}
-
 bool can_connect(const std::string& ip, int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a {};

@@ -28,23 +28,6 @@ constexpr const char* kCurl = "/usr/bin/curl";
 constexpr const char* kRedisServer = "/usr/bin/redis-server";
 constexpr const char* kRedisCli = "/usr/bin/redis-cli";
 
-// A port free on 127.0.0.1 right now (for redis-server, which takes its port on the command
-// line). The OS picks it; a race with another process taking it in between is harmless
-// because the server's readiness is checked before use.
-int free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a {};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  int port = 0;
-  if (bind(fd, reinterpret_cast<struct sockaddr*>(&a), sizeof a) == 0 &&
-      getsockname(fd, reinterpret_cast<struct sockaddr*>(&a), &len) == 0)
-    port = ntohs(a.sin_port);
-  close(fd);
-  return port;
-}
-
 std::vector<unsigned char> from_hex(const std::string& hex) {
   std::vector<unsigned char> out;
   for (std::size_t i = 0; i + 1 < hex.size(); i += 2)

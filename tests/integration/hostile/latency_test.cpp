@@ -24,20 +24,6 @@ namespace {
 
 const std::string kClient = std::string(FL_PROGRAMS_DIR) + "/fl_latency_client";
 
-int free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a {};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  int port = 0;
-  if (bind(fd, reinterpret_cast<struct sockaddr*>(&a), sizeof a) == 0 &&
-      getsockname(fd, reinterpret_cast<struct sockaddr*>(&a), &len) == 0)
-    port = ntohs(a.sin_port);
-  close(fd);
-  return port;
-}
-
 // A number after `key=` in the program's line; -1 if absent.
 long field(const std::string& line, const std::string& key) {
   const std::size_t at = line.find(key + "=");
