@@ -805,7 +805,7 @@ int Runner::run() {
       std::size_t next_step = 0;
       const std::int64_t max_end =
           e_.max_duration_ns ? start_mono_ + *e_.max_duration_ns : INT64_MAX;
-      std::int64_t method_end = -1, wait_until = -1;
+      std::int64_t method_end = -1, wait_until = -1, lifted = -1;
       for (;;) {
         if (stop_signal(2, signal)) emergency_stop(strsignal(signal), now());
         if (monotonic_ns() >= max_end)
@@ -846,13 +846,14 @@ int Runner::run() {
         if (pending) continue;
         if (method_end < 0) {
           method_end = now();
-          const std::int64_t lifted = lifts_.empty() ? method_end : lifts_.back().second;
+          lifted = lifts_.empty() ? method_end : lifts_.back().second;
           wait_until = std::max(method_end, lifted) + (e_.recover_within_ns
                                                            ? *e_.recover_within_ns + 500'000'000
                                                            : max_window + 10'000'000'000);
           if (e_.steady_state.empty()) break;
         }
-        if (active_.empty() && steady_at(now())) break;
+        // The end verdict is judged over a window wholly after the last lift.
+        if (active_.empty() && now() >= lifted + max_window && steady_at(now())) break;
         if (now() >= wait_until) break;
       }
     }
@@ -953,7 +954,7 @@ int Runner::run() {
     for (std::size_t k = 0; k < lifts_.size(); ++k) {
       const std::int64_t lift = lifts_[k].second;
       const std::int64_t limit = k + 1 < disruptions_.size() ? disruptions_[k + 1].first : end;
-      std::vector<std::int64_t> candidates;
+      std::vector<std::int64_t> candidates{lift};
       {
         std::lock_guard lock(data_mutex_);
         for (const auto& rs : results_)
@@ -1016,10 +1017,10 @@ int Runner::run() {
   j["measures"] = measures;
   // The summary table.
   if (!o_.quiet) {
-    fmt::print("\n{:<24} {:<10} {:<34} {}\n", "CLAUSE", "RESULT", "LIMITS", "MEASURED");
+    fmt::print("\n{:<30} {:<9} {:<44} {}\n", "CLAUSE", "RESULT", "LIMITS", "MEASURED");
     for (const json& c : clauses)
       fmt::print(
-          "{:<24} {:<10} {:<34} {}\n",
+          "{:<30} {:<9} {:<44} {}\n",
           c["kind"].get<std::string>() +
               (c["probe"].get<std::string>().empty() ? "" : " " + c["probe"].get<std::string>()),
           c["held"].get<bool>() ? "held" : "NOT HELD", c["limits"].get<std::string>(),
