@@ -202,6 +202,7 @@ bool Runner::start_service(Running& r, bool restart) {
     launch::SpawnOptions options;
     options.child_mask = &empty;
     options.new_process_group = true;
+    options.die_with_parent = true;
     options.stdin_fd = in;
     options.stdout_fd = out;
     options.stderr_fd = err;

@@ -299,6 +299,38 @@ TEST_F(ExperimentTest, SigintStopsEverything) {
   expect_all_stopped(j);
 }
 
+// Even a runner that is SIGKILLed (no cleanup of its own can run) takes its services along:
+// they die with it (PR_SET_PDEATHSIG).
+TEST_F(ExperimentTest, ServicesDieWithAKilledRunner) {
+  ASSERT_TRUE(write_file(path("exp.toml"),
+                         services("") + "[[step]]\nat = \"30s\"\nkill = \"" + redis_ + "\"\n"));
+  Background b;
+  ASSERT_TRUE(b.start({cli(), "experiment", "run", path("exp.toml"), "--logs", path("logs")}));
+  std::vector<pid_t> pids;
+  bool started = false;
+  const std::regex pid_re("started: pid ([0-9]+)");
+  for (int i = 0; i < 100 && !started; ++i) {
+    const auto line = b.read_line(30s);
+    if (!line) break;
+    std::smatch m;
+    if (std::regex_search(*line, m, pid_re)) pids.push_back(std::stoi(m[1]));
+    started = line->find("the method starts") != std::string::npos;
+  }
+  ASSERT_TRUE(started);
+  ASSERT_EQ(pids.size(), 2u);
+  ::kill(b.pid(), SIGKILL);
+  b.stop(5s);
+  for (pid_t pid : pids) {
+    bool gone = false;
+    for (int i = 0; i < 200 && !gone; ++i) {
+      gone = ::kill(pid, 0) != 0;
+      if (!gone) usleep(10'000);
+    }
+    EXPECT_TRUE(gone) << "pid " << pid << " outlived the runner";
+    if (!gone) ::kill(pid, SIGKILL);
+  }
+}
+
 TEST_F(ExperimentTest, NeverReadyIsExit2WithEverythingStopped) {
   ASSERT_TRUE(write_file(
       path("exp.toml"),
