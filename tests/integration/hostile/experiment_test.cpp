@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -210,6 +211,39 @@ TEST_F(ExperimentTest, HypothesisHoldsAndReportRoundTrips) {
   const auto junit = read_file(path("junit.xml"));
   ASSERT_TRUE(junit);
   EXPECT_NE(junit->find("tests=\"4\" failures=\"0\""), std::string::npos) << *junit;
+
+  // Rendered by a real browser when one is installed (Debian's chromium, scripts/deps.sh):
+  // no console error, the timeline in the DOM with one shaded window per fault, a screenshot
+  // under the build folder.
+  if (file_exists("/usr/bin/chromium")) {
+    const std::vector<std::string> chromium = {"/usr/bin/chromium",
+                                               "--headless",
+                                               "--no-sandbox",
+                                               "--disable-gpu",
+                                               "--user-data-dir=" + path("chromium"),
+                                               "--enable-logging=stderr",
+                                               "--v=0"};
+    auto with = [&](std::vector<std::string> extra) {
+      std::vector<std::string> argv = chromium;
+      argv.insert(argv.end(), extra.begin(), extra.end());
+      RunOptions options;
+      options.timeout = 60s;
+      options.env = {{"HOME", dir_.path()}};
+      return run(argv, options);
+    };
+    const RunResult dom = with({"--dump-dom", "file://" + path("report.html")});
+    EXPECT_EQ(dom.status(), 0) << dom.err;
+    EXPECT_EQ(dom.err.find("CONSOLE"), std::string::npos) << dom.err;
+    EXPECT_NE(dom.out.find("<svg id=\"timeline\""), std::string::npos);
+    EXPECT_EQ(count_substr(dom.out, "class=\"fault-window\""), j["faults"].size());
+    const std::string png = std::string(FAULTLINE_BINARY_DIR) + "/experiment-report.png";
+    const RunResult shot =
+        with({"--window-size=1200,1800", "--screenshot=" + png, "file://" + path("report.html")});
+    EXPECT_EQ(shot.status(), 0) << shot.err;
+    EXPECT_GT(file_size(png).value_or(0), 10000u);
+  } else {
+    std::fprintf(stderr, "chromium not installed: the browser check of the report skipped\n");
+  }
 
   const RunResult again =
       faultline({"experiment", "report", path("journal.json"), "-o", path("again.html")});
