@@ -935,8 +935,9 @@ int Runner::run() {
         std::lock_guard lock(data_mutex_);
         for (std::size_t i = 0; i < results_.size(); ++i)
           for (const Result& r : results_[i])
-            if (!r.ok && r.t >= t && (first < 0 || r.t < first)) {
-              first = r.t;
+            // Detected when the failed result came back, not when its request left.
+            if (!r.ok && r.t >= t && (first < 0 || r.t + r.latency < first)) {
+              first = r.t + r.latency;
               probe = e_.probes[i].name;
             }
       }
