@@ -10,6 +10,7 @@
 #include <set>
 
 #include "experiment.h"
+#include "inspect.h"
 #include "policy.h"
 
 namespace faultline::experiment {
@@ -264,11 +265,20 @@ void parse_step(Loader& l, const toml::table& t, Experiment& e,
           continue;
         }
         std::vector<std::string> settings;
+        // The policy compiler's own check on the fault as the service's policy loads it, so
+        // a bad key or value is refused now. A fault the policy does not have (one a step
+        // adds) is checked when the step runs.
+        std::optional<FaultSpec> spec;
+        if (ref)
+          for (const Service& svc : e.services)
+            if (svc.name == ref->first && !svc.policy_path.empty())
+              if (const CompileResult c = compile_policy_file(svc.policy_path); c.policy)
+                for (const FaultSpec& f : c.policy->faults)
+                  if (fixed_text(f.name) == ref->second) spec = f;
         for (const auto& [k, v] : *keys) {
           settings.push_back(fmt::format("{}={}", k.str(), value_text(v)));
-          // The policy compiler's own check, so a bad key or value is refused now.
-          FaultSpec probe = default_fault_spec();
-          if (auto problem = apply_fault_setting(probe, k.str(), value_text(v)))
+          if (!spec) continue;
+          if (auto problem = apply_fault_setting(*spec, k.str(), value_text(v)))
             l.error(v, fmt::format("{}: {}", k.str(), *problem));
         }
         if (ref) {

@@ -924,11 +924,21 @@ int Runner::run() {
       line(fmt::format("expect during: {} {}: {} ({})", c.probe, clause_limits(c),
                        ok ? "held" : "NOT HELD", value));
     }
-    // Impact: each disruptive step to the first failed probe result after it.
-    for (const json& s : steps_done_) {
+    // Impact: each disruptive step to the first failed probe result that came back after it
+    // and before the next disruptive step (a failure is charged to the latest disruption).
+    auto disruptive = [&](const json& s) {
+      const Step::Kind kind = e_.steps[s["index"].get<std::size_t>()].kind;
+      return kind != Step::Kind::kDisable && kind != Step::Kind::kRemove;
+    };
+    for (std::size_t k = 0; k < steps_done_.size(); ++k) {
+      const json& s = steps_done_[k];
       const Step& step = e_.steps[s["index"].get<std::size_t>()];
-      if (step.kind == Step::Kind::kDisable || step.kind == Step::Kind::kRemove) continue;
+      if (!disruptive(s)) continue;
       const std::int64_t t = static_cast<std::int64_t>(s["t"].get<double>() * 1e9);
+      std::int64_t until = INT64_MAX;
+      for (std::size_t n = k + 1; n < steps_done_.size() && until == INT64_MAX; ++n)
+        if (disruptive(steps_done_[n]))
+          until = static_cast<std::int64_t>(steps_done_[n]["t"].get<double>() * 1e9);
       std::int64_t first = -1;
       std::string probe;
       {
@@ -936,7 +946,8 @@ int Runner::run() {
         for (std::size_t i = 0; i < results_.size(); ++i)
           for (const Result& r : results_[i])
             // Detected when the failed result came back, not when its request left.
-            if (!r.ok && r.t >= t && (first < 0 || r.t + r.latency < first)) {
+            if (!r.ok && r.t + r.latency >= t && r.t + r.latency < until &&
+                (first < 0 || r.t + r.latency < first)) {
               first = r.t + r.latency;
               probe = e_.probes[i].name;
             }

@@ -386,13 +386,25 @@ TEST_F(ExperimentTest, NeverReadyIsExit2WithEverythingStopped) {
 }
 
 // kill with the restart rule, pause/resume: the service events say what happened.
-TEST_F(ExperimentTest, KillRestartsAndPauseResumes) {
-  const RunResult r =
-      experiment(services("", "on-failure") + "[[step]]\nat = \"0.5s\"\nkill = \"" + redis_ +
-                 "\"\n[[step]]\nat = \"2s\"\npause = \"" + api_ + "\"\nfor = \"2s\"\n" +
-                 "[steady_state]\ncheckout = { success_rate = 0.9, window = \"1s\" }\n");
+// set, add and remove edit the service's session (the same code as the CLI's edits);
+// throttle stops and continues it.
+TEST_F(ExperimentTest, KillRestartsPauseResumesAndEditsApply) {
+  ASSERT_TRUE(write_file(
+      path("extra.toml"),
+      "[[fault]]\nname = \"extra\"\ncalls = [\"fsync\"]\nerror = \"EIO\"\nenabled = false\n"));
+  const RunResult r = experiment(
+      services("", "on-failure") + "[[step]]\nat = \"0.5s\"\nkill = \"" + redis_ +
+      "\"\n[[step]]\nat = \"2s\"\npause = \"" + api_ + "\"\nfor = \"2s\"\n" +
+      "[[step]]\nat = \"4.5s\"\nset = { \"" + api_ + ":partition\" = { probability = 0.5 } }\n" +
+      "[[step]]\nat = \"4.6s\"\nadd = { \"" + api_ + "\" = \"extra.toml\" }\n" +
+      "[[step]]\nat = \"4.7s\"\nremove = [\"" + api_ + ":extra\"]\n" +
+      "[[step]]\nat = \"4.8s\"\nthrottle = \"" + api_ + "\"\ncpu = \"50%\"\nfor = \"1s\"\n" +
+      "[steady_state]\ncheckout = { success_rate = 0.9, window = \"1s\" }\n");
   EXPECT_EQ(r.status(), 0) << r.out << r.err;
   const json j = journal();
+  ASSERT_EQ(j["steps"].size(), 6u);
+  for (const auto& st : j["steps"]) EXPECT_TRUE(st["ok"].get<bool>()) << st;
+  EXPECT_NE(r.out.find("throttle ended"), std::string::npos) << r.out;
   std::string events;
   for (const auto& ev : j["service_events"])
     events += ev["service"].get<std::string>() + " " + ev["kind"].get<std::string>() + "\n";
