@@ -869,61 +869,64 @@ int Runner::run() {
   const std::int64_t end = now();
   bool held = !bad_input && !stopped_ && outcome.empty();
   json measures = {{"impact", json::array()}, {"recovery", json::array()}};
-  if (t0_ >= 0 && !stopped_) {
-    for (const Clause& c : e_.steady_state) {
-      const Eval v = evaluate(c, end - c.window_ns, end);
-      held &= v.held;
-      clauses.push_back({{"kind", "steady_state.end"},
-                         {"probe", c.probe},
-                         {"limits", clause_limits(c)},
-                         {"held", v.held},
-                         {"value", v.value}});
-      line(fmt::format("steady state at the end: {} {}: {} ({})", c.probe, clause_limits(c),
-                       v.held ? "held" : "NOT HELD", v.value));
-    }
-    for (const Clause& c : e_.during) {
-      // Every result while a fault was on, over all the disruption windows.
-      Clause all = c;
-      std::vector<Eval> parts;
-      std::size_t total = 0, ok_count = 0;
-      std::vector<std::int64_t> latencies;
-      {
-        std::lock_guard lock(data_mutex_);
-        const auto probe = std::find_if(e_.probes.begin(), e_.probes.end(),
-                                        [&](const Probe& p) { return p.name == c.probe; });
-        for (const Result& r : results_[probe - e_.probes.begin()])
-          for (const auto& [a, b] : disruptions_)
-            if (r.t >= a && (b < 0 || r.t < b)) {
-              ++total;
-              ok_count += r.ok;
-              latencies.push_back(r.latency);
-            }
+  // A stopped run is not judged (exit 3 says why), but its impact and recovery are measured.
+  if (t0_ >= 0) {
+    if (!stopped_)
+      for (const Clause& c : e_.steady_state) {
+        const Eval v = evaluate(c, end - c.window_ns, end);
+        held &= v.held;
+        clauses.push_back({{"kind", "steady_state.end"},
+                           {"probe", c.probe},
+                           {"limits", clause_limits(c)},
+                           {"held", v.held},
+                           {"value", v.value}});
+        line(fmt::format("steady state at the end: {} {}: {} ({})", c.probe, clause_limits(c),
+                         v.held ? "held" : "NOT HELD", v.value));
       }
-      bool ok = total > 0;
-      std::string value = "no results while a fault was on";
-      if (total > 0) {
-        std::sort(latencies.begin(), latencies.end());
-        const double rate = static_cast<double>(ok_count) / static_cast<double>(total);
-        ok = !c.success_rate || rate >= *c.success_rate;
-        value = fmt::format("success {:.3f}", rate);
-        for (const auto& [p, limit] : c.percentile_max_ns) {
-          const std::size_t rank =
-              static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(total)));
-          const std::int64_t v = latencies[std::max<std::size_t>(rank, 1) - 1];
-          ok &= v <= limit;
-          value += fmt::format(", p{} {:.0f}ms", p, v / 1e6);
+    if (!stopped_)
+      for (const Clause& c : e_.during) {
+        // Every result while a fault was on, over all the disruption windows.
+        Clause all = c;
+        std::vector<Eval> parts;
+        std::size_t total = 0, ok_count = 0;
+        std::vector<std::int64_t> latencies;
+        {
+          std::lock_guard lock(data_mutex_);
+          const auto probe = std::find_if(e_.probes.begin(), e_.probes.end(),
+                                          [&](const Probe& p) { return p.name == c.probe; });
+          for (const Result& r : results_[probe - e_.probes.begin()])
+            for (const auto& [a, b] : disruptions_)
+              if (r.t >= a && (b < 0 || r.t < b)) {
+                ++total;
+                ok_count += r.ok;
+                latencies.push_back(r.latency);
+              }
         }
-        value += fmt::format(" over {} results", total);
+        bool ok = total > 0;
+        std::string value = "no results while a fault was on";
+        if (total > 0) {
+          std::sort(latencies.begin(), latencies.end());
+          const double rate = static_cast<double>(ok_count) / static_cast<double>(total);
+          ok = !c.success_rate || rate >= *c.success_rate;
+          value = fmt::format("success {:.3f}", rate);
+          for (const auto& [p, limit] : c.percentile_max_ns) {
+            const std::size_t rank =
+                static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(total)));
+            const std::int64_t v = latencies[std::max<std::size_t>(rank, 1) - 1];
+            ok &= v <= limit;
+            value += fmt::format(", p{} {:.0f}ms", p, v / 1e6);
+          }
+          value += fmt::format(" over {} results", total);
+        }
+        held &= ok;
+        clauses.push_back({{"kind", "expect.during"},
+                           {"probe", c.probe},
+                           {"limits", clause_limits(c)},
+                           {"held", ok},
+                           {"value", value}});
+        line(fmt::format("expect during: {} {}: {} ({})", c.probe, clause_limits(c),
+                         ok ? "held" : "NOT HELD", value));
       }
-      held &= ok;
-      clauses.push_back({{"kind", "expect.during"},
-                         {"probe", c.probe},
-                         {"limits", clause_limits(c)},
-                         {"held", ok},
-                         {"value", value}});
-      line(fmt::format("expect during: {} {}: {} ({})", c.probe, clause_limits(c),
-                       ok ? "held" : "NOT HELD", value));
-    }
     // Impact: each disruptive step to the first failed probe result that came back after it
     // and before the next disruptive step (a failure is charged to the latest disruption).
     auto disruptive = [&](const json& s) {
@@ -989,7 +992,7 @@ int Runner::run() {
                           : "the steady state did not hold again"));
       last_recovery = at ? std::optional(*at - lift) : std::nullopt;
     }
-    if (e_.recover_within_ns) {
+    if (e_.recover_within_ns && !stopped_) {
       // A disruption still open at the end (a service killed for good) was never recovered.
       const bool open = !disruptions_.empty() && disruptions_.back().second < 0;
       std::string still;

@@ -306,6 +306,8 @@ TEST_F(ExperimentTest, StopConditionLiftsEveryFaultAndRollsBack) {
   EXPECT_NE(j["stop"]["reason"].get<std::string>().find("success rate"), std::string::npos);
   EXPECT_LT(j["stop"]["reaction_ms"].get<double>(), 100.0);
   EXPECT_LT(j["end"].get<double>(), 15.0) << "the run went on after the stop";
+  // Time to detect is measured for a stopped run too.
+  EXPECT_TRUE(j["measures"]["impact"][0]["impact_ms"].is_number()) << j["measures"];
   EXPECT_TRUE(file_exists(path("rolled-back")));
   expect_all_stopped(j);
 }
