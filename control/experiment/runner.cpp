@@ -40,6 +40,17 @@ using json = nlohmann::json;
 
 std::string secs(std::int64_t ns) { return fmt::format("{:.3f}s", ns / 1e9); }
 
+// sigtimedwait on the stop signals for up to `ms`: true when one came.
+bool stop_signal(int ms, int& which) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  const timespec wait{0, ms * 1'000'000L};
+  which = sigtimedwait(&set, nullptr, &wait);
+  return which > 0;
+}
+
 struct Result {
   std::int64_t t = 0;  // start, ns since the run began
   std::int64_t latency = 0;
@@ -189,6 +200,10 @@ bool Runner::start_service(Running& r, bool restart) {
         }
       }
       r.seed = e_.has_seed ? e_.seed : launch::random_u64();
+      // A block of the same name whose members are all gone (a runner killed with SIGKILL
+      // took its services along) is stale: replaced, as `faultline sessions` would sweep it.
+      std::string ignored;
+      if (auto stale = Session::attach(s.name, ignored)) stale->remove_if_dead();
       r.session = launch::create_session(s.name, policy);
       r.session->set_seed(r.seed);
       r.out_path = fmt::format("{}/{}.stdout", logs_, s.name);
@@ -249,6 +264,8 @@ bool Runner::wait_ready(Running& r) {
             fmt::format("status {} before it was ready", launch::exit_status(status)));
       return false;
     }
+    // Ctrl-C while a service is slow to become ready stops the run now, not at the timeout.
+    if (int sig = 0; stop_signal(0, sig)) emergency_stop(strsignal(sig), now());
     if (stopped_) return false;
     const std::int64_t left = std::max<std::int64_t>(deadline - now(), 1'000'000);
     bool ok = false;
@@ -730,17 +747,6 @@ std::string clause_limits(const Clause& c) {
     parts.push_back(fmt::format("p{} <= {:.0f}ms", p, limit / 1e6));
   if (c.window_ns > 0) parts.push_back(fmt::format("over {}", secs(c.window_ns)));
   return fmt::format("{}", fmt::join(parts, ", "));
-}
-
-// sigtimedwait on the stop signals for up to `ms`: true when one came.
-bool stop_signal(int ms, int& which) {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  const timespec wait{0, ms * 1'000'000L};
-  which = sigtimedwait(&set, nullptr, &wait);
-  return which > 0;
 }
 
 int Runner::run() {

@@ -365,6 +365,11 @@ TEST_F(ExperimentTest, ServicesDieWithAKilledRunner) {
     EXPECT_TRUE(gone) << "pid " << pid << " outlived the runner";
     if (!gone) ::kill(pid, SIGKILL);
   }
+  // The sessions the killed runner left behind are stale, not taken: the next run starts.
+  ASSERT_TRUE(write_file(path("again.toml"), services("")));
+  const RunResult again =
+      faultline({"experiment", "run", path("again.toml"), "--logs", path("logs")});
+  EXPECT_EQ(again.status(), 0) << again.out << again.err;
 }
 
 TEST_F(ExperimentTest, NeverReadyIsExit2WithEverythingStopped) {
