@@ -172,7 +172,12 @@ powercut = "api"
 TEST_F(ExperimentTest, HypothesisHoldsAndReportRoundTrips) {
   const RunResult r = experiment(
       services("") +
+          fmt("[[probe]]\nname = \"redis-tcp\"\ntcp = \"127.0.0.2:{redis_port}\"\nevery = "
+              "\"200ms\"\n[[probe]]\nname = \"ping\"\ncommand = [\"redis-cli\", \"-h\", "
+              "\"127.0.0.2\", \"-p\", \"{redis_port}\", \"ping\"]\nevery = \"300ms\"\n") +
           "[steady_state]\ncheckout = { success_rate = 0.95, p99 = \"500ms\", window = \"1s\" }\n"
+          "redis-tcp = { success_rate = 1.0, window = \"1s\" }\n"
+          "ping = { success_rate = 1.0, window = \"1s\" }\n"
           "[[step]]\nat = \"1s\"\nenable = [\"" +
           api_ +
           ":partition\"]\n"
@@ -210,7 +215,9 @@ TEST_F(ExperimentTest, HypothesisHoldsAndReportRoundTrips) {
   EXPECT_EQ(html->find("<link"), std::string::npos);
   const auto junit = read_file(path("junit.xml"));
   ASSERT_TRUE(junit);
-  EXPECT_NE(junit->find("tests=\"4\" failures=\"0\""), std::string::npos) << *junit;
+  EXPECT_NE(junit->find("tests=\"8\" failures=\"0\""), std::string::npos) << *junit;
+  ASSERT_EQ(j["probes"].size(), 3u);
+  for (const auto& p : j["probes"]) EXPECT_GT(p["results"].size(), 3u) << p["name"];
 
   // Rendered by a real browser when one is installed (Debian's chromium, scripts/deps.sh):
   // no console error, the timeline in the DOM with one shaded window per fault, a screenshot
@@ -377,9 +384,9 @@ TEST_F(ExperimentTest, NeverReadyIsExit2WithEverythingStopped) {
       path("exp.toml"),
       fmt("version = 1\n[[service]]\nname = \"{redis}\"\ncommand = [\"redis-server\", "
           "\"--port\", \"{redis_port}\", \"--bind\", \"127.0.0.2\", \"--save\", \"\"]\nready = "
-          "{ tcp = \"127.0.0.2:{redis_port}\" }\n"
-          "[[service]]\nname = \"{api}\"\ncommand = [\"sleep\", \"60\"]\nready = { tcp = "
-          "\"127.0.0.1:{api_port}\", timeout = \"1s\" }\n"
+          "{ log = \"Ready to accept connections\" }\n"
+          "[[service]]\nname = \"{api}\"\ncommand = [\"sleep\", \"60\"]\nready = { command = "
+          "[\"sh\", \"-c\", \"exit 1\"], timeout = \"1s\" }\n"
           "[[rollback]]\ncommand = [\"touch\", \"{dir}/rolled-back\"]\n")));
   RunOptions options;
   options.timeout = 30s;
@@ -388,6 +395,7 @@ TEST_F(ExperimentTest, NeverReadyIsExit2WithEverythingStopped) {
                                 options);
   EXPECT_EQ(r.status(), 2) << r.out << r.err;
   EXPECT_NE(r.out.find("not ready within 1.000s"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(redis_ + " ready"), std::string::npos) << r.out;  // by its log line
   EXPECT_TRUE(file_exists(path("rolled-back")));
   expect_all_stopped(journal());
 }
