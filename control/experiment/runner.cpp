@@ -132,7 +132,7 @@ class Runner {
   const RunOptions& o_;
   std::int64_t start_mono_ = monotonic_ns();
   std::int64_t start_real_ = realtime_ns();
-  std::int64_t t0_ = -1;  // the steady state first held
+  std::atomic<std::int64_t> t0_{-1};  // the steady state first held (read by probe threads)
   std::int64_t probes_start_ = 0;
   std::string logs_;
   std::vector<Running> services_;
