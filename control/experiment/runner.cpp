@@ -786,8 +786,11 @@ int Runner::run() {
     // The steady state, before anything is injected: given a window and a half plus 30 s.
     const std::int64_t steady_deadline = now() + max_window * 3 / 2 + 30'000'000'000;
     std::int64_t next_sample = 0;
+    const std::int64_t max_end = e_.max_duration_ns ? start_mono_ + *e_.max_duration_ns : INT64_MAX;
     while (!stopped_) {
       if (stop_signal(5, signal)) emergency_stop(fmt::format("{}", strsignal(signal)), now());
+      if (monotonic_ns() >= max_end)
+        emergency_stop(fmt::format("max_duration {} reached", secs(*e_.max_duration_ns)), now());
       reap();
       if (steady_at(now())) break;
       if (now() >= steady_deadline) break;
@@ -810,8 +813,6 @@ int Runner::run() {
       t0_ = now();
       line("steady state holds: the method starts");
       std::size_t next_step = 0;
-      const std::int64_t max_end =
-          e_.max_duration_ns ? start_mono_ + *e_.max_duration_ns : INT64_MAX;
       std::int64_t method_end = -1, wait_until = -1, lifted = -1;
       for (;;) {
         if (stop_signal(2, signal)) emergency_stop(strsignal(signal), now());
@@ -853,12 +854,13 @@ int Runner::run() {
         if (pending) continue;
         if (method_end < 0) {
           method_end = now();
-          lifted = lifts_.empty() ? method_end : lifts_.back().second;
-          wait_until = std::max(method_end, lifted) + (e_.recover_within_ns
-                                                           ? *e_.recover_within_ns + 500'000'000
-                                                           : max_window + 10'000'000'000);
           if (e_.steady_state.empty()) break;
         }
+        // A killed service restarting after the last step lifts later: the wait follows it.
+        lifted = lifts_.empty() ? method_end : lifts_.back().second;
+        wait_until = std::max(method_end, lifted) + (e_.recover_within_ns
+                                                         ? *e_.recover_within_ns + 500'000'000
+                                                         : max_window + 10'000'000'000);
         // The end verdict is judged over a window wholly after the last lift.
         if (active_.empty() && now() >= lifted + max_window && steady_at(now())) break;
         if (now() >= wait_until) break;
