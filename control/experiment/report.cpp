@@ -7,7 +7,9 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <map>
 #include <sstream>
+#include <tuple>
 
 #include "experiment.h"
 #include "journal.h"
@@ -239,6 +241,27 @@ std::string html_report(const json& j) {
   for (const json& m : measures.value("recovery", json::array()))
     h += fmt::format("<tr><td>{:.3f}s</td><td>{}</td></tr>\n", num(m, "lifted_at"),
                      ms_text(m["recovery_ms"]));
+  // Why probes failed: each distinct reason, how often, first and last seen.
+  h += "</table>\n<h2>Probe failures</h2>\n<table id=\"failures\"><tr><th>probe</th><th>reason"
+       "</th><th>count</th><th>first</th><th>last</th></tr>\n";
+  for (const json& p : j["probes"]) {
+    std::vector<std::string> order;
+    std::map<std::string, std::tuple<int, double, double>> reasons;
+    for (const json& r : p["results"]) {
+      if (r.value("ok", true)) continue;
+      const std::string reason = str(r, "reason");
+      auto [it, fresh] = reasons.try_emplace(reason, 0, num(r, "t"), 0.0);
+      if (fresh) order.push_back(reason);
+      ++std::get<0>(it->second);
+      std::get<2>(it->second) = num(r, "t");
+    }
+    for (const auto& reason : order) {
+      const auto& [count, first, last] = reasons[reason];
+      h += fmt::format(
+          "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.3f}s</td><td>{:.3f}s</td></tr>\n",
+          esc(str(p, "name")), esc(reason), count, first, last);
+    }
+  }
   h += "</table>\n<h2>Steps</h2>\n<table id=\"steps\"><tr><th>#</th><th>planned</th><th>ran at"
        "</th><th>action</th><th>result</th></tr>\n";
   for (const json& st : j["steps"])

@@ -277,8 +277,13 @@ TEST_F(ExperimentTest, ClausesFailWithTheReason) {
                      "\"\n"
                      "[expect]\nduring = { checkout = { success_rate = 0.9 } }\n"
                      "recover_within = \"1s\"\n",
-                 {"--junit", path("junit.xml")});
+                 {"--junit", path("junit.xml"), "--report", path("report.html")});
   EXPECT_EQ(r.status(), 1) << r.out << r.err;
+  // The report says why: the clause's measured value and the probe's failure reasons.
+  const auto html = read_file(path("report.html"));
+  ASSERT_TRUE(html);
+  EXPECT_NE(html->find("the hypothesis did not hold"), std::string::npos);
+  EXPECT_NE(html->find("<td>status 503</td>"), std::string::npos) << *html;
   const json j = journal();
   for (const char* kind : {"steady_state.end", "expect.during", "expect.recover_within"}) {
     const json* c = clause(j, kind);
