@@ -111,25 +111,33 @@ std::string timeline(const json& j) {
   for (const json& p : j["probes"]) {
     const char* color = kColors[index++ % std::size(kColors)];
     std::string points;
+    auto flush_latency = [&](std::string& segment) {
+      if (segment.empty()) return;
+      s += fmt::format(
+          "<polyline class=\"probe-latency\" data-probe=\"{}\" points=\"{}\" fill=\"none\" "
+          "stroke=\"{}\" stroke-width=\"1\"/>\n",
+          esc(str(p, "name")), segment, color);
+      segment.clear();
+    };
     std::vector<std::pair<int, int>> buckets(static_cast<std::size_t>(end) + 1);
     for (const json& r : p["results"]) {
       const double t = num(r, "t"), ms = num(r, "latency_ms");
       const bool ok = r.value("ok", false);
-      if (ok)
+      if (ok) {
         points += fmt::format("{:.1f},{:.1f} ", x(t), y_lat(ms));
-      else
+      } else {
+        // A failure breaks the line: no latency is drawn across the time nothing succeeded.
+        flush_latency(points);
         s += fmt::format(
             "<path class=\"probe-failure\" d=\"M{0:.1f} {1:.1f}l4 4m0 -4l-4 4\" "
             "stroke=\"#d62728\"><title>{2} failed at {3:.3f}s: {4}</title></path>\n",
             x(t) - 2, y_lat(ms) - 2, esc(str(p, "name")), t, esc(str(r, "reason")));
+      }
       auto& b = buckets[std::min(buckets.size() - 1, static_cast<std::size_t>(t))];
       ++b.first;
       b.second += ok;
     }
-    s += fmt::format(
-        "<polyline class=\"probe-latency\" data-probe=\"{}\" points=\"{}\" fill=\"none\" "
-        "stroke=\"{}\" stroke-width=\"1\"/>\n",
-        esc(str(p, "name")), points, color);
+    flush_latency(points);
     std::string rate;
     for (std::size_t k = 0; k < buckets.size(); ++k)
       if (buckets[k].first > 0)
