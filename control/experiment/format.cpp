@@ -11,6 +11,7 @@
 
 #include "experiment.h"
 #include "inspect.h"
+#include "launcher.h"
 #include "policy.h"
 
 namespace faultline::experiment {
@@ -443,9 +444,21 @@ LoadResult load_experiment(const std::string& path) {
         } else {
           l.error(item, "[[service]] needs a name");
         }
-        if (const auto* v = t->get("command"))
+        if (const auto* v = t->get("command")) {
           s.command = l.string_list(*v, "command");
-        else
+          // The program must exist now: found as `run` will look for it (a relative path
+          // with a slash in the experiment's folder, a bare name in $PATH).
+          if (!s.command.empty()) {
+            std::string program = s.command.front();
+            if (program.find('/') != std::string::npos && program.front() != '/')
+              program = resolve(e.dir, program);
+            try {
+              launch::resolve_command(program);
+            } catch (const std::exception& error) {
+              l.error(*v, fmt::format("command: {}", error.what()));
+            }
+          }
+        } else
           l.error(item, "[[service]] needs a command = [\"program\", \"arg\"...]");
         if (const auto* v = t->get("policy")) {
           s.policy = l.string(*v, "policy").value_or("");

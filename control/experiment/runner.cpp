@@ -181,7 +181,14 @@ std::vector<std::string> explicitly_enabled(const std::string& path) {
 bool Runner::start_service(Running& r, bool restart) {
   const Service& s = *r.spec;
   try {
-    const std::string program = launch::resolve_command(s.command.front());
+    // A relative path with a slash ("./server") names a file in the experiment's folder,
+    // where the service runs; made absolute, since the child changes directory first.
+    std::string command = s.command.front();
+    if (command.find('/') != std::string::npos && command.front() != '/')
+      command = std::filesystem::absolute(std::filesystem::path(s.cwd) / command)
+                    .lexically_normal()
+                    .string();
+    const std::string program = launch::resolve_command(command);
     const std::string shim = launch::find_shim(launch::executable_shim_defaults());
     if (!restart) {
       std::vector<std::string> warnings;
@@ -1059,7 +1066,8 @@ int Runner::run() {
     std::fflush(stdout);
   }
   std::string error;
-  if (!o_.json.empty() && !write_text(o_.json, j.dump(1) + "\n", error))
+  if (!o_.json.empty() &&
+      !write_text(o_.json, j.dump(1, ' ', false, json::error_handler_t::replace) + "\n", error))
     fmt::print(stderr, "faultline: {}\n", error);
   if (!o_.report.empty() && !write_text(o_.report, html_report(j), error))
     fmt::print(stderr, "faultline: {}\n", error);

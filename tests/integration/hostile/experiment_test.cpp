@@ -118,6 +118,10 @@ name = "api"
 command = ["python3", "x.py"]
 ready = { tcp = "127.0.0.1:1", timeout = "ten seconds" }
 
+[[service]]
+name = "ghost"
+command = ["no-such-program-here"]
+
 [[probe]]
 name = "checkout"
 
@@ -140,20 +144,21 @@ powercut = "api"
   const std::string f = path("bad.toml");
   EXPECT_NE(r.err.find(f + ":5:42: ready.timeout: bad duration \"ten seconds\""), std::string::npos)
       << r.err;
-  EXPECT_NE(r.err.find(f + ":7:1: probe 'checkout' has no target"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find(f + ":11:11: steady_state names unknown probe 'chekout' (did you mean "
+  EXPECT_NE(r.err.find(f + ":11:1: probe 'checkout' has no target"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(f + ":15:11: steady_state names unknown probe 'chekout' (did you mean "
                            "'checkout'?)"),
             std::string::npos)
       << r.err;
-  EXPECT_NE(r.err.find(f + ":14:6: step at \"-1s\": a step cannot run before 0s"),
+  EXPECT_NE(r.err.find(f + ":18:6: step at \"-1s\": a step cannot run before 0s"),
             std::string::npos)
       << r.err;
-  EXPECT_NE(r.err.find(f + ":15:10: 'apy:partition': unknown service 'apy' (did you mean "
+  EXPECT_NE(r.err.find(f + ":19:10: 'apy:partition': unknown service 'apy' (did you mean "
                            "'api'?)"),
             std::string::npos)
       << r.err;
-  EXPECT_NE(r.err.find(f + ":18:19: expect.during names unknown probe 'nope'"), std::string::npos)
+  EXPECT_NE(r.err.find(f + ":22:19: expect.during names unknown probe 'nope'"), std::string::npos)
       << r.err;
+  EXPECT_NE(r.err.find(f + ":9:11: command: no-such-program-here: "), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("powercut is not available yet: it needs the durability work"),
             std::string::npos)
       << r.err;
