@@ -329,27 +329,31 @@ TEST_F(ExperimentTest, StopConditionLiftsEveryFaultAndRollsBack) {
   expect_all_stopped(j);
 }
 
-TEST_F(ExperimentTest, SigintStopsEverything) {
+// Ctrl-C and SIGTERM are stops: faults off, rollbacks, services stopped, journal, exit 3.
+TEST_F(ExperimentTest, SigintAndSigtermStopEverything) {
   ASSERT_TRUE(write_file(path("exp.toml"),
                          services("") + "[[step]]\nat = \"30s\"\nkill = \"" + redis_ + "\"\n"));
-  Background b;
-  ASSERT_TRUE(b.start({cli(), "experiment", "run", path("exp.toml"), "--json", path("journal.json"),
-                       "--logs", path("logs")}));
-  bool started = false;
-  for (int i = 0; i < 100 && !started; ++i) {
-    const auto line = b.read_line(30s);
-    if (!line) break;
-    started = line->find("the method starts") != std::string::npos;
+  for (const auto& [sig, reason] : {std::pair{SIGINT, std::string("Interrupt")},
+                                    std::pair{SIGTERM, std::string("Terminated")}}) {
+    ::unlink(path("rolled-back").c_str());
+    Background b;
+    ASSERT_TRUE(b.start({cli(), "experiment", "run", path("exp.toml"), "--json",
+                         path("journal.json"), "--logs", path("logs")}));
+    bool started = false;
+    for (int i = 0; i < 100 && !started; ++i) {
+      const auto line = b.read_line(30s);
+      if (!line) break;
+      started = line->find("the method starts") != std::string::npos;
+    }
+    ASSERT_TRUE(started);
+    ::kill(b.pid(), sig);
+    const RunResult r = b.stop(20s);
+    EXPECT_EQ(r.status(), 3) << r.err;
+    const json j = journal();
+    EXPECT_NE(j["stop"]["reason"].get<std::string>().find(reason), std::string::npos) << j["stop"];
+    EXPECT_TRUE(file_exists(path("rolled-back")));
+    expect_all_stopped(j);
   }
-  ASSERT_TRUE(started);
-  ::kill(b.pid(), SIGINT);
-  const RunResult r = b.stop(20s);
-  EXPECT_EQ(r.status(), 3) << r.err;
-  const json j = journal();
-  EXPECT_NE(j["stop"]["reason"].get<std::string>().find("Interrupt"), std::string::npos)
-      << j["stop"];
-  EXPECT_TRUE(file_exists(path("rolled-back")));
-  expect_all_stopped(j);
 }
 
 // Even a runner that is SIGKILLed (no cleanup of its own can run) takes its services along:
