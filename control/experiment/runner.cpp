@@ -111,7 +111,9 @@ class Runner {
   void emergency_stop(const std::string& reason, std::int64_t crossing);
   void reap();
   void apply_step(std::size_t index);
-  void update_disruption(const std::string& cause);
+  // Opens a disruption when the first thing becomes active, closes it (a lift) when the last
+  // one ends.
+  void update_disruption();
   void sample_faults();
   void open_window(Running& r, const std::string& fault);
   void close_window(const std::string& service, const std::string& fault);
@@ -450,8 +452,7 @@ void Runner::close_window(const std::string& service_name, const std::string& fa
     }
 }
 
-void Runner::update_disruption(const std::string& cause) {
-  (void)cause;
+void Runner::update_disruption() {
   const bool open = !disruptions_.empty() && disruptions_.back().second < 0;
   if (!active_.empty() && !open) disruptions_.push_back({now(), -1});
   if (active_.empty() && open) {
@@ -568,7 +569,7 @@ void Runner::apply_step(std::size_t index) {
   if (!error.empty()) done["error"] = error;
   steps_done_.push_back(done);
   line(fmt::format("step {}: {}{}", index + 1, s.text, error.empty() ? "" : " FAILED: " + error));
-  update_disruption(s.text);
+  update_disruption();
 }
 
 void Runner::reap() {
@@ -591,7 +592,7 @@ void Runner::reap() {
         r.killed_by_step = false;
         std::lock_guard lock(session_mutex_);
         active_.erase("down:" + r.spec->name);
-        update_disruption("restart");
+        update_disruption();
       }
     }
   }
@@ -845,7 +846,7 @@ int Runner::run() {
               event(it->second, "resumed", "SIGCONT");
             }
             it = resumes_.erase(it);
-            update_disruption("resume");
+            update_disruption();
           }
         }
         if (now() >= next_sample) {
@@ -901,8 +902,6 @@ int Runner::run() {
     if (!stopped_)
       for (const Clause& c : e_.during) {
         // Every result while a fault was on, over all the disruption windows.
-        Clause all = c;
-        std::vector<Eval> parts;
         std::size_t total = 0, ok_count = 0;
         std::vector<std::int64_t> latencies;
         {
