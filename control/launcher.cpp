@@ -315,6 +315,7 @@ bool redirect(int from, int to) {
                              const sigset_t& mask, int report) {
   ChildReport outcome{ChildStage::kExec, 0};
   if (options.new_process_group) setpgid(0, 0);
+  if (options.die_with_parent) prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (!redirect(options.stdin_fd, STDIN_FILENO) || !redirect(options.stdout_fd, STDOUT_FILENO) ||
       !redirect(options.stderr_fd, STDERR_FILENO)) {
     outcome = {ChildStage::kRedirect, errno};

@@ -121,6 +121,9 @@ struct SpawnOptions {
   // `3>file` as a shell would).
   const std::vector<int>* inherited_fds = nullptr;
   std::string cwd;  // empty: ours
+  // SIGKILL when the thread that spawned it ends (PR_SET_PDEATHSIG): an experiment's
+  // services must not outlive a runner that was itself SIGKILLed.
+  bool die_with_parent = false;
 };
 
 // Starts `path` (resolved, with a slash) with `argv` and `env`; returns its pid once the exec

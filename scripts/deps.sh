@@ -18,6 +18,9 @@ packages=(
   # The client test bed (tests/programs/clients): real HTTP clients in four runtimes and a
   # proxy. The JDK, not just the JRE: `java Client.java` compiles the source in memory.
   default-jdk-headless nodejs nginx-light
+  # `faultline experiment`: the journal (nlohmann-json) and the report checked in a real
+  # headless browser (tests/integration/hostile/experiment_test.cpp).
+  nlohmann-json3-dev chromium
 )
 
 missing=()

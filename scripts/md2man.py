@@ -2,7 +2,7 @@
 """Generates faultline's man pages from the Markdown of docs/, so that the pages and the docs
 are one text and cannot drift: faultline(1) from docs/cli.md (one section per command, as the
 page has one per command), faultline-policy(5) from docs/policy.md and faultline-experiment(5)
-from docs/experiment.md. The build runs it (cmake/cpack.cmake); the packages install the
+from docs/experiments.md. The build runs it (cmake/cpack.cmake); the packages install the
 gzip'd pages.
 
     md2man.py --docs DOCS_DIR --out OUT_DIR [--version V]
@@ -22,7 +22,7 @@ PAGES = [
     # name, section, source, one-line description
     ("faultline", 1, "cli.md", "fault injector for unmodified Linux processes"),
     ("faultline-policy", 5, "policy.md", "faultline policy files"),
-    ("faultline-experiment", 5, "experiment.md", "faultline experiment files"),
+    ("faultline-experiment", 5, "experiments.md", "faultline experiment files"),
 ]
 
 INLINE_CODE = re.compile(r"(`+)(.+?)\1")

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cli.h"
+#include "experiment_cli.h"
 
 // The build may define it from project(VERSION); keep a fallback so the file compiles alone.
 #ifndef FAULTLINE_VERSION
@@ -377,6 +378,9 @@ int main(int argc, char** argv) {
   add_explore(app, args, dispatch);
   add_inspection(app, args, dispatch);
   add_edits(app, args, dispatch);
+  fc::add_experiment(app, [&dispatch](CLI::App* command, std::function<int()> action) {
+    dispatch.add(command, std::move(action));
+  });
   // After the subcommands: CLI11 copies a footer into subcommands created after it.
   app.footer(
       "SESSION may be left out when exactly one session is live.\n"
