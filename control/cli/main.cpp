@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cli.h"
+#include "doctor.h"
 #include "experiment_cli.h"
 
 // The build may define it from project(VERSION); keep a fallback so the file compiles alone.
@@ -158,6 +159,20 @@ void add_explore(CLI::App& app, Args& a, Dispatch& dispatch) {
       fc::fail(fc::kExitUsage, "no command: faultline explore [OPTIONS] -- CMD [ARGS...]");
     return fc::explore_command(a.explore);
   });
+}
+
+void add_doctor(CLI::App& app, Args& a, Dispatch& dispatch) {
+  auto* doctor = app.add_subcommand(
+      "doctor",
+      "What faultline can reach in CMD before running it: static, Go, musl, set-id, the libc "
+      "calls it imports per family, io_uring, its own malloc or resolver; the backend auto picks");
+  doctor->add_flag("--json", a.json, "One JSON object instead of the report");
+  doctor->add_option("CMD", a.words, "The command (and its arguments), after --");
+  doctor->footer(
+      "Example: faultline doctor -- curl\n"
+      "Exit status: 0 the preload reaches CMD, 1 it cannot, 2 bad usage (no CMD, not found, not "
+      "an ELF executable).");
+  dispatch.add(doctor, [&a] { return fc::doctor_command(a.words, a.json); });
 }
 
 void add_inspection(CLI::App& app, Args& a, Dispatch& dispatch) {
@@ -376,6 +391,7 @@ int main(int argc, char** argv) {
   Dispatch dispatch;
   add_run(app, args, dispatch);
   add_explore(app, args, dispatch);
+  add_doctor(app, args, dispatch);
   add_inspection(app, args, dispatch);
   add_edits(app, args, dispatch);
   fc::add_experiment(app, [&dispatch](CLI::App* command, std::function<int()> action) {

@@ -17,6 +17,7 @@
 #include <optional>
 
 #include "cli.h"
+#include "doctor.h"
 #include "launcher.h"
 #include "output.h"
 #include "session.h"
@@ -94,7 +95,15 @@ std::string since_start(std::int64_t realtime_ns, std::int64_t start_ns) {
   return "+" + human_age(std::max<std::int64_t>(0, realtime_ns - start_ns));
 }
 
-void print_summary(const Session& session, int wait_status) {
+// Never silent: why an enabled fault saw no call at all, from what the program's ELF says
+// (doctor.cpp). "" when the fault saw calls, is disabled, or the program could not be read.
+std::string silent_hint(const std::optional<ProgramFacts>& facts, const FaultView& f) {
+  if (!facts || f.seen != 0 || !f.enabled) return "";
+  return silent_fault_hint(*facts, f.spec);
+}
+
+void print_summary(const Session& session, int wait_status,
+                   const std::optional<ProgramFacts>& facts) {
   const SessionState state = read_state(session.block());
   const auto faults = read_faults(session);
   std::string ending = fmt::format("exit status {}", exit_status(wait_status));
@@ -113,13 +122,21 @@ void print_summary(const Session& session, int wait_status) {
                    since_start(f.first_injection_ns, start),
                    since_start(f.last_injection_ns, start)});
   table.print(stderr, "  ");
+  for (const FaultView& f : faults)
+    if (const std::string hint = silent_hint(facts, f); !hint.empty())
+      fmt::print(stderr, "faultline: {} saw no call: {}\n", fixed_text(f.spec.name), hint);
 }
 
 // The summary's facts as one JSON object, for scripts (`--json`, `--json-summary`).
-std::string json_summary(const Session& session, int wait_status) {
+std::string json_summary(const Session& session, int wait_status,
+                         const std::optional<ProgramFacts>& facts) {
   const SessionState state = read_state(session.block());
   Json items = Json::array();
-  for (const FaultView& f : read_faults(session)) items.push_back(fault_json(f));
+  for (const FaultView& f : read_faults(session)) {
+    Json item = fault_json(f);
+    if (const std::string hint = silent_hint(facts, f); !hint.empty()) item["hint"] = hint;
+    items.push_back(std::move(item));
+  }
   Json o;
   o["session"] = json_text(session.name());
   o["seed"] = json_digits(state.seed);
@@ -187,6 +204,13 @@ int run_command(const RunOptions& options) {
   launch::check_not_disabled(launch::current_environment(), !options.policy.empty(), warnings);
   launch::vet_program(program, shim, warnings);
   for (const auto& w : warnings) fmt::print(stderr, "faultline: warning: {}\n", w);
+  // Read now, while it is the file about to run; only the summary's hints use it.
+  std::optional<ProgramFacts> facts;
+  try {
+    facts = inspect_program(program);
+  } catch (const std::exception&) {
+    // Not readable as ELF (a script): no hints, the run itself is unaffected.
+  }
 
   // Checked before the session exists: a refused --log leaves nothing behind.
   const std::optional<std::string> log = launch::log_path_override(options.log);
@@ -206,11 +230,11 @@ int run_command(const RunOptions& options) {
   // --json replaces the table with the JSON line (on stderr, like the table), even with -q:
   // a script asking for JSON wants nothing else there.
   if (options.json)
-    fmt::print(stderr, "{}\n", json_summary(*session, wait_status));
+    fmt::print(stderr, "{}\n", json_summary(*session, wait_status, facts));
   else if (!options.quiet)
-    print_summary(*session, wait_status);
+    print_summary(*session, wait_status, facts);
   if (!options.json_summary.empty())
-    write_json_summary(options.json_summary, json_summary(*session, wait_status));
+    write_json_summary(options.json_summary, json_summary(*session, wait_status, facts));
   return exit_status(wait_status);
 }
 
