@@ -8,7 +8,7 @@
 # shell preloading the shim never injects into it. `--json` output is used when the command
 # has it, the plain tables otherwise.
 
-_faultline_commands="run explore validate sessions status enable disable remove set add panic
+_faultline_commands="run explore doctor validate sessions status enable disable remove set add panic
 resume events watch help"
 
 # The live session names, one per line.
@@ -70,7 +70,7 @@ _faultline() {
     return 0
   fi
 
-  # After `--` in run and explore: a command line of its own.
+  # After `--` in run, explore and doctor: a command line of its own.
   for ((i = command_at + 1; i < COMP_CWORD; i++)); do
     if [[ ${COMP_WORDS[i]} == -- ]]; then
       if ((i + 1 == COMP_CWORD)); then
@@ -115,6 +115,7 @@ _faultline() {
       options+=" -p --policy --calls --max-runs --timeout --check -j --jobs --state --depth"
       options+=" --occurrences --in-place --json -q --quiet --report --"
       ;;
+    doctor) options+=" --json --" ;;
     validate | sessions | status) options+=" --json" ;;
     events) options+=" -f --follow --json" ;;
     add) options+=" -p --policy" ;;

@@ -19,7 +19,7 @@ class HostileDoctorTest : public IntegrationTest {
 
   std::string policy(const std::string& name, const std::string& text) {
     const std::string p = path(name);
-    EXPECT_TRUE(write_file(p, text));
+    EXPECT_TRUE(write_file(p, "version = 1\n" + text));
     return p;
   }
 };
@@ -53,7 +53,7 @@ TEST_F(HostileDoctorTest, StaticProgramIsRefusedWithTheStaticVerdict) {
                          "#include <unistd.h>\nint main(void) { return write(1, \"x\", 1) "
                          "== 1 ? 0 : 1; }\n"));
   const std::string exe = path("static_prog");
-  const RunResult cc = run({"/usr/bin/gcc", "-static", "-o", exe, source});
+  const RunResult cc = run({FAULTLINE_CC, "-static", "-o", exe, source});
   if (cc.exit_code != 0) GTEST_SKIP() << "gcc -static unavailable: " << cc.err;
 
   const RunResult r = faultline({"doctor", "--", exe});
