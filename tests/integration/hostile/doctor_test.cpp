@@ -146,9 +146,18 @@ error = "EAI_NONAME"
             std::string::npos);
 
   // curl imports getaddrinfo through libcurl but answers `localhost` itself: the known case.
+  // Nothing listens on the port: curl is refused once it has resolved the name.
   if (file_exists("/usr/bin/curl")) {
-    const RunResult c = faultline({"run", "-p", p, "--", "/usr/bin/curl", "--version"});
-    EXPECT_EQ(c.exit_code, 0) << c.err;
+    const std::string local = policy("local.toml", R"([[fault]]
+name = "local"
+calls = ["@dns"]
+host = "localhost"
+error = "EAI_NONAME"
+)");
+    const std::string url = "http://localhost:" + std::to_string(free_port()) + "/";
+    const RunResult c =
+        faultline({"run", "-p", local, "--", "/usr/bin/curl", "-sS", "--max-time", "10", url});
+    EXPECT_EQ(c.exit_code, 7) << c.err;  // couldn't connect
     EXPECT_NE(c.err.find("faultline: local saw no call: curl never calls getaddrinfo for "
                          "`localhost`: it resolves that name itself"),
               std::string::npos)
