@@ -1051,8 +1051,8 @@ void choose_natural_error(FaultDraft& d, const FaultSource& src,
                           std::vector<Policy::NaturalError>* chosen) {
   if (d.spec.actions & (kMainActions | kActDelay) || d.spec.record[0]) return;
   // read/write aimed at sockets (an `addr`, or only @net's share of them) fail as a socket.
-  const bool on_socket = d.spec.addr_count != 0 ||
-                         (rw_scope_hits(d.spec, true) && !rw_scope_hits(d.spec, false));
+  const bool on_socket =
+      d.spec.addr_count != 0 || (rw_scope_hits(d.spec, true) && !rw_scope_hits(d.spec, false));
   std::string_view error;
   bool all_net = true;
   std::vector<std::string> seen;  // "EIO (write)", for the message when they differ

@@ -13,7 +13,7 @@ sanitize="${FAULTLINE_SANITIZE:-}"
 if [ -z "$sanitize" ]; then
   # Formatting first: it takes a second and says exactly which file to run clang-format on.
   unformatted=$(git ls-files '*.c' '*.cpp' '*.h' '*.hpp' | xargs clang-format --dry-run 2>&1 |
-                grep -o '^[^:]*: warning' | cut -d: -f1 | sort -u || true)
+                grep -o '^[^:]*:[0-9]*:[0-9]*: warning' | cut -d: -f1 | sort -u || true)
   if [ -n "$unformatted" ]; then
     echo "clang-format: these files differ from .clang-format (run clang-format -i on them):" >&2
     echo "$unformatted" >&2
