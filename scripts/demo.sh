@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # faultline in two minutes: builds it, then injects I/O faults into unmodified sqlite3 and
-# python3 programs, and steers a running program live from the command line.
+# python3 programs, slows a network down under a client's own timeout, and steers a running
+# program live from the command line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -12,8 +13,10 @@ py=/usr/bin/python3
 
 work=$(mktemp -d /tmp/faultline-demo.XXXXXX)
 loop_pid=""
+server_pid=""
 cleanup() {
   [ -n "$loop_pid" ] && kill "$loop_pid" 2>/dev/null || true
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -53,7 +56,42 @@ say "faultline run -p app-log-eio.toml -- python3 app.py"
 say "wc -c logs/*.log"
 wc -c logs/a.log logs/b.log
 
-step "3. Live control: break a running program's storage, then heal it"
+step "3. A slow network the client's own timeout sees (examples/slow-network.toml)"
+sed -n '/^\[\[fault\]\]/,$p' "$root/examples/slow-network.toml" | sed 's/^/   | /'
+cat > server.py <<'PY'
+import http.server, sys
+class Answer(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.send_header("Content-Length", "3"); self.end_headers()
+        self.wfile.write(b"ok\n")
+    def log_message(self, *args): pass
+http.server.HTTPServer(("127.0.0.1", 8765), Answer).serve_forever()
+PY
+cat > client.py <<'PY'
+import http.client, time
+start = time.monotonic()
+try:
+    c = http.client.HTTPConnection("127.0.0.1", 8765, timeout=1.0)
+    c.request("GET", "/")
+    body = c.getresponse().read().decode().strip()
+    print(f"  [client] answer {body!r} after {time.monotonic() - start:.2f} s")
+except OSError as e:
+    print(f"  [client] gave up after {time.monotonic() - start:.2f} s: {e}")
+PY
+"$py" server.py &
+server_pid=$!
+for _ in $(seq 50); do "$py" -c 'import socket; socket.create_connection(("127.0.0.1", 8765), 0.2)' 2>/dev/null && break; sleep 0.1; done
+say "python3 client.py                                        # no faults: the server is instant"
+"$py" client.py
+say "faultline run -p slow-network.toml -- python3 client.py  # latency 3s, the client's timeout 1s"
+"$fl" run -q -p "$root/examples/slow-network.toml" -- "$py" client.py
+sed 's/latency = "3s"/latency = "200ms"/' "$root/examples/slow-network.toml" > slow-200ms.toml
+say "faultline run -p slow-200ms.toml -- python3 client.py    # latency 200ms: slower, and it works"
+"$fl" run -q -p slow-200ms.toml -- "$py" client.py
+kill "$server_pid" 2>/dev/null || true
+wait "$server_pid" 2>/dev/null || true
+
+step "4. Live control: break a running program's storage, then heal it"
 say "faultline run -s demo-live -p flaky-writes.toml -- python3 write_loop.py . 9 &"
 "$fl" run -q -s demo-live -p "$root/examples/flaky-writes.toml" -- \
   "$py" "$root/examples/write_loop.py" . 9 &
