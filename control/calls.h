@@ -134,7 +134,7 @@ std::uint64_t family_calls_mask(Family family, int word);
 // aliases too (EWOULDBLOCK, ENOTSUP, EDEADLOCK); so is a number ("71") from 1 to 4095.
 std::optional<int> errno_from_name(std::string_view name);
 std::string_view errno_name(int err);  // "" if unknown
-// How the call fails when the resource behind it does (spec/policy.md: the error of a fault
+// How the call fails when the resource behind it does (docs/policy.md: the error of a fault
 // given no action; `explore`'s default): EIO for the disk, ENOMEM, EMFILE, ECONNREFUSED for
 // connect, ECONNRESET for the other @net calls (and for read/write `on_socket`), EAI_AGAIN.
 std::string_view natural_error(const CallInfo& call, bool on_socket);

@@ -1,7 +1,7 @@
 // The one error type of the controller code that both the `faultline` command and the C++ API
 // (include/faultline/faultline.hpp) run: launching a program under a session (launcher.h),
 // reading a session (inspect.h) and editing it (edits.h). It carries the exit status the CLI
-// ends with (spec/cli.md: 0 done, 1 nothing to act on, 2 bad usage or input; 126/127 as a
+// ends with (docs/cli.md: 0 done, 1 nothing to act on, 2 bad usage or input; 126/127 as a
 // shell reports a command it cannot run) and a kind the API maps onto its public error codes,
 // so the two front ends report the same failure the same way without a second implementation.
 #pragma once

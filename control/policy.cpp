@@ -1,4 +1,4 @@
-// The policy compiler (spec/policy.md): TOML in, validated FaultSpec rows out.
+// The policy compiler (docs/policy.md): TOML in, validated FaultSpec rows out.
 //
 // toml++ parses; then every key has exactly one compile function (kFaultKeys), used for policy
 // files, fault snippets and `faultline set` alike, so a value means the same thing wherever it
@@ -1044,7 +1044,7 @@ void validate_fault(FaultDraft& d, const FaultSource& src, const Warnings& warni
   d.spec.families = net_families(d.spec);  // read/write aimed at sockets arm @net
 }
 
-// spec/policy.md: a fault with no action injects its calls' natural error. A spec holds one
+// docs/policy.md: a fault with no action injects its calls' natural error. A spec holds one
 // errno, so the calls must agree on it; @net's mix (ECONNREFUSED for connect, ECONNRESET for
 // the rest) becomes ECONNRESET for all, and any other mix is refused (docs/limits.md).
 void choose_natural_error(FaultDraft& d, const FaultSource& src,

@@ -1,4 +1,4 @@
-// The policy compiler: TOML (spec/policy.md) -> validated, flat FaultSpec rows.
+// The policy compiler: TOML (docs/policy.md) -> validated, flat FaultSpec rows.
 //
 // A policy is refused whole: every error found is reported as file:line:col with a message
 // (and the nearest valid key for a typo); nothing is half-applied. A fault is skipped after

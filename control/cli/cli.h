@@ -18,7 +18,7 @@
 
 namespace faultline::cli {
 
-// spec/cli.md: 0 done, 1 nothing to act on (no such session or fault), 2 bad usage or input.
+// docs/cli.md: 0 done, 1 nothing to act on (no such session or fault), 2 bad usage or input.
 inline constexpr int kExitOk = kStatusOk;
 inline constexpr int kExitNothing = kStatusNothing;
 inline constexpr int kExitUsage = kStatusUsage;

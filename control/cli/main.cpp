@@ -1,4 +1,4 @@
-// `faultline`: the grammar of spec/cli.md in CLI11, and the one place that turns a command's
+// `faultline`: the grammar of docs/cli.md in CLI11, and the one place that turns a command's
 // outcome into a message and an exit status (0 done, 1 nothing to act on, 2 bad usage/input;
 // `run` passes on CMD's own status).
 #include <fmt/format.h>
@@ -365,7 +365,7 @@ std::vector<std::string> rewrite_help(int argc, char** argv) {
   return words;
 }
 
-// spec/cli.md: write errors on standard output are errors (exit 2), a closed pipe aside (then
+// docs/cli.md: write errors on standard output are errors (exit 2), a closed pipe aside (then
 // SIGPIPE ended us already, or, with SIGPIPE ignored, EPIPE: the reader left, nothing to say).
 int finish(int status) {
   if (std::fflush(stdout) == 0 && !std::ferror(stdout)) return status;

@@ -13,7 +13,7 @@
 
 namespace faultline::experiment {
 
-// The exit statuses of spec/experiment.md.
+// The exit statuses of docs/experiments.md.
 inline constexpr int kHeld = 0;
 inline constexpr int kNotHeld = 1;
 inline constexpr int kBadInput = 2;

@@ -122,7 +122,7 @@ struct Options {
 #define FAULTLINE_RECORDED_SHIM_ ""
 #endif
 
-// One fault's counters (spec/cli.md `status`): calls it saw, calls that matched its selectors,
+// One fault's counters (docs/cli.md `status`): calls it saw, calls that matched its selectors,
 // and injections.
 struct FaultCounters {
   std::string name;

@@ -1,4 +1,4 @@
-// Live control, observability and safety with real programs (issue 6): every kind of key
+// Live control, observability and safety with real programs: every kind of key
 // edited live on a running loop and checked against what the program itself sees; faults
 // added and removed while four threads write; panic reaching three processes of a tree; the
 // TTL firing with no controller alive; max_faults exact under four threads; corrupted,

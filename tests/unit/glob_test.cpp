@@ -36,7 +36,7 @@ TEST(Glob, Literal) {
   });
 }
 
-// Unlike shell globs, '*' crosses '/': "/var/lib/*" covers the whole tree (spec/policy.md).
+// Unlike shell globs, '*' crosses '/': "/var/lib/*" covers the whole tree (docs/policy.md).
 TEST(Glob, StarCrossesSlash) {
   expect_cases({
       {"*", "", true},

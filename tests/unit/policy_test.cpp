@@ -1,4 +1,4 @@
-// The policy compiler against spec/policy.md: what a valid policy compiles to, and for each
+// The policy compiler against docs/policy.md: what a valid policy compiles to, and for each
 // kind of mistake the exact file:line:column and message a user sees.
 #include "policy.h"
 
