@@ -69,6 +69,7 @@ constexpr std::array kActionNames = {
     std::string_view{"crash"},      std::string_view{"reset"}, std::string_view{"blackhole"},
     std::string_view{"resolve_to"}, std::string_view{"limit"}, std::string_view{"latency"},
     std::string_view{"bandwidth"},  std::string_view{"loss"},  std::string_view{"eof"},
+    std::string_view{"powercut"},
 };
 
 // Linux's errnos end at 4095 (MAX_ERRNO); glibc names those up to about 133.

@@ -26,14 +26,14 @@ enum class Failure : std::uint8_t {
 };
 
 // Actions each kind of call accepts. `kActIo` calls move bytes (short/corrupt/quota apply).
-inline constexpr std::uint32_t kActBasic = kActError | kActDelay | kActCrash;
+inline constexpr std::uint32_t kActBasic = kActError | kActDelay | kActCrash | kActPowercut;
 // `bandwidth` on a file holds the thread as long as its bytes need at that rate.
 inline constexpr std::uint32_t kActIo =
     kActBasic | kActShort | kActCorrupt | kActQuota | kActBandwidth;
 inline constexpr std::uint32_t kActCopy = kActBasic | kActShort | kActQuota | kActBandwidth;
 inline constexpr std::uint32_t kActIoRead = kActBasic | kActShort | kActCorrupt | kActBandwidth;
 inline constexpr std::uint32_t kActSync = kActBasic | kActLie;
-inline constexpr std::uint32_t kActSyncVoid = kActDelay | kActCrash | kActLie;
+inline constexpr std::uint32_t kActSyncVoid = kActDelay | kActCrash | kActLie | kActPowercut;
 // Calls that make fds (@open; socket/accept in @net): `limit` caps the open fds.
 inline constexpr std::uint32_t kActFdNew = kActBasic | kActLimit;
 // Allocations: error (NULL/ENOMEM), delay, crash, and quota as a per-process memory limit.

@@ -501,7 +501,12 @@ void check_not_disabled(const std::vector<std::string>& env, bool has_policy,
 std::unique_ptr<Session> create_session(const std::string& name, const Policy& policy) {
   std::string error;
   auto session = Session::create(name, policy, error);
-  if (session) return session;
+  if (session) {
+    // The controller is a member (it keeps the session alive while it starts), but a power
+    // cut kills the program, never the process that must revert the files after it.
+    session->block().header.cut_owner_pid.store(getpid(), std::memory_order_relaxed);
+    return session;
+  }
   struct stat st;
   const bool taken = stat(shm_file_path(name).c_str(), &st) == 0;
   fail(ErrorKind::kSession, kStatusUsage,

@@ -41,12 +41,14 @@ using Position = toml::source_position;
 // The actions of which a fault has at most one; `delay` may be added to any of them.
 constexpr std::uint32_t kMainActions = kActError | kActShort | kActCorrupt | kActQuota | kActLie |
                                        kActCrash | kActReset | kActBlackhole | kActResolve |
-                                       kActLimit | kActLatency | kActBandwidth | kActLoss | kActEof;
+                                       kActLimit | kActLatency | kActBandwidth | kActLoss |
+                                       kActEof | kActPowercut;
 // What the engine implements today. The other actions are still parsed, so that the error can
 // say "not supported yet" instead of "unknown key" for a documented feature.
-constexpr std::uint32_t kSupportedActions =
-    kActError | kActDelay | kActShort | kActCorrupt | kActQuota | kActLie | kActCrash | kActLimit |
-    kActReset | kActBlackhole | kActResolve | kActLatency | kActBandwidth | kActLoss | kActEof;
+constexpr std::uint32_t kSupportedActions = kActError | kActDelay | kActShort | kActCorrupt |
+                                            kActQuota | kActLie | kActCrash | kActLimit |
+                                            kActReset | kActBlackhole | kActResolve | kActLatency |
+                                            kActBandwidth | kActLoss | kActEof | kActPowercut;
 constexpr std::size_t kMaxSuggestDistance = 3;
 // Linux errno values are all below this; used only to list names for a suggestion.
 constexpr int kErrnoScanLimit = 256;
@@ -718,7 +720,8 @@ void compile_addr(FaultDraft& d, const Entry& e) {
 
 void compile_host(FaultDraft& d, const Entry& e) { compile_glob(d.spec.host, e); }
 
-// `reset = false` / `blackhole = false` only take that action away, like `lie = false`.
+// `reset = false` / `blackhole = false` / `powercut = false` only take that action away, like
+// `lie = false`.
 void compile_net_switch(FaultDraft& d, const Entry& e) {
   const std::uint32_t action = action_bit(e.key);
   if (get_bool(e))
@@ -816,6 +819,7 @@ constexpr FaultKey kFaultKeys[] = {
     {"lie", compile_lie},
     {"crash", compile_crash},
     {"when", compile_when},
+    {"powercut", compile_net_switch},
     {"log_stack", compile_log_stack},
     {"reset", compile_net_switch},
     {"blackhole", compile_net_switch},
@@ -908,7 +912,7 @@ void check_has_action(const FaultSpec& spec, const FaultSource& src) {
   if (spec.actions & (kMainActions | kActDelay)) return;
   fail(src.table_at(), fault_label(spec) +
                            " has no action (error, delay, short, corrupt, quota, lie, crash, "
-                           "reset, blackhole, resolve_to, limit)");
+                           "powercut, reset, blackhole, resolve_to, limit)");
 }
 
 bool call_takes(const CallInfo& call, std::uint32_t action) { return call.actions & action; }
@@ -990,8 +994,8 @@ void check_dependent_keys(const FaultSpec& spec, const FaultSource& src) {
     if (median == 0)
       fail(src.key_at("p99"), "'p99' needs a median above 0: set 'delay' (or 'latency') too");
   }
-  if (spec.crash_when == kCrashAfter && !(spec.actions & kActCrash))
-    fail(src.key_at("when"), "'when' applies only to 'crash'");
+  if (spec.crash_when == kCrashAfter && !(spec.actions & (kActCrash | kActPowercut)))
+    fail(src.key_at("when"), "'when' applies only to 'crash' and 'powercut'");
 }
 
 // An errno the man page does not list still works (programs must cope with surprises), but
@@ -1169,6 +1173,47 @@ constexpr DocumentKey kLogKeys[] = {{"path", compile_log_path},
                                     {"stderr", compile_log_stderr},
                                     {"max_rate", compile_log_max_rate},
                                     {"max_size", compile_log_max_size}};
+// [durability]: which paths a power cut reverts, and how (policy.md, "Durability").
+// Members may chdir, and the undo data is kept by absolute path: a relative glob would track
+// different files in each process.
+void compile_durability_path(Document& doc, const Warnings&, const Entry& e) {
+  for (const SelectorItem& item : selector_items(e)) {
+    std::string_view glob = item.text;
+    if (glob.starts_with('!')) glob.remove_prefix(1);
+    if (!glob.empty() && !glob.starts_with('/'))
+      fail(item.at, "[durability] 'path' must be absolute (got " + quoted(item.text) +
+                        "; write the full path, e.g. \"/var/lib/db/*\")");
+  }
+  compile_glob(doc.policy.durability.path, e);
+}
+
+void compile_on_fsync_error(Document& doc, const Warnings&, const Entry& e) {
+  const std::string& value = get_string(e);
+  if (value != "drop" && value != "keep") fail_value(e, "\"drop\" or \"keep\"");
+  doc.policy.durability.keep_on_fsync_error = value == "keep";
+}
+
+void compile_torn(Document& doc, const Warnings&, const Entry& e) {
+  doc.policy.durability.torn = get_bool(e);
+}
+
+constexpr DocumentKey kDurabilityKeys[] = {{"path", compile_durability_path},
+                                           {"on_fsync_error", compile_on_fsync_error},
+                                           {"torn", compile_torn}};
+
+// torn and on_fsync_error say how tracked files lose data: without a path nothing is tracked,
+// and a policy that sets them would silently lose nothing.
+void compile_durability(Document& doc, const Warnings& w, const Entry& e) {
+  compile_keys_of(doc, w, e, kDurabilityKeys, "a table ([durability])");
+  const toml::table* table = e.value->as_table();
+  if (!table || table->contains("path")) return;
+  for (std::string_view key : {std::string_view{"torn"}, std::string_view{"on_fsync_error"}})
+    if (table->contains(key))
+      fail(e.key_at, "[durability] sets " + quoted(key) +
+                         " but no 'path': nothing is tracked, so a power cut would lose "
+                         "nothing (add path = \"/your/data/*\")");
+}
+
 constexpr DocumentKey kSafetyKeys[] = {{"ttl", compile_ttl}, {"max_faults", compile_max_faults}};
 
 void compile_log(Document& doc, const Warnings& w, const Entry& e) {
@@ -1222,6 +1267,7 @@ constexpr DocumentKey kTopKeys[] = {{"version", compile_version},
                                     {"seed", compile_seed},
                                     {"log", compile_log},
                                     {"safety", compile_safety},
+                                    {"durability", compile_durability},
                                     {"fault", compile_faults}};
 
 // The version is checked before anything else: a file written for another version may use

@@ -37,6 +37,12 @@ struct Policy {
   std::int64_t ttl_ns = kForever;
   std::uint64_t max_faults = kUnlimited;
   std::vector<FaultSpec> faults;
+  // [durability]: `path` as a packed glob list (faultline/glob.h), "" = nothing tracked.
+  struct Durability {
+    char path[kGlobMax] = {};
+    bool keep_on_fsync_error = false;
+    bool torn = false;
+  } durability;
   std::vector<std::string> warnings;  // "file:line:col: warning: ..." (e.g. implausible errno)
   // Faults given no action, with the natural error chosen for them (policy.md), in order.
   struct NaturalError {

@@ -124,6 +124,9 @@ void init_block(ControlBlock& block, const std::string& name, const Policy& poli
                      absolute_path(policy.log_path));
   h.log_max_rate.store(policy.log_max_rate, std::memory_order_relaxed);
   h.log_max_size.store(policy.log_max_size, std::memory_order_relaxed);
+  std::memcpy(h.durability_path, policy.durability.path, sizeof h.durability_path);
+  h.durability_flags = (policy.durability.keep_on_fsync_error ? kDurabilityKeepOnFsyncError : 0u) |
+                       (policy.durability.torn ? kDurabilityTorn : 0u);
   std::int64_t now = monotonic_ns();
   std::size_t i = 0;
   for (const FaultSpec& spec : policy.faults) {

@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -637,6 +638,13 @@ void make_decision(Decision& d, const Rule& r, std::uint64_t n, std::uint64_t se
   d.corrupt_bits = r.spec.corrupt_bits;
   d.crash_signal = r.spec.crash_signal;
   d.crash_when = r.spec.crash_when;
+  if (r.spec.actions & kActPowercut) {
+    // Every wrapper already knows how to crash before or after its call: a power cut is that
+    // crash, with the whole session going down with it (crash_now).
+    d.action = kActCrash;
+    d.crash_signal = SIGKILL;
+    d.powercut = true;
+  }
   d.quota_bytes = r.spec.quota_bytes;
   d.short_bytes = r.spec.short_bytes;
   d.short_percent = r.spec.short_percent;
@@ -1270,7 +1278,32 @@ const char* engine_process_name() noexcept {
   return t_comm;
 }
 
+// The cut is recorded before anyone dies, so that whoever reverts the tracked files (the
+// launcher, or `faultline powercut`) knows a cut, not a crash, ended the session. Members in
+// another pid namespace are left to the launcher: their pids mean nothing here.
+static void kill_session_members() noexcept {
+  ControlBlock* block = g_block.load(std::memory_order_acquire);
+  if (!block) return;
+  ControlHeader& h = block->header;
+  std::int64_t none = 0;
+  h.cut_real_ns.compare_exchange_strong(none, realtime_ns(), std::memory_order_relaxed);
+  h.flags.fetch_or(kFlagPowercut, std::memory_order_seq_cst);
+  struct stat ns_st;
+  const std::uint64_t own_ns =
+      stat("/proc/self/ns/pid", &ns_st) == 0 ? static_cast<std::uint64_t>(ns_st.st_ino) : 0;
+  const pid_t self = getpid();
+  const pid_t owner = h.cut_owner_pid.load(std::memory_order_relaxed);
+  for (std::uint32_t i = 0; i < kMaxPids; ++i) {
+    const pid_t pid = h.pids[i].load(std::memory_order_relaxed);
+    if (pid <= 0 || pid == self || pid == owner) continue;
+    const std::uint64_t ns = block->members[i].pid_ns.load(std::memory_order_relaxed);
+    if (ns != 0 && own_ns != 0 && ns != own_ns) continue;
+    kill(pid, SIGKILL);
+  }
+}
+
 [[noreturn]] void crash_now(const Decision& d) noexcept {
+  if (d.powercut) kill_session_members();
   int sig = d.crash_signal ? d.crash_signal : SIGKILL;
   raise(sig);
   // The program caught or ignored the signal: a real crash at this point would still end it.

@@ -56,6 +56,9 @@ struct Decision {
   bool inject;
   bool quota;  // a quota fault matched: the wrapper draws the call's bytes from it
   std::uint8_t crash_when;
+  // `powercut`: applied as a SIGKILL crash (action kActCrash) that first kills every other
+  // process of the session (crash_now); events name it powercut.
+  bool powercut;
   std::uint32_t action;  // the main Action bit (0 = delay only)
   int fault;             // slot index
   int error;
@@ -148,7 +151,14 @@ std::uint64_t short_length(const Decision& d, std::uint64_t count) noexcept;
 void emit_event(const Decision& d, const CallSite& site, std::int64_t bytes) noexcept;
 
 // Terminates the process with the decision's signal, as a real crash would.
+// Ends the process with the decision's signal; for a power cut, first flags the cut in the
+// control block and SIGKILLs every other member of the session it can see.
 [[noreturn]] void crash_now(const Decision& d) noexcept;
+
+// The Action bit an event reports for `d`.
+inline std::uint32_t event_action(const Decision& d) {
+  return d.powercut ? std::uint32_t{kActPowercut} : d.action ? d.action : std::uint32_t{kActDelay};
+}
 
 // Per-process state rebuilt after fork (pid, process name).
 void engine_after_fork_child() noexcept;

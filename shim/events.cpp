@@ -64,7 +64,7 @@ std::uint64_t push_ring(ControlBlock& block, const Decision& d, const CallSite& 
                    : d.action == kActCrash ? d.crash_signal
                                            : 0,
                    std::memory_order_release);
-  slot.action.store(d.action ? d.action : kActDelay, std::memory_order_release);
+  slot.action.store(event_action(d), std::memory_order_release);
   slot.size.store(site.has_size ? site.size : 0, std::memory_order_release);
   slot.bytes.store(bytes >= 0 ? static_cast<std::uint64_t>(bytes) : 0, std::memory_order_release);
   slot.delay_ns.store(d.delay_ns, std::memory_order_release);
@@ -220,7 +220,7 @@ void emit_event(const Decision& d, const CallSite& site, std::int64_t bytes) noe
   }
 
   const char* call = call_info(site.call).name.data();
-  const char* action = action_name(d.action ? d.action : kActDelay).data();
+  const char* action = action_name(event_action(d)).data();
   if (log_path[0] != '\0') {
     // policy.md's event line: 64-bit values that may exceed 2^53 (ts_ns, seed) as strings.
     TextBuf line(mem->line, sizeof mem->line);

@@ -216,6 +216,10 @@ std::string action_text(const FaultSpec& spec) {
     parts.push_back("crash=" + signal_text(spec.crash_signal));
     if (spec.crash_when == kCrashAfter) parts.emplace_back("when=after");
   }
+  if (a & kActPowercut) {
+    parts.emplace_back("powercut");
+    if (spec.crash_when == kCrashAfter) parts.emplace_back("when=after");
+  }
   for (std::uint32_t bit : {kActReset, kActBlackhole, kActLimit, kActEof})
     if (a & bit) parts.emplace_back(action_name(bit));
   if (a & kActLatency) {
@@ -335,6 +339,10 @@ Json action_json(const FaultSpec& spec) {
   if (a & kActLie) o["lie"] = true;
   if (a & kActCrash) {
     o["crash"] = signal_text(spec.crash_signal);
+    if (spec.crash_when == kCrashAfter) o["when"] = "after";
+  }
+  if (a & kActPowercut) {
+    o["powercut"] = true;
     if (spec.crash_when == kCrashAfter) o["when"] = "after";
   }
   if (a & kActReset) o["reset"] = true;

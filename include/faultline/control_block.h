@@ -24,8 +24,9 @@ inline constexpr std::uint64_t kBlockMagic = 0x31454e494c544c46ull;  // "FLTLINE
 // "The ABI"); ControlHeader::abi_fingerprint catches a change whose bump was forgotten.
 // 2: [log] max_rate and max_size. 3: abi_fingerprint. 4: selector lists (glob fields hold
 // packed lists, faultline/glob.h; `addr` is an array of AddrEntry), network shaping (latency,
-// bandwidth, loss, eof, after_bytes) and p99.
-inline constexpr std::uint32_t kAbiVersion = 4;
+// bandwidth, loss, eof, after_bytes) and p99. 5: the @fs family (call ids), `powercut`, the
+// [durability] settings and the power-cut state in the header.
+inline constexpr std::uint32_t kAbiVersion = 5;
 inline constexpr std::uint32_t kMaxFaults = 64;
 inline constexpr std::uint32_t kMaxPids = 256;
 inline constexpr std::uint32_t kEventSlots = 512;
@@ -79,6 +80,7 @@ enum Action : std::uint32_t {
   kActBandwidth = 1u << 12,  // @net per socket and direction, @write/@read per file
   kActLoss = 1u << 13,       // @net: TCP retransmission delays, UDP drops
   kActEof = 1u << 14,        // @net receives: the connection ends cleanly
+  kActPowercut = 1u << 15,   // every process of the session dies; unsynced data is lost
 };
 
 enum CrashWhen : std::uint8_t { kCrashBefore = 0, kCrashAfter = 1 };
@@ -211,6 +213,7 @@ enum SessionFlags : std::uint32_t {
   kFlagPanicked = 1u << 0,     // kill switch thrown (`panic`); `resume` clears it
   kFlagTtlExpired = 1u << 1,   // [safety] ttl passed
   kFlagBudgetSpent = 1u << 2,  // [safety] max_faults reached
+  kFlagPowercut = 1u << 3,     // a power cut was pulled: the session is being killed
 };
 
 // One injected fault, as shown by `faultline events`. Words are atomics so a reader racing a
@@ -241,6 +244,11 @@ enum EventPresent : std::uint32_t {
   kEventHasBytes = 1u << 1,
   kEventHasAddr = 1u << 2,  // @net: path_words hold the socket's address ("127.0.0.1:6379")
   kEventHasHost = 1u << 3,  // @dns: path_words hold the name looked up
+};
+
+enum DurabilityFlags : std::uint32_t {
+  kDurabilityKeepOnFsyncError = 1u << 0,  // on_fsync_error = "keep" (default "drop")
+  kDurabilityTorn = 1u << 1,              // torn = true
 };
 
 struct ControlHeader {
@@ -277,6 +285,16 @@ struct ControlHeader {
   // Identity (hash of device and inode) of the log file a member already wrote the "cut"
   // line to, so that one full file gets one cut line, whichever process hit the limit.
   std::atomic<std::uint64_t> log_cut_file;
+  // [durability] (policy.md, "Durability"): written once at creation, read by every member.
+  char durability_path[kGlobMax];  // packed glob list of tracked paths; "" = nothing tracked
+  std::uint32_t durability_flags;  // DurabilityFlags
+  std::uint32_t durability_reserved;
+  char undo_dir[kLogPathMax];  // where members keep undo data ("" = nothing tracked)
+  // The process that reverts tracked files after a cut (`faultline run`); 0 = none, and then
+  // `faultline powercut` reverts them itself once every member is dead.
+  std::atomic<std::int32_t> cut_owner_pid;
+  std::atomic<std::uint32_t> cut_reserved;
+  std::atomic<std::int64_t> cut_real_ns;     // CLOCK_REALTIME of the cut, 0 = none yet
   std::atomic<std::int32_t> pids[kMaxPids];  // members (0 = free slot)
   std::atomic<std::uint64_t> event_head;     // next event index
   std::atomic<std::uint64_t> events_dropped;

@@ -352,14 +352,15 @@ lie = true
 )",
                   5, 1,
                   "action 'lie' is not valid for call 'write' (valid: error, delay, short, "
-                  "corrupt, quota, crash, bandwidth)"});
-  expect_refused({"error on sync, named", R"(version = 1
+                  "corrupt, quota, crash, bandwidth, powercut)"});
+  expect_refused(
+      {"error on sync, named", R"(version = 1
 [[fault]]
 name = "a"
 calls = ["fsync", "sync"]
 error = "EIO"
 )",
-                  5, 1, "action 'error' is not valid for call 'sync' (valid: delay, lie, crash)"});
+       5, 1, "action 'error' is not valid for call 'sync' (valid: delay, lie, crash, powercut)"});
   expect_refused({"family where no call takes it", R"(version = 1
 [[fault]]
 name = "a"
@@ -479,7 +480,7 @@ calls = ["write"]
 when = "after"
 error = "EIO"
 )",
-                  5, 1, "'when' applies only to 'crash'"});
+                  5, 1, "'when' applies only to 'crash' and 'powercut'"});
   expect_refused(
       {"bad name", "version = 1\n[[fault]]\nname = \"a b\"\n", 3, 8, "bad fault name 'a b'"});
   expect_refused({"long name",
@@ -796,9 +797,9 @@ TEST(ApplySetting, ErrorsLeaveTheSpecUntouched) {
   expect_error("error", "EIOO", "unknown errno name 'EIOO' (did you mean 'EIO'?)");
   expect_error("lie", "true",
                "action 'lie' is not valid for call 'write' (valid: error, delay, short, corrupt, "
-               "quota, crash, bandwidth)");
+               "quota, crash, bandwidth, powercut)");
   expect_error("jitter", "1ms", "'jitter' needs a 'delay' or a 'latency' to vary");
-  expect_error("when", "after", "'when' applies only to 'crash'");
+  expect_error("when", "after", "'when' applies only to 'crash' and 'powercut'");
   expect_error("probability", "2", "'probability' must be between 0 and 1");
 }
 
