@@ -1029,6 +1029,21 @@ void warn_implausible_limit(const FaultSpec& spec, const FaultSource& src,
                      "): the kernel's EMFILE comes first, so the fault may never fire");
 }
 
+// docs/policy.md: a @write quota is a disk that fills up, and space that ftruncate and the
+// fallocate calls reserve on it fills it too. So a quota fault with @write calls also draws
+// from those calls (same selectors): a program that preallocates its file meets ENOSPC there,
+// as it would on a real full disk, not on a later write into space it already holds.
+void extend_quota_to_space_calls(FaultSpec& spec) {
+  if (!(spec.actions & kActQuota)) return;
+  bool writes = false;
+  for (const CallInfo& call : all_calls())
+    writes = writes || (call.family == kFamWrite && has_call_bit(spec.calls_mask, call.id));
+  if (!writes) return;
+  for (const CallInfo& call : all_calls())
+    if (call.family == kFamFs && (call.actions & kActQuota))
+      spec.calls_mask[call.id / 64] |= 1ull << (call.id % 64);
+}
+
 void validate_fault(FaultDraft& d, const FaultSource& src, const Warnings& warnings) {
   if (std::optional<SiteProblem> problem = site_validate(d.spec))
     fail(src.key_at(problem->key), problem->message);
@@ -1036,6 +1051,7 @@ void validate_fault(FaultDraft& d, const FaultSource& src, const Warnings& warni
   if (std::optional<NetProblem> problem = net_validate(d.spec, d.named_calls))
     fail(src.key_at(problem->key), problem->message);
   restrict_calls_to_actions(d, src);
+  extend_quota_to_space_calls(d.spec);
   check_actions_supported(d.spec, src);
   check_dependent_keys(d.spec, src);
   check_selectors_apply(d.spec, src);
