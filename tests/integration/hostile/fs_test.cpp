@@ -148,6 +148,31 @@ TEST_F(FsTest, EventLinesNameBothPathsOfARename) {
   EXPECT_NE(log->find(R"("errno":"EIO")"), std::string::npos) << *log;
 }
 
+// A live session's `status --json` counts the @fs fault's calls: mv's rename seen, matched and
+// injected, while the shell that ran it still waits on its stdin.
+TEST_F(FsTest, StatusJsonCountsTheFaultsCalls) {
+  ASSERT_TRUE(write_file(path("s1"), "s\n"));
+  ASSERT_TRUE(write_file(path("live.toml"), policy(R"(["@fs"])", "s1", R"(error = "EIO")")));
+  const std::string name = session("live");
+  Background shell;
+  RunOptions options;
+  options.cwd = dir_.path();
+  ASSERT_TRUE(shell.start({cli(), "run", "-s", name, "-p", path("live.toml"), "--", "/bin/sh", "-c",
+                           "/usr/bin/mv s1 s2; echo moved; read x; exit 0"},
+                          options));
+  ASSERT_EQ(shell.read_line(), std::optional<std::string>("moved")) << shell.err();
+  const RunResult status = faultline({"status", name, "--json"});
+  EXPECT_EQ(status.status(), 0) << status.err;
+  EXPECT_EQ(status_json_injected(status.out, "fs"), 1u) << status.out;
+  // seen counts every @fs call of the session (the shell's closes too); matched only mv's.
+  EXPECT_NE(status.out.find(R"("matched":1,"injected":1)"), std::string::npos) << status.out;
+  EXPECT_NE(status.out.find(R"("calls":["@fs"])"), std::string::npos) << status.out;
+  shell.close_stdin();
+  const RunResult end = shell.stop();
+  EXPECT_EQ(end.status(), 0) << end.err;
+  EXPECT_TRUE(file_exists(path("s1")));
+}
+
 // docs/policy.md: a @write quota is a disk that fills up; preallocating on it fills it too.
 TEST_F(FsTest, AWriteQuotaCountsSpaceThatFallocateAndTruncateReserve) {
   const std::string p = policy(R"(["@write"])", "q-", R"(quota = "1MiB")");
