@@ -90,6 +90,23 @@ bool call_is_cancellation_point(std::uint32_t call) noexcept {
     case kCall_syncfs:
     case kCall_sendfile:
     case kCall_sendfile64:
+    // @fs: every call but close and the fallocate calls is declared __THROW.
+    case kCall_rename:
+    case kCall_renameat:
+    case kCall_renameat2:
+    case kCall_link:
+    case kCall_linkat:
+    case kCall_symlink:
+    case kCall_symlinkat:
+    case kCall_unlink:
+    case kCall_unlinkat:
+    case kCall_mkdir:
+    case kCall_mkdirat:
+    case kCall_rmdir:
+    case kCall_truncate:
+    case kCall_truncate64:
+    case kCall_ftruncate:
+    case kCall_ftruncate64:
       return false;
     default:
       return true;

@@ -848,6 +848,24 @@ TEST(PolicyQuota, AWriteQuotaAlsoDrawsFromTheSpaceCalls) {
                   .error);
 }
 
+// Live: the space calls a @write quota implied follow the action. An edit to an action they do
+// not take drops them instead of being refused; back to a quota, they are drawn again.
+TEST(PolicyQuota, ALiveEditAwayFromTheQuotaDropsTheImpliedSpaceCalls) {
+  FaultSpec spec =
+      compile_ok("version = 1\n[[fault]]\nname='q'\ncalls=['@write']\nquota='1MiB'\n").faults.at(0);
+  ASSERT_TRUE(has_call(spec, "fallocate"));
+  EXPECT_EQ(apply_fault_setting(spec, "short", "1"), std::nullopt);
+  EXPECT_FALSE(has_call(spec, "fallocate"));
+  EXPECT_FALSE(has_call(spec, "ftruncate"));
+  EXPECT_TRUE(has_call(spec, "write"));
+  EXPECT_EQ(spec.families, std::uint32_t{kFamWrite});
+  EXPECT_EQ(apply_fault_setting(spec, "quota", "2MiB"), std::nullopt);
+  EXPECT_TRUE(has_call(spec, "fallocate"));
+  // An errno joins a quota (the error it fails with): the space calls stay.
+  EXPECT_EQ(apply_fault_setting(spec, "error", "EDQUOT"), std::nullopt);
+  EXPECT_TRUE(has_call(spec, "fallocate"));
+}
+
 TEST(PolicyFs, ErrnosTheCallsCanReturnLoadWithoutAWarning) {
   Policy ok = compile_ok(
       "version = 1\n[[fault]]\nname='a'\ncalls=['rename','link','mkdir']\nerror='EXDEV'\n"

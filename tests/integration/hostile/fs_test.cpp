@@ -213,6 +213,22 @@ TEST_F(HostileFsTest, CloseFailingWithEioIsSeenOnlyByTheProgramThatChecks) {
   EXPECT_EQ(r.out, "fd closed\nsaved\n") << why(r);
 }
 
+// A delayed rename is not a cancellation point (glibc declares it __THROW): a cancel during
+// the delay stays pending and the rename completes; a delayed close is cancelled, as the real
+// close would be. Before: the rename's delay acted on the cancel.
+TEST_F(HostileFsTest, ACancelEndsAHeldCloseButNotAHeldRename) {
+  const std::string p = "version = 1\n[[fault]]\nname = \"r\"\ncalls = [\"rename\"]\npath = \"" +
+                        dir_.path() + "/x\"\ndelay = \"400ms\"\n[[fault]]\nname = \"c\"\n" +
+                        "calls = [\"close\"]\npath = \"" + dir_.path() +
+                        "/z\"\ndelay = \"400ms\"\n";
+  const RunResult r = run_under("cancel", p, {program("fs_cancel"), dir_.path()});
+  EXPECT_EQ(r.status(), 0) << why(r);
+  EXPECT_EQ(r.out, "rename: done\nclose: canceled\n") << why(r);
+  EXPECT_TRUE(file_exists(path("y"))) << why(r);
+  EXPECT_EQ(summary_injected(r.err, "r"), 1u) << why(r);
+  EXPECT_EQ(summary_injected(r.err, "c"), 1u) << why(r);
+}
+
 // A NULL, wild or unmapped path in any position of the @fs path calls gets the kernel's own
 // EFAULT under armed @fs faults, matching everything or nothing: never the injected error,
 // never a SIGSEGV in the shim.
