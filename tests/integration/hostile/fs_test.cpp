@@ -190,6 +190,26 @@ TEST_F(FsTest, AWriteQuotaCountsSpaceThatFallocateAndTruncateReserve) {
   EXPECT_EQ(r.status(), 0) << why(r);
 }
 
+// posix_fallocate reports its error as its return value (errno untouched): Python's
+// os.posix_fallocate raises it. 512 KiB fit a 1 MiB quota; growing the file to 2 MiB does not.
+TEST_F(FsTest, PosixFallocateReturnsTheQuotasEnospc) {
+  const std::string script =
+      "import os\n"
+      "fd = os.open('q-py', os.O_CREAT | os.O_WRONLY)\n"
+      "os.posix_fallocate(fd, 0, 512 * 1024)\n"
+      "print('small', os.fstat(fd).st_size)\n"
+      "try:\n"
+      "    os.posix_fallocate(fd, 0, 2 << 20)\n"
+      "    print('big ok')\n"
+      "except OSError as e:\n"
+      "    print('big', e.strerror)\n";
+  const RunResult r = run_under("q-py", policy(R"(["@write"])", "q-", R"(quota = "1MiB")"),
+                                {"/usr/bin/python3", "-c", script});
+  EXPECT_EQ(r.status(), 0) << why(r);
+  EXPECT_EQ(r.out, "small 524288\nbig No space left on device\n") << why(r);
+  EXPECT_EQ(file_size(path("q-py")), 512u * 1024);
+}
+
 class HostileFsTest : public FsTest {};
 
 // close(2) under NFS: the deferred write-back fails at close with EIO. The program that ignores
