@@ -22,6 +22,7 @@ constexpr std::array kCalls = {
 #define kFamNET kFamNet
 #define kFamDNS kFamDns
 #define kFamMEMORY kFamMemory
+#define kFamFS kFamFs
 #include "calls.def"
 #undef FL_CALL
 };
@@ -35,7 +36,7 @@ constexpr std::array kFamilies = {
     FamilyName{kFamWrite, "@write"},   FamilyName{kFamFsync, "@fsync"},
     FamilyName{kFamRead, "@read"},     FamilyName{kFamOpen, "@open"},
     FamilyName{kFamNet, "@net"},       FamilyName{kFamDns, "@dns"},
-    FamilyName{kFamMemory, "@memory"},
+    FamilyName{kFamMemory, "@memory"}, FamilyName{kFamFs, "@fs"},
 };
 
 struct ErrnoName {
@@ -79,6 +80,22 @@ bool contains(std::initializer_list<int> list, int err) {
   for (int e : list)
     if (e == err) return true;
   return false;
+}
+
+// @fs: rename(2), link(2), symlink(2), unlink(2), mkdir(2), rmdir(2), truncate(2),
+// fallocate(2), posix_fallocate(3), close(2). close reports only what a deferred write-back
+// or an interrupted flush can (NFS: EIO, ENOSPC, EDQUOT).
+bool fs_errno_plausible(const CallInfo& call, int err) {
+  if (call.id == kCall_close) return contains({EBADF, EINTR, EIO, ENOSPC, EDQUOT}, err);
+  const bool space = call.actions & kActQuota;  // ftruncate, fallocate, posix_fallocate
+  if (space)
+    return contains({EBADF, EFBIG, EINTR, EINVAL, EIO, ENODEV, ENOSPC, EDQUOT, EOPNOTSUPP, EPERM,
+                     ESPIPE, ETXTBSY, EROFS, EACCES},
+                    err);
+  return contains({EACCES,  EBUSY,     EDQUOT, EEXIST, EFAULT,       EFBIG,   EINTR,  EINVAL,
+                   EIO,     EISDIR,    ELOOP,  EMLINK, ENAMETOOLONG, ENOENT,  ENOMEM, ENOSPC,
+                   ENOTDIR, ENOTEMPTY, EPERM,  EROFS,  EXDEV,        ETXTBSY, EBADF},
+                  err);
 }
 
 }  // namespace
@@ -145,6 +162,8 @@ std::string_view natural_error(const CallInfo& call, bool on_socket) {
       return "EMFILE";
     case kFamDns:
       return "EAI_AGAIN";
+    case kFamFs:  // the disk (or the NFS server) failed, on a socket's close too
+      return "EIO";
     case kFamNet:
       if (call.id == kCall_connect) return "ECONNREFUSED";
       if (call.id == kCall_socket || call.id == kCall_accept || call.id == kCall_accept4)
@@ -184,6 +203,8 @@ bool errno_plausible(const CallInfo& call, int err) {
                                 call.id == kCall_memalign));
     case kFamNet:
       return net_errno_plausible(err);
+    case kFamFs:
+      return fs_errno_plausible(call, err);
     default:  // @dns: resolver errors are checked by name; an errno becomes EAI_SYSTEM
       return true;
   }

@@ -56,6 +56,10 @@ inline constexpr std::uint32_t kActNetRecvMsgs = kActNetMsgs | kActLatency | kAc
 // @dns: forward lookups can be answered with other addresses; reverse lookups only fail.
 inline constexpr std::uint32_t kActDnsForward = kActBasic | kActResolve;
 inline constexpr std::uint32_t kActDnsReverse = kActBasic;
+// @fs: the directory and size calls fail, stall or crash; the calls that reserve space
+// (fallocate, posix_fallocate, ftruncate) also draw from a `quota` (a full disk).
+inline constexpr std::uint32_t kActFs = kActBasic;
+inline constexpr std::uint32_t kActFsSpace = kActBasic | kActQuota;
 
 struct CallInfo {
   std::uint32_t id;
@@ -68,7 +72,7 @@ struct CallInfo {
 // calls.def names families in capitals.
 inline constexpr Family kFamilyWRITE = kFamWrite, kFamilyFSYNC = kFamFsync, kFamilyREAD = kFamRead,
                         kFamilyOPEN = kFamOpen, kFamilyNET = kFamNet, kFamilyDNS = kFamDns,
-                        kFamilyMEMORY = kFamMemory;
+                        kFamilyMEMORY = kFamMemory, kFamilyFS = kFamFs;
 
 enum CallId : std::uint32_t {
 #define FL_CALL(fam, name, ret, params, args, failure, actions) kCall_##name,
@@ -127,7 +131,7 @@ std::optional<Family> find_family(std::string_view name);
 std::string_view family_name(Family family);  // "@write"
 // Families whose calls faultline interposes today; others are refused as "not supported yet".
 inline constexpr std::uint32_t kSupportedFamilies =
-    kFamWrite | kFamFsync | kFamRead | kFamOpen | kFamMemory | kFamNet | kFamDns;
+    kFamWrite | kFamFsync | kFamRead | kFamOpen | kFamMemory | kFamNet | kFamDns | kFamFs;
 std::uint64_t family_calls_mask(Family family, int word);
 
 // errno names: "EIO" <-> 5. Every name the C library knows (strerrorname_np) is accepted,

@@ -1033,6 +1033,30 @@ void warn_implausible_limit(const FaultSpec& spec, const FaultSource& src,
                      "): the kernel's EMFILE comes first, so the fault may never fire");
 }
 
+// docs/policy.md: a @write quota is a disk that fills up, and space that ftruncate and the
+// fallocate calls reserve on it fills it too. So a quota fault with @write calls also draws
+// from those calls (same selectors): a program that preallocates its file meets ENOSPC there,
+// as it would on a real full disk, not on a later write into space it already holds.
+// The space calls a quota fault with @write calls draws from without naming them (both words
+// of a calls mask; zero for any other fault).
+void implied_space_calls(const FaultSpec& spec, std::uint64_t (&implied)[2]) {
+  implied[0] = implied[1] = 0;
+  if (!(spec.actions & kActQuota)) return;
+  bool writes = false;
+  for (const CallInfo& call : all_calls())
+    writes = writes || (call.family == kFamWrite && has_call_bit(spec.calls_mask, call.id));
+  if (!writes) return;
+  for (const CallInfo& call : all_calls())
+    if (call.family == kFamFs && (call.actions & kActQuota)) set_call_bit(implied, call.id);
+}
+
+void extend_quota_to_space_calls(FaultSpec& spec) {
+  std::uint64_t implied[2];
+  implied_space_calls(spec, implied);
+  spec.calls_mask[0] |= implied[0];
+  spec.calls_mask[1] |= implied[1];
+}
+
 void validate_fault(FaultDraft& d, const FaultSource& src, const Warnings& warnings) {
   if (std::optional<SiteProblem> problem = site_validate(d.spec))
     fail(src.key_at(problem->key), problem->message);
@@ -1040,6 +1064,7 @@ void validate_fault(FaultDraft& d, const FaultSource& src, const Warnings& warni
   if (std::optional<NetProblem> problem = net_validate(d.spec, d.named_calls))
     fail(src.key_at(problem->key), problem->message);
   restrict_calls_to_actions(d, src);
+  extend_quota_to_space_calls(d.spec);
   check_actions_supported(d.spec, src);
   check_dependent_keys(d.spec, src);
   check_selectors_apply(d.spec, src);
@@ -1553,7 +1578,11 @@ std::optional<std::string> apply_fault_setting(FaultSpec& spec, std::string_view
     toml::table holder = parse_setting(name, trim(value));
     const Entry e{name, holder.get(name), Position{}};
     // Nothing is half-applied: the draft replaces `spec` only once every check passed.
-    FaultDraft d{spec, {spec.calls_mask[0], spec.calls_mask[1]}};
+    // The space calls a quota implied were not named: a new action they do not take drops
+    // them (the quota puts them back) instead of refusing the edit.
+    std::uint64_t implied[2];
+    implied_space_calls(spec, implied);
+    FaultDraft d{spec, {spec.calls_mask[0] & ~implied[0], spec.calls_mask[1] & ~implied[1]}};
     compile_fault_key(d, e);
     validate_fault(d, FaultSource{}, Warnings{nullptr, warnings});
     spec = d.spec;

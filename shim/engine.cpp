@@ -520,23 +520,28 @@ FrameBits stack_frame_bits(const FrameInfo& frame, const void* ctx) {
   return bits;
 }
 
-// The absolute form of an open()'s path argument, so globs like "*/a.log" match a file the
-// program opened as "a.log". Not normalised ("..", symlinks): that is the path it asked for.
-// `out` and `dir` are kPathBytes each, from a scratch buffer (never the caller's stack).
+// The absolute form of a path argument (open's, or either of an @fs call's), so globs like
+// "*/a.log" match a file the program opened as "a.log"; a relative path resolves against its
+// dirfd (AT_FDCWD: the working directory). Not normalised ("..", symlinks): that is the path it
+// asked for. `out` is kPathBytes from a scratch buffer (never the caller's stack); the
+// directory is read into it first, so no second buffer is needed.
 constexpr std::size_t kPathBytes = 4096;
 static_assert(2 * kPathBytes <= Scratch::kBytes);
-bool absolute_open_path(const CallSite& site, char* out, char* dir) {
-  if (!site.path) return false;
-  TextBuf text(out, kPathBytes);
-  if (site.path[0] != '/') {
-    if (site.dirfd == AT_FDCWD) {
-      if (!getcwd(dir, kPathBytes)) return false;
-    } else if (fd_path(site.dirfd, dir, kPathBytes) < 0) {
+bool absolute_path(const char* path, int dirfd, char* out) {
+  if (!path) return false;
+  std::size_t len = 0;
+  if (path[0] != '/') {
+    if (dirfd == AT_FDCWD) {
+      if (!getcwd(out, kPathBytes)) return false;
+    } else if (fd_path(dirfd, out, kPathBytes) < 0) {
       return false;
     }
-    text.put(dir).put('/');
+    len = std::strlen(out);
+    if (len + 1 >= kPathBytes) return false;
+    out[len++] = '/';
   }
-  text.put(site.path);
+  TextBuf text(out + len, kPathBytes - len);
+  text.put(path);
   return !text.truncated();
 }
 
@@ -663,11 +668,23 @@ namespace {
 // many rules ask for it.
 bool site_size_ready(const CallSite& site);
 
-// The calls whose path argument is the program's pointer (a NULL one is the kernel's EFAULT).
+// The calls whose path argument is the program's pointer (a NULL one is the kernel's EFAULT):
+// @open's path calls, and every @fs call but those on an fd.
 bool takes_path(std::uint32_t call) {
+  if (call_family(call) == kFamFs)
+    return call != kCall_ftruncate && call != kCall_ftruncate64 && call != kCall_fallocate &&
+           call != kCall_fallocate64 && call != kCall_posix_fallocate &&
+           call != kCall_posix_fallocate64 && call != kCall_close;
   return call == kCall_open || call == kCall_open64 || call == kCall_openat ||
          call == kCall_openat64 || call == kCall_creat || call == kCall___open_2 ||
          call == kCall___open64_2;
+}
+
+// The @fs calls that name two paths (CallSite::path2; symlink's second is its target string).
+bool takes_path2(std::uint32_t call) {
+  return call == kCall_rename || call == kCall_renameat || call == kCall_renameat2 ||
+         call == kCall_link || call == kCall_linkat || call == kCall_symlink ||
+         call == kCall_symlinkat;
 }
 
 struct SelectorContext {
@@ -696,7 +713,8 @@ struct SelectorContext {
       if (char* mem = scratch.get()) frames_ = new (mem + kFramesOffset) SiteFrames;
     return frames_;
   }
-  int open_path_state = 0;  // 0 not computed, 1 ok, -1 unavailable
+  int open_path_state = 0;    // 0 not computed, 1 ok, -1 unavailable
+  int second_path_state = 0;  // the same for CallSite::path2
 
   const FdInfo& fd() {
     if (!fd_known) {
@@ -718,13 +736,25 @@ struct SelectorContext {
     return true;
   }
   bool fd_checked = false;
+  // The absolute path argument, at the start of the scratch buffer.
   const char* path_argument() {
     if (open_path_state == 0 && !site_size_ready(site)) open_path_state = -1;
     if (open_path_state == 0) {
       char* mem = scratch.get();
-      open_path_state = mem && absolute_open_path(site, mem, mem + kPathBytes) ? 1 : -1;
+      open_path_state = mem && absolute_path(site.path, site.dirfd, mem) ? 1 : -1;
     }
     return open_path_state > 0 ? scratch.get() : nullptr;
+  }
+  // The second path of an @fs call (rename's new path), absolute, in the next kPathBytes;
+  // nullptr for a call with one path.
+  const char* second_path_argument() {
+    if (second_path_state == 0 && (!takes_path2(site.call) || !site_size_ready(site)))
+      second_path_state = -1;
+    if (second_path_state == 0) {
+      char* mem = scratch.get();
+      second_path_state = mem && absolute_path(site.path2(), site.fd2, mem + kPathBytes) ? 1 : -1;
+    }
+    return second_path_state > 0 ? scratch.get() + kPathBytes : nullptr;
   }
   // One unwind per call, whichever rules ask; the frames' bits are cached per rules epoch.
   std::uint64_t stack_bits = 0;
@@ -746,9 +776,14 @@ static_assert(sizeof(NetSiteAddr) <= 256 &&
 bool site_size_ready(const CallSite& site) {
   // Without process_vm_readv (a seccomp profile) a path is trusted, as it always was: @open
   // faults keep working there (docs/limits.md).
-  if (site.path_state == 0 && (site.path || takes_path(site.call)))
+  if (site.path_state == 0 && (site.path || takes_path(site.call))) {
     site.path_state =
         site.path && safe_string_readable(site.path, PATH_MAX) != SafeCopy::kFault ? 1 : -1;
+    // Both paths of rename and link (and symlink's target): the kernel refuses either.
+    if (site.path_state > 0 && takes_path2(site.call) &&
+        (!site.path2() || safe_string_readable(site.path2(), PATH_MAX) == SafeCopy::kFault))
+      site.path_state = -1;
+  }
   if (site.path_state < 0) return false;
   if (!site.size_from || site.size_state > 0) return true;
   if (site.size_state < 0) return false;
@@ -779,8 +814,12 @@ bool selectors_match(const Rule& r, SelectorContext& ctx) {
       return false;
     if (r.spec.path[0] && !(fd.path_match & (1ull << r.slot))) return false;
   } else if (r.spec.path[0]) {
+    // An @fs call matches when any path it names does (rename's old or new path).
     const char* path = ctx.path_argument();
-    if (!path || !glob_list_match(r.spec.path, sizeof r.spec.path, path)) return false;
+    if (!path || !glob_list_match(r.spec.path, sizeof r.spec.path, path)) {
+      const char* second = path ? ctx.second_path_argument() : nullptr;
+      if (!second || !glob_list_match(r.spec.path, sizeof r.spec.path, second)) return false;
+    }
   }
   // (selectors of further families are added here, before thread and stack)
   if (r.spec.addr_count || r.spec.host[0]) {

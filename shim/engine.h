@@ -18,7 +18,7 @@ struct CallSite {
   // frame, which a signal handler on a small sigaltstack may be running (reliability.md).
   std::uint32_t call;              // CallId
   int fd = -1;                     // -1 when the call has no fd
-  const char* path = nullptr;      // path argument (open, creat), as the program passed it
+  const char* path = nullptr;      // path argument (open, creat, @fs), as the program passed it
   mutable std::uint64_t size = 0;  // bytes asked for
   // A size that lives in caller memory (an iovec array): the wrapper sets `size_from`, and
   // decide() calls it only once a rule's selectors match (or a `size` selector asks), before
@@ -31,6 +31,9 @@ struct CallSite {
   // @net/@dns (shim/net_select.h): the address argument of connect/bind/sendto/sendmsg (the
   // `addr` selector falls back to getpeername/getsockname without one), and the name looked up.
   const struct sockaddr* addr = nullptr;
+  // @dns: the name looked up. @fs: the second path (rename/link's new path, symlink's
+  // target; its dirfd is fd2), read through path2(). The two never meet in one call, so they
+  // share the word: a second path costs the armed frames nothing (reliability.md's budget).
   const char* host = nullptr;
   // after_bytes (shim/sock_bytes.h): set by decide() when a rule with `after_bytes` matched
   // the call before its boundary. The call then moves at most `byte_room` bytes (a call that
@@ -39,7 +42,8 @@ struct CallSite {
   mutable std::uint64_t byte_room = UINT64_MAX;
   mutable std::uint64_t byte_seen = 0;
   int dirfd = AT_FDCWD;  // openat's directory
-  int fd2 = -1;          // dup2/dup3's target: `limit` counts it only if it is not open
+  int fd2 = -1;          // dup2/dup3's target (`limit` counts it only if it is not open);
+                         // @fs: path2's directory fd
   unsigned addr_len = 0;
   int msg_flags = 0;  // send/recv flags (MSG_DONTWAIT makes a blackholed receive EAGAIN at once)
   mutable bool has_size = false;
@@ -48,6 +52,12 @@ struct CallSite {
   // same way, before anything reads it or decides. 0 not checked, 1 readable, -1 refused.
   mutable std::int8_t path_state = 0;
   mutable std::int8_t byte_dir = -1;
+
+  const char* path2() const { return call_family(call) == kFamFs ? host : nullptr; }
+  void set_path2(int dirfd2, const char* second) {
+    fd2 = dirfd2;
+    host = second;
+  }
 };
 
 // Trivially constructible on purpose: a Decision is only filled when decide() returns true,

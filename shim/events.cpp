@@ -200,7 +200,10 @@ void emit_event(const Decision& d, const CallSite& site, std::int64_t bytes) noe
   if (site.fd >= 0) {
     fd_path(site.fd, path, sizeof mem->path);
   } else if (site.path) {
-    TextBuf(path, sizeof mem->path).put(site.path);
+    TextBuf text(path, sizeof mem->path);
+    text.put(site.path);
+    // rename and link name both paths ("old -> new"), symlink its link and target.
+    if (call_family(site.call) == kFamFs && site.path2()) text.put(" -> ").put(site.path2());
   }
   // @net: the socket's address stands in for its "socket:[...]" link; @dns: the name.
   char* where = mem->where;

@@ -1,8 +1,9 @@
 // @open: the calls that make fds (open, openat, creat, dup*, pipe*), plus the bookkeeping
-// calls that keep the fd table true: close, close_range, closefrom, freopen(64), fdopen,
-// socketpair and fcntl(F_DUPFD*). Every new fd number invalidates its slot: the number may
-// have been closed behind our back (raw syscalls, libc internals). What no wrapper sees (a
-// raw syscall) is caught by the identity check before an injection (fd_table.h).
+// calls that keep the fd table true: close_range, closefrom, freopen(64), fdopen, socketpair
+// and fcntl(F_DUPFD*) (close, an @fs call, keeps it true in shim/fs.cpp). Every new fd number
+// invalidates its slot: the number may have been closed behind our back (raw syscalls, libc
+// internals). What no wrapper sees (a raw syscall) is caught by the identity check before an
+// injection (fd_table.h).
 #include <stdarg.h>
 #include <unistd.h>
 
@@ -128,11 +129,6 @@ FL_EXPORT int pipe2(int fds[2], int flags) {
   auto real = [=] { return FL_REAL(pipe2)(fds, flags); };
   int r = open_slow<decltype(real), untracked>(CallSite{kCall_pipe2}, real);
   return track_pipe(r, fds);
-}
-
-FL_EXPORT int close(int fd) {
-  fd_invalidate(fd);
-  return FL_REAL(close)(fd);
 }
 
 FL_EXPORT int close_range(unsigned int first, unsigned int last, int flags) noexcept {

@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,6 +44,17 @@ static_assert(!declared_noexcept(&::write) && !declared_noexcept(&::read) &&
               !declared_noexcept(&::fsync) && !declared_noexcept(&::copy_file_range) &&
               !declared_noexcept(&::fwrite) && !declared_noexcept(&::getaddrinfo) &&
               !declared_noexcept(&::accept) && !declared_noexcept(&::msync));
+// @fs: close and the fallocate calls are cancellation points, the rest are __THROW.
+static_assert(declared_noexcept(&::rename) && declared_noexcept(&::renameat) &&
+              declared_noexcept(&::renameat2) && declared_noexcept(&::link) &&
+              declared_noexcept(&::linkat) && declared_noexcept(&::symlink) &&
+              declared_noexcept(&::symlinkat) && declared_noexcept(&::unlink) &&
+              declared_noexcept(&::unlinkat) && declared_noexcept(&::mkdir) &&
+              declared_noexcept(&::mkdirat) && declared_noexcept(&::rmdir) &&
+              declared_noexcept(&::truncate) && declared_noexcept(&::truncate64) &&
+              declared_noexcept(&::ftruncate) && declared_noexcept(&::ftruncate64));
+static_assert(!declared_noexcept(&::close) && !declared_noexcept(&::fallocate) &&
+              !declared_noexcept(&::posix_fallocate));
 
 // Would the kernel restart a call that a signal interrupted? We cannot know which signal it
 // was: if any caught signal lacks SA_RESTART, the program is prepared for EINTR (Python's
@@ -90,6 +102,23 @@ bool call_is_cancellation_point(std::uint32_t call) noexcept {
     case kCall_syncfs:
     case kCall_sendfile:
     case kCall_sendfile64:
+    // @fs: every call but close and the fallocate calls is declared __THROW.
+    case kCall_rename:
+    case kCall_renameat:
+    case kCall_renameat2:
+    case kCall_link:
+    case kCall_linkat:
+    case kCall_symlink:
+    case kCall_symlinkat:
+    case kCall_unlink:
+    case kCall_unlinkat:
+    case kCall_mkdir:
+    case kCall_mkdirat:
+    case kCall_rmdir:
+    case kCall_truncate:
+    case kCall_truncate64:
+    case kCall_ftruncate:
+    case kCall_ftruncate64:
       return false;
     default:
       return true;

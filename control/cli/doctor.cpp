@@ -260,8 +260,8 @@ bool needs(const ProgramFacts& facts, std::string_view part) {
 
 // ---- per family ------------------------------------------------------------------------------
 
-constexpr Family kFamilies[] = {kFamWrite, kFamFsync, kFamRead,  kFamOpen,
-                                kFamNet,   kFamDns,   kFamMemory};
+constexpr Family kFamilies[] = {kFamWrite, kFamFsync, kFamRead,   kFamOpen,
+                                kFamNet,   kFamDns,   kFamMemory, kFamFs};
 
 struct FamilyReach {
   Family family = kFamWrite;

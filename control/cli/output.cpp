@@ -165,7 +165,7 @@ std::string calls_text(const FaultSpec& spec) {
   };
   std::vector<std::string> parts;
   std::uint32_t whole = 0;
-  for (std::uint32_t family = 1; family <= kFamMemory; family <<= 1) {
+  for (std::uint32_t family = 1; family <= kFamFs; family <<= 1) {
     bool any = false;
     bool all = true;
     for (const CallInfo& c : all_calls()) {

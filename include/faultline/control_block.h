@@ -24,8 +24,9 @@ inline constexpr std::uint64_t kBlockMagic = 0x31454e494c544c46ull;  // "FLTLINE
 // "The ABI"); ControlHeader::abi_fingerprint catches a change whose bump was forgotten.
 // 2: [log] max_rate and max_size. 3: abi_fingerprint. 4: selector lists (glob fields hold
 // packed lists, faultline/glob.h; `addr` is an array of AddrEntry), network shaping (latency,
-// bandwidth, loss, eof, after_bytes) and p99. 5: the @fs family (call ids), `powercut`, the
-// [durability] settings and the power-cut state in the header.
+// bandwidth, loss, eof, after_bytes) and p99. 5: the @fs family (kFamFs; rename, link, unlink,
+// mkdir, truncate, fallocate, close... rows in calls.def; close moved from bookkeeping to a row),
+// `powercut`, the [durability] settings and the power-cut state in the header.
 inline constexpr std::uint32_t kAbiVersion = 5;
 inline constexpr std::uint32_t kMaxFaults = 64;
 inline constexpr std::uint32_t kMaxPids = 256;
@@ -53,6 +54,7 @@ enum Family : std::uint32_t {
   kFamNet = 1u << 4,
   kFamDns = 1u << 5,
   kFamMemory = 1u << 6,
+  kFamFs = 1u << 7,  // directory entries and file sizes: rename, link, unlink, truncate, close...
 };
 
 // The armed word's upper half is the @memory size floor: the smallest `size` that any enabled

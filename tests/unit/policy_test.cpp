@@ -827,6 +827,57 @@ TEST(ApplySetting, CrashThenWhen) {
 namespace faultline {
 namespace {
 
+// docs/policy.md: a @write quota also counts the space ftruncate and the fallocate calls
+// reserve, with the fault's selectors; a quota naming @fs calls alone limits those alone.
+TEST(PolicyQuota, AWriteQuotaAlsoDrawsFromTheSpaceCalls) {
+  Policy p = compile_ok(
+      "version = 1\n[[fault]]\nname='q'\ncalls=['@write']\npath='/data/*'\nquota='1MiB'\n");
+  const FaultSpec& f = p.faults.at(0);
+  for (const char* call : {"ftruncate", "ftruncate64", "fallocate", "fallocate64",
+                           "posix_fallocate", "posix_fallocate64"})
+    EXPECT_TRUE(has_call(f, call)) << call;
+  EXPECT_FALSE(has_call(f, "rename"));
+  EXPECT_FALSE(has_call(f, "close"));
+  EXPECT_EQ(f.families, std::uint32_t{kFamWrite | kFamFs});
+  Policy only = compile_ok("version = 1\n[[fault]]\nname='q'\ncalls=['fallocate']\nquota='1MiB'\n");
+  EXPECT_FALSE(has_call(only.faults.at(0), "write"));
+  EXPECT_FALSE(has_call(only.faults.at(0), "ftruncate"));
+  EXPECT_EQ(only.faults.at(0).families, std::uint32_t{kFamFs});
+  // A quota is not an action of the path calls: naming one is refused.
+  EXPECT_TRUE(compile_policy_string(
+                  "version = 1\n[[fault]]\nname='q'\ncalls=['rename']\nquota='1MiB'\n", "q.toml")
+                  .error);
+}
+
+// Live: the space calls a @write quota implied follow the action. An edit to an action they do
+// not take drops them instead of being refused; back to a quota, they are drawn again.
+TEST(PolicyQuota, ALiveEditAwayFromTheQuotaDropsTheImpliedSpaceCalls) {
+  FaultSpec spec =
+      compile_ok("version = 1\n[[fault]]\nname='q'\ncalls=['@write']\nquota='1MiB'\n").faults.at(0);
+  ASSERT_TRUE(has_call(spec, "fallocate"));
+  EXPECT_EQ(apply_fault_setting(spec, "short", "1"), std::nullopt);
+  EXPECT_FALSE(has_call(spec, "fallocate"));
+  EXPECT_FALSE(has_call(spec, "ftruncate"));
+  EXPECT_TRUE(has_call(spec, "write"));
+  EXPECT_EQ(spec.families, std::uint32_t{kFamWrite});
+  EXPECT_EQ(apply_fault_setting(spec, "quota", "2MiB"), std::nullopt);
+  EXPECT_TRUE(has_call(spec, "fallocate"));
+  // An errno joins a quota (the error it fails with): the space calls stay.
+  EXPECT_EQ(apply_fault_setting(spec, "error", "EDQUOT"), std::nullopt);
+  EXPECT_TRUE(has_call(spec, "fallocate"));
+}
+
+TEST(PolicyFs, ErrnosTheCallsCanReturnLoadWithoutAWarning) {
+  Policy ok = compile_ok(
+      "version = 1\n[[fault]]\nname='a'\ncalls=['rename','link','mkdir']\nerror='EXDEV'\n"
+      "[[fault]]\nname='b'\ncalls=['@fs']\nerror='ENOSPC'\n"
+      "[[fault]]\nname='c'\ncalls=['close']\nerror='EIO'\n");
+  EXPECT_TRUE(ok.warnings.empty()) << ok.warnings.front();
+  Policy odd = compile_ok("version = 1\n[[fault]]\nname='a'\ncalls=['close']\nerror='EXDEV'\n");
+  ASSERT_EQ(odd.warnings.size(), 1u);
+  EXPECT_NE(odd.warnings[0].find("close cannot return EXDEV"), std::string::npos);
+}
+
 TEST(PolicyQuota, AQuotaMayNameItsErrno) {
   CompileResult r = compile_policy_string(
       "version = 1\n[[fault]]\nname='q'\ncalls=['write']\nquota='1MiB'\nerror='EDQUOT'\n",
@@ -1175,7 +1226,8 @@ TEST(PolicyNaturalError, AFaultWithoutActionTakesItsCallsNaturalError) {
   };
   for (const Case& c : {Case{"[\"@write\"]", "EIO"}, Case{"[\"@fsync\", \"read\"]", "EIO"},
                         Case{"[\"malloc\"]", "ENOMEM"}, Case{"[\"connect\"]", "ECONNREFUSED"},
-                        Case{"[\"@net\"]", "ECONNRESET"}, Case{"[\"getaddrinfo\"]", "EAI_AGAIN"}}) {
+                        Case{"[\"@net\"]", "ECONNRESET"}, Case{"[\"getaddrinfo\"]", "EAI_AGAIN"},
+                        Case{"[\"@fs\"]", "EIO"}, Case{"[\"close\", \"@write\"]", "EIO"}}) {
     SCOPED_TRACE(c.calls);
     const CompileResult r = compile_one(std::string("calls = ") + c.calls + "\n");
     ASSERT_FALSE(r.error) << r.error->to_string();

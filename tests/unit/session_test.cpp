@@ -42,7 +42,7 @@ constexpr std::size_t kPinnedHeaderSize = 2552;
 constexpr std::size_t kPinnedSpecSize = 3152;
 constexpr std::size_t kPinnedSlotSize = 3224;
 constexpr std::size_t kPinnedBlockSize = 344056;
-constexpr std::uint32_t kPinnedCallCount = 66;
+constexpr std::uint32_t kPinnedCallCount = 87;
 
 // The layout every build of this ABI version shares. A change here is a change of the ABI:
 // bump kAbiVersion (docs/architecture.md, "The ABI"), then update these numbers.

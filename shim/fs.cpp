@@ -1,0 +1,298 @@
+// @fs: the calls that change directory entries and file sizes (rename, link, symlink, unlink,
+// mkdir, rmdir, truncate, ftruncate, fallocate, posix_fallocate, and their *at and *64 forms)
+// and close. Each fails, stalls or crashes like any errno call; `path` matches any path the
+// call names (both of rename and link, resolved against their dirfds), or the fd's path. The
+// calls that reserve space (ftruncate past the end, fallocate, posix_fallocate) also draw
+// from a `quota`, as writes do: a full disk refuses them with ENOSPC. close keeps the fd
+// table true whatever a fault does: the fd is forgotten and really closed even when the fault
+// reports EIO (what a close on NFS does: the fd is gone, the error is the write-back's).
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "errno_call.h"
+
+namespace faultline::shim {
+namespace {
+
+// How a call reports its error: -1 and errno, or the error number itself (posix_fallocate,
+// which leaves errno alone).
+enum class Report { kMinusOne, kErrnoReturn };
+
+template <Report R>
+int fail_with(int err) {
+  if constexpr (R == Report::kErrnoReturn) {
+    return err;
+  } else {
+    errno = err;
+    return -1;
+  }
+}
+
+// A space call under a quota fault: the growth it reserves draws from the quota; a call that
+// finds too little left fails whole with ENOSPC (a reservation is never partial), and gives
+// back what it took. A call that fails by itself gives its bytes back too.
+template <Report R, class Fn>
+int space_quota(const Guard& guard, Decision& d, const CallSite& site, Fn real) {
+  const std::uint64_t want = site.size;
+  const std::uint64_t room = quota_reserve(d, want);
+  if (room == want) {
+    const int r = real();
+    if (r != 0) quota_release(d, want);
+    return r;
+  }
+  quota_release(d, room);
+  if (!quota_claim(d)) return real();  // spent (times, max_faults): no longer limits
+  if (!apply_delay(guard, d, site)) {  // lifted while held: the call runs unfaulted
+    emit_event(d, site, -1);
+    return real();
+  }
+  d.action = kActError;
+  d.error = d.error ? d.error : ENOSPC;
+  emit_event(d, site, 0);
+  return fail_with<R>(d.error);
+}
+
+template <Report R = Report::kMinusOne, class Fn>
+FL_COLD int fs_slow(const CallSite& site, Fn real) {
+  Guard guard;
+  if (!guard.entered()) return real();
+  Decision d;
+  if (!decide(guard, site, d)) return real();
+  if (d.quota) return space_quota<R>(guard, d, site, real);
+  if (!d.inject) return real();
+  apply_delay(guard, d, site);
+  switch (d.action) {
+    case kActError:
+      emit_event(d, site, -1);
+      return fail_with<R>(d.error);
+    case kActCrash:
+      if (d.crash_when == kCrashAfter) real();
+      emit_event(d, site, -1);
+      crash_now(d);
+    default:
+      emit_event(d, site, -1);
+      return real();
+  }
+}
+
+// One path, relative to `dirfd`.
+CallSite path_site(std::uint32_t call, int dirfd, const char* path) {
+  CallSite site{call};
+  site.dirfd = dirfd;
+  site.path = path;
+  return site;
+}
+
+// Two paths (rename, link; symlink: the link path first, its target second).
+CallSite two_path_site(std::uint32_t call, int dirfd, const char* path, int dirfd2,
+                       const char* path2) {
+  CallSite site = path_site(call, dirfd, path);
+  site.set_path2(dirfd2, path2);
+  return site;
+}
+
+// Bytes a call that sets the file's end at `end` (or allocates [start, end)) reserves: what
+// lies past the current end of file. Space inside the file, holes included, is not counted
+// (a write there is not counted either unless it is written). Punching a hole or collapsing a
+// range frees space: 0. Any doubt (an fd fstat refuses) counts nothing.
+std::uint64_t growth(int fd, std::int64_t start, std::int64_t end) {
+  struct stat st;
+  const int saved = errno;
+  const bool known = fstat(fd, &st) == 0;
+  errno = saved;
+  if (!known || end <= 0) return 0;
+  const std::int64_t from = start > st.st_size ? start : st.st_size;
+  return end > from ? static_cast<std::uint64_t>(end - from) : 0;
+}
+
+// The calls on an fd: first the fd's cached verdict (engine.h, fd_call_quiet).
+template <Report R = Report::kMinusOne, class Fn>
+FL_COLD int fd_space_slow(std::uint32_t call, int fd, std::int64_t start, std::int64_t end,
+                          Fn real) {
+  if (fd_call_quiet(call, fd)) return real();
+  CallSite site{call, fd};
+  site.size = growth(fd, start, end);
+  site.has_size = true;
+  return fs_slow<R>(site, real);
+}
+
+bool frees_space(int mode) { return mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_COLLAPSE_RANGE); }
+
+std::int64_t range_end(std::int64_t off, std::int64_t len) {
+  std::int64_t end;
+  return __builtin_add_overflow(off, len, &end) ? 0 : end;
+}
+
+// close: the fd is forgotten right before the real close, whatever the fault does, exactly as
+// the unarmed path does. The fault decides first (its `path` is the fd's, which the close
+// ends), and its event is written while the fd still names the file.
+FL_COLD int close_slow(int fd) {
+  auto real = [fd] {
+    fd_invalidate(fd);
+    return FL_REAL(close)(fd);
+  };
+  if (fd_call_quiet(kCall_close, fd)) return real();
+  Guard guard;
+  if (!guard.entered()) return real();
+  const CallSite site{kCall_close, fd};
+  Decision d;
+  if (!decide(guard, site, d) || !d.inject) return real();
+  apply_delay(guard, d, site);
+  emit_event(d, site, -1);
+  switch (d.action) {
+    case kActError: {
+      // The fd is gone, the error is reported: what Linux does when NFS's write-back fails.
+      real();
+      errno = d.error;
+      return -1;
+    }
+    case kActCrash:
+      if (d.crash_when == kCrashAfter) real();
+      crash_now(d);
+    default:
+      return real();
+  }
+}
+
+}  // namespace
+}  // namespace faultline::shim
+
+using namespace faultline;
+using namespace faultline::shim;
+
+FL_EXPORT int rename(const char* oldpath, const char* newpath) {
+  if (FL_LIKELY(!armed(kFamFs))) return FL_REAL(rename)(oldpath, newpath);
+  return fs_slow(two_path_site(kCall_rename, AT_FDCWD, oldpath, AT_FDCWD, newpath),
+                 [=] { return FL_REAL(rename)(oldpath, newpath); });
+}
+
+FL_EXPORT int renameat(int olddirfd, const char* oldpath, int newdirfd, const char* newpath) {
+  if (FL_LIKELY(!armed(kFamFs))) return FL_REAL(renameat)(olddirfd, oldpath, newdirfd, newpath);
+  return fs_slow(two_path_site(kCall_renameat, olddirfd, oldpath, newdirfd, newpath),
+                 [=] { return FL_REAL(renameat)(olddirfd, oldpath, newdirfd, newpath); });
+}
+
+FL_EXPORT int renameat2(int olddirfd, const char* oldpath, int newdirfd, const char* newpath,
+                        unsigned flags) {
+  if (FL_LIKELY(!armed(kFamFs)))
+    return FL_REAL(renameat2)(olddirfd, oldpath, newdirfd, newpath, flags);
+  return fs_slow(two_path_site(kCall_renameat2, olddirfd, oldpath, newdirfd, newpath),
+                 [=] { return FL_REAL(renameat2)(olddirfd, oldpath, newdirfd, newpath, flags); });
+}
+
+FL_EXPORT int link(const char* oldpath, const char* newpath) {
+  if (FL_LIKELY(!armed(kFamFs))) return FL_REAL(link)(oldpath, newpath);
+  return fs_slow(two_path_site(kCall_link, AT_FDCWD, oldpath, AT_FDCWD, newpath),
+                 [=] { return FL_REAL(link)(oldpath, newpath); });
+}
+
+FL_EXPORT int linkat(int olddirfd, const char* oldpath, int newdirfd, const char* newpath,
+                     int flags) {
+  if (FL_LIKELY(!armed(kFamFs)))
+    return FL_REAL(linkat)(olddirfd, oldpath, newdirfd, newpath, flags);
+  return fs_slow(two_path_site(kCall_linkat, olddirfd, oldpath, newdirfd, newpath),
+                 [=] { return FL_REAL(linkat)(olddirfd, oldpath, newdirfd, newpath, flags); });
+}
+
+// The link path is the one created; the target is a string the kernel stores (resolved, for
+// `path`, as if relative to the working directory).
+FL_EXPORT int symlink(const char* target, const char* linkpath) {
+  if (FL_LIKELY(!armed(kFamFs))) return FL_REAL(symlink)(target, linkpath);
+  return fs_slow(two_path_site(kCall_symlink, AT_FDCWD, linkpath, AT_FDCWD, target),
+                 [=] { return FL_REAL(symlink)(target, linkpath); });
+}
+
+FL_EXPORT int symlinkat(const char* target, int newdirfd, const char* linkpath) {
+  if (FL_LIKELY(!armed(kFamFs))) return FL_REAL(symlinkat)(target, newdirfd, linkpath);
+  return fs_slow(two_path_site(kCall_symlinkat, newdirfd, linkpath, AT_FDCWD, target),
+                 [=] { return FL_REAL(symlinkat)(target, newdirfd, linkpath); });
+}
+
+FL_EXPORT int unlink(const char* path) {
+  if (FL_LIKELY(!armed(kFamFs))) return FL_REAL(unlink)(path);
+  return fs_slow(path_site(kCall_unlink, AT_FDCWD, path), [=] { return FL_REAL(unlink)(path); });
+}
+
+FL_EXPORT int unlinkat(int dirfd, const char* path, int flags) {
+  if (FL_LIKELY(!armed(kFamFs))) return FL_REAL(unlinkat)(dirfd, path, flags);
+  return fs_slow(path_site(kCall_unlinkat, dirfd, path),
+                 [=] { return FL_REAL(unlinkat)(dirfd, path, flags); });
+}
+
+FL_EXPORT int mkdir(const char* path, mode_t mode) {
+  if (FL_LIKELY(!armed(kFamFs))) return FL_REAL(mkdir)(path, mode);
+  return fs_slow(path_site(kCall_mkdir, AT_FDCWD, path),
+                 [=] { return FL_REAL(mkdir)(path, mode); });
+}
+
+FL_EXPORT int mkdirat(int dirfd, const char* path, mode_t mode) {
+  if (FL_LIKELY(!armed(kFamFs))) return FL_REAL(mkdirat)(dirfd, path, mode);
+  return fs_slow(path_site(kCall_mkdirat, dirfd, path),
+                 [=] { return FL_REAL(mkdirat)(dirfd, path, mode); });
+}
+
+FL_EXPORT int rmdir(const char* path) {
+  if (FL_LIKELY(!armed(kFamFs))) return FL_REAL(rmdir)(path);
+  return fs_slow(path_site(kCall_rmdir, AT_FDCWD, path), [=] { return FL_REAL(rmdir)(path); });
+}
+
+// truncate by path: no quota (the file is not open; its growth is not looked up).
+FL_EXPORT int truncate(const char* path, off_t length) {
+  if (FL_LIKELY(!armed(kFamFs))) return FL_REAL(truncate)(path, length);
+  return fs_slow(path_site(kCall_truncate, AT_FDCWD, path),
+                 [=] { return FL_REAL(truncate)(path, length); });
+}
+
+FL_EXPORT int truncate64(const char* path, off64_t length) {
+  if (FL_LIKELY(!armed(kFamFs))) return FL_REAL(truncate64)(path, length);
+  return fs_slow(path_site(kCall_truncate64, AT_FDCWD, path),
+                 [=] { return FL_REAL(truncate64)(path, length); });
+}
+
+FL_EXPORT int ftruncate(int fd, off_t length) {
+  if (FL_LIKELY(!armed(kFamFs))) return FL_REAL(ftruncate)(fd, length);
+  return fd_space_slow(kCall_ftruncate, fd, 0, length,
+                       [=] { return FL_REAL(ftruncate)(fd, length); });
+}
+
+FL_EXPORT int ftruncate64(int fd, off64_t length) {
+  if (FL_LIKELY(!armed(kFamFs))) return FL_REAL(ftruncate64)(fd, length);
+  return fd_space_slow(kCall_ftruncate64, fd, 0, length,
+                       [=] { return FL_REAL(ftruncate64)(fd, length); });
+}
+
+FL_EXPORT int fallocate(int fd, int mode, off_t off, off_t len) {
+  if (FL_LIKELY(!armed(kFamFs))) return FL_REAL(fallocate)(fd, mode, off, len);
+  return fd_space_slow(kCall_fallocate, fd, off, frees_space(mode) ? 0 : range_end(off, len),
+                       [=] { return FL_REAL(fallocate)(fd, mode, off, len); });
+}
+
+FL_EXPORT int fallocate64(int fd, int mode, off64_t off, off64_t len) {
+  if (FL_LIKELY(!armed(kFamFs))) return FL_REAL(fallocate64)(fd, mode, off, len);
+  return fd_space_slow(kCall_fallocate64, fd, off, frees_space(mode) ? 0 : range_end(off, len),
+                       [=] { return FL_REAL(fallocate64)(fd, mode, off, len); });
+}
+
+FL_EXPORT int posix_fallocate(int fd, off_t off, off_t len) {
+  if (FL_LIKELY(!armed(kFamFs))) return FL_REAL(posix_fallocate)(fd, off, len);
+  return fd_space_slow<Report::kErrnoReturn>(
+      kCall_posix_fallocate, fd, off, range_end(off, len),
+      [=] { return FL_REAL(posix_fallocate)(fd, off, len); });
+}
+
+FL_EXPORT int posix_fallocate64(int fd, off64_t off, off64_t len) {
+  if (FL_LIKELY(!armed(kFamFs))) return FL_REAL(posix_fallocate64)(fd, off, len);
+  return fd_space_slow<Report::kErrnoReturn>(
+      kCall_posix_fallocate64, fd, off, range_end(off, len),
+      [=] { return FL_REAL(posix_fallocate64)(fd, off, len); });
+}
+
+// close was the fd table's bookkeeping before it was an @fs call, and still is: unarmed, the
+// fd is forgotten and closed as ever.
+FL_EXPORT int close(int fd) {
+  if (FL_LIKELY(!armed(kFamFs))) {
+    fd_invalidate(fd);
+    return FL_REAL(close)(fd);
+  }
+  return close_slow(fd);
+}
