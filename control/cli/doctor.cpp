@@ -315,7 +315,10 @@ FamilyReach reach_of(const ProgramFacts& facts, Family family) {
         facts.own_resolver);
   } else if ((family == kFamRead || family == kFamWrite || family == kFamNet) &&
              !facts.io_uring.empty()) {
-    r.note = fmt::format("it {}: I/O submitted through io_uring passes unseen", facts.io_uring);
+    r.note = fmt::format(
+        "it {}: I/O submitted through io_uring passes unseen unless [target] io_uring = "
+        "\"deny\"",
+        facts.io_uring);
   } else if (r.imports.empty()) {
     r.note = fmt::format("imports come through {}", fmt::join(r.through, ", "));
   }
