@@ -316,7 +316,7 @@ struct Session::Impl {
       control = launch::create_session(name, policy);
       control->set_seed(seed);
       if (log) control->set_log_path(*log);
-      spawn(program, env);
+      spawn(program, env, policy.deny_io_uring);
       return 0;
     });
   }
@@ -343,7 +343,7 @@ struct Session::Impl {
     return fds[1];
   }
 
-  void spawn(const std::string& program, const std::vector<std::string>& env) {
+  void spawn(const std::string& program, const std::vector<std::string>& env, bool deny_io_uring) {
     SpawnFds fds;
     fds.child_in = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (fds.child_in < 0)
@@ -356,6 +356,7 @@ struct Session::Impl {
     spawn_options.stdout_fd = fds.child_out;
     spawn_options.stderr_fd = fds.child_err;
     spawn_options.cwd = options.cwd;
+    spawn_options.deny_io_uring = deny_io_uring;
     pid = launch::spawn(program, options.command, env, spawn_options);
     if (fds.out_read >= 0 || fds.err_read >= 0) {
       reader_done = false;

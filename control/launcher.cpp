@@ -26,6 +26,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include "launcher_seccomp.h"
+
 extern char** environ;
 
 namespace faultline::launch {
@@ -284,7 +286,7 @@ std::vector<char*> c_strings(const std::vector<std::string>& strings) {
 }
 
 // What went wrong in the child before its exec, sent back through the report pipe.
-enum class ChildStage : int { kExec, kChdir, kRedirect };
+enum class ChildStage : int { kExec, kChdir, kRedirect, kSeccomp };
 struct ChildReport {
   ChildStage stage;
   int error;
@@ -321,6 +323,8 @@ bool redirect(int from, int to) {
     outcome = {ChildStage::kRedirect, errno};
   } else if (!options.cwd.empty() && chdir(options.cwd.c_str()) != 0) {
     outcome = {ChildStage::kChdir, errno};
+  } else if (const int error = options.deny_io_uring ? deny_io_uring() : 0; error != 0) {
+    outcome = {ChildStage::kSeccomp, error};
   } else {
     if (options.inherited_fds == nullptr) cloexec_from_3();
     sigprocmask(SIG_SETMASK, &mask, nullptr);
@@ -592,6 +596,10 @@ pid_t spawn(const std::string& path, const std::vector<std::string>& argv,
       fail(ErrorKind::kCannotExecute, kStatusCannotExecute,
            fmt::format("cannot change to {} for {}: {}", options.cwd, shown,
                        errno_message(outcome.error)));
+    if (outcome.stage == ChildStage::kSeccomp)
+      fail(ErrorKind::kSystem, kStatusCannotExecute,
+           fmt::format("{}: cannot deny io_uring ([target] io_uring = \"deny\"): seccomp: {}",
+                       shown, errno_message(outcome.error)));
     if (outcome.stage == ChildStage::kRedirect)
       fail(ErrorKind::kSystem, kStatusCannotExecute,
            fmt::format("{}: cannot set up stdin/stdout/stderr: {}", shown,

@@ -9,7 +9,8 @@
 //   child_environment() the caller's environment with the shim preloaded first and the
 //                      session named; stale FAULTLINE_POLICY/SEED/LOG dropped
 //   check_not_disabled() refuses a policy FAULTLINE_DISABLE would silently leave unarmed
-//   spawn()            fork + exec, with the exec error reported back through a pipe
+//   spawn()            fork + exec, with the exec error reported back through a pipe; the
+//                      io_uring gate (launcher_seccomp.h) installed just before the exec
 //
 // Every failure is a ControlError (control_error.h) with the status a shell or the CLI would
 // give: 127 not found, 126 cannot execute, 2 refused or bad input.
@@ -124,6 +125,9 @@ struct SpawnOptions {
   // SIGKILL when the thread that spawned it ends (PR_SET_PDEATHSIG): an experiment's
   // services must not outlive a runner that was itself SIGKILLed.
   bool die_with_parent = false;
+  // [target] io_uring = "deny": io_uring_setup fails with ENOSYS in the program and its
+  // whole tree (launcher_seccomp.h). Sets no_new_privs in the child.
+  bool deny_io_uring = false;
 };
 
 // Starts `path` (resolved, with a slash) with `argv` and `env`; returns its pid once the exec

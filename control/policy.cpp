@@ -1194,6 +1194,12 @@ void compile_max_faults(Document& doc, const Warnings&, const Entry& e) {
   doc.policy.max_faults = get_integer_at_least(e, 1);
 }
 
+void compile_target_io_uring(Document& doc, const Warnings&, const Entry& e) {
+  const std::string& value = get_string(e);
+  if (value != "allow" && value != "deny") fail_value(e, "\"allow\" or \"deny\"");
+  doc.policy.deny_io_uring = value == "deny";
+}
+
 constexpr DocumentKey kLogKeys[] = {{"path", compile_log_path},
                                     {"stderr", compile_log_stderr},
                                     {"max_rate", compile_log_max_rate},
@@ -1240,6 +1246,7 @@ void compile_durability(Document& doc, const Warnings& w, const Entry& e) {
 }
 
 constexpr DocumentKey kSafetyKeys[] = {{"ttl", compile_ttl}, {"max_faults", compile_max_faults}};
+constexpr DocumentKey kTargetKeys[] = {{"io_uring", compile_target_io_uring}};
 
 void compile_log(Document& doc, const Warnings& w, const Entry& e) {
   compile_keys_of(doc, w, e, kLogKeys, "a table ([log])");
@@ -1247,6 +1254,10 @@ void compile_log(Document& doc, const Warnings& w, const Entry& e) {
 
 void compile_safety(Document& doc, const Warnings& w, const Entry& e) {
   compile_keys_of(doc, w, e, kSafetyKeys, "a table ([safety])");
+}
+
+void compile_target(Document& doc, const Warnings& w, const Entry& e) {
+  compile_keys_of(doc, w, e, kTargetKeys, "a table ([target])");
 }
 
 void compile_version(Document&, const Warnings&, const Entry& e) {
@@ -1288,12 +1299,16 @@ void compile_faults(Document& doc, const Warnings& w, const Entry& e) {
   }
 }
 
+// One entry a line (clang-format would pack them): tables are added here one line each.
+// clang-format off
 constexpr DocumentKey kTopKeys[] = {{"version", compile_version},
                                     {"seed", compile_seed},
                                     {"log", compile_log},
                                     {"safety", compile_safety},
                                     {"durability", compile_durability},
+                                    {"target", compile_target},
                                     {"fault", compile_faults}};
+// clang-format on
 
 // The version is checked before anything else: a file written for another version may use
 // keys this one does not know, and "unknown key" would hide the real problem.

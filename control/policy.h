@@ -36,6 +36,9 @@ struct Policy {
   std::uint64_t log_max_size = kDefaultLogMaxSize;  // bytes
   std::int64_t ttl_ns = kForever;
   std::uint64_t max_faults = kUnlimited;
+  // [target] io_uring = "deny": `faultline run` makes io_uring_setup fail with ENOSYS in the
+  // program (control/launcher_seccomp.cpp), so that it falls back to calls the shim sees.
+  bool deny_io_uring = false;
   std::vector<FaultSpec> faults;
   // [durability]: `path` as a packed glob list (faultline/glob.h), "" = nothing tracked.
   struct Durability {

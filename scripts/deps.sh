@@ -15,6 +15,8 @@ packages=(
   debootstrap
   lintian man-db groff-base python3-yaml
   fiu-utils hyperfine
+  # [target] io_uring: tests/programs/hostile/uring_or_write.c is a liburing user.
+  liburing-dev
   # The client test bed (tests/programs/clients): real HTTP clients in four runtimes and a
   # proxy. The JDK, not just the JRE: `java Client.java` compiles the source in memory.
   default-jdk-headless nodejs nginx-light

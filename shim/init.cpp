@@ -104,6 +104,14 @@ bool load_policy(const char* path, Policy& policy) {
   }
   policy = std::move(*result.policy);
   for (const std::string& w : policy.warnings) diag("faultline: %s", w.c_str());
+  // Only the launcher can gate io_uring (docs/limits.md): a filter installed from here would
+  // need no_new_privs, which would strip set-id programs this one runs of their privileges.
+  if (policy.deny_io_uring)
+    diag(
+        "faultline: warning: %s: [target] io_uring = \"deny\" is applied only by `faultline "
+        "run` (and the API and experiments); under plain LD_PRELOAD %s may still use io_uring "
+        "unseen",
+        path, program_invocation_short_name);
   if (const char* seed = env("FAULTLINE_SEED")) {
     if (!parse_u64(seed, policy.seed)) {
       diag("faultline: FAULTLINE_SEED='%s' is not an unsigned integer; no faults armed", seed);

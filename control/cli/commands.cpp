@@ -15,10 +15,12 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include "calls.h"
 #include "cli.h"
+#include "doctor.h"
 #include "edits.h"
 #include "inspect.h"
 #include "output.h"
@@ -185,6 +187,21 @@ std::string status_action(const FaultView& f) {
   return text;
 }
 
+// Never silent while it runs: the hint `run`'s summary would give each enabled fault that has
+// seen no call yet, from the programs the session's processes run. Built only when some fault
+// is silent (each member's executable is read, once).
+std::vector<std::string> silent_hints(const Session& session,
+                                      const std::vector<FaultView>& faults) {
+  std::vector<std::string> hints(faults.size());
+  std::optional<SessionHints> members;
+  for (std::size_t i = 0; i < faults.size(); ++i) {
+    if (faults[i].seen != 0 || !faults[i].enabled) continue;
+    if (!members) members.emplace(session);
+    hints[i] = members->hint(faults[i]);
+  }
+  return hints;
+}
+
 void print_status_text(const Session& session, const SessionState& state,
                        const std::vector<FaultView>& faults) {
   fmt::print("{}\n", status_line(session, state));
@@ -202,6 +219,9 @@ void print_status_text(const Session& session, const SessionState& state,
                    std::to_string(f.spec.every), times_text(f.spec.times), std::to_string(f.seen),
                    std::to_string(f.matched), std::to_string(f.injected)});
   table.print(stdout);
+  const std::vector<std::string> hints = silent_hints(session, faults);
+  for (std::size_t i = 0; i < faults.size(); ++i)
+    if (!hints[i].empty()) fmt::print("{}\n", silent_fault_line(faults[i], hints[i]));
 }
 
 using CorruptSlots = std::vector<std::pair<int, std::string>>;
@@ -209,7 +229,12 @@ using CorruptSlots = std::vector<std::pair<int, std::string>>;
 void print_status_json(const Session& session, const SessionState& state,
                        const std::vector<FaultView>& faults, const CorruptSlots& corrupt) {
   Json items = Json::array();
-  for (const FaultView& f : faults) items.push_back(fault_json(f));
+  const std::vector<std::string> hints = silent_hints(session, faults);
+  for (std::size_t i = 0; i < faults.size(); ++i) {
+    Json item = fault_json(faults[i]);
+    if (!hints[i].empty()) item["hint"] = hints[i];
+    items.push_back(std::move(item));
+  }
   Json bad = Json::array();
   for (const auto& [slot, problem] : corrupt)
     bad.push_back(Json{{"slot", slot}, {"problem", json_text(problem)}});

@@ -14,7 +14,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <string_view>
 
@@ -313,7 +315,10 @@ FamilyReach reach_of(const ProgramFacts& facts, Family family) {
         facts.own_resolver);
   } else if ((family == kFamRead || family == kFamWrite || family == kFamNet) &&
              !facts.io_uring.empty()) {
-    r.note = fmt::format("it {}: I/O submitted through io_uring passes unseen", facts.io_uring);
+    r.note = fmt::format(
+        "it {}: I/O submitted through io_uring passes unseen unless [target] io_uring = "
+        "\"deny\"",
+        facts.io_uring);
   } else if (r.imports.empty()) {
     r.note = fmt::format("imports come through {}", fmt::join(r.through, ", "));
   }
@@ -392,7 +397,8 @@ ProgramFacts inspect_program(const std::string& path) {
   return facts;
 }
 
-std::string silent_fault_hint(const ProgramFacts& facts, const FaultSpec& spec) {
+std::string silent_fault_hint(const ProgramFacts& facts, const FaultSpec& spec,
+                              bool io_uring_denied) {
   std::vector<std::string> calls;
   std::uint32_t families = 0;
   for (const CallInfo& call : all_calls())
@@ -418,6 +424,14 @@ std::string silent_fault_hint(const ProgramFacts& facts, const FaultSpec& spec) 
         "{} resolves names with its own resolver ({}), not getaddrinfo: use @net "
         "with addr = \"*:53\"",
         prog, facts.own_resolver);
+  // Before the imports: a program that does its I/O through io_uring may import none of the
+  // calls at all, and denying io_uring is what makes it use them.
+  if ((families & (kFamRead | kFamWrite | kFamNet)) != 0 && !facts.io_uring.empty() &&
+      !io_uring_denied)
+    return fmt::format(
+        "{} uses io_uring ({}), whose I/O passes unseen: set [target] io_uring = \"deny\" "
+        "so that it falls back to calls faultline sees",
+        prog, facts.io_uring);
   const bool imported = std::any_of(calls.begin(), calls.end(),
                                     [&](const std::string& c) { return imports_call(facts, c); });
   if (!imported)
@@ -433,11 +447,72 @@ std::string silent_fault_hint(const ProgramFacts& facts, const FaultSpec& spec) 
                      "{} may resolve `localhost` itself without getaddrinfo (curl does): "
                      "select another name, or fault the connection with @net",
                      prog);
-  if ((families & (kFamRead | kFamWrite | kFamNet)) != 0 && !facts.io_uring.empty())
-    return fmt::format("{} {}: I/O it submits through io_uring passes unseen", prog,
-                       facts.io_uring);
   return fmt::format("{} imports {} but made no such call while the fault was enabled", prog,
                      calls_text(spec));
+}
+
+std::string silent_fault_hint(const ProgramFacts& facts, const FaultView& fault,
+                              bool io_uring_denied) {
+  if (fault.seen != 0 || !fault.enabled) return "";
+  return silent_fault_hint(facts, fault.spec, io_uring_denied);
+}
+
+std::string silent_fault_line(const FaultView& fault, const std::string& hint) {
+  return fmt::format("{} saw no call: {}", fixed_text(fault.spec.name), hint);
+}
+
+namespace {
+
+std::string exe_of(pid_t pid) {
+  char buf[4096];
+  const std::string link = "/proc/" + std::to_string(pid) + "/exe";
+  const ssize_t n = readlink(link.c_str(), buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+}
+
+// "Seccomp_filters: N" in /proc/PID/status (Linux 5.9): how many seccomp filters the process
+// runs under; 0 when the line is missing.
+int seccomp_filters(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("Seccomp_filters:", 0) == 0) return std::atoi(line.c_str() + 16);
+  return 0;
+}
+
+}  // namespace
+
+SessionHints::SessionHints(const Session& session) {
+  const std::string self = exe_of(getpid());
+  // A container runtime's filter is ours too: only a filter more than ours counts.
+  const int own_filters = seccomp_filters(getpid());
+  std::vector<pid_t> pids = session.live_pids();
+  std::sort(pids.begin(), pids.end());
+  std::map<std::string, std::size_t> seen;  // exe -> index in programs_
+  for (pid_t pid : pids) {
+    const std::string exe = exe_of(pid);
+    if (exe.empty() || exe == self) continue;
+    const std::string_view base = std::string_view(exe).substr(exe.rfind('/') + 1);
+    if (base == "faultline") continue;  // a `run` from another build or prefix
+    const bool filtered = seccomp_filters(pid) > own_filters;
+    if (auto it = seen.find(exe); it != seen.end()) {
+      programs_[it->second].filtered = programs_[it->second].filtered || filtered;
+      continue;
+    }
+    try {
+      programs_.push_back(Program{inspect_program(exe), filtered});
+      seen.emplace(exe, programs_.size() - 1);
+    } catch (const std::exception&) {
+      // Gone, deleted or not an ELF file: no hint from it.
+    }
+  }
+}
+
+std::string SessionHints::hint(const FaultView& fault) const {
+  for (const Program& program : programs_)
+    if (std::string text = silent_fault_hint(program.facts, fault, program.filtered); !text.empty())
+      return text;
+  return "";
 }
 
 int doctor_command(const std::vector<std::string>& command, bool json) {

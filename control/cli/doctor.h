@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "faultline/control_block.h"
+#include "inspect.h"
+#include "session.h"
 
 namespace faultline::cli {
 
@@ -44,8 +46,36 @@ struct ProgramFacts {
 ProgramFacts inspect_program(const std::string& path);
 
 // One line saying why `spec`, enabled and seen by no call during a run of the program, likely
-// saw nothing; "" when there is no better guess than "it made no such call".
-std::string silent_fault_hint(const ProgramFacts& facts, const FaultSpec& spec);
+// saw nothing; "" when there is no better guess than "it made no such call". `io_uring_denied`:
+// the program runs under [target] io_uring = "deny", so io_uring is not the reason.
+std::string silent_fault_hint(const ProgramFacts& facts, const FaultSpec& spec,
+                              bool io_uring_denied);
+
+// The hint for `fault` as `run`'s summary and `status` both give it: "" unless the fault is
+// enabled and saw no call at all. The one place the two agree on when a fault is "silent".
+std::string silent_fault_hint(const ProgramFacts& facts, const FaultView& fault,
+                              bool io_uring_denied);
+// The line both print for it: "NAME saw no call: HINT".
+std::string silent_fault_line(const FaultView& fault, const std::string& hint);
+
+// The hints of a live session (`faultline status`), from the programs its member processes
+// run (/proc/PID/exe, each executable read once). faultline's own processes (the `run` that
+// created the session) are left out. A member under more seccomp filters than `status` itself
+// may be under [target] io_uring = "deny" (/proc does not say which filters a process has):
+// no io_uring hint is given for it.
+class SessionHints {
+ public:
+  explicit SessionHints(const Session& session);
+  // The first non-empty hint among the member programs, in pid order; "" when none.
+  std::string hint(const FaultView& fault) const;
+
+ private:
+  struct Program {
+    ProgramFacts facts;
+    bool filtered = false;  // a member running it has a seccomp filter
+  };
+  std::vector<Program> programs_;
+};
 
 int doctor_command(const std::vector<std::string>& command, bool json);
 

@@ -73,7 +73,8 @@ int wait_forwarding(pid_t child, const sigset_t& waited) {
 
 // Returns CMD's wait status.
 int spawn_and_wait(const std::string& path, const std::vector<std::string>& args,
-                   const std::vector<std::string>& env, const std::vector<int>& inherited_fds) {
+                   const std::vector<std::string>& env, const std::vector<int>& inherited_fds,
+                   bool deny_io_uring) {
   sigset_t waited;
   sigemptyset(&waited);
   sigaddset(&waited, SIGCHLD);
@@ -83,6 +84,7 @@ int spawn_and_wait(const std::string& path, const std::vector<std::string>& args
   launch::SpawnOptions options;
   options.child_mask = &mask.previous();
   options.inherited_fds = &inherited_fds;
+  options.deny_io_uring = deny_io_uring;
   const pid_t child = launch::spawn(path, args, env, options);
   return wait_forwarding(child, waited);
 }
@@ -96,14 +98,19 @@ std::string since_start(std::int64_t realtime_ns, std::int64_t start_ns) {
 }
 
 // Never silent: why an enabled fault saw no call at all, from what the program's ELF says
-// (doctor.cpp). "" when the fault saw calls, is disabled, or the program could not be read.
-std::string silent_hint(const std::optional<ProgramFacts>& facts, const FaultView& f) {
-  if (!facts || f.seen != 0 || !f.enabled) return "";
-  return silent_fault_hint(*facts, f.spec);
+// and whether the run denied it io_uring (doctor.cpp). "" when the fault saw calls, is
+// disabled, or the program could not be read.
+struct RunFacts {
+  std::optional<ProgramFacts> program;
+  bool io_uring_denied = false;
+};
+
+std::string silent_hint(const RunFacts& facts, const FaultView& f) {
+  if (!facts.program) return "";
+  return silent_fault_hint(*facts.program, f, facts.io_uring_denied);
 }
 
-void print_summary(const Session& session, int wait_status,
-                   const std::optional<ProgramFacts>& facts) {
+void print_summary(const Session& session, int wait_status, const RunFacts& facts) {
   const SessionState state = read_state(session.block());
   const auto faults = read_faults(session);
   std::string ending = fmt::format("exit status {}", exit_status(wait_status));
@@ -124,12 +131,11 @@ void print_summary(const Session& session, int wait_status,
   table.print(stderr, "  ");
   for (const FaultView& f : faults)
     if (const std::string hint = silent_hint(facts, f); !hint.empty())
-      fmt::print(stderr, "faultline: {} saw no call: {}\n", fixed_text(f.spec.name), hint);
+      fmt::print(stderr, "faultline: {}\n", silent_fault_line(f, hint));
 }
 
 // The summary's facts as one JSON object, for scripts (`--json`, `--json-summary`).
-std::string json_summary(const Session& session, int wait_status,
-                         const std::optional<ProgramFacts>& facts) {
+std::string json_summary(const Session& session, int wait_status, const RunFacts& facts) {
   const SessionState state = read_state(session.block());
   Json items = Json::array();
   for (const FaultView& f : read_faults(session)) {
@@ -205,9 +211,10 @@ int run_command(const RunOptions& options) {
   launch::vet_program(program, shim, warnings);
   for (const auto& w : warnings) fmt::print(stderr, "faultline: warning: {}\n", w);
   // Read now, while it is the file about to run; only the summary's hints use it.
-  std::optional<ProgramFacts> facts;
+  RunFacts facts;
+  facts.io_uring_denied = policy.deny_io_uring;
   try {
-    facts = inspect_program(program);
+    facts.program = inspect_program(program);
   } catch (const std::exception&) {
     // Not readable as ELF (a script): no hints, the run itself is unaffected.
   }
@@ -224,9 +231,10 @@ int run_command(const RunOptions& options) {
   if (!options.quiet && !options.json)
     fmt::print(stderr, "faultline: session {}, seed {}\n", name, seed);
 
-  const int wait_status = spawn_and_wait(
-      program, options.command,
-      launch::child_environment(launch::current_environment(), shim, name), inherited_fds);
+  const int wait_status =
+      spawn_and_wait(program, options.command,
+                     launch::child_environment(launch::current_environment(), shim, name),
+                     inherited_fds, policy.deny_io_uring);
   // --json replaces the table with the JSON line (on stderr, like the table), even with -q:
   // a script asking for JSON wants nothing else there.
   if (options.json)

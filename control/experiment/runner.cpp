@@ -79,6 +79,7 @@ struct Running {
   int restarts = 0;
   bool killed_by_step = false;
   std::vector<std::string> policy_enabled;  // faults the policy loads enabled
+  bool deny_io_uring = false;               // [target] io_uring = "deny", kept for restarts
 };
 
 class Runner {
@@ -201,6 +202,7 @@ bool Runner::start_service(Running& r, bool restart) {
         const CompileResult c = compile_policy_file(s.policy_path);
         if (c.error) throw std::runtime_error(c.error->to_string());
         policy = *c.policy;
+        r.deny_io_uring = policy.deny_io_uring;
         r.policy_enabled = explicitly_enabled(s.policy_path);
         for (auto& f : policy.faults) {
           const std::string name(fixed_text(f.name));
@@ -231,6 +233,7 @@ bool Runner::start_service(Running& r, bool restart) {
     options.stdout_fd = out;
     options.stderr_fd = err;
     options.cwd = s.cwd;
+    options.deny_io_uring = r.deny_io_uring;
     try {
       r.pid = launch::spawn(program, s.command,
                             launch::child_environment(launch::current_environment(), shim, s.name),

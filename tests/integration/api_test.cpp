@@ -191,6 +191,26 @@ TEST_F(ApiTest, ReadinessByPortAndByMatch) {
   EXPECT_EQ(server.stop(), status);  // idempotent
 }
 
+// [target] io_uring = "deny" through the API: the same launcher installs the gate, so the
+// liburing program falls back to write() and sees the injected error itself.
+TEST_F(ApiTest, IoUringDenyMakesTheProgramFallBackToWhatTheFaultSees) {
+  const std::string program = std::string(FAULTLINE_BINARY_DIR) + "/fl_uring_or_write";
+  const RunResult native = run({program, path("native.out")});
+  ASSERT_EQ(native.exit_code, 0) << native.err;
+  if (native.out.find("path: io_uring") == std::string::npos)
+    GTEST_SKIP() << "io_uring is not available here: " << native.out;
+  faultline::Options options;
+  options.command = {program, path("data.out")};
+  options.policy =
+      "version = 1\n[target]\nio_uring = \"deny\"\n[[fault]]\nname = \"w\"\n"
+      "calls = [\"@write\"]\npath = \"*/data.out\"\nerror = \"ENOSPC\"\n";
+  faultline::Session s(options);
+  EXPECT_EQ(s.wait(std::chrono::seconds(10)), 1) << s.stderr_text();
+  EXPECT_EQ(s.stdout_text(), "path: write (io_uring_setup: Function not implemented)\n");
+  EXPECT_NE(s.stderr_text().find("No space left on device"), std::string::npos) << s.stderr_text();
+  EXPECT_EQ(s.counters("w").injected, 1u);
+}
+
 // ---- errors ----------------------------------------------------------------------------------
 
 template <class F>

@@ -1279,5 +1279,21 @@ max_faults = 0
   EXPECT_FALSE(r.policy);
 }
 
+// [target] io_uring (policy.md, "Reaching the program"): "allow" by default, "deny" sets the
+// flag the launcher turns into its seccomp filter; anything else is refused where it stands.
+TEST(PolicyTarget, IoUringAllowOrDeny) {
+  EXPECT_FALSE(compile_ok("version = 1\n").deny_io_uring);
+  EXPECT_FALSE(compile_ok("version = 1\n[target]\nio_uring = \"allow\"\n").deny_io_uring);
+  EXPECT_TRUE(compile_ok("version = 1\n[target]\nio_uring = \"deny\"\n").deny_io_uring);
+  expect_refused({"io_uring value", "version = 1\n[target]\nio_uring = \"off\"\n", 3, 12,
+                  "'io_uring' must be \"allow\" or \"deny\""});
+  expect_refused({"io_uring type", "version = 1\n[target]\nio_uring = false\n", 3, 12,
+                  "'io_uring' must be a string"});
+  expect_refused({"[target] key", "version = 1\n[target]\nio_urin = \"deny\"\n", 3, 1,
+                  "unknown key 'io_urin' (did you mean 'io_uring'?)"});
+  expect_refused({"[target] not a table", "version = 1\ntarget = \"deny\"\n", 2, 10,
+                  "'target' must be a table ([target])"});
+}
+
 }  // namespace
 }  // namespace faultline
