@@ -7,6 +7,8 @@
 
 #include <algorithm>
 
+#include "calls.h"
+#include "filter.h"
 #include "inspect.h"
 #include "policy.h"
 
@@ -104,6 +106,26 @@ std::vector<std::string> add_faults(Session& session, const std::vector<FaultSpe
     throw_control_error(
         ErrorKind::kUsage, kStatusUsage,
         fmt::format("session {} holds at most {} faults", session.name(), kMaxFaults));
+  // The seccomp backend's filter was fixed at exec: a fault it cannot reach is refused now
+  // rather than left to never fire.
+  const std::uint32_t seccomp =
+      session.block().header.seccomp_families.load(std::memory_order_acquire);
+  if (seccomp & kSeccompBackend)
+    for (const FaultSpec& spec : specs) {
+      if (auto why = seccomp::refusal(spec))
+        throw_control_error(
+            ErrorKind::kUsage, kStatusUsage,
+            fmt::format("session {} runs under the seccomp backend: {}", session.name(), *why));
+      if (const std::uint32_t missing = spec.families & ~seccomp)
+        throw_control_error(
+            ErrorKind::kUsage, kStatusUsage,
+            fmt::format("session {} runs under the seccomp backend, whose filter does not trap "
+                        "the system calls of {} (a filter cannot change after the program "
+                        "started): fault '{}' would never fire. Name that family in the policy "
+                        "the program starts with (a disabled fault is enough)",
+                        session.name(), family_name(static_cast<Family>(missing & -missing)),
+                        fixed_text(spec.name)));
+    }
   std::vector<std::string> added;
   for (const FaultSpec& spec : specs) {
     std::string error;

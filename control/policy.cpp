@@ -1169,10 +1169,30 @@ constexpr DocumentKey kLogKeys[] = {{"path", compile_log_path},
                                     {"stderr", compile_log_stderr},
                                     {"max_rate", compile_log_max_rate},
                                     {"max_size", compile_log_max_size}};
+void compile_target_backend(Document& doc, const Warnings&, const Entry& e) {
+  const std::string& name = get_string(e);
+  if (name == "auto")
+    doc.policy.backend = Backend::kAuto;
+  else if (name == "preload")
+    doc.policy.backend = Backend::kPreload;
+  else if (name == "seccomp")
+    doc.policy.backend = Backend::kSeccomp;
+  else
+    fail_value(e, "\"auto\", \"preload\" or \"seccomp\"");
+}
+
+// [target]: one key per line, so that keys added side by side merge cleanly.
+constexpr DocumentKey kTargetKeys[] = {
+    {"backend", compile_target_backend},
+};
 constexpr DocumentKey kSafetyKeys[] = {{"ttl", compile_ttl}, {"max_faults", compile_max_faults}};
 
 void compile_log(Document& doc, const Warnings& w, const Entry& e) {
   compile_keys_of(doc, w, e, kLogKeys, "a table ([log])");
+}
+
+void compile_target(Document& doc, const Warnings& w, const Entry& e) {
+  compile_keys_of(doc, w, e, kTargetKeys, "a table ([target])");
 }
 
 void compile_safety(Document& doc, const Warnings& w, const Entry& e) {
@@ -1218,11 +1238,9 @@ void compile_faults(Document& doc, const Warnings& w, const Entry& e) {
   }
 }
 
-constexpr DocumentKey kTopKeys[] = {{"version", compile_version},
-                                    {"seed", compile_seed},
-                                    {"log", compile_log},
-                                    {"safety", compile_safety},
-                                    {"fault", compile_faults}};
+constexpr DocumentKey kTopKeys[] = {{"version", compile_version}, {"seed", compile_seed},
+                                    {"log", compile_log},         {"safety", compile_safety},
+                                    {"target", compile_target},   {"fault", compile_faults}};
 
 // The version is checked before anything else: a file written for another version may use
 // keys this one does not know, and "unknown key" would hide the real problem.

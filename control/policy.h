@@ -27,6 +27,9 @@ struct PolicyError {
   std::string to_string() const;
 };
 
+// [target] backend (policy.md, "Reaching the program"): how `faultline run` reaches CMD.
+enum class Backend : std::uint8_t { kAuto, kPreload, kSeccomp };
+
 struct Policy {
   std::uint64_t seed = 0;
   bool has_seed = false;
@@ -36,6 +39,7 @@ struct Policy {
   std::uint64_t log_max_size = kDefaultLogMaxSize;  // bytes
   std::int64_t ttl_ns = kForever;
   std::uint64_t max_faults = kUnlimited;
+  Backend backend = Backend::kAuto;
   std::vector<FaultSpec> faults;
   std::vector<std::string> warnings;  // "file:line:col: warning: ..." (e.g. implausible errno)
   // Faults given no action, with the natural error chosen for them (policy.md), in order.
