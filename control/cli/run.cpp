@@ -268,6 +268,7 @@ int run_command(const RunOptions& options) {
     // Not readable as ELF (a script): no hints, and `auto` is the preload.
   }
   const bool seccomp = use_seccomp(options, policy, facts);
+  if (facts) facts->under_seccomp = seccomp;
   std::vector<std::string> warnings;
   if (!seccomp)
     launch::check_not_disabled(launch::current_environment(), !options.policy.empty(), warnings);
