@@ -176,6 +176,25 @@ error = "EROFS"
   EXPECT_EQ(read_file(path("a.txt")).value_or("?"), "");
 }
 
+TEST_F(SeccompTest, ProcessThreadAndSizeSelectorsSeeTheProgram) {
+  auto with = [&](const std::string& selector) {
+    return run_under(
+               "version = 1\n[[fault]]\nname = \"s\"\ncalls = [\"write\"]\npath = "
+               "\"*/sel.txt\"\nerror = \"EIO\"\n" +
+                   selector + "\n",
+               {kStatic, "file", path("sel.txt")})
+        .out;
+  };
+  const std::string failed = "write: Input/output error\nfsync: ok\n";
+  const std::string passed = "write: ok\nfsync: ok\n";
+  EXPECT_EQ(with("process = \"fl_static_*\""), failed);
+  EXPECT_EQ(with("process = \"someone-else\""), passed);
+  EXPECT_EQ(with("thread = \"fl_static_io\""), failed);
+  EXPECT_EQ(with("thread = \"worker-*\""), passed);
+  EXPECT_EQ(with("size = 6"), failed);  // "hello\n"
+  EXPECT_EQ(with("size = \"7..\""), passed);
+}
+
 TEST_F(SeccompTest, StaticConnectRefusedThenReal) {
   Listener server;
   ASSERT_NE(server.port(), 0);
@@ -297,6 +316,44 @@ error = "ECONNREFUSED"
   program.close_stdin();
   const RunResult end = program.stop(10s);
   EXPECT_EQ(end.status(), 0) << end.err;
+}
+
+// A held call (a delay) is released at once by panic and by disabling its fault: it then runs
+// unfaulted, and the program goes on.
+TEST_F(SeccompTest, PanicAndDisableReleaseAHeldCall) {
+  const std::string name = session("seccomp-hold");
+  ASSERT_TRUE(write_file(path("policy.toml"), R"(version = 1
+[[fault]]
+name = "hold"
+calls = ["fsync"]
+delay = "60s"
+error = "EIO"
+)"));
+  Background program;
+  ASSERT_TRUE(program.start({cli(), "run", "-s", name, "-p", path("policy.toml"), "--", kStatic,
+                             "loop", path("hold.dat")}));
+  auto control = [&](const std::vector<std::string>& args) {
+    const RunResult r = faultline(args);
+    EXPECT_EQ(r.status(), 0) << describe(args, r);
+  };
+  // Held: nothing comes back for a while.
+  ASSERT_TRUE(program.write_stdin("go\n"));
+  EXPECT_FALSE(program.read_line(700ms).has_value());
+  auto start = std::chrono::steady_clock::now();
+  control({"panic", name});
+  EXPECT_EQ(program.read_line(10s).value_or("<nothing>"), "fsync 0: ok") << program.err();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+
+  control({"resume", name});
+  ASSERT_TRUE(program.write_stdin("go\n"));
+  EXPECT_FALSE(program.read_line(700ms).has_value());
+  start = std::chrono::steady_clock::now();
+  control({"disable", name, "hold"});
+  EXPECT_EQ(program.read_line(10s).value_or("<nothing>"), "fsync 1: ok") << program.err();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+
+  program.close_stdin();
+  EXPECT_EQ(program.stop(10s).status(), 0);
 }
 
 TEST_F(SeccompTest, EventsNameTheProgram) {
