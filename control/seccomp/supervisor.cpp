@@ -20,7 +20,6 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "engine.h"
@@ -35,6 +34,7 @@ namespace {
 constexpr std::size_t kPathMax = 4096;
 constexpr std::size_t kMaxHeld = 4096;  // held calls; each is a blocked thread of the program
 constexpr std::int64_t kCrashGraceNs = 2'000'000'000;
+constexpr unsigned kPidfdThread = O_EXCL;  // PIDFD_THREAD (linux/pidfd.h, Linux 6.9)
 
 void on_wake(int) {}
 int wake_signal() { return SIGRTMIN + 4; }
@@ -141,9 +141,6 @@ class Server {
   Server(int listener, ControlBlock& block, pid_t child) : listener_(listener), block_(block) {
     set_identity(child);
   }
-  ~Server() {
-    for (auto& [pid, fd] : pidfds_) close(fd);
-  }
 
   void handle(const seccomp_notif& req);
   // Answers what is due (and what panic, the TTL or a disabled fault released); returns how
@@ -155,33 +152,24 @@ class Server {
   }
 
  private:
-  pid_t tgid_of(pid_t tid) {
-    if (const auto it = tgids_.find(tid); it != tgids_.end()) return it->second;
-    if (tgids_.size() > 4096) tgids_.clear();
-    const pid_t tgid = read_tgid(tid);
-    if (tgid > 0) tgids_[tid] = tgid;
-    return tgid;
-  }
   // The program's descriptor `fd`, duplicated here: -1 when it is not open (the kernel then
-  // fails the call itself).
-  int take_fd(pid_t tgid, int fd) {
-    for (int attempt = 0; attempt < 2; ++attempt) {
-      auto it = pidfds_.find(tgid);
-      if (it == pidfds_.end()) {
-        const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, tgid, 0));
-        if (pidfd < 0) return -1;
-        if (pidfds_.size() > 1024) {
-          for (auto& [pid, old] : pidfds_) close(old);
-          pidfds_.clear();
-        }
-        it = pidfds_.emplace(tgid, pidfd).first;
-      }
-      const int local = static_cast<int>(syscall(SYS_pidfd_getfd, it->second, fd, 0));
-      if (local >= 0 || errno != ESRCH) return local;
-      close(it->second);  // a process that ended (its pid may be another's now)
-      pidfds_.erase(it);
+  // fails the call itself). Through a pidfd of the calling thread itself (PIDFD_THREAD, Linux
+  // 6.9), opened for this call: a cache keyed by pid could name a process that reused a dead
+  // one's number. Older kernels: the thread's process, read afresh.
+  int take_fd(pid_t tid, int fd) {
+    int pidfd = -1;
+    if (thread_pidfds_) {
+      pidfd = static_cast<int>(syscall(SYS_pidfd_open, tid, kPidfdThread));
+      if (pidfd < 0 && errno == EINVAL) thread_pidfds_ = false;
     }
-    return -1;
+    if (!thread_pidfds_) {
+      const pid_t tgid = read_tgid(tid);
+      if (tgid > 0) pidfd = static_cast<int>(syscall(SYS_pidfd_open, tgid, 0));
+    }
+    if (pidfd < 0) return -1;
+    const int local = static_cast<int>(syscall(SYS_pidfd_getfd, pidfd, fd, 0));
+    close(pidfd);
+    return local;
   }
   void set_identity(pid_t tgid) {
     const std::string comm = read_comm(tgid);
@@ -214,8 +202,7 @@ class Server {
 
   int listener_;
   ControlBlock& block_;
-  std::unordered_map<pid_t, pid_t> tgids_;
-  std::unordered_map<pid_t, int> pidfds_;
+  bool thread_pidfds_ = true;
   std::vector<Held> held_;
   std::vector<Watch> watches_;
   std::uint64_t needs_generation_ = ~0ull;
@@ -238,8 +225,10 @@ void Server::crash(const Held& h) {
 void Server::handle(const seccomp_notif& req) {
   const SyscallRow* row = find_syscall(req.data.nr);
   const pid_t tid = static_cast<pid_t>(req.pid);
-  const pid_t tgid = row && tid > 0 ? tgid_of(tid) : -1;
-  if (row == nullptr || tgid <= 0) {
+  // The shim's fast path, here: no enabled fault of the call's families (or the session
+  // panicked, expired, over budget) and the call continues at once, unread and uncounted.
+  const std::uint64_t armed = block_.header.armed_mask.load(std::memory_order_relaxed);
+  if (row == nullptr || tid <= 0 || (armed & row->families) == 0) {
     respond(listener_, req.id, 0);
     return;
   }
@@ -324,14 +313,14 @@ void Server::handle(const seccomp_notif& req) {
     if (path_[0] != '/')
       base = read_link(dirfd == AT_FDCWD
                            ? "/proc/" + std::to_string(tid) + "/cwd"
-                           : "/proc/" + std::to_string(tgid) + "/fd/" + std::to_string(dirfd));
+                           : "/proc/" + std::to_string(tid) + "/fd/" + std::to_string(dirfd));
     std::snprintf(absolute_, sizeof absolute_, "%s%s%s", base.c_str(), base.empty() ? "" : "/",
                   path_);
     site.path = absolute_;
   }
   int local_fd = -1;
   if (remote_fd >= 0) {
-    local_fd = take_fd(tgid, remote_fd);
+    local_fd = take_fd(tid, remote_fd);
     if (local_fd < 0) {
       respond(listener_, req.id, 0);
       return;
@@ -350,8 +339,16 @@ void Server::handle(const seccomp_notif& req) {
     drop_fd();
     return;
   }
+  // The process the thread belongs to, read now (it was valid a moment ago): only what needs
+  // it pays for it (the `process` selector, an injection's event and crash).
+  pid_t tgid = 0;
+  auto tgid_now = [&] {
+    if (tgid == 0) tgid = read_tgid(tid);
+    if (tgid <= 0) tgid = tid;
+    return tgid;
+  };
   refresh_needs();
-  if (needs_process_) set_identity(tgid);
+  if (needs_process_) set_identity(tgid_now());
   if (needs_thread_) {
     const std::string name = read_comm(tid);
     prctl(PR_SET_NAME, name.c_str(), 0, 0, 0);  // what thread_matches() reads
@@ -367,8 +364,8 @@ void Server::handle(const seccomp_notif& req) {
     respond(listener_, req.id, 0);
     return;
   }
-  if (!needs_process_) set_identity(tgid);  // the event names the caller
-  const shim::EventCaller caller{tgid, tid, local_fd, remote_fd};
+  if (!needs_process_) set_identity(tgid_now());  // the event names the caller
+  const shim::EventCaller caller{tgid_now(), tid, local_fd, remote_fd};
   shim::engine_set_event_caller(&caller);
   shim::emit_event(d, site, -1);
   shim::engine_set_event_caller(nullptr);
