@@ -297,7 +297,12 @@ int run_command(const RunOptions& options) {
   if (seccomp) {
     session->block().header.seccomp_families.store(kSeccompBackend | seccomp_run.families,
                                                    std::memory_order_release);
-    if (!seccomp_run.quiet)
+    if (!seccomp_run.quiet && seccomp_run.families == 0)
+      fmt::print(stderr,
+                 "faultline: seccomp backend: the policy names no fault, so no system call is "
+                 "trapped and none can be faulted in this run (a filter cannot change after "
+                 "the program started: name the families in the policy, disabled if need be)\n");
+    else if (!seccomp_run.quiet)
       fmt::print(stderr,
                  "faultline: seccomp backend: the system calls of {} are trapped (faults of "
                  "other families cannot be added live)\n",
