@@ -121,6 +121,27 @@ delay = "5s"
   EXPECT_LT(took, 4s);
 }
 
+TEST_F(SeccompTest, GoHttpConnectLatencyFiresTheClientsOwnTimeout) {
+  SKIP_WITHOUT_GO();
+  const std::string policy = R"(version = 1
+[[fault]]
+name = "far"
+calls = ["connect"]
+latency = "LATENCY"
+)";
+  auto with = [&](const std::string& latency) {
+    std::string p = policy;
+    p.replace(p.find("LATENCY"), 7, latency);
+    return run_under(p, {kGoHttp, "-timeout", "1s"});
+  };
+  const RunResult slow = with("3s");
+  EXPECT_EQ(slow.status(), 1) << slow.out << slow.err;
+  EXPECT_NE(slow.out.find("Client.Timeout exceeded"), std::string::npos) << slow.out;
+  const RunResult fast = with("100ms");  // only slows it
+  EXPECT_EQ(fast.status(), 0) << fast.out << fast.err;
+  EXPECT_EQ(fast.out, "ok: hello\n");
+}
+
 TEST_F(SeccompTest, GoFileSyncEioIsGosInputOutputError) {
   SKIP_WITHOUT_GO();
   const RunResult r = run_under(R"(version = 1
@@ -302,6 +323,11 @@ enabled = false
   const RunResult status = faultline({"status", name, "--json"});
   EXPECT_EQ(status.status(), 0) << status.err;
   EXPECT_EQ(status_json_injected(status.out, "f").value_or(0), 3u) << status.out;
+  // The event ring the supervisor filled names the program, not faultline.
+  const RunResult events = faultline({"events", name, "--json"});
+  EXPECT_EQ(events.status(), 0) << events.err;
+  EXPECT_EQ(count_substr(events.out, "\"call\":\"fsync\""), 3u) << events.out;
+  EXPECT_EQ(count_substr(events.out, "\"process\":\"fl_static_io\""), 3u) << events.out;
 
   // The filter was fixed at exec: a family it does not trap is refused, not left silent.
   ASSERT_TRUE(write_file(path("net.toml"), R"([[fault]]
