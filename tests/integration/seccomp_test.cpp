@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <vector>
@@ -140,6 +141,32 @@ latency = "LATENCY"
   const RunResult fast = with("100ms");  // only slows it
   EXPECT_EQ(fast.status(), 0) << fast.out << fast.err;
   EXPECT_EQ(fast.out, "ok: hello\n");
+}
+
+// Go's scheduler moves goroutines between threads and preempts them with signals: the same
+// seed still fails the same requests, counted in the order the program made them.
+TEST_F(SeccompTest, GoHttpSeedReplaysTheSameRequests) {
+  SKIP_WITHOUT_GO();
+  const std::string policy = R"(version = 1
+seed = 3
+[[fault]]
+name = "coin"
+calls = ["connect"]
+probability = 0.5
+error = "ECONNREFUSED"
+)";
+  auto outcomes = [&]() {
+    const RunResult r = run_under(policy, {kGoHttp, "-n", "60"});
+    std::string pattern;
+    for (const std::string& line : split_lines(r.out))
+      pattern += line.starts_with("ok") ? 'o' : 'x';
+    return pattern;
+  };
+  const std::string a = outcomes();
+  EXPECT_EQ(a.size(), 60u);
+  EXPECT_GT(std::count(a.begin(), a.end(), 'x'), 10);
+  EXPECT_GT(std::count(a.begin(), a.end(), 'o'), 10);
+  EXPECT_EQ(outcomes(), a);
 }
 
 TEST_F(SeccompTest, GoFileSyncEioIsGosInputOutputError) {
