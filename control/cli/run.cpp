@@ -106,14 +106,20 @@ int spawn_and_wait(const std::string& path, const std::vector<std::string>& args
   const pid_t child = launch::spawn(path, args, env, options);
   if (seccomp == nullptr) return wait_forwarding(child, waited);
   // Started with the forwarded signals blocked (the mask above), like this thread.
-  const seccomp::Supervisor supervisor(spawn_filter.listener, session.block(),
-                                       session.register_pid(child), child);
+  seccomp::Supervisor supervisor(spawn_filter.listener, session.block(),
+                                 session.register_pid(child), child);
   if (!spawn_filter.wait_killable && !seccomp->quiet)
     fmt::print(stderr,
                "faultline: warning: this kernel has no SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV "
                "(Linux 5.19): a signal reaching a held call (a delay) cuts the hold short, and "
                "the program restarts the call, which is then decided again\n");
-  return wait_forwarding(child, waited);
+  const int status = wait_forwarding(child, waited);
+  if (supervisor.finish() && !seccomp->quiet)
+    fmt::print(stderr,
+               "faultline: processes of CMD's tree still run under the seccomp filter: their "
+               "system calls now run unfaulted (a helper process lets them through until they "
+               "end)\n");
+  return status;
 }
 
 // The backend for CMD: --backend, else the policy's [target] backend; `auto` is seccomp for

@@ -422,6 +422,30 @@ int Server::serve_held() {
   return static_cast<int>(std::max<std::int64_t>(0, (next - now + 999'999) / 1'000'000));
 }
 
+// The helper's loop (finish()): every trapped call continues, until no process holds the
+// filter. Async-signal-safe: it runs in a child forked from a process with threads.
+void continue_all(int listener) {
+  alignas(8) char buffer[512];
+  seccomp_notif_sizes sizes{};
+  if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) != 0 ||
+      sizes.seccomp_notif > sizeof buffer)
+    return;
+  for (;;) {
+    pollfd fds{listener, POLLIN, 0};
+    if (poll(&fds, 1, -1) < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    if (fds.revents & POLLIN) {
+      std::memset(buffer, 0, sizeof buffer);
+      auto* req = reinterpret_cast<seccomp_notif*>(buffer);
+      if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, req) == 0) respond(listener, req->id, 0);
+    } else if (fds.revents & (POLLHUP | POLLERR)) {
+      return;
+    }
+  }
+}
+
 }  // namespace
 
 Supervisor::Supervisor(int listener, ControlBlock& block, int member, pid_t child)
@@ -435,7 +459,9 @@ Supervisor::Supervisor(int listener, ControlBlock& block, int member, pid_t chil
   thread_ = std::thread([this] { run(); });
 }
 
-Supervisor::~Supervisor() {
+bool Supervisor::finish() {
+  if (finished_) return false;
+  finished_ = true;
   stopping_.store(true, std::memory_order_release);
   const std::uint64_t one = 1;
   [[maybe_unused]] const ssize_t n = write(stop_fd_, &one, sizeof one);
@@ -446,9 +472,29 @@ Supervisor::~Supervisor() {
   }
   thread_.join();
   close(stop_fd_);
-  close(listener_);
   shim::g_block.store(nullptr, std::memory_order_release);
+  // Processes of the tree that outlived CMD still hold the filter: without a listener their
+  // trapped calls would fail with ENOSYS, which faultline must never cause. A helper takes the
+  // listener and lets every call through until the last of them has ended (POLLHUP).
+  pollfd held{listener_, 0, 0};
+  bool handed_off = false;
+  if (poll(&held, 1, 0) == 0 || !(held.revents & (POLLHUP | POLLERR))) {
+    const pid_t helper = fork();
+    if (helper == 0) {
+      // Only system calls from here: the parent has threads.
+      if (listener_ > 0) syscall(SYS_close_range, 0u, static_cast<unsigned>(listener_ - 1), 0u);
+      syscall(SYS_close_range, static_cast<unsigned>(listener_ + 1), ~0u, 0u);
+      setsid();
+      continue_all(listener_);
+      _exit(0);
+    }
+    handed_off = helper > 0;
+  }
+  close(listener_);
+  return handed_off;
 }
+
+Supervisor::~Supervisor() { finish(); }
 
 void Supervisor::run() noexcept {
   sigset_t wake;

@@ -30,7 +30,10 @@ class Supervisor {
   // Serves `listener` (taken over: closed at the end) for the session's block; `member` is
   // the program's index in the block's pid table (its `seen` counter), `child` its pid.
   Supervisor(int listener, ControlBlock& block, int member, pid_t child);
-  // Releases every held call, stops serving and closes the listener.
+  // Releases every held call, stops serving and closes the listener. When processes of the
+  // tree still hold the filter (they outlived CMD), a helper process takes the listener over
+  // and lets their calls through, unfaulted, until they end: returns true then. Once.
+  bool finish();
   ~Supervisor();
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
@@ -44,6 +47,7 @@ class Supervisor {
   pid_t child_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> done_{false};
+  bool finished_ = false;
   std::thread thread_;
 };
 

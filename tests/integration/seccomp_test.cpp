@@ -409,6 +409,30 @@ error = "EIO"
   EXPECT_EQ(program.stop(10s).status(), 0);
 }
 
+// A process of the tree that outlives CMD still carries the filter: its trapped calls must
+// keep working (unfaulted) once `faultline run` has returned, never fail with ENOSYS.
+TEST_F(SeccompTest, ProcessesThatOutliveTheRunKeepWorking) {
+  const std::string late = path("late.txt");
+  const RunResult r = run_under(
+      R"(version = 1
+[[fault]]
+name = "w"
+calls = ["write"]
+path = "*/never-written"
+error = "EIO"
+)",
+      // Its own session: the harness ends what is left of the run's process group.
+      {"/bin/sh", "-c",
+       "/usr/bin/setsid -f /bin/sh -c 'sleep 0.5; echo late > " + late + "; echo done >> " + late +
+           "' >/dev/null 2>&1"},
+      {"--backend", "seccomp"});
+  EXPECT_EQ(r.status(), 0) << r.err;
+  EXPECT_NE(r.err.find("still run under the seccomp filter"), std::string::npos) << r.err;
+  for (int i = 0; i < 100 && read_file(late).value_or("").find("done") == std::string::npos; ++i)
+    usleep(50'000);
+  EXPECT_EQ(read_file(late).value_or("<none>"), "late\ndone\n");
+}
+
 TEST_F(SeccompTest, EventsNameTheProgram) {
   const RunResult r = run_under(R"(version = 1
 [log]
