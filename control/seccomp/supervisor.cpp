@@ -359,7 +359,10 @@ void Server::handle(const seccomp_notif& req) {
     shim::Guard guard;
     inject = shim::decide(guard, site, d) && d.inject;
   }
-  if (!inject) {
+  // Only what the backend delivers (filter.h, refusal(): the compiler, `run` and `add` refuse
+  // the rest): a block edited by other means must not make an event of an action not taken.
+  constexpr std::uint32_t kDelivered = kActError | kActCrash | kActLatency;
+  if (!inject || (d.action & ~kDelivered) != 0) {
     drop_fd();
     respond(listener_, req.id, 0);
     return;
