@@ -366,6 +366,12 @@ error = "ECONNREFUSED"
   EXPECT_EQ(add.status(), 2) << add.out << add.err;
   EXPECT_NE(add.err.find("does not trap"), std::string::npos) << add.err;
 
+  // Nor can a live `set` give a fault what the backend cannot deliver; nothing is published.
+  const RunResult set = faultline({"set", name, "f", "stack=main"});
+  EXPECT_EQ(set.status(), 2) << set.out << set.err;
+  EXPECT_NE(set.err.find("cannot unwind"), std::string::npos) << set.err;
+  EXPECT_EQ(next(), "No space left on device");
+
   program.close_stdin();
   const RunResult end = program.stop(10s);
   EXPECT_EQ(end.status(), 0) << end.err;
