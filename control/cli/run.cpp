@@ -74,6 +74,13 @@ int wait_forwarding(pid_t child, const sigset_t& waited) {
   }
 }
 
+std::string families_text(std::uint32_t families) {
+  std::string text;
+  for (Family f : {kFamWrite, kFamRead, kFamFsync, kFamOpen, kFamNet})
+    if (families & f) text += (text.empty() ? "" : ", ") + std::string(family_name(f));
+  return text.empty() ? "none" : text;
+}
+
 // The seccomp backend's part of a run: the filter for the policy's families.
 struct SeccompRun {
   std::uint32_t families = 0;
@@ -108,6 +115,16 @@ int spawn_and_wait(const std::string& path, const std::vector<std::string>& args
   // Started with the forwarded signals blocked (the mask above), like this thread.
   seccomp::Supervisor supervisor(spawn_filter.listener, session.block(),
                                  session.register_pid(child), child);
+  if (!seccomp->quiet && seccomp->families == 0)
+    fmt::print(stderr,
+               "faultline: seccomp backend: the policy names no fault, so no system call is "
+               "trapped and none can be faulted in this run (a filter cannot change after "
+               "the program started: name the families in the policy, disabled if need be)\n");
+  else if (!seccomp->quiet)
+    fmt::print(stderr,
+               "faultline: seccomp backend: the system calls of {} are trapped (faults of "
+               "other families cannot be added live)\n",
+               families_text(seccomp->families));
   if (!spawn_filter.wait_killable && !seccomp->quiet)
     fmt::print(stderr,
                "faultline: warning: this kernel has no SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV "
@@ -144,13 +161,6 @@ std::vector<std::string> seccomp_environment(const std::vector<std::string>& bas
         !entry.starts_with("FAULTLINE_SEED=") && !entry.starts_with("FAULTLINE_LOG="))
       env.push_back(entry);
   return env;
-}
-
-std::string families_text(std::uint32_t families) {
-  std::string text;
-  for (Family f : {kFamWrite, kFamRead, kFamFsync, kFamOpen, kFamNet})
-    if (families & f) text += (text.empty() ? "" : ", ") + std::string(family_name(f));
-  return text.empty() ? "none" : text;
 }
 
 // ---- after CMD -------------------------------------------------------------------------------
@@ -300,20 +310,9 @@ int run_command(const RunOptions& options) {
   // be swept by `faultline sessions`) before CMD's first process has joined it.
   if (!options.quiet && !options.json)
     fmt::print(stderr, "faultline: session {}, seed {}\n", name, seed);
-  if (seccomp) {
+  if (seccomp)
     session->block().header.seccomp_families.store(kSeccompBackend | seccomp_run.families,
                                                    std::memory_order_release);
-    if (!seccomp_run.quiet && seccomp_run.families == 0)
-      fmt::print(stderr,
-                 "faultline: seccomp backend: the policy names no fault, so no system call is "
-                 "trapped and none can be faulted in this run (a filter cannot change after "
-                 "the program started: name the families in the policy, disabled if need be)\n");
-    else if (!seccomp_run.quiet)
-      fmt::print(stderr,
-                 "faultline: seccomp backend: the system calls of {} are trapped (faults of "
-                 "other families cannot be added live)\n",
-                 families_text(seccomp_run.families));
-  }
 
   const int wait_status =
       seccomp ? spawn_and_wait(program, options.command,
