@@ -1,8 +1,8 @@
 // httpcheck: a Go net/http server and client in one process, for the seccomp backend's tests
 // (tests/integration/seccomp_test.cpp). Go makes its system calls itself, so no preload sees
-// them. It serves "hello" on 127.0.0.1 (a free port), then GETs it with the client's own
-// timeout (-timeout) from the address -host (default 127.0.0.1; "localhost" resolves the
-// same). Prints "ok: BODY" and exits 0, or "error: ERR" (the Go client's own text) and exits 1.
+// them. It serves "hello" on 127.0.0.1 (a free port), then GETs it -n times, each on a new
+// connection, with the client's own timeout (-timeout). Prints "ok: BODY" or "error: ERR" (the
+// Go client's own text) per request, and exits 1 if any failed, else 0.
 package main
 
 import (
