@@ -93,6 +93,10 @@ _faultline() {
       COMPREPLY=($(compgen -W "$(_faultline_sessions "$fl")" -- "$cur"))
       return 0
       ;;
+    --backend)
+      COMPREPLY=($(compgen -W "auto preload seccomp" -- "$cur"))
+      return 0
+      ;;
     --log | --json-summary | --check)
       compopt -o filenames 2>/dev/null
       COMPREPLY=($(compgen -f -- "$cur"))
@@ -110,7 +114,7 @@ _faultline() {
 
   local options="--help"
   case $command in
-    run) options+=" -p --policy -s --session --seed --log --json --json-summary -q --quiet --" ;;
+    run) options+=" -p --policy -s --session --seed --log --backend --json --json-summary -q --quiet --" ;;
     explore)
       options+=" -p --policy --calls --max-runs --timeout --check -j --jobs --state --depth"
       options+=" --occurrences --in-place --json -q --quiet --report --"
@@ -129,7 +133,7 @@ _faultline() {
   local words=()
   for ((i = command_at + 1; i < COMP_CWORD; i++)); do
     case ${COMP_WORDS[i]} in
-      -p | --policy | -s | --session | --seed | --log | --json-summary) ((i++)) ;;
+      -p | --policy | -s | --session | --seed | --log | --json-summary | --backend) ((i++)) ;;
       -*) ;;
       *) words+=("${COMP_WORDS[i]}") ;;
     esac

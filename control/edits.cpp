@@ -7,11 +7,34 @@
 
 #include <algorithm>
 
+#include "calls.h"
+#include "filter.h"
 #include "inspect.h"
 #include "policy.h"
 
 namespace faultline {
 namespace {
+
+// The seccomp backend's filter was fixed at exec (ControlHeader::seccomp_families): a fault it
+// cannot reach or deliver, added or edited live, is refused rather than left to never fire.
+void check_seccomp_reach(Session& session, const FaultSpec& spec) {
+  const std::uint32_t seccomp =
+      session.block().header.seccomp_families.load(std::memory_order_acquire);
+  if (!(seccomp & kSeccompBackend)) return;
+  if (auto why = seccomp::refusal(spec))
+    throw_control_error(
+        ErrorKind::kUsage, kStatusUsage,
+        fmt::format("session {} runs under the seccomp backend: {}", session.name(), *why));
+  if (const std::uint32_t missing = spec.families & ~seccomp)
+    throw_control_error(
+        ErrorKind::kUsage, kStatusUsage,
+        fmt::format("session {} runs under the seccomp backend, whose filter does not trap "
+                    "the system calls of {} (a filter cannot change after the program "
+                    "started): fault '{}' would never fire. Name that family in the policy "
+                    "the program starts with (a disabled fault is enough)",
+                    session.name(), family_name(static_cast<Family>(missing & -missing)),
+                    fixed_text(spec.name)));
+}
 
 // Returns the key. Warnings (an errno this call cannot return) are collected, not refused:
 // each check covers the whole spec, so the same one may come back for every setting.
@@ -79,6 +102,7 @@ SetOutcome set_fault(Session& session, std::string_view fault,
   const bool present = session.edit_fault(index, [&](FaultSpec& current) {
     for (const auto& setting : settings)
       sets_enabled |= apply_setting(current, setting, outcome.warnings) == "enabled";
+    check_seccomp_reach(session, current);  // throws: nothing is published
     outcome.spec = current;
   });
   if (!present)
@@ -104,6 +128,7 @@ std::vector<std::string> add_faults(Session& session, const std::vector<FaultSpe
     throw_control_error(
         ErrorKind::kUsage, kStatusUsage,
         fmt::format("session {} holds at most {} faults", session.name(), kMaxFaults));
+  for (const FaultSpec& spec : specs) check_seccomp_reach(session, spec);
   std::vector<std::string> added;
   for (const FaultSpec& spec : specs) {
     std::string error;

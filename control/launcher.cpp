@@ -8,6 +8,10 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <linux/close_range.h>
+#include <linux/futex.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/resource.h>
@@ -19,12 +23,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cerrno>
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <new>
 
 #include "launcher_seccomp.h"
 
@@ -181,7 +187,13 @@ std::optional<std::string> secure_exec_reason(const std::string& path, const str
 }
 
 void vet_elf(const std::string& shown, const ElfInfo& elf, const ElfInfo& shim,
-             const std::string& shim_path) {
+             const std::string& shim_path, bool seccomp) {
+  if (seccomp &&
+      (elf.elf_class != shim.elf_class || elf.data != shim.data || elf.machine != shim.machine))
+    fail(ErrorKind::kUnreachable, kStatusUsage,
+         fmt::format("{} is a {} program: the seccomp backend's filter knows the system calls "
+                     "of {} only",
+                     shown, architecture_text(elf), architecture_text(shim)));
   if (elf.elf_class != shim.elf_class || elf.data != shim.data || elf.machine != shim.machine)
     fail(ErrorKind::kUnreachable, kStatusUsage,
          fmt::format("{} is a {} program and {} is {}: the loader would skip the "
@@ -191,7 +203,7 @@ void vet_elf(const std::string& shown, const ElfInfo& elf, const ElfInfo& shim,
   if (!elf.valid || (elf.type != ET_EXEC && elf.type != ET_DYN))
     fail(ErrorKind::kCannotExecute, kStatusCannotExecute,
          fmt::format("{}: not an executable this system can run", shown));
-  if (!elf.has_interp)
+  if (!elf.has_interp && !seccomp)
     fail(ErrorKind::kUnreachable, kStatusUsage,
          fmt::format("{} is statically linked: no LD_PRELOAD library can reach it, "
                      "so no fault would ever fire. Run a dynamically linked build",
@@ -206,7 +218,8 @@ struct FdCloser {
 // Refuses CMD when the preload could not reach it; follows #! interpreters as the kernel does
 // (set-id bits on a script are ignored by Linux, so only the interpreter's count).
 void vet(const std::string& path, const std::string& shown, const ElfInfo& shim,
-         const std::string& shim_path, int depth, std::vector<std::string>& warnings) {
+         const std::string& shim_path, int depth, std::vector<std::string>& warnings,
+         bool seccomp) {
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     // Execute-only files run fine but cannot be inspected.
@@ -218,14 +231,21 @@ void vet(const std::string& path, const std::string& shown, const ElfInfo& shim,
   const FdCloser closer{fd};
   if (const auto elf = read_elf(fd)) {
     struct stat st;
-    if (fstat(fd, &st) == 0)
-      if (auto reason = secure_exec_reason(path, st))
+    if (fstat(fd, &st) == 0) {
+      if (auto reason = secure_exec_reason(path, st); reason && seccomp)
+        fail(ErrorKind::kUnreachable, kStatusUsage,
+             fmt::format("{} is {}: under the seccomp backend (no new privileges) it would run "
+                         "without that privilege, which is not the program you meant to test. "
+                         "Run a copy without that privilege",
+                         shown, *reason));
+      else if (reason)
         fail(ErrorKind::kUnreachable, kStatusUsage,
              fmt::format("{} is {}: the loader runs it in secure-execution mode and "
                          "ignores LD_PRELOAD, so no fault would ever fire. Run a "
                          "copy without that privilege",
                          shown, *reason));
-    vet_elf(shown, *elf, shim, shim_path);
+    }
+    vet_elf(shown, *elf, shim, shim_path, seccomp);
     return;
   }
   if (depth >= kMaxInterpreterDepth)
@@ -236,7 +256,7 @@ void vet(const std::string& path, const std::string& shown, const ElfInfo& shim,
     fail(ErrorKind::kCannotExecute, kStatusCannotExecute,
          fmt::format("{}: bad interpreter {}: {}", shown, interpreter, errno_message(errno)));
   vet(interpreter, fmt::format("{} (the interpreter of {})", interpreter, shown), shim, shim_path,
-      depth + 1, warnings);
+      depth + 1, warnings, seccomp);
 }
 
 ElfInfo read_shim_elf(const std::string& shim) {
@@ -305,6 +325,56 @@ void cloexec_from_3() {
   }
 }
 
+// The seccomp hand-over between the child and spawn() (SeccompSpawn), in a shared anonymous
+// page: once its filter is installed the child may make no system call the filter traps
+// (write to the report pipe, close) until someone answers them, so it speaks through memory
+// and futexes only.
+enum HandoffState : int { kHandoffWaiting, kHandoffInstalled, kHandoffTaken, kHandoffFailed };
+struct SeccompHandoff {
+  std::atomic<int> state;
+  int listener;
+  int error;
+  int wait_killable;
+  int exec_failed;
+  ChildReport report;
+};
+
+long futex(std::atomic<int>& word, int op, int value, const timespec* timeout) {
+  return syscall(SYS_futex, reinterpret_cast<int*>(&word), op, value, timeout, nullptr, 0);
+}
+
+// In the child, async-signal-safe: no new privileges, the filter, the listener's number
+// published; then it waits (futex, getppid: untrapped calls) until the parent has taken it.
+bool install_filter(const SeccompSpawn& spawn, SeccompHandoff& handoff, pid_t parent) {
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+    handoff.error = errno;
+    return false;
+  }
+  unsigned flags = SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
+  long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, spawn.filter);
+  handoff.wait_killable = 1;
+  if (fd < 0 && errno == EINVAL) {  // a kernel before 5.19: no WAIT_KILLABLE_RECV
+    flags = SECCOMP_FILTER_FLAG_NEW_LISTENER;
+    fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, spawn.filter);
+    handoff.wait_killable = 0;
+  }
+  if (fd < 0) {
+    handoff.error = errno;
+    return false;
+  }
+  handoff.listener = static_cast<int>(fd);
+  handoff.state.store(kHandoffInstalled, std::memory_order_release);
+  futex(handoff.state, FUTEX_WAKE, 1, nullptr);
+  const timespec tick{0, 100'000'000};
+  while (handoff.state.load(std::memory_order_acquire) == kHandoffInstalled) {
+    futex(handoff.state, FUTEX_WAIT, kHandoffInstalled, &tick);
+    if (getppid() != parent) _exit(kStatusUsage);  // nobody will ever answer its calls
+  }
+  return true;
+}
+
+SeccompHandoff* g_child_handoff = nullptr;  // set in the parent before fork, read in the child
+
 // dup2 onto a standard descriptor, leaving it open across exec.
 bool redirect(int from, int to) {
   if (from < 0 || from == to) return true;
@@ -314,7 +384,7 @@ bool redirect(int from, int to) {
 // In the child: only async-signal-safe calls (the caller may have threads).
 [[noreturn]] void exec_child(const std::string& path, std::vector<char*>& argv,
                              std::vector<char*>& envp, const SpawnOptions& options,
-                             const sigset_t& mask, int report) {
+                             const sigset_t& mask, int report, pid_t parent) {
   ChildReport outcome{ChildStage::kExec, 0};
   if (options.new_process_group) setpgid(0, 0);
   if (options.die_with_parent) prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -328,13 +398,84 @@ bool redirect(int from, int to) {
   } else {
     if (options.inherited_fds == nullptr) cloexec_from_3();
     sigprocmask(SIG_SETMASK, &mask, nullptr);
+    SeccompHandoff* const handoff = g_child_handoff;
+    if (options.seccomp != nullptr) {
+      if (!install_filter(*options.seccomp, *handoff, parent)) {
+        handoff->state.store(kHandoffFailed, std::memory_order_release);
+        futex(handoff->state, FUTEX_WAKE, 1, nullptr);
+        _exit(kStatusUsage);
+      }
+    }
     // execvpe, not execve: a file without #! that the kernel refuses (ENOEXEC) runs through
     // /bin/sh as under a shell; `path` holds a slash, so there is no second PATH search.
     execvpe(path.c_str(), argv.data(), envp.data());
     outcome.error = errno;
+    if (options.seccomp != nullptr) {  // the report pipe's write may be trapped now
+      handoff->report = outcome;
+      handoff->exec_failed = 1;
+      _exit(kStatusNotFound);
+    }
   }
   [[maybe_unused]] const ssize_t written = write(report, &outcome, sizeof outcome);
   _exit(kStatusNotFound);
+}
+
+std::string seccomp_refusal(int error) {
+  if (error == EBUSY)
+    return "the seccomp backend cannot start: a seccomp filter already installed around "
+           "faultline has its own listener (a container runtime or a supervisor), and the "
+           "kernel allows one. Run faultline outside it, or use --backend preload for a "
+           "dynamically linked program";
+  if (error == EINVAL || error == ENOSYS)
+    return fmt::format(
+        "the seccomp backend cannot start: this kernel has no seccomp user notification "
+        "({}; Linux 5.0 or later with CONFIG_SECCOMP_FILTER is needed). Use --backend preload "
+        "for a dynamically linked program",
+        errno_message(error));
+  return fmt::format(
+      "the seccomp backend cannot start: installing the filter failed: {} (a seccomp policy "
+      "around faultline may forbid seccomp() itself; allow it, or use --backend preload)",
+      errno_message(error));
+}
+
+// In the parent: waits for the child's filter and takes its listener with pidfd_getfd.
+void take_listener(pid_t child, SeccompHandoff& handoff, SeccompSpawn& out) {
+  const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, child, 0));
+  if (pidfd < 0) {
+    kill(child, SIGKILL);
+    wait_for(child, 0);
+    fail(ErrorKind::kSystem, kStatusUsage,
+         fmt::format("the seccomp backend cannot start: pidfd_open: {}", errno_message(errno)));
+  }
+  const timespec tick{0, 100'000'000};
+  for (;;) {
+    const int state = handoff.state.load(std::memory_order_acquire);
+    if (state != kHandoffWaiting) break;
+    futex(handoff.state, FUTEX_WAIT, kHandoffWaiting, &tick);
+    pollfd exited{pidfd, POLLIN, 0};
+    if (handoff.state.load(std::memory_order_acquire) == kHandoffWaiting &&
+        poll(&exited, 1, 0) == 1) {
+      close(pidfd);  // it ended before its filter (a redirect or chdir failed): the report says
+      return;
+    }
+  }
+  if (handoff.state.load(std::memory_order_acquire) == kHandoffInstalled) {
+    out.listener = static_cast<int>(syscall(SYS_pidfd_getfd, pidfd, handoff.listener, 0));
+    const int error = errno;
+    if (out.listener < 0) {
+      kill(child, SIGKILL);
+      close(pidfd);
+      wait_for(child, 0);
+      fail(ErrorKind::kSystem, kStatusUsage,
+           fmt::format("the seccomp backend cannot start: pidfd_getfd: {} (a ptrace policy "
+                       "such as Yama's ptrace_scope=3 forbids taking the listener)",
+                       errno_message(error)));
+    }
+    out.wait_killable = handoff.wait_killable != 0;
+    handoff.state.store(kHandoffTaken, std::memory_order_release);
+    futex(handoff.state, FUTEX_WAKE, 1, nullptr);
+  }
+  close(pidfd);
 }
 
 bool read_report(int fd, ChildReport& report) {
@@ -426,8 +567,8 @@ std::string resolve_command(const std::string& command) {
 }
 
 void vet_program(const std::string& program, const std::string& shim,
-                 std::vector<std::string>& warnings) {
-  vet(program, program, read_shim_elf(shim), shim, 0, warnings);
+                 std::vector<std::string>& warnings, bool seccomp) {
+  vet(program, program, read_shim_elf(shim), shim, 0, warnings, seccomp);
 }
 
 // ---- the shim --------------------------------------------------------------------------------
@@ -578,15 +719,43 @@ pid_t spawn(const std::string& path, const std::vector<std::string>& argv,
   // Everything the child needs is built before fork: after it, only async-signal-safe calls.
   auto argv_pointers = c_strings(argv);
   auto env_pointers = c_strings(env);
+  SeccompHandoff* handoff = nullptr;
+  if (options.seccomp != nullptr) {
+    void* page = mmap(nullptr, sizeof(SeccompHandoff), PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (page == MAP_FAILED)
+      fail(ErrorKind::kSystem, kStatusUsage, fmt::format("mmap: {}", errno_message(errno)));
+    handoff = new (page) SeccompHandoff{};
+  }
+  g_child_handoff = handoff;
+  const pid_t parent = getpid();
   const pid_t child = fork();
-  if (child == 0) exec_child(path, argv_pointers, env_pointers, options, mask, report[1]);
+  if (child == 0) exec_child(path, argv_pointers, env_pointers, options, mask, report[1], parent);
   const int fork_error = errno;
   close(report[1]);
+  if (handoff != nullptr && child > 0) take_listener(child, *handoff, *options.seccomp);
   // Both sides set the group: no window in which a signal to the group misses the child.
   if (child > 0 && options.new_process_group) setpgid(child, child);
   ChildReport outcome{};
-  const bool failed = child > 0 && read_report(report[0], outcome);
+  bool failed = child > 0 && read_report(report[0], outcome);
   close(report[0]);
+  if (handoff != nullptr) {
+    if (!failed && handoff->exec_failed) {
+      outcome = handoff->report;
+      failed = true;
+    }
+    const int state = handoff->state.load(std::memory_order_acquire);
+    const int error = handoff->error;
+    munmap(handoff, sizeof(SeccompHandoff));
+    if (child > 0 && state == kHandoffFailed) {
+      wait_for(child, 0);
+      fail(ErrorKind::kUnreachable, kStatusUsage, seccomp_refusal(error));
+    }
+    if (failed && options.seccomp->listener >= 0) {
+      close(options.seccomp->listener);
+      options.seccomp->listener = -1;
+    }
+  }
   if (child < 0)
     fail(ErrorKind::kSystem, kStatusUsage, fmt::format("fork: {}", errno_message(fork_error)));
   if (failed) {

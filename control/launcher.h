@@ -57,9 +57,10 @@ std::string resolve_command(const std::string& command);
 // Refuses a program that no LD_PRELOAD library could reach: statically linked, set-id or
 // file capabilities (secure execution), or built for another architecture than `shim`.
 // A program that cannot be read (execute-only) is run anyway, with a warning added to
-// `warnings` (without a "faultline: " prefix).
+// `warnings` (without a "faultline: " prefix). With `seccomp` (the seccomp backend) a
+// statically linked program is fine; set-id and other architectures are still refused.
 void vet_program(const std::string& program, const std::string& shim,
-                 std::vector<std::string>& warnings);
+                 std::vector<std::string>& warnings, bool seccomp = false);
 
 // ---- the shim ------------------------------------------------------------------------------
 
@@ -107,7 +108,20 @@ void register_stray_members(Session& session);
 // The descriptors open in this process now (to pass on exactly these with `inherited_fds`).
 std::vector<int> open_fds();
 
+// The seccomp backend (control/seccomp/): a filter the child installs just before exec, with
+// PR_SET_NO_NEW_PRIVS, SECCOMP_FILTER_FLAG_NEW_LISTENER and (where the kernel has it)
+// SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV. The listener comes back to this process with
+// pidfd_getfd while the child waits, before it execs: the program's first trapped call
+// already has someone to answer it (once the caller serves `listener`).
+struct SeccompSpawn {
+  const void* filter = nullptr;  // a struct sock_fprog
+  int listener = -1;             // out: the listener, close-on-exec, owned by the caller
+  bool wait_killable = false;    // out: SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV was accepted
+};
+
 struct SpawnOptions {
+  // nullptr: no filter (the preload backend).
+  SeccompSpawn* seccomp = nullptr;
   // The signal mask the program starts with; nullptr: an empty mask.
   const sigset_t* child_mask = nullptr;
   // Its own process group (so that the whole tree can be signalled at once).

@@ -1245,19 +1245,35 @@ void compile_durability(Document& doc, const Warnings& w, const Entry& e) {
                          "nothing (add path = \"/your/data/*\")");
 }
 
+void compile_target_backend(Document& doc, const Warnings&, const Entry& e) {
+  const std::string& name = get_string(e);
+  if (name == "auto")
+    doc.policy.backend = Backend::kAuto;
+  else if (name == "preload")
+    doc.policy.backend = Backend::kPreload;
+  else if (name == "seccomp")
+    doc.policy.backend = Backend::kSeccomp;
+  else
+    fail_value(e, "\"auto\", \"preload\" or \"seccomp\"");
+}
+
+// [target]: one key per line, so that keys added side by side merge cleanly.
+constexpr DocumentKey kTargetKeys[] = {
+    {"backend", compile_target_backend},
+    {"io_uring", compile_target_io_uring},
+};
 constexpr DocumentKey kSafetyKeys[] = {{"ttl", compile_ttl}, {"max_faults", compile_max_faults}};
-constexpr DocumentKey kTargetKeys[] = {{"io_uring", compile_target_io_uring}};
 
 void compile_log(Document& doc, const Warnings& w, const Entry& e) {
   compile_keys_of(doc, w, e, kLogKeys, "a table ([log])");
 }
 
-void compile_safety(Document& doc, const Warnings& w, const Entry& e) {
-  compile_keys_of(doc, w, e, kSafetyKeys, "a table ([safety])");
-}
-
 void compile_target(Document& doc, const Warnings& w, const Entry& e) {
   compile_keys_of(doc, w, e, kTargetKeys, "a table ([target])");
+}
+
+void compile_safety(Document& doc, const Warnings& w, const Entry& e) {
+  compile_keys_of(doc, w, e, kSafetyKeys, "a table ([safety])");
 }
 
 void compile_version(Document&, const Warnings&, const Entry& e) {

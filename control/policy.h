@@ -27,6 +27,9 @@ struct PolicyError {
   std::string to_string() const;
 };
 
+// [target] backend (policy.md, "Reaching the program"): how `faultline run` reaches CMD.
+enum class Backend : std::uint8_t { kAuto, kPreload, kSeccomp };
+
 struct Policy {
   std::uint64_t seed = 0;
   bool has_seed = false;
@@ -39,6 +42,7 @@ struct Policy {
   // [target] io_uring = "deny": `faultline run` makes io_uring_setup fail with ENOSYS in the
   // program (control/launcher_seccomp.cpp), so that it falls back to calls the shim sees.
   bool deny_io_uring = false;
+  Backend backend = Backend::kAuto;
   std::vector<FaultSpec> faults;
   // [durability]: `path` as a packed glob list (faultline/glob.h), "" = nothing tracked.
   struct Durability {

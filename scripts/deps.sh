@@ -23,6 +23,9 @@ packages=(
   # `faultline experiment`: the journal (nlohmann-json) and the report checked in a real
   # headless browser (tests/integration/hostile/experiment_test.cpp).
   nlohmann-json3-dev chromium
+  # The seccomp backend's tests (tests/integration/seccomp_test.cpp): Go programs built with
+  # `go build`, and static C programs (glibc's libc.a comes with build-essential; musl-gcc).
+  golang-go musl-tools
 )
 
 missing=()

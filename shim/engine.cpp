@@ -1312,6 +1312,17 @@ void engine_process_renamed() noexcept {
   if (store_comm(comm)) g_identity_changed.store(true, std::memory_order_release);
 }
 
+void engine_set_process_identity(const char* comm, const char* exe) noexcept {
+  bool changed = store_comm(comm);
+  if (std::strncmp(g_exe, exe, sizeof g_exe - 1) != 0) {
+    const std::size_t n = std::min(std::strlen(exe), sizeof g_exe - 1);
+    std::memcpy(g_exe, exe, n);
+    g_exe[n] = '\0';
+    changed = true;
+  }
+  if (changed) g_identity_changed.store(true, std::memory_order_release);
+}
+
 const char* engine_process_name() noexcept {
   load_comm(t_comm);
   return t_comm;

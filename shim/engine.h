@@ -192,4 +192,19 @@ void engine_process_renamed() noexcept;
 // The process name (comm) for event lines, in a per-thread buffer valid until the next call.
 const char* engine_process_name() noexcept;
 
+// The seccomp backend (control/seccomp/) decides inside `faultline run` for another process.
+// The identity the `process` selector matches and event lines name is then that process's
+// (comm and the path of its executable; the rules re-evaluate `process` when it changes), and
+// event lines carry its pid, tid and descriptor number instead of this process's (`local_fd`
+// is the duplicate the decision looked at, `remote_fd` the program's own number for it).
+void engine_set_process_identity(const char* comm, const char* exe) noexcept;
+struct EventCaller {
+  pid_t pid;
+  pid_t tid;
+  int local_fd;
+  int remote_fd;
+};
+// For this thread's next events; nullptr: this process.
+void engine_set_event_caller(const EventCaller* caller) noexcept;
+
 }  // namespace faultline::shim

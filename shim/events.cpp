@@ -27,6 +27,11 @@
 #include "text_buf.h"
 
 namespace faultline::shim {
+
+// The seccomp backend's caller (engine.h, engine_set_event_caller); nullptr: this process.
+constinit thread_local const EventCaller* t_caller __attribute__((tls_model("initial-exec"))) =
+    nullptr;
+
 namespace {
 
 // Text into a slot's words, NUL-padded and truncated to fit (one word at a time: no copy of
@@ -59,7 +64,9 @@ std::uint64_t push_ring(ControlBlock& block, const Decision& d, const CallSite& 
   slot.tid.store(static_cast<std::uint32_t>(tid), std::memory_order_release);
   slot.fault.store(static_cast<std::uint32_t>(d.fault), std::memory_order_release);
   slot.call.store(site.call, std::memory_order_release);
-  slot.fd.store(site.fd, std::memory_order_release);
+  const EventCaller* const caller = t_caller;
+  slot.fd.store(caller && site.fd == caller->local_fd ? caller->remote_fd : site.fd,
+                std::memory_order_release);
   slot.error.store(d.action == kActError   ? d.error
                    : d.action == kActCrash ? d.crash_signal
                                            : 0,
@@ -184,6 +191,8 @@ void append_log(const char* path, const char* line, std::size_t size) {
 
 }  // namespace
 
+void engine_set_event_caller(const EventCaller* caller) noexcept { t_caller = caller; }
+
 void emit_event(const Decision& d, const CallSite& site, std::int64_t bytes) noexcept {
   CancelOff no_cancel;  // shim.h: the log's open and write are cancellation points
   ControlBlock* block = g_block.load(std::memory_order_acquire);
@@ -193,8 +202,10 @@ void emit_event(const Decision& d, const CallSite& site, std::int64_t bytes) noe
   if (!scratch.get()) return;  // no memory at all: the event is lost, the program is not
   auto* mem = new (scratch.get()) EventScratch;
   const std::int64_t ts = realtime_ns();
-  const pid_t pid = getpid();
-  const auto tid = static_cast<pid_t>(syscall(SYS_gettid));
+  const EventCaller* const caller = t_caller;
+  const pid_t pid = caller ? caller->pid : getpid();
+  const auto tid = caller ? caller->tid : static_cast<pid_t>(syscall(SYS_gettid));
+  const int shown_fd = caller && site.fd == caller->local_fd ? caller->remote_fd : site.fd;
   char* path = mem->path;
   path[0] = '\0';
   if (site.fd >= 0) {
@@ -234,7 +245,7 @@ void emit_event(const Decision& d, const CallSite& site, std::int64_t bytes) noe
     line.json_string("process", engine_process_name(), kLineTailReserve);
     line.json_string("fault", mem->fault, kLineTailReserve);
     line.json_string("call", call, kLineTailReserve);
-    if (site.fd >= 0) line.json_number("fd", site.fd);
+    if (site.fd >= 0) line.json_number("fd", shown_fd);
     if (path[0]) line.json_string("path", path, kLineTailReserve);
     if (where_kind == kEventHasAddr) line.json_string("addr", where, kLineTailReserve);
     if (where_kind == kEventHasHost) line.json_string("host", where, kLineTailReserve);
@@ -259,7 +270,7 @@ void emit_event(const Decision& d, const CallSite& site, std::int64_t bytes) noe
     const char* shown = where_kind ? where : path;
     TextBuf human(mem->human, sizeof mem->human);
     human.put("faultline: injected ").put(action).put(" into ").put(call).put("(fd ");
-    human.dec_signed(site.fd);
+    human.dec_signed(shown_fd);
     if (shown[0]) human.put(", ").put(shown);
     human.put(") #").dec(d.index).put(" [fault ").put(mem->fault).put(']');
     if (human.room() == 0) human.resize_down(human.size() - 1);

@@ -42,6 +42,7 @@ struct RunOptions {
   std::optional<std::string> seed;  // --seed, checked by `run` like FAULTLINE_SEED
   std::string log;                  // --log
   std::string json_summary;         // --json-summary FILE ("-": stderr)
+  std::string backend;              // --backend auto|preload|seccomp; empty: the policy's
   bool json = false;                // --json: the summary as one JSON line on stderr
   bool quiet = false;
   std::vector<std::string> command;

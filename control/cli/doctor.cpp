@@ -280,9 +280,27 @@ bool imports_call(const ProgramFacts& facts, std::string_view call) {
   return false;
 }
 
+// `faultline run`'s auto choice (run.cpp): seccomp for a static or Go program, which the
+// seccomp backend reaches unless it is set-id or built for another machine.
+bool seccomp_reaches(const ProgramFacts& facts) {
+  // The filter knows x86-64's system calls only (control/seccomp/filter.cpp).
+  return (facts.is_static || facts.go) && !facts.setuid && !facts.setgid &&
+         kHostMachine == EM_X86_64 && facts.machine == machine_name(EM_X86_64);
+}
+
+constexpr std::uint32_t kSeccompFamilies = kFamWrite | kFamFsync | kFamRead | kFamOpen | kFamNet;
+
 FamilyReach reach_of(const ProgramFacts& facts, Family family) {
   FamilyReach r;
   r.family = family;
+  if (seccomp_reaches(facts)) {
+    r.reachable = (family & kSeccompFamilies) != 0;
+    r.note = r.reachable ? "its system calls, through the seccomp backend"
+             : family == kFamDns
+                 ? "lookups are no system call: use @net with addr = \"*:53\""
+                 : "allocations are no system call: the seccomp backend cannot reach them";
+    return r;
+  }
   for (const CallInfo& call : all_calls()) {
     if (call.family != family) continue;
     if (facts.imports.contains(std::string(call.name))) r.imports.emplace_back(call.name);
@@ -326,8 +344,7 @@ FamilyReach reach_of(const ProgramFacts& facts, Family family) {
 }
 
 std::string auto_backend(const ProgramFacts& facts) {
-  if (facts.is_static || facts.go)
-    return "seccomp (not available in this version): faultline run refuses it";
+  if (seccomp_reaches(facts)) return "seccomp";
   return facts.preload_reaches ? "preload" : "none: " + facts.refusal;
 }
 
@@ -383,14 +400,18 @@ ProgramFacts inspect_program(const std::string& path) {
     refuse(fmt::format("a {}-bit {} program: the shim is built for {}", facts.bits, facts.machine,
                        machine_name(kHostMachine)));
   if (facts.is_static)
-    refuse("statically linked: no LD_PRELOAD library can reach it (faultline run refuses it)");
+    refuse(
+        "statically linked: no LD_PRELOAD library can reach it (faultline run uses the seccomp "
+        "backend for it)");
   if (facts.go)
     refuse(
         fmt::format("a Go program ({}): it makes its system calls itself, the preload sees "
                     "none of them",
                     facts.go_evidence));
   if (facts.musl)
-    refuse("linked against musl: the shim is built for glibc and cannot load into it");
+    refuse(
+        "linked against musl: the shim is built for glibc and cannot load into it (`faultline "
+        "run --backend seccomp` reaches its system calls)");
   if (facts.setuid || facts.setgid)
     refuse(fmt::format("set-{}: the loader ignores LD_PRELOAD for it (faultline run refuses it)",
                        facts.setuid ? "user-ID" : "group-ID"));
@@ -408,10 +429,15 @@ std::string silent_fault_hint(const ProgramFacts& facts, const FaultSpec& spec,
     }
   if (calls.empty()) return "";
   const std::string& prog = facts.name;
+  if (facts.under_seccomp)
+    return fmt::format(
+        "{} made no such system call under the seccomp backend (I/O through io_uring or "
+        "a memory-mapped file is no such call)",
+        prog);
   if (facts.go)
     return fmt::format(
         "{} is a Go program: it makes its system calls itself and the preload sees "
-        "none (the seccomp backend is not available in this version)",
+        "none (run it under the seccomp backend: --backend seccomp, or auto)",
         prog);
   if (!facts.preload_reaches) return fmt::format("{}: {}", prog, facts.refusal);
   if ((families & kFamMemory) != 0 && facts.own_malloc)
@@ -527,7 +553,8 @@ int doctor_command(const std::vector<std::string>& command, bool json) {
   std::vector<FamilyReach> families;
   for (Family family : kFamilies) families.push_back(reach_of(facts, family));
   const std::string backend = auto_backend(facts);
-  const int status = facts.preload_reaches ? kExitOk : kExitNothing;
+  const bool seccomp = seccomp_reaches(facts);
+  const int status = facts.preload_reaches || seccomp ? kExitOk : kExitNothing;
 
   if (json) {
     Json o;
@@ -561,7 +588,8 @@ int doctor_command(const std::vector<std::string>& command, bool json) {
     }
     o["families"] = std::move(fams);
     o["backend"] = backend;
-    o["reachable"] = facts.preload_reaches;
+    o["reachable"] = facts.preload_reaches || seccomp;
+    o["preload_reachable"] = facts.preload_reaches;
     o["refusal"] = facts.preload_reaches ? Json(nullptr) : Json(facts.refusal);
     print_json(o);
     return status;
@@ -600,6 +628,11 @@ int doctor_command(const std::vector<std::string>& command, bool json) {
   table.print(stdout);
   if (facts.preload_reaches)
     fmt::print("\nfaultline can fault {} with the preload\n", facts.name);
+  else if (seccomp)
+    fmt::print(
+        "\nfaultline can fault {} with the seccomp backend (its system calls: @write, @read, "
+        "@fsync, @open, @net; not @memory or @dns); not with the preload: {}\n",
+        facts.name, facts.refusal);
   else
     fmt::print("\nfaultline cannot fault {} with the preload: {}\n", facts.name, facts.refusal);
   return status;

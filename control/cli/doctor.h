@@ -40,6 +40,7 @@ struct ProgramFacts {
   std::vector<std::string> preloaded_allocators;  // in LD_PRELOAD before libfaultline.so
   bool preload_reaches = true;                    // the preload backend can fault it at all
   std::string refusal;                            // why not, when !preload_reaches
+  bool under_seccomp = false;  // `faultline run` ran it under the seccomp backend (its hints)
 };
 
 // Reads `path` (already resolved). Throws CliError (status 2) when it is not a readable ELF.

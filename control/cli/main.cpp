@@ -83,11 +83,16 @@ void add_run(CLI::App& app, Args& a, Dispatch& dispatch) {
       ->type_name("FILE");
   run->add_flag("--json", a.run.json,
                 "The summary as one JSON line on stderr instead of the table (no session line)");
+  run->add_option("--backend", a.run.backend,
+                  "How CMD is reached: auto (seccomp for a static or Go program, else preload), "
+                  "preload or seccomp; overrides the policy's [target] backend")
+      ->check(CLI::IsMember({"auto", "preload", "seccomp"}))
+      ->type_name("auto|preload|seccomp");
   run->add_flag("-q,--quiet", a.run.quiet, "No session line at start, no summary at the end");
   run->add_option("CMD", a.run.command, "The command and its arguments, after --")->required();
   run->footer(
       "Example: faultline run -p wal-eio.toml -- ./db --data /tmp/db\n"
-      "A statically linked or set-id CMD, which no preload can reach, is refused.");
+      "A statically linked or Go CMD runs under the seccomp backend; a set-id CMD is refused.");
   dispatch.add(run, [&a, seed] {
     if (seed->count() > 0) a.run.seed = a.seed;
     return fc::run_command(a.run);

@@ -16,11 +16,14 @@
 #include <fstream>
 #include <optional>
 
+#include "calls.h"
 #include "cli.h"
 #include "doctor.h"
+#include "filter.h"
 #include "launcher.h"
 #include "output.h"
 #include "session.h"
+#include "supervisor.h"
 
 namespace faultline::cli {
 namespace {
@@ -71,10 +74,25 @@ int wait_forwarding(pid_t child, const sigset_t& waited) {
   }
 }
 
-// Returns CMD's wait status.
+std::string families_text(std::uint32_t families) {
+  std::string text;
+  for (Family f : {kFamWrite, kFamRead, kFamFsync, kFamOpen, kFamNet})
+    if (families & f) text += (text.empty() ? "" : ", ") + std::string(family_name(f));
+  return text.empty() ? "none" : text;
+}
+
+// The seccomp backend's part of a run: the filter for the policy's families.
+struct SeccompRun {
+  std::uint32_t families = 0;
+  std::vector<sock_filter> filter;
+  bool quiet = false;
+};
+
+// Returns CMD's wait status. With `seccomp`, CMD runs under the filter and a supervisor
+// thread answers its trapped calls until CMD has ended.
 int spawn_and_wait(const std::string& path, const std::vector<std::string>& args,
                    const std::vector<std::string>& env, const std::vector<int>& inherited_fds,
-                   bool deny_io_uring) {
+                   Session& session, const SeccompRun* seccomp, bool deny_io_uring) {
   sigset_t waited;
   sigemptyset(&waited);
   sigaddset(&waited, SIGCHLD);
@@ -85,8 +103,65 @@ int spawn_and_wait(const std::string& path, const std::vector<std::string>& args
   options.child_mask = &mask.previous();
   options.inherited_fds = &inherited_fds;
   options.deny_io_uring = deny_io_uring;
+  sock_fprog program{};
+  launch::SeccompSpawn spawn_filter;
+  if (seccomp != nullptr) {
+    program.len = static_cast<unsigned short>(seccomp->filter.size());
+    program.filter = const_cast<sock_filter*>(seccomp->filter.data());
+    spawn_filter.filter = &program;
+    options.seccomp = &spawn_filter;
+  }
   const pid_t child = launch::spawn(path, args, env, options);
-  return wait_forwarding(child, waited);
+  if (seccomp == nullptr) return wait_forwarding(child, waited);
+  // Started with the forwarded signals blocked (the mask above), like this thread.
+  seccomp::Supervisor supervisor(spawn_filter.listener, session.block(),
+                                 session.register_pid(child), child);
+  if (!seccomp->quiet && seccomp->families == 0)
+    fmt::print(stderr,
+               "faultline: seccomp backend: the policy names no fault, so no system call is "
+               "trapped and none can be faulted in this run (a filter cannot change after "
+               "the program started: name the families in the policy, disabled if need be)\n");
+  else if (!seccomp->quiet)
+    fmt::print(stderr,
+               "faultline: seccomp backend: the system calls of {} are trapped (faults of "
+               "other families cannot be added live)\n",
+               families_text(seccomp->families));
+  if (!spawn_filter.wait_killable && !seccomp->quiet)
+    fmt::print(stderr,
+               "faultline: warning: this kernel has no SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV "
+               "(Linux 5.19): a signal reaching a held call (a delay) cuts the hold short, and "
+               "the program restarts the call, which is then decided again\n");
+  const int status = wait_forwarding(child, waited);
+  if (supervisor.finish() && !seccomp->quiet)
+    fmt::print(stderr,
+               "faultline: processes of CMD's tree still run under the seccomp filter: their "
+               "system calls now run unfaulted (a helper process lets them through until they "
+               "end)\n");
+  return status;
+}
+
+// The backend for CMD: --backend, else the policy's [target] backend; `auto` is seccomp for
+// a statically linked or Go program (what the preload cannot reach), else preload.
+bool use_seccomp(const RunOptions& options, const Policy& policy,
+                 const std::optional<ProgramFacts>& facts) {
+  std::string backend = options.backend;
+  if (backend.empty())
+    backend = policy.backend == Backend::kPreload   ? "preload"
+              : policy.backend == Backend::kSeccomp ? "seccomp"
+                                                    : "auto";
+  if (backend == "auto") return facts && (facts->is_static || facts->go);
+  return backend == "seccomp";
+}
+
+// The environment under seccomp: the caller's, without the shim's variables (nothing is
+// preloaded; a stale FAULTLINE_POLICY must not arm a preload the user added themselves).
+std::vector<std::string> seccomp_environment(const std::vector<std::string>& base) {
+  std::vector<std::string> env;
+  for (const std::string& entry : base)
+    if (!entry.starts_with("FAULTLINE_SESSION=") && !entry.starts_with("FAULTLINE_POLICY=") &&
+        !entry.starts_with("FAULTLINE_SEED=") && !entry.starts_with("FAULTLINE_LOG="))
+      env.push_back(entry);
+  return env;
 }
 
 // ---- after CMD -------------------------------------------------------------------------------
@@ -206,17 +281,28 @@ int run_command(const RunOptions& options) {
   const std::string name = launch::choose_session_name(options.session);
   const std::string program = launch::resolve_command(options.command.front());
   const std::string shim = launch::find_shim(launch::executable_shim_defaults());
-  std::vector<std::string> warnings;
-  launch::check_not_disabled(launch::current_environment(), !options.policy.empty(), warnings);
-  launch::vet_program(program, shim, warnings);
-  for (const auto& w : warnings) fmt::print(stderr, "faultline: warning: {}\n", w);
-  // Read now, while it is the file about to run; only the summary's hints use it.
+  // Read now, while it is the file about to run: the summary's hints and `auto` use it.
   RunFacts facts;
   facts.io_uring_denied = policy.deny_io_uring;
   try {
     facts.program = inspect_program(program);
   } catch (const std::exception&) {
-    // Not readable as ELF (a script): no hints, the run itself is unaffected.
+    // Not readable as ELF (a script): no hints, and `auto` is the preload.
+  }
+  const bool seccomp = use_seccomp(options, policy, facts.program);
+  if (facts.program) facts.program->under_seccomp = seccomp;
+  std::vector<std::string> warnings;
+  if (!seccomp)
+    launch::check_not_disabled(launch::current_environment(), !options.policy.empty(), warnings);
+  launch::vet_program(program, shim, warnings, seccomp);
+  for (const auto& w : warnings) fmt::print(stderr, "faultline: warning: {}\n", w);
+  SeccompRun seccomp_run;
+  if (seccomp) {
+    for (const FaultSpec& spec : policy.faults)
+      if (auto why = seccomp::refusal(spec)) fail(kExitUsage, *why);
+    seccomp_run.families = seccomp::trapped_families(policy);
+    seccomp_run.filter = seccomp::build_filter(seccomp_run.families);
+    seccomp_run.quiet = options.quiet || options.json;
   }
 
   // Checked before the session exists: a refused --log leaves nothing behind.
@@ -230,11 +316,18 @@ int run_command(const RunOptions& options) {
   // be swept by `faultline sessions`) before CMD's first process has joined it.
   if (!options.quiet && !options.json)
     fmt::print(stderr, "faultline: session {}, seed {}\n", name, seed);
+  if (seccomp)
+    session->block().header.seccomp_families.store(kSeccompBackend | seccomp_run.families,
+                                                   std::memory_order_release);
 
   const int wait_status =
-      spawn_and_wait(program, options.command,
-                     launch::child_environment(launch::current_environment(), shim, name),
-                     inherited_fds, policy.deny_io_uring);
+      seccomp ? spawn_and_wait(program, options.command,
+                               seccomp_environment(launch::current_environment()), inherited_fds,
+                               *session, &seccomp_run, policy.deny_io_uring)
+              : spawn_and_wait(program, options.command,
+                               launch::child_environment(launch::current_environment(), shim, name),
+                               inherited_fds, *session, nullptr,
+                               policy.deny_io_uring);
   // --json replaces the table with the JSON line (on stderr, like the table), even with -q:
   // a script asking for JSON wants nothing else there.
   if (options.json)

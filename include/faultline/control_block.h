@@ -26,7 +26,8 @@ inline constexpr std::uint64_t kBlockMagic = 0x31454e494c544c46ull;  // "FLTLINE
 // packed lists, faultline/glob.h; `addr` is an array of AddrEntry), network shaping (latency,
 // bandwidth, loss, eof, after_bytes) and p99. 5: the @fs family (kFamFs; rename, link, unlink,
 // mkdir, truncate, fallocate, close... rows in calls.def; close moved from bookkeeping to a row),
-// `powercut`, the [durability] settings and the power-cut state in the header.
+// `powercut`, the [durability] settings and the power-cut state in the header,
+// and ControlHeader::seccomp_families (the seccomp backend's trapped families).
 inline constexpr std::uint32_t kAbiVersion = 5;
 inline constexpr std::uint32_t kMaxFaults = 64;
 inline constexpr std::uint32_t kMaxPids = 256;
@@ -300,7 +301,13 @@ struct ControlHeader {
   std::atomic<std::int32_t> pids[kMaxPids];  // members (0 = free slot)
   std::atomic<std::uint64_t> event_head;     // next event index
   std::atomic<std::uint64_t> events_dropped;
+  // The seccomp backend (control/seccomp/): the families whose system calls the program's
+  // filter traps, with kSeccompBackend set; 0 under the preload backend. A filter cannot
+  // change after exec, so `faultline add` refuses a fault of a family not in it.
+  std::atomic<std::uint32_t> seccomp_families;
+  std::uint32_t seccomp_reserved;
 };
+inline constexpr std::uint32_t kSeccompBackend = 1u << 31;
 
 // Per-member counters, parallel to ControlHeader::pids: members[i] counts for the process in
 // pids[i], and is zeroed when a process claims that pid slot. For `faultline watch`.

@@ -157,7 +157,8 @@ TEST_F(RunTest, InstalledPrefixFindsItsShim) {
   EXPECT_EQ(r.out, "errno 28\n") << r.err;
 }
 
-TEST_F(RunTest, StaticallyLinkedProgramIsRefused) {
+// The preload cannot reach it: `--backend preload` refuses it, `auto` runs it under seccomp.
+TEST_F(RunTest, StaticallyLinkedProgramIsRefusedByThePreload) {
   ASSERT_TRUE(write_file(path("static.c"), R"(#include <fcntl.h>
 int main(int argc, char** argv) {
   return argc > 1 && open(argv[1], O_CREAT | O_WRONLY, 0644) >= 0 ? 0 : 1;
@@ -174,12 +175,18 @@ int main(int argc, char** argv) {
   ASSERT_TRUE(file_exists(path("direct")));
 
   const std::string marker = path("marker");
-  const std::vector<std::string> args{"run", "--", program, marker};
+  const std::vector<std::string> args{"run", "--backend", "preload", "--", program, marker};
   const RunResult r = faultline(args);
   const std::string why = describe(args, r);
   EXPECT_EQ(r.status(), 2) << why;
   EXPECT_NE(r.err.find("statically linked"), std::string::npos) << why;
   EXPECT_FALSE(file_exists(marker)) << "the static program ran unfaulted\n" << why;
+
+  const std::vector<std::string> auto_args{"run", "--", program, marker};
+  const RunResult a = faultline(auto_args);
+  EXPECT_EQ(a.status(), 0) << describe(auto_args, a);
+  EXPECT_NE(a.err.find("seccomp backend"), std::string::npos) << a.err;
+  EXPECT_TRUE(file_exists(marker));
 }
 
 // ---- 7. symbol hygiene ----------------------------------------------------------------------

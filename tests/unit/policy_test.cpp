@@ -180,6 +180,20 @@ TEST(Policy, EmptyPolicyHasDefaults) {
   EXPECT_TRUE(policy.faults.empty());
 }
 
+TEST(Policy, TargetBackend) {
+  EXPECT_EQ(compile_ok("version = 1\n").backend, Backend::kAuto);
+  EXPECT_EQ(compile_ok("version = 1\n[target]\nbackend = \"auto\"\n").backend, Backend::kAuto);
+  EXPECT_EQ(compile_ok("version = 1\n[target]\nbackend = \"preload\"\n").backend,
+            Backend::kPreload);
+  EXPECT_EQ(compile_ok("version = 1\n[target]\nbackend = \"seccomp\"\n").backend,
+            Backend::kSeccomp);
+  expect_refused({"an unknown backend", "version = 1\n[target]\nbackend = \"ptrace\"\n", 3, 11,
+                  "'backend' must be \"auto\", \"preload\" or \"seccomp\""});
+  expect_refused(
+      {"an unknown key", "version = 1\n[target]\nbackends = \"auto\"\n", 3, 1, "backends"});
+  expect_refused({"not a table", "version = 1\ntarget = \"seccomp\"\n", 2, 10, "a table"});
+}
+
 TEST(Policy, ShortTakesBytesAndSizeTakesExactValue) {
   Policy policy = compile_ok(R"(version = 1
 [[fault]]

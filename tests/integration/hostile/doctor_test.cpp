@@ -47,7 +47,7 @@ TEST_F(HostileDoctorTest, TrueIsDynamicGlibcAndReachedByThePreload) {
   EXPECT_TRUE(doc["families"]["@dns"]["imports"].empty()) << j.out;
 }
 
-TEST_F(HostileDoctorTest, StaticProgramIsRefusedWithTheStaticVerdict) {
+TEST_F(HostileDoctorTest, StaticProgramGoesToTheSeccompBackend) {
   const std::string source = path("static.c");
   ASSERT_TRUE(write_file(source,
                          "#include <unistd.h>\nint main(void) { return write(1, \"x\", 1) "
@@ -57,17 +57,22 @@ TEST_F(HostileDoctorTest, StaticProgramIsRefusedWithTheStaticVerdict) {
   if (cc.exit_code != 0) GTEST_SKIP() << "gcc -static unavailable: " << cc.err;
 
   const RunResult r = faultline({"doctor", "--", exe});
-  EXPECT_EQ(r.exit_code, 1) << describe({"doctor", "--", exe}, r);
+  EXPECT_EQ(r.exit_code, 0) << describe({"doctor", "--", exe}, r);
   EXPECT_NE(r.out.find("statically linked"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("seccomp (not available in this version)"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("faultline cannot fault static_prog"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("backend:     seccomp (auto)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("faultline can fault static_prog with the seccomp backend"),
+            std::string::npos)
+      << r.out;
 
   const RunResult j = faultline({"doctor", "--json", "--", exe});
-  EXPECT_EQ(j.exit_code, 1);
+  EXPECT_EQ(j.exit_code, 0);
   const auto doc = nlohmann::json::parse(j.out);
   EXPECT_EQ(doc["static"], true);
-  EXPECT_EQ(doc["reachable"], false);
-  EXPECT_EQ(doc["families"]["@write"]["reachable"], false);
+  EXPECT_EQ(doc["backend"], "seccomp");
+  EXPECT_EQ(doc["reachable"], true);
+  EXPECT_EQ(doc["preload_reachable"], false);
+  EXPECT_EQ(doc["families"]["@write"]["reachable"], true);
+  EXPECT_EQ(doc["families"]["@memory"]["reachable"], false);
 }
 
 TEST_F(HostileDoctorTest, OwnMallocIsSaidByDoctorAndByTheRunSummary) {

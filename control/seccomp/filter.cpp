@@ -1,0 +1,137 @@
+// The system calls behind each family, the refusals, and the BPF program (filter.h).
+#include "filter.h"
+
+#include <linux/audit.h>
+#include <linux/seccomp.h>
+#include <sys/syscall.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstddef>
+#include <string_view>
+
+#include "calls.h"
+
+namespace faultline::seccomp {
+namespace {
+
+// One row per system call; the interposed call is the libc function of the same name (what
+// the shim would see for a dynamically linked program making the same call).
+constexpr SyscallRow kRows[] = {
+    {SYS_write, kCall_write, kFamWrite | kFamNet, Args::kFdSize},
+    {SYS_pwrite64, kCall_pwrite64, kFamWrite, Args::kFdSize},
+    {SYS_writev, kCall_writev, kFamWrite | kFamNet, Args::kFdVec},
+    {SYS_pwritev, kCall_pwritev, kFamWrite, Args::kFdVec},
+    {SYS_pwritev2, kCall_pwritev2, kFamWrite, Args::kFdVec},
+    {SYS_read, kCall_read, kFamRead | kFamNet, Args::kFdSize},
+    {SYS_pread64, kCall_pread64, kFamRead, Args::kFdSize},
+    {SYS_readv, kCall_readv, kFamRead | kFamNet, Args::kFdVec},
+    {SYS_preadv, kCall_preadv, kFamRead, Args::kFdVec},
+    {SYS_preadv2, kCall_preadv, kFamRead, Args::kFdVec},
+    {SYS_fsync, kCall_fsync, kFamFsync, Args::kFd},
+    {SYS_fdatasync, kCall_fdatasync, kFamFsync, Args::kFd},
+    {SYS_sync_file_range, kCall_sync_file_range, kFamFsync, Args::kFd},
+    {SYS_open, kCall_open, kFamOpen, Args::kPath},
+    {SYS_creat, kCall_creat, kFamOpen, Args::kPath},
+    {SYS_openat, kCall_openat, kFamOpen, Args::kDirPath},
+    {SYS_openat2, kCall_openat, kFamOpen, Args::kDirPath},
+    {SYS_socket, kCall_socket, kFamNet, Args::kNone},
+    {SYS_connect, kCall_connect, kFamNet, Args::kConnect},
+    {SYS_accept, kCall_accept, kFamNet, Args::kFd},
+    {SYS_accept4, kCall_accept4, kFamNet, Args::kFd},
+    {SYS_sendto, kCall_sendto, kFamNet, Args::kSendTo},
+    {SYS_sendmsg, kCall_sendmsg, kFamNet, Args::kFdMsg},
+    {SYS_recvfrom, kCall_recvfrom, kFamNet, Args::kRecvFrom},
+    {SYS_recvmsg, kCall_recvmsg, kFamNet, Args::kFdMsg},
+};
+
+// What the backend delivers: the answer (an errno), a later answer (delay; latency on the
+// calls that wait for the peer), and a signal before the call.
+constexpr std::uint32_t kSupportedActions = kActError | kActDelay | kActCrash | kActLatency;
+
+bool calls_mapped(const FaultSpec& spec) {
+  return std::any_of(std::begin(kRows), std::end(kRows), [&](const SyscallRow& row) {
+    return (spec.calls_mask[row.call / 64] >> (row.call % 64)) & 1;
+  });
+}
+
+}  // namespace
+
+std::span<const SyscallRow> syscall_rows() { return kRows; }
+
+const SyscallRow* find_syscall(int nr) {
+  for (const SyscallRow& row : kRows)
+    if (row.nr == nr) return &row;
+  return nullptr;
+}
+
+std::uint32_t trapped_families(const Policy& policy) {
+  std::uint32_t families = 0;
+  for (const FaultSpec& spec : policy.faults) families |= spec.families;
+  return families & (kFamWrite | kFamRead | kFamFsync | kFamOpen | kFamNet);
+}
+
+std::optional<std::string> refusal(const FaultSpec& spec) {
+  const std::string name = "fault '" + std::string(spec.name) + "': ";
+  if (spec.families & kFamMemory)
+    return name +
+           "@memory cannot be reached by the seccomp backend: allocations are not system "
+           "calls. Use --backend preload with a dynamically linked program";
+  if (spec.families & kFamDns)
+    return name +
+           "@dns cannot be reached by the seccomp backend: lookups are not system calls. A "
+           "program with its own resolver sends them to port 53: use @net with addr = \"*:53\"";
+  if (spec.host[0])
+    return name +
+           "the `host` selector cannot be reached by the seccomp backend (a name being "
+           "resolved is not a system call argument); use `addr`";
+  if (spec.stack[0] || spec.site[0] || spec.record[0] || spec.log_stack)
+    return name +
+           "the seccomp backend cannot unwind the program's stack (`stack`, `site`, "
+           "`record` and `log_stack` need the preload backend)";
+  if (spec.after_bytes)
+    return name +
+           "`after_bytes` needs the preload backend (the seccomp backend does not count "
+           "a connection's bytes)";
+  if (const std::uint32_t extra = spec.actions & ~kSupportedActions) {
+    const std::uint32_t bit = extra & -extra;
+    return name + "the seccomp backend cannot deliver `" + std::string(action_name(bit)) +
+           "` honestly (it answers a system call or holds it; it cannot change the bytes a "
+           "call moves). Use error, delay, latency or crash, or --backend preload";
+  }
+  if ((spec.actions & kActCrash) && spec.crash_when == kCrashAfter)
+    return name +
+           "crash with when = \"after\" cannot be delivered by the seccomp backend: a "
+           "signal sent once the call was let through can interrupt it before it is "
+           "done. Use when = \"before\"";
+  if (!calls_mapped(spec))
+    return name +
+           "its calls are libc functions that are no system call of their own; under "
+           "the seccomp backend name the system calls (write, pwrite64, writev, read, "
+           "fsync, openat, connect, sendto, recvfrom ...) or a family";
+  return std::nullopt;
+}
+
+std::vector<sock_filter> build_filter(std::uint32_t families) {
+  std::vector<int> trapped;
+  for (const SyscallRow& row : kRows)
+    if ((row.families & families) &&
+        std::find(trapped.begin(), trapped.end(), row.nr) == trapped.end())
+      trapped.push_back(row.nr);
+  std::vector<sock_filter> prog;
+  prog.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)));
+  prog.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0));
+  prog.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS));
+  prog.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)));
+  prog.push_back(BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u, 0, 1));  // __X32_SYSCALL_BIT
+  prog.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS));
+  const std::size_t n = trapped.size();
+  for (std::size_t i = 0; i < n; ++i)
+    prog.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<std::uint32_t>(trapped[i]),
+                            static_cast<std::uint8_t>(n - i), 0));
+  prog.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+  prog.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF));
+  return prog;
+}
+
+}  // namespace faultline::seccomp

@@ -1,0 +1,518 @@
+// The seccomp backend (control/seccomp/): programs no preload reaches — Go programs, which make
+// their system calls themselves, and a statically linked C program — faulted through seccomp
+// user notification. Every assertion is on what the program itself printed or how it ended:
+// Go's own error texts, the C library's strerror, the exit status.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "harness.h"
+
+namespace fltest {
+namespace {
+
+const std::string kStatic = FL_STATIC_IO;
+#ifdef FL_GO_HTTPCHECK
+const std::string kGoHttp = FL_GO_HTTPCHECK;
+const std::string kGoFile = FL_GO_FILECHECK;
+#define SKIP_WITHOUT_GO() (void)0
+#else
+const std::string kGoHttp, kGoFile;
+#define SKIP_WITHOUT_GO() GTEST_SKIP() << "go is not installed: the Go programs were not built"
+#endif
+
+// A listening TCP socket on 127.0.0.1 (the kernel completes connects into its backlog).
+class Listener {
+ public:
+  Listener() {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sa;
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0 && listen(fd_, 16) == 0 &&
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&sa), &len) == 0)
+      port_ = ntohs(sa.sin_port);
+  }
+  ~Listener() { close(fd_); }
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+class SeccompTest : public IntegrationTest {
+ protected:
+  RunResult run_under(const std::string& policy, const std::vector<std::string>& command,
+                      const std::vector<std::string>& extra = {}) {
+    const std::string file = path("policy-" + std::to_string(++policies_) + ".toml");
+    EXPECT_TRUE(write_file(file, policy));
+    std::vector<std::string> args = {"run", "-p", file};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.push_back("--");
+    args.insert(args.end(), command.begin(), command.end());
+    return faultline(args);
+  }
+  int policies_ = 0;
+};
+
+// ---- Go -------------------------------------------------------------------------------------
+
+TEST_F(SeccompTest, GoHttpConnectRefusedIsTheGoClientsOwnError) {
+  SKIP_WITHOUT_GO();
+  const RunResult plain = run_under("version = 1\n", {kGoHttp});
+  EXPECT_EQ(plain.status(), 0) << plain.out << plain.err;
+  EXPECT_EQ(plain.out, "ok: hello\n") << plain.err;
+
+  const RunResult r = run_under(R"(version = 1
+[[fault]]
+name = "refused"
+calls = ["connect"]
+error = "ECONNREFUSED"
+)",
+                                {kGoHttp});
+  EXPECT_EQ(r.status(), 1) << r.out << r.err;
+  EXPECT_NE(r.out.find("connect: connection refused"), std::string::npos) << r.out << r.err;
+  EXPECT_NE(r.err.find("seccomp backend"), std::string::npos) << r.err;
+}
+
+TEST_F(SeccompTest, GoHttpPartitionByAddrHitsOnlyThatPeer) {
+  SKIP_WITHOUT_GO();
+  const std::string fault = R"(version = 1
+[[fault]]
+name = "cut"
+calls = ["connect"]
+error = "ENETUNREACH"
+addr = "ADDR"
+)";
+  auto with_addr = [&](const std::string& addr) {
+    std::string policy = fault;
+    policy.replace(policy.find("ADDR"), 4, addr);
+    return run_under(policy, {kGoHttp});
+  };
+  const RunResult other = with_addr("10.0.0.1:*");
+  EXPECT_EQ(other.status(), 0) << other.out << other.err;
+  EXPECT_EQ(other.out, "ok: hello\n");
+  const RunResult cut = with_addr("127.0.0.0/8");
+  EXPECT_EQ(cut.status(), 1) << cut.out << cut.err;
+  EXPECT_NE(cut.out.find("network is unreachable"), std::string::npos) << cut.out << cut.err;
+}
+
+TEST_F(SeccompTest, GoHttpDelayedConnectFiresTheClientsOwnTimeout) {
+  SKIP_WITHOUT_GO();
+  const auto start = std::chrono::steady_clock::now();
+  const RunResult r = run_under(R"(version = 1
+[[fault]]
+name = "slow"
+calls = ["connect"]
+delay = "5s"
+)",
+                                {kGoHttp, "-timeout", "500ms"});
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(r.status(), 1) << r.out << r.err;
+  EXPECT_NE(r.out.find("Client.Timeout exceeded"), std::string::npos) << r.out << r.err;
+  // The program ended on its own timeout, not after the held call was answered.
+  EXPECT_LT(took, 4s);
+}
+
+TEST_F(SeccompTest, GoHttpConnectLatencyFiresTheClientsOwnTimeout) {
+  SKIP_WITHOUT_GO();
+  const std::string policy = R"(version = 1
+[[fault]]
+name = "far"
+calls = ["connect"]
+latency = "LATENCY"
+)";
+  auto with = [&](const std::string& latency) {
+    std::string p = policy;
+    p.replace(p.find("LATENCY"), 7, latency);
+    return run_under(p, {kGoHttp, "-timeout", "1s"});
+  };
+  const RunResult slow = with("3s");
+  EXPECT_EQ(slow.status(), 1) << slow.out << slow.err;
+  EXPECT_NE(slow.out.find("Client.Timeout exceeded"), std::string::npos) << slow.out;
+  const RunResult fast = with("100ms");  // only slows it
+  EXPECT_EQ(fast.status(), 0) << fast.out << fast.err;
+  EXPECT_EQ(fast.out, "ok: hello\n");
+}
+
+// Go's scheduler moves goroutines between threads and preempts them with signals: the same
+// seed still fails the same requests, counted in the order the program made them.
+TEST_F(SeccompTest, GoHttpSeedReplaysTheSameRequests) {
+  SKIP_WITHOUT_GO();
+  const std::string policy = R"(version = 1
+seed = 3
+[[fault]]
+name = "coin"
+calls = ["connect"]
+probability = 0.5
+error = "ECONNREFUSED"
+)";
+  auto outcomes = [&]() {
+    const RunResult r = run_under(policy, {kGoHttp, "-n", "60"});
+    std::string pattern;
+    for (const std::string& line : split_lines(r.out))
+      pattern += line.starts_with("ok") ? 'o' : 'x';
+    return pattern;
+  };
+  const std::string a = outcomes();
+  EXPECT_EQ(a.size(), 60u);
+  EXPECT_GT(std::count(a.begin(), a.end(), 'x'), 10);
+  EXPECT_GT(std::count(a.begin(), a.end(), 'o'), 10);
+  EXPECT_EQ(outcomes(), a);
+}
+
+TEST_F(SeccompTest, GoFileSyncEioIsGosInputOutputError) {
+  SKIP_WITHOUT_GO();
+  const RunResult r = run_under(R"(version = 1
+[[fault]]
+name = "eio"
+calls = ["@fsync"]
+path = "*/data.bin"
+error = "EIO"
+)",
+                                {kGoFile, path("data.bin")});
+  EXPECT_EQ(r.status(), 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "write: ok\nsync: sync " + path("data.bin") + ": input/output error\n") << r.err;
+}
+
+TEST_F(SeccompTest, GoFileWriteEnospcOnlyOnTheFileNamed) {
+  SKIP_WITHOUT_GO();
+  const std::string policy = R"(version = 1
+[[fault]]
+name = "full"
+calls = ["write"]
+path = "*/full.bin"
+error = "ENOSPC"
+)";
+  const RunResult full = run_under(policy, {kGoFile, path("full.bin")});
+  EXPECT_EQ(full.out, "write: write " + path("full.bin") + ": no space left on device\nsync: ok\n")
+      << full.err;
+  const RunResult other = run_under(policy, {kGoFile, path("other.bin")});
+  EXPECT_EQ(other.out, "write: ok\nsync: ok\n") << other.err;
+}
+
+// ---- a statically linked C program ----------------------------------------------------------
+
+TEST_F(SeccompTest, StaticWriteAndFsyncErrors) {
+  const RunResult plain = run_under("version = 1\n", {kStatic, "file", path("a.txt")});
+  EXPECT_EQ(plain.out, "write: ok\nfsync: ok\n") << plain.err;
+  EXPECT_EQ(read_file(path("a.txt")).value_or(""), "hello\n");
+
+  const RunResult r = run_under(R"(version = 1
+[[fault]]
+name = "w"
+calls = ["write"]
+path = "*/a.txt"
+error = "EIO"
+[[fault]]
+name = "s"
+calls = ["fsync"]
+error = "EROFS"
+)",
+                                {kStatic, "file", path("a.txt")});
+  EXPECT_EQ(r.status(), 0) << r.err;
+  // The program's own output to stdout (a pipe) is a write too: only a.txt's was failed.
+  EXPECT_EQ(r.out, "write: Input/output error\nfsync: Read-only file system\n") << r.err;
+  EXPECT_EQ(read_file(path("a.txt")).value_or("?"), "");
+}
+
+TEST_F(SeccompTest, ProcessThreadAndSizeSelectorsSeeTheProgram) {
+  auto with = [&](const std::string& selector) {
+    return run_under(
+               "version = 1\n[[fault]]\nname = \"s\"\ncalls = [\"write\"]\npath = "
+               "\"*/sel.txt\"\nerror = \"EIO\"\n" +
+                   selector + "\n",
+               {kStatic, "file", path("sel.txt")})
+        .out;
+  };
+  const std::string failed = "write: Input/output error\nfsync: ok\n";
+  const std::string passed = "write: ok\nfsync: ok\n";
+  EXPECT_EQ(with("process = \"fl_static_*\""), failed);
+  EXPECT_EQ(with("process = \"someone-else\""), passed);
+  EXPECT_EQ(with("thread = \"fl_static_io\""), failed);
+  EXPECT_EQ(with("thread = \"worker-*\""), passed);
+  EXPECT_EQ(with("size = 6"), failed);  // "hello\n"
+  EXPECT_EQ(with("size = \"7..\""), passed);
+}
+
+TEST_F(SeccompTest, StaticConnectRefusedThenReal) {
+  Listener server;
+  ASSERT_NE(server.port(), 0);
+  const std::string port = std::to_string(server.port());
+  const RunResult plain = run_under("version = 1\n", {kStatic, "connect", port});
+  EXPECT_EQ(plain.out, "connect: ok\n") << plain.err;
+  const RunResult r = run_under(R"(version = 1
+[[fault]]
+name = "refused"
+calls = ["@net"]
+addr = "127.0.0.1:*"
+error = "ECONNREFUSED"
+)",
+                                {kStatic, "connect", port});
+  EXPECT_EQ(r.out, "connect: Connection refused\n") << r.err;
+}
+
+TEST_F(SeccompTest, StaticCrashBeforeFsyncEndsWithTheSignal) {
+  const RunResult r = run_under(R"(version = 1
+[[fault]]
+name = "boom"
+calls = ["fsync"]
+crash = "SIGABRT"
+)",
+                                {kStatic, "file", path("c.txt")});
+  EXPECT_EQ(r.status(), 128 + SIGABRT) << r.out << r.err;
+  EXPECT_EQ(r.out, "write: ok\n") << r.err;  // it never saw fsync return
+}
+
+TEST_F(SeccompTest, StaticDelayHoldsOnlyTheCall) {
+  const auto start = std::chrono::steady_clock::now();
+  const RunResult r = run_under(R"(version = 1
+[[fault]]
+name = "slow"
+calls = ["fsync"]
+delay = "700ms"
+)",
+                                {kStatic, "file", path("d.txt")});
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(r.out, "write: ok\nfsync: ok\n") << r.err;
+  EXPECT_GE(took, 650ms);
+  EXPECT_LT(took, 10s);
+}
+
+TEST_F(SeccompTest, SeedReplaysTheSameCalls) {
+  const std::string policy = R"(version = 1
+seed = 7
+[[fault]]
+name = "coin"
+calls = ["write"]
+path = "*/coin.bin"
+probability = 0.5
+error = "EIO"
+)";
+  const RunResult a = run_under(policy, {kStatic, "writes", path("coin.bin"), "60"});
+  const RunResult b = run_under(policy, {kStatic, "writes", path("coin.bin"), "60"});
+  EXPECT_EQ(a.status(), 0) << a.err;
+  EXPECT_EQ(count_substr(a.out, "\n"), 60u) << a.out;
+  const std::size_t failed = count_substr(a.out, "Input/output error");
+  EXPECT_GT(failed, 10u) << a.out;
+  EXPECT_LT(failed, 50u) << a.out;
+  EXPECT_EQ(a.out, b.out);
+  const RunResult other =
+      run_under(policy, {kStatic, "writes", path("coin.bin"), "60"}, {"--seed", "8"});
+  EXPECT_NE(a.out, other.out);
+}
+
+TEST_F(SeccompTest, LiveEnableDisablePanicReachTheProgram) {
+  const std::string name = session("seccomp-live");
+  ASSERT_TRUE(write_file(path("policy.toml"), R"(version = 1
+[[fault]]
+name = "f"
+calls = ["fsync"]
+error = "EIO"
+enabled = false
+)"));
+  Background program;
+  ASSERT_TRUE(program.start({cli(), "run", "-s", name, "-p", path("policy.toml"), "--", kStatic,
+                             "loop", path("live.dat")}));
+  int step = 0;
+  auto next = [&]() {
+    EXPECT_TRUE(program.write_stdin("go\n"));
+    const auto line = program.read_line(15s);
+    const std::string prefix = "fsync " + std::to_string(step++) + ": ";
+    if (!line || line->rfind(prefix, 0) != 0) return "<" + line.value_or("nothing") + ">";
+    return line->substr(prefix.size());
+  };
+  auto control = [&](const std::vector<std::string>& args) {
+    const RunResult r = faultline(args);
+    EXPECT_EQ(r.status(), 0) << describe(args, r);
+  };
+  EXPECT_EQ(next(), "ok") << program.err();
+  control({"enable", name, "f"});
+  EXPECT_EQ(next(), "Input/output error") << program.err();
+  control({"panic", name});
+  EXPECT_EQ(next(), "ok");
+  control({"resume", name});
+  EXPECT_EQ(next(), "Input/output error");
+  control({"disable", name, "f"});
+  EXPECT_EQ(next(), "ok");
+  control({"enable", name, "f"});
+  control({"set", name, "f", "error=ENOSPC"});
+  EXPECT_EQ(next(), "No space left on device");
+
+  const RunResult status = faultline({"status", name, "--json"});
+  EXPECT_EQ(status.status(), 0) << status.err;
+  EXPECT_EQ(status_json_injected(status.out, "f").value_or(0), 3u) << status.out;
+  // The event ring the supervisor filled names the program, not faultline.
+  const RunResult events = faultline({"events", name, "--json"});
+  EXPECT_EQ(events.status(), 0) << events.err;
+  EXPECT_EQ(count_substr(events.out, "\"call\":\"fsync\""), 3u) << events.out;
+  EXPECT_EQ(count_substr(events.out, "\"process\":\"fl_static_io\""), 3u) << events.out;
+
+  // The filter was fixed at exec: a family it does not trap is refused, not left silent.
+  ASSERT_TRUE(write_file(path("net.toml"), R"([[fault]]
+name = "n"
+calls = ["connect"]
+error = "ECONNREFUSED"
+)"));
+  const RunResult add = faultline({"add", name, "-p", path("net.toml")});
+  EXPECT_EQ(add.status(), 2) << add.out << add.err;
+  EXPECT_NE(add.err.find("does not trap"), std::string::npos) << add.err;
+
+  // Nor can a live `set` give a fault what the backend cannot deliver; nothing is published.
+  const RunResult set = faultline({"set", name, "f", "stack=main"});
+  EXPECT_EQ(set.status(), 2) << set.out << set.err;
+  EXPECT_NE(set.err.find("cannot unwind"), std::string::npos) << set.err;
+  EXPECT_EQ(next(), "No space left on device");
+
+  program.close_stdin();
+  const RunResult end = program.stop(10s);
+  EXPECT_EQ(end.status(), 0) << end.err;
+}
+
+// A held call (a delay) is released at once by panic and by disabling its fault: it then runs
+// unfaulted, and the program goes on.
+TEST_F(SeccompTest, PanicAndDisableReleaseAHeldCall) {
+  const std::string name = session("seccomp-hold");
+  ASSERT_TRUE(write_file(path("policy.toml"), R"(version = 1
+[[fault]]
+name = "hold"
+calls = ["fsync"]
+delay = "60s"
+error = "EIO"
+)"));
+  Background program;
+  ASSERT_TRUE(program.start({cli(), "run", "-s", name, "-p", path("policy.toml"), "--", kStatic,
+                             "loop", path("hold.dat")}));
+  auto control = [&](const std::vector<std::string>& args) {
+    const RunResult r = faultline(args);
+    EXPECT_EQ(r.status(), 0) << describe(args, r);
+  };
+  // Held: nothing comes back for a while.
+  ASSERT_TRUE(program.write_stdin("go\n"));
+  EXPECT_FALSE(program.read_line(700ms).has_value());
+  auto start = std::chrono::steady_clock::now();
+  control({"panic", name});
+  EXPECT_EQ(program.read_line(10s).value_or("<nothing>"), "fsync 0: ok") << program.err();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+
+  control({"resume", name});
+  ASSERT_TRUE(program.write_stdin("go\n"));
+  EXPECT_FALSE(program.read_line(700ms).has_value());
+  start = std::chrono::steady_clock::now();
+  control({"disable", name, "hold"});
+  EXPECT_EQ(program.read_line(10s).value_or("<nothing>"), "fsync 1: ok") << program.err();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+
+  program.close_stdin();
+  EXPECT_EQ(program.stop(10s).status(), 0);
+}
+
+// A process of the tree that outlives CMD still carries the filter: its trapped calls must
+// keep working (unfaulted) once `faultline run` has returned, never fail with ENOSYS.
+TEST_F(SeccompTest, ProcessesThatOutliveTheRunKeepWorking) {
+  const std::string late = path("late.txt");
+  const RunResult r = run_under(
+      R"(version = 1
+[[fault]]
+name = "w"
+calls = ["write"]
+path = "*/never-written"
+error = "EIO"
+)",
+      // Its own session: the harness ends what is left of the run's process group.
+      {"/bin/sh", "-c",
+       "/usr/bin/setsid -f /bin/sh -c 'sleep 0.5; echo late > " + late + "; echo done >> " + late +
+           "' >/dev/null 2>&1"},
+      {"--backend", "seccomp"});
+  EXPECT_EQ(r.status(), 0) << r.err;
+  EXPECT_NE(r.err.find("still run under the seccomp filter"), std::string::npos) << r.err;
+  for (int i = 0; i < 100 && read_file(late).value_or("").find("done") == std::string::npos; ++i)
+    usleep(50'000);
+  EXPECT_EQ(read_file(late).value_or("<none>"), "late\ndone\n");
+}
+
+TEST_F(SeccompTest, EventsNameTheProgram) {
+  const RunResult r = run_under(R"(version = 1
+[log]
+path = "LOG"
+[[fault]]
+name = "s"
+calls = ["fsync"]
+error = "EIO"
+)",
+                                {kStatic, "file", path("e.txt")}, {"--log", path("events.jsonl")});
+  EXPECT_EQ(r.out, "write: ok\nfsync: Input/output error\n") << r.err;
+  const std::string log = read_file(path("events.jsonl")).value_or("");
+  EXPECT_EQ(count_substr(log, "\n"), 1u) << log;
+  EXPECT_NE(log.find("\"process\":\"fl_static_io\""), std::string::npos) << log;
+  EXPECT_NE(log.find("\"path\":\"" + path("e.txt") + "\""), std::string::npos) << log;
+  EXPECT_NE(log.find("\"call\":\"fsync\""), std::string::npos) << log;
+}
+
+// ---- what the backend refuses -------------------------------------------------------------
+
+TEST_F(SeccompTest, RefusesWhatItCannotReach) {
+  struct Case {
+    const char* fault;
+    const char* says;
+  };
+  const Case cases[] = {
+      {"calls = [\"@memory\"]\nerror = \"ENOMEM\"", "@memory cannot be reached"},
+      {"calls = [\"@dns\"]\nerror = \"EAI_AGAIN\"", "addr = \"*:53\""},
+      {"calls = [\"write\"]\ncorrupt = 1", "cannot deliver `corrupt`"},
+      {"calls = [\"fsync\"]\ncrash = \"SIGABRT\"\nwhen = \"after\"", "when = \"before\""},
+      {"calls = [\"fwrite\"]\nerror = \"EIO\"", "libc functions"},
+  };
+  for (const Case& c : cases) {
+    const RunResult r =
+        run_under(std::string("version = 1\n[[fault]]\nname = \"x\"\n") + c.fault + "\n",
+                  {kStatic, "file", path("r.txt")});
+    EXPECT_EQ(r.status(), 2) << c.fault << "\n" << r.out << r.err;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << c.fault << "\n" << r.err;
+    EXPECT_EQ(r.out, "") << "the program must not run unfaulted";
+  }
+}
+
+TEST_F(SeccompTest, BackendChoice) {
+  // The preload backend still refuses a static program, by flag or by policy.
+  const RunResult flag =
+      run_under("version = 1\n", {kStatic, "file", path("b.txt")}, {"--backend", "preload"});
+  EXPECT_EQ(flag.status(), 2) << flag.err;
+  EXPECT_NE(flag.err.find("statically linked"), std::string::npos) << flag.err;
+  const RunResult policy =
+      run_under("version = 1\n[target]\nbackend = \"preload\"\n", {kStatic, "file", path("b.txt")});
+  EXPECT_EQ(policy.status(), 2) << policy.err;
+  // The flag overrides the policy.
+  const RunResult both = run_under("version = 1\n[target]\nbackend = \"preload\"\n",
+                                   {kStatic, "file", path("b.txt")}, {"--backend", "seccomp"});
+  EXPECT_EQ(both.status(), 0) << both.err;
+  EXPECT_EQ(both.out, "write: ok\nfsync: ok\n");
+  // A dynamically linked program forced under seccomp is faulted there too.
+  const RunResult dynamic = run_under(R"(version = 1
+[target]
+backend = "seccomp"
+[[fault]]
+name = "s"
+calls = ["fsync"]
+error = "EIO"
+)",
+                                      {"/bin/sh", "-c", "exec sync " + path("b.txt")});
+  EXPECT_NE(dynamic.status(), 0) << dynamic.err;
+  EXPECT_NE(dynamic.err.find("Input/output error"), std::string::npos) << dynamic.err;
+  // A bad value is a policy error with its position.
+  ASSERT_TRUE(write_file(path("bad.toml"), "version = 1\n[target]\nbackend = \"ptrace\"\n"));
+  const RunResult bad = faultline({"validate", path("bad.toml")});
+  EXPECT_EQ(bad.status(), 2);
+  EXPECT_NE((bad.out + bad.err).find("'backend' must be"), std::string::npos) << bad.out << bad.err;
+}
+
+}  // namespace
+}  // namespace fltest

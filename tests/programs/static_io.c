@@ -1,0 +1,65 @@
+/* static_io: a statically linked C program (built with -static) for the seccomp backend's tests
+ * (tests/integration/seccomp_test.cpp): no loader, so no preload can reach it. Every result
+ * is the program's own line on stdout, from the errno its libc saw.
+ *   static_io file PATH        write "hello\n" to PATH, then fsync: "write: ok|ERR", "fsync: ..."
+ *   static_io connect PORT     connect to 127.0.0.1:PORT: "connect: ok|ERR"
+ *   static_io writes PATH N    N one-byte writes to PATH: "write I: ok|ERR" each
+ *   static_io loop PATH        per line on stdin: a write and an fsync of PATH, then
+ *                              "fsync I: ok|ERR" (the test steers faults live in between) */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static const char* result(int rc) { return rc < 0 ? strerror(errno) : "ok"; }
+
+int main(int argc, char** argv) {
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  if (argc >= 3 && strcmp(argv[1], "file") == 0) {
+    int fd = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+      printf("open: %s\n", strerror(errno));
+      return 1;
+    }
+    printf("write: %s\n", result((int)write(fd, "hello\n", 6)));
+    printf("fsync: %s\n", result(fsync(fd)));
+    close(fd);
+    return 0;
+  }
+  if (argc >= 3 && strcmp(argv[1], "connect") == 0) {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((unsigned short)atoi(argv[2]));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    printf("connect: %s\n", result(connect(s, (struct sockaddr*)&sa, sizeof sa)));
+    close(s);
+    return 0;
+  }
+  if (argc >= 4 && strcmp(argv[1], "writes") == 0) {
+    int fd = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int n = atoi(argv[3]);
+    for (int i = 0; i < n && i < 10000; ++i)
+      printf("write %d: %s\n", i, result((int)write(fd, "x", 1)));
+    close(fd);
+    return 0;
+  }
+  if (argc >= 3 && strcmp(argv[1], "loop") == 0) {
+    int fd = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    char line[64];
+    for (int i = 0; i < 1000 && fgets(line, sizeof line, stdin) != NULL; ++i) {
+      if (write(fd, "x", 1) < 0) perror("write");
+      printf("fsync %d: %s\n", i, result(fsync(fd)));
+    }
+    close(fd);
+    return 0;
+  }
+  fprintf(stderr, "usage: static_io file PATH | connect PORT | writes PATH N | loop PATH\n");
+  return 2;
+}
