@@ -33,6 +33,7 @@
 
 #include "calls.h"
 #include "control_error.h"
+#include "explore_powercut.h"
 #include "inspect.h"
 #include "launcher.h"
 #include "net_policy.h"
@@ -329,6 +330,11 @@ void save_config(const State& s) {
   root.insert("occurrences", s.config.occurrences);
   root.insert("check", s.config.check);
   root.insert("in_place", s.config.in_place);
+  if (s.config.powercut) {
+    root.insert("powercut", true);
+    root.insert("recover", s.config.recover);
+    root.insert("durability", s.config.durability);
+  }
   toml::array targets;
   for (const Target& t : s.config.targets)
     targets.push_back(toml::table{{"label", t.label},
@@ -361,6 +367,9 @@ Config load_config(const std::string& dir) {
   c.occurrences = root["occurrences"].value_or(1);
   c.check = root["check"].value_or(std::string());
   c.in_place = root["in_place"].value_or(false);
+  c.powercut = root["powercut"].value_or(false);
+  c.recover = root["recover"].value_or(std::string());
+  c.durability = root["durability"].value_or(std::string());
   if (const toml::array* targets = root["target"].as_array())
     for (const toml::node& node : *targets) {
       const toml::table& t = *node.as_table();
@@ -465,13 +474,15 @@ std::string_view outcome_name(Outcome outcome) {
       return "check-failed";
     case Outcome::kNotReached:
       return "not-reached";
+    case Outcome::kRecoverFailed:
+      return "recover-failed";
   }
   return "?";
 }
 
 std::optional<Outcome> outcome_from_name(std::string_view name) {
   for (Outcome o : {Outcome::kBaseline, Outcome::kHandled, Outcome::kCrashed, Outcome::kHung,
-                    Outcome::kCheckFailed, Outcome::kNotReached})
+                    Outcome::kCheckFailed, Outcome::kNotReached, Outcome::kRecoverFailed})
     if (outcome_name(o) == name) return o;
   return std::nullopt;
 }
@@ -493,7 +504,27 @@ std::string State::family_of(const Site& site) const {
   return std::string(family_name(call->family));
 }
 
+std::string State::group_of(const Site& site) const {
+  if (config.powercut && site.target >= 0 && site.target < static_cast<int>(config.targets.size()))
+    return config.targets[site.target].label;
+  return family_of(site);
+}
+
 std::size_t State::untried() const {
+  if (config.powercut) {
+    // A point's occurrences are tried one after the other, each once the one before was
+    // reached: what is left is the points whose next occurrence is due.
+    std::map<int, std::pair<int, bool>> last;  // site -> (highest occurrence tried, reached)
+    for (const Run& r : runs)
+      if (r.site >= 0 && r.occurrence > last[r.site].first)
+        last[r.site] = {r.occurrence, r.outcome != Outcome::kNotReached && r.injected > 0};
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < sites.size(); ++i) {
+      const auto it = last.find(static_cast<int>(i));
+      if (it == last.end() || (it->second.second && it->second.first < config.occurrences)) ++n;
+    }
+    return n;
+  }
   std::set<std::pair<int, int>> tried;
   for (const Run& r : runs)
     if (r.site >= 0) tried.emplace(r.site, r.occurrence);
@@ -512,6 +543,8 @@ const Run* find_run(const State& state, int id) {
 
 std::vector<int> error_path(const State& state, int site) {
   std::vector<int> path;
+  // A cut kills the whole program: nothing is reached by cutting first.
+  if (state.config.powercut) return path;
   std::set<int> seen;  // a damaged state must not loop
   for (int at = site; at >= 0 && at < static_cast<int>(state.sites.size());) {
     const Run* run = find_run(state, state.sites[at].found_in_run);
@@ -538,6 +571,21 @@ std::string shell_command(const std::vector<std::string>& words) {
 
 std::string replay_command(const State& state, const Run& run, const std::string& faultline) {
   std::string line;
+  if (state.config.powercut) {
+    // The cut, then what the exploration ran after it: the recover, then the check. The line's
+    // status is the check's (or the recover's when it fails): non-zero reproduces the finding.
+    if (!state.config.in_place) line = "cd \"$(mktemp -d)\" && ";
+    line += "{ " + shell_quote(faultline) + " run --log \"$PWD/events.jsonl\" -p " +
+            shell_quote(replay_policy_path(state, run.id)) + " -- " +
+            shell_command(state.config.command) + "; }";
+    const std::string env = "FAULTLINE_EXPLORE_EVENTS=\"$PWD/events.jsonl\" ";
+    if (!state.config.recover.empty())
+      line += "; " + env + "sh -c " + shell_quote(state.config.recover);
+    if (!state.config.check.empty())
+      line += (state.config.recover.empty() ? "; " : " && ") + env + "sh -c " +
+              shell_quote(state.config.check);
+    return line;
+  }
   if (!state.config.in_place) line = "cd \"$(mktemp -d)\" && ";
   line += shell_quote(faultline) + " run";
   if (!state.config.check.empty()) line += " --log \"$PWD/events.jsonl\"";
@@ -630,7 +678,9 @@ struct Active {
   std::string replay_policy;  // the file that replays the run: those faults, no recording
   std::int64_t started_ns = 0;
   Child main;
+  Child recover;  // --powercut: after the cut, before the check
   Child check;
+  bool recovering = false;
   bool checking = false;
   bool finished = false;
 };
@@ -653,6 +703,8 @@ class Explorer {
   void record(Active& a);
   bool stopping() const { return options_.stop && options_.stop->load(); }
   std::optional<std::pair<int, int>> next_trial();
+  std::optional<std::pair<int, int>> next_point();
+  void after_cut(Active& a);
   void report_progress(const Run* finished);
 
   const Options& options_;
@@ -666,6 +718,10 @@ class Explorer {
   int started_ = 0;
   int next_target_ = 0;
   std::map<std::pair<int, int>, std::size_t> scan_from_;  // (occurrence, target) -> site
+  // --powercut: per site, the next occurrence to try, and the (site, occurrence)s reached
+  // (the cut was made): the next occurrence of a point is due once the one before was.
+  std::map<int, int> next_occurrence_;
+  std::set<std::pair<int, int>> reached_;
 };
 
 // One [[fault]] failing the k-th call at a site with the target's action; `error` says what.
@@ -696,7 +752,7 @@ std::string Explorer::site_fault(const std::string& name, int site_index, int k,
 // The run's policy: a `record` fault per target first (they never inject, so every call still
 // reaches the faults after them), then the faults that fail the site.
 std::string Explorer::policy_text(const Active& a) const {
-  std::string text = "version = 1\nseed = 1\n";
+  std::string text = "version = 1\nseed = 1\n" + state_.config.durability;
   for (std::size_t i = 0; i < state_.config.targets.size(); ++i) {
     const Target& t = state_.config.targets[i];
     text +=
@@ -713,7 +769,11 @@ void Explorer::prepare() {
     site_index_[site_key(s.target, s.call, s.site)] = static_cast<int>(i);
   }
   for (const Run& r : state_.runs) {
-    if (r.site >= 0) tried_.emplace(r.site, r.occurrence);
+    if (r.site >= 0) {
+      tried_.emplace(r.site, r.occurrence);
+      next_occurrence_[r.site] = std::max(next_occurrence_[r.site], r.occurrence + 1);
+      if (r.injected > 0) reached_.emplace(r.site, r.occurrence);
+    }
     next_id_ = std::max(next_id_, r.id + 1);
   }
   // What an interrupted invocation left: runs that never finished are tried again.
@@ -730,6 +790,19 @@ void Explorer::prepare() {
   std::vector<std::string> warnings;
   launch::vet_program(program_, options_.shim, warnings);
   for (auto& w : warnings) state_.warnings.push_back(std::move(w));
+}
+
+// What the check, the recover and (with --powercut) `faultline run` get: no session of
+// explore's own, and the run's event log named (a check may need to know what failed: "was an
+// fsync of the journal failed, and did the program say so?").
+std::vector<std::string> shell_environment(const Active& a) {
+  std::vector<std::string> env;
+  for (const std::string& entry : launch::current_environment())
+    if (!entry.starts_with("FAULTLINE_SESSION=") && !entry.starts_with("FAULTLINE_POLICY="))
+      env.push_back(entry);
+  env.push_back("FAULTLINE_EXPLORE_EVENTS=" + a.dir + "/events.jsonl");
+  env.push_back("FAULTLINE_EXPLORE_RUN=" + std::to_string(a.run.id));
+  return env;
 }
 
 std::unique_ptr<Active> Explorer::start(int site_index, int k) {
@@ -766,10 +839,16 @@ std::unique_ptr<Active> Explorer::start(int site_index, int k) {
     }
     a->fault_name = "explore-" + std::to_string(a->run.id);
     a->site_fault += site_fault(a->fault_name, site_index, k, a->run.error);
-    a->replay_policy = fmt::format(
-        "# faultline explore, run {} of {}:\n{}# the {} call of {} at this site fails ({}).\n"
-        "version = 1\n\n{}",
-        a->run.id, state_.dir, comment, ordinal(k), site->call, a->run.error, a->site_fault);
+    const std::string what =
+        state_.config.powercut ? fmt::format("the power is cut {} the {} call of {} at this site.",
+                                             powercut::side_of(state_.config.targets[site->target]),
+                                             ordinal(k), site->call)
+                               : fmt::format("the {} call of {} at this site fails ({}).",
+                                             ordinal(k), site->call, a->run.error);
+    a->replay_policy =
+        fmt::format("# faultline explore, run {} of {}:\n{}# {}\nversion = 1\n{}\n{}{}", a->run.id,
+                    state_.dir, comment, what, state_.config.powercut ? "seed = 1\n" : "",
+                    state_.config.durability, a->site_fault);
   }
 
   const CompileResult compiled = compile_policy_string(policy_text(*a), a->dir + "/policy");
@@ -779,10 +858,16 @@ std::unique_ptr<Active> Explorer::start(int site_index, int k) {
   // A deep --state directory must not have its event log cut short in the session's field.
   if (const auto problem = log_path_problem(a->dir + "/events.jsonl", "the run's event log"))
     fail(fmt::format("--state {}: {}", state_.dir, *problem));
-  a->session_name = fmt::format("fl-explore-{}-{}", getpid(), a->run.id);
-  a->session = launch::create_session(a->session_name, *compiled.policy);
-  a->session->set_seed(1);
-  a->session->set_log_path(a->dir + "/events.jsonl");
+  if (!state_.config.powercut) {
+    a->session_name = fmt::format("fl-explore-{}-{}", getpid(), a->run.id);
+    a->session = launch::create_session(a->session_name, *compiled.policy);
+    a->session->set_seed(1);
+    a->session->set_log_path(a->dir + "/events.jsonl");
+  } else {
+    // `faultline run` makes the session and, after a cut, puts the tracked files back in their
+    // durable state (however it does that): the run is what a user's own replay would be.
+    write_file(a->dir + "/policy.toml", policy_text(*a));
+  }
 
   launch::SpawnOptions spawn;
   spawn.new_process_group = true;
@@ -797,16 +882,23 @@ std::unique_ptr<Active> Explorer::start(int site_index, int k) {
   spawn.stdout_fd = out;
   spawn.stderr_fd = err;
   spawn.cwd = a->work;
-  const auto env =
-      launch::child_environment(launch::current_environment(), options_.shim, a->session_name);
   a->started_ns = now_ns();
   try {
-    a->main.pid = launch::spawn(program_, state_.config.command, env, spawn);
+    if (state_.config.powercut)
+      a->main.pid =
+          launch::spawn(options_.faultline,
+                        powercut::run_arguments(options_.faultline, a->dir, state_.config.command),
+                        shell_environment(*a), spawn);
+    else
+      a->main.pid = launch::spawn(
+          program_, state_.config.command,
+          launch::child_environment(launch::current_environment(), options_.shim, a->session_name),
+          spawn);
   } catch (...) {
     close(in);
     close(out);
     close(err);
-    Session::remove(a->session_name);
+    if (!a->session_name.empty()) Session::remove(a->session_name);
     throw;
   }
   close(in);
@@ -816,28 +908,22 @@ std::unique_ptr<Active> Explorer::start(int site_index, int k) {
   return a;
 }
 
-// The check: a plain shell command in the run's directory, no preload, the run's event log
-// named in its environment (a check may need to know what failed: "was an fsync of the
-// journal failed, and did the program say so?").
-void start_check(Active& a, const State& state, std::int64_t timeout_ns) {
-  std::vector<std::string> env;
-  for (const std::string& entry : launch::current_environment())
-    if (!entry.starts_with("FAULTLINE_SESSION=") && !entry.starts_with("FAULTLINE_POLICY="))
-      env.push_back(entry);
-  env.push_back("FAULTLINE_EXPLORE_EVENTS=" + a.dir + "/events.jsonl");
-  env.push_back("FAULTLINE_EXPLORE_RUN=" + std::to_string(a.run.id));
+// The check (and with --powercut the recover, into recover.out): a plain shell command in the
+// run's directory, no preload.
+void start_shell(Active& a, Child& child, const std::string& command, const char* output,
+                 std::int64_t timeout_ns) {
   launch::SpawnOptions spawn;
   spawn.new_process_group = true;
   const int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
   const int out =
-      open((a.dir + "/check.out").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      open((a.dir + "/" + output).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (in < 0 || out < 0) fail_system("cannot open the files of a check");
   spawn.stdin_fd = in;
   spawn.stdout_fd = out;
   spawn.stderr_fd = out;
   spawn.cwd = a.work;
   try {
-    a.check.pid = launch::spawn("/bin/sh", {"sh", "-c", state.config.check}, env, spawn);
+    child.pid = launch::spawn("/bin/sh", {"sh", "-c", command}, shell_environment(a), spawn);
   } catch (...) {
     close(in);
     close(out);
@@ -845,12 +931,20 @@ void start_check(Active& a, const State& state, std::int64_t timeout_ns) {
   }
   close(in);
   close(out);
-  a.check.deadline_ns = now_ns() + timeout_ns;
+  child.deadline_ns = now_ns() + timeout_ns;
+}
+
+void start_check(Active& a, const State& state, std::int64_t timeout_ns) {
+  start_shell(a, a.check, state.config.check, "check.out", timeout_ns);
   a.checking = true;
 }
 
 void Explorer::advance(Active& a) {
   if (a.finished) return;
+  if (state_.config.powercut && !a.checking) {
+    after_cut(a);
+    return;
+  }
   if (!a.checking) {
     a.main.poll();
     if (!a.main.done) return;
@@ -894,12 +988,81 @@ void Explorer::advance(Active& a) {
     const int status = launch::exit_status(a.check.status);
     if (a.check.timed_out || status != 0) {
       if (a.run.outcome != Outcome::kBaseline) a.run.outcome = Outcome::kCheckFailed;
-      a.run.note = a.check.timed_out ? "the check did not finish: killed"
-                                     : fmt::format("the check exited {}", status);
+      a.run.note = (a.run.note.empty() ? "" : a.run.note + ", ") +
+                   (a.check.timed_out ? "the check did not finish: killed"
+                                      : fmt::format("the check exited {}", status));
     } else if (a.run.outcome != Outcome::kBaseline) {
       a.run.outcome = Outcome::kHandled;
+      if (state_.config.powercut) a.run.note += ", the check passed";
     }
   }
+  a.finished = true;
+}
+
+// --powercut: the run under `faultline run` ends (the cut ends it, or the program ends first:
+// the point was not reached), then the recover runs, then the check.
+void Explorer::after_cut(Active& a) {
+  if (!a.recovering) {
+    a.main.poll();
+    if (!a.main.done) return;
+    a.run.duration_ms = (now_ns() - a.started_ns) / 1'000'000;
+    const int status = a.main.status;
+    a.run.exit_status = launch::exit_status(status);
+    a.run.signal = WIFSIGNALED(status) && !a.main.timed_out ? WTERMSIG(status) : 0;
+    a.run.stdout_hash = hex64(file_hash(a.dir + "/stdout"));
+    const auto injected = powercut::injected_total(a.dir + "/run.json");
+    a.run.injected = injected.value_or(0);
+    const bool baseline = a.run.outcome == Outcome::kBaseline;
+    if (a.main.timed_out) {
+      if (!baseline) a.run.outcome = Outcome::kHung;
+      a.run.note =
+          fmt::format("still running after {}s: killed", options_.timeout_ns / 1'000'000'000);
+    } else if (!injected) {
+      // `faultline run` said nothing: it could not run the command (its stderr says why).
+      if (!baseline) a.run.outcome = Outcome::kNotReached;
+      a.run.note = fmt::format("faultline run exited {} without a summary", a.run.exit_status);
+    } else if (!baseline && a.run.injected == 0) {
+      const bool crash =
+          a.run.signal || (a.run.exit_status > 128 && crash_signal(a.run.exit_status - 128));
+      a.run.outcome = crash ? Outcome::kCrashed : Outcome::kNotReached;
+      a.run.note = crash ? fmt::format("exit {} before any cut", a.run.exit_status)
+                         : fmt::format("exit {}: the {} call at the point never came",
+                                       a.run.exit_status, ordinal(a.run.occurrence));
+    } else {
+      a.run.note = baseline ? "" : "cut";
+      if (!state_.config.recover.empty()) {
+        start_shell(a, a.recover, state_.config.recover, "recover.out", options_.timeout_ns);
+        a.recovering = true;
+        return;
+      }
+      if (!state_.config.check.empty()) {
+        start_check(a, state_, options_.timeout_ns);
+        return;
+      }
+      if (!baseline) a.run.outcome = Outcome::kHandled;
+    }
+    a.finished = true;
+    return;
+  }
+  a.recover.poll();
+  if (!a.recover.done) return;
+  const int status = launch::exit_status(a.recover.status);
+  const bool baseline = a.run.outcome == Outcome::kBaseline;
+  if (a.recover.timed_out || status != 0) {
+    // Recovering is the program's job after a cut: a database that will not open again has
+    // lost everything, whatever a check of its files would say.
+    if (!baseline) a.run.outcome = Outcome::kRecoverFailed;
+    a.run.note += a.recover.timed_out ? ", the recover did not finish: killed"
+                                      : fmt::format(", the recover exited {}", status);
+    a.finished = true;
+    return;
+  }
+  a.run.note += ", recovered";
+  if (!state_.config.check.empty()) {
+    start_check(a, state_, options_.timeout_ns);
+    return;
+  }
+  if (!baseline) a.run.outcome = Outcome::kHandled;
   a.finished = true;
 }
 
@@ -936,7 +1099,11 @@ void Explorer::merge_sites(Active& a) {
 // The run is over: its sites and its line go to the state; a finding keeps its directory.
 void Explorer::record(Active& a) {
   const Run* baseline = state_.baseline();
-  if (a.run.outcome == Outcome::kHandled && baseline) {
+  if (a.run.site >= 0) {
+    next_occurrence_[a.run.site] = std::max(next_occurrence_[a.run.site], a.run.occurrence + 1);
+    if (a.run.injected > 0) reached_.emplace(a.run.site, a.run.occurrence);
+  }
+  if (a.run.outcome == Outcome::kHandled && baseline && !state_.config.powercut) {
     if (a.run.exit_status != baseline->exit_status)
       a.run.note = fmt::format("exit {} (discovery: {})", a.run.exit_status, baseline->exit_status);
     else if (a.run.stdout_hash != baseline->stdout_hash)
@@ -959,6 +1126,7 @@ void Explorer::record(Active& a) {
 void Explorer::stop_all() {
   for (auto& a : active_) {
     a->main.kill_now();
+    a->recover.kill_now();
     a->check.kill_now();
     a->session.reset();
     Session::remove(a->session_name);
@@ -967,7 +1135,25 @@ void Explorer::stop_all() {
   active_.clear();
 }
 
+// --powercut: a point's k-th occurrence once its (k-1)-th was reached (the recording run does
+// not count how often each point is passed); the lowest occurrence due first, so every point's
+// first cut comes before any point's second.
+std::optional<std::pair<int, int>> Explorer::next_point() {
+  std::optional<std::pair<int, int>> best;
+  for (int i = 0; i < static_cast<int>(state_.sites.size()); ++i) {
+    const auto it = next_occurrence_.find(i);
+    const int k = it == next_occurrence_.end() ? 1 : it->second;
+    if (k > state_.config.occurrences || (k > 1 && !reached_.count({i, k - 1})) ||
+        tried_.count({i, k}))
+      continue;
+    if (!best || k < best->second) best = std::pair(i, k);
+  }
+  if (best) next_occurrence_[best->first] = best->second + 1;
+  return best;
+}
+
 std::optional<std::pair<int, int>> Explorer::next_trial() {
+  if (state_.config.powercut) return next_point();
   // Breadth first: every site's first call before any site's second; and the targets in turn,
   // so that a budget smaller than the sites is shared between the families. Sites are only
   // appended and never untried again, so each (occurrence, target) scan resumes where the
@@ -989,7 +1175,10 @@ std::optional<std::pair<int, int>> Explorer::next_trial() {
 void Explorer::report_progress(const Run* finished) {
   if (!options_.progress) return;
   const std::size_t untried =
-      state_.sites.size() * static_cast<std::size_t>(state_.config.occurrences) - tried_.size();
+      state_.config.powercut
+          ? state_.untried()
+          : state_.sites.size() * static_cast<std::size_t>(state_.config.occurrences) -
+                tried_.size();
   const std::uint64_t left = options_.max_runs - static_cast<std::uint64_t>(started_);
   Progress p{state_, finished, started_, static_cast<int>(active_.size()),
              static_cast<std::size_t>(started_) + std::min<std::uint64_t>(left, untried)};
@@ -1024,6 +1213,14 @@ void Explorer::discover() {
         fmt::format("{} is killed by signal {} ({}) without any fault: explore needs a run "
                     "that ends by itself",
                     state_.config.command.front(), d.run.signal, strsignal(d.run.signal)));
+  if (state_.config.powercut && !powercut::injected_total(d.dir + "/run.json"))
+    refuse(fmt::format("faultline run could not run {} (exit {})", state_.config.command.front(),
+                       d.run.exit_status));
+  if (d.recovering && (d.recover.timed_out || launch::exit_status(d.recover.status) != 0))
+    refuse(
+        fmt::format("the --recover fails after a run without any cut ({}): it must pass on a "
+                    "healthy run",
+                    d.run.note));
   if (d.checking && (d.check.timed_out || launch::exit_status(d.check.status) != 0))
     refuse(
         fmt::format("the --check fails after a run without any fault ({}): it must pass on a "
@@ -1084,11 +1281,25 @@ Config make_config(const Options& o, std::vector<std::string>& warnings) {
     c.command.front() = fs::absolute(c.command.front()).lexically_normal().string();
   if (o.depth < 1 || o.depth > static_cast<int>(kMaxSiteDepth))
     fail(fmt::format("--depth must be from 1 to {}", kMaxSiteDepth));
-  if (o.occurrences < 1) fail("--occurrences must be at least 1");
+  if (o.occurrences < 0) fail("--occurrences must be at least 1");
   c.depth = o.depth;
-  c.occurrences = o.occurrences;
+  c.occurrences = o.occurrences ? o.occurrences : o.powercut ? powercut::kDefaultOccurrences : 1;
   c.check = o.check;
   c.in_place = o.in_place;
+  if (!o.recover.empty() && !o.powercut)
+    fail("--recover is run after a power cut: it needs --powercut");
+  if (o.powercut) {
+    if (!o.calls.empty())
+      fail(
+          "--powercut explores the durability points of the policy's [durability] path: "
+          "--calls does not apply");
+    if (o.faultline.empty()) fail("--powercut: no faultline executable to run each run with");
+    c.powercut = true;
+    c.recover = o.recover;
+    c.targets = powercut::targets(o.policy, c.durability, warnings);
+    if (c.targets.empty()) fail("--powercut: this build interposes none of the durability calls");
+    return c;
+  }
   if (!o.policy.empty()) c.targets = policy_targets(o.policy, warnings);
   std::vector<std::string> calls = o.calls;
   if (calls.empty() && o.policy.empty())
@@ -1113,7 +1324,9 @@ bool same_exploration(const Config& a, const Config& b) {
            });
   };
   return a.command == b.command && a.depth == b.depth && a.occurrences == b.occurrences &&
-         a.check == b.check && a.in_place == b.in_place && same_targets(a.targets, b.targets);
+         a.check == b.check && a.in_place == b.in_place && a.powercut == b.powercut &&
+         a.recover == b.recover && a.durability == b.durability &&
+         same_targets(a.targets, b.targets);
 }
 
 }  // namespace
@@ -1138,7 +1351,8 @@ State run(const Options& options) {
     if (!same_exploration(state.config, config))
       fail(
           fmt::format("{} holds an exploration of another command or with other settings "
-                      "(command, --calls, -p, --depth, --occurrences, --check, --in-place): "
+                      "(command, --calls, -p, --depth, --occurrences, --check, --in-place, "
+                      "--powercut, --recover): "
                       "use another --state, or remove it",
                       state.dir));
   } else {

@@ -1,0 +1,166 @@
+// `faultline explore --powercut`: the durability points and how a run cuts at them (see
+// explore_powercut.h); the runs themselves are control/explore.cpp's.
+#include "explore_powercut.h"
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include <cerrno>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <string_view>
+
+#include "calls.h"
+#include "control_error.h"
+#include "policy.h"
+
+namespace faultline::explore::powercut {
+namespace {
+
+[[noreturn]] void fail(const std::string& message) {
+  throw_control_error(ErrorKind::kUsage, kStatusUsage, message);
+}
+
+// The durability calls, by group: one `record` fault and two targets (before, after) per
+// group. The one list of what a power cut is explored at; names this build does not interpose
+// are skipped (msync has no path to select by, sync none either: neither is here).
+struct Group {
+  std::string_view label;
+  std::vector<std::string_view> calls;
+};
+const std::vector<Group>& groups() {
+  static const std::vector<Group> kGroups = {
+      {"sync", {"fsync", "fdatasync", "sync_file_range", "syncfs"}},
+      {"rename", {"rename", "renameat", "renameat2"}},
+      {"unlink", {"unlink", "unlinkat"}},
+  };
+  return kGroups;
+}
+
+// One `key = value` line as toml++ writes it.
+std::string toml_line(std::string_view key, toml::node&& value) {
+  toml::table t;
+  std::move(value).visit([&](auto&& v) { t.insert(key, std::move(v)); });
+  std::ostringstream out;
+  out << t;
+  std::string text = out.str();
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text + "\n";
+}
+
+// The tracked globs, and for each the directory holding what it matches ("/data/*" ->
+// "/data"): an fsync of that directory makes entries under it durable, so it is a point too.
+// A parent that is only wildcards ("/*") would select every directory fsync of the program:
+// left out.
+toml::array point_paths(const toml::node& path) {
+  toml::array globs;
+  std::vector<std::string> items;
+  if (const auto* one = path.as_string())
+    items.push_back(one->get());
+  else if (const auto* many = path.as_array())
+    for (const toml::node& n : *many) items.push_back(n.value_or(std::string()));
+  for (const std::string& g : items) globs.push_back(g);
+  for (const std::string& g : items) {
+    if (g.starts_with('!')) continue;
+    const std::size_t slash = g.rfind('/');
+    if (slash == std::string::npos || slash == 0) continue;
+    const std::string parent = g.substr(0, slash);
+    if (parent.find_first_not_of("/*") == std::string::npos) continue;
+    if (std::find(items.begin(), items.end(), parent) == items.end()) globs.push_back(parent);
+  }
+  return globs;
+}
+
+}  // namespace
+
+std::vector<Target> targets(const std::string& policy_path, std::string& durability,
+                            std::vector<std::string>& warnings) {
+  if (policy_path.empty())
+    fail(
+        "--powercut needs -p POLICY with a [durability] table: its `path` says which files a "
+        "power cut loses unsynced changes of");
+  const CompileResult compiled = compile_policy_file(policy_path);
+  if (compiled.error)
+    throw_control_error(ErrorKind::kBadPolicy, kStatusUsage, compiled.error->to_string());
+  toml::table root;
+  try {
+    root = toml::parse_file(policy_path);
+  } catch (const toml::parse_error& e) {
+    fail(fmt::format("{}: {}", policy_path, e.description()));
+  }
+  const toml::table* table = root["durability"].as_table();
+  const toml::node* path = table ? table->get("path") : nullptr;
+  if (!path)
+    fail(fmt::format(
+        "{}: --powercut needs [durability] path = \"/your/data/*\": without tracked paths a "
+        "power cut loses nothing, so there is nothing to explore",
+        policy_path));
+  std::ostringstream text;
+  text << *table;
+  durability = "[durability]\n" + text.str() + "\n\n";
+  if (const toml::array* faults = root["fault"].as_array(); faults && !faults->empty())
+    warnings.push_back(
+        fmt::format("{}: its [[fault]]s are not armed: --powercut explores the durability "
+                    "points of [durability] path alone",
+                    policy_path));
+
+  const std::string selector = toml_line("path", point_paths(*path));
+  std::vector<Target> out;
+  for (const Group& g : groups()) {
+    toml::array calls;
+    for (std::string_view name : g.calls)
+      if (find_call(name)) calls.push_back(std::string(name));
+    if (calls.empty()) continue;
+    std::string calls_text = toml_line("calls", std::move(calls));
+    calls_text = calls_text.substr(std::string_view("calls = ").size());
+    calls_text.pop_back();
+    for (const char* side : {"before", "after"}) {
+      Target t;
+      t.label = fmt::format("{} {}", g.label, side);
+      t.calls = calls_text;
+      t.selectors = selector;
+      t.action = fmt::format("powercut = true\nwhen = \"{}\"\n", side);
+      out.push_back(std::move(t));
+    }
+  }
+  return out;
+}
+
+std::string side_of(const Target& target) {
+  return target.action.find("\"after\"") != std::string::npos ? "after" : "before";
+}
+
+std::optional<std::uint64_t> injected_total(const std::string& summary_path) {
+  std::ifstream in(summary_path);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  constexpr std::string_view kKey = "\"injected_total\"";
+  std::size_t at = text.find(kKey);
+  if (at == std::string::npos) return std::nullopt;
+  at += kKey.size();
+  while (at < text.size() && (text[at] == ' ' || text[at] == ':')) ++at;
+  std::uint64_t n = 0;
+  bool digits = false;
+  for (; at < text.size() && text[at] >= '0' && text[at] <= '9'; ++at, digits = true)
+    n = n * 10 + static_cast<std::uint64_t>(text[at] - '0');
+  if (!digits) return std::nullopt;
+  return n;
+}
+
+std::vector<std::string> run_arguments(const std::string& faultline, const std::string& dir,
+                                       const std::vector<std::string>& command) {
+  std::vector<std::string> args = {faultline,
+                                   "run",
+                                   "-q",
+                                   "--log",
+                                   dir + "/events.jsonl",
+                                   "--json-summary",
+                                   dir + "/run.json",
+                                   "-p",
+                                   dir + "/policy.toml",
+                                   "--"};
+  args.insert(args.end(), command.begin(), command.end());
+  return args;
+}
+
+}  // namespace faultline::explore::powercut
