@@ -786,7 +786,13 @@ void Explorer::prepare() {
     if (id && !findings.count(static_cast<int>(*id))) remove_tree(entry.path().string());
     if (id) next_id_ = std::max(next_id_, static_cast<int>(*id) + 1);
   }
-  program_ = launch::resolve_command(state_.config.command.front());
+  try {
+    program_ = launch::resolve_command(state_.config.command.front());
+  } catch (const ControlError& e) {
+    // `faultline run` reports it as a shell would (127, 126); explore's contract is 2 for a
+    // command that cannot be explored.
+    throw_control_error(e.kind(), kStatusUsage, e.what());
+  }
   std::vector<std::string> warnings;
   launch::vet_program(program_, options_.shim, warnings);
   for (auto& w : warnings) state_.warnings.push_back(std::move(w));

@@ -1,0 +1,201 @@
+// `faultline explore --powercut` end to end with tests/programs/hostile/powercut_counter.c: the
+// unsafe update (truncate, fsync, write, fsync) must come out with its truncation fsync as a
+// finding and a replay line that fails the check again when run; the safe update (temp file,
+// fsync, rename, fsync of the directory) with no finding. Both hold whether a cut only kills the
+// program or also reverts what was not synced. Then resuming an interrupted exploration, and
+// the refusals (no [durability], --recover without --powercut, a command that cannot run).
+#include <map>
+#include <sstream>
+
+#include "harness.h"
+
+namespace fltest {
+namespace {
+
+const std::string kCounter = std::string(FL_PROGRAMS_DIR) + "/fl_powercut_counter";
+// The counter file is missing (nothing written yet) or holds a number.
+const std::string kCheck = "[ ! -e counter ] || grep -qx '[0-9][0-9]*' counter";
+
+// Facts of the JSON report, read by python3's json module (a real parser).
+constexpr const char* kJsonFacts = R"PY(
+import json, sys
+d = json.load(sys.stdin)
+print("powercut", d["powercut"])
+print("untried", d["untried"])
+for r in d["runs"]:
+    print("run", r["run"], r["outcome"], r["call"], r["when"], r["occurrence"], sep="\t")
+for f in d["findings"]:
+    print("finding", f["outcome"], f["call"], f["when"], f["occurrence"], f["stack"][0],
+          "lost" in f, sep="\t")
+    print("replay", f["replay"], sep="\t")
+)PY";
+
+struct Facts {
+  std::string powercut;
+  std::size_t untried = 0;
+  std::vector<std::string> runs;      // "id \t outcome \t call \t when \t occurrence"
+  std::vector<std::string> findings;  // "outcome \t call \t when \t occurrence \t frame \t True"
+  std::vector<std::string> replays;
+};
+
+class ExplorePowercutTest : public IntegrationTest {
+ protected:
+  std::string state() const { return path("state"); }
+
+  void SetUp() override {
+    IntegrationTest::SetUp();
+    // Absolute, as [durability] wants; `*` crosses '/', so this is ./counter (and
+    // ./counter.tmp) in whichever directory a run or a replay works in.
+    ASSERT_TRUE(
+        write_file(path("cut.toml"), "version = 1\n[durability]\npath = \"/*/counter*\"\n"));
+  }
+
+  RunResult explore(std::vector<std::string> args) {
+    std::vector<std::string> argv{"explore", "--state", state()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    RunOptions o;
+    o.timeout = 90s;
+    o.cwd = dir_.path();
+    return faultline(argv, o);
+  }
+
+  Facts facts(const RunResult& json) {
+    RunOptions o;
+    o.stdin_text = json.out;
+    const RunResult parsed = run({"/usr/bin/python3", "-c", kJsonFacts}, o);
+    EXPECT_EQ(parsed.status(), 0) << parsed.err << "\n" << json.out;
+    Facts f;
+    for (const std::string& line : split_lines(parsed.out)) {
+      const std::size_t tab = line.find_first_of(" \t");
+      const std::string kind = line.substr(0, tab);
+      const std::string rest = tab == std::string::npos ? "" : line.substr(tab + 1);
+      if (kind == "powercut") f.powercut = rest;
+      if (kind == "untried") f.untried = std::stoul(rest);
+      if (kind == "run") f.runs.push_back(rest);
+      if (kind == "finding") f.findings.push_back(rest);
+      if (kind == "replay") f.replays.push_back(rest);
+    }
+    return f;
+  }
+
+  RunResult replay(const std::string& line) {
+    RunOptions o;
+    o.timeout = 30s;
+    o.env = {{"TMPDIR", dir_.path()}};  // the replay's `mktemp -d` lands in the test's directory
+    return run({"/bin/sh", "-c", line}, o);
+  }
+};
+
+TEST_F(ExplorePowercutTest, UnsafeUpdateIsFoundAndItsReplayFailsTheCheckAgain) {
+  const RunResult r = explore({"-p", path("cut.toml"), "--powercut", "--check", kCheck, "--json",
+                               "-q", "--", kCounter, "unsafe", "2"});
+  ASSERT_EQ(r.status(), 1) << r.err << r.out;
+  const Facts f = facts(r);
+  EXPECT_EQ(f.powercut, "True");
+  EXPECT_EQ(f.untried, 0u);
+  // The cut right after the fsync that follows the truncation leaves an empty file, whether
+  // or not unsynced data is also reverted: that point, in both updates, is a finding.
+  bool after_truncation[3] = {false, false, false};
+  for (const std::string& finding : f.findings) {
+    EXPECT_EQ(finding.rfind("check-failed\tfsync\t", 0), 0u) << finding;
+    for (int k = 1; k <= 2; ++k)
+      if (finding.find("\tafter\t" + std::to_string(k) + "\tsync_truncation ") != std::string::npos)
+        after_truncation[k] = true;
+    EXPECT_NE(finding.find("\tTrue"), std::string::npos) << "no \"lost\" key: " << finding;
+  }
+  EXPECT_TRUE(after_truncation[1] && after_truncation[2]) << r.out;
+  // Both fsync sites were cut before and after their 1st and 2nd calls; the 3rd never came.
+  std::map<std::string, int> outcomes;
+  for (const std::string& line : f.runs) ++outcomes[line.substr(line.find('\t') + 1, 11)];
+  EXPECT_EQ(outcomes["not-reached"], 4) << r.out;
+  EXPECT_EQ(f.runs.size(), 12u) << r.out;
+
+  ASSERT_FALSE(f.replays.empty());
+  for (const std::string& line : f.replays) {
+    const RunResult again = replay(line);
+    EXPECT_NE(again.status(), 0) << line << "\n" << again.err;
+  }
+}
+
+TEST_F(ExplorePowercutTest, SafeUpdateHasNoFinding) {
+  const RunResult r = explore({"-p", path("cut.toml"), "--powercut", "--check", kCheck, "--recover",
+                               "true", "--json", "-q", "--", kCounter, "safe", "3"});
+  ASSERT_EQ(r.status(), 0) << r.err << r.out;
+  const Facts f = facts(r);
+  EXPECT_TRUE(f.findings.empty()) << r.out;
+  int handled = 0;
+  for (const std::string& line : f.runs) handled += line.find("\thandled\t") != std::string::npos;
+  EXPECT_GE(handled, 6) << r.out;  // the temp file's fsync, before and after, 3 times at least
+}
+
+TEST_F(ExplorePowercutTest, FailingRecoverIsAFinding) {
+  const RunResult r =
+      explore({"-p", path("cut.toml"), "--powercut", "--recover", "test ! -e counter.tmp",
+               "--check", kCheck, "--json", "-q", "--", kCounter, "safe", "1"});
+  ASSERT_EQ(r.status(), 1) << r.err << r.out;
+  const Facts f = facts(r);
+  ASSERT_FALSE(f.findings.empty()) << r.out;
+  for (const std::string& finding : f.findings)
+    EXPECT_EQ(finding.rfind("recover-failed\t", 0), 0u) << finding;
+}
+
+TEST_F(ExplorePowercutTest, ResumesWhereItStopped) {
+  const std::vector<std::string> args = {"-p",     path("cut.toml"), "--powercut", "--check",
+                                         kCheck,   "--json",         "-q",         "--",
+                                         kCounter, "unsafe",         "2"};
+  std::vector<std::string> first = {"--max-runs", "5"};
+  first.insert(first.end(), args.begin(), args.end());
+  const RunResult a = explore(first);
+  ASSERT_LE(a.status(), 1) << a.err;
+  const Facts fa = facts(a);
+  ASSERT_EQ(fa.runs.size(), 5u) << a.out;
+  EXPECT_GT(fa.untried, 0u);
+
+  const RunResult b = explore(args);
+  ASSERT_EQ(b.status(), 1) << b.err;
+  const Facts fb = facts(b);
+  EXPECT_EQ(fb.runs.size(), 12u) << b.out;  // 5 kept, 7 more: not 12 more
+  EXPECT_EQ(fb.untried, 0u);
+  for (std::size_t i = 0; i < fa.runs.size(); ++i) EXPECT_EQ(fa.runs[i], fb.runs[i]);
+  // The recording run was not made again.
+  EXPECT_EQ(count_substr(b.err, "recording run"), 0u) << b.err;
+}
+
+TEST_F(ExplorePowercutTest, RefusesWhatCannotBeExplored) {
+  ASSERT_TRUE(write_file(path("plain.toml"),
+                         "version = 1\n[[fault]]\nname = \"x\"\ncalls = [\"fsync\"]\n"
+                         "error = \"EIO\"\n"));
+  const RunResult none =
+      explore({"-p", path("plain.toml"), "--powercut", "--", kCounter, "safe", "1"});
+  EXPECT_EQ(none.status(), 2);
+  EXPECT_NE(none.err.find("[durability] path"), std::string::npos) << none.err;
+
+  const RunResult no_policy = explore({"--powercut", "--", kCounter, "safe", "1"});
+  EXPECT_EQ(no_policy.status(), 2);
+  EXPECT_NE(no_policy.err.find("[durability]"), std::string::npos) << no_policy.err;
+
+  const RunResult recover =
+      explore({"--calls", "fsync", "--recover", "true", "--", kCounter, "safe", "1"});
+  EXPECT_EQ(recover.status(), 2);
+  EXPECT_NE(recover.err.find("--recover"), std::string::npos) << recover.err;
+  EXPECT_NE(recover.err.find("--powercut"), std::string::npos) << recover.err;
+
+  const RunResult calls = explore(
+      {"-p", path("cut.toml"), "--powercut", "--calls", "fsync", "--", kCounter, "safe", "1"});
+  EXPECT_EQ(calls.status(), 2);
+  EXPECT_NE(calls.err.find("--calls"), std::string::npos) << calls.err;
+
+  const RunResult missing =
+      explore({"-p", path("cut.toml"), "--powercut", "--", path("no-such-program")});
+  EXPECT_EQ(missing.status(), 2);
+  EXPECT_NE(missing.err.find("no-such-program"), std::string::npos) << missing.err;
+
+  // A recover that fails without any cut would make every point a finding: refused up front.
+  const RunResult bad_recover = explore(
+      {"-p", path("cut.toml"), "--powercut", "--recover", "false", "--", kCounter, "safe", "1"});
+  EXPECT_EQ(bad_recover.status(), 2);
+  EXPECT_NE(bad_recover.err.find("--recover fails"), std::string::npos) << bad_recover.err;
+}
+
+}  // namespace
+}  // namespace fltest
