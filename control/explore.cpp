@@ -34,6 +34,7 @@
 #include "calls.h"
 #include "control_error.h"
 #include "explore_powercut.h"
+#include "explore_runner.h"
 #include "inspect.h"
 #include "launcher.h"
 #include "net_policy.h"
@@ -41,6 +42,53 @@
 #include "session.h"
 
 namespace faultline::explore {
+
+namespace runner {
+
+std::int64_t now_ns() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+std::string hex64(std::uint64_t value) { return fmt::format("{:016x}", value); }
+
+std::uint64_t file_hash(const std::string& path) {
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  std::ifstream in(path, std::ios::binary);
+  char buffer[65536];
+  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
+    for (std::streamsize i = 0; i < in.gcount(); ++i)
+      h = (h ^ static_cast<unsigned char>(buffer[i])) * 0x100000001b3ull;
+    if (!in) break;
+  }
+  return h;
+}
+
+std::string ordinal(int n) {
+  const int tens = n % 100;
+  const char* suffix = (tens >= 11 && tens <= 13) ? "th"
+                       : n % 10 == 1              ? "st"
+                       : n % 10 == 2              ? "nd"
+                       : n % 10 == 3              ? "rd"
+                                                  : "th";
+  return std::to_string(n) + suffix;
+}
+
+bool crash_signal(int sig) {
+  return sig == SIGSEGV || sig == SIGBUS || sig == SIGABRT || sig == SIGILL || sig == SIGFPE ||
+         sig == SIGTRAP || sig == SIGSYS;
+}
+
+}  // namespace runner
+
+using runner::CompiledTarget;
+using runner::crash_signal;
+using runner::file_hash;
+using runner::hex64;
+using runner::now_ns;
+using runner::ordinal;
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -61,12 +109,6 @@ constexpr std::size_t kMaxErrorPath = 8;
 [[noreturn]] void fail_system(const std::string& what) {
   throw_control_error(ErrorKind::kSystem, kStatusUsage,
                       fmt::format("{}: {}", what, std::strerror(errno)));
-}
-
-std::int64_t now_ns() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
 void sleep_ns(std::int64_t ns) {
@@ -138,20 +180,6 @@ std::optional<long long> to_number(const std::string& text) {
   return value;
 }
 
-std::string hex64(std::uint64_t value) { return fmt::format("{:016x}", value); }
-
-std::uint64_t file_hash(const std::string& path) {
-  std::uint64_t h = 0xcbf29ce484222325ull;
-  std::ifstream in(path, std::ios::binary);
-  char buffer[65536];
-  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
-    for (std::streamsize i = 0; i < in.gcount(); ++i)
-      h = (h ^ static_cast<unsigned char>(buffer[i])) * 0x100000001b3ull;
-    if (!in) break;
-  }
-  return h;
-}
-
 void append_line(const std::string& path, const std::string& line) {
   const int fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) fail_system("cannot open " + path);
@@ -175,12 +203,6 @@ void remove_tree(const std::string& path) {
 }
 
 // ---- calls and their natural errors ----------------------------------------------------------
-
-struct CompiledTarget {
-  std::uint64_t calls_mask[2] = {0, 0};
-  bool rw_on_sockets = false;  // its read/write/readv/writev hit sockets (an @net target)
-  bool rw_on_files = false;
-};
 
 bool has_call(const CompiledTarget& t, std::uint32_t id) {
   return (t.calls_mask[id / 64] >> (id % 64)) & 1;
@@ -446,16 +468,6 @@ void load_runs(State& s) {
 
 // ---- policies ---------------------------------------------------------------------------------
 
-std::string ordinal(int n) {
-  const int tens = n % 100;
-  const char* suffix = (tens >= 11 && tens <= 13) ? "th"
-                       : n % 10 == 1              ? "st"
-                       : n % 10 == 2              ? "nd"
-                       : n % 10 == 3              ? "rd"
-                                                  : "th";
-  return std::to_string(n) + suffix;
-}
-
 }  // namespace
 
 // ---- State -----------------------------------------------------------------------------------
@@ -511,20 +523,7 @@ std::string State::group_of(const Site& site) const {
 }
 
 std::size_t State::untried() const {
-  if (config.powercut) {
-    // A point's occurrences are tried one after the other, each once the one before was
-    // reached: what is left is the points whose next occurrence is due.
-    std::map<int, std::pair<int, bool>> last;  // site -> (highest occurrence tried, reached)
-    for (const Run& r : runs)
-      if (r.site >= 0 && r.occurrence > last[r.site].first)
-        last[r.site] = {r.occurrence, r.outcome != Outcome::kNotReached && r.injected > 0};
-    std::size_t n = 0;
-    for (std::size_t i = 0; i < sites.size(); ++i) {
-      const auto it = last.find(static_cast<int>(i));
-      if (it == last.end() || (it->second.second && it->second.first < config.occurrences)) ++n;
-    }
-    return n;
-  }
+  if (config.powercut) return powercut::untried(*this);
   std::set<std::pair<int, int>> tried;
   for (const Run& r : runs)
     if (r.site >= 0) tried.emplace(r.site, r.occurrence);
@@ -570,22 +569,8 @@ std::string shell_command(const std::vector<std::string>& words) {
 }
 
 std::string replay_command(const State& state, const Run& run, const std::string& faultline) {
+  if (state.config.powercut) return powercut::replay_command(state, run, faultline);
   std::string line;
-  if (state.config.powercut) {
-    // The cut, then what the exploration ran after it: the recover, then the check. The line's
-    // status is the check's (or the recover's when it fails): non-zero reproduces the finding.
-    if (!state.config.in_place) line = "cd \"$(mktemp -d)\" && ";
-    line += "{ " + shell_quote(faultline) + " run --log \"$PWD/events.jsonl\" -p " +
-            shell_quote(replay_policy_path(state, run.id)) + " -- " +
-            shell_command(state.config.command) + "; }";
-    const std::string env = "FAULTLINE_EXPLORE_EVENTS=\"$PWD/events.jsonl\" ";
-    if (!state.config.recover.empty())
-      line += "; " + env + "sh -c " + shell_quote(state.config.recover);
-    if (!state.config.check.empty())
-      line += (state.config.recover.empty() ? "; " : " && ") + env + "sh -c " +
-              shell_quote(state.config.check);
-    return line;
-  }
   if (!state.config.in_place) line = "cd \"$(mktemp -d)\" && ";
   line += shell_quote(faultline) + " run";
   if (!state.config.check.empty()) line += " --log \"$PWD/events.jsonl\"";
@@ -624,105 +609,7 @@ State load(const std::string& state_dir) {
 
 // ---- running -----------------------------------------------------------------------------------
 
-namespace {
-
-// A process of one run: CMD (in its session) or the check.
-struct Child {
-  pid_t pid = -1;
-  std::int64_t deadline_ns = 0;
-  bool done = false;
-  bool timed_out = false;
-  int status = 0;  // wait status
-
-  // Non-blocking. The whole process group goes when the child ends or times out: what CMD
-  // left behind (daemons, stuck children) must not outlive its run.
-  void poll() {
-    if (done || pid <= 0) return;
-    siginfo_t info{};
-    if (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-        info.si_pid == pid) {
-      kill(-pid, SIGKILL);  // the leader is a zombie until reaped: the group id is still ours
-      finish();
-    } else if (now_ns() >= deadline_ns) {
-      timed_out = true;
-      kill(-pid, SIGKILL);
-      finish();
-    }
-  }
-  void kill_now() {
-    if (done || pid <= 0) return;
-    kill(-pid, SIGKILL);
-    finish();
-  }
-
- private:
-  void finish() {
-    status = launch::wait_for(pid, 0);
-    done = true;
-  }
-};
-
-bool crash_signal(int sig) {
-  return sig == SIGSEGV || sig == SIGBUS || sig == SIGABRT || sig == SIGILL || sig == SIGFPE ||
-         sig == SIGTRAP || sig == SIGSYS;
-}
-
-struct Active {
-  Run run;
-  std::string dir;
-  std::string work;  // its working directory ("" in place)
-  std::string session_name;
-  std::unique_ptr<Session> session;
-  std::string fault_name;     // the site fault ("" for the discovery run)
-  std::string site_fault;     // the [[fault]] tables that fail the site (and its error path)
-  std::string replay_policy;  // the file that replays the run: those faults, no recording
-  std::int64_t started_ns = 0;
-  Child main;
-  Child recover;  // --powercut: after the cut, before the check
-  Child check;
-  bool recovering = false;
-  bool checking = false;
-  bool finished = false;
-};
-
-class Explorer {
- public:
-  Explorer(const Options& options, State& state) : options_(options), state_(state) {}
-
-  void prepare();
-  void discover();
-  void explore();
-  void stop_all();
-
- private:
-  std::string policy_text(const Active& a) const;
-  std::string site_fault(const std::string& name, int site, int k, std::string& error) const;
-  std::unique_ptr<Active> start(int site, int k);
-  void advance(Active& a);
-  void merge_sites(Active& a);
-  void record(Active& a);
-  bool stopping() const { return options_.stop && options_.stop->load(); }
-  std::optional<std::pair<int, int>> next_trial();
-  std::optional<std::pair<int, int>> next_point();
-  void after_cut(Active& a);
-  void report_progress(const Run* finished);
-
-  const Options& options_;
-  State& state_;
-  std::string program_;  // resolved for exec
-  std::vector<CompiledTarget> compiled_;
-  std::map<std::string, int> site_index_;
-  std::set<std::pair<int, int>> tried_;  // (site, occurrence), finished or running
-  std::vector<std::unique_ptr<Active>> active_;
-  int next_id_ = 1;
-  int started_ = 0;
-  int next_target_ = 0;
-  std::map<std::pair<int, int>, std::size_t> scan_from_;  // (occurrence, target) -> site
-  // --powercut: per site, the next occurrence to try, and the (site, occurrence)s reached
-  // (the cut was made): the next occurrence of a point is due once the one before was.
-  std::map<int, int> next_occurrence_;
-  std::set<std::pair<int, int>> reached_;
-};
+namespace runner {
 
 // One [[fault]] failing the k-th call at a site with the target's action; `error` says what.
 std::string Explorer::site_fault(const std::string& name, int site_index, int k,
@@ -1005,73 +892,6 @@ void Explorer::advance(Active& a) {
   a.finished = true;
 }
 
-// --powercut: the run under `faultline run` ends (the cut ends it, or the program ends first:
-// the point was not reached), then the recover runs, then the check.
-void Explorer::after_cut(Active& a) {
-  if (!a.recovering) {
-    a.main.poll();
-    if (!a.main.done) return;
-    a.run.duration_ms = (now_ns() - a.started_ns) / 1'000'000;
-    const int status = a.main.status;
-    a.run.exit_status = launch::exit_status(status);
-    a.run.signal = WIFSIGNALED(status) && !a.main.timed_out ? WTERMSIG(status) : 0;
-    a.run.stdout_hash = hex64(file_hash(a.dir + "/stdout"));
-    const auto injected = powercut::injected_total(a.dir + "/run.json");
-    a.run.injected = injected.value_or(0);
-    const bool baseline = a.run.outcome == Outcome::kBaseline;
-    if (a.main.timed_out) {
-      if (!baseline) a.run.outcome = Outcome::kHung;
-      a.run.note =
-          fmt::format("still running after {}s: killed", options_.timeout_ns / 1'000'000'000);
-    } else if (!injected) {
-      // `faultline run` said nothing: it could not run the command (its stderr says why).
-      if (!baseline) a.run.outcome = Outcome::kNotReached;
-      a.run.note = fmt::format("faultline run exited {} without a summary", a.run.exit_status);
-    } else if (!baseline && a.run.injected == 0) {
-      const bool crash =
-          a.run.signal || (a.run.exit_status > 128 && crash_signal(a.run.exit_status - 128));
-      a.run.outcome = crash ? Outcome::kCrashed : Outcome::kNotReached;
-      a.run.note = crash ? fmt::format("exit {} before any cut", a.run.exit_status)
-                         : fmt::format("exit {}: the {} call at the point never came",
-                                       a.run.exit_status, ordinal(a.run.occurrence));
-    } else {
-      a.run.note = baseline ? "" : "cut";
-      if (!state_.config.recover.empty()) {
-        start_shell(a, a.recover, state_.config.recover, "recover.out", options_.timeout_ns);
-        a.recovering = true;
-        return;
-      }
-      if (!state_.config.check.empty()) {
-        start_check(a, state_, options_.timeout_ns);
-        return;
-      }
-      if (!baseline) a.run.outcome = Outcome::kHandled;
-    }
-    a.finished = true;
-    return;
-  }
-  a.recover.poll();
-  if (!a.recover.done) return;
-  const int status = launch::exit_status(a.recover.status);
-  const bool baseline = a.run.outcome == Outcome::kBaseline;
-  if (a.recover.timed_out || status != 0) {
-    // Recovering is the program's job after a cut: a database that will not open again has
-    // lost everything, whatever a check of its files would say.
-    if (!baseline) a.run.outcome = Outcome::kRecoverFailed;
-    a.run.note += a.recover.timed_out ? ", the recover did not finish: killed"
-                                      : fmt::format(", the recover exited {}", status);
-    a.finished = true;
-    return;
-  }
-  a.run.note += ", recovered";
-  if (!state_.config.check.empty()) {
-    start_check(a, state_, options_.timeout_ns);
-    return;
-  }
-  if (!baseline) a.run.outcome = Outcome::kHandled;
-  a.finished = true;
-}
-
 void Explorer::merge_sites(Active& a) {
   // A run that failed kMaxErrorPath calls in a row reveals sites too deep to follow.
   if (a.run.site >= 0 && error_path(state_, a.run.site).size() + 1 >= kMaxErrorPath) return;
@@ -1139,23 +959,6 @@ void Explorer::stop_all() {
     remove_tree(a->dir);
   }
   active_.clear();
-}
-
-// --powercut: a point's k-th occurrence once its (k-1)-th was reached (the recording run does
-// not count how often each point is passed); the lowest occurrence due first, so every point's
-// first cut comes before any point's second.
-std::optional<std::pair<int, int>> Explorer::next_point() {
-  std::optional<std::pair<int, int>> best;
-  for (int i = 0; i < static_cast<int>(state_.sites.size()); ++i) {
-    const auto it = next_occurrence_.find(i);
-    const int k = it == next_occurrence_.end() ? 1 : it->second;
-    if (k > state_.config.occurrences || (k > 1 && !reached_.count({i, k - 1})) ||
-        tried_.count({i, k}))
-      continue;
-    if (!best || k < best->second) best = std::pair(i, k);
-  }
-  if (best) next_occurrence_[best->first] = best->second + 1;
-  return best;
 }
 
 std::optional<std::pair<int, int>> Explorer::next_trial() {
@@ -1335,14 +1138,14 @@ bool same_exploration(const Config& a, const Config& b) {
          same_targets(a.targets, b.targets);
 }
 
-}  // namespace
+}  // namespace runner
 
 State run(const Options& options) {
   if (options.jobs < 1) fail("--jobs must be at least 1");
   if (options.timeout_ns <= 0) fail("--timeout must be longer than 0");
   if (options.state_dir.empty()) fail("no state directory (--state DIR)");
   std::vector<std::string> warnings;
-  const Config config = make_config(options, warnings);
+  const Config config = runner::make_config(options, warnings);
 
   State state;
   std::error_code error;
@@ -1354,7 +1157,7 @@ State run(const Options& options) {
       state.config = config;
       save_config(state);
     }
-    if (!same_exploration(state.config, config))
+    if (!runner::same_exploration(state.config, config))
       fail(
           fmt::format("{} holds an exploration of another command or with other settings "
                       "(command, --calls, -p, --depth, --occurrences, --check, --in-place, "
@@ -1374,7 +1177,7 @@ State run(const Options& options) {
   }
   fs::create_directories(state.dir + "/runs", error);
   state.warnings = std::move(warnings);
-  Explorer explorer(options, state);
+  runner::Explorer explorer(options, state);
   try {
     explorer.prepare();
     explorer.explore();

@@ -3,16 +3,20 @@
 #include "explore_powercut.h"
 
 #include <fmt/format.h>
+#include <sys/wait.h>
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <sstream>
 #include <string_view>
 
 #include "calls.h"
 #include "control_error.h"
+#include "explore_runner.h"
 #include "policy.h"
 
 namespace faultline::explore::powercut {
@@ -163,4 +167,124 @@ std::vector<std::string> run_arguments(const std::string& faultline, const std::
   return args;
 }
 
+std::size_t untried(const State& state) {
+  // A point's occurrences are tried one after the other, each once the one before was
+  // reached: what is left is the points whose next occurrence is due.
+  std::map<int, std::pair<int, bool>> last;  // site -> (highest occurrence tried, reached)
+  for (const Run& r : state.runs)
+    if (r.site >= 0 && r.occurrence > last[r.site].first)
+      last[r.site] = {r.occurrence, r.outcome != Outcome::kNotReached && r.injected > 0};
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < state.sites.size(); ++i) {
+    const auto it = last.find(static_cast<int>(i));
+    if (it == last.end() || (it->second.second && it->second.first < state.config.occurrences)) ++n;
+  }
+  return n;
+}
+
+std::string replay_command(const State& state, const Run& run, const std::string& faultline) {
+  // The cut, then what the exploration ran after it: the recover, then the check. The line's
+  // status is the check's (or the recover's when it fails): non-zero reproduces the finding.
+  std::string line;
+  if (!state.config.in_place) line = "cd \"$(mktemp -d)\" && ";
+  line += "{ " + shell_command({faultline}) + " run --log \"$PWD/events.jsonl\" -p " +
+          shell_command({replay_policy_path(state, run.id)}) + " -- " +
+          shell_command(state.config.command) + "; }";
+  const std::string env = "FAULTLINE_EXPLORE_EVENTS=\"$PWD/events.jsonl\" ";
+  if (!state.config.recover.empty())
+    line += "; " + env + "sh -c " + shell_command({state.config.recover});
+  if (!state.config.check.empty())
+    line += (state.config.recover.empty() ? "; " : " && ") + env + "sh -c " +
+            shell_command({state.config.check});
+  return line;
+}
+
 }  // namespace faultline::explore::powercut
+
+namespace faultline::explore::runner {
+
+// --powercut: the run under `faultline run` ends (the cut ends it, or the program ends first:
+// the point was not reached), then the recover runs, then the check.
+void Explorer::after_cut(Active& a) {
+  if (!a.recovering) {
+    a.main.poll();
+    if (!a.main.done) return;
+    a.run.duration_ms = (now_ns() - a.started_ns) / 1'000'000;
+    const int status = a.main.status;
+    a.run.exit_status = launch::exit_status(status);
+    a.run.signal = WIFSIGNALED(status) && !a.main.timed_out ? WTERMSIG(status) : 0;
+    a.run.stdout_hash = hex64(file_hash(a.dir + "/stdout"));
+    const auto injected = powercut::injected_total(a.dir + "/run.json");
+    a.run.injected = injected.value_or(0);
+    const bool baseline = a.run.outcome == Outcome::kBaseline;
+    if (a.main.timed_out) {
+      if (!baseline) a.run.outcome = Outcome::kHung;
+      a.run.note =
+          fmt::format("still running after {}s: killed", options_.timeout_ns / 1'000'000'000);
+    } else if (!injected) {
+      // `faultline run` said nothing: it could not run the command (its stderr says why).
+      if (!baseline) a.run.outcome = Outcome::kNotReached;
+      a.run.note = fmt::format("faultline run exited {} without a summary", a.run.exit_status);
+    } else if (!baseline && a.run.injected == 0) {
+      const bool crash =
+          a.run.signal || (a.run.exit_status > 128 && crash_signal(a.run.exit_status - 128));
+      a.run.outcome = crash ? Outcome::kCrashed : Outcome::kNotReached;
+      a.run.note = crash ? fmt::format("exit {} before any cut", a.run.exit_status)
+                         : fmt::format("exit {}: the {} call at the point never came",
+                                       a.run.exit_status, ordinal(a.run.occurrence));
+    } else {
+      a.run.note = baseline ? "" : "cut";
+      if (!state_.config.recover.empty()) {
+        start_shell(a, a.recover, state_.config.recover, "recover.out", options_.timeout_ns);
+        a.recovering = true;
+        return;
+      }
+      if (!state_.config.check.empty()) {
+        start_check(a, state_, options_.timeout_ns);
+        return;
+      }
+      if (!baseline) a.run.outcome = Outcome::kHandled;
+    }
+    a.finished = true;
+    return;
+  }
+  a.recover.poll();
+  if (!a.recover.done) return;
+  const int status = launch::exit_status(a.recover.status);
+  const bool baseline = a.run.outcome == Outcome::kBaseline;
+  if (a.recover.timed_out || status != 0) {
+    // Recovering is the program's job after a cut: a database that will not open again has
+    // lost everything, whatever a check of its files would say.
+    if (!baseline) a.run.outcome = Outcome::kRecoverFailed;
+    a.run.note += a.recover.timed_out ? ", the recover did not finish: killed"
+                                      : fmt::format(", the recover exited {}", status);
+    a.finished = true;
+    return;
+  }
+  a.run.note += ", recovered";
+  if (!state_.config.check.empty()) {
+    start_check(a, state_, options_.timeout_ns);
+    return;
+  }
+  if (!baseline) a.run.outcome = Outcome::kHandled;
+  a.finished = true;
+}
+
+// --powercut: a point's k-th occurrence once its (k-1)-th was reached (the recording run does
+// not count how often each point is passed); the lowest occurrence due first, so every point's
+// first cut comes before any point's second.
+std::optional<std::pair<int, int>> Explorer::next_point() {
+  std::optional<std::pair<int, int>> best;
+  for (int i = 0; i < static_cast<int>(state_.sites.size()); ++i) {
+    const auto it = next_occurrence_.find(i);
+    const int k = it == next_occurrence_.end() ? 1 : it->second;
+    if (k > state_.config.occurrences || (k > 1 && !reached_.count({i, k - 1})) ||
+        tried_.count({i, k}))
+      continue;
+    if (!best || k < best->second) best = std::pair(i, k);
+  }
+  if (best) next_occurrence_[best->first] = best->second + 1;
+  return best;
+}
+
+}  // namespace faultline::explore::runner

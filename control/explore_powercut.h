@@ -10,6 +10,8 @@
 // have) is skipped, so the list can name calls before they exist.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,5 +43,12 @@ std::optional<std::uint64_t> injected_total(const std::string& summary_path);
 // The arguments that run CMD under `faultline run` for one run of the exploration.
 std::vector<std::string> run_arguments(const std::string& faultline, const std::string& dir,
                                        const std::vector<std::string>& command);
+
+// State::untried() of a powercut exploration: the points whose next occurrence is due.
+std::size_t untried(const State& state);
+
+// replay_command() of a powercut finding: the cut under `faultline run`, then the recover and
+// the check; its status is non-zero when the finding reproduces.
+std::string replay_command(const State& state, const Run& run, const std::string& faultline);
 
 }  // namespace faultline::explore::powercut
