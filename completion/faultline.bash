@@ -93,7 +93,7 @@ _faultline() {
       COMPREPLY=($(compgen -W "$(_faultline_sessions "$fl")" -- "$cur"))
       return 0
       ;;
-    --log | --json-summary | --check)
+    --log | --json-summary | --check | --recover)
       compopt -o filenames 2>/dev/null
       COMPREPLY=($(compgen -f -- "$cur"))
       return 0
@@ -113,7 +113,7 @@ _faultline() {
     run) options+=" -p --policy -s --session --seed --log --json --json-summary -q --quiet --" ;;
     explore)
       options+=" -p --policy --calls --max-runs --timeout --check -j --jobs --state --depth"
-      options+=" --occurrences --in-place --json -q --quiet --report --"
+      options+=" --occurrences --powercut --recover --in-place --json -q --quiet --report --"
       ;;
     doctor) options+=" --json --" ;;
     validate | sessions | status) options+=" --json" ;;

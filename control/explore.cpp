@@ -1106,6 +1106,10 @@ Config make_config(const Options& o, std::vector<std::string>& warnings) {
     c.powercut = true;
     c.recover = o.recover;
     c.targets = powercut::targets(o.policy, c.durability, warnings);
+    if (o.check.empty() && o.recover.empty())
+      warnings.push_back(
+          "--powercut without --check or --recover: every cut is survived unless the program "
+          "crashes or hangs; give a check of its files");
     if (c.targets.empty()) fail("--powercut: this build interposes none of the durability calls");
     return c;
   }
