@@ -117,6 +117,28 @@ TEST_F(ExplorePowercutTest, UnsafeUpdateIsFoundAndItsReplayFailsTheCheckAgain) {
   }
 }
 
+// What the cut lost comes from `faultline run --json-summary` (its "lost", kept as
+// runs/N/run.json): planted here in the shape a launcher would write it, the report shows it.
+TEST_F(ExplorePowercutTest, ReportShowsWhatTheLauncherSaysWasLost) {
+  const RunResult r = explore({"-p", path("cut.toml"), "--powercut", "--check", kCheck, "--json",
+                               "-q", "--", kCounter, "unsafe", "1"});
+  ASSERT_EQ(r.status(), 1) << r.err << r.out;
+  const Facts f = facts(r);
+  ASSERT_FALSE(f.findings.empty());
+  const std::string policy = r.out.substr(r.out.find("/runs/") + 6);
+  const std::string run = policy.substr(0, policy.find('/'));
+  const std::string summary = state() + "/runs/" + run + "/run.json";
+  ASSERT_TRUE(file_exists(summary)) << summary;
+  ASSERT_TRUE(write_file(summary,
+                         "{\"injected_total\":1,\"lost\":[{\"path\":\"/d/counter\","
+                         "\"bytes\":2}]}\n"));
+  RunOptions o;
+  o.timeout = 30s;
+  const RunResult report = faultline({"explore", "--report", "--state", state()}, o);
+  EXPECT_EQ(report.status(), 1) << report.err;
+  EXPECT_NE(report.out.find("lost:     /d/counter: 2 bytes"), std::string::npos) << report.out;
+}
+
 TEST_F(ExplorePowercutTest, SafeUpdateHasNoFinding) {
   const RunResult r = explore({"-p", path("cut.toml"), "--powercut", "--check", kCheck, "--recover",
                                "true", "--json", "-q", "--", kCounter, "safe", "3"});
