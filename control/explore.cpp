@@ -1,10 +1,13 @@
 // `faultline explore`: the core (see explore.h). The state directory holds
 //
-//   explore.toml   the exploration: command, targets, depth, occurrences, check (written once)
+//   explore.toml   the exploration: command, targets, depth, occurrences, check, and with
+//                  --powercut the recover and the [durability] table (written once)
 //   sites.tsv      every call site found: RUN \t TARGET \t CALL \t SITE \t FRAME...  (append-only)
 //   runs.tsv       every finished run, one line each (append-only)
 //   runs/N/        a run while it runs; kept only for findings: replay.toml (the policy that
-//                  replays it), stdout, stderr, check.out, events.jsonl, work/ (its directory)
+//                  replays it), stdout, stderr, check.out, events.jsonl, work/ (its directory);
+//                  with --powercut also policy.toml (what `faultline run` ran), run.json (its
+//                  --json-summary: whether the cut came, what it lost) and recover.out
 //
 // Only this process writes the state's files; the shim of each run appends to the run's own
 // runs/N/sites.tsv (O_APPEND lines, so every process and thread of the run can), and the runner
@@ -43,6 +46,7 @@
 
 namespace faultline::explore {
 
+// What control/explore_powercut.cpp shares with the runner (explore_runner.h).
 namespace runner {
 
 std::int64_t now_ns() {
@@ -465,8 +469,6 @@ void load_runs(State& s) {
     s.runs.push_back(std::move(r));
   }
 }
-
-// ---- policies ---------------------------------------------------------------------------------
 
 }  // namespace
 

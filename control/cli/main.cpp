@@ -154,6 +154,8 @@ void add_explore(CLI::App& app, Args& a, Dispatch& dispatch) {
   explore->add_option("CMD", o.command, "The command and its arguments, after --");
   explore->footer(
       "Example: faultline explore --calls @memory,@fsync --check './verify db' -- ./db-load db\n"
+      "Power cuts: faultline explore -p cut.toml --powercut --recover './db --replay' "
+      "--check './verify db' -- ./db-load db\n"
       "Exit status: 0 no finding, 1 findings, 2 bad usage, 130 interrupted.");
   dispatch.add(explore, [&a] {
     if (!a.explore_timeout.empty()) {
