@@ -753,8 +753,8 @@ std::unique_ptr<Active> Explorer::start(int site_index, int k) {
   // A deep --state directory must not have its event log cut short in the session's field.
   if (const auto problem = log_path_problem(a->dir + "/events.jsonl", "the run's event log"))
     fail(fmt::format("--state {}: {}", state_.dir, *problem));
+  a->session_name = fmt::format("fl-explore-{}-{}", getpid(), a->run.id);
   if (!state_.config.powercut) {
-    a->session_name = fmt::format("fl-explore-{}-{}", getpid(), a->run.id);
     a->session = launch::create_session(a->session_name, *compiled.policy);
     a->session->set_seed(1);
     a->session->set_log_path(a->dir + "/events.jsonl");
@@ -780,10 +780,10 @@ std::unique_ptr<Active> Explorer::start(int site_index, int k) {
   a->started_ns = now_ns();
   try {
     if (state_.config.powercut)
-      a->main.pid =
-          launch::spawn(options_.faultline,
-                        powercut::run_arguments(options_.faultline, a->dir, state_.config.command),
-                        shell_environment(*a), spawn);
+      a->main.pid = launch::spawn(options_.faultline,
+                                  powercut::run_arguments(options_.faultline, a->dir,
+                                                          a->session_name, state_.config.command),
+                                  shell_environment(*a), spawn);
     else
       a->main.pid = launch::spawn(
           program_, state_.config.command,

@@ -152,10 +152,13 @@ std::optional<std::uint64_t> injected_total(const std::string& summary_path) {
 }
 
 std::vector<std::string> run_arguments(const std::string& faultline, const std::string& dir,
+                                       const std::string& session,
                                        const std::vector<std::string>& command) {
   std::vector<std::string> args = {faultline,
                                    "run",
                                    "-q",
+                                   "-s",
+                                   session,
                                    "--log",
                                    dir + "/events.jsonl",
                                    "--json-summary",
@@ -210,6 +213,7 @@ void Explorer::after_cut(Active& a) {
     a.main.poll();
     if (!a.main.done) return;
     a.run.duration_ms = (now_ns() - a.started_ns) / 1'000'000;
+    Session::remove(a.session_name);  // gone already, unless `faultline run` was killed
     const int status = a.main.status;
     a.run.exit_status = launch::exit_status(status);
     a.run.signal = WIFSIGNALED(status) && !a.main.timed_out ? WTERMSIG(status) : 0;

@@ -41,7 +41,10 @@ std::string side_of(const Target& target);
 std::optional<std::uint64_t> injected_total(const std::string& summary_path);
 
 // The arguments that run CMD under `faultline run` for one run of the exploration.
+// The session is named, so that the runner can remove its block when `faultline run` was
+// killed (at the timeout, or when the exploration stops) before it could.
 std::vector<std::string> run_arguments(const std::string& faultline, const std::string& dir,
+                                       const std::string& session,
                                        const std::vector<std::string>& command);
 
 // State::untried() of a powercut exploration: the points whose next occurrence is due.

@@ -4,7 +4,11 @@
 // fsync, rename, fsync of the directory) with no finding. Both hold whether a cut only kills the
 // program or also reverts what was not synced. Then resuming an interrupted exploration, and
 // the refusals (no [durability], --recover without --powercut, a command that cannot run).
+#include <signal.h>
+
+#include <filesystem>
 #include <map>
+#include <regex>
 #include <sstream>
 
 #include "harness.h"
@@ -181,6 +185,34 @@ TEST_F(ExplorePowercutTest, ResumesWhereItStopped) {
   for (std::size_t i = 0; i < fa.runs.size(); ++i) EXPECT_EQ(fa.runs[i], fb.runs[i]);
   // The recording run was not made again.
   EXPECT_EQ(count_substr(b.err, "recording run"), 0u) << b.err;
+}
+
+// A run killed at the timeout takes `faultline run` with it before it could remove its session:
+// the runner removes it, and kills what the run left (here a `sleep` of the shell).
+TEST_F(ExplorePowercutTest, HangingRunIsRefusedAndLeavesNothingBehind) {
+  const std::string script = kCounter + " unsafe 1 && sleep 30";
+  const RunResult r = explore({"-p", path("cut.toml"), "--powercut", "--check", kCheck, "--timeout",
+                               "1", "--", "/bin/sh", "-c", script});
+  EXPECT_EQ(r.status(), 2) << r.err;
+  EXPECT_NE(r.err.find("did not finish within 1s"), std::string::npos) << r.err;
+  const std::string prefix = state() + "/";
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::error_code error;
+    const auto cwd = std::filesystem::read_symlink(entry.path() / "cwd", error);
+    if (!error) {
+      EXPECT_NE(cwd.string().rfind(prefix, 0), 0u) << "process " << name << " runs in " << cwd;
+    }
+  }
+  static const std::regex kExplore("faultline\\.fl-explore-([0-9]+)-[0-9]+");
+  for (const auto& entry : std::filesystem::directory_iterator("/dev/shm")) {
+    const std::string name = entry.path().filename().string();
+    std::smatch m;
+    if (std::regex_match(name, m, kExplore)) {
+      EXPECT_EQ(kill(std::stoi(m[1]), 0), 0) << "session left behind: " << name;
+    }
+  }
 }
 
 TEST_F(ExplorePowercutTest, RefusesWhatCannotBeExplored) {
