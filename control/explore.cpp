@@ -84,6 +84,10 @@ bool crash_signal(int sig) {
          sig == SIGTRAP || sig == SIGSYS;
 }
 
+void add_note(std::string& note, const std::string& part) {
+  note += (note.empty() ? "" : ", ") + part;
+}
+
 }  // namespace runner
 
 using runner::CompiledTarget;
@@ -883,12 +887,11 @@ void Explorer::advance(Active& a) {
     const int status = launch::exit_status(a.check.status);
     if (a.check.timed_out || status != 0) {
       if (a.run.outcome != Outcome::kBaseline) a.run.outcome = Outcome::kCheckFailed;
-      a.run.note = (a.run.note.empty() ? "" : a.run.note + ", ") +
-                   (a.check.timed_out ? "the check did not finish: killed"
-                                      : fmt::format("the check exited {}", status));
+      runner::add_note(a.run.note, a.check.timed_out ? "the check did not finish: killed"
+                                                     : fmt::format("the check exited {}", status));
     } else if (a.run.outcome != Outcome::kBaseline) {
       a.run.outcome = Outcome::kHandled;
-      if (state_.config.powercut) a.run.note += ", the check passed";
+      if (state_.config.powercut) runner::add_note(a.run.note, "the check passed");
     }
   }
   a.finished = true;

@@ -260,12 +260,12 @@ void Explorer::after_cut(Active& a) {
     // Recovering is the program's job after a cut: a database that will not open again has
     // lost everything, whatever a check of its files would say.
     if (!baseline) a.run.outcome = Outcome::kRecoverFailed;
-    a.run.note += a.recover.timed_out ? ", the recover did not finish: killed"
-                                      : fmt::format(", the recover exited {}", status);
+    add_note(a.run.note, a.recover.timed_out ? "the recover did not finish: killed"
+                                             : fmt::format("the recover exited {}", status));
     a.finished = true;
     return;
   }
-  a.run.note += ", recovered";
+  add_note(a.run.note, "recovered");
   if (!state_.config.check.empty()) {
     start_check(a, state_, options_.timeout_ns);
     return;

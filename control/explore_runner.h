@@ -26,6 +26,8 @@ std::string hex64(std::uint64_t value);
 std::uint64_t file_hash(const std::string& path);  // FNV-1a 64 of the file's bytes
 std::string ordinal(int n);                        // "1st", "2nd"
 bool crash_signal(int sig);                        // SEGV, BUS, ABRT, ILL, FPE, TRAP, SYS
+// Appends to a run's note: "cut, recovered, the check passed".
+void add_note(std::string& note, const std::string& part);
 
 // A target's fault, compiled: which calls it can fail, and where read/write go.
 struct CompiledTarget {

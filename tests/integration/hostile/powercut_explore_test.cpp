@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <map>
 #include <regex>
+#include <set>
 #include <sstream>
 
 #include "harness.h"
@@ -121,6 +122,28 @@ TEST_F(ExplorePowercutTest, UnsafeUpdateIsFoundAndItsReplayFailsTheCheckAgain) {
   }
 }
 
+// --jobs 2: a point's next occurrence waits for the one before, other points run meanwhile;
+// the same runs and findings as one at a time.
+TEST_F(ExplorePowercutTest, ParallelRunsCutTheSamePoints) {
+  const RunResult r = explore({"-p", path("cut.toml"), "--powercut", "--check", kCheck, "-j", "2",
+                               "--json", "-q", "--", kCounter, "unsafe", "2"});
+  ASSERT_EQ(r.status(), 1) << r.err << r.out;
+  const Facts f = facts(r);
+  EXPECT_EQ(f.runs.size(), 12u) << r.out;
+  EXPECT_EQ(f.untried, 0u);
+  std::multiset<std::string> found;
+  for (const std::string& finding : f.findings)
+    found.insert(finding.substr(0, finding.rfind('\t')));  // without the "lost" flag
+  const std::multiset<std::string> expected = {
+      "check-failed\tfsync\tbefore\t1\tsync_truncation (fl_powercut_counter)",
+      "check-failed\tfsync\tafter\t1\tsync_truncation (fl_powercut_counter)",
+      "check-failed\tfsync\tbefore\t2\tsync_truncation (fl_powercut_counter)",
+      "check-failed\tfsync\tafter\t2\tsync_truncation (fl_powercut_counter)"};
+  // With a launcher that also reverts unsynced data, the cut before the write's fsync loses
+  // the write too: more findings, never fewer.
+  for (const std::string& e : expected) EXPECT_EQ(found.count(e), 1u) << e << "\n" << r.out;
+}
+
 // What the cut lost comes from `faultline run --json-summary` (its "lost", kept as
 // runs/N/run.json): planted here in the shape a launcher would write it, the report shows it.
 TEST_F(ExplorePowercutTest, ReportShowsWhatTheLauncherSaysWasLost) {
@@ -154,15 +177,26 @@ TEST_F(ExplorePowercutTest, SafeUpdateHasNoFinding) {
   EXPECT_GE(handled, 6) << r.out;  // the temp file's fsync, before and after, 3 times at least
 }
 
+// A recover that refuses to start after any cut (it finds the cut in the run's event log, which
+// a healthy run does not have): every cut is recover-failed, the check is not run after it, and
+// the report shows what the recover printed.
 TEST_F(ExplorePowercutTest, FailingRecoverIsAFinding) {
-  const RunResult r =
-      explore({"-p", path("cut.toml"), "--powercut", "--recover", "test ! -e counter.tmp",
-               "--check", kCheck, "--json", "-q", "--", kCounter, "safe", "1"});
+  const std::string recover =
+      "if grep -qs '\"powercut\"' \"$FAULTLINE_EXPLORE_EVENTS\"; then echo 'log damaged'; exit 3; "
+      "fi";
+  const RunResult r = explore({"-p", path("cut.toml"), "--powercut", "--recover", recover,
+                               "--check", kCheck, "-q", "--", kCounter, "safe", "1"});
   ASSERT_EQ(r.status(), 1) << r.err << r.out;
-  const Facts f = facts(r);
-  ASSERT_FALSE(f.findings.empty()) << r.out;
-  for (const std::string& finding : f.findings)
-    EXPECT_EQ(finding.rfind("recover-failed\t", 0), 0u) << finding;
+  EXPECT_NE(r.out.find("recover-failed: cut, the recover exited 3"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| log damaged"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("check-failed:"), std::string::npos) << r.out;
+  int findings = 0;
+  for (const auto& run : std::filesystem::directory_iterator(state() + "/runs")) {
+    ++findings;
+    EXPECT_TRUE(file_exists(run.path().string() + "/recover.out")) << run.path();
+    EXPECT_FALSE(file_exists(run.path().string() + "/check.out")) << run.path();
+  }
+  EXPECT_GE(findings, 2);  // the temp file's fsync, before and after
 }
 
 TEST_F(ExplorePowercutTest, ResumesWhereItStopped) {
