@@ -290,7 +290,12 @@ void print_report(const ex::State& s, bool interrupted) {
   table.print(stdout);
 
   const std::size_t untried = s.untried();
-  if (untried > 0)
+  if (untried > 0 && s.config.powercut)
+    fmt::print(
+        "\n{} cut point{} with occurrences still to cut{}: run the same command again with "
+        "this --state to go on.\n",
+        untried, untried == 1 ? "" : "s", interrupted ? " (interrupted)" : "");
+  else if (untried > 0)
     fmt::print(
         "\n{} site{} not tried yet{}: run the same command again with this --state to go "
         "on.\n",
