@@ -170,6 +170,14 @@ std::vector<std::string> run_arguments(const std::string& faultline, const std::
   return args;
 }
 
+std::string output_head(const State& state, const Run& run, const char* file, int lines) {
+  std::ifstream in(run_dir(state, run.id) + "/" + file, std::ios::binary);
+  std::string text;
+  int n = 0;
+  for (std::string line; n < lines && std::getline(in, line); ++n) text += (n ? "\n" : "") + line;
+  return text;
+}
+
 std::size_t untried(const State& state) {
   // A point's occurrences are tried one after the other, each once the one before was
   // reached: what is left is the points whose next occurrence is due.

@@ -47,6 +47,11 @@ std::vector<std::string> run_arguments(const std::string& faultline, const std::
                                        const std::string& session,
                                        const std::vector<std::string>& command);
 
+// The first `lines` lines of a finding's check.out or recover.out ("" if none): what a check
+// says first after a cut is where the damage starts (`pragma integrity_check` lists problems
+// in order).
+std::string output_head(const State& state, const Run& run, const char* file, int lines);
+
 // State::untried() of a powercut exploration: the points whose next occurrence is due.
 std::size_t untried(const State& state);
 

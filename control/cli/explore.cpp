@@ -347,15 +347,23 @@ void print_report(const ex::State& s, bool interrupted) {
       print_indented(tail, "    | ");
     }
     if (r->outcome == ex::Outcome::kRecoverFailed)
-      if (const std::string tail = ex::output_tail(s, *r, "recover.out", 6); !tail.empty()) {
-        fmt::print("  recover output (last lines):\n");
-        print_indented(tail, "    | ");
+      if (const std::string head = ex::powercut::output_head(s, *r, "recover.out", 6);
+          !head.empty()) {
+        fmt::print("  recover output (first lines):\n");
+        print_indented(head, "    | ");
       }
-    if (r->outcome == ex::Outcome::kCheckFailed)
+    if (r->outcome == ex::Outcome::kCheckFailed && s.config.powercut) {
+      if (const std::string head = ex::powercut::output_head(s, *r, "check.out", 6);
+          !head.empty()) {
+        fmt::print("  check output (first lines):\n");
+        print_indented(head, "    | ");
+      }
+    } else if (r->outcome == ex::Outcome::kCheckFailed) {
       if (const std::string tail = ex::output_tail(s, *r, "check.out", 6); !tail.empty()) {
         fmt::print("  check output (last lines):\n");
         print_indented(tail, "    | ");
       }
+    }
     if (s.config.powercut) {
       const std::string lost = lost_text(lost_of(s, *r));
       fmt::print("  lost:     {}\n",
@@ -395,8 +403,8 @@ Json run_json(const ex::State& s, const ex::Run& r, const std::string& faultline
     o["policy"] = json_text(ex::replay_policy_path(s, r.id));
     o["replay"] = json_text(ex::replay_command(s, r, faultline));
     if (s.config.powercut) {
-      o["check_output"] = json_text(ex::output_tail(s, r, "check.out", 6));
-      o["recover_output"] = json_text(ex::output_tail(s, r, "recover.out", 6));
+      o["check_output"] = json_text(ex::powercut::output_head(s, r, "check.out", 6));
+      o["recover_output"] = json_text(ex::powercut::output_head(s, r, "recover.out", 6));
       o["lost"] = lost_of(s, r);
     }
   }

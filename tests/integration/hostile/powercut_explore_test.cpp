@@ -19,7 +19,9 @@ namespace {
 
 const std::string kCounter = std::string(FL_PROGRAMS_DIR) + "/fl_powercut_counter";
 // The counter file is missing (nothing written yet) or holds a number.
-const std::string kCheck = "[ ! -e counter ] || grep -qx '[0-9][0-9]*' counter";
+const std::string kCheck =
+    "[ ! -e counter ] || grep -qx '[0-9][0-9]*' counter || "
+    "{ echo \"counter is not a number: '$(cat counter)'\"; exit 1; }";
 
 // Facts of the JSON report, read by python3's json module (a real parser).
 constexpr const char* kJsonFacts = R"PY(
@@ -114,6 +116,15 @@ TEST_F(ExplorePowercutTest, UnsafeUpdateIsFoundAndItsReplayFailsTheCheckAgain) {
   for (const std::string& line : f.runs) ++outcomes[line.substr(line.find('\t') + 1, 11)];
   EXPECT_EQ(outcomes["not-reached"], 4) << r.out;
   EXPECT_EQ(f.runs.size(), 12u) << r.out;
+
+  // The text report: the check's first lines under each finding.
+  RunOptions o;
+  o.timeout = 30s;
+  const RunResult report = faultline({"explore", "--report", "--state", state()}, o);
+  EXPECT_EQ(report.status(), 1) << report.err;
+  EXPECT_NE(report.out.find("  check output (first lines):\n    | counter is not a number: ''"),
+            std::string::npos)
+      << report.out;
 
   ASSERT_FALSE(f.replays.empty());
   for (const std::string& line : f.replays) {
