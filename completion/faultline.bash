@@ -97,7 +97,7 @@ _faultline() {
       COMPREPLY=($(compgen -W "auto preload seccomp" -- "$cur"))
       return 0
       ;;
-    --log | --json-summary | --check)
+    --log | --json-summary | --check | --recover)
       compopt -o filenames 2>/dev/null
       COMPREPLY=($(compgen -f -- "$cur"))
       return 0
@@ -117,7 +117,7 @@ _faultline() {
     run) options+=" -p --policy -s --session --seed --log --backend --json --json-summary -q --quiet --" ;;
     explore)
       options+=" -p --policy --calls --max-runs --timeout --check -j --jobs --state --depth"
-      options+=" --occurrences --in-place --json -q --quiet --report --"
+      options+=" --occurrences --powercut --recover --in-place --json -q --quiet --report --"
       ;;
     doctor) options+=" --json --" ;;
     validate | sessions | status) options+=" --json" ;;

@@ -1,10 +1,13 @@
 // `faultline explore`: the core (see explore.h). The state directory holds
 //
-//   explore.toml   the exploration: command, targets, depth, occurrences, check (written once)
+//   explore.toml   the exploration: command, targets, depth, occurrences, check, and with
+//                  --powercut the recover and the [durability] table (written once)
 //   sites.tsv      every call site found: RUN \t TARGET \t CALL \t SITE \t FRAME...  (append-only)
 //   runs.tsv       every finished run, one line each (append-only)
 //   runs/N/        a run while it runs; kept only for findings: replay.toml (the policy that
-//                  replays it), stdout, stderr, check.out, events.jsonl, work/ (its directory)
+//                  replays it), stdout, stderr, check.out, events.jsonl, work/ (its directory);
+//                  with --powercut also policy.toml (what `faultline run` ran), run.json (its
+//                  --json-summary: whether the cut came, what it lost) and recover.out
 //
 // Only this process writes the state's files; the shim of each run appends to the run's own
 // runs/N/sites.tsv (O_APPEND lines, so every process and thread of the run can), and the runner
@@ -33,6 +36,8 @@
 
 #include "calls.h"
 #include "control_error.h"
+#include "explore_powercut.h"
+#include "explore_runner.h"
 #include "inspect.h"
 #include "launcher.h"
 #include "net_policy.h"
@@ -40,6 +45,58 @@
 #include "session.h"
 
 namespace faultline::explore {
+
+// What control/explore_powercut.cpp shares with the runner (explore_runner.h).
+namespace runner {
+
+std::int64_t now_ns() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+std::string hex64(std::uint64_t value) { return fmt::format("{:016x}", value); }
+
+std::uint64_t file_hash(const std::string& path) {
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  std::ifstream in(path, std::ios::binary);
+  char buffer[65536];
+  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
+    for (std::streamsize i = 0; i < in.gcount(); ++i)
+      h = (h ^ static_cast<unsigned char>(buffer[i])) * 0x100000001b3ull;
+    if (!in) break;
+  }
+  return h;
+}
+
+std::string ordinal(int n) {
+  const int tens = n % 100;
+  const char* suffix = (tens >= 11 && tens <= 13) ? "th"
+                       : n % 10 == 1              ? "st"
+                       : n % 10 == 2              ? "nd"
+                       : n % 10 == 3              ? "rd"
+                                                  : "th";
+  return std::to_string(n) + suffix;
+}
+
+bool crash_signal(int sig) {
+  return sig == SIGSEGV || sig == SIGBUS || sig == SIGABRT || sig == SIGILL || sig == SIGFPE ||
+         sig == SIGTRAP || sig == SIGSYS;
+}
+
+void add_note(std::string& note, const std::string& part) {
+  note += (note.empty() ? "" : ", ") + part;
+}
+
+}  // namespace runner
+
+using runner::CompiledTarget;
+using runner::crash_signal;
+using runner::file_hash;
+using runner::hex64;
+using runner::now_ns;
+using runner::ordinal;
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -60,12 +117,6 @@ constexpr std::size_t kMaxErrorPath = 8;
 [[noreturn]] void fail_system(const std::string& what) {
   throw_control_error(ErrorKind::kSystem, kStatusUsage,
                       fmt::format("{}: {}", what, std::strerror(errno)));
-}
-
-std::int64_t now_ns() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
 void sleep_ns(std::int64_t ns) {
@@ -137,20 +188,6 @@ std::optional<long long> to_number(const std::string& text) {
   return value;
 }
 
-std::string hex64(std::uint64_t value) { return fmt::format("{:016x}", value); }
-
-std::uint64_t file_hash(const std::string& path) {
-  std::uint64_t h = 0xcbf29ce484222325ull;
-  std::ifstream in(path, std::ios::binary);
-  char buffer[65536];
-  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
-    for (std::streamsize i = 0; i < in.gcount(); ++i)
-      h = (h ^ static_cast<unsigned char>(buffer[i])) * 0x100000001b3ull;
-    if (!in) break;
-  }
-  return h;
-}
-
 void append_line(const std::string& path, const std::string& line) {
   const int fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) fail_system("cannot open " + path);
@@ -174,12 +211,6 @@ void remove_tree(const std::string& path) {
 }
 
 // ---- calls and their natural errors ----------------------------------------------------------
-
-struct CompiledTarget {
-  std::uint64_t calls_mask[2] = {0, 0};
-  bool rw_on_sockets = false;  // its read/write/readv/writev hit sockets (an @net target)
-  bool rw_on_files = false;
-};
 
 bool has_call(const CompiledTarget& t, std::uint32_t id) {
   return (t.calls_mask[id / 64] >> (id % 64)) & 1;
@@ -329,6 +360,11 @@ void save_config(const State& s) {
   root.insert("occurrences", s.config.occurrences);
   root.insert("check", s.config.check);
   root.insert("in_place", s.config.in_place);
+  if (s.config.powercut) {
+    root.insert("powercut", true);
+    root.insert("recover", s.config.recover);
+    root.insert("durability", s.config.durability);
+  }
   toml::array targets;
   for (const Target& t : s.config.targets)
     targets.push_back(toml::table{{"label", t.label},
@@ -361,6 +397,9 @@ Config load_config(const std::string& dir) {
   c.occurrences = root["occurrences"].value_or(1);
   c.check = root["check"].value_or(std::string());
   c.in_place = root["in_place"].value_or(false);
+  c.powercut = root["powercut"].value_or(false);
+  c.recover = root["recover"].value_or(std::string());
+  c.durability = root["durability"].value_or(std::string());
   if (const toml::array* targets = root["target"].as_array())
     for (const toml::node& node : *targets) {
       const toml::table& t = *node.as_table();
@@ -435,18 +474,6 @@ void load_runs(State& s) {
   }
 }
 
-// ---- policies ---------------------------------------------------------------------------------
-
-std::string ordinal(int n) {
-  const int tens = n % 100;
-  const char* suffix = (tens >= 11 && tens <= 13) ? "th"
-                       : n % 10 == 1              ? "st"
-                       : n % 10 == 2              ? "nd"
-                       : n % 10 == 3              ? "rd"
-                                                  : "th";
-  return std::to_string(n) + suffix;
-}
-
 }  // namespace
 
 // ---- State -----------------------------------------------------------------------------------
@@ -465,13 +492,15 @@ std::string_view outcome_name(Outcome outcome) {
       return "check-failed";
     case Outcome::kNotReached:
       return "not-reached";
+    case Outcome::kRecoverFailed:
+      return "recover-failed";
   }
   return "?";
 }
 
 std::optional<Outcome> outcome_from_name(std::string_view name) {
   for (Outcome o : {Outcome::kBaseline, Outcome::kHandled, Outcome::kCrashed, Outcome::kHung,
-                    Outcome::kCheckFailed, Outcome::kNotReached})
+                    Outcome::kCheckFailed, Outcome::kNotReached, Outcome::kRecoverFailed})
     if (outcome_name(o) == name) return o;
   return std::nullopt;
 }
@@ -493,7 +522,14 @@ std::string State::family_of(const Site& site) const {
   return std::string(family_name(call->family));
 }
 
+std::string State::group_of(const Site& site) const {
+  if (config.powercut && site.target >= 0 && site.target < static_cast<int>(config.targets.size()))
+    return config.targets[site.target].label;
+  return family_of(site);
+}
+
 std::size_t State::untried() const {
+  if (config.powercut) return powercut::untried(*this);
   std::set<std::pair<int, int>> tried;
   for (const Run& r : runs)
     if (r.site >= 0) tried.emplace(r.site, r.occurrence);
@@ -512,6 +548,8 @@ const Run* find_run(const State& state, int id) {
 
 std::vector<int> error_path(const State& state, int site) {
   std::vector<int> path;
+  // A cut kills the whole program: nothing is reached by cutting first.
+  if (state.config.powercut) return path;
   std::set<int> seen;  // a damaged state must not loop
   for (int at = site; at >= 0 && at < static_cast<int>(state.sites.size());) {
     const Run* run = find_run(state, state.sites[at].found_in_run);
@@ -537,6 +575,7 @@ std::string shell_command(const std::vector<std::string>& words) {
 }
 
 std::string replay_command(const State& state, const Run& run, const std::string& faultline) {
+  if (state.config.powercut) return powercut::replay_command(state, run, faultline);
   std::string line;
   if (!state.config.in_place) line = "cd \"$(mktemp -d)\" && ";
   line += shell_quote(faultline) + " run";
@@ -576,97 +615,7 @@ State load(const std::string& state_dir) {
 
 // ---- running -----------------------------------------------------------------------------------
 
-namespace {
-
-// A process of one run: CMD (in its session) or the check.
-struct Child {
-  pid_t pid = -1;
-  std::int64_t deadline_ns = 0;
-  bool done = false;
-  bool timed_out = false;
-  int status = 0;  // wait status
-
-  // Non-blocking. The whole process group goes when the child ends or times out: what CMD
-  // left behind (daemons, stuck children) must not outlive its run.
-  void poll() {
-    if (done || pid <= 0) return;
-    siginfo_t info{};
-    if (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-        info.si_pid == pid) {
-      kill(-pid, SIGKILL);  // the leader is a zombie until reaped: the group id is still ours
-      finish();
-    } else if (now_ns() >= deadline_ns) {
-      timed_out = true;
-      kill(-pid, SIGKILL);
-      finish();
-    }
-  }
-  void kill_now() {
-    if (done || pid <= 0) return;
-    kill(-pid, SIGKILL);
-    finish();
-  }
-
- private:
-  void finish() {
-    status = launch::wait_for(pid, 0);
-    done = true;
-  }
-};
-
-bool crash_signal(int sig) {
-  return sig == SIGSEGV || sig == SIGBUS || sig == SIGABRT || sig == SIGILL || sig == SIGFPE ||
-         sig == SIGTRAP || sig == SIGSYS;
-}
-
-struct Active {
-  Run run;
-  std::string dir;
-  std::string work;  // its working directory ("" in place)
-  std::string session_name;
-  std::unique_ptr<Session> session;
-  std::string fault_name;     // the site fault ("" for the discovery run)
-  std::string site_fault;     // the [[fault]] tables that fail the site (and its error path)
-  std::string replay_policy;  // the file that replays the run: those faults, no recording
-  std::int64_t started_ns = 0;
-  Child main;
-  Child check;
-  bool checking = false;
-  bool finished = false;
-};
-
-class Explorer {
- public:
-  Explorer(const Options& options, State& state) : options_(options), state_(state) {}
-
-  void prepare();
-  void discover();
-  void explore();
-  void stop_all();
-
- private:
-  std::string policy_text(const Active& a) const;
-  std::string site_fault(const std::string& name, int site, int k, std::string& error) const;
-  std::unique_ptr<Active> start(int site, int k);
-  void advance(Active& a);
-  void merge_sites(Active& a);
-  void record(Active& a);
-  bool stopping() const { return options_.stop && options_.stop->load(); }
-  std::optional<std::pair<int, int>> next_trial();
-  void report_progress(const Run* finished);
-
-  const Options& options_;
-  State& state_;
-  std::string program_;  // resolved for exec
-  std::vector<CompiledTarget> compiled_;
-  std::map<std::string, int> site_index_;
-  std::set<std::pair<int, int>> tried_;  // (site, occurrence), finished or running
-  std::vector<std::unique_ptr<Active>> active_;
-  int next_id_ = 1;
-  int started_ = 0;
-  int next_target_ = 0;
-  std::map<std::pair<int, int>, std::size_t> scan_from_;  // (occurrence, target) -> site
-};
+namespace runner {
 
 // One [[fault]] failing the k-th call at a site with the target's action; `error` says what.
 std::string Explorer::site_fault(const std::string& name, int site_index, int k,
@@ -696,7 +645,7 @@ std::string Explorer::site_fault(const std::string& name, int site_index, int k,
 // The run's policy: a `record` fault per target first (they never inject, so every call still
 // reaches the faults after them), then the faults that fail the site.
 std::string Explorer::policy_text(const Active& a) const {
-  std::string text = "version = 1\nseed = 1\n";
+  std::string text = "version = 1\nseed = 1\n" + state_.config.durability;
   for (std::size_t i = 0; i < state_.config.targets.size(); ++i) {
     const Target& t = state_.config.targets[i];
     text +=
@@ -713,7 +662,11 @@ void Explorer::prepare() {
     site_index_[site_key(s.target, s.call, s.site)] = static_cast<int>(i);
   }
   for (const Run& r : state_.runs) {
-    if (r.site >= 0) tried_.emplace(r.site, r.occurrence);
+    if (r.site >= 0) {
+      tried_.emplace(r.site, r.occurrence);
+      next_occurrence_[r.site] = std::max(next_occurrence_[r.site], r.occurrence + 1);
+      if (r.injected > 0) reached_.emplace(r.site, r.occurrence);
+    }
     next_id_ = std::max(next_id_, r.id + 1);
   }
   // What an interrupted invocation left: runs that never finished are tried again.
@@ -726,10 +679,29 @@ void Explorer::prepare() {
     if (id && !findings.count(static_cast<int>(*id))) remove_tree(entry.path().string());
     if (id) next_id_ = std::max(next_id_, static_cast<int>(*id) + 1);
   }
-  program_ = launch::resolve_command(state_.config.command.front());
+  try {
+    program_ = launch::resolve_command(state_.config.command.front());
+  } catch (const ControlError& e) {
+    // `faultline run` reports it as a shell would (127, 126); explore's contract is 2 for a
+    // command that cannot be explored.
+    throw_control_error(e.kind(), kStatusUsage, e.what());
+  }
   std::vector<std::string> warnings;
   launch::vet_program(program_, options_.shim, warnings);
   for (auto& w : warnings) state_.warnings.push_back(std::move(w));
+}
+
+// What the check, the recover and (with --powercut) `faultline run` get: no session of
+// explore's own, and the run's event log named (a check may need to know what failed: "was an
+// fsync of the journal failed, and did the program say so?").
+std::vector<std::string> shell_environment(const Active& a) {
+  std::vector<std::string> env;
+  for (const std::string& entry : launch::current_environment())
+    if (!entry.starts_with("FAULTLINE_SESSION=") && !entry.starts_with("FAULTLINE_POLICY="))
+      env.push_back(entry);
+  env.push_back("FAULTLINE_EXPLORE_EVENTS=" + a.dir + "/events.jsonl");
+  env.push_back("FAULTLINE_EXPLORE_RUN=" + std::to_string(a.run.id));
+  return env;
 }
 
 std::unique_ptr<Active> Explorer::start(int site_index, int k) {
@@ -766,10 +738,16 @@ std::unique_ptr<Active> Explorer::start(int site_index, int k) {
     }
     a->fault_name = "explore-" + std::to_string(a->run.id);
     a->site_fault += site_fault(a->fault_name, site_index, k, a->run.error);
-    a->replay_policy = fmt::format(
-        "# faultline explore, run {} of {}:\n{}# the {} call of {} at this site fails ({}).\n"
-        "version = 1\n\n{}",
-        a->run.id, state_.dir, comment, ordinal(k), site->call, a->run.error, a->site_fault);
+    const std::string what =
+        state_.config.powercut ? fmt::format("the power is cut {} the {} call of {} at this site.",
+                                             powercut::side_of(state_.config.targets[site->target]),
+                                             ordinal(k), site->call)
+                               : fmt::format("the {} call of {} at this site fails ({}).",
+                                             ordinal(k), site->call, a->run.error);
+    a->replay_policy =
+        fmt::format("# faultline explore, run {} of {}:\n{}# {}\nversion = 1\n{}\n{}{}", a->run.id,
+                    state_.dir, comment, what, state_.config.powercut ? "seed = 1\n" : "",
+                    state_.config.durability, a->site_fault);
   }
 
   const CompileResult compiled = compile_policy_string(policy_text(*a), a->dir + "/policy");
@@ -780,9 +758,15 @@ std::unique_ptr<Active> Explorer::start(int site_index, int k) {
   if (const auto problem = log_path_problem(a->dir + "/events.jsonl", "the run's event log"))
     fail(fmt::format("--state {}: {}", state_.dir, *problem));
   a->session_name = fmt::format("fl-explore-{}-{}", getpid(), a->run.id);
-  a->session = launch::create_session(a->session_name, *compiled.policy);
-  a->session->set_seed(1);
-  a->session->set_log_path(a->dir + "/events.jsonl");
+  if (!state_.config.powercut) {
+    a->session = launch::create_session(a->session_name, *compiled.policy);
+    a->session->set_seed(1);
+    a->session->set_log_path(a->dir + "/events.jsonl");
+  } else {
+    // `faultline run` makes the session and, after a cut, puts the tracked files back in their
+    // durable state (however it does that): the run is what a user's own replay would be.
+    write_file(a->dir + "/policy.toml", policy_text(*a));
+  }
 
   launch::SpawnOptions spawn;
   spawn.new_process_group = true;
@@ -797,16 +781,23 @@ std::unique_ptr<Active> Explorer::start(int site_index, int k) {
   spawn.stdout_fd = out;
   spawn.stderr_fd = err;
   spawn.cwd = a->work;
-  const auto env =
-      launch::child_environment(launch::current_environment(), options_.shim, a->session_name);
   a->started_ns = now_ns();
   try {
-    a->main.pid = launch::spawn(program_, state_.config.command, env, spawn);
+    if (state_.config.powercut)
+      a->main.pid = launch::spawn(options_.faultline,
+                                  powercut::run_arguments(options_.faultline, a->dir,
+                                                          a->session_name, state_.config.command),
+                                  shell_environment(*a), spawn);
+    else
+      a->main.pid = launch::spawn(
+          program_, state_.config.command,
+          launch::child_environment(launch::current_environment(), options_.shim, a->session_name),
+          spawn);
   } catch (...) {
     close(in);
     close(out);
     close(err);
-    Session::remove(a->session_name);
+    if (!a->session_name.empty()) Session::remove(a->session_name);
     throw;
   }
   close(in);
@@ -816,28 +807,22 @@ std::unique_ptr<Active> Explorer::start(int site_index, int k) {
   return a;
 }
 
-// The check: a plain shell command in the run's directory, no preload, the run's event log
-// named in its environment (a check may need to know what failed: "was an fsync of the
-// journal failed, and did the program say so?").
-void start_check(Active& a, const State& state, std::int64_t timeout_ns) {
-  std::vector<std::string> env;
-  for (const std::string& entry : launch::current_environment())
-    if (!entry.starts_with("FAULTLINE_SESSION=") && !entry.starts_with("FAULTLINE_POLICY="))
-      env.push_back(entry);
-  env.push_back("FAULTLINE_EXPLORE_EVENTS=" + a.dir + "/events.jsonl");
-  env.push_back("FAULTLINE_EXPLORE_RUN=" + std::to_string(a.run.id));
+// The check (and with --powercut the recover, into recover.out): a plain shell command in the
+// run's directory, no preload.
+void start_shell(Active& a, Child& child, const std::string& command, const char* output,
+                 std::int64_t timeout_ns) {
   launch::SpawnOptions spawn;
   spawn.new_process_group = true;
   const int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
   const int out =
-      open((a.dir + "/check.out").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      open((a.dir + "/" + output).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (in < 0 || out < 0) fail_system("cannot open the files of a check");
   spawn.stdin_fd = in;
   spawn.stdout_fd = out;
   spawn.stderr_fd = out;
   spawn.cwd = a.work;
   try {
-    a.check.pid = launch::spawn("/bin/sh", {"sh", "-c", state.config.check}, env, spawn);
+    child.pid = launch::spawn("/bin/sh", {"sh", "-c", command}, shell_environment(a), spawn);
   } catch (...) {
     close(in);
     close(out);
@@ -845,12 +830,20 @@ void start_check(Active& a, const State& state, std::int64_t timeout_ns) {
   }
   close(in);
   close(out);
-  a.check.deadline_ns = now_ns() + timeout_ns;
+  child.deadline_ns = now_ns() + timeout_ns;
+}
+
+void start_check(Active& a, const State& state, std::int64_t timeout_ns) {
+  start_shell(a, a.check, state.config.check, "check.out", timeout_ns);
   a.checking = true;
 }
 
 void Explorer::advance(Active& a) {
   if (a.finished) return;
+  if (state_.config.powercut && !a.checking) {
+    after_cut(a);
+    return;
+  }
   if (!a.checking) {
     a.main.poll();
     if (!a.main.done) return;
@@ -894,10 +887,11 @@ void Explorer::advance(Active& a) {
     const int status = launch::exit_status(a.check.status);
     if (a.check.timed_out || status != 0) {
       if (a.run.outcome != Outcome::kBaseline) a.run.outcome = Outcome::kCheckFailed;
-      a.run.note = a.check.timed_out ? "the check did not finish: killed"
-                                     : fmt::format("the check exited {}", status);
+      runner::add_note(a.run.note, a.check.timed_out ? "the check did not finish: killed"
+                                                     : fmt::format("the check exited {}", status));
     } else if (a.run.outcome != Outcome::kBaseline) {
       a.run.outcome = Outcome::kHandled;
+      if (state_.config.powercut) runner::add_note(a.run.note, "the check passed");
     }
   }
   a.finished = true;
@@ -936,7 +930,11 @@ void Explorer::merge_sites(Active& a) {
 // The run is over: its sites and its line go to the state; a finding keeps its directory.
 void Explorer::record(Active& a) {
   const Run* baseline = state_.baseline();
-  if (a.run.outcome == Outcome::kHandled && baseline) {
+  if (a.run.site >= 0) {
+    next_occurrence_[a.run.site] = std::max(next_occurrence_[a.run.site], a.run.occurrence + 1);
+    if (a.run.injected > 0) reached_.emplace(a.run.site, a.run.occurrence);
+  }
+  if (a.run.outcome == Outcome::kHandled && baseline && !state_.config.powercut) {
     if (a.run.exit_status != baseline->exit_status)
       a.run.note = fmt::format("exit {} (discovery: {})", a.run.exit_status, baseline->exit_status);
     else if (a.run.stdout_hash != baseline->stdout_hash)
@@ -959,6 +957,7 @@ void Explorer::record(Active& a) {
 void Explorer::stop_all() {
   for (auto& a : active_) {
     a->main.kill_now();
+    a->recover.kill_now();
     a->check.kill_now();
     a->session.reset();
     Session::remove(a->session_name);
@@ -968,6 +967,7 @@ void Explorer::stop_all() {
 }
 
 std::optional<std::pair<int, int>> Explorer::next_trial() {
+  if (state_.config.powercut) return next_point();
   // Breadth first: every site's first call before any site's second; and the targets in turn,
   // so that a budget smaller than the sites is shared between the families. Sites are only
   // appended and never untried again, so each (occurrence, target) scan resumes where the
@@ -989,7 +989,10 @@ std::optional<std::pair<int, int>> Explorer::next_trial() {
 void Explorer::report_progress(const Run* finished) {
   if (!options_.progress) return;
   const std::size_t untried =
-      state_.sites.size() * static_cast<std::size_t>(state_.config.occurrences) - tried_.size();
+      state_.config.powercut
+          ? state_.untried()
+          : state_.sites.size() * static_cast<std::size_t>(state_.config.occurrences) -
+                tried_.size();
   const std::uint64_t left = options_.max_runs - static_cast<std::uint64_t>(started_);
   Progress p{state_, finished, started_, static_cast<int>(active_.size()),
              static_cast<std::size_t>(started_) + std::min<std::uint64_t>(left, untried)};
@@ -1024,6 +1027,14 @@ void Explorer::discover() {
         fmt::format("{} is killed by signal {} ({}) without any fault: explore needs a run "
                     "that ends by itself",
                     state_.config.command.front(), d.run.signal, strsignal(d.run.signal)));
+  if (state_.config.powercut && !powercut::injected_total(d.dir + "/run.json"))
+    refuse(fmt::format("faultline run could not run {} (exit {})", state_.config.command.front(),
+                       d.run.exit_status));
+  if (d.recovering && (d.recover.timed_out || launch::exit_status(d.recover.status) != 0))
+    refuse(
+        fmt::format("the --recover fails after a run without any cut ({}): it must pass on a "
+                    "healthy run",
+                    d.run.note));
   if (d.checking && (d.check.timed_out || launch::exit_status(d.check.status) != 0))
     refuse(
         fmt::format("the --check fails after a run without any fault ({}): it must pass on a "
@@ -1084,11 +1095,29 @@ Config make_config(const Options& o, std::vector<std::string>& warnings) {
     c.command.front() = fs::absolute(c.command.front()).lexically_normal().string();
   if (o.depth < 1 || o.depth > static_cast<int>(kMaxSiteDepth))
     fail(fmt::format("--depth must be from 1 to {}", kMaxSiteDepth));
-  if (o.occurrences < 1) fail("--occurrences must be at least 1");
+  if (o.occurrences < 0) fail("--occurrences must be at least 1");
   c.depth = o.depth;
-  c.occurrences = o.occurrences;
+  c.occurrences = o.occurrences ? o.occurrences : o.powercut ? powercut::kDefaultOccurrences : 1;
   c.check = o.check;
   c.in_place = o.in_place;
+  if (!o.recover.empty() && !o.powercut)
+    fail("--recover is run after a power cut: it needs --powercut");
+  if (o.powercut) {
+    if (!o.calls.empty())
+      fail(
+          "--powercut explores the durability points of the policy's [durability] path: "
+          "--calls does not apply");
+    if (o.faultline.empty()) fail("--powercut: no faultline executable to run each run with");
+    c.powercut = true;
+    c.recover = o.recover;
+    c.targets = powercut::targets(o.policy, c.durability, warnings);
+    if (o.check.empty() && o.recover.empty())
+      warnings.push_back(
+          "--powercut without --check or --recover: every cut is survived unless the program "
+          "crashes or hangs; give a check of its files");
+    if (c.targets.empty()) fail("--powercut: this build interposes none of the durability calls");
+    return c;
+  }
   if (!o.policy.empty()) c.targets = policy_targets(o.policy, warnings);
   std::vector<std::string> calls = o.calls;
   if (calls.empty() && o.policy.empty())
@@ -1113,17 +1142,19 @@ bool same_exploration(const Config& a, const Config& b) {
            });
   };
   return a.command == b.command && a.depth == b.depth && a.occurrences == b.occurrences &&
-         a.check == b.check && a.in_place == b.in_place && same_targets(a.targets, b.targets);
+         a.check == b.check && a.in_place == b.in_place && a.powercut == b.powercut &&
+         a.recover == b.recover && a.durability == b.durability &&
+         same_targets(a.targets, b.targets);
 }
 
-}  // namespace
+}  // namespace runner
 
 State run(const Options& options) {
   if (options.jobs < 1) fail("--jobs must be at least 1");
   if (options.timeout_ns <= 0) fail("--timeout must be longer than 0");
   if (options.state_dir.empty()) fail("no state directory (--state DIR)");
   std::vector<std::string> warnings;
-  const Config config = make_config(options, warnings);
+  const Config config = runner::make_config(options, warnings);
 
   State state;
   std::error_code error;
@@ -1135,10 +1166,11 @@ State run(const Options& options) {
       state.config = config;
       save_config(state);
     }
-    if (!same_exploration(state.config, config))
+    if (!runner::same_exploration(state.config, config))
       fail(
           fmt::format("{} holds an exploration of another command or with other settings "
-                      "(command, --calls, -p, --depth, --occurrences, --check, --in-place): "
+                      "(command, --calls, -p, --depth, --occurrences, --check, --in-place, "
+                      "--powercut, --recover): "
                       "use another --state, or remove it",
                       state.dir));
   } else {
@@ -1154,7 +1186,7 @@ State run(const Options& options) {
   }
   fs::create_directories(state.dir + "/runs", error);
   state.warnings = std::move(warnings);
-  Explorer explorer(options, state);
+  runner::Explorer explorer(options, state);
   try {
     explorer.prepare();
     explorer.explore();

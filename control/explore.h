@@ -10,6 +10,10 @@
 //      that revealed it failed first), and is classified: handled, crashed, hung,
 //      check-failed, or not reached (nothing was injected: the program did not pass there
 //      this time).
+//   With `powercut`, the sites are the durability points of the policy's [durability] paths
+//   (fsync, fdatasync, rename, unlink, ...; control/explore_powercut.h) and each run cuts the
+//   power just before or just after one (site, k-th occurrence) instead of failing it, then
+//   runs the recover command and the check: a point whose cut fails either is a finding.
 //   3. Everything goes to a state directory as it happens, so an interrupted exploration
 //      resumes where it stopped and the report can be printed again from the state alone;
 //      each finding keeps the policy that replays it with `faultline run -p`.
@@ -53,20 +57,28 @@ struct Config {
   int occurrences = 1;                              // try the 1st .. k-th call at each site
   std::string check;                                // shell command run after each run
   bool in_place = false;  // runs share the current directory instead of a fresh one each
+  // --powercut: the targets are durability points (explore_powercut.h), each run cuts the power
+  // at one and runs `recover` (if any) then `check`; runs go through `faultline run`, which
+  // reverts the tracked files after a cut however it does it.
+  bool powercut = false;
+  std::string recover;     // shell command run after each cut, before the check
+  std::string durability;  // TOML lines of the policy's [durability] table
 };
 
 enum class Outcome {
-  kBaseline,     // the discovery run
-  kHandled,      // exited as in the discovery run, or with a clean error status
-  kCrashed,      // ended by a signal (or a shell's 128+N for a crash signal)
-  kHung,         // still running at the timeout: killed
-  kCheckFailed,  // the check command failed afterwards
-  kNotReached,   // nothing was injected: the program did not reach that call this time
+  kBaseline,       // the discovery run
+  kHandled,        // exited as in the discovery run, or with a clean error status
+  kCrashed,        // ended by a signal (or a shell's 128+N for a crash signal)
+  kHung,           // still running at the timeout: killed
+  kCheckFailed,    // the check command failed afterwards
+  kNotReached,     // nothing was injected: the program did not reach that call this time
+  kRecoverFailed,  // --powercut: the recover command failed after the cut
 };
 std::string_view outcome_name(Outcome outcome);  // "handled", "check-failed", ...
 std::optional<Outcome> outcome_from_name(std::string_view name);
 inline bool is_finding(Outcome o) {
-  return o == Outcome::kCrashed || o == Outcome::kHung || o == Outcome::kCheckFailed;
+  return o == Outcome::kCrashed || o == Outcome::kHung || o == Outcome::kCheckFailed ||
+         o == Outcome::kRecoverFailed;
 }
 
 struct Site {
@@ -102,7 +114,10 @@ struct State {
   const Run* baseline() const;
   // The family a site's call belongs to as explored ("@net" for a write on a socket).
   std::string family_of(const Site& site) const;
-  // Sites × occurrences not tried yet.
+  // The report's row for a site: its family, or with --powercut its point group and side
+  // ("sync before").
+  std::string group_of(const Site& site) const;
+  // Sites × occurrences not tried yet (with --powercut: points whose next occurrence is due).
   std::size_t untried() const;
 };
 
@@ -133,9 +148,12 @@ struct Options {
   std::string policy;                // -p: explore its faults (their selectors and actions)
   std::vector<std::string> calls;    // --calls items; none (and no -p): every family
   int depth = static_cast<int>(kDefaultSiteDepth);
-  int occurrences = 1;
+  int occurrences = 0;  // 0: 1, or with --powercut every occurrence (up to a bound)
   std::string check;
   bool in_place = false;
+  bool powercut = false;         // cut the power at each durability point of the policy's paths
+  std::string recover;           // --powercut: run after each cut, before the check
+  std::string faultline;         // --powercut: the faultline executable that runs each run
   std::uint64_t max_runs = 100;  // targeted runs made by this invocation
   std::int64_t timeout_ns = 10'000'000'000;
   int jobs = 1;

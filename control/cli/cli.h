@@ -64,8 +64,8 @@ int events_command(const std::string& session, bool follow, bool json);
 int watch_command(const std::string& session);
 
 // `faultline explore` (control/cli/explore.cpp over control/explore.h). Exit status: 0 explored
-// with no finding, 1 at least one finding (crashed, hung or check-failed), 2 bad usage or a
-// command that cannot be explored, 130 interrupted (after the report of what was done).
+// with no finding, 1 at least one finding (crashed, hung, check-failed, recover-failed), 2 bad
+// usage or a command that cannot be explored, 130 interrupted (after the report of what was done).
 inline constexpr int kExitFindings = 1;
 struct ExploreOptions {
   std::string policy;              // -p: explore its faults' calls, with their actions
@@ -76,8 +76,10 @@ struct ExploreOptions {
   int jobs = 1;
   std::string state_dir = "faultline-explore";
   int depth = 8;
-  int occurrences = 1;
+  int occurrences = 0;  // 0: not given (1, or every occurrence with --powercut)
   bool in_place = false;
+  bool powercut = false;  // --powercut: cut the power at each durability point
+  std::string recover;    // --recover: run after each cut, before the check
   bool json = false;
   bool quiet = false;
   bool report_only = false;  // --report: print the state's report, run nothing

@@ -13,10 +13,13 @@
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "cli.h"
+#include "explore_powercut.h"
 #include "launcher.h"
 #include "output.h"
 
@@ -95,15 +98,17 @@ class ProgressView {
     if (quiet_) return;
     if (p.finished) {
       if (p.finished->outcome == ex::Outcome::kBaseline) {
-        line(fmt::format("faultline: explore: discovery run: exit {}, {} call sites",
-                         p.finished->exit_status, p.state.sites.size()));
+        line(fmt::format("faultline: explore: {} run: exit {}, {} {}",
+                         p.state.config.powercut ? "recording" : "discovery",
+                         p.finished->exit_status, p.state.sites.size(),
+                         p.state.config.powercut ? "cut points" : "call sites"));
       } else {
         const ex::Run& r = *p.finished;
         if (ex::is_finding(r.outcome)) ++findings_;
         const ex::Site& site = p.state.sites[r.site];
         const std::string text =
             fmt::format("faultline: explore: run {}: {}: {} {} ({}) at {}{}", r.id, outcome_text(r),
-                        p.state.family_of(site), site.call, ordinal(r.occurrence), site_short(site),
+                        p.state.group_of(site), site.call, ordinal(r.occurrence), site_short(site),
                         r.note.empty() ? "" : ": " + r.note);
         // On a terminal only findings get a line of their own; the bar says the rest.
         if (!tty_ || ex::is_finding(r.outcome)) line(text);
@@ -153,6 +158,46 @@ struct Counts {
 constexpr ex::Outcome kColumns[] = {ex::Outcome::kHandled, ex::Outcome::kCrashed,
                                     ex::Outcome::kHung, ex::Outcome::kCheckFailed,
                                     ex::Outcome::kNotReached};
+constexpr ex::Outcome kPowercutColumns[] = {ex::Outcome::kHandled,       ex::Outcome::kCheckFailed,
+                                            ex::Outcome::kRecoverFailed, ex::Outcome::kCrashed,
+                                            ex::Outcome::kHung,          ex::Outcome::kNotReached};
+
+std::vector<ex::Outcome> columns(const ex::State& s) {
+  if (s.config.powercut) return {std::begin(kPowercutColumns), std::end(kPowercutColumns)};
+  return {std::begin(kColumns), std::end(kColumns)};
+}
+
+// What the cut lost, as `faultline run --json-summary` says (its "lost", when the launcher
+// reports it; null when it does not: unknown, not nothing).
+nlohmann::json lost_of(const ex::State& s, const ex::Run& r) {
+  std::ifstream in(ex::run_dir(s, r.id) + "/run.json");
+  if (!in) return nullptr;
+  const nlohmann::json summary = nlohmann::json::parse(in, nullptr, false);
+  if (!summary.is_object() || !summary.contains("lost")) return nullptr;
+  return summary["lost"];
+}
+
+// "lost: ./data: 4096 bytes; ./wal: 100 bytes" for people, from whatever shape "lost" has.
+std::string lost_text(const nlohmann::json& lost) {
+  if (lost.is_null()) return "";
+  if (lost.is_array()) {
+    std::string text;
+    for (const auto& item : lost) {
+      if (!text.empty()) text += "; ";
+      if (item.is_object() && item.contains("path") && item["path"].is_string()) {
+        text += item["path"].get<std::string>();
+        if (item.contains("bytes") && item["bytes"].is_number())
+          text += fmt::format(": {} bytes", item["bytes"].dump());
+        else if (item.contains("entry") && item["entry"].is_string())
+          text += ": " + item["entry"].get<std::string>();
+      } else {
+        text += item.dump();
+      }
+    }
+    return text.empty() ? "nothing" : text;
+  }
+  return lost.dump();
+}
 constexpr std::string_view kFamilyOrder[] = {"@memory", "@write", "@read", "@fsync",
                                              "@open",   "@net",   "@dns"};
 
@@ -160,7 +205,7 @@ std::vector<std::pair<std::string, Counts>> family_counts(const ex::State& s) {
   std::vector<std::string> family(s.sites.size());
   std::map<std::string, Counts> by;
   for (std::size_t i = 0; i < s.sites.size(); ++i) {
-    family[i] = s.family_of(s.sites[i]);
+    family[i] = s.group_of(s.sites[i]);
     ++by[family[i]].sites;
   }
   for (const ex::Run& r : s.runs) {
@@ -202,20 +247,33 @@ void print_report(const ex::State& s, bool interrupted) {
   std::size_t targeted = 0;
   for (const ex::Run& r : s.runs) targeted += r.site >= 0;
   fmt::print("faultline explore: {}\n", ex::shell_command(s.config.command));
+  if (!s.config.recover.empty()) fmt::print("recover: {}\n", s.config.recover);
   if (!s.config.check.empty()) fmt::print("check: {}\n", s.config.check);
   fmt::print("state: {}\n", s.dir);
-  if (baseline)
+  if (baseline && s.config.powercut)
+    fmt::print(
+        "recording run: exit {}; {} cut points found (durability calls before and after); "
+        "{} run{} made\n",
+        baseline->exit_status, s.sites.size(), targeted, targeted == 1 ? "" : "s");
+  else if (baseline)
     fmt::print("discovery run: exit {}; {} call sites found; {} run{} made\n",
                baseline->exit_status, s.sites.size(), targeted, targeted == 1 ? "" : "s");
   fmt::print("\n");
 
-  Table table(
-      {"FAMILY", "SITES", "TRIED", "HANDLED", "CRASHED", "HUNG", "CHECK-FAILED", "NOT-REACHED"},
-      {false, true, true, true, true, true, true, true});
+  std::vector<std::string> headers = {s.config.powercut ? "POINT" : "FAMILY",
+                                      s.config.powercut ? "POINTS" : "SITES", "TRIED"};
+  for (ex::Outcome o : columns(s)) {
+    std::string name(ex::outcome_name(o));
+    std::transform(name.begin(), name.end(), name.begin(), ::toupper);
+    headers.push_back(name);
+  }
+  std::vector<bool> right(headers.size(), true);
+  right[0] = false;
+  Table table(std::move(headers), std::move(right));
   Counts total;
   for (const auto& [family, c] : family_counts(s)) {
     std::vector<std::string> row{family, std::to_string(c.sites), std::to_string(c.tried.size())};
-    for (ex::Outcome o : kColumns) {
+    for (ex::Outcome o : columns(s)) {
       const auto it = c.runs.find(o);
       row.push_back(std::to_string(it == c.runs.end() ? 0 : it->second));
       total.runs[o] += it == c.runs.end() ? 0 : it->second;
@@ -226,17 +284,27 @@ void print_report(const ex::State& s, bool interrupted) {
   }
   std::vector<std::string> row{"total", std::to_string(total.sites),
                                std::to_string(total.tried.size())};
-  for (ex::Outcome o : kColumns) row.push_back(std::to_string(total.runs[o]));
+  for (ex::Outcome o : columns(s)) row.push_back(std::to_string(total.runs[o]));
   table.add_row(std::move(row));
   std::fflush(stdout);
   table.print(stdout);
 
   const std::size_t untried = s.untried();
-  if (untried > 0)
+  if (untried > 0 && s.config.powercut)
+    fmt::print(
+        "\n{} cut point{} with occurrences still to cut{}: run the same command again with "
+        "this --state to go on.\n",
+        untried, untried == 1 ? "" : "s", interrupted ? " (interrupted)" : "");
+  else if (untried > 0)
     fmt::print(
         "\n{} site{} not tried yet{}: run the same command again with this --state to go "
         "on.\n",
         untried, untried == 1 ? "" : "s (or occurrences)", interrupted ? " (interrupted)" : "");
+  else if (s.config.powercut)
+    fmt::print("\nEvery point found was cut at every occurrence reached{}.\n",
+               s.config.occurrences < ex::powercut::kDefaultOccurrences
+                   ? fmt::format(" (up to the {})", ordinal(s.config.occurrences))
+                   : "");
   else
     fmt::print("\nEvery site found was tried{}.\n",
                s.config.occurrences > 1
@@ -245,7 +313,8 @@ void print_report(const ex::State& s, bool interrupted) {
 
   const auto found = findings(s);
   if (found.empty()) {
-    fmt::print("No findings: every failed call was handled.\n");
+    fmt::print("{}\n", s.config.powercut ? "No findings: every cut was survived."
+                                         : "No findings: every failed call was handled.");
     return;
   }
   const std::string faultline = faultline_path();
@@ -253,8 +322,13 @@ void print_report(const ex::State& s, bool interrupted) {
   for (const ex::Run* r : found) {
     const ex::Site& site = s.sites[r->site];
     fmt::print("\nFinding {} (run {}): {}: {}\n", ++n, r->id, outcome_text(*r), r->note);
-    fmt::print("  injected: {} into the {} {} call at this site ({})\n", r->error,
-               ordinal(r->occurrence), site.call, s.family_of(site));
+    if (s.config.powercut)
+      fmt::print("  cut:      {} the {} {} call at this point\n",
+                 ex::powercut::side_of(s.config.targets[site.target]), ordinal(r->occurrence),
+                 site.call);
+    else
+      fmt::print("  injected: {} into the {} {} call at this site ({})\n", r->error,
+                 ordinal(r->occurrence), site.call, s.family_of(site));
     for (const int earlier : ex::error_path(s, r->site)) {
       const ex::Run& e = *ex::find_run(s, earlier);
       const ex::Site& at = s.sites[e.site];
@@ -272,11 +346,29 @@ void print_report(const ex::State& s, bool interrupted) {
       fmt::print("  stderr (last lines):\n");
       print_indented(tail, "    | ");
     }
-    if (r->outcome == ex::Outcome::kCheckFailed)
+    if (r->outcome == ex::Outcome::kRecoverFailed)
+      if (const std::string head = ex::powercut::output_head(s, *r, "recover.out", 6);
+          !head.empty()) {
+        fmt::print("  recover output (first lines):\n");
+        print_indented(head, "    | ");
+      }
+    if (r->outcome == ex::Outcome::kCheckFailed && s.config.powercut) {
+      if (const std::string head = ex::powercut::output_head(s, *r, "check.out", 6);
+          !head.empty()) {
+        fmt::print("  check output (first lines):\n");
+        print_indented(head, "    | ");
+      }
+    } else if (r->outcome == ex::Outcome::kCheckFailed) {
       if (const std::string tail = ex::output_tail(s, *r, "check.out", 6); !tail.empty()) {
         fmt::print("  check output (last lines):\n");
         print_indented(tail, "    | ");
       }
+    }
+    if (s.config.powercut) {
+      const std::string lost = lost_text(lost_of(s, *r));
+      fmt::print("  lost:     {}\n",
+                 lost.empty() ? "unknown (this faultline run does not report it)" : lost);
+    }
     fmt::print("  policy:   {}\n", ex::replay_policy_path(s, r->id));
     fmt::print("  replay:   {}\n", ex::replay_command(s, *r, faultline));
   }
@@ -292,7 +384,10 @@ Json run_json(const ex::State& s, const ex::Run& r, const std::string& faultline
     o["call"] = json_text(site.call);
     o["site"] = json_text(site.site);
     o["occurrence"] = r.occurrence;
-    o["error"] = json_text(r.error);
+    if (s.config.powercut)
+      o["when"] = ex::powercut::side_of(s.config.targets[site.target]);
+    else
+      o["error"] = json_text(r.error);
   }
   o["exit_status"] = r.exit_status;
   o["signal"] = r.signal ? Json(signal_name(r.signal)) : Json(nullptr);
@@ -307,6 +402,11 @@ Json run_json(const ex::State& s, const ex::Run& r, const std::string& faultline
     o["stack"] = std::move(frames);
     o["policy"] = json_text(ex::replay_policy_path(s, r.id));
     o["replay"] = json_text(ex::replay_command(s, r, faultline));
+    if (s.config.powercut) {
+      o["check_output"] = json_text(ex::powercut::output_head(s, r, "check.out", 6));
+      o["recover_output"] = json_text(ex::powercut::output_head(s, r, "recover.out", 6));
+      o["lost"] = lost_of(s, r);
+    }
   }
   return o;
 }
@@ -319,6 +419,9 @@ void print_json(const ex::State& s, bool interrupted) {
   o["command"] = std::move(command);
   o["state"] = json_text(s.dir);
   o["check"] = s.config.check.empty() ? Json(nullptr) : json_text(s.config.check);
+  o["powercut"] = s.config.powercut;
+  if (s.config.powercut)
+    o["recover"] = s.config.recover.empty() ? Json(nullptr) : json_text(s.config.recover);
   if (const ex::Run* b = s.baseline())
     o["discovery"] = Json{{"exit_status", b->exit_status},
                           {"stdout_hash", json_text(b->stdout_hash)},
@@ -331,7 +434,7 @@ void print_json(const ex::State& s, bool interrupted) {
     f["family"] = json_text(family);
     f["sites"] = c.sites;
     f["tried"] = c.tried.size();
-    for (ex::Outcome out : kColumns) {
+    for (ex::Outcome out : columns(s)) {
       const auto it = c.runs.find(out);
       std::string key(ex::outcome_name(out));
       std::replace(key.begin(), key.end(), '-', '_');
@@ -368,6 +471,9 @@ int explore_command(const ExploreOptions& options) {
     o.occurrences = options.occurrences;
     o.check = options.check;
     o.in_place = options.in_place;
+    o.powercut = options.powercut;
+    o.recover = options.recover;
+    o.faultline = faultline_path();
     o.max_runs = options.max_runs;
     o.timeout_ns = options.timeout_ns;
     o.jobs = options.jobs;

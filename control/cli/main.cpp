@@ -139,9 +139,18 @@ void add_explore(CLI::App& app, Args& a, Dispatch& dispatch) {
       ->type_name("D");
   explore
       ->add_option("--occurrences", o.occurrences,
-                   "Also fail the 2nd..K-th call at each site, one per run (default 1)")
+                   "Also fail the 2nd..K-th call at each site, one per run (default 1; with "
+                   "--powercut every occurrence reached, up to 1000)")
       ->check(CLI::Range(1, 1000000))
       ->type_name("K");
+  explore->add_flag("--powercut", o.powercut,
+                    "Cut the power before and after each durability point (fsync, rename, "
+                    "unlink, ...) of the policy's [durability] path, one per run");
+  explore
+      ->add_option("--recover", o.recover,
+                   "With --powercut: shell command run after each cut, before the --check "
+                   "(e.g. the program restarted to replay its log); failing it is a finding")
+      ->type_name("CMD");
   explore->add_flag("--in-place", o.in_place,
                     "Run in the current directory, not in a fresh empty one per run");
   explore->add_flag("--json", o.json, "The report as one JSON object");
@@ -150,6 +159,8 @@ void add_explore(CLI::App& app, Args& a, Dispatch& dispatch) {
   explore->add_option("CMD", o.command, "The command and its arguments, after --");
   explore->footer(
       "Example: faultline explore --calls @memory,@fsync --check './verify db' -- ./db-load db\n"
+      "Power cuts: faultline explore -p cut.toml --powercut --recover './db --replay' "
+      "--check './verify db' -- ./db-load db\n"
       "Exit status: 0 no finding, 1 findings, 2 bad usage, 130 interrupted.");
   dispatch.add(explore, [&a] {
     if (!a.explore_timeout.empty()) {
@@ -162,6 +173,10 @@ void add_explore(CLI::App& app, Args& a, Dispatch& dispatch) {
     }
     if (!a.explore.report_only && a.explore.command.empty())
       fc::fail(fc::kExitUsage, "no command: faultline explore [OPTIONS] -- CMD [ARGS...]");
+    if (!a.explore.recover.empty() && !a.explore.powercut)
+      fc::fail(fc::kExitUsage,
+               "--recover is run after a power cut: it needs --powercut (and -p POLICY with "
+               "[durability] path)");
     return fc::explore_command(a.explore);
   });
 }
