@@ -30,9 +30,10 @@ namespace {
 constexpr int kFdSlots = 1 << 16;
 enum SlotFlags : std::uint32_t {
   kSlotTracked = 1u << 0,
-  kSlotKnown = 1u << 1,      // this process wrote its kUndoFile record and hidden link
+  kSlotKnown = 1u << 1,       // this process wrote its kUndoFile record and hidden link
   kSlotSyncWrites = 1u << 2,  // O_SYNC/O_DSYNC: each write is durable when it returns
   kSlotAppend = 1u << 3,
+  kSlotLearnt = 1u << 4,  // stdio's fd, looked at once: dev/ino say which file that was
 };
 struct FdSlot {
   std::atomic<std::uint64_t> dev;
@@ -116,7 +117,8 @@ int log_fd(const ControlHeader& h) noexcept {
 }
 
 // One record, whole or not at all from the reader's point of view.
-bool append(const ControlHeader& h, UndoHeader& rec, const void* payload, std::size_t size) noexcept {
+bool append(const ControlHeader& h, UndoHeader& rec, const void* payload,
+            std::size_t size) noexcept {
   const int fd = log_fd(h);
   if (fd < 0) return false;
   rec.magic = kUndoMagic;
@@ -146,9 +148,10 @@ UndoHeader record(UndoType type, std::uint64_t dev, std::uint64_t ino) noexcept 
 // rather than restoring half of it. The program's call goes on regardless.
 void give_up(const ControlHeader& h, int fd, std::uint64_t dev, std::uint64_t ino) noexcept {
   const int err = errno;
-  diag("faultline: power-cut tracking stopped for a file (inode %llu): cannot write the undo "
-       "log in %s: %s; a cut leaves that file as it is",
-       static_cast<unsigned long long>(ino), h.undo_dir, error_text(err));
+  diag(
+      "faultline: power-cut tracking stopped for a file (inode %llu): cannot write the undo "
+      "log in %s: %s; a cut leaves that file as it is",
+      static_cast<unsigned long long>(ino), h.undo_dir, error_text(err));
   UndoHeader rec = record(kUndoUntrack, dev, ino);
   append(h, rec, nullptr, 0);
   if (fd >= 0 && fd < kFdSlots) g_fds[fd].flags.store(0, std::memory_order_relaxed);
@@ -174,9 +177,10 @@ bool make_known(const ControlHeader& h, int fd, const struct stat& st) noexcept 
   char link_path[kLogPathMax + 64];
   if (join(link_path, sizeof link_path, h.undo_dir, name) &&
       linkat(AT_FDCWD, proc, AT_FDCWD, link_path, AT_SYMLINK_FOLLOW) != 0 && errno != EEXIST)
-    diag("faultline: power cuts: no hidden link for %s in %s (%s): the cut reverts it by its "
-         "path, which fails if it was renamed",
-         path, h.undo_dir, error_text(errno));
+    diag(
+        "faultline: power cuts: no hidden link for %s in %s (%s): the cut reverts it by its "
+        "path, which fails if it was renamed",
+        path, h.undo_dir, error_text(errno));
   return true;
 }
 
@@ -220,8 +224,8 @@ bool save_range(const ControlHeader& h, int fd, const struct stat& st, std::int6
     UndoHeader rec = record(kUndoData, st.st_dev, st.st_ino);
     rec.off = at;
     // The last chunk covers the rest of the change too (beyond the old size: no prior bytes).
-    rec.len = at + static_cast<std::int64_t>(n) >= prior_end ? static_cast<std::uint64_t>(end - at)
-                                                             : n;
+    rec.len =
+        at + static_cast<std::int64_t>(n) >= prior_end ? static_cast<std::uint64_t>(end - at) : n;
     rec.size = size;
     if (!append(h, rec, buf.data(), static_cast<std::size_t>(got))) return false;
     at += static_cast<std::int64_t>(n);
@@ -273,6 +277,19 @@ bool absolute(char* out, int dirfd, const char* path) noexcept {
   const std::size_t rlen = plen - static_cast<std::size_t>(rest - path);
   if (base + rlen + 1 > Scratch::kBytes) return false;
   std::memcpy(out + base, rest, rlen + 1);
+  // "a//b" and "a/./b" name "a/b": the globs are matched against the plain form.
+  std::size_t w = 0;
+  for (std::size_t r = 0; out[r];) {
+    if (out[r] == '/' && w > 0 && out[w - 1] == '/') {
+      ++r;
+    } else if (out[r] == '.' && w > 0 && out[w - 1] == '/' && (out[r + 1] == '/' || !out[r + 1])) {
+      r += out[r + 1] ? 2 : 1;
+    } else {
+      out[w++] = out[r++];
+    }
+  }
+  if (w > 1 && out[w - 1] == '/') --w;
+  out[w] = '\0';
   return true;
 }
 
@@ -314,7 +331,8 @@ void durable_open_before(DurableOpen& op, int dirfd, const char* path, int flags
     if (rd < 0) return;
     struct stat rst;
     if (fstat(rd, &rst) == 0 &&
-        !(make_known(*h, rd, rst) && save_range(*h, rd, rst, 0, static_cast<std::uint64_t>(rst.st_size))))
+        !(make_known(*h, rd, rst) &&
+          save_range(*h, rd, rst, 0, static_cast<std::uint64_t>(rst.st_size))))
       give_up(*h, -1, rst.st_dev, rst.st_ino);
     FL_REAL(close)(rd);
   }
@@ -351,8 +369,7 @@ void durable_open_after(const DurableOpen& op, int fd) noexcept {
 // ---- data ---------------------------------------------------------------------------------
 
 std::int64_t durable_before_write(int fd, std::int64_t off, std::uint64_t len) noexcept {
-  if (fd < 0 || fd >= kFdSlots ||
-      !(g_fds[fd].flags.load(std::memory_order_relaxed) & kSlotTracked))
+  if (fd < 0 || fd >= kFdSlots || !(g_fds[fd].flags.load(std::memory_order_relaxed) & kSlotTracked))
     return off;
   const ControlHeader* h = header();
   if (!h) return off;
@@ -362,7 +379,7 @@ std::int64_t durable_before_write(int fd, std::int64_t off, std::uint64_t len) n
   if (!slot) return off;
   if (off < 0) {
     off = (slot->flags.load(std::memory_order_relaxed) & kSlotAppend) ? st.st_size
-                                                                       : lseek(fd, 0, SEEK_CUR);
+                                                                      : lseek(fd, 0, SEEK_CUR);
     if (off < 0) off = st.st_size;
   }
   if (!ensure_known(*h, fd, *slot, st) || !save_range(*h, fd, st, off, len))
@@ -378,7 +395,8 @@ void durable_size_change(int fd, std::int64_t new_size) noexcept {
   FdSlot* slot = tracked_slot(fd, st);
   if (!slot) return;
   const std::int64_t from = new_size < st.st_size ? new_size : st.st_size;
-  const std::uint64_t len = new_size < st.st_size ? static_cast<std::uint64_t>(st.st_size - new_size) : 0;
+  const std::uint64_t len =
+      new_size < st.st_size ? static_cast<std::uint64_t>(st.st_size - new_size) : 0;
   if (!ensure_known(*h, fd, *slot, st) || !save_range(*h, fd, st, from, len))
     give_up(*h, fd, st.st_dev, st.st_ino);
 }
@@ -403,16 +421,46 @@ void durable_path_size_change(int dirfd, const char* path, std::int64_t new_size
   FL_REAL(close)(rd);
 }
 
+namespace {
+// glibc's fopen opens its fd with an internal open we never see: a stream's fd is looked at
+// the first time it may write (one readlink), and the verdict kept with its inode.
+bool learn_stream_fd(const ControlHeader& h, int fd) noexcept {
+  FdSlot& slot = g_fds[fd];
+  const std::uint32_t flags = slot.flags.load(std::memory_order_relaxed);
+  if (flags & kSlotTracked) return true;
+  ErrnoKeep keep;
+  struct stat st;
+  if (fstat(fd, &st) != 0) return false;
+  if ((flags & kSlotLearnt) && slot.dev.load(std::memory_order_relaxed) == st.st_dev &&
+      slot.ino.load(std::memory_order_relaxed) == st.st_ino)
+    return false;
+  slot.dev.store(st.st_dev, std::memory_order_relaxed);
+  slot.ino.store(st.st_ino, std::memory_order_relaxed);
+  Scratch scratch;
+  char* path = scratch.get();
+  char proc[32];
+  proc_fd_path(proc, fd);
+  const ssize_t n = path && S_ISREG(st.st_mode) ? readlink(proc, path, Scratch::kBytes - 1) : -1;
+  if (n > 0) path[n] = '\0';
+  const int fl = n > 0 ? FL_REAL(fcntl)(fd, F_GETFL, nullptr) : -1;
+  const bool tracked = n > 0 && fl >= 0 && (fl & O_ACCMODE) != O_RDONLY && tracked_path(h, path);
+  slot.flags.store(tracked ? kSlotTracked | ((fl & O_APPEND) ? kSlotAppend : 0u) |
+                                 ((fl & O_DSYNC) ? kSlotSyncWrites : 0u)
+                           : kSlotLearnt,
+                   std::memory_order_relaxed);
+  return tracked;
+}
+}  // namespace
+
 void durable_before_stream_write(FILE* stream, std::uint64_t extra) noexcept {
   if (!stream) return;
   const int fd = fileno_unlocked(stream);
-  if (fd < 0 || fd >= kFdSlots ||
-      !(g_fds[fd].flags.load(std::memory_order_relaxed) & kSlotTracked))
-    return;
-  const std::uint64_t pending = stream->_IO_write_ptr > stream->_IO_write_base
-                                    ? static_cast<std::uint64_t>(stream->_IO_write_ptr -
-                                                                 stream->_IO_write_base)
-                                    : 0;
+  const ControlHeader* h = header();
+  if (fd < 0 || fd >= kFdSlots || !h || !learn_stream_fd(*h, fd)) return;
+  const std::uint64_t pending =
+      stream->_IO_write_ptr > stream->_IO_write_base
+          ? static_cast<std::uint64_t>(stream->_IO_write_ptr - stream->_IO_write_base)
+          : 0;
   // A fully buffered fwrite that fits in the buffer reaches no fd: nothing to save yet.
   // glibc's _IO_UNBUFFERED and _IO_LINE_BUF (libio.h, not installed).
   constexpr int kUnbuffered = 0x0002, kLineBuf = 0x0200;
@@ -433,7 +481,8 @@ bool durable_fd_sync_writes(int fd) noexcept {
 
 // ---- syncs --------------------------------------------------------------------------------
 
-DurableSync durable_sync_begin(int fd, SyncKind kind, std::int64_t off, std::uint64_t len) noexcept {
+DurableSync durable_sync_begin(int fd, SyncKind kind, std::int64_t off,
+                               std::uint64_t len) noexcept {
   DurableSync sync;
   const ControlHeader* h = header();
   if (!h) return sync;
@@ -490,7 +539,8 @@ bool entry_paths(DurableEntry& e, int dirfd1, const char* p1, int dirfd2, const 
   if (!tracked_path(h, abs1) && !(abs2 && tracked_path(h, abs2))) return false;
   const std::size_t n1 = std::strlen(abs1) + 1, n2 = abs2 ? std::strlen(abs2) + 1 : 0;
   // Room for the hidden link's name after the paths (durable_entry_after).
-  void* mem = mmap(nullptr, n1 + n2 + 64, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* mem =
+      mmap(nullptr, n1 + n2 + 64, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) return false;
   e.paths = static_cast<char*>(mem);
   std::memcpy(e.paths, abs1, n1);
@@ -595,9 +645,10 @@ void durable_entry_after(DurableEntry& e, int rc) noexcept {
         len += hlen;
       }
       if (!append(*h, rec, e.paths, len))
-        diag("faultline: power cuts: cannot record a change of %s in the undo log (%s): a cut "
-             "will not undo it",
-             e.paths, error_text(errno));
+        diag(
+            "faultline: power cuts: cannot record a change of %s in the undo log (%s): a cut "
+            "will not undo it",
+            e.paths, error_text(errno));
     } else if (e.hidden[0]) {
       char path[kLogPathMax + 64];
       if (join(path, sizeof path, h->undo_dir, e.hidden)) unlink(path);

@@ -20,10 +20,10 @@
 //   fd numbers:   durable_fd_copied(from, to) after dup*, durable_fd_closed(fd) before close
 #pragma once
 
+#include <stdio.h>
 #include <sys/types.h>
 
 #include <cstdint>
-#include <stdio.h>
 
 #include "scratch.h"
 #include "shim.h"
@@ -45,7 +45,6 @@ void durable_open_after(const DurableOpen& op, int fd) noexcept;
 
 // Returns the offset the write is at (off, or the fd's position/end for off = -1).
 std::int64_t durable_before_write(int fd, std::int64_t off, std::uint64_t len) noexcept;
-
 
 void durable_size_change(int fd, std::int64_t new_size) noexcept;
 void durable_path_size_change(int dirfd, const char* path, std::int64_t new_size) noexcept;
@@ -81,7 +80,8 @@ struct DurableEntry {
 };
 DurableEntry durable_before_create(int dirfd, const char* path, bool dir) noexcept;  // mkdir
 DurableEntry durable_before_link(int newdirfd, const char* newpath) noexcept;
-DurableEntry durable_before_unlink(int dirfd, const char* path, bool dir) noexcept;  // unlink, rmdir
+DurableEntry durable_before_unlink(int dirfd, const char* path,
+                                   bool dir) noexcept;  // unlink, rmdir
 DurableEntry durable_before_rename(int olddirfd, const char* oldpath, int newdirfd,
                                    const char* newpath) noexcept;
 void durable_entry_after(DurableEntry& entry, int rc) noexcept;
@@ -99,7 +99,8 @@ ssize_t durable_write(int fd, std::int64_t off, std::uint64_t len, bool sync_cal
   const bool sync = sync_call || durable_fd_sync_writes(fd);
   const ssize_t r = real();
   if (sync && r > 0) {
-    const DurableSync s = durable_sync_begin(fd, SyncKind::kWriteSync, at, static_cast<std::uint64_t>(r));
+    const DurableSync s =
+        durable_sync_begin(fd, SyncKind::kWriteSync, at, static_cast<std::uint64_t>(r));
     durable_sync_end(s, SyncOutcome::kOk);
   }
   return r;

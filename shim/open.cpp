@@ -70,40 +70,47 @@ using namespace faultline::shim;
 FL_EXPORT int open(const char* path, int flags, ...) {
   FL_MODE_ARG(flags)
   if (FL_LIKELY(!armed(kOpenArm))) return track_new_fd(FL_REAL(open)(path, flags, mode));
-  return durable_open(kCall_open, AT_FDCWD, path, flags, [=] { return FL_REAL(open)(path, flags, mode); });
+  return durable_open(kCall_open, AT_FDCWD, path, flags,
+                      [=] { return FL_REAL(open)(path, flags, mode); });
 }
 
 FL_EXPORT int open64(const char* path, int flags, ...) {
   FL_MODE_ARG(flags)
   if (FL_LIKELY(!armed(kOpenArm))) return track_new_fd(FL_REAL(open64)(path, flags, mode));
-  return durable_open(kCall_open64, AT_FDCWD, path, flags, [=] { return FL_REAL(open64)(path, flags, mode); });
+  return durable_open(kCall_open64, AT_FDCWD, path, flags,
+                      [=] { return FL_REAL(open64)(path, flags, mode); });
 }
 
 FL_EXPORT int openat(int dirfd, const char* path, int flags, ...) {
   FL_MODE_ARG(flags)
   if (FL_LIKELY(!armed(kOpenArm))) return track_new_fd(FL_REAL(openat)(dirfd, path, flags, mode));
-  return durable_open(kCall_openat, dirfd, path, flags, [=] { return FL_REAL(openat)(dirfd, path, flags, mode); });
+  return durable_open(kCall_openat, dirfd, path, flags,
+                      [=] { return FL_REAL(openat)(dirfd, path, flags, mode); });
 }
 
 FL_EXPORT int openat64(int dirfd, const char* path, int flags, ...) {
   FL_MODE_ARG(flags)
   if (FL_LIKELY(!armed(kOpenArm))) return track_new_fd(FL_REAL(openat64)(dirfd, path, flags, mode));
-  return durable_open(kCall_openat64, dirfd, path, flags, [=] { return FL_REAL(openat64)(dirfd, path, flags, mode); });
+  return durable_open(kCall_openat64, dirfd, path, flags,
+                      [=] { return FL_REAL(openat64)(dirfd, path, flags, mode); });
 }
 
 FL_EXPORT int creat(const char* path, mode_t mode) {
   if (FL_LIKELY(!armed(kOpenArm))) return track_new_fd(FL_REAL(creat)(path, mode));
-  return durable_open(kCall_creat, AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, [=] { return FL_REAL(creat)(path, mode); });
+  return durable_open(kCall_creat, AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC,
+                      [=] { return FL_REAL(creat)(path, mode); });
 }
 
 FL_EXPORT int __open_2(const char* path, int flags) {
   if (FL_LIKELY(!armed(kOpenArm))) return track_new_fd(FL_REAL(__open_2)(path, flags));
-  return durable_open(kCall___open_2, AT_FDCWD, path, flags, [=] { return FL_REAL(__open_2)(path, flags); });
+  return durable_open(kCall___open_2, AT_FDCWD, path, flags,
+                      [=] { return FL_REAL(__open_2)(path, flags); });
 }
 
 FL_EXPORT int __open64_2(const char* path, int flags) {
   if (FL_LIKELY(!armed(kOpenArm))) return track_new_fd(FL_REAL(__open64_2)(path, flags));
-  return durable_open(kCall___open64_2, AT_FDCWD, path, flags, [=] { return FL_REAL(__open64_2)(path, flags); });
+  return durable_open(kCall___open64_2, AT_FDCWD, path, flags,
+                      [=] { return FL_REAL(__open64_2)(path, flags); });
 }
 
 FL_EXPORT int dup(int fd) {

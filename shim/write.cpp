@@ -280,15 +280,13 @@ FL_EXPORT ssize_t pwritev(int fd, const struct iovec* iov, int cnt, off_t off) {
 
 FL_EXPORT ssize_t pwritev2(int fd, const struct iovec* iov, int cnt, off_t off, int flags) {
   if (FL_LIKELY(!armed(kWriteArm))) return FL_REAL(pwritev2)(fd, iov, cnt, off, flags);
-  return iov_write_slow(kCall_pwritev2, fd, iov, cnt,
-                        [fd, off, flags](const struct iovec* v, int c) {
-                          if (!durability_on()) return FL_REAL(pwritev2)(fd, v, c, off, flags);
-                          // off -1: the fd's position, as pwritev2 itself reads it.
-                          return durable_write(fd, off < 0 ? -1 : off, iov_bytes(v, c),
-                                               rwf_sync(flags), [&] {
-                                                 return FL_REAL(pwritev2)(fd, v, c, off, flags);
-                                               });
-                        });
+  return iov_write_slow(
+      kCall_pwritev2, fd, iov, cnt, [fd, off, flags](const struct iovec* v, int c) {
+        if (!durability_on()) return FL_REAL(pwritev2)(fd, v, c, off, flags);
+        // off -1: the fd's position, as pwritev2 itself reads it.
+        return durable_write(fd, off < 0 ? -1 : off, iov_bytes(v, c), rwf_sync(flags),
+                             [&] { return FL_REAL(pwritev2)(fd, v, c, off, flags); });
+      });
 }
 
 FL_EXPORT ssize_t copy_file_range(int fd_in, off64_t* off_in, int fd_out, off64_t* off_out,

@@ -23,6 +23,7 @@
 #include "inspect.h"
 #include "output.h"
 #include "policy.h"
+#include "powercut.h"
 #include "session.h"
 
 namespace faultline::cli {
@@ -395,6 +396,8 @@ void report_missed_events(const ControlBlock& block, const EventCursor& cursor,
 }
 
 }  // namespace
+
+std::unique_ptr<Session> open_named_session(const std::string& name) { return open_session(name); }
 
 namespace {
 

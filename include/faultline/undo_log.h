@@ -35,9 +35,9 @@ enum UndoType : std::uint16_t {
   kUndoUntrack = 6,   // dev/ino could not be tracked (undo write failed): the cut leaves it
   // Directory entries under tracked paths. dev/ino = the parent directory whose fsync makes
   // the entry durable; payload = NUL-separated paths (see each).
-  kUndoCreate = 7,  // payload: path (a file the cut removes)
-  kUndoMkdir = 8,   // payload: path (a directory the cut removes)
-  kUndoLink = 9,    // payload: new path (the cut unlinks it)
+  kUndoCreate = 7,   // payload: path (a file the cut removes)
+  kUndoMkdir = 8,    // payload: path (a directory the cut removes)
+  kUndoLink = 9,     // payload: new path (the cut unlinks it)
   kUndoUnlink = 10,  // payload: path, hidden link name in the undo area (the cut links it back)
   kUndoRmdir = 11,   // payload: path; size = its mode (the cut makes it again)
   // payload: old path, new path, hidden link of the replaced target or "" (the cut renames new
@@ -49,8 +49,8 @@ struct UndoHeader {
   std::uint32_t magic;
   std::uint16_t type;
   std::uint16_t flags;
-  std::uint32_t payload;      // bytes following the header
-  std::uint32_t header_sum;   // undo_header_sum() of this header with header_sum = 0
+  std::uint32_t payload;     // bytes following the header
+  std::uint32_t header_sum;  // undo_header_sum() of this header with header_sum = 0
   std::uint64_t dev;
   std::uint64_t ino;
   std::int64_t off;

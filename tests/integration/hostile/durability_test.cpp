@@ -1,0 +1,162 @@
+// Power cuts that lose what was never made durable (docs/policy.md, "Durability: power
+// cuts"). Real programs write tracked files (fl_durable_writer, sqlite3), the power is cut (a
+// `powercut` fault on a later call, or `faultline powercut` live), and the test reads what is
+// left on disk: data and sizes up to the last fsync, entries whose directory was fsynced, and
+// nothing else; sqlite3 then opens its database and checks it.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include "harness.h"
+
+namespace fltest {
+namespace {
+
+const std::string kWriter = std::string(FL_PROGRAMS_DIR) + "/fl_durable_writer";
+const char* const kSqlite = "/usr/bin/sqlite3";
+
+class DurabilityTest : public IntegrationTest {
+ protected:
+  void SetUp() override {
+    IntegrationTest::SetUp();
+    ASSERT_EQ(::mkdir(path("d").c_str(), 0755), 0);
+  }
+  // [durability] on ROOT/d/*, a power cut at the fsync of ROOT/marker, and `extra` faults.
+  std::string policy(const std::string& durability_extra = "", const std::string& extra = "") {
+    const std::string file = path("policy.toml");
+    EXPECT_TRUE(write_file(file, "version = 1\nseed = 7\n[durability]\npath = \"" + path("d") +
+                                     "/*\"\n" + durability_extra +
+                                     "\n[[fault]]\nname = \"cut\"\ncalls = [\"fsync\"]\n"
+                                     "path = \"*/marker\"\npowercut = true\n" +
+                                     extra));
+    return file;
+  }
+  std::string root() const {
+    const std::string p = path("x");
+    return p.substr(0, p.size() - 2);
+  }
+  RunResult writer(const std::string& policy_file, const std::string& mode) {
+    return faultline({"run", "-s", session("dur"), "-p", policy_file, "--", kWriter, root(), mode});
+  }
+};
+
+// Written and fsynced survives; an append and an overwrite in place after it are lost, and
+// the size goes back to the fsynced one.
+TEST_F(DurabilityTest, UnsyncedAppendAndOverwriteAreLostSyncedDataSurvives) {
+  ASSERT_TRUE(write_file(path("d/data"), "old contents\n"));
+  const RunResult r = writer(policy(), "unsynced");
+  EXPECT_EQ(r.status(), 137) << r.err;
+  EXPECT_NE(r.out.find("cutting"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("survived"), std::string::npos) << r.out;
+  EXPECT_EQ(read_file(path("d/data")).value_or("<none>"), "durable\n");
+  EXPECT_NE(r.err.find("power cut lost"), std::string::npos) << r.err;
+}
+
+// Without [durability] the same program loses nothing on disk: the cut only kills.
+TEST_F(DurabilityTest, PowercutWithoutDurabilityKillsAndLosesNothing) {
+  ASSERT_TRUE(write_file(path("d/data"), "old contents\n"));
+  const std::string file = path("plain.toml");
+  ASSERT_TRUE(write_file(file,
+                         "version = 1\n[[fault]]\nname = \"cut\"\ncalls = [\"fsync\"]\n"
+                         "path = \"*/marker\"\npowercut = true\n"));
+  const RunResult r = writer(file, "unsynced");
+  EXPECT_EQ(r.status(), 137) << r.err;
+  EXPECT_EQ(read_file(path("d/data")).value_or("<none>"), "XXrable\nlost-append\n");
+}
+
+// A file created and fsynced, but never its directory: the cut removes it. With the
+// directory fsynced after the creation, it survives with its data.
+TEST_F(DurabilityTest, CreatedFileWithoutDirFsyncIsRemoved) {
+  const RunResult r = writer(policy(), "create");
+  EXPECT_EQ(r.status(), 137) << r.err;
+  EXPECT_FALSE(file_exists(path("d/new"))) << r.err;
+  EXPECT_NE(r.err.find("removed " + path("d/new")), std::string::npos) << r.err;
+}
+
+TEST_F(DurabilityTest, CreatedFileWithDirFsyncSurvives) {
+  const RunResult r = writer(policy(), "create-dirsync");
+  EXPECT_EQ(r.status(), 137) << r.err;
+  EXPECT_NE(r.out.find("dir synced"), std::string::npos) << r.out;
+  EXPECT_EQ(read_file(path("d/new")).value_or("<none>"), "new file\n") << r.err;
+}
+
+// fsyncgate: the first fsync fails (EIO), the retry succeeds. With on_fsync_error = "drop"
+// (Linux ext4/xfs) the data is lost at the cut anyway; with "keep" the retry saved it.
+constexpr const char* kFailFirstFsync =
+    "[[fault]]\nname = \"eio\"\ncalls = [\"fsync\"]\npath = \"*/d/data\"\nerror = \"EIO\"\n"
+    "times = 1\n";
+
+TEST_F(DurabilityTest, FailedFsyncThenRetryLosesDataUnderDrop) {
+  ASSERT_TRUE(write_file(path("d/data"), "old!!\n"));
+  const RunResult r = writer(policy("on_fsync_error = \"drop\"", kFailFirstFsync), "fsyncgate");
+  EXPECT_EQ(r.status(), 137) << r.err;
+  EXPECT_NE(r.out.find("first fsync: Input/output error"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("second fsync: ok"), std::string::npos) << r.out;
+  EXPECT_EQ(read_file(path("d/data")).value_or("<none>"), "old!!\n") << r.err;
+}
+
+TEST_F(DurabilityTest, FailedFsyncThenRetryKeepsDataUnderKeep) {
+  ASSERT_TRUE(write_file(path("d/data"), "old!!\n"));
+  const RunResult r = writer(policy("on_fsync_error = \"keep\"", kFailFirstFsync), "fsyncgate");
+  EXPECT_EQ(r.status(), 137) << r.err;
+  EXPECT_NE(r.out.find("second fsync: ok"), std::string::npos) << r.out;
+  EXPECT_EQ(read_file(path("d/data")).value_or("<none>"), "hello\n") << r.err;
+}
+
+// Two processes of the session write one file (a forked child, then its parent): one cut
+// reverts both.
+TEST_F(DurabilityTest, TwoProcessesOneFileOneCutRevertsBoth) {
+  ASSERT_TRUE(write_file(path("d/data"), "0123456789\n"));
+  const RunResult r = writer(policy(), "multi");
+  EXPECT_EQ(r.status(), 137) << r.err;
+  EXPECT_NE(r.out.find("both wrote"), std::string::npos) << r.out;
+  EXPECT_EQ(read_file(path("d/data")).value_or("<none>"), "0123456789\n") << r.err;
+}
+
+// stdio reaches the fd inside glibc: fprintf + fflush after the fsynced start is lost too.
+TEST_F(DurabilityTest, StdioFlushedButUnsyncedIsLost) {
+  ASSERT_TRUE(write_file(path("d/data"), "x"));
+  const RunResult r = writer(policy(), "stdio");
+  EXPECT_EQ(r.status(), 137) << r.err;
+  EXPECT_EQ(read_file(path("d/data")).value_or("<none>"), "durable\n") << r.err;
+}
+
+// `faultline powercut` live, while the program sleeps after an unsynced write: `run` (the cut
+// owner) kills it, reverts the file and exits 137.
+class PowercutCliTest : public DurabilityTest {};
+
+TEST_F(PowercutCliTest, LivePowercutRevertsUnsyncedShellWrite) {
+  ASSERT_TRUE(write_file(path("d/data"), "old\n"));
+  const std::string name = session("live");
+  Background run;
+  ASSERT_TRUE(
+      run.start({cli(), "run", "-s", name, "-p", policy(), "--", "/bin/sh", "-c",
+                 "printf 'new contents\\n' > " + path("d/data") + "; echo ready; sleep 30"}));
+  bool ok = false;
+  run.read_until("ready", ok, 15s);
+  ASSERT_TRUE(ok) << run.err();
+  EXPECT_EQ(read_file(path("d/data")).value_or("<none>"), "new contents\n");
+  const RunResult cut = faultline({"powercut", name});
+  EXPECT_EQ(cut.exit_code, 0) << cut.err;
+  const RunResult r = run.stop(10s);
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_EQ(r.status(), 137) << r.err;
+  EXPECT_EQ(read_file(path("d/data")).value_or("<none>"), "old\n") << r.err;
+  EXPECT_NE(r.err.find("power cut lost"), std::string::npos) << r.err;
+}
+
+// --json carries what the cut lost.
+TEST_F(PowercutCliTest, RunJsonListsWhatTheCutLost) {
+  ASSERT_TRUE(write_file(path("d/data"), "old contents\n"));
+  const RunResult r = faultline(
+      {"run", "--json", "-s", session("json"), "-p", policy(), "--", kWriter, root(), "unsynced"});
+  EXPECT_EQ(r.status(), 137) << r.err;
+  EXPECT_NE(r.err.find("\"powercut\":{\"bytes_lost\":"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("\"exit_status\":137"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace fltest
