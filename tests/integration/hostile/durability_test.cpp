@@ -158,5 +158,63 @@ TEST_F(PowercutCliTest, RunJsonListsWhatTheCutLost) {
   EXPECT_NE(r.err.find("\"exit_status\":137"), std::string::npos) << r.err;
 }
 
+// sqlite3: a database made (without faultline) in WAL or rollback-journal mode, then three
+// autocommitted inserts under faultline and an ATTACH of ROOT/marker.db, whose open is the
+// power cut. Every committed transaction must be there when sqlite3 reopens the database, and
+// the database must pass its integrity check; with fsync lying, committed rows are lost.
+class DurabilitySqliteTest : public DurabilityTest {
+ protected:
+  std::string sqlite_policy(const std::string& extra = "") {
+    const std::string file = path("sqlite.toml");
+    EXPECT_TRUE(write_file(file, "version = 1\nseed = 7\n[durability]\npath = \"" + path("d") +
+                                     "/*\"\n[[fault]]\nname = \"cut\"\ncalls = [\"@open\"]\n"
+                                     "path = \"*/marker.db\"\npowercut = true\n" +
+                                     extra));
+    return file;
+  }
+  // Makes the database, runs the inserts under `policy_file`, returns what sqlite3 says after.
+  std::string insert_then_cut(const std::string& journal_mode, const std::string& policy_file) {
+    const std::string db = path("d/db");
+    const RunResult made =
+        run({kSqlite, db, "pragma journal_mode=" + journal_mode + "; create table t(x);"});
+    EXPECT_EQ(made.exit_code, 0) << made.err;
+    RunOptions in;
+    in.stdin_text =
+        "insert into t values(1);\ninsert into t values(2);\n"
+        "insert into t values(3);\nattach '" +
+        path("marker.db") + "' as m;\n";
+    const RunResult r =
+        faultline({"run", "-s", session("sql"), "-p", policy_file, "--", kSqlite, db}, in);
+    EXPECT_EQ(r.status(), 137) << r.err;
+    const RunResult after = run({kSqlite, db, "pragma integrity_check; select count(*) from t;"});
+    return after.out + after.err;
+  }
+};
+
+TEST_F(DurabilitySqliteTest, WalCommittedTransactionsSurviveTheCut) {
+  if (!file_exists(kSqlite)) GTEST_SKIP() << "sqlite3 is not installed";
+  EXPECT_EQ(insert_then_cut("wal", sqlite_policy()), "ok\n3\n");
+}
+
+TEST_F(DurabilitySqliteTest, RollbackJournalCommittedTransactionsSurviveTheCut) {
+  if (!file_exists(kSqlite)) GTEST_SKIP() << "sqlite3 is not installed";
+  EXPECT_EQ(insert_then_cut("delete", sqlite_policy()), "ok\n3\n");
+}
+
+constexpr const char* kLyingFsync =
+    "[[fault]]\nname = \"lie\"\ncalls = [\"fsync\", \"fdatasync\"]\npath = \"*/d/*\"\n"
+    "lie = true\n";
+
+TEST_F(DurabilitySqliteTest, WalWithLyingFsyncLosesCommittedRows) {
+  if (!file_exists(kSqlite)) GTEST_SKIP() << "sqlite3 is not installed";
+  EXPECT_EQ(insert_then_cut("wal", sqlite_policy(kLyingFsync)), "ok\n0\n");
+}
+
+TEST_F(DurabilitySqliteTest, RollbackWithLyingFsyncLosesCommittedRows) {
+  if (!file_exists(kSqlite)) GTEST_SKIP() << "sqlite3 is not installed";
+  const std::string after = insert_then_cut("delete", sqlite_policy(kLyingFsync));
+  EXPECT_NE(after, "ok\n3\n");
+}
+
 }  // namespace
 }  // namespace fltest
