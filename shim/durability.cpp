@@ -94,7 +94,9 @@ void proc_fd_path(char* out, int fd) noexcept {
 int log_fd(const ControlHeader& h) noexcept {
   int fd = g_log_fd.load(std::memory_order_acquire);
   struct stat st;
-  if (fd >= 0 && fstat(fd, &st) == 0 && st.st_ino == g_log_ino.load(std::memory_order_relaxed))
+  // A log unlinked since (a revert spent it) is no longer the session's: open it afresh.
+  if (fd >= 0 && fstat(fd, &st) == 0 && st.st_ino == g_log_ino.load(std::memory_order_relaxed) &&
+      st.st_nlink > 0)
     return fd;
   char path[kLogPathMax + 8];
   if (!join(path, sizeof path, h.undo_dir, kUndoLogName)) return -1;
