@@ -45,7 +45,6 @@ FdSlot g_fds[kFdSlots];
 // The log, opened once per process at a high fd number and checked by identity before each
 // use: the program may have closed it (closefrom) and reused the number.
 std::atomic<int> g_log_fd{-1};
-std::atomic<std::uint64_t> g_log_ino{0};
 std::atomic<std::uint32_t> g_seq{0};
 constexpr int kLogFdFloor = 700;
 // Prior contents are read and appended in chunks of this size (one record each).
@@ -91,31 +90,36 @@ void proc_fd_path(char* out, int fd) noexcept {
   out[o] = '\0';
 }
 
+// The program may close our fd (close, closefrom, close_range) or dup2 over it: each of those
+// wrappers forgets it (durable_fd_closed*), so that it is opened afresh and never mistaken for
+// the program's file that took its number. A raw close is the one way past (docs/limits.md).
 int log_fd(const ControlHeader& h) noexcept {
   int fd = g_log_fd.load(std::memory_order_acquire);
-  struct stat st;
-  // A log unlinked since (a revert spent it) is no longer the session's: open it afresh.
-  if (fd >= 0 && fstat(fd, &st) == 0 && st.st_ino == g_log_ino.load(std::memory_order_relaxed) &&
-      st.st_nlink > 0)
-    return fd;
+  if (fd >= 0) return fd;
   char path[kLogPathMax + 8];
   if (!join(path, sizeof path, h.undo_dir, kUndoLogName)) return -1;
   int opened = FL_REAL(open)(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
   if (opened < 0) return -1;
-  int high = FL_REAL(fcntl)(opened, F_DUPFD_CLOEXEC, reinterpret_cast<void*>(kLogFdFloor));
+  const int high = FL_REAL(fcntl)(opened, F_DUPFD_CLOEXEC, reinterpret_cast<void*>(kLogFdFloor));
   if (high >= 0) {
     FL_REAL(close)(opened);
     opened = high;
   }
-  if (fstat(opened, &st) != 0) {
-    FL_REAL(close)(opened);
-    return -1;
+  int expected = -1;
+  if (!g_log_fd.compare_exchange_strong(expected, opened, std::memory_order_acq_rel)) {
+    FL_REAL(close)(opened);  // another thread opened it first
+    return expected;
   }
-  g_log_ino.store(st.st_ino, std::memory_order_relaxed);
-  const int old = g_log_fd.exchange(opened, std::memory_order_acq_rel);
-  // A stale number is the program's now, or closed: never ours to close.
-  (void)old;
   return opened;
+}
+
+// The program closed (or replaced) fd: if it was the log, it is no longer ours.
+void forget_log_fd(unsigned first, unsigned last) noexcept {
+  const int fd = g_log_fd.load(std::memory_order_relaxed);
+  if (fd >= 0 && static_cast<unsigned>(fd) >= first && static_cast<unsigned>(fd) <= last) {
+    int expected = fd;
+    g_log_fd.compare_exchange_strong(expected, -1, std::memory_order_relaxed);
+  }
 }
 
 // One record, whole or not at all from the reader's point of view.
@@ -215,13 +219,16 @@ bool save_range(const ControlHeader& h, int fd, const struct stat& st, std::int6
   const std::int64_t prior_end = end < size ? end : size;
   const std::size_t chunk =
       static_cast<std::uint64_t>(prior_end - off) < kChunk ? prior_end - off : kChunk;
-  CopyScratch buf(chunk);
-  if (!buf.ok()) return false;
+  // Small ranges (most writes) from the scratch pool: one atomic exchange, no syscall.
+  Scratch small;
+  CopyScratch big(chunk <= Scratch::kBytes ? 0 : chunk);
+  void* const data = chunk <= Scratch::kBytes ? static_cast<void*>(small.get()) : big.data();
+  if (!data || (chunk > Scratch::kBytes && !big.ok())) return false;
   for (std::int64_t at = off; at < prior_end;) {
     const std::size_t n = prior_end - at < static_cast<std::int64_t>(chunk)
                               ? static_cast<std::size_t>(prior_end - at)
                               : chunk;
-    const ssize_t got = read_prior(fd, buf.data(), n, at);
+    const ssize_t got = read_prior(fd, data, n, at);
     if (got < 0) return false;
     UndoHeader rec = record(kUndoData, st.st_dev, st.st_ino);
     rec.off = at;
@@ -229,7 +236,7 @@ bool save_range(const ControlHeader& h, int fd, const struct stat& st, std::int6
     rec.len =
         at + static_cast<std::int64_t>(n) >= prior_end ? static_cast<std::uint64_t>(end - at) : n;
     rec.size = size;
-    if (!append(h, rec, buf.data(), static_cast<std::size_t>(got))) return false;
+    if (!append(h, rec, data, static_cast<std::size_t>(got))) return false;
     at += static_cast<std::int64_t>(n);
   }
   return true;
@@ -664,6 +671,7 @@ void durable_entry_after(DurableEntry& e, int rc) noexcept {
 // ---- fd numbers ---------------------------------------------------------------------------
 
 void durable_fd_copied(int from, int to) noexcept {
+  if (to >= 0) forget_log_fd(static_cast<unsigned>(to), static_cast<unsigned>(to));
   if (to < 0 || to >= kFdSlots || from == to) return;
   FdSlot& dst = g_fds[to];
   if (from < 0 || from >= kFdSlots) {
@@ -677,15 +685,22 @@ void durable_fd_copied(int from, int to) noexcept {
 }
 
 void durable_fd_closed(int fd) noexcept {
+  if (fd >= 0) forget_log_fd(static_cast<unsigned>(fd), static_cast<unsigned>(fd));
   if (fd >= 0 && fd < kFdSlots && g_fds[fd].flags.load(std::memory_order_relaxed) != 0)
     g_fds[fd].flags.store(0, std::memory_order_relaxed);
 }
 
 void durable_fd_closed_range(unsigned first, unsigned last) noexcept {
+  forget_log_fd(first, last);
   // Loaded first: a slot never used stays an untouched (unallocated) page.
   for (unsigned fd = first; fd <= last && fd < static_cast<unsigned>(kFdSlots); ++fd)
     if (g_fds[fd].flags.load(std::memory_order_relaxed) != 0)
       g_fds[fd].flags.store(0, std::memory_order_relaxed);
+}
+
+void durable_reset_for_tests() noexcept {
+  const int fd = g_log_fd.exchange(-1, std::memory_order_relaxed);
+  if (fd >= 0) FL_REAL(close)(fd);
 }
 
 }  // namespace faultline::shim

@@ -89,6 +89,8 @@ void durable_entry_after(DurableEntry& entry, int rc) noexcept;
 void durable_fd_copied(int from, int to) noexcept;
 void durable_fd_closed(int fd) noexcept;
 void durable_fd_closed_range(unsigned first, unsigned last) noexcept;
+// Closes the cached undo log fd (unit tests: each test has its own undo area).
+void durable_reset_for_tests() noexcept;
 
 // A write-like real call under tracking: saves what it overwrites, runs it, and makes it
 // durable at once when the fd or the call says so (O_SYNC/O_DSYNC, RWF_DSYNC/RWF_SYNC).

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <fstream>
@@ -62,23 +63,31 @@ std::vector<pid_t> kill_members(ControlBlock& block, pid_t except) {
 
 durability::CutReport revert_session(const ControlBlock& block) {
   const ControlHeader& h = block.header;
-  if (!h.undo_dir[0]) return {};
-  durability::RevertOptions options;
-  options.keep_on_fsync_error = h.durability_flags & kDurabilityKeepOnFsyncError;
-  options.torn = h.durability_flags & kDurabilityTorn;
-  options.seed = h.seed.load(std::memory_order_relaxed);
-  return durability::revert(std::string(h.undo_dir, strnlen(h.undo_dir, sizeof h.undo_dir)),
-                            options);
+  durability::CutReport report;
+  const std::int64_t cut_ns = h.cut_real_ns.load(std::memory_order_relaxed);
+  if (h.undo_dir[0]) {
+    durability::RevertOptions options;
+    options.keep_on_fsync_error = h.durability_flags & kDurabilityKeepOnFsyncError;
+    options.torn = h.durability_flags & kDurabilityTorn;
+    options.seed = h.seed.load(std::memory_order_relaxed);
+    report = durability::revert(std::string(h.undo_dir, strnlen(h.undo_dir, sizeof h.undo_dir)),
+                                options);
+  }
+  if (cut_ns > 0) report.took_ns = std::max<std::int64_t>(0, realtime_ns() - cut_ns);
+  return report;
 }
 
 void print_cut(const durability::CutReport& report, std::FILE* out) {
   if (report.files.empty() && report.entries.empty())
-    fmt::print(out, "faultline: power cut: nothing unsynced was lost\n");
+    fmt::print(out, "faultline: power cut: nothing unsynced was lost (reverted {} after the cut)\n",
+               human_age(report.took_ns));
   else
-    fmt::print(out, "faultline: power cut lost {} in {} file{}, {} entr{} undone\n",
+    fmt::print(out,
+               "faultline: power cut lost {} in {} file{}, {} entr{} undone (reverted {} after "
+               "the cut)\n",
                human_size(report.bytes_lost()), report.files.size(),
                report.files.size() == 1 ? "" : "s", report.entries.size(),
-               report.entries.size() == 1 ? "y" : "ies");
+               report.entries.size() == 1 ? "y" : "ies", human_age(report.took_ns));
   for (const auto& f : report.files)
     fmt::print(out, "  {}: {} lost (size {} -> {})\n", f.path, human_size(f.bytes), f.size_before,
                f.size_after);
@@ -105,6 +114,7 @@ Json cut_json(const durability::CutReport& report) {
   o["files"] = std::move(files);
   o["entries_undone"] = std::move(entries);
   o["problems"] = std::move(problems);
+  o["revert_ns"] = report.took_ns;
   return o;
 }
 

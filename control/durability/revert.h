@@ -35,6 +35,7 @@ struct CutReport {
   std::vector<FileLoss> files;        // files whose unsynced data the cut lost
   std::vector<std::string> entries;   // entries undone, e.g. "removed /d/new" (newest first)
   std::vector<std::string> problems;  // what could not be reverted, and why
+  std::int64_t took_ns = 0;           // from the cut to the end of the revert (set by the caller)
   std::uint64_t bytes_lost() const {
     std::uint64_t n = 0;
     for (const FileLoss& f : files) n += f.bytes;

@@ -56,8 +56,10 @@ class DurabilityRevertTest : public ::testing::Test {
     saved_word_ = g_armed_word.load();
     g_armed_word.store(&session_->session().block().header.armed_mask);
     ASSERT_TRUE(durability_on());
+    durable_reset_for_tests();
   }
   void TearDown() override {
+    durable_reset_for_tests();
     g_armed_word.store(saved_word_);
     session_.reset();
     std::system(("rm -rf '" + root_ + "'").c_str());
