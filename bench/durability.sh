@@ -13,7 +13,7 @@
 #
 # Environment: FAULTLINE_BENCH_BUILD (default <repo>/build: faultline and libfaultline.so
 # already built), ROWS (default 2000), REPS (default 3), CUT_MIB (default 1024), BENCH_DIR
-# (default a fresh directory under /var/tmp, on disk: not tmpfs).
+# (default a fresh directory under /var/tmp, on disk: not tmpfs). CUT_MIB=0 skips part 3.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -83,6 +83,8 @@ for mode in wal delete; do
   label=$([[ $mode == wal ]] && echo "sqlite3 WAL inserts (appends)" || echo "sqlite3 rollback-journal inserts (overwrites)")
   echo "| $label | ${o} ms | ${n} ms | $pct | $ratio |"
 done
+
+[[ $cut_mib -gt 0 ]] || exit 0
 
 # 3. The cut. The writer: a durable start (fsync), then CUT_MIB MiB without fsync, then the
 # fsync of a marker that the policy turns into a power cut. `run` reports the time from the cut

@@ -163,9 +163,10 @@ void give_up(const ControlHeader& h, int fd, std::uint64_t dev, std::uint64_t in
   if (fd >= 0 && fd < kFdSlots) g_fds[fd].flags.store(0, std::memory_order_relaxed);
 }
 
-// The kUndoFile record and the hidden hard link that lets the cut find the inode after renames
-// and unlinks (undo_log.h). A link that cannot be made (another file system) leaves the cut
-// the path, said once.
+// The kUndoFile record: the inode's path, by which the cut finds it. The hidden hard link
+// that finds it after the path changed is made only when it changes (a rename or an unlink,
+// hide()): linking every tracked file at its first write would cost a link per file and keep
+// every file the program deletes (a journal per transaction) alive until the session ends.
 bool make_known(const ControlHeader& h, int fd, const struct stat& st) noexcept {
   Scratch scratch;
   char* path = scratch.get();
@@ -177,17 +178,7 @@ bool make_known(const ControlHeader& h, int fd, const struct stat& st) noexcept 
   path[len] = '\0';
   UndoHeader rec = record(kUndoFile, st.st_dev, st.st_ino);
   rec.size = st.st_size;
-  if (!append(h, rec, path, len + 1)) return false;
-  char name[64];
-  undo_inode_name(name, st.st_dev, st.st_ino);
-  char link_path[kLogPathMax + 64];
-  if (join(link_path, sizeof link_path, h.undo_dir, name) &&
-      linkat(AT_FDCWD, proc, AT_FDCWD, link_path, AT_SYMLINK_FOLLOW) != 0 && errno != EEXIST)
-    diag(
-        "faultline: power cuts: no hidden link for %s in %s (%s): the cut reverts it by its "
-        "path, which fails if it was renamed",
-        path, h.undo_dir, error_text(errno));
-  return true;
+  return append(h, rec, path, len + 1);
 }
 
 // Reads [off, off + n) of the inode behind fd; a write-only fd is read through /proc.
@@ -558,16 +549,18 @@ bool entry_paths(DurableEntry& e, int dirfd1, const char* p1, int dirfd2, const 
   return true;
 }
 
-// A hidden hard link of `abs` in the undo area, named u<pid>-<seq>; false when none was made.
+// A hidden hard link of the file `abs` names, in the undo area under its inode's name
+// (undo_inode_name), before a rename or an unlink changes what the path leads to: the cut
+// finds the inode there for its data and links it back for the entry. False when none could be
+// made (another file system), said once.
 bool hide(const ControlHeader& h, const char* abs, char (&hidden)[64]) noexcept {
-  char num[64];
-  undo_inode_name(num, static_cast<std::uint64_t>(getpid()),
-                  g_seq.fetch_add(1, std::memory_order_relaxed) + 1);
-  num[0] = 'u';
-  std::memcpy(hidden, num, sizeof hidden);
+  struct stat st;
+  hidden[0] = '\0';
+  if (lstat(abs, &st) != 0 || S_ISDIR(st.st_mode)) return false;
+  undo_inode_name(hidden, st.st_dev, st.st_ino);
   char path[kLogPathMax + 64];
   if (!join(path, sizeof path, h.undo_dir, hidden)) return false;
-  if (linkat(AT_FDCWD, abs, AT_FDCWD, path, 0) == 0) return true;
+  if (linkat(AT_FDCWD, abs, AT_FDCWD, path, 0) == 0 || errno == EEXIST) return true;
   diag("faultline: power cuts: cannot keep %s in %s (%s): a cut will not restore it", abs,
        h.undo_dir, error_text(errno));
   hidden[0] = '\0';
@@ -633,9 +626,11 @@ DurableEntry durable_before_rename(int olddirfd, const char* oldpath, int newdir
   if (!entry_paths(e, olddirfd, oldpath, newdirfd, newpath, *h)) return e;
   const char* target = e.paths + std::strlen(e.paths) + 1;
   set_parent(e, target);
-  struct stat st;
-  // The target the rename replaces: kept, so that the cut can put it back.
-  if (lstat(target, &st) == 0 && !S_ISDIR(st.st_mode)) hide(*h, target, e.hidden);
+  // The file renamed, so that its data is found after the rename; and the target the rename
+  // replaces, so that the cut can put it back.
+  char source[64];
+  hide(*h, e.paths, source);
+  hide(*h, target, e.hidden);
   e.type = kUndoRename;
   return e;
 }
@@ -658,10 +653,8 @@ void durable_entry_after(DurableEntry& e, int rc) noexcept {
             "faultline: power cuts: cannot record a change of %s in the undo log (%s): a cut "
             "will not undo it",
             e.paths, error_text(errno));
-    } else if (e.hidden[0]) {
-      char path[kLogPathMax + 64];
-      if (join(path, sizeof path, h->undo_dir, e.hidden)) unlink(path);
     }
+    // A failed call keeps its hidden link: it may serve an earlier record of the same inode.
   }
   if (e.paths) munmap(e.paths, e.paths_len + 64);
   e.paths = nullptr;

@@ -261,7 +261,7 @@ void undo_entry(const Rec& rec, const std::string& undo_dir, CutReport& report) 
       return;
     case kUndoUnlink:
       if (s.size() < 2) return;
-      if (rename((undo_dir + "/" + s[1]).c_str(), s[0].c_str()) == 0)
+      if (link((undo_dir + "/" + s[1]).c_str(), s[0].c_str()) == 0)
         report.entries.push_back("restored " + s[0]);
       else
         problem("cannot restore " + s[0]);
@@ -280,7 +280,7 @@ void undo_entry(const Rec& rec, const std::string& undo_dir, CutReport& report) 
       else
         problem("cannot rename " + s[1] + " back to " + s[0]);
       if (s.size() >= 3 && !s[2].empty()) {
-        if (rename((undo_dir + "/" + s[2]).c_str(), s[1].c_str()) == 0)
+        if (link((undo_dir + "/" + s[2]).c_str(), s[1].c_str()) == 0)
           report.entries.push_back("restored " + s[1]);
         else
           problem("cannot restore " + s[1]);

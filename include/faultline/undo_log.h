@@ -20,8 +20,8 @@ inline constexpr std::uint32_t kUndoMagic = 0x4f444e55u;  // "UNDO"
 inline constexpr const char* kUndoLogName = "log";
 
 enum UndoType : std::uint16_t {
-  // A tracked inode: payload = its absolute path when last opened (the revert's way to it when
-  // no hidden hard link could be made); size = its size then.
+  // A tracked inode: payload = its absolute path when first written by a process (the revert's
+  // way to it unless a rename or unlink made a hidden hard link); size = its size then.
   kUndoFile = 1,
   // Before a write (or a shrink) of [off, off + len): payload = the prior bytes of the part
   // below `size` (the file's size before the change), so payload length <= len.
@@ -84,7 +84,8 @@ inline std::uint32_t undo_header_sum(const UndoHeader& h) noexcept {
   return static_cast<std::uint32_t>(s ^ (s >> 32)) | 1u;
 }
 
-// Name of the hidden hard link that keeps a tracked inode reachable after renames/unlinks.
+// Name of the hidden hard link that keeps a tracked inode reachable after a rename or an
+// unlink changed its path (made just before that call; the unlink and rename records name it).
 // Writes "i<dev>-<ino>" into out (>= 48 bytes), returns out.
 inline char* undo_inode_name(char* out, std::uint64_t dev, std::uint64_t ino) noexcept {
   char digits[2][24];
