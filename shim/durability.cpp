@@ -319,6 +319,8 @@ void durable_open_before(DurableOpen& op, int dirfd, const char* path, int flags
   if (!h) return;
   ErrnoKeep keep;
   char* abs = op.scratch.get();
+  // An O_TMPFILE file has no name until linkat gives it one (an @fs call): not tracked.
+  if ((flags & O_TMPFILE) == O_TMPFILE) return;
   if (!abs || !absolute(abs, dirfd, path) || !tracked_path(*h, abs)) return;
   op.tracked_path = true;
   op.flags = flags;

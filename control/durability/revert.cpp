@@ -358,7 +358,10 @@ void revert_inode(const Replay& r, const Key& key, const Inode& node, const std:
   if (node.pending.empty() && node.poisoned.empty()) return;
   const int fd = open_inode(undo_dir, key, node);
   if (fd < 0) {
-    report.problems.push_back(shown + ": cannot open to revert: " + errno_text(errno));
+    // Gone with no hidden link: unlinked by a call tracking did not record, so its unsynced
+    // data has nowhere to go back to.
+    if (errno != ENOENT)
+      report.problems.push_back(shown + ": cannot open to revert: " + errno_text(errno));
     return;
   }
   struct stat st;

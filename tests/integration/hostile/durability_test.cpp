@@ -201,6 +201,28 @@ TEST_F(DurabilitySqliteTest, RollbackJournalCommittedTransactionsSurviveTheCut) 
   EXPECT_EQ(insert_then_cut("delete", sqlite_policy()), "ok\n3\n");
 }
 
+// The cut right after a commit's fsync (`when = "after"`): in WAL mode with synchronous=full the
+// first transaction syncs the WAL twice (its header, then the commit) and each later one once,
+// so the fourth WAL sync (after = 3) is the third commit's. Exactly three rows survive.
+TEST_F(DurabilitySqliteTest, WalCutRightAfterTheThirdCommitKeepsExactlyThreeRows) {
+  if (!file_exists(kSqlite)) GTEST_SKIP() << "sqlite3 is not installed";
+  const std::string db = path("d/db");
+  ASSERT_EQ(run({kSqlite, db, "pragma journal_mode=wal; create table t(x);"}).exit_code, 0);
+  const std::string file = path("after.toml");
+  ASSERT_TRUE(write_file(file, "version = 1\n[durability]\npath = \"" + path("d") +
+                                   "/*\"\n[[fault]]\nname = \"cut\"\n"
+                                   "calls = [\"fsync\", \"fdatasync\"]\npath = \"*/d/db-wal\"\n"
+                                   "powercut = true\nwhen = \"after\"\nafter = 3\n"));
+  RunOptions in;
+  in.stdin_text = "pragma synchronous=full;\n";
+  for (int i = 1; i <= 6; ++i)
+    *in.stdin_text += "insert into t values(" + std::to_string(i) + ");\n";
+  const RunResult r = faultline({"run", "-s", session("after"), "-p", file, "--", kSqlite, db}, in);
+  EXPECT_EQ(r.status(), 137) << r.err;
+  const RunResult after = run({kSqlite, db, "pragma integrity_check; select count(*) from t;"});
+  EXPECT_EQ(after.out, "ok\n3\n") << after.err;
+}
+
 constexpr const char* kLyingFsync =
     "[[fault]]\nname = \"lie\"\ncalls = [\"fsync\", \"fdatasync\"]\npath = \"*/d/*\"\n"
     "lie = true\n";
