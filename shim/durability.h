@@ -9,15 +9,19 @@
 // that cannot be written (disk full) is said once on the diag channel and the inode is marked
 // untracked: the cut then leaves that file as it is, rather than the program's write failing.
 //
-// Calls for the wrappers (the @fs wrappers call the entry functions around their real call):
+// Calls for the wrappers. Each "after" part runs inside the `real` lambda the slow path is
+// given, right after the real call, so that a crash or power cut `when = "after"` finds it
+// recorded (see open.cpp's durable_open and sync.cpp's tracked_sync):
 //   write-like:   durable_before_write(fd, off, len) just before the real write
-//                 (off = -1: at the fd's position, or its end under O_APPEND)
-//   truncation:   durable_size_change(fd, new_size) / durable_path_size_change(dirfd, path,
-//                 new_size) just before the real ftruncate/truncate/fallocate(PUNCH_HOLE...)
+//                 (off = -1: at the fd's position, or its end under O_APPEND); also for
+//                 fallocate(PUNCH_HOLE/ZERO_RANGE) over [off, off + len)
+//   truncation:   durable_size_change(fd, new_size) just before ftruncate (and fallocate that
+//                 grows the file); durable_path_size_change(dirfd, path, new_size) before truncate
 //   syncs:        DurableSync s = durable_sync_begin(fd, kind, off, len); the real call;
 //                 durable_sync_end(s, outcome)
-//   entries:      DurableEntry e = durable_before_*(...); the real call; durable_entry_after(e, rc)
-//   fd numbers:   durable_fd_copied(from, to) after dup*, durable_fd_closed(fd) before close
+//   entries:      DurableEntry e = durable_before_create/link/unlink/rename(...) before the real
+//                 call; durable_entry_after(e, rc) right after it (rc: 0 or -1)
+//   fd numbers:   durable_fd_copied(from, to) after dup*, durable_fd_closed(fd) at close
 #pragma once
 
 #include <stdio.h>
