@@ -148,6 +148,29 @@ TEST_F(PowercutCliTest, LivePowercutRevertsUnsyncedShellWrite) {
   EXPECT_NE(r.err.find("power cut lost"), std::string::npos) << r.err;
 }
 
+// A process that outlived `run` keeps the session; with no cut owner left, `faultline powercut`
+// kills it and reverts the files itself, printing what was lost.
+TEST_F(PowercutCliTest, PowercutWithoutRunRevertsItself) {
+  ASSERT_TRUE(write_file(path("d/data"), "old\n"));
+  const std::string name = session("stray");
+  const RunResult r = faultline(
+      {"run", "-s", name, "-p", policy(), "--", "/bin/sh", "-c",
+       "setsid /bin/sh -c 'printf stray > " + path("d/data") + "; sleep 30' >/dev/null 2>&1 &"});
+  EXPECT_EQ(r.status(), 0) << r.err;
+  for (int i = 0; i < 100 && read_file(path("d/data")).value_or("") != "stray"; ++i)
+    std::this_thread::sleep_for(50ms);
+  ASSERT_EQ(read_file(path("d/data")).value_or("<none>"), "stray");
+  const RunResult cut = faultline({"powercut", name});
+  EXPECT_EQ(cut.exit_code, 0) << cut.err;
+  EXPECT_NE(cut.out.find("power cut lost"), std::string::npos) << cut.out;
+  EXPECT_EQ(read_file(path("d/data")).value_or("<none>"), "old\n") << cut.out;
+}
+
+TEST_F(PowercutCliTest, NoSuchSessionIsExit1) {
+  const RunResult cut = faultline({"powercut", "fl-no-such-session-here"});
+  EXPECT_EQ(cut.exit_code, 1) << cut.err;
+}
+
 // --json carries what the cut lost.
 TEST_F(PowercutCliTest, RunJsonListsWhatTheCutLost) {
   ASSERT_TRUE(write_file(path("d/data"), "old contents\n"));
