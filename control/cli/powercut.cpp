@@ -16,66 +16,15 @@
 #include <fstream>
 
 #include "cli.h"
+#include "cut.h"
 #include "output.h"
 #include "session.h"
 
 namespace faultline::cli {
-namespace {
 
-constexpr int kKillWaitMs = 2000;
-
-// Alive and not a zombie (a member reparented to us, or not yet reaped, is dead for a cut).
-bool alive(pid_t pid) {
-  if (kill(pid, 0) != 0 && errno != EPERM) return false;
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(stat, line)) return false;
-  const std::size_t close = line.rfind(')');
-  return close == std::string::npos || close + 2 >= line.size() || line[close + 2] != 'Z';
-}
-
-}  // namespace
-
-void pull_cut(ControlBlock& block) {
-  ControlHeader& h = block.header;
-  std::int64_t none = 0;
-  h.cut_real_ns.compare_exchange_strong(none, realtime_ns(), std::memory_order_relaxed);
-  h.flags.fetch_or(kFlagPowercut, std::memory_order_seq_cst);
-}
-
-std::vector<pid_t> kill_members(ControlBlock& block, pid_t except) {
-  std::vector<pid_t> pids;
-  const pid_t self = getpid();
-  for (std::uint32_t i = 0; i < kMaxPids; ++i) {
-    const pid_t pid = block.header.pids[i].load(std::memory_order_relaxed);
-    if (pid > 0 && pid != self && pid != except) pids.push_back(pid);
-  }
-  for (pid_t pid : pids) kill(pid, SIGKILL);
-  std::vector<pid_t> left = pids;
-  for (int waited = 0; waited < kKillWaitMs && !left.empty(); waited += 10) {
-    std::erase_if(left, [](pid_t pid) { return !alive(pid); });
-    if (left.empty()) break;
-    struct timespec ts = {0, 10 * 1000 * 1000};
-    nanosleep(&ts, nullptr);
-  }
-  return left;
-}
-
-durability::CutReport revert_session(const ControlBlock& block) {
-  const ControlHeader& h = block.header;
-  durability::CutReport report;
-  const std::int64_t cut_ns = h.cut_real_ns.load(std::memory_order_relaxed);
-  if (h.undo_dir[0]) {
-    durability::RevertOptions options;
-    options.keep_on_fsync_error = h.durability_flags & kDurabilityKeepOnFsyncError;
-    options.torn = h.durability_flags & kDurabilityTorn;
-    options.seed = h.seed.load(std::memory_order_relaxed);
-    report = durability::revert(std::string(h.undo_dir, strnlen(h.undo_dir, sizeof h.undo_dir)),
-                                options);
-  }
-  if (cut_ns > 0) report.took_ns = std::max<std::int64_t>(0, realtime_ns() - cut_ns);
-  return report;
-}
+using durability::kill_members;
+using durability::pull_cut;
+using durability::revert_session;
 
 void print_cut(const durability::CutReport& report, std::FILE* out) {
   if (report.files.empty() && report.entries.empty())
@@ -140,7 +89,7 @@ int powercut_command(const std::string& session_name) {
   ControlBlock& block = session->block();
   pull_cut(block);
   const pid_t owner = block.header.cut_owner_pid.load(std::memory_order_relaxed);
-  const bool owned = owner > 0 && alive(owner);
+  const bool owned = owner > 0 && durability::member_alive(owner);
   const std::vector<pid_t> left = kill_members(block, owned ? owner : 0);
   if (!left.empty())
     fmt::print(stderr, "faultline: power cut: {} process{} of session {} did not die within 2 s\n",

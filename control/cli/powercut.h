@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "cut.h"
 #include "faultline/control_block.h"
 #include "output.h"
 #include "revert.h"
@@ -18,13 +19,6 @@ class Session;
 
 namespace faultline::cli {
 
-// Marks the cut in the block (kFlagPowercut, cut_real_ns): members stop treating it as a crash.
-void pull_cut(ControlBlock& block);
-// SIGKILLs every member but `except` (and this process); waits up to 2 s for them to die.
-// Returns those still alive.
-std::vector<pid_t> kill_members(ControlBlock& block, pid_t except);
-// Reverts the session's tracked files (nothing when it tracks none).
-durability::CutReport revert_session(const ControlBlock& block);
 void print_cut(const durability::CutReport& report, std::FILE* out);
 Json cut_json(const durability::CutReport& report);
 // One line in the session's event log ([log] path), if it has one.

@@ -250,8 +250,8 @@ int run_command(const RunOptions& options) {
   // runs dies now, and only then are the tracked files reverted.
   std::optional<durability::CutReport> cut;
   if (session->block().header.flags.load(std::memory_order_acquire) & kFlagPowercut) {
-    const std::vector<pid_t> left = kill_members(session->block(), 0);
-    cut = revert_session(session->block());
+    const std::vector<pid_t> left = durability::kill_members(session->block(), 0);
+    cut = durability::revert_session(session->block());
     if (!left.empty())
       cut->problems.push_back(fmt::format("{} process{} still alive after 2 s: reverted anyway",
                                           left.size(), left.size() == 1 ? "" : "es"));
