@@ -6,12 +6,8 @@
 #include "powercut.h"
 
 #include <fmt/format.h>
-#include <signal.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <cerrno>
 #include <cstdio>
 #include <fstream>
 
