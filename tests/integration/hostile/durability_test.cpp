@@ -153,9 +153,12 @@ TEST_F(PowercutCliTest, LivePowercutRevertsUnsyncedShellWrite) {
 TEST_F(PowercutCliTest, PowercutWithoutRunRevertsItself) {
   ASSERT_TRUE(write_file(path("d/data"), "old\n"));
   const std::string name = session("stray");
-  const RunResult r = faultline(
-      {"run", "-s", name, "-p", policy(), "--", "/bin/sh", "-c",
-       "setsid /bin/sh -c 'printf stray > " + path("d/data") + "; sleep 30' >/dev/null 2>&1 &"});
+  const RunResult r =
+      faultline({"run", "-s", name, "-p", policy(), "--", "/bin/sh", "-c",
+                 // CMD ends only once the daemon has joined the session and written (bounded: 5 s).
+                 "setsid /bin/sh -c 'printf stray > " + path("d/data") +
+                     "; sleep 30' >/dev/null 2>&1 & i=0; while [ \"$(cat " + path("d/data") +
+                     ")\" != stray ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done"});
   EXPECT_EQ(r.status(), 0) << r.err;
   for (int i = 0; i < 100 && read_file(path("d/data")).value_or("") != "stray"; ++i)
     std::this_thread::sleep_for(50ms);
@@ -171,12 +174,18 @@ TEST_F(PowercutCliTest, NoSuchSessionIsExit1) {
   EXPECT_EQ(cut.exit_code, 1) << cut.err;
 }
 
-// --json carries what the cut lost.
+// --json and the event log carry what the cut lost.
 TEST_F(PowercutCliTest, RunJsonListsWhatTheCutLost) {
   ASSERT_TRUE(write_file(path("d/data"), "old contents\n"));
-  const RunResult r = faultline(
-      {"run", "--json", "-s", session("json"), "-p", policy(), "--", kWriter, root(), "unsynced"});
+  const std::string log = path("events.jsonl");
+  const RunResult r = faultline({"run", "--json", "--log", log, "-s", session("json"), "-p",
+                                 policy(), "--", kWriter, root(), "unsynced"});
   EXPECT_EQ(r.status(), 137) << r.err;
+  // The event log gets one line for the cut, with what it lost.
+  const std::string events = read_file(log).value_or("");
+  EXPECT_NE(events.find("\"call\":\"powercut\",\"action\":\"powercut\""), std::string::npos)
+      << events;
+  EXPECT_NE(events.find("\"lost\":{\"bytes_lost\":"), std::string::npos) << events;
   EXPECT_NE(r.err.find("\"powercut\":{\"bytes_lost\":"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("\"exit_status\":137"), std::string::npos) << r.err;
 }
