@@ -8,7 +8,7 @@
 # shell preloading the shim never injects into it. `--json` output is used when the command
 # has it, the plain tables otherwise.
 
-_faultline_commands="run explore doctor validate sessions status enable disable remove set add panic
+_faultline_commands="run explore doctor validate sessions status enable disable remove set add panic powercut
 resume events watch help"
 
 # The live session names, one per line.
@@ -146,7 +146,7 @@ _faultline() {
     validate)
       ((${#words[@]} == 0)) && _faultline_policy_files "$cur"
       ;;
-    status | events | watch | panic | resume | add)
+    status | events | watch | panic | resume | powercut | add)
       ((${#words[@]} == 0)) &&
         COMPREPLY=($(compgen -W "$(_faultline_sessions "$fl")" -- "$cur"))
       ;;

@@ -102,7 +102,9 @@ std::string_view state_name(std::uint32_t flags, std::uint64_t armed_mask) {
   if (flags & kFlagPanicked) return "panicked";
   if (flags & kFlagTtlExpired) return "expired";
   if (flags & kFlagBudgetSpent) return "over budget";
-  return armed_mask != 0 ? "armed" : "idle";
+  if (flags & kFlagPowercut) return "power cut";
+  // kFamDurable (tracking) is no fault: a session with only it armed is idle.
+  return (armed_mask & ~std::uint64_t{kFamDurable}) != 0 ? "armed" : "idle";
 }
 
 // ---- the event ring ----------------------------------------------------------------------

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -345,9 +346,13 @@ std::optional<std::string> check_fault_slot(const FaultSlot& slot) {
 }
 
 std::uint64_t compute_armed_mask(const ControlBlock& block) {
+  // Tracking for power cuts runs whatever is armed, panic included: a `faultline powercut`
+  // may come at any time, and must find every change since the last durable point.
+  const std::uint64_t durable =
+      block.header.durability_path[0] && block.header.undo_dir[0] ? std::uint64_t{kFamDurable} : 0;
   const std::uint32_t stop = kFlagPanicked | kFlagTtlExpired | kFlagBudgetSpent;
-  if (block.header.flags.load(std::memory_order_relaxed) & stop) return 0;
-  std::uint64_t mask = 0;
+  if (block.header.flags.load(std::memory_order_relaxed) & stop) return durable;
+  std::uint64_t mask = durable;
   std::uint64_t memory_floor = kMemoryFloorMax;
   for (const FaultSlot& slot : block.faults) {
     if (slot.state.load(std::memory_order_relaxed) != kSlotUsed) continue;
@@ -732,6 +737,14 @@ void Session::set_log_path(const std::string& path) {
   write_locked([&] {
     ControlHeader& h = block_->header;
     store_string_words(h.log_path_seq, h.log_path_words, kLogPathMax / 8, absolute_path(path));
+  });
+}
+
+void Session::set_undo_dir(const std::string& dir) {
+  write_locked([&] {
+    ControlHeader& h = block_->header;
+    std::memset(h.undo_dir, 0, sizeof h.undo_dir);
+    std::memcpy(h.undo_dir, dir.data(), std::min(dir.size(), sizeof h.undo_dir - 1));
   });
 }
 

@@ -103,6 +103,8 @@ class Session {
   void resume();
   void set_log_path(const std::string& path);
   void set_seed(std::uint64_t seed);
+  // The undo area of [durability] (control/durability/undo_area.h); arms kFamDurable.
+  void set_undo_dir(const std::string& dir);
 
   // Membership: a process registers itself when it attaches. Returns its index in the pid
   // table (and in ControlBlock::members), or -1 when the table is full of live members.

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "durability.h"
 #include "errno_call.h"
 
 namespace faultline::shim {
@@ -75,6 +76,34 @@ FL_COLD int fs_slow(const CallSite& site, Fn real) {
   }
 }
 
+// An entry call (rename, link, symlink, unlink, mkdir, rmdir) in a session that tracks
+// [durability] paths: `before` keeps what a power cut needs to undo it (a hidden link of what
+// it removes or replaces), and the record follows the real call inside `real`, so that a crash
+// or a cut right after the call finds it recorded. An injected error never runs the call, and
+// records nothing. The site is built only when an @fs fault is armed.
+template <class Site, class Before, class Fn>
+FL_COLD int fs_entry(Site site, Before before, Fn real) {
+  if (!durability_on()) return fs_slow(site(), real);
+  auto tracked = [&] {
+    DurableEntry entry = before();
+    const int rc = real();
+    durable_entry_after(entry, rc);
+    return rc;
+  };
+  if (!armed(kFamFs)) return tracked();
+  return fs_slow(site(), tracked);
+}
+
+// A size change (truncate, ftruncate, fallocate) in a session that tracks paths: what it cuts
+// off or zeroes is saved before the real call.
+template <class Before, class Fn>
+auto size_tracked(Before before, Fn real) {
+  return [=] {
+    if (durability_on()) before();
+    return real();
+  };
+}
+
 // One path, relative to `dirfd`.
 CallSite path_site(std::uint32_t call, int dirfd, const char* path) {
   CallSite site{call};
@@ -123,6 +152,24 @@ std::int64_t range_end(std::int64_t off, std::int64_t len) {
   return __builtin_add_overflow(off, len, &end) ? 0 : end;
 }
 
+// What a power cut needs before fallocate changes a tracked file: the bytes a hole or a zeroed
+// range destroys, the tail a collapsed or inserted range shifts, or the old size a growing
+// allocation moves. A KEEP_SIZE allocation changes no byte a reader sees.
+void durable_fallocate(int fd, int mode, std::int64_t off, std::int64_t len) {
+  if (!durability_on()) return;
+  if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
+    durable_before_write(fd, off, static_cast<std::uint64_t>(len));
+  } else if (mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE)) {
+    struct stat st;
+    const int saved = errno;
+    if (fstat(fd, &st) == 0 && st.st_size > off)
+      durable_before_write(fd, off, static_cast<std::uint64_t>(st.st_size - off));
+    errno = saved;
+  } else if (!(mode & FALLOC_FL_KEEP_SIZE)) {
+    durable_size_change(fd, range_end(off, len));
+  }
+}
+
 // close: the fd is forgotten right before the real close, whatever the fault does, exactly as
 // the unarmed path does. The fault decides first (its `path` is the fd's, which the close
 // ends), and its event is written while the fd still names the file.
@@ -161,136 +208,180 @@ using namespace faultline;
 using namespace faultline::shim;
 
 FL_EXPORT int rename(const char* oldpath, const char* newpath) {
-  if (FL_LIKELY(!armed(kFamFs))) return FL_REAL(rename)(oldpath, newpath);
-  return fs_slow(two_path_site(kCall_rename, AT_FDCWD, oldpath, AT_FDCWD, newpath),
-                 [=] { return FL_REAL(rename)(oldpath, newpath); });
+  if (FL_LIKELY(!armed(kFamFs | kFamDurable))) return FL_REAL(rename)(oldpath, newpath);
+  return fs_entry([=] { return two_path_site(kCall_rename, AT_FDCWD, oldpath, AT_FDCWD, newpath); },
+                  [=] { return durable_before_rename(AT_FDCWD, oldpath, AT_FDCWD, newpath); },
+                  [=] { return FL_REAL(rename)(oldpath, newpath); });
 }
 
 FL_EXPORT int renameat(int olddirfd, const char* oldpath, int newdirfd, const char* newpath) {
-  if (FL_LIKELY(!armed(kFamFs))) return FL_REAL(renameat)(olddirfd, oldpath, newdirfd, newpath);
-  return fs_slow(two_path_site(kCall_renameat, olddirfd, oldpath, newdirfd, newpath),
-                 [=] { return FL_REAL(renameat)(olddirfd, oldpath, newdirfd, newpath); });
+  if (FL_LIKELY(!armed(kFamFs | kFamDurable)))
+    return FL_REAL(renameat)(olddirfd, oldpath, newdirfd, newpath);
+  return fs_entry(
+      [=] { return two_path_site(kCall_renameat, olddirfd, oldpath, newdirfd, newpath); },
+      [=] { return durable_before_rename(olddirfd, oldpath, newdirfd, newpath); },
+      [=] { return FL_REAL(renameat)(olddirfd, oldpath, newdirfd, newpath); });
 }
 
+// RENAME_EXCHANGE swaps two entries: it is not undone by a cut (docs/limits.md).
 FL_EXPORT int renameat2(int olddirfd, const char* oldpath, int newdirfd, const char* newpath,
                         unsigned flags) {
-  if (FL_LIKELY(!armed(kFamFs)))
+  if (FL_LIKELY(!armed(kFamFs | kFamDurable)))
     return FL_REAL(renameat2)(olddirfd, oldpath, newdirfd, newpath, flags);
-  return fs_slow(two_path_site(kCall_renameat2, olddirfd, oldpath, newdirfd, newpath),
-                 [=] { return FL_REAL(renameat2)(olddirfd, oldpath, newdirfd, newpath, flags); });
+  return fs_entry(
+      [=] { return two_path_site(kCall_renameat2, olddirfd, oldpath, newdirfd, newpath); },
+      [=] {
+        return (flags & RENAME_EXCHANGE) != 0
+                   ? DurableEntry{}
+                   : durable_before_rename(olddirfd, oldpath, newdirfd, newpath);
+      },
+      [=] { return FL_REAL(renameat2)(olddirfd, oldpath, newdirfd, newpath, flags); });
 }
 
 FL_EXPORT int link(const char* oldpath, const char* newpath) {
-  if (FL_LIKELY(!armed(kFamFs))) return FL_REAL(link)(oldpath, newpath);
-  return fs_slow(two_path_site(kCall_link, AT_FDCWD, oldpath, AT_FDCWD, newpath),
-                 [=] { return FL_REAL(link)(oldpath, newpath); });
+  if (FL_LIKELY(!armed(kFamFs | kFamDurable))) return FL_REAL(link)(oldpath, newpath);
+  return fs_entry([=] { return two_path_site(kCall_link, AT_FDCWD, oldpath, AT_FDCWD, newpath); },
+                  [=] { return durable_before_link(AT_FDCWD, newpath); },
+                  [=] { return FL_REAL(link)(oldpath, newpath); });
 }
 
 FL_EXPORT int linkat(int olddirfd, const char* oldpath, int newdirfd, const char* newpath,
                      int flags) {
-  if (FL_LIKELY(!armed(kFamFs)))
+  if (FL_LIKELY(!armed(kFamFs | kFamDurable)))
     return FL_REAL(linkat)(olddirfd, oldpath, newdirfd, newpath, flags);
-  return fs_slow(two_path_site(kCall_linkat, olddirfd, oldpath, newdirfd, newpath),
-                 [=] { return FL_REAL(linkat)(olddirfd, oldpath, newdirfd, newpath, flags); });
+  return fs_entry([=] { return two_path_site(kCall_linkat, olddirfd, oldpath, newdirfd, newpath); },
+                  [=] { return durable_before_link(newdirfd, newpath); },
+                  [=] { return FL_REAL(linkat)(olddirfd, oldpath, newdirfd, newpath, flags); });
 }
 
 // The link path is the one created; the target is a string the kernel stores (resolved, for
 // `path`, as if relative to the working directory).
 FL_EXPORT int symlink(const char* target, const char* linkpath) {
-  if (FL_LIKELY(!armed(kFamFs))) return FL_REAL(symlink)(target, linkpath);
-  return fs_slow(two_path_site(kCall_symlink, AT_FDCWD, linkpath, AT_FDCWD, target),
-                 [=] { return FL_REAL(symlink)(target, linkpath); });
+  if (FL_LIKELY(!armed(kFamFs | kFamDurable))) return FL_REAL(symlink)(target, linkpath);
+  return fs_entry(
+      [=] { return two_path_site(kCall_symlink, AT_FDCWD, linkpath, AT_FDCWD, target); },
+      [=] { return durable_before_create(AT_FDCWD, linkpath, false); },
+      [=] { return FL_REAL(symlink)(target, linkpath); });
 }
 
 FL_EXPORT int symlinkat(const char* target, int newdirfd, const char* linkpath) {
-  if (FL_LIKELY(!armed(kFamFs))) return FL_REAL(symlinkat)(target, newdirfd, linkpath);
-  return fs_slow(two_path_site(kCall_symlinkat, newdirfd, linkpath, AT_FDCWD, target),
-                 [=] { return FL_REAL(symlinkat)(target, newdirfd, linkpath); });
+  if (FL_LIKELY(!armed(kFamFs | kFamDurable)))
+    return FL_REAL(symlinkat)(target, newdirfd, linkpath);
+  return fs_entry(
+      [=] { return two_path_site(kCall_symlinkat, newdirfd, linkpath, AT_FDCWD, target); },
+      [=] { return durable_before_create(newdirfd, linkpath, false); },
+      [=] { return FL_REAL(symlinkat)(target, newdirfd, linkpath); });
 }
 
 FL_EXPORT int unlink(const char* path) {
-  if (FL_LIKELY(!armed(kFamFs))) return FL_REAL(unlink)(path);
-  return fs_slow(path_site(kCall_unlink, AT_FDCWD, path), [=] { return FL_REAL(unlink)(path); });
+  if (FL_LIKELY(!armed(kFamFs | kFamDurable))) return FL_REAL(unlink)(path);
+  return fs_entry([=] { return path_site(kCall_unlink, AT_FDCWD, path); },
+                  [=] { return durable_before_unlink(AT_FDCWD, path, false); },
+                  [=] { return FL_REAL(unlink)(path); });
 }
 
 FL_EXPORT int unlinkat(int dirfd, const char* path, int flags) {
-  if (FL_LIKELY(!armed(kFamFs))) return FL_REAL(unlinkat)(dirfd, path, flags);
-  return fs_slow(path_site(kCall_unlinkat, dirfd, path),
-                 [=] { return FL_REAL(unlinkat)(dirfd, path, flags); });
+  if (FL_LIKELY(!armed(kFamFs | kFamDurable))) return FL_REAL(unlinkat)(dirfd, path, flags);
+  return fs_entry([=] { return path_site(kCall_unlinkat, dirfd, path); },
+                  [=] { return durable_before_unlink(dirfd, path, (flags & AT_REMOVEDIR) != 0); },
+                  [=] { return FL_REAL(unlinkat)(dirfd, path, flags); });
 }
 
 FL_EXPORT int mkdir(const char* path, mode_t mode) {
-  if (FL_LIKELY(!armed(kFamFs))) return FL_REAL(mkdir)(path, mode);
-  return fs_slow(path_site(kCall_mkdir, AT_FDCWD, path),
-                 [=] { return FL_REAL(mkdir)(path, mode); });
+  if (FL_LIKELY(!armed(kFamFs | kFamDurable))) return FL_REAL(mkdir)(path, mode);
+  return fs_entry([=] { return path_site(kCall_mkdir, AT_FDCWD, path); },
+                  [=] { return durable_before_create(AT_FDCWD, path, true); },
+                  [=] { return FL_REAL(mkdir)(path, mode); });
 }
 
 FL_EXPORT int mkdirat(int dirfd, const char* path, mode_t mode) {
-  if (FL_LIKELY(!armed(kFamFs))) return FL_REAL(mkdirat)(dirfd, path, mode);
-  return fs_slow(path_site(kCall_mkdirat, dirfd, path),
-                 [=] { return FL_REAL(mkdirat)(dirfd, path, mode); });
+  if (FL_LIKELY(!armed(kFamFs | kFamDurable))) return FL_REAL(mkdirat)(dirfd, path, mode);
+  return fs_entry([=] { return path_site(kCall_mkdirat, dirfd, path); },
+                  [=] { return durable_before_create(dirfd, path, true); },
+                  [=] { return FL_REAL(mkdirat)(dirfd, path, mode); });
 }
 
 FL_EXPORT int rmdir(const char* path) {
-  if (FL_LIKELY(!armed(kFamFs))) return FL_REAL(rmdir)(path);
-  return fs_slow(path_site(kCall_rmdir, AT_FDCWD, path), [=] { return FL_REAL(rmdir)(path); });
+  if (FL_LIKELY(!armed(kFamFs | kFamDurable))) return FL_REAL(rmdir)(path);
+  return fs_entry([=] { return path_site(kCall_rmdir, AT_FDCWD, path); },
+                  [=] { return durable_before_unlink(AT_FDCWD, path, true); },
+                  [=] { return FL_REAL(rmdir)(path); });
 }
 
 // truncate by path: no quota (the file is not open; its growth is not looked up).
 FL_EXPORT int truncate(const char* path, off_t length) {
-  if (FL_LIKELY(!armed(kFamFs))) return FL_REAL(truncate)(path, length);
-  return fs_slow(path_site(kCall_truncate, AT_FDCWD, path),
-                 [=] { return FL_REAL(truncate)(path, length); });
+  if (FL_LIKELY(!armed(kFamFs | kFamDurable))) return FL_REAL(truncate)(path, length);
+  auto real = size_tracked([=] { durable_path_size_change(AT_FDCWD, path, length); },
+                           [=] { return FL_REAL(truncate)(path, length); });
+  return armed(kFamFs) ? fs_slow(path_site(kCall_truncate, AT_FDCWD, path), real) : real();
 }
 
 FL_EXPORT int truncate64(const char* path, off64_t length) {
-  if (FL_LIKELY(!armed(kFamFs))) return FL_REAL(truncate64)(path, length);
-  return fs_slow(path_site(kCall_truncate64, AT_FDCWD, path),
-                 [=] { return FL_REAL(truncate64)(path, length); });
+  if (FL_LIKELY(!armed(kFamFs | kFamDurable))) return FL_REAL(truncate64)(path, length);
+  auto real = size_tracked([=] { durable_path_size_change(AT_FDCWD, path, length); },
+                           [=] { return FL_REAL(truncate64)(path, length); });
+  return armed(kFamFs) ? fs_slow(path_site(kCall_truncate64, AT_FDCWD, path), real) : real();
 }
 
 FL_EXPORT int ftruncate(int fd, off_t length) {
-  if (FL_LIKELY(!armed(kFamFs))) return FL_REAL(ftruncate)(fd, length);
-  return fd_space_slow(kCall_ftruncate, fd, 0, length,
-                       [=] { return FL_REAL(ftruncate)(fd, length); });
+  if (FL_LIKELY(!armed(kFamFs | kFamDurable))) return FL_REAL(ftruncate)(fd, length);
+  auto real = size_tracked([=] { durable_size_change(fd, length); },
+                           [=] { return FL_REAL(ftruncate)(fd, length); });
+  return armed(kFamFs) ? fd_space_slow(kCall_ftruncate, fd, 0, length, real) : real();
 }
 
 FL_EXPORT int ftruncate64(int fd, off64_t length) {
-  if (FL_LIKELY(!armed(kFamFs))) return FL_REAL(ftruncate64)(fd, length);
-  return fd_space_slow(kCall_ftruncate64, fd, 0, length,
-                       [=] { return FL_REAL(ftruncate64)(fd, length); });
+  if (FL_LIKELY(!armed(kFamFs | kFamDurable))) return FL_REAL(ftruncate64)(fd, length);
+  auto real = size_tracked([=] { durable_size_change(fd, length); },
+                           [=] { return FL_REAL(ftruncate64)(fd, length); });
+  return armed(kFamFs) ? fd_space_slow(kCall_ftruncate64, fd, 0, length, real) : real();
 }
 
 FL_EXPORT int fallocate(int fd, int mode, off_t off, off_t len) {
-  if (FL_LIKELY(!armed(kFamFs))) return FL_REAL(fallocate)(fd, mode, off, len);
-  return fd_space_slow(kCall_fallocate, fd, off, frees_space(mode) ? 0 : range_end(off, len),
-                       [=] { return FL_REAL(fallocate)(fd, mode, off, len); });
+  if (FL_LIKELY(!armed(kFamFs | kFamDurable))) return FL_REAL(fallocate)(fd, mode, off, len);
+  auto real = size_tracked([=] { durable_fallocate(fd, mode, off, len); },
+                           [=] { return FL_REAL(fallocate)(fd, mode, off, len); });
+  if (!armed(kFamFs)) return real();
+  return fd_space_slow(kCall_fallocate, fd, off, frees_space(mode) ? 0 : range_end(off, len), real);
 }
 
 FL_EXPORT int fallocate64(int fd, int mode, off64_t off, off64_t len) {
-  if (FL_LIKELY(!armed(kFamFs))) return FL_REAL(fallocate64)(fd, mode, off, len);
+  if (FL_LIKELY(!armed(kFamFs | kFamDurable))) return FL_REAL(fallocate64)(fd, mode, off, len);
+  auto real = size_tracked([=] { durable_fallocate(fd, mode, off, len); },
+                           [=] { return FL_REAL(fallocate64)(fd, mode, off, len); });
+  if (!armed(kFamFs)) return real();
   return fd_space_slow(kCall_fallocate64, fd, off, frees_space(mode) ? 0 : range_end(off, len),
-                       [=] { return FL_REAL(fallocate64)(fd, mode, off, len); });
+                       real);
 }
 
 FL_EXPORT int posix_fallocate(int fd, off_t off, off_t len) {
-  if (FL_LIKELY(!armed(kFamFs))) return FL_REAL(posix_fallocate)(fd, off, len);
-  return fd_space_slow<Report::kErrnoReturn>(
-      kCall_posix_fallocate, fd, off, range_end(off, len),
-      [=] { return FL_REAL(posix_fallocate)(fd, off, len); });
+  if (FL_LIKELY(!armed(kFamFs | kFamDurable))) return FL_REAL(posix_fallocate)(fd, off, len);
+  auto real = size_tracked([=] { durable_fallocate(fd, 0, off, len); },
+                           [=] { return FL_REAL(posix_fallocate)(fd, off, len); });
+  if (!armed(kFamFs)) return real();
+  return fd_space_slow<Report::kErrnoReturn>(kCall_posix_fallocate, fd, off, range_end(off, len),
+                                             real);
 }
 
 FL_EXPORT int posix_fallocate64(int fd, off64_t off, off64_t len) {
-  if (FL_LIKELY(!armed(kFamFs))) return FL_REAL(posix_fallocate64)(fd, off, len);
-  return fd_space_slow<Report::kErrnoReturn>(
-      kCall_posix_fallocate64, fd, off, range_end(off, len),
-      [=] { return FL_REAL(posix_fallocate64)(fd, off, len); });
+  if (FL_LIKELY(!armed(kFamFs | kFamDurable))) return FL_REAL(posix_fallocate64)(fd, off, len);
+  auto real = size_tracked([=] { durable_fallocate(fd, 0, off, len); },
+                           [=] { return FL_REAL(posix_fallocate64)(fd, off, len); });
+  if (!armed(kFamFs)) return real();
+  return fd_space_slow<Report::kErrnoReturn>(kCall_posix_fallocate64, fd, off, range_end(off, len),
+                                             real);
 }
 
 // close was the fd table's bookkeeping before it was an @fs call, and still is: unarmed, the
-// fd is forgotten and closed as ever.
+// fd is forgotten and closed as ever. A session that tracks paths also forgets the fd's
+// tracking slot.
 FL_EXPORT int close(int fd) {
-  if (FL_LIKELY(!armed(kFamFs))) {
+  if (FL_LIKELY(!armed(kFamFs | kFamDurable))) {
+    fd_invalidate(fd);
+    return FL_REAL(close)(fd);
+  }
+  if (durability_on()) durable_fd_closed(fd);
+  if (!armed(kFamFs)) {
     fd_invalidate(fd);
     return FL_REAL(close)(fd);
   }

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <unistd.h>
 
+#include "durability.h"
 #include "errno_call.h"
 
 namespace faultline::shim {
@@ -27,6 +28,31 @@ CallSite path_site(std::uint32_t call, int dirfd, const char* path) {
   return site;
 }
 
+constexpr std::uint32_t kOpenArm = kFamOpen | kFamDurable;
+
+// An open under [durability] (durability.h): the path is resolved and O_TRUNC's victim saved
+// before the real call; the new fd is learnt and a created file recorded inside `real`, right
+// after it, so that a crash or power cut "after" the open finds the record.
+template <class Fn>
+int durable_open(std::uint32_t call, int dirfd, const char* path, int flags, Fn real) {
+  if (!durability_on()) return open_slow(path_site(call, dirfd, path), real);
+  DurableOpen op;
+  durable_open_before(op, dirfd, path, flags);
+  auto tracked = [&] {
+    const int fd = real();
+    durable_open_after(op, fd);
+    return fd;
+  };
+  if (!armed(kFamOpen)) return track_new_fd(tracked());
+  return open_slow(path_site(call, dirfd, path), tracked);
+}
+
+// dup and friends: the new number is the same open file as the old one.
+int durable_dup(int from, int fd) {
+  if (fd >= 0 && durability_on()) durable_fd_copied(from, fd);
+  return fd;
+}
+
 }  // namespace
 }  // namespace faultline::shim
 
@@ -44,67 +70,70 @@ using namespace faultline::shim;
 
 FL_EXPORT int open(const char* path, int flags, ...) {
   FL_MODE_ARG(flags)
-  if (FL_LIKELY(!armed(kFamOpen))) return track_new_fd(FL_REAL(open)(path, flags, mode));
-  return open_slow(path_site(kCall_open, AT_FDCWD, path),
-                   [=] { return FL_REAL(open)(path, flags, mode); });
+  if (FL_LIKELY(!armed(kOpenArm))) return track_new_fd(FL_REAL(open)(path, flags, mode));
+  return durable_open(kCall_open, AT_FDCWD, path, flags,
+                      [=] { return FL_REAL(open)(path, flags, mode); });
 }
 
 FL_EXPORT int open64(const char* path, int flags, ...) {
   FL_MODE_ARG(flags)
-  if (FL_LIKELY(!armed(kFamOpen))) return track_new_fd(FL_REAL(open64)(path, flags, mode));
-  return open_slow(path_site(kCall_open64, AT_FDCWD, path),
-                   [=] { return FL_REAL(open64)(path, flags, mode); });
+  if (FL_LIKELY(!armed(kOpenArm))) return track_new_fd(FL_REAL(open64)(path, flags, mode));
+  return durable_open(kCall_open64, AT_FDCWD, path, flags,
+                      [=] { return FL_REAL(open64)(path, flags, mode); });
 }
 
 FL_EXPORT int openat(int dirfd, const char* path, int flags, ...) {
   FL_MODE_ARG(flags)
-  if (FL_LIKELY(!armed(kFamOpen))) return track_new_fd(FL_REAL(openat)(dirfd, path, flags, mode));
-  return open_slow(path_site(kCall_openat, dirfd, path),
-                   [=] { return FL_REAL(openat)(dirfd, path, flags, mode); });
+  if (FL_LIKELY(!armed(kOpenArm))) return track_new_fd(FL_REAL(openat)(dirfd, path, flags, mode));
+  return durable_open(kCall_openat, dirfd, path, flags,
+                      [=] { return FL_REAL(openat)(dirfd, path, flags, mode); });
 }
 
 FL_EXPORT int openat64(int dirfd, const char* path, int flags, ...) {
   FL_MODE_ARG(flags)
-  if (FL_LIKELY(!armed(kFamOpen))) return track_new_fd(FL_REAL(openat64)(dirfd, path, flags, mode));
-  return open_slow(path_site(kCall_openat64, dirfd, path),
-                   [=] { return FL_REAL(openat64)(dirfd, path, flags, mode); });
+  if (FL_LIKELY(!armed(kOpenArm))) return track_new_fd(FL_REAL(openat64)(dirfd, path, flags, mode));
+  return durable_open(kCall_openat64, dirfd, path, flags,
+                      [=] { return FL_REAL(openat64)(dirfd, path, flags, mode); });
 }
 
 FL_EXPORT int creat(const char* path, mode_t mode) {
-  if (FL_LIKELY(!armed(kFamOpen))) return track_new_fd(FL_REAL(creat)(path, mode));
-  return open_slow(path_site(kCall_creat, AT_FDCWD, path),
-                   [=] { return FL_REAL(creat)(path, mode); });
+  if (FL_LIKELY(!armed(kOpenArm))) return track_new_fd(FL_REAL(creat)(path, mode));
+  return durable_open(kCall_creat, AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC,
+                      [=] { return FL_REAL(creat)(path, mode); });
 }
 
 FL_EXPORT int __open_2(const char* path, int flags) {
-  if (FL_LIKELY(!armed(kFamOpen))) return track_new_fd(FL_REAL(__open_2)(path, flags));
-  return open_slow(path_site(kCall___open_2, AT_FDCWD, path),
-                   [=] { return FL_REAL(__open_2)(path, flags); });
+  if (FL_LIKELY(!armed(kOpenArm))) return track_new_fd(FL_REAL(__open_2)(path, flags));
+  return durable_open(kCall___open_2, AT_FDCWD, path, flags,
+                      [=] { return FL_REAL(__open_2)(path, flags); });
 }
 
 FL_EXPORT int __open64_2(const char* path, int flags) {
-  if (FL_LIKELY(!armed(kFamOpen))) return track_new_fd(FL_REAL(__open64_2)(path, flags));
-  return open_slow(path_site(kCall___open64_2, AT_FDCWD, path),
-                   [=] { return FL_REAL(__open64_2)(path, flags); });
+  if (FL_LIKELY(!armed(kOpenArm))) return track_new_fd(FL_REAL(__open64_2)(path, flags));
+  return durable_open(kCall___open64_2, AT_FDCWD, path, flags,
+                      [=] { return FL_REAL(__open64_2)(path, flags); });
 }
 
 FL_EXPORT int dup(int fd) {
-  if (FL_LIKELY(!armed(kFamOpen))) return track_new_fd(FL_REAL(dup)(fd));
-  return open_slow(CallSite{kCall_dup, fd}, [=] { return FL_REAL(dup)(fd); });
+  if (FL_LIKELY(!armed(kOpenArm))) return track_new_fd(FL_REAL(dup)(fd));
+  if (!armed(kFamOpen)) return durable_dup(fd, track_new_fd(FL_REAL(dup)(fd)));
+  return durable_dup(fd, open_slow(CallSite{kCall_dup, fd}, [=] { return FL_REAL(dup)(fd); }));
 }
 
 FL_EXPORT int dup2(int fd, int fd2) {
-  if (FL_LIKELY(!armed(kFamOpen))) return track_new_fd(FL_REAL(dup2)(fd, fd2));
+  if (FL_LIKELY(!armed(kOpenArm))) return track_new_fd(FL_REAL(dup2)(fd, fd2));
+  if (!armed(kFamOpen)) return durable_dup(fd, track_new_fd(FL_REAL(dup2)(fd, fd2)));
   CallSite site{kCall_dup2, fd};
   site.fd2 = fd2;
-  return open_slow(site, [=] { return FL_REAL(dup2)(fd, fd2); });
+  return durable_dup(fd, open_slow(site, [=] { return FL_REAL(dup2)(fd, fd2); }));
 }
 
 FL_EXPORT int dup3(int fd, int fd2, int flags) {
-  if (FL_LIKELY(!armed(kFamOpen))) return track_new_fd(FL_REAL(dup3)(fd, fd2, flags));
+  if (FL_LIKELY(!armed(kOpenArm))) return track_new_fd(FL_REAL(dup3)(fd, fd2, flags));
+  if (!armed(kFamOpen)) return durable_dup(fd, track_new_fd(FL_REAL(dup3)(fd, fd2, flags)));
   CallSite site{kCall_dup3, fd};
   site.fd2 = fd2;
-  return open_slow(site, [=] { return FL_REAL(dup3)(fd, fd2, flags); });
+  return durable_dup(fd, open_slow(site, [=] { return FL_REAL(dup3)(fd, fd2, flags); }));
 }
 
 namespace {
@@ -135,6 +164,8 @@ FL_EXPORT int close_range(unsigned int first, unsigned int last, int flags) noex
   int r = FL_REAL(close_range)(first, last, flags);
   // CLOSE_RANGE_CLOEXEC closes nothing; forgetting those fds costs one refill each, no more.
   if (r == 0) fd_invalidate_range(first, last);
+  if (r == 0 && !(flags & CLOSE_RANGE_CLOEXEC) && FL_UNLIKELY(durability_on()))
+    durable_fd_closed_range(first, last);
   return r;
 }
 
@@ -150,6 +181,7 @@ FL_EXPORT void closefrom(int lowfd) noexcept {
   FL_REAL(closefrom)(lowfd);
   if (lowfd < 0) lowfd = 0;
   fd_invalidate_range(static_cast<unsigned>(lowfd), ~0u);
+  if (FL_UNLIKELY(durability_on())) durable_fd_closed_range(static_cast<unsigned>(lowfd), ~0u);
 }
 
 namespace {
@@ -202,7 +234,7 @@ FL_EXPORT int fcntl(int fd, int cmd, ...) {
   void* const arg = va_arg(ap, void*);
   va_end(ap);
   if (FL_LIKELY(!makes_fd(cmd))) return FL_REAL(fcntl)(fd, cmd, arg);
-  return track_new_fd(FL_REAL(fcntl)(fd, cmd, arg));
+  return durable_dup(fd, track_new_fd(FL_REAL(fcntl)(fd, cmd, arg)));
 }
 
 FL_EXPORT int fcntl64(int fd, int cmd, ...) {
@@ -211,5 +243,5 @@ FL_EXPORT int fcntl64(int fd, int cmd, ...) {
   void* const arg = va_arg(ap, void*);
   va_end(ap);
   if (FL_LIKELY(!makes_fd(cmd))) return FL_REAL(fcntl64)(fd, cmd, arg);
-  return track_new_fd(FL_REAL(fcntl64)(fd, cmd, arg));
+  return durable_dup(fd, track_new_fd(FL_REAL(fcntl64)(fd, cmd, arg)));
 }

@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "durability.h"
 #include "errno_call.h"
 
 namespace faultline::shim {
@@ -20,6 +21,29 @@ FL_COLD int fd_sync_slow(std::uint32_t call, int fd, Fn real) {
   return sync_slow(CallSite{call, fd}, real);
 }
 
+constexpr std::uint32_t kSyncArm = kFamFsync | kFamDurable;
+
+// Under [durability] a sync is bracketed in the undo log (durability.h): begun before the real
+// call, ended inside the `real` lambda right after it (so a crash or power cut "after" the
+// call finds it done), or failed when a fault answered with an error instead. A `lie` ran
+// nothing and ends nothing: it makes nothing durable, and loses nothing either.
+template <class Fn>
+int tracked_sync(std::uint32_t call, int fd, SyncKind kind, std::int64_t off, std::uint64_t len,
+                 Fn real) {
+  if (!durability_on()) return fd_sync_slow(call, fd, real);
+  const DurableSync sync = durable_sync_begin(fd, kind, off, len);
+  bool ran = false;
+  auto tracked = [&] {
+    ran = true;
+    const int r = real();
+    durable_sync_end(sync, r == 0 ? SyncOutcome::kOk : SyncOutcome::kFailed);
+    return r;
+  };
+  const int r = armed(kFamFsync) ? fd_sync_slow(call, fd, tracked) : tracked();
+  if (!ran && r != 0) durable_sync_end(sync, SyncOutcome::kFailed);
+  return r;
+}
+
 }  // namespace
 }  // namespace faultline::shim
 
@@ -27,32 +51,46 @@ using namespace faultline;
 using namespace faultline::shim;
 
 FL_EXPORT int fsync(int fd) {
-  if (FL_LIKELY(!armed(kFamFsync))) return FL_REAL(fsync)(fd);
-  return fd_sync_slow(kCall_fsync, fd, [fd] { return FL_REAL(fsync)(fd); });
+  if (FL_LIKELY(!armed(kSyncArm))) return FL_REAL(fsync)(fd);
+  return tracked_sync(kCall_fsync, fd, SyncKind::kFile, 0, 0, [fd] { return FL_REAL(fsync)(fd); });
 }
 
 FL_EXPORT int fdatasync(int fd) {
-  if (FL_LIKELY(!armed(kFamFsync))) return FL_REAL(fdatasync)(fd);
-  return fd_sync_slow(kCall_fdatasync, fd, [fd] { return FL_REAL(fdatasync)(fd); });
+  if (FL_LIKELY(!armed(kSyncArm))) return FL_REAL(fdatasync)(fd);
+  return tracked_sync(kCall_fdatasync, fd, SyncKind::kFile, 0, 0,
+                      [fd] { return FL_REAL(fdatasync)(fd); });
 }
 
 FL_EXPORT int sync_file_range(int fd, off64_t off, off64_t nbytes, unsigned int flags) {
-  if (FL_LIKELY(!armed(kFamFsync))) return FL_REAL(sync_file_range)(fd, off, nbytes, flags);
-  return fd_sync_slow(kCall_sync_file_range, fd,
-                      [=] { return FL_REAL(sync_file_range)(fd, off, nbytes, flags); });
+  if (FL_LIKELY(!armed(kSyncArm))) return FL_REAL(sync_file_range)(fd, off, nbytes, flags);
+  auto real = [=] { return FL_REAL(sync_file_range)(fd, off, nbytes, flags); };
+  // Only a range waited for after its writeback is on disk when the call returns.
+  if (!(flags & SYNC_FILE_RANGE_WAIT_AFTER) || !durability_on()) {
+    if (!armed(kFamFsync)) return real();
+    return fd_sync_slow(kCall_sync_file_range, fd, real);
+  }
+  return tracked_sync(kCall_sync_file_range, fd, SyncKind::kRange, off,
+                      nbytes > 0 ? static_cast<std::uint64_t>(nbytes) : 0, real);
 }
 
 FL_EXPORT int syncfs(int fd) {
-  if (FL_LIKELY(!armed(kFamFsync))) return FL_REAL(syncfs)(fd);
-  return fd_sync_slow(kCall_syncfs, fd, [fd] { return FL_REAL(syncfs)(fd); });
+  if (FL_LIKELY(!armed(kSyncArm))) return FL_REAL(syncfs)(fd);
+  return tracked_sync(kCall_syncfs, fd, SyncKind::kFs, 0, 0, [fd] { return FL_REAL(syncfs)(fd); });
 }
 
 FL_EXPORT void sync(void) {
-  if (FL_LIKELY(!armed(kFamFsync))) return FL_REAL(sync)();
-  sync_slow(CallSite{kCall_sync}, [] {
+  if (FL_LIKELY(!armed(kSyncArm))) return FL_REAL(sync)();
+  const DurableSync tracked = durable_sync_begin(-1, SyncKind::kAll, 0, 0);
+  auto real = [&] {
     FL_REAL(sync)();
+    durable_sync_end(tracked, SyncOutcome::kOk);
     return 0;
-  });
+  };
+  if (!armed(kFamFsync)) {
+    real();
+    return;
+  }
+  sync_slow(CallSite{kCall_sync}, real);
 }
 
 FL_EXPORT int msync(void* addr, size_t len, int flags) {

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "durability.h"
 #include "faultline_config.h"
 #include "fd_table.h"
 #include "file_rate.h"
@@ -221,82 +222,127 @@ FL_COLD int stream_end_slow(std::uint32_t call, FILE* stream, Fn real) {
 using namespace faultline;
 using namespace faultline::shim;
 
-// write and writev serve @net too (on sockets): armed by either family, still one load.
+// write and writev serve @net too (on sockets): armed by either family, still one load. Under
+// [durability] each real call first saves what it overwrites (durability.h): inside the `real`
+// lambda, so that it happens exactly when, and for what, the kernel is really asked to write.
+namespace {
+constexpr std::uint32_t kWriteArm = kFamWrite | kFamDurable;
+
+// The bytes an iovec asks for, read fault-safely (0 when the kernel would refuse the vector).
+std::uint64_t iov_bytes(const struct iovec* iov, int cnt) {
+  CallSite site{kCall_writev, -1};
+  site.vec = iov;
+  site.vec_count = cnt;
+  std::uint64_t total = 0;
+  return iov_site_size(site, total) ? total : 0;
+}
+
+bool rwf_sync(int flags) { return flags & (RWF_DSYNC | RWF_SYNC); }
+}  // namespace
+
 FL_EXPORT ssize_t write(int fd, const void* buf, size_t count) {
-  if (FL_LIKELY(!armed(kFamWrite | kFamNet))) return FL_REAL(write)(fd, buf, count);
-  return buf_write_slow(kCall_write, fd, buf, count,
-                        [fd](const void* b, size_t n) { return FL_REAL(write)(fd, b, n); });
+  if (FL_LIKELY(!armed(kWriteArm | kFamNet))) return FL_REAL(write)(fd, buf, count);
+  return buf_write_slow(kCall_write, fd, buf, count, [fd](const void* b, size_t n) {
+    return durable_write(fd, -1, n, false, [&] { return FL_REAL(write)(fd, b, n); });
+  });
 }
 
 FL_EXPORT ssize_t pwrite(int fd, const void* buf, size_t count, off_t off) {
-  if (FL_LIKELY(!armed(kFamWrite))) return FL_REAL(pwrite)(fd, buf, count, off);
+  if (FL_LIKELY(!armed(kWriteArm))) return FL_REAL(pwrite)(fd, buf, count, off);
   return buf_write_slow(kCall_pwrite, fd, buf, count, [fd, off](const void* b, size_t n) {
-    return FL_REAL(pwrite)(fd, b, n, off);
+    return durable_write(fd, off, n, false, [&] { return FL_REAL(pwrite)(fd, b, n, off); });
   });
 }
 
 FL_EXPORT ssize_t pwrite64(int fd, const void* buf, size_t count, off64_t off) {
-  if (FL_LIKELY(!armed(kFamWrite))) return FL_REAL(pwrite64)(fd, buf, count, off);
+  if (FL_LIKELY(!armed(kWriteArm))) return FL_REAL(pwrite64)(fd, buf, count, off);
   return buf_write_slow(kCall_pwrite64, fd, buf, count, [fd, off](const void* b, size_t n) {
-    return FL_REAL(pwrite64)(fd, b, n, off);
+    return durable_write(fd, off, n, false, [&] { return FL_REAL(pwrite64)(fd, b, n, off); });
   });
 }
 
 FL_EXPORT ssize_t writev(int fd, const struct iovec* iov, int cnt) {
-  if (FL_LIKELY(!armed(kFamWrite | kFamNet))) return FL_REAL(writev)(fd, iov, cnt);
-  return iov_write_slow(kCall_writev, fd, iov, cnt,
-                        [fd](const struct iovec* v, int c) { return FL_REAL(writev)(fd, v, c); });
+  if (FL_LIKELY(!armed(kWriteArm | kFamNet))) return FL_REAL(writev)(fd, iov, cnt);
+  return iov_write_slow(kCall_writev, fd, iov, cnt, [fd](const struct iovec* v, int c) {
+    if (!durability_on()) return FL_REAL(writev)(fd, v, c);
+    return durable_write(fd, -1, iov_bytes(v, c), false, [&] { return FL_REAL(writev)(fd, v, c); });
+  });
 }
 
 FL_EXPORT ssize_t pwritev(int fd, const struct iovec* iov, int cnt, off_t off) {
-  if (FL_LIKELY(!armed(kFamWrite))) return FL_REAL(pwritev)(fd, iov, cnt, off);
+  if (FL_LIKELY(!armed(kWriteArm))) return FL_REAL(pwritev)(fd, iov, cnt, off);
   return iov_write_slow(kCall_pwritev, fd, iov, cnt, [fd, off](const struct iovec* v, int c) {
-    return FL_REAL(pwritev)(fd, v, c, off);
+    if (!durability_on()) return FL_REAL(pwritev)(fd, v, c, off);
+    return durable_write(fd, off, iov_bytes(v, c), false,
+                         [&] { return FL_REAL(pwritev)(fd, v, c, off); });
   });
 }
 
 FL_EXPORT ssize_t pwritev2(int fd, const struct iovec* iov, int cnt, off_t off, int flags) {
-  if (FL_LIKELY(!armed(kFamWrite))) return FL_REAL(pwritev2)(fd, iov, cnt, off, flags);
-  return iov_write_slow(kCall_pwritev2, fd, iov, cnt,
-                        [fd, off, flags](const struct iovec* v, int c) {
-                          return FL_REAL(pwritev2)(fd, v, c, off, flags);
-                        });
+  if (FL_LIKELY(!armed(kWriteArm))) return FL_REAL(pwritev2)(fd, iov, cnt, off, flags);
+  return iov_write_slow(
+      kCall_pwritev2, fd, iov, cnt, [fd, off, flags](const struct iovec* v, int c) {
+        if (!durability_on()) return FL_REAL(pwritev2)(fd, v, c, off, flags);
+        // off -1: the fd's position, as pwritev2 itself reads it.
+        return durable_write(fd, off < 0 ? -1 : off, iov_bytes(v, c), rwf_sync(flags),
+                             [&] { return FL_REAL(pwritev2)(fd, v, c, off, flags); });
+      });
 }
 
 FL_EXPORT ssize_t copy_file_range(int fd_in, off64_t* off_in, int fd_out, off64_t* off_out,
                                   size_t len, unsigned flags) {
-  if (FL_LIKELY(!armed(kFamWrite)))
+  if (FL_LIKELY(!armed(kWriteArm)))
     return FL_REAL(copy_file_range)(fd_in, off_in, fd_out, off_out, len, flags);
   return copy_slow(kCall_copy_file_range, fd_out, fd_in, off_in, len, [=](size_t n) {
-    return FL_REAL(copy_file_range)(fd_in, off_in, fd_out, off_out, n, flags);
+    // The destination offset is the caller's (read fault-safely) or the fd's position.
+    off64_t at = -1;
+    if (off_out && safe_read(&at, off_out, sizeof at) != SafeCopy::kOk) at = -1;
+    return durable_write(fd_out, at, n, false, [&] {
+      return FL_REAL(copy_file_range)(fd_in, off_in, fd_out, off_out, n, flags);
+    });
   });
 }
 
 FL_EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t* offset, size_t count) {
-  if (FL_LIKELY(!armed(kFamWrite))) return FL_REAL(sendfile)(out_fd, in_fd, offset, count);
-  return copy_slow(kCall_sendfile, out_fd, in_fd, offset, count,
-                   [=](size_t n) { return FL_REAL(sendfile)(out_fd, in_fd, offset, n); });
+  if (FL_LIKELY(!armed(kWriteArm))) return FL_REAL(sendfile)(out_fd, in_fd, offset, count);
+  return copy_slow(kCall_sendfile, out_fd, in_fd, offset, count, [=](size_t n) {
+    return durable_write(out_fd, -1, n, false,
+                         [&] { return FL_REAL(sendfile)(out_fd, in_fd, offset, n); });
+  });
 }
 
 FL_EXPORT ssize_t sendfile64(int out_fd, int in_fd, off64_t* offset, size_t count) {
-  if (FL_LIKELY(!armed(kFamWrite))) return FL_REAL(sendfile64)(out_fd, in_fd, offset, count);
-  return copy_slow(kCall_sendfile64, out_fd, in_fd, offset, count,
-                   [=](size_t n) { return FL_REAL(sendfile64)(out_fd, in_fd, offset, n); });
+  if (FL_LIKELY(!armed(kWriteArm))) return FL_REAL(sendfile64)(out_fd, in_fd, offset, count);
+  return copy_slow(kCall_sendfile64, out_fd, in_fd, offset, count, [=](size_t n) {
+    return durable_write(out_fd, -1, n, false,
+                         [&] { return FL_REAL(sendfile64)(out_fd, in_fd, offset, n); });
+  });
 }
 
+// stdio reaches the fd through glibc's internal write: what a call may flush (the buffered
+// bytes and the new ones) is saved before it (durability.h).
 FL_EXPORT size_t fwrite(const void* ptr, size_t size, size_t n, FILE* stream) {
-  if (FL_LIKELY(!armed(kFamWrite))) return FL_REAL(fwrite)(ptr, size, n, stream);
+  if (FL_LIKELY(!armed(kWriteArm))) return FL_REAL(fwrite)(ptr, size, n, stream);
+  if (durability_on()) durable_before_stream_write(stream, static_cast<std::uint64_t>(size) * n);
+  if (!armed(kFamWrite)) return FL_REAL(fwrite)(ptr, size, n, stream);
   return fwrite_slow(ptr, size, n, stream);
 }
 
 FL_EXPORT int fflush(FILE* stream) {
-  if (FL_LIKELY(!armed(kFamWrite))) return FL_REAL(fflush)(stream);
+  if (FL_LIKELY(!armed(kWriteArm))) return FL_REAL(fflush)(stream);
+  if (durability_on()) durable_before_stream_write(stream, 0);
+  if (!armed(kFamWrite)) return FL_REAL(fflush)(stream);
   return stream_end_slow(kCall_fflush, stream, [stream] { return FL_REAL(fflush)(stream); });
 }
 
 FL_EXPORT int fclose(FILE* stream) {
   // glibc closes the fd internally, past our close(): forget what the fd was now.
   if (stream) fd_invalidate(fileno_unlocked(stream));
-  if (FL_LIKELY(!armed(kFamWrite))) return FL_REAL(fclose)(stream);
+  if (FL_LIKELY(!armed(kWriteArm))) return FL_REAL(fclose)(stream);
+  if (durability_on() && stream) {
+    durable_before_stream_write(stream, 0);
+    durable_fd_closed(fileno_unlocked(stream));
+  }
+  if (!armed(kFamWrite)) return FL_REAL(fclose)(stream);
   return stream_end_slow(kCall_fclose, stream, [stream] { return FL_REAL(fclose)(stream); });
 }

@@ -60,6 +60,8 @@ int edit_faults_command(FaultEdit edit, std::vector<std::string> args);
 int set_command(std::vector<std::string> args);
 int add_command(const std::string& session, const std::string& snippet_path);
 int panic_command(const std::string& session, bool panic);
+// `faultline powercut [SESSION]` (powercut.cpp).
+int powercut_command(const std::string& session);
 int events_command(const std::string& session, bool follow, bool json);
 int watch_command(const std::string& session);
 

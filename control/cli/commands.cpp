@@ -25,6 +25,7 @@
 #include "inspect.h"
 #include "output.h"
 #include "policy.h"
+#include "powercut.h"
 #include "session.h"
 
 namespace faultline::cli {
@@ -420,6 +421,8 @@ void report_missed_events(const ControlBlock& block, const EventCursor& cursor,
 }
 
 }  // namespace
+
+std::unique_ptr<Session> open_named_session(const std::string& name) { return open_session(name); }
 
 namespace {
 

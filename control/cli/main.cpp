@@ -256,6 +256,14 @@ void add_edits(CLI::App& app, Args& a, Dispatch& dispatch) {
   add_session_positional(panic, a);
   dispatch.add(panic, [&a] { return fc::panic_command(a.session, true); });
 
+  auto* powercut = app.add_subcommand(
+      "powercut", "A power cut now: every process dies, unsynced tracked data is lost");
+  add_session_positional(powercut, a);
+  powercut->footer(
+      "Kills every process of the session (SIGKILL) and puts the [durability] paths back in "
+      "their durable state; `faultline run` reports what was lost and exits 137.");
+  dispatch.add(powercut, [&a] { return fc::powercut_command(a.session); });
+
   auto* resume = app.add_subcommand("resume", "Undo `panic`");
   add_session_positional(resume, a);
   dispatch.add(resume, [&a] { return fc::panic_command(a.session, false); });

@@ -22,11 +22,15 @@
 #include "filter.h"
 #include "launcher.h"
 #include "output.h"
+#include "powercut.h"
 #include "session.h"
 #include "supervisor.h"
 
 namespace faultline::cli {
 namespace {
+
+// A power cut ends `run` as the SIGKILL it is (docs/policy.md, "Durability: power cuts").
+constexpr int kPowercutStatus = 128 + SIGKILL;
 
 constexpr int kForwardedSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 
@@ -185,7 +189,8 @@ std::string silent_hint(const RunFacts& facts, const FaultView& f) {
   return silent_fault_hint(*facts.program, f, facts.io_uring_denied);
 }
 
-void print_summary(const Session& session, int wait_status, const RunFacts& facts) {
+void print_summary(const Session& session, int wait_status, const RunFacts& facts,
+                   const std::optional<durability::CutReport>& cut) {
   const SessionState state = read_state(session.block());
   const auto faults = read_faults(session);
   std::string ending = fmt::format("exit status {}", exit_status(wait_status));
@@ -194,6 +199,7 @@ void print_summary(const Session& session, int wait_status, const RunFacts& fact
       state.flags != 0 ? fmt::format(", session {}", state_name(state.flags, 0)) : "";
   fmt::print(stderr, "faultline: session {}, seed {}: {}, {} injected{}\n", session.name(),
              state.seed, ending, state.injected_total, flags);
+  if (cut) print_cut(*cut, stderr);
   if (faults.empty()) return;
   const std::int64_t start = session.block().header.start_real_ns.load(std::memory_order_relaxed);
   Table table({"FAULT", "SEEN", "MATCHED", "INJECTED", "FIRST", "LAST"},
@@ -210,7 +216,8 @@ void print_summary(const Session& session, int wait_status, const RunFacts& fact
 }
 
 // The summary's facts as one JSON object, for scripts (`--json`, `--json-summary`).
-std::string json_summary(const Session& session, int wait_status, const RunFacts& facts) {
+std::string json_summary(const Session& session, int wait_status, const RunFacts& facts,
+                         const std::optional<durability::CutReport>& cut) {
   const SessionState state = read_state(session.block());
   Json items = Json::array();
   for (const FaultView& f : read_faults(session)) {
@@ -221,11 +228,12 @@ std::string json_summary(const Session& session, int wait_status, const RunFacts
   Json o;
   o["session"] = json_text(session.name());
   o["seed"] = json_digits(state.seed);
-  o["exit_status"] = exit_status(wait_status);
+  o["exit_status"] = cut ? kPowercutStatus : exit_status(wait_status);
   o["signal"] = WIFSIGNALED(wait_status) ? Json(signal_text(WTERMSIG(wait_status))) : Json(nullptr);
   o["state"] = std::string(state_name(state.flags, state.armed_mask));
   o["injected_total"] = state.injected_total;
   o["faults"] = std::move(items);
+  o["powercut"] = cut ? cut_json(*cut) : Json(nullptr);
   return json_dump(o);
 }
 
@@ -251,6 +259,8 @@ class SessionEnd {
   ~SessionEnd() {
     launch::register_stray_members(session_);
     const std::vector<pid_t> alive = session_.leave(getpid());
+    // The undo area goes with the session (a kept session keeps it: `powercut` may need it).
+    if (alive.empty()) durability::remove_undo_area(undo_dir);
     if (alive.empty()) return;
     fmt::print(stderr,
                "faultline: session {} kept: {} process{} still run{}; `faultline panic {}` "
@@ -260,6 +270,7 @@ class SessionEnd {
   }
   SessionEnd(const SessionEnd&) = delete;
   SessionEnd& operator=(const SessionEnd&) = delete;
+  std::string undo_dir;
 
  private:
   Session& session_;
@@ -309,7 +320,15 @@ int run_command(const RunOptions& options) {
   const std::optional<std::string> log = launch::log_path_override(options.log);
 
   const auto session = launch::create_session(name, policy);
-  const SessionEnd end(*session);
+  SessionEnd end(*session);
+  if (policy.durability.path[0]) {
+    // Named at start, whatever it is (docs/policy.md, "Durability: power cuts").
+    const durability::UndoArea area =
+        durability::make_undo_area(policy.durability.path, sizeof policy.durability.path, name);
+    if (!options.json) fmt::print(stderr, "faultline: {}\n", area.note);
+    end.undo_dir = area.dir;
+    if (!area.dir.empty()) session->set_undo_dir(area.dir);
+  }
   session->set_seed(seed);
   if (log) session->set_log_path(*log);
   // Session::create registered this process as a member: the session cannot look dead (and
@@ -326,17 +345,27 @@ int run_command(const RunOptions& options) {
                                *session, &seccomp_run, policy.deny_io_uring)
               : spawn_and_wait(program, options.command,
                                launch::child_environment(launch::current_environment(), shim, name),
-                               inherited_fds, *session, nullptr,
-                               policy.deny_io_uring);
+                               inherited_fds, *session, nullptr, policy.deny_io_uring);
+  // A power cut (a `powercut` fault, or `faultline powercut`): whatever of the session still
+  // runs dies now, and only then are the tracked files reverted.
+  std::optional<durability::CutReport> cut;
+  if (session->block().header.flags.load(std::memory_order_acquire) & kFlagPowercut) {
+    const std::vector<pid_t> left = durability::kill_members(session->block(), 0);
+    cut = durability::revert_session(session->block());
+    if (!left.empty())
+      cut->problems.push_back(fmt::format("{} process{} still alive after 2 s: reverted anyway",
+                                          left.size(), left.size() == 1 ? "" : "es"));
+    log_cut(session->block(), *cut);
+  }
   // --json replaces the table with the JSON line (on stderr, like the table), even with -q:
   // a script asking for JSON wants nothing else there.
   if (options.json)
-    fmt::print(stderr, "{}\n", json_summary(*session, wait_status, facts));
+    fmt::print(stderr, "{}\n", json_summary(*session, wait_status, facts, cut));
   else if (!options.quiet)
-    print_summary(*session, wait_status, facts);
+    print_summary(*session, wait_status, facts, cut);
   if (!options.json_summary.empty())
-    write_json_summary(options.json_summary, json_summary(*session, wait_status, facts));
-  return exit_status(wait_status);
+    write_json_summary(options.json_summary, json_summary(*session, wait_status, facts, cut));
+  return cut ? kPowercutStatus : exit_status(wait_status);
 }
 
 }  // namespace faultline::cli

@@ -56,6 +56,9 @@ enum Family : std::uint32_t {
   kFamDns = 1u << 5,
   kFamMemory = 1u << 6,
   kFamFs = 1u << 7,  // directory entries and file sizes: rename, link, unlink, truncate, close...
+  // Not a policy family: set while the session tracks [durability] paths, whatever is armed
+  // (panic included), so that the write/sync/open wrappers leave their fast path for it.
+  kFamDurable = 1u << 8,
 };
 
 // The armed word's upper half is the @memory size floor: the smallest `size` that any enabled

@@ -1,0 +1,104 @@
+// Power cuts and directory entries: rename, unlink, mkdir and link under a tracked path are
+// undone by a cut unless their directory was fsynced after them (docs/policy.md, "Durability:
+// power cuts"). fl_replace_file replaces a file by rename the way configuration writers do;
+// coreutils' mv, rm and mkdir make the other entries. The test reads what is on disk after
+// the cut, never what faultline says.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <string>
+
+#include "harness.h"
+
+namespace fltest {
+namespace {
+
+const std::string kReplace = std::string(FL_PROGRAMS_DIR) + "/fl_replace_file";
+
+class DurabilityEntriesTest : public IntegrationTest {
+ protected:
+  void SetUp() override {
+    IntegrationTest::SetUp();
+    ASSERT_EQ(::mkdir(path("data").c_str(), 0755), 0);
+  }
+  // The data directory and what is in it are tracked; `cut` is a powercut fault's own lines.
+  std::string policy(const std::string& cut) {
+    const std::string file = path("policy.toml");
+    EXPECT_TRUE(write_file(
+        file, "version = 1\nseed = 3\n[durability]\npath = [\"" + path("data") + "\", \"" +
+                  path("data") + "/*\"]\n[[fault]]\nname = \"cut\"\n" + cut + "powercut = true\n"));
+    return file;
+  }
+  // A cut right after the program's fsync of the data directory.
+  std::string cut_after_dir_fsync() {
+    return policy("calls = [\"fsync\"]\npath = \"" + path("data") + "\"\nwhen = \"after\"\n");
+  }
+  RunResult run_under(const std::string& policy_file, const std::vector<std::string>& cmd) {
+    std::vector<std::string> args = {"run", "-s", session("ent"), "-p", policy_file, "--"};
+    args.insert(args.end(), cmd.begin(), cmd.end());
+    return faultline(args);
+  }
+};
+
+// The ext4 zero-length file: the rename reached the disk (the directory was fsynced), the new
+// file's data never did.
+TEST_F(DurabilityEntriesTest, RenameOverWithoutFsyncOfTheFileLeavesItEmpty) {
+  ASSERT_TRUE(write_file(path("data/config"), "old"));
+  const RunResult r = run_under(cut_after_dir_fsync(), {kReplace, "unsafe", path("data"), "new"});
+  EXPECT_EQ(r.status(), 137) << r.err;
+  EXPECT_EQ(read_file(path("data/config")).value_or("<none>"), "") << r.err;
+  EXPECT_FALSE(file_exists(path("data/config.tmp")));
+}
+
+TEST_F(DurabilityEntriesTest, FsyncFileRenameFsyncDirSurvivesTheCut) {
+  ASSERT_TRUE(write_file(path("data/config"), "old"));
+  const RunResult r = run_under(cut_after_dir_fsync(), {kReplace, "safe", path("data"), "new"});
+  EXPECT_EQ(r.status(), 137) << r.err;
+  EXPECT_EQ(read_file(path("data/config")).value_or("<none>"), "new") << r.err;
+}
+
+// Cut before the directory fsync: the rename itself is undone, and the file it replaced is
+// back with its old contents; the temporary file it renamed was never durable and is gone.
+TEST_F(DurabilityEntriesTest, RenameBeforeTheDirFsyncIsUndoneAndTheOldFileRestored) {
+  ASSERT_TRUE(write_file(path("data/config"), "old"));
+  const std::string p =
+      policy("calls = [\"fsync\"]\npath = \"" + path("data") + "\"\nwhen = \"before\"\n");
+  const RunResult r = run_under(p, {kReplace, "safe", path("data"), "new"});
+  EXPECT_EQ(r.status(), 137) << r.err;
+  EXPECT_EQ(read_file(path("data/config")).value_or("<none>"), "old") << r.err;
+  EXPECT_FALSE(file_exists(path("data/config.tmp"))) << r.err;
+}
+
+// rm, mv and mkdir by coreutils, then a cut at a later call of the same shell: an unlinked
+// file comes back, a moved one goes back, a new directory disappears.
+TEST_F(DurabilityEntriesTest, UnlinkMoveAndMkdirAreUndoneWithoutADirFsync) {
+  ASSERT_TRUE(write_file(path("data/a"), "aaa"));
+  ASSERT_TRUE(write_file(path("data/b"), "bbb"));
+  const std::string p = policy("calls = [\"@open\"]\npath = \"*/cut-now\"\n");
+  const std::string script = "rm " + path("data/a") + " && mv " + path("data/b") + " " +
+                             path("data/c") + " && mkdir " + path("data/sub") + " && : > " +
+                             path("cut-now") + "; echo not-cut";
+  const RunResult r = run_under(p, {"/bin/sh", "-c", script});
+  EXPECT_EQ(r.status(), 137) << r.err;
+  EXPECT_EQ(r.out.find("not-cut"), std::string::npos) << r.out;
+  EXPECT_EQ(read_file(path("data/a")).value_or("<none>"), "aaa") << r.err;
+  EXPECT_EQ(read_file(path("data/b")).value_or("<none>"), "bbb") << r.err;
+  EXPECT_FALSE(file_exists(path("data/c"))) << r.err;
+  EXPECT_FALSE(file_exists(path("data/sub"))) << r.err;
+}
+
+// The same without [durability]: the cut only kills, and what the shell did stays done.
+TEST_F(DurabilityEntriesTest, WithoutDurabilityTheEntriesStay) {
+  ASSERT_TRUE(write_file(path("data/a"), "aaa"));
+  const std::string file = path("plain.toml");
+  ASSERT_TRUE(write_file(file,
+                         "version = 1\n[[fault]]\nname = \"cut\"\ncalls = [\"@open\"]\n"
+                         "path = \"*/cut-now\"\npowercut = true\n"));
+  const RunResult r =
+      run_under(file, {"/bin/sh", "-c", "rm " + path("data/a") + " && : > " + path("cut-now")});
+  EXPECT_EQ(r.status(), 137) << r.err;
+  EXPECT_FALSE(file_exists(path("data/a")));
+}
+
+}  // namespace
+}  // namespace fltest
