@@ -273,7 +273,7 @@ int run_command(const RunOptions& options) {
   if (options.command.empty()) fail(kExitUsage, "no command: faultline run [OPTIONS] -- CMD");
 
   // `-p -`: the policy from standard input (CMD then inherits what is left of it).
-  const Policy policy =
+  Policy policy =  // not const: the seccomp backend widens @fs calls (widen_calls)
       options.policy.empty() ? Policy{} : compile_policy_or_fail(options.policy, true);
   const std::uint64_t seed = launch::choose_seed(
       options.seed ? std::optional(launch::parse_seed(*options.seed, "--seed ")) : std::nullopt,
@@ -298,8 +298,10 @@ int run_command(const RunOptions& options) {
   for (const auto& w : warnings) fmt::print(stderr, "faultline: warning: {}\n", w);
   SeccompRun seccomp_run;
   if (seccomp) {
-    for (const FaultSpec& spec : policy.faults)
+    for (FaultSpec& spec : policy.faults) {
       if (auto why = seccomp::refusal(spec)) fail(kExitUsage, *why);
+      seccomp::widen_calls(spec);
+    }
     seccomp_run.families = seccomp::trapped_families(policy);
     seccomp_run.filter = seccomp::build_filter(seccomp_run.families);
     seccomp_run.quiet = options.quiet || options.json;
@@ -326,8 +328,7 @@ int run_command(const RunOptions& options) {
                                *session, &seccomp_run, policy.deny_io_uring)
               : spawn_and_wait(program, options.command,
                                launch::child_environment(launch::current_environment(), shim, name),
-                               inherited_fds, *session, nullptr,
-                               policy.deny_io_uring);
+                               inherited_fds, *session, nullptr, policy.deny_io_uring);
   // --json replaces the table with the JSON line (on stderr, like the table), even with -q:
   // a script asking for JSON wants nothing else there.
   if (options.json)
