@@ -76,7 +76,7 @@ int wait_forwarding(pid_t child, const sigset_t& waited) {
 
 std::string families_text(std::uint32_t families) {
   std::string text;
-  for (Family f : {kFamWrite, kFamRead, kFamFsync, kFamOpen, kFamNet})
+  for (Family f : {kFamWrite, kFamRead, kFamFsync, kFamOpen, kFamNet, kFamFs})
     if (families & f) text += (text.empty() ? "" : ", ") + std::string(family_name(f));
   return text.empty() ? "none" : text;
 }

@@ -89,6 +89,7 @@ path = "*/a.txt"
       << r.out << r.err;
   EXPECT_TRUE(has(r, "rename other: ok")) << r.out;
   EXPECT_TRUE(exists(d + "/a.txt"));  // the rename never ran
+  EXPECT_NE(r.err.find("the system calls of @fs are trapped"), std::string::npos) << r.err;
   EXPECT_TRUE(exists(d + "/kept.txt"));
 }
 
