@@ -17,10 +17,12 @@ namespace {
 
 // The seccomp backend's filter was fixed at exec (ControlHeader::seccomp_families): a fault it
 // cannot reach or deliver, added or edited live, is refused rather than left to never fire.
-void check_seccomp_reach(Session& session, const FaultSpec& spec) {
+// One it can is widened as `run` widens it (seccomp::widen_calls).
+void check_seccomp_reach(Session& session, FaultSpec& spec) {
   const std::uint32_t seccomp =
       session.block().header.seccomp_families.load(std::memory_order_acquire);
   if (!(seccomp & kSeccompBackend)) return;
+  seccomp::widen_calls(spec);
   if (auto why = seccomp::refusal(spec))
     throw_control_error(
         ErrorKind::kUsage, kStatusUsage,
@@ -128,9 +130,10 @@ std::vector<std::string> add_faults(Session& session, const std::vector<FaultSpe
     throw_control_error(
         ErrorKind::kUsage, kStatusUsage,
         fmt::format("session {} holds at most {} faults", session.name(), kMaxFaults));
-  for (const FaultSpec& spec : specs) check_seccomp_reach(session, spec);
+  std::vector<FaultSpec> checked = specs;
+  for (FaultSpec& spec : checked) check_seccomp_reach(session, spec);
   std::vector<std::string> added;
-  for (const FaultSpec& spec : specs) {
+  for (const FaultSpec& spec : checked) {
     std::string error;
     if (!session.add_fault(spec, error))
       throw_control_error(

@@ -288,7 +288,8 @@ bool seccomp_reaches(const ProgramFacts& facts) {
          kHostMachine == EM_X86_64 && facts.machine == machine_name(EM_X86_64);
 }
 
-constexpr std::uint32_t kSeccompFamilies = kFamWrite | kFamFsync | kFamRead | kFamOpen | kFamNet;
+constexpr std::uint32_t kSeccompFamilies =
+    kFamWrite | kFamFsync | kFamRead | kFamOpen | kFamNet | kFamFs;
 
 FamilyReach reach_of(const ProgramFacts& facts, Family family) {
   FamilyReach r;

@@ -80,7 +80,7 @@ int wait_forwarding(pid_t child, const sigset_t& waited) {
 
 std::string families_text(std::uint32_t families) {
   std::string text;
-  for (Family f : {kFamWrite, kFamRead, kFamFsync, kFamOpen, kFamNet})
+  for (Family f : {kFamWrite, kFamRead, kFamFsync, kFamOpen, kFamNet, kFamFs})
     if (families & f) text += (text.empty() ? "" : ", ") + std::string(family_name(f));
   return text.empty() ? "none" : text;
 }
@@ -284,7 +284,7 @@ int run_command(const RunOptions& options) {
   if (options.command.empty()) fail(kExitUsage, "no command: faultline run [OPTIONS] -- CMD");
 
   // `-p -`: the policy from standard input (CMD then inherits what is left of it).
-  const Policy policy =
+  Policy policy =  // not const: the seccomp backend widens @fs calls (widen_calls)
       options.policy.empty() ? Policy{} : compile_policy_or_fail(options.policy, true);
   const std::uint64_t seed = launch::choose_seed(
       options.seed ? std::optional(launch::parse_seed(*options.seed, "--seed ")) : std::nullopt,
@@ -309,8 +309,10 @@ int run_command(const RunOptions& options) {
   for (const auto& w : warnings) fmt::print(stderr, "faultline: warning: {}\n", w);
   SeccompRun seccomp_run;
   if (seccomp) {
-    for (const FaultSpec& spec : policy.faults)
+    for (FaultSpec& spec : policy.faults) {
       if (auto why = seccomp::refusal(spec)) fail(kExitUsage, *why);
+      seccomp::widen_calls(spec);
+    }
     seccomp_run.families = seccomp::trapped_families(policy);
     seccomp_run.filter = seccomp::build_filter(seccomp_run.families);
     seccomp_run.quiet = options.quiet || options.json;

@@ -1,6 +1,7 @@
 // The system calls behind each family, the refusals, and the BPF program (filter.h).
 #include "filter.h"
 
+#include <fcntl.h>
 #include <linux/audit.h>
 #include <linux/seccomp.h>
 #include <sys/syscall.h>
@@ -43,21 +44,74 @@ constexpr SyscallRow kRows[] = {
     {SYS_sendmsg, kCall_sendmsg, kFamNet, Args::kFdMsg},
     {SYS_recvfrom, kCall_recvfrom, kFamNet, Args::kRecvFrom},
     {SYS_recvmsg, kCall_recvmsg, kFamNet, Args::kFdMsg},
+    {SYS_rename, kCall_rename, kFamFs, Args::kPaths},
+    {SYS_renameat, kCall_renameat, kFamFs, Args::kDirPaths},
+    {SYS_renameat2, kCall_renameat2, kFamFs, Args::kDirPaths},
+    {SYS_link, kCall_link, kFamFs, Args::kPaths},
+    {SYS_linkat, kCall_linkat, kFamFs, Args::kDirPaths},
+    {SYS_symlink, kCall_symlink, kFamFs, Args::kSymlink},
+    {SYS_symlinkat, kCall_symlinkat, kFamFs, Args::kSymlinkAt},
+    {SYS_unlink, kCall_unlink, kFamFs, Args::kPath},
+    {SYS_unlinkat, kCall_unlinkat, kFamFs, Args::kDirPath},  // AT_REMOVEDIR: rmdir (call_of)
+    {SYS_mkdir, kCall_mkdir, kFamFs, Args::kPath},
+    {SYS_mkdirat, kCall_mkdirat, kFamFs, Args::kDirPath},
+    {SYS_rmdir, kCall_rmdir, kFamFs, Args::kPath},
+    {SYS_truncate, kCall_truncate, kFamFs, Args::kPath},
+    {SYS_ftruncate, kCall_ftruncate, kFamFs, Args::kFd},
+    {SYS_fallocate, kCall_fallocate, kFamFs, Args::kFd},
+    {SYS_close, kCall_close, kFamFs, Args::kFd},
 };
+
+// The @fs names of one operation (widen_calls). unlinkat and rmdir are not one group: a
+// fault naming rmdir must not catch unlinkat removing a file; unlinkat removing a directory
+// is decided as rmdir (call_of).
+constexpr std::uint32_t kNone = ~0u;
+constexpr std::uint32_t kGroups[][4] = {
+    {kCall_rename, kCall_renameat, kCall_renameat2, kNone},
+    {kCall_link, kCall_linkat, kNone, kNone},
+    {kCall_symlink, kCall_symlinkat, kNone, kNone},
+    {kCall_unlink, kCall_unlinkat, kNone, kNone},
+    {kCall_mkdir, kCall_mkdirat, kNone, kNone},
+    {kCall_truncate, kCall_truncate64, kNone, kNone},
+    {kCall_ftruncate, kCall_ftruncate64, kNone, kNone},
+    {kCall_fallocate, kCall_fallocate64, kCall_posix_fallocate, kCall_posix_fallocate64},
+};
+
+bool names(const FaultSpec& spec, std::uint32_t call) {
+  return (spec.calls_mask[call / 64] >> (call % 64)) & 1;
+}
 
 // What the backend delivers: the answer (an errno), a later answer (delay; latency on the
 // calls that wait for the peer), and a signal before the call.
 constexpr std::uint32_t kSupportedActions = kActError | kActDelay | kActCrash | kActLatency;
 
 bool calls_mapped(const FaultSpec& spec) {
-  return std::any_of(std::begin(kRows), std::end(kRows), [&](const SyscallRow& row) {
-    return (spec.calls_mask[row.call / 64] >> (row.call % 64)) & 1;
-  });
+  FaultSpec wide = spec;
+  widen_calls(wide);
+  return names(wide, kCall_rmdir) ||
+         std::any_of(std::begin(kRows), std::end(kRows),
+                     [&](const SyscallRow& row) { return names(wide, row.call); });
 }
 
 }  // namespace
 
 std::span<const SyscallRow> syscall_rows() { return kRows; }
+
+std::uint32_t call_of(const SyscallRow& row, const seccomp_data& data) {
+  if (row.nr == SYS_unlinkat && (data.args[2] & AT_REMOVEDIR)) return kCall_rmdir;
+  return row.call;
+}
+
+void widen_calls(FaultSpec& spec) {
+  for (const auto& group : kGroups) {
+    const bool named = std::any_of(std::begin(group), std::end(group), [&](std::uint32_t call) {
+      return call != kNone && names(spec, call);
+    });
+    if (!named) continue;
+    for (const std::uint32_t call : group)
+      if (call != kNone) spec.calls_mask[call / 64] |= 1ull << (call % 64);
+  }
+}
 
 const SyscallRow* find_syscall(int nr) {
   for (const SyscallRow& row : kRows)
@@ -68,7 +122,7 @@ const SyscallRow* find_syscall(int nr) {
 std::uint32_t trapped_families(const Policy& policy) {
   std::uint32_t families = 0;
   for (const FaultSpec& spec : policy.faults) families |= spec.families;
-  return families & (kFamWrite | kFamRead | kFamFsync | kFamOpen | kFamNet);
+  return families & (kFamWrite | kFamRead | kFamFsync | kFamOpen | kFamNet | kFamFs);
 }
 
 std::optional<std::string> refusal(const FaultSpec& spec) {
@@ -93,6 +147,10 @@ std::optional<std::string> refusal(const FaultSpec& spec) {
     return name +
            "`after_bytes` needs the preload backend (the seccomp backend does not count "
            "a connection's bytes)";
+  if (spec.actions & kActPowercut)
+    return name +
+           "`powercut` needs the preload backend: what a power cut loses is tracked by the "
+           "shim inside the program, which the seccomp backend does not load";
   if (const std::uint32_t extra = spec.actions & ~kSupportedActions) {
     const std::uint32_t bit = extra & -extra;
     return name + "the seccomp backend cannot deliver `" + std::string(action_name(bit)) +
@@ -104,11 +162,18 @@ std::optional<std::string> refusal(const FaultSpec& spec) {
            "crash with when = \"after\" cannot be delivered by the seccomp backend: a "
            "signal sent once the call was let through can interrupt it before it is "
            "done. Use when = \"before\"";
+  if ((spec.actions & kActError) && names(spec, kCall_close))
+    return name +
+           "`error` on close cannot be delivered honestly by the seccomp backend: Linux closes "
+           "the descriptor even when close fails, and a filter can either let close run or "
+           "answer it, never both (answering alone would leave the descriptor open). Name the "
+           "@fs calls without close (e.g. calls = [\"rename\", \"unlink\"]), use delay or "
+           "crash on close, or --backend preload";
   if (!calls_mapped(spec))
     return name +
            "its calls are libc functions that are no system call of their own; under "
            "the seccomp backend name the system calls (write, pwrite64, writev, read, "
-           "fsync, openat, connect, sendto, recvfrom ...) or a family";
+           "fsync, openat, connect, sendto, recvfrom, renameat, unlinkat ...) or a family";
   return std::nullopt;
 }
 

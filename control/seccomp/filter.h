@@ -9,6 +9,7 @@
 #pragma once
 
 #include <linux/filter.h>
+#include <linux/seccomp.h>
 
 #include <cstdint>
 #include <optional>
@@ -23,16 +24,20 @@ namespace faultline::seccomp {
 
 // How the supervisor reads a system call's arguments into a CallSite.
 enum class Args : std::uint8_t {
-  kFdSize,    // (fd, buf, count, ...): write, read, pwrite64, pread64
-  kFdVec,     // (fd, iov, iovcnt, ...): writev, readv, pwritev, preadv
-  kFd,        // (fd, ...): fsync, fdatasync, sync_file_range, accept, accept4, recvmsg...
-  kPath,      // (path, ...): open, creat
-  kDirPath,   // (dirfd, path, ...): openat, openat2
-  kNone,      // socket
-  kConnect,   // (fd, addr, len)
-  kSendTo,    // (fd, buf, len, flags, addr, addrlen)
-  kRecvFrom,  // (fd, buf, len, flags, ...)
-  kFdMsg,     // (fd, msghdr, flags): sendmsg, recvmsg
+  kFdSize,     // (fd, buf, count, ...): write, read, pwrite64, pread64
+  kFdVec,      // (fd, iov, iovcnt, ...): writev, readv, pwritev, preadv
+  kFd,         // (fd, ...): fsync, fdatasync, sync_file_range, accept, accept4, recvmsg...
+  kPath,       // (path, ...): open, creat
+  kDirPath,    // (dirfd, path, ...): openat, openat2
+  kNone,       // socket
+  kConnect,    // (fd, addr, len)
+  kSendTo,     // (fd, buf, len, flags, addr, addrlen)
+  kRecvFrom,   // (fd, buf, len, flags, ...)
+  kFdMsg,      // (fd, msghdr, flags): sendmsg, recvmsg
+  kPaths,      // (oldpath, newpath): rename, link
+  kDirPaths,   // (olddirfd, oldpath, newdirfd, newpath, ...): renameat, renameat2, linkat
+  kSymlink,    // (target, linkpath): the link path first, its target second (as the shim)
+  kSymlinkAt,  // (target, newdirfd, linkpath)
 };
 
 struct SyscallRow {
@@ -43,11 +48,20 @@ struct SyscallRow {
 };
 
 std::span<const SyscallRow> syscall_rows();
+// The call id the supervisor decides system call `row` as, given its arguments: the row's own,
+// except unlinkat with AT_REMOVEDIR, which removes a directory: rmdir's (docs/policy.md).
+std::uint32_t call_of(const SyscallRow& row, const seccomp_data& data);
 // The row of system call `nr`, nullptr when the backend never traps it.
 const SyscallRow* find_syscall(int nr);
 
 // The families whose system calls the program's filter must trap for `policy`.
 std::uint32_t trapped_families(const Policy& policy);
+
+// @fs names one operation several ways (rename, renameat, renameat2; Go's os.Rename is
+// renameat at the system call level): under the seccomp backend a fault naming any name of
+// such a group names them all, so `calls = ["rename"]` reaches the program's renameat. Applied
+// to a fault before it is published to a seccomp session's block; idempotent.
+void widen_calls(FaultSpec& spec);
 
 // Why `spec` cannot run under the seccomp backend ("fault 'x': ..."), or nullopt.
 std::optional<std::string> refusal(const FaultSpec& spec);

@@ -111,6 +111,17 @@ std::string read_link(const std::string& path) {
   return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
 }
 
+// `path` of thread `tid`, relative to its working directory or `dirfd`, made absolute into
+// `out`, as the shim makes a path absolute for globs.
+void make_absolute(pid_t tid, int dirfd, const char* path, char* out, std::size_t cap) {
+  std::string base;
+  if (path[0] != '/')
+    base = read_link(dirfd == AT_FDCWD
+                         ? "/proc/" + std::to_string(tid) + "/cwd"
+                         : "/proc/" + std::to_string(tid) + "/fd/" + std::to_string(dirfd));
+  std::snprintf(out, cap, "%s%s%s", base.c_str(), base.empty() ? "" : "/", path);
+}
+
 // /proc/ID/comm without its newline; "" when gone.
 std::string read_comm(pid_t id) {
   char buf[32] = {};
@@ -210,6 +221,8 @@ class Server {
   bool needs_thread_ = false;
   char path_[kPathMax];
   char absolute_[2 * kPathMax];
+  char path2_[kPathMax];
+  char absolute2_[2 * kPathMax];
   sockaddr_storage addr_;
 };
 
@@ -234,10 +247,12 @@ void Server::handle(const seccomp_notif& req) {
   }
   const auto* a = req.data.args;
   shim::CallSite site{};
-  site.call = row->call;
+  site.call = call_of(*row, req.data);
   int remote_fd = -1;
   int dirfd = AT_FDCWD;
+  int dirfd2 = AT_FDCWD;
   bool has_path = false;
+  bool has_path2 = false;
   bool readable = true;
   auto size_from = [&](std::uint64_t count) {
     site.size = count;
@@ -277,6 +292,26 @@ void Server::handle(const seccomp_notif& req) {
       dirfd = static_cast<int>(a[0]);
       readable = read_remote_string(tid, a[1], path_, sizeof path_);
       break;
+    case Args::kPaths:  // both read: the kernel refuses the call when either is unreadable
+    case Args::kSymlink:
+      has_path = has_path2 = true;
+      readable =
+          read_remote_string(tid, a[row->args == Args::kPaths ? 0 : 1], path_, sizeof path_) &&
+          read_remote_string(tid, a[row->args == Args::kPaths ? 1 : 0], path2_, sizeof path2_);
+      break;
+    case Args::kDirPaths:
+      has_path = has_path2 = true;
+      dirfd = static_cast<int>(a[0]);
+      dirfd2 = static_cast<int>(a[2]);
+      readable = read_remote_string(tid, a[1], path_, sizeof path_) &&
+                 read_remote_string(tid, a[3], path2_, sizeof path2_);
+      break;
+    case Args::kSymlinkAt:  // the link path (relative to newdirfd) first, the target second
+      has_path = has_path2 = true;
+      dirfd = static_cast<int>(a[1]);
+      readable = read_remote_string(tid, a[2], path_, sizeof path_) &&
+                 read_remote_string(tid, a[0], path2_, sizeof path2_);
+      break;
     case Args::kNone:
       break;
     case Args::kConnect: {
@@ -308,15 +343,12 @@ void Server::handle(const seccomp_notif& req) {
     return;
   }
   if (has_path) {
-    // Relative to the caller's directory or dirfd, as the shim makes it absolute for globs.
-    std::string base;
-    if (path_[0] != '/')
-      base = read_link(dirfd == AT_FDCWD
-                           ? "/proc/" + std::to_string(tid) + "/cwd"
-                           : "/proc/" + std::to_string(tid) + "/fd/" + std::to_string(dirfd));
-    std::snprintf(absolute_, sizeof absolute_, "%s%s%s", base.c_str(), base.empty() ? "" : "/",
-                  path_);
+    make_absolute(tid, dirfd, path_, absolute_, sizeof absolute_);
     site.path = absolute_;
+  }
+  if (has_path2) {  // rename's new path, link's, symlink's target: `path` matches either
+    make_absolute(tid, dirfd2, path2_, absolute2_, sizeof absolute2_);
+    site.set_path2(AT_FDCWD, absolute2_);
   }
   int local_fd = -1;
   if (remote_fd >= 0) {

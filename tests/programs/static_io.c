@@ -5,7 +5,11 @@
  *   static_io connect PORT     connect to 127.0.0.1:PORT: "connect: ok|ERR"
  *   static_io writes PATH N    N one-byte writes to PATH: "write I: ok|ERR" each
  *   static_io loop PATH        per line on stdin: a write and an fsync of PATH, then
- *                              "fsync I: ok|ERR" (the test steers faults live in between) */
+ *                              "fsync I: ok|ERR" (the test steers faults live in between)
+ *   static_io fs DIR           create DIR/a, rename it to DIR/b, unlink DIR/b:
+ *                              "rename: ok|ERR", "unlink: ok|ERR"
+ *   static_io fsloop DIR       per line on stdin: create DIR/x, rename it to DIR/y, then
+ *                              "rename I: ok|ERR", and unlink DIR/x and DIR/y */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -48,6 +52,25 @@ int main(int argc, char** argv) {
     for (int i = 0; i < n && i < 10000; ++i)
       printf("write %d: %s\n", i, result((int)write(fd, "x", 1)));
     close(fd);
+    return 0;
+  }
+  if (argc >= 3 && (strcmp(argv[1], "fs") == 0 || strcmp(argv[1], "fsloop") == 0)) {
+    char from[4096], to[4096];
+    const int loop = strcmp(argv[1], "fsloop") == 0;
+    snprintf(from, sizeof from, "%s/%s", argv[2], loop ? "x" : "a");
+    snprintf(to, sizeof to, "%s/%s", argv[2], loop ? "y" : "b");
+    char line[64];
+    for (int i = 0; i < 1000 && (!loop || fgets(line, sizeof line, stdin) != NULL); ++i) {
+      close(open(from, O_WRONLY | O_CREAT | O_TRUNC, 0644));
+      if (!loop) {
+        printf("rename: %s\n", result(rename(from, to)));
+        printf("unlink: %s\n", result(unlink(to)));
+        return 0;
+      }
+      printf("rename %d: %s\n", i, result(rename(from, to)));
+      unlink(from);
+      unlink(to);
+    }
     return 0;
   }
   if (argc >= 3 && strcmp(argv[1], "loop") == 0) {

@@ -2,6 +2,7 @@
 // traps, what it refuses, and the BPF program run through the kernel's own interpreter
 // (a forked child installs it and makes the calls: trapped ones fail with the filter's
 // answer, the rest run).
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/seccomp.h>
 #include <sys/prctl.h>
@@ -56,6 +57,53 @@ TEST(SeccompFilter, RefusesWhatItCannotDeliver) {
   EXPECT_TRUE(refusal_of("calls = [\"write\"]\nshort = \"50%\""));
   EXPECT_TRUE(refusal_of("calls = [\"write\"]\nerror = \"EIO\"\nstack = \"main\""));
   EXPECT_TRUE(refusal_of("calls = [\"fclose\"]\nerror = \"EIO\""));
+}
+
+// @fs: one operation's names are one group (Go's os.Rename is renameat), unlinkat removing a
+// directory is rmdir, and an error on close is refused (it could not close the fd).
+TEST(SeccompFilter, FsNamesAGroupAndRefusesAnErrorOnClose) {
+  auto first = [](std::string_view fault) {
+    const Policy p =
+        compile(std::string("version = 1\n[[fault]]\nname = \"x\"\n") + std::string(fault) + "\n");
+    return p.faults.empty() ? FaultSpec{} : p.faults[0];
+  };
+  auto names = [](const FaultSpec& spec, std::uint32_t call) {
+    return ((spec.calls_mask[call / 64] >> (call % 64)) & 1) != 0;
+  };
+  FaultSpec rename = first("calls = [\"rename\"]");
+  EXPECT_FALSE(names(rename, kCall_renameat));
+  widen_calls(rename);
+  EXPECT_TRUE(names(rename, kCall_renameat));
+  EXPECT_TRUE(names(rename, kCall_renameat2));
+  EXPECT_FALSE(names(rename, kCall_unlinkat));
+  FaultSpec again = rename;
+  widen_calls(again);
+  EXPECT_EQ(again.calls_mask[0], rename.calls_mask[0]);
+  EXPECT_EQ(again.calls_mask[1], rename.calls_mask[1]);
+  FaultSpec rmdir = first("calls = [\"rmdir\"]");
+  widen_calls(rmdir);
+  EXPECT_FALSE(names(rmdir, kCall_unlinkat));  // unlinkat removing a file is not rmdir
+
+  const SyscallRow* unlinkat = find_syscall(SYS_unlinkat);
+  ASSERT_NE(unlinkat, nullptr);
+  seccomp_data file{};
+  file.nr = SYS_unlinkat;
+  seccomp_data dir = file;
+  dir.args[2] = AT_REMOVEDIR;
+  EXPECT_EQ(call_of(*unlinkat, file), static_cast<std::uint32_t>(kCall_unlinkat));
+  EXPECT_EQ(call_of(*unlinkat, dir), static_cast<std::uint32_t>(kCall_rmdir));
+  ASSERT_NE(find_syscall(SYS_close), nullptr);
+  EXPECT_EQ(find_syscall(SYS_close)->families, static_cast<std::uint32_t>(kFamFs));
+
+  Policy p;
+  p.faults.push_back(rename);
+  EXPECT_EQ(trapped_families(p), static_cast<std::uint32_t>(kFamFs));
+  EXPECT_FALSE(refusal(rename));
+  EXPECT_FALSE(refusal(first("calls = [\"close\"]\ndelay = \"1s\"")));
+  EXPECT_TRUE(refusal(first("calls = [\"close\"]\nerror = \"EIO\"")));
+  EXPECT_TRUE(refusal(first("calls = [\"@fs\"]\nerror = \"EIO\"")));
+  EXPECT_FALSE(refusal(first("calls = [\"mkdirat\", \"unlink\"]\nerror = \"EROFS\"")));
+  EXPECT_TRUE(refusal(first("calls = [\"write\"]\nquota = \"1MiB\"")));
 }
 
 // Runs `calls` in a child under build_filter(families) without a listener: a trapped call

@@ -72,6 +72,7 @@ TEST_F(HostileDoctorTest, StaticProgramGoesToTheSeccompBackend) {
   EXPECT_EQ(doc["reachable"], true);
   EXPECT_EQ(doc["preload_reachable"], false);
   EXPECT_EQ(doc["families"]["@write"]["reachable"], true);
+  EXPECT_EQ(doc["families"]["@fs"]["reachable"], true);  // rename, unlink... are system calls
   EXPECT_EQ(doc["families"]["@memory"]["reachable"], false);
 }
 
