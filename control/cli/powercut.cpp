@@ -22,17 +22,22 @@ using durability::kill_members;
 using durability::pull_cut;
 using durability::revert_session;
 
+// A revert usually takes well under a millisecond: "0ns" would read as "not measured".
+static std::string revert_time(std::int64_t ns) {
+  return ns < 1'000'000 ? std::string("under 1ms") : human_age(ns);
+}
+
 void print_cut(const durability::CutReport& report, std::FILE* out) {
   if (report.files.empty() && report.entries.empty())
     fmt::print(out, "faultline: power cut: nothing unsynced was lost (reverted {} after the cut)\n",
-               human_age(report.took_ns));
+               revert_time(report.took_ns));
   else
     fmt::print(out,
                "faultline: power cut lost {} in {} file{}, {} entr{} undone (reverted {} after "
                "the cut)\n",
                human_size(report.bytes_lost()), report.files.size(),
                report.files.size() == 1 ? "" : "s", report.entries.size(),
-               report.entries.size() == 1 ? "y" : "ies", human_age(report.took_ns));
+               report.entries.size() == 1 ? "y" : "ies", revert_time(report.took_ns));
   for (const auto& f : report.files)
     fmt::print(out, "  {}: {} lost (size {} -> {})\n", f.path, human_size(f.bytes), f.size_before,
                f.size_after);
