@@ -327,7 +327,10 @@ int run_command(const RunOptions& options) {
     // Named at start, whatever it is (docs/policy.md, "Durability: power cuts").
     const durability::UndoArea area =
         durability::make_undo_area(policy.durability.path, sizeof policy.durability.path, name);
-    if (!options.json) fmt::print(stderr, "faultline: {}\n", area.note);
+    // -q keeps the line only when tracking is impaired: that is never silent.
+    const bool impaired = area.dir.empty() || !area.hard_links;
+    if (!options.json && (!options.quiet || impaired))
+      fmt::print(stderr, "faultline: {}\n", area.note);
     end.undo_dir = area.dir;
     if (!area.dir.empty()) session->set_undo_dir(area.dir);
   }

@@ -100,5 +100,27 @@ TEST_F(DurabilityEntriesTest, WithoutDurabilityTheEntriesStay) {
   EXPECT_FALSE(file_exists(path("data/a")));
 }
 
+// SQLite's own documentation: in rollback-journal (DELETE) mode a commit is the unlink of the
+// journal, and only synchronous = EXTRA fsyncs the directory after it, so with FULL a power
+// cut right after the last commit may bring the hot journal back and roll that commit back.
+// A cut that loses exactly that transaction under FULL, and nothing under EXTRA, is the
+// fidelity the undo of an unlink must have.
+TEST_F(DurabilityEntriesTest, SqliteDeleteModeLosesTheLastCommitUnderFullNotUnderExtra) {
+  if (!file_exists("/usr/bin/sqlite3")) GTEST_SKIP() << "sqlite3 is not installed";
+  const std::string p = policy("calls = [\"@open\"]\npath = \"*/cut-now\"\n");
+  for (const std::string sync : {"FULL", "EXTRA"}) {
+    const std::string db = path("data/shop.db");
+    ::unlink(db.c_str());
+    const std::string sql = "PRAGMA synchronous=" + sync +
+                            "; CREATE TABLE orders(item TEXT); INSERT INTO orders VALUES ('a'); "
+                            "INSERT INTO orders VALUES ('b'); INSERT INTO orders VALUES ('c');";
+    const RunResult r = run_under(
+        p, {"/bin/sh", "-c", "sqlite3 " + db + " \"" + sql + "\" && : > " + path("cut-now")});
+    EXPECT_EQ(r.status(), 137) << r.err;
+    const RunResult count = run({"/usr/bin/sqlite3", db, "SELECT count(*) FROM orders"});
+    EXPECT_EQ(count.out, sync == "FULL" ? "2\n" : "3\n") << sync << ": " << count.err << r.err;
+  }
+}
+
 }  // namespace
 }  // namespace fltest
