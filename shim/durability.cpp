@@ -163,6 +163,26 @@ void give_up(const ControlHeader& h, int fd, std::uint64_t dev, std::uint64_t in
   if (fd >= 0 && fd < kFdSlots) g_fds[fd].flags.store(0, std::memory_order_relaxed);
 }
 
+// Stores through a shared writable mapping reach the file with no call the shim sees, and
+// msync names no file: the cut could neither keep what they wrote nor know what was synced.
+// The file is left out of the cut, which says so, rather than reverted wrongly.
+void untrack_mapped(const ControlHeader& h, int fd, const struct stat& st) noexcept {
+  Scratch scratch;
+  char* path = scratch.get();
+  char proc[32];
+  proc_fd_path(proc, fd);
+  const ssize_t n = path ? readlink(proc, path, Scratch::kBytes - 1) : -1;
+  if (path) path[n > 0 ? n : 0] = '\0';
+  diag(
+      "faultline: power-cut tracking stopped for %s: it is mapped shared and writable (mmap), "
+      "and stores through a mapping pass no call faultline sees; a cut leaves that file as it "
+      "is",
+      path && path[0] ? path : "a file");
+  UndoHeader rec = record(kUndoUntrack, st.st_dev, st.st_ino);
+  append(h, rec, nullptr, 0);
+  g_fds[fd].flags.store(0, std::memory_order_relaxed);
+}
+
 // The kUndoFile record: the inode's path, by which the cut finds it. The hidden hard link
 // that finds it after the path changed is made only when it changes (a rename or an unlink,
 // hide()): linking every tracked file at its first write would cost a link per file and keep
@@ -666,6 +686,15 @@ void durable_entry_after(DurableEntry& e, int rc) noexcept {
 }
 
 // ---- fd numbers ---------------------------------------------------------------------------
+
+void durable_mapped(int fd, int prot, int flags) noexcept {
+  if (!(prot & PROT_WRITE) || (flags & MAP_TYPE) == MAP_PRIVATE || fd < 0) return;
+  const ControlHeader* h = header();
+  if (!h) return;
+  ErrnoKeep keep;
+  struct stat st;
+  if (tracked_slot(fd, st)) untrack_mapped(*h, fd, st);
+}
 
 void durable_fd_copied(int from, int to) noexcept {
   if (to >= 0) forget_log_fd(static_cast<unsigned>(to), static_cast<unsigned>(to));

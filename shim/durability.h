@@ -90,6 +90,9 @@ DurableEntry durable_before_rename(int olddirfd, const char* oldpath, int newdir
                                    const char* newpath) noexcept;
 void durable_entry_after(DurableEntry& entry, int rc) noexcept;
 
+// Before mmap: a shared writable mapping of a tracked file ends its tracking (said once).
+void durable_mapped(int fd, int prot, int flags) noexcept;
+
 void durable_fd_copied(int from, int to) noexcept;
 void durable_fd_closed(int fd) noexcept;
 void durable_fd_closed_range(unsigned first, unsigned last) noexcept;

@@ -122,5 +122,22 @@ TEST_F(DurabilityEntriesTest, SqliteDeleteModeLosesTheLastCommitUnderFullNotUnde
   }
 }
 
+// A file written through a shared writable mapping leaves the tracking at map time, with a
+// line saying so; the cut leaves it as it is, and still reverts the ordinary file.
+TEST_F(DurabilityEntriesTest, ASharedWritableMappingIsNotTrackedAndSaysSo) {
+  ASSERT_TRUE(write_file(path("data/mapped"), std::string(4096, '.')));
+  ASSERT_TRUE(write_file(path("data/plain"), "durable\n"));
+  const std::string p = policy("calls = [\"@open\"]\npath = \"*/cut-now\"\n");
+  const RunResult r = run_under(
+      p, {std::string(FL_PROGRAMS_DIR) + "/fl_map_writer", path("data"), path("cut-now")});
+  EXPECT_EQ(r.status(), 137) << r.err;
+  EXPECT_EQ(r.out, "written\n");
+  EXPECT_EQ(read_file(path("data/mapped")).value_or("").substr(0, 7), "MAPPED.") << r.err;
+  EXPECT_EQ(read_file(path("data/plain")).value_or("<none>"), "durable\n") << r.err;
+  EXPECT_NE(r.err.find(path("data/mapped") + ": it is mapped shared and writable"),
+            std::string::npos)
+      << r.err;
+}
+
 }  // namespace
 }  // namespace fltest

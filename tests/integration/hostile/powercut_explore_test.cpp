@@ -1,8 +1,8 @@
 // `faultline explore --powercut` end to end with tests/programs/hostile/powercut_counter.c: the
 // unsafe update (truncate, fsync, write, fsync) must come out with its truncation fsync as a
 // finding and a replay line that fails the check again when run; the safe update (temp file,
-// fsync, rename, fsync of the directory) with no finding. Both hold whether a cut only kills the
-// program or also reverts what was not synced. Then resuming an interrupted exploration, and
+// fsync, rename, fsync of the directory) with no finding; every cut reverts what was not made
+// durable (docs/policy.md, "Durability"). Then resuming an interrupted exploration, and
 // the refusals (no [durability], --recover without --powercut, a command that cannot run).
 #include <signal.h>
 
@@ -111,11 +111,13 @@ TEST_F(ExplorePowercutTest, UnsafeUpdateIsFoundAndItsReplayFailsTheCheckAgain) {
     EXPECT_NE(finding.find("\tTrue"), std::string::npos) << "no \"lost\" key: " << finding;
   }
   EXPECT_TRUE(after_truncation[1] && after_truncation[2]) << r.out;
-  // Both fsync sites were cut before and after their 1st and 2nd calls; the 3rd never came.
+  // Both update fsync sites were cut before and after their 1st and 2nd calls, the 3rd never
+  // came; the fsync that creates the counter durably was cut at its one call, its 2nd never
+  // came.
   std::map<std::string, int> outcomes;
   for (const std::string& line : f.runs) ++outcomes[line.substr(line.find('\t') + 1, 11)];
-  EXPECT_EQ(outcomes["not-reached"], 4) << r.out;
-  EXPECT_EQ(f.runs.size(), 12u) << r.out;
+  EXPECT_EQ(outcomes["not-reached"], 6) << r.out;
+  EXPECT_EQ(f.runs.size(), 16u) << r.out;
 
   // The text report: the check's first lines under each finding.
   RunOptions o;
@@ -140,18 +142,20 @@ TEST_F(ExplorePowercutTest, ParallelRunsCutTheSamePoints) {
                                "--json", "-q", "--", kCounter, "unsafe", "2"});
   ASSERT_EQ(r.status(), 1) << r.err << r.out;
   const Facts f = facts(r);
-  EXPECT_EQ(f.runs.size(), 12u) << r.out;
+  EXPECT_EQ(f.runs.size(), 16u) << r.out;
   EXPECT_EQ(f.untried, 0u);
   std::multiset<std::string> found;
   for (const std::string& finding : f.findings)
     found.insert(finding.substr(0, finding.rfind('\t')));  // without the "lost" flag
+  // The cut right after the truncation's fsync leaves an empty file. The cut just before it
+  // does not: the truncation was never made durable, so the revert puts the old value back.
+  // The cut before the write's fsync loses the write and finds the truncation durable: empty.
   const std::multiset<std::string> expected = {
-      "check-failed\tfsync\tbefore\t1\tsync_truncation (fl_powercut_counter)",
       "check-failed\tfsync\tafter\t1\tsync_truncation (fl_powercut_counter)",
-      "check-failed\tfsync\tbefore\t2\tsync_truncation (fl_powercut_counter)",
-      "check-failed\tfsync\tafter\t2\tsync_truncation (fl_powercut_counter)"};
-  // With a launcher that also reverts unsynced data, the cut before the write's fsync loses
-  // the write too: more findings, never fewer.
+      "check-failed\tfsync\tafter\t2\tsync_truncation (fl_powercut_counter)",
+      "check-failed\tfsync\tbefore\t1\tupdate_unsafe (fl_powercut_counter)",
+      "check-failed\tfsync\tbefore\t2\tupdate_unsafe (fl_powercut_counter)"};
+  EXPECT_EQ(found.size(), expected.size()) << r.out;
   for (const std::string& e : expected) EXPECT_EQ(found.count(e), 1u) << e << "\n" << r.out;
 }
 
@@ -225,7 +229,7 @@ TEST_F(ExplorePowercutTest, ResumesWhereItStopped) {
   const RunResult b = explore(args);
   ASSERT_EQ(b.status(), 1) << b.err;
   const Facts fb = facts(b);
-  EXPECT_EQ(fb.runs.size(), 12u) << b.out;  // 5 kept, 7 more: not 12 more
+  EXPECT_EQ(fb.runs.size(), 16u) << b.out;  // 5 kept, 11 more: not 16 more
   EXPECT_EQ(fb.untried, 0u);
   for (std::size_t i = 0; i < fa.runs.size(); ++i) EXPECT_EQ(fa.runs[i], fb.runs[i]);
   // The recording run was not made again.
