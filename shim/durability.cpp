@@ -376,6 +376,15 @@ void durable_open_after(const DurableOpen& op, int fd) noexcept {
     slot.flags.store(kSlotTracked | ((op.flags & O_DSYNC) ? kSlotSyncWrites : 0u) |
                          ((op.flags & O_APPEND) ? kSlotAppend : 0u),
                      std::memory_order_relaxed);
+    // On hardware an O_DIRECT write is on the device once acknowledged (drive cache aside);
+    // here it is undone like any unsynced write. Said, so that such a finding is weighed.
+    static std::atomic<bool> direct_said{false};
+    if ((op.flags & O_DIRECT) && !direct_said.exchange(true, std::memory_order_relaxed))
+      diag(
+          "faultline: %s is opened O_DIRECT: power-cut tracking treats its writes as ordinary "
+          "page-cache writes, lost at a cut unless fsynced (on a real device an O_DIRECT write "
+          "is durable once acknowledged, unless the drive caches it)",
+          const_cast<DurableOpen&>(op).scratch.get());
   }
   if ((op.flags & O_CREAT) && !op.existed) {
     // A new entry: the cut removes it unless its directory is fsynced after this record.
