@@ -488,7 +488,13 @@ FL_EXPORT int socket(int domain, int type, int protocol) {
 FL_EXPORT int connect(int fd, const struct sockaddr* addr, socklen_t len) {
   // A socket waiting at the tarpit heals on its next connect even after the last @net fault
   // was disarmed (sock_any_marked: one more load, only for connect).
-  if (FL_LIKELY(!armed(kFamNet) && !sock_any_marked())) return FL_REAL(connect)(fd, addr, len);
+  if (FL_LIKELY(!armed(kFamNet) && !sock_any_marked())) {
+    // A socket connected again (after connect(AF_UNSPEC)) while nothing is armed must not keep
+    // the peer the `addr` selector remembered: a fault armed later judges its new peer. One
+    // more load, once any peer was ever remembered in this process.
+    if (FL_UNLIKELY(sock_any_peer_remembered())) sock_forget_peer(fd);
+    return FL_REAL(connect)(fd, addr, len);
+  }
   return connect_slow(fd, addr, len);
 }
 

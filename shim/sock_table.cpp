@@ -143,7 +143,10 @@ void sock_forget_range(unsigned first, unsigned last) noexcept {
   g_slots.for_each_mapped(first, last, [](int fd) { sock_forget(fd); });
 }
 
+std::atomic<bool> g_peer_remembered{false};
+
 void sock_set_peer(int fd, const struct sockaddr* addr, socklen_t len) noexcept {
+  g_peer_remembered.store(true, std::memory_order_relaxed);
   Slot* slot = g_slots.slot(fd, true);
   if (!slot || !addr) return;
   if (len > sizeof(sockaddr_storage)) len = sizeof(sockaddr_storage);

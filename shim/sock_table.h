@@ -81,6 +81,13 @@ bool sock_epoll_get(int fd, int& epfd, std::uint32_t& events, std::uint64_t& dat
 inline constexpr int kMarkedMax = 64;
 extern std::atomic<int> g_marked_count;
 // Inline: the poll family's whole fast path is this load, a test and a tail jump.
+// Set once the `addr` selector remembered any socket's peer (sock_set_peer): connect's fast
+// path then forgets the fd's peer too.
+extern std::atomic<bool> g_peer_remembered;
+inline bool sock_any_peer_remembered() noexcept {
+  return g_peer_remembered.load(std::memory_order_relaxed);
+}
+
 inline bool sock_any_marked() noexcept {
   return g_marked_count.load(std::memory_order_relaxed) > 0;
 }
