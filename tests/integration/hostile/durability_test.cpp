@@ -148,6 +148,30 @@ TEST_F(PowercutCliTest, LivePowercutRevertsUnsyncedShellWrite) {
   EXPECT_NE(r.err.find("power cut lost"), std::string::npos) << r.err;
 }
 
+// sync(1) and `sync -f` (sync() and syncfs(), which name no file) make what the shell wrote
+// before them durable, data and size: the cut keeps "synced", loses the unsynced append after
+// it. (The revert used to keep the size the file had when first seen, empty here.)
+TEST_F(PowercutCliTest, SyncAndSyncfsMakeEarlierWritesDurable) {
+  const std::string syncs[] = {"/bin/sync", "/bin/sync -f " + path("d/data")};
+  for (const std::string& sync : syncs) {
+    ASSERT_TRUE(write_file(path("d/data"), "old\n"));
+    const std::string name = session("sync");
+    Background run;
+    ASSERT_TRUE(run.start({cli(), "run", "-s", name, "-p", policy(), "--", "/bin/sh", "-c",
+                           "printf 'synced\\n' > " + path("d/data") + " && " + sync +
+                               " && printf 'lost\\n' >> " + path("d/data") +
+                               " && echo ready && sleep 30"}));
+    bool ok = false;
+    run.read_until("ready", ok, 15s);
+    ASSERT_TRUE(ok) << run.err();
+    const RunResult cut = faultline({"powercut", name});
+    EXPECT_EQ(cut.exit_code, 0) << cut.err;
+    const RunResult r = run.stop(10s);
+    EXPECT_EQ(r.status(), 137) << r.err;
+    EXPECT_EQ(read_file(path("d/data")).value_or("<none>"), "synced\n") << sync << "\n" << r.err;
+  }
+}
+
 // A process that outlived `run` keeps the session; with no cut owner left, `faultline powercut`
 // kills it and reverts the files itself, printing what was lost.
 TEST_F(PowercutCliTest, PowercutWithoutRunRevertsItself) {
