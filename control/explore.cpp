@@ -364,6 +364,7 @@ void save_config(const State& s) {
     root.insert("powercut", true);
     root.insert("recover", s.config.recover);
     root.insert("durability", s.config.durability);
+    if (!s.config.faults.empty()) root.insert("faults", s.config.faults);
   }
   toml::array targets;
   for (const Target& t : s.config.targets)
@@ -400,6 +401,7 @@ Config load_config(const std::string& dir) {
   c.powercut = root["powercut"].value_or(false);
   c.recover = root["recover"].value_or(std::string());
   c.durability = root["durability"].value_or(std::string());
+  c.faults = root["faults"].value_or(std::string());
   if (const toml::array* targets = root["target"].as_array())
     for (const toml::node& node : *targets) {
       const toml::table& t = *node.as_table();
@@ -652,7 +654,8 @@ std::string Explorer::policy_text(const Active& a) const {
         fmt::format("\n[[fault]]\nname = \"rec-{}\"\ncalls = {}\n{}record = {}\nsite_depth = {}\n",
                     i, t.calls, t.selectors, toml_quote(a.dir + "/sites.tsv"), state_.config.depth);
   }
-  return text + "\n" + a.site_fault;
+  // The policy's own faults last (--powercut): the cut at its call wins over them.
+  return text + "\n" + a.site_fault + state_.config.faults;
 }
 
 void Explorer::prepare() {
@@ -747,7 +750,7 @@ std::unique_ptr<Active> Explorer::start(int site_index, int k) {
     a->replay_policy =
         fmt::format("# faultline explore, run {} of {}:\n{}# {}\nversion = 1\n{}\n{}{}", a->run.id,
                     state_.dir, comment, what, state_.config.powercut ? "seed = 1\n" : "",
-                    state_.config.durability, a->site_fault);
+                    state_.config.durability, a->site_fault + state_.config.faults);
   }
 
   const CompileResult compiled = compile_policy_string(policy_text(*a), a->dir + "/policy");
@@ -1110,7 +1113,7 @@ Config make_config(const Options& o, std::vector<std::string>& warnings) {
     if (o.faultline.empty()) fail("--powercut: no faultline executable to run each run with");
     c.powercut = true;
     c.recover = o.recover;
-    c.targets = powercut::targets(o.policy, c.durability, warnings);
+    c.targets = powercut::targets(o.policy, c.durability, c.faults);
     if (o.check.empty() && o.recover.empty())
       warnings.push_back(
           "--powercut without --check or --recover: every cut is survived unless the program "
@@ -1143,7 +1146,7 @@ bool same_exploration(const Config& a, const Config& b) {
   };
   return a.command == b.command && a.depth == b.depth && a.occurrences == b.occurrences &&
          a.check == b.check && a.in_place == b.in_place && a.powercut == b.powercut &&
-         a.recover == b.recover && a.durability == b.durability &&
+         a.recover == b.recover && a.durability == b.durability && a.faults == b.faults &&
          same_targets(a.targets, b.targets);
 }
 

@@ -63,6 +63,9 @@ struct Config {
   bool powercut = false;
   std::string recover;     // shell command run after each cut, before the check
   std::string durability;  // TOML lines of the policy's [durability] table
+  // The policy's own [[fault]]s as TOML (a drive that lies, a failing fsync): armed in every run,
+  // after the record faults and the cut, so that the cut still wins at its call.
+  std::string faults;
 };
 
 enum class Outcome {

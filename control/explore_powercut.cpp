@@ -79,7 +79,7 @@ toml::array point_paths(const toml::node& path) {
 }  // namespace
 
 std::vector<Target> targets(const std::string& policy_path, std::string& durability,
-                            std::vector<std::string>& warnings) {
+                            std::string& faults) {
   if (policy_path.empty())
     fail(
         "--powercut needs -p POLICY with a [durability] table: its `path` says which files a "
@@ -103,11 +103,11 @@ std::vector<Target> targets(const std::string& policy_path, std::string& durabil
   std::ostringstream text;
   text << *table;
   durability = "[durability]\n" + text.str() + "\n\n";
-  if (const toml::array* faults = root["fault"].as_array(); faults && !faults->empty())
-    warnings.push_back(
-        fmt::format("{}: its [[fault]]s are not armed: --powercut explores the durability "
-                    "points of [durability] path alone",
-                    policy_path));
+  if (const toml::array* array = root["fault"].as_array(); array && !array->empty()) {
+    std::ostringstream armed;
+    armed << toml::table{{"fault", *array}};
+    faults = armed.str() + "\n";
+  }
 
   const std::string selector = toml_line("path", point_paths(*path));
   std::vector<Target> out;

@@ -27,10 +27,10 @@ inline constexpr int kDefaultOccurrences = 1000;
 // this build interposes, one target cutting before the call and one after, each selecting the
 // tracked paths (and the directories holding them, for directory fsyncs). `durability` gets the
 // policy's [durability] table as TOML lines. Refuses (ControlError, status 2) a policy without
-// `[durability] path`: a cut would lose nothing. Warns that the policy's [[fault]]s are not
-// armed.
+// `[durability] path`: a cut would lose nothing. `faults` gets the policy's [[fault]]s as TOML
+// (empty without any): they are part of the experiment (a lying drive), armed in every run.
 std::vector<Target> targets(const std::string& policy_path, std::string& durability,
-                            std::vector<std::string>& warnings);
+                            std::string& faults);
 
 // "before" or "after": the side of the call a target cuts.
 std::string side_of(const Target& target);

@@ -129,7 +129,15 @@ void sync_inode(Inode& node, const Replay& r, std::size_t b, const UndoHeader& b
     if (!(h.off >= ro && rec_end(h) <= re)) keep.push_back(idx);
   }
   node.pending = std::move(keep);
-  if (begin.size >= 0) node.durable_size = begin.size;
+  if (begin.size >= 0) {
+    node.durable_size = begin.size;
+  } else if (whole) {
+    // sync() and syncfs() name no file, so their record has no size: the file's size at the
+    // sync is the size before its first change after it (or its size now, with none, -1), not
+    // the size it had when first seen.
+    const auto next = std::min_element(node.pending.begin(), node.pending.end());
+    node.durable_size = next == node.pending.end() ? -1 : r.recs[*next].h.size;
+  }
   // Nothing older left to revert: the protections have nothing to protect from.
   const bool older_left =
       !node.poisoned.empty() ||

@@ -148,6 +148,30 @@ TEST_F(PowercutCliTest, LivePowercutRevertsUnsyncedShellWrite) {
   EXPECT_NE(r.err.find("power cut lost"), std::string::npos) << r.err;
 }
 
+// sync(1) and `sync -f` (sync() and syncfs(), which name no file) make what the shell wrote
+// before them durable, data and size: the cut keeps "synced", loses the unsynced append after
+// it. (The revert used to keep the size the file had when first seen, empty here.)
+TEST_F(PowercutCliTest, SyncAndSyncfsMakeEarlierWritesDurable) {
+  const std::string syncs[] = {"/bin/sync", "/bin/sync -f " + path("d/data")};
+  for (const std::string& sync : syncs) {
+    ASSERT_TRUE(write_file(path("d/data"), "old\n"));
+    const std::string name = session("sync");
+    Background run;
+    ASSERT_TRUE(run.start({cli(), "run", "-s", name, "-p", policy(), "--", "/bin/sh", "-c",
+                           "printf 'synced\\n' > " + path("d/data") + " && " + sync +
+                               " && printf 'lost\\n' >> " + path("d/data") +
+                               " && echo ready && sleep 30"}));
+    bool ok = false;
+    run.read_until("ready", ok, 15s);
+    ASSERT_TRUE(ok) << run.err();
+    const RunResult cut = faultline({"powercut", name});
+    EXPECT_EQ(cut.exit_code, 0) << cut.err;
+    const RunResult r = run.stop(10s);
+    EXPECT_EQ(r.status(), 137) << r.err;
+    EXPECT_EQ(read_file(path("d/data")).value_or("<none>"), "synced\n") << sync << "\n" << r.err;
+  }
+}
+
 // A process that outlived `run` keeps the session; with no cut owner left, `faultline powercut`
 // kills it and reverts the files itself, printing what was lost.
 TEST_F(PowercutCliTest, PowercutWithoutRunRevertsItself) {
@@ -206,17 +230,16 @@ class DurabilitySqliteTest : public DurabilityTest {
   }
   // Makes the database, runs the inserts under `policy_file`, returns what sqlite3 says after.
   std::string insert_then_cut(const std::string& journal_mode, const std::string& policy_file,
-                              const std::string& synchronous = "full") {
+                              const std::string& synchronous = "") {
     const std::string db = path("d/db");
     const RunResult made =
         run({kSqlite, db, "pragma journal_mode=" + journal_mode + "; create table t(x);"});
     EXPECT_EQ(made.exit_code, 0) << made.err;
     RunOptions in;
-    in.stdin_text =
-        "pragma synchronous=" + synchronous +
-        ";\ninsert into t values(1);\ninsert into t values(2);\n"
-        "insert into t values(3);\nattach '" +
-        path("marker.db") + "' as m;\n";
+    in.stdin_text = synchronous +
+                    "insert into t values(1);\ninsert into t values(2);\n"
+                    "insert into t values(3);\nattach '" +
+                    path("marker.db") + "' as m;\n";
     const RunResult r =
         faultline({"run", "-s", session("sql"), "-p", policy_file, "--", kSqlite, db}, in);
     EXPECT_EQ(r.status(), 137) << r.err;
@@ -230,12 +253,12 @@ TEST_F(DurabilitySqliteTest, WalCommittedTransactionsSurviveTheCut) {
   EXPECT_EQ(insert_then_cut("wal", sqlite_policy()), "ok\n3\n");
 }
 
-// In rollback-journal mode a commit is the journal's unlink; only synchronous=extra fsyncs the
-// directory after it (under full, SQLite documents that the last commit may roll back at a
-// power loss: durability_entries_test.cpp shows faultline reproduces exactly that).
 TEST_F(DurabilitySqliteTest, RollbackJournalCommittedTransactionsSurviveTheCut) {
   if (!file_exists(kSqlite)) GTEST_SKIP() << "sqlite3 is not installed";
-  EXPECT_EQ(insert_then_cut("delete", sqlite_policy(), "extra"), "ok\n3\n");
+  // In DELETE mode a commit is the journal's unlink, made durable before COMMIT returns only
+  // under synchronous=EXTRA (SQLite's documentation): under FULL the cut may roll the last
+  // commit back (ExplorePowercutSqliteTest.RollbackJournalUnderFullLosesTheLastCommit).
+  EXPECT_EQ(insert_then_cut("delete", sqlite_policy(), "pragma synchronous=extra;\n"), "ok\n3\n");
 }
 
 // The cut right after a commit's fsync (`when = "after"`): in WAL mode with synchronous=full the
