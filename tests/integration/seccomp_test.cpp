@@ -668,6 +668,38 @@ TEST_F(SeccompTest, RefusesWhatItCannotReach) {
   }
 }
 
+// Experiments and explore have the preload backend only (docs/limits.md): a static or Go
+// service is refused, with a message that says where it can be faulted.
+TEST_F(SeccompTest, ExperimentAndExploreSendAStaticProgramToRun) {
+  ASSERT_TRUE(write_file(path("e.toml"), R"(version = 1
+title = "a static service"
+[[service]]
+name = "static"
+command = [")" + kStatic + R"(", "loop", ")" +
+                                             path("e.dat") +
+                                             R"("]
+[[probe]]
+name = "p"
+command = ["true"]
+[steady_state]
+p = { success_rate = 0.5, window = "1s" }
+)"));
+  const RunResult e = faultline({"experiment", "run", path("e.toml")});
+  EXPECT_EQ(e.status(), 2) << e.out << e.err;
+  const std::string said = e.out + e.err;
+  EXPECT_NE(said.find("`faultline experiment` has the preload backend only"), std::string::npos)
+      << said;
+  EXPECT_NE(said.find("Run it with `faultline run`"), std::string::npos) << said;
+  EXPECT_FALSE(file_exists(path("e.dat"))) << "the service ran";
+
+  const RunResult x =
+      faultline({"explore", "--state", path("explore"), "--", kStatic, "file", path("x.txt")});
+  EXPECT_EQ(x.status(), 2) << x.out << x.err;
+  EXPECT_NE(x.err.find("`faultline explore` has the preload backend only"), std::string::npos)
+      << x.err;
+  EXPECT_NE(x.err.find("Run it with `faultline run`"), std::string::npos) << x.err;
+}
+
 TEST_F(SeccompTest, BackendChoice) {
   // The preload backend still refuses a static program, by flag or by policy.
   const RunResult flag =
