@@ -306,7 +306,7 @@ struct Session::Impl {
       name = launch::choose_session_name(options.session);
       const std::string program = launch::resolve_command(options.command.front());
       const std::string shim = choose_shim(options, recorded_shim);
-      launch::vet_program(program, shim, warnings);
+      launch::vet_program(program, shim, warnings, false, "the C++ API (faultline::Session)");
       const std::vector<std::string> base = base_environment(options.env);
       launch::check_not_disabled(base, !options.policy.empty() || !options.policy_file.empty(),
                                  warnings);

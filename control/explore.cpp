@@ -690,7 +690,7 @@ void Explorer::prepare() {
     throw_control_error(e.kind(), kStatusUsage, e.what());
   }
   std::vector<std::string> warnings;
-  launch::vet_program(program_, options_.shim, warnings);
+  launch::vet_program(program_, options_.shim, warnings, false, "`faultline explore`");
   for (auto& w : warnings) state_.warnings.push_back(std::move(w));
 }
 

@@ -187,7 +187,7 @@ std::optional<std::string> secure_exec_reason(const std::string& path, const str
 }
 
 void vet_elf(const std::string& shown, const ElfInfo& elf, const ElfInfo& shim,
-             const std::string& shim_path, bool seccomp) {
+             const std::string& shim_path, bool seccomp, std::string_view preload_only) {
   if (seccomp &&
       (elf.elf_class != shim.elf_class || elf.data != shim.data || elf.machine != shim.machine))
     fail(ErrorKind::kUnreachable, kStatusUsage,
@@ -203,6 +203,14 @@ void vet_elf(const std::string& shown, const ElfInfo& elf, const ElfInfo& shim,
   if (!elf.valid || (elf.type != ET_EXEC && elf.type != ET_DYN))
     fail(ErrorKind::kCannotExecute, kStatusCannotExecute,
          fmt::format("{}: not an executable this system can run", shown));
+  // The API and experiments have no seccomp backend: say where the program can be faulted.
+  if (!elf.has_interp && !seccomp && !preload_only.empty())
+    fail(ErrorKind::kUnreachable, kStatusUsage,
+         fmt::format("{} is statically linked (as Go programs usually are): no LD_PRELOAD "
+                     "library can reach it, and {} has the preload backend only. Run it with "
+                     "`faultline run`, whose seccomp backend reaches static and Go programs, or "
+                     "run a dynamically linked build",
+                     shown, preload_only));
   if (!elf.has_interp && !seccomp)
     fail(ErrorKind::kUnreachable, kStatusUsage,
          fmt::format("{} is statically linked: no LD_PRELOAD library can reach it, "
@@ -218,8 +226,8 @@ struct FdCloser {
 // Refuses CMD when the preload could not reach it; follows #! interpreters as the kernel does
 // (set-id bits on a script are ignored by Linux, so only the interpreter's count).
 void vet(const std::string& path, const std::string& shown, const ElfInfo& shim,
-         const std::string& shim_path, int depth, std::vector<std::string>& warnings,
-         bool seccomp) {
+         const std::string& shim_path, int depth, std::vector<std::string>& warnings, bool seccomp,
+         std::string_view preload_only) {
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     // Execute-only files run fine but cannot be inspected.
@@ -245,7 +253,7 @@ void vet(const std::string& path, const std::string& shown, const ElfInfo& shim,
                          "copy without that privilege",
                          shown, *reason));
     }
-    vet_elf(shown, *elf, shim, shim_path, seccomp);
+    vet_elf(shown, *elf, shim, shim_path, seccomp, preload_only);
     return;
   }
   if (depth >= kMaxInterpreterDepth)
@@ -256,7 +264,7 @@ void vet(const std::string& path, const std::string& shown, const ElfInfo& shim,
     fail(ErrorKind::kCannotExecute, kStatusCannotExecute,
          fmt::format("{}: bad interpreter {}: {}", shown, interpreter, errno_message(errno)));
   vet(interpreter, fmt::format("{} (the interpreter of {})", interpreter, shown), shim, shim_path,
-      depth + 1, warnings, seccomp);
+      depth + 1, warnings, seccomp, preload_only);
 }
 
 ElfInfo read_shim_elf(const std::string& shim) {
@@ -567,8 +575,8 @@ std::string resolve_command(const std::string& command) {
 }
 
 void vet_program(const std::string& program, const std::string& shim,
-                 std::vector<std::string>& warnings, bool seccomp) {
-  vet(program, program, read_shim_elf(shim), shim, 0, warnings, seccomp);
+                 std::vector<std::string>& warnings, bool seccomp, std::string_view preload_only) {
+  vet(program, program, read_shim_elf(shim), shim, 0, warnings, seccomp, preload_only);
 }
 
 // ---- the shim --------------------------------------------------------------------------------

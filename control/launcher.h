@@ -59,8 +59,11 @@ std::string resolve_command(const std::string& command);
 // A program that cannot be read (execute-only) is run anyway, with a warning added to
 // `warnings` (without a "faultline: " prefix). With `seccomp` (the seccomp backend) a
 // statically linked program is fine; set-id and other architectures are still refused.
+// `preload_only` names a caller that has no seccomp backend (the C++ API, experiments,
+// explore): its refusal of a static program then says to use `faultline run`.
 void vet_program(const std::string& program, const std::string& shim,
-                 std::vector<std::string>& warnings, bool seccomp = false);
+                 std::vector<std::string>& warnings, bool seccomp = false,
+                 std::string_view preload_only = {});
 
 // ---- the shim ------------------------------------------------------------------------------
 

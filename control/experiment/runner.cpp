@@ -195,7 +195,7 @@ bool Runner::start_service(Running& r, bool restart) {
     const std::string shim = launch::find_shim(launch::executable_shim_defaults());
     if (!restart) {
       std::vector<std::string> warnings;
-      launch::vet_program(program, shim, warnings);
+      launch::vet_program(program, shim, warnings, false, "`faultline experiment`");
       for (const auto& w : warnings) line(fmt::format("{} warning: {}", s.name, w));
       Policy policy;
       if (!s.policy_path.empty()) {

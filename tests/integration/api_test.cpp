@@ -297,6 +297,11 @@ TEST_F(ApiTest, StaticProgramIsUnreachable) {
   const auto e = caught([&] { faultline::Session s(options); });
   EXPECT_EQ(e.code(), faultline::Errc::unreachable) << e.what();
   EXPECT_NE(std::string(e.what()).find("statically linked"), std::string::npos) << e.what();
+  // The API has the preload backend only: the message says where such a program is faulted.
+  EXPECT_NE(std::string(e.what()).find("the C++ API (faultline::Session) has the preload backend"),
+            std::string::npos)
+      << e.what();
+  EXPECT_NE(std::string(e.what()).find("`faultline run`"), std::string::npos) << e.what();
 }
 
 TEST_F(ApiTest, EditErrorsChangeNothing) {

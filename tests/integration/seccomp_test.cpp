@@ -8,8 +8,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "harness.h"
@@ -21,9 +23,11 @@ const std::string kStatic = FL_STATIC_IO;
 #ifdef FL_GO_HTTPCHECK
 const std::string kGoHttp = FL_GO_HTTPCHECK;
 const std::string kGoFile = FL_GO_FILECHECK;
+const std::string kGoDns = FL_GO_DNSCHECK;
+const std::string kGoLoop = FL_GO_WRITELOOP;
 #define SKIP_WITHOUT_GO() (void)0
 #else
-const std::string kGoHttp, kGoFile;
+const std::string kGoHttp, kGoFile, kGoDns, kGoLoop;
 #define SKIP_WITHOUT_GO() GTEST_SKIP() << "go is not installed: the Go programs were not built"
 #endif
 
@@ -46,6 +50,69 @@ class Listener {
  private:
   int fd_ = -1;
   int port_ = 0;
+};
+
+// A DNS server on 127.0.0.1 (UDP) that answers every A query with kDnsAnswer and any other
+// query with no records: just enough of RFC 1035 for Go's resolver.
+constexpr unsigned char kDnsAnswer[4] = {10, 1, 2, 3};
+class DnsServer {
+ public:
+  DnsServer() {
+    fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sa;
+    const timeval tick{0, 100'000};  // so that the thread sees stop_ in time
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tick, sizeof tick);
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0 &&
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&sa), &len) == 0)
+      port_ = ntohs(sa.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~DnsServer() {
+    stop_ = true;
+    thread_.join();
+    close(fd_);
+  }
+  int port() const { return port_; }
+  int answered() const { return answered_; }
+
+ private:
+  void serve() {
+    for (int round = 0; round < 1200 && !stop_; ++round) {  // at most 2 minutes
+      unsigned char q[512];
+      sockaddr_in peer{};
+      socklen_t peer_len = sizeof peer;
+      const ssize_t n =
+          recvfrom(fd_, q, sizeof q, 0, reinterpret_cast<sockaddr*>(&peer), &peer_len);
+      if (n < 12) continue;
+      // The question: its name (labels up to a zero byte), then type and class.
+      std::size_t end = 12;
+      while (end < static_cast<std::size_t>(n) && q[end] != 0) end += q[end] + 1;
+      end += 5;
+      if (end > static_cast<std::size_t>(n)) continue;
+      const bool type_a = q[end - 4] == 0 && q[end - 3] == 1;
+      std::vector<unsigned char> r(q, q + end);
+      r[2] = 0x81;  // a response, recursion desired
+      r[3] = 0x80;  // recursion available, no error
+      r[4] = 0, r[5] = 1;
+      r[6] = 0, r[7] = type_a ? 1 : 0;
+      r[8] = r[9] = r[10] = r[11] = 0;  // no authority, no additional (EDNS dropped)
+      if (type_a) {
+        const unsigned char rr[] = {0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4};
+        r.insert(r.end(), rr, rr + sizeof rr);
+        r.insert(r.end(), kDnsAnswer, kDnsAnswer + 4);
+      }
+      if (sendto(fd_, r.data(), r.size(), 0, reinterpret_cast<sockaddr*>(&peer), peer_len) > 0)
+        ++answered_;
+    }
+  }
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> answered_{0};
+  std::thread thread_;
 };
 
 class SeccompTest : public IntegrationTest {
@@ -197,6 +264,126 @@ error = "ENOSPC"
       << full.err;
   const RunResult other = run_under(policy, {kGoFile, path("other.bin")});
   EXPECT_EQ(other.out, "write: ok\nsync: ok\n") << other.err;
+}
+
+// @dns of a program with its own resolver is @net on the DNS server's address: Go's resolver
+// (PreferGo) sends its queries on a UDP socket it connects to the server.
+class SeccompDnsTest : public SeccompTest {
+ protected:
+  RunResult resolve(const std::string& fault, const std::vector<std::string>& flags = {}) {
+    std::vector<std::string> command = {kGoDns, "-server", server_};
+    command.insert(command.end(), flags.begin(), flags.end());
+    command.push_back("db.faultline.test.");
+    return run_under("version = 1\n" + fault, command);
+  }
+  std::string at(const std::string& addr, const std::string& action) {
+    return "[[fault]]\nname = \"dns\"\ncalls = [\"@net\"]\naddr = \"" + addr + "\"\n" + action +
+           "\n";
+  }
+  DnsServer dns_;
+  const std::string server_ = "127.0.0.1:" + std::to_string(dns_.port());
+};
+
+TEST_F(SeccompDnsTest, UnfaultedTheGoResolverGetsTheAddress) {
+  SKIP_WITHOUT_GO();
+  ASSERT_NE(dns_.port(), 0);
+  const RunResult r = resolve(at("10.9.9.9:53", "error = \"ECONNREFUSED\""));
+  EXPECT_EQ(r.status(), 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "ok: 10.1.2.3\n") << r.err;
+  EXPECT_GE(dns_.answered(), 1);
+}
+
+TEST_F(SeccompDnsTest, RefusedServerIsTheGoResolversOwnError) {
+  SKIP_WITHOUT_GO();
+  ASSERT_NE(dns_.port(), 0);
+  const RunResult r = resolve(at(server_, "error = \"ECONNREFUSED\""));
+  EXPECT_EQ(r.status(), 1) << r.out << r.err;
+  EXPECT_TRUE(r.out.starts_with("error: lookup db.faultline.test")) << r.out << r.err;
+  EXPECT_NE(r.out.find("connection refused"), std::string::npos) << r.out << r.err;
+  EXPECT_EQ(dns_.answered(), 0);
+}
+
+TEST_F(SeccompDnsTest, DelayPastTheResolversDeadlineIsItsOwnTimeout) {
+  SKIP_WITHOUT_GO();
+  ASSERT_NE(dns_.port(), 0);
+  const auto start = std::chrono::steady_clock::now();
+  const RunResult r = resolve(at(server_, "delay = \"5s\""), {"-timeout", "700ms"});
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(r.status(), 1) << r.out << r.err;
+  EXPECT_TRUE(r.out.starts_with("error: lookup db.faultline.test")) << r.out << r.err;
+  EXPECT_NE(r.out.find("i/o timeout"), std::string::npos) << r.out << r.err;
+  EXPECT_LT(took, 4s);  // it gave up on its own deadline, not when the call was answered
+}
+
+// The recipe docs/policy.md gives for a real resolver: any server on port 53. The program asks
+// 127.0.0.1:53, where nothing of ours listens; the fault answers before anything is sent.
+TEST_F(SeccompDnsTest, AnyServerOnPort53) {
+  SKIP_WITHOUT_GO();
+  const RunResult r = run_under("version = 1\n" + at("*:53", "error = \"ENETUNREACH\""),
+                                {kGoDns, "-server", "127.0.0.1:53", "db.faultline.test."});
+  EXPECT_EQ(r.status(), 1) << r.out << r.err;
+  EXPECT_NE(r.out.find("network is unreachable"), std::string::npos) << r.out << r.err;
+}
+
+// ---- the TTL and panic reach a Go program ----------------------------------------------------
+
+TEST_F(SeccompTest, GoTtlEndsTheInjectedFailures) {
+  SKIP_WITHOUT_GO();
+  const RunResult r = run_under(R"(version = 1
+[safety]
+ttl = "1s"
+[[fault]]
+name = "eio"
+calls = ["write"]
+path = "*/ttl.dat"
+error = "EIO"
+)",
+                                {kGoLoop, "-n", "30", "-every", "100ms", path("ttl.dat")});
+  EXPECT_EQ(r.status(), 0) << r.out << r.err;
+  const std::vector<std::string> lines = split_lines(r.out);
+  ASSERT_EQ(lines.size(), 30u) << r.out << r.err;
+  // Failures first, then only successes: the TTL ended them and nothing brought them back.
+  std::size_t first_ok = lines.size();
+  for (std::size_t i = 0; i < lines.size(); ++i)
+    if (lines[i].ends_with(": ok")) {
+      first_ok = i;
+      break;
+    }
+  EXPECT_GE(first_ok, 1u) << r.out;   // about 10 writes fall inside the first second
+  EXPECT_LE(first_ok, 25u) << r.out;  // and the TTL did end them
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    const std::string prefix = "write " + std::to_string(i) + ": ";
+    EXPECT_TRUE(lines[i].starts_with(prefix)) << lines[i];
+    if (i < first_ok)
+      EXPECT_EQ(lines[i], prefix + "write " + path("ttl.dat") + ": input/output error");
+    else
+      EXPECT_EQ(lines[i], prefix + "ok");
+  }
+}
+
+TEST_F(SeccompTest, GoPanicReleasesAHeldWrite) {
+  SKIP_WITHOUT_GO();
+  const std::string name = session("seccomp-go-panic");
+  ASSERT_TRUE(write_file(path("policy.toml"), R"(version = 1
+[[fault]]
+name = "hold"
+calls = ["write"]
+path = "*/held.dat"
+delay = "120s"
+)"));
+  Background program;
+  ASSERT_TRUE(program.start({cli(), "run", "-s", name, "-p", path("policy.toml"), "--", kGoLoop,
+                             "-n", "3", "-every", "10ms", path("held.dat")}));
+  // Held: the first write does not come back.
+  EXPECT_FALSE(program.read_line(1s).has_value()) << program.err();
+  const auto start = std::chrono::steady_clock::now();
+  const RunResult panic = faultline({"panic", name});
+  EXPECT_EQ(panic.status(), 0) << panic.err;
+  EXPECT_EQ(program.read_line(5s).value_or("<nothing>"), "write 0: ok") << program.err();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+  EXPECT_EQ(program.read_line(5s).value_or("<nothing>"), "write 1: ok");
+  EXPECT_EQ(program.read_line(5s).value_or("<nothing>"), "write 2: ok");
+  EXPECT_EQ(program.stop(10s).status(), 0) << program.err();
 }
 
 // ---- a statically linked C program ----------------------------------------------------------
@@ -479,6 +666,38 @@ TEST_F(SeccompTest, RefusesWhatItCannotReach) {
     EXPECT_NE(r.err.find(c.says), std::string::npos) << c.fault << "\n" << r.err;
     EXPECT_EQ(r.out, "") << "the program must not run unfaulted";
   }
+}
+
+// Experiments and explore have the preload backend only (docs/limits.md): a static or Go
+// service is refused, with a message that says where it can be faulted.
+TEST_F(SeccompTest, ExperimentAndExploreSendAStaticProgramToRun) {
+  ASSERT_TRUE(write_file(path("e.toml"), R"(version = 1
+title = "a static service"
+[[service]]
+name = "static"
+command = [")" + kStatic + R"(", "loop", ")" +
+                                             path("e.dat") +
+                                             R"("]
+[[probe]]
+name = "p"
+command = ["true"]
+[steady_state]
+p = { success_rate = 0.5, window = "1s" }
+)"));
+  const RunResult e = faultline({"experiment", "run", path("e.toml")});
+  EXPECT_EQ(e.status(), 2) << e.out << e.err;
+  const std::string said = e.out + e.err;
+  EXPECT_NE(said.find("`faultline experiment` has the preload backend only"), std::string::npos)
+      << said;
+  EXPECT_NE(said.find("Run it with `faultline run`"), std::string::npos) << said;
+  EXPECT_FALSE(file_exists(path("e.dat"))) << "the service ran";
+
+  const RunResult x =
+      faultline({"explore", "--state", path("explore"), "--", kStatic, "file", path("x.txt")});
+  EXPECT_EQ(x.status(), 2) << x.out << x.err;
+  EXPECT_NE(x.err.find("`faultline explore` has the preload backend only"), std::string::npos)
+      << x.err;
+  EXPECT_NE(x.err.find("Run it with `faultline run`"), std::string::npos) << x.err;
 }
 
 TEST_F(SeccompTest, BackendChoice) {
