@@ -45,6 +45,7 @@ FdSlot g_fds[kFdSlots];
 // The log, opened once per process at a high fd number and checked by identity before each
 // use: the program may have closed it (closefrom) and reused the number.
 std::atomic<int> g_log_fd{-1};
+std::atomic<std::uint64_t> g_log_dev{0}, g_log_ino{0};
 std::atomic<std::uint32_t> g_seq{0};
 constexpr int kLogFdFloor = 700;
 // Prior contents are read and appended in chunks of this size (one record each).
@@ -59,6 +60,10 @@ class ErrnoKeep {
 
  private:
   int saved_;
+  // Tracking calls open, pread and writev, which are cancellation points, from noexcept code:
+  // a cancel acted on there would be a forced unwind through it (std::terminate). The program's
+  // own call, run outside, acts on the cancel where the kernel would (shim.h, CancelOff).
+  CancelOff no_cancel_;
 };
 
 const ControlHeader* header() noexcept {
@@ -92,19 +97,42 @@ void proc_fd_path(char* out, int fd) noexcept {
 
 // The program may close our fd (close, closefrom, close_range) or dup2 over it: each of those
 // wrappers forgets it (durable_fd_closed*), so that it is opened afresh and never mistaken for
-// the program's file that took its number. A raw close is the one way past (docs/limits.md).
+// the program's file that took its number. A raw close or dup3 gets past them: so the number
+// is also checked by identity (device, inode) before each record.
 int log_fd(const ControlHeader& h) noexcept {
   int fd = g_log_fd.load(std::memory_order_acquire);
-  if (fd >= 0) return fd;
-  char path[kLogPathMax + 8];
-  if (!join(path, sizeof path, h.undo_dir, kUndoLogName)) return -1;
+  if (fd >= 0) {
+    // Still the log? A number the program closed behind the wrappers' back (a raw close, a
+    // closefrom racing this write) may now be one of its files: records must never land there.
+    struct stat st;
+    if (fstat(fd, &st) == 0 && st.st_dev == g_log_dev.load(std::memory_order_relaxed) &&
+        st.st_ino == g_log_ino.load(std::memory_order_relaxed))
+      return fd;
+    g_log_fd.compare_exchange_strong(fd, -1, std::memory_order_acq_rel);
+  }
+  Scratch scratch;
+  char* path = scratch.get();
+  if (!path || !join(path, Scratch::kBytes, h.undo_dir, kUndoLogName)) return -1;
   int opened = FL_REAL(open)(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
   if (opened < 0) return -1;
-  const int high = FL_REAL(fcntl)(opened, F_DUPFD_CLOEXEC, reinterpret_cast<void*>(kLogFdFloor));
-  if (high >= 0) {
-    FL_REAL(close)(opened);
-    opened = high;
+  // Out of the program's way: a high number, never one of the low numbers a daemon that closed
+  // its stdio expects open() to give it. Under a small RLIMIT_NOFILE, lower floors; none at
+  // all, and tracking stops rather than holding a number the program counts on.
+  int high = -1;
+  for (long floor : {long{kLogFdFloor}, 256L, 64L, 10L}) {
+    high = FL_REAL(fcntl)(opened, F_DUPFD_CLOEXEC, reinterpret_cast<void*>(floor));
+    if (high >= 0) break;
   }
+  FL_REAL(close)(opened);
+  if (high < 0) return -1;
+  opened = high;
+  struct stat st;
+  if (fstat(opened, &st) != 0) {
+    FL_REAL(close)(opened);
+    return -1;
+  }
+  g_log_dev.store(st.st_dev, std::memory_order_relaxed);
+  g_log_ino.store(st.st_ino, std::memory_order_relaxed);
   int expected = -1;
   if (!g_log_fd.compare_exchange_strong(expected, opened, std::memory_order_acq_rel)) {
     FL_REAL(close)(opened);  // another thread opened it first
@@ -125,6 +153,7 @@ void forget_log_fd(unsigned first, unsigned last) noexcept {
 // One record, whole or not at all from the reader's point of view.
 bool append(const ControlHeader& h, UndoHeader& rec, const void* payload,
             std::size_t size) noexcept {
+  CancelOff no_cancel;
   const int fd = log_fd(h);
   if (fd < 0) return false;
   rec.magic = kUndoMagic;
@@ -203,6 +232,7 @@ bool make_known(const ControlHeader& h, int fd, const struct stat& st) noexcept 
 
 // Reads [off, off + n) of the inode behind fd; a write-only fd is read through /proc.
 ssize_t read_prior(int fd, void* buf, std::size_t n, std::int64_t off) noexcept {
+  CancelOff no_cancel;
   ssize_t r = FL_REAL(pread64)(fd, buf, n, off);
   if (r >= 0 || errno != EBADF) return r;
   char proc[32];
@@ -277,7 +307,7 @@ bool ensure_known(const ControlHeader& h, int fd, FdSlot& slot, const struct sta
 bool absolute(char* out, int dirfd, const char* path) noexcept {
   // The program's pointer, not yet seen by the kernel: a wild one is the kernel's EFAULT to
   // report, never a fault in the shim.
-  if (!path || safe_string_readable(path, Scratch::kBytes) == SafeCopy::kFault) return false;
+  if (!path || safe_string_readable(path, Scratch::kBytes) != SafeCopy::kOk) return false;
   const std::size_t plen = std::strlen(path);
   std::size_t base = 0;
   if (path[0] != '/') {
@@ -320,13 +350,17 @@ bool tracked_path(const ControlHeader& h, const char* abs) noexcept {
 }
 
 // The parent directory of an absolute path.
+// Its own scratch, not the stack: a signal handler's unlink may get here (reliability.md's
+// handler-stack budget).
 bool parent_of(const char* abs, struct stat& st) noexcept {
   const char* slash = std::strrchr(abs, '/');
   if (!slash) return false;
-  char dir[PATH_MAX];
+  Scratch scratch;
+  char* dir = scratch.get();
+  if (!dir) return false;
   std::size_t n = static_cast<std::size_t>(slash - abs);
   if (n == 0) n = 1;
-  if (n >= sizeof dir) return false;
+  if (n >= Scratch::kBytes) return false;
   std::memcpy(dir, abs, n);
   dir[n] = '\0';
   return stat(dir, &st) == 0;
@@ -591,9 +625,11 @@ bool hide(const ControlHeader& h, const char* abs, char (&hidden)[64]) noexcept 
   hidden[0] = '\0';
   if (lstat(abs, &st) != 0 || S_ISDIR(st.st_mode)) return false;
   undo_inode_name(hidden, st.st_dev, st.st_ino);
-  char path[kLogPathMax + 64];
-  if (!join(path, sizeof path, h.undo_dir, hidden)) return false;
-  if (linkat(AT_FDCWD, abs, AT_FDCWD, path, 0) == 0 || errno == EEXIST) return true;
+  Scratch scratch;
+  char* path = scratch.get();
+  if (!path || !join(path, Scratch::kBytes, h.undo_dir, hidden)) return false;
+  // The real call: through the wrapper, the hidden link would be recorded as the program's.
+  if (FL_REAL(linkat)(AT_FDCWD, abs, AT_FDCWD, path, 0) == 0 || errno == EEXIST) return true;
   diag("faultline: power cuts: cannot keep %s in %s (%s): a cut will not restore it", abs,
        h.undo_dir, error_text(errno));
   hidden[0] = '\0';

@@ -69,8 +69,11 @@ FL_EXPORT int sync_file_range(int fd, off64_t off, off64_t nbytes, unsigned int 
     if (!armed(kFamFsync)) return real();
     return fd_sync_slow(kCall_sync_file_range, fd, real);
   }
-  return tracked_sync(kCall_sync_file_range, fd, SyncKind::kRange, off,
-                      nbytes > 0 ? static_cast<std::uint64_t>(nbytes) : 0, real);
+  // nbytes 0: from off to the end of the file (whatever it is when the sync runs).
+  const std::uint64_t len = nbytes > 0 ? static_cast<std::uint64_t>(nbytes)
+                            : off >= 0 ? static_cast<std::uint64_t>(INT64_MAX - off)
+                                       : 0;
+  return tracked_sync(kCall_sync_file_range, fd, SyncKind::kRange, off, len, real);
 }
 
 FL_EXPORT int syncfs(int fd) {

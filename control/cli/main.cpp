@@ -190,7 +190,8 @@ void add_doctor(CLI::App& app, Args& a, Dispatch& dispatch) {
   doctor->add_option("CMD", a.words, "The command (and its arguments), after --");
   doctor->footer(
       "Example: faultline doctor -- curl\n"
-      "Exit status: 0 the preload reaches CMD, 1 it cannot, 2 bad usage (no CMD, not found, not "
+      "Exit status: 0 the preload or the seccomp backend reaches CMD, 1 neither does, 2 bad usage "
+      "(no CMD, not found, not "
       "an ELF executable).");
   dispatch.add(doctor, [&a] { return fc::doctor_command(a.words, a.json); });
 }

@@ -329,9 +329,10 @@ void parse_step(Loader& l, const toml::table& t, Experiment& e,
   if (const auto* n = t.get("powercut")) {
     ++actions;
     l.error(*n,
-            "powercut is not available yet: it needs the durability work (policy.md, "
-            "\"Durability\"); use kill with signal = \"SIGKILL\" for a crash without the lost "
-            "writes");
+            "powercut steps are not available in experiments yet (their services get no undo "
+            "area): run the service under `faultline run` with [durability] and cut it with "
+            "`faultline powercut SESSION`, or use kill with signal = \"SIGKILL\" for a crash "
+            "without the lost writes");
   }
   if (actions != 1)
     l.error(t,

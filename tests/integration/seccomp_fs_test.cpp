@@ -170,6 +170,7 @@ calls = ["close"]
   EXPECT_NE(refused.err.find("`error` on close"), std::string::npos) << refused.err;
   EXPECT_EQ(refused.out, "");
 
+  const auto start = std::chrono::steady_clock::now();
   const RunResult delayed = go_fs(R"(version = 1
 [[fault]]
 name = "c"
@@ -178,6 +179,7 @@ path = "*/a.txt"
 delay = "200ms"
 )",
                                   d);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 200ms);  // the close was held
   EXPECT_EQ(delayed.status(), 0) << delayed.out << delayed.err;
   EXPECT_TRUE(has(delayed, "close: ok")) << delayed.out << delayed.err;
   EXPECT_TRUE(has(delayed, "rename: ok")) << delayed.out;

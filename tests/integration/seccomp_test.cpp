@@ -179,14 +179,14 @@ TEST_F(SeccompTest, GoHttpDelayedConnectFiresTheClientsOwnTimeout) {
 [[fault]]
 name = "slow"
 calls = ["connect"]
-delay = "5s"
+delay = "60s"
 )",
                                 {kGoHttp, "-timeout", "500ms"});
   const auto took = std::chrono::steady_clock::now() - start;
   EXPECT_EQ(r.status(), 1) << r.out << r.err;
   EXPECT_NE(r.out.find("Client.Timeout exceeded"), std::string::npos) << r.out << r.err;
   // The program ended on its own timeout, not after the held call was answered.
-  EXPECT_LT(took, 4s);
+  EXPECT_LT(took, 20s);
 }
 
 TEST_F(SeccompTest, GoHttpConnectLatencyFiresTheClientsOwnTimeout) {
@@ -307,12 +307,12 @@ TEST_F(SeccompDnsTest, DelayPastTheResolversDeadlineIsItsOwnTimeout) {
   SKIP_WITHOUT_GO();
   ASSERT_NE(dns_.port(), 0);
   const auto start = std::chrono::steady_clock::now();
-  const RunResult r = resolve(at(server_, "delay = \"5s\""), {"-timeout", "700ms"});
+  const RunResult r = resolve(at(server_, "delay = \"60s\""), {"-timeout", "700ms"});
   const auto took = std::chrono::steady_clock::now() - start;
   EXPECT_EQ(r.status(), 1) << r.out << r.err;
   EXPECT_TRUE(r.out.starts_with("error: lookup db.faultline.test")) << r.out << r.err;
   EXPECT_NE(r.out.find("i/o timeout"), std::string::npos) << r.out << r.err;
-  EXPECT_LT(took, 4s);  // it gave up on its own deadline, not when the call was answered
+  EXPECT_LT(took, 20s);  // it gave up on its own deadline, not when the call was answered
 }
 
 // The recipe docs/policy.md gives for a real resolver: any server on port 53. The program asks
@@ -331,17 +331,17 @@ TEST_F(SeccompTest, GoTtlEndsTheInjectedFailures) {
   SKIP_WITHOUT_GO();
   const RunResult r = run_under(R"(version = 1
 [safety]
-ttl = "1s"
+ttl = "3s"
 [[fault]]
 name = "eio"
 calls = ["write"]
 path = "*/ttl.dat"
 error = "EIO"
 )",
-                                {kGoLoop, "-n", "30", "-every", "100ms", path("ttl.dat")});
+                                {kGoLoop, "-n", "60", "-every", "100ms", path("ttl.dat")});
   EXPECT_EQ(r.status(), 0) << r.out << r.err;
   const std::vector<std::string> lines = split_lines(r.out);
-  ASSERT_EQ(lines.size(), 30u) << r.out << r.err;
+  ASSERT_EQ(lines.size(), 60u) << r.out << r.err;
   // Failures first, then only successes: the TTL ended them and nothing brought them back.
   std::size_t first_ok = lines.size();
   for (std::size_t i = 0; i < lines.size(); ++i)
@@ -349,8 +349,8 @@ error = "EIO"
       first_ok = i;
       break;
     }
-  EXPECT_GE(first_ok, 1u) << r.out;   // about 10 writes fall inside the first second
-  EXPECT_LE(first_ok, 25u) << r.out;  // and the TTL did end them
+  EXPECT_GE(first_ok, 1u) << r.out;   // about 30 writes fall inside the first 3 s
+  EXPECT_LE(first_ok, 50u) << r.out;  // and the TTL did end them
   for (std::size_t i = 0; i < lines.size(); ++i) {
     const std::string prefix = "write " + std::to_string(i) + ": ";
     EXPECT_TRUE(lines[i].starts_with(prefix)) << lines[i];
@@ -380,7 +380,7 @@ delay = "120s"
   const RunResult panic = faultline({"panic", name});
   EXPECT_EQ(panic.status(), 0) << panic.err;
   EXPECT_EQ(program.read_line(5s).value_or("<nothing>"), "write 0: ok") << program.err();
-  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);  // long before the 120 s hold
   EXPECT_EQ(program.read_line(5s).value_or("<nothing>"), "write 1: ok");
   EXPECT_EQ(program.read_line(5s).value_or("<nothing>"), "write 2: ok");
   EXPECT_EQ(program.stop(10s).status(), 0) << program.err();

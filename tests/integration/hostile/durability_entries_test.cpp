@@ -148,7 +148,20 @@ TEST_F(DurabilityEntriesTest, AnODirectFileIsNamedAtOpen) {
   if (r.err.find("Invalid argument") != std::string::npos)
     GTEST_SKIP() << "this file system refuses O_DIRECT: " << r.err;
   EXPECT_EQ(r.status(), 0) << r.err;
+  EXPECT_EQ(read_file(path("data/direct")).value_or("<none>"), std::string(4096, '\0'));
   EXPECT_NE(r.err.find(path("data/direct") + " is opened O_DIRECT"), std::string::npos) << r.err;
+}
+
+// The undo log's fd number taken over by the program behind the shim's back (raw close and
+// dup3): no undo record may land in the program's file.
+TEST_F(DurabilityEntriesTest, TheUndoLogNeverWritesIntoAFileThatTookItsNumber) {
+  ASSERT_TRUE(write_file(path("data/t"), "0123456789"));
+  const std::string p = policy("calls = [\"@open\"]\npath = \"*/never\"\n");
+  const RunResult r = run_under(
+      p, {std::string(FL_PROGRAMS_DIR) + "/fl_undo_fd_thief", path("data/t"), path("mine")});
+  EXPECT_EQ(r.status(), 0) << r.err;
+  EXPECT_EQ(r.out, "mine: 5\n") << r.err;
+  EXPECT_EQ(read_file(path("mine")).value_or("<none>"), "mine\n");
 }
 
 }  // namespace

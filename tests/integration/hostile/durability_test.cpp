@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <string>
 #include <thread>
 
@@ -177,12 +178,12 @@ TEST_F(PowercutCliTest, SyncAndSyncfsMakeEarlierWritesDurable) {
 TEST_F(PowercutCliTest, PowercutWithoutRunRevertsItself) {
   ASSERT_TRUE(write_file(path("d/data"), "old\n"));
   const std::string name = session("stray");
-  const RunResult r =
-      faultline({"run", "-s", name, "-p", policy(), "--", "/bin/sh", "-c",
-                 // CMD ends only once the daemon has joined the session and written (bounded: 5 s).
-                 "setsid /bin/sh -c 'printf stray > " + path("d/data") +
-                     "; sleep 30' >/dev/null 2>&1 & i=0; while [ \"$(cat " + path("d/data") +
-                     ")\" != stray ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done"});
+  const RunResult r = faultline(
+      {"run", "-s", name, "-p", policy(), "--", "/bin/sh", "-c",
+       // CMD ends only once the daemon has joined the session and written (bounded: 5 s).
+       "setsid /bin/sh -c 'echo $$ > " + path("stray.pid") + "; printf stray > " + path("d/data") +
+           "; exec sleep 30' >/dev/null 2>&1 & i=0; while [ \"$(cat " + path("d/data") +
+           ")\" != stray ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done"});
   EXPECT_EQ(r.status(), 0) << r.err;
   for (int i = 0; i < 100 && read_file(path("d/data")).value_or("") != "stray"; ++i)
     std::this_thread::sleep_for(50ms);
@@ -191,6 +192,18 @@ TEST_F(PowercutCliTest, PowercutWithoutRunRevertsItself) {
   EXPECT_EQ(cut.exit_code, 0) << cut.err;
   EXPECT_NE(cut.out.find("power cut lost"), std::string::npos) << cut.out;
   EXPECT_EQ(read_file(path("d/data")).value_or("<none>"), "old\n") << cut.out;
+  // The stray daemon is dead (killed by the cut, not left sleeping).
+  const pid_t stray = std::atoi(read_file(path("stray.pid")).value_or("0").c_str());
+  ASSERT_GT(stray, 0);
+  // Gone, or a zombie its new parent has not reaped yet: not running either way.
+  auto dead = [&] {
+    const std::string stat = read_file("/proc/" + std::to_string(stray) + "/stat").value_or("");
+    const std::size_t paren = stat.rfind(')');
+    return stat.empty() || (paren != std::string::npos && stat.compare(paren, 3, ") Z") == 0);
+  };
+  bool gone = false;
+  for (int i = 0; i < 100 && !(gone = dead()); ++i) std::this_thread::sleep_for(50ms);  // 5 s
+  EXPECT_TRUE(gone) << "pid " << stray;
 }
 
 TEST_F(PowercutCliTest, NoSuchSessionIsExit1) {
@@ -212,6 +225,8 @@ TEST_F(PowercutCliTest, RunJsonListsWhatTheCutLost) {
   EXPECT_NE(events.find("\"lost\":{\"bytes_lost\":"), std::string::npos) << events;
   EXPECT_NE(r.err.find("\"powercut\":{\"bytes_lost\":"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("\"exit_status\":137"), std::string::npos) << r.err;
+  // And on disk: the unsynced append and overwrite are gone.
+  EXPECT_EQ(read_file(path("d/data")).value_or("<none>"), "durable\n");
 }
 
 // sqlite3: a database made (without faultline) in WAL or rollback-journal mode, then three
@@ -295,7 +310,13 @@ TEST_F(DurabilitySqliteTest, WalWithLyingFsyncLosesCommittedRows) {
 TEST_F(DurabilitySqliteTest, RollbackWithLyingFsyncLosesCommittedRows) {
   if (!file_exists(kSqlite)) GTEST_SKIP() << "sqlite3 is not installed";
   const std::string after = insert_then_cut("delete", sqlite_policy(kLyingFsync));
-  EXPECT_NE(after, "ok\n3\n");
+  // sqlite3 still opens the file and counts, and fewer than the three committed rows are
+  // there (a missing database or an error would be no evidence of lost rows).
+  ASSERT_TRUE(after.starts_with("ok\n") || after.find("no such table") != std::string::npos)
+      << after;
+  EXPECT_TRUE(after == "ok\n0\n" || after == "ok\n1\n" || after == "ok\n2\n" ||
+              after.find("no such table") != std::string::npos)
+      << after;
 }
 
 }  // namespace

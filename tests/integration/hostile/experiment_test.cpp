@@ -159,8 +159,7 @@ powercut = "api"
   EXPECT_NE(r.err.find(f + ":22:19: expect.during names unknown probe 'nope'"), std::string::npos)
       << r.err;
   EXPECT_NE(r.err.find(f + ":9:11: command: no-such-program-here: "), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("powercut is not available yet: it needs the durability work"),
-            std::string::npos)
+  EXPECT_NE(r.err.find("powercut steps are not available in experiments yet"), std::string::npos)
       << r.err;
   // `run` refuses the same file the same way, starting nothing.
   const RunResult run = faultline({"experiment", "run", path("bad.toml")});
