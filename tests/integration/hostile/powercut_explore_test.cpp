@@ -221,9 +221,20 @@ TEST_F(ExplorePowercutTest, FailingRecoverIsAFinding) {
 }
 
 TEST_F(ExplorePowercutTest, ResumesWhereItStopped) {
-  const std::vector<std::string> args = {
-      "-p", path("cut.toml"), "--powercut", "--check", kCheck, "--json", "-q",
-      "--", "/bin/sh",        "-c",         unsafe(2)};
+  // Every start of the program leaves a line here, so the second explore's starts can be
+  // counted: its 7 runs and no recording run.
+  const std::string starts = path("starts");
+  const std::vector<std::string> args = {"-p",
+                                         path("cut.toml"),
+                                         "--powercut",
+                                         "--check",
+                                         kCheck,
+                                         "--json",
+                                         "-q",
+                                         "--",
+                                         "/bin/sh",
+                                         "-c",
+                                         "echo start >> '" + starts + "' && " + unsafe(2)};
   std::vector<std::string> first = {"--max-runs", "5"};
   first.insert(first.end(), args.begin(), args.end());
   const RunResult a = explore(first);
@@ -231,6 +242,8 @@ TEST_F(ExplorePowercutTest, ResumesWhereItStopped) {
   const Facts fa = facts(a);
   ASSERT_EQ(fa.runs.size(), 5u) << a.out;
   EXPECT_GT(fa.untried, 0u);
+  const std::size_t starts_before = count_substr(read_file(starts).value_or(""), "start");
+  EXPECT_EQ(starts_before, 6u);  // the recording run and 5 cuts
 
   const RunResult b = explore(args);
   ASSERT_EQ(b.status(), 1) << b.err;
@@ -238,8 +251,8 @@ TEST_F(ExplorePowercutTest, ResumesWhereItStopped) {
   EXPECT_EQ(fb.runs.size(), 12u) << b.out;  // 5 kept, 7 more: not 12 more
   EXPECT_EQ(fb.untried, 0u);
   for (std::size_t i = 0; i < fa.runs.size(); ++i) EXPECT_EQ(fa.runs[i], fb.runs[i]);
-  // The recording run was not made again.
-  EXPECT_EQ(count_substr(b.err, "recording run"), 0u) << b.err;
+  // The recording run was not made again: 7 starts, one per new cut.
+  EXPECT_EQ(count_substr(read_file(starts).value_or(""), "start") - starts_before, 7u);
 }
 
 // A run killed at the timeout takes `faultline run` with it before it could remove its session:
