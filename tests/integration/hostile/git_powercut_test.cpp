@@ -11,6 +11,7 @@
 // the cuts land between them: the states in which git promises a consistent repository.
 #include <string>
 
+#include "explore_report.h"
 #include "harness.h"
 
 namespace fltest {
@@ -63,6 +64,10 @@ TEST_F(DurabilityGitTest, CutDuringCommitLeavesARepositoryFsckAccepts) {
   EXPECT_EQ(r.status(), 0) << r.err << r.out;
   EXPECT_NE(r.out.find("No findings: every cut was survived."), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("Finding"), std::string::npos) << r.out;
+  // git's fsyncs of objects, refs, the index and their directories: every one was cut at.
+  EXPECT_GE(powercut_points_found(r.out), 20u) << r.out;
+  EXPECT_GE(powercut_runs_made(r.out), 2 * powercut_points_found(r.out))
+      << r.out;  // before and after
 }
 
 }  // namespace

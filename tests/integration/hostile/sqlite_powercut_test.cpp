@@ -13,6 +13,7 @@
 
 #include <string>
 
+#include "explore_report.h"
 #include "harness.h"
 
 namespace fltest {
@@ -90,6 +91,11 @@ TEST_F(ExplorePowercutSqliteTest, RollbackJournalUnderExtraKeepsEveryCommit) {
   EXPECT_EQ(r.status(), 0) << r.err << r.out;
   EXPECT_NE(r.out.find("No findings: every cut was survived."), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("Finding"), std::string::npos) << r.out;
+  // Five transactions, each with syncs before and after: a "no findings" from a handful of
+  // cuts would prove little.
+  EXPECT_GE(powercut_points_found(r.out), 10u) << r.out;
+  EXPECT_GE(powercut_runs_made(r.out), 2 * powercut_points_found(r.out))
+      << r.out;  // before and after
 }
 
 TEST_F(ExplorePowercutSqliteTest, WalKeepsEveryCommit) {
@@ -97,6 +103,11 @@ TEST_F(ExplorePowercutSqliteTest, WalKeepsEveryCommit) {
   EXPECT_EQ(r.status(), 0) << r.err << r.out;
   EXPECT_NE(r.out.find("No findings: every cut was survived."), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("Finding"), std::string::npos) << r.out;
+  // Five transactions, each with syncs before and after: a "no findings" from a handful of
+  // cuts would prove little.
+  EXPECT_GE(powercut_points_found(r.out), 10u) << r.out;
+  EXPECT_GE(powercut_runs_made(r.out), 2 * powercut_points_found(r.out))
+      << r.out;  // before and after
 }
 
 // The same workload on a drive that acknowledges fsync without syncing: a cut after a
