@@ -32,8 +32,7 @@ enum SlotFlags : std::uint32_t {
   kSlotTracked = 1u << 0,
   kSlotKnown = 1u << 1,       // this process wrote its kUndoFile record and hidden link
   kSlotSyncWrites = 1u << 2,  // O_SYNC/O_DSYNC: each write is durable when it returns
-  kSlotAppend = 1u << 3,
-  kSlotLearnt = 1u << 4,  // stdio's fd, looked at once: dev/ino say which file that was
+  kSlotLearnt = 1u << 4,      // stdio's fd, looked at once: dev/ino say which file that was
 };
 struct FdSlot {
   std::atomic<std::uint64_t> dev;
@@ -407,8 +406,7 @@ void durable_open_after(const DurableOpen& op, int fd) noexcept {
     FdSlot& slot = g_fds[fd];
     slot.dev.store(st.st_dev, std::memory_order_relaxed);
     slot.ino.store(st.st_ino, std::memory_order_relaxed);
-    slot.flags.store(kSlotTracked | ((op.flags & O_DSYNC) ? kSlotSyncWrites : 0u) |
-                         ((op.flags & O_APPEND) ? kSlotAppend : 0u),
+    slot.flags.store(kSlotTracked | ((op.flags & O_DSYNC) ? kSlotSyncWrites : 0u),
                      std::memory_order_relaxed);
     // On hardware an O_DIRECT write is on the device once acknowledged (drive cache aside);
     // here it is undone like any unsynced write. Said, so that such a finding is weighed.
@@ -444,9 +442,13 @@ std::int64_t durable_before_write(int fd, std::int64_t off, std::uint64_t len) n
   struct stat st;
   FdSlot* slot = tracked_slot(fd, st);
   if (!slot) return off;
-  if (off < 0) {
-    off = (slot->flags.load(std::memory_order_relaxed) & kSlotAppend) ? st.st_size
-                                                                      : lseek(fd, 0, SEEK_CUR);
+  // O_APPEND as the fd has it now, not as it was opened: fcntl(F_SETFL) changes it. Linux
+  // appends a pwrite on an O_APPEND fd too (pwrite(2), BUGS), whatever its offset says.
+  const int fl = FL_REAL(fcntl)(fd, F_GETFL, nullptr);
+  if (off == kDurableAtEnd || (fl >= 0 && (fl & O_APPEND))) {
+    off = st.st_size;
+  } else if (off < 0) {
+    off = lseek(fd, 0, SEEK_CUR);
     if (off < 0) off = st.st_size;
   }
   if (!ensure_known(*h, fd, *slot, st) || !save_range(*h, fd, st, off, len))
@@ -511,9 +513,9 @@ bool learn_stream_fd(const ControlHeader& h, int fd) noexcept {
   if (n > 0) path[n] = '\0';
   const int fl = n > 0 ? FL_REAL(fcntl)(fd, F_GETFL, nullptr) : -1;
   const bool tracked = n > 0 && fl >= 0 && (fl & O_ACCMODE) != O_RDONLY && tracked_path(h, path);
-  slot.flags.store(tracked ? kSlotTracked | ((fl & O_APPEND) ? kSlotAppend : 0u) |
-                                 ((fl & O_DSYNC) ? kSlotSyncWrites : 0u)
-                           : kSlotLearnt,
+  // O_DSYNC is fixed at open (F_SETFL cannot change it); O_APPEND is not, so it is read at
+  // each write instead.
+  slot.flags.store(tracked ? kSlotTracked | ((fl & O_DSYNC) ? kSlotSyncWrites : 0u) : kSlotLearnt,
                    std::memory_order_relaxed);
   return tracked;
 }

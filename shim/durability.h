@@ -13,7 +13,8 @@
 // given, right after the real call, so that a crash or power cut `when = "after"` finds it
 // recorded (see open.cpp's durable_open and sync.cpp's tracked_sync):
 //   write-like:   durable_before_write(fd, off, len) just before the real write
-//                 (off = -1: at the fd's position, or its end under O_APPEND); also for
+//                 (off = -1: at the fd's position; kDurableAtEnd: at the end, RWF_APPEND;
+//                 at the end whatever `off` says while the fd has O_APPEND); also for
 //                 fallocate(PUNCH_HOLE/ZERO_RANGE) over [off, off + len)
 //   truncation:   durable_size_change(fd, new_size) just before ftruncate (and fallocate that
 //                 grows the file); durable_path_size_change(dirfd, path, new_size) before truncate
@@ -35,6 +36,10 @@
 namespace faultline::shim {
 
 inline bool durability_on() noexcept { return armed(kFamDurable); }
+
+// durable_before_write's `off` for a write the caller appends whatever the fd's offset
+// (pwritev2 with RWF_APPEND).
+inline constexpr std::int64_t kDurableAtEnd = -2;
 
 // Open: `before` resolves the path and saves what O_TRUNC would destroy; `after` learns the
 // new fd (tracked when writable, regular and under a tracked path) and records a creation.

@@ -284,7 +284,8 @@ FL_EXPORT ssize_t pwritev2(int fd, const struct iovec* iov, int cnt, off_t off, 
       kCall_pwritev2, fd, iov, cnt, [fd, off, flags](const struct iovec* v, int c) {
         if (!durability_on()) return FL_REAL(pwritev2)(fd, v, c, off, flags);
         // off -1: the fd's position, as pwritev2 itself reads it.
-        return durable_write(fd, off < 0 ? -1 : off, iov_bytes(v, c), rwf_sync(flags),
+        const std::int64_t at = (flags & RWF_APPEND) ? kDurableAtEnd : off < 0 ? -1 : off;
+        return durable_write(fd, at, iov_bytes(v, c), rwf_sync(flags),
                              [&] { return FL_REAL(pwritev2)(fd, v, c, off, flags); });
       });
 }

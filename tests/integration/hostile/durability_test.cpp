@@ -56,6 +56,17 @@ TEST_F(DurabilityTest, UnsyncedAppendAndOverwriteAreLostSyncedDataSurvives) {
   EXPECT_NE(r.err.find("power cut lost"), std::string::npos) << r.err;
 }
 
+// O_APPEND is read when the write happens, not when the file was opened: cleared with
+// fcntl(F_SETFL), the write overwrites the start, and the cut must put the start back; gained
+// the same way (or asked for with RWF_APPEND), the write appends, and the cut removes it.
+TEST_F(DurabilityTest, AppendFlagChangedAfterOpenIsTrackedAsItIsNow) {
+  ASSERT_TRUE(write_file(path("d/data"), "old contents\n"));
+  const RunResult r = writer(policy(), "setfl");
+  EXPECT_EQ(r.status(), 137) << r.err;
+  EXPECT_NE(r.out.find("wrote"), std::string::npos) << r.out << r.err;
+  EXPECT_EQ(read_file(path("d/data")).value_or("<none>"), "durable\n");
+}
+
 // Without [durability] the same program loses nothing on disk: the cut only kills.
 TEST_F(DurabilityTest, PowercutWithoutDurabilityKillsAndLosesNothing) {
   ASSERT_TRUE(write_file(path("d/data"), "old contents\n"));

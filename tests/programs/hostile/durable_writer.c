@@ -10,6 +10,11 @@
  *                                  first), fsync again (succeeds)
  *   durable_writer ROOT multi      two processes overwrite halves of ROOT/d/data, unsynced
  *   durable_writer ROOT stdio      fprintf + fflush to ROOT/d/data after its fsynced start
+ *   durable_writer ROOT setfl      ROOT/d/data opened O_APPEND, "durable\n" + fsync, then
+ *                                  O_APPEND cleared with fcntl(F_SETFL) and "XX" written over
+ *                                  its start, never synced (the shim must not go on taking
+ *                                  the fd for an appending one); then a second fd gains
+ *                                  O_APPEND the same way and appends, and pwritev2 RWF_APPEND
  * Prints what each step returned, so the test can see the program believed it was safe. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -17,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -103,6 +109,22 @@ int main(int argc, char** argv) {
     waitpid(child, &status, 0);
     must(pwrite(fd, "PPPP", 4, 0) == 4, "parent pwrite");
     printf("both wrote\n");
+    cut();
+  } else if (strcmp(mode, "setfl") == 0) {
+    int fd = open(data, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
+    must(fd >= 0, "open");
+    put(fd, "durable\n");
+    must(fsync(fd) == 0, "fsync");
+    must(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_APPEND) == 0, "F_SETFL");
+    must(lseek(fd, 0, SEEK_SET) == 0, "lseek");
+    put(fd, "XX");
+    int other = open(data, O_WRONLY);
+    must(other >= 0, "open again");
+    must(fcntl(other, F_SETFL, fcntl(other, F_GETFL) | O_APPEND) == 0, "F_SETFL append");
+    put(other, "lost-append\n");
+    struct iovec v = {(void*)"lost-rwf\n", 9};
+    must(pwritev2(other, &v, 1, 0, RWF_APPEND) == 9, "pwritev2 RWF_APPEND");
+    printf("wrote\n");
     cut();
   } else if (strcmp(mode, "stdio") == 0) {
     FILE* f = fopen(data, "w");
