@@ -97,8 +97,8 @@ int powercut_command(const std::string& session_name) {
                left.size(), left.size() == 1 ? "" : "es", session->name());
   if (owned) {
     fmt::print(
-        "{}: power cut; faultline run (pid {}) reverts the tracked files and reports "
-        "what was lost\n",
+        "{}: power cut; faultline (pid {}), which started it, reverts the tracked files and "
+        "reports what was lost\n",
         session->name(), owner);
     return kExitOk;
   }

@@ -74,4 +74,12 @@ CutReport revert_session(const ControlBlock& block) {
   return report;
 }
 
+void clear_cut(ControlBlock& block) {
+  ControlHeader& h = block.header;
+  if (h.undo_dir[0])
+    empty_undo_area(std::string(h.undo_dir, strnlen(h.undo_dir, sizeof h.undo_dir)));
+  h.cut_real_ns.store(0, std::memory_order_relaxed);
+  h.flags.fetch_and(~static_cast<std::uint32_t>(kFlagPowercut), std::memory_order_seq_cst);
+}
+
 }  // namespace faultline::durability

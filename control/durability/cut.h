@@ -22,5 +22,8 @@ std::vector<pid_t> kill_members(ControlBlock& block, pid_t except);
 // Reverts the session's tracked files (revert.h) with its [durability] settings and seed;
 // nothing when it tracks none. took_ns: from the cut (cut_real_ns) to now.
 CutReport revert_session(const ControlBlock& block);
+// After revert_session, for a session that goes on (a restarted service): its undo area is
+// emptied and the cut mark cleared, so the next cut reverts only what came after this one.
+void clear_cut(ControlBlock& block);
 
 }  // namespace faultline::durability

@@ -467,6 +467,12 @@ UndoArea make_undo_area(const char* glob_list, std::size_t size, const std::stri
 
 void remove_undo_area(const std::string& dir) {
   if (dir.empty()) return;
+  empty_undo_area(dir);
+  rmdir(dir.c_str());
+}
+
+void empty_undo_area(const std::string& dir) {
+  if (dir.empty()) return;
   if (DIR* d = opendir(dir.c_str())) {
     while (const dirent* e = readdir(d)) {
       if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
@@ -474,7 +480,6 @@ void remove_undo_area(const std::string& dir) {
     }
     closedir(d);
   }
-  rmdir(dir.c_str());
 }
 
 CutReport revert(const std::string& undo_dir, const RevertOptions& options) {

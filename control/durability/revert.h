@@ -24,6 +24,10 @@ struct UndoArea {
 UndoArea make_undo_area(const char* glob_list, std::size_t size, const std::string& session);
 // Removes it and everything in it (hidden links included). Quiet when it is already gone.
 void remove_undo_area(const std::string& dir);
+// Empties it (the log and the hidden links) and keeps it: a session that goes on after a
+// reverted cut (an experiment's service restarting) tracks from a clean slate, and a later cut
+// must not replay what the first one already put back.
+void empty_undo_area(const std::string& dir);
 
 struct FileLoss {
   std::string path;

@@ -73,13 +73,23 @@ struct StopClause {
 
 struct Step {
   std::int64_t at_ns = 0;
-  enum class Kind { kEnable, kDisable, kSet, kAdd, kRemove, kKill, kPause, kThrottle } kind{};
+  enum class Kind {
+    kEnable,
+    kDisable,
+    kSet,
+    kAdd,
+    kRemove,
+    kKill,
+    kPause,
+    kThrottle,
+    kPowercut
+  } kind{};
   // enable/disable/remove: SERVICE:FAULT names; set: SERVICE:FAULT -> KEY=VALUE settings;
   // add: SERVICE -> snippet path (resolved).
   std::vector<std::pair<std::string, std::string>> targets;  // (service, fault or "")
   std::vector<std::vector<std::string>> settings;            // set: one list per target
   std::vector<std::string> snippets;                         // add: one per target
-  std::string service;                                       // kill/pause/throttle
+  std::string service;                                       // kill/pause/throttle/powercut
   int signal = 9;
   std::int64_t for_ns = 0;  // pause/throttle
   double cpu = 1.0;         // throttle: the share of time the service runs

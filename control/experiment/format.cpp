@@ -326,14 +326,7 @@ void parse_step(Loader& l, const toml::table& t, Experiment& e,
   service_step("kill", Step::Kind::kKill);
   service_step("pause", Step::Kind::kPause);
   service_step("throttle", Step::Kind::kThrottle);
-  if (const auto* n = t.get("powercut")) {
-    ++actions;
-    l.error(*n,
-            "powercut steps are not available in experiments yet (their services get no undo "
-            "area): run the service under `faultline run` with [durability] and cut it with "
-            "`faultline powercut SESSION`, or use kill with signal = \"SIGKILL\" for a crash "
-            "without the lost writes");
-  }
+  service_step("powercut", Step::Kind::kPowercut);
   if (actions != 1)
     l.error(t,
             "a [[step]] does exactly one of enable, disable, set, add, remove, kill, pause, "

@@ -24,6 +24,7 @@
 #include <set>
 #include <thread>
 
+#include "cut.h"
 #include "edits.h"
 #include "experiment.h"
 #include "inspect.h"
@@ -80,6 +81,7 @@ struct Running {
   bool killed_by_step = false;
   std::vector<std::string> policy_enabled;  // faults the policy loads enabled
   bool deny_io_uring = false;               // [target] io_uring = "deny", kept for restarts
+  std::string undo_dir;                     // [durability]: where its undo log is kept
 };
 
 class Runner {
@@ -111,6 +113,10 @@ class Runner {
   void check_stop(std::size_t probe, const Result& r);
   void emergency_stop(const std::string& reason, std::int64_t crossing);
   void reap();
+  // A power cut (a step, a `powercut` fault of its policy, `faultline powercut`) ended the
+  // service: what is left of its session dies, its tracked files go back to their durable
+  // state, and tracking starts afresh for a restart.
+  void finish_cut(Running& r);
   void apply_step(std::size_t index);
   // Opens a disruption when the first thing becomes active, closes it (a lift) when the last
   // one ends.
@@ -217,6 +223,15 @@ bool Runner::start_service(Running& r, bool restart) {
       if (auto stale = Session::attach(s.name, ignored)) stale->remove_if_dead();
       r.session = launch::create_session(s.name, policy);
       r.session->set_seed(r.seed);
+      if (policy.durability.path[0]) {
+        const durability::UndoArea area = durability::make_undo_area(
+            policy.durability.path, sizeof policy.durability.path, s.name);
+        // Said only when tracking is impaired: that is never silent.
+        if (area.dir.empty() || !area.hard_links)
+          line(fmt::format("{} warning: {}", s.name, area.note));
+        r.undo_dir = area.dir;
+        if (!area.dir.empty()) r.session->set_undo_dir(area.dir);
+      }
       r.out_path = fmt::format("{}/{}.stdout", logs_, s.name);
       r.err_path = fmt::format("{}/{}.stderr", logs_, s.name);
     }
@@ -536,6 +551,20 @@ void Runner::apply_step(std::size_t index) {
         }
         break;
       }
+      case Step::Kind::kPowercut: {
+        // As `faultline powercut` does: the cut is marked before anyone dies, so the reaper
+        // (finish_cut) knows a cut, not a crash, ended the service.
+        Running& r = session_of(s.service);
+        if (r.pid > 0) {
+          r.killed_by_step = true;
+          durability::pull_cut(r.session->block());
+          kill(-r.pid, SIGKILL);
+          for (pid_t pid : r.session->live_pids())
+            if (pid != getpid()) kill(pid, SIGKILL);
+          active_.insert("down:" + s.service);
+        }
+        break;
+      }
       case Step::Kind::kPause: {
         Running& r = session_of(s.service);
         if (r.pid > 0) kill(-r.pid, SIGSTOP);
@@ -585,6 +614,8 @@ void Runner::reap() {
       r.pid = -1;
       const int code = launch::exit_status(status);
       event(r.spec->name, "exited", fmt::format("status {}", code));
+      if (r.session->block().header.flags.load(std::memory_order_acquire) & kFlagPowercut)
+        finish_cut(r);
       const bool again = r.spec->restart == Service::Restart::kAlways ||
                          (r.spec->restart == Service::Restart::kOnFailure && code != 0);
       if (again && !finishing_ && !stopped_) r.restart_at = now() + r.spec->restart_delay_ns;
@@ -599,6 +630,27 @@ void Runner::reap() {
       }
     }
   }
+}
+
+void Runner::finish_cut(Running& r) {
+  ControlBlock& block = r.session->block();
+  const std::vector<pid_t> left = durability::kill_members(block, 0);
+  durability::CutReport cut = durability::revert_session(block);
+  if (!left.empty())
+    cut.problems.push_back(fmt::format("{} process{} still alive after 2 s: reverted anyway",
+                                       left.size(), left.size() == 1 ? "" : "es"));
+  std::string detail =
+      r.undo_dir.empty()
+          ? std::string("nothing tracked ([durability] names no path of it): a SIGKILL")
+          : fmt::format("{} bytes lost in {} file{}, {} entr{} undone", cut.bytes_lost(),
+                        cut.files.size(), cut.files.size() == 1 ? "" : "s", cut.entries.size(),
+                        cut.entries.size() == 1 ? "y" : "ies");
+  for (const auto& f : cut.files)
+    detail += fmt::format("; {} size {} -> {}", f.path, f.size_before, f.size_after);
+  for (const auto& e : cut.entries) detail += "; " + e;
+  for (const auto& p : cut.problems) detail += "; " + p;
+  event(r.spec->name, "power cut", detail);
+  durability::clear_cut(block);
 }
 
 void Runner::sample_faults() {
@@ -655,6 +707,9 @@ void Runner::stop_services() {
       launch::register_stray_members(*r.session);
       for (pid_t pid : r.session->live_pids())
         if (pid != getpid()) kill(pid, SIGKILL);
+      // A cut the reaper had not finished yet still loses what it would have lost.
+      if (r.session->block().header.flags.load(std::memory_order_acquire) & kFlagPowercut)
+        finish_cut(r);
     }
 }
 
@@ -675,7 +730,8 @@ void Runner::teardown() {
   stop_services();
   for (auto& r : services_)
     if (r.session) {
-      r.session->leave(getpid());
+      // The undo area goes with the session (a kept one keeps it: `powercut` may need it).
+      if (r.session->leave(getpid()).empty()) durability::remove_undo_area(r.undo_dir);
       r.session.reset();
     }
 }

@@ -5,6 +5,7 @@
 // journal -> report round trip, and that no process the experiment started outlives it.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -159,8 +160,8 @@ powercut = "api"
   EXPECT_NE(r.err.find(f + ":22:19: expect.during names unknown probe 'nope'"), std::string::npos)
       << r.err;
   EXPECT_NE(r.err.find(f + ":9:11: command: no-such-program-here: "), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("powercut steps are not available in experiments yet"), std::string::npos)
-      << r.err;
+  // A powercut step of a known service is fine.
+  EXPECT_EQ(r.err.find("powercut"), std::string::npos) << r.err;
   // `run` refuses the same file the same way, starting nothing.
   const RunResult run = faultline({"experiment", "run", path("bad.toml")});
   EXPECT_EQ(run.status(), 2);
@@ -446,6 +447,67 @@ TEST_F(ExperimentTest, KillRestartsPauseResumesAndEditsApply) {
         m["action"].get<std::string>().starts_with("pause") && m["impact_ms"].is_number();
   EXPECT_TRUE(paused_impact) << j["measures"];
   expect_all_stopped(j);
+}
+
+// A service writing a tracked file under [durability]: each incarnation appends "synced" and
+// fsyncs it, then appends "unsynced" and never syncs. Two powercut steps each cut it, the
+// runner reverts the file before the restart, and the second cut reverts only what came after
+// the first: what is left is the start and the two synced lines.
+TEST_F(ExperimentTest, PowercutStepsLoseWhatWasNeverSyncedAndTheServiceRestarts) {
+  ASSERT_EQ(::mkdir(path("d").c_str(), 0755), 0);
+  ASSERT_TRUE(write_file(path("d/data"), "start\n"));
+  ASSERT_EQ(run({"/bin/sync"}).status(), 0);
+  ASSERT_TRUE(write_file(path("writer.py"),
+                         "import os, sys, time\n"
+                         "fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)\n"
+                         "os.write(fd, b'synced\\n')\n"
+                         "os.fsync(fd)\n"
+                         "os.write(fd, b'unsynced\\n')\n"
+                         "print('ready', flush=True)\n"
+                         "for _ in range(600):\n"
+                         "    time.sleep(0.1)\n"));
+  ASSERT_TRUE(
+      write_file(path("dur.toml"), fmt("version = 1\n[durability]\npath = \"{dir}/d/*\"\n")));
+  const std::string svc = session("writer");
+  const RunResult r = experiment(fmt(
+      "version = 1\ntitle = \"cut\"\nseed = 3\n"
+      "[[service]]\nname = \"" +
+      svc +
+      "\"\ncommand = [\"python3\", \"{dir}/writer.py\", "
+      "\"{dir}/d/data\"]\npolicy = \"dur.toml\"\nready = { log = \"ready\", timeout = \"10s\" }\n"
+      "restart = \"on-failure\"\nrestart_delay = \"100ms\"\n"
+      "[[probe]]\nname = \"data\"\ncommand = [\"test\", \"-s\", \"{dir}/d/data\"]\n"
+      "every = \"200ms\"\n"
+      "[[step]]\nat = \"1s\"\npowercut = \"" +
+      svc +
+      "\"\n"
+      "[[step]]\nat = \"3s\"\npowercut = \"" +
+      svc +
+      "\"\n"
+      // A last step, so the experiment outlives the second restart.
+      "[[step]]\nat = \"5s\"\npause = \"" +
+      svc + "\"\nfor = \"200ms\"\n"));
+  EXPECT_LE(r.status(), 1) << r.out << r.err;
+  const json j = journal();
+  ASSERT_EQ(j["steps"].size(), 3u) << r.out;
+  for (const auto& st : j["steps"]) EXPECT_TRUE(st["ok"].get<bool>()) << st;
+  int cuts = 0, restarts = 0;
+  for (const auto& ev : j["service_events"]) {
+    if (ev["kind"] == "power cut") {
+      ++cuts;
+      EXPECT_NE(ev["detail"].get<std::string>().find(path("d/data") + " size"), std::string::npos)
+          << ev;
+    }
+    restarts += ev["kind"] == "restarted";
+  }
+  EXPECT_EQ(cuts, 2) << j["service_events"];
+  EXPECT_EQ(restarts, 2) << j["service_events"];
+  // The third incarnation's unsynced line is still there: the end of an experiment is a
+  // stop, not a cut.
+  EXPECT_EQ(read_file(path("d/data")).value_or("<none>"),
+            "start\nsynced\nsynced\nsynced\nunsynced\n");
+  expect_all_stopped(j);
+  EXPECT_FALSE(file_exists(path(".faultline-undo." + svc))) << "undo area left behind";
 }
 
 }  // namespace
