@@ -8,7 +8,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
+#include <iterator>
 #include <ostream>
 #include <string>
 
@@ -192,6 +194,23 @@ INSTANTIATE_TEST_SUITE_P(CallsDef, CallTableRow, ::testing::ValuesIn(all_calls()
 TEST(CallTable, NetErrnoCheckIsTheTablesSet) {
   for (int err = 1; err < 134; ++err) EXPECT_EQ(net_errno_plausible(err), kErrNet.contains(err));
   EXPECT_EQ(kCallTable.size(), static_cast<std::size_t>(kCallCount));
+}
+
+// Each named set is defined once and holds each errno once (fsync's set once named ENOMEM
+// twice); every set a row names is one of these.
+TEST(CallTable, ErrnoSetsHoldEachErrnoOnce) {
+  const ErrnoSet* sets[] = {&kErrWrite,  &kErrFsync,         &kErrRead, &kErrOpen,
+                            &kErrMemory, &kErrMemoryAligned, &kErrNet,  &kErrDns,
+                            &kErrFs,     &kErrFsSpace,       &kErrClose};
+  for (const ErrnoSet* set : sets) {
+    EXPECT_TRUE(set->any || set->count > 0) << set->name;
+    for (std::size_t i = 0; i < set->count; ++i)
+      for (std::size_t j = i + 1; j < set->count; ++j)
+        EXPECT_NE(set->errs[i], set->errs[j]) << set->name << " holds " << set->errs[i] << " twice";
+  }
+  for (const CallInfo& call : all_calls())
+    EXPECT_NE(std::find(std::begin(sets), std::end(sets), call.errnos), std::end(sets))
+        << call.name << " names an errno set this test does not know";
 }
 
 }  // namespace
