@@ -3,7 +3,9 @@
 // fails here, by name. Each row's id and family map back to it, its natural error is a real
 // errno (or EAI_*) name that its own errno set accepts and that the compiler picks for a fault
 // given no action, an errno outside its set earns the compiler's warning, and every action its
-// mask names is accepted by the compiler for that call alone while every other one is refused.
+// mask names is accepted by the compiler for that call alone while every other one is refused,
+// and fits the row's family (limit on a call that makes fds, lie on a sync...). The docs table
+// is compared with the same rows by docs_test.cpp.
 #include "calls.h"
 
 #include <gtest/gtest.h>
@@ -183,6 +185,31 @@ TEST_P(CallTableRow, CompilerAcceptsExactlyTheActionsOfTheRow) {
       EXPECT_FALSE(r.policy.has_value()) << call.name << " does not accept " << action_name(bit)
                                          << " but the compiler takes " << setting;
   }
+}
+
+// An action the engine implements only for some families, on a row of another family, is a
+// wrong mask even though the compiler (which reads the mask) would take it.
+TEST_P(CallTableRow, ActionsFitTheFamily) {
+  const CallInfo& call = GetParam();
+  const auto only = [&](std::uint32_t action, std::uint32_t families) {
+    if (call.actions & action) {
+      EXPECT_TRUE(call.family & families)
+          << call.name << " (" << family_name(call.family) << ") accepts " << action_name(action);
+    }
+  };
+  only(kActLie, kFamFsync);
+  only(kActResolve, kFamDns);
+  only(kActLimit, kFamOpen | kFamNet);
+  only(kActReset | kActBlackhole | kActLatency | kActLoss | kActEof, kFamNet);
+  only(kActShort | kActCorrupt, kFamWrite | kFamRead | kFamNet);
+  only(kActQuota, kFamWrite | kFamMemory | kFamFs);
+  only(kActBandwidth, kFamWrite | kFamRead | kFamNet);
+  if (call.actions & kActLimit && call.family == kFamNet) {
+    EXPECT_TRUE(call.id == kCall_socket || call.id == kCall_accept || call.id == kCall_accept4)
+        << call.name << " makes no fd but accepts limit";
+  }
+  // A call that cannot report an error does not accept `error`, and one that can does.
+  EXPECT_EQ(call.failure == Failure::kVoid, !(call.actions & kActError)) << call.name;
 }
 
 INSTANTIATE_TEST_SUITE_P(CallsDef, CallTableRow, ::testing::ValuesIn(all_calls()),
