@@ -1,4 +1,5 @@
-// The call table as data for the policy compiler and the CLI, generated from shim/calls.def.
+// The call table as data for the policy compiler and the CLI (kCallTable, generated from
+// shim/calls.def in calls.h), errno names and family names.
 #include "calls.h"
 
 #include <string.h>  // strerrorname_np (GNU)
@@ -12,21 +13,7 @@
 namespace faultline {
 namespace {
 
-constexpr std::array kCalls = {
-#define FL_CALL(fam, name, ret, params, args, failure, actions) \
-  CallInfo{kCall_##name, #name, kFam##fam, Failure::failure, actions},
-#define kFamWRITE kFamWrite
-#define kFamFSYNC kFamFsync
-#define kFamREAD kFamRead
-#define kFamOPEN kFamOpen
-#define kFamNET kFamNet
-#define kFamDNS kFamDns
-#define kFamMEMORY kFamMemory
-#define kFamFS kFamFs
-#include "calls.def"
-#undef FL_CALL
-};
-static_assert(kCalls.size() == kCallCount);
+constexpr const auto& kCalls = kCallTable;
 
 struct FamilyName {
   Family family;
@@ -75,28 +62,6 @@ constexpr std::array kActionNames = {
 
 // Linux's errnos end at 4095 (MAX_ERRNO); glibc names those up to about 133.
 constexpr int kErrnoMax = 4095;
-
-bool contains(std::initializer_list<int> list, int err) {
-  for (int e : list)
-    if (e == err) return true;
-  return false;
-}
-
-// @fs: rename(2), link(2), symlink(2), unlink(2), mkdir(2), rmdir(2), truncate(2),
-// fallocate(2), posix_fallocate(3), close(2). close reports only what a deferred write-back
-// or an interrupted flush can (NFS: EIO, ENOSPC, EDQUOT).
-bool fs_errno_plausible(const CallInfo& call, int err) {
-  if (call.id == kCall_close) return contains({EBADF, EINTR, EIO, ENOSPC, EDQUOT}, err);
-  const bool space = call.actions & kActQuota;  // ftruncate, fallocate, posix_fallocate
-  if (space)
-    return contains({EBADF, EFBIG, EINTR, EINVAL, EIO, ENODEV, ENOSPC, EDQUOT, EOPNOTSUPP, EPERM,
-                     ESPIPE, ETXTBSY, EROFS, EACCES},
-                    err);
-  return contains({EACCES,  EBUSY,     EDQUOT, EEXIST, EFAULT,       EFBIG,   EINTR,  EINVAL,
-                   EIO,     EISDIR,    ELOOP,  EMLINK, ENAMETOOLONG, ENOENT,  ENOMEM, ENOSPC,
-                   ENOTDIR, ENOTEMPTY, EPERM,  EROFS,  EXDEV,        ETXTBSY, EBADF},
-                  err);
-}
 
 }  // namespace
 
@@ -152,62 +117,6 @@ std::string_view errno_name(int err) {
   if (err < 0) return dns_error_name(err);  // EAI_* codes of @dns events are negative
   if (const char* known = strerrorname_np(err)) return known;
   return "";
-}
-
-std::string_view natural_error(const CallInfo& call, bool on_socket) {
-  switch (call.family) {
-    case kFamMemory:
-      return "ENOMEM";
-    case kFamOpen:
-      return "EMFILE";
-    case kFamDns:
-      return "EAI_AGAIN";
-    case kFamFs:  // the disk (or the NFS server) failed, on a socket's close too
-      return "EIO";
-    case kFamNet:
-      if (call.id == kCall_connect) return "ECONNREFUSED";
-      if (call.id == kCall_socket || call.id == kCall_accept || call.id == kCall_accept4)
-        return "EMFILE";
-      if (call.id == kCall_bind || call.id == kCall_listen) return "EADDRINUSE";
-      return "ECONNRESET";
-    default:  // @write, @read, @fsync: the disk failed
-      return on_socket ? "ECONNRESET" : "EIO";
-  }
-}
-
-// Per family, the errnos the man pages list (write(2), fsync(2), read(2), open(2), dup(2),
-// pipe(2), fclose(3)...). Anything else still works but earns a load-time warning.
-bool errno_plausible(const CallInfo& call, int err) {
-  switch (call.family) {
-    case kFamWrite:
-      return contains({EAGAIN, EBADF, EDESTADDRREQ, EDQUOT, EFAULT, EFBIG, EINTR, EINVAL, EIO,
-                       ENOSPC, EPERM, EPIPE, ESPIPE, EOVERFLOW, ENXIO, EOPNOTSUPP},
-                      err);
-    case kFamFsync:
-      return contains(
-          {EBADF, EINTR, EIO, EROFS, EINVAL, ENOSPC, EDQUOT, ESPIPE, ENOMEM, EBUSY, ENOMEM}, err);
-    case kFamRead:
-      return contains(
-          {EAGAIN, EBADF, EFAULT, EINTR, EINVAL, EIO, EISDIR, ESPIPE, EOVERFLOW, ENXIO, EOPNOTSUPP},
-          err);
-    case kFamOpen:
-      return contains(
-          {EACCES, EBUSY,      EDQUOT,       EEXIST, EFAULT, EFBIG,   EINTR,       EINVAL, EISDIR,
-           ELOOP,  EMFILE,     ENAMETOOLONG, ENFILE, ENODEV, ENOENT,  ENOMEM,      ENOSPC, ENOTDIR,
-           ENXIO,  EOPNOTSUPP, EOVERFLOW,    EPERM,  EROFS,  ETXTBSY, EWOULDBLOCK, EBADF},
-          err);
-    case kFamMemory:
-      // malloc(3): ENOMEM only; the aligned allocators also report a bad alignment (EINVAL).
-      return err == ENOMEM ||
-             (err == EINVAL && (call.id == kCall_posix_memalign || call.id == kCall_aligned_alloc ||
-                                call.id == kCall_memalign));
-    case kFamNet:
-      return net_errno_plausible(err);
-    case kFamFs:
-      return fs_errno_plausible(call, err);
-    default:  // @dns: resolver errors are checked by name; an errno becomes EAI_SYSTEM
-      return true;
-  }
 }
 
 std::string_view action_name(std::uint32_t action_bit) {

@@ -3,6 +3,8 @@
 // same ids the shim uses for FaultSpec::calls_mask.
 #pragma once
 
+#include <array>
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -61,12 +63,97 @@ inline constexpr std::uint32_t kActDnsReverse = kActBasic;
 inline constexpr std::uint32_t kActFs = kActBasic;
 inline constexpr std::uint32_t kActFsSpace = kActBasic | kActQuota;
 
+// The errnos a call's man page lists: the `errnos` column of calls.def names one of these
+// sets. An `error` outside its call's set still works but earns a load-time warning.
+struct ErrnoSet {
+  std::string_view name;     // "kErrWrite", for messages and tests
+  bool any;                  // every errno (@dns: an errno becomes EAI_SYSTEM)
+  std::array<int, 48> errs;  // the first `count` are the set
+  std::size_t count;
+  constexpr bool contains(int err) const {
+    if (any) return true;
+    for (std::size_t i = 0; i < count; ++i)
+      if (errs[i] == err) return true;
+    return false;
+  }
+};
+template <std::size_t N>
+constexpr ErrnoSet errno_set(std::string_view name, const int (&errs)[N]) {
+  static_assert(N <= 48, "ErrnoSet holds 48 errnos");
+  ErrnoSet set{name, false, {}, N};
+  for (std::size_t i = 0; i < N; ++i) set.errs[i] = errs[i];
+  return set;
+}
+
+// Per kind of call, the errnos the man pages list (write(2), fsync(2), read(2), open(2),
+// dup(2), pipe(2), fclose(3), malloc(3), socket(2)..., rename(2), unlink(2), truncate(2),
+// fallocate(2), close(2)...).
+inline constexpr ErrnoSet kErrWrite =
+    errno_set("kErrWrite", {EAGAIN, EBADF, EDESTADDRREQ, EDQUOT, EFAULT, EFBIG, EINTR, EINVAL, EIO,
+                            ENOSPC, EPERM, EPIPE, ESPIPE, EOVERFLOW, ENXIO, EOPNOTSUPP});
+inline constexpr ErrnoSet kErrFsync = errno_set(
+    "kErrFsync", {EBADF, EINTR, EIO, EROFS, EINVAL, ENOSPC, EDQUOT, ESPIPE, ENOMEM, EBUSY});
+inline constexpr ErrnoSet kErrRead = errno_set(
+    "kErrRead",
+    {EAGAIN, EBADF, EFAULT, EINTR, EINVAL, EIO, EISDIR, ESPIPE, EOVERFLOW, ENXIO, EOPNOTSUPP});
+inline constexpr ErrnoSet kErrOpen = errno_set(
+    "kErrOpen",
+    {EACCES, EBUSY,      EDQUOT,       EEXIST, EFAULT, EFBIG,   EINTR,       EINVAL, EISDIR,
+     ELOOP,  EMFILE,     ENAMETOOLONG, ENFILE, ENODEV, ENOENT,  ENOMEM,      ENOSPC, ENOTDIR,
+     ENXIO,  EOPNOTSUPP, EOVERFLOW,    EPERM,  EROFS,  ETXTBSY, EWOULDBLOCK, EBADF});
+// malloc(3): ENOMEM only; the aligned allocators also report a bad alignment (EINVAL).
+inline constexpr ErrnoSet kErrMemory = errno_set("kErrMemory", {ENOMEM});
+inline constexpr ErrnoSet kErrMemoryAligned = errno_set("kErrMemoryAligned", {ENOMEM, EINVAL});
+// Every @net call, and read/write/readv/writev aimed at a socket.
+inline constexpr ErrnoSet kErrNet =
+    errno_set("kErrNet", {EACCES,      EPERM,        EADDRINUSE,   EADDRNOTAVAIL, EAFNOSUPPORT,
+                          EAGAIN,      EALREADY,     EBADF,        ECONNREFUSED,  EFAULT,
+                          EINPROGRESS, EINTR,        EISCONN,      ENETUNREACH,   ENOTSOCK,
+                          EPROTOTYPE,  ETIMEDOUT,    EHOSTUNREACH, EHOSTDOWN,     ENETDOWN,
+                          ENETRESET,   ECONNRESET,   ECONNABORTED, EMFILE,        ENFILE,
+                          ENOBUFS,     ENOMEM,       EPROTO,       EINVAL,        EOPNOTSUPP,
+                          EPIPE,       EMSGSIZE,     ENOTCONN,     EDESTADDRREQ,  EPROTONOSUPPORT,
+                          ELOOP,       ENAMETOOLONG, ENOENT,       ENOTDIR,       EROFS,
+                          EIO});
+// @dns: resolver errors are checked by name (EAI_*); an errno becomes EAI_SYSTEM.
+inline constexpr ErrnoSet kErrDns{"kErrDns", true, {}, 0};
+// @fs: the directory and size calls; those that reserve space (ftruncate, fallocate,
+// posix_fallocate); close, which reports only what a deferred write-back or an interrupted
+// flush can (NFS: EIO, ENOSPC, EDQUOT).
+inline constexpr ErrnoSet kErrFs =
+    errno_set("kErrFs", {EACCES,  EBUSY,     EDQUOT, EEXIST, EFAULT,       EFBIG,   EINTR,  EINVAL,
+                         EIO,     EISDIR,    ELOOP,  EMLINK, ENAMETOOLONG, ENOENT,  ENOMEM, ENOSPC,
+                         ENOTDIR, ENOTEMPTY, EPERM,  EROFS,  EXDEV,        ETXTBSY, EBADF});
+inline constexpr ErrnoSet kErrFsSpace =
+    errno_set("kErrFsSpace", {EBADF, EFBIG, EINTR, EINVAL, EIO, ENODEV, ENOSPC, EDQUOT, EOPNOTSUPP,
+                              EPERM, ESPIPE, ETXTBSY, EROFS, EACCES});
+inline constexpr ErrnoSet kErrClose = errno_set("kErrClose", {EBADF, EINTR, EIO, ENOSPC, EDQUOT});
+
+// The `natural` column of calls.def: the error a call fails with when the resource behind it
+// does, on a file and on a socket (docs/policy.md: the error of a fault given no action).
+struct NaturalError {
+  std::string_view file;
+  std::string_view socket;
+};
+// The disk failed; on a socket (read/write aimed at one) the connection was reset.
+inline constexpr NaturalError kNatural_EIO_OR_ECONNRESET{"EIO", "ECONNRESET"};
+// @fs: the disk (or the NFS server) failed, on a socket's close too.
+inline constexpr NaturalError kNatural_EIO{"EIO", "EIO"};
+inline constexpr NaturalError kNatural_ENOMEM{"ENOMEM", "ENOMEM"};
+inline constexpr NaturalError kNatural_EMFILE{"EMFILE", "EMFILE"};
+inline constexpr NaturalError kNatural_ECONNREFUSED{"ECONNREFUSED", "ECONNREFUSED"};
+inline constexpr NaturalError kNatural_ECONNRESET{"ECONNRESET", "ECONNRESET"};
+inline constexpr NaturalError kNatural_EADDRINUSE{"EADDRINUSE", "EADDRINUSE"};
+inline constexpr NaturalError kNatural_EAI_AGAIN{"EAI_AGAIN", "EAI_AGAIN"};
+
 struct CallInfo {
   std::uint32_t id;
   std::string_view name;
   Family family;
   Failure failure;
   std::uint32_t actions;
+  NaturalError natural;
+  const ErrnoSet* errnos;
 };
 
 // calls.def names families in capitals.
@@ -74,13 +161,28 @@ inline constexpr Family kFamilyWRITE = kFamWrite, kFamilyFSYNC = kFamFsync, kFam
                         kFamilyOPEN = kFamOpen, kFamilyNET = kFamNet, kFamilyDNS = kFamDns,
                         kFamilyMEMORY = kFamMemory, kFamilyFS = kFamFs;
 
+// The faulted rows get ids; TRACKED rows (bookkeeping, never faulted) do not.
 enum CallId : std::uint32_t {
-#define FL_CALL(fam, name, ret, params, args, failure, actions) kCall_##name,
+#define FL_CALL(fam, name, ret, params, args, failure, natural, errnos, actions, resolver) \
+  FL_IF_FAULTED(fam, kCall_##name, )
 #include "calls.def"
-#undef FL_CALL
   kCallCount
 };
 static_assert(kCallCount <= 128, "FaultSpec::calls_mask holds 128 calls");
+
+// Every faulted row, in id order: everything the controller and the shim know of a call
+// besides its C signature.
+inline constexpr std::array<CallInfo, kCallCount> kCallTable = {{
+#define FL_CALL(fam, name, ret, params, args, failure, natural, errnos, actions, resolver) \
+  FL_IF_FAULTED(fam,                                                                       \
+                CallInfo{kCall_##name, #name, kFamily##fam, Failure::failure, actions,     \
+                         kNatural_##natural, &errnos}, )
+#include "calls.def"
+}};
+
+// How call `id` reports an error: usable in a constant expression, e.g. by a wrapper that
+// picks its failure code at compile time (call_failure(kCall_fwrite) == kShortCount).
+constexpr Failure call_failure(std::uint32_t id) { return kCallTable[id].failure; }
 
 // What two builds must agree on to share a block: every call id's row (name, family,
 // accepted actions, in table order) and the size and key offsets of the block's structures.
@@ -99,12 +201,11 @@ inline constexpr std::uint64_t kAbiFingerprint = [] {
     for (char c : name) mix_byte(static_cast<unsigned char>(c));
     mix_byte(0);
   };
-#define FL_CALL(fam, name, ret, params, args, failure, actions) \
-  mix_name(#name);                                              \
-  mix_number(kFamily##fam);                                     \
-  mix_number(actions);
-#include "calls.def"
-#undef FL_CALL
+  for (const CallInfo& call : kCallTable) {
+    mix_name(call.name);
+    mix_number(call.family);
+    mix_number(call.actions);
+  }
   for (std::uint64_t v :
        {sizeof(ControlHeader), sizeof(FaultSpec), sizeof(FaultSlot), sizeof(EventSlot),
         sizeof(MemberStats), sizeof(ControlBlock), offsetof(ControlHeader, armed_mask),
@@ -115,12 +216,7 @@ inline constexpr std::uint64_t kAbiFingerprint = [] {
 }();
 
 // A call's family without a bounds-checked table walk: the shim asks on its armed path.
-inline constexpr Family kCallFamily[] = {
-#define FL_CALL(fam, name, ret, params, args, failure, actions) kFamily##fam,
-#include "calls.def"
-#undef FL_CALL
-};
-inline Family call_family(std::uint32_t id) { return kCallFamily[id]; }
+inline constexpr Family call_family(std::uint32_t id) { return kCallTable[id].family; }
 
 std::span<const CallInfo> all_calls();
 std::optional<CallInfo> find_call(std::string_view name);
@@ -141,9 +237,13 @@ std::string_view errno_name(int err);  // "" if unknown
 // How the call fails when the resource behind it does (docs/policy.md: the error of a fault
 // given no action; `explore`'s default): EIO for the disk, ENOMEM, EMFILE, ECONNREFUSED for
 // connect, ECONNRESET for the other @net calls (and for read/write `on_socket`), EAI_AGAIN.
-std::string_view natural_error(const CallInfo& call, bool on_socket);
-// Errnos the call's man page says it can return (for the load-time warning).
-bool errno_plausible(const CallInfo& call, int err);
+// The row's `natural` column.
+constexpr std::string_view natural_error(const CallInfo& call, bool on_socket) {
+  return on_socket ? call.natural.socket : call.natural.file;
+}
+// Errnos the call's man page says it can return (for the load-time warning): the row's
+// `errnos` set.
+constexpr bool errno_plausible(const CallInfo& call, int err) { return call.errnos->contains(err); }
 
 std::string_view action_name(std::uint32_t action_bit);  // "error", "delay", ...
 

@@ -451,53 +451,6 @@ std::uint32_t net_families(const FaultSpec& spec) {
   return families;
 }
 
-bool net_errno_plausible(int err) {
-  switch (err) {
-    case EACCES:
-    case EPERM:
-    case EADDRINUSE:
-    case EADDRNOTAVAIL:
-    case EAFNOSUPPORT:
-    case EAGAIN:
-    case EALREADY:
-    case EBADF:
-    case ECONNREFUSED:
-    case EFAULT:
-    case EINPROGRESS:
-    case EINTR:
-    case EISCONN:
-    case ENETUNREACH:
-    case ENOTSOCK:
-    case EPROTOTYPE:
-    case ETIMEDOUT:
-    case EHOSTUNREACH:
-    case EHOSTDOWN:
-    case ENETDOWN:
-    case ENETRESET:
-    case ECONNRESET:
-    case ECONNABORTED:
-    case EMFILE:
-    case ENFILE:
-    case ENOBUFS:
-    case ENOMEM:
-    case EPROTO:
-    case EINVAL:
-    case EOPNOTSUPP:
-    case EPIPE:
-    case EMSGSIZE:
-    case ENOTCONN:
-    case EDESTADDRREQ:
-    case EPROTONOSUPPORT:
-    case ELOOP:
-    case ENAMETOOLONG:
-    case ENOENT:
-    case ENOTDIR:
-    case EROFS:
-    case EIO:
-      return true;
-    default:
-      return false;
-  }
-}
+bool net_errno_plausible(int err) { return kErrNet.contains(err); }
 
 }  // namespace faultline

@@ -93,7 +93,8 @@ std::optional<NetProblem> net_validate(FaultSpec& spec, const std::uint64_t (&na
 std::uint32_t net_extra_actions(const FaultSpec& spec, const CallInfo& call);
 // The families to arm: read/write bits aimed only at sockets arm @net, not @write/@read.
 std::uint32_t net_families(const FaultSpec& spec);
-// Errnos the man pages list for sockets (connect(2), send(2), recv(2), accept(2)...).
+// Errnos the man pages list for sockets (connect(2), send(2), recv(2), accept(2)...): the
+// kErrNet set of the call table (calls.h), also for read/write aimed at a socket.
 bool net_errno_plausible(int err);
 
 }  // namespace faultline

@@ -48,11 +48,10 @@ void resolve_memory_real() noexcept {
   t_resolving_memory = true;
   // free first: a block that dlsym frees while malloc is being resolved can then go back.
   resolve_into(g_real.free, "free");
-#define FL_CALL(fam, name, ret, params, args, failure, actions)
-#define FL_CALL_MEMORY(fam, name, ret, params, args, failure, actions) \
-  resolve_into(g_real.name, #name);
+// The allocator rows (free, already resolved, is the TRACKED one).
+#define FL_CALL(fam, name, ret, params, args, failure, natural, errnos, actions, resolver) \
+  FL_IF_ALLOCATOR(resolver, FL_IF_FAULTED(fam, resolve_into(g_real.name, #name);))
 #include "calls.def"
-#undef FL_CALL
   resolve_into(g_malloc_usable_size, "malloc_usable_size");
   if (outer) t_resolving_memory = false;
   g_memory_resolved.store(true, std::memory_order_release);

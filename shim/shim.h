@@ -31,25 +31,21 @@ namespace faultline::shim {
 // One typed pointer per row, resolved eagerly by the constructor with dlsym(RTLD_NEXT) and
 // lazily (idempotently) by a wrapper that runs before it, e.g. from another library's
 // constructor.
-#define FL_CALL(fam, name, ret, params, args, failure, actions) using name##_fn = ret(*) params;
-#define FL_TRACKED_CALL(name, ret, params, args) using name##_fn = ret(*) params;
+#define FL_CALL(fam, name, ret, params, args, failure, natural, errnos, actions, resolver) \
+  using name##_fn = ret(*) params;
 #include "calls.def"
-#undef FL_CALL
 
 // Until resolved, each pointer holds a cold "lazy" function that resolves the real one,
 // stores it and forwards the call: so the wrappers never test for null, and their fast path
 // is two loads, a test and a tail jump.
-#define FL_CALL(fam, name, ret, params, args, failure, actions) ret lazy_##name params;
-#define FL_TRACKED_CALL(name, ret, params, args) ret lazy_##name params;
+#define FL_CALL(fam, name, ret, params, args, failure, natural, errnos, actions, resolver) \
+  ret lazy_##name params;
 #include "calls.def"
-#undef FL_CALL
 
 struct RealFunctions {
-#define FL_CALL(fam, name, ret, params, args, failure, actions) \
+#define FL_CALL(fam, name, ret, params, args, failure, natural, errnos, actions, resolver) \
   std::atomic<name##_fn> name{&lazy_##name};
-#define FL_TRACKED_CALL(name, ret, params, args) std::atomic<name##_fn> name{&lazy_##name};
 #include "calls.def"
-#undef FL_CALL
 };
 extern RealFunctions g_real;
 

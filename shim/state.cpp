@@ -29,16 +29,10 @@ void* resolve_real(const char* name) noexcept {
 void resolve_all_real() noexcept {
   // The allocator first, with the bootstrap arena ready (memory_real.cpp): dlsym may allocate.
   resolve_memory_real();
-#define FL_CALL_MEMORY(fam, name, ret, params, args, failure, actions)
-#define FL_TRACKED_CALL_MEMORY(name, ret, params, args)
-#define FL_CALL(fam, name, ret, params, args, failure, actions) \
-  if (void* fn = resolve_real(#name))                           \
-    g_real.name.store(reinterpret_cast<name##_fn>(fn), std::memory_order_relaxed);
-#define FL_TRACKED_CALL(name, ret, params, args) \
-  if (void* fn = resolve_real(#name))            \
-    g_real.name.store(reinterpret_cast<name##_fn>(fn), std::memory_order_relaxed);
+#define FL_CALL(fam, name, ret, params, args, failure, natural, errnos, actions, resolver) \
+  FL_UNLESS_ALLOCATOR(resolver, if (void* fn = resolve_real(#name)) g_real.name.store(     \
+                                    reinterpret_cast<name##_fn>(fn), std::memory_order_relaxed);)
 #include "calls.def"
-#undef FL_CALL
 }
 
 // The lazy first values of the real pointers (see shim.h). A program can only call a
@@ -47,17 +41,11 @@ void resolve_all_real() noexcept {
   auto fn = reinterpret_cast<name##_fn>(resolve_real(#name)); \
   g_real.name.store(fn, std::memory_order_relaxed);           \
   return fn args;
-#define FL_CALL(fam, name, ret, params, args, failure, actions) \
-  FL_COLD ret lazy_##name params { FL_LAZY_BODY(name, args) }
-#define FL_CALL_VARIADIC(fam, name, ret, params, args, failure, actions)
-// The allocator's resolvers are hand-written (memory_real.cpp): dlsym may call malloc.
-#define FL_CALL_MEMORY(fam, name, ret, params, args, failure, actions)
-#define FL_TRACKED_CALL_MEMORY(name, ret, params, args)
-#define FL_TRACKED_CALL(name, ret, params, args) \
-  FL_COLD ret lazy_##name params { FL_LAZY_BODY(name, args) }
-#define FL_TRACKED_CALL_VARIADIC(name, ret, params, args)
+// Only LAZY rows: the VARIADIC rows' resolvers are below, the ALLOCATOR rows' in
+// memory_real.cpp (dlsym may call malloc).
+#define FL_CALL(fam, name, ret, params, args, failure, natural, errnos, actions, resolver) \
+  FL_IF_LAZY(resolver, FL_COLD ret lazy_##name params{FL_LAZY_BODY(name, args)})
 #include "calls.def"
-#undef FL_CALL
 
 // open's mode is variadic; our wrappers always pass it, so reading it here is defined.
 #define FL_LAZY_OPEN(name, params, args, last) \

@@ -1,9 +1,9 @@
 // docs/policy.md cannot drift from the code: its "Families and calls" table is compared row by
-// row with the call table (shim/calls.def through control/calls.cpp: family, how the call
-// fails, the actions it accepts), and the fault keys its tables document are compared with the
-// policy compiler's own key table (read from the compiler's "unknown key" message, which lists
-// every valid key). A call, an action or a key added to the code without its documentation —
-// or documented without existing — fails here.
+// row with the call table (shim/calls.def through control/calls.h: family, how the call
+// fails, its natural error, the actions it accepts), and the fault keys its tables document are
+// compared with the policy compiler's own key table (read from the compiler's "unknown key"
+// message, which lists every valid key). A call, an action or a key added to the code without its
+// documentation — or documented without existing — fails here.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -116,6 +116,7 @@ const char* failure_wording(Failure failure) {
 struct DocRow {
   std::string family;
   std::string fails_as;
+  std::string natural;
   std::set<std::string> accepts;
 };
 
@@ -127,10 +128,10 @@ TEST(PolicyDoc, CallTableMatchesCallsDef) {
   for (const std::string& line : section(doc, "## Families and calls")) {
     if (line.rfind("| `@", 0) != 0) continue;
     const auto c = cells(line);
-    ASSERT_EQ(c.size(), 4u) << line;
+    ASSERT_EQ(c.size(), 5u) << line;
     const std::string family = backticked(c[0]).at(0);
     const std::vector<std::string> names = backticked(c[1]);
-    const std::set<std::string> accepts = comma_list(c[3]);
+    const std::set<std::string> accepts = comma_list(c[4]);
     if (c[1].find("on a socket") != std::string::npos) {
       // read/readv/write/writev serve @net on sockets: their rows are @read/@write ones, and
       // on a socket they take the @net data calls' actions.
@@ -142,11 +143,12 @@ TEST(PolicyDoc, CallTableMatchesCallsDef) {
         EXPECT_TRUE(call->family == kFamRead || call->family == kFamWrite) << name;
       }
       const bool receives = find_call(names.at(0))->family == kFamRead;
+      for (const auto& name : names) EXPECT_EQ(c[3], natural_error(*find_call(name), true)) << line;
       EXPECT_EQ(accepts, action_names(receives ? kActNetRecv : kActNetSend)) << line;
       continue;
     }
     ASSERT_EQ(names.size(), 1u) << "one call per row: " << line;
-    EXPECT_TRUE(rows.emplace(names[0], DocRow{family, c[2], accepts}).second)
+    EXPECT_TRUE(rows.emplace(names[0], DocRow{family, c[2], c[3], accepts}).second)
         << "documented twice: " << names[0];
   }
   EXPECT_EQ(socket_rows, 2);
@@ -163,6 +165,10 @@ TEST(PolicyDoc, CallTableMatchesCallsDef) {
     EXPECT_NE(row->second.fails_as.find(failure_wording(call.failure)), std::string::npos)
         << name << " fails as \"" << row->second.fails_as << "\"; calls.def says it fails with "
         << failure_wording(call.failure);
+    // A call that cannot be made to fail has no natural error: "—".
+    EXPECT_EQ(row->second.natural,
+              call.actions & kActError ? natural_error(call, false) : std::string_view("—"))
+        << name << ": the natural error column differs from calls.def";
     EXPECT_EQ(row->second.accepts, action_names(call.actions))
         << name << ": the accepts column differs from calls.def";
     rows.erase(row);

@@ -54,11 +54,8 @@ TEST_F(HostileShimElfTest, NeedsOnlyLibcLibgccSAndTheDynamicLinker) {
 TEST_F(HostileShimElfTest, ExportsOnlyTheInterposedCallsAndItsMarker) {
   std::set<std::string> allowed{"faultline_shim_instance"};
   // Every row of the call table, the tracked calls (fd bookkeeping) included.
-#define FL_CALL(fam, name, ret, params, args, failure, actions) allowed.insert(#name);
-#define FL_TRACKED_CALL(name, ret, params, args) allowed.insert(#name);
+#define FL_CALL(fam, name, ...) allowed.insert(#name);
 #include "calls.def"
-#undef FL_CALL
-#undef FL_TRACKED_CALL
   // Defined dynamic symbols only: what another object could bind to.
   const std::string symbols =
       command_output("nm -D --defined-only --format=posix '" + shim() + "'");
