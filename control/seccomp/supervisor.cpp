@@ -36,13 +36,15 @@ namespace {
 constexpr std::size_t kPathMax = 4096;
 constexpr std::size_t kMaxHeld = 4096;  // held calls; each is a blocked thread of the program
 constexpr std::int64_t kCrashGraceNs = 2'000'000'000;
-constexpr unsigned kPidfdThread = O_EXCL;
+constexpr unsigned kPidfdThread = O_EXCL;  // PIDFD_THREAD (linux/pidfd.h, Linux 6.9)
 // A blocking connect a blackhole holds gives up after the fault's `timeout`, by default this
 // (shim/net_core.h's kDefaultConnectTimeoutNs); a blocking receive without SO_RCVTIMEO waits
 // as long as the partition lasts.
 constexpr std::int64_t kDefaultConnectNs = 20'000'000'000;
-constexpr std::int64_t kForeverNs = std::int64_t{1}
-                                    << 60;  // PIDFD_THREAD (linux/pidfd.h, Linux 6.9)
+constexpr std::int64_t kForeverNs = std::int64_t{1} << 60;
+// The most bytes one short or corrupt call moves (a larger one transfers this much: a partial
+// write or read, which the kernel may answer too).
+constexpr std::uint64_t kMaxTransfer = 64u << 20;
 
 void on_wake(int) {}
 int wake_signal() { return SIGRTMIN + 4; }
@@ -65,6 +67,7 @@ enum class Kind : std::uint8_t {
   kEof,               // eof on a receive: both ways shut, 0
   kBlackholeConnect,  // blackhole on a blocking connect, at its deadline
   kBlackholeReceive,  // blackhole on a blocking receive, at SO_RCVTIMEO: EAGAIN
+  kTransfer,          // short or corrupt: the call performed here on the program's behalf
 };
 
 // A call answered later: after a delay or latency (error 0: it continues), or a crash; or
@@ -82,6 +85,13 @@ struct Held {
   std::int64_t value = 0;      // kValue
   std::uint64_t args[6] = {};  // the call's arguments (accept's address, its flags)
   bool to_tarpit = false;      // kBlackholeConnect: non-blocking, or SO_SNDTIMEO ended it
+  // kTransfer: the system call, the program's buffers, what to do to the bytes, and a send's
+  // destination (sendto's, or sendmsg's msg_name).
+  int nr = 0;
+  std::vector<iovec> buffers;
+  shim::Decision decision{};
+  sockaddr_storage to{};
+  socklen_t to_len = 0;
 };
 
 // A crashed process that caught the signal: ended the way crash_now ends it in the shim.
@@ -389,6 +399,7 @@ class Server {
   // yet: its deadline moved on).
   bool deliver(Held& h);
   bool accept_reset(Held& h);
+  bool transfer(Held& h);
 
   // The program's descriptor `fd`, duplicated here: -1 when it is not open (the kernel then
   // fails the call itself). Through a pidfd of the calling thread itself (PIDFD_THREAD, Linux
@@ -529,6 +540,8 @@ bool Server::deliver(Held& h) {
     case Kind::kBlackholeReceive:
       respond(listener_, h.id, EAGAIN);  // SO_RCVTIMEO passed: what recv(2) says
       break;
+    case Kind::kTransfer:
+      return transfer(h);
   }
   close_fd(h);
   return true;
@@ -582,6 +595,172 @@ bool Server::accept_reset(Held& h) {
   close(conn);
   close_fd(h);
   return true;
+}
+
+// `short` and `corrupt`: the call is made here, on the program's descriptor (the duplicate
+// shares its open file description: write's and read's file offset advances as the program's
+// own call would advance it; pwrite/pread use their explicit offset), with the program's bytes
+// read (process_vm_readv) and written back (process_vm_writev), and the program gets the
+// count. The bytes chosen are the shim's (short_length, corrupt_buffer: the same seeded
+// stream). A descriptor that could block (a pipe, a socket, a terminal in blocking mode) is
+// tried without blocking and, when it would block, tried again shortly: the supervisor never
+// waits in a program's call.
+bool Server::transfer(Held& h) {
+  const shim::Decision& d = h.decision;
+  const int nr = h.nr;
+  const bool out = is_send(nr) || nr == SYS_pwrite64 || nr == SYS_pwritev || nr == SYS_pwritev2;
+  std::uint64_t total = 0;
+  for (const iovec& v : h.buffers) total += v.iov_len;
+  std::uint64_t n = d.action == kActShort ? shim::short_length(d, total) : total;
+  n = std::min<std::uint64_t>(n, kMaxTransfer);  // more: a partial transfer, as the kernel may
+  std::vector<unsigned char> buf(static_cast<std::size_t>(n));
+  if (out && n > 0) {
+    iovec local{buf.data(), buf.size()};
+    if (process_vm_readv(h.tid, &local, 1, h.buffers.data(), h.buffers.size(), 0) !=
+        static_cast<ssize_t>(n)) {
+      respond(listener_, h.id, EFAULT);  // what the kernel says of a buffer it cannot read
+      close_fd(h);
+      return true;
+    }
+    if (d.action == kActCorrupt) shim::corrupt_buffer(d, buf.data(), buf.size());
+  }
+  struct stat st {};
+  const bool may_block =
+      fstat(h.fd, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode) && !nonblocking(h.fd);
+  const int was = fcntl(h.fd, F_GETFL);
+  if (may_block && was >= 0) fcntl(h.fd, F_SETFL, was | O_NONBLOCK);
+  const int flags = static_cast<int>(h.args[3]);
+  const std::uint64_t offset = h.args[3];
+  iovec one{buf.data(), buf.size()};
+  sockaddr_storage from{};
+  socklen_t from_len = sizeof from;
+  ssize_t r = -1;
+  switch (nr) {
+    case SYS_write:
+    case SYS_writev:
+      r = write(h.fd, buf.data(), buf.size());
+      break;
+    case SYS_pwrite64:
+    case SYS_pwritev:
+      r = pwrite(h.fd, buf.data(), buf.size(), static_cast<off_t>(offset));
+      break;
+    case SYS_pwritev2:
+      r = pwritev2(h.fd, &one, 1, static_cast<off_t>(offset), static_cast<int>(h.args[5]));
+      break;
+    case SYS_sendto:
+    case SYS_sendmsg:  // no control data (handle() made sure), the flags: sendmsg's third
+      r = sendto(h.fd, buf.data(), buf.size(),
+                 static_cast<int>(nr == SYS_sendmsg ? h.args[2] : h.args[3]) | MSG_NOSIGNAL,
+                 h.to_len ? reinterpret_cast<const sockaddr*>(&h.to) : nullptr, h.to_len);
+      break;
+    case SYS_read:
+    case SYS_readv:
+      r = read(h.fd, buf.data(), buf.size());
+      break;
+    case SYS_pread64:
+    case SYS_preadv:
+      r = pread(h.fd, buf.data(), buf.size(), static_cast<off_t>(offset));
+      break;
+    case SYS_preadv2:
+      r = preadv2(h.fd, &one, 1, static_cast<off_t>(offset), static_cast<int>(h.args[5]));
+      break;
+    case SYS_recvfrom:
+      r = recvfrom(h.fd, buf.data(), buf.size(), flags, reinterpret_cast<sockaddr*>(&from),
+                   &from_len);
+      break;
+    case SYS_recvmsg:
+      r = recv(h.fd, buf.data(), buf.size(), static_cast<int>(h.args[2]));
+      break;
+    default:
+      errno = ENOSYS;
+      break;
+  }
+  const int err = errno;
+  if (may_block && was >= 0) fcntl(h.fd, F_SETFL, was);
+  if (r < 0 && may_block && (err == EAGAIN || err == EWOULDBLOCK)) {
+    h.deadline_ns = now_ns() + 10'000'000;  // the program's call would wait: so does this one
+    return false;
+  }
+  if (r < 0) {
+    // A write to a pipe or socket nobody reads raises SIGPIPE in the caller: the program's
+    // thread (the supervisor blocks it for itself), unless a send asked MSG_NOSIGNAL.
+    const bool nosignal = (nr == SYS_sendto && (flags & MSG_NOSIGNAL)) ||
+                          (nr == SYS_sendmsg && (static_cast<int>(h.args[2]) & MSG_NOSIGNAL));
+    if (err == EPIPE && !nosignal) syscall(SYS_tgkill, h.tgid, h.tid, SIGPIPE);
+    respond(listener_, h.id, err);
+    close_fd(h);
+    return true;
+  }
+  if (!out && r > 0) {
+    if (d.action == kActCorrupt) shim::corrupt_buffer(d, buf.data(), static_cast<std::size_t>(r));
+    iovec local{buf.data(), static_cast<std::size_t>(r)};
+    process_vm_writev(h.tid, &local, 1, h.buffers.data(), h.buffers.size(), 0);
+  }
+  if (nr == SYS_recvfrom && h.args[4] != 0 && h.args[5] != 0) {  // the sender, as recvfrom
+    socklen_t room = 0;
+    if (read_remote(h.tid, h.args[5], &room, sizeof room)) {
+      iovec local[2] = {{&from, std::min(room, from_len)}, {&from_len, sizeof from_len}};
+      iovec remote[2] = {{reinterpret_cast<void*>(h.args[4]), std::min(room, from_len)},
+                         {reinterpret_cast<void*>(h.args[5]), sizeof from_len}};
+      process_vm_writev(h.tid, &local[0], 1, &remote[0], 1, 0);
+      process_vm_writev(h.tid, &local[1], 1, &remote[1], 1, 0);
+    }
+  }
+  if (nr == SYS_recvmsg) {  // msg_flags, which the kernel writes: nothing to report
+    const int none = 0;
+    iovec local{const_cast<int*>(&none), sizeof none};
+    iovec remote{reinterpret_cast<void*>(h.args[1] + offsetof(msghdr, msg_flags)), sizeof none};
+    process_vm_writev(h.tid, &local, 1, &remote, 1, 0);
+  }
+  respond_value(listener_, h.id, r);
+  close_fd(h);
+  return true;
+}
+
+// The program's buffers of byte-moving call `nr` (for short and corrupt), read from its
+// arguments; false when the call is not one, or is one the backend cannot perform (sendmsg
+// or recvmsg with control data, recvmsg asking for the sender, buffers it cannot read).
+bool program_buffers(pid_t tid, int nr, const __u64* a, Held& h) {
+  auto vec = [&](std::uint64_t at, std::uint64_t count) {
+    if (count > 1024) return false;
+    h.buffers.resize(count);
+    return count == 0 || read_remote(tid, at, h.buffers.data(), count * sizeof(iovec));
+  };
+  switch (nr) {
+    case SYS_write:
+    case SYS_pwrite64:
+    case SYS_read:
+    case SYS_pread64:
+    case SYS_sendto:
+    case SYS_recvfrom:
+      h.buffers = {iovec{reinterpret_cast<void*>(a[1]), a[2]}};
+      if (nr == SYS_sendto && a[4] != 0) {
+        h.to_len = static_cast<socklen_t>(std::min<std::uint64_t>(a[5], sizeof h.to));
+        if (!read_remote(tid, a[4], &h.to, h.to_len)) return false;
+      }
+      return true;
+    case SYS_writev:
+    case SYS_pwritev:
+    case SYS_pwritev2:
+    case SYS_readv:
+    case SYS_preadv:
+    case SYS_preadv2:
+      return vec(a[1], a[2]);
+    case SYS_sendmsg:
+    case SYS_recvmsg: {
+      msghdr m{};
+      if (!read_remote(tid, a[1], &m, sizeof m) || m.msg_controllen != 0) return false;
+      if (m.msg_name != nullptr) {
+        if (nr == SYS_recvmsg) return false;
+        h.to_len = std::min<socklen_t>(m.msg_namelen, sizeof h.to);
+        if (!read_remote(tid, reinterpret_cast<std::uint64_t>(m.msg_name), &h.to, h.to_len))
+          return false;
+      }
+      return vec(reinterpret_cast<std::uint64_t>(m.msg_iov), m.msg_iovlen);
+    }
+    default:
+      return false;
+  }
 }
 
 void Server::handle(const seccomp_notif& req) {
@@ -758,11 +937,15 @@ void Server::handle(const seccomp_notif& req) {
   // Only what the backend delivers (filter.h, refusal(): the compiler, `run` and `add` refuse
   // the rest), where it delivers it: a block edited by other means must not make an event of
   // an action not taken.
-  constexpr std::uint32_t kDelivered =
-      kActError | kActCrash | kActLatency | kActReset | kActEof | kActLie | kActBlackhole;
+  constexpr std::uint32_t kDelivered = kActError | kActCrash | kActLatency | kActReset | kActEof |
+                                       kActLie | kActBlackhole | kActShort | kActCorrupt;
   const int nr = req.data.nr;
   const bool accept_call = nr == SYS_accept || nr == SYS_accept4;
-  Held held{0, req.id, d.action == kActError ? d.error : 0, d.fault, 0, tgid, tid};
+  Held held{};
+  held.id = req.id;
+  held.error = d.action == kActError ? d.error : 0;
+  held.fault = d.fault;
+  held.tid = tid;
   std::copy(a, a + 6, held.args);
   std::int64_t wait = d.delay_ns + (d.action == kActLatency ? d.latency_ns : 0);
   std::int64_t event_bytes = -1;
@@ -838,6 +1021,20 @@ void Server::handle(const seccomp_notif& req) {
         } else {  // accept: the shim lets it run
           deliverable = false;
         }
+        break;
+      case kActShort:
+      case kActCorrupt:
+        keep_fd = local_fd >= 0 && program_buffers(tid, nr, a, held);
+        held.kind = Kind::kTransfer;
+        held.nr = nr;
+        held.decision = d;
+        if (keep_fd) {
+          std::uint64_t total = 0;
+          for (const iovec& v : held.buffers) total += v.iov_len;
+          event_bytes = static_cast<std::int64_t>(std::min<std::uint64_t>(
+              d.action == kActShort ? shim::short_length(d, total) : total, INT64_MAX));
+        }
+        deliverable = keep_fd;
         break;
       default:  // error, delay, latency: the answer
         break;
@@ -985,6 +1182,12 @@ void Supervisor::run() noexcept {
   sigemptyset(&wake);
   sigaddset(&wake, wake_signal());
   pthread_sigmask(SIG_UNBLOCK, &wake, nullptr);
+  // A write made for the program to a pipe nobody reads must not end `faultline run`: the
+  // program's thread gets the SIGPIPE (transfer()).
+  sigset_t pipe;
+  sigemptyset(&pipe);
+  sigaddset(&pipe, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
   seccomp_notif_sizes sizes{};
   syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes);
   std::vector<char> buffer(std::max<std::size_t>(sizes.seccomp_notif, sizeof(seccomp_notif)));

@@ -15,7 +15,10 @@
  *   static_io bhconnect PORT   a non-blocking connect to 127.0.0.1:PORT polled for 500 ms:
  *                              "nonblocking: ERR, poll: timeout|ready (SO_ERROR)"; then a
  *                              blocking one with SO_SNDTIMEO 500 ms: "blocking: ok|ERR"
- *   static_io syncpipe         fsync of a pipe, which Linux refuses (EINVAL): "fsync: ok|ERR" */
+ *   static_io syncpipe         fsync of a pipe, which Linux refuses (EINVAL): "fsync: ok|ERR"
+ *   static_io rw PATH          write "0123456789", write "ABC", pwrite "xyz" at 20 to PATH,
+ *                              then pread 64 bytes at 0 and read 64 from the start: the counts
+ *                              ("write: N"...), and what was read ("read: N TEXT", NUL as '.') */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -135,6 +138,22 @@ int main(int argc, char** argv) {
     close(s);
     return 0;
   }
+  if (argc >= 3 && strcmp(argv[1], "rw") == 0) {
+    int fd = open(argv[2], O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return 1;
+    printf("write: %d\n", (int)write(fd, "0123456789", 10));
+    printf("write: %d\n", (int)write(fd, "ABC", 3));
+    printf("pwrite: %d\n", (int)pwrite(fd, "xyz", 3, 20));
+    char buf[64];
+    printf("pread: %d\n", (int)pread(fd, buf, sizeof buf, 0));
+    lseek(fd, 0, SEEK_SET);
+    int n = (int)read(fd, buf, sizeof buf);
+    for (int i = 0; i < n; ++i)
+      if (buf[i] == '\0') buf[i] = '.';
+    printf("read: %d %.*s\n", n, n > 0 ? n : 0, buf);
+    close(fd);
+    return 0;
+  }
   if (argc >= 2 && strcmp(argv[1], "syncpipe") == 0) {
     int fds[2];
     if (pipe(fds) != 0) return 1;
@@ -143,6 +162,6 @@ int main(int argc, char** argv) {
   }
   fprintf(stderr,
           "usage: static_io file PATH | connect PORT | writes PATH N | loop PATH | fs DIR | "
-          "fsloop DIR | echo PORT | bhconnect PORT | syncpipe\n");
+          "fsloop DIR | echo PORT | bhconnect PORT | syncpipe | rw PATH\n");
   return 2;
 }

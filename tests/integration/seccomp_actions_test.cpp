@@ -1,14 +1,16 @@
-// The seccomp backend's connection actions (control/seccomp/supervisor.cpp): reset, blackhole
-// and eof on a Go program's own sockets and a static C program's, and lie on fsync. The
-// supervisor acts on the program's socket through a duplicate of it, so what is asserted is
-// what the program says (Go's own error texts, the C library's strerror) and what its peer —
-// a socket of this test — really saw on the wire (a RST: ECONNRESET on its receive).
+// The seccomp backend's actions beyond an answer (control/seccomp/supervisor.cpp): reset,
+// blackhole and eof on a Go program's own sockets and a static C program's, lie on fsync, and
+// short and corrupt made on the program's behalf. The supervisor acts through a duplicate of
+// the program's descriptor, so what is asserted is what the program says (Go's own error
+// texts, the C library's strerror, the counts it got), what its peer — a socket of this test
+// — really saw on the wire (a RST: ECONNRESET on its receive), and the file on disk.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -95,12 +97,15 @@ class Peer {
   std::thread thread_;
 };
 
-class SeccompNetTest : public IntegrationTest {
+class SeccompActionsTest : public IntegrationTest {
  protected:
-  RunResult run_under(const std::string& faults, const std::vector<std::string>& command) {
+  RunResult run_under(const std::string& faults, const std::vector<std::string>& command,
+                      const std::vector<std::string>& extra = {}) {
     const std::string file = path("policy-" + std::to_string(++policies_) + ".toml");
     EXPECT_TRUE(write_file(file, "version = 1\n[[fault]]\nname = \"f\"\n" + faults));
-    std::vector<std::string> args = {"run", "--backend", "seccomp", "-p", file, "--"};
+    std::vector<std::string> args = {"run", "--backend", "seccomp", "-p", file};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.push_back("--");
     args.insert(args.end(), command.begin(), command.end());
     return faultline(args);
   }
@@ -109,7 +114,7 @@ class SeccompNetTest : public IntegrationTest {
 
 // ---- reset ----------------------------------------------------------------------------------
 
-TEST_F(SeccompNetTest, ResetOnAReadSendsThePeerARealRst) {
+TEST_F(SeccompActionsTest, ResetOnAReadSendsThePeerARealRst) {
   Peer peer;
   ASSERT_NE(peer.port(), 0);
   const RunResult r = run_under("calls = [\"read\"]\nreset = true\n",
@@ -122,14 +127,14 @@ TEST_F(SeccompNetTest, ResetOnAReadSendsThePeerARealRst) {
   EXPECT_EQ(peer.received(), "ping\n");
 }
 
-TEST_F(SeccompNetTest, GoHttpResetIsGosConnectionResetByPeer) {
+TEST_F(SeccompActionsTest, GoHttpResetIsGosConnectionResetByPeer) {
   SKIP_WITHOUT_GO();
   const RunResult r = run_under("calls = [\"read\"]\nreset = true\n", {kGoHttp});
   EXPECT_EQ(r.status(), 1) << r.out << r.err;
   EXPECT_NE(r.out.find("connection reset by peer"), std::string::npos) << r.out << r.err;
 }
 
-TEST_F(SeccompNetTest, GoHttpConnectAndAcceptReset) {
+TEST_F(SeccompActionsTest, GoHttpConnectAndAcceptReset) {
   SKIP_WITHOUT_GO();
   for (const char* call : {"connect", "accept4"}) {
     const RunResult r =
@@ -141,7 +146,7 @@ TEST_F(SeccompNetTest, GoHttpConnectAndAcceptReset) {
 }
 
 // A Go net/http server whose reads are reset: the client (this test) gets a RST.
-TEST_F(SeccompNetTest, GoServerResetReachesItsClient) {
+TEST_F(SeccompActionsTest, GoServerResetReachesItsClient) {
   SKIP_WITHOUT_GO();
   ASSERT_TRUE(write_file(path("p.toml"),
                          "version = 1\n[[fault]]\nname = \"r\"\ncalls = [\"read\"]\nreset = "
@@ -170,7 +175,7 @@ TEST_F(SeccompNetTest, GoServerResetReachesItsClient) {
 
 // ---- blackhole ------------------------------------------------------------------------------
 
-TEST_F(SeccompNetTest, GoHttpBlackholedConnectFiresTheClientsOwnTimeout) {
+TEST_F(SeccompActionsTest, GoHttpBlackholedConnectFiresTheClientsOwnTimeout) {
   SKIP_WITHOUT_GO();
   const auto start = std::chrono::steady_clock::now();
   const RunResult r =
@@ -181,7 +186,7 @@ TEST_F(SeccompNetTest, GoHttpBlackholedConnectFiresTheClientsOwnTimeout) {
   EXPECT_LT(took, 15s);  // its own 1 s timeout, not the kernel's SYN retries (~2 minutes)
 }
 
-TEST_F(SeccompNetTest, GoHttpBlackholedReadsFireTheClientsOwnTimeout) {
+TEST_F(SeccompActionsTest, GoHttpBlackholedReadsFireTheClientsOwnTimeout) {
   SKIP_WITHOUT_GO();
   const auto start = std::chrono::steady_clock::now();
   const RunResult r =
@@ -191,7 +196,7 @@ TEST_F(SeccompNetTest, GoHttpBlackholedReadsFireTheClientsOwnTimeout) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 15s);
 }
 
-TEST_F(SeccompNetTest, StaticBlackholedConnectNeverCompletes) {
+TEST_F(SeccompActionsTest, StaticBlackholedConnectNeverCompletes) {
   // A real listener that never accepts: unfaulted, both connects complete into its backlog.
   const int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in sa = loopback(0);
@@ -216,7 +221,7 @@ TEST_F(SeccompNetTest, StaticBlackholedConnectNeverCompletes) {
 
 // ---- eof, lie -------------------------------------------------------------------------------
 
-TEST_F(SeccompNetTest, EofEndsTheConnectionForBothSides) {
+TEST_F(SeccompActionsTest, EofEndsTheConnectionForBothSides) {
   Peer peer(true);  // its "pong" arrives, and is never read: the connection ended
   ASSERT_NE(peer.port(), 0);
   const RunResult r =
@@ -227,13 +232,75 @@ TEST_F(SeccompNetTest, EofEndsTheConnectionForBothSides) {
   EXPECT_EQ(peer.received(), "ping\n");
 }
 
-TEST_F(SeccompNetTest, LieAnswersFsyncWithoutRunningIt) {
+TEST_F(SeccompActionsTest, LieAnswersFsyncWithoutRunningIt) {
   // Linux refuses fsync on a pipe: a success can only be the lie.
   const RunResult plain = run({kStatic, "syncpipe"});
   EXPECT_EQ(plain.out, "fsync: Invalid argument\n") << plain.err;
   const RunResult r = run_under("calls = [\"fsync\"]\nlie = true\n", {kStatic, "syncpipe"});
   EXPECT_EQ(r.status(), 0) << r.out << r.err;
   EXPECT_EQ(r.out, "fsync: ok\n") << r.err;
+}
+
+// ---- short, corrupt --------------------------------------------------------------------------
+
+// What `static_io rw` leaves in its file unfaulted: "0123456789", "ABC", and "xyz" at 20.
+const std::string kRwFile = std::string("0123456789ABC") + std::string(7, '\0') + "xyz";
+
+std::size_t bits_apart(const std::string& a, const std::string& b) {
+  std::size_t bits = a.size() > b.size() ? (a.size() - b.size()) * 8 : (b.size() - a.size()) * 8;
+  for (std::size_t i = 0; i < std::min(a.size(), b.size()); ++i)
+    bits += static_cast<std::size_t>(
+        __builtin_popcount(static_cast<unsigned char>(a[i]) ^ static_cast<unsigned char>(b[i])));
+  return bits;
+}
+
+TEST_F(SeccompActionsTest, ShortWritesMoveTheFileOffsetAsTheKernelWould) {
+  const RunResult plain = run({kStatic, "rw", path("plain.dat")});
+  EXPECT_EQ(plain.out,
+            "write: 10\nwrite: 3\npwrite: 3\npread: 23\nread: 23 0123456789ABC.......xyz\n");
+  EXPECT_EQ(read_file(path("plain.dat")).value_or(""), kRwFile);
+
+  const RunResult r = run_under("calls = [\"@write\"]\npath = \"*/rw.dat\"\nshort = 3\n",
+                                {kStatic, "rw", path("rw.dat")});
+  EXPECT_EQ(r.status(), 0) << r.out << r.err;
+  // Three bytes of each; the second write lands right after the first three (the shared
+  // offset), pwrite at its own offset.
+  EXPECT_EQ(r.out, "write: 3\nwrite: 3\npwrite: 3\npread: 23\nread: 23 012ABC..............xyz\n")
+      << r.err;
+  EXPECT_EQ(read_file(path("rw.dat")).value_or(""),
+            std::string("012ABC") + std::string(14, '\0') + "xyz");
+}
+
+TEST_F(SeccompActionsTest, ShortReadsGetThePrefix) {
+  const RunResult r = run_under("calls = [\"@read\"]\npath = \"*/rw.dat\"\nshort = 4\n",
+                                {kStatic, "rw", path("rw.dat")});
+  EXPECT_EQ(r.status(), 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "write: 10\nwrite: 3\npwrite: 3\npread: 4\nread: 4 0123\n") << r.err;
+  EXPECT_EQ(read_file(path("rw.dat")).value_or(""), kRwFile);
+}
+
+TEST_F(SeccompActionsTest, CorruptWritesFlipBitsOnDiskAndTheSeedReplaysThem) {
+  auto corrupted = [&](const std::string& seed) {
+    const RunResult r =
+        run_under("calls = [\"write\", \"pwrite64\"]\npath = \"*/c.dat\"\ncorrupt = 1\n",
+                  {kStatic, "rw", path("c.dat")}, {"--seed", seed});
+    // The program was told every byte went out.
+    EXPECT_TRUE(r.out.starts_with("write: 10\nwrite: 3\npwrite: 3\npread: 23\n")) << r.out << r.err;
+    return read_file(path("c.dat")).value_or("");
+  };
+  const std::string first = corrupted("7");
+  EXPECT_EQ(first.size(), kRwFile.size());
+  EXPECT_EQ(bits_apart(first, kRwFile), 3u) << "one bit per call";
+  EXPECT_EQ(corrupted("7"), first) << "the same seed flips the same bits";
+}
+
+TEST_F(SeccompActionsTest, CorruptReadsChangeWhatWasReadNotTheFile) {
+  const RunResult r = run_under("calls = [\"read\"]\npath = \"*/rw.dat\"\ncorrupt = 8\n",
+                                {kStatic, "rw", path("rw.dat")});
+  EXPECT_EQ(r.status(), 0) << r.out << r.err;
+  EXPECT_TRUE(r.out.starts_with("write: 10\nwrite: 3\npwrite: 3\npread: 23\nread: 23 ")) << r.out;
+  EXPECT_EQ(r.out.find("read: 23 0123456789ABC.......xyz\n"), std::string::npos) << r.out;
+  EXPECT_EQ(read_file(path("rw.dat")).value_or(""), kRwFile);
 }
 
 }  // namespace
