@@ -81,9 +81,14 @@ bool names(const FaultSpec& spec, std::uint32_t call) {
   return (spec.calls_mask[call / 64] >> (call % 64)) & 1;
 }
 
-// What the backend delivers: the answer (an errno), a later answer (delay; latency on the
-// calls that wait for the peer), and a signal before the call.
-constexpr std::uint32_t kSupportedActions = kActError | kActDelay | kActCrash | kActLatency;
+// What the backend delivers: the answer (an errno, or a value: lie, a blackholed send, eof),
+// a later answer (delay; latency on the calls that wait for the peer; a blackholed connect or
+// receive), a signal before the call, and what the supervisor does to the program's socket
+// through its duplicate (reset, eof, blackhole's tarpit; short and corrupt, the call made for
+// the program with its bytes read and written back: supervisor.cpp).
+constexpr std::uint32_t kSupportedActions = kActError | kActDelay | kActCrash | kActLatency |
+                                            kActReset | kActEof | kActLie | kActBlackhole |
+                                            kActShort | kActCorrupt;
 
 bool calls_mapped(const FaultSpec& spec) {
   FaultSpec wide = spec;
@@ -154,8 +159,9 @@ std::optional<std::string> refusal(const FaultSpec& spec) {
   if (const std::uint32_t extra = spec.actions & ~kSupportedActions) {
     const std::uint32_t bit = extra & -extra;
     return name + "the seccomp backend cannot deliver `" + std::string(action_name(bit)) +
-           "` honestly (it answers a system call or holds it; it cannot change the bytes a "
-           "call moves). Use error, delay, latency or crash, or --backend preload";
+           "` (it answers a system call, holds it, acts on the program's socket or makes the "
+           "call for it). Use error, delay, latency, crash, reset, blackhole, eof, lie, short "
+           "or corrupt, or --backend preload";
   }
   if ((spec.actions & kActCrash) && spec.crash_when == kCrashAfter)
     return name +

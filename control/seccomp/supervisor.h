@@ -10,8 +10,12 @@
 // (SECCOMP_IOCTL_NOTIF_ID_VALID) before the engine decides and before anything is acted on.
 // A call that is not injected continues (SECCOMP_USER_NOTIF_FLAG_CONTINUE); an error is the
 // answer; a delay is an answer given later from a deadline list, so one held call never holds
-// another; a crash is a signal to the calling thread before the call. Panic, the TTL and a
-// disabled fault release held calls unfaulted. A notification the kernel cancelled (the
+// another; a crash is a signal to the calling thread before the call; lie is success without
+// the call. reset, eof and blackhole act on the program's socket through the duplicate (a
+// RST by connect(AF_UNSPEC), a shutdown, a connect to a tarpit whose SYNs go unanswered);
+// short and corrupt make the call here on the duplicate, the bytes moved with
+// process_vm_readv/writev, never blocking this thread (docs/limits.md, "the two backends").
+// Panic, the TTL and a disabled fault release held calls unfaulted. A notification the kernel cancelled (the
 // thread was killed, or interrupted before the supervisor took it) is dropped: ENOENT.
 #pragma once
 

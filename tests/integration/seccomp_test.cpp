@@ -654,7 +654,7 @@ TEST_F(SeccompTest, RefusesWhatItCannotReach) {
   const Case cases[] = {
       {"calls = [\"@memory\"]\nerror = \"ENOMEM\"", "@memory cannot be reached"},
       {"calls = [\"@dns\"]\nerror = \"EAI_AGAIN\"", "addr = \"*:53\""},
-      {"calls = [\"write\"]\ncorrupt = 1", "cannot deliver `corrupt`"},
+      {"calls = [\"write\"]\nquota = \"1MiB\"", "cannot deliver `quota`"},
       {"calls = [\"fsync\"]\ncrash = \"SIGABRT\"\nwhen = \"after\"", "when = \"before\""},
       {"calls = [\"fwrite\"]\nerror = \"EIO\"", "libc functions"},
   };

@@ -54,7 +54,15 @@ TEST(SeccompFilter, RefusesWhatItCannotDeliver) {
   EXPECT_FALSE(refusal_of("calls = [\"@net\"]\naddr = \"127.0.0.1:*\"\ndelay = \"1s\""));
   EXPECT_FALSE(refusal_of("calls = [\"fsync\"]\ncrash = \"SIGKILL\""));
   EXPECT_TRUE(refusal_of("calls = [\"malloc\"]\nerror = \"ENOMEM\""));
-  EXPECT_TRUE(refusal_of("calls = [\"write\"]\nshort = \"50%\""));
+  // Made on the program's behalf, or done to its socket (supervisor.cpp).
+  EXPECT_FALSE(refusal_of("calls = [\"write\"]\nshort = \"50%\""));
+  EXPECT_FALSE(refusal_of("calls = [\"read\"]\ncorrupt = 1"));
+  EXPECT_FALSE(refusal_of("calls = [\"@net\"]\nreset = true"));
+  EXPECT_FALSE(refusal_of("calls = [\"connect\"]\nblackhole = true"));
+  EXPECT_FALSE(refusal_of("calls = [\"recvfrom\"]\neof = true"));
+  EXPECT_FALSE(refusal_of("calls = [\"fsync\"]\nlie = true"));
+  EXPECT_TRUE(refusal_of("calls = [\"write\"]\nquota = \"1MiB\""));
+  EXPECT_TRUE(refusal_of("calls = [\"@net\"]\nreset = true\nafter_bytes = 100"));
   EXPECT_TRUE(refusal_of("calls = [\"write\"]\nerror = \"EIO\"\nstack = \"main\""));
   EXPECT_TRUE(refusal_of("calls = [\"fclose\"]\nerror = \"EIO\""));
 }
