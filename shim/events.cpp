@@ -6,6 +6,7 @@
 // are read alone through their seqlocks, every write goes through the real functions, and
 // nothing here ever blocks. Only `log_stack` (symbolising the stack) may use more.
 #include <fcntl.h>
+#include <netdb.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -49,6 +50,13 @@ void store_text_words(std::atomic<std::uint64_t> (&words)[N], const char* text) 
   }
 }
 
+// The error an event reports: the fault's errno, or for a lookup (@dns) the resolver's code
+// ("EAI_AGAIN"; EAI_SYSTEM for a fault that names an errno), as the lookup returns it.
+int event_error(const Decision& d, std::uint32_t call) {
+  if (call_family(call) != kFamDns) return d.error;
+  return d.dns_error ? d.dns_error : EAI_SYSTEM;
+}
+
 std::uint64_t push_ring(ControlBlock& block, const Decision& d, const CallSite& site,
                         std::int64_t ts, pid_t pid, pid_t tid, const char* path, std::int64_t bytes,
                         const char* fault_name, std::uint32_t where) {
@@ -67,7 +75,7 @@ std::uint64_t push_ring(ControlBlock& block, const Decision& d, const CallSite& 
   const EventCaller* const caller = t_caller;
   slot.fd.store(caller && site.fd == caller->local_fd ? caller->remote_fd : site.fd,
                 std::memory_order_release);
-  slot.error.store(d.action == kActError   ? d.error
+  slot.error.store(d.action == kActError   ? event_error(d, site.call)
                    : d.action == kActCrash ? d.crash_signal
                                            : 0,
                    std::memory_order_release);
@@ -251,9 +259,10 @@ void emit_event(const Decision& d, const CallSite& site, std::int64_t bytes) noe
     if (where_kind == kEventHasHost) line.json_string("host", where, kLineTailReserve);
     line.json_string("action", action);
     if (d.action == kActError) {  // an errno the C library has no name for: its number
-      const std::string_view name = errno_name(d.error);
+      const int error = event_error(d, site.call);
+      const std::string_view name = errno_name(error);
       if (name.empty())
-        line.json_digits_signed("errno", d.error);
+        line.json_digits_signed("errno", error);
       else
         line.json_string("errno", name.data());
     }
