@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "apply.h"
 #include "engine.h"
 #include "net_policy.h"
 #include "session.h"
@@ -27,12 +28,6 @@ namespace {
 // The EAI code of an injected error: the fault's, or EAI_SYSTEM for an errno name.
 int eai_of(const Decision& d) { return d.dns_error ? d.dns_error : EAI_SYSTEM; }
 int system_errno_of(const Decision& d) { return d.error ? d.error : EIO; }
-
-// Events show the resolver's code ("EAI_AGAIN"), not an errno.
-void emit_lookup(Decision d, const CallSite& site) {
-  if (d.action == kActError) d.error = eai_of(d);
-  emit_event(d, site, -1);
-}
 
 bool fault_spec(const Decision& d, FaultSpec& out) {
   ControlBlock* block = g_block.load(std::memory_order_acquire);
@@ -92,8 +87,9 @@ int resolve_addrinfo(const Decision& d, const char* node, const char* service,
   return 0;
 }
 
-// The shared slow path of the lookups: decide, delay, log, then the call's own way to fail
-// (`fail`) or to answer from the fault (`answer`, for resolve_to), a crash, or the real lookup.
+// The shared slow path of the lookups: decide, then apply (apply.h) with the call's own way to
+// fail (`fail`) and, as the family's own action, an answer from the fault (`answer`, for
+// resolve_to). Events show the resolver's code ("EAI_AGAIN"), not an errno (events.cpp).
 template <class Real, class Fail, class Answer>
 FL_COLD auto lookup_slow(const CallSite& site, Real real, Fail fail, Answer answer)
     -> decltype(real()) {
@@ -101,19 +97,13 @@ FL_COLD auto lookup_slow(const CallSite& site, Real real, Fail fail, Answer answ
   if (!guard.entered()) return real();
   Decision d;
   if (!decide(guard, site, d) || !d.inject) return real();
-  apply_delay(guard, d, site);
-  if (d.action == kActCrash && d.crash_when == kCrashAfter) real();
-  emit_lookup(d, site);
-  switch (d.action) {
-    case kActError:
-      return fail(d);
-    case kActResolve:
-      return answer(d);
-    case kActCrash:
-      crash_now(d);
-    default:
-      return real();
-  }
+  using Result = decltype(real());
+  return apply_decision(guard, d, site, real, fail, [&](const Decision& dd, Result& out) {
+    if (dd.action != kActResolve) return false;
+    emit_event(dd, site, -1);
+    out = answer(dd);
+    return true;
+  });
 }
 
 CallSite lookup_site(std::uint32_t call, const char* host) {

@@ -1,11 +1,12 @@
 // The shared slow path of calls that move no bytes and report failure as -1 and errno
-// (open, dup, pipe, socket, bind, listen, fsync, ...): decide, delay, then the fault's error,
-// a crash before or after the call, `lie` (success without the call), or the call itself.
+// (open, dup, pipe, socket, bind, listen, fsync, ...): decide, then apply (apply.h) with -1
+// and errno as the failure and `lie` (success without the call) as the family's own action.
 // Byte-moving calls have theirs in io.h.
 #pragma once
 
 #include <errno.h>
 
+#include "apply.h"
 #include "engine.h"
 #include "fd_table.h"
 
@@ -26,23 +27,14 @@ FL_COLD int errno_call_slow(const CallSite& site, Fn real, Finish finish) {
   if (!guard.entered()) return finish(real());
   Decision d;
   if (!decide(guard, site, d) || !d.inject) return finish(real());
-  apply_delay(guard, d, site);
-  switch (d.action) {
-    case kActError:
-      emit_event(d, site, -1);
-      errno = d.error;
-      return -1;
-    case kActLie:
-      emit_event(d, site, -1);
-      return 0;
-    case kActCrash:
-      if (d.crash_when == kCrashAfter) finish(real());
-      emit_event(d, site, -1);
-      crash_now(d);
-    default:
-      emit_event(d, site, -1);
-      return finish(real());
-  }
+  return apply_decision(
+      guard, d, site, [&] { return finish(real()); }, fail_errno,
+      [&](const Decision& dd, int& out) {
+        if (dd.action != kActLie) return false;
+        emit_event(dd, site, -1);  // success without the call
+        out = 0;
+        return true;
+      });
 }
 
 }  // namespace faultline::shim

@@ -6,6 +6,7 @@
 // are read alone through their seqlocks, every write goes through the real functions, and
 // nothing here ever blocks. Only `log_stack` (symbolising the stack) may use more.
 #include <fcntl.h>
+#include <netdb.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include <type_traits>
 
 #include "engine.h"
+#include "event_line.h"
 #include "faultline/seqlock.h"
 #include "fd_table.h"
 #include "log_limit.h"
@@ -49,6 +51,13 @@ void store_text_words(std::atomic<std::uint64_t> (&words)[N], const char* text) 
   }
 }
 
+// The error an event reports: the fault's errno, or for a lookup (@dns) the resolver's code
+// ("EAI_AGAIN"; EAI_SYSTEM for a fault that names an errno), as the lookup returns it.
+int event_error(const Decision& d, std::uint32_t call) {
+  if (call_family(call) != kFamDns) return d.error;
+  return d.dns_error ? d.dns_error : EAI_SYSTEM;
+}
+
 std::uint64_t push_ring(ControlBlock& block, const Decision& d, const CallSite& site,
                         std::int64_t ts, pid_t pid, pid_t tid, const char* path, std::int64_t bytes,
                         const char* fault_name, std::uint32_t where) {
@@ -67,7 +76,7 @@ std::uint64_t push_ring(ControlBlock& block, const Decision& d, const CallSite& 
   const EventCaller* const caller = t_caller;
   slot.fd.store(caller && site.fd == caller->local_fd ? caller->remote_fd : site.fd,
                 std::memory_order_release);
-  slot.error.store(d.action == kActError   ? d.error
+  slot.error.store(d.action == kActError   ? event_error(d, site.call)
                    : d.action == kActCrash ? d.crash_signal
                                            : 0,
                    std::memory_order_release);
@@ -87,7 +96,7 @@ std::uint64_t push_ring(ControlBlock& block, const Decision& d, const CallSite& 
 
 // ---- what one event needs, off the caller's stack ------------------------------------------
 
-constexpr std::size_t kLineMax = 8192;
+constexpr std::size_t kLineMax = kEventLineMax;
 constexpr std::size_t kHumanMax = 1024;
 // Left free by the variable-length fields (path, names, stack) for the fields after them
 // (action, errno, size, bytes, delay, signal, seed, closing brace, newline): however long a
@@ -102,6 +111,7 @@ struct EventScratch {
   char human[kHumanMax];
   char where[128];  // the ring holds 128 bytes of text
   char fault[kNameMax];
+  EventFields fields;
 };
 static_assert(sizeof(EventScratch) <= Scratch::kBytes);
 static_assert(std::is_trivial_v<EventScratch>);
@@ -236,34 +246,36 @@ void emit_event(const Decision& d, const CallSite& site, std::int64_t bytes) noe
   const char* call = call_info(site.call).name.data();
   const char* action = action_name(event_action(d)).data();
   if (log_path[0] != '\0') {
-    // policy.md's event line: 64-bit values that may exceed 2^53 (ts_ns, seed) as strings.
+    EventFields& e = mem->fields;
+    e = EventFields{};
+    e.seq = seq;
+    e.ts_ns = ts;
+    e.pid = pid;
+    e.tid = tid;
+    e.process = engine_process_name();
+    e.fault = mem->fault;
+    e.call = call;
+    e.has_fd = site.fd >= 0;
+    e.fd = shown_fd;
+    e.path = path;
+    e.addr = "";
+    e.host = "";
+    if (where_kind == kEventHasAddr) e.addr = where;
+    if (where_kind == kEventHasHost) e.host = where;
+    e.action = action;
+    e.has_error = d.action == kActError;
+    e.error = event_error(d, site.call);
+    e.has_size = site.has_size;
+    e.size = site.size;
+    e.bytes = bytes;
+    e.delay_ns = d.delay_ns;
+    e.has_signal = d.action == kActCrash;
+    e.signal = d.crash_signal;
     TextBuf line(mem->line, sizeof mem->line);
-    line.put("{\"seq\":").dec(seq);
-    line.put(",\"time\":\"").utc_time(ts).put('"');
-    line.json_digits_signed("ts_ns", ts);
-    line.json_number("pid", pid).json_number("tid", tid);
-    line.json_string("process", engine_process_name(), kLineTailReserve);
-    line.json_string("fault", mem->fault, kLineTailReserve);
-    line.json_string("call", call, kLineTailReserve);
-    if (site.fd >= 0) line.json_number("fd", shown_fd);
-    if (path[0]) line.json_string("path", path, kLineTailReserve);
-    if (where_kind == kEventHasAddr) line.json_string("addr", where, kLineTailReserve);
-    if (where_kind == kEventHasHost) line.json_string("host", where, kLineTailReserve);
-    line.json_string("action", action);
-    if (d.action == kActError) {  // an errno the C library has no name for: its number
-      const std::string_view name = errno_name(d.error);
-      if (name.empty())
-        line.json_digits_signed("errno", d.error);
-      else
-        line.json_string("errno", name.data());
-    }
-    if (site.has_size) line.json_unsigned("size", site.size);
-    if (bytes >= 0) line.json_number("bytes", bytes);
-    if (d.delay_ns > 0) line.json_number("delay_ns", d.delay_ns);
-    if (d.action == kActCrash) line.json_number("signal", d.crash_signal);
+    event_line_fields(line, e, kLineTailReserve);
     if (read_log_stack(slot)) append_stack(line);
-    line.json_digits("seed", block->header.seed.load(std::memory_order_relaxed));
-    line.put("}\n");
+    event_line_end(line, block->header.seed.load(std::memory_order_relaxed));
+    line.put('\n');
     append_log(log_path, line.data(), line.size());
   }
   if (to_stderr) {

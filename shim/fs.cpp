@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "apply.h"
 #include "durability.h"
 #include "errno_call.h"
 
@@ -61,19 +62,8 @@ FL_COLD int fs_slow(const CallSite& site, Fn real) {
   if (!decide(guard, site, d)) return real();
   if (d.quota) return space_quota<R>(guard, d, site, real);
   if (!d.inject) return real();
-  apply_delay(guard, d, site);
-  switch (d.action) {
-    case kActError:
-      emit_event(d, site, -1);
-      return fail_with<R>(d.error);
-    case kActCrash:
-      if (d.crash_when == kCrashAfter) real();
-      emit_event(d, site, -1);
-      crash_now(d);
-    default:
-      emit_event(d, site, -1);
-      return real();
-  }
+  return apply_decision(guard, d, site, real,
+                        [](const Decision& dd) { return fail_with<R>(dd.error); });
 }
 
 // An entry call (rename, link, symlink, unlink, mkdir, rmdir) in a session that tracks
@@ -185,20 +175,13 @@ FL_COLD int close_slow(int fd) {
   Decision d;
   if (!decide(guard, site, d) || !d.inject) return real();
   apply_delay(guard, d, site);
+  if (d.action == kActCrash) apply_crash_event_first(d, site, real);
   emit_event(d, site, -1);
-  switch (d.action) {
-    case kActError: {
-      // The fd is gone, the error is reported: what Linux does when NFS's write-back fails.
-      real();
-      errno = d.error;
-      return -1;
-    }
-    case kActCrash:
-      if (d.crash_when == kCrashAfter) real();
-      crash_now(d);
-    default:
-      return real();
-  }
+  if (d.action != kActError) return real();
+  // The fd is gone, the error is reported: what Linux does when NFS's write-back fails.
+  real();
+  errno = d.error;
+  return -1;
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 // The shared slow path of every call that moves bytes (write/read families and the socket
-// data calls): one implementation of error, delay, short, corrupt, quota, crash, reset and
-// blackhole over an `Io` adapter that knows how to run the real call whole, shortened or on
-// a copy.
+// data calls): one implementation of error, delay, short, corrupt, quota, reset and blackhole
+// (a crash through apply.h's apply_crash, like every family) over an `Io` adapter that knows how to
+// run the real call whole, shortened or on a copy.
 #pragma once
 
 #include <errno.h>
@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "apply.h"
 #include "engine.h"
 #include "file_rate.h"
 #include "net_cut.h"
@@ -102,10 +103,7 @@ ssize_t io_slow_path(const Guard& guard, const CallSite& site, Io& io) {
   // bandwidth on a file: held, like a delay, as long as its bytes need (file_rate.h).
   if (d.action == kActBandwidth) d.delay_ns += file_bandwidth_ns(d, site.fd, io.size());
   apply_delay(guard, d, site);
-  if (d.action == kActCrash && d.crash_when == kCrashBefore) {
-    emit_event(d, site, -1);
-    crash_now(d);
-  }
+  if (d.action == kActCrash) apply_crash(d, site, [&] { return std::int64_t{io.run()}; });
   switch (d.action) {
     case kActError:
       emit_event(d, site, -1);
@@ -126,11 +124,6 @@ ssize_t io_slow_path(const Guard& guard, const CallSite& site, Io& io) {
     case kActCorrupt:
       emit_event(d, site, event_bytes(io.size()));
       return io.run_corrupted(d);
-    case kActCrash: {
-      ssize_t r = io.run();
-      emit_event(d, site, r);
-      crash_now(d);
-    }
     default:  // delay only; bandwidth on a file (held above)
       emit_event(d, site, -1);
       return run_counted(site, io);

@@ -24,6 +24,7 @@
 
 #include <cstring>
 
+#include "apply.h"
 #include "bootstrap_arena.h"
 #include "engine.h"
 #include "mem_ledger.h"
@@ -134,22 +135,17 @@ FL_COLD AllocResult alloc_slow(std::uint32_t call, std::uint64_t size, Fn real) 
     if (!r.error) errno = saved;
     return r;
   }
-  apply_delay(guard, d, site);
-  switch (d.action) {
-    case kActError:
-      emit_event(d, site, -1);
-      errno = saved;
-      return {nullptr, d.error};
-    case kActCrash:
-      // The block of a crash "after" is never used: the process dies right here.
-      if (d.crash_when == kCrashAfter) real();
-      emit_event(d, site, -1);
-      crash_now(d);
-    default:  // delay only
-      emit_event(d, site, -1);
-      errno = saved;
-      return real();
-  }
+  // The block of a crash "after" is never used: the process dies right after the call.
+  return apply_decision(
+      guard, d, site,
+      [&] {
+        errno = saved;
+        return real();
+      },
+      [&](const Decision& dd) {
+        errno = saved;
+        return AllocResult{nullptr, dd.error};
+      });
 }
 
 // NULL-returning calls report a failure in errno.
@@ -253,10 +249,8 @@ FL_COLD void* realloc_slow(std::uint32_t call, void* p, size_t size) {
       errno = d.error;
       return nullptr;  // the old block stays valid, and counted if it was
     }
-    if (d.action == kActCrash && d.crash_when == kCrashBefore) {
-      emit_event(d, site, -1);
-      crash_now(d);
-    }
+    if (d.action == kActCrash && d.crash_when == kCrashBefore)
+      apply_crash(d, site, [] { return std::int64_t{-1}; });
   }
   bool counting = decided && d.quota && real_malloc_usable_size();
   // The old block leaves the books first, so a block that grows under the same quota needs

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <sys/socket.h>
 
+#include "apply.h"
 #include "errno_call.h"
 #include "fd_table.h"
 #include "io_adapters.h"
@@ -206,10 +207,11 @@ FL_COLD int connect_slow(int fd, const struct sockaddr* addr, socklen_t len) {
   Decision d;
   if (!decide(guard, site, d) || !d.inject) return real();
   apply_delay(guard, d, site);
-  if (d.action == kActCrash && d.crash_when == kCrashBefore) {
-    emit_event(d, site, -1);
-    crash_now(d);
-  }
+  if (d.action == kActCrash)
+    apply_crash(d, site, [&] {
+      real();
+      return std::int64_t{-1};
+    });
   if (d.action & kActHolds) return connect_latency(guard, d, site, real);
   switch (d.action) {
     case kActError:
@@ -218,12 +220,6 @@ FL_COLD int connect_slow(int fd, const struct sockaddr* addr, socklen_t len) {
       return connect_reset(d, site, real);
     case kActBlackhole:
       return connect_blackhole(guard, d, site, real);
-    case kActCrash: {
-      int r = real();
-      emit_event(d, site, -1);
-      crash_now(d);
-      return r;
-    }
     default:
       emit_event(d, site, -1);
       return real();
@@ -253,26 +249,14 @@ FL_COLD int accept_slow(std::uint32_t call, int fd, Fn real) {
     return r;
   }
   if (!injected) return track_new_fd(real());
-  apply_delay(guard, d, site);
-  switch (d.action) {
-    case kActError:
-      emit_event(d, site, -1);
-      errno = d.error;
-      return -1;
-    case kActReset: {
-      int r = track_new_fd(real());
-      emit_event(d, site, -1);
-      if (r >= 0 && net_abort(r)) net_mark_reset(r, d.fault);
-      return r;
-    }
-    case kActCrash:
-      if (d.crash_when == kCrashAfter) track_new_fd(real());
-      emit_event(d, site, -1);
-      crash_now(d);
-    default:
-      emit_event(d, site, -1);
-      return track_new_fd(real());
-  }
+  auto run = [&] { return track_new_fd(real()); };
+  return apply_decision(guard, d, site, run, fail_errno, [&](const Decision& dd, int& out) {
+    if (dd.action != kActReset) return false;
+    out = run();
+    emit_event(dd, site, -1);
+    if (out >= 0 && net_abort(out)) net_mark_reset(out, dd.fault);
+    return true;
+  });
 }
 
 // ---- the data calls -------------------------------------------------------------------------
@@ -437,40 +421,39 @@ FL_COLD int mmsg_slow(std::uint32_t call, int fd, struct mmsghdr* vec, unsigned 
     }
   }
   if (!decided || !d.inject) return real();
-  apply_delay(guard, d, site);
-  switch (d.action) {
-    case kActError:
-      emit_event(d, site, -1);
-      errno = d.error;
-      return -1;
-    case kActReset:
-      emit_event(d, site, -1);
-      return static_cast<int>(net_reset_io(d, site));
-    case kActBlackhole: {
-      net_mark_partitioned(d, fd);
-      emit_event(d, site, -1);
-      if (send) {  // swallowed: every message "sent" whole
-        const int sent = mmsg_blackhole_send(vec, vlen);
-        return sent == -2 ? real() : sent;
+  return apply_decision(guard, d, site, real, fail_errno, [&](const Decision& dd, int& out) {
+    switch (dd.action) {
+      case kActReset:
+        emit_event(dd, site, -1);
+        out = static_cast<int>(net_reset_io(dd, site));
+        return true;
+      case kActBlackhole: {
+        net_mark_partitioned(dd, fd);
+        emit_event(dd, site, -1);
+        if (send) {  // swallowed: every message "sent" whole
+          const int sent = mmsg_blackhole_send(vec, vlen);
+          out = sent == -2 ? real() : sent;
+          return true;
+        }
+        const ssize_t r = net_blackhole_receive(guard, dd, site);
+        if (r != -2) {
+          out = static_cast<int>(r);
+          return true;
+        }
+        net_heal(guard, fd);
+        out = real();
+        return true;
       }
-      ssize_t r = net_blackhole_receive(guard, d, site);
-      if (r != -2) return static_cast<int>(r);
-      net_heal(guard, fd);
-      return real();
+      case kActEof: {  // recvmmsg: one message of end-of-file (net_cut.h)
+        net_eof_receive(dd, site);
+        const unsigned len = 0;
+        out = vlen > 0 && safe_write(&vec[0].msg_len, &len, sizeof len) == SafeCopy::kOk ? 1 : 0;
+        return true;
+      }
+      default:
+        return false;
     }
-    case kActEof: {  // recvmmsg: one message of end-of-file (net_cut.h)
-      net_eof_receive(d, site);
-      const unsigned len = 0;
-      return vlen > 0 && safe_write(&vec[0].msg_len, &len, sizeof len) == SafeCopy::kOk ? 1 : 0;
-    }
-    case kActCrash:
-      if (d.crash_when == kCrashAfter) real();
-      emit_event(d, site, -1);
-      crash_now(d);
-    default:
-      emit_event(d, site, -1);
-      return real();
-  }
+  });
 }
 
 }  // namespace

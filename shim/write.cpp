@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "apply.h"
 #include "durability.h"
 #include "faultline_config.h"
 #include "fd_table.h"
@@ -172,14 +173,9 @@ FL_COLD size_t fwrite_slow(const void* ptr, size_t size, size_t n, FILE* stream)
       return r > 0 ? static_cast<size_t>(r) / size : 0;
     }
     case kActCrash:
-      if (d.crash_when == kCrashBefore) {
-        emit_event(d, site, -1);
-        crash_now(d);
-      } else {
-        size_t done = FL_REAL(fwrite)(ptr, size, n, stream);
-        emit_event(d, site, static_cast<std::int64_t>(done * size));
-        crash_now(d);
-      }
+      apply_crash(d, site, [&] {
+        return static_cast<std::int64_t>(FL_REAL(fwrite)(ptr, size, n, stream) * size);
+      });
     default:
       emit_event(d, site, -1);
       return FL_REAL(fwrite)(ptr, size, n, stream);
@@ -195,25 +191,16 @@ FL_COLD int stream_end_slow(std::uint32_t call, FILE* stream, Fn real) {
   CallSite site{call, stream_fd(stream)};
   Decision d;
   if (!decide(guard, site, d) || !d.inject) return real();
-  apply_delay(guard, d, site);
-  if (d.action == kActCrash) {
-    if (d.crash_when == kCrashAfter) real();
-    emit_event(d, site, -1);
-    crash_now(d);
-  }
-  if (d.action != kActError) {
-    emit_event(d, site, -1);
-    return real();
-  }
-  emit_event(d, site, -1);
-  if (stream) __fpurge(stream);
-  if (call == kCall_fclose) {
-    real();
-  } else {
-    fail_stream(stream, d.error);
-  }
-  errno = d.error;
-  return EOF;
+  return apply_decision(guard, d, site, real, [&](const Decision& dd) {
+    if (stream) __fpurge(stream);
+    if (call == kCall_fclose) {
+      real();
+    } else {
+      fail_stream(stream, dd.error);
+    }
+    errno = dd.error;
+    return EOF;
+  });
 }
 
 }  // namespace

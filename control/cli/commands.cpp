@@ -22,6 +22,7 @@
 #include "cli.h"
 #include "doctor.h"
 #include "edits.h"
+#include "event_line.h"
 #include "inspect.h"
 #include "output.h"
 #include "policy.h"
@@ -354,27 +355,39 @@ class EventPrinter {
   // The ring's text is a path, or the socket address of a @net event, or the name of a @dns one.
   static const char* text_key(const Event& e) { return event_text_key(e); }
 
+  // Through the shim's own formatter (shim/event_line.h), so the two cannot drift apart.
   std::string json(const Event& e) {
-    Json o;
-    // 64-bit values that may exceed 2^53 are strings of digits (policy.md's event line).
-    o["seq"] = e.index;
-    o["time"] = utc_time(e.ts_ns);
-    o["ts_ns"] = json_digits(e.ts_ns);
-    o["pid"] = e.pid;
-    o["tid"] = e.tid;
-    o["process"] = json_text(e.process);
-    o["fault"] = json_text(e.fault_name);
-    o["call"] = call_name(e.call);
-    if (e.fd >= 0) o["fd"] = e.fd;
-    if (!e.path.empty()) o[text_key(e)] = json_text(e.path);
-    o["action"] = std::string(action_name(e.action));
-    if (e.action == kActError) o["errno"] = errno_text(e.error);
-    if (e.present & kEventHasSize) o["size"] = e.size;
-    if (e.present & kEventHasBytes) o["bytes"] = e.bytes;
-    if (e.delay_ns > 0) o["delay_ns"] = e.delay_ns;
-    if (e.action == kActCrash) o["signal"] = e.error;
-    o["seed"] = json_digits(session_.block().header.seed.load(std::memory_order_relaxed));
-    return json_dump(o);
+    shim::EventFields f{};
+    f.seq = e.index;
+    f.ts_ns = e.ts_ns;
+    f.pid = e.pid;
+    f.tid = e.tid;
+    f.process = e.process.c_str();
+    f.fault = e.fault_name.c_str();
+    const std::string call = call_name(e.call);
+    f.call = call.c_str();
+    f.has_fd = e.fd >= 0;
+    f.fd = e.fd;
+    const std::string_view key = text_key(e);
+    f.path = key == "path" ? e.path.c_str() : "";
+    f.addr = key == "addr" ? e.path.c_str() : "";
+    f.host = key == "host" ? e.path.c_str() : "";
+    const std::string action(action_name(e.action));
+    f.action = action.c_str();
+    f.has_error = e.action == kActError;
+    f.error = e.error;
+    f.has_size = (e.present & kEventHasSize) != 0;
+    f.size = e.size;
+    f.bytes = (e.present & kEventHasBytes) != 0 ? static_cast<std::int64_t>(e.bytes) : -1;
+    f.delay_ns = e.delay_ns;
+    f.has_signal = e.action == kActCrash;
+    f.signal = e.error;
+    std::string buffer(shim::kEventLineMax, '\0');
+    shim::TextBuf line(buffer.data(), buffer.size());
+    shim::event_line_fields(line, f, 0);
+    shim::event_line_end(line, session_.block().header.seed.load(std::memory_order_relaxed));
+    buffer.resize(line.size());
+    return buffer;
   }
 
   std::string human(const Event& e) {
