@@ -287,6 +287,7 @@ struct Session::Impl {
   std::vector<std::string> warnings;
   std::unique_ptr<ControlSession> control;
   pid_t pid = -1;
+  bool seccomp = false;            // the program runs under the seccomp backend
   std::optional<int> exit_status;  // set once reaped
   Clock::time_point exited_at{};
 
@@ -310,8 +311,7 @@ struct Session::Impl {
       const std::string program = launch::resolve_command(options.command.front());
       const std::string shim = choose_shim(options, recorded_shim);
       // The backend as `faultline run` chooses it (launcher_backend.h).
-      const bool seccomp =
-          launch::use_seccomp(options.backend, policy, program, "the 'backend' option");
+      seccomp = launch::use_seccomp(options.backend, policy, program, "the 'backend' option");
       launch::vet_program(program, shim, warnings, seccomp);
       const std::vector<std::string> base = base_environment(options.env);
       if (!seccomp)
@@ -361,11 +361,11 @@ struct Session::Impl {
     return fds[1];
   }
 
-  // With `seccomp`, the program runs under its filter, answered by a server process of its own
+  // With `plan`, the program runs under its filter, answered by a server process of its own
   // (seccomp/serve_detached.h): this process may hold several sessions at once, and the
   // engine that answers serves one per process.
   void spawn(const std::string& program, const std::vector<std::string>& env, bool deny_io_uring,
-             const launch::SeccompPlan* seccomp) {
+             const launch::SeccompPlan* plan) {
     SpawnFds fds;
     fds.child_in = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (fds.child_in < 0)
@@ -381,14 +381,14 @@ struct Session::Impl {
     spawn_options.deny_io_uring = deny_io_uring;
     sock_fprog filter{};
     launch::SeccompSpawn spawn_filter;
-    if (seccomp != nullptr) {
-      filter.len = static_cast<unsigned short>(seccomp->filter.size());
-      filter.filter = const_cast<sock_filter*>(seccomp->filter.data());
+    if (plan != nullptr) {
+      filter.len = static_cast<unsigned short>(plan->filter.size());
+      filter.filter = const_cast<sock_filter*>(plan->filter.data());
       spawn_filter.filter = &filter;
       spawn_options.seccomp = &spawn_filter;
     }
     pid = launch::spawn(program, options.command, env, spawn_options);
-    if (seccomp != nullptr) serve(spawn_filter);
+    if (plan != nullptr) serve(spawn_filter);
     if (fds.out_read >= 0 || fds.err_read >= 0) {
       reader_done = false;
       const int out_fd = std::exchange(fds.out_read, -1);
@@ -560,6 +560,10 @@ struct Session::Impl {
         return false;
       };
       while (dying() && Clock::now() < deadline) std::this_thread::sleep_for(milliseconds(5));
+      // Under the seccomp backend no process registers itself: one that left the group is no
+      // member, yet still holds the filter and its server the block. Panicked, its calls run
+      // unfaulted until it ends, as after `faultline run`.
+      if (seccomp) control->panic();
       if (!control->leave(getpid()).empty()) control->panic();
       control.reset();
     }
