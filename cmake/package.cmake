@@ -17,7 +17,12 @@ target_compile_definitions(faultline_api INTERFACE
   $<BUILD_INTERFACE:FAULTLINE_SHIM_PATH="$<TARGET_FILE:faultline_shim>">)
 
 set(FL_PACKAGE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/faultline)
-install(TARGETS faultline_api faultline_control EXPORT faultline-targets
+# The seccomp backend's server and the shim's engine it runs: the API serves a static or Go
+# program's trapped calls with them (control/seccomp/serve_detached.h).
+set_target_properties(faultline_seccomp PROPERTIES EXPORT_NAME seccomp)
+set_target_properties(faultline_engine PROPERTIES EXPORT_NAME engine)
+install(TARGETS faultline_api faultline_control faultline_seccomp faultline_engine
+        EXPORT faultline-targets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT dev)
 install(EXPORT faultline-targets NAMESPACE faultline:: DESTINATION ${FL_PACKAGE_DIR}
         COMPONENT dev)

@@ -12,6 +12,7 @@
 // header is read.
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -36,7 +37,9 @@
 #include "edits.h"
 #include "inspect.h"
 #include "launcher.h"
+#include "launcher_backend.h"
 #include "policy.h"
+#include "serve_detached.h"
 #include "session.h"
 
 namespace faultline {
@@ -284,6 +287,7 @@ struct Session::Impl {
   std::vector<std::string> warnings;
   std::unique_ptr<ControlSession> control;
   pid_t pid = -1;
+  bool seccomp = false;            // the program runs under the seccomp backend
   std::optional<int> exit_status;  // set once reaped
   Clock::time_point exited_at{};
 
@@ -300,23 +304,37 @@ struct Session::Impl {
 
   void start() {
     if (options.command.empty()) fail(Errc::bad_argument, "no command to run");
-    const Policy policy = compile(options, warnings);
+    Policy policy = compile(options, warnings);  // not const: seccomp widens @fs calls
     translated([&] {
       seed = launch::choose_seed(options.seed, policy);
       name = launch::choose_session_name(options.session);
       const std::string program = launch::resolve_command(options.command.front());
       const std::string shim = choose_shim(options, recorded_shim);
-      launch::vet_program(program, shim, warnings, false, "the C++ API (faultline::Session)");
+      // The backend as `faultline run` chooses it (launcher_backend.h).
+      seccomp = launch::use_seccomp(options.backend, policy, program, "the 'backend' option");
+      launch::vet_program(program, shim, warnings, seccomp);
       const std::vector<std::string> base = base_environment(options.env);
-      launch::check_not_disabled(base, !options.policy.empty() || !options.policy_file.empty(),
-                                 warnings);
-      const std::vector<std::string> env = launch::child_environment(base, shim, name);
+      if (!seccomp)
+        launch::check_not_disabled(base, !options.policy.empty() || !options.policy_file.empty(),
+                                   warnings);
+      std::optional<launch::SeccompPlan> plan;
+      if (seccomp) plan = launch::plan_seccomp(policy);
+      const std::vector<std::string> env =
+          seccomp ? launch::seccomp_environment(base) : launch::child_environment(base, shim, name);
       const std::optional<std::string> log =
           launch::log_path_override(options.log, "the 'log' option");
       control = launch::create_session(name, policy);
       control->set_seed(seed);
       if (log) control->set_log_path(*log);
-      spawn(program, env, policy.deny_io_uring);
+      if (plan) {
+        launch::mark_seccomp(*control, *plan);
+        if (plan->families == 0)
+          warnings.push_back(
+              "seccomp backend: the policy names no fault, so no system call is trapped and "
+              "none can be faulted in this session (a filter cannot change after the program "
+              "started: name the families in the policy, disabled if need be)");
+      }
+      spawn(program, env, policy.deny_io_uring, plan ? &*plan : nullptr);
       return 0;
     });
   }
@@ -343,7 +361,11 @@ struct Session::Impl {
     return fds[1];
   }
 
-  void spawn(const std::string& program, const std::vector<std::string>& env, bool deny_io_uring) {
+  // With `plan`, the program runs under its filter, answered by a server process of its own
+  // (seccomp/serve_detached.h): this process may hold several sessions at once, and the
+  // engine that answers serves one per process.
+  void spawn(const std::string& program, const std::vector<std::string>& env, bool deny_io_uring,
+             const launch::SeccompPlan* plan) {
     SpawnFds fds;
     fds.child_in = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (fds.child_in < 0)
@@ -357,13 +379,43 @@ struct Session::Impl {
     spawn_options.stderr_fd = fds.child_err;
     spawn_options.cwd = options.cwd;
     spawn_options.deny_io_uring = deny_io_uring;
+    sock_fprog filter{};
+    launch::SeccompSpawn spawn_filter;
+    if (plan != nullptr) {
+      filter.len = static_cast<unsigned short>(plan->filter.size());
+      filter.filter = const_cast<sock_filter*>(plan->filter.data());
+      spawn_filter.filter = &filter;
+      spawn_options.seccomp = &spawn_filter;
+    }
     pid = launch::spawn(program, options.command, env, spawn_options);
+    if (plan != nullptr) serve(spawn_filter);
     if (fds.out_read >= 0 || fds.err_read >= 0) {
       reader_done = false;
       const int out_fd = std::exchange(fds.out_read, -1);
       const int err_fd = std::exchange(fds.err_read, -1);
       reader = std::thread([this, out_fd, err_fd] { read_output(out_fd, err_fd); });
     }
+  }
+
+  // Hands the listener to the program's server process. The program's trapped calls wait for
+  // it (it may already be making them); without one it cannot run faithfully: it is ended.
+  void serve(const launch::SeccompSpawn& spawn_filter) {
+    const int member = control->register_pid(pid);
+    if (const int error =
+            seccomp::serve_in_own_process(spawn_filter.listener, control->block(), member, pid);
+        error != 0) {
+      kill(-pid, SIGKILL);
+      exit_status = launch::exit_status(launch::wait_for(pid, 0));
+      exited_at = Clock::now();
+      throw Error(
+          Errc::system, kStatusUsage,
+          std::string("the seccomp backend cannot start its server: fork: ") + strerror(error));
+    }
+    if (!spawn_filter.wait_killable)
+      warnings.push_back(
+          "this kernel has no SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (Linux 5.19): a signal "
+          "reaching a held call (a delay) cuts the hold short, and the program restarts the "
+          "call, which is then decided again");
   }
 
   // The reader thread: both pipes until EOF (or until told to stop), in 50 ms slices.
@@ -508,6 +560,10 @@ struct Session::Impl {
         return false;
       };
       while (dying() && Clock::now() < deadline) std::this_thread::sleep_for(milliseconds(5));
+      // Under the seccomp backend no process registers itself: one that left the group is no
+      // member, yet still holds the filter and its server the block. Panicked, its calls run
+      // unfaulted until it ends, as after `faultline run`.
+      if (seccomp) control->panic();
       if (!control->leave(getpid()).empty()) control->panic();
       control.reset();
     }

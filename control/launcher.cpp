@@ -203,7 +203,7 @@ void vet_elf(const std::string& shown, const ElfInfo& elf, const ElfInfo& shim,
   if (!elf.valid || (elf.type != ET_EXEC && elf.type != ET_DYN))
     fail(ErrorKind::kCannotExecute, kStatusCannotExecute,
          fmt::format("{}: not an executable this system can run", shown));
-  // The API and experiments have no seccomp backend: say where the program can be faulted.
+  // Explore has no seccomp backend: say where the program can be faulted.
   if (!elf.has_interp && !seccomp && !preload_only.empty())
     fail(ErrorKind::kUnreachable, kStatusUsage,
          fmt::format("{} is statically linked (as Go programs usually are): no LD_PRELOAD "

@@ -1,6 +1,7 @@
-// Launching a program under a session: the steps `faultline run` and the C++ API
-// (faultline::Session) share, so the two can never disagree on which program runs, whether a
-// preload can reach it, which libfaultline.so is loaded or what environment the program gets.
+// Launching a program under a session: the steps `faultline run`, the C++ API
+// (faultline::Session) and experiments share, so the two can never disagree on which program runs,
+// whether a preload can reach it, which libfaultline.so is loaded or what environment the program
+// gets.
 //
 //   resolve_command()  the PATH search execvp would do, so the file vetted is the file run
 //   find_shim()        $FAULTLINE_SHIM, else the caller's default locations
@@ -59,8 +60,9 @@ std::string resolve_command(const std::string& command);
 // A program that cannot be read (execute-only) is run anyway, with a warning added to
 // `warnings` (without a "faultline: " prefix). With `seccomp` (the seccomp backend) a
 // statically linked program is fine; set-id and other architectures are still refused.
-// `preload_only` names a caller that has no seccomp backend (the C++ API, experiments,
-// explore): its refusal of a static program then says to use `faultline run`.
+// `preload_only` names a caller that has no seccomp backend (explore, whose stack sites need
+// the preload): its refusal of a static program then says to use `faultline run`. The backend
+// itself is chosen by launcher_backend.h.
 void vet_program(const std::string& program, const std::string& shim,
                  std::vector<std::string>& warnings, bool seccomp = false,
                  std::string_view preload_only = {});

@@ -21,6 +21,7 @@
 #include "doctor.h"
 #include "filter.h"
 #include "launcher.h"
+#include "launcher_backend.h"
 #include "output.h"
 #include "powercut.h"
 #include "session.h"
@@ -87,8 +88,7 @@ std::string families_text(std::uint32_t families) {
 
 // The seccomp backend's part of a run: the filter for the policy's families.
 struct SeccompRun {
-  std::uint32_t families = 0;
-  std::vector<sock_filter> filter;
+  launch::SeccompPlan plan;
   bool quiet = false;
 };
 
@@ -110,8 +110,8 @@ int spawn_and_wait(const std::string& path, const std::vector<std::string>& args
   sock_fprog program{};
   launch::SeccompSpawn spawn_filter;
   if (seccomp != nullptr) {
-    program.len = static_cast<unsigned short>(seccomp->filter.size());
-    program.filter = const_cast<sock_filter*>(seccomp->filter.data());
+    program.len = static_cast<unsigned short>(seccomp->plan.filter.size());
+    program.filter = const_cast<sock_filter*>(seccomp->plan.filter.data());
     spawn_filter.filter = &program;
     options.seccomp = &spawn_filter;
   }
@@ -120,7 +120,7 @@ int spawn_and_wait(const std::string& path, const std::vector<std::string>& args
   // Started with the forwarded signals blocked (the mask above), like this thread.
   seccomp::Supervisor supervisor(spawn_filter.listener, session.block(),
                                  session.register_pid(child), child);
-  if (!seccomp->quiet && seccomp->families == 0)
+  if (!seccomp->quiet && seccomp->plan.families == 0)
     fmt::print(stderr,
                "faultline: seccomp backend: the policy names no fault, so no system call is "
                "trapped and none can be faulted in this run (a filter cannot change after "
@@ -129,7 +129,7 @@ int spawn_and_wait(const std::string& path, const std::vector<std::string>& args
     fmt::print(stderr,
                "faultline: seccomp backend: the system calls of {} are trapped (faults of "
                "other families cannot be added live)\n",
-               families_text(seccomp->families));
+               families_text(seccomp->plan.families));
   if (!spawn_filter.wait_killable && !seccomp->quiet)
     fmt::print(stderr,
                "faultline: warning: this kernel has no SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV "
@@ -142,30 +142,6 @@ int spawn_and_wait(const std::string& path, const std::vector<std::string>& args
                "system calls now run unfaulted (a helper process lets them through until they "
                "end)\n");
   return status;
-}
-
-// The backend for CMD: --backend, else the policy's [target] backend; `auto` is seccomp for
-// a statically linked or Go program (what the preload cannot reach), else preload.
-bool use_seccomp(const RunOptions& options, const Policy& policy,
-                 const std::optional<ProgramFacts>& facts) {
-  std::string backend = options.backend;
-  if (backend.empty())
-    backend = policy.backend == Backend::kPreload   ? "preload"
-              : policy.backend == Backend::kSeccomp ? "seccomp"
-                                                    : "auto";
-  if (backend == "auto") return facts && (facts->is_static || facts->go);
-  return backend == "seccomp";
-}
-
-// The environment under seccomp: the caller's, without the shim's variables (nothing is
-// preloaded; a stale FAULTLINE_POLICY must not arm a preload the user added themselves).
-std::vector<std::string> seccomp_environment(const std::vector<std::string>& base) {
-  std::vector<std::string> env;
-  for (const std::string& entry : base)
-    if (!entry.starts_with("FAULTLINE_SESSION=") && !entry.starts_with("FAULTLINE_POLICY=") &&
-        !entry.starts_with("FAULTLINE_SEED=") && !entry.starts_with("FAULTLINE_LOG="))
-      env.push_back(entry);
-  return env;
 }
 
 // ---- after CMD -------------------------------------------------------------------------------
@@ -300,7 +276,7 @@ int run_command(const RunOptions& options) {
   } catch (const std::exception&) {
     // Not readable as ELF (a script): no hints, and `auto` is the preload.
   }
-  const bool seccomp = use_seccomp(options, policy, facts.program);
+  const bool seccomp = launch::use_seccomp(options.backend, policy, program);
   if (facts.program) facts.program->under_seccomp = seccomp;
   std::vector<std::string> warnings;
   if (!seccomp)
@@ -309,12 +285,7 @@ int run_command(const RunOptions& options) {
   for (const auto& w : warnings) fmt::print(stderr, "faultline: warning: {}\n", w);
   SeccompRun seccomp_run;
   if (seccomp) {
-    for (FaultSpec& spec : policy.faults) {
-      if (auto why = seccomp::refusal(spec)) fail(kExitUsage, *why);
-      seccomp::widen_calls(spec);
-    }
-    seccomp_run.families = seccomp::trapped_families(policy);
-    seccomp_run.filter = seccomp::build_filter(seccomp_run.families);
+    seccomp_run.plan = launch::plan_seccomp(policy);
     seccomp_run.quiet = options.quiet || options.json;
   }
 
@@ -340,14 +311,12 @@ int run_command(const RunOptions& options) {
   // be swept by `faultline sessions`) before CMD's first process has joined it.
   if (!options.quiet && !options.json)
     fmt::print(stderr, "faultline: session {}, seed {}\n", name, seed);
-  if (seccomp)
-    session->block().header.seccomp_families.store(kSeccompBackend | seccomp_run.families,
-                                                   std::memory_order_release);
+  if (seccomp) launch::mark_seccomp(*session, seccomp_run.plan);
 
   const int wait_status =
       seccomp ? spawn_and_wait(program, options.command,
-                               seccomp_environment(launch::current_environment()), inherited_fds,
-                               *session, &seccomp_run, policy.deny_io_uring)
+                               launch::seccomp_environment(launch::current_environment()),
+                               inherited_fds, *session, &seccomp_run, policy.deny_io_uring)
               : spawn_and_wait(program, options.command,
                                launch::child_environment(launch::current_environment(), shim, name),
                                inherited_fds, *session, nullptr, policy.deny_io_uring);

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <linux/filter.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -16,10 +17,12 @@
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <regex>
 #include <set>
 #include <thread>
@@ -30,8 +33,10 @@
 #include "inspect.h"
 #include "journal.h"
 #include "launcher.h"
+#include "launcher_backend.h"
 #include "policy.h"
 #include "probes.h"
+#include "serve_detached.h"
 #include "session.h"
 
 namespace faultline::experiment {
@@ -82,6 +87,8 @@ struct Running {
   std::vector<std::string> policy_enabled;  // faults the policy loads enabled
   bool deny_io_uring = false;               // [target] io_uring = "deny", kept for restarts
   std::string undo_dir;                     // [durability]: where its undo log is kept
+  // The seccomp backend's filter (launcher_backend.h), kept for restarts; none: the preload.
+  std::optional<launch::SeccompPlan> seccomp;
 };
 
 class Runner {
@@ -200,9 +207,6 @@ bool Runner::start_service(Running& r, bool restart) {
     const std::string program = launch::resolve_command(command);
     const std::string shim = launch::find_shim(launch::executable_shim_defaults());
     if (!restart) {
-      std::vector<std::string> warnings;
-      launch::vet_program(program, shim, warnings, false, "`faultline experiment`");
-      for (const auto& w : warnings) line(fmt::format("{} warning: {}", s.name, w));
       Policy policy;
       if (!s.policy_path.empty()) {
         const CompileResult c = compile_policy_file(s.policy_path);
@@ -215,6 +219,20 @@ bool Runner::start_service(Running& r, bool restart) {
           f.enabled_initially = std::find(r.policy_enabled.begin(), r.policy_enabled.end(), name) !=
                                 r.policy_enabled.end();
         }
+      }
+      // The backend as `faultline run` chooses it: the policy's [target] backend, `auto` the
+      // seccomp backend for a static or Go service (launcher_backend.h).
+      const bool seccomp = launch::use_seccomp("", policy, program);
+      std::vector<std::string> warnings;
+      launch::vet_program(program, shim, warnings, seccomp);
+      for (const auto& w : warnings) line(fmt::format("{} warning: {}", s.name, w));
+      if (seccomp) {
+        r.seccomp = launch::plan_seccomp(policy);
+        if (r.seccomp->families == 0)
+          line(
+              fmt::format("{} warning: seccomp backend: its policy names no fault, so no system "
+                          "call is trapped and no step can fault it",
+                          s.name));
       }
       r.seed = e_.has_seed ? e_.seed : launch::random_u64();
       // A block of the same name whose members are all gone (a runner killed with SIGKILL
@@ -232,6 +250,7 @@ bool Runner::start_service(Running& r, bool restart) {
         r.undo_dir = area.dir;
         if (!area.dir.empty()) r.session->set_undo_dir(area.dir);
       }
+      if (r.seccomp) launch::mark_seccomp(*r.session, *r.seccomp);
       r.out_path = fmt::format("{}/{}.stdout", logs_, s.name);
       r.err_path = fmt::format("{}/{}.stderr", logs_, s.name);
     }
@@ -249,15 +268,39 @@ bool Runner::start_service(Running& r, bool restart) {
     options.stderr_fd = err;
     options.cwd = s.cwd;
     options.deny_io_uring = r.deny_io_uring;
+    sock_fprog filter{};
+    launch::SeccompSpawn spawn_filter;
+    if (r.seccomp) {
+      filter.len = static_cast<unsigned short>(r.seccomp->filter.size());
+      filter.filter = r.seccomp->filter.data();
+      spawn_filter.filter = &filter;
+      options.seccomp = &spawn_filter;
+    }
     try {
-      r.pid = launch::spawn(program, s.command,
-                            launch::child_environment(launch::current_environment(), shim, s.name),
-                            options);
+      r.pid = launch::spawn(
+          program, s.command,
+          r.seccomp ? launch::seccomp_environment(launch::current_environment())
+                    : launch::child_environment(launch::current_environment(), shim, s.name),
+          options);
     } catch (...) {
       close(out), close(err), close(in);
       throw;
     }
     close(out), close(err), close(in);
+    if (r.seccomp) {
+      // A server process of its own per service (seccomp/serve_detached.h): the engine that
+      // answers serves one session per process, and an experiment runs several.
+      const int member = r.session->register_pid(r.pid);
+      if (const int error = seccomp::serve_in_own_process(spawn_filter.listener, r.session->block(),
+                                                          member, r.pid);
+          error != 0) {
+        kill(-r.pid, SIGKILL);
+        waitpid(r.pid, nullptr, 0);
+        r.pid = -1;
+        throw std::runtime_error(fmt::format(
+            "the seccomp backend cannot start its server: fork: {}", std::strerror(error)));
+      }
+    }
     event(s.name, restart ? "restarted" : "started", fmt::format("pid {}", r.pid));
     if (!restart)
       for (const auto& f : r.policy_enabled) {
@@ -730,6 +773,10 @@ void Runner::teardown() {
   stop_services();
   for (auto& r : services_)
     if (r.session) {
+      // Under the seccomp backend no process of the service registers itself: one that left
+      // its group (setsid) is not a member, yet still holds the filter and its server the
+      // block. Panicked, its calls run unfaulted until it ends, as after `faultline run`.
+      if (r.seccomp) r.session->panic();
       // The undo area goes with the session (a kept one keeps it: `powercut` may need it).
       if (r.session->leave(getpid()).empty()) durability::remove_undo_area(r.undo_dir);
       r.session.reset();

@@ -1175,6 +1175,8 @@ bool Supervisor::finish() {
   return handed_off;
 }
 
+void Supervisor::wait_unheld() { done_.wait(false, std::memory_order_acquire); }
+
 Supervisor::~Supervisor() { finish(); }
 
 void Supervisor::run() noexcept {
@@ -1210,6 +1212,7 @@ void Supervisor::run() noexcept {
   }
   server.release_all();
   done_.store(true, std::memory_order_release);
+  done_.notify_all();
 }
 
 }  // namespace faultline::seccomp

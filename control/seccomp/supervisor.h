@@ -38,6 +38,10 @@ class Supervisor {
   // tree still hold the filter (they outlived CMD), a helper process takes the listener over
   // and lets their calls through, unfaulted, until they end: returns true then. Once.
   bool finish();
+  // Blocks until the loop has ended by itself: no process holds the filter any more (POLLHUP
+  // on the listener), so nothing can be trapped again. For a server that lives as long as the
+  // program's tree (serve_detached.h); finish() afterwards hands nothing off.
+  void wait_unheld();
   ~Supervisor();
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;

@@ -55,7 +55,8 @@ enum class Errc {
                       // a bad KEY=VALUE, a non-numeric host, use of a moved-from Session
   command_not_found,  // the command does not exist (exit status 127)
   cannot_execute,     // it exists but cannot be run (126)
-  unreachable,        // statically linked, set-id or another architecture: no preload reaches it
+  unreachable,        // no backend reaches it: set-id, another architecture, or statically
+                      // linked under backend "preload"; the seccomp backend cannot start
   no_shim,            // libfaultline.so not found or not usable
   session,            // the session cannot be created (name taken) or edited
   no_such_fault,      // no fault of that name in the session
@@ -106,6 +107,12 @@ struct Options {
   Output stderr_mode = Output::capture;
   // The destructor's SIGTERM -> SIGKILL grace.
   std::chrono::milliseconds stop_grace{2000};
+  // How faults reach the program (docs/policy.md, "Reaching the program"): "preload"
+  // (libfaultline.so), "seccomp" (a seccomp filter whose trapped system calls a server process
+  // of this Session answers: static and Go programs), "auto" (seccomp for a statically linked
+  // or Go program, else preload). Empty: the policy's [target] backend (auto by default).
+  // Anything else: Errc::bad_argument.
+  std::string backend;
   // libfaultline.so to preload. Empty: $FAULTLINE_SHIM, else the library the CMake package
   // recorded (FAULTLINE_SHIM_PATH, see Session(Options)), else the install location this
   // library was built for.

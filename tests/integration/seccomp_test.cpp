@@ -668,36 +668,47 @@ TEST_F(SeccompTest, RefusesWhatItCannotReach) {
   }
 }
 
-// Experiments and explore have the preload backend only (docs/limits.md): a static or Go
-// service is refused, with a message that says where it can be faulted.
-TEST_F(SeccompTest, ExperimentAndExploreSendAStaticProgramToRun) {
-  ASSERT_TRUE(write_file(path("e.toml"), R"(version = 1
-title = "a static service"
-[[service]]
-name = "static"
-command = [")" + kStatic + R"(", "loop", ")" +
-                                             path("e.dat") +
-                                             R"("]
-[[probe]]
-name = "p"
-command = ["true"]
-[steady_state]
-p = { success_rate = 0.5, window = "1s" }
-)"));
-  const RunResult e = faultline({"experiment", "run", path("e.toml")});
-  EXPECT_EQ(e.status(), 2) << e.out << e.err;
-  const std::string said = e.out + e.err;
-  EXPECT_NE(said.find("`faultline experiment` has the preload backend only"), std::string::npos)
-      << said;
-  EXPECT_NE(said.find("Run it with `faultline run`"), std::string::npos) << said;
-  EXPECT_FALSE(file_exists(path("e.dat"))) << "the service ran";
-
+// Explore has the preload backend only (its stack sites need the preload; docs/limits.md):
+// a static or Go program is refused, with a message that says where it can be faulted.
+// Experiments and the C++ API run it under the seccomp backend (api_seccomp_test.cpp).
+TEST_F(SeccompTest, ExploreSendsAStaticProgramToRun) {
   const RunResult x =
       faultline({"explore", "--state", path("explore"), "--", kStatic, "file", path("x.txt")});
   EXPECT_EQ(x.status(), 2) << x.out << x.err;
   EXPECT_NE(x.err.find("`faultline explore` has the preload backend only"), std::string::npos)
       << x.err;
   EXPECT_NE(x.err.find("Run it with `faultline run`"), std::string::npos) << x.err;
+  EXPECT_FALSE(file_exists(path("x.txt"))) << "the program ran";
+}
+
+// An experiment's static service with [target] backend = "preload" is refused as `run` refuses
+// it; by default (`auto`) it runs under the seccomp backend.
+TEST_F(SeccompTest, ExperimentBackendFollowsThePolicy) {
+  ASSERT_TRUE(write_file(path("preload.toml"), "version = 1\n[target]\nbackend = \"preload\"\n"));
+  const auto experiment = [&](const std::string& policy_line) {
+    return R"(version = 1
+title = "a static service"
+[[service]]
+name = "static"
+command = [")" +
+           kStatic + R"(", "file", ")" + path("e.dat") + R"("]
+)" + policy_line +
+           R"(
+[[probe]]
+name = "p"
+command = ["true"]
+[steady_state]
+p = { success_rate = 0.5, window = "1s" }
+)";
+  };
+  ASSERT_TRUE(write_file(path("e.toml"), experiment("policy = \"" + path("preload.toml") + "\"")));
+  const RunResult e = faultline({"experiment", "run", path("e.toml")});
+  EXPECT_EQ(e.status(), 2) << e.out << e.err;
+  EXPECT_NE((e.out + e.err).find("statically linked"), std::string::npos) << e.out << e.err;
+  EXPECT_FALSE(file_exists(path("e.dat"))) << "the service ran";
+  ASSERT_TRUE(write_file(path("e.toml"), experiment("")));
+  const RunResult ok = faultline({"experiment", "run", path("e.toml")});
+  EXPECT_TRUE(file_exists(path("e.dat"))) << "the service did not run: " << ok.out << ok.err;
 }
 
 TEST_F(SeccompTest, BackendChoice) {
