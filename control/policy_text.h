@@ -1,4 +1,4 @@
-// Words and numbers in policy text, shared by the policy compiler's files (policy.cpp): quoting
+// Words and numbers in policy text, shared by the policy compiler's files (policy*.cpp): quoting
 // and joining for messages, and the unit parsers that policy_units.cpp implements next to the
 // public parse_size and parse_duration_ns. No toml++ here, so the unit parsers stay light.
 #pragma once
