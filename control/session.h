@@ -58,6 +58,21 @@ std::optional<std::string> check_fault_slot(const FaultSlot& slot);
 std::uint64_t compute_armed_mask(const ControlBlock& block);
 std::string read_log_path(const ControlHeader& header);
 
+// Why Session::create or Session::attach failed. The message is for people; code that acts on
+// a failure (attach_or_create joins on kExists, retries on kNotFound) tests the kind.
+enum class SessionErrc : std::uint8_t {
+  kBadName,        // not a valid session name
+  kTooManyFaults,  // the policy holds more faults than a block
+  kExists,         // create: the name is taken
+  kNotFound,       // attach: no such session
+  kRefused,        // attach: a block not to trust (another user's, open to others, bad version)
+  kSystem,         // a system call failed (shm_open, ftruncate, mmap, link)
+};
+struct SessionError {
+  SessionErrc kind = SessionErrc::kSystem;
+  std::string message;
+};
+
 class Session {
  public:
   ~Session();
@@ -66,8 +81,12 @@ class Session {
 
   // Creates a new session block and publishes `policy` into it. Fails if it exists.
   static std::unique_ptr<Session> create(const std::string& name, const Policy& policy,
-                                         std::string& error);
+                                         SessionError& error);
   // Attaches to an existing session after validating it (owner, magic, version, size).
+  static std::unique_ptr<Session> attach(const std::string& name, SessionError& error);
+  // The same, with the message only.
+  static std::unique_ptr<Session> create(const std::string& name, const Policy& policy,
+                                         std::string& error);
   static std::unique_ptr<Session> attach(const std::string& name, std::string& error);
   // Attach, or create from `policy` if there is no such session yet (race-free: the block is
   // linked into place whole, and the loser of a race joins the winner's). A block whose
