@@ -4,7 +4,7 @@ set(CMAKE_REQUIRED_DEFINITIONS -D_GNU_SOURCE)
 check_symbol_exists(pwritev2 "sys/uio.h" FL_HAVE_PWRITEV2)
 check_symbol_exists(close_range "unistd.h" FL_HAVE_CLOSE_RANGE)
 unset(CMAKE_REQUIRED_DEFINITIONS)
-# libunwind is loaded at run time by its SONAME (dlopen RTLD_LOCAL, see shim/stack.cpp): read
+# libunwind is loaded at run time by its SONAME (dlopen RTLD_LOCAL, see shim/engine/stack.cpp): read
 # it from the library pkg-config found, so the shim asks for the version it was built against.
 find_library(FL_LIBUNWIND_LIBRARY NAMES unwind HINTS ${LIBUNWIND_LIBRARY_DIRS})
 set(FL_LIBUNWIND_SONAME "libunwind.so.8")

@@ -18,7 +18,7 @@ target_compile_definitions(faultline_api INTERFACE
 
 set(FL_PACKAGE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/faultline)
 # The seccomp backend's server and the shim's engine it runs: the API serves a static or Go
-# program's trapped calls with them (control/seccomp/serve_detached.h).
+# program's trapped calls with them (controller/seccomp/serve_detached.h).
 set_target_properties(faultline_seccomp PROPERTIES EXPORT_NAME seccomp)
 set_target_properties(faultline_engine PROPERTIES EXPORT_NAME engine)
 install(TARGETS faultline_api faultline_control faultline_seccomp faultline_engine

@@ -19,6 +19,13 @@ if [ -z "$sanitize" ]; then
     echo "$unformatted" >&2
     exit 1
   fi
+  # The layering (docs/architecture.md, "Libraries"): every include names its folder, and a
+  # folder includes only the libraries below it.
+  if ! layering=$(python3 scripts/relayout.py --dry-run 2>&1); then
+    echo "layering: includes that break docs/architecture.md's rules:" >&2
+    echo "$layering" | grep '!!' >&2
+    exit 1
+  fi
 fi
 
 build="build${sanitize:+-$sanitize}"

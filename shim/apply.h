@@ -13,7 +13,7 @@
 
 #include <cstdint>
 
-#include "engine.h"
+#include "shim/engine/engine.h"
 
 namespace faultline::shim {
 

@@ -17,10 +17,10 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "apply.h"
-#include "engine.h"
-#include "net_policy.h"
-#include "session.h"
+#include "policy/net_policy.h"
+#include "session/session.h"
+#include "shim/apply.h"
+#include "shim/engine/engine.h"
 
 namespace faultline::shim {
 namespace {

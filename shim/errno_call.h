@@ -6,9 +6,9 @@
 
 #include <errno.h>
 
-#include "apply.h"
-#include "engine.h"
-#include "fd_table.h"
+#include "shim/apply.h"
+#include "shim/engine/engine.h"
+#include "shim/engine/fd_table.h"
 
 namespace faultline::shim {
 

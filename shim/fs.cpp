@@ -9,9 +9,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "apply.h"
-#include "durability.h"
-#include "errno_call.h"
+#include "shim/apply.h"
+#include "shim/engine/durability.h"
+#include "shim/errno_call.h"
 
 namespace faultline::shim {
 namespace {

@@ -15,8 +15,8 @@
 
 #include <cerrno>
 
-#include "engine.h"
-#include "shim.h"
+#include "shim/engine/engine.h"
+#include "shim/engine/shim.h"
 
 namespace faultline::shim {
 namespace {

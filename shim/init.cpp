@@ -16,14 +16,14 @@
 #include <memory>
 #include <string>
 
-#include "engine.h"
-#include "log_limit.h"
-#include "memory.h"
-#include "policy.h"
-#include "safe_copy.h"
-#include "session.h"
-#include "shim.h"
-#include "stack.h"
+#include "policy/policy.h"
+#include "session/session.h"
+#include "shim/engine/engine.h"
+#include "shim/engine/log_limit.h"
+#include "shim/engine/memory.h"
+#include "shim/engine/safe_copy.h"
+#include "shim/engine/shim.h"
+#include "shim/engine/stack.h"
 
 namespace faultline::shim {
 
@@ -143,7 +143,7 @@ void start() {
   if (disable && std::strcmp(disable, "0") != 0) return;
   resolve_all_real();
   diag_init(env("FAULTLINE_DIAG"));
-  // The `faultline` CLI defines this symbol (control/cli/main.cpp) and exports it: the
+  // The `faultline` CLI defines this symbol (cli/main.cpp) and exports it: the
   // controller never injects into itself, even with the shim in its environment (a container
   // that preloads every process), so that `panic` always works. Its children are exec'd new
   // images without the symbol and join their session as usual.
@@ -202,7 +202,7 @@ void start() {
 
 __attribute__((constructor(101))) void faultline_init() {
   Guard guard;
-  scratch_reserve();  // before the program can have freed any memory (shim/safe_copy.h)
+  scratch_reserve();  // before the program can have freed any memory (shim/engine/safe_copy.h)
   try {
     start();
   } catch (...) {

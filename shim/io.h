@@ -9,13 +9,13 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "apply.h"
-#include "engine.h"
-#include "file_rate.h"
-#include "net_cut.h"
-#include "net_hold.h"
-#include "net_io.h"
-#include "safe_copy.h"
+#include "shim/apply.h"
+#include "shim/engine/engine.h"
+#include "shim/engine/file_rate.h"
+#include "shim/engine/net_cut.h"
+#include "shim/engine/net_hold.h"
+#include "shim/engine/safe_copy.h"
+#include "shim/net_io.h"
 
 namespace faultline::shim {
 

@@ -10,8 +10,8 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "io.h"
-#include "safe_copy.h"
+#include "shim/engine/safe_copy.h"
+#include "shim/io.h"
 
 namespace faultline::shim {
 

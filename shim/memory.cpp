@@ -13,7 +13,7 @@
 // or tcmalloc; blocks always go back to the allocator that made them. Failures look like the
 // allocator's own: NULL + ENOMEM, posix_memalign's return value with errno untouched, and a
 // failed realloc leaves the old block valid (and still counted).
-#include "memory.h"
+#include "shim/engine/memory.h"
 
 #include <elf.h>
 #include <errno.h>
@@ -24,11 +24,11 @@
 
 #include <cstring>
 
-#include "apply.h"
-#include "bootstrap_arena.h"
-#include "engine.h"
-#include "mem_ledger.h"
-#include "ptr_set.h"
+#include "shim/apply.h"
+#include "shim/engine/bootstrap_arena.h"
+#include "shim/engine/engine.h"
+#include "shim/engine/mem_ledger.h"
+#include "shim/engine/ptr_set.h"
 
 // The shim's own ELF header (GNU ld defines it for every object it links).
 extern "C" const ElfW(Ehdr) __ehdr_start __attribute__((visibility("hidden")));

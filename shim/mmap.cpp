@@ -1,11 +1,11 @@
 // mmap: interposed for power cuts only, never faulted. Stores through a shared writable
 // mapping of a tracked file reach the page cache without a call the shim sees, and msync names
 // no file, so such a file leaves the cut's tracking at map time and the shim says so
-// (durable_mapped, shim/durability.cpp): a cut must never revert what it could not watch.
+// (durable_mapped, shim/engine/durability.cpp): a cut must never revert what it could not watch.
 // With nothing tracked, the wrapper is one load.
 #include <sys/mman.h>
 
-#include "durability.h"
+#include "shim/engine/durability.h"
 
 using namespace faultline::shim;
 

@@ -7,15 +7,15 @@
 #include <errno.h>
 #include <sys/socket.h>
 
-#include "apply.h"
-#include "errno_call.h"
-#include "fd_table.h"
-#include "io_adapters.h"
-#include "net_core.h"
-#include "net_cut.h"
-#include "net_hold.h"
-#include "net_io.h"
-#include "session.h"
+#include "session/session.h"
+#include "shim/apply.h"
+#include "shim/engine/fd_table.h"
+#include "shim/engine/net_core.h"
+#include "shim/engine/net_cut.h"
+#include "shim/engine/net_hold.h"
+#include "shim/errno_call.h"
+#include "shim/io_adapters.h"
+#include "shim/net_io.h"
 
 namespace faultline::shim {
 namespace {

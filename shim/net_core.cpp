@@ -1,6 +1,6 @@
 // Connection techniques for @net (see net_core.h) and the socket side of the byte-moving slow
 // path (net_io.h). Everything here runs inside the Guard and calls the real functions.
-#include "net_core.h"
+#include "shim/engine/net_core.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,10 +15,10 @@
 #include <atomic>
 #include <cstring>
 
-#include "net_io.h"
-#include "session.h"
-#include "shim.h"
-#include "text_buf.h"
+#include "session/session.h"
+#include "shim/engine/shim.h"
+#include "shim/engine/text_buf.h"
+#include "shim/net_io.h"
 
 namespace faultline::shim {
 namespace {

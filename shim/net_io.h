@@ -9,8 +9,8 @@
 
 #include <cstdint>
 
-#include "engine.h"
-#include "sock_table.h"
+#include "shim/engine/engine.h"
+#include "shim/engine/sock_table.h"
 
 namespace faultline::shim {
 

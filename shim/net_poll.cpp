@@ -27,11 +27,11 @@
 #include <cstring>
 #include <vector>
 
-#include "net_core.h"
-#include "net_hold.h"
-#include "net_io.h"
-#include "session.h"
-#include "sock_table.h"
+#include "session/session.h"
+#include "shim/engine/net_core.h"
+#include "shim/engine/net_hold.h"
+#include "shim/engine/sock_table.h"
+#include "shim/net_io.h"
 
 namespace faultline::shim {
 namespace {

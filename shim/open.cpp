@@ -7,8 +7,8 @@
 #include <stdarg.h>
 #include <unistd.h>
 
-#include "durability.h"
-#include "errno_call.h"
+#include "shim/engine/durability.h"
+#include "shim/errno_call.h"
 
 namespace faultline::shim {
 namespace {

@@ -1,7 +1,7 @@
 // @read: read, pread(64), readv, preadv on non-socket fds; read and readv on sockets for @net.
 #include <unistd.h>
 
-#include "io_adapters.h"
+#include "shim/io_adapters.h"
 
 namespace faultline::shim {
 namespace {

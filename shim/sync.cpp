@@ -3,8 +3,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "durability.h"
-#include "errno_call.h"
+#include "shim/engine/durability.h"
+#include "shim/errno_call.h"
 
 namespace faultline::shim {
 namespace {

@@ -6,12 +6,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "apply.h"
-#include "durability.h"
 #include "faultline_config.h"
-#include "fd_table.h"
-#include "file_rate.h"
-#include "io_adapters.h"
+#include "shim/apply.h"
+#include "shim/engine/durability.h"
+#include "shim/engine/fd_table.h"
+#include "shim/engine/file_rate.h"
+#include "shim/io_adapters.h"
 
 namespace faultline::shim {
 namespace {

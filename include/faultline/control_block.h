@@ -94,9 +94,9 @@ enum CrashWhen : std::uint8_t { kCrashBefore = 0, kCrashAfter = 1 };
 inline constexpr std::uint64_t kUnlimited = ~0ull;
 inline constexpr std::int64_t kForever = -1;
 
-// One entry of an `addr` list. Compiled by control/net_policy.cpp, matched by
-// shim/net_select.cpp. A unix entry's glob is the matching entry (in order) of the globs packed
-// in FaultSpec::addr_unix.
+// One entry of an `addr` list. Compiled by policy/net_policy.cpp, matched by
+// shim/engine/net_select.cpp. A unix entry's glob is the matching entry (in order) of the globs
+// packed in FaultSpec::addr_unix.
 struct AddrEntry {
   std::uint8_t kind;      // NetAddrKind: inet or unix
   std::uint8_t family;    // 0 = any ("*"), 4 = IPv4, 6 = IPv6
@@ -113,7 +113,7 @@ static_assert(sizeof(AddrEntry) == 24);
 // of 8 bytes so it can be published word by word through the seqlock with atomic loads.
 struct FaultSpec {
   char name[kNameMax];
-  std::uint64_t calls_mask[2];  // bit i = call id i of shim/calls.def
+  std::uint64_t calls_mask[2];  // bit i = call id i of calls/calls.def
   std::uint32_t families;       // families of the calls (for the armed mask)
   std::uint32_t actions;        // Action bits
 
@@ -151,7 +151,7 @@ struct FaultSpec {
   std::uint64_t fd_limit;  // kActLimit: a call that would leave more fds open than this fails
 
   // ---- @net / @dns (addr, host, reset, blackhole, resolve_to, timeout) ----
-  // Compiled by control/net_policy.cpp, matched by shim/net_select.cpp.
+  // Compiled by policy/net_policy.cpp, matched by shim/engine/net_select.cpp.
   char host[kGlobMax];           // `host`: glob list on the name being resolved ("" = any)
   char addr_unix[kUnixGlobMax];  // `addr` "unix:GLOB" entries: their globs packed as a glob
                                  // list, in order, a negated one with its leading '!'
@@ -167,14 +167,14 @@ struct FaultSpec {
   std::uint8_t resolve_addr[kResolveMax][16];  // network order
 
   // ---- targeting (stack, log_stack) ----
-  // Compiled by control/policy.cpp, matched by shim/stack.cpp (the engine asks it last).
+  // Compiled by policy/policy.cpp, matched by shim/engine/stack.cpp (the engine asks it last).
   char stack[kGlobMax];    // `stack`: glob on any frame's function or object ("" = any)
   std::uint8_t log_stack;  // 1: event lines of this fault carry the symbolised stack
   std::uint8_t targeting_reserved[7];
 
   // ---- explore (site) ----
-  // Compiled by control/site_policy.cpp, matched and recorded by shim/site.cpp; driven by
-  // `faultline explore` (control/explore.cpp). Only faults that set one of these unwind.
+  // Compiled by policy/site_policy.cpp, matched and recorded by shim/engine/site.cpp; driven by
+  // `faultline explore` (controller/explore.cpp). Only faults that set one of these unwind.
   char site[kSiteMax];       // `site`: "obj+0xoff;obj+0xoff" return addresses, innermost
                              // first ("" = any): the call's stack must start with them
   char record[kLogPathMax];  // `record`: append each distinct call site of the matching calls
@@ -183,7 +183,7 @@ struct FaultSpec {
   std::uint32_t explore_reserved;
 
   // ---- network shaping (latency, bandwidth, loss, eof, after_bytes) and p99 ----
-  // Compiled by control/policy.cpp; drawn by the engine (shim/engine.cpp, make_decision) and
+  // Compiled by policy/policy.cpp; drawn by the engine (shim/engine/engine.cpp, make_decision) and
   // applied by the @net hold machinery and the byte-moving path.
   std::int64_t latency_ns;      // kActLatency: the median added to inbound readiness
   std::int64_t p99_ns;          // with delay or latency: log-normal, this 99th percentile; 0 = none
@@ -264,7 +264,7 @@ struct ControlHeader {
   std::uint64_t block_size;   // sizeof(ControlBlock)
   std::uint32_t owner_uid;
   std::uint32_t max_faults;
-  // kAbiFingerprint (control/calls.h) of the build that made the block: a hash of the call
+  // kAbiFingerprint (calls/calls.h) of the build that made the block: a hash of the call
   // table's rows and of the block's layout. Checked on attach right after the version.
   std::uint64_t abi_fingerprint;
   char session[kSessionNameMax];
@@ -285,7 +285,7 @@ struct ControlHeader {
   std::atomic<std::uint64_t> log_path_seq;  // seqlock over log_path_words
   std::atomic<std::uint64_t> log_path_words[kLogPathMax / 8];
   // [log] max_rate and max_size (policy.md): policy-level like the path, so every member of
-  // the session bounds its own log lines the same way (shim/log_limit.cpp).
+  // the session bounds its own log lines the same way (shim/engine/log_limit.cpp).
   std::atomic<std::uint64_t> log_max_rate;  // event lines per second per process, >= 1
   std::atomic<std::uint64_t> log_max_size;  // bytes; the log stops growing here
   // Identity (hash of device and inode) of the log file a member already wrote the "cut"
@@ -304,7 +304,7 @@ struct ControlHeader {
   std::atomic<std::int32_t> pids[kMaxPids];  // members (0 = free slot)
   std::atomic<std::uint64_t> event_head;     // next event index
   std::atomic<std::uint64_t> events_dropped;
-  // The seccomp backend (control/seccomp/): the families whose system calls the program's
+  // The seccomp backend (controller/seccomp/): the families whose system calls the program's
   // filter traps, with kSeccompBackend set; 0 under the preload backend. A filter cannot
   // change after exec, so `faultline add` refuses a fault of a family not in it.
   std::atomic<std::uint32_t> seccomp_families;

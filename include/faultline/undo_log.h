@@ -2,7 +2,8 @@
 // file, `<undo_dir>/log`, that every process of the session appends records to (O_APPEND, one
 // writev per record, so records of concurrent processes never interleave) and that the
 // controller replays after a cut to put tracked files back in their durable state. Shared by
-// the shim (writer, shim/durability.cpp) and the reverter (control/durability/revert.cpp).
+// the shim (writer, shim/engine/durability.cpp) and the reverter
+// (controller/durability/revert.cpp).
 //
 // A record is a fixed header and a payload. A process killed in the middle of its append (the
 // cut itself) or a full disk leaves a short record followed by other processes' records: both

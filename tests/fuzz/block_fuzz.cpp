@@ -7,8 +7,8 @@
 #include <cstring>
 #include <memory>
 
-#include "engine.h"
-#include "session.h"
+#include "session/session.h"
+#include "shim/engine/engine.h"
 
 namespace {
 

@@ -2,7 +2,7 @@
 // preload reaches (a statically linked C program, Go programs) started through the API and
 // faulted by their policy, live enable/disable reaching them, two seccomp sessions alive at
 // once in this one process each faulted by its own policy only (each program has a server
-// process of its own: control/seccomp/serve_detached.h), no server process left once a
+// process of its own: controller/seccomp/serve_detached.h), no server process left once a
 // Session ends, the `backend` option, and an experiment whose Go service a step faults.
 #include <dirent.h>
 #include <gtest/gtest.h>

@@ -94,19 +94,19 @@ TEST_F(PackagingTest, ManPageHasASectionPerCommand) {
 }
 
 // Every key the policy compiler accepts (its key tables: the fault keys in
-// control/policy_keys.cpp, the top-level and table keys in control/policy_document.cpp) is
+// policy/policy_keys.cpp, the top-level and table keys in policy/policy_document.cpp) is
 // documented in faultline-policy(5).
 TEST_F(PackagingTest, PolicyManPageNamesEveryKey) {
   static const std::regex kKey(R"re(\{"([a-z_0-9]+)",\s*compile_)re");
   std::set<std::string> keys;
-  for (const char* file : {"/control/policy_keys.cpp", "/control/policy_document.cpp"}) {
+  for (const char* file : {"/policy/policy_keys.cpp", "/policy/policy_document.cpp"}) {
     const auto source = read_file(kSource + file);
     ASSERT_TRUE(source.has_value()) << file;
     for (auto it = std::sregex_iterator(source->begin(), source->end(), kKey);
          it != std::sregex_iterator(); ++it)
       keys.insert((*it)[1]);
   }
-  ASSERT_GE(keys.size(), 40u) << "the key tables of control/policy_*.cpp were not found";
+  ASSERT_GE(keys.size(), 40u) << "the key tables of policy/policy_*.cpp were not found";
   const RunResult page = render(kManDir + "/faultline-policy.5", false);
   const std::set<std::string> words = words_of(page.out);
   for (const std::string& key : keys)

@@ -191,7 +191,7 @@ int main(int argc, char** argv) {
 
 // ---- 7. symbol hygiene ----------------------------------------------------------------------
 
-// The names of the rows of shim/calls.def (its one row macro, FL_CALL, TRACKED rows included),
+// The names of the rows of calls/calls.def (its one row macro, FL_CALL, TRACKED rows included),
 // read by running the table through the C preprocessor the way every consumer of the table
 // does, so continuation lines and comments are handled.
 std::set<std::string> interposed_names(const std::string& dir) {
@@ -199,11 +199,11 @@ std::set<std::string> interposed_names(const std::string& dir) {
   const std::string source = dir + "/names.c";
   EXPECT_TRUE(write_file(source,
                          "#define FL_CALL(family, name, ...) FL_ROW_NAME name\n"
-                         "#include \"calls.def\"\n"));
-  const std::string shim_dir = std::string(FAULTLINE_SOURCE_DIR) + "/shim";
+                         "#include \"calls/calls.def\"\n"));
+  const std::string shim_dir = std::string(FAULTLINE_SOURCE_DIR);
   const RunResult cpp = run({FAULTLINE_CC, "-E", "-P", "-x", "c", "-I" + shim_dir,
                              "-I" + std::string(FAULTLINE_BINARY_DIR) + "/generated", source});
-  EXPECT_EQ(cpp.status(), 0) << "preprocessing shim/calls.def failed: " << cpp.err;
+  EXPECT_EQ(cpp.status(), 0) << "preprocessing calls/calls.def failed: " << cpp.err;
   // A row kind this test does not know would be left unexpanded: fail rather than miss it.
   const std::regex unknown(R"(\bFL_[A-Z_]+\s*\()");
   EXPECT_FALSE(std::regex_search(cpp.out, unknown))

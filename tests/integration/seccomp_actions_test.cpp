@@ -1,4 +1,4 @@
-// The seccomp backend's actions beyond an answer (control/seccomp/supervisor.cpp): reset,
+// The seccomp backend's actions beyond an answer (controller/seccomp/supervisor.cpp): reset,
 // blackhole and eof on a Go program's own sockets and a static C program's, lie on fsync, and
 // short and corrupt made on the program's behalf. The supervisor acts through a duplicate of
 // the program's descriptor, so what is asserted is what the program says (Go's own error

@@ -1,4 +1,4 @@
-// The @fs family under the seccomp backend (control/seccomp/filter.cpp's @fs rows): a Go
+// The @fs family under the seccomp backend (policy/seccomp_filter.cpp's @fs rows): a Go
 // program's os.Rename, os.Remove, os.Mkdir, File.Truncate and File.Close, and a static C
 // program's rename and unlink, which no preload reaches. Every assertion is on what the
 // program printed (Go's own error text, the C library's strerror) or on the files it left.

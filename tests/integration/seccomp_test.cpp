@@ -1,4 +1,4 @@
-// The seccomp backend (control/seccomp/): programs no preload reaches — Go programs, which make
+// The seccomp backend (controller/seccomp/): programs no preload reaches — Go programs, which make
 // their system calls themselves, and a statically linked C program — faulted through seccomp
 // user notification. Every assertion is on what the program itself printed or how it ended:
 // Go's own error texts, the C library's strerror, the exit status.

@@ -8,7 +8,7 @@
 #include <thread>
 
 #include "harness.h"
-#include "session.h"
+#include "session/session.h"
 
 namespace fltest {
 

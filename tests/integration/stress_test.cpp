@@ -11,7 +11,7 @@
 #include <thread>
 
 #include "harness.h"
-#include "session.h"
+#include "session/session.h"
 #include "session_wait.h"
 
 namespace fltest {

@@ -1,4 +1,4 @@
-// One test per row of the call table (shim/calls.def through control/calls.h), generated from
+// One test per row of the call table (calls/calls.def through calls/calls.h), generated from
 // the table itself: a row whose columns disagree with each other or with the policy compiler
 // fails here, by name. Each row's id and family map back to it, its natural error is a real
 // errno (or EAI_*) name that its own errno set accepts and that the compiler picks for a fault
@@ -6,7 +6,7 @@
 // mask names is accepted by the compiler for that call alone while every other one is refused,
 // and fits the row's family (limit on a call that makes fds, lie on a sync...). The docs table
 // is compared with the same rows by docs_test.cpp.
-#include "calls.h"
+#include "calls/calls.h"
 
 #include <gtest/gtest.h>
 
@@ -16,8 +16,8 @@
 #include <ostream>
 #include <string>
 
-#include "net_policy.h"
-#include "policy.h"
+#include "policy/net_policy.h"
+#include "policy/policy.h"
 
 namespace faultline {
 

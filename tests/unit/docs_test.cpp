@@ -1,5 +1,5 @@
 // docs/policy.md cannot drift from the code: its "Families and calls" table is compared row by
-// row with the call table (shim/calls.def through control/calls.h: family, how the call
+// row with the call table (calls/calls.def through calls/calls.h: family, how the call
 // fails, its natural error, the actions it accepts), and the fault keys its tables document are
 // compared with the policy compiler's own key table (read from the compiler's "unknown key"
 // message, which lists every valid key). A call, an action or a key added to the code without its
@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "calls.h"
-#include "policy.h"
+#include "calls/calls.h"
+#include "policy/policy.h"
 
 namespace faultline {
 namespace {
@@ -175,7 +175,7 @@ TEST(PolicyDoc, CallTableMatchesCallsDef) {
   }
   for (const auto& [name, row] : rows)
     ADD_FAILURE() << "docs/policy.md documents '" << name << "' (" << row.family
-                  << "), which is not in shim/calls.def";
+                  << "), which is not in calls/calls.def";
 }
 
 // The compiler's keys: an unknown key with no near match is refused with the full list.

@@ -1,9 +1,9 @@
-// The revert of a power cut (control/durability/revert.h) driven through the shim's tracking
-// API (shim/durability.h) directly, as the @fs wrappers call it around their real calls:
+// The revert of a power cut (controller/durability/revert.h) driven through the shim's tracking
+// API (shim/engine/durability.h) directly, as the @fs wrappers call it around their real calls:
 // renames, unlinks, links, mkdir/rmdir, data and sizes, torn writes and a torn undo log. Each
 // test makes real files in a temporary directory, records what the "program" did, reverts,
 // and checks the files.
-#include "durability.h"
+#include "shim/engine/durability.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -15,8 +15,8 @@
 #include <sstream>
 #include <string>
 
-#include "revert.h"
-#include "shim.h"
+#include "controller/durability/revert.h"
+#include "shim/engine/shim.h"
 #include "test_session.h"
 
 namespace faultline {

@@ -20,11 +20,11 @@
 #include <thread>
 #include <vector>
 
-#include "draw.h"
-#include "fd_table.h"
-#include "safe_copy.h"
+#include "shim/engine/draw.h"
+#include "shim/engine/fd_table.h"
+#include "shim/engine/safe_copy.h"
+#include "shim/engine/wait.h"
 #include "test_session.h"
-#include "wait.h"
 
 namespace faultline {
 namespace {
@@ -308,7 +308,7 @@ TEST(EngineActions, CorruptFlipsExactlyTheBitsAsked) {
   EXPECT_EQ(ones, 1);
 }
 
-// Caller memory (shim/safe_copy.h): an iovec is summed only when the kernel would accept it,
+// Caller memory (shim/engine/safe_copy.h): an iovec is summed only when the kernel would accept it,
 // read without ever faulting; scratch never reuses a page the program just unmapped.
 TEST(SafeCopy, IovTotalReadsOnlyWhatTheKernelWouldAccept) {
   char a[10], b[20];
@@ -670,7 +670,8 @@ TEST(EngineConcurrency, TimesIsNeverExceeded) {
   EXPECT_EQ(s.slot("t").injected.load(), 100u);
 }
 
-// ---- delays: the one wait primitive (shim/wait.h) -----------------------------------------
+// ---- delays: the one wait primitive (shim/engine/wait.h)
+// -----------------------------------------
 
 // Decides one fsync under `policy` and holds it for its delay, lifting the fault with `lift`
 // (run on another thread 100 ms in) unless it is null. Returns apply_delay's answer, the

@@ -1,4 +1,4 @@
-// The selector glob matcher (control/glob.cpp) and the policy compiler's glob check: what
+// The selector glob matcher (policy/glob.cpp) and the policy compiler's glob check: what
 // users write in `path`, `process` and `thread` must match exactly what the docs say.
 #include "faultline/glob.h"
 
@@ -7,7 +7,7 @@
 #include <cstring>
 #include <string_view>
 
-#include "policy.h"
+#include "policy/policy.h"
 
 namespace faultline {
 namespace {

@@ -1,9 +1,9 @@
-// The event log's bounds (shim/log_limit.cpp) without a preload: the per-process rate limiter
-// (max_rate lines a second, the rest counted exactly, one summary per second, even under
+// The event log's bounds (shim/engine/log_limit.cpp) without a preload: the per-process rate
+// limiter (max_rate lines a second, the rest counted exactly, one summary per second, even under
 // threads racing it), max_size with its one cut line per file, the summary and cut lines'
 // JSON, the [log] keys' compilation into the block, and the refusal to follow a symbolic
 // link or write another user's file in a world-writable sticky directory.
-#include "log_limit.h"
+#include "shim/engine/log_limit.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -20,8 +20,8 @@
 #include <thread>
 #include <vector>
 
-#include "policy.h"
-#include "session.h"
+#include "policy/policy.h"
+#include "session/session.h"
 
 namespace faultline::shim {
 namespace {

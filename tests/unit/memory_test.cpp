@@ -15,10 +15,10 @@
 #include <thread>
 #include <vector>
 
-#include "bootstrap_arena.h"
-#include "fd_count.h"
-#include "mem_ledger.h"
-#include "ptr_set.h"
+#include "shim/engine/bootstrap_arena.h"
+#include "shim/engine/fd_count.h"
+#include "shim/engine/mem_ledger.h"
+#include "shim/engine/ptr_set.h"
 #include "test_session.h"
 
 namespace faultline {

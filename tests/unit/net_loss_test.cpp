@@ -1,4 +1,4 @@
-// `loss` on @net (shim/net_hold.h): the retransmission model's delays over many segments
+// `loss` on @net (shim/engine/net_hold.h): the retransmission model's delays over many segments
 // match their distribution, and the same seed gives the same delays.
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 #include <map>
 #include <vector>
 
-#include "net_hold.h"
+#include "shim/engine/net_hold.h"
 
 namespace faultline::shim {
 namespace {

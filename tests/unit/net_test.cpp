@@ -17,14 +17,14 @@
 #include <thread>
 #include <vector>
 
-#include "calls.h"
-#include "fd_table.h"
-#include "file_rate.h"
-#include "net_policy.h"
-#include "net_select.h"
-#include "policy.h"
-#include "sock_bytes.h"
-#include "sock_table.h"
+#include "calls/calls.h"
+#include "policy/net_policy.h"
+#include "policy/policy.h"
+#include "shim/engine/fd_table.h"
+#include "shim/engine/file_rate.h"
+#include "shim/engine/net_select.h"
+#include "shim/engine/sock_bytes.h"
+#include "shim/engine/sock_table.h"
 #include "test_session.h"
 
 namespace faultline {

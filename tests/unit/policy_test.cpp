@@ -1,6 +1,6 @@
 // The policy compiler against docs/policy.md: what a valid policy compiles to, and for each
 // kind of mistake the exact file:line:column and message a user sees.
-#include "policy.h"
+#include "policy/policy.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -11,9 +11,9 @@
 #include <cstring>
 #include <string>
 
-#include "calls.h"
+#include "calls/calls.h"
 #include "faultline/glob.h"
-#include "net_policy.h"
+#include "policy/net_policy.h"
 
 namespace faultline {
 namespace {

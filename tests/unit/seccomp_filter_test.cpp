@@ -1,7 +1,9 @@
-// The seccomp backend's policy side (control/seccomp/filter.h): which system calls a policy
+// The seccomp backend's policy side (policy/seccomp_filter.h): which system calls a policy
 // traps, what it refuses, and the BPF program run through the kernel's own interpreter
 // (a forked child installs it and makes the calls: trapped ones fail with the filter's
 // answer, the rest run).
+#include "policy/seccomp_filter.h"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/seccomp.h>
@@ -12,9 +14,8 @@
 
 #include <cerrno>
 
-#include "calls.h"
-#include "filter.h"
-#include "policy.h"
+#include "calls/calls.h"
+#include "policy/policy.h"
 
 namespace faultline::seccomp {
 namespace {

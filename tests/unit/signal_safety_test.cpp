@@ -17,10 +17,10 @@
 #include <sstream>
 #include <string>
 
-#include "engine.h"
-#include "net_select.h"
+#include "shim/engine/engine.h"
+#include "shim/engine/net_select.h"
+#include "shim/engine/text_buf.h"
 #include "test_session.h"
-#include "text_buf.h"
 
 #if defined(FAULTLINE_SANITIZED) || defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define FL_COUNT_MALLOC 0

@@ -4,7 +4,7 @@
 // library (libfl_stack_helper.so, -O2 without frame pointers): in this test executable the
 // engine is linked in, so the executable's own leading frames count as the shim's and are
 // dropped, and a site starts in the helper library.
-#include "site.h"
+#include "shim/engine/site.h"
 
 #include <unistd.h>
 
@@ -16,9 +16,9 @@
 #include <thread>
 #include <vector>
 
-#include "policy.h"
-#include "site_policy.h"
-#include "stack.h"
+#include "policy/policy.h"
+#include "policy/site_policy.h"
+#include "shim/engine/stack.h"
 #include "stack_helper.h"
 #include "test_session.h"
 

@@ -2,7 +2,7 @@
 // (libfl_stack_helper.so, -O2 without frame pointers), the per-address cache, `log_stack`
 // event lines, the `thread` selector following renames, the `process` selector following
 // the program's own rename, and the policy keys behind them.
-#include "stack.h"
+#include "shim/engine/stack.h"
 
 #include <pthread.h>
 #include <sys/prctl.h>

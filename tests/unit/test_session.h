@@ -8,9 +8,9 @@
 #include <memory>
 #include <string>
 
-#include "engine.h"
-#include "policy.h"
-#include "session.h"
+#include "policy/policy.h"
+#include "session/session.h"
+#include "shim/engine/engine.h"
 
 namespace faultline::testing {
 

@@ -55,7 +55,7 @@ TEST_F(HostileShimElfTest, ExportsOnlyTheInterposedCallsAndItsMarker) {
   std::set<std::string> allowed{"faultline_shim_instance"};
   // Every row of the call table, the tracked calls (fd bookkeeping) included.
 #define FL_CALL(fam, name, ...) allowed.insert(#name);
-#include "calls.def"
+#include "calls/calls.def"
   // Defined dynamic symbols only: what another object could bind to.
   const std::string symbols =
       command_output("nm -D --defined-only --format=posix '" + shim() + "'");

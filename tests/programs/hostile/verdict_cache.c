@@ -1,5 +1,5 @@
-/* The per-fd verdict cache (shim/engine.h, fd_call_quiet): once a write to an fd missed every
- * fault for a reason fixed per fd (its path), later writes skip the engine. Each mode makes
+/* The per-fd verdict cache (shim/engine/engine.h, fd_call_quiet): once a write to an fd missed
+ * every fault for a reason fixed per fd (its path), later writes skip the engine. Each mode makes
  * that cached "no" wrong and checks the next write sees the truth. The policy's fault fails
  * writes to DIR/b.log with EIO; a.log never matches (until a live edit says otherwise).
  *

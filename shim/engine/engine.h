@@ -1,0 +1,210 @@
+// The decision engine: for one armed call, walk the compiled rules of the session in order
+// (selectors cheap first -> trigger -> action) and say whether and how to inject.
+//
+// Rules are a private, compiled copy of the session's fault slots, rebuilt when the block's
+// generation changes. Counters (seen/matched/injected/quota) live in the shared block so that
+// every process of the session counts together and triggers are exact across a tree.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "shim/engine/shim.h"
+
+namespace faultline::shim {
+
+struct CallSite {
+  // Eight-byte members first, then the narrow ones: the struct lives in every armed wrapper's
+  // frame, which a signal handler on a small sigaltstack may be running (reliability.md).
+  std::uint32_t call;              // CallId
+  int fd = -1;                     // -1 when the call has no fd
+  const char* path = nullptr;      // path argument (open, creat, @fs), as the program passed it
+  mutable std::uint64_t size = 0;  // bytes asked for
+  // A size that lives in caller memory (an iovec array): the wrapper sets `size_from`, and
+  // decide() calls it only once a rule's selectors match (or a `size` selector asks), before
+  // anything is counted. It reads the array fault-safely (shim/engine/safe_copy.h); false means the
+  // kernel would refuse the call's arguments, and then nothing is decided: the call goes to
+  // the kernel as it is. So an armed fault that matches nothing costs no read at all.
+  const void* vec = nullptr;
+  long vec_count = 0;
+  bool (*size_from)(const CallSite& site, std::uint64_t& size) noexcept = nullptr;
+  // @net/@dns (shim/engine/net_select.h): the address argument of connect/bind/sendto/sendmsg (the
+  // `addr` selector falls back to getpeername/getsockname without one), and the name looked up.
+  const struct sockaddr* addr = nullptr;
+  // @dns: the name looked up. @fs: the second path (rename/link's new path, symlink's
+  // target; its dirfd is fd2), read through path2(). The two never meet in one call, so they
+  // share the word: a second path costs the armed frames nothing (reliability.md's budget).
+  const char* host = nullptr;
+  // after_bytes (shim/engine/sock_bytes.h): set by decide() when a rule with `after_bytes` matched
+  // the call before its boundary. The call then moves at most `byte_room` bytes (a call that
+  // crosses the boundary is cut exactly at it) and its bytes are counted in `byte_dir` against
+  // the counter word decide() loaded (`byte_seen`). byte_dir -1: nothing to count.
+  mutable std::uint64_t byte_room = UINT64_MAX;
+  mutable std::uint64_t byte_seen = 0;
+  int dirfd = AT_FDCWD;  // openat's directory
+  int fd2 = -1;          // dup2/dup3's target (`limit` counts it only if it is not open);
+                         // @fs: path2's directory fd
+  unsigned addr_len = 0;
+  int msg_flags = 0;  // send/recv flags (MSG_DONTWAIT makes a blackholed receive EAGAIN at once)
+  mutable bool has_size = false;
+  mutable std::int8_t size_state = 0;  // 0 not read, 1 read (size is set), -1 refused
+  // `path` is the program's pointer: checked (fault-safely, for a NUL within PATH_MAX) the
+  // same way, before anything reads it or decides. 0 not checked, 1 readable, -1 refused.
+  mutable std::int8_t path_state = 0;
+  mutable std::int8_t byte_dir = -1;
+
+  const char* path2() const { return call_family(call) == kFamFs ? host : nullptr; }
+  void set_path2(int dirfd2, const char* second) {
+    fd2 = dirfd2;
+    host = second;
+  }
+};
+
+// Trivially constructible on purpose: a Decision is only filled when decide() returns true,
+// so the common "nothing matched" path writes nothing (no zeroing of ~90 bytes per call).
+struct Decision {
+  bool inject;
+  bool quota;  // a quota fault matched: the wrapper draws the call's bytes from it
+  std::uint8_t crash_when;
+  // `powercut`: applied as a SIGKILL crash (action kActCrash) that first kills every other
+  // process of the session (crash_now); events name it powercut.
+  bool powercut;
+  std::uint32_t action;  // the main Action bit (0 = delay only)
+  int fault;             // slot index
+  int error;
+  std::int32_t crash_signal;
+  std::uint32_t corrupt_bits;
+  std::uint32_t short_percent;
+  int dns_error;              // @dns: the EAI_* code of `error` (0: EAI_SYSTEM with `error`)
+  std::int64_t delay_ns;      // delay + jitter, already drawn
+  std::uint64_t short_bytes;  // for kActShort: bytes allowed (>= 1)
+  std::uint64_t draw;         // per-injection random stream (corrupt positions)
+  std::uint64_t quota_bytes;
+  std::uint64_t times;
+  std::uint64_t index;      // n: which matching call of this fault this is
+  std::int64_t timeout_ns;  // blackhole: how long a blocking connect waits (0 = default)
+  std::int64_t latency_ns;  // kActLatency: latency + jitter or p99, already drawn
+  std::uint64_t bandwidth_bps;
+  double loss;
+};
+
+// Decides for one call. `guard` proves the caller holds the reentrancy guard. Returns true
+// and fills `out` when a fault injects or a quota fault matched (out.quota); false, leaving
+// `out` untouched, when the call should simply run.
+bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept;
+
+// Does fault `slot` still hold this call? Its session is live (not panicked, expired or over
+// budget), it is enabled, its window is open and its selectors match. Triggers (after, every,
+// times, probability) are not consulted and nothing is counted: @net asks it to know when a
+// partition was lifted (the fault disabled, removed, out of its window, the session
+// panicked), so that a blackholed socket heals.
+bool fault_still_applies(const Guard& guard, int slot, const CallSite& site) noexcept;
+
+// A socket a `latency` fault holds: does fault `slot` still hold it, and with which latency
+// now (`latency_ns`: the fault's median, without jitter)? Cheap between edits (flags, the TTL,
+// enabled, the window); after a live edit (the rules' generation moved since `generation`)
+// the slot is checked to hold the same fault (`key`; 0 = not known yet, taken now) and the
+// selectors are matched again. Triggers are not consulted and nothing is counted.
+// (`loss` and `bandwidth` too: a fault with any of these holds the sockets it took; `now`
+// gets its values as they are now.)
+struct HoldSpecNow {
+  std::int64_t latency_ns;      // 0 without `latency`
+  double loss;                  // 0 without `loss`
+  std::uint64_t bandwidth_bps;  // 0 without `bandwidth`
+};
+bool fault_latency_holds(const Guard& guard, int slot, const CallSite& site, std::uint64_t& key,
+                         std::uint64_t& generation, HoldSpecNow& now) noexcept;
+
+// read/write/readv/writev serve @read/@write and @net. When only @net armed the call (not
+// `file_family`), a fd that is not a socket concerns no fault: the wrapper runs the real call
+// without deciding. The fd's kind comes from the fd table (cached).
+bool only_net_and_not_socket(const Guard& guard, std::uint32_t file_family, int fd) noexcept;
+
+// The armed path's shortcut for a call on an fd (the write, read and fsync wrappers call it
+// before anything else): true when the fd's cached verdict (fd_table.h) says that under the
+// session's current generation no fault can match this call on this fd; the call's `seen`
+// counts are credited as decide() would have, and the caller runs the real call. A load of
+// the generation, of the fd's verdict and close generation, and a compare. decide() stores a
+// verdict only when every fault naming the call missed for a reason that stays true while the
+// fd stays the same open file and the rules the same generation: its path glob, or the fd
+// kind (a file for a @net fault). Faults with a `process` selector and sockets are never
+// cached (a thread renames the process, a UDP socket reconnects), nor calls that more than two
+// enabled faults name (the word credits `seen` to two slots at most).
+bool fd_call_quiet(std::uint32_t call, int fd) noexcept;
+
+// Quota: reserves up to `want` bytes of the fault's shared quota; returns how many may be
+// written (0 = full). `unused` bytes of a reservation are given back after the real call.
+std::uint64_t quota_reserve(const Decision& d, std::uint64_t want) noexcept;
+// Counts a quota bite as an injection (times, max_faults); false when the fault is spent.
+bool quota_claim(const Decision& d) noexcept;
+void quota_release(const Decision& d, std::uint64_t unused) noexcept;
+
+// Holds the thread for the decision's delay (shim_wait: a cancellation point where the call is
+// one; a signal handler does not shorten it). Ends early when the fault stops holding the
+// call — panic, the TTL, the fault disabled, removed, out of its window, or edited so that
+// it no longer matches the call: then `d` becomes a delay-only decision, the call runs
+// unfaulted, and it returns false — or when an edit shortened the fault's delay below what
+// was already waited: then the rest of the decision stands (true). Every slow path calls it
+// first thing after an injecting decision, delay or not, so it is also where an injected call
+// is the cancellation point the real call is. Not noexcept, and neither may its callers be
+// (wait.h).
+bool apply_delay(const Guard& guard, Decision& d, const CallSite& site);
+
+// Flips d.corrupt_bits bits in buf[0..len), positions drawn from the seeded stream.
+void corrupt_buffer(const Decision& d, void* buf, std::size_t len) noexcept;
+
+// Bytes a short transfer lets through for a request of `count` (at least 1).
+std::uint64_t short_length(const Decision& d, std::uint64_t count) noexcept;
+
+// Records one injected fault: event ring, log file line, stderr line. `bytes` is what the
+// call transferred or was allowed to (short/quota), -1 if not applicable.
+void emit_event(const Decision& d, const CallSite& site, std::int64_t bytes) noexcept;
+
+// Terminates the process with the decision's signal, as a real crash would.
+// Ends the process with the decision's signal; for a power cut, first flags the cut in the
+// control block and SIGKILLs every other member of the session it can see.
+[[noreturn]] void crash_now(const Decision& d) noexcept;
+
+// The Action bit an event reports for `d`.
+inline std::uint32_t event_action(const Decision& d) {
+  return d.powercut ? std::uint32_t{kActPowercut} : d.action ? d.action : std::uint32_t{kActDelay};
+}
+
+// Per-process state rebuilt after fork (pid, process name).
+void engine_after_fork_child() noexcept;
+// Frees every compiled rule copy replaced by live edits, read or not. Only safe when no other
+// thread can be inside decide(): for single-threaded fuzzers, never called by the shim (which
+// frees a replaced copy itself once no thread reads it).
+void engine_reclaim_retired_rules_unsafe() noexcept;
+// Compiled rule copies of this process, for tests: built, freed, leaked (never to be freed),
+// and retired (replaced, waiting for their last reader). Live = built - freed - leaked.
+struct RulesMemory {
+  std::uint64_t built = 0;
+  std::uint64_t freed = 0;
+  std::uint64_t leaked = 0;
+  std::uint64_t retired = 0;
+};
+RulesMemory engine_rules_memory() noexcept;
+void engine_reset_process_identity() noexcept;
+// The program renamed a thread (prctl PR_SET_NAME, pthread_setname_np): re-reads the process
+// name, and re-evaluates `process` selectors if it changed.
+void engine_process_renamed() noexcept;
+// The process name (comm) for event lines, in a per-thread buffer valid until the next call.
+const char* engine_process_name() noexcept;
+
+// The seccomp backend (controller/seccomp/) decides inside `faultline run` for another process.
+// The identity the `process` selector matches and event lines name is then that process's
+// (comm and the path of its executable; the rules re-evaluate `process` when it changes), and
+// event lines carry its pid, tid and descriptor number instead of this process's (`local_fd`
+// is the duplicate the decision looked at, `remote_fd` the program's own number for it).
+void engine_set_process_identity(const char* comm, const char* exe) noexcept;
+struct EventCaller {
+  pid_t pid;
+  pid_t tid;
+  int local_fd;
+  int remote_fd;
+};
+// For this thread's next events; nullptr: this process.
+void engine_set_event_caller(const EventCaller* caller) noexcept;
+
+}  // namespace faultline::shim

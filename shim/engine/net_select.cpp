@@ -1,0 +1,262 @@
+// @net/@dns selectors (see net_select.h).
+#include "shim/engine/net_select.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/un.h>
+
+#include <cstring>
+
+#include "faultline/glob.h"
+#include "policy/net_policy.h"
+#include "shim/engine/safe_copy.h"
+#include "shim/engine/sock_table.h"
+#include "shim/engine/text_buf.h"
+
+namespace faultline::shim {
+namespace {
+
+// An IPv6 socket talking to an IPv4 peer sees it as ::ffff:a.b.c.d: match it as IPv4, the
+// address the user wrote.
+bool unmap_v4(const struct sockaddr_in6* in6, std::uint8_t (&v4)[4]) {
+  if (!IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) return false;
+  std::memcpy(v4, in6->sin6_addr.s6_addr + 12, 4);
+  return true;
+}
+
+bool prefix_matches(const std::uint8_t* addr, const std::uint8_t* want, int prefix) {
+  int whole = prefix / 8;
+  if (std::memcmp(addr, want, static_cast<std::size_t>(whole)) != 0) return false;
+  int rest = prefix % 8;
+  if (rest == 0) return true;
+  auto mask = static_cast<std::uint8_t>(0xff << (8 - rest));
+  return (addr[whole] & mask) == (want[whole] & mask);
+}
+
+// The path of a unix socket address as a glob sees it: "/run/x.sock", "@name" for an
+// abstract one, "" for an unnamed one (socketpair, an unbound client).
+std::size_t unix_path(const struct sockaddr_un* un, socklen_t len, char* out, std::size_t size) {
+  const std::size_t offset = offsetof(struct sockaddr_un, sun_path);
+  std::size_t n = len > offset ? std::min<std::size_t>(len - offset, sizeof un->sun_path) : 0;
+  std::size_t at = 0;
+  if (n > 0 && un->sun_path[0] == '\0') {
+    // Abstract: the name is every byte after the leading NUL (NULs in it shown as '@').
+    out[at++] = '@';
+    for (std::size_t i = 1; i < n && at + 1 < size; ++i)
+      out[at++] = un->sun_path[i] ? un->sun_path[i] : '@';
+  } else {
+    for (std::size_t i = 0; i < n && un->sun_path[i] && at + 1 < size; ++i)
+      out[at++] = un->sun_path[i];
+  }
+  out[at] = '\0';
+  return at;
+}
+
+// "a.b.c.d", as inet_ntop writes it.
+void put_ipv4(TextBuf& out, const std::uint8_t* bytes) {
+  for (int i = 0; i < 4; ++i) {
+    if (i) out.put('.');
+    out.dec(bytes[i]);
+  }
+}
+
+// RFC 5952 text, as glibc's inet_ntop writes it: lowercase hex without leading zeros, the
+// longest (first) run of two or more zero words as "::", and ::a.b.c.d / ::ffff:a.b.c.d for
+// IPv4-compatible and IPv4-mapped addresses.
+void put_ipv6(TextBuf& out, const std::uint8_t* bytes) {
+  unsigned words[8];
+  for (int i = 0; i < 8; ++i) words[i] = (unsigned{bytes[2 * i]} << 8) | bytes[2 * i + 1];
+  int best = -1, best_len = 0;
+  for (int i = 0; i < 8;) {
+    if (words[i] != 0) {
+      ++i;
+      continue;
+    }
+    int j = i;
+    while (j < 8 && words[j] == 0) ++j;
+    if (j - i > best_len) {
+      best = i;
+      best_len = j - i;
+    }
+    i = j;
+  }
+  if (best_len < 2) best = -1;
+  for (int i = 0; i < 8; ++i) {
+    if (best >= 0 && i >= best && i < best + best_len) {
+      if (i == best) out.put(':');
+      continue;
+    }
+    if (i != 0) out.put(':');
+    if (i == 6 && best == 0 && (best_len == 6 || (best_len == 5 && words[5] == 0xffff))) {
+      put_ipv4(out, bytes + 12);
+      return;
+    }
+    out.hex(words[i]);
+  }
+  if (best >= 0 && best + best_len == 8) out.put(':');
+}
+
+}  // namespace
+
+bool fd_kind_in_scope(const FaultSpec& spec, std::uint32_t call, bool socket) noexcept {
+  if (!is_rw_call(call)) return !socket;  // pwrite, sendfile, fwrite... never hit sockets
+  return rw_scope_hits(spec, socket);
+}
+
+bool is_local_side_call(std::uint32_t call) noexcept {
+  return call == kCall_bind || call == kCall_listen || call == kCall_accept ||
+         call == kCall_accept4;
+}
+
+const struct sockaddr* site_address(const CallSite& site, NetSiteAddr& cache) noexcept {
+  if (cache.state == 0) {
+    cache.state = -1;
+    auto* out = reinterpret_cast<struct sockaddr*>(&cache.addr);
+    if (site.addr && site.addr_len > 0) {
+      // The program's pointer (msg_name, sendto's address): read fault-safely; an unreadable
+      // address is the kernel's EFAULT to report, and matches no `addr`.
+      cache.len = std::min<socklen_t>(site.addr_len, sizeof cache.addr);
+      if (safe_read(&cache.addr, site.addr, cache.len) == SafeCopy::kOk) cache.state = 1;
+    } else if (site.fd >= 0) {
+      socklen_t len = sizeof cache.addr;
+      if (is_local_side_call(site.call)) {
+        if (getsockname(site.fd, out, &len) == 0) cache.state = 1;
+      } else if ((len = sock_peer(site.fd, &cache.addr)) > 0) {
+        cache.state = 1;  // waiting at the tarpit or failed: the peer the program asked for
+      } else {
+        len = sizeof cache.addr;
+        if (getpeername(site.fd, out, &len) == 0) {
+          cache.state = 1;
+          // A connected stream socket keeps its peer: remembered, so that the next call on
+          // it costs no system call here (sock_table.h). Datagram sockets are asked each time.
+          if (!sock_peer_unstable(site.fd)) {
+            int type = 0;
+            socklen_t size = sizeof type;
+            if (FL_REAL(getsockopt)(site.fd, SOL_SOCKET, SO_TYPE, &type, &size) == 0 &&
+                type == SOCK_STREAM)
+              sock_set_peer(site.fd, out, len);
+            else
+              sock_mark_peer_unstable(site.fd);
+          }
+        }
+      }
+      cache.len = len;
+    }
+  }
+  return cache.state > 0 ? reinterpret_cast<const struct sockaddr*>(&cache.addr) : nullptr;
+}
+
+bool addr_selector_matches(const FaultSpec& spec, const struct sockaddr* sa,
+                           socklen_t len) noexcept {
+  if (!sa || len < sizeof(sa_family_t)) return false;
+  const std::uint32_t count = spec.addr_count < kAddrMax ? spec.addr_count : kAddrMax;
+  // A list of '!' entries alone matches every other address of the kinds it names: "!10.0.0.1:*"
+  // every other IP peer, not the program's unix sockets (and never netlink and the like).
+  bool positives = false;
+  bool negated_kind[3] = {false, false, false};
+  for (std::uint32_t i = 0; i < count; ++i) {
+    if (!spec.addr[i].negated)
+      positives = true;
+    else if (spec.addr[i].kind < 3)
+      negated_kind[spec.addr[i].kind] = true;
+  }
+  if (sa->sa_family == AF_UNIX) {
+    char path[sizeof(sockaddr_un::sun_path) + 2];
+    unix_path(reinterpret_cast<const struct sockaddr_un*>(sa), len, path, sizeof path);
+    const GlobListHits hits =
+        glob_list_hits(spec.addr_unix, sizeof spec.addr_unix,
+                       [&path](const char* glob) { return glob_match(glob, path); });
+    if (hits.negative_hit) return false;
+    return hits.positive_hit || (!positives && negated_kind[kAddrUnix]);
+  }
+  std::uint8_t v4[4];
+  const std::uint8_t* bytes = nullptr;
+  int family = 0;
+  std::uint16_t port = 0;
+  if (sa->sa_family == AF_INET && len >= sizeof(sockaddr_in)) {
+    const auto* in = reinterpret_cast<const struct sockaddr_in*>(sa);
+    std::memcpy(v4, &in->sin_addr, 4);
+    bytes = v4;
+    family = 4;
+    port = ntohs(in->sin_port);
+  } else if (sa->sa_family == AF_INET6 && len >= sizeof(sockaddr_in6)) {
+    const auto* in6 = reinterpret_cast<const struct sockaddr_in6*>(sa);
+    port = ntohs(in6->sin6_port);
+    if (unmap_v4(in6, v4)) {
+      bytes = v4;
+      family = 4;
+    } else {
+      bytes = in6->sin6_addr.s6_addr;
+      family = 6;
+    }
+  } else {
+    return false;
+  }
+  bool hit = false;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const AddrEntry& e = spec.addr[i];
+    if (e.kind != kAddrInet || (hit && !e.negated)) continue;
+    if (!e.any_port && port != e.port) continue;
+    if (e.family != 0 && (family != e.family || !prefix_matches(bytes, e.bytes, e.prefix)))
+      continue;
+    if (e.negated) return false;
+    hit = true;
+  }
+  return hit || (!positives && negated_kind[kAddrInet]);
+}
+
+bool net_selectors_match(const FaultSpec& spec, const CallSite& site, NetSiteAddr& cache) noexcept {
+  const bool lookup = call_family(site.call) == kFamDns;
+  if (spec.host[0] &&
+      (!lookup || !site.host || !glob_list_match(spec.host, sizeof spec.host, site.host)))
+    return false;
+  if (spec.addr_count != 0) {
+    if (lookup) return false;
+    const struct sockaddr* sa = site_address(site, cache);
+    if (!addr_selector_matches(spec, sa, cache.len)) return false;
+  }
+  return true;
+}
+
+std::size_t format_sockaddr(const struct sockaddr* sa, socklen_t len, char* buf,
+                            std::size_t size) noexcept {
+  if (!sa || size == 0 || len < sizeof(sa_family_t)) return 0;
+  // By hand, as inet_ntop writes them: an event may be recorded in a signal handler on a small
+  // sigaltstack, and glibc's inet_ntop and snprintf both go through vfprintf (~2 KiB of stack).
+  TextBuf out(buf, size);
+  if (sa->sa_family == AF_INET && len >= sizeof(sockaddr_in)) {
+    const auto* in = reinterpret_cast<const struct sockaddr_in*>(sa);
+    put_ipv4(out, reinterpret_cast<const std::uint8_t*>(&in->sin_addr));
+    out.put(':').dec(ntohs(in->sin_port));
+  } else if (sa->sa_family == AF_INET6 && len >= sizeof(sockaddr_in6)) {
+    const auto* in6 = reinterpret_cast<const struct sockaddr_in6*>(sa);
+    out.put('[');
+    put_ipv6(out, reinterpret_cast<const std::uint8_t*>(&in6->sin6_addr));
+    out.put("]:").dec(ntohs(in6->sin6_port));
+  } else if (sa->sa_family == AF_UNIX) {
+    char path[sizeof(sockaddr_un::sun_path) + 2];
+    unix_path(reinterpret_cast<const struct sockaddr_un*>(sa), len, path, sizeof path);
+    out.put("unix:").put(path);
+  } else {
+    return 0;
+  }
+  return out.size();
+}
+
+std::uint32_t net_event_text(const CallSite& site, const char* fd_link, char* out,
+                             std::size_t size) noexcept {
+  if (size == 0) return 0;
+  out[0] = '\0';
+  const Family family = call_family(site.call);
+  if (family == kFamDns) {
+    if (!site.host) return 0;
+    TextBuf(out, size).put(site.host);
+    return kEventHasHost;
+  }
+  if (family != kFamNet && std::strncmp(fd_link, "socket:", 7) != 0) return 0;
+  NetSiteAddr cache;
+  const struct sockaddr* sa = site_address(site, cache);
+  return format_sockaddr(sa, cache.len, out, size) > 0 ? std::uint32_t{kEventHasAddr} : 0u;
+}
+
+}  // namespace faultline::shim

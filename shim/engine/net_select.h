@@ -1,0 +1,55 @@
+// The @net/@dns selectors on the engine's side: which fds read/write calls hit (rw_scope),
+// the socket address a call is about (its argument, else the intended or real peer, or the
+// local address for bind/listen/accept), `addr` matching (CIDR, port, unix path glob) and
+// `host` matching, and the text form of an address for event lines.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "faultline/control_block.h"
+#include "shim/engine/engine.h"
+
+namespace faultline::shim {
+
+// The address of one call, looked up at most once however many rules ask.
+struct NetSiteAddr {
+  int state = 0;  // 0 not looked up, 1 known, -1 none (unconnected, not a socket)
+  socklen_t len = 0;
+  struct sockaddr_storage addr;  // filled only when state == 1: never zeroed per call
+};
+
+// Does a rule's bit for `call` (a @write/@read call) hit this fd? The four calls that serve
+// both families follow the fault's rw_scope; every other @write/@read call skips sockets.
+bool fd_kind_in_scope(const FaultSpec& spec, std::uint32_t call, bool socket) noexcept;
+
+// bind, listen, accept, accept4 are about the local address; every other call the peer.
+bool is_local_side_call(std::uint32_t call) noexcept;
+
+// The address `addr` is matched against for this call; nullptr when there is none.
+const struct sockaddr* site_address(const CallSite& site, NetSiteAddr& cache) noexcept;
+
+// The `addr` list against one address: some entry without '!' matches it (or the list has
+// none and names its kind, inet or unix, in a '!' entry) and no '!' entry does. An address of
+// another kind (netlink...) or none matches nothing.
+bool addr_selector_matches(const FaultSpec& spec, const struct sockaddr* sa,
+                           socklen_t len) noexcept;
+
+// `addr` and `host` of one rule. `addr` never matches a lookup and `host` never matches a
+// socket call: a selector that does not apply to a call does not match it.
+bool net_selectors_match(const FaultSpec& spec, const CallSite& site, NetSiteAddr& cache) noexcept;
+
+// "127.0.0.1:6379", "[::1]:80", "unix:/run/x.sock", "unix:@abstract"; returns the length
+// written, 0 when the address is empty or unknown.
+std::size_t format_sockaddr(const struct sockaddr* sa, socklen_t len, char* buf,
+                            std::size_t size) noexcept;
+
+// For an event: the address of a socket call or the name of a lookup, and which it is
+// (kEventHasAddr, kEventHasHost, or 0 when there is neither). `fd_link` is the fd's
+// /proc/self/fd link ("socket:[...]" says a read/write was on a socket).
+std::uint32_t net_event_text(const CallSite& site, const char* fd_link, char* out,
+                             std::size_t size) noexcept;
+
+}  // namespace faultline::shim
