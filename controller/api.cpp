@@ -6,10 +6,10 @@
 // otherwise let the program block on a full pipe), the readiness waits, and stopping the
 // process group. The thread lives in the test process, never in the target.
 //
-// Internal headers first: the public faultline::Session (in the inline namespace api_v1) and
-// the control library's faultline::Session (the shared-memory block) would make the plain
-// name ambiguous afterwards, so the latter is aliased as ControlSession before the public
-// header is read.
+// Internal headers first: the public faultline::Event (in the inline namespace api_v1) and
+// inspect.h's faultline::Event (a record of the shim's event ring) would make the plain name
+// ambiguous afterwards, so the latter is aliased as ControlEvent before the public header is
+// read.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/filter.h>
@@ -43,7 +43,6 @@
 #include "session/session.h"
 
 namespace faultline {
-using ControlSession = Session;
 using ControlEvent = Event;
 }  // namespace faultline
 

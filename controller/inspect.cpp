@@ -24,11 +24,11 @@ std::string load_text_words(const std::atomic<std::uint64_t> (&words)[N]) {
 
 }  // namespace
 
-std::vector<FaultView> read_faults(const Session& session) {
+std::vector<FaultView> read_faults(const ControlSession& session) {
   std::vector<FaultView> faults;
   for (int index : session.used_slots()) {
     const FaultSlot& slot = session.block().faults[index];
-    // A corrupt slot is not a fault: Session::corrupt_slots() reports it instead.
+    // A corrupt slot is not a fault: ControlSession::corrupt_slots() reports it instead.
     SlotInspection inspected = inspect_fault_slot(slot);
     if (!inspected.used) continue;
     FaultView view;
@@ -55,7 +55,7 @@ std::string fault_names(const std::vector<FaultView>& faults) {
   return names;
 }
 
-std::vector<MemberView> read_members(const Session& session) {
+std::vector<MemberView> read_members(const ControlSession& session) {
   std::vector<MemberView> members;
   const ControlBlock& block = session.block();
   for (std::uint32_t i = 0; i < kMaxPids; ++i) {

@@ -37,8 +37,8 @@ struct FaultView {
   std::int64_t first_injection_ns = 0;  // CLOCK_REALTIME, 0 = none yet
   std::int64_t last_injection_ns = 0;
 };
-// The sound faults of the session; corrupt slots are left out (Session::corrupt_slots()).
-std::vector<FaultView> read_faults(const Session& session);
+// The sound faults of the session; corrupt slots are left out (ControlSession::corrupt_slots()).
+std::vector<FaultView> read_faults(const ControlSession& session);
 std::string fault_names(const std::vector<FaultView>& faults);  // "a, b, c"
 
 // One member process of the session, with its counters (ControlBlock::members).
@@ -52,7 +52,7 @@ struct MemberView {
   std::int64_t last_injection_ns = 0;  // CLOCK_REALTIME, 0 = none yet
 };
 // Every process that joined (its pid slot is kept after it exits, until reused).
-std::vector<MemberView> read_members(const Session& session);
+std::vector<MemberView> read_members(const ControlSession& session);
 
 // Session-wide state. The TTL and budget flags are also derived from the clock and the counters:
 // the shim sets them only on its next armed call, which may never come.

@@ -127,7 +127,7 @@ TEST(EngineTriggers, HundredYearWindowsBehaveAsFarFuture) {
 
 TEST(EngineTriggers, CountersAtUint64MaxBehave) {
   TestSession s(std::string(kHeader) + "[[fault]]\nname='f'\ncalls=['fsync']\nerror='EIO'\n");
-  Session& session = s.session();
+  ControlSession& session = s.session();
   const int index = session.find_fault("f");
   auto publish = [&](std::uint64_t after, std::uint64_t every, std::uint64_t times) {
     ASSERT_TRUE(session.edit_fault(index, [&](FaultSpec& spec) {
@@ -477,7 +477,7 @@ TEST(EngineConcurrency, ThreadsGetExactCountsAndTheSameIndices) {
     });
   }
   // A live edit that changes nothing the trigger reads: readers rebuild mid-run.
-  Session& session = s.session();
+  ControlSession& session = s.session();
   int index = session.find_fault("p");
   for (int i = 0; i < 20; ++i)
     session.update_fault(index, read_fault_spec(session.block().faults[index]));
@@ -513,7 +513,7 @@ TEST(EngineReclaim, TenThousandLiveEditsUnderFourDecidingThreadsStayBounded) {
     policy += "[[fault]]\nname='f" + std::to_string(i) +
               "'\ncalls=['fsync','fdatasync']\nerror='EIO'\nprobability=0.5\n";
   TestSession s(policy);
-  Session& session = s.session();
+  ControlSession& session = s.session();
   const int index = session.find_fault("f0");
   ASSERT_GE(index, 0);
   const FaultSpec spec = read_fault_spec(session.block().faults[index]);
@@ -613,7 +613,7 @@ TEST(EngineReclaim, AForkChildFreesTheCopiesItsParentsThreadsWereReading) {
   TestSession s(
       "version = 1\n[[fault]]\nname='f'\ncalls=['fsync']\nerror='EIO'\n"
       "probability=0.5\n");
-  Session& session = s.session();
+  ControlSession& session = s.session();
   const int index = session.find_fault("f");
   const FaultSpec spec = read_fault_spec(session.block().faults[index]);
   std::atomic<bool> stop{false};

@@ -290,7 +290,7 @@ TEST(MemoryFloor, IsTheSmallestSizeOfTheArmedMemoryFaults) {
       "[[fault]]\nname='mid'\ncalls=['malloc']\nsize='64KiB..'\nerror='ENOMEM'\n"
       "enabled=false\n"
       "[[fault]]\nname='w'\ncalls=['write']\nsize='1..'\nerror='EIO'\n");
-  Session& session = s.session();
+  ControlSession& session = s.session();
   EXPECT_EQ(memory_floor(s), 1u << 20);  // the disabled fault and the write fault do not count
   // A live edit re-publishes the floor with the armed bits: smaller allocations now reach
   // the engine without any process having to notice a new generation first.
@@ -374,7 +374,7 @@ TEST(FdLimit, FailsOnlyPastTheLimit) {
   // Counted with the session open (it holds the block's fd), then set live to one more.
   const long open_now = shim::count_open_fds();
   ASSERT_GT(open_now, 0);
-  Session& session = s.session();
+  ControlSession& session = s.session();
   FaultSpec spec = read_fault_spec(session.block().faults[session.find_fault("fds")]);
   ASSERT_FALSE(apply_fault_setting(spec, "limit", std::to_string(open_now + 1)));
   session.update_fault(session.find_fault("fds"), spec);
