@@ -341,7 +341,7 @@ class EventPrinter {
  public:
   EventPrinter(const ControlSession& session, bool json) : session_(session), json_(json) {}
 
-  void print(const Event& e) {
+  void print(const RingEvent& e) {
     if (json_)
       fmt::print("{}\n", json(e));
     else
@@ -353,10 +353,10 @@ class EventPrinter {
   // (shim/engine/events.cpp emit_event), so that a script reads `events --json` and the log file
   // alike. The ring holds the process and fault names as they were at the injection.
   // The ring's text is a path, or the socket address of a @net event, or the name of a @dns one.
-  static const char* text_key(const Event& e) { return event_text_key(e); }
+  static const char* text_key(const RingEvent& e) { return event_text_key(e); }
 
   // Through the shim's own formatter (shim/engine/event_line.h), so the two cannot drift apart.
-  std::string json(const Event& e) {
+  std::string json(const RingEvent& e) {
     shim::EventFields f{};
     f.seq = e.index;
     f.ts_ns = e.ts_ns;
@@ -390,7 +390,7 @@ class EventPrinter {
     return buffer;
   }
 
-  std::string human(const Event& e) {
+  std::string human(const RingEvent& e) {
     std::string who = fmt::format("{}[{}", e.process, e.pid);
     who += e.tid != e.pid && e.tid != 0 ? fmt::format("/{}]", e.tid) : "]";
     std::string line =
@@ -417,9 +417,9 @@ class EventPrinter {
 // Prints the complete events from the cursor up to the ring's head (read_new_events).
 void print_new_events(const ControlBlock& block, EventCursor& cursor, EventPrinter& printer,
                       bool final_pass) {
-  std::vector<Event> events;
+  std::vector<RingEvent> events;
   read_new_events(block, cursor, final_pass, events, kMaxEventStalls);
-  for (const Event& event : events) printer.print(event);
+  for (const RingEvent& event : events) printer.print(event);
 }
 
 void report_missed_events(const ControlBlock& block, const EventCursor& cursor,
