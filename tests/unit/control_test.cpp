@@ -135,12 +135,12 @@ TEST(SlotChecks, ACorruptSlotArmsNothingAndNeverInjects) {
   shim::Guard guard;
   for (int i = 0; i < 10; ++i) {
     shim::Decision d;
-    EXPECT_FALSE(shim::decide(guard, shim::CallSite{kCall_fsync}, d));
+    EXPECT_FALSE(shim::decide(guard, shim::CallArgs{kCall_fsync}, d));
   }
   session.update_fault(index, spec);  // a new generation: the engine looks at the slot again
   {
     shim::Decision d;
-    EXPECT_FALSE(shim::decide(guard, shim::CallSite{kCall_fsync}, d));
+    EXPECT_FALSE(shim::decide(guard, shim::CallArgs{kCall_fsync}, d));
   }
   const auto lines = file.lines();
   ASSERT_EQ(lines.size(), 1u) << "one report for the slot, not one per rebuild";
@@ -158,7 +158,7 @@ TEST(SlotChecks, AnEditInProgressKeepsThePreviousRuleInsteadOfDroppingTheFault) 
   shim::Guard guard;
   {
     shim::Decision d;
-    ASSERT_TRUE(shim::decide(guard, shim::CallSite{kCall_fsync}, d));  // the first copy
+    ASSERT_TRUE(shim::decide(guard, shim::CallArgs{kCall_fsync}, d));  // the first copy
   }
   // A writer mid-edit and preempted past the readers' bounded wait (odd sequence), while an
   // earlier edit's generation bump makes every process rebuild.
@@ -167,7 +167,7 @@ TEST(SlotChecks, AnEditInProgressKeepsThePreviousRuleInsteadOfDroppingTheFault) 
   session.block().header.generation.fetch_add(1);
   {
     shim::Decision d;
-    EXPECT_TRUE(shim::decide(guard, shim::CallSite{kCall_fsync}, d))
+    EXPECT_TRUE(shim::decide(guard, shim::CallArgs{kCall_fsync}, d))
         << "the fault dropped out while its slot was being edited";
     EXPECT_EQ(d.error, EIO);
   }
@@ -176,7 +176,7 @@ TEST(SlotChecks, AnEditInProgressKeepsThePreviousRuleInsteadOfDroppingTheFault) 
   slot.spec_seq.store(seq + 2);
   session.block().header.generation.fetch_add(1);
   shim::Decision d;
-  EXPECT_TRUE(shim::decide(guard, shim::CallSite{kCall_fsync}, d));
+  EXPECT_TRUE(shim::decide(guard, shim::CallArgs{kCall_fsync}, d));
 }
 
 // ---- live edits ---------------------------------------------------------------------------
@@ -259,10 +259,10 @@ TEST(SessionMembers, PerProcessCountersFollowThePidSlot) {
     shim::Guard guard;
     for (int i = 0; i < 3; ++i) {
       shim::Decision d;
-      EXPECT_TRUE(shim::decide(guard, shim::CallSite{kCall_fsync}, d));
+      EXPECT_TRUE(shim::decide(guard, shim::CallArgs{kCall_fsync}, d));
     }
     shim::Decision d;
-    EXPECT_FALSE(shim::decide(guard, shim::CallSite{kCall_write}, d));  // no fault has write
+    EXPECT_FALSE(shim::decide(guard, shim::CallArgs{kCall_write}, d));  // no fault has write
   }
   shim::g_member.store(-1);
   const MemberStats& stats = session.block().members[me];
@@ -389,12 +389,12 @@ TEST(SafetyFlags, PanicStopsACallThatAlreadyPassedTheFastPath) {
   testing::TestSession s(kFsyncEio);
   shim::Guard guard;
   shim::Decision d;
-  EXPECT_TRUE(shim::decide(guard, shim::CallSite{kCall_fsync}, d));
+  EXPECT_TRUE(shim::decide(guard, shim::CallArgs{kCall_fsync}, d));
   // decide() is what a wrapper calls after its armed check: panic must win even there.
   s.session().panic();
-  EXPECT_FALSE(shim::decide(guard, shim::CallSite{kCall_fsync}, d));
+  EXPECT_FALSE(shim::decide(guard, shim::CallArgs{kCall_fsync}, d));
   s.session().resume();
-  EXPECT_TRUE(shim::decide(guard, shim::CallSite{kCall_fsync}, d));
+  EXPECT_TRUE(shim::decide(guard, shim::CallArgs{kCall_fsync}, d));
 }
 
 TEST(SafetyFlags, MaxFaultsIsExactUnderFourThreads) {
@@ -409,7 +409,7 @@ TEST(SafetyFlags, MaxFaultsIsExactUnderFourThreads) {
       shim::Guard guard;
       const std::uint32_t call = t % 2 ? kCall_fsync : kCall_fdatasync;
       for (int i = 0; i < 500; ++i)
-        if (shim::Decision d; shim::decide(guard, shim::CallSite{call}, d)) ++injected;
+        if (shim::Decision d; shim::decide(guard, shim::CallArgs{call}, d)) ++injected;
     });
   }
   for (auto& th : threads) th.join();
@@ -428,10 +428,10 @@ TEST(SafetyFlags, TtlDisarmsWithNoControllerInvolved) {
   ControlHeader& h = s.session().block().header;
   shim::Guard guard;
   shim::Decision d;
-  EXPECT_TRUE(shim::decide(guard, shim::CallSite{kCall_fsync}, d));
+  EXPECT_TRUE(shim::decide(guard, shim::CallArgs{kCall_fsync}, d));
   // The session "started" two hours ago: the first call to notice disarms it.
   h.start_mono_ns.store(monotonic_ns() - 2 * 3600 * std::int64_t{1000000000});
-  EXPECT_FALSE(shim::decide(guard, shim::CallSite{kCall_fsync}, d));
+  EXPECT_FALSE(shim::decide(guard, shim::CallArgs{kCall_fsync}, d));
   EXPECT_TRUE(h.flags.load() & kFlagTtlExpired);
   EXPECT_EQ(h.armed_mask.load(), 0u);
   s.session().resume();  // resume undoes a panic, not an expiry

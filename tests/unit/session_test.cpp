@@ -156,7 +156,7 @@ TEST(CorruptBlock, ABadSpecIsSkippedNotTrusted) {
   session.update_fault(index, spec);
   shim::Guard guard;
   shim::Decision d;
-  EXPECT_FALSE(shim::decide(guard, shim::CallSite{kCall_fsync}, d));
+  EXPECT_FALSE(shim::decide(guard, shim::CallArgs{kCall_fsync}, d));
 
   spec.every = 1;
   spec.probability = 7.5;
@@ -177,7 +177,7 @@ TEST(CorruptBlock, RandomBytesNeverCrashTheEngine) {
     block.header.generation.fetch_add(1);
     shim::Guard guard;
     shim::Decision d;
-    shim::decide(guard, shim::CallSite{kCall_fsync}, d);  // must not crash or hang
+    shim::decide(guard, shim::CallArgs{kCall_fsync}, d);  // must not crash or hang
   }
   SUCCEED();
 }
