@@ -353,8 +353,9 @@ FL_COLD ssize_t recvmsg_slow(int fd, struct msghdr* msg, int flags) {
 
 // A blackholed sendmmsg "sends" every message whole: each msg_len is set to its iovec's total,
 // read and written fault-safely. It stops where the kernel would: at the first message it
-// could not read (an unreadable first message is the kernel's EFAULT to report: -2, run the
-// real call). At most UIO_MAXIOV messages, as the kernel caps vlen.
+// could not read (an unreadable first message is the kernel's EFAULT to report:
+// kMmsgRunReal, run the real call). At most UIO_MAXIOV messages, as the kernel caps vlen.
+constexpr int kMmsgRunReal = -2;
 int mmsg_blackhole_send(struct mmsghdr* vec, unsigned vlen) {
   const unsigned n = vlen < static_cast<unsigned>(kIovMax) ? vlen : static_cast<unsigned>(kIovMax);
   unsigned done = 0;
@@ -368,7 +369,7 @@ int mmsg_blackhole_send(struct mmsghdr* vec, unsigned vlen) {
     const unsigned len = total > UINT32_MAX ? UINT32_MAX : static_cast<unsigned>(total);
     if (safe_write(&vec[done].msg_len, &len, sizeof len) != SafeCopy::kOk) break;
   }
-  return done == 0 && n > 0 ? -2 : static_cast<int>(done);
+  return done == 0 && n > 0 ? kMmsgRunReal : static_cast<int>(done);
 }
 
 // sendmmsg/recvmmsg: whole batches; error, delay, crash, reset, blackhole.
@@ -432,11 +433,11 @@ FL_COLD int mmsg_slow(std::uint32_t call, int fd, struct mmsghdr* vec, unsigned 
         emit_event(dd, args, -1);
         if (send) {  // swallowed: every message "sent" whole
           const int sent = mmsg_blackhole_send(vec, vlen);
-          out = sent == -2 ? real() : sent;
+          out = sent == kMmsgRunReal ? real() : sent;
           return true;
         }
         const ssize_t r = net_blackhole_receive(guard, dd, args);
-        if (r != -2) {
+        if (r != kBlackholeLifted) {
           out = static_cast<int>(r);
           return true;
         }

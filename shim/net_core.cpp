@@ -403,7 +403,7 @@ ssize_t net_blackhole_receive(const Guard& guard, const Decision& d, const CallA
   const std::int64_t deadline = timeout > 0 ? monotonic_ns() + timeout : -1;
   switch (net_wait_partition(guard, d.fault, args, deadline, timeout > 0)) {
     case WaitEnd::kLifted:
-      return -2;
+      return kBlackholeLifted;
     case WaitEnd::kDeadline:
       errno = EAGAIN;  // SO_RCVTIMEO expired: what recv(2) says
       return -1;

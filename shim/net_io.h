@@ -37,10 +37,11 @@ ssize_t net_reset_io(const Decision& d, const CallArgs& args) noexcept;
 
 // The receive side of `blackhole`: EAGAIN at once on a non-blocking socket (or MSG_DONTWAIT);
 // otherwise waits as a real partition would — until the socket's SO_RCVTIMEO (then EAGAIN),
-// or forever — and returns -2 as soon as the fault is lifted: the caller then runs the real
-// call. A signal interrupts the wait with EINTR when the program catches one without
-// SA_RESTART, as the kernel would.
-// A cancellation point (not noexcept, nor may its callers be).
+// or forever — and returns kBlackholeLifted as soon as the fault is lifted: the caller then
+// heals the socket and runs the real call. A signal interrupts the wait with EINTR when the program
+// catches one without SA_RESTART, as the kernel would. A cancellation point (not noexcept, nor may
+// its callers be).
+inline constexpr ssize_t kBlackholeLifted = -2;  // not -1: that is an error with errno set
 ssize_t net_blackhole_receive(const Guard& guard, const Decision& d, const CallArgs& args);
 // Records that a blackhole holds this socket (poll hides it until the fault is lifted).
 void net_mark_partitioned(const Decision& d, int fd) noexcept;
@@ -56,7 +57,7 @@ ssize_t net_blackhole_io(const Guard& guard, const Decision& d, const CallArgs& 
   } else {
     emit_event(d, args, -1);
     ssize_t r = net_blackhole_receive(guard, d, args);
-    if (r == -2) {  // the partition was lifted while the call waited
+    if (r == kBlackholeLifted) {
       net_heal(guard, args.fd);
       return io.run();
     }
