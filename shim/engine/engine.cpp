@@ -266,8 +266,10 @@ struct SelectorContext {
       if (char* mem = scratch.get()) frames_ = new (mem + kFramesOffset) SiteFrames;
     return frames_;
   }
-  int open_path_state = 0;    // 0 not computed, 1 ok, -1 unavailable
-  int second_path_state = 0;  // the same for CallArgs::path2
+  // A path argument made absolute on first use: not yet computed, in the scratch, or unavailable.
+  enum class PathState : std::int8_t { kNotYet, kReady, kUnavailable };
+  PathState open_path_state = PathState::kNotYet;
+  PathState second_path_state = PathState::kNotYet;  // the same for CallArgs::path2
 
   const FdInfo& fd() {
     if (!fd_known) {
@@ -291,23 +293,28 @@ struct SelectorContext {
   bool fd_checked = false;
   // The absolute path argument, at the start of the scratch buffer.
   const char* path_argument() {
-    if (open_path_state == 0 && !args_size_ready(args)) open_path_state = -1;
-    if (open_path_state == 0) {
+    if (open_path_state == PathState::kNotYet && !args_size_ready(args))
+      open_path_state = PathState::kUnavailable;
+    if (open_path_state == PathState::kNotYet) {
       char* mem = scratch.get();
-      open_path_state = mem && absolute_path(args.path, args.dirfd, mem) ? 1 : -1;
+      open_path_state = mem && absolute_path(args.path, args.dirfd, mem) ? PathState::kReady
+                                                                         : PathState::kUnavailable;
     }
-    return open_path_state > 0 ? scratch.get() : nullptr;
+    return open_path_state == PathState::kReady ? scratch.get() : nullptr;
   }
   // The second path of an @fs call (rename's new path), absolute, in the next kPathBytes;
   // nullptr for a call with one path.
   const char* second_path_argument() {
-    if (second_path_state == 0 && (!takes_path2(args.call) || !args_size_ready(args)))
-      second_path_state = -1;
-    if (second_path_state == 0) {
+    if (second_path_state == PathState::kNotYet &&
+        (!takes_path2(args.call) || !args_size_ready(args)))
+      second_path_state = PathState::kUnavailable;
+    if (second_path_state == PathState::kNotYet) {
       char* mem = scratch.get();
-      second_path_state = mem && absolute_path(args.path2(), args.fd2, mem + kPathBytes) ? 1 : -1;
+      second_path_state = mem && absolute_path(args.path2(), args.fd2, mem + kPathBytes)
+                              ? PathState::kReady
+                              : PathState::kUnavailable;
     }
-    return second_path_state > 0 ? scratch.get() + kPathBytes : nullptr;
+    return second_path_state == PathState::kReady ? scratch.get() + kPathBytes : nullptr;
   }
   // One unwind per call, whichever rules ask; the frames' bits are cached per rules epoch.
   std::uint64_t stack_bits = 0;
