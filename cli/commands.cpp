@@ -1,5 +1,5 @@
 // The controller subcommands: everything but `run`. Each attaches to a live session (named, or
-// the only live one), reads or edits it through the Session API and returns; the target
+// the only live one), reads or edits it through the ControlSession API and returns; the target
 // processes see an edit on their next armed call, with no restart and no signal.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -48,9 +48,9 @@ bool session_exists(const std::string& name) {
 // A block that exists but cannot be used (another user's, another ABI version) is bad input,
 // not "nothing to act on": the user named something real that faultline must refuse. The
 // error names the session already ("session 'x': belongs to uid 1001, not to you ...").
-std::unique_ptr<Session> attach_or_fail(const std::string& name) {
+std::unique_ptr<ControlSession> attach_or_fail(const std::string& name) {
   std::string error;
-  auto session = Session::attach(name, error);
+  auto session = ControlSession::attach(name, error);
   if (!session) fail(kExitUsage, error);
   return session;
 }
@@ -63,7 +63,7 @@ std::vector<std::string> live_session_names() {
   return names;
 }
 
-std::unique_ptr<Session> only_live_session() {
+std::unique_ptr<ControlSession> only_live_session() {
   const auto names = live_session_names();
   if (names.empty()) fail(kExitNothing, "no live session (start one with `faultline run`)");
   if (names.size() > 1)
@@ -72,7 +72,7 @@ std::unique_ptr<Session> only_live_session() {
 }
 
 // For commands whose only positional is SESSION: a name that is not a session is an error.
-std::unique_ptr<Session> open_session(const std::string& name) {
+std::unique_ptr<ControlSession> open_session(const std::string& name) {
   if (name.empty()) return only_live_session();
   if (!session_exists(name)) {
     const auto names = live_session_names();
@@ -86,7 +86,7 @@ std::unique_ptr<Session> open_session(const std::string& name) {
 
 // For commands taking [SESSION] NAME...: the first argument is the session when one by that
 // name exists (it is then removed from `args`); otherwise every argument is for the command.
-std::unique_ptr<Session> open_leading_session(std::vector<std::string>& args) {
+std::unique_ptr<ControlSession> open_leading_session(std::vector<std::string>& args) {
   if (args.empty() || !session_exists(args.front())) return only_live_session();
   auto session = attach_or_fail(args.front());
   args.erase(args.begin());
@@ -95,7 +95,7 @@ std::unique_ptr<Session> open_leading_session(std::vector<std::string>& args) {
 
 // Ended, for `events --follow` and `watch`: unlinked, or every member process is gone (a
 // plain-LD_PRELOAD session stays in /dev/shm until `faultline sessions` sweeps it).
-bool session_gone(const Session& session) {
+bool session_gone(const ControlSession& session) {
   struct stat st;
   return stat(shm_file_path(session.name()).c_str(), &st) != 0 || session.live_pids().empty();
 }
@@ -140,7 +140,7 @@ std::string pids_text(std::vector<pid_t> pids) {
 // flag on its next armed call; SessionInfo does not carry the TTL).
 std::uint32_t current_flags(const SessionInfo& info) {
   std::string error;
-  const auto session = Session::attach(info.name, error);
+  const auto session = ControlSession::attach(info.name, error);
   return session ? read_state(session->block()).flags : info.flags;
 }
 
@@ -173,7 +173,7 @@ bool sleep_unless_stopped(std::int64_t ns) {
 
 // ---- status and watch ----------------------------------------------------------------------
 
-std::string status_line(const Session& session, const SessionState& state) {
+std::string status_line(const ControlSession& session, const SessionState& state) {
   std::string ttl = state.ttl_left_ns == kForever ? "none"
                     : state.ttl_left_ns == 0      ? "expired"
                                                   : human_age(state.ttl_left_ns) + " left";
@@ -192,7 +192,7 @@ std::string status_action(const FaultView& f) {
 // Never silent while it runs: the hint `run`'s summary would give each enabled fault that has
 // seen no call yet, from the programs the session's processes run. Built only when some fault
 // is silent (each member's executable is read, once).
-std::vector<std::string> silent_hints(const Session& session,
+std::vector<std::string> silent_hints(const ControlSession& session,
                                       const std::vector<FaultView>& faults) {
   std::vector<std::string> hints(faults.size());
   std::optional<SessionHints> members;
@@ -204,7 +204,7 @@ std::vector<std::string> silent_hints(const Session& session,
   return hints;
 }
 
-void print_status_text(const Session& session, const SessionState& state,
+void print_status_text(const ControlSession& session, const SessionState& state,
                        const std::vector<FaultView>& faults) {
   fmt::print("{}\n", status_line(session, state));
   if (faults.empty()) {
@@ -228,7 +228,7 @@ void print_status_text(const Session& session, const SessionState& state,
 
 using CorruptSlots = std::vector<std::pair<int, std::string>>;
 
-void print_status_json(const Session& session, const SessionState& state,
+void print_status_json(const ControlSession& session, const SessionState& state,
                        const std::vector<FaultView>& faults, const CorruptSlots& corrupt) {
   Json items = Json::array();
   const std::vector<std::string> hints = silent_hints(session, faults);
@@ -322,8 +322,8 @@ void print_watch_members(const WatchSample& now, const WatchSample& previous) {
   if (hidden != 0) fmt::print("... and {} more processes\n", hidden);
 }
 
-void print_watch_frame(const Session& session, const WatchSample& now, const WatchSample& previous,
-                       std::size_t corrupt) {
+void print_watch_frame(const ControlSession& session, const WatchSample& now,
+                       const WatchSample& previous, std::size_t corrupt) {
   fmt::print("{}    (Ctrl-C to quit)\n", status_line(session, read_state(session.block())));
   if (corrupt != 0)
     fmt::print("{} corrupt fault slot(s), ignored by every process: see `faultline status`\n",
@@ -339,9 +339,9 @@ void print_watch_frame(const Session& session, const WatchSample& now, const Wat
 // Turns the integer ids of an event into the names people and the event log use.
 class EventPrinter {
  public:
-  EventPrinter(const Session& session, bool json) : session_(session), json_(json) {}
+  EventPrinter(const ControlSession& session, bool json) : session_(session), json_(json) {}
 
-  void print(const Event& e) {
+  void print(const RingEvent& e) {
     if (json_)
       fmt::print("{}\n", json(e));
     else
@@ -353,10 +353,10 @@ class EventPrinter {
   // (shim/engine/events.cpp emit_event), so that a script reads `events --json` and the log file
   // alike. The ring holds the process and fault names as they were at the injection.
   // The ring's text is a path, or the socket address of a @net event, or the name of a @dns one.
-  static const char* text_key(const Event& e) { return event_text_key(e); }
+  static const char* text_key(const RingEvent& e) { return event_text_key(e); }
 
   // Through the shim's own formatter (shim/engine/event_line.h), so the two cannot drift apart.
-  std::string json(const Event& e) {
+  std::string json(const RingEvent& e) {
     shim::EventFields f{};
     f.seq = e.index;
     f.ts_ns = e.ts_ns;
@@ -390,7 +390,7 @@ class EventPrinter {
     return buffer;
   }
 
-  std::string human(const Event& e) {
+  std::string human(const RingEvent& e) {
     std::string who = fmt::format("{}[{}", e.process, e.pid);
     who += e.tid != e.pid && e.tid != 0 ? fmt::format("/{}]", e.tid) : "]";
     std::string line =
@@ -410,16 +410,16 @@ class EventPrinter {
     return id < kCallCount ? std::string(call_info(id).name) : fmt::format("#{}", id);
   }
 
-  const Session& session_;
+  const ControlSession& session_;
   bool json_;
 };
 
 // Prints the complete events from the cursor up to the ring's head (read_new_events).
 void print_new_events(const ControlBlock& block, EventCursor& cursor, EventPrinter& printer,
                       bool final_pass) {
-  std::vector<Event> events;
+  std::vector<RingEvent> events;
   read_new_events(block, cursor, final_pass, events, kMaxEventStalls);
-  for (const Event& event : events) printer.print(event);
+  for (const RingEvent& event : events) printer.print(event);
 }
 
 void report_missed_events(const ControlBlock& block, const EventCursor& cursor,
@@ -435,7 +435,9 @@ void report_missed_events(const ControlBlock& block, const EventCursor& cursor,
 
 }  // namespace
 
-std::unique_ptr<Session> open_named_session(const std::string& name) { return open_session(name); }
+std::unique_ptr<ControlSession> open_named_session(const std::string& name) {
+  return open_session(name);
+}
 
 namespace {
 

@@ -363,7 +363,7 @@ int seccomp_filters(pid_t pid) {
 
 }  // namespace
 
-SessionHints::SessionHints(const Session& session) {
+SessionHints::SessionHints(const ControlSession& session) {
   const std::string self = exe_of(getpid());
   // A container runtime's filter is ours too: only a filter more than ours counts.
   const int own_filters = seccomp_filters(getpid());

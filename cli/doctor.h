@@ -66,7 +66,7 @@ std::string silent_fault_line(const FaultView& fault, const std::string& hint);
 // no io_uring hint is given for it.
 class SessionHints {
  public:
-  explicit SessionHints(const Session& session);
+  explicit SessionHints(const ControlSession& session);
   // The first non-empty hint among the member programs, in pid order; "" when none.
   std::string hint(const FaultView& fault) const;
 

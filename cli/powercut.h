@@ -14,7 +14,7 @@
 #include "faultline/control_block.h"
 
 namespace faultline {
-class Session;
+class ControlSession;
 }
 
 namespace faultline::cli {
@@ -25,7 +25,7 @@ Json cut_json(const durability::CutReport& report);
 void log_cut(const ControlBlock& block, const durability::CutReport& report);
 
 // The session SESSION names, or the only live one (commands.cpp); fails like every command.
-std::unique_ptr<Session> open_named_session(const std::string& name);
+std::unique_ptr<ControlSession> open_named_session(const std::string& name);
 int powercut_command(const std::string& session);
 
 }  // namespace faultline::cli

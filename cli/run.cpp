@@ -96,7 +96,7 @@ struct SeccompRun {
 // thread answers its trapped calls until CMD has ended.
 int spawn_and_wait(const std::string& path, const std::vector<std::string>& args,
                    const std::vector<std::string>& env, const std::vector<int>& inherited_fds,
-                   Session& session, const SeccompRun* seccomp, bool deny_io_uring) {
+                   ControlSession& session, const SeccompRun* seccomp, bool deny_io_uring) {
   sigset_t waited;
   sigemptyset(&waited);
   sigaddset(&waited, SIGCHLD);
@@ -165,7 +165,7 @@ std::string silent_hint(const RunFacts& facts, const FaultView& f) {
   return silent_fault_hint(*facts.program, f, facts.io_uring_denied);
 }
 
-void print_summary(const Session& session, int wait_status, const RunFacts& facts,
+void print_summary(const ControlSession& session, int wait_status, const RunFacts& facts,
                    const std::optional<durability::CutReport>& cut) {
   const SessionState state = read_state(session.block());
   const auto faults = read_faults(session);
@@ -192,7 +192,7 @@ void print_summary(const Session& session, int wait_status, const RunFacts& fact
 }
 
 // The summary's facts as one JSON object, for scripts (`--json`, `--json-summary`).
-std::string json_summary(const Session& session, int wait_status, const RunFacts& facts,
+std::string json_summary(const ControlSession& session, int wait_status, const RunFacts& facts,
                          const std::optional<durability::CutReport>& cut) {
   const SessionState state = read_state(session.block());
   Json items = Json::array();
@@ -231,7 +231,7 @@ void write_json_summary(const std::string& file, const std::string& json) {
 // away), which keep it, stay reachable by `panic`, and are told of on stderr.
 class SessionEnd {
  public:
-  explicit SessionEnd(Session& session) : session_(session) {}
+  explicit SessionEnd(ControlSession& session) : session_(session) {}
   ~SessionEnd() {
     launch::register_stray_members(session_);
     const std::vector<pid_t> alive = session_.leave(getpid());
@@ -249,7 +249,7 @@ class SessionEnd {
   std::string undo_dir;
 
  private:
-  Session& session_;
+  ControlSession& session_;
 };
 
 }  // namespace
@@ -307,7 +307,7 @@ int run_command(const RunOptions& options) {
   }
   session->set_seed(seed);
   if (log) session->set_log_path(*log);
-  // Session::create registered this process as a member: the session cannot look dead (and
+  // ControlSession::create registered this process as a member: the session cannot look dead (and
   // be swept by `faultline sessions`) before CMD's first process has joined it.
   if (!options.quiet && !options.json)
     fmt::print(stderr, "faultline: session {}, seed {}\n", name, seed);

@@ -5,11 +5,6 @@
 // capturing the program's output on a reader thread (a test that does not read would
 // otherwise let the program block on a full pipe), the readiness waits, and stopping the
 // process group. The thread lives in the test process, never in the target.
-//
-// Internal headers first: the public faultline::Session (in the inline namespace api_v1) and
-// the control library's faultline::Session (the shared-memory block) would make the plain
-// name ambiguous afterwards, so the latter is aliased as ControlSession before the public
-// header is read.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/filter.h>
@@ -39,15 +34,9 @@
 #include "controller/launcher.h"
 #include "controller/launcher_backend.h"
 #include "controller/seccomp/serve_detached.h"
+#include "faultline/faultline.hpp"
 #include "policy/policy.h"
 #include "session/session.h"
-
-namespace faultline {
-using ControlSession = Session;
-using ControlEvent = Event;
-}  // namespace faultline
-
-#include "faultline/faultline.hpp"
 
 #ifndef FAULTLINE_INSTALLED_SHIM
 #define FAULTLINE_INSTALLED_SHIM "/usr/local/lib/faultline/libfaultline.so"
@@ -182,7 +171,7 @@ std::string call_text(std::uint32_t id) {
   return id < kCallCount ? std::string(call_info(id).name) : "#" + std::to_string(id);
 }
 
-Event public_event(const ControlEvent& e) {
+Event public_event(const RingEvent& e) {
   Event out;
   out.seq = e.index;
   out.ts_ns = e.ts_ns;
@@ -707,7 +696,7 @@ std::vector<Event> Session::events() const {
   EventCursor cursor;
   const std::uint64_t head = block.header.event_head.load(std::memory_order_acquire);
   cursor.next = head > kEventSlots ? head - kEventSlots : 0;
-  std::vector<ControlEvent> raw;
+  std::vector<RingEvent> raw;
   read_new_events(block, cursor, true, raw);
   std::vector<Event> out;
   for (const auto& e : raw) out.push_back(public_event(e));

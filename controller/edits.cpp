@@ -18,7 +18,7 @@ namespace {
 // The seccomp backend's filter was fixed at exec (ControlHeader::seccomp_families): a fault it
 // cannot reach or deliver, added or edited live, is refused rather than left to never fire.
 // One it can is widened as `run` widens it (seccomp::widen_calls).
-void check_seccomp_reach(Session& session, FaultSpec& spec) {
+void check_seccomp_reach(ControlSession& session, FaultSpec& spec) {
   const std::uint32_t seccomp =
       session.block().header.seccomp_families.load(std::memory_order_acquire);
   if (!(seccomp & kSeccompBackend)) return;
@@ -59,12 +59,12 @@ std::string apply_setting(FaultSpec& spec, const std::string& setting,
 
 }  // namespace
 
-std::string fault_list_note(const Session& session) {
+std::string fault_list_note(const ControlSession& session) {
   const auto faults = read_faults(session);
   return faults.empty() ? "it has no faults" : fmt::format("faults: {}", fault_names(faults));
 }
 
-int require_fault(const Session& session, std::string_view name) {
+int require_fault(const ControlSession& session, std::string_view name) {
   const int index = session.find_fault(name);
   if (index < 0)
     throw_control_error(ErrorKind::kNoFault, kStatusNothing,
@@ -73,7 +73,7 @@ int require_fault(const Session& session, std::string_view name) {
   return index;
 }
 
-std::vector<std::string> edit_faults(Session& session, FaultEdit edit,
+std::vector<std::string> edit_faults(ControlSession& session, FaultEdit edit,
                                      const std::vector<std::string>& names) {
   // Every name is checked before anything changes: a typo must not leave a half-applied edit.
   std::vector<std::pair<int, std::string>> targets;
@@ -94,7 +94,7 @@ std::vector<std::string> edit_faults(Session& session, FaultEdit edit,
   return done;
 }
 
-SetOutcome set_fault(Session& session, std::string_view fault,
+SetOutcome set_fault(ControlSession& session, std::string_view fault,
                      const std::vector<std::string>& settings) {
   const int index = require_fault(session, fault);
   bool sets_enabled = false;
@@ -118,7 +118,7 @@ SetOutcome set_fault(Session& session, std::string_view fault,
   return outcome;
 }
 
-std::vector<std::string> add_faults(Session& session, const std::vector<FaultSpec>& specs) {
+std::vector<std::string> add_faults(ControlSession& session, const std::vector<FaultSpec>& specs) {
   for (const FaultSpec& spec : specs)
     if (session.find_fault(fixed_text(spec.name)) >= 0)
       throw_control_error(ErrorKind::kUsage, kStatusUsage,

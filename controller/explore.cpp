@@ -290,7 +290,7 @@ std::unique_ptr<Active> Explorer::start(int site_index, int k) {
     close(in);
     close(out);
     close(err);
-    if (!a->session_name.empty()) Session::remove(a->session_name);
+    if (!a->session_name.empty()) ControlSession::remove(a->session_name);
     throw;
   }
   close(in);
@@ -346,7 +346,7 @@ void Explorer::advance(Active& a) {
       for (const FaultView& f : read_faults(*a.session))
         if (fixed_text(f.spec.name) == a.fault_name) a.run.injected = f.injected;
     a.session.reset();
-    Session::remove(a.session_name);
+    ControlSession::remove(a.session_name);
 
     const int status = a.main.status;
     a.run.exit_status = launch::exit_status(status);
@@ -453,7 +453,7 @@ void Explorer::stop_all() {
     a->recover.kill_now();
     a->check.kill_now();
     a->session.reset();
-    Session::remove(a->session_name);
+    ControlSession::remove(a->session_name);
     remove_tree(a->dir);
   }
   active_.clear();

@@ -221,7 +221,7 @@ void Explorer::after_cut(Active& a) {
     a.main.poll();
     if (!a.main.done) return;
     a.run.duration_ms = (now_ns() - a.started_ns) / 1'000'000;
-    Session::remove(a.session_name);  // gone already, unless `faultline run` was killed
+    ControlSession::remove(a.session_name);  // gone already, unless `faultline run` was killed
     const int status = a.main.status;
     a.run.exit_status = launch::exit_status(status);
     a.run.signal = WIFSIGNALED(status) && !a.main.timed_out ? WTERMSIG(status) : 0;

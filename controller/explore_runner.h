@@ -77,7 +77,7 @@ struct Active {
   std::string dir;
   std::string work;  // its working directory ("" in place)
   std::string session_name;
-  std::unique_ptr<Session> session;
+  std::unique_ptr<ControlSession> session;
   std::string fault_name;     // the site fault ("" for the discovery run)
   std::string site_fault;     // the [[fault]] tables that fail the site (and its error path)
   std::string replay_policy;  // the file that replays the run: those faults, no recording

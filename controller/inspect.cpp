@@ -24,11 +24,11 @@ std::string load_text_words(const std::atomic<std::uint64_t> (&words)[N]) {
 
 }  // namespace
 
-std::vector<FaultView> read_faults(const Session& session) {
+std::vector<FaultView> read_faults(const ControlSession& session) {
   std::vector<FaultView> faults;
   for (int index : session.used_slots()) {
     const FaultSlot& slot = session.block().faults[index];
-    // A corrupt slot is not a fault: Session::corrupt_slots() reports it instead.
+    // A corrupt slot is not a fault: ControlSession::corrupt_slots() reports it instead.
     SlotInspection inspected = inspect_fault_slot(slot);
     if (!inspected.used) continue;
     FaultView view;
@@ -55,7 +55,7 @@ std::string fault_names(const std::vector<FaultView>& faults) {
   return names;
 }
 
-std::vector<MemberView> read_members(const Session& session) {
+std::vector<MemberView> read_members(const ControlSession& session) {
   std::vector<MemberView> members;
   const ControlBlock& block = session.block();
   for (std::uint32_t i = 0; i < kMaxPids; ++i) {
@@ -109,13 +109,13 @@ std::string_view state_name(std::uint32_t flags, std::uint64_t armed_mask) {
 
 // ---- the event ring ----------------------------------------------------------------------
 
-const char* event_text_key(const Event& event) {
+const char* event_text_key(const RingEvent& event) {
   if (event.present & kEventHasAddr) return "addr";
   if (event.present & kEventHasHost) return "host";
   return "path";
 }
 
-SlotRead read_event(const ControlBlock& block, std::uint64_t index, Event& event) {
+SlotRead read_event(const ControlBlock& block, std::uint64_t index, RingEvent& event) {
   const EventSlot& slot = block.events[index % kEventSlots];
   const std::uint64_t complete = 2 * index + 2;
   const std::uint64_t seq = slot.seq.load(std::memory_order_acquire);
@@ -145,14 +145,14 @@ SlotRead read_event(const ControlBlock& block, std::uint64_t index, Event& event
 }
 
 void read_new_events(const ControlBlock& block, EventCursor& cursor, bool final_pass,
-                     std::vector<Event>& out, int max_stalls) {
+                     std::vector<RingEvent>& out, int max_stalls) {
   const std::uint64_t head = block.header.event_head.load(std::memory_order_acquire);
   if (head > cursor.next + kEventSlots) {
     cursor.lost += head - kEventSlots - cursor.next;
     cursor.next = head - kEventSlots;
   }
   while (cursor.next < head) {
-    Event event;
+    RingEvent event;
     const SlotRead read = read_event(block, cursor.next, event);
     if (read == SlotRead::kPending && !final_pass && ++cursor.stalls <= max_stalls) return;
     if (read == SlotRead::kReady) out.push_back(std::move(event));

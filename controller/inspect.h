@@ -37,8 +37,8 @@ struct FaultView {
   std::int64_t first_injection_ns = 0;  // CLOCK_REALTIME, 0 = none yet
   std::int64_t last_injection_ns = 0;
 };
-// The sound faults of the session; corrupt slots are left out (Session::corrupt_slots()).
-std::vector<FaultView> read_faults(const Session& session);
+// The sound faults of the session; corrupt slots are left out (ControlSession::corrupt_slots()).
+std::vector<FaultView> read_faults(const ControlSession& session);
 std::string fault_names(const std::vector<FaultView>& faults);  // "a, b, c"
 
 // One member process of the session, with its counters (ControlBlock::members).
@@ -52,7 +52,7 @@ struct MemberView {
   std::int64_t last_injection_ns = 0;  // CLOCK_REALTIME, 0 = none yet
 };
 // Every process that joined (its pid slot is kept after it exits, until reused).
-std::vector<MemberView> read_members(const Session& session);
+std::vector<MemberView> read_members(const ControlSession& session);
 
 // Session-wide state. The TTL and budget flags are also derived from the clock and the counters:
 // the shim sets them only on its next armed call, which may never come.
@@ -72,7 +72,9 @@ std::string_view state_name(std::uint32_t flags, std::uint64_t armed_mask);
 
 // One injected fault as the ring holds it: ids and numbers, plus the texts as they were at
 // the injection (the path, socket address or looked-up name; the process; the fault's name).
-struct Event {
+// Named for where it is read from, the block's event ring, and apart from the public API's
+// faultline::Event (include/faultline/faultline.hpp), which api.cpp builds from it.
+struct RingEvent {
   std::uint64_t index = 0;  // the event's sequence number in the session
   std::int64_t ts_ns = 0;   // CLOCK_REALTIME
   std::uint32_t pid = 0, tid = 0, fault = 0, call = 0, action = 0, present = 0;
@@ -84,13 +86,13 @@ struct Event {
   std::string fault_name;  // the fault's name at the injection
 };
 // The key the ring's text goes under in an event line: "addr" (@net), "host" (@dns), "path".
-const char* event_text_key(const Event& event);
+const char* event_text_key(const RingEvent& event);
 
 enum class SlotRead { kReady, kPending, kOverwritten };
 // Event `index` lives in slot index % kEventSlots; its seq is 2*index+1 while being written and
 // 2*index+2 when complete. Reading the seq again after the fields (acquire fence) detects a
 // writer that lapped us mid-read.
-SlotRead read_event(const ControlBlock& block, std::uint64_t index, Event& event);
+SlotRead read_event(const ControlBlock& block, std::uint64_t index, RingEvent& event);
 
 // Reads the ring in order, across calls: `next` is the first index not yet read.
 struct EventCursor {
@@ -102,6 +104,6 @@ struct EventCursor {
 // written ends the pass (the next poll retries it) unless `final_pass` or it has stalled for
 // `max_stalls` passes (a writer that died mid-event).
 void read_new_events(const ControlBlock& block, EventCursor& cursor, bool final_pass,
-                     std::vector<Event>& out, int max_stalls = 20);
+                     std::vector<RingEvent>& out, int max_stalls = 20);
 
 }  // namespace faultline

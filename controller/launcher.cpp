@@ -651,9 +651,9 @@ void check_not_disabled(const std::vector<std::string>& env, bool has_policy,
 
 // ---- the session ---------------------------------------------------------------------------
 
-std::unique_ptr<Session> create_session(const std::string& name, const Policy& policy) {
+std::unique_ptr<ControlSession> create_session(const std::string& name, const Policy& policy) {
   std::string error;
-  auto session = Session::create(name, policy, error);
+  auto session = ControlSession::create(name, policy, error);
   if (session) {
     // The controller is a member (it keeps the session alive while it starts), but a power
     // cut kills the program, never the process that must revert the files after it.
@@ -669,7 +669,7 @@ std::unique_ptr<Session> create_session(const std::string& name, const Policy& p
                          : ""));
 }
 
-void register_stray_members(Session& session) {
+void register_stray_members(ControlSession& session) {
   const std::string wanted = "FAULTLINE_SESSION=" + session.name();
   const std::vector<pid_t> known = session.live_pids();
   DIR* proc = opendir("/proc");

@@ -99,14 +99,14 @@ void check_not_disabled(const std::vector<std::string>& env, bool has_policy,
 // ---- the session ---------------------------------------------------------------------------
 
 // Creates the block, naming the cause when the name is taken.
-std::unique_ptr<Session> create_session(const std::string& name, const Policy& policy);
+std::unique_ptr<ControlSession> create_session(const std::string& name, const Policy& policy);
 
 // Registers, as members, the live processes of this user whose environment names the session
 // (FAULTLINE_SESSION=<name>) but that are not in its pid table yet: a child forked inside libc
 // (glibc's daemon(3) calls no interposed fork) registers itself only once it is scheduled,
 // and its parent may have exited before. Called before a creator decides whether its
 // session outlives it.
-void register_stray_members(Session& session);
+void register_stray_members(ControlSession& session);
 
 // ---- starting it ---------------------------------------------------------------------------
 

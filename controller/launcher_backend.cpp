@@ -38,7 +38,7 @@ SeccompPlan plan_seccomp(Policy& policy) {
   return plan;
 }
 
-void mark_seccomp(Session& session, const SeccompPlan& plan) {
+void mark_seccomp(ControlSession& session, const SeccompPlan& plan) {
   session.block().header.seccomp_families.store(kSeccompBackend | plan.families,
                                                 std::memory_order_release);
 }

@@ -44,7 +44,7 @@ SeccompPlan plan_seccomp(Policy& policy);
 
 // The block says it is a seccomp session and which families its filter traps: `faultline add`
 // and the API's add() refuse a fault outside them. Before the program starts.
-void mark_seccomp(Session& session, const SeccompPlan& plan);
+void mark_seccomp(ControlSession& session, const SeccompPlan& plan);
 
 // `base` without the shim's variables (FAULTLINE_SESSION, _POLICY, _SEED, _LOG): nothing is
 // preloaded, and a stale FAULTLINE_POLICY must not arm a preload the user added themselves.

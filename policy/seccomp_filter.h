@@ -22,7 +22,7 @@
 
 namespace faultline::seccomp {
 
-// How the supervisor reads a system call's arguments into a CallSite.
+// How the supervisor reads a system call's arguments into a CallArgs.
 enum class Args : std::uint8_t {
   kFdSize,     // (fd, buf, count, ...): write, read, pwrite64, pread64
   kFdVec,      // (fd, iov, iovcnt, ...): writev, readv, pwritev, preadv

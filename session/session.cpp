@@ -265,15 +265,16 @@ std::string read_log_path(const ControlHeader& header) {
   return buf;
 }
 
-Session::Session(std::string name, int fd, ControlBlock* block)
+ControlSession::ControlSession(std::string name, int fd, ControlBlock* block)
     : name_(std::move(name)), fd_(fd), block_(block) {}
 
-Session::~Session() {
+ControlSession::~ControlSession() {
   if (block_) munmap(block_, sizeof(ControlBlock));
   if (fd_ >= 0) close(fd_);
 }
 
-std::unique_ptr<Session> Session::attach(const std::string& name, SessionError& error) {
+std::unique_ptr<ControlSession> ControlSession::attach(const std::string& name,
+                                                       SessionError& error) {
   if (!valid_session_name(name)) {
     error = {SessionErrc::kBadName,
              "bad session name '" + name + "' (use [A-Za-z0-9_.-], at most 63 characters)"};
@@ -338,25 +339,26 @@ std::unique_ptr<Session> Session::attach(const std::string& name, SessionError& 
     close(fd);
     return nullptr;
   }
-  auto session = std::unique_ptr<Session>(new Session(name, fd, block));
+  auto session = std::unique_ptr<ControlSession>(new ControlSession(name, fd, block));
   session->dev_ = st.st_dev;
   session->ino_ = st.st_ino;
   return session;
 }
 
-std::unique_ptr<Session> Session::attach(const std::string& name, std::string& error) {
+std::unique_ptr<ControlSession> ControlSession::attach(const std::string& name,
+                                                       std::string& error) {
   SessionError why;
-  std::unique_ptr<Session> session = attach(name, why);
+  std::unique_ptr<ControlSession> session = attach(name, why);
   if (!session) error = std::move(why.message);
   return session;
 }
 
-void Session::release_fd() {
+void ControlSession::release_fd() {
   if (fd_ >= 0) close(fd_);
   fd_ = -1;
 }
 
-int Session::find_fault(std::string_view fault_name) const {
+int ControlSession::find_fault(std::string_view fault_name) const {
   for (std::uint32_t i = 0; i < kMaxFaults; ++i) {
     const FaultSlot& slot = block_->faults[i];
     if (slot.state.load(std::memory_order_acquire) != kSlotUsed) continue;
@@ -365,7 +367,7 @@ int Session::find_fault(std::string_view fault_name) const {
   return -1;
 }
 
-std::vector<std::pair<int, std::string>> Session::corrupt_slots() const {
+std::vector<std::pair<int, std::string>> ControlSession::corrupt_slots() const {
   std::vector<std::pair<int, std::string>> out;
   for (std::uint32_t i = 0; i < kMaxFaults; ++i)
     if (auto problem = check_fault_slot(block_->faults[i]))
@@ -373,7 +375,7 @@ std::vector<std::pair<int, std::string>> Session::corrupt_slots() const {
   return out;
 }
 
-std::vector<int> Session::used_slots() const {
+std::vector<int> ControlSession::used_slots() const {
   std::vector<int> out;
   for (std::uint32_t i = 0; i < kMaxFaults; ++i)
     if (block_->faults[i].state.load(std::memory_order_acquire) == kSlotUsed)

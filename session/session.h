@@ -58,8 +58,8 @@ std::optional<std::string> check_fault_slot(const FaultSlot& slot);
 std::uint64_t compute_armed_mask(const ControlBlock& block);
 std::string read_log_path(const ControlHeader& header);
 
-// Why Session::create or Session::attach failed. The message is for people; code that acts on
-// a failure (attach_or_create joins on kExists, retries on kNotFound) tests the kind.
+// Why ControlSession::create or ControlSession::attach failed. The message is for people; code that
+// acts on a failure (attach_or_create joins on kExists, retries on kNotFound) tests the kind.
 enum class SessionErrc : std::uint8_t {
   kBadName,        // not a valid session name
   kTooManyFaults,  // the policy holds more faults than a block
@@ -73,26 +73,30 @@ struct SessionError {
   std::string message;
 };
 
-class Session {
+// The handle of one session's shared-memory control block. Named apart from the public API's
+// faultline::Session (include/faultline/faultline.hpp, which owns a launched program) so the
+// two can be used in one file without an alias.
+class ControlSession {
  public:
-  ~Session();
-  Session(const Session&) = delete;
-  Session& operator=(const Session&) = delete;
+  ~ControlSession();
+  ControlSession(const ControlSession&) = delete;
+  ControlSession& operator=(const ControlSession&) = delete;
 
   // Creates a new session block and publishes `policy` into it. Fails if it exists.
-  static std::unique_ptr<Session> create(const std::string& name, const Policy& policy,
-                                         SessionError& error);
+  static std::unique_ptr<ControlSession> create(const std::string& name, const Policy& policy,
+                                                SessionError& error);
   // Attaches to an existing session after validating it (owner, magic, version, size).
-  static std::unique_ptr<Session> attach(const std::string& name, SessionError& error);
+  static std::unique_ptr<ControlSession> attach(const std::string& name, SessionError& error);
   // The same, with the message only.
-  static std::unique_ptr<Session> create(const std::string& name, const Policy& policy,
-                                         std::string& error);
-  static std::unique_ptr<Session> attach(const std::string& name, std::string& error);
+  static std::unique_ptr<ControlSession> create(const std::string& name, const Policy& policy,
+                                                std::string& error);
+  static std::unique_ptr<ControlSession> attach(const std::string& name, std::string& error);
   // Attach, or create from `policy` if there is no such session yet (race-free: the block is
   // linked into place whole, and the loser of a race joins the winner's). A block whose
   // member processes have all exited is replaced by a fresh one.
-  static std::unique_ptr<Session> attach_or_create(const std::string& name, const Policy& policy,
-                                                   bool& created, std::string& error);
+  static std::unique_ptr<ControlSession> attach_or_create(const std::string& name,
+                                                          const Policy& policy, bool& created,
+                                                          std::string& error);
   static bool remove(const std::string& name);
 
   // Closes the descriptor and keeps only the mapping (the shim: a preload holds no fd of the
@@ -140,7 +144,7 @@ class Session {
   std::vector<pid_t> leave(pid_t self);
 
  private:
-  Session(std::string name, int fd, ControlBlock* block);
+  ControlSession(std::string name, int fd, ControlBlock* block);
   template <class F>
   void write_locked(F&& edit);
   // The descriptor to flock: fd_, or the shm file reopened (owned) after release_fd; -1

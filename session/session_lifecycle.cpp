@@ -116,8 +116,8 @@ void init_block(ControlBlock& block, const std::string& name, const Policy& poli
 
 using namespace session_detail;
 
-std::unique_ptr<Session> Session::create(const std::string& name, const Policy& policy,
-                                         SessionError& error) {
+std::unique_ptr<ControlSession> ControlSession::create(const std::string& name,
+                                                       const Policy& policy, SessionError& error) {
   if (!valid_session_name(name)) {
     error = {SessionErrc::kBadName,
              "bad session name '" + name + "' (use [A-Za-z0-9_.-], at most 63 characters)"};
@@ -171,7 +171,7 @@ std::unique_ptr<Session> Session::create(const std::string& name, const Policy& 
   // ftruncate zero-fills, and every member of ControlBlock is valid as all-zero bytes.
   auto* block = static_cast<ControlBlock*>(mem);
   init_block(*block, name, policy);
-  auto session = std::unique_ptr<Session>(new Session(name, fd, block));
+  auto session = std::unique_ptr<ControlSession>(new ControlSession(name, fd, block));
   session->dev_ = st.st_dev;
   session->ino_ = st.st_ino;
   // The creator is a member before the block has a name, so that neither `sessions` nor a
@@ -199,16 +199,18 @@ std::unique_ptr<Session> Session::create(const std::string& name, const Policy& 
   return session;
 }
 
-std::unique_ptr<Session> Session::create(const std::string& name, const Policy& policy,
-                                         std::string& error) {
+std::unique_ptr<ControlSession> ControlSession::create(const std::string& name,
+                                                       const Policy& policy, std::string& error) {
   SessionError why;
-  std::unique_ptr<Session> session = create(name, policy, why);
+  std::unique_ptr<ControlSession> session = create(name, policy, why);
   if (!session) error = std::move(why.message);
   return session;
 }
 
-std::unique_ptr<Session> Session::attach_or_create(const std::string& name, const Policy& policy,
-                                                   bool& created, std::string& error) {
+std::unique_ptr<ControlSession> ControlSession::attach_or_create(const std::string& name,
+                                                                 const Policy& policy,
+                                                                 bool& created,
+                                                                 std::string& error) {
   created = false;
   // Processes of a tree may start together: exactly one links its block into place, the
   // others find it there, complete, and join it. Processes that start and end quickly (a
@@ -241,7 +243,7 @@ std::unique_ptr<Session> Session::attach_or_create(const std::string& name, cons
   return nullptr;
 }
 
-bool Session::remove_if_dead() {
+bool ControlSession::remove_if_dead() {
   if (!live_pids().empty()) return false;
   // Under the writer lock: a creator registers itself before its block has a name (see
   // create), and a second process replacing the same dead block sees it already unlinked (no
@@ -256,7 +258,7 @@ bool Session::remove_if_dead() {
   return unlink(shm_file_path(name_).c_str()) == 0 || errno == ENOENT;
 }
 
-std::vector<pid_t> Session::leave(pid_t self) {
+std::vector<pid_t> ControlSession::leave(pid_t self) {
   unregister_pid(self);
   std::vector<pid_t> alive = live_pids();
   if (!alive.empty()) return alive;
@@ -265,11 +267,11 @@ std::vector<pid_t> Session::leave(pid_t self) {
   return live_pids();
 }
 
-bool Session::remove(const std::string& name) {
+bool ControlSession::remove(const std::string& name) {
   return shm_unlink(shm_object_name(name).c_str()) == 0;
 }
 
-int Session::register_pid(pid_t pid) {
+int ControlSession::register_pid(pid_t pid) {
   auto& pids = block_->header.pids;
   const std::uint64_t own_ns = own_pid_namespace();
   // A process registers again after exec (same pid, new image): it keeps its slot and counts.
@@ -308,14 +310,14 @@ int Session::register_pid(pid_t pid) {
   return -1;
 }
 
-void Session::unregister_pid(pid_t pid) {
+void ControlSession::unregister_pid(pid_t pid) {
   for (auto& slot : block_->header.pids) {
     std::int32_t expected = pid;
     if (slot.compare_exchange_strong(expected, 0, std::memory_order_relaxed)) return;
   }
 }
 
-std::vector<pid_t> Session::live_pids() const {
+std::vector<pid_t> ControlSession::live_pids() const {
   std::vector<pid_t> out;
   const std::uint64_t own_ns = own_pid_namespace();
   for (std::uint32_t i = 0; i < kMaxPids; ++i)

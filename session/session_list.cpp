@@ -24,7 +24,7 @@ std::vector<SessionInfo> list_sessions(bool remove_dead) {
     SessionInfo info;
     info.name = std::string(file.substr(kShmPrefix.size()));
     std::string error;
-    auto session = Session::attach(info.name, error);
+    auto session = ControlSession::attach(info.name, error);
     if (!session) {
       struct stat st;
       if (stat(shm_file_path(info.name).c_str(), &st) == 0) info.owner = st.st_uid;

@@ -61,7 +61,7 @@ std::string absolute_path(const std::string& path) { return absolute_log_path(pa
 
 using namespace session_detail;
 
-Session::LockFd Session::lock_fd() const {
+ControlSession::LockFd ControlSession::lock_fd() const {
   if (fd_ >= 0) return {fd_, false};
   const int fd = open_shm_quiet(name_);
   if (fd < 0) return {};
@@ -74,7 +74,7 @@ Session::LockFd Session::lock_fd() const {
 }
 
 template <class F>
-void Session::write_locked(F&& edit) {
+void ControlSession::write_locked(F&& edit) {
   // Without a lock descriptor the block has lost its name: no other writer can reach it.
   const LockFd lock = lock_fd();
   const WriterLock locked(lock.fd, lock.owned);
@@ -84,7 +84,7 @@ void Session::write_locked(F&& edit) {
   h.generation.fetch_add(1, std::memory_order_release);
 }
 
-bool Session::add_fault(const FaultSpec& spec, std::string& error) {
+bool ControlSession::add_fault(const FaultSpec& spec, std::string& error) {
   bool ok = false;
   write_locked([&] {
     if (find_fault(spec.name) >= 0) {
@@ -106,7 +106,7 @@ bool Session::add_fault(const FaultSpec& spec, std::string& error) {
   return ok;
 }
 
-bool Session::remove_fault(int index) {
+bool ControlSession::remove_fault(int index) {
   if (index < 0 || index >= static_cast<int>(kMaxFaults)) return false;
   write_locked([&] {
     FaultSlot& slot = block_->faults[index];
@@ -116,7 +116,7 @@ bool Session::remove_fault(int index) {
   return true;
 }
 
-bool Session::set_enabled(int index, bool enabled) {
+bool ControlSession::set_enabled(int index, bool enabled) {
   if (index < 0 || index >= static_cast<int>(kMaxFaults)) return false;
   write_locked([&] {
     FaultSlot& slot = block_->faults[index];
@@ -127,13 +127,13 @@ bool Session::set_enabled(int index, bool enabled) {
   return true;
 }
 
-bool Session::update_fault(int index, const FaultSpec& spec) {
+bool ControlSession::update_fault(int index, const FaultSpec& spec) {
   if (index < 0 || index >= static_cast<int>(kMaxFaults)) return false;
   write_locked([&] { publish_spec(block_->faults[index], spec); });
   return true;
 }
 
-bool Session::edit_fault(int index, const std::function<void(FaultSpec&)>& edit) {
+bool ControlSession::edit_fault(int index, const std::function<void(FaultSpec&)>& edit) {
   if (index < 0 || index >= static_cast<int>(kMaxFaults)) return false;
   bool present = false;
   write_locked([&] {
@@ -147,24 +147,24 @@ bool Session::edit_fault(int index, const std::function<void(FaultSpec&)>& edit)
   return present;
 }
 
-void Session::panic() {
+void ControlSession::panic() {
   write_locked([&] { block_->header.flags.fetch_or(kFlagPanicked, std::memory_order_relaxed); });
 }
 
-void Session::resume() {
+void ControlSession::resume() {
   write_locked([&] {
     block_->header.flags.fetch_and(~std::uint32_t{kFlagPanicked}, std::memory_order_relaxed);
   });
 }
 
-void Session::set_log_path(const std::string& path) {
+void ControlSession::set_log_path(const std::string& path) {
   write_locked([&] {
     ControlHeader& h = block_->header;
     store_string_words(h.log_path_seq, h.log_path_words, kLogPathMax / 8, absolute_path(path));
   });
 }
 
-void Session::set_undo_dir(const std::string& dir) {
+void ControlSession::set_undo_dir(const std::string& dir) {
   write_locked([&] {
     ControlHeader& h = block_->header;
     std::memset(h.undo_dir, 0, sizeof h.undo_dir);
@@ -172,7 +172,7 @@ void Session::set_undo_dir(const std::string& dir) {
   });
 }
 
-void Session::set_seed(std::uint64_t seed) {
+void ControlSession::set_seed(std::uint64_t seed) {
   write_locked([&] { block_->header.seed.store(seed, std::memory_order_relaxed); });
 }
 

@@ -21,18 +21,18 @@ namespace faultline::shim {
 // first; `run` returns what the event reports as `bytes` (what the call moved, or -1), then
 // the event, then the signal. The call's own effects are what a crash after leaves behind.
 template <class Run>
-[[noreturn]] void apply_crash(const Decision& d, const CallSite& site, Run&& run) {
+[[noreturn]] void apply_crash(const Decision& d, const CallArgs& args, Run&& run) {
   std::int64_t bytes = -1;
   if (d.crash_when == kCrashAfter) bytes = run();
-  emit_event(d, site, bytes);
+  emit_event(d, args, bytes);
   crash_now(d);
 }
 
 // A call whose event must be written before it runs even when it crashes after (close: the
 // event names the file through the fd the call ends).
 template <class Run>
-[[noreturn]] void apply_crash_event_first(const Decision& d, const CallSite& site, Run&& run) {
-  emit_event(d, site, -1);
+[[noreturn]] void apply_crash_event_first(const Decision& d, const CallArgs& args, Run&& run) {
+  emit_event(d, args, -1);
   if (d.crash_when == kCrashAfter) run();
   crash_now(d);
 }
@@ -59,17 +59,17 @@ struct NoOwnAction {
 // delay-only one), crash, the family's own action, then error or the call, each after its
 // event.
 template <class Run, class Fail, class Own = NoOwnAction>
-auto apply_decision(const Guard& guard, Decision& d, const CallSite& site, Run&& run, Fail&& fail,
+auto apply_decision(const Guard& guard, Decision& d, const CallArgs& args, Run&& run, Fail&& fail,
                     Own&& own = {}) -> decltype(run()) {
-  apply_delay(guard, d, site);
+  apply_delay(guard, d, args);
   if (d.action == kActCrash)
-    apply_crash(d, site, [&] {
+    apply_crash(d, args, [&] {
       run();
       return std::int64_t{-1};
     });
   decltype(run()) out{};
   if (own(d, out)) return out;
-  emit_event(d, site, -1);
+  emit_event(d, args, -1);
   if (d.action == kActError) return fail(d);
   return run();
 }

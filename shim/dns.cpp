@@ -91,32 +91,32 @@ int resolve_addrinfo(const Decision& d, const char* node, const char* service,
 // fail (`fail`) and, as the family's own action, an answer from the fault (`answer`, for
 // resolve_to). Events show the resolver's code ("EAI_AGAIN"), not an errno (events.cpp).
 template <class Real, class Fail, class Answer>
-FL_COLD auto lookup_slow(const CallSite& site, Real real, Fail fail, Answer answer)
+FL_COLD auto lookup_slow(const CallArgs& args, Real real, Fail fail, Answer answer)
     -> decltype(real()) {
   Guard guard;
   if (!guard.entered()) return real();
   Decision d;
-  if (!decide(guard, site, d) || !d.inject) return real();
+  if (!decide(guard, args, d) || !d.inject) return real();
   using Result = decltype(real());
-  return apply_decision(guard, d, site, real, fail, [&](const Decision& dd, Result& out) {
+  return apply_decision(guard, d, args, real, fail, [&](const Decision& dd, Result& out) {
     if (dd.action != kActResolve) return false;
-    emit_event(dd, site, -1);
+    emit_event(dd, args, -1);
     out = answer(dd);
     return true;
   });
 }
 
-CallSite lookup_site(std::uint32_t call, const char* host) {
-  CallSite site{call};
-  site.host = host ? host : "";
-  return site;
+CallArgs lookup_args(std::uint32_t call, const char* host) {
+  CallArgs args{call};
+  args.host = host ? host : "";
+  return args;
 }
 
 int getaddrinfo_slow(const char* node, const char* service, const struct addrinfo* hints,
                      struct addrinfo** res) {
   auto real = [=] { return FL_REAL(getaddrinfo)(node, service, hints, res); };
   return lookup_slow(
-      lookup_site(kCall_getaddrinfo, node), real,
+      lookup_args(kCall_getaddrinfo, node), real,
       [](const Decision& d) {
         if (eai_of(d) == EAI_SYSTEM) errno = system_errno_of(d);
         return eai_of(d);
@@ -171,7 +171,7 @@ alignas(char*) char g_hostent_buf[1024];
 template <class Fn>
 struct hostent* byname_slow(std::uint32_t call, const char* name, int af, Fn real) {
   return lookup_slow(
-      lookup_site(call, name), real, [](const Decision& d) -> struct hostent* {
+      lookup_args(call, name), real, [](const Decision& d) -> struct hostent* {
         h_errno = herrno_for_eai(eai_of(d));
         if (h_errno == NETDB_INTERNAL)
           errno = eai_of(d) == EAI_MEMORY ? ENOMEM : system_errno_of(d);
@@ -213,7 +213,7 @@ template <class Fn>
 int byname_r_slow(std::uint32_t call, const char* name, int af, struct hostent* ret, char* buf,
                   size_t buflen, struct hostent** result, int* h_errnop, Fn real) {
   return lookup_slow(
-      lookup_site(call, name), real,
+      lookup_args(call, name), real,
       [=](const Decision& d) { return fail_r_for(d, result, h_errnop); },
       [=](const Decision& d) {
         FaultSpec spec;
@@ -249,7 +249,7 @@ template <class Fn>
 struct hostent* byaddr_slow(const void* addr, int type, Fn real) {
   char text[INET6_ADDRSTRLEN];
   return lookup_slow(
-      lookup_site(kCall_gethostbyaddr, numeric_host(type, addr, text, sizeof text)), real,
+      lookup_args(kCall_gethostbyaddr, numeric_host(type, addr, text, sizeof text)), real,
       [](const Decision& d) -> struct hostent* {
         h_errno = herrno_for_eai(eai_of(d));
         if (h_errno == NETDB_INTERNAL)
@@ -263,7 +263,7 @@ template <class Fn>
 int byaddr_r_slow(const void* addr, int type, struct hostent** result, int* h_errnop, Fn real) {
   char text[INET6_ADDRSTRLEN];
   return lookup_slow(
-      lookup_site(kCall_gethostbyaddr_r, numeric_host(type, addr, text, sizeof text)), real,
+      lookup_args(kCall_gethostbyaddr_r, numeric_host(type, addr, text, sizeof text)), real,
       [=](const Decision& d) { return fail_r_for(d, result, h_errnop); },
       [&](const Decision&) { return real(); });
 }
@@ -272,7 +272,7 @@ template <class Fn>
 int getnameinfo_slow(const struct sockaddr* sa, socklen_t salen, Fn real) {
   char text[INET6_ADDRSTRLEN];
   return lookup_slow(
-      lookup_site(kCall_getnameinfo, numeric_host(sa, salen, text, sizeof text)), real,
+      lookup_args(kCall_getnameinfo, numeric_host(sa, salen, text, sizeof text)), real,
       [](const Decision& d) {
         if (eai_of(d) == EAI_SYSTEM) errno = system_errno_of(d);
         return eai_of(d);

@@ -22,16 +22,16 @@ inline int untracked(int result) { return result; }
 
 // `finish` post-processes every result the real call returns (fd-table bookkeeping).
 template <class Fn, class Finish>
-FL_COLD int errno_call_slow(const CallSite& site, Fn real, Finish finish) {
+FL_COLD int errno_call_slow(const CallArgs& args, Fn real, Finish finish) {
   Guard guard;
   if (!guard.entered()) return finish(real());
   Decision d;
-  if (!decide(guard, site, d) || !d.inject) return finish(real());
+  if (!decide(guard, args, d) || !d.inject) return finish(real());
   return apply_decision(
-      guard, d, site, [&] { return finish(real()); }, fail_errno,
+      guard, d, args, [&] { return finish(real()); }, fail_errno,
       [&](const Decision& dd, int& out) {
         if (dd.action != kActLie) return false;
-        emit_event(dd, site, -1);  // success without the call
+        emit_event(dd, args, -1);  // success without the call
         out = 0;
         return true;
       });

@@ -34,8 +34,8 @@ int fail_with(int err) {
 // finds too little left fails whole with ENOSPC (a reservation is never partial), and gives
 // back what it took. A call that fails by itself gives its bytes back too.
 template <Report R, class Fn>
-int space_quota(const Guard& guard, Decision& d, const CallSite& site, Fn real) {
-  const std::uint64_t want = site.size;
+int space_quota(const Guard& guard, Decision& d, const CallArgs& args, Fn real) {
+  const std::uint64_t want = args.size;
   const std::uint64_t room = quota_reserve(d, want);
   if (room == want) {
     const int r = real();
@@ -44,25 +44,25 @@ int space_quota(const Guard& guard, Decision& d, const CallSite& site, Fn real) 
   }
   quota_release(d, room);
   if (!quota_claim(d)) return real();  // spent (times, max_faults): no longer limits
-  if (!apply_delay(guard, d, site)) {  // lifted while held: the call runs unfaulted
-    emit_event(d, site, -1);
+  if (!apply_delay(guard, d, args)) {  // lifted while held: the call runs unfaulted
+    emit_event(d, args, -1);
     return real();
   }
   d.action = kActError;
   d.error = d.error ? d.error : ENOSPC;
-  emit_event(d, site, 0);
+  emit_event(d, args, 0);
   return fail_with<R>(d.error);
 }
 
 template <Report R = Report::kMinusOne, class Fn>
-FL_COLD int fs_slow(const CallSite& site, Fn real) {
+FL_COLD int fs_slow(const CallArgs& args, Fn real) {
   Guard guard;
   if (!guard.entered()) return real();
   Decision d;
-  if (!decide(guard, site, d)) return real();
-  if (d.quota) return space_quota<R>(guard, d, site, real);
+  if (!decide(guard, args, d)) return real();
+  if (d.quota) return space_quota<R>(guard, d, args, real);
   if (!d.inject) return real();
-  return apply_decision(guard, d, site, real,
+  return apply_decision(guard, d, args, real,
                         [](const Decision& dd) { return fail_with<R>(dd.error); });
 }
 
@@ -71,9 +71,9 @@ FL_COLD int fs_slow(const CallSite& site, Fn real) {
 // it removes or replaces), and the record follows the real call inside `real`, so that a crash
 // or a cut right after the call finds it recorded. An injected error never runs the call, and
 // records nothing. The site is built only when an @fs fault is armed.
-template <class Site, class Before, class Fn>
-FL_COLD int fs_entry(Site site, Before before, Fn real) {
-  if (!durability_on()) return fs_slow(site(), real);
+template <class MakeArgs, class Before, class Fn>
+FL_COLD int fs_entry(MakeArgs args, Before before, Fn real) {
+  if (!durability_on()) return fs_slow(args(), real);
   auto tracked = [&] {
     DurableEntry entry = before();
     const int rc = real();
@@ -81,7 +81,7 @@ FL_COLD int fs_entry(Site site, Before before, Fn real) {
     return rc;
   };
   if (!armed(kFamFs)) return tracked();
-  return fs_slow(site(), tracked);
+  return fs_slow(args(), tracked);
 }
 
 // A size change (truncate, ftruncate, fallocate) in a session that tracks paths: what it cuts
@@ -95,19 +95,19 @@ auto size_tracked(Before before, Fn real) {
 }
 
 // One path, relative to `dirfd`.
-CallSite path_site(std::uint32_t call, int dirfd, const char* path) {
-  CallSite site{call};
-  site.dirfd = dirfd;
-  site.path = path;
-  return site;
+CallArgs path_args(std::uint32_t call, int dirfd, const char* path) {
+  CallArgs args{call};
+  args.dirfd = dirfd;
+  args.path = path;
+  return args;
 }
 
 // Two paths (rename, link; symlink: the link path first, its target second).
-CallSite two_path_site(std::uint32_t call, int dirfd, const char* path, int dirfd2,
+CallArgs two_path_args(std::uint32_t call, int dirfd, const char* path, int dirfd2,
                        const char* path2) {
-  CallSite site = path_site(call, dirfd, path);
-  site.set_path2(dirfd2, path2);
-  return site;
+  CallArgs args = path_args(call, dirfd, path);
+  args.set_path2(dirfd2, path2);
+  return args;
 }
 
 // Bytes a call that sets the file's end at `end` (or allocates [start, end)) reserves: what
@@ -129,10 +129,10 @@ template <Report R = Report::kMinusOne, class Fn>
 FL_COLD int fd_space_slow(std::uint32_t call, int fd, std::int64_t start, std::int64_t end,
                           Fn real) {
   if (fd_call_quiet(call, fd)) return real();
-  CallSite site{call, fd};
-  site.size = growth(fd, start, end);
-  site.has_size = true;
-  return fs_slow<R>(site, real);
+  CallArgs args{call, fd};
+  args.size = growth(fd, start, end);
+  args.has_size = true;
+  return fs_slow<R>(args, real);
 }
 
 bool frees_space(int mode) { return mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_COLLAPSE_RANGE); }
@@ -171,12 +171,12 @@ FL_COLD int close_slow(int fd) {
   if (fd_call_quiet(kCall_close, fd)) return real();
   Guard guard;
   if (!guard.entered()) return real();
-  const CallSite site{kCall_close, fd};
+  const CallArgs args{kCall_close, fd};
   Decision d;
-  if (!decide(guard, site, d) || !d.inject) return real();
-  apply_delay(guard, d, site);
-  if (d.action == kActCrash) apply_crash_event_first(d, site, real);
-  emit_event(d, site, -1);
+  if (!decide(guard, args, d) || !d.inject) return real();
+  apply_delay(guard, d, args);
+  if (d.action == kActCrash) apply_crash_event_first(d, args, real);
+  emit_event(d, args, -1);
   if (d.action != kActError) return real();
   // The fd is gone, the error is reported: what Linux does when NFS's write-back fails.
   real();
@@ -192,7 +192,7 @@ using namespace faultline::shim;
 
 FL_EXPORT int rename(const char* oldpath, const char* newpath) {
   if (FL_LIKELY(!armed(kFamFs | kFamDurable))) return FL_REAL(rename)(oldpath, newpath);
-  return fs_entry([=] { return two_path_site(kCall_rename, AT_FDCWD, oldpath, AT_FDCWD, newpath); },
+  return fs_entry([=] { return two_path_args(kCall_rename, AT_FDCWD, oldpath, AT_FDCWD, newpath); },
                   [=] { return durable_before_rename(AT_FDCWD, oldpath, AT_FDCWD, newpath); },
                   [=] { return FL_REAL(rename)(oldpath, newpath); });
 }
@@ -201,7 +201,7 @@ FL_EXPORT int renameat(int olddirfd, const char* oldpath, int newdirfd, const ch
   if (FL_LIKELY(!armed(kFamFs | kFamDurable)))
     return FL_REAL(renameat)(olddirfd, oldpath, newdirfd, newpath);
   return fs_entry(
-      [=] { return two_path_site(kCall_renameat, olddirfd, oldpath, newdirfd, newpath); },
+      [=] { return two_path_args(kCall_renameat, olddirfd, oldpath, newdirfd, newpath); },
       [=] { return durable_before_rename(olddirfd, oldpath, newdirfd, newpath); },
       [=] { return FL_REAL(renameat)(olddirfd, oldpath, newdirfd, newpath); });
 }
@@ -212,7 +212,7 @@ FL_EXPORT int renameat2(int olddirfd, const char* oldpath, int newdirfd, const c
   if (FL_LIKELY(!armed(kFamFs | kFamDurable)))
     return FL_REAL(renameat2)(olddirfd, oldpath, newdirfd, newpath, flags);
   return fs_entry(
-      [=] { return two_path_site(kCall_renameat2, olddirfd, oldpath, newdirfd, newpath); },
+      [=] { return two_path_args(kCall_renameat2, olddirfd, oldpath, newdirfd, newpath); },
       [=] {
         return (flags & RENAME_EXCHANGE) != 0
                    ? DurableEntry{}
@@ -223,7 +223,7 @@ FL_EXPORT int renameat2(int olddirfd, const char* oldpath, int newdirfd, const c
 
 FL_EXPORT int link(const char* oldpath, const char* newpath) {
   if (FL_LIKELY(!armed(kFamFs | kFamDurable))) return FL_REAL(link)(oldpath, newpath);
-  return fs_entry([=] { return two_path_site(kCall_link, AT_FDCWD, oldpath, AT_FDCWD, newpath); },
+  return fs_entry([=] { return two_path_args(kCall_link, AT_FDCWD, oldpath, AT_FDCWD, newpath); },
                   [=] { return durable_before_link(AT_FDCWD, newpath); },
                   [=] { return FL_REAL(link)(oldpath, newpath); });
 }
@@ -232,7 +232,7 @@ FL_EXPORT int linkat(int olddirfd, const char* oldpath, int newdirfd, const char
                      int flags) {
   if (FL_LIKELY(!armed(kFamFs | kFamDurable)))
     return FL_REAL(linkat)(olddirfd, oldpath, newdirfd, newpath, flags);
-  return fs_entry([=] { return two_path_site(kCall_linkat, olddirfd, oldpath, newdirfd, newpath); },
+  return fs_entry([=] { return two_path_args(kCall_linkat, olddirfd, oldpath, newdirfd, newpath); },
                   [=] { return durable_before_link(newdirfd, newpath); },
                   [=] { return FL_REAL(linkat)(olddirfd, oldpath, newdirfd, newpath, flags); });
 }
@@ -242,7 +242,7 @@ FL_EXPORT int linkat(int olddirfd, const char* oldpath, int newdirfd, const char
 FL_EXPORT int symlink(const char* target, const char* linkpath) {
   if (FL_LIKELY(!armed(kFamFs | kFamDurable))) return FL_REAL(symlink)(target, linkpath);
   return fs_entry(
-      [=] { return two_path_site(kCall_symlink, AT_FDCWD, linkpath, AT_FDCWD, target); },
+      [=] { return two_path_args(kCall_symlink, AT_FDCWD, linkpath, AT_FDCWD, target); },
       [=] { return durable_before_create(AT_FDCWD, linkpath, false); },
       [=] { return FL_REAL(symlink)(target, linkpath); });
 }
@@ -251,42 +251,42 @@ FL_EXPORT int symlinkat(const char* target, int newdirfd, const char* linkpath) 
   if (FL_LIKELY(!armed(kFamFs | kFamDurable)))
     return FL_REAL(symlinkat)(target, newdirfd, linkpath);
   return fs_entry(
-      [=] { return two_path_site(kCall_symlinkat, newdirfd, linkpath, AT_FDCWD, target); },
+      [=] { return two_path_args(kCall_symlinkat, newdirfd, linkpath, AT_FDCWD, target); },
       [=] { return durable_before_create(newdirfd, linkpath, false); },
       [=] { return FL_REAL(symlinkat)(target, newdirfd, linkpath); });
 }
 
 FL_EXPORT int unlink(const char* path) {
   if (FL_LIKELY(!armed(kFamFs | kFamDurable))) return FL_REAL(unlink)(path);
-  return fs_entry([=] { return path_site(kCall_unlink, AT_FDCWD, path); },
+  return fs_entry([=] { return path_args(kCall_unlink, AT_FDCWD, path); },
                   [=] { return durable_before_unlink(AT_FDCWD, path, false); },
                   [=] { return FL_REAL(unlink)(path); });
 }
 
 FL_EXPORT int unlinkat(int dirfd, const char* path, int flags) {
   if (FL_LIKELY(!armed(kFamFs | kFamDurable))) return FL_REAL(unlinkat)(dirfd, path, flags);
-  return fs_entry([=] { return path_site(kCall_unlinkat, dirfd, path); },
+  return fs_entry([=] { return path_args(kCall_unlinkat, dirfd, path); },
                   [=] { return durable_before_unlink(dirfd, path, (flags & AT_REMOVEDIR) != 0); },
                   [=] { return FL_REAL(unlinkat)(dirfd, path, flags); });
 }
 
 FL_EXPORT int mkdir(const char* path, mode_t mode) {
   if (FL_LIKELY(!armed(kFamFs | kFamDurable))) return FL_REAL(mkdir)(path, mode);
-  return fs_entry([=] { return path_site(kCall_mkdir, AT_FDCWD, path); },
+  return fs_entry([=] { return path_args(kCall_mkdir, AT_FDCWD, path); },
                   [=] { return durable_before_create(AT_FDCWD, path, true); },
                   [=] { return FL_REAL(mkdir)(path, mode); });
 }
 
 FL_EXPORT int mkdirat(int dirfd, const char* path, mode_t mode) {
   if (FL_LIKELY(!armed(kFamFs | kFamDurable))) return FL_REAL(mkdirat)(dirfd, path, mode);
-  return fs_entry([=] { return path_site(kCall_mkdirat, dirfd, path); },
+  return fs_entry([=] { return path_args(kCall_mkdirat, dirfd, path); },
                   [=] { return durable_before_create(dirfd, path, true); },
                   [=] { return FL_REAL(mkdirat)(dirfd, path, mode); });
 }
 
 FL_EXPORT int rmdir(const char* path) {
   if (FL_LIKELY(!armed(kFamFs | kFamDurable))) return FL_REAL(rmdir)(path);
-  return fs_entry([=] { return path_site(kCall_rmdir, AT_FDCWD, path); },
+  return fs_entry([=] { return path_args(kCall_rmdir, AT_FDCWD, path); },
                   [=] { return durable_before_unlink(AT_FDCWD, path, true); },
                   [=] { return FL_REAL(rmdir)(path); });
 }
@@ -296,14 +296,14 @@ FL_EXPORT int truncate(const char* path, off_t length) {
   if (FL_LIKELY(!armed(kFamFs | kFamDurable))) return FL_REAL(truncate)(path, length);
   auto real = size_tracked([=] { durable_path_size_change(AT_FDCWD, path, length); },
                            [=] { return FL_REAL(truncate)(path, length); });
-  return armed(kFamFs) ? fs_slow(path_site(kCall_truncate, AT_FDCWD, path), real) : real();
+  return armed(kFamFs) ? fs_slow(path_args(kCall_truncate, AT_FDCWD, path), real) : real();
 }
 
 FL_EXPORT int truncate64(const char* path, off64_t length) {
   if (FL_LIKELY(!armed(kFamFs | kFamDurable))) return FL_REAL(truncate64)(path, length);
   auto real = size_tracked([=] { durable_path_size_change(AT_FDCWD, path, length); },
                            [=] { return FL_REAL(truncate64)(path, length); });
-  return armed(kFamFs) ? fs_slow(path_site(kCall_truncate64, AT_FDCWD, path), real) : real();
+  return armed(kFamFs) ? fs_slow(path_args(kCall_truncate64, AT_FDCWD, path), real) : real();
 }
 
 FL_EXPORT int ftruncate(int fd, off_t length) {

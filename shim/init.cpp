@@ -30,8 +30,8 @@ namespace faultline::shim {
 namespace {
 
 // The session outlives nothing: the mapping stays for the life of the process (wrappers
-// on other threads may be using it until exit), so the Session object is never destroyed.
-Session* g_session = nullptr;
+// on other threads may be using it until exit), so the ControlSession object is never destroyed.
+ControlSession* g_session = nullptr;
 
 // The process that created the session under its default name (fl-<pid>), which removes it
 // at exit. Named by its pid and start time, not by a flag: a child made by a raw
@@ -167,13 +167,13 @@ void start() {
     return;
   }
   std::string error;
-  std::unique_ptr<Session> session;
+  std::unique_ptr<ControlSession> session;
   if (policy_path) {
     Policy policy;
     if (!load_policy(policy_path, policy)) return;
     std::string name = session_name ? session_name : "fl-" + std::to_string(getpid());
     bool created = false;
-    session = Session::attach_or_create(name, policy, created, error);
+    session = ControlSession::attach_or_create(name, policy, created, error);
     if (session && created && !session_name) {
       // Children exec'd from here join this session instead of each making their own.
       setenv("FAULTLINE_SESSION", name.c_str(), 1);
@@ -181,7 +181,7 @@ void start() {
       g_creator_start = process_start_time(g_creator_pid);
     }
   } else {
-    session = Session::attach(session_name, error);
+    session = ControlSession::attach(session_name, error);
   }
   if (!session) {
     diag("faultline: %s; no faults armed", error.c_str());

@@ -33,13 +33,13 @@ inline std::int64_t event_bytes(std::uint64_t n) {
 }
 
 template <class Io>
-ssize_t io_slow_path(const Guard& guard, const CallSite& site, Io& io) {
+ssize_t io_slow_path(const Guard& guard, const CallArgs& args, Io& io) {
   // @net: a socket a fault reset, partitioned or failed to connect (net_io.h). One load of
   // the socket table; zero flags for every fd @net never touched.
-  const SockState sock = sock_load_verified(site.fd);
+  const SockState sock = sock_load_verified(args.fd);
   if (FL_UNLIKELY(sock.flags() != 0)) {
     ssize_t answered = -1;
-    switch (net_io_before(guard, site, Io::kSend, sock, answered)) {
+    switch (net_io_before(guard, args, Io::kSend, sock, answered)) {
       case NetBefore::kAnswered:
         return answered;
       case NetBefore::kRunReal:
@@ -49,26 +49,26 @@ ssize_t io_slow_path(const Guard& guard, const CallSite& site, Io& io) {
     }
   }
   Decision d;
-  const bool decided = decide(guard, site, d);
+  const bool decided = decide(guard, args, d);
   // A partitioned socket's call that no blackhole took: the partition is over for it.
   if (FL_UNLIKELY(sock.flags() & kSockPartitioned) &&
       !(decided && d.inject && d.action == kActBlackhole))
-    net_heal(guard, site.fd);
+    net_heal(guard, args.fd);
   // @net `latency`, `loss`, `bandwidth` (net_hold.h): a receive such a fault takes, or one on a
   // socket it holds that no other fault takes, gets only what is visible.
   if constexpr (!Io::kSend) {
     const bool injected = decided && d.inject;
-    if (FL_UNLIKELY((injected && (d.action & kActHolds) && net_hold_applies(d, site)) ||
+    if (FL_UNLIKELY((injected && (d.action & kActHolds) && net_hold_applies(d, args)) ||
                     (!injected && (sock.flags() & kSockLatency))))
-      return net_hold_receive(guard, site, io, injected ? &d : nullptr);
+      return net_hold_receive(guard, args, io, injected ? &d : nullptr);
   } else {
     // `loss` drops a datagram sent; `bandwidth` limits a socket's sends.
     const bool injected = decided && d.inject;
-    if (FL_UNLIKELY((injected && (d.action & kActHolds) && net_hold_applies(d, site)) ||
-                    (!injected && (sock.flags() & kSockLatency) && net_hold_limits_sends(site.fd))))
-      return net_hold_send(guard, site, io, injected ? &d : nullptr);
+    if (FL_UNLIKELY((injected && (d.action & kActHolds) && net_hold_applies(d, args)) ||
+                    (!injected && (sock.flags() & kSockLatency) && net_hold_limits_sends(args.fd))))
+      return net_hold_send(guard, args, io, injected ? &d : nullptr);
   }
-  if (!decided) return run_counted(site, io);  // after_bytes: cut and counted (net_cut.h)
+  if (!decided) return run_counted(args, io);  // after_bytes: cut and counted (net_cut.h)
   if (d.quota) {
     std::uint64_t want = io.size();
     std::uint64_t room = quota_reserve(d, want);
@@ -81,52 +81,52 @@ ssize_t io_slow_path(const Guard& guard, const CallSite& site, Io& io) {
       quota_release(d, room);
       return io.run();
     }
-    if (!apply_delay(guard, d, site)) {  // lifted while held: the call runs unfaulted
+    if (!apply_delay(guard, d, args)) {  // lifted while held: the call runs unfaulted
       quota_release(d, room);
-      emit_event(d, site, -1);
+      emit_event(d, args, -1);
       return io.run();
     }
     // A full disk: a short write at the boundary, then ENOSPC.
     d.error = d.error ? d.error : ENOSPC;
     if (room == 0) {
       d.action = kActError;
-      emit_event(d, site, 0);
+      emit_event(d, args, 0);
       errno = d.error;
       return -1;
     }
     d.action = kActQuota;
-    emit_event(d, site, event_bytes(room));
+    emit_event(d, args, event_bytes(room));
     ssize_t r = io.run_limited(room);
     quota_release(d, room - static_cast<std::uint64_t>(r > 0 ? r : 0));
     return r;
   }
   // bandwidth on a file: held, like a delay, as long as its bytes need (file_rate.h).
-  if (d.action == kActBandwidth) d.delay_ns += file_bandwidth_ns(d, site.fd, io.size());
-  apply_delay(guard, d, site);
-  if (d.action == kActCrash) apply_crash(d, site, [&] { return std::int64_t{io.run()}; });
+  if (d.action == kActBandwidth) d.delay_ns += file_bandwidth_ns(d, args.fd, io.size());
+  apply_delay(guard, d, args);
+  if (d.action == kActCrash) apply_crash(d, args, [&] { return std::int64_t{io.run()}; });
   switch (d.action) {
     case kActError:
-      emit_event(d, site, -1);
+      emit_event(d, args, -1);
       errno = d.error;
       return -1;
     case kActReset:
-      emit_event(d, site, -1);
-      return net_reset_io(d, site);
+      emit_event(d, args, -1);
+      return net_reset_io(d, args);
     case kActBlackhole:
-      return net_blackhole_io(guard, d, site, io);
+      return net_blackhole_io(guard, d, args, io);
     case kActEof:  // receives only (the compiler refuses it elsewhere)
-      return net_eof_receive(d, site);
+      return net_eof_receive(d, args);
     case kActShort: {
       std::uint64_t n = short_length(d, io.size());
-      emit_event(d, site, event_bytes(n));
+      emit_event(d, args, event_bytes(n));
       return io.run_limited(n);
     }
     case kActCorrupt:
-      emit_event(d, site, event_bytes(io.size()));
+      emit_event(d, args, event_bytes(io.size()));
       return io.run_corrupted(d);
     default:  // delay only; bandwidth on a file (held above)
-      emit_event(d, site, -1);
-      return run_counted(site, io);
+      emit_event(d, args, -1);
+      return run_counted(args, io);
   }
 }
 

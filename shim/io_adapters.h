@@ -45,7 +45,7 @@ struct BufRead {
 };
 
 // An iovec whose sum (`total`) was read fault-safely — by the wrapper, or by decide() through
-// CallSite::size_from before it decided anything; size() is only asked after a decision.
+// CallArgs::size_from before it decided anything; size() is only asked after a decision.
 // run() hands the caller's own array to the kernel; the shortened and corrupted runs work on
 // fault-safe copies and fall back to the caller's array (the kernel's answer) when a copy
 // fails.

@@ -86,29 +86,29 @@ std::atomic<bool> g_no_usable_size_reported{false};
 
 // A matching allocation under a quota: fails if its bytes do not fit, else is counted.
 template <class Fn>
-AllocResult quota_alloc(const Guard& guard, Decision& d, const CallSite& site, Fn real) {
+AllocResult quota_alloc(const Guard& guard, Decision& d, const CallArgs& args, Fn real) {
   if (!real_malloc_usable_size()) {
     report_once(g_no_usable_size_reported,
                 "the allocator has no malloc_usable_size; @memory quotas do not count");
     return real();
   }
-  if (!ledger_reserve(d.fault, d.quota_bytes, site.size)) {
+  if (!ledger_reserve(d.fault, d.quota_bytes, args.size)) {
     if (!quota_claim(d)) return real();  // spent (times, max_faults): the quota no longer limits
-    if (!apply_delay(guard, d, site)) {  // lifted while held: the call runs unfaulted
-      emit_event(d, site, -1);
+    if (!apply_delay(guard, d, args)) {  // lifted while held: the call runs unfaulted
+      emit_event(d, args, -1);
       return real();
     }
     d.action = kActError;
     d.error = d.error ? d.error : ENOMEM;
-    emit_event(d, site, 0);
+    emit_event(d, args, 0);
     return {nullptr, d.error};
   }
   AllocResult r = real();
   if (r.error || !r.ptr) {
-    ledger_unreserve(d.fault, site.size);
+    ledger_unreserve(d.fault, args.size);
     return r;
   }
-  ledger_count(d.fault, r.ptr, site.size);
+  ledger_count(d.fault, r.ptr, args.size);
   return r;
 }
 
@@ -120,24 +120,24 @@ FL_COLD AllocResult alloc_slow(std::uint32_t call, std::uint64_t size, Fn real) 
   Guard guard;
   if (!guard.entered()) return real();
   const int saved = errno;
-  CallSite site{call};
-  site.size = size;
-  site.has_size = true;
+  CallArgs args{call};
+  args.size = size;
+  args.has_size = true;
   Decision d;
   AllocResult r;
-  if (!decide(guard, site, d)) {
+  if (!decide(guard, args, d)) {
     errno = saved;
     return real();
   }
   if (d.quota) {
     errno = saved;
-    r = quota_alloc(guard, d, site, real);
+    r = quota_alloc(guard, d, args, real);
     if (!r.error) errno = saved;
     return r;
   }
   // The block of a crash "after" is never used: the process dies right after the call.
   return apply_decision(
-      guard, d, site,
+      guard, d, args,
       [&] {
         errno = saved;
         return real();
@@ -237,37 +237,37 @@ FL_COLD void* realloc_slow(std::uint32_t call, void* p, size_t size) {
     return FL_REAL(realloc)(p, 0);
   }
   Guard guard;
-  CallSite site{call};
-  site.size = size;
-  site.has_size = true;
+  CallArgs args{call};
+  args.size = size;
+  args.has_size = true;
   Decision d;
-  const bool decided = guard.entered() && memory_slow(armed_word(), size) && decide(guard, site, d);
+  const bool decided = guard.entered() && memory_slow(armed_word(), size) && decide(guard, args, d);
   if (decided && !d.quota) {
-    apply_delay(guard, d, site);
+    apply_delay(guard, d, args);
     if (d.action == kActError) {
-      emit_event(d, site, -1);
+      emit_event(d, args, -1);
       errno = d.error;
       return nullptr;  // the old block stays valid, and counted if it was
     }
     if (d.action == kActCrash && d.crash_when == kCrashBefore)
-      apply_crash(d, site, [] { return std::int64_t{-1}; });
+      apply_crash(d, args, [] { return std::int64_t{-1}; });
   }
   bool counting = decided && d.quota && real_malloc_usable_size();
   // The old block leaves the books first, so a block that grows under the same quota needs
   // room only for what it adds.
   const Forgotten old = ledger_forget(p);
   if (counting && !ledger_reserve(d.fault, d.quota_bytes, size)) {
-    if (quota_claim(d) && apply_delay(guard, d, site)) {
+    if (quota_claim(d) && apply_delay(guard, d, args)) {
       ledger_restore(p, old);
       d.action = kActError;
       d.error = d.error ? d.error : ENOMEM;
-      emit_event(d, site, 0);
+      emit_event(d, args, 0);
       errno = d.error;
       return nullptr;
     }
     // Spent (times, max_faults), or lifted while its delay held the call: the quota no
     // longer limits.
-    if (d.action == 0) emit_event(d, site, -1);
+    if (d.action == 0) emit_event(d, args, -1);
     counting = false;
   }
   errno = saved;
@@ -281,7 +281,7 @@ FL_COLD void* realloc_slow(std::uint32_t call, void* p, size_t size) {
   }
   if (counting) ledger_count(d.fault, moved, size);
   if (decided && !d.quota) {
-    emit_event(d, site, static_cast<std::int64_t>(size));
+    emit_event(d, args, static_cast<std::int64_t>(size));
     if (d.action == kActCrash) crash_now(d);
   }
   errno = saved;

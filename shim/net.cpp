@@ -27,8 +27,8 @@ bool is_inet_stream(int fd) {
 
 // socket, bind, listen: error (a `limit` arrives here as an error too), delay, crash.
 template <class Fn>
-int plain_slow(const CallSite& site, bool makes_fd, Fn real) {
-  return errno_call_slow(site, real, makes_fd ? track_new_fd : untracked);
+int plain_slow(const CallArgs& args, bool makes_fd, Fn real) {
+  return errno_call_slow(args, real, makes_fd ? track_new_fd : untracked);
 }
 
 // ---- connect --------------------------------------------------------------------------------
@@ -36,10 +36,10 @@ int plain_slow(const CallSite& site, bool makes_fd, Fn real) {
 // A refused, unreachable or timed-out peer. A blocking connect fails at once; a non-blocking
 // TCP connect fails the way the kernel reports it: EINPROGRESS, then poll says writable with
 // POLLERR and SO_ERROR (or the next call on the socket) names the error.
-int connect_error(const Decision& d, const CallSite& site) {
-  emit_event(d, site, -1);
-  if (net_async_connect_error(d.error) && fd_nonblocking(site.fd) && is_inet_stream(site.fd) &&
-      net_refuse_connect(site.fd, site.addr, site.addr_len, d.fault, d.error)) {
+int connect_error(const Decision& d, const CallArgs& args) {
+  emit_event(d, args, -1);
+  if (net_async_connect_error(d.error) && fd_nonblocking(args.fd) && is_inet_stream(args.fd) &&
+      net_refuse_connect(args.fd, args.addr, args.addr_len, d.fault, d.error)) {
     errno = EINPROGRESS;
     return -1;
   }
@@ -51,21 +51,21 @@ int connect_error(const Decision& d, const CallSite& site) {
 // aborted (the server sees it accepted and reset), connect fails ECONNRESET. Non-blocking
 // TCP: EINPROGRESS, then the connect fails with ECONNRESET through SO_ERROR.
 template <class Fn>
-int connect_reset(const Decision& d, const CallSite& site, Fn real) {
-  emit_event(d, site, -1);
-  if (socket_type(site.fd) != SOCK_STREAM) {
+int connect_reset(const Decision& d, const CallArgs& args, Fn real) {
+  emit_event(d, args, -1);
+  if (socket_type(args.fd) != SOCK_STREAM) {
     errno = ECONNREFUSED;  // a datagram socket has no connection to reset
     return -1;
   }
-  if (fd_nonblocking(site.fd) && is_inet_stream(site.fd) &&
-      net_refuse_connect(site.fd, site.addr, site.addr_len, d.fault, ECONNRESET)) {
+  if (fd_nonblocking(args.fd) && is_inet_stream(args.fd) &&
+      net_refuse_connect(args.fd, args.addr, args.addr_len, d.fault, ECONNRESET)) {
     errno = EINPROGRESS;
     return -1;
   }
   int r = real();
   if (r != 0) return r;
-  net_abort(site.fd);
-  net_mark_reset(site.fd, d.fault);
+  net_abort(args.fd);
+  net_mark_reset(args.fd, d.fault);
   errno = ECONNRESET;
   return -1;
 }
@@ -76,13 +76,13 @@ int connect_reset(const Decision& d, const CallSite& site, Fn real) {
 // EINPROGRESS and the socket left connecting, as Linux does), or `timeout` (default 20 s,
 // then ETIMEDOUT). A datagram connect sends nothing: it runs as it is.
 template <class Fn>
-int connect_blackhole(const Guard& guard, const Decision& d, const CallSite& site, Fn real) {
-  emit_event(d, site, -1);
-  const int fd = site.fd;
+int connect_blackhole(const Guard& guard, const Decision& d, const CallArgs& args, Fn real) {
+  emit_event(d, args, -1);
+  const int fd = args.fd;
   if (socket_type(fd) != SOCK_STREAM) return real();
   const bool inet = is_inet_stream(fd);
   if (fd_nonblocking(fd)) {
-    if (inet && net_tarpit_connect(fd, site.addr, site.addr_len, d.fault)) {
+    if (inet && net_tarpit_connect(fd, args.addr, args.addr_len, d.fault)) {
       errno = EINPROGRESS;
       return -1;
     }
@@ -95,7 +95,7 @@ int connect_blackhole(const Guard& guard, const Decision& d, const CallSite& sit
   const std::int64_t limit = d.timeout_ns > 0 ? d.timeout_ns : kDefaultConnectTimeoutNs;
   const bool by_sndtimeo = sndtimeo > 0 && sndtimeo < limit;
   const std::int64_t deadline = monotonic_ns() + (by_sndtimeo ? sndtimeo : limit);
-  switch (net_wait_partition(guard, d.fault, site, deadline, sndtimeo > 0)) {
+  switch (net_wait_partition(guard, d.fault, args, deadline, sndtimeo > 0)) {
     case WaitEnd::kLifted:
       return real();
     case WaitEnd::kInterrupted:
@@ -107,7 +107,7 @@ int connect_blackhole(const Guard& guard, const Decision& d, const CallSite& sit
   if (by_sndtimeo) {
     // Linux: a blocking connect that outlives SO_SNDTIMEO returns EINPROGRESS and keeps
     // connecting in the background; here it keeps "connecting" at the tarpit.
-    if (inet && net_tarpit_connect(fd, site.addr, site.addr_len, d.fault)) {
+    if (inet && net_tarpit_connect(fd, args.addr, args.addr_len, d.fault)) {
       errno = EINPROGRESS;
       return -1;
     }
@@ -137,14 +137,14 @@ bool connect_still_held(void* ctx, std::int64_t& deadline_ns) {
 }
 
 template <class Fn>
-int connect_latency(const Guard& guard, const Decision& d, const CallSite& site, Fn real) {
-  const int fd = site.fd;
+int connect_latency(const Guard& guard, const Decision& d, const CallArgs& args, Fn real) {
+  const int fd = args.fd;
   const int r = real();
   if (r != 0 && errno != EINPROGRESS) {  // refused at once (a local peer): said as it is
-    emit_event(d, site, -1);
+    emit_event(d, args, -1);
     return r;
   }
-  if (!net_hold_connect(guard, d, site)) return r;  // the table is full: not held
+  if (!net_hold_connect(guard, d, args)) return r;  // the table is full: not held
   if (r != 0 || fd_nonblocking(fd)) {
     errno = EINPROGRESS;
     return -1;
@@ -153,7 +153,7 @@ int connect_latency(const Guard& guard, const Decision& d, const CallSite& site,
   ConnectHold hold{&guard, fd, sndtimeo > 0 ? monotonic_ns() + sndtimeo : -1};
   std::int64_t deadline = -1;
   if (!connect_still_held(&hold, deadline)) return 0;
-  switch (shim_wait(guard, site.call, deadline,
+  switch (shim_wait(guard, args.call, deadline,
                     sndtimeo > 0 ? OnSignal::kEnd : OnSignal::kEndUnlessRestart, connect_still_held,
                     &hold)) {
     case WaitEnd::kLifted:
@@ -184,7 +184,7 @@ FL_COLD int connect_slow(int fd, const struct sockaddr* addr, socklen_t len) {
   }
   if (st.flags() & kSockPendingError) {
     ssize_t answered = -1;
-    net_io_before(guard, CallSite{kCall_connect, fd}, true, st, answered);
+    net_io_before(guard, CallArgs{kCall_connect, fd}, true, st, answered);
     return static_cast<int>(answered);
   }
   if ((st.flags() & kSockLatency) && net_hold_connecting(guard, fd)) {
@@ -201,27 +201,27 @@ FL_COLD int connect_slow(int fd, const struct sockaddr* addr, socklen_t len) {
   struct sockaddr_storage copy;
   if (!addr || len == 0 || len > sizeof copy || safe_read(&copy, addr, len) != SafeCopy::kOk)
     return real();
-  CallSite site{kCall_connect, fd};
-  site.addr = reinterpret_cast<const struct sockaddr*>(&copy);
-  site.addr_len = len;
+  CallArgs args{kCall_connect, fd};
+  args.addr = reinterpret_cast<const struct sockaddr*>(&copy);
+  args.addr_len = len;
   Decision d;
-  if (!decide(guard, site, d) || !d.inject) return real();
-  apply_delay(guard, d, site);
+  if (!decide(guard, args, d) || !d.inject) return real();
+  apply_delay(guard, d, args);
   if (d.action == kActCrash)
-    apply_crash(d, site, [&] {
+    apply_crash(d, args, [&] {
       real();
       return std::int64_t{-1};
     });
-  if (d.action & kActHolds) return connect_latency(guard, d, site, real);
+  if (d.action & kActHolds) return connect_latency(guard, d, args, real);
   switch (d.action) {
     case kActError:
-      return connect_error(d, site);
+      return connect_error(d, args);
     case kActReset:
-      return connect_reset(d, site, real);
+      return connect_reset(d, args, real);
     case kActBlackhole:
-      return connect_blackhole(guard, d, site, real);
+      return connect_blackhole(guard, d, args, real);
     default:
-      emit_event(d, site, -1);
+      emit_event(d, args, -1);
       return real();
   }
 }
@@ -234,26 +234,26 @@ template <class Fn>
 FL_COLD int accept_slow(std::uint32_t call, int fd, Fn real) {
   Guard guard;
   if (!guard.entered()) return track_new_fd(real());
-  CallSite site{call, fd};
+  CallArgs args{call, fd};
   Decision d;
-  const bool injected = decide(guard, site, d) && d.inject;
+  const bool injected = decide(guard, args, d) && d.inject;
   // `latency` on a listener (net_hold.h): a new connection is reported that much later.
   if (FL_UNLIKELY((injected && (d.action & kActHolds)) ||
                   (!injected && (sock_load(fd).flags() & kSockLatency)))) {
     Decision* taken = injected ? &d : nullptr;
-    if (taken && !apply_delay(guard, d, site)) taken = nullptr;
-    const HoldAnswer answer = net_hold_receive_gate(guard, site, taken, 1);
+    if (taken && !apply_delay(guard, d, args)) taken = nullptr;
+    const HoldAnswer answer = net_hold_receive_gate(guard, args, taken, 1);
     if (answer.gate == HoldGate::kFail) return -1;
     const int r = track_new_fd(real());
-    net_hold_consumed(site, r);
+    net_hold_consumed(args, r);
     return r;
   }
   if (!injected) return track_new_fd(real());
   auto run = [&] { return track_new_fd(real()); };
-  return apply_decision(guard, d, site, run, fail_errno, [&](const Decision& dd, int& out) {
+  return apply_decision(guard, d, args, run, fail_errno, [&](const Decision& dd, int& out) {
     if (dd.action != kActReset) return false;
     out = run();
-    emit_event(dd, site, -1);
+    emit_event(dd, args, -1);
     if (out >= 0 && net_abort(out)) net_mark_reset(out, dd.fault);
     return true;
   });
@@ -266,14 +266,14 @@ FL_COLD ssize_t buf_send_slow(std::uint32_t call, int fd, const void* buf, size_
                               const struct sockaddr* to, socklen_t tolen, Fn real) {
   Guard guard;
   if (!guard.entered()) return real(buf, len);
-  CallSite site{call, fd};
-  site.size = len;
-  site.has_size = true;
-  site.msg_flags = flags;
-  site.addr = to;
-  site.addr_len = to ? tolen : 0;
+  CallArgs args{call, fd};
+  args.size = len;
+  args.has_size = true;
+  args.msg_flags = flags;
+  args.addr = to;
+  args.addr_len = to ? tolen : 0;
   BufWrite<Fn> io{buf, len, real};
-  return io_slow_path(guard, site, io);
+  return io_slow_path(guard, args, io);
 }
 
 template <class Fn>
@@ -281,12 +281,12 @@ FL_COLD ssize_t buf_recv_slow(std::uint32_t call, int fd, void* buf, size_t len,
                               Fn real) {
   Guard guard;
   if (!guard.entered()) return real(buf, len);
-  CallSite site{call, fd};
-  site.size = len;
-  site.has_size = true;
-  site.msg_flags = flags;
+  CallArgs args{call, fd};
+  args.size = len;
+  args.has_size = true;
+  args.msg_flags = flags;
   BufRead<Fn> io{buf, len, real};
-  return io_slow_path(guard, site, io);
+  return io_slow_path(guard, args, io);
 }
 
 // sendmsg/recvmsg run over the message's iovec. The msghdr and its iovec are read
@@ -300,13 +300,13 @@ FL_COLD ssize_t sendmsg_slow(int fd, const struct msghdr* msg, int flags) {
       m.msg_iovlen > static_cast<std::size_t>(kIovMax))
     return FL_REAL(sendmsg)(fd, msg, flags);
   const int cnt = static_cast<int>(m.msg_iovlen);
-  CallSite site{kCall_sendmsg, fd};
-  if (!iov_total_safe(m.msg_iov, cnt, site.size)) return FL_REAL(sendmsg)(fd, msg, flags);
-  site.has_size = true;
-  site.msg_flags = flags;
+  CallArgs args{kCall_sendmsg, fd};
+  if (!iov_total_safe(m.msg_iov, cnt, args.size)) return FL_REAL(sendmsg)(fd, msg, flags);
+  args.has_size = true;
+  args.msg_flags = flags;
   if (m.msg_name && m.msg_namelen > 0) {  // read fault-safely by the selector (net_select.cpp)
-    site.addr = static_cast<const struct sockaddr*>(m.msg_name);
-    site.addr_len = m.msg_namelen;
+    args.addr = static_cast<const struct sockaddr*>(m.msg_name);
+    args.addr_len = m.msg_namelen;
   }
   auto real = [fd, msg, flags, &m](const struct iovec* v, int c) {
     if (v == m.msg_iov && static_cast<std::size_t>(c) == m.msg_iovlen)
@@ -316,8 +316,8 @@ FL_COLD ssize_t sendmsg_slow(int fd, const struct msghdr* msg, int flags) {
     copy.msg_iovlen = static_cast<size_t>(c);
     return FL_REAL(sendmsg)(fd, &copy, flags);
   };
-  IovWrite<decltype(real)> io{m.msg_iov, cnt, site.size, real};
-  return io_slow_path(guard, site, io);
+  IovWrite<decltype(real)> io{m.msg_iov, cnt, args.size, real};
+  return io_slow_path(guard, args, io);
 }
 
 FL_COLD ssize_t recvmsg_slow(int fd, struct msghdr* msg, int flags) {
@@ -327,10 +327,10 @@ FL_COLD ssize_t recvmsg_slow(int fd, struct msghdr* msg, int flags) {
       m.msg_iovlen > static_cast<std::size_t>(kIovMax))
     return FL_REAL(recvmsg)(fd, msg, flags);
   const int cnt = static_cast<int>(m.msg_iovlen);
-  CallSite site{kCall_recvmsg, fd};
-  if (!iov_total_safe(m.msg_iov, cnt, site.size)) return FL_REAL(recvmsg)(fd, msg, flags);
-  site.has_size = true;
-  site.msg_flags = flags;
+  CallArgs args{kCall_recvmsg, fd};
+  if (!iov_total_safe(m.msg_iov, cnt, args.size)) return FL_REAL(recvmsg)(fd, msg, flags);
+  args.has_size = true;
+  args.msg_flags = flags;
   auto real = [fd, msg, flags, &m](const struct iovec* v, int c) {
     if (v == m.msg_iov && static_cast<std::size_t>(c) == m.msg_iovlen)
       return FL_REAL(recvmsg)(fd, msg, flags);
@@ -347,14 +347,15 @@ FL_COLD ssize_t recvmsg_slow(int fd, struct msghdr* msg, int flags) {
     errno = saved;
     return r;
   };
-  IovRead<decltype(real)> io{m.msg_iov, cnt, site.size, real};
-  return io_slow_path(guard, site, io);
+  IovRead<decltype(real)> io{m.msg_iov, cnt, args.size, real};
+  return io_slow_path(guard, args, io);
 }
 
 // A blackholed sendmmsg "sends" every message whole: each msg_len is set to its iovec's total,
 // read and written fault-safely. It stops where the kernel would: at the first message it
-// could not read (an unreadable first message is the kernel's EFAULT to report: -2, run the
-// real call). At most UIO_MAXIOV messages, as the kernel caps vlen.
+// could not read (an unreadable first message is the kernel's EFAULT to report:
+// kMmsgRunReal, run the real call). At most UIO_MAXIOV messages, as the kernel caps vlen.
+constexpr int kMmsgRunReal = -2;
 int mmsg_blackhole_send(struct mmsghdr* vec, unsigned vlen) {
   const unsigned n = vlen < static_cast<unsigned>(kIovMax) ? vlen : static_cast<unsigned>(kIovMax);
   unsigned done = 0;
@@ -368,7 +369,7 @@ int mmsg_blackhole_send(struct mmsghdr* vec, unsigned vlen) {
     const unsigned len = total > UINT32_MAX ? UINT32_MAX : static_cast<unsigned>(total);
     if (safe_write(&vec[done].msg_len, &len, sizeof len) != SafeCopy::kOk) break;
   }
-  return done == 0 && n > 0 ? -2 : static_cast<int>(done);
+  return done == 0 && n > 0 ? kMmsgRunReal : static_cast<int>(done);
 }
 
 // sendmmsg/recvmmsg: whole batches; error, delay, crash, reset, blackhole.
@@ -378,21 +379,21 @@ FL_COLD int mmsg_slow(std::uint32_t call, int fd, struct mmsghdr* vec, unsigned 
   const bool send = call == kCall_sendmmsg;
   Guard guard;
   if (!guard.entered()) return real();
-  CallSite site{call, fd};
-  site.msg_flags = flags;
+  CallArgs args{call, fd};
+  args.msg_flags = flags;
   if (vlen > 0) {
     // The first message, read fault-safely: one the kernel cannot read is its EFAULT.
     struct mmsghdr first;
     if (safe_read(&first, vec, sizeof first) != SafeCopy::kOk) return real();
     if (send && first.msg_hdr.msg_name) {  // read fault-safely by the selector
-      site.addr = static_cast<const struct sockaddr*>(first.msg_hdr.msg_name);
-      site.addr_len = first.msg_hdr.msg_namelen;
+      args.addr = static_cast<const struct sockaddr*>(first.msg_hdr.msg_name);
+      args.addr_len = first.msg_hdr.msg_namelen;
     }
   }
   const SockState st = sock_load_verified(fd);
   if (st.flags() != 0) {
     ssize_t answered = -1;
-    switch (net_io_before(guard, site, send, st, answered)) {
+    switch (net_io_before(guard, args, send, st, answered)) {
       case NetBefore::kAnswered:
         return static_cast<int>(answered);
       case NetBefore::kRunReal:
@@ -402,41 +403,41 @@ FL_COLD int mmsg_slow(std::uint32_t call, int fd, struct mmsghdr* vec, unsigned 
     }
   }
   Decision d;
-  const bool decided = decide(guard, site, d);
+  const bool decided = decide(guard, args, d);
   if ((st.flags() & kSockPartitioned) && !(decided && d.inject && d.action == kActBlackhole))
     net_heal(guard, fd);
   if (!send) {  // `latency`, `loss`, `bandwidth` (net_hold.h): one visible message at a time
     const bool injected = decided && d.inject;
-    if (FL_UNLIKELY((injected && (d.action & kActHolds) && net_hold_applies(d, site)) ||
+    if (FL_UNLIKELY((injected && (d.action & kActHolds) && net_hold_applies(d, args)) ||
                     (!injected && (st.flags() & kSockLatency)))) {
       Decision* taken = injected ? &d : nullptr;
-      if (taken && !apply_delay(guard, d, site)) taken = nullptr;
-      if (net_hold_receive_gate(guard, site, taken, 1).gate == HoldGate::kFail) return -1;
+      if (taken && !apply_delay(guard, d, args)) taken = nullptr;
+      if (net_hold_receive_gate(guard, args, taken, 1).gate == HoldGate::kFail) return -1;
       // The message after the first may not be visible yet: one per call while held.
       const int r = vlen > 1 ? FL_REAL(recvmmsg)(fd, vec, 1, flags, nullptr) : real();
       unsigned len = 0;
       if (r == 1 && safe_read(&len, &vec[0].msg_len, sizeof len) == SafeCopy::kOk)
-        net_hold_consumed(site, static_cast<ssize_t>(len));
+        net_hold_consumed(args, static_cast<ssize_t>(len));
       return r;
     }
   }
   if (!decided || !d.inject) return real();
-  return apply_decision(guard, d, site, real, fail_errno, [&](const Decision& dd, int& out) {
+  return apply_decision(guard, d, args, real, fail_errno, [&](const Decision& dd, int& out) {
     switch (dd.action) {
       case kActReset:
-        emit_event(dd, site, -1);
-        out = static_cast<int>(net_reset_io(dd, site));
+        emit_event(dd, args, -1);
+        out = static_cast<int>(net_reset_io(dd, args));
         return true;
       case kActBlackhole: {
         net_mark_partitioned(dd, fd);
-        emit_event(dd, site, -1);
+        emit_event(dd, args, -1);
         if (send) {  // swallowed: every message "sent" whole
           const int sent = mmsg_blackhole_send(vec, vlen);
-          out = sent == -2 ? real() : sent;
+          out = sent == kMmsgRunReal ? real() : sent;
           return true;
         }
-        const ssize_t r = net_blackhole_receive(guard, dd, site);
-        if (r != -2) {
+        const ssize_t r = net_blackhole_receive(guard, dd, args);
+        if (r != kBlackholeLifted) {
           out = static_cast<int>(r);
           return true;
         }
@@ -445,7 +446,7 @@ FL_COLD int mmsg_slow(std::uint32_t call, int fd, struct mmsghdr* vec, unsigned 
         return true;
       }
       case kActEof: {  // recvmmsg: one message of end-of-file (net_cut.h)
-        net_eof_receive(dd, site);
+        net_eof_receive(dd, args);
         const unsigned len = 0;
         out = vlen > 0 && safe_write(&vec[0].msg_len, &len, sizeof len) == SafeCopy::kOk ? 1 : 0;
         return true;
@@ -464,7 +465,7 @@ using namespace faultline::shim;
 
 FL_EXPORT int socket(int domain, int type, int protocol) {
   if (FL_LIKELY(!armed(kFamNet))) return track_new_fd(FL_REAL(socket)(domain, type, protocol));
-  return plain_slow(CallSite{kCall_socket}, true,
+  return plain_slow(CallArgs{kCall_socket}, true,
                     [=] { return FL_REAL(socket)(domain, type, protocol); });
 }
 
@@ -493,15 +494,15 @@ FL_EXPORT int accept4(int fd, struct sockaddr* addr, socklen_t* len, int flags) 
 
 FL_EXPORT int bind(int fd, const struct sockaddr* addr, socklen_t len) {
   if (FL_LIKELY(!armed(kFamNet))) return FL_REAL(bind)(fd, addr, len);
-  CallSite site{kCall_bind, fd};
-  site.addr = addr;
-  site.addr_len = len;
-  return plain_slow(site, false, [=] { return FL_REAL(bind)(fd, addr, len); });
+  CallArgs args{kCall_bind, fd};
+  args.addr = addr;
+  args.addr_len = len;
+  return plain_slow(args, false, [=] { return FL_REAL(bind)(fd, addr, len); });
 }
 
 FL_EXPORT int listen(int fd, int backlog) {
   if (FL_LIKELY(!armed(kFamNet))) return FL_REAL(listen)(fd, backlog);
-  return plain_slow(CallSite{kCall_listen, fd}, false,
+  return plain_slow(CallArgs{kCall_listen, fd}, false,
                     [=] { return FL_REAL(listen)(fd, backlog); });
 }
 

@@ -291,15 +291,15 @@ void net_tarpit_heal(int fd) noexcept {
 bool net_still_held(const Guard& guard, int fd, SockState st) noexcept {
   if (st.flags() & kSockTarpit) {
     struct sockaddr_storage peer;
-    CallSite site{kCall_connect, fd};
-    site.addr_len = sock_peer(fd, &peer);
-    site.addr = reinterpret_cast<struct sockaddr*>(&peer);
-    if (fault_still_applies(guard, st.fault(), site)) return true;
+    CallArgs args{kCall_connect, fd};
+    args.addr_len = sock_peer(fd, &peer);
+    args.addr = reinterpret_cast<struct sockaddr*>(&peer);
+    if (fault_still_applies(guard, st.fault(), args)) return true;
     net_tarpit_heal(fd);
     return false;
   }
   if (st.flags() & kSockPartitioned) {
-    if (fault_still_applies(guard, st.fault(), CallSite{kCall_recv, fd})) return true;
+    if (fault_still_applies(guard, st.fault(), CallArgs{kCall_recv, fd})) return true;
     net_heal(guard, fd);
     return false;
   }
@@ -311,33 +311,33 @@ namespace {
 struct PartitionHold {
   const Guard* guard;
   int fault;
-  const CallSite* site;
+  const CallArgs* args;
 };
 
 bool partition_holds(void* ctx, std::int64_t&) {
   const auto& hold = *static_cast<const PartitionHold*>(ctx);
-  return fault_still_applies(*hold.guard, hold.fault, *hold.site);
+  return fault_still_applies(*hold.guard, hold.fault, *hold.args);
 }
 
 }  // namespace
 
-WaitEnd net_wait_partition(const Guard& guard, int fault, const CallSite& site,
+WaitEnd net_wait_partition(const Guard& guard, int fault, const CallArgs& args,
                            std::int64_t deadline_ns, bool timeout_set) {
-  PartitionHold hold{&guard, fault, &site};
-  return shim_wait(guard, site.call, deadline_ns,
+  PartitionHold hold{&guard, fault, &args};
+  return shim_wait(guard, args.call, deadline_ns,
                    timeout_set ? OnSignal::kEnd : OnSignal::kEndUnlessRestart, partition_holds,
                    &hold);
 }
 
 // ---- the socket side of the byte-moving slow path (net_io.h) -------------------------------
 
-NetBefore net_io_before(const Guard& guard, const CallSite& site, bool send, SockState st,
+NetBefore net_io_before(const Guard& guard, const CallArgs& args, bool send, SockState st,
                         ssize_t& result) noexcept {
   const std::uint32_t flags = st.flags();
   if (flags & kSockPendingError) {
     // The kernel would report the failed connect's error on the next call; it is ours to name.
-    consume_socket_error(site.fd);
-    sock_store(site.fd, st, flags & ~kSockPendingError, 0, 0);
+    consume_socket_error(args.fd);
+    sock_store(args.fd, st, flags & ~kSockPendingError, 0, 0);
     errno = st.error();
     result = -1;
     return NetBefore::kAnswered;
@@ -353,7 +353,7 @@ NetBefore net_io_before(const Guard& guard, const CallSite& site, bool send, Soc
     result = 0;                            // end of file, even with data still queued
     return NetBefore::kAnswered;
   }
-  if (flags & kSockTarpit) net_still_held(guard, site.fd, st);
+  if (flags & kSockTarpit) net_still_held(guard, args.fd, st);
   return NetBefore::kDecide;
 }
 
@@ -377,12 +377,12 @@ void net_heal(const Guard& guard, int fd) noexcept {
   }
 }
 
-ssize_t net_reset_io(const Decision& d, const CallSite& site) noexcept {
-  if (!net_abort(site.fd)) {
+ssize_t net_reset_io(const Decision& d, const CallArgs& args) noexcept {
+  if (!net_abort(args.fd)) {
     errno = ECONNREFUSED;  // a datagram socket: what an ICMP port unreachable reports
     return -1;
   }
-  net_mark_reset(site.fd, d.fault);
+  net_mark_reset(args.fd, d.fault);
   errno = ECONNRESET;
   return -1;
 }
@@ -394,16 +394,16 @@ void net_mark_partitioned(const Decision& d, int fd) noexcept {
   }
 }
 
-ssize_t net_blackhole_receive(const Guard& guard, const Decision& d, const CallSite& site) {
-  if ((site.msg_flags & MSG_DONTWAIT) || fd_nonblocking(site.fd)) {
+ssize_t net_blackhole_receive(const Guard& guard, const Decision& d, const CallArgs& args) {
+  if ((args.msg_flags & MSG_DONTWAIT) || fd_nonblocking(args.fd)) {
     errno = EAGAIN;
     return -1;
   }
-  const std::int64_t timeout = socket_timeout_ns(site.fd, SO_RCVTIMEO);
+  const std::int64_t timeout = socket_timeout_ns(args.fd, SO_RCVTIMEO);
   const std::int64_t deadline = timeout > 0 ? monotonic_ns() + timeout : -1;
-  switch (net_wait_partition(guard, d.fault, site, deadline, timeout > 0)) {
+  switch (net_wait_partition(guard, d.fault, args, deadline, timeout > 0)) {
     case WaitEnd::kLifted:
-      return -2;
+      return kBlackholeLifted;
     case WaitEnd::kDeadline:
       errno = EAGAIN;  // SO_RCVTIMEO expired: what recv(2) says
       return -1;

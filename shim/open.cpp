@@ -17,15 +17,15 @@ bool takes_mode(int flags) { return (flags & O_CREAT) || (flags & O_TMPFILE) == 
 
 // `track_new_fd` for calls returning an fd, `untracked` for pipe (whose fds come back in an array).
 template <class Fn, int (*Track)(int) = track_new_fd>
-int open_slow(const CallSite& site, Fn real) {
-  return errno_call_slow(site, real, Track);
+int open_slow(const CallArgs& args, Fn real) {
+  return errno_call_slow(args, real, Track);
 }
 
-CallSite path_site(std::uint32_t call, int dirfd, const char* path) {
-  CallSite site{call};
-  site.dirfd = dirfd;
-  site.path = path;
-  return site;
+CallArgs path_args(std::uint32_t call, int dirfd, const char* path) {
+  CallArgs args{call};
+  args.dirfd = dirfd;
+  args.path = path;
+  return args;
 }
 
 constexpr std::uint32_t kOpenArm = kFamOpen | kFamDurable;
@@ -35,7 +35,7 @@ constexpr std::uint32_t kOpenArm = kFamOpen | kFamDurable;
 // after it, so that a crash or power cut "after" the open finds the record.
 template <class Fn>
 int durable_open(std::uint32_t call, int dirfd, const char* path, int flags, Fn real) {
-  if (!durability_on()) return open_slow(path_site(call, dirfd, path), real);
+  if (!durability_on()) return open_slow(path_args(call, dirfd, path), real);
   DurableOpen op;
   durable_open_before(op, dirfd, path, flags);
   auto tracked = [&] {
@@ -44,7 +44,7 @@ int durable_open(std::uint32_t call, int dirfd, const char* path, int flags, Fn 
     return fd;
   };
   if (!armed(kFamOpen)) return track_new_fd(tracked());
-  return open_slow(path_site(call, dirfd, path), tracked);
+  return open_slow(path_args(call, dirfd, path), tracked);
 }
 
 // dup and friends: the new number is the same open file as the old one.
@@ -117,23 +117,23 @@ FL_EXPORT int __open64_2(const char* path, int flags) {
 FL_EXPORT int dup(int fd) {
   if (FL_LIKELY(!armed(kOpenArm))) return track_new_fd(FL_REAL(dup)(fd));
   if (!armed(kFamOpen)) return durable_dup(fd, track_new_fd(FL_REAL(dup)(fd)));
-  return durable_dup(fd, open_slow(CallSite{kCall_dup, fd}, [=] { return FL_REAL(dup)(fd); }));
+  return durable_dup(fd, open_slow(CallArgs{kCall_dup, fd}, [=] { return FL_REAL(dup)(fd); }));
 }
 
 FL_EXPORT int dup2(int fd, int fd2) {
   if (FL_LIKELY(!armed(kOpenArm))) return track_new_fd(FL_REAL(dup2)(fd, fd2));
   if (!armed(kFamOpen)) return durable_dup(fd, track_new_fd(FL_REAL(dup2)(fd, fd2)));
-  CallSite site{kCall_dup2, fd};
-  site.fd2 = fd2;
-  return durable_dup(fd, open_slow(site, [=] { return FL_REAL(dup2)(fd, fd2); }));
+  CallArgs args{kCall_dup2, fd};
+  args.fd2 = fd2;
+  return durable_dup(fd, open_slow(args, [=] { return FL_REAL(dup2)(fd, fd2); }));
 }
 
 FL_EXPORT int dup3(int fd, int fd2, int flags) {
   if (FL_LIKELY(!armed(kOpenArm))) return track_new_fd(FL_REAL(dup3)(fd, fd2, flags));
   if (!armed(kFamOpen)) return durable_dup(fd, track_new_fd(FL_REAL(dup3)(fd, fd2, flags)));
-  CallSite site{kCall_dup3, fd};
-  site.fd2 = fd2;
-  return durable_dup(fd, open_slow(site, [=] { return FL_REAL(dup3)(fd, fd2, flags); }));
+  CallArgs args{kCall_dup3, fd};
+  args.fd2 = fd2;
+  return durable_dup(fd, open_slow(args, [=] { return FL_REAL(dup3)(fd, fd2, flags); }));
 }
 
 namespace {
@@ -149,14 +149,14 @@ int track_pipe(int r, const int fds[2]) {
 FL_EXPORT int pipe(int fds[2]) {
   if (FL_LIKELY(!armed(kFamOpen))) return track_pipe(FL_REAL(pipe)(fds), fds);
   auto real = [=] { return FL_REAL(pipe)(fds); };
-  int r = open_slow<decltype(real), untracked>(CallSite{kCall_pipe}, real);
+  int r = open_slow<decltype(real), untracked>(CallArgs{kCall_pipe}, real);
   return track_pipe(r, fds);
 }
 
 FL_EXPORT int pipe2(int fds[2], int flags) {
   if (FL_LIKELY(!armed(kFamOpen))) return track_pipe(FL_REAL(pipe2)(fds, flags), fds);
   auto real = [=] { return FL_REAL(pipe2)(fds, flags); };
-  int r = open_slow<decltype(real), untracked>(CallSite{kCall_pipe2}, real);
+  int r = open_slow<decltype(real), untracked>(CallArgs{kCall_pipe2}, real);
   return track_pipe(r, fds);
 }
 

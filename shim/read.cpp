@@ -11,11 +11,11 @@ FL_COLD ssize_t buf_read_slow(std::uint32_t call, int fd, void* buf, size_t coun
   if (fd_call_quiet(call, fd)) return real(buf, count);  // no fault can match (engine.h)
   Guard guard;
   if (!guard.entered() || only_net_and_not_socket(guard, kFamRead, fd)) return real(buf, count);
-  CallSite site{call, fd};
-  site.size = count;
-  site.has_size = true;
+  CallArgs args{call, fd};
+  args.size = count;
+  args.has_size = true;
   BufRead<Fn> io{buf, count, real};
-  return io_slow_path(guard, site, io);
+  return io_slow_path(guard, args, io);
 }
 
 template <class Fn>
@@ -24,15 +24,15 @@ FL_COLD ssize_t iov_read_slow(std::uint32_t call, int fd, const struct iovec* io
   if (fd_call_quiet(call, fd)) return real(iov, cnt);
   Guard guard;
   if (!guard.entered() || only_net_and_not_socket(guard, kFamRead, fd)) return real(iov, cnt);
-  CallSite site{call, fd};
+  CallArgs args{call, fd};
   // The array is read (fault-safely) only once a rule's selectors match; a vector the kernel
   // refuses (bad count, unreadable array) goes to it undecided, so the program gets exactly
   // the kernel's answer.
-  site.vec = iov;
-  site.vec_count = cnt;
-  site.size_from = iov_site_size;
-  IovRead<Fn> io{iov, cnt, site.size, real};
-  return io_slow_path(guard, site, io);
+  args.vec = iov;
+  args.vec_count = cnt;
+  args.size_from = iov_args_size;
+  IovRead<Fn> io{iov, cnt, args.size, real};
+  return io_slow_path(guard, args, io);
 }
 
 }  // namespace

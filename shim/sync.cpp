@@ -10,15 +10,15 @@ namespace faultline::shim {
 namespace {
 
 template <class Fn>
-int sync_slow(const CallSite& site, Fn real) {
-  return errno_call_slow(site, real, untracked);
+int sync_slow(const CallArgs& args, Fn real) {
+  return errno_call_slow(args, real, untracked);
 }
 
 // The calls on an fd: first the fd's cached verdict (engine.h, fd_call_quiet).
 template <class Fn>
 FL_COLD int fd_sync_slow(std::uint32_t call, int fd, Fn real) {
   if (fd_call_quiet(call, fd)) return real();
-  return sync_slow(CallSite{call, fd}, real);
+  return sync_slow(CallArgs{call, fd}, real);
 }
 
 constexpr std::uint32_t kSyncArm = kFamFsync | kFamDurable;
@@ -93,13 +93,13 @@ FL_EXPORT void sync(void) {
     real();
     return;
   }
-  sync_slow(CallSite{kCall_sync}, real);
+  sync_slow(CallArgs{kCall_sync}, real);
 }
 
 FL_EXPORT int msync(void* addr, size_t len, int flags) {
   if (FL_LIKELY(!armed(kFamFsync))) return FL_REAL(msync)(addr, len, flags);
-  CallSite site{kCall_msync};
-  site.size = len;
-  site.has_size = true;
-  return sync_slow(site, [=] { return FL_REAL(msync)(addr, len, flags); });
+  CallArgs args{kCall_msync};
+  args.size = len;
+  args.has_size = true;
+  return sync_slow(args, [=] { return FL_REAL(msync)(addr, len, flags); });
 }

@@ -21,11 +21,11 @@ FL_COLD ssize_t buf_write_slow(std::uint32_t call, int fd, const void* buf, size
   if (fd_call_quiet(call, fd)) return real(buf, count);  // no fault can match (engine.h)
   Guard guard;
   if (!guard.entered() || only_net_and_not_socket(guard, kFamWrite, fd)) return real(buf, count);
-  CallSite site{call, fd};
-  site.size = count;
-  site.has_size = true;
+  CallArgs args{call, fd};
+  args.size = count;
+  args.has_size = true;
   BufWrite<Fn> io{buf, count, real};
-  return io_slow_path(guard, site, io);
+  return io_slow_path(guard, args, io);
 }
 
 template <class Fn>
@@ -34,15 +34,15 @@ FL_COLD ssize_t iov_write_slow(std::uint32_t call, int fd, const struct iovec* i
   if (fd_call_quiet(call, fd)) return real(iov, cnt);
   Guard guard;
   if (!guard.entered() || only_net_and_not_socket(guard, kFamWrite, fd)) return real(iov, cnt);
-  CallSite site{call, fd};
+  CallArgs args{call, fd};
   // The array is read (fault-safely) only once a rule's selectors match; a vector the kernel
   // refuses (bad count, unreadable array) goes to it undecided, so the program gets exactly
   // the kernel's answer.
-  site.vec = iov;
-  site.vec_count = cnt;
-  site.size_from = iov_site_size;
-  IovWrite<Fn> io{iov, cnt, site.size, real};
-  return io_slow_path(guard, site, io);
+  args.vec = iov;
+  args.vec_count = cnt;
+  args.size_from = iov_args_size;
+  IovWrite<Fn> io{iov, cnt, args.size, real};
+  return io_slow_path(guard, args, io);
 }
 
 // copy_file_range/sendfile: the bytes move inside the kernel, so there is no buffer to
@@ -96,11 +96,11 @@ FL_COLD ssize_t copy_slow(std::uint32_t call, int out_fd, int in_fd, const Off* 
                           Fn real) {
   Guard guard;
   if (!guard.entered()) return real(count);
-  CallSite site{call, out_fd};
-  site.size = count;
-  site.has_size = true;
+  CallArgs args{call, out_fd};
+  args.size = count;
+  args.has_size = true;
   KernelCopy<Off, Fn> io{count, in_fd, off, real};
-  return io_slow_path(guard, site, io);
+  return io_slow_path(guard, args, io);
 }
 
 // A failed stdio stream looks like it does after a real EIO/ENOSPC: the error flag is set
@@ -115,10 +115,10 @@ int stream_fd(FILE* stream) { return stream ? fileno_unlocked(stream) : -1; }
 FL_COLD size_t fwrite_slow(const void* ptr, size_t size, size_t n, FILE* stream) {
   Guard guard;
   if (!guard.entered() || size == 0 || n == 0) return FL_REAL(fwrite)(ptr, size, n, stream);
-  CallSite site{kCall_fwrite, stream_fd(stream)};
+  CallArgs args{kCall_fwrite, stream_fd(stream)};
   // size * n past 2^64 is no request libc can serve: to the real fwrite, undecided.
-  if (__builtin_mul_overflow(size, n, &site.size)) return FL_REAL(fwrite)(ptr, size, n, stream);
-  site.has_size = true;
+  if (__builtin_mul_overflow(size, n, &args.size)) return FL_REAL(fwrite)(ptr, size, n, stream);
+  args.has_size = true;
   // Byte-level decisions map onto whole items, the unit fwrite reports in.
   auto items_write = [&](const void* p, size_t bytes) -> ssize_t {
     size_t items = FL_REAL(fwrite)(p, size, bytes / size, stream);
@@ -130,54 +130,54 @@ FL_COLD size_t fwrite_slow(const void* ptr, size_t size, size_t n, FILE* stream)
     return items;
   };
   Decision d;
-  if (!decide(guard, site, d)) return FL_REAL(fwrite)(ptr, size, n, stream);
+  if (!decide(guard, args, d)) return FL_REAL(fwrite)(ptr, size, n, stream);
   if (d.quota) {
-    std::uint64_t room = quota_reserve(d, site.size);
-    if (room == site.size) {
+    std::uint64_t room = quota_reserve(d, args.size);
+    if (room == args.size) {
       size_t done = FL_REAL(fwrite)(ptr, size, n, stream);
-      quota_release(d, site.size - done * size);
+      quota_release(d, args.size - done * size);
       return done;
     }
     if (!quota_claim(d)) {
       quota_release(d, room);
       return FL_REAL(fwrite)(ptr, size, n, stream);
     }
-    if (!apply_delay(guard, d, site)) {  // lifted while held: the call runs unfaulted
+    if (!apply_delay(guard, d, args)) {  // lifted while held: the call runs unfaulted
       quota_release(d, room);
-      emit_event(d, site, -1);
+      emit_event(d, args, -1);
       return FL_REAL(fwrite)(ptr, size, n, stream);
     }
     d.action = room ? kActQuota : kActError;
     d.error = d.error ? d.error : ENOSPC;
-    emit_event(d, site, event_bytes(room / size * size));
+    emit_event(d, args, event_bytes(room / size * size));
     quota_release(d, room % size);
     return limited(room, d.error);
   }
   // bandwidth: held as long as the bytes need at the file's rate (file_rate.h).
-  if (d.action == kActBandwidth) d.delay_ns += file_bandwidth_ns(d, site.fd, site.size);
-  apply_delay(guard, d, site);
+  if (d.action == kActBandwidth) d.delay_ns += file_bandwidth_ns(d, args.fd, args.size);
+  apply_delay(guard, d, args);
   switch (d.action) {
     case kActError:
-      emit_event(d, site, -1);
+      emit_event(d, args, -1);
       fail_stream(stream, d.error);
       return 0;
     case kActShort: {
-      std::uint64_t bytes = short_length(d, site.size);
-      emit_event(d, site, event_bytes(bytes / size * size));
+      std::uint64_t bytes = short_length(d, args.size);
+      emit_event(d, args, event_bytes(bytes / size * size));
       // fwrite has no partial success: a short count means the stream failed.
       return limited(bytes, d.error ? d.error : EIO);
     }
     case kActCorrupt: {
-      emit_event(d, site, event_bytes(site.size));
-      ssize_t r = write_corrupted_copy(d, ptr, site.size, items_write);
+      emit_event(d, args, event_bytes(args.size));
+      ssize_t r = write_corrupted_copy(d, ptr, args.size, items_write);
       return r > 0 ? static_cast<size_t>(r) / size : 0;
     }
     case kActCrash:
-      apply_crash(d, site, [&] {
+      apply_crash(d, args, [&] {
         return static_cast<std::int64_t>(FL_REAL(fwrite)(ptr, size, n, stream) * size);
       });
     default:
-      emit_event(d, site, -1);
+      emit_event(d, args, -1);
       return FL_REAL(fwrite)(ptr, size, n, stream);
   }
 }
@@ -188,10 +188,10 @@ template <class Fn>
 FL_COLD int stream_end_slow(std::uint32_t call, FILE* stream, Fn real) {
   Guard guard;
   if (!guard.entered()) return real();
-  CallSite site{call, stream_fd(stream)};
+  CallArgs args{call, stream_fd(stream)};
   Decision d;
-  if (!decide(guard, site, d) || !d.inject) return real();
-  return apply_decision(guard, d, site, real, [&](const Decision& dd) {
+  if (!decide(guard, args, d) || !d.inject) return real();
+  return apply_decision(guard, d, args, real, [&](const Decision& dd) {
     if (stream) __fpurge(stream);
     if (call == kCall_fclose) {
       real();
@@ -217,11 +217,11 @@ constexpr std::uint32_t kWriteArm = kFamWrite | kFamDurable;
 
 // The bytes an iovec asks for, read fault-safely (0 when the kernel would refuse the vector).
 std::uint64_t iov_bytes(const struct iovec* iov, int cnt) {
-  CallSite site{kCall_writev, -1};
-  site.vec = iov;
-  site.vec_count = cnt;
+  CallArgs args{kCall_writev, -1};
+  args.vec = iov;
+  args.vec_count = cnt;
   std::uint64_t total = 0;
-  return iov_site_size(site, total) ? total : 0;
+  return iov_args_size(args, total) ? total : 0;
 }
 
 bool rwf_sync(int flags) { return flags & (RWF_DSYNC | RWF_SYNC); }

@@ -77,7 +77,7 @@ struct FaultWindow {
 
 struct Running {
   const Service* spec = nullptr;
-  std::unique_ptr<Session> session;
+  std::unique_ptr<ControlSession> session;
   std::uint64_t seed = 0;
   pid_t pid = -1;
   std::string out_path, err_path;
@@ -238,7 +238,7 @@ bool Runner::start_service(Running& r, bool restart) {
       // A block of the same name whose members are all gone (a runner killed with SIGKILL
       // took its services along) is stale: replaced, as `faultline sessions` would sweep it.
       std::string ignored;
-      if (auto stale = Session::attach(s.name, ignored)) stale->remove_if_dead();
+      if (auto stale = ControlSession::attach(s.name, ignored)) stale->remove_if_dead();
       r.session = launch::create_session(s.name, policy);
       r.session->set_seed(r.seed);
       if (policy.durability.path[0]) {

@@ -774,8 +774,8 @@ void Server::handle(const seccomp_notif& req) {
     return;
   }
   const auto* a = req.data.args;
-  shim::CallSite site{};
-  site.call = call_of(*row, req.data);
+  shim::CallArgs call_args{};
+  call_args.call = call_of(*row, req.data);
   int remote_fd = -1;
   int dirfd = AT_FDCWD;
   int dirfd2 = AT_FDCWD;
@@ -783,8 +783,8 @@ void Server::handle(const seccomp_notif& req) {
   bool has_path2 = false;
   bool readable = true;
   auto size_from = [&](std::uint64_t count) {
-    site.size = count;
-    site.has_size = true;
+    call_args.size = count;
+    call_args.has_size = true;
   };
   switch (row->args) {
     case Args::kFdSize:
@@ -809,7 +809,7 @@ void Server::handle(const seccomp_notif& req) {
       break;
     case Args::kFdMsg:
       remote_fd = static_cast<int>(a[0]);
-      site.msg_flags = static_cast<int>(a[2]);
+      call_args.msg_flags = static_cast<int>(a[2]);
       break;
     case Args::kPath:
       has_path = true;
@@ -846,8 +846,8 @@ void Server::handle(const seccomp_notif& req) {
       remote_fd = static_cast<int>(a[0]);
       const std::size_t len = std::min<std::uint64_t>(a[2], sizeof addr_);
       if (len > 0 && read_remote(tid, a[1], &addr_, len)) {
-        site.addr = reinterpret_cast<const sockaddr*>(&addr_);
-        site.addr_len = static_cast<unsigned>(len);
+        call_args.addr = reinterpret_cast<const sockaddr*>(&addr_);
+        call_args.addr_len = static_cast<unsigned>(len);
       }
       break;
     }
@@ -855,15 +855,15 @@ void Server::handle(const seccomp_notif& req) {
       if (a[4] != 0) {
         const std::size_t len = std::min<std::uint64_t>(a[5], sizeof addr_);
         if (len > 0 && read_remote(tid, a[4], &addr_, len)) {
-          site.addr = reinterpret_cast<const sockaddr*>(&addr_);
-          site.addr_len = static_cast<unsigned>(len);
+          call_args.addr = reinterpret_cast<const sockaddr*>(&addr_);
+          call_args.addr_len = static_cast<unsigned>(len);
         }
       }
       [[fallthrough]];
     case Args::kRecvFrom:
       remote_fd = static_cast<int>(a[0]);
       size_from(a[2]);
-      site.msg_flags = static_cast<int>(a[3]);
+      call_args.msg_flags = static_cast<int>(a[3]);
       break;
   }
   if (!readable) {  // the kernel fails the call itself (EFAULT, ENAMETOOLONG)
@@ -872,11 +872,11 @@ void Server::handle(const seccomp_notif& req) {
   }
   if (has_path) {
     make_absolute(tid, dirfd, path_, absolute_, sizeof absolute_);
-    site.path = absolute_;
+    call_args.path = absolute_;
   }
   if (has_path2) {  // rename's new path, link's, symlink's target: `path` matches either
     make_absolute(tid, dirfd2, path2_, absolute2_, sizeof absolute2_);
-    site.set_path2(AT_FDCWD, absolute2_);
+    call_args.set_path2(AT_FDCWD, absolute2_);
   }
   int local_fd = -1;
   if (remote_fd >= 0) {
@@ -885,7 +885,7 @@ void Server::handle(const seccomp_notif& req) {
       respond(listener_, req.id, 0);
       return;
     }
-    site.fd = local_fd;
+    call_args.fd = local_fd;
   }
   auto drop_fd = [&] {
     if (local_fd < 0) return;
@@ -932,7 +932,7 @@ void Server::handle(const seccomp_notif& req) {
   bool inject;
   {
     shim::Guard guard;
-    inject = shim::decide(guard, site, d) && d.inject;
+    inject = shim::decide(guard, call_args, d) && d.inject;
   }
   // Only what the backend delivers (filter.h, refusal(): the compiler, `run` and `add` refuse
   // the rest), where it delivers it: a block edited by other means must not make an event of
@@ -997,7 +997,7 @@ void Server::handle(const seccomp_notif& req) {
             wait += held.to_tarpit ? sndtimeo : limit;
           }
         } else if (is_send(nr)) {  // swallowed, as if sent whole
-          std::uint64_t size = site.size;
+          std::uint64_t size = call_args.size;
           if (nr == SYS_sendmsg) {
             msghdr m{};
             std::vector<iovec> vec;
@@ -1014,7 +1014,7 @@ void Server::handle(const seccomp_notif& req) {
           event_bytes = held.value;
         } else if (is_receive(nr)) {  // never any data: EAGAIN, or held (SO_RCVTIMEO)
           held.kind = Kind::kBlackholeReceive;
-          if (!(site.msg_flags & MSG_DONTWAIT) && !nonblocking(local_fd)) {
+          if (!(call_args.msg_flags & MSG_DONTWAIT) && !nonblocking(local_fd)) {
             const std::int64_t rcvtimeo = sock_timeout_ns(local_fd, SO_RCVTIMEO);
             wait += rcvtimeo > 0 ? rcvtimeo : kForeverNs;
           }
@@ -1048,7 +1048,7 @@ void Server::handle(const seccomp_notif& req) {
   if (!needs_process_) set_identity(tgid_now());  // the event names the caller
   const shim::EventCaller caller{tgid_now(), tid, local_fd, remote_fd};
   shim::engine_set_event_caller(&caller);
-  shim::emit_event(d, site, event_bytes);
+  shim::emit_event(d, call_args, event_bytes);
   shim::engine_set_event_caller(nullptr);
   if (keep_fd) {
     held.fd = local_fd;  // the action works on it; closed once answered

@@ -219,7 +219,7 @@ void make_decision(Decision& d, const Rule& r, std::uint64_t n, std::uint64_t se
 
 // What the selectors of one call need, computed lazily and at most once per call however
 // many rules ask for it.
-bool site_size_ready(const CallSite& site);
+bool args_size_ready(const CallArgs& args);
 
 // The calls whose path argument is the program's pointer (a NULL one is the kernel's EFAULT):
 // @open's path calls, and every @fs call but those on an fd.
@@ -233,7 +233,7 @@ bool takes_path(std::uint32_t call) {
          call == kCall___open64_2;
 }
 
-// The @fs calls that name two paths (CallSite::path2; symlink's second is its target string).
+// The @fs calls that name two paths (CallArgs::path2; symlink's second is its target string).
 bool takes_path2(std::uint32_t call) {
   return call == kCall_rename || call == kCall_renameat || call == kCall_renameat2 ||
          call == kCall_link || call == kCall_linkat || call == kCall_symlink ||
@@ -241,8 +241,8 @@ bool takes_path2(std::uint32_t call) {
 }
 
 struct SelectorContext {
-  SelectorContext(const CallSite& s, const Rules& r) : site(s), rules(r) {}
-  const CallSite& site;
+  SelectorContext(const CallArgs& s, const Rules& r) : args(s), rules(r) {}
+  const CallArgs& args;
   const Rules& rules;
   FdInfo fd_info;
   bool fd_known = false;
@@ -250,15 +250,15 @@ struct SelectorContext {
   // computed once per call, live in a scratch buffer claimed only when a rule needs one: on
   // the stack they would cost 8.5 KiB, where a signal handler's sigaltstack may have 8 in all.
   Scratch scratch;
-  NetSiteAddr* net_ = nullptr;
+  NetArgsAddr* net_ = nullptr;
   SiteFrames* frames_ = nullptr;
   static constexpr std::size_t kNetOffset = 2 * kPathBytes;
   static constexpr std::size_t kFramesOffset = kNetOffset + 256;
 
   // nullptr only when no memory at all could be had: the selector then does not match.
-  NetSiteAddr* net() {
+  NetArgsAddr* net() {
     if (!net_)
-      if (char* mem = scratch.get()) net_ = new (mem + kNetOffset) NetSiteAddr;
+      if (char* mem = scratch.get()) net_ = new (mem + kNetOffset) NetArgsAddr;
     return net_;
   }
   SiteFrames* site_frames() {
@@ -266,12 +266,14 @@ struct SelectorContext {
       if (char* mem = scratch.get()) frames_ = new (mem + kFramesOffset) SiteFrames;
     return frames_;
   }
-  int open_path_state = 0;    // 0 not computed, 1 ok, -1 unavailable
-  int second_path_state = 0;  // the same for CallSite::path2
+  // A path argument made absolute on first use: not yet computed, in the scratch, or unavailable.
+  enum class PathState : std::int8_t { kNotYet, kReady, kUnavailable };
+  PathState open_path_state = PathState::kNotYet;
+  PathState second_path_state = PathState::kNotYet;  // the same for CallArgs::path2
 
   const FdInfo& fd() {
     if (!fd_known) {
-      fd_info = fd_lookup(site.fd, rules.epoch, path_match_bits, const_cast<Rules*>(&rules));
+      fd_info = fd_lookup(args.fd, rules.epoch, path_match_bits, const_cast<Rules*>(&rules));
       fd_known = true;
     }
     return fd_info;
@@ -284,30 +286,35 @@ struct SelectorContext {
   bool fd_facts_stale() {
     if (!fd_known || !fd_info.cached || fd_checked) return false;
     fd_checked = true;
-    if (fd_identity(site.fd) == fd_info.identity) return false;
-    fd_info = fd_relearn(site.fd, rules.epoch, path_match_bits, const_cast<Rules*>(&rules));
+    if (fd_identity(args.fd) == fd_info.identity) return false;
+    fd_info = fd_relearn(args.fd, rules.epoch, path_match_bits, const_cast<Rules*>(&rules));
     return true;
   }
   bool fd_checked = false;
   // The absolute path argument, at the start of the scratch buffer.
   const char* path_argument() {
-    if (open_path_state == 0 && !site_size_ready(site)) open_path_state = -1;
-    if (open_path_state == 0) {
+    if (open_path_state == PathState::kNotYet && !args_size_ready(args))
+      open_path_state = PathState::kUnavailable;
+    if (open_path_state == PathState::kNotYet) {
       char* mem = scratch.get();
-      open_path_state = mem && absolute_path(site.path, site.dirfd, mem) ? 1 : -1;
+      open_path_state = mem && absolute_path(args.path, args.dirfd, mem) ? PathState::kReady
+                                                                         : PathState::kUnavailable;
     }
-    return open_path_state > 0 ? scratch.get() : nullptr;
+    return open_path_state == PathState::kReady ? scratch.get() : nullptr;
   }
   // The second path of an @fs call (rename's new path), absolute, in the next kPathBytes;
   // nullptr for a call with one path.
   const char* second_path_argument() {
-    if (second_path_state == 0 && (!takes_path2(site.call) || !site_size_ready(site)))
-      second_path_state = -1;
-    if (second_path_state == 0) {
+    if (second_path_state == PathState::kNotYet &&
+        (!takes_path2(args.call) || !args_size_ready(args)))
+      second_path_state = PathState::kUnavailable;
+    if (second_path_state == PathState::kNotYet) {
       char* mem = scratch.get();
-      second_path_state = mem && absolute_path(site.path2(), site.fd2, mem + kPathBytes) ? 1 : -1;
+      second_path_state = mem && absolute_path(args.path2(), args.fd2, mem + kPathBytes)
+                              ? PathState::kReady
+                              : PathState::kUnavailable;
     }
-    return second_path_state > 0 ? scratch.get() + kPathBytes : nullptr;
+    return second_path_state == PathState::kReady ? scratch.get() + kPathBytes : nullptr;
   }
   // One unwind per call, whichever rules ask; the frames' bits are cached per rules epoch.
   std::uint64_t stack_bits = 0;
@@ -320,50 +327,50 @@ struct SelectorContext {
     return stack_bits;
   }
 };
-static_assert(sizeof(NetSiteAddr) <= 256 &&
+static_assert(sizeof(NetArgsAddr) <= 256 &&
               SelectorContext::kFramesOffset + sizeof(SiteFrames) <= Scratch::kBytes);
 
 // The call's arguments that live in caller memory, checked once, fault-safely: the path
-// (a NUL within PATH_MAX) and the size (CallSite::size_from). False when the kernel would
+// (a NUL within PATH_MAX) and the size (CallArgs::size_from). False when the kernel would
 // refuse them: nothing may be read or decided for the call.
-bool site_size_ready(const CallSite& site) {
+bool args_size_ready(const CallArgs& args) {
   // Without process_vm_readv (a seccomp profile) a path is trusted, as it always was: @open
   // faults keep working there (docs/limits.md).
-  if (site.path_state == 0 && (site.path || takes_path(site.call))) {
-    site.path_state =
-        site.path && safe_string_readable(site.path, PATH_MAX) != SafeCopy::kFault ? 1 : -1;
+  if (args.path_state == 0 && (args.path || takes_path(args.call))) {
+    args.path_state =
+        args.path && safe_string_readable(args.path, PATH_MAX) != SafeCopy::kFault ? 1 : -1;
     // Both paths of rename and link (and symlink's target): the kernel refuses either.
-    if (site.path_state > 0 && takes_path2(site.call) &&
-        (!site.path2() || safe_string_readable(site.path2(), PATH_MAX) == SafeCopy::kFault))
-      site.path_state = -1;
+    if (args.path_state > 0 && takes_path2(args.call) &&
+        (!args.path2() || safe_string_readable(args.path2(), PATH_MAX) == SafeCopy::kFault))
+      args.path_state = -1;
   }
-  if (site.path_state < 0) return false;
-  if (!site.size_from || site.size_state > 0) return true;
-  if (site.size_state < 0) return false;
+  if (args.path_state < 0) return false;
+  if (!args.size_from || args.size_state > 0) return true;
+  if (args.size_state < 0) return false;
   std::uint64_t n = 0;
-  if (!site.size_from(site, n)) {
-    site.size_state = -1;
+  if (!args.size_from(args, n)) {
+    args.size_state = -1;
     return false;
   }
-  site.size = n;
-  site.has_size = true;
-  site.size_state = 1;
+  args.size = n;
+  args.has_size = true;
+  args.size_state = 1;
   return true;
 }
 
 // All the selectors of one rule, cheapest first; the stack (unwinding) always last.
 bool selectors_match(const Rule& r, SelectorContext& ctx) {
-  const CallSite& site = ctx.site;
+  const CallArgs& args = ctx.args;
   if (!r.process_ok) return false;
-  if (r.spec.has_size && (!site_size_ready(site) || !site.has_size || site.size < r.spec.size_min ||
-                          site.size > r.spec.size_max))
+  if (r.spec.has_size && (!args_size_ready(args) || !args.has_size || args.size < r.spec.size_min ||
+                          args.size > r.spec.size_max))
     return false;
-  if (site.fd >= 0 && (r.spec.path[0] || is_fd_data_call(site.call))) {
+  if (args.fd >= 0 && (r.spec.path[0] || is_fd_data_call(args.call))) {
     const FdInfo& fd = ctx.fd();
     // read/write on a socket belong to @net, not to @read/@write; the four calls that serve
     // both hit the fds the fault aims them at (rw_scope).
-    if (is_fd_data_call(site.call) &&
-        !fd_kind_in_scope(r.spec, site.call, fd.kind == FdKind::kSocket))
+    if (is_fd_data_call(args.call) &&
+        !fd_kind_in_scope(r.spec, args.call, fd.kind == FdKind::kSocket))
       return false;
     if (r.spec.path[0] && !(fd.path_match & (1ull << r.slot))) return false;
   } else if (r.spec.path[0]) {
@@ -376,8 +383,8 @@ bool selectors_match(const Rule& r, SelectorContext& ctx) {
   }
   // (selectors of further families are added here, before thread and stack)
   if (r.spec.addr_count || r.spec.host[0]) {
-    NetSiteAddr* net = ctx.net();
-    if (!net || !net_selectors_match(r.spec, site, *net)) return false;
+    NetArgsAddr* net = ctx.net();
+    if (!net || !net_selectors_match(r.spec, args, *net)) return false;
   }
   if (r.spec.thread[0] && !thread_matches(r.spec)) return false;
   // Last: the selectors that unwind (`stack`, then explore's `site`). A stack that cannot be
@@ -400,11 +407,11 @@ bool selectors_match(const Rule& r, SelectorContext& ctx) {
 // sockets (their `addr` can change with a connect) or a fd of unknown kind, and never for a
 // rule with a `process` selector (a rename changes it without a generation).
 bool fd_static_miss(const Rule& r, SelectorContext& ctx) {
-  const CallSite& site = ctx.site;
-  if (site.fd < 0 || r.spec.process[0]) return false;
+  const CallArgs& args = ctx.args;
+  if (args.fd < 0 || r.spec.process[0]) return false;
   const FdInfo& fd = ctx.fd();
   if (fd.kind == FdKind::kUnknown || fd.kind == FdKind::kSocket) return false;
-  if (is_fd_data_call(site.call) && !fd_kind_in_scope(r.spec, site.call, false)) return true;
+  if (is_fd_data_call(args.call) && !fd_kind_in_scope(r.spec, args.call, false)) return true;
   return r.spec.path[0] && !(fd.path_match & (1ull << r.slot));
 }
 
@@ -413,11 +420,11 @@ bool fd_static_miss(const Rule& r, SelectorContext& ctx) {
 void store_verdict(const Rules& rules, SelectorContext& ctx, std::uint64_t seen_slots) {
   if (__builtin_popcountll(seen_slots) > 2) return;
   std::uint64_t verdict =
-      1 | (std::uint64_t{ctx.site.call} << 1) | (rules.generation << kVerdictGenShift);
+      1 | (std::uint64_t{ctx.args.call} << 1) | (rules.generation << kVerdictGenShift);
   unsigned shift = 8;
   for (std::uint64_t bits = seen_slots; bits; bits &= bits - 1, shift += 7)
     verdict |= static_cast<std::uint64_t>(__builtin_ctzll(bits) + 1) << shift;
-  fd_set_verdict(ctx.site.fd, ctx.fd(), verdict);
+  fd_set_verdict(ctx.args.fd, ctx.fd(), verdict);
 }
 
 // The after_bytes trigger of one rule whose selectors matched: true once `after_bytes` bytes
@@ -426,20 +433,20 @@ void store_verdict(const Rules& rules, SelectorContext& ctx, std::uint64_t seen_
 // never reaches a boundary: the fault acts on data calls only. A connection the fault has
 // partitioned is its own in both directions (a send before the send boundary must not heal
 // a stalled download).
-bool past_after_bytes(std::uint64_t after_bytes, int slot, const CallSite& site) {
-  const int dir = call_byte_dir(site.call);
-  if (dir < 0 || site.fd < 0) return false;
-  const SockState state = sock_load(site.fd);
+bool past_after_bytes(std::uint64_t after_bytes, int slot, const CallArgs& args) {
+  const int dir = call_byte_dir(args.call);
+  if (dir < 0 || args.fd < 0) return false;
+  const SockState state = sock_load(args.fd);
   if ((state.flags() & kSockPartitioned) && state.fault() == slot) return true;
-  ByteCount count = sock_bytes_load(site.fd, dir);
+  ByteCount count = sock_bytes_load(args.fd, dir);
   // At the boundary (the rare moment a count decides): the count must be this socket's.
   if (count.bytes() >= after_bytes) {
-    if (sock_bytes_verify(site.fd)) return true;
-    count = sock_bytes_load(site.fd, dir);
+    if (sock_bytes_verify(args.fd)) return true;
+    count = sock_bytes_load(args.fd, dir);
   }
-  site.byte_dir = static_cast<std::int8_t>(dir);
-  site.byte_seen = count.word;
-  site.byte_room = std::min(site.byte_room, after_bytes - count.bytes());
+  args.byte_dir = static_cast<std::int8_t>(dir);
+  args.byte_seen = count.word;
+  args.byte_room = std::min(args.byte_room, after_bytes - count.bytes());
   return false;
 }
 
@@ -450,14 +457,14 @@ void note_later_byte_rules(const Rules& rules, int from, std::uint32_t word, std
   for (int i = from; i < rules.count; ++i) {
     const Rule& r = rules.rule[i];
     if (r.spec.after_bytes == 0 || !(r.spec.calls_mask[word] & bit)) continue;
-    if (selectors_match(r, ctx)) past_after_bytes(r.spec.after_bytes, r.slot, ctx.site);
+    if (selectors_match(r, ctx)) past_after_bytes(r.spec.after_bytes, r.slot, ctx.args);
   }
 }
 
 }  // namespace
 
-bool rule_selects(const Rule& r, const Rules& rules, const CallSite& site) {
-  SelectorContext ctx(site, rules);
+bool rule_selects(const Rule& r, const Rules& rules, const CallArgs& args) {
+  SelectorContext ctx(args, rules);
   return selectors_match(r, ctx);
 }
 
@@ -470,7 +477,7 @@ using namespace engine_detail;
 // set it there: the few steps that call open/close/write turn it off themselves (CancelOff in
 // rebuild_rules, the unwinding selectors, `record`, over_fd_limit, diag, emit_event), and a
 // decision costs no pthread_setcancelstate pair (45 instructions).
-bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
+bool decide(const Guard& guard, const CallArgs& args, Decision& out) noexcept {
   (void)guard;
   ControlBlock* block = g_block.load(std::memory_order_acquire);
   if (!block || session_expired(*block)) return false;
@@ -481,12 +488,12 @@ bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
     return false;
   const RulesRef ref(*block);
   const Rules* const rules = ref.get();
-  const std::uint32_t word = site.call / 64;
-  const std::uint64_t bit = 1ull << (site.call % 64);
+  const std::uint32_t word = args.call / 64;
+  const std::uint64_t bit = 1ull << (args.call % 64);
   if (!(rules->calls_any[word] & bit)) return false;
   if (MemberStats* me = member_stats(*block)) me->seen.fetch_add(1, std::memory_order_relaxed);
 
-  SelectorContext ctx(site, *rules);
+  SelectorContext ctx(args, *rules);
   const std::uint64_t seed = block->header.seed.load(std::memory_order_relaxed);
   // A second pass runs only when the identity check found the fd's cached facts stale: the
   // `matched` counts the first pass took on stale facts are given back, and `seen` is not
@@ -495,7 +502,7 @@ bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
   std::uint64_t counted = 0;  // slots whose `matched` this call has counted
   // The verdict cache: every fault naming the call missed it for a reason fixed per fd and
   // generation (fd_static_miss), and which slots' `seen` the call counted.
-  bool quiet = site.fd >= 0 && site.call < 128;
+  bool quiet = args.fd >= 0 && args.call < 128;
   std::uint64_t seen_slots = 0;
   auto count_match = [&](FaultSlot& slot, int slot_index) {
     counted |= 1ull << slot_index;
@@ -519,11 +526,11 @@ bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
       }
       quiet = false;
       // Arguments the kernel refuses (an unreadable iovec): no decision, nothing counted.
-      if (!site_size_ready(site)) return false;
+      if (!args_size_ready(args)) return false;
       // after_bytes: a call before the boundary is not matched yet (and not counted as
       // matched); it is cut at the boundary and its bytes are counted (io.h).
       if (FL_UNLIKELY(rules->any_after_bytes) && r.spec.after_bytes != 0 &&
-          !past_after_bytes(r.spec.after_bytes, r.slot, site))
+          !past_after_bytes(r.spec.after_bytes, r.slot, args))
         continue;
 
       // explore: a `record` fault notes where the call comes from and never injects; the
@@ -533,7 +540,7 @@ bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
         if (!r.needs_clock || in_window(r, slot))
           if (SiteFrames* frames = ctx.site_frames()) {
             CancelOff no_cancel;  // the record file's open and write are cancellation points
-            site_record(r.spec, site.call, *frames);
+            site_record(r.spec, args.call, *frames);
           }
         continue;
       }
@@ -543,7 +550,7 @@ bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
       if (r.spec.actions & kActLimit) {
         std::uint64_t n = count_match(slot, r.slot);
         if (r.needs_clock && !in_window(r, slot)) continue;
-        if (!over_fd_limit(site, r.spec.fd_limit)) continue;
+        if (!over_fd_limit(args, r.spec.fd_limit)) continue;
         if ((stale = ctx.fd_facts_stale())) continue;
         if (!claim_injection(*block, slot, r.spec.times)) continue;
         make_decision(out, r, n, seed);
@@ -558,7 +565,7 @@ bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept {
         if (r.needs_clock && !in_window(r, slot)) continue;
         // Every matching call draws from the quota; only one that may find it spent can be
         // injected, and only that one pays for the identity check.
-        if (slot.quota_used.load(std::memory_order_relaxed) + site.size >= r.spec.quota_bytes &&
+        if (slot.quota_used.load(std::memory_order_relaxed) + args.size >= r.spec.quota_bytes &&
             (stale = ctx.fd_facts_stale()))
           continue;
         make_decision(out, r, n, seed);
@@ -608,7 +615,7 @@ bool fd_call_quiet(std::uint32_t call, int fd) noexcept {
   return true;
 }
 
-bool fault_still_applies(const Guard& guard, int slot_index, const CallSite& site) noexcept {
+bool fault_still_applies(const Guard& guard, int slot_index, const CallArgs& args) noexcept {
   (void)guard;
   CancelOff no_cancel;
   ControlBlock* block = g_block.load(std::memory_order_acquire);
@@ -624,7 +631,7 @@ bool fault_still_applies(const Guard& guard, int slot_index, const CallSite& sit
     const Rule& r = rules->rule[i];
     if (r.slot != slot_index) continue;
     if (r.needs_clock && !in_window(r, slot)) return false;
-    SelectorContext ctx(site, *rules);
+    SelectorContext ctx(args, *rules);
     return selectors_match(r, ctx);
   }
   return false;  // removed (or replaced, which a rebuild shows as another rule)

@@ -13,7 +13,9 @@
 
 namespace faultline::shim {
 
-struct CallSite {
+// One intercepted call's arguments as decide() sees them (fd, path, address, size...). Not
+// "site": in faultline a site is only explore's stack location (shim/engine/site.h).
+struct CallArgs {
   // Eight-byte members first, then the narrow ones: the struct lives in every armed wrapper's
   // frame, which a signal handler on a small sigaltstack may be running (reliability.md).
   std::uint32_t call;              // CallId
@@ -27,7 +29,7 @@ struct CallSite {
   // the kernel as it is. So an armed fault that matches nothing costs no read at all.
   const void* vec = nullptr;
   long vec_count = 0;
-  bool (*size_from)(const CallSite& site, std::uint64_t& size) noexcept = nullptr;
+  bool (*size_from)(const CallArgs& args, std::uint64_t& size) noexcept = nullptr;
   // @net/@dns (shim/engine/net_select.h): the address argument of connect/bind/sendto/sendmsg (the
   // `addr` selector falls back to getpeername/getsockname without one), and the name looked up.
   const struct sockaddr* addr = nullptr;
@@ -91,14 +93,14 @@ struct Decision {
 // Decides for one call. `guard` proves the caller holds the reentrancy guard. Returns true
 // and fills `out` when a fault injects or a quota fault matched (out.quota); false, leaving
 // `out` untouched, when the call should simply run.
-bool decide(const Guard& guard, const CallSite& site, Decision& out) noexcept;
+bool decide(const Guard& guard, const CallArgs& args, Decision& out) noexcept;
 
 // Does fault `slot` still hold this call? Its session is live (not panicked, expired or over
 // budget), it is enabled, its window is open and its selectors match. Triggers (after, every,
 // times, probability) are not consulted and nothing is counted: @net asks it to know when a
 // partition was lifted (the fault disabled, removed, out of its window, the session
 // panicked), so that a blackholed socket heals.
-bool fault_still_applies(const Guard& guard, int slot, const CallSite& site) noexcept;
+bool fault_still_applies(const Guard& guard, int slot, const CallArgs& args) noexcept;
 
 // A socket a `latency` fault holds: does fault `slot` still hold it, and with which latency
 // now (`latency_ns`: the fault's median, without jitter)? Cheap between edits (flags, the TTL,
@@ -112,7 +114,7 @@ struct HoldSpecNow {
   double loss;                  // 0 without `loss`
   std::uint64_t bandwidth_bps;  // 0 without `bandwidth`
 };
-bool fault_latency_holds(const Guard& guard, int slot, const CallSite& site, std::uint64_t& key,
+bool fault_latency_holds(const Guard& guard, int slot, const CallArgs& args, std::uint64_t& key,
                          std::uint64_t& generation, HoldSpecNow& now) noexcept;
 
 // read/write/readv/writev serve @read/@write and @net. When only @net armed the call (not
@@ -148,7 +150,7 @@ void quota_release(const Decision& d, std::uint64_t unused) noexcept;
 // first thing after an injecting decision, delay or not, so it is also where an injected call
 // is the cancellation point the real call is. Not noexcept, and neither may its callers be
 // (wait.h).
-bool apply_delay(const Guard& guard, Decision& d, const CallSite& site);
+bool apply_delay(const Guard& guard, Decision& d, const CallArgs& args);
 
 // Flips d.corrupt_bits bits in buf[0..len), positions drawn from the seeded stream.
 void corrupt_buffer(const Decision& d, void* buf, std::size_t len) noexcept;
@@ -158,7 +160,7 @@ std::uint64_t short_length(const Decision& d, std::uint64_t count) noexcept;
 
 // Records one injected fault: event ring, log file line, stderr line. `bytes` is what the
 // call transferred or was allowed to (short/quota), -1 if not applicable.
-void emit_event(const Decision& d, const CallSite& site, std::int64_t bytes) noexcept;
+void emit_event(const Decision& d, const CallArgs& args, std::int64_t bytes) noexcept;
 
 // Terminates the process with the decision's signal, as a real crash would.
 // Ends the process with the decision's signal; for a power cut, first flags the cut in the

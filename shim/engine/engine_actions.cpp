@@ -54,7 +54,7 @@ namespace {
 
 // A delay in progress, as delay_holds() re-checks it between slices.
 struct DelayHold {
-  const CallSite* site;
+  const CallArgs* args;
   int slot;
   std::uint64_t key;         // the fault in the slot when the delay began
   std::uint64_t generation;  // the rules it was last checked against
@@ -82,7 +82,7 @@ bool delay_holds(void* ctx, std::int64_t& deadline_ns) {
   if (r->needs_clock && !in_window(*r, slot)) return false;
   if (rules->generation != hold.generation) {
     hold.generation = rules->generation;
-    if (!rule_selects(*r, *rules, *hold.site)) return false;
+    if (!rule_selects(*r, *rules, *hold.args)) return false;
     // jitter_ns carries what the wait adds to the fault's own delay (jitter, p99, a file's
     // bandwidth time): an edit changes the delay, not that.
     const std::int64_t now_ns = std::max<std::int64_t>(
@@ -94,7 +94,7 @@ bool delay_holds(void* ctx, std::int64_t& deadline_ns) {
 
 }  // namespace
 
-bool fault_latency_holds(const Guard& guard, int slot_index, const CallSite& site,
+bool fault_latency_holds(const Guard& guard, int slot_index, const CallArgs& args,
                          std::uint64_t& key, std::uint64_t& generation, HoldSpecNow& now) noexcept {
   (void)guard;
   CancelOff no_cancel;
@@ -113,7 +113,7 @@ bool fault_latency_holds(const Guard& guard, int slot_index, const CallSite& sit
   if (!(actions & (kActLatency | kActLoss | kActBandwidth))) return false;  // edited away
   if (r->needs_clock && !in_window(*r, slot)) return false;
   if (key == 0 || rules->generation != generation) {
-    if (!rule_selects(*r, *rules, site)) return false;
+    if (!rule_selects(*r, *rules, args)) return false;
     key = r->key;
     generation = rules->generation;
   }
@@ -123,12 +123,12 @@ bool fault_latency_holds(const Guard& guard, int slot_index, const CallSite& sit
   return true;
 }
 
-bool apply_delay(const Guard& guard, Decision& d, const CallSite& site) {
+bool apply_delay(const Guard& guard, Decision& d, const CallArgs& args) {
   // Every injected call of a cancellation point is one, delayed or not: the real call would
   // have acted on a pending cancel at its entry, and an injected failure never reaches it.
-  if (call_is_cancellation_point(site.call)) pthread_testcancel();
+  if (call_is_cancellation_point(args.call)) pthread_testcancel();
   if (d.delay_ns <= 0 || d.fault < 0 || d.fault >= static_cast<int>(kMaxFaults)) return true;
-  DelayHold hold{&site, d.fault, 0, 0, monotonic_ns(), 0};
+  DelayHold hold{&args, d.fault, 0, 0, monotonic_ns(), 0};
   if (ControlBlock* block = g_block.load(std::memory_order_acquire)) {
     const RulesRef ref(*block);
     const Rules* rules = ref.get();
@@ -138,7 +138,7 @@ bool apply_delay(const Guard& guard, Decision& d, const CallSite& site) {
       hold.jitter_ns = d.delay_ns - ((r->spec.actions & kActDelay) ? r->spec.delay_ns : 0);
     }
   }
-  if (shim_wait(guard, site.call, hold.start_ns + d.delay_ns, OnSignal::kRestart, delay_holds,
+  if (shim_wait(guard, args.call, hold.start_ns + d.delay_ns, OnSignal::kRestart, delay_holds,
                 &hold) != WaitEnd::kLifted)
     return true;
   d.action = 0;  // what was held was a delay; nothing else of the lifted fault applies

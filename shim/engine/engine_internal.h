@@ -78,7 +78,7 @@ bool process_matches(const FaultSpec& spec);
 bool session_expired(ControlBlock& block);
 bool in_window(const Rule& r, const FaultSlot& slot);
 bool claim_injection(ControlBlock& block, FaultSlot& slot, std::uint64_t times);
-bool rule_selects(const Rule& r, const Rules& rules, const CallSite& site);
+bool rule_selects(const Rule& r, const Rules& rules, const CallArgs& args);
 
 // The rule of fault slot `slot` in a copy, or nullptr.
 const Rule* rule_for_slot(const Rules& rules, int slot);

@@ -58,7 +58,7 @@ int event_error(const Decision& d, std::uint32_t call) {
   return d.dns_error ? d.dns_error : EAI_SYSTEM;
 }
 
-std::uint64_t push_ring(ControlBlock& block, const Decision& d, const CallSite& site,
+std::uint64_t push_ring(ControlBlock& block, const Decision& d, const CallArgs& args,
                         std::int64_t ts, pid_t pid, pid_t tid, const char* path, std::int64_t bytes,
                         const char* fault_name, std::uint32_t where) {
   ControlHeader& h = block.header;
@@ -72,20 +72,20 @@ std::uint64_t push_ring(ControlBlock& block, const Decision& d, const CallSite& 
   slot.pid.store(static_cast<std::uint32_t>(pid), std::memory_order_release);
   slot.tid.store(static_cast<std::uint32_t>(tid), std::memory_order_release);
   slot.fault.store(static_cast<std::uint32_t>(d.fault), std::memory_order_release);
-  slot.call.store(site.call, std::memory_order_release);
+  slot.call.store(args.call, std::memory_order_release);
   const EventCaller* const caller = t_caller;
-  slot.fd.store(caller && site.fd == caller->local_fd ? caller->remote_fd : site.fd,
+  slot.fd.store(caller && args.fd == caller->local_fd ? caller->remote_fd : args.fd,
                 std::memory_order_release);
-  slot.error.store(d.action == kActError   ? event_error(d, site.call)
+  slot.error.store(d.action == kActError   ? event_error(d, args.call)
                    : d.action == kActCrash ? d.crash_signal
                                            : 0,
                    std::memory_order_release);
   slot.action.store(event_action(d), std::memory_order_release);
-  slot.size.store(site.has_size ? site.size : 0, std::memory_order_release);
+  slot.size.store(args.has_size ? args.size : 0, std::memory_order_release);
   slot.bytes.store(bytes >= 0 ? static_cast<std::uint64_t>(bytes) : 0, std::memory_order_release);
   slot.delay_ns.store(d.delay_ns, std::memory_order_release);
   slot.present.store(
-      (site.has_size ? kEventHasSize : 0u) | (bytes >= 0 ? kEventHasBytes : 0u) | where,
+      (args.has_size ? kEventHasSize : 0u) | (bytes >= 0 ? kEventHasBytes : 0u) | where,
       std::memory_order_release);
   store_text_words(slot.path_words, path);
   store_text_words(slot.process_words, engine_process_name());
@@ -203,7 +203,7 @@ void append_log(const char* path, const char* line, std::size_t size) {
 
 void engine_set_event_caller(const EventCaller* caller) noexcept { t_caller = caller; }
 
-void emit_event(const Decision& d, const CallSite& site, std::int64_t bytes) noexcept {
+void emit_event(const Decision& d, const CallArgs& args, std::int64_t bytes) noexcept {
   CancelOff no_cancel;  // shim.h: the log's open and write are cancellation points
   ControlBlock* block = g_block.load(std::memory_order_acquire);
   if (!block || d.fault < 0 || d.fault >= static_cast<int>(kMaxFaults)) return;
@@ -215,24 +215,24 @@ void emit_event(const Decision& d, const CallSite& site, std::int64_t bytes) noe
   const EventCaller* const caller = t_caller;
   const pid_t pid = caller ? caller->pid : getpid();
   const auto tid = caller ? caller->tid : static_cast<pid_t>(syscall(SYS_gettid));
-  const int shown_fd = caller && site.fd == caller->local_fd ? caller->remote_fd : site.fd;
+  const int shown_fd = caller && args.fd == caller->local_fd ? caller->remote_fd : args.fd;
   char* path = mem->path;
   path[0] = '\0';
-  if (site.fd >= 0) {
-    fd_path(site.fd, path, sizeof mem->path);
-  } else if (site.path) {
+  if (args.fd >= 0) {
+    fd_path(args.fd, path, sizeof mem->path);
+  } else if (args.path) {
     TextBuf text(path, sizeof mem->path);
-    text.put(site.path);
+    text.put(args.path);
     // rename and link name both paths ("old -> new"), symlink its link and target.
-    if (call_family(site.call) == kFamFs && site.path2()) text.put(" -> ").put(site.path2());
+    if (call_family(args.call) == kFamFs && args.path2()) text.put(" -> ").put(args.path2());
   }
   // @net: the socket's address stands in for its "socket:[...]" link; @dns: the name.
   char* where = mem->where;
-  const std::uint32_t where_kind = net_event_text(site, path, where, sizeof mem->where);
+  const std::uint32_t where_kind = net_event_text(args, path, where, sizeof mem->where);
   if (where_kind == kEventHasAddr) path[0] = '\0';
   const FaultSlot& slot = block->faults[d.fault];
   read_fault_name(slot, mem->fault);
-  const std::uint64_t seq = push_ring(*block, d, site, ts, pid, tid, where_kind ? where : path,
+  const std::uint64_t seq = push_ring(*block, d, args, ts, pid, tid, where_kind ? where : path,
                                       bytes, mem->fault, where_kind);
 
   // The line is only formatted for someone who reads it: a log file or stderr.
@@ -243,7 +243,7 @@ void emit_event(const Decision& d, const CallSite& site, std::int64_t bytes) noe
     return;
   }
 
-  const char* call = call_info(site.call).name.data();
+  const char* call = call_info(args.call).name.data();
   const char* action = action_name(event_action(d)).data();
   if (log_path[0] != '\0') {
     EventFields& e = mem->fields;
@@ -255,7 +255,7 @@ void emit_event(const Decision& d, const CallSite& site, std::int64_t bytes) noe
     e.process = engine_process_name();
     e.fault = mem->fault;
     e.call = call;
-    e.has_fd = site.fd >= 0;
+    e.has_fd = args.fd >= 0;
     e.fd = shown_fd;
     e.path = path;
     e.addr = "";
@@ -264,9 +264,9 @@ void emit_event(const Decision& d, const CallSite& site, std::int64_t bytes) noe
     if (where_kind == kEventHasHost) e.host = where;
     e.action = action;
     e.has_error = d.action == kActError;
-    e.error = event_error(d, site.call);
-    e.has_size = site.has_size;
-    e.size = site.size;
+    e.error = event_error(d, args.call);
+    e.has_size = args.has_size;
+    e.size = args.size;
     e.bytes = bytes;
     e.delay_ns = d.delay_ns;
     e.has_signal = d.action == kActCrash;

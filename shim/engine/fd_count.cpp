@@ -38,20 +38,20 @@ long count_open_fds() noexcept {
   return count > 0 ? count - 1 : count;
 }
 
-int fds_added_by(const CallSite& site) noexcept {
-  if (site.call == kCall_pipe || site.call == kCall_pipe2) return 2;
-  if ((site.call == kCall_dup2 || site.call == kCall_dup3) && site.fd2 >= 0) {
-    if (site.fd2 == site.fd) return 0;  // dup2(fd, fd) is a no-op
-    if (FL_REAL(fcntl)(site.fd2, F_GETFD) != -1) return 0;
+int fds_added_by(const CallArgs& args) noexcept {
+  if (args.call == kCall_pipe || args.call == kCall_pipe2) return 2;
+  if ((args.call == kCall_dup2 || args.call == kCall_dup3) && args.fd2 >= 0) {
+    if (args.fd2 == args.fd) return 0;  // dup2(fd, fd) is a no-op
+    if (FL_REAL(fcntl)(args.fd2, F_GETFD) != -1) return 0;
   }
   return 1;
 }
 
-bool over_fd_limit(const CallSite& site, std::uint64_t limit) noexcept {
+bool over_fd_limit(const CallArgs& args, std::uint64_t limit) noexcept {
   CancelOff no_cancel;  // shim.h: opening and closing /proc/self/fd are cancellation points
   const int saved = errno;
   const long open_now = count_open_fds();
-  const int added = fds_added_by(site);
+  const int added = fds_added_by(args);
   errno = saved;
   if (open_now < 0) {
     static std::atomic<bool> reported{false};

@@ -19,10 +19,10 @@ long count_open_fds() noexcept;
 
 // How many fds `site`'s call adds when it succeeds: 2 for pipe/pipe2, 0 for
 // dup2/dup3 onto an fd that is already open (it is replaced, not added), 1 otherwise.
-int fds_added_by(const CallSite& site) noexcept;
+int fds_added_by(const CallArgs& args) noexcept;
 
 // True when `site` would leave more than `limit` fds open. False, with one diagnostic per
 // process, when the count cannot be read (the call then runs: never a guessed failure).
-bool over_fd_limit(const CallSite& site, std::uint64_t limit) noexcept;
+bool over_fd_limit(const CallArgs& args, std::uint64_t limit) noexcept;
 
 }  // namespace faultline::shim

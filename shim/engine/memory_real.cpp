@@ -1,6 +1,6 @@
 // Resolving the real allocator, and the lazy resolvers of the @memory rows and free (see
-// shim.h for the lazy-pointer scheme). Kept in the engine library, next to state.cpp, because
-// the real-function table refers to these resolvers.
+// shim.h for the lazy-pointer scheme). Kept in the engine library, next to real_functions.cpp,
+// because the real-function table refers to these resolvers.
 //
 // The catch with malloc: dlsym() may allocate (glibc's dlerror state, another allocator's own
 // start-up), and that allocation comes back into our malloc before any real malloc is known.

@@ -60,7 +60,7 @@ void net_tarpit_heal(int fd) noexcept;
 // interrupts it (kInterrupted) when the call would not be restarted: with a socket timeout
 // (signal(7)), or a handler installed without SA_RESTART. A cancellation point, like the
 // blocking call it stands for: not noexcept, nor may its callers be.
-WaitEnd net_wait_partition(const Guard& guard, int fault, const CallSite& site,
+WaitEnd net_wait_partition(const Guard& guard, int fault, const CallArgs& args,
                            std::int64_t deadline_ns, bool timeout_set);
 // SO_RCVTIMEO / SO_SNDTIMEO in nanoseconds, 0 when unset.
 std::int64_t socket_timeout_ns(int fd, int option) noexcept;

@@ -20,16 +20,16 @@
 
 namespace faultline::shim {
 
-ssize_t net_eof_receive(const Decision& d, const CallSite& site) noexcept {
-  emit_event(d, site, 0);
-  const int type = socket_type(site.fd);
+ssize_t net_eof_receive(const Decision& d, const CallArgs& args) noexcept {
+  emit_event(d, args, 0);
+  const int type = socket_type(args.fd);
   if (type == SOCK_STREAM || type == SOCK_SEQPACKET) {
     const int saved = errno;
-    shutdown(site.fd, SHUT_RDWR);  // ENOTCONN on a socket never connected: nothing to end
+    shutdown(args.fd, SHUT_RDWR);  // ENOTCONN on a socket never connected: nothing to end
     errno = saved;
     for (int attempt = 0; attempt < 8; ++attempt) {
-      const SockState st = sock_load(site.fd);
-      if (sock_store(site.fd, st, st.flags() | kSockEof, d.fault, st.error())) break;
+      const SockState st = sock_load(args.fd);
+      if (sock_store(args.fd, st, st.flags() | kSockEof, d.fault, st.error())) break;
     }
   }
   // A datagram socket has no connection to end: this receive reads an empty datagram.

@@ -15,15 +15,15 @@
 
 namespace faultline::shim {
 
-// Runs the call as it is; when decide() marked it for after_bytes (CallSite::byte_dir), at
+// Runs the call as it is; when decide() marked it for after_bytes (CallArgs::byte_dir), at
 // most up to the boundary, and counts what it moved. A peek (MSG_PEEK) consumes nothing and
 // counts nothing.
 template <class Io>
-ssize_t run_counted(const CallSite& site, Io& io) {
-  if (FL_LIKELY(site.byte_dir < 0)) return io.run();
-  const ssize_t r = site.byte_room < io.size() ? io.run_limited(site.byte_room) : io.run();
-  if (r > 0 && !(site.msg_flags & MSG_PEEK))
-    sock_bytes_add(site.fd, site.byte_dir, ByteCount{site.byte_seen},
+ssize_t run_counted(const CallArgs& args, Io& io) {
+  if (FL_LIKELY(args.byte_dir < 0)) return io.run();
+  const ssize_t r = args.byte_room < io.size() ? io.run_limited(args.byte_room) : io.run();
+  if (r > 0 && !(args.msg_flags & MSG_PEEK))
+    sock_bytes_add(args.fd, args.byte_dir, ByteCount{args.byte_seen},
                    static_cast<std::uint64_t>(r));
   return r;
 }
@@ -31,6 +31,6 @@ ssize_t run_counted(const CallSite& site, Io& io) {
 // `eof` on a receive: the program reads end-of-file (0) now and on every later receive, and a
 // stream socket is shut down both ways, so that the peer reads end-of-file too (the FIN) and
 // poll reports the socket readable, as after a real close by the peer. Emits the event.
-ssize_t net_eof_receive(const Decision& d, const CallSite& site) noexcept;
+ssize_t net_eof_receive(const Decision& d, const CallArgs& args) noexcept;
 
 }  // namespace faultline::shim

@@ -177,7 +177,7 @@ Kind kind_of(int fd) noexcept {
 }
 
 // Holds fd for fault `fault` (its entry, set up; nullptr when the table is full).
-Hold* claim(int fd, const Decision& d, const CallSite& site) noexcept {
+Hold* claim(int fd, const Decision& d, const CallArgs& args) noexcept {
   if (Hold* h = find(fd)) return h;
   for (Hold& h : g_holds) {
     int expected = 0;
@@ -201,12 +201,12 @@ Hold* claim(int fd, const Decision& d, const CallSite& site) noexcept {
     h.rng = d.draw ^ 0x6c6f7373ull;  // "loss": a stream of its own, from the seeded draw
     h.event = d;
     h.rx_bps = h.tx_bps = 0;
-    apply_rates(h, d, site.call, monotonic_ns());
+    apply_rates(h, d, args.call, monotonic_ns());
     h.busy.store(false, std::memory_order_relaxed);
     h.owner.store(fd + 1, std::memory_order_release);
     set_flags(fd, kSockLatency, 0, d.fault);
     // Once per socket held, not per arrival or call. `loss` writes one per loss instead.
-    if (d.action & (kActLatency | kActBandwidth)) emit_event(d, site, -1);
+    if (d.action & (kActLatency | kActBandwidth)) emit_event(d, args, -1);
     return &h;
   }
   if (!g_full_said.exchange(true, std::memory_order_relaxed))
@@ -236,11 +236,11 @@ void release_locked(Hold& h, int fd) noexcept {
 // Does its fault still hold the socket? Adapts to a live edit that shortened the latency:
 // what was waiting becomes visible no later than arrival + the new latency.
 bool still_holds(const Guard& guard, Hold& h, int fd) noexcept {
-  CallSite site{h.kind == Kind::kListener ? static_cast<std::uint32_t>(kCall_accept)
+  CallArgs args{h.kind == Kind::kListener ? static_cast<std::uint32_t>(kCall_accept)
                                           : static_cast<std::uint32_t>(kCall_recv),
                 fd};
   HoldSpecNow spec{};
-  if (!fault_latency_holds(guard, h.fault, site, h.key, h.generation, spec)) return false;
+  if (!fault_latency_holds(guard, h.fault, args, h.key, h.generation, spec)) return false;
   const std::int64_t base = spec.latency_ns;
   h.loss = spec.loss;
   if (!spec.bandwidth_bps) h.rx_bps = h.tx_bps = 0;  // edited away: no longer limited
@@ -269,8 +269,8 @@ void loss_event(const Hold& h, int fd, std::uint32_t call, std::int64_t extra_ns
   Decision d = h.event;
   d.action = kActLoss;
   d.delay_ns = extra_ns;
-  CallSite site{call, fd};
-  emit_event(d, site, -1);
+  CallArgs args{call, fd};
+  emit_event(d, args, -1);
 }
 
 void record(Hold& h, int fd, std::uint64_t end, std::int64_t now) noexcept {
@@ -366,7 +366,7 @@ void discard_dropped(Hold& h, int fd, std::int64_t now) noexcept {
 // Whether a call may wait, and until when (its socket timeout), learned only once it would
 // wait: a call that finds what it wants pays neither system call.
 struct CallWait {
-  const CallSite& site;
+  const CallArgs& args;
   int option;  // SO_RCVTIMEO or SO_SNDTIMEO
   bool known = false;
   bool nonblocking = false;
@@ -375,8 +375,8 @@ struct CallWait {
   void learn() noexcept {
     if (known) return;
     known = true;
-    nonblocking = (site.msg_flags & MSG_DONTWAIT) || fd_nonblocking(site.fd);
-    timeout = nonblocking ? 0 : socket_timeout_ns(site.fd, option);
+    nonblocking = (args.msg_flags & MSG_DONTWAIT) || fd_nonblocking(args.fd);
+    timeout = nonblocking ? 0 : socket_timeout_ns(args.fd, option);
     deadline = timeout > 0 ? monotonic_ns() + timeout : -1;
   }
 };
@@ -442,13 +442,13 @@ std::int64_t observe_interval(const Hold& h) noexcept {
 
 }  // namespace
 
-HoldAnswer net_hold_receive_gate(const Guard& guard, const CallSite& site, const Decision* d,
+HoldAnswer net_hold_receive_gate(const Guard& guard, const CallArgs& args, const Decision* d,
                                  std::uint64_t want) {
-  const int fd = site.fd;
+  const int fd = args.fd;
   Hold* h = find(fd);
-  if (!h && d && (d->action & kActHolds) && !is_send_call(site.call)) h = claim(fd, *d, site);
+  if (!h && d && (d->action & kActHolds) && !is_send_call(args.call)) h = claim(fd, *d, args);
   if (!h) return {HoldGate::kRun, 0};
-  CallWait wait{site, SO_RCVTIMEO};
+  CallWait wait{args, SO_RCVTIMEO};
   bool fresh_draw = d && (d->action & kActLatency);
   for (;;) {
     Visible v;
@@ -466,7 +466,7 @@ HoldAnswer net_hold_receive_gate(const Guard& guard, const CallSite& site, const
         h->latency_ns = d->latency_ns;
         fresh_draw = false;
       }
-      if (d) apply_rates(*h, *d, site.call, monotonic_ns());
+      if (d) apply_rates(*h, *d, args.call, monotonic_ns());
       const std::int64_t now = monotonic_ns();
       observe(*h, fd, now);
       discard_dropped(*h, fd, now);
@@ -506,12 +506,12 @@ HoldAnswer net_hold_receive_gate(const Guard& guard, const CallSite& site, const
   }
 }
 
-void net_hold_consumed(const CallSite& site, ssize_t result) noexcept {
-  if (result < 0 || (site.msg_flags & MSG_PEEK)) return;
-  Hold* h = find(site.fd);
+void net_hold_consumed(const CallArgs& args, ssize_t result) noexcept {
+  if (result < 0 || (args.msg_flags & MSG_PEEK)) return;
+  Hold* h = find(args.fd);
   if (!h) return;
   HoldLock lock(*h);
-  if (!lock.locked() || h->owner.load(std::memory_order_acquire) != site.fd + 1) return;
+  if (!lock.locked() || h->owner.load(std::memory_order_acquire) != args.fd + 1) return;
   if (h->kind == Kind::kStream)
     h->consumed += static_cast<std::uint64_t>(result);
   else
@@ -520,9 +520,9 @@ void net_hold_consumed(const CallSite& site, ssize_t result) noexcept {
   if (h->arrived < h->consumed) h->arrived = h->consumed;
 }
 
-bool net_hold_connect(const Guard& guard, const Decision& d, const CallSite& site) noexcept {
+bool net_hold_connect(const Guard& guard, const Decision& d, const CallArgs& args) noexcept {
   (void)guard;
-  Hold* h = claim(site.fd, d, site);
+  Hold* h = claim(args.fd, d, args);
   if (!h) return false;
   HoldLock lock(*h);
   if (!lock.locked()) return false;
@@ -531,34 +531,34 @@ bool net_hold_connect(const Guard& guard, const Decision& d, const CallSite& sit
   std::int64_t extra = 0;
   if (h->loss > 0) {
     extra = loss_extra_ns(h->rng, h->loss, kLossSynRtoNs);
-    if (extra > 0) loss_event(*h, site.fd, site.call, extra);
+    if (extra > 0) loss_event(*h, args.fd, args.call, extra);
   }
   h->connect_ready_ns = monotonic_ns() + d.latency_ns + extra;
   return true;
 }
 
-bool net_hold_applies(const Decision& d, const CallSite& site) noexcept {
+bool net_hold_applies(const Decision& d, const CallArgs& args) noexcept {
   if (d.action & (kActLatency | kActLoss)) return true;
   if (!(d.action & kActBandwidth)) return false;
   // `bandwidth` serves files too (@read/@write): only sockets are held here.
-  switch (site.call) {
+  switch (args.call) {
     case kCall_read:
     case kCall_readv:
     case kCall_write:
     case kCall_writev:
-      return socket_type(site.fd) >= 0;
+      return socket_type(args.fd) >= 0;
     default:  // the @net calls are sockets' own; pwrite, preadv, fwrite... are files'
-      return call_family(site.call) == kFamNet;
+      return call_family(args.call) == kFamNet;
   }
 }
 
-HoldAnswer net_hold_send_gate(const Guard& guard, const CallSite& site, const Decision* d,
+HoldAnswer net_hold_send_gate(const Guard& guard, const CallArgs& args, const Decision* d,
                               std::uint64_t want) {
-  const int fd = site.fd;
+  const int fd = args.fd;
   Hold* h = find(fd);
-  if (!h && d && (d->action & kActBandwidth)) h = claim(fd, *d, site);
+  if (!h && d && (d->action & kActBandwidth)) h = claim(fd, *d, args);
   if (!h) return {HoldGate::kRun, 0};
-  CallWait wait{site, SO_SNDTIMEO};
+  CallWait wait{args, SO_SNDTIMEO};
   for (;;) {
     std::int64_t wake;
     {
@@ -570,7 +570,7 @@ HoldAnswer net_hold_send_gate(const Guard& guard, const CallSite& site, const De
         return {HoldGate::kRun, 0};
       }
       const std::int64_t now = monotonic_ns();
-      if (d) apply_rates(*h, *d, site.call, now);
+      if (d) apply_rates(*h, *d, args.call, now);
       if (!h->tx_bps) return {HoldGate::kRun, 0};
       refill(h->tx_tokens, h->tx_last_ns, h->tx_bps, now);
       // Not a byte at a time: a chunk's worth (or all that is asked, if less), as poll says.
@@ -605,12 +605,12 @@ HoldAnswer net_hold_send_gate(const Guard& guard, const CallSite& site, const De
   }
 }
 
-void net_hold_sent(const CallSite& site, ssize_t result) noexcept {
+void net_hold_sent(const CallArgs& args, ssize_t result) noexcept {
   if (result <= 0) return;
-  Hold* h = find(site.fd);
+  Hold* h = find(args.fd);
   if (!h) return;
   HoldLock lock(*h);
-  if (!lock.locked() || h->owner.load(std::memory_order_acquire) != site.fd + 1) return;
+  if (!lock.locked() || h->owner.load(std::memory_order_acquire) != args.fd + 1) return;
   if (h->tx_bps) h->tx_tokens -= static_cast<double>(result);
 }
 
@@ -638,13 +638,13 @@ std::int64_t loss_extra_ns(std::uint64_t& state, double loss, std::int64_t first
   return extra;
 }
 
-bool net_loss_drops_send(const Decision& d, const CallSite& site) noexcept {
-  if (!(d.action & kActLoss) || socket_type(site.fd) == SOCK_STREAM) return false;
+bool net_loss_drops_send(const Decision& d, const CallArgs& args) noexcept {
+  if (!(d.action & kActLoss) || socket_type(args.fd) == SOCK_STREAM) return false;
   std::uint64_t state = d.draw ^ 0x6c6f7373ull;
   if (!loss_draw(state, d.loss)) return false;
   Decision ev = d;
   ev.action = kActLoss;
-  emit_event(ev, site, -1);
+  emit_event(ev, args, -1);
   return true;
 }
 

@@ -59,15 +59,15 @@ struct HoldAnswer {
 // something is visible, the socket's SO_RCVTIMEO (EAGAIN), a signal (EINTR, as the kernel
 // would), or the fault's release (then kRun). A cancellation point, like the calls it serves:
 // not noexcept, nor may its callers be (wait.h).
-HoldAnswer net_hold_receive_gate(const Guard& guard, const CallSite& site, const Decision* d,
+HoldAnswer net_hold_receive_gate(const Guard& guard, const CallArgs& args, const Decision* d,
                                  std::uint64_t want);
 // The real call took `result` (bytes; or a new fd for accept): counted as consumed.
-void net_hold_consumed(const CallSite& site, ssize_t result) noexcept;
+void net_hold_consumed(const CallArgs& args, ssize_t result) noexcept;
 
 // A connect a latency decision took, after the real connect succeeded or is in progress:
 // the socket is "connecting" until now + the latency (poll hides its writability, SO_ERROR
 // says 0, connect says EALREADY). Emits the event. False when the socket could not be held.
-bool net_hold_connect(const Guard& guard, const Decision& d, const CallSite& site) noexcept;
+bool net_hold_connect(const Guard& guard, const Decision& d, const CallArgs& args) noexcept;
 // Still "connecting"? Releases it if its fault no longer holds it. `ready_ns` gets the time
 // it completes (for a blocking connect's wait).
 bool net_hold_connecting(const Guard& guard, int fd, std::int64_t* ready_ns = nullptr) noexcept;
@@ -105,18 +105,18 @@ std::int64_t loss_extra_ns(std::uint64_t& state, double loss, std::int64_t first
 // A datagram send a loss decision took: drawn lost, it is not sent (the caller reports it
 // sent, whole) and an event says so. False on a stream socket (TCP retransmits: its losses
 // show on the receiving side) or when the draw keeps it.
-bool net_loss_drops_send(const Decision& d, const CallSite& site) noexcept;
+bool net_loss_drops_send(const Decision& d, const CallArgs& args) noexcept;
 
 // Does this decision's hold action concern this call? `latency` and `loss` exist only on
 // sockets; `bandwidth` also limits files (@read/@write), which are not held here.
-bool net_hold_applies(const Decision& d, const CallSite& site) noexcept;
+bool net_hold_applies(const Decision& d, const CallArgs& args) noexcept;
 
 // `bandwidth` on a send (the socket's send bucket): at most what the budget allows now (a
 // short send); none: EAGAIN on a non-blocking socket, a wait on a blocking one (bounded by
 // SO_SNDTIMEO, then EAGAIN) until some has refilled. A cancellation point.
-HoldAnswer net_hold_send_gate(const Guard& guard, const CallSite& site, const Decision* d,
+HoldAnswer net_hold_send_gate(const Guard& guard, const CallArgs& args, const Decision* d,
                               std::uint64_t want);
-void net_hold_sent(const CallSite& site, ssize_t result) noexcept;
+void net_hold_sent(const CallArgs& args, ssize_t result) noexcept;
 // Is fd held with a send budget? (a send no fault takes is still limited by it)
 bool net_hold_limits_sends(int fd) noexcept;
 
@@ -132,24 +132,24 @@ ssize_t run_gated(Io& io, const HoldAnswer& answer) {
 
 // The send side over an Io adapter (io.h): `loss` drops a datagram, `bandwidth` limits.
 template <class Io>
-ssize_t net_hold_send(const Guard& guard, const CallSite& site, Io& io, Decision* d) {
-  if (d && !apply_delay(guard, *d, site)) d = nullptr;
-  if (d && net_loss_drops_send(*d, site)) return static_cast<ssize_t>(io.size());
-  const HoldAnswer answer = net_hold_send_gate(guard, site, d, io.size());
+ssize_t net_hold_send(const Guard& guard, const CallArgs& args, Io& io, Decision* d) {
+  if (d && !apply_delay(guard, *d, args)) d = nullptr;
+  if (d && net_loss_drops_send(*d, args)) return static_cast<ssize_t>(io.size());
+  const HoldAnswer answer = net_hold_send_gate(guard, args, d, io.size());
   if (answer.gate == HoldGate::kFail) return -1;
   const ssize_t r = run_gated(io, answer);
-  net_hold_sent(site, r);
+  net_hold_sent(args, r);
   return r;
 }
 
 // The receive side over an Io adapter (io.h): waits or limits the call to what is visible.
 template <class Io>
-ssize_t net_hold_receive(const Guard& guard, const CallSite& site, Io& io, Decision* d) {
-  if (d && !apply_delay(guard, *d, site)) d = nullptr;  // lifted while delayed
-  const HoldAnswer answer = net_hold_receive_gate(guard, site, d, io.size());
+ssize_t net_hold_receive(const Guard& guard, const CallArgs& args, Io& io, Decision* d) {
+  if (d && !apply_delay(guard, *d, args)) d = nullptr;  // lifted while delayed
+  const HoldAnswer answer = net_hold_receive_gate(guard, args, d, io.size());
   if (answer.gate == HoldGate::kFail) return -1;
   const ssize_t r = run_gated(io, answer);
-  net_hold_consumed(site, r);
+  net_hold_consumed(args, r);
   return r;
 }
 

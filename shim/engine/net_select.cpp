@@ -108,35 +108,35 @@ bool is_local_side_call(std::uint32_t call) noexcept {
          call == kCall_accept4;
 }
 
-const struct sockaddr* site_address(const CallSite& site, NetSiteAddr& cache) noexcept {
+const struct sockaddr* args_address(const CallArgs& args, NetArgsAddr& cache) noexcept {
   if (cache.state == 0) {
     cache.state = -1;
     auto* out = reinterpret_cast<struct sockaddr*>(&cache.addr);
-    if (site.addr && site.addr_len > 0) {
+    if (args.addr && args.addr_len > 0) {
       // The program's pointer (msg_name, sendto's address): read fault-safely; an unreadable
       // address is the kernel's EFAULT to report, and matches no `addr`.
-      cache.len = std::min<socklen_t>(site.addr_len, sizeof cache.addr);
-      if (safe_read(&cache.addr, site.addr, cache.len) == SafeCopy::kOk) cache.state = 1;
-    } else if (site.fd >= 0) {
+      cache.len = std::min<socklen_t>(args.addr_len, sizeof cache.addr);
+      if (safe_read(&cache.addr, args.addr, cache.len) == SafeCopy::kOk) cache.state = 1;
+    } else if (args.fd >= 0) {
       socklen_t len = sizeof cache.addr;
-      if (is_local_side_call(site.call)) {
-        if (getsockname(site.fd, out, &len) == 0) cache.state = 1;
-      } else if ((len = sock_peer(site.fd, &cache.addr)) > 0) {
+      if (is_local_side_call(args.call)) {
+        if (getsockname(args.fd, out, &len) == 0) cache.state = 1;
+      } else if ((len = sock_peer(args.fd, &cache.addr)) > 0) {
         cache.state = 1;  // waiting at the tarpit or failed: the peer the program asked for
       } else {
         len = sizeof cache.addr;
-        if (getpeername(site.fd, out, &len) == 0) {
+        if (getpeername(args.fd, out, &len) == 0) {
           cache.state = 1;
           // A connected stream socket keeps its peer: remembered, so that the next call on
           // it costs no system call here (sock_table.h). Datagram sockets are asked each time.
-          if (!sock_peer_unstable(site.fd)) {
+          if (!sock_peer_unstable(args.fd)) {
             int type = 0;
             socklen_t size = sizeof type;
-            if (FL_REAL(getsockopt)(site.fd, SOL_SOCKET, SO_TYPE, &type, &size) == 0 &&
+            if (FL_REAL(getsockopt)(args.fd, SOL_SOCKET, SO_TYPE, &type, &size) == 0 &&
                 type == SOCK_STREAM)
-              sock_set_peer(site.fd, out, len);
+              sock_set_peer(args.fd, out, len);
             else
-              sock_mark_peer_unstable(site.fd);
+              sock_mark_peer_unstable(args.fd);
           }
         }
       }
@@ -205,14 +205,14 @@ bool addr_selector_matches(const FaultSpec& spec, const struct sockaddr* sa,
   return hit || (!positives && negated_kind[kAddrInet]);
 }
 
-bool net_selectors_match(const FaultSpec& spec, const CallSite& site, NetSiteAddr& cache) noexcept {
-  const bool lookup = call_family(site.call) == kFamDns;
+bool net_selectors_match(const FaultSpec& spec, const CallArgs& args, NetArgsAddr& cache) noexcept {
+  const bool lookup = call_family(args.call) == kFamDns;
   if (spec.host[0] &&
-      (!lookup || !site.host || !glob_list_match(spec.host, sizeof spec.host, site.host)))
+      (!lookup || !args.host || !glob_list_match(spec.host, sizeof spec.host, args.host)))
     return false;
   if (spec.addr_count != 0) {
     if (lookup) return false;
-    const struct sockaddr* sa = site_address(site, cache);
+    const struct sockaddr* sa = args_address(args, cache);
     if (!addr_selector_matches(spec, sa, cache.len)) return false;
   }
   return true;
@@ -243,19 +243,19 @@ std::size_t format_sockaddr(const struct sockaddr* sa, socklen_t len, char* buf,
   return out.size();
 }
 
-std::uint32_t net_event_text(const CallSite& site, const char* fd_link, char* out,
+std::uint32_t net_event_text(const CallArgs& args, const char* fd_link, char* out,
                              std::size_t size) noexcept {
   if (size == 0) return 0;
   out[0] = '\0';
-  const Family family = call_family(site.call);
+  const Family family = call_family(args.call);
   if (family == kFamDns) {
-    if (!site.host) return 0;
-    TextBuf(out, size).put(site.host);
+    if (!args.host) return 0;
+    TextBuf(out, size).put(args.host);
     return kEventHasHost;
   }
   if (family != kFamNet && std::strncmp(fd_link, "socket:", 7) != 0) return 0;
-  NetSiteAddr cache;
-  const struct sockaddr* sa = site_address(site, cache);
+  NetArgsAddr cache;
+  const struct sockaddr* sa = args_address(args, cache);
   return format_sockaddr(sa, cache.len, out, size) > 0 ? std::uint32_t{kEventHasAddr} : 0u;
 }
 

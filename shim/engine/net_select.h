@@ -15,7 +15,7 @@
 namespace faultline::shim {
 
 // The address of one call, looked up at most once however many rules ask.
-struct NetSiteAddr {
+struct NetArgsAddr {
   int state = 0;  // 0 not looked up, 1 known, -1 none (unconnected, not a socket)
   socklen_t len = 0;
   struct sockaddr_storage addr;  // filled only when state == 1: never zeroed per call
@@ -29,7 +29,7 @@ bool fd_kind_in_scope(const FaultSpec& spec, std::uint32_t call, bool socket) no
 bool is_local_side_call(std::uint32_t call) noexcept;
 
 // The address `addr` is matched against for this call; nullptr when there is none.
-const struct sockaddr* site_address(const CallSite& site, NetSiteAddr& cache) noexcept;
+const struct sockaddr* args_address(const CallArgs& args, NetArgsAddr& cache) noexcept;
 
 // The `addr` list against one address: some entry without '!' matches it (or the list has
 // none and names its kind, inet or unix, in a '!' entry) and no '!' entry does. An address of
@@ -39,7 +39,7 @@ bool addr_selector_matches(const FaultSpec& spec, const struct sockaddr* sa,
 
 // `addr` and `host` of one rule. `addr` never matches a lookup and `host` never matches a
 // socket call: a selector that does not apply to a call does not match it.
-bool net_selectors_match(const FaultSpec& spec, const CallSite& site, NetSiteAddr& cache) noexcept;
+bool net_selectors_match(const FaultSpec& spec, const CallArgs& args, NetArgsAddr& cache) noexcept;
 
 // "127.0.0.1:6379", "[::1]:80", "unix:/run/x.sock", "unix:@abstract"; returns the length
 // written, 0 when the address is empty or unknown.
@@ -49,7 +49,7 @@ std::size_t format_sockaddr(const struct sockaddr* sa, socklen_t len, char* buf,
 // For an event: the address of a socket call or the name of a lookup, and which it is
 // (kEventHasAddr, kEventHasHost, or 0 when there is neither). `fd_link` is the fd's
 // /proc/self/fd link ("socket:[...]" says a read/write was on a socket).
-std::uint32_t net_event_text(const CallSite& site, const char* fd_link, char* out,
+std::uint32_t net_event_text(const CallArgs& args, const char* fd_link, char* out,
                              std::size_t size) noexcept;
 
 }  // namespace faultline::shim

@@ -89,8 +89,8 @@ bool iov_total_safe(const struct iovec* iov, long cnt, std::uint64_t& total) noe
   return true;
 }
 
-bool iov_site_size(const CallSite& site, std::uint64_t& total) noexcept {
-  return iov_total_safe(static_cast<const struct iovec*>(site.vec), site.vec_count, total);
+bool iov_args_size(const CallArgs& args, std::uint64_t& total) noexcept {
+  return iov_total_safe(static_cast<const struct iovec*>(args.vec), args.vec_count, total);
 }
 
 namespace {

@@ -41,9 +41,9 @@ inline constexpr std::uint64_t kMaxRwCount = 0x7ffff000;
 // clamped to SSIZE_MAX.
 bool iov_total_safe(const struct iovec* iov, long cnt, std::uint64_t& total) noexcept;
 
-// CallSite::size_from for the iovec calls: iov_total_safe over site.vec/site.vec_count.
-struct CallSite;
-bool iov_site_size(const CallSite& site, std::uint64_t& total) noexcept;
+// CallArgs::size_from for the iovec calls: iov_total_safe over site.vec/site.vec_count.
+struct CallArgs;
+bool iov_args_size(const CallArgs& args, std::uint64_t& total) noexcept;
 
 // Zero-filled private pages, released on scope exit: scratch for the rare paths (short,
 // corrupt, quota on an iovec; corrupt on a write) that need a whole copy, without malloc (a

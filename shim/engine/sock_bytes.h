@@ -1,7 +1,7 @@
 // Bytes that have passed on each socket, per direction (received, sent), for the `after_bytes`
 // trigger: a fault acts on a connection once this many bytes have passed on it in the call's
 // direction. Counted only for the calls of sockets a rule with `after_bytes` matched (decide()
-// marks the CallSite), so nothing is counted while no such fault is armed or matches.
+// marks the CallArgs), so nothing is counted while no such fault is armed or matches.
 //
 // Lock-free like the socket table (sock_table.h): per fd, one word per direction in chunks
 // mapped on demand, with a close generation in its top 16 bits and the count in the low 48

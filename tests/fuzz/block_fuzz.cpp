@@ -49,11 +49,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     shim::g_block.store(block);
     shim::Guard guard;
     for (std::uint32_t call = 0; call < kCallCount; ++call) {
-      shim::CallSite site{call};
-      site.size = size;
-      site.has_size = true;
+      shim::CallArgs args{call};
+      args.size = size;
+      args.has_size = true;
       shim::Decision d;
-      if (shim::decide(guard, site, d) && d.inject) {
+      if (shim::decide(guard, args, d) && d.inject) {
         (void)shim::short_length(d, size);
         unsigned char scratch[64] = {};
         shim::corrupt_buffer(d, scratch, sizeof scratch);

@@ -13,10 +13,10 @@
 namespace fltest {
 
 // Retries for up to 5 s; a test failure (and nullptr) if the session never appears.
-inline std::unique_ptr<faultline::Session> attach_when_ready(const std::string& name) {
+inline std::unique_ptr<faultline::ControlSession> attach_when_ready(const std::string& name) {
   std::string error;
   for (int attempt = 0; attempt < 500; ++attempt) {
-    if (auto s = faultline::Session::attach(name, error)) return s;
+    if (auto s = faultline::ControlSession::attach(name, error)) return s;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   ADD_FAILURE() << "session " << name << " never appeared: " << error;

@@ -97,7 +97,7 @@ TEST(Diagnostics, AnUnopenableDiagFileFallsBackToStderr) {
 
 TEST(SlotChecks, StateEnabledActionsAndFamiliesAreChecked) {
   testing::TestSession s(kFsyncEio);
-  Session& session = s.session();
+  ControlSession& session = s.session();
   FaultSlot& slot = s.slot("f");
   EXPECT_FALSE(check_fault_slot(slot));
   EXPECT_TRUE(session.corrupt_slots().empty());
@@ -125,7 +125,7 @@ TEST(SlotChecks, StateEnabledActionsAndFamiliesAreChecked) {
 TEST(SlotChecks, ACorruptSlotArmsNothingAndNeverInjects) {
   DiagFile file;
   testing::TestSession s(kFsyncEio);
-  Session& session = s.session();
+  ControlSession& session = s.session();
   const int index = session.find_fault("f");
   FaultSpec spec = read_fault_spec(s.slot("f"));
   spec.families = kFamWrite | kFamFsync;  // would arm @write for a fault with no write call
@@ -135,12 +135,12 @@ TEST(SlotChecks, ACorruptSlotArmsNothingAndNeverInjects) {
   shim::Guard guard;
   for (int i = 0; i < 10; ++i) {
     shim::Decision d;
-    EXPECT_FALSE(shim::decide(guard, shim::CallSite{kCall_fsync}, d));
+    EXPECT_FALSE(shim::decide(guard, shim::CallArgs{kCall_fsync}, d));
   }
   session.update_fault(index, spec);  // a new generation: the engine looks at the slot again
   {
     shim::Decision d;
-    EXPECT_FALSE(shim::decide(guard, shim::CallSite{kCall_fsync}, d));
+    EXPECT_FALSE(shim::decide(guard, shim::CallArgs{kCall_fsync}, d));
   }
   const auto lines = file.lines();
   ASSERT_EQ(lines.size(), 1u) << "one report for the slot, not one per rebuild";
@@ -153,12 +153,12 @@ TEST(SlotChecks, ACorruptSlotArmsNothingAndNeverInjects) {
 TEST(SlotChecks, AnEditInProgressKeepsThePreviousRuleInsteadOfDroppingTheFault) {
   DiagFile file;
   testing::TestSession s(kFsyncEio);
-  Session& session = s.session();
+  ControlSession& session = s.session();
   FaultSlot& slot = s.slot("f");
   shim::Guard guard;
   {
     shim::Decision d;
-    ASSERT_TRUE(shim::decide(guard, shim::CallSite{kCall_fsync}, d));  // the first copy
+    ASSERT_TRUE(shim::decide(guard, shim::CallArgs{kCall_fsync}, d));  // the first copy
   }
   // A writer mid-edit and preempted past the readers' bounded wait (odd sequence), while an
   // earlier edit's generation bump makes every process rebuild.
@@ -167,7 +167,7 @@ TEST(SlotChecks, AnEditInProgressKeepsThePreviousRuleInsteadOfDroppingTheFault) 
   session.block().header.generation.fetch_add(1);
   {
     shim::Decision d;
-    EXPECT_TRUE(shim::decide(guard, shim::CallSite{kCall_fsync}, d))
+    EXPECT_TRUE(shim::decide(guard, shim::CallArgs{kCall_fsync}, d))
         << "the fault dropped out while its slot was being edited";
     EXPECT_EQ(d.error, EIO);
   }
@@ -176,7 +176,7 @@ TEST(SlotChecks, AnEditInProgressKeepsThePreviousRuleInsteadOfDroppingTheFault) 
   slot.spec_seq.store(seq + 2);
   session.block().header.generation.fetch_add(1);
   shim::Decision d;
-  EXPECT_TRUE(shim::decide(guard, shim::CallSite{kCall_fsync}, d));
+  EXPECT_TRUE(shim::decide(guard, shim::CallArgs{kCall_fsync}, d));
 }
 
 // ---- live edits ---------------------------------------------------------------------------
@@ -211,11 +211,11 @@ TEST(SessionAttach, RefusesABlockOpenToOtherUsers) {
   const std::string file = shm_file_path(s.session().name());
   ASSERT_EQ(chmod(file.c_str(), 0644), 0);
   std::string error;
-  EXPECT_EQ(Session::attach(s.session().name(), error), nullptr);
+  EXPECT_EQ(ControlSession::attach(s.session().name(), error), nullptr);
   EXPECT_NE(error.find("open to other users (mode 0644, must be 0600)"), std::string::npos)
       << error;
   ASSERT_EQ(chmod(file.c_str(), 0600), 0);
-  EXPECT_NE(Session::attach(s.session().name(), error), nullptr) << error;
+  EXPECT_NE(ControlSession::attach(s.session().name(), error), nullptr) << error;
 }
 
 // ---- membership ---------------------------------------------------------------------------
@@ -226,31 +226,31 @@ TEST(SessionMembers, ADeadBlockIsReplacedALiveOneJoined) {
   ASSERT_TRUE(compiled.policy);
   std::string error;
   bool created = false;
-  auto first = Session::attach_or_create(name, *compiled.policy, created, error);
+  auto first = ControlSession::attach_or_create(name, *compiled.policy, created, error);
   ASSERT_TRUE(first) << error;
   EXPECT_TRUE(created);
   first->block().faults[first->find_fault("f")].injected.store(5);
 
   // The creator is alive: a second process joins the same block.
-  auto joined = Session::attach_or_create(name, *compiled.policy, created, error);
+  auto joined = ControlSession::attach_or_create(name, *compiled.policy, created, error);
   ASSERT_TRUE(joined) << error;
   EXPECT_FALSE(created);
   EXPECT_EQ(joined->block().faults[joined->find_fault("f")].injected.load(), 5u);
 
   // Every member gone (the creator "exits"): the next process starts a fresh session.
   first->unregister_pid(getpid());
-  auto fresh = Session::attach_or_create(name, *compiled.policy, created, error);
+  auto fresh = ControlSession::attach_or_create(name, *compiled.policy, created, error);
   ASSERT_TRUE(fresh) << error;
   EXPECT_TRUE(created);
   EXPECT_EQ(fresh->block().faults[fresh->find_fault("f")].injected.load(), 0u);
   EXPECT_EQ(first->block().faults[first->find_fault("f")].injected.load(), 5u)
       << "the old mapping stays valid for whoever still holds it";
-  Session::remove(name);
+  ControlSession::remove(name);
 }
 
 TEST(SessionMembers, PerProcessCountersFollowThePidSlot) {
   testing::TestSession s(kFsyncEio);
-  Session& session = s.session();
+  ControlSession& session = s.session();
   const int me = session.register_pid(getpid());  // the creator is already registered
   ASSERT_GE(me, 0);
   EXPECT_EQ(session.register_pid(getpid()), me);
@@ -259,10 +259,10 @@ TEST(SessionMembers, PerProcessCountersFollowThePidSlot) {
     shim::Guard guard;
     for (int i = 0; i < 3; ++i) {
       shim::Decision d;
-      EXPECT_TRUE(shim::decide(guard, shim::CallSite{kCall_fsync}, d));
+      EXPECT_TRUE(shim::decide(guard, shim::CallArgs{kCall_fsync}, d));
     }
     shim::Decision d;
-    EXPECT_FALSE(shim::decide(guard, shim::CallSite{kCall_write}, d));  // no fault has write
+    EXPECT_FALSE(shim::decide(guard, shim::CallArgs{kCall_write}, d));  // no fault has write
   }
   shim::g_member.store(-1);
   const MemberStats& stats = session.block().members[me];
@@ -282,7 +282,7 @@ TEST(SessionMembers, PerProcessCountersFollowThePidSlot) {
 // handler), maybe at once: it must end up in exactly one slot.
 TEST(SessionMembers, APidRegisteredTwiceAtOnceHoldsOneSlot) {
   testing::TestSession s(kFsyncEio);
-  Session& session = s.session();
+  ControlSession& session = s.session();
   auto& pids = session.block().header.pids;
   for (int round = 0; round < 200; ++round) {
     const pid_t pid = getpid() + 200000 + round;
@@ -317,7 +317,7 @@ TEST(SessionLife, CreateLeavesNoTemporaryFileAndPublishesAWholeBlock) {
   CompileResult compiled = compile_policy_string(kFsyncEio, "t.toml");
   ASSERT_TRUE(compiled.policy);
   std::string error;
-  auto session = Session::create(name, *compiled.policy, error);
+  auto session = ControlSession::create(name, *compiled.policy, error);
   ASSERT_TRUE(session) << error;
   struct stat st;
   ASSERT_EQ(stat(shm_file_path(name).c_str(), &st), 0);
@@ -325,14 +325,14 @@ TEST(SessionLife, CreateLeavesNoTemporaryFileAndPublishesAWholeBlock) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_EQ(session->live_pids(), std::vector<pid_t>{getpid()}) << "published without its creator";
   // The name is taken: a second create fails and leaves nothing behind.
-  EXPECT_EQ(Session::create(name, *compiled.policy, error), nullptr);
+  EXPECT_EQ(ControlSession::create(name, *compiled.policy, error), nullptr);
   EXPECT_NE(error.find("already exists"), std::string::npos) << error;
   DIR* dir = opendir("/dev/shm");
   ASSERT_NE(dir, nullptr);
   while (const dirent* entry = readdir(dir))
     EXPECT_EQ(std::string(entry->d_name).find(".faultline-new." + name), std::string::npos);
   closedir(dir);
-  Session::remove(name);
+  ControlSession::remove(name);
 }
 
 TEST(SessionLife, AReleasedFdIsReopenedToLockAndNeverTouchesAnotherBlock) {
@@ -340,7 +340,7 @@ TEST(SessionLife, AReleasedFdIsReopenedToLockAndNeverTouchesAnotherBlock) {
   CompileResult compiled = compile_policy_string(kFsyncEio, "t.toml");
   ASSERT_TRUE(compiled.policy);
   std::string error;
-  auto session = Session::create(name, *compiled.policy, error);
+  auto session = ControlSession::create(name, *compiled.policy, error);
   ASSERT_TRUE(session) << error;
   EXPECT_TRUE(shm_fd_open(name));
   session->release_fd();
@@ -350,14 +350,14 @@ TEST(SessionLife, AReleasedFdIsReopenedToLockAndNeverTouchesAnotherBlock) {
   EXPECT_FALSE(shm_fd_open(name));
 
   // The name now refers to another block: removing "ours" must not unlink that one.
-  ASSERT_TRUE(Session::remove(name));
-  auto other = Session::create(name, *compiled.policy, error);
+  ASSERT_TRUE(ControlSession::remove(name));
+  auto other = ControlSession::create(name, *compiled.policy, error);
   ASSERT_TRUE(other) << error;
   session->unregister_pid(getpid());
   other->unregister_pid(getpid());
   EXPECT_TRUE(session->remove_if_dead());
   EXPECT_EQ(access(shm_file_path(name).c_str(), F_OK), 0) << "another block was unlinked";
-  Session::remove(name);
+  ControlSession::remove(name);
 }
 
 TEST(SessionLife, LeaveKeepsTheBlockWhileAnotherMemberLives) {
@@ -365,7 +365,7 @@ TEST(SessionLife, LeaveKeepsTheBlockWhileAnotherMemberLives) {
   CompileResult compiled = compile_policy_string(kFsyncEio, "t.toml");
   ASSERT_TRUE(compiled.policy);
   std::string error;
-  auto session = Session::create(name, *compiled.policy, error);
+  auto session = ControlSession::create(name, *compiled.policy, error);
   ASSERT_TRUE(session) << error;
   const pid_t child = fork();
   ASSERT_GE(child, 0);
@@ -389,12 +389,12 @@ TEST(SafetyFlags, PanicStopsACallThatAlreadyPassedTheFastPath) {
   testing::TestSession s(kFsyncEio);
   shim::Guard guard;
   shim::Decision d;
-  EXPECT_TRUE(shim::decide(guard, shim::CallSite{kCall_fsync}, d));
+  EXPECT_TRUE(shim::decide(guard, shim::CallArgs{kCall_fsync}, d));
   // decide() is what a wrapper calls after its armed check: panic must win even there.
   s.session().panic();
-  EXPECT_FALSE(shim::decide(guard, shim::CallSite{kCall_fsync}, d));
+  EXPECT_FALSE(shim::decide(guard, shim::CallArgs{kCall_fsync}, d));
   s.session().resume();
-  EXPECT_TRUE(shim::decide(guard, shim::CallSite{kCall_fsync}, d));
+  EXPECT_TRUE(shim::decide(guard, shim::CallArgs{kCall_fsync}, d));
 }
 
 TEST(SafetyFlags, MaxFaultsIsExactUnderFourThreads) {
@@ -409,7 +409,7 @@ TEST(SafetyFlags, MaxFaultsIsExactUnderFourThreads) {
       shim::Guard guard;
       const std::uint32_t call = t % 2 ? kCall_fsync : kCall_fdatasync;
       for (int i = 0; i < 500; ++i)
-        if (shim::Decision d; shim::decide(guard, shim::CallSite{call}, d)) ++injected;
+        if (shim::Decision d; shim::decide(guard, shim::CallArgs{call}, d)) ++injected;
     });
   }
   for (auto& th : threads) th.join();
@@ -428,10 +428,10 @@ TEST(SafetyFlags, TtlDisarmsWithNoControllerInvolved) {
   ControlHeader& h = s.session().block().header;
   shim::Guard guard;
   shim::Decision d;
-  EXPECT_TRUE(shim::decide(guard, shim::CallSite{kCall_fsync}, d));
+  EXPECT_TRUE(shim::decide(guard, shim::CallArgs{kCall_fsync}, d));
   // The session "started" two hours ago: the first call to notice disarms it.
   h.start_mono_ns.store(monotonic_ns() - 2 * 3600 * std::int64_t{1000000000});
-  EXPECT_FALSE(shim::decide(guard, shim::CallSite{kCall_fsync}, d));
+  EXPECT_FALSE(shim::decide(guard, shim::CallArgs{kCall_fsync}, d));
   EXPECT_TRUE(h.flags.load() & kFlagTtlExpired);
   EXPECT_EQ(h.armed_mask.load(), 0u);
   s.session().resume();  // resume undoes a panic, not an expiry

@@ -35,9 +35,9 @@ std::vector<int> injected_indices(int calls, std::uint32_t call = kCall_fsync, i
   std::vector<int> out;
   shim::Guard guard;
   for (int i = 0; i < calls; ++i) {
-    shim::CallSite site{call, fd};
+    shim::CallArgs args{call, fd};
     shim::Decision d;
-    if (shim::decide(guard, site, d) && d.inject) out.push_back(i);
+    if (shim::decide(guard, args, d) && d.inject) out.push_back(i);
   }
   return out;
 }
@@ -127,7 +127,7 @@ TEST(EngineTriggers, HundredYearWindowsBehaveAsFarFuture) {
 
 TEST(EngineTriggers, CountersAtUint64MaxBehave) {
   TestSession s(std::string(kHeader) + "[[fault]]\nname='f'\ncalls=['fsync']\nerror='EIO'\n");
-  Session& session = s.session();
+  ControlSession& session = s.session();
   const int index = session.find_fault("f");
   auto publish = [&](std::uint64_t after, std::uint64_t every, std::uint64_t times) {
     ASSERT_TRUE(session.edit_fault(index, [&](FaultSpec& spec) {
@@ -164,11 +164,11 @@ TEST(EngineSelectors, SizeRange) {
                 "[[fault]]\nname='f'\ncalls=['msync']\nerror='EIO'\nsize='4KiB..8KiB'\n");
   shim::Guard guard;
   auto hit = [&](std::uint64_t size) {
-    shim::CallSite site{kCall_msync};
-    site.size = size;
-    site.has_size = true;
+    shim::CallArgs args{kCall_msync};
+    args.size = size;
+    args.has_size = true;
     shim::Decision d;
-    return shim::decide(guard, site, d) && d.inject;
+    return shim::decide(guard, args, d) && d.inject;
   };
   EXPECT_FALSE(hit(4095));
   EXPECT_TRUE(hit(4096));
@@ -217,10 +217,10 @@ TEST(EngineSelectors, PathListsExcludeNegatedGlobs) {
     EXPECT_TRUE(injected_indices(2, kCall_fsync, ft).empty());
     shim::Guard guard;
     shim::Decision d;
-    shim::CallSite open_a{kCall_open};
+    shim::CallArgs open_a{kCall_open};
     open_a.path = a.c_str();
     EXPECT_TRUE(shim::decide(guard, open_a, d) && d.inject);
-    shim::CallSite open_t{kCall_open};
+    shim::CallArgs open_t{kCall_open};
     open_t.path = t.c_str();
     EXPECT_FALSE(shim::decide(guard, open_t, d) && d.inject);
   }
@@ -342,15 +342,15 @@ TEST(SafeCopy, OpenWithABadPathIsNotDecided) {
   shim::Decision d;
   std::string endless(5000, 'x');  // no NUL within PATH_MAX
   for (const char* bad : {static_cast<const char*>(nullptr), reinterpret_cast<const char*>(16)}) {
-    shim::CallSite site{kCall_open};
-    site.path = bad;
-    EXPECT_FALSE(shim::decide(guard, site, d));
+    shim::CallArgs args{kCall_open};
+    args.path = bad;
+    EXPECT_FALSE(shim::decide(guard, args, d));
   }
-  shim::CallSite long_site{kCall_open};
-  long_site.path = endless.data();
-  EXPECT_FALSE(shim::decide(guard, long_site, d));
+  shim::CallArgs long_args{kCall_open};
+  long_args.path = endless.data();
+  EXPECT_FALSE(shim::decide(guard, long_args, d));
   EXPECT_EQ(s.slot("f").matched.load(), 0u);
-  shim::CallSite good{kCall_open};
+  shim::CallArgs good{kCall_open};
   good.path = "/tmp/fl-good";
   EXPECT_TRUE(shim::decide(guard, good, d));
 }
@@ -461,7 +461,7 @@ TEST(EngineConcurrency, ThreadsGetExactCountsAndTheSameIndices) {
     testing::TestSession s(policy);
     shim::Guard guard;
     for (int i = 0; i < kThreads * kCallsPerThread; ++i)
-      if (shim::Decision d; shim::decide(guard, shim::CallSite{kCall_fsync}, d))
+      if (shim::Decision d; shim::decide(guard, shim::CallArgs{kCall_fsync}, d))
         single.push_back(i);
   }
   testing::TestSession s(policy);
@@ -472,12 +472,12 @@ TEST(EngineConcurrency, ThreadsGetExactCountsAndTheSameIndices) {
       shim::Guard guard;
       for (int i = 0; i < kCallsPerThread; ++i) {
         shim::Decision d;
-        if (shim::decide(guard, shim::CallSite{kCall_fsync}, d)) per_thread[t].push_back(d.index);
+        if (shim::decide(guard, shim::CallArgs{kCall_fsync}, d)) per_thread[t].push_back(d.index);
       }
     });
   }
   // A live edit that changes nothing the trigger reads: readers rebuild mid-run.
-  Session& session = s.session();
+  ControlSession& session = s.session();
   int index = session.find_fault("p");
   for (int i = 0; i < 20; ++i)
     session.update_fault(index, read_fault_spec(session.block().faults[index]));
@@ -513,14 +513,14 @@ TEST(EngineReclaim, TenThousandLiveEditsUnderFourDecidingThreadsStayBounded) {
     policy += "[[fault]]\nname='f" + std::to_string(i) +
               "'\ncalls=['fsync','fdatasync']\nerror='EIO'\nprobability=0.5\n";
   TestSession s(policy);
-  Session& session = s.session();
+  ControlSession& session = s.session();
   const int index = session.find_fault("f0");
   ASSERT_GE(index, 0);
   const FaultSpec spec = read_fault_spec(session.block().faults[index]);
   {
     shim::Guard guard;
     shim::Decision d;
-    shim::decide(guard, shim::CallSite{kCall_fsync}, d);  // the first copy, before measuring
+    shim::decide(guard, shim::CallArgs{kCall_fsync}, d);  // the first copy, before measuring
   }
   const shim::RulesMemory before = shim::engine_rules_memory();
   const long rss_before = resident_kib();
@@ -542,7 +542,7 @@ TEST(EngineReclaim, TenThousandLiveEditsUnderFourDecidingThreadsStayBounded) {
       while (!stop.load(std::memory_order_relaxed) && std::chrono::steady_clock::now() < deadline)
         for (int i = 0; i < 16; ++i, ++n) {
           shim::Decision d;
-          shim::decide(guard, shim::CallSite{n % 2 ? kCall_fsync : kCall_fdatasync}, d);
+          shim::decide(guard, shim::CallArgs{n % 2 ? kCall_fsync : kCall_fdatasync}, d);
         }
       decisions.fetch_add(n);
     });
@@ -562,7 +562,7 @@ TEST(EngineReclaim, TenThousandLiveEditsUnderFourDecidingThreadsStayBounded) {
       for (int tries = 0; tries < max_tries && shim::engine_rules_memory().built == built_before;
            ++tries) {
         shim::Decision d;
-        shim::decide(guard, shim::CallSite{kCall_fsync}, d);
+        shim::decide(guard, shim::CallArgs{kCall_fsync}, d);
         if (tries > 0) std::this_thread::yield();
       }
       if (i % 16 == 0) most_retired = std::max(most_retired, shim::engine_rules_memory().retired);
@@ -572,7 +572,7 @@ TEST(EngineReclaim, TenThousandLiveEditsUnderFourDecidingThreadsStayBounded) {
     // The readers are gone: the next rebuild frees every copy they held.
     ASSERT_TRUE(session.update_fault(index, spec));
     shim::Decision d;
-    shim::decide(guard, shim::CallSite{kCall_fsync}, d);
+    shim::decide(guard, shim::CallArgs{kCall_fsync}, d);
   }
   const shim::RulesMemory after = shim::engine_rules_memory();
   const long rss_after = resident_kib();
@@ -613,7 +613,7 @@ TEST(EngineReclaim, AForkChildFreesTheCopiesItsParentsThreadsWereReading) {
   TestSession s(
       "version = 1\n[[fault]]\nname='f'\ncalls=['fsync']\nerror='EIO'\n"
       "probability=0.5\n");
-  Session& session = s.session();
+  ControlSession& session = s.session();
   const int index = session.find_fault("f");
   const FaultSpec spec = read_fault_spec(session.block().faults[index]);
   std::atomic<bool> stop{false};
@@ -624,7 +624,7 @@ TEST(EngineReclaim, AForkChildFreesTheCopiesItsParentsThreadsWereReading) {
       const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
       while (!stop.load(std::memory_order_relaxed) && std::chrono::steady_clock::now() < deadline) {
         shim::Decision d;
-        shim::decide(guard, shim::CallSite{kCall_fsync}, d);
+        shim::decide(guard, shim::CallArgs{kCall_fsync}, d);
       }
     });
   for (int i = 0; i < 200; ++i) ASSERT_TRUE(session.update_fault(index, spec));
@@ -635,7 +635,7 @@ TEST(EngineReclaim, AForkChildFreesTheCopiesItsParentsThreadsWereReading) {
     for (int i = 0; i < 3; ++i) {
       session.update_fault(index, spec);
       shim::Decision d;
-      shim::decide(guard, shim::CallSite{kCall_fsync}, d);
+      shim::decide(guard, shim::CallArgs{kCall_fsync}, d);
     }
     const shim::RulesMemory m = shim::engine_rules_memory();
     _exit(m.retired == 0 && m.leaked == 0
@@ -662,7 +662,7 @@ TEST(EngineConcurrency, TimesIsNeverExceeded) {
     threads.emplace_back([&] {
       shim::Guard guard;
       for (int i = 0; i < 500; ++i)
-        if (shim::Decision d; shim::decide(guard, shim::CallSite{kCall_fsync}, d)) ++injected;
+        if (shim::Decision d; shim::decide(guard, shim::CallArgs{kCall_fsync}, d)) ++injected;
     });
   }
   for (auto& th : threads) th.join();
@@ -686,14 +686,14 @@ template <class Lift>
 HeldDelay hold_delay(Lift lift) {
   HeldDelay out;
   shim::Guard guard;
-  shim::CallSite site{kCall_fsync};
-  EXPECT_TRUE(shim::decide(guard, site, out.d));
+  shim::CallArgs args{kCall_fsync};
+  EXPECT_TRUE(shim::decide(guard, args, out.d));
   std::thread lifter([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     lift();
   });
   const auto start = std::chrono::steady_clock::now();
-  out.stands = shim::apply_delay(guard, out.d, site);
+  out.stands = shim::apply_delay(guard, out.d, args);
   out.took = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - start);
   lifter.join();
@@ -783,9 +783,9 @@ p99 = "100ms"
   shim::Guard guard;
   std::vector<std::int64_t> delays;
   for (int i = 0; i < 200; ++i) {
-    shim::CallSite site{kCall_fsync, -1};
+    shim::CallArgs args{kCall_fsync, -1};
     shim::Decision d;
-    ASSERT_TRUE(shim::decide(guard, site, d));
+    ASSERT_TRUE(shim::decide(guard, args, d));
     delays.push_back(d.delay_ns);
   }
   std::sort(delays.begin(), delays.end());

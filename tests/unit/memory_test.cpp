@@ -290,7 +290,7 @@ TEST(MemoryFloor, IsTheSmallestSizeOfTheArmedMemoryFaults) {
       "[[fault]]\nname='mid'\ncalls=['malloc']\nsize='64KiB..'\nerror='ENOMEM'\n"
       "enabled=false\n"
       "[[fault]]\nname='w'\ncalls=['write']\nsize='1..'\nerror='EIO'\n");
-  Session& session = s.session();
+  ControlSession& session = s.session();
   EXPECT_EQ(memory_floor(s), 1u << 20);  // the disabled fault and the write fault do not count
   // A live edit re-publishes the floor with the armed bits: smaller allocations now reach
   // the engine without any process having to notice a new generation first.
@@ -318,10 +318,10 @@ TEST(MemoryFloor, NoSizeSelectorMeansEveryAllocationAndHugeSizesSaturate) {
 
 bool decide_alloc(std::uint32_t call, std::uint64_t size, shim::Decision& d) {
   shim::Guard guard;
-  shim::CallSite site{call};
-  site.size = size;
-  site.has_size = true;
-  return shim::decide(guard, site, d);
+  shim::CallArgs args{call};
+  args.size = size;
+  args.has_size = true;
+  return shim::decide(guard, args, d);
 }
 
 TEST(EngineMemory, SizeSelectorPicksLargeAllocations) {
@@ -355,15 +355,15 @@ TEST(FdLimit, CountsOpenFdsAndWhatACallAdds) {
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
   EXPECT_EQ(shim::count_open_fds(), before + 2);
-  shim::CallSite site{kCall_pipe};
-  EXPECT_EQ(shim::fds_added_by(site), 2);
-  shim::CallSite onto_open{kCall_dup2, fds[0]};
+  shim::CallArgs args{kCall_pipe};
+  EXPECT_EQ(shim::fds_added_by(args), 2);
+  shim::CallArgs onto_open{kCall_dup2, fds[0]};
   onto_open.fd2 = fds[1];
   EXPECT_EQ(shim::fds_added_by(onto_open), 0);  // replaces fds[1]
-  shim::CallSite onto_free{kCall_dup2, fds[0]};
+  shim::CallArgs onto_free{kCall_dup2, fds[0]};
   onto_free.fd2 = 900;
   EXPECT_EQ(shim::fds_added_by(onto_free), 1);
-  EXPECT_EQ(shim::fds_added_by(shim::CallSite{kCall_open}), 1);
+  EXPECT_EQ(shim::fds_added_by(shim::CallArgs{kCall_open}), 1);
   close(fds[0]);
   close(fds[1]);
   EXPECT_EQ(shim::count_open_fds(), before);
@@ -374,17 +374,17 @@ TEST(FdLimit, FailsOnlyPastTheLimit) {
   // Counted with the session open (it holds the block's fd), then set live to one more.
   const long open_now = shim::count_open_fds();
   ASSERT_GT(open_now, 0);
-  Session& session = s.session();
+  ControlSession& session = s.session();
   FaultSpec spec = read_fault_spec(session.block().faults[session.find_fault("fds")]);
   ASSERT_FALSE(apply_fault_setting(spec, "limit", std::to_string(open_now + 1)));
   session.update_fault(session.find_fault("fds"), spec);
   shim::Guard guard;
   shim::Decision d;
   // An open names its path (a NULL one is the kernel's EFAULT, never decided).
-  shim::CallSite open_site{kCall_open};
-  open_site.path = "/tmp/fl-limit-test";
-  EXPECT_FALSE(shim::decide(guard, open_site, d));                  // one more fits
-  ASSERT_TRUE(shim::decide(guard, shim::CallSite{kCall_pipe}, d));  // two do not
+  shim::CallArgs open_args{kCall_open};
+  open_args.path = "/tmp/fl-limit-test";
+  EXPECT_FALSE(shim::decide(guard, open_args, d));                  // one more fits
+  ASSERT_TRUE(shim::decide(guard, shim::CallArgs{kCall_pipe}, d));  // two do not
   EXPECT_TRUE(d.inject);
   EXPECT_EQ(d.action, std::uint32_t{kActError});
   EXPECT_EQ(d.error, EMFILE);
@@ -395,9 +395,9 @@ TEST(FdLimit, NamesItsErrno) {
   TestSession s("version = 1\n[[fault]]\nname='fds'\ncalls=['open']\nlimit=0\nerror='ENFILE'\n");
   shim::Guard guard;
   shim::Decision d;
-  shim::CallSite site{kCall_open};
-  site.path = "/tmp/fl-limit-test";
-  ASSERT_TRUE(shim::decide(guard, site, d));
+  shim::CallArgs args{kCall_open};
+  args.path = "/tmp/fl-limit-test";
+  ASSERT_TRUE(shim::decide(guard, args, d));
   EXPECT_EQ(d.error, ENFILE);
 }
 

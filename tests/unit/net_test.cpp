@@ -438,25 +438,25 @@ TEST(NetPolicy, LiveSetKeepsTheScopeOfALoadedFault) {
 
 // ---- the engine -----------------------------------------------------------------------------
 
-bool injects(const shim::CallSite& site) {
+bool injects(const shim::CallArgs& args) {
   shim::Guard guard;
   shim::Decision d;
-  return shim::decide(guard, site, d) && d.inject;
+  return shim::decide(guard, args, d) && d.inject;
 }
 
-shim::CallSite connect_site(const struct sockaddr_in& a) {
-  shim::CallSite site{kCall_connect, 99};
-  site.addr = reinterpret_cast<const struct sockaddr*>(&a);
-  site.addr_len = sizeof a;
-  return site;
+shim::CallArgs connect_args(const struct sockaddr_in& a) {
+  shim::CallArgs args{kCall_connect, 99};
+  args.addr = reinterpret_cast<const struct sockaddr*>(&a);
+  args.addr_len = sizeof a;
+  return args;
 }
 
 TEST(NetEngine, AddrMatchesTheConnectArgument) {
   TestSession s(std::string(kHeader) +
                 "[[fault]]\nname='f'\ncalls=['connect']\naddr='127.0.0.1:6379'\n"
                 "error='ECONNREFUSED'\n");
-  EXPECT_TRUE(injects(connect_site(v4("127.0.0.1", 6379))));
-  EXPECT_FALSE(injects(connect_site(v4("127.0.0.1", 6380))));
+  EXPECT_TRUE(injects(connect_args(v4("127.0.0.1", 6379))));
+  EXPECT_FALSE(injects(connect_args(v4("127.0.0.1", 6380))));
   EXPECT_EQ(s.slot("f").seen.load(), 2u);
   EXPECT_EQ(s.slot("f").matched.load(), 1u);
 }
@@ -464,15 +464,15 @@ TEST(NetEngine, AddrMatchesTheConnectArgument) {
 TEST(NetEngine, HostMatchesTheNameLookedUp) {
   TestSession s(std::string(kHeader) +
                 "[[fault]]\nname='f'\ncalls=['@dns']\nhost='*.db.test'\nerror='EAI_AGAIN'\n");
-  shim::CallSite site{kCall_getaddrinfo};
-  site.host = "primary.db.test";
-  EXPECT_TRUE(injects(site));
-  site.host = "cache.test";
-  EXPECT_FALSE(injects(site));
+  shim::CallArgs args{kCall_getaddrinfo};
+  args.host = "primary.db.test";
+  EXPECT_TRUE(injects(args));
+  args.host = "cache.test";
+  EXPECT_FALSE(injects(args));
   shim::Guard guard;
   shim::Decision d;
-  site.host = "x.db.test";
-  ASSERT_TRUE(shim::decide(guard, site, d));
+  args.host = "x.db.test";
+  ASSERT_TRUE(shim::decide(guard, args, d));
   EXPECT_EQ(d.dns_error, EAI_AGAIN);
 }
 
@@ -480,13 +480,13 @@ TEST(NetEngine, HostListExcludesANegatedName) {
   TestSession s(std::string(kHeader) +
                 "[[fault]]\nname='f'\ncalls=['@dns']\nhost=['*.db.test', '!primary.db.test']\n"
                 "error='EAI_AGAIN'\n");
-  shim::CallSite site{kCall_getaddrinfo};
-  site.host = "replica.db.test";
-  EXPECT_TRUE(injects(site));
-  site.host = "primary.db.test";
-  EXPECT_FALSE(injects(site));
-  site.host = "cache.test";
-  EXPECT_FALSE(injects(site));
+  shim::CallArgs args{kCall_getaddrinfo};
+  args.host = "replica.db.test";
+  EXPECT_TRUE(injects(args));
+  args.host = "primary.db.test";
+  EXPECT_FALSE(injects(args));
+  args.host = "cache.test";
+  EXPECT_FALSE(injects(args));
 }
 
 // A listener and a connected pair on loopback, for getpeername/getsockname.
@@ -519,17 +519,17 @@ TEST(NetEngine, AddrMatchesThePeerOrTheLocalAddressOfTheSocket) {
   TestSession s(std::string(kHeader) + "[[fault]]\nname='f'\ncalls=['@net']\naddr='" + addr +
                 "'\nerror='ECONNRESET'\n");
   // The client's peer is the listener's port; the server side's peer is the client's port.
-  EXPECT_TRUE(injects(shim::CallSite{kCall_send, pair.client}));
-  EXPECT_TRUE(injects(shim::CallSite{kCall_write, pair.client}));  // write on a socket: @net
-  EXPECT_FALSE(injects(shim::CallSite{kCall_send, pair.server}));
+  EXPECT_TRUE(injects(shim::CallArgs{kCall_send, pair.client}));
+  EXPECT_TRUE(injects(shim::CallArgs{kCall_write, pair.client}));  // write on a socket: @net
+  EXPECT_FALSE(injects(shim::CallArgs{kCall_send, pair.server}));
   // accept and listen look at the local address.
-  EXPECT_TRUE(injects(shim::CallSite{kCall_accept, pair.listener}));
+  EXPECT_TRUE(injects(shim::CallArgs{kCall_accept, pair.listener}));
   // A file is not a socket: write to it is not a @net call.
   char path[] = "/tmp/fl-net-XXXXXX";
   int file = mkstemp(path);
   ASSERT_GE(file, 0);
   shim::fd_invalidate(file);
-  EXPECT_FALSE(injects(shim::CallSite{kCall_write, file}));
+  EXPECT_FALSE(injects(shim::CallArgs{kCall_write, file}));
   close(file);
   unlink(path);
 }
@@ -553,10 +553,10 @@ TEST(NetEngine, FileFaultsStillSkipSockets) {
   LoopbackPair pair;
   ASSERT_GE(pair.client, 0);
   TestSession s(std::string(kHeader) + "[[fault]]\nname='f'\ncalls=['write']\nerror='EIO'\n");
-  EXPECT_FALSE(injects(shim::CallSite{kCall_write, pair.client}));
+  EXPECT_FALSE(injects(shim::CallArgs{kCall_write, pair.client}));
   int p[2];
   ASSERT_EQ(pipe(p), 0);
-  EXPECT_TRUE(injects(shim::CallSite{kCall_write, p[1]}));
+  EXPECT_TRUE(injects(shim::CallArgs{kCall_write, p[1]}));
   close(p[0]);
   close(p[1]);
 }
@@ -567,16 +567,16 @@ TEST(NetEngine, APartitionHoldsWhileItsFaultIsEnabledAndInItsWindow) {
   shim::Guard guard;
   const int slot = s.session().find_fault("f");
   auto a = v4("127.0.0.1", 7);
-  EXPECT_TRUE(injects(connect_site(a)));
+  EXPECT_TRUE(injects(connect_args(a)));
   // `times` is spent, but the partition it made still holds: lifting it is what heals.
-  EXPECT_TRUE(shim::fault_still_applies(guard, slot, connect_site(a)));
-  EXPECT_FALSE(shim::fault_still_applies(guard, slot, connect_site(v4("127.0.0.1", 8))));
+  EXPECT_TRUE(shim::fault_still_applies(guard, slot, connect_args(a)));
+  EXPECT_FALSE(shim::fault_still_applies(guard, slot, connect_args(v4("127.0.0.1", 8))));
   s.session().set_enabled(slot, false);
-  EXPECT_FALSE(shim::fault_still_applies(guard, slot, connect_site(a)));
+  EXPECT_FALSE(shim::fault_still_applies(guard, slot, connect_args(a)));
   s.session().set_enabled(slot, true);
-  EXPECT_TRUE(shim::fault_still_applies(guard, slot, connect_site(a)));
+  EXPECT_TRUE(shim::fault_still_applies(guard, slot, connect_args(a)));
   s.session().panic();
-  EXPECT_FALSE(shim::fault_still_applies(guard, slot, connect_site(a)));
+  EXPECT_FALSE(shim::fault_still_applies(guard, slot, connect_args(a)));
 }
 
 TEST(NetEngine, FormatsAddressesForEvents) {
@@ -756,7 +756,7 @@ TEST(AfterBytes, TheCallCrossingTheBoundaryIsCutAndTheNextInjects) {
                 "[[fault]]\nname='f'\ncalls=['recv']\neof=true\nafter_bytes='64KiB'\n");
   shim::Guard guard;
   shim::Decision d;
-  shim::CallSite first{kCall_recv, fd};
+  shim::CallArgs first{kCall_recv, fd};
   first.size = 60000;
   first.has_size = true;
   EXPECT_FALSE(shim::decide(guard, first, d));
@@ -764,7 +764,7 @@ TEST(AfterBytes, TheCallCrossingTheBoundaryIsCutAndTheNextInjects) {
   EXPECT_EQ(first.byte_room, 65536u);  // the whole call fits: not cut
   shim::sock_bytes_add(fd, first.byte_dir, shim::ByteCount{first.byte_seen}, 60000);
 
-  shim::CallSite crossing{kCall_recv, fd};
+  shim::CallArgs crossing{kCall_recv, fd};
   crossing.size = 16384;
   crossing.has_size = true;
   EXPECT_FALSE(shim::decide(guard, crossing, d));
@@ -772,10 +772,10 @@ TEST(AfterBytes, TheCallCrossingTheBoundaryIsCutAndTheNextInjects) {
   shim::sock_bytes_add(fd, crossing.byte_dir, shim::ByteCount{crossing.byte_seen}, 5536);
   EXPECT_EQ(s.slot("f").matched.load(), 0u);
   // Sends count in their own direction: nothing has been sent.
-  shim::CallSite send{kCall_send, fd};
+  shim::CallArgs send{kCall_send, fd};
   EXPECT_FALSE(shim::decide(guard, send, d));
 
-  shim::CallSite next{kCall_recv, fd};
+  shim::CallArgs next{kCall_recv, fd};
   next.size = 16384;
   next.has_size = true;
   ASSERT_TRUE(shim::decide(guard, next, d));
@@ -793,9 +793,9 @@ TEST(AfterBytes, NothingIsCountedWithoutAnAfterBytesFault) {
   TestSession s(std::string(kHeader) + "[[fault]]\nname='f'\ncalls=['recv']\neof=true\n");
   shim::Guard guard;
   shim::Decision d;
-  shim::CallSite site{kCall_recv, pair.client};
-  ASSERT_TRUE(shim::decide(guard, site, d));
-  EXPECT_EQ(site.byte_dir, -1);
+  shim::CallArgs args{kCall_recv, pair.client};
+  ASSERT_TRUE(shim::decide(guard, args, d));
+  EXPECT_EQ(args.byte_dir, -1);
 }
 
 // ---- bandwidth on files: the shared per-file bucket --------------------------------------
@@ -820,8 +820,8 @@ TEST(FileRate, CallsOnOneFileShareItsRate) {
 namespace faultline {
 namespace {
 
-using shim::NetSiteAddr;
-using shim::site_address;
+using shim::args_address;
+using shim::NetArgsAddr;
 
 // The `addr` selector asks a stream socket's peer once and remembers it (no getpeername on
 // later calls: a non-matching `addr` fault costs a receive no system call); closing the fd
@@ -835,15 +835,15 @@ TEST(SockTable, StreamPeerIsRememberedDatagramPeerIsNot) {
     shim::sock_forget(sv[0]);
     struct sockaddr_storage remembered;
     EXPECT_EQ(shim::sock_peer(sv[0], &remembered), 0u);
-    shim::CallSite site{kCall_recv, sv[0]};
-    NetSiteAddr first;
-    EXPECT_NE(site_address(site, first), nullptr);
+    shim::CallArgs args{kCall_recv, sv[0]};
+    NetArgsAddr first;
+    EXPECT_NE(args_address(args, first), nullptr);
     if (type == SOCK_STREAM) {
       EXPECT_GT(shim::sock_peer(sv[0], &remembered), 0u);
       shim::sock_forget_peer(sv[0]);  // a new connect
       EXPECT_EQ(shim::sock_peer(sv[0], &remembered), 0u);
-      NetSiteAddr again;
-      EXPECT_NE(site_address(site, again), nullptr);
+      NetArgsAddr again;
+      EXPECT_NE(args_address(args, again), nullptr);
       EXPECT_GT(shim::sock_peer(sv[0], &remembered), 0u);
     } else {
       EXPECT_EQ(shim::sock_peer(sv[0], &remembered), 0u);

@@ -96,16 +96,16 @@ TEST(SessionAttach, RefusesATruncatedShmObject) {
   ASSERT_EQ(ftruncate(fd, 100), 0);
   close(fd);
   std::string error;
-  EXPECT_EQ(Session::attach(name, error), nullptr);
+  EXPECT_EQ(ControlSession::attach(name, error), nullptr);
   EXPECT_NE(error.find("truncated"), std::string::npos) << error;
-  Session::remove(name);
+  ControlSession::remove(name);
 }
 
 TEST(SessionAttach, RefusesABlockOfAnotherVersion) {
   testing::TestSession s("version = 1\n[[fault]]\nname='f'\ncalls=['fsync']\nerror='EIO'\n");
   s.session().block().header.abi_version = 99;
   std::string error;
-  EXPECT_EQ(Session::attach(s.session().name(), error), nullptr);
+  EXPECT_EQ(ControlSession::attach(s.session().name(), error), nullptr);
   EXPECT_NE(error.find("ABI version 99"), std::string::npos) << error;
   s.session().block().header.abi_version = kAbiVersion;
 }
@@ -114,7 +114,7 @@ TEST(SessionEdits, EnablePanicResumeDriveTheArmedMask) {
   testing::TestSession s(
       "version = 1\n[[fault]]\nname='f'\ncalls=['fsync']\nerror='EIO'\n"
       "enabled=false\n");
-  Session& session = s.session();
+  ControlSession& session = s.session();
   auto armed = [&] { return session.block().header.armed_mask.load(); };
   EXPECT_EQ(armed(), 0u);
   std::uint64_t gen = session.block().header.generation.load();
@@ -129,7 +129,7 @@ TEST(SessionEdits, EnablePanicResumeDriveTheArmedMask) {
 
 TEST(SessionEdits, SpecRoundTripsThroughTheSeqlock) {
   testing::TestSession s("version = 1\n[[fault]]\nname='f'\ncalls=['fsync']\nerror='EIO'\n");
-  Session& session = s.session();
+  ControlSession& session = s.session();
   int index = session.find_fault("f");
   FaultSpec spec = read_fault_spec(session.block().faults[index]);
   ASSERT_FALSE(apply_fault_setting(spec, "probability", "0.25"));
@@ -147,7 +147,7 @@ namespace {
 // whose spec breaks the compiler's invariants.
 TEST(CorruptBlock, ABadSpecIsSkippedNotTrusted) {
   testing::TestSession s("version = 1\n[[fault]]\nname='f'\ncalls=['fsync']\nerror='EIO'\n");
-  Session& session = s.session();
+  ControlSession& session = s.session();
   int index = session.find_fault("f");
   FaultSpec spec = read_fault_spec(session.block().faults[index]);
   ASSERT_FALSE(check_fault_spec(spec));
@@ -156,7 +156,7 @@ TEST(CorruptBlock, ABadSpecIsSkippedNotTrusted) {
   session.update_fault(index, spec);
   shim::Guard guard;
   shim::Decision d;
-  EXPECT_FALSE(shim::decide(guard, shim::CallSite{kCall_fsync}, d));
+  EXPECT_FALSE(shim::decide(guard, shim::CallArgs{kCall_fsync}, d));
 
   spec.every = 1;
   spec.probability = 7.5;
@@ -177,7 +177,7 @@ TEST(CorruptBlock, RandomBytesNeverCrashTheEngine) {
     block.header.generation.fetch_add(1);
     shim::Guard guard;
     shim::Decision d;
-    shim::decide(guard, shim::CallSite{kCall_fsync}, d);  // must not crash or hang
+    shim::decide(guard, shim::CallArgs{kCall_fsync}, d);  // must not crash or hang
   }
   SUCCEED();
 }

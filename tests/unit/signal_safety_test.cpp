@@ -81,11 +81,11 @@ long allocations_of_one_injection(int fd) {
   t_counting = true;
   {
     shim::Guard guard;
-    shim::CallSite site{kCall_write, fd};
-    site.size = 5;
-    site.has_size = true;
+    shim::CallArgs args{kCall_write, fd};
+    args.size = 5;
+    args.has_size = true;
     shim::Decision d;
-    if (shim::decide(guard, site, d) && d.inject) shim::emit_event(d, site, -1);
+    if (shim::decide(guard, args, d) && d.inject) shim::emit_event(d, args, -1);
   }
   t_counting = false;
   return g_allocations.load();

@@ -29,7 +29,7 @@ using testing::TestSession;
 
 bool fsync_injected() {
   shim::Guard guard;
-  shim::CallSite site{kCall_fsync, -1};
+  shim::CallArgs site{kCall_fsync, -1};
   shim::Decision d;
   return shim::decide(guard, site, d) && d.inject;
 }

@@ -28,7 +28,7 @@ using testing::TestSession;
 // decide() for one fsync, as the fsync wrapper would call it.
 bool fsync_injected(shim::Decision* out = nullptr) {
   shim::Guard guard;
-  shim::CallSite site{kCall_fsync, -1};
+  shim::CallArgs site{kCall_fsync, -1};
   shim::Decision d;
   const bool injected = shim::decide(guard, site, d) && d.inject;
   if (injected && out) *out = d;
@@ -303,7 +303,7 @@ std::string read_all(const std::string& path) {
 
 void emit_fsync(void*) {
   shim::Decision d;
-  if (fsync_injected(&d)) shim::emit_event(d, shim::CallSite{kCall_fsync, -1}, -1);
+  if (fsync_injected(&d)) shim::emit_event(d, shim::CallArgs{kCall_fsync, -1}, -1);
 }
 
 TEST(LogStack, EventLinesCarryTheSymbolisedStack) {

@@ -28,7 +28,7 @@ class TestSession {
     policy_ = result.policy.value_or(Policy{});
     name_ = unique_session_name(tag);
     std::string error;
-    session_ = Session::create(name_, policy_, error);
+    session_ = ControlSession::create(name_, policy_, error);
     if (!session_) ADD_FAILURE() << error;
     shim::g_block.store(&session_->block());
     // Every new block starts at generation 1: make the engine rebuild its rules from this one
@@ -37,9 +37,9 @@ class TestSession {
   }
   ~TestSession() {
     shim::g_block.store(nullptr);
-    Session::remove(name_);
+    ControlSession::remove(name_);
   }
-  Session& session() { return *session_; }
+  ControlSession& session() { return *session_; }
   FaultSlot& slot(const char* fault) {
     return session_->block().faults[session_->find_fault(fault)];
   }
@@ -47,7 +47,7 @@ class TestSession {
  private:
   Policy policy_;
   std::string name_;
-  std::unique_ptr<Session> session_;
+  std::unique_ptr<ControlSession> session_;
 };
 
 }  // namespace faultline::testing

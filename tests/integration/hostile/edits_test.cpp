@@ -1,9 +1,9 @@
 // Bounded memory on live edits (docs/reliability.md): a program whose threads make armed calls
 // without pause runs under a 64-fault policy while this test makes 2,000 `set` edits through
-// the session API (Session::edit_fault, as `faultline set` does), each one making the shim compile
-// a new copy of the rules in the program. The program reports its own resident-set growth, which
-// must stay under 1 MiB (each copy of 64 faults is ~186 KB: leaked, 2,000 of them would be ~370
-// MB).
+// the session API (ControlSession::edit_fault, as `faultline set` does), each one making the shim
+// compile a new copy of the rules in the program. The program reports its own resident-set growth,
+// which must stay under 1 MiB (each copy of 64 faults is ~186 KB: leaked, 2,000 of them would be
+// ~370 MB).
 
 #include <gtest/gtest.h>
 

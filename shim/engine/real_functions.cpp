@@ -1,6 +1,7 @@
-// Process-wide state of the shim that the engine and the wrappers share: real-function
-// pointers, the fast path's armed word, the reentrancy flag, the attached block. Kept apart
-// from init.cpp (the constructor) so the engine links into unit tests without a preload.
+// The real-function table (g_real, what FL_REAL reads) and its resolvers: resolve_all_real
+// for the constructor, and the lazy first values that resolve a pointer on its first call
+// (shim.h). The allocator's are in memory_real.cpp; the other process-wide words the engine
+// and the wrappers share are in process_globals.cpp.
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -14,11 +15,6 @@
 namespace faultline::shim {
 
 RealFunctions g_real;
-constinit std::atomic<std::uint64_t> g_zero_sentinel{0};
-std::atomic<std::atomic<std::uint64_t>*> g_armed_word{&g_zero_sentinel};
-constinit thread_local bool t_in_shim __attribute__((tls_model("initial-exec"))) = false;
-std::atomic<ControlBlock*> g_block{nullptr};
-std::atomic<int> g_member{-1};
 
 void* resolve_real(const char* name) noexcept {
   // Never RTLD_DEFAULT: it would find our own wrapper and recurse. A program can only call
