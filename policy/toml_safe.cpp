@@ -33,12 +33,38 @@ std::optional<TextPosition> find_stray_non_ascii(std::string_view text) {
   State state = State::kCode;
   TextPosition pos;
   char last_significant = '\n';
+  // Where a '=' is a separator: toml++ reads a bare value (`-1="é"`) up to whitespace or a
+  // delimiter, so a '=' or '.' inside one opens nothing, and a quote after it is no string:
+  // the bytes after it reach toml++'s whitespace tables. `value` is true after a key's
+  // separator; `nesting` holds the arrays ('[') and inline tables ('{') a value opened.
+  bool value = false;
+  std::string_view::size_type depth = 0;
+  char nesting[64];
   for (std::size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
     const bool ascii = static_cast<unsigned char>(c) < 0x80;
     switch (state) {
       case State::kCode:
         if (!ascii) return pos;
+        if ((c == '=' || c == '.') && value) {
+          last_significant = 'x';  // part of a bare value, not a separator
+          break;
+        }
+        if (c == '=') {
+          value = true;
+        } else if (c == '\n' && depth == 0) {
+          value = false;
+        } else if ((c == '[' || c == '{') && value) {
+          if (depth == sizeof nesting) return pos;  // deeper than any policy: refused
+          nesting[depth++] = c;
+          if (c == '{') value = false;  // an inline table's keys come first
+        } else if ((c == ']' || c == '}') && depth > 0 &&
+                   nesting[depth - 1] == (c == ']' ? '[' : '{')) {
+          --depth;
+          value = true;
+        } else if (c == ',' && depth > 0) {
+          value = nesting[depth - 1] == '[';  // the next array element, or the next key
+        }
         if (c == '#') {
           state = State::kComment;
         } else if ((c == '"' || c == '\'') && !can_open_string(last_significant)) {

@@ -937,6 +937,31 @@ TEST(PolicyHostileInput, QuoteInsideAMalformedTokenDoesNotHideNonAscii) {
   EXPECT_NE(r.error->message.find("non-ASCII"), std::string::npos) << r.error->to_string();
 }
 
+// Found by the fuzzer too: after `-1=` toml++ is still reading one bare value, so the quote
+// opens no string and it asks its whitespace table about U+FEF6. The same in an array, in
+// an inline table, and through `faultline set`; a real string after each stays fine.
+TEST(PolicyHostileInput, QuoteAfterAnEqualsInsideAValueDoesNotHideNonAscii) {
+  for (const std::string value : {"-1=\"E\xef\xbb\xb6\"", "[1, -1=\"E\xef\xbb\xb6\"]",
+                                  "{ a = -1=\"E\xef\xbb\xb6\" }", "1.\"E\xef\xbb\xb6\""}) {
+    CompileResult r = compile_policy_string("version = " + value + "\n", "bad.toml");
+    ASSERT_TRUE(r.error) << value;
+    EXPECT_NE(r.error->message.find("non-ASCII"), std::string::npos) << r.error->to_string();
+  }
+  FaultSpec spec = default_fault_spec();
+  EXPECT_TRUE(apply_fault_setting(spec, "provenablnbaor ",
+                                  " -\x01"
+                                  "1=\"E\xef\xbb\xb6"
+                                  "0\nK# sq[[fy=")
+                  .has_value());
+  CompileResult ok = compile_policy_string(
+      "version = 1\n[[fault]]\nname = \"x\"\ncalls = [\"write\"]\n"
+      "path = [\"/tmp/caf\xc3\xa9/*\", \"/tmp/\xef\xbb\xb6/*\"]\nerror = \"EIO\"\n"
+      "process = { a = 1 }\n",
+      "ok.toml");
+  ASSERT_TRUE(ok.error);  // process takes a string: but the error is about that, not bytes
+  EXPECT_EQ(ok.error->message.find("non-ASCII"), std::string::npos) << ok.error->to_string();
+}
+
 TEST(PolicyHostileInput, NonAsciiInStringsAndCommentsIsFine) {
   CompileResult r = compile_policy_string(
       "version = 1\n# café — ünïcödé\n[[fault]]\nname = \"x\"\ncalls = [\"write\"]\n"
