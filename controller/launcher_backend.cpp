@@ -27,6 +27,14 @@ bool use_seccomp(const std::string& requested, const Policy& policy, const std::
 }
 
 SeccompPlan plan_seccomp(Policy& policy) {
+  // Without the shim nothing records what a cut would lose: a cut would then revert nothing
+  // and look survived, the false finding [durability] exists to prevent.
+  if (policy.durability.path[0])
+    throw_control_error(
+        ErrorKind::kUsage, kStatusUsage,
+        "[durability] needs the preload backend: what a power cut loses is tracked by the shim "
+        "inside the program, which the seccomp backend does not load (a static or Go program "
+        "cannot be power-cut; drop [durability] to fault it)");
   for (FaultSpec& spec : policy.faults) {
     if (auto why = seccomp::refusal(spec))
       throw_control_error(ErrorKind::kUsage, kStatusUsage, *why);

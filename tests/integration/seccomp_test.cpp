@@ -657,6 +657,8 @@ TEST_F(SeccompTest, RefusesWhatItCannotReach) {
       {"calls = [\"write\"]\nquota = \"1MiB\"", "cannot deliver `quota`"},
       {"calls = [\"fsync\"]\ncrash = \"SIGABRT\"\nwhen = \"after\"", "when = \"before\""},
       {"calls = [\"fwrite\"]\nerror = \"EIO\"", "libc functions"},
+      {"calls = [\"write\"]\nerror = \"EIO\"\n[durability]\npath = \"/tmp/fl-nowhere/*\"",
+       "[durability] needs the preload backend"},
   };
   for (const Case& c : cases) {
     const RunResult r =
