@@ -268,6 +268,8 @@ bool source_name(const char*& m, Out& out, const char** name = nullptr,
   return true;
 }
 
+bool is_clone_char(char c) { return (c >= 'a' && c <= 'z') || c == '_'; }
+
 const char* builtin_type(char c) {
   switch (c) {
     case 'b':
@@ -368,19 +370,34 @@ bool demangle_simple(const char* mangled, char* out_text, std::size_t size) noex
   }
   if (!out.ok) return false;
   if (*m == '\0') return true;  // a variable, or a Rust legacy name: no parameters
+  if (*m == '.') return false;  // __cxa_demangle refuses a clone suffix without parameters
   // Parameters: written only when all are of the simple kinds, else the name stands alone.
   const std::size_t name_len = out.len;
   out.put("(");
-  if (m[0] == 'v' && m[1] == '\0') {
+  if (m[0] == 'v' && (m[1] == '\0' || m[1] == '.')) {
     ++m;
   } else {
-    for (bool first = true; *m; first = false) {
+    for (bool first = true; *m && *m != '.'; first = false) {
       if (!first) out.put(", ");
       if (!simple_type(m, out)) break;
     }
   }
   out.put(")");
   out.put(qualifiers);
+  // GCC's clones (".cold", ".isra.0", ".constprop.0"), each as " [clone .cold]", as
+  // libiberty's d_clone_suffix reads them: a lowercase word, then numbers.
+  while (*m == '.' && (is_clone_char(m[1]) || (m[1] >= '0' && m[1] <= '9'))) {
+    const char* start = m;
+    m += 2;
+    while (is_clone_char(*m) || (*m >= '0' && *m <= '9')) ++m;
+    while (m[0] == '.' && m[1] >= '0' && m[1] <= '9') {
+      m += 2;
+      while (*m >= '0' && *m <= '9') ++m;
+    }
+    out.put(" [clone ");
+    out.put(start, static_cast<std::size_t>(m - start));
+    out.put("]");
+  }
   if (*m != '\0' || !out.ok) out_text[name_len] = '\0';
   return true;
 }

@@ -105,6 +105,12 @@ TEST(StackDemangleSimple, AgreesWithCxaDemangleOrStopsBeforeTheParameters) {
       {"_Z3sumdfeb", true},
       {"_ZN2ns5Class6methodEv", true},
       {"_ZNK2ns1C3getERKNS_1DE", false},
+      // GCC's clones, as explore names a crash in one
+      {"_ZN12_GLOBAL__N_120report_out_of_memoryEPKc.constprop.0", true},
+      {"_Z3fooi.isra.0.cold", true},
+      {"_Z3foov.cold.12", true},
+      {"_ZNK5Outer3getEv.part.0", true},
+      {"_ZNSt6vectorIiSaIiEE9push_backERKi.cold", false},
   };
   for (const Case& c : cases) {
     int status = 0;
@@ -130,6 +136,10 @@ TEST(StackDemangleSimple, AgreesWithCxaDemangleOrStopsBeforeTheParameters) {
   char small[8];
   EXPECT_FALSE(shim::demangle_simple("_ZN7journal6Writer6appendEiPKc", small, sizeof small));
   EXPECT_FALSE(shim::demangle_simple("plain_c_name", small, sizeof small));
+  char out[512];
+  EXPECT_FALSE(shim::demangle_simple("_Z3foo.cold", out, sizeof out));  // as __cxa_demangle
+  EXPECT_FALSE(
+      shim::demangle_simple("_ZN4core3fmt5write17h0123456789abcdefE.llvm.1", out, sizeof out));
 }
 
 TEST(StackCapture, NamesFramesOfAnotherLibraryWithoutFramePointers) {
