@@ -12,7 +12,8 @@
 #   sqlite3       100,000 INSERTs in 10 transactions into a fresh database on disk: native,
 #                 shim idle, @write/@fsync/@read (path) and @memory (size) armed, not matching.
 #   python3       `python3 -c pass` start-up: native, shim idle, under `faultline run`.
-#   start-up      `faultline run -q -- true` and the shim alone (LD_PRELOAD) against `true`.
+#   start-up      `faultline run -q -- true` and the shim alone (LD_PRELOAD) against `true`;
+#                 the shim's stripped size and DT_NEEDED list.
 #   control       from spawning `faultline enable` to the first injected failure seen by a
 #                 looping target (bench/ctl_latency.py), median of CTL_TRIALS.
 # The start-up rows use hyperfine (Debian package hyperfine): median wall-clock time. Every
@@ -184,6 +185,15 @@ shim_env true-idle idle
   -n "shim idle (LD_PRELOAD)" "$shim_env $true_bin" \
   -n "faultline run -q -- true" "env $faultline run -q -- $true_bin" \
   >"$out/startup.log" 2>&1 || { echo "bench/programs.sh: start-up run failed (see $out/startup.log)" >&2; exit 1; }
+
+# The shim's stripped size and DT_NEEDED list (issue 12: at most 500 KiB; libc and ld.so only).
+# A report line, not a test: the size differs with the compiler and linker.
+strip -o "$out/libfaultline.stripped.so" "$shim"
+{
+  echo "stripped_bytes $(stat -c %s "$out/libfaultline.stripped.so")"
+  echo "needed $(readelf -d "$shim" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')"
+} >"$out/shim.txt"
+rm -f "$out/libfaultline.stripped.so"
 
 # ---- control latency ------------------------------------------------------------------------
 echo "== control latency, $ctl_trials trials" >&2

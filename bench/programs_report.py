@@ -89,6 +89,15 @@ hyperfine_table("python.json", f"`python3 -c pass`, wall-clock ({runs_of('python
 hyperfine_table("startup.json", f"Start-up, wall-clock ({runs_of('startup.json')} runs each):",
                 "ms")
 
+shim = {}
+with open(os.path.join(out, "shim.txt")) as f:
+    for line in f:
+        key, _, value = line.strip().partition(" ")
+        shim[key] = value
+size = int(shim["stripped_bytes"])
+print(f"The shim: **{size:,} bytes** stripped ({size / 1024:.0f} KiB; target ≤ 500 KiB), "
+      f"`DT_NEEDED`: {shim.get('needed', '').strip() or '(none)'}.\n")
+
 # ---- control latency ------------------------------------------------------------------------
 c = load("control.json")
 print(f"Control latency ({c['trials']} trials): from spawning `faultline enable` to the first "

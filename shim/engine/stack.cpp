@@ -152,6 +152,7 @@ void load_unwinder() {
   }
   g_shim_range = object_range(reinterpret_cast<const void*>(&capture_stack));
   g_unwinder_range = object_range(dlsym(handle, "unw_backtrace"));
+  symbols_prepare();  // the demangler, while a dlsym is safe here
   g_backtrace.store(backtrace, std::memory_order_release);
 }
 

@@ -3,17 +3,25 @@
 // linear scan of a symbol table is fine, a wrong name is not. Files are read through mmap and
 // the real open/close, never through the program's stdio or allocator; only the C++ demangler
 // allocates (through the real malloc, inside the guard).
+//
+// The demangler is the program's own __cxa_demangle (libstdc++.so or libc++abi, found with
+// dlsym), not a copy linked into the shim: that copy was 47 KB of a 594 KiB shim, loaded into
+// every process, and a program with C++ names has a C++ runtime loaded. A program without one
+// as a shared library (linked with -static-libstdc++) gets demangle_simple() below, which names
+// the common cases the way __cxa_demangle does and the rest without their parameter list; the
+// shim says so once (docs/limits.md).
 #include "shim/engine/symbols.h"
 
-#include <cxxabi.h>
 #include <dlfcn.h>
 #include <elf.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <link.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -204,6 +212,225 @@ void object_path(const struct link_map* lm, char* out, std::size_t size) {
   out[n > 0 ? n : 0] = '\0';
 }
 
+// ---- demangling ------------------------------------------------------------------------------
+
+using DemangleFn = char* (*)(const char*, char*, std::size_t*, int*);
+constexpr int kDemanglerUnknown = 0, kDemanglerFound = 1, kDemanglerNone = 2;
+std::atomic<int> g_demangler_state{kDemanglerUnknown};
+std::atomic<DemangleFn> g_demangler{nullptr};
+std::atomic<bool> g_fallback_reported{false};
+
+// The program's __cxa_demangle: in the global scope when the program links its C++ runtime,
+// else in a libstdc++.so a library loaded with RTLD_LOCAL. Takes the loader's lock (dlsym).
+DemangleFn find_demangler() {
+  if (void* p = dlsym(RTLD_DEFAULT, "__cxa_demangle")) return reinterpret_cast<DemangleFn>(p);
+  for (const char* soname : {"libstdc++.so.6", "libc++abi.so.1"})
+    if (void* handle = dlopen(soname, RTLD_LAZY | RTLD_LOCAL | RTLD_NOLOAD))
+      if (void* p = dlsym(handle, "__cxa_demangle")) return reinterpret_cast<DemangleFn>(p);
+  return nullptr;
+}
+
+// Appends to a bounded buffer; `ok` turns false when the text does not fit.
+struct Out {
+  char* p;
+  std::size_t size;
+  std::size_t len = 0;
+  bool ok = true;
+  void put(const char* s, std::size_t n) {
+    if (!ok || n >= size - len) {
+      ok = false;
+      return;
+    }
+    std::memcpy(p + len, s, n);
+    len += n;
+    p[len] = '\0';
+  }
+  void put(const char* s) { put(s, std::strlen(s)); }
+};
+
+// <source-name> ::= <length> <identifier>; "_GLOBAL__N_1" is an anonymous namespace.
+bool source_name(const char*& m, Out& out, const char** name = nullptr,
+                 std::size_t* name_len = nullptr) {
+  if (*m < '1' || *m > '9') return false;
+  std::size_t n = 0;
+  while (*m >= '0' && *m <= '9') {
+    n = n * 10 + static_cast<std::size_t>(*m++ - '0');
+    if (n > 4096) return false;
+  }
+  if (std::strlen(m) < n) return false;
+  if (n >= 10 && std::strncmp(m, "_GLOBAL__N", 10) == 0)
+    out.put("(anonymous namespace)");
+  else
+    out.put(m, n);
+  if (name) *name = m;
+  if (name_len) *name_len = n;
+  m += n;
+  return true;
+}
+
+bool is_clone_char(char c) { return (c >= 'a' && c <= 'z') || c == '_'; }
+
+const char* builtin_type(char c) {
+  switch (c) {
+    case 'b':
+      return "bool";
+    case 'c':
+      return "char";
+    case 'a':
+      return "signed char";
+    case 'h':
+      return "unsigned char";
+    case 's':
+      return "short";
+    case 't':
+      return "unsigned short";
+    case 'i':
+      return "int";
+    case 'j':
+      return "unsigned int";
+    case 'l':
+      return "long";
+    case 'm':
+      return "unsigned long";
+    case 'x':
+      return "long long";
+    case 'y':
+      return "unsigned long long";
+    case 'n':
+      return "__int128";
+    case 'o':
+      return "unsigned __int128";
+    case 'f':
+      return "float";
+    case 'd':
+      return "double";
+    case 'e':
+      return "long double";
+    case 'w':
+      return "wchar_t";
+    case 'z':
+      return "...";
+    default:
+      return nullptr;
+  }
+}
+
+// A parameter type of the simple kinds: builtins and plain class names, under any chain of
+// pointer, reference and const ("PKc" is "char const*", as __cxa_demangle writes it).
+bool simple_type(const char*& m, Out& out) {
+  const char c = *m;
+  if (c == 'P' || c == 'R' || c == 'O' || c == 'K') {
+    ++m;
+    if (!simple_type(m, out)) return false;
+    out.put(c == 'P' ? "*" : c == 'R' ? "&" : c == 'O' ? "&&" : " const");
+    return true;
+  }
+  if (const char* b = builtin_type(c)) {
+    ++m;
+    out.put(b);
+    return true;
+  }
+  return source_name(m, out);
+}
+
+}  // namespace
+
+bool demangle_simple(const char* mangled, char* out_text, std::size_t size) noexcept {
+  if (size == 0 || std::strncmp(mangled, "_Z", 2) != 0) return false;
+  const char* m = mangled + 2;
+  Out out{out_text, size};
+  out_text[0] = '\0';
+  const char* qualifiers = "";
+  if (*m == 'N') {
+    ++m;
+    if (*m == 'K') qualifiers = " const", ++m;
+    if (*m == 'V' || *m == 'r' || *m == 'R' || *m == 'O') return false;
+    const char* last = nullptr;
+    std::size_t last_len = 0;
+    bool first = true;
+    if (m[0] == 'S' && m[1] == 't') out.put("std"), m += 2, first = false;
+    while (*m && *m != 'E') {
+      if (!first) out.put("::");
+      first = false;
+      if ((m[0] == 'C' && m[1] >= '1' && m[1] <= '3') ||
+          (m[0] == 'D' && m[1] >= '0' && m[1] <= '2')) {
+        if (!last) return false;
+        if (m[0] == 'D') out.put("~");
+        out.put(last, last_len);
+        m += 2;
+        continue;
+      }
+      if (!source_name(m, out, &last, &last_len)) return false;
+    }
+    if (*m != 'E') return false;
+    ++m;
+  } else {
+    if (m[0] == 'S' && m[1] == 't') out.put("std::"), m += 2;
+    if (!source_name(m, out)) return false;
+  }
+  if (!out.ok) return false;
+  if (*m == '\0') return true;  // a variable, or a Rust legacy name: no parameters
+  if (*m == '.') return false;  // __cxa_demangle refuses a clone suffix without parameters
+  // Parameters: written only when all are of the simple kinds, else the name stands alone.
+  const std::size_t name_len = out.len;
+  out.put("(");
+  if (m[0] == 'v' && (m[1] == '\0' || m[1] == '.')) {
+    ++m;
+  } else {
+    for (bool first = true; *m && *m != '.'; first = false) {
+      if (!first) out.put(", ");
+      if (!simple_type(m, out)) break;
+    }
+  }
+  out.put(")");
+  out.put(qualifiers);
+  // GCC's clones (".cold", ".isra.0", ".constprop.0"), each as " [clone .cold]", as
+  // libiberty's d_clone_suffix reads them: a lowercase word, then numbers.
+  while (*m == '.' && (is_clone_char(m[1]) || (m[1] >= '0' && m[1] <= '9'))) {
+    const char* start = m;
+    m += 2;
+    while (is_clone_char(*m) || (*m >= '0' && *m <= '9')) ++m;
+    while (m[0] == '.' && m[1] >= '0' && m[1] <= '9') {
+      m += 2;
+      while (*m >= '0' && *m <= '9') ++m;
+    }
+    out.put(" [clone ");
+    out.put(start, static_cast<std::size_t>(m - start));
+    out.put("]");
+  }
+  if (*m != '\0' || !out.ok) out_text[name_len] = '\0';
+  return true;
+}
+
+namespace {
+
+// Names a C++ symbol into `out`; false to keep the raw name.
+bool demangle(const char* mangled, char* out, std::size_t size) {
+  int state = g_demangler_state.load(std::memory_order_acquire);
+  if (state == kDemanglerUnknown) {
+    // Normally resolved by symbols_prepare(), before any signal handler can get here.
+    symbols_prepare();
+    state = g_demangler_state.load(std::memory_order_acquire);
+  }
+  if (state == kDemanglerFound) {
+    int status = 0;
+    if (char* text =
+            g_demangler.load(std::memory_order_relaxed)(mangled, nullptr, nullptr, &status)) {
+      copy_text(out, size, text);
+      std::free(text);
+      return true;
+    }
+    return false;
+  }
+  if (!g_fallback_reported.exchange(true, std::memory_order_relaxed))
+    diag(
+        "faultline: %s has no shared C++ runtime to demangle with (libstdc++ linked "
+        "statically?): `stack` globs see C++ names without template and class-type "
+        "parameters, e.g. %s, and the mangled names",
+        program_invocation_short_name, mangled);
+  return demangle_simple(mangled, out, size);
+}
+
 }  // namespace
 
 struct CachedObject {
@@ -281,15 +508,17 @@ void symbolize(std::uintptr_t address, SymbolCache* cache, SymbolText& out) noex
     }
   }
   if (!out.symbol[0]) return;
-  if (out.symbol[0] == '_' && out.symbol[1] == 'Z') {
-    int status = 0;
-    if (char* demangled = abi::__cxa_demangle(out.symbol, nullptr, nullptr, &status)) {
-      copy_text(out.function, sizeof out.function, demangled);
-      std::free(demangled);
-      return;
-    }
-  }
+  if (out.symbol[0] == '_' && out.symbol[1] == 'Z' &&
+      demangle(out.symbol, out.function, sizeof out.function))
+    return;
   copy_text(out.function, sizeof out.function, out.symbol);
+}
+
+void symbols_prepare() noexcept {
+  if (g_demangler_state.load(std::memory_order_acquire) != kDemanglerUnknown) return;
+  const DemangleFn fn = find_demangler();
+  g_demangler.store(fn, std::memory_order_relaxed);
+  g_demangler_state.store(fn ? kDemanglerFound : kDemanglerNone, std::memory_order_release);
 }
 
 }  // namespace faultline::shim

@@ -4,6 +4,7 @@
 // the program's own rename, and the policy keys behind them.
 #include "shim/engine/stack.h"
 
+#include <cxxabi.h>
 #include <pthread.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "shim/engine/symbols.h"
 #include "stack_helper.h"
 #include "test_session.h"
 
@@ -79,6 +81,66 @@ std::vector<std::string> frames_via_helper() {
 }
 
 // ---- capture and naming -------------------------------------------------------------------
+
+// The fallback demangler (a program with no shared C++ runtime) must write what
+// __cxa_demangle writes, or the same name without its parameter list: never another name, so a
+// `stack` glob written from a dynamically linked build keeps matching (docs/limits.md).
+TEST(StackDemangleSimple, AgreesWithCxaDemangleOrStopsBeforeTheParameters) {
+  struct Case {
+    const char* mangled;
+    bool full;  // demangle_simple writes the whole name
+  };
+  const Case cases[] = {
+      {"_Z11plain_writeiPKc", true},
+      {"_ZNK7journal6Writer6appendEiPKc", true},
+      {"_ZN12_GLOBAL__N_117write_data_recordEii", true},
+      {"_ZN5OuterC2Ev", true},
+      {"_ZN5OuterD1Ev", true},
+      {"_ZN3fooL3barE", false},  // not handled: the mangled name stays
+      {"_ZNSt6vectorIiSaIiEE9push_backERKi", false},
+      {"_ZN12_GLOBAL__N_110append_allEiRKNSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEE",
+       false},
+      {"_Z1fPPVKc", false},
+      {"_ZN4core3fmt5write17h0123456789abcdefE", true},  // Rust's legacy mangling
+      {"_Z3sumdfeb", true},
+      {"_ZN2ns5Class6methodEv", true},
+      {"_ZNK2ns1C3getERKNS_1DE", false},
+      // GCC's clones, as explore names a crash in one
+      {"_ZN12_GLOBAL__N_120report_out_of_memoryEPKc.constprop.0", true},
+      {"_Z3fooi.isra.0.cold", true},
+      {"_Z3foov.cold.12", true},
+      {"_ZNK5Outer3getEv.part.0", true},
+      {"_ZNSt6vectorIiSaIiEE9push_backERKi.cold", false},
+  };
+  for (const Case& c : cases) {
+    int status = 0;
+    char* expected = abi::__cxa_demangle(c.mangled, nullptr, nullptr, &status);
+    ASSERT_NE(expected, nullptr) << c.mangled;
+    const std::string want = expected;
+    std::free(expected);
+    char out[512];
+    const bool named = shim::demangle_simple(c.mangled, out, sizeof out);
+    if (!named) {
+      EXPECT_FALSE(c.full) << c.mangled;
+      continue;
+    }
+    if (c.full) {
+      EXPECT_EQ(std::string(out), want) << c.mangled;
+    } else {
+      // The name alone: the demangled text up to its parameter list.
+      const std::string got = out;
+      EXPECT_EQ(want.compare(0, got.size(), got), 0) << c.mangled << " -> " << got;
+      EXPECT_EQ(want[got.size()], '(') << c.mangled << " -> " << got;
+    }
+  }
+  char small[8];
+  EXPECT_FALSE(shim::demangle_simple("_ZN7journal6Writer6appendEiPKc", small, sizeof small));
+  EXPECT_FALSE(shim::demangle_simple("plain_c_name", small, sizeof small));
+  char out[512];
+  EXPECT_FALSE(shim::demangle_simple("_Z3foo.cold", out, sizeof out));  // as __cxa_demangle
+  EXPECT_FALSE(
+      shim::demangle_simple("_ZN4core3fmt5write17h0123456789abcdefE.llvm.1", out, sizeof out));
+}
 
 TEST(StackCapture, NamesFramesOfAnotherLibraryWithoutFramePointers) {
   const std::vector<std::string> frames = frames_via_helper();
