@@ -7,9 +7,10 @@
 // The demangler is the program's own __cxa_demangle (libstdc++.so or libc++abi, found with
 // dlsym), not a copy linked into the shim: that copy was 47 KB of a 594 KiB shim, loaded into
 // every process, and a program with C++ names has a C++ runtime loaded. A program without one
-// as a shared library (linked with -static-libstdc++) gets demangle_simple() below, which names
-// the common cases the way __cxa_demangle does and the rest without their parameter list; the
-// shim says so once (docs/limits.md).
+// as a shared library (linked with -static-libstdc++) gets the system's libstdc++.so.6 loaded
+// for it; only where none is installed, demangle_simple() below, which names the common cases
+// the way __cxa_demangle does and the rest without their parameter list, and the shim says so
+// once (docs/limits.md).
 #include "shim/engine/symbols.h"
 
 #include <dlfcn.h>
@@ -221,12 +222,18 @@ std::atomic<DemangleFn> g_demangler{nullptr};
 std::atomic<bool> g_fallback_reported{false};
 
 // The program's __cxa_demangle: in the global scope when the program links its C++ runtime,
-// else in a libstdc++.so a library loaded with RTLD_LOCAL. Takes the loader's lock (dlsym).
+// else in a libstdc++.so a library loaded with RTLD_LOCAL. A program with C++ names and no
+// shared C++ runtime (-static-libstdc++) gets the system's libstdc++.so.6 loaded beside it,
+// RTLD_LOCAL, so that nothing of it binds the program's symbols: its names are then exactly
+// those of a dynamically linked build. Only where no C++ runtime is installed (a minimal
+// image) does the fallback name them. Called where the unwinder is loaded (stack.cpp), so the
+// loader's lock is taken at the one point that already takes it.
 DemangleFn find_demangler() {
   if (void* p = dlsym(RTLD_DEFAULT, "__cxa_demangle")) return reinterpret_cast<DemangleFn>(p);
-  for (const char* soname : {"libstdc++.so.6", "libc++abi.so.1"})
-    if (void* handle = dlopen(soname, RTLD_LAZY | RTLD_LOCAL | RTLD_NOLOAD))
-      if (void* p = dlsym(handle, "__cxa_demangle")) return reinterpret_cast<DemangleFn>(p);
+  for (const int load : {RTLD_NOLOAD, 0})
+    for (const char* soname : {"libstdc++.so.6", "libc++abi.so.1"})
+      if (void* handle = dlopen(soname, RTLD_LAZY | RTLD_LOCAL | load))
+        if (void* p = dlsym(handle, "__cxa_demangle")) return reinterpret_cast<DemangleFn>(p);
   return nullptr;
 }
 
@@ -424,8 +431,8 @@ bool demangle(const char* mangled, char* out, std::size_t size) {
   }
   if (!g_fallback_reported.exchange(true, std::memory_order_relaxed))
     diag(
-        "faultline: %s has no shared C++ runtime to demangle with (libstdc++ linked "
-        "statically?): `stack` globs see C++ names without template and class-type "
+        "faultline: %s has no shared C++ runtime to demangle with, and libstdc++.so.6 "
+        "cannot be loaded: `stack` globs see C++ names without template and class-type "
         "parameters, e.g. %s, and the mangled names",
         program_invocation_short_name, mangled);
   return demangle_simple(mangled, out, size);
