@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "harness.h"
+#include "seccomp_fixture.h"
 
 namespace fltest {
 namespace {
@@ -28,7 +28,7 @@ bool exists(const std::string& file) {
   return stat(file.c_str(), &st) == 0;
 }
 
-class SeccompFsTest : public IntegrationTest {
+class SeccompFsTest : public SeccompFixture {
  protected:
   // A fresh directory for one run of a program.
   std::string fresh_dir() {
@@ -36,17 +36,14 @@ class SeccompFsTest : public IntegrationTest {
     mkdir(dir.c_str(), 0755);
     return dir;
   }
-  RunResult run_under(const std::string& policy, const std::vector<std::string>& command) {
-    const std::string file = path("policy-" + std::to_string(++dirs_) + ".toml");
-    EXPECT_TRUE(write_file(file, policy));
-    std::vector<std::string> args = {"run", "--backend", "seccomp", "-p", file, "--"};
-    args.insert(args.end(), command.begin(), command.end());
-    return faultline(args);
+  // Always the seccomp backend (a Go program would choose it anyway; this says so).
+  RunResult run_seccomp(const std::string& policy, const std::vector<std::string>& command) {
+    return run_under(policy, command, {"--backend", "seccomp"});
   }
   // fscheck in a fresh directory under `policy`; the directory in `dir`.
   RunResult go_fs(const std::string& policy, std::string& dir) {
     dir = fresh_dir();
-    return run_under(policy, {kGoFs, dir});
+    return run_seccomp(policy, {kGoFs, dir});
   }
   static bool has(const RunResult& r, const std::string& line) {
     return r.out.find(line + "\n") != std::string::npos;
@@ -204,25 +201,25 @@ crash = "SIGKILL"
 
 TEST_F(SeccompFsTest, StaticProgramRenameAndUnlinkFail) {
   const std::string d1 = fresh_dir();
-  const RunResult ren = run_under(R"(version = 1
+  const RunResult ren = run_seccomp(R"(version = 1
 [[fault]]
 name = "ren"
 calls = ["renameat"]
 path = "*/b"
 )",
-                                  {kStatic, "fs", d1});
+                                    {kStatic, "fs", d1});
   EXPECT_EQ(ren.status(), 0) << ren.out << ren.err;
   EXPECT_EQ(ren.out, "rename: Input/output error\nunlink: No such file or directory\n") << ren.err;
   EXPECT_TRUE(exists(d1 + "/a"));
 
   const std::string d2 = fresh_dir();
-  const RunResult unl = run_under(R"(version = 1
+  const RunResult unl = run_seccomp(R"(version = 1
 [[fault]]
 name = "unl"
 calls = ["unlinkat"]
 error = "EROFS"
 )",
-                                  {kStatic, "fs", d2});
+                                    {kStatic, "fs", d2});
   EXPECT_EQ(unl.status(), 0) << unl.out << unl.err;
   EXPECT_EQ(unl.out, "rename: ok\nunlink: Read-only file system\n") << unl.err;
   EXPECT_TRUE(exists(d2 + "/b"));
@@ -240,18 +237,7 @@ enabled = false
   Background program;
   ASSERT_TRUE(program.start({cli(), "run", "--backend", "seccomp", "-s", name, "-p",
                              path("live.toml"), "--", kStatic, "fsloop", d}));
-  int step = 0;
-  auto next = [&]() {
-    EXPECT_TRUE(program.write_stdin("go\n"));
-    const auto line = program.read_line(15s);
-    const std::string prefix = "rename " + std::to_string(step++) + ": ";
-    if (!line || line->rfind(prefix, 0) != 0) return "<" + line.value_or("nothing") + ">";
-    return line->substr(prefix.size());
-  };
-  auto control = [&](const std::vector<std::string>& args) {
-    const RunResult r = faultline(args);
-    EXPECT_EQ(r.status(), 0) << describe(args, r);
-  };
+  auto next = [&] { return next_step(program, "rename"); };
   EXPECT_EQ(next(), "ok") << program.err();
   control({"enable", name, "f"});
   EXPECT_EQ(next(), "Input/output error") << program.err();

@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "harness.h"
+#include "seccomp_fixture.h"
 
 namespace fltest {
 namespace {
@@ -115,20 +115,7 @@ class DnsServer {
   std::thread thread_;
 };
 
-class SeccompTest : public IntegrationTest {
- protected:
-  RunResult run_under(const std::string& policy, const std::vector<std::string>& command,
-                      const std::vector<std::string>& extra = {}) {
-    const std::string file = path("policy-" + std::to_string(++policies_) + ".toml");
-    EXPECT_TRUE(write_file(file, policy));
-    std::vector<std::string> args = {"run", "-p", file};
-    args.insert(args.end(), extra.begin(), extra.end());
-    args.push_back("--");
-    args.insert(args.end(), command.begin(), command.end());
-    return faultline(args);
-  }
-  int policies_ = 0;
-};
+class SeccompTest : public SeccompFixture {};
 
 // ---- Go -------------------------------------------------------------------------------------
 
@@ -509,18 +496,7 @@ enabled = false
   Background program;
   ASSERT_TRUE(program.start({cli(), "run", "-s", name, "-p", path("policy.toml"), "--", kStatic,
                              "loop", path("live.dat")}));
-  int step = 0;
-  auto next = [&]() {
-    EXPECT_TRUE(program.write_stdin("go\n"));
-    const auto line = program.read_line(15s);
-    const std::string prefix = "fsync " + std::to_string(step++) + ": ";
-    if (!line || line->rfind(prefix, 0) != 0) return "<" + line.value_or("nothing") + ">";
-    return line->substr(prefix.size());
-  };
-  auto control = [&](const std::vector<std::string>& args) {
-    const RunResult r = faultline(args);
-    EXPECT_EQ(r.status(), 0) << describe(args, r);
-  };
+  auto next = [&] { return next_step(program, "fsync"); };
   EXPECT_EQ(next(), "ok") << program.err();
   control({"enable", name, "f"});
   EXPECT_EQ(next(), "Input/output error") << program.err();
@@ -578,10 +554,6 @@ error = "EIO"
   Background program;
   ASSERT_TRUE(program.start({cli(), "run", "-s", name, "-p", path("policy.toml"), "--", kStatic,
                              "loop", path("hold.dat")}));
-  auto control = [&](const std::vector<std::string>& args) {
-    const RunResult r = faultline(args);
-    EXPECT_EQ(r.status(), 0) << describe(args, r);
-  };
   // Held: nothing comes back for a while.
   ASSERT_TRUE(program.write_stdin("go\n"));
   EXPECT_FALSE(program.read_line(700ms).has_value());
