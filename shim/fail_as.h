@@ -86,10 +86,17 @@ constexpr bool failure_fits(Failure f) {
   return false;
 }
 
+// No stream, no out-parameters: a static object, so that the callers' frames hold no copy.
+inline constexpr FailOut kNoFailOut{};
+
 // Reports `cause` the way call `call`'s row says, as the R its slow path returns. A shape
 // that R cannot carry is a wrapper wired to the wrong slow path: a trap, never a made-up value.
+// Out of line and cold: a slow path's frame (a signal handler's stack, docs/reliability.md's
+// 1 KiB budget) grows by nothing for it, and its own frame is gone before anything deeper
+// (the event) runs.
 template <class R>
-R fail_as(std::uint32_t call, FailCause cause, const FailOut& out = {}) {
+[[gnu::cold, gnu::noinline]] R fail_as(std::uint32_t call, FailCause cause,
+                                       const FailOut& out = kNoFailOut) {
   switch (call_failure(call)) {
     case Failure::kMinusOneErrno:
       if constexpr (failure_fits<R>(Failure::kMinusOneErrno)) {
