@@ -25,6 +25,19 @@ class SeccompFixture : public IntegrationTest {
     return faultline(args);
   }
 
+  // `faultline run -s <session> -p <policy> [extra...] -- command...`, in the background.
+  bool start_live(Background& program, const std::string& session, const std::string& policy,
+                  const std::vector<std::string>& command,
+                  const std::vector<std::string>& extra = {}) {
+    const std::string file = path("live-" + std::to_string(++policies_) + ".toml");
+    if (!write_file(file, policy)) return false;
+    std::vector<std::string> args = {cli(), "run", "-s", session, "-p", file};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.push_back("--");
+    args.insert(args.end(), command.begin(), command.end());
+    return program.start(args);
+  }
+
   // A `faultline` command on the live session, which must succeed.
   void control(const std::vector<std::string>& args) {
     const RunResult r = faultline(args);

@@ -174,11 +174,10 @@ TEST_F(SeccompFsTest, StaticProgramRenameAndUnlinkFail) {
 TEST_F(SeccompFsTest, LiveEnableAndDisableReachTheStaticProgram) {
   const std::string name = session("seccomp-fs-live");
   const std::string d = fresh_dir();
-  ASSERT_TRUE(write_file(path("live.toml"),
-                         "version = 1\n" + fault("f", R"("rename")", "enabled = false\n")));
   Background program;
-  ASSERT_TRUE(program.start({cli(), "run", "--backend", "seccomp", "-s", name, "-p",
-                             path("live.toml"), "--", kStatic, "fsloop", d}));
+  ASSERT_TRUE(start_live(program, name,
+                         "version = 1\n" + fault("f", R"("rename")", "enabled = false\n"),
+                         {kStatic, "fsloop", d}, {"--backend", "seccomp"}));
   auto next = [&] { return next_step(program, "rename"); };
   EXPECT_EQ(next(), "ok") << program.err();
   control({"enable", name, "f"});

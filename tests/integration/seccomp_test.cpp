@@ -351,16 +351,15 @@ error = "EIO"
 TEST_F(SeccompTest, GoPanicReleasesAHeldWrite) {
   SKIP_WITHOUT_GO();
   const std::string name = session("seccomp-go-panic");
-  ASSERT_TRUE(write_file(path("policy.toml"), R"(version = 1
+  Background program;
+  ASSERT_TRUE(start_live(program, name, R"(version = 1
 [[fault]]
 name = "hold"
 calls = ["write"]
 path = "*/held.dat"
 delay = "120s"
-)"));
-  Background program;
-  ASSERT_TRUE(program.start({cli(), "run", "-s", name, "-p", path("policy.toml"), "--", kGoLoop,
-                             "-n", "3", "-every", "10ms", path("held.dat")}));
+)",
+                         {kGoLoop, "-n", "3", "-every", "10ms", path("held.dat")}));
   // Held: the first write does not come back.
   EXPECT_FALSE(program.read_line(1s).has_value()) << program.err();
   const auto start = std::chrono::steady_clock::now();
@@ -486,16 +485,15 @@ error = "EIO"
 
 TEST_F(SeccompTest, LiveEnableDisablePanicReachTheProgram) {
   const std::string name = session("seccomp-live");
-  ASSERT_TRUE(write_file(path("policy.toml"), R"(version = 1
+  Background program;
+  ASSERT_TRUE(start_live(program, name, R"(version = 1
 [[fault]]
 name = "f"
 calls = ["fsync"]
 error = "EIO"
 enabled = false
-)"));
-  Background program;
-  ASSERT_TRUE(program.start({cli(), "run", "-s", name, "-p", path("policy.toml"), "--", kStatic,
-                             "loop", path("live.dat")}));
+)",
+                         {kStatic, "loop", path("live.dat")}));
   auto next = [&] { return next_step(program, "fsync"); };
   EXPECT_EQ(next(), "ok") << program.err();
   control({"enable", name, "f"});
@@ -544,16 +542,15 @@ error = "ECONNREFUSED"
 // unfaulted, and the program goes on.
 TEST_F(SeccompTest, PanicAndDisableReleaseAHeldCall) {
   const std::string name = session("seccomp-hold");
-  ASSERT_TRUE(write_file(path("policy.toml"), R"(version = 1
+  Background program;
+  ASSERT_TRUE(start_live(program, name, R"(version = 1
 [[fault]]
 name = "hold"
 calls = ["fsync"]
 delay = "60s"
 error = "EIO"
-)"));
-  Background program;
-  ASSERT_TRUE(program.start({cli(), "run", "-s", name, "-p", path("policy.toml"), "--", kStatic,
-                             "loop", path("hold.dat")}));
+)",
+                         {kStatic, "loop", path("hold.dat")}));
   // Held: nothing comes back for a while.
   ASSERT_TRUE(program.write_stdin("go\n"));
   EXPECT_FALSE(program.read_line(700ms).has_value());
