@@ -31,18 +31,25 @@ const std::string kGoHttp, kGoFile, kGoDns, kGoLoop;
 #define SKIP_WITHOUT_GO() GTEST_SKIP() << "go is not installed: the Go programs were not built"
 #endif
 
+// Binds `fd` to 127.0.0.1 on a port the kernel picks: the port, or 0.
+int bind_loopback(int fd) {
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof sa;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) != 0)
+    return 0;
+  return ntohs(sa.sin_port);
+}
+
 // A listening TCP socket on 127.0.0.1 (the kernel completes connects into its backlog).
 class Listener {
  public:
   Listener() {
     fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof sa;
-    if (bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0 && listen(fd_, 16) == 0 &&
-        getsockname(fd_, reinterpret_cast<sockaddr*>(&sa), &len) == 0)
-      port_ = ntohs(sa.sin_port);
+    const int port = bind_loopback(fd_);
+    if (port != 0 && listen(fd_, 16) == 0) port_ = port;
   }
   ~Listener() { close(fd_); }
   int port() const { return port_; }
@@ -59,15 +66,9 @@ class DnsServer {
  public:
   DnsServer() {
     fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof sa;
     const timeval tick{0, 100'000};  // so that the thread sees stop_ in time
     setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tick, sizeof tick);
-    if (bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0 &&
-        getsockname(fd_, reinterpret_cast<sockaddr*>(&sa), &len) == 0)
-      port_ = ntohs(sa.sin_port);
+    port_ = bind_loopback(fd_);
     thread_ = std::thread([this] { serve(); });
   }
   ~DnsServer() {
