@@ -27,6 +27,7 @@ namespace faultline::cli {
 namespace {
 
 namespace ex = faultline::explore;
+using ex::ordinal;  // "the 1st malloc at libfoo+0x12"
 
 std::atomic<bool> g_stop{false};
 
@@ -60,17 +61,6 @@ std::string faultline_path() {
 }
 
 std::string signal_name(int sig) { return sig ? signal_text(sig) : ""; }
-
-// "the 1st malloc at libfoo+0x12"
-std::string ordinal(int n) {
-  const int tens = n % 100;
-  const char* suffix = (tens >= 11 && tens <= 13) ? "th"
-                       : n % 10 == 1              ? "st"
-                       : n % 10 == 2              ? "nd"
-                       : n % 10 == 3              ? "rd"
-                                                  : "th";
-  return std::to_string(n) + suffix;
-}
 
 std::string outcome_text(const ex::Run& run) {
   std::string text(ex::outcome_name(run.outcome));

@@ -134,12 +134,12 @@ std::vector<std::string> add_faults(ControlSession& session, const std::vector<F
   for (FaultSpec& spec : checked) check_seccomp_reach(session, spec);
   std::vector<std::string> added;
   for (const FaultSpec& spec : checked) {
-    std::string error;
+    SessionError error;
     if (!session.add_fault(spec, error))
       throw_control_error(
           ErrorKind::kSession, kStatusUsage,
           fmt::format(
-              "cannot add '{}': {}{}", fixed_text(spec.name), error,
+              "cannot add '{}': {}{}", fixed_text(spec.name), error.message,
               added.empty() ? "" : fmt::format(" (already added: {})", fmt::join(added, ", "))));
     added.emplace_back(fixed_text(spec.name));
   }

@@ -59,16 +59,6 @@ std::uint64_t file_hash(const std::string& path) {
   return h;
 }
 
-std::string ordinal(int n) {
-  const int tens = n % 100;
-  const char* suffix = (tens >= 11 && tens <= 13) ? "th"
-                       : n % 10 == 1              ? "st"
-                       : n % 10 == 2              ? "nd"
-                       : n % 10 == 3              ? "rd"
-                                                  : "th";
-  return std::to_string(n) + suffix;
-}
-
 bool crash_signal(int sig) {
   return sig == SIGSEGV || sig == SIGBUS || sig == SIGABRT || sig == SIGILL || sig == SIGFPE ||
          sig == SIGTRAP || sig == SIGSYS;
@@ -85,9 +75,18 @@ using runner::crash_signal;
 using runner::file_hash;
 using runner::hex64;
 using runner::now_ns;
-using runner::ordinal;
 
 using namespace runner;
+
+std::string ordinal(int n) {
+  const int tens = n % 100;
+  const char* suffix = (tens >= 11 && tens <= 13) ? "th"
+                       : n % 10 == 1              ? "st"
+                       : n % 10 == 2              ? "nd"
+                       : n % 10 == 3              ? "rd"
+                                                  : "th";
+  return std::to_string(n) + suffix;
+}
 
 namespace {
 
@@ -109,9 +108,8 @@ void sleep_ns(std::int64_t ns) {
 
 namespace runner {
 
-// One [[fault]] failing the k-th call at a site with the target's action; `error` says what.
-std::string Explorer::site_fault(const std::string& name, int site_index, int k,
-                                 std::string& error) const {
+// One [[fault]] failing the k-th call at a site with the target's action, and what it injects.
+Explorer::SiteFault Explorer::site_fault(const std::string& name, int site_index, int k) const {
   const Site& site = state_.sites[site_index];
   const Target& t = state_.config.targets[site.target];
   const CompiledTarget& c = compiled_[site.target];
@@ -120,18 +118,21 @@ std::string Explorer::site_fault(const std::string& name, int site_index, int k,
   // target's. Any other call is named alone (the site pins the call anyway).
   const std::string calls = is_rw_call(call.id) ? t.calls : "[" + toml_quote(site.call) + "]";
   std::string action = t.action;
+  std::string injected;
   if (action.empty()) {
-    error = t.error.empty()
-                ? std::string(faultline::natural_error(call, c.rw_on_sockets && !c.rw_on_files))
-                : t.error;
-    action = "error = " + toml_quote(error) + "\n";
+    injected = t.error.empty()
+                   ? std::string(faultline::natural_error(call, c.rw_on_sockets && !c.rw_on_files))
+                   : t.error;
+    action = "error = " + toml_quote(injected) + "\n";
   } else {
-    error = action;
-    std::replace(error.begin(), error.end(), '\n', ' ');
-    while (!error.empty() && error.back() == ' ') error.pop_back();
+    injected = action;
+    std::replace(injected.begin(), injected.end(), '\n', ' ');
+    while (!injected.empty() && injected.back() == ' ') injected.pop_back();
   }
-  return fmt::format("[[fault]]\nname = \"{}\"\ncalls = {}\n{}site = {}\n{}after = {}\ntimes = 1\n",
-                     name, calls, t.selectors, toml_quote(site.site), action, k - 1);
+  return {
+      fmt::format("[[fault]]\nname = \"{}\"\ncalls = {}\n{}site = {}\n{}after = {}\ntimes = 1\n",
+                  name, calls, t.selectors, toml_quote(site.site), action, k - 1),
+      injected};
 }
 
 // The run's policy: a `record` fault per target first (they never inject, so every call still
@@ -221,16 +222,17 @@ std::unique_ptr<Active> Explorer::start(int site_index, int k) {
     std::string comment;
     for (std::size_t i = 0; i < path.size(); ++i) {
       const Run& earlier = *find_run(state_, path[i]);
-      std::string what;
-      a->site_fault += site_fault(fmt::format("explore-{}-{}", a->run.id, i + 1), earlier.site,
-                                  earlier.occurrence, what) +
-                       "\n";
+      const SiteFault earlier_fault = site_fault(fmt::format("explore-{}-{}", a->run.id, i + 1),
+                                                 earlier.site, earlier.occurrence);
+      a->site_fault += earlier_fault.toml + "\n";
       comment += fmt::format("#   first, as in run {}: the {} call of {} at its site fails ({})\n",
                              earlier.id, ordinal(earlier.occurrence),
-                             state_.sites[earlier.site].call, what);
+                             state_.sites[earlier.site].call, earlier_fault.injected);
     }
     a->fault_name = "explore-" + std::to_string(a->run.id);
-    a->site_fault += site_fault(a->fault_name, site_index, k, a->run.error);
+    SiteFault fault = site_fault(a->fault_name, site_index, k);
+    a->site_fault += fault.toml;
+    a->run.error = std::move(fault.injected);
     const std::string what =
         state_.config.powercut ? fmt::format("the power is cut {} the {} call of {} at this site.",
                                              powercut::side_of(state_.config.targets[site->target]),

@@ -176,6 +176,9 @@ State run(const Options& options);
 // Reads a state directory (for the report alone, without running anything).
 State load(const std::string& state_dir);
 
+// "1st", "2nd", "11th", "23rd": how runs and reports name an occurrence.
+std::string ordinal(int n);
+
 // The last `lines` lines of a finding's stderr (or of its check's output), "" if none.
 std::string output_tail(const State& state, const Run& run, const char* file, int lines);
 

@@ -24,7 +24,6 @@ namespace faultline::explore::runner {
 std::int64_t now_ns();
 std::string hex64(std::uint64_t value);
 std::uint64_t file_hash(const std::string& path);  // FNV-1a 64 of the file's bytes
-std::string ordinal(int n);                        // "1st", "2nd"
 bool crash_signal(int sig);                        // SEGV, BUS, ABRT, ILL, FPE, TRAP, SYS
 // Appends to a run's note: "cut, recovered, the check passed".
 void add_note(std::string& note, const std::string& part);
@@ -101,7 +100,13 @@ class Explorer {
 
  private:
   std::string policy_text(const Active& a) const;
-  std::string site_fault(const std::string& name, int site, int k, std::string& error) const;
+  // The [[fault]] table failing the k-th call at a site, and what it injects ("EIO", or the
+  // target's action on one line) for the run's record and the replay policy's comment.
+  struct SiteFault {
+    std::string toml;
+    std::string injected;
+  };
+  SiteFault site_fault(const std::string& name, int site, int k) const;
   std::unique_ptr<Active> start(int site, int k);
   void advance(Active& a);
   void merge_sites(Active& a);

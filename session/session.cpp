@@ -28,9 +28,10 @@
 namespace faultline {
 namespace session_detail {
 
-int open_shm(const std::string& name, int flags, std::string& error) {
+int open_shm(const std::string& name, int flags, SessionError& error) {
   int fd = shm_open(shm_object_name(name).c_str(), flags | O_RDWR | O_CLOEXEC, 0600);
-  if (fd < 0) error = std::string("session '") + name + "': " + std::strerror(errno);
+  if (fd < 0)
+    error = {SessionErrc::kSystem, std::string("session '") + name + "': " + std::strerror(errno)};
   return fd;
 }
 
@@ -280,8 +281,7 @@ std::unique_ptr<ControlSession> ControlSession::attach(const std::string& name,
              "bad session name '" + name + "' (use [A-Za-z0-9_.-], at most 63 characters)"};
     return nullptr;
   }
-  error.kind = SessionErrc::kSystem;
-  int fd = open_shm(name, 0, error.message);
+  int fd = open_shm(name, 0, error);
   if (fd < 0) {
     const int err = errno;
     struct stat st;

@@ -58,8 +58,9 @@ std::optional<std::string> check_fault_slot(const FaultSlot& slot);
 std::uint64_t compute_armed_mask(const ControlBlock& block);
 std::string read_log_path(const ControlHeader& header);
 
-// Why ControlSession::create or ControlSession::attach failed. The message is for people; code that
-// acts on a failure (attach_or_create joins on kExists, retries on kNotFound) tests the kind.
+// Why a ControlSession operation failed (create, attach, attach_or_create, add_fault). The
+// message is for people; code that acts on a failure (attach_or_create joins on kExists,
+// retries on kNotFound) tests the kind.
 enum class SessionErrc : std::uint8_t {
   kBadName,        // not a valid session name
   kTooManyFaults,  // the policy holds more faults than a block
@@ -67,6 +68,9 @@ enum class SessionErrc : std::uint8_t {
   kNotFound,       // attach: no such session
   kRefused,        // attach: a block not to trust (another user's, open to others, bad version)
   kSystem,         // a system call failed (shm_open, ftruncate, mmap, link)
+  kReplaced,       // attach_or_create: the block kept being replaced by others; not joined
+  kFaultExists,    // add_fault: the session has a fault of that name
+  kFull,           // add_fault: every fault slot is taken
 };
 struct SessionError {
   SessionErrc kind = SessionErrc::kSystem;
@@ -96,7 +100,7 @@ class ControlSession {
   // member processes have all exited is replaced by a fresh one.
   static std::unique_ptr<ControlSession> attach_or_create(const std::string& name,
                                                           const Policy& policy, bool& created,
-                                                          std::string& error);
+                                                          SessionError& error);
   static bool remove(const std::string& name);
 
   // Closes the descriptor and keeps only the mapping (the shim: a preload holds no fd of the
@@ -115,7 +119,8 @@ class ControlSession {
   std::vector<std::pair<int, std::string>> corrupt_slots() const;
 
   // Writer operations (each takes the block's flock and bumps the generation).
-  bool add_fault(const FaultSpec& spec, std::string& error);
+  // Fails (kFaultExists, kFull) with nothing written.
+  bool add_fault(const FaultSpec& spec, SessionError& error);
   bool remove_fault(int index);
   bool set_enabled(int index, bool enabled);
   bool update_fault(int index, const FaultSpec& spec);

@@ -23,7 +23,8 @@ inline constexpr int kPublishWaitMs = 2000;
 inline constexpr const char* kShmDir = "/dev/shm";
 
 // ---- the reader (session.cpp) ----
-int open_shm(const std::string& name, int flags, std::string& error);
+// On failure, errno says why and `error` is a kSystem SessionError naming the session.
+int open_shm(const std::string& name, int flags, SessionError& error);
 int open_shm_quiet(const std::string& name);
 // Waits until a concurrent creator has published the block (magic set), bounded in time.
 bool wait_published(const ControlBlock* block);

@@ -210,7 +210,7 @@ std::unique_ptr<ControlSession> ControlSession::create(const std::string& name,
 std::unique_ptr<ControlSession> ControlSession::attach_or_create(const std::string& name,
                                                                  const Policy& policy,
                                                                  bool& created,
-                                                                 std::string& error) {
+                                                                 SessionError& error) {
   created = false;
   // Processes of a tree may start together: exactly one links its block into place, the
   // others find it there, complete, and join it. Processes that start and end quickly (a
@@ -225,7 +225,7 @@ std::unique_ptr<ControlSession> ControlSession::attach_or_create(const std::stri
       return s;
     }
     if (create_error.kind != SessionErrc::kExists) {
-      error = create_error.message;
+      error = std::move(create_error);
       return nullptr;
     }
     SessionError attach_error;
@@ -235,11 +235,13 @@ std::unique_ptr<ControlSession> ControlSession::attach_or_create(const std::stri
       if (!s->remove_if_dead()) return s;
       continue;
     }
-    error = attach_error.message;
     // Removed between our link attempt and our attach: try again.
-    if (attach_error.kind != SessionErrc::kNotFound) return nullptr;
+    if (attach_error.kind != SessionErrc::kNotFound) {
+      error = std::move(attach_error);
+      return nullptr;
+    }
   }
-  error = "session '" + name + "' keeps being replaced; not joined";
+  error = {SessionErrc::kReplaced, "session '" + name + "' keeps being replaced; not joined"};
   return nullptr;
 }
 

@@ -84,11 +84,12 @@ void ControlSession::write_locked(F&& edit) {
   h.generation.fetch_add(1, std::memory_order_release);
 }
 
-bool ControlSession::add_fault(const FaultSpec& spec, std::string& error) {
+bool ControlSession::add_fault(const FaultSpec& spec, SessionError& error) {
   bool ok = false;
   write_locked([&] {
     if (find_fault(spec.name) >= 0) {
-      error = std::string("a fault named '") + spec.name + "' already exists";
+      error = {SessionErrc::kFaultExists,
+               std::string("a fault named '") + spec.name + "' already exists"};
       return;
     }
     for (FaultSlot& slot : block_->faults) {
@@ -101,7 +102,8 @@ bool ControlSession::add_fault(const FaultSpec& spec, std::string& error) {
       ok = true;
       return;
     }
-    error = "the session holds " + std::to_string(kMaxFaults) + " faults already";
+    error = {SessionErrc::kFull,
+             "the session holds " + std::to_string(kMaxFaults) + " faults already"};
   });
   return ok;
 }

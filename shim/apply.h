@@ -2,11 +2,11 @@
 // sees. Every family's slow path decides (engine.h) and then hands the decision here: the
 // delay is held, the event is written, and the action is carried out — the call's own way to
 // fail, a crash before or after the call, or the call itself. A family only supplies what is
-// its own: how its call runs, how it reports a failure (errno, a return value, an EAI code,
-// NULL) and the actions only it has (lie, resolve_to, reset, blackhole, eof). Byte-moving
-// calls (io.h) carry more actions (short, corrupt, quota) but crash through the same
-// apply_crash. Everything here is header-only templates so a wrapper's frame grows by
-// nothing (the 1 KiB handler-stack budget, docs/reliability.md).
+// its own: how its call runs, where its failure goes (a stream, the *_r out-parameters; the
+// shape itself is the call's row, fail_as.h) and the actions only it has (lie, resolve_to, reset,
+// blackhole, eof). Byte-moving calls (io.h) carry more actions (short, corrupt, quota) but crash
+// through the same apply_crash. Everything here is header-only templates so a wrapper's frame grows
+// by nothing (the 1 KiB handler-stack budget, docs/reliability.md).
 #pragma once
 
 #include <errno.h>
@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "shim/engine/engine.h"
+#include "shim/fail_as.h"
 
 namespace faultline::shim {
 
@@ -37,10 +38,14 @@ template <class Run>
   crash_now(d);
 }
 
-// The failure of calls that report -1 and errno.
-inline int fail_errno(const Decision& d) {
-  errno = d.error;
-  return -1;
+// What a decision's fault reports (fail_as.h).
+inline FailCause cause_of(const Decision& d) { return {d.error, d.dns_error}; }
+
+// apply_decision's `fail` for a call whose failure needs nothing but the fault's error: the
+// call's own shape (its row's `failure` column), as the R its slow path returns.
+template <class R>
+auto fail_call(const CallArgs& args) {
+  return [call = args.call](const Decision& d) { return fail_as<R>(call, cause_of(d)); };
 }
 
 // The family has no action of its own.

@@ -25,10 +25,6 @@
 namespace faultline::shim {
 namespace {
 
-// The EAI code of an injected error: the fault's, or EAI_SYSTEM for an errno name.
-int eai_of(const Decision& d) { return d.dns_error ? d.dns_error : EAI_SYSTEM; }
-int system_errno_of(const Decision& d) { return d.error ? d.error : EIO; }
-
 bool fault_spec(const Decision& d, FaultSpec& out) {
   ControlBlock* block = g_block.load(std::memory_order_acquire);
   if (!block || d.fault < 0) return false;
@@ -88,16 +84,18 @@ int resolve_addrinfo(const Decision& d, const char* node, const char* service,
 }
 
 // The shared slow path of the lookups: decide, then apply (apply.h) with the call's own way to
-// fail (`fail`) and, as the family's own action, an answer from the fault (`answer`, for
-// resolve_to). Events show the resolver's code ("EAI_AGAIN"), not an errno (events.cpp).
-template <class Real, class Fail, class Answer>
-FL_COLD auto lookup_slow(const CallArgs& args, Real real, Fail fail, Answer answer)
+// fail (its row's, fail_as.h; `where` holds the *_r functions' out-parameters) and, as the family's
+// own action, an answer from the fault (`answer`, for resolve_to). Events show the resolver's
+// code ("EAI_AGAIN"), not an errno (events.cpp).
+template <class Real, class Answer>
+FL_COLD auto lookup_slow(const CallArgs& args, Real real, Answer answer, FailOut where = {})
     -> decltype(real()) {
   Guard guard;
   if (!guard.entered()) return real();
   Decision d;
   if (!decide(guard, args, d) || !d.inject) return real();
   using Result = decltype(real());
+  auto fail = [&](const Decision& dd) { return fail_as<Result>(args.call, cause_of(dd), where); };
   return apply_decision(guard, d, args, real, fail, [&](const Decision& dd, Result& out) {
     if (dd.action != kActResolve) return false;
     emit_event(dd, args, -1);
@@ -115,13 +113,9 @@ CallArgs lookup_args(std::uint32_t call, const char* host) {
 int getaddrinfo_slow(const char* node, const char* service, const struct addrinfo* hints,
                      struct addrinfo** res) {
   auto real = [=] { return FL_REAL(getaddrinfo)(node, service, hints, res); };
-  return lookup_slow(
-      lookup_args(kCall_getaddrinfo, node), real,
-      [](const Decision& d) {
-        if (eai_of(d) == EAI_SYSTEM) errno = system_errno_of(d);
-        return eai_of(d);
-      },
-      [=](const Decision& d) { return resolve_addrinfo(d, node, service, hints, res); });
+  return lookup_slow(lookup_args(kCall_getaddrinfo, node), real, [=](const Decision& d) {
+    return resolve_addrinfo(d, node, service, hints, res);
+  });
 }
 
 // ---- gethostbyname* -------------------------------------------------------------------------
@@ -171,13 +165,7 @@ alignas(char*) char g_hostent_buf[1024];
 template <class Fn>
 struct hostent* byname_slow(std::uint32_t call, const char* name, int af, Fn real) {
   return lookup_slow(
-      lookup_args(call, name), real, [](const Decision& d) -> struct hostent* {
-        h_errno = herrno_for_eai(eai_of(d));
-        if (h_errno == NETDB_INTERNAL)
-          errno = eai_of(d) == EAI_MEMORY ? ENOMEM : system_errno_of(d);
-        return nullptr;
-      },
-      [=](const Decision& d) -> struct hostent* {
+      lookup_args(call, name), real, [=](const Decision& d) -> struct hostent* {
         FaultSpec spec;
         int r = fault_spec(d, spec) && name
                     ? fill_hostent(spec, af, name, &g_hostent, g_hostent_buf, sizeof g_hostent_buf)
@@ -190,40 +178,25 @@ struct hostent* byname_slow(std::uint32_t call, const char* name, int af, Fn rea
       });
 }
 
-// The *_r functions: glibc returns 0 with *result NULL for "not found" and "no data",
-// EAGAIN for TRY_AGAIN, ERANGE for a buffer too small, and errno for NETDB_INTERNAL (see
-// nss/getXXbyYY_r.c).
-int fail_r(int herr, int err, struct hostent** result, int* h_errnop) {
-  if (result) *result = nullptr;
-  if (h_errnop) *h_errnop = herr;
-  h_errno = herr;  // glibc sets the thread's h_errno too, and programs (Python) read that one
-  if (herr == TRY_AGAIN) return EAGAIN;
-  if (herr == NETDB_INTERNAL) return err;
-  return 0;
-}
-
-// The error of a failed *_r lookup, the way the *_r functions report it.
-int fail_r_for(const Decision& d, struct hostent** result, int* h_errnop) {
-  const int eai = eai_of(d);
-  return fail_r(herrno_for_eai(eai), eai == EAI_MEMORY ? ENOMEM : system_errno_of(d), result,
-                h_errnop);
-}
-
+// The *_r functions report through (*result, *h_errnop, the return value): fail_as.h's
+// herrno_result, which also answers a resolve_to whose addresses do not fit (ERANGE, as
+// glibc reports a buffer too small) or have no address of the family asked (NO_DATA).
 template <class Fn>
 int byname_r_slow(std::uint32_t call, const char* name, int af, struct hostent* ret, char* buf,
                   size_t buflen, struct hostent** result, int* h_errnop, Fn real) {
-  return lookup_slow(
-      lookup_args(call, name), real,
-      [=](const Decision& d) { return fail_r_for(d, result, h_errnop); },
-      [=](const Decision& d) {
-        FaultSpec spec;
-        int r = fault_spec(d, spec) && name && ret ? fill_hostent(spec, af, name, ret, buf, buflen)
-                                                   : -1;
-        if (r == ERANGE) return fail_r(NETDB_INTERNAL, ERANGE, result, h_errnop);
-        if (r != 0) return fail_r(NO_DATA, 0, result, h_errnop);
-        if (result) *result = ret;
-        return 0;
-      });
+  return lookup_slow(lookup_args(call, name), real,
+                     [=](const Decision& d) {
+                       FaultSpec spec;
+                       int r = fault_spec(d, spec) && name && ret
+                                   ? fill_hostent(spec, af, name, ret, buf, buflen)
+                                   : -1;
+                       if (r == ERANGE)
+                         return herrno_result(NETDB_INTERNAL, ERANGE, result, h_errnop);
+                       if (r != 0) return herrno_result(NO_DATA, 0, result, h_errnop);
+                       if (result) *result = ret;
+                       return 0;
+                     },
+                     {.result = result, .h_errnop = h_errnop});
 }
 
 // ---- reverse lookups ------------------------------------------------------------------------
@@ -248,15 +221,8 @@ const char* numeric_host(const struct sockaddr* sa, socklen_t len, char* buf, so
 template <class Fn>
 struct hostent* byaddr_slow(const void* addr, int type, Fn real) {
   char text[INET6_ADDRSTRLEN];
-  return lookup_slow(
-      lookup_args(kCall_gethostbyaddr, numeric_host(type, addr, text, sizeof text)), real,
-      [](const Decision& d) -> struct hostent* {
-        h_errno = herrno_for_eai(eai_of(d));
-        if (h_errno == NETDB_INTERNAL)
-          errno = eai_of(d) == EAI_MEMORY ? ENOMEM : system_errno_of(d);
-        return nullptr;
-      },
-      [&](const Decision&) { return real(); });
+  return lookup_slow(lookup_args(kCall_gethostbyaddr, numeric_host(type, addr, text, sizeof text)),
+                     real, [&](const Decision&) { return real(); });
 }
 
 template <class Fn>
@@ -264,20 +230,14 @@ int byaddr_r_slow(const void* addr, int type, struct hostent** result, int* h_er
   char text[INET6_ADDRSTRLEN];
   return lookup_slow(
       lookup_args(kCall_gethostbyaddr_r, numeric_host(type, addr, text, sizeof text)), real,
-      [=](const Decision& d) { return fail_r_for(d, result, h_errnop); },
-      [&](const Decision&) { return real(); });
+      [&](const Decision&) { return real(); }, {.result = result, .h_errnop = h_errnop});
 }
 
 template <class Fn>
 int getnameinfo_slow(const struct sockaddr* sa, socklen_t salen, Fn real) {
   char text[INET6_ADDRSTRLEN];
-  return lookup_slow(
-      lookup_args(kCall_getnameinfo, numeric_host(sa, salen, text, sizeof text)), real,
-      [](const Decision& d) {
-        if (eai_of(d) == EAI_SYSTEM) errno = system_errno_of(d);
-        return eai_of(d);
-      },
-      [&](const Decision&) { return real(); });
+  return lookup_slow(lookup_args(kCall_getnameinfo, numeric_host(sa, salen, text, sizeof text)),
+                     real, [&](const Decision&) { return real(); });
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // The shared slow path of calls that move no bytes and report failure as -1 and errno
-// (open, dup, pipe, socket, bind, listen, fsync, ...): decide, then apply (apply.h) with -1
-// and errno as the failure and `lie` (success without the call) as the family's own action.
+// (open, dup, pipe, socket, bind, listen, fsync, ...): decide, then apply (apply.h) with the
+// call's row's failure (fail_as.h) and `lie` (success without the call) as the family's own
+// action.
 // Byte-moving calls have theirs in io.h.
 #pragma once
 
@@ -28,7 +29,7 @@ FL_COLD int errno_call_slow(const CallArgs& args, Fn real, Finish finish) {
   Decision d;
   if (!decide(guard, args, d) || !d.inject) return finish(real());
   return apply_decision(
-      guard, d, args, [&] { return finish(real()); }, fail_errno,
+      guard, d, args, [&] { return finish(real()); }, fail_call<int>(args),
       [&](const Decision& dd, int& out) {
         if (dd.action != kActLie) return false;
         emit_event(dd, args, -1);  // success without the call

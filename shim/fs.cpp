@@ -16,24 +16,10 @@
 namespace faultline::shim {
 namespace {
 
-// How a call reports its error: -1 and errno, or the error number itself (posix_fallocate,
-// which leaves errno alone).
-enum class Report { kMinusOne, kErrnoReturn };
-
-template <Report R>
-int fail_with(int err) {
-  if constexpr (R == Report::kErrnoReturn) {
-    return err;
-  } else {
-    errno = err;
-    return -1;
-  }
-}
-
 // A space call under a quota fault: the growth it reserves draws from the quota; a call that
 // finds too little left fails whole with ENOSPC (a reservation is never partial), and gives
 // back what it took. A call that fails by itself gives its bytes back too.
-template <Report R, class Fn>
+template <class Fn>
 int space_quota(const Guard& guard, Decision& d, const CallArgs& args, Fn real) {
   const std::uint64_t want = args.size;
   const std::uint64_t room = quota_reserve(d, want);
@@ -51,19 +37,18 @@ int space_quota(const Guard& guard, Decision& d, const CallArgs& args, Fn real) 
   d.action = kActError;
   d.error = d.error ? d.error : ENOSPC;
   emit_event(d, args, 0);
-  return fail_with<R>(d.error);
+  return fail_as<int>(args.call, cause_of(d));  // -1 and errno, or posix_fallocate's number
 }
 
-template <Report R = Report::kMinusOne, class Fn>
+template <class Fn>
 FL_COLD int fs_slow(const CallArgs& args, Fn real) {
   Guard guard;
   if (!guard.entered()) return real();
   Decision d;
   if (!decide(guard, args, d)) return real();
-  if (d.quota) return space_quota<R>(guard, d, args, real);
+  if (d.quota) return space_quota(guard, d, args, real);
   if (!d.inject) return real();
-  return apply_decision(guard, d, args, real,
-                        [](const Decision& dd) { return fail_with<R>(dd.error); });
+  return apply_decision(guard, d, args, real, fail_call<int>(args));
 }
 
 // An entry call (rename, link, symlink, unlink, mkdir, rmdir) in a session that tracks
@@ -125,14 +110,14 @@ std::uint64_t growth(int fd, std::int64_t start, std::int64_t end) {
 }
 
 // The calls on an fd: first the fd's cached verdict (engine.h, fd_call_quiet).
-template <Report R = Report::kMinusOne, class Fn>
+template <class Fn>
 FL_COLD int fd_space_slow(std::uint32_t call, int fd, std::int64_t start, std::int64_t end,
                           Fn real) {
   if (fd_call_quiet(call, fd)) return real();
   CallArgs args{call, fd};
   args.size = growth(fd, start, end);
   args.has_size = true;
-  return fs_slow<R>(args, real);
+  return fs_slow(args, real);
 }
 
 bool frees_space(int mode) { return mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_COLLAPSE_RANGE); }
@@ -180,8 +165,7 @@ FL_COLD int close_slow(int fd) {
   if (d.action != kActError) return real();
   // The fd is gone, the error is reported: what Linux does when NFS's write-back fails.
   real();
-  errno = d.error;
-  return -1;
+  return fail_as<int>(kCall_close, cause_of(d));
 }
 
 }  // namespace
@@ -342,8 +326,7 @@ FL_EXPORT int posix_fallocate(int fd, off_t off, off_t len) {
   auto real = size_tracked([=] { durable_fallocate(fd, 0, off, len); },
                            [=] { return FL_REAL(posix_fallocate)(fd, off, len); });
   if (!armed(kFamFs)) return real();
-  return fd_space_slow<Report::kErrnoReturn>(kCall_posix_fallocate, fd, off, range_end(off, len),
-                                             real);
+  return fd_space_slow(kCall_posix_fallocate, fd, off, range_end(off, len), real);
 }
 
 FL_EXPORT int posix_fallocate64(int fd, off64_t off, off64_t len) {
@@ -351,8 +334,7 @@ FL_EXPORT int posix_fallocate64(int fd, off64_t off, off64_t len) {
   auto real = size_tracked([=] { durable_fallocate(fd, 0, off, len); },
                            [=] { return FL_REAL(posix_fallocate64)(fd, off, len); });
   if (!armed(kFamFs)) return real();
-  return fd_space_slow<Report::kErrnoReturn>(kCall_posix_fallocate64, fd, off, range_end(off, len),
-                                             real);
+  return fd_space_slow(kCall_posix_fallocate64, fd, off, range_end(off, len), real);
 }
 
 // close was the fd table's bookkeeping before it was an @fs call, and still is: unarmed, the

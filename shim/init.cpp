@@ -166,7 +166,7 @@ void start() {
         "(use `faultline run` or set them)");
     return;
   }
-  std::string error;
+  SessionError error;
   std::unique_ptr<ControlSession> session;
   if (policy_path) {
     Policy policy;
@@ -184,7 +184,7 @@ void start() {
     session = ControlSession::attach(session_name, error);
   }
   if (!session) {
-    diag("faultline: %s; no faults armed", error.c_str());
+    diag("faultline: %s; no faults armed", error.message.c_str());
     return;
   }
   g_member.store(session->register_pid(getpid()), std::memory_order_relaxed);

@@ -91,8 +91,7 @@ ssize_t io_slow_path(const Guard& guard, const CallArgs& args, Io& io) {
     if (room == 0) {
       d.action = kActError;
       emit_event(d, args, 0);
-      errno = d.error;
-      return -1;
+      return fail_as<ssize_t>(args.call, cause_of(d));
     }
     d.action = kActQuota;
     emit_event(d, args, event_bytes(room));
@@ -107,8 +106,7 @@ ssize_t io_slow_path(const Guard& guard, const CallArgs& args, Io& io) {
   switch (d.action) {
     case kActError:
       emit_event(d, args, -1);
-      errno = d.error;
-      return -1;
+      return fail_as<ssize_t>(args.call, cause_of(d));
     case kActReset:
       emit_event(d, args, -1);
       return net_reset_io(d, args);

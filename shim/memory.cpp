@@ -148,13 +148,10 @@ FL_COLD AllocResult alloc_slow(std::uint32_t call, std::uint64_t size, Fn real) 
       });
 }
 
-// NULL-returning calls report a failure in errno.
-void* null_or(const AllocResult& r) {
-  if (r.error) {
-    errno = r.error;
-    return nullptr;
-  }
-  return r.ptr;
+// The pointer, or the failure (the allocator's or a fault's) the way call's row reports it:
+// NULL and errno (posix_memalign, which returns its error, has its own slow path below).
+void* null_or(std::uint32_t call, const AllocResult& r) {
+  return r.error ? fail_as<void*>(call, {r.error}) : r.ptr;
 }
 
 std::size_t page_size() {
@@ -179,29 +176,29 @@ void* real_pvalloc(size_t size) noexcept {
 
 FL_COLD void* malloc_slow(size_t size, const void* caller) {
   if (shim_owns_code(caller)) return FL_REAL(malloc)(size);
-  return null_or(
-      alloc_slow(kCall_malloc, size, [=] { return from_pointer(FL_REAL(malloc)(size)); }));
+  return null_or(kCall_malloc, alloc_slow(kCall_malloc, size,
+                                          [=] { return from_pointer(FL_REAL(malloc)(size)); }));
 }
 
 FL_COLD void* calloc_slow(size_t n, size_t size, std::uint64_t total, const void* caller) {
   if (shim_owns_code(caller)) return FL_REAL(calloc)(n, size);
-  return null_or(
-      alloc_slow(kCall_calloc, total, [=] { return from_pointer(FL_REAL(calloc)(n, size)); }));
+  return null_or(kCall_calloc, alloc_slow(kCall_calloc, total,
+                                          [=] { return from_pointer(FL_REAL(calloc)(n, size)); }));
 }
 
 FL_COLD void* aligned_slow(std::uint32_t call, size_t align, size_t size) {
-  return null_or(alloc_slow(call, size, [=] {
-    switch (call) {
-      case kCall_aligned_alloc:
-        return from_pointer(FL_REAL(aligned_alloc)(align, size));
-      case kCall_valloc:
-        return from_pointer(FL_REAL(valloc)(size));
-      case kCall_pvalloc:
-        return from_pointer(real_pvalloc(size));
-      default:
-        return from_pointer(FL_REAL(memalign)(align, size));
-    }
-  }));
+  return null_or(call, alloc_slow(call, size, [=] {
+                   switch (call) {
+                     case kCall_aligned_alloc:
+                       return from_pointer(FL_REAL(aligned_alloc)(align, size));
+                     case kCall_valloc:
+                       return from_pointer(FL_REAL(valloc)(size));
+                     case kCall_pvalloc:
+                       return from_pointer(real_pvalloc(size));
+                     default:
+                       return from_pointer(FL_REAL(memalign)(align, size));
+                   }
+                 }));
 }
 
 FL_COLD int posix_memalign_slow(void** out, size_t align, size_t size) {
@@ -210,7 +207,8 @@ FL_COLD int posix_memalign_slow(void** out, size_t align, size_t size) {
     int rc = FL_REAL(posix_memalign)(&p, align, size);
     return AllocResult{rc ? nullptr : p, rc};
   });
-  if (r.error) return r.error;  // errno untouched, as posix_memalign(3) promises
+  // The error returned, errno untouched, as posix_memalign(3) promises.
+  if (r.error) return fail_as<int>(kCall_posix_memalign, {r.error});
   *out = r.ptr;
   return 0;
 }
@@ -246,8 +244,7 @@ FL_COLD void* realloc_slow(std::uint32_t call, void* p, size_t size) {
     apply_delay(guard, d, args);
     if (d.action == kActError) {
       emit_event(d, args, -1);
-      errno = d.error;
-      return nullptr;  // the old block stays valid, and counted if it was
+      return fail_as<void*>(call, cause_of(d));  // the old block stays valid, and counted if it was
     }
     if (d.action == kActCrash && d.crash_when == kCrashBefore)
       apply_crash(d, args, [] { return std::int64_t{-1}; });
@@ -262,8 +259,7 @@ FL_COLD void* realloc_slow(std::uint32_t call, void* p, size_t size) {
       d.action = kActError;
       d.error = d.error ? d.error : ENOMEM;
       emit_event(d, args, 0);
-      errno = d.error;
-      return nullptr;
+      return fail_as<void*>(call, cause_of(d));
     }
     // Spent (times, max_faults), or lifted while its delay held the call: the quota no
     // longer limits.

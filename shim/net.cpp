@@ -43,8 +43,7 @@ int connect_error(const Decision& d, const CallArgs& args) {
     errno = EINPROGRESS;
     return -1;
   }
-  errno = d.error;
-  return -1;
+  return fail_as<int>(args.call, cause_of(d));
 }
 
 // The peer resets the connection as it is made. Blocking: the connection is really made and
@@ -250,7 +249,8 @@ FL_COLD int accept_slow(std::uint32_t call, int fd, Fn real) {
   }
   if (!injected) return track_new_fd(real());
   auto run = [&] { return track_new_fd(real()); };
-  return apply_decision(guard, d, args, run, fail_errno, [&](const Decision& dd, int& out) {
+  const auto fail = fail_call<int>(args);
+  return apply_decision(guard, d, args, run, fail, [&](const Decision& dd, int& out) {
     if (dd.action != kActReset) return false;
     out = run();
     emit_event(dd, args, -1);
@@ -422,7 +422,8 @@ FL_COLD int mmsg_slow(std::uint32_t call, int fd, struct mmsghdr* vec, unsigned 
     }
   }
   if (!decided || !d.inject) return real();
-  return apply_decision(guard, d, args, real, fail_errno, [&](const Decision& dd, int& out) {
+  const auto fail = fail_call<int>(args);
+  return apply_decision(guard, d, args, real, fail, [&](const Decision& dd, int& out) {
     switch (dd.action) {
       case kActReset:
         emit_event(dd, args, -1);

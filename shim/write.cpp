@@ -103,13 +103,6 @@ FL_COLD ssize_t copy_slow(std::uint32_t call, int out_fd, int in_fd, const Off* 
   return io_slow_path(guard, args, io);
 }
 
-// A failed stdio stream looks like it does after a real EIO/ENOSPC: the error flag is set
-// (ferror) and errno says why.
-void fail_stream(FILE* stream, int err) {
-  if (stream) stream->_flags |= _IO_ERR_SEEN;
-  errno = err;
-}
-
 int stream_fd(FILE* stream) { return stream ? fileno_unlocked(stream) : -1; }
 
 FL_COLD size_t fwrite_slow(const void* ptr, size_t size, size_t n, FILE* stream) {
@@ -124,10 +117,10 @@ FL_COLD size_t fwrite_slow(const void* ptr, size_t size, size_t n, FILE* stream)
     size_t items = FL_REAL(fwrite)(p, size, bytes / size, stream);
     return static_cast<ssize_t>(items * size);
   };
+  // A failed stream after what fit (fail_as.h: the short count, ferror, errno).
   auto limited = [&](std::uint64_t bytes, int err) -> size_t {
     size_t items = FL_REAL(fwrite)(ptr, size, static_cast<size_t>(bytes / size), stream);
-    fail_stream(stream, err);
-    return items;
+    return fail_as<size_t>(kCall_fwrite, {err}, {.stream = stream, .items = items});
   };
   Decision d;
   if (!decide(guard, args, d)) return FL_REAL(fwrite)(ptr, size, n, stream);
@@ -159,8 +152,7 @@ FL_COLD size_t fwrite_slow(const void* ptr, size_t size, size_t n, FILE* stream)
   switch (d.action) {
     case kActError:
       emit_event(d, args, -1);
-      fail_stream(stream, d.error);
-      return 0;
+      return fail_as<size_t>(kCall_fwrite, cause_of(d), {.stream = stream});
     case kActShort: {
       std::uint64_t bytes = short_length(d, args.size);
       emit_event(d, args, event_bytes(bytes / size * size));
@@ -183,7 +175,8 @@ FL_COLD size_t fwrite_slow(const void* ptr, size_t size, size_t n, FILE* stream)
 }
 
 // fflush and fclose: an injected error discards the buffered data (__fpurge), as a device
-// error would lose it, and reports EOF with errno. fclose still frees the stream.
+// error would lose it, and reports EOF with errno and the error flag (fail_as.h). fclose
+// still frees the stream, so only errno is left to set.
 template <class Fn>
 FL_COLD int stream_end_slow(std::uint32_t call, FILE* stream, Fn real) {
   Guard guard;
@@ -193,13 +186,9 @@ FL_COLD int stream_end_slow(std::uint32_t call, FILE* stream, Fn real) {
   if (!decide(guard, args, d) || !d.inject) return real();
   return apply_decision(guard, d, args, real, [&](const Decision& dd) {
     if (stream) __fpurge(stream);
-    if (call == kCall_fclose) {
-      real();
-    } else {
-      fail_stream(stream, dd.error);
-    }
-    errno = dd.error;
-    return EOF;
+    const bool closed = call == kCall_fclose;
+    if (closed) real();
+    return fail_as<int>(call, cause_of(dd), {.stream = closed ? nullptr : stream});
   });
 }
 

@@ -130,7 +130,8 @@ struct RunOptions {
 };
 int run_experiment(const Experiment& experiment, const RunOptions& options);
 
-// `experiment report JOURNAL -o FILE.html`: 0 written, 2 an unreadable journal.
-int render_report(const std::string& journal, const std::string& html, std::string& error);
+// `experiment report JOURNAL -o FILE.html`. Throws ControlError (status 2) for a journal it
+// cannot read and a page it cannot write.
+void render_report(const std::string& journal, const std::string& html);
 
 }  // namespace faultline::experiment

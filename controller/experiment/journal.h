@@ -11,7 +11,8 @@ namespace faultline::experiment {
 
 // "2026-12-04T16:00:53.123456789Z", as in policy.md's event line.
 std::string iso_time(std::int64_t realtime_ns);
-bool write_text(const std::string& path, const std::string& text, std::string& error);
+// Throws ControlError (kSystem, status 2) when the file cannot be written.
+void write_text(const std::string& path, const std::string& text);
 std::string html_report(const nlohmann::json& journal);
 std::string junit_report(const nlohmann::json& journal);
 

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <tuple>
 
+#include "controller/control_error.h"
 #include "controller/experiment/experiment.h"
 #include "controller/experiment/journal.h"
 
@@ -197,12 +198,12 @@ std::string iso_time(std::int64_t realtime_ns) {
   return fmt::format("{}.{:09d}Z", buffer, realtime_ns % 1'000'000'000);
 }
 
-bool write_text(const std::string& path, const std::string& text, std::string& error) {
+void write_text(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::trunc | std::ios::binary);
   out << text;
-  if (out.flush()) return true;
-  error = fmt::format("cannot write {}: {}", path, std::strerror(errno));
-  return false;
+  if (!out.flush())
+    throw_control_error(ErrorKind::kSystem, kBadInput,
+                        fmt::format("cannot write {}: {}", path, std::strerror(errno)));
 }
 
 std::string html_report(const json& j) {
@@ -335,22 +336,22 @@ std::string junit_report(const json& j) {
       esc(str(j, "title")), tests, failures, num(j, "end"), cases);
 }
 
-int render_report(const std::string& journal, const std::string& html, std::string& error) {
+void render_report(const std::string& journal, const std::string& html) {
   std::ifstream in(journal);
-  if (!in) {
-    error = fmt::format("{}: {}", journal, std::strerror(errno));
-    return kBadInput;
-  }
+  if (!in)
+    throw_control_error(ErrorKind::kUsage, kBadInput,
+                        fmt::format("{}: {}", journal, std::strerror(errno)));
   json j;
+  std::string page;
   try {
     j = json::parse(in);
     if (!j.is_object() || j.value("version", 0) != 1 || !j.contains("probes"))
       throw std::runtime_error("not an experiment journal (version 1)");
-    return write_text(html, html_report(j), error) ? 0 : kBadInput;
+    page = html_report(j);
   } catch (const std::exception& e) {
-    error = fmt::format("{}: {}", journal, e.what());
-    return kBadInput;
+    throw_control_error(ErrorKind::kUsage, kBadInput, fmt::format("{}: {}", journal, e.what()));
   }
+  write_text(html, page);
 }
 
 }  // namespace faultline::experiment

@@ -27,6 +27,7 @@
 #include <set>
 #include <thread>
 
+#include "controller/control_error.h"
 #include "controller/durability/cut.h"
 #include "controller/edits.h"
 #include "controller/experiment/experiment.h"
@@ -1170,14 +1171,18 @@ int Runner::run() {
     fmt::print("outcome: {} (exit {})\n", outcome, code);
     std::fflush(stdout);
   }
-  std::string error;
-  if (!o_.json.empty() &&
-      !write_text(o_.json, j.dump(1, ' ', false, json::error_handler_t::replace) + "\n", error))
-    fmt::print(stderr, "faultline: {}\n", error);
-  if (!o_.report.empty() && !write_text(o_.report, html_report(j), error))
-    fmt::print(stderr, "faultline: {}\n", error);
-  if (!o_.junit.empty() && !write_text(o_.junit, junit_report(j), error))
-    fmt::print(stderr, "faultline: {}\n", error);
+  // A file that cannot be written is said; the run's outcome stands, and the others are written.
+  auto write_or_say = [](const std::string& file, const std::string& text) {
+    try {
+      write_text(file, text);
+    } catch (const ControlError& e) {
+      fmt::print(stderr, "faultline: {}\n", e.what());
+    }
+  };
+  if (!o_.json.empty())
+    write_or_say(o_.json, j.dump(1, ' ', false, json::error_handler_t::replace) + "\n");
+  if (!o_.report.empty()) write_or_say(o_.report, html_report(j));
+  if (!o_.junit.empty()) write_or_say(o_.junit, junit_report(j));
   return code;
 }
 

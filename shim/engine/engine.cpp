@@ -468,6 +468,16 @@ bool rule_selects(const Rule& r, const Rules& rules, const CallArgs& args) {
   return selectors_match(r, ctx);
 }
 
+FaultSlot* live_fault_slot(int slot_index, ControlBlock*& block) {
+  block = g_block.load(std::memory_order_acquire);
+  if (!block || slot_index < 0 || slot_index >= static_cast<int>(kMaxFaults)) return nullptr;
+  if (session_expired(*block) || (block->header.flags.load(std::memory_order_acquire) &
+                                  (kFlagPanicked | kFlagTtlExpired | kFlagBudgetSpent)))
+    return nullptr;
+  FaultSlot& slot = block->faults[slot_index];
+  return slot.enabled.load(std::memory_order_relaxed) == 1 ? &slot : nullptr;
+}
+
 }  // namespace engine_detail
 
 using namespace engine_detail;
@@ -618,23 +628,15 @@ bool fd_call_quiet(std::uint32_t call, int fd) noexcept {
 bool fault_still_applies(const Guard& guard, int slot_index, const CallArgs& args) noexcept {
   (void)guard;
   CancelOff no_cancel;
-  ControlBlock* block = g_block.load(std::memory_order_acquire);
-  if (!block || slot_index < 0 || slot_index >= static_cast<int>(kMaxFaults)) return false;
-  if (session_expired(*block) || (block->header.flags.load(std::memory_order_acquire) &
-                                  (kFlagPanicked | kFlagTtlExpired | kFlagBudgetSpent)))
-    return false;
+  ControlBlock* block = nullptr;
+  FaultSlot* const slot = live_fault_slot(slot_index, block);
+  if (!slot) return false;
   const RulesRef ref(*block);
   const Rules* const rules = ref.get();
-  FaultSlot& slot = block->faults[slot_index];
-  if (slot.enabled.load(std::memory_order_relaxed) != 1) return false;
-  for (int i = 0; i < rules->count; ++i) {
-    const Rule& r = rules->rule[i];
-    if (r.slot != slot_index) continue;
-    if (r.needs_clock && !in_window(r, slot)) return false;
-    SelectorContext ctx(args, *rules);
-    return selectors_match(r, ctx);
-  }
-  return false;  // removed (or replaced, which a rebuild shows as another rule)
+  const Rule* const r = rule_for_slot(*rules, slot_index);
+  if (!r) return false;  // removed (or replaced, which a rebuild shows as another rule)
+  if (r->needs_clock && !in_window(*r, *slot)) return false;
+  return rule_selects(*r, *rules, args);
 }
 
 bool only_net_and_not_socket(const Guard& guard, std::uint32_t file_family, int fd) noexcept {

@@ -98,13 +98,10 @@ bool fault_latency_holds(const Guard& guard, int slot_index, const CallArgs& arg
                          std::uint64_t& key, std::uint64_t& generation, HoldSpecNow& now) noexcept {
   (void)guard;
   CancelOff no_cancel;
-  ControlBlock* block = g_block.load(std::memory_order_acquire);
-  if (!block || slot_index < 0 || slot_index >= static_cast<int>(kMaxFaults)) return false;
-  if (session_expired(*block) || (block->header.flags.load(std::memory_order_acquire) &
-                                  (kFlagPanicked | kFlagTtlExpired | kFlagBudgetSpent)))
-    return false;
-  FaultSlot& slot = block->faults[slot_index];
-  if (slot.enabled.load(std::memory_order_relaxed) != 1) return false;
+  ControlBlock* block = nullptr;
+  FaultSlot* const live = live_fault_slot(slot_index, block);
+  if (!live) return false;
+  FaultSlot& slot = *live;
   const RulesRef ref(*block);
   const Rules* rules = ref.get();
   const Rule* r = rule_for_slot(*rules, slot_index);

@@ -79,6 +79,11 @@ bool session_expired(ControlBlock& block);
 bool in_window(const Rule& r, const FaultSlot& slot);
 bool claim_injection(ControlBlock& block, FaultSlot& slot, std::uint64_t times);
 bool rule_selects(const Rule& r, const Rules& rules, const CallArgs& args);
+// The slot of fault `slot_index` (and its block, in `block`) while the fault may still act on
+// a call already taken: a valid index, a session neither panicked, past its TTL nor over its
+// budget, and the slot enabled; nullptr otherwise. The common first half of the re-checks of
+// a held call (fault_still_applies, fault_latency_holds); the rule is the caller's to match.
+FaultSlot* live_fault_slot(int slot_index, ControlBlock*& block);
 
 // The rule of fault slot `slot` in a copy, or nullptr.
 const Rule* rule_for_slot(const Rules& rules, int slot);

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "harness.h"
+#include "seccomp_fixture.h"
 
 namespace fltest {
 namespace {
@@ -28,7 +28,7 @@ bool exists(const std::string& file) {
   return stat(file.c_str(), &st) == 0;
 }
 
-class SeccompFsTest : public IntegrationTest {
+class SeccompFsTest : public SeccompFixture {
  protected:
   // A fresh directory for one run of a program.
   std::string fresh_dir() {
@@ -36,20 +36,31 @@ class SeccompFsTest : public IntegrationTest {
     mkdir(dir.c_str(), 0755);
     return dir;
   }
-  RunResult run_under(const std::string& policy, const std::vector<std::string>& command) {
-    const std::string file = path("policy-" + std::to_string(++dirs_) + ".toml");
-    EXPECT_TRUE(write_file(file, policy));
-    std::vector<std::string> args = {"run", "--backend", "seccomp", "-p", file, "--"};
-    args.insert(args.end(), command.begin(), command.end());
-    return faultline(args);
+  // Always the seccomp backend (a Go program would choose it anyway; this says so).
+  RunResult run_seccomp(const std::string& policy, const std::vector<std::string>& command) {
+    return run_under(policy, command, {"--backend", "seccomp"});
   }
   // fscheck in a fresh directory under `policy`; the directory in `dir`.
   RunResult go_fs(const std::string& policy, std::string& dir) {
     dir = fresh_dir();
-    return run_under(policy, {kGoFs, dir});
+    return run_seccomp(policy, {kGoFs, dir});
   }
   static bool has(const RunResult& r, const std::string& line) {
     return r.out.find(line + "\n") != std::string::npos;
+  }
+  // A [[fault]] table: `name`, `calls` (the TOML array's contents), then the `more` lines.
+  static std::string fault(const std::string& name, const std::string& calls,
+                           const std::string& more = "") {
+    return "[[fault]]\nname = \"" + name + "\"\ncalls = [" + calls + "]\n" + more;
+  }
+  // fscheck in `dir` under a policy of `faults`: it must exit 0 and print each of `lines`.
+  RunResult expect_go_fs(const std::string& dir, const std::string& faults,
+                         const std::vector<std::string>& lines) {
+    const RunResult r = run_seccomp("version = 1\n" + faults, {kGoFs, dir});
+    EXPECT_EQ(r.status(), 0) << r.out << r.err;
+    for (const std::string& line : lines)
+      EXPECT_TRUE(has(r, line)) << line << "\n" << r.out << r.err;
+    return r;
   }
   int dirs_ = 0;
 };
@@ -57,13 +68,8 @@ class SeccompFsTest : public IntegrationTest {
 TEST_F(SeccompFsTest, GoProgramUnfaultedDoesEveryStep) {
   SKIP_WITHOUT_GO();
   std::string d;
-  const RunResult r = go_fs(R"(version = 1
-[[fault]]
-name = "never"
-calls = ["rename"]
-path = "*/no-such-file"
-)",
-                            d);
+  const RunResult r =
+      go_fs("version = 1\n" + fault("never", R"("rename")", "path = \"*/no-such-file\"\n"), d);
   EXPECT_EQ(r.status(), 0) << r.out << r.err;
   EXPECT_EQ(r.out,
             "mkdir: ok\ntruncate: ok\nclose: ok\nrename: ok\nrename other: ok\nremove: ok\n"
@@ -76,18 +82,10 @@ path = "*/no-such-file"
 // (no path of it matches) is untouched.
 TEST_F(SeccompFsTest, GoRenameFailsWithGosOwnErrorOnlyForTheMatchingPath) {
   SKIP_WITHOUT_GO();
-  std::string d;
-  const RunResult r = go_fs(R"(version = 1
-[[fault]]
-name = "ren"
-calls = ["rename"]
-path = "*/a.txt"
-)",
-                            d);
-  EXPECT_EQ(r.status(), 0) << r.out << r.err;
-  EXPECT_TRUE(has(r, "rename: rename " + d + "/a.txt " + d + "/b.txt: input/output error"))
-      << r.out << r.err;
-  EXPECT_TRUE(has(r, "rename other: ok")) << r.out;
+  const std::string d = fresh_dir();
+  const RunResult r = expect_go_fs(
+      d, fault("ren", R"("rename")", "path = \"*/a.txt\"\n"),
+      {"rename: rename " + d + "/a.txt " + d + "/b.txt: input/output error", "rename other: ok"});
   EXPECT_TRUE(exists(d + "/a.txt"));  // the rename never ran
   EXPECT_NE(r.err.find("the system calls of @fs are trapped"), std::string::npos) << r.err;
   EXPECT_TRUE(exists(d + "/kept.txt"));
@@ -96,45 +94,23 @@ path = "*/a.txt"
 // `path` matches either path of a rename: here the new one.
 TEST_F(SeccompFsTest, GoRenameMatchesTheNewPathToo) {
   SKIP_WITHOUT_GO();
-  std::string d;
-  const RunResult r = go_fs(R"(version = 1
-[[fault]]
-name = "ren"
-calls = ["renameat2"]
-path = "*/kept.txt"
-error = "EROFS"
-)",
-                            d);
-  EXPECT_EQ(r.status(), 0) << r.out << r.err;
-  EXPECT_TRUE(has(r, "rename: ok")) << r.out << r.err;
-  EXPECT_TRUE(
-      has(r, "rename other: rename " + d + "/keep.txt " + d + "/kept.txt: read-only file system"))
-      << r.out << r.err;
+  const std::string d = fresh_dir();
+  expect_go_fs(d, fault("ren", R"("renameat2")", "path = \"*/kept.txt\"\nerror = \"EROFS\"\n"),
+               {"rename: ok", "rename other: rename " + d + "/keep.txt " + d +
+                                  "/kept.txt: read-only file system"});
   EXPECT_TRUE(exists(d + "/keep.txt"));
 }
 
 TEST_F(SeccompFsTest, GoMkdirTruncateAndRemove) {
   SKIP_WITHOUT_GO();
-  std::string d;
-  const RunResult r = go_fs(R"(version = 1
-[[fault]]
-name = "ro"
-calls = ["mkdir"]
-error = "EROFS"
-[[fault]]
-name = "trunc"
-calls = ["ftruncate"]
-path = "*/a.txt"
-[[fault]]
-name = "unl"
-calls = ["unlink"]
-path = "*/b.txt"
-)",
-                            d);
-  EXPECT_EQ(r.status(), 0) << r.out << r.err;
-  EXPECT_TRUE(has(r, "mkdir: mkdir " + d + "/sub: read-only file system")) << r.out << r.err;
-  EXPECT_TRUE(has(r, "truncate: truncate " + d + "/a.txt: input/output error")) << r.out;
-  EXPECT_TRUE(has(r, "remove: remove " + d + "/b.txt: input/output error")) << r.out;
+  const std::string d = fresh_dir();
+  expect_go_fs(d,
+               fault("ro", R"("mkdir")", "error = \"EROFS\"\n") +
+                   fault("trunc", R"("ftruncate")", "path = \"*/a.txt\"\n") +
+                   fault("unl", R"("unlink")", "path = \"*/b.txt\"\n"),
+               {"mkdir: mkdir " + d + "/sub: read-only file system",
+                "truncate: truncate " + d + "/a.txt: input/output error",
+                "remove: remove " + d + "/b.txt: input/output error"});
   EXPECT_TRUE(exists(d + "/b.txt"));
   EXPECT_FALSE(exists(d + "/sub"));
 }
@@ -142,16 +118,9 @@ path = "*/b.txt"
 // unlinkat with AT_REMOVEDIR (Go's os.Remove of a directory) is rmdir; removing a file is not.
 TEST_F(SeccompFsTest, GoRemoveOfADirectoryIsRmdir) {
   SKIP_WITHOUT_GO();
-  std::string d;
-  const RunResult r = go_fs(R"(version = 1
-[[fault]]
-name = "rm"
-calls = ["rmdir"]
-)",
-                            d);
-  EXPECT_EQ(r.status(), 0) << r.out << r.err;
-  EXPECT_TRUE(has(r, "remove: ok")) << r.out << r.err;
-  EXPECT_TRUE(has(r, "rmdir: remove " + d + "/sub: input/output error")) << r.out;
+  const std::string d = fresh_dir();
+  expect_go_fs(d, fault("rm", R"("rmdir")"),
+               {"remove: ok", "rmdir: remove " + d + "/sub: input/output error"});
   EXPECT_TRUE(exists(d + "/sub"));
 }
 
@@ -160,25 +129,14 @@ calls = ["rmdir"]
 TEST_F(SeccompFsTest, CloseErrorIsRefusedAndADelayRuns) {
   SKIP_WITHOUT_GO();
   std::string d;
-  const RunResult refused = go_fs(R"(version = 1
-[[fault]]
-name = "c"
-calls = ["close"]
-)",
-                                  d);
+  const RunResult refused = go_fs("version = 1\n" + fault("c", R"("close")"), d);
   EXPECT_EQ(refused.status(), 2) << refused.out << refused.err;
   EXPECT_NE(refused.err.find("`error` on close"), std::string::npos) << refused.err;
   EXPECT_EQ(refused.out, "");
 
   const auto start = std::chrono::steady_clock::now();
-  const RunResult delayed = go_fs(R"(version = 1
-[[fault]]
-name = "c"
-calls = ["close"]
-path = "*/a.txt"
-delay = "200ms"
-)",
-                                  d);
+  const RunResult delayed = go_fs(
+      "version = 1\n" + fault("c", R"("close")", "path = \"*/a.txt\"\ndelay = \"200ms\"\n"), d);
   EXPECT_GE(std::chrono::steady_clock::now() - start, 200ms);  // the close was held
   EXPECT_EQ(delayed.status(), 0) << delayed.out << delayed.err;
   EXPECT_TRUE(has(delayed, "close: ok")) << delayed.out << delayed.err;
@@ -188,14 +146,9 @@ delay = "200ms"
 TEST_F(SeccompFsTest, CrashBeforeRename) {
   SKIP_WITHOUT_GO();
   std::string d;
-  const RunResult r = go_fs(R"(version = 1
-[[fault]]
-name = "boom"
-calls = ["rename"]
-path = "*/a.txt"
-crash = "SIGKILL"
-)",
-                            d);
+  const RunResult r = go_fs(
+      "version = 1\n" + fault("boom", R"("rename")", "path = \"*/a.txt\"\ncrash = \"SIGKILL\"\n"),
+      d);
   EXPECT_NE(r.status(), 0) << r.out << r.err;
   EXPECT_TRUE(has(r, "close: ok")) << r.out << r.err;
   EXPECT_EQ(r.out.find("rename"), std::string::npos) << r.out;
@@ -204,25 +157,15 @@ crash = "SIGKILL"
 
 TEST_F(SeccompFsTest, StaticProgramRenameAndUnlinkFail) {
   const std::string d1 = fresh_dir();
-  const RunResult ren = run_under(R"(version = 1
-[[fault]]
-name = "ren"
-calls = ["renameat"]
-path = "*/b"
-)",
-                                  {kStatic, "fs", d1});
+  const RunResult ren = run_seccomp(
+      "version = 1\n" + fault("ren", R"("renameat")", "path = \"*/b\"\n"), {kStatic, "fs", d1});
   EXPECT_EQ(ren.status(), 0) << ren.out << ren.err;
   EXPECT_EQ(ren.out, "rename: Input/output error\nunlink: No such file or directory\n") << ren.err;
   EXPECT_TRUE(exists(d1 + "/a"));
 
   const std::string d2 = fresh_dir();
-  const RunResult unl = run_under(R"(version = 1
-[[fault]]
-name = "unl"
-calls = ["unlinkat"]
-error = "EROFS"
-)",
-                                  {kStatic, "fs", d2});
+  const RunResult unl = run_seccomp(
+      "version = 1\n" + fault("unl", R"("unlinkat")", "error = \"EROFS\"\n"), {kStatic, "fs", d2});
   EXPECT_EQ(unl.status(), 0) << unl.out << unl.err;
   EXPECT_EQ(unl.out, "rename: ok\nunlink: Read-only file system\n") << unl.err;
   EXPECT_TRUE(exists(d2 + "/b"));
@@ -231,27 +174,11 @@ error = "EROFS"
 TEST_F(SeccompFsTest, LiveEnableAndDisableReachTheStaticProgram) {
   const std::string name = session("seccomp-fs-live");
   const std::string d = fresh_dir();
-  ASSERT_TRUE(write_file(path("live.toml"), R"(version = 1
-[[fault]]
-name = "f"
-calls = ["rename"]
-enabled = false
-)"));
   Background program;
-  ASSERT_TRUE(program.start({cli(), "run", "--backend", "seccomp", "-s", name, "-p",
-                             path("live.toml"), "--", kStatic, "fsloop", d}));
-  int step = 0;
-  auto next = [&]() {
-    EXPECT_TRUE(program.write_stdin("go\n"));
-    const auto line = program.read_line(15s);
-    const std::string prefix = "rename " + std::to_string(step++) + ": ";
-    if (!line || line->rfind(prefix, 0) != 0) return "<" + line.value_or("nothing") + ">";
-    return line->substr(prefix.size());
-  };
-  auto control = [&](const std::vector<std::string>& args) {
-    const RunResult r = faultline(args);
-    EXPECT_EQ(r.status(), 0) << describe(args, r);
-  };
+  ASSERT_TRUE(start_live(program, name,
+                         "version = 1\n" + fault("f", R"("rename")", "enabled = false\n"),
+                         {kStatic, "fsloop", d}, {"--backend", "seccomp"}));
+  auto next = [&] { return next_step(program, "rename"); };
   EXPECT_EQ(next(), "ok") << program.err();
   control({"enable", name, "f"});
   EXPECT_EQ(next(), "Input/output error") << program.err();

@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "harness.h"
+#include "seccomp_fixture.h"
 
 namespace fltest {
 namespace {
@@ -31,18 +31,25 @@ const std::string kGoHttp, kGoFile, kGoDns, kGoLoop;
 #define SKIP_WITHOUT_GO() GTEST_SKIP() << "go is not installed: the Go programs were not built"
 #endif
 
+// Binds `fd` to 127.0.0.1 on a port the kernel picks: the port, or 0.
+int bind_loopback(int fd) {
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof sa;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) != 0)
+    return 0;
+  return ntohs(sa.sin_port);
+}
+
 // A listening TCP socket on 127.0.0.1 (the kernel completes connects into its backlog).
 class Listener {
  public:
   Listener() {
     fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof sa;
-    if (bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0 && listen(fd_, 16) == 0 &&
-        getsockname(fd_, reinterpret_cast<sockaddr*>(&sa), &len) == 0)
-      port_ = ntohs(sa.sin_port);
+    const int port = bind_loopback(fd_);
+    if (port != 0 && listen(fd_, 16) == 0) port_ = port;
   }
   ~Listener() { close(fd_); }
   int port() const { return port_; }
@@ -59,15 +66,9 @@ class DnsServer {
  public:
   DnsServer() {
     fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof sa;
     const timeval tick{0, 100'000};  // so that the thread sees stop_ in time
     setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tick, sizeof tick);
-    if (bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0 &&
-        getsockname(fd_, reinterpret_cast<sockaddr*>(&sa), &len) == 0)
-      port_ = ntohs(sa.sin_port);
+    port_ = bind_loopback(fd_);
     thread_ = std::thread([this] { serve(); });
   }
   ~DnsServer() {
@@ -115,20 +116,7 @@ class DnsServer {
   std::thread thread_;
 };
 
-class SeccompTest : public IntegrationTest {
- protected:
-  RunResult run_under(const std::string& policy, const std::vector<std::string>& command,
-                      const std::vector<std::string>& extra = {}) {
-    const std::string file = path("policy-" + std::to_string(++policies_) + ".toml");
-    EXPECT_TRUE(write_file(file, policy));
-    std::vector<std::string> args = {"run", "-p", file};
-    args.insert(args.end(), extra.begin(), extra.end());
-    args.push_back("--");
-    args.insert(args.end(), command.begin(), command.end());
-    return faultline(args);
-  }
-  int policies_ = 0;
-};
+class SeccompTest : public SeccompFixture {};
 
 // ---- Go -------------------------------------------------------------------------------------
 
@@ -364,16 +352,15 @@ error = "EIO"
 TEST_F(SeccompTest, GoPanicReleasesAHeldWrite) {
   SKIP_WITHOUT_GO();
   const std::string name = session("seccomp-go-panic");
-  ASSERT_TRUE(write_file(path("policy.toml"), R"(version = 1
+  Background program;
+  ASSERT_TRUE(start_live(program, name, R"(version = 1
 [[fault]]
 name = "hold"
 calls = ["write"]
 path = "*/held.dat"
 delay = "120s"
-)"));
-  Background program;
-  ASSERT_TRUE(program.start({cli(), "run", "-s", name, "-p", path("policy.toml"), "--", kGoLoop,
-                             "-n", "3", "-every", "10ms", path("held.dat")}));
+)",
+                         {kGoLoop, "-n", "3", "-every", "10ms", path("held.dat")}));
   // Held: the first write does not come back.
   EXPECT_FALSE(program.read_line(1s).has_value()) << program.err();
   const auto start = std::chrono::steady_clock::now();
@@ -499,28 +486,16 @@ error = "EIO"
 
 TEST_F(SeccompTest, LiveEnableDisablePanicReachTheProgram) {
   const std::string name = session("seccomp-live");
-  ASSERT_TRUE(write_file(path("policy.toml"), R"(version = 1
+  Background program;
+  ASSERT_TRUE(start_live(program, name, R"(version = 1
 [[fault]]
 name = "f"
 calls = ["fsync"]
 error = "EIO"
 enabled = false
-)"));
-  Background program;
-  ASSERT_TRUE(program.start({cli(), "run", "-s", name, "-p", path("policy.toml"), "--", kStatic,
-                             "loop", path("live.dat")}));
-  int step = 0;
-  auto next = [&]() {
-    EXPECT_TRUE(program.write_stdin("go\n"));
-    const auto line = program.read_line(15s);
-    const std::string prefix = "fsync " + std::to_string(step++) + ": ";
-    if (!line || line->rfind(prefix, 0) != 0) return "<" + line.value_or("nothing") + ">";
-    return line->substr(prefix.size());
-  };
-  auto control = [&](const std::vector<std::string>& args) {
-    const RunResult r = faultline(args);
-    EXPECT_EQ(r.status(), 0) << describe(args, r);
-  };
+)",
+                         {kStatic, "loop", path("live.dat")}));
+  auto next = [&] { return next_step(program, "fsync"); };
   EXPECT_EQ(next(), "ok") << program.err();
   control({"enable", name, "f"});
   EXPECT_EQ(next(), "Input/output error") << program.err();
@@ -568,20 +543,15 @@ error = "ECONNREFUSED"
 // unfaulted, and the program goes on.
 TEST_F(SeccompTest, PanicAndDisableReleaseAHeldCall) {
   const std::string name = session("seccomp-hold");
-  ASSERT_TRUE(write_file(path("policy.toml"), R"(version = 1
+  Background program;
+  ASSERT_TRUE(start_live(program, name, R"(version = 1
 [[fault]]
 name = "hold"
 calls = ["fsync"]
 delay = "60s"
 error = "EIO"
-)"));
-  Background program;
-  ASSERT_TRUE(program.start({cli(), "run", "-s", name, "-p", path("policy.toml"), "--", kStatic,
-                             "loop", path("hold.dat")}));
-  auto control = [&](const std::vector<std::string>& args) {
-    const RunResult r = faultline(args);
-    EXPECT_EQ(r.status(), 0) << describe(args, r);
-  };
+)",
+                         {kStatic, "loop", path("hold.dat")}));
   // Held: nothing comes back for a while.
   ASSERT_TRUE(program.write_stdin("go\n"));
   EXPECT_FALSE(program.read_line(700ms).has_value());

@@ -4,11 +4,15 @@
 // errno (or EAI_*) name that its own errno set accepts and that the compiler picks for a fault
 // given no action, an errno outside its set earns the compiler's warning, and every action its
 // mask names is accepted by the compiler for that call alone while every other one is refused,
-// and fits the row's family (limit on a call that makes fds, lie on a sync...). The docs table
-// is compared with the same rows by docs_test.cpp.
+// and fits the row's family (limit on a call that makes fds, lie on a sync...), and the shim's
+// injected failure (shim/fail_as.h, with the row's own C return type) has the shape its
+// `failure` column names. The docs table is compared with the same rows by docs_test.cpp.
 #include "calls/calls.h"
 
 #include <gtest/gtest.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <sys/types.h>
 
 #include <algorithm>
 #include <cstring>
@@ -18,6 +22,7 @@
 
 #include "policy/net_policy.h"
 #include "policy/policy.h"
+#include "shim/fail_as.h"
 
 namespace faultline {
 
@@ -210,6 +215,130 @@ TEST_P(CallTableRow, ActionsFitTheFamily) {
   }
   // A call that cannot report an error does not accept `error`, and one that can does.
   EXPECT_EQ(call.failure == Failure::kVoid, !(call.actions & kActError)) << call.name;
+}
+
+// What a wrapper's injected failure left: its return value (as a number, or whether the
+// pointer is NULL) and errno.
+struct Outcome {
+  bool returns = true;  // false: the call returns void
+  bool pointer = false;
+  bool null = false;
+  long long value = 0;
+  int err = 0;
+};
+
+constexpr int kUntouched = 0x7654;  // errno before the failure
+
+template <class R>
+Outcome fail_with_row_type(std::uint32_t call, shim::FailCause cause, const shim::FailOut& out) {
+  errno = kUntouched;
+  Outcome o;
+  if constexpr (std::is_void_v<R>) {
+    shim::fail_as<R>(call, cause, out);
+    o.returns = false;
+  } else if constexpr (std::is_pointer_v<R>) {
+    o.pointer = true;
+    o.null = shim::fail_as<R>(call, cause, out) == nullptr;
+  } else {
+    o.value = static_cast<long long>(shim::fail_as<R>(call, cause, out));
+  }
+  o.err = errno;
+  return o;
+}
+
+// Each row's return type (calls.def's `ret` column) carries its failure shape, and fail_as
+// is called with it, by call id.
+#define FL_CALL(fam, name, ret, params, args, failure, natural, errnos, actions, resolver) \
+  FL_IF_FAULTED(fam, static_assert(shim::failure_fits<ret>(Failure::failure), #name);)
+#include "calls/calls.def"
+using FailProbe = Outcome (*)(std::uint32_t, shim::FailCause, const shim::FailOut&);
+constexpr FailProbe kFailProbes[] = {
+#define FL_CALL(fam, name, ret, params, args, failure, natural, errnos, actions, resolver) \
+  FL_IF_FAULTED(fam, &fail_with_row_type<ret>, )
+#include "calls/calls.def"
+};
+static_assert(std::size(kFailProbes) == kCallCount);
+
+TEST_P(CallTableRow, InjectedFailureHasTheRowsShape) {
+  const CallInfo& call = GetParam();
+  const FailProbe fail = kFailProbes[call.id];
+  const shim::FailCause eio{EIO, 0};
+  switch (call.failure) {
+    case Failure::kMinusOneErrno: {
+      const Outcome o = fail(call.id, eio, {});
+      EXPECT_TRUE(o.returns && !o.pointer) << call.name;
+      EXPECT_EQ(o.value, -1) << call.name;
+      EXPECT_EQ(o.err, EIO) << call.name;
+      break;
+    }
+    case Failure::kNullErrno: {
+      const Outcome o = fail(call.id, {ENOMEM, 0}, {});
+      EXPECT_TRUE(o.pointer && o.null) << call.name;
+      EXPECT_EQ(o.err, ENOMEM) << call.name;
+      break;
+    }
+    case Failure::kErrnoReturn: {
+      const Outcome o = fail(call.id, {ENOMEM, 0}, {});
+      EXPECT_EQ(o.value, ENOMEM) << call.name;
+      EXPECT_EQ(o.err, kUntouched) << call.name << " must leave errno alone";
+      break;
+    }
+    case Failure::kEofErrno:
+    case Failure::kShortCount: {
+      FILE* stream = tmpfile();
+      ASSERT_NE(stream, nullptr);
+      const Outcome o = fail(call.id, {ENOSPC, 0}, {.stream = stream, .items = 2});
+      EXPECT_EQ(o.value, call.failure == Failure::kEofErrno ? EOF : 2) << call.name;
+      EXPECT_EQ(o.err, ENOSPC) << call.name;
+      EXPECT_TRUE(ferror(stream)) << call.name << " must set the stream's error flag";
+      fclose(stream);
+      // fclose's stream is gone by then: errno alone.
+      EXPECT_EQ(fail(call.id, eio, {}).err, EIO) << call.name;
+      break;
+    }
+    case Failure::kVoid: {
+      const Outcome o = fail(call.id, eio, {});
+      EXPECT_FALSE(o.returns) << call.name;
+      EXPECT_EQ(o.err, kUntouched) << call.name;
+      break;
+    }
+    case Failure::kEaiReturn: {
+      EXPECT_EQ(fail(call.id, {0, EAI_AGAIN}, {}).value, EAI_AGAIN) << call.name;
+      const Outcome sys = fail(call.id, eio, {});
+      EXPECT_EQ(sys.value, EAI_SYSTEM) << call.name;
+      EXPECT_EQ(sys.err, EIO) << call.name;
+      break;
+    }
+    case Failure::kNullHerrno: {
+      const Outcome again = fail(call.id, {0, EAI_AGAIN}, {});
+      EXPECT_TRUE(again.pointer && again.null) << call.name;
+      EXPECT_EQ(h_errno, TRY_AGAIN) << call.name;
+      const Outcome sys = fail(call.id, eio, {});
+      EXPECT_TRUE(sys.null) << call.name;
+      EXPECT_EQ(h_errno, NETDB_INTERNAL) << call.name;
+      EXPECT_EQ(sys.err, EIO) << call.name;
+      break;
+    }
+    case Failure::kHerrnoResult: {
+      struct hostent entry {};
+      struct hostent* result = &entry;
+      int herr = 0;
+      const Outcome again = fail(call.id, {0, EAI_AGAIN}, {.result = &result, .h_errnop = &herr});
+      EXPECT_EQ(again.value, EAGAIN) << call.name;
+      EXPECT_EQ(result, nullptr) << call.name;
+      EXPECT_EQ(herr, TRY_AGAIN) << call.name;
+      EXPECT_EQ(h_errno, TRY_AGAIN) << call.name;
+      result = &entry;
+      const Outcome sys = fail(call.id, eio, {.result = &result, .h_errnop = &herr});
+      EXPECT_EQ(sys.value, EIO) << call.name;
+      EXPECT_EQ(herr, NETDB_INTERNAL) << call.name;
+      EXPECT_EQ(result, nullptr) << call.name;
+      const Outcome none = fail(call.id, {0, EAI_NONAME}, {.result = &result, .h_errnop = &herr});
+      EXPECT_EQ(none.value, 0) << call.name;
+      EXPECT_EQ(herr, HOST_NOT_FOUND) << call.name;
+      break;
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(CallsDef, CallTableRow, ::testing::ValuesIn(all_calls()),

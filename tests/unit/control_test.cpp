@@ -224,23 +224,23 @@ TEST(SessionMembers, ADeadBlockIsReplacedALiveOneJoined) {
   const std::string name = testing::unique_session_name("dead");
   CompileResult compiled = compile_policy_string(kFsyncEio, "t.toml");
   ASSERT_TRUE(compiled.policy);
-  std::string error;
+  SessionError error;
   bool created = false;
   auto first = ControlSession::attach_or_create(name, *compiled.policy, created, error);
-  ASSERT_TRUE(first) << error;
+  ASSERT_TRUE(first) << error.message;
   EXPECT_TRUE(created);
   first->block().faults[first->find_fault("f")].injected.store(5);
 
   // The creator is alive: a second process joins the same block.
   auto joined = ControlSession::attach_or_create(name, *compiled.policy, created, error);
-  ASSERT_TRUE(joined) << error;
+  ASSERT_TRUE(joined) << error.message;
   EXPECT_FALSE(created);
   EXPECT_EQ(joined->block().faults[joined->find_fault("f")].injected.load(), 5u);
 
   // Every member gone (the creator "exits"): the next process starts a fresh session.
   first->unregister_pid(getpid());
   auto fresh = ControlSession::attach_or_create(name, *compiled.policy, created, error);
-  ASSERT_TRUE(fresh) << error;
+  ASSERT_TRUE(fresh) << error.message;
   EXPECT_TRUE(created);
   EXPECT_EQ(fresh->block().faults[fresh->find_fault("f")].injected.load(), 0u);
   EXPECT_EQ(first->block().faults[first->find_fault("f")].injected.load(), 5u)
