@@ -420,8 +420,8 @@ bool fd_static_miss(const Rule& r, SelectorContext& ctx) {
 // the verdict word (fd_table.h) for fd_call_quiet, crediting the `seen` of up to two slots.
 void store_verdict(const Rules& rules, SelectorContext& ctx, std::uint64_t seen_slots) {
   if (__builtin_popcountll(seen_slots) > 2) return;
-  std::uint64_t verdict =
-      1 | (std::uint64_t{ctx.args.call} << 1) | (rules.generation << kVerdictGenShift);
+  std::uint64_t verdict = 1 | (std::uint64_t{ctx.args.call} << 1) | kVerdictBatchMark |
+                          (rules.generation << kVerdictGenShift);
   unsigned shift = 8;
   for (std::uint64_t bits = seen_slots; bits; bits &= bits - 1, shift += 7)
     verdict |= static_cast<std::uint64_t>(__builtin_ctzll(bits) + 1) << shift;

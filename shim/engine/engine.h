@@ -142,8 +142,9 @@ bool only_net_and_not_socket(const Guard& guard, std::uint32_t file_family, int 
 // the process has exited (or its threads have ended), and at most kSeenBatch - 1 calls per
 // live thread behind while it runs. `matched` and `injected` never pass here.
 inline constexpr std::uint64_t kSeenBatch = 64;
-// This thread's pending `seen` credits: the verdict's slot bits (8-21) and block generation
-// bits (32-63), which name the faults credited, and the count in bits 0-7. 0: none.
+// This thread's pending `seen` credits: the verdict's word without its low byte (the slot
+// bits 8-21 and the generation bits 32-63 name the faults credited; bit 22 is always set) and
+// the count in bits 0-7. 0: none.
 inline constexpr std::uint64_t kSeenCountMask = 0xff;
 extern constinit thread_local std::uint64_t t_seen_batch __attribute__((tls_model("initial-exec")));
 // The batch is full or names other faults: credits it and starts one for `key` with this call.
@@ -176,14 +177,15 @@ struct ArmedNow {
 [[gnu::always_inline]] inline int fd_quiet_test(std::uint32_t call, int fd,
                                                 const ControlHeader& header,
                                                 std::uint64_t& key) noexcept {
-  if (t_in_shim) return 0;  // the shim's own calls are not counted (decide never sees them)
+  if (t_in_shim) return 0;    // the shim's own calls are not counted (decide never sees them)
+  if (call >= 128) return 0;  // no verdict names it (7 bits); a constant in every wrapper
   const std::uint64_t verdict = fd_verdict(fd);
   // The verdict's low byte is valid + call, its high half the generation's low 32 bits.
   if (static_cast<std::uint8_t>(verdict) != static_cast<std::uint8_t>(1 | (call << 1)) ||
       static_cast<std::uint32_t>(verdict >> kVerdictGenShift) !=
           static_cast<std::uint32_t>(header.generation.load(std::memory_order_acquire)))
     return 0;
-  key = verdict & ~kSeenCountMask;  // the slots and the generation
+  key = verdict & ~kSeenCountMask;  // the slots, the mark and the generation
   // Same faults and generation, count below the bound: one more, in one instruction (a signal
   // handler on this thread runs before or after it, never inside; engine.cpp).
   if (FL_UNLIKELY((t_seen_batch ^ key) >= kSeenBatch)) return 2;

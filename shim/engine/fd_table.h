@@ -49,12 +49,15 @@ void fd_invalidate(int fd) noexcept;
 // The verdict cache (engine.cpp, fd_call_quiet): one word per fd, "call C on this fd matches
 // no fault under block generation G, and crediting `seen` means these slots". Layout:
 //   bit 0 valid, bits 1-7 call id, bits 8-14 and 15-21 slot + 1 of the faults whose `seen`
-//   the call counts (0: none), bits 22-31 zero, bits 32-63 the block generation (low 32 bits).
+//   the call counts (0: none), bit 22 set (so the `seen` batch key taken from the word is
+//   never 0, the empty batch: engine.h), bits 23-31 zero, bits 32-63 the block generation
+//   (low 32 bits).
 // Every invalidation of the fd (close, dup2 onto it, every new fd with its number, freopen...)
 // clears the word, and a verdict stored under a close generation that has moved on is taken
 // back (fd_set_verdict), so fd_verdict is one load. The words live in an array of their own
 // (8 bytes per fd), so that the wrappers' quiet test finds one with a scaled index.
 inline constexpr unsigned kVerdictGenShift = 32;
+inline constexpr std::uint64_t kVerdictBatchMark = 1ull << 22;
 using FdVerdictWord = std::atomic<std::uint64_t>;
 extern FdChunks<FdVerdictWord> g_fd_verdicts __attribute__((visibility("hidden")));
 
