@@ -4,6 +4,7 @@
  * iteration (loop, PLT, any preloaded wrapper, libc), with start-up and exit cancelled.
  *
  *   write          1-byte write() to /dev/null
+ *   read           1-byte read() from /dev/zero
  *   fsync          fsync() of an empty, unlinked file in /dev/shm (or /tmp)
  *   malloc         malloc(64) + free
  *   open-close     open("/dev/null") + close
@@ -87,7 +88,8 @@ int main(int argc, char** argv) {
   long long n = argc == 3 ? strtoll(argv[2], &end, 10) : -1;
   if (argc != 3 || !end || *end || n < 0) {
     fprintf(stderr,
-            "usage: %s write|fsync|malloc|open-close|connect-udp|write-udp|connect-tcp|gai-numeric|"
+            "usage: %s "
+            "write|read|fsync|malloc|open-close|connect-udp|write-udp|connect-tcp|gai-numeric|"
             "gai-localhost N\n",
             argv[0]);
     return 2;
@@ -99,6 +101,12 @@ int main(int argc, char** argv) {
     if (fd < 0) die("call_loop: /dev/null");
     const char byte = 'x';
     for (long long i = 0; i < n; ++i) failed += write(fd, &byte, 1) < 0;
+    close(fd);
+  } else if (strcmp(call, "read") == 0) {
+    int fd = open("/dev/zero", O_RDONLY);
+    if (fd < 0) die("call_loop: /dev/zero");
+    char byte;
+    for (long long i = 0; i < n; ++i) failed += read(fd, &byte, 1) < 0;
     close(fd);
   } else if (strcmp(call, "fsync") == 0) {
     char path[] = "/dev/shm/faultline-call-loop-XXXXXX";

@@ -67,6 +67,7 @@ bool parse_u64(const char* text, std::uint64_t& out) {
 
 void after_fork_child() {
   Guard guard;
+  seen_batch_after_fork_child();  // the parent's pending `seen` is the parent's to credit
   engine_after_fork_child();
   stack_after_fork_child();
   memory_after_fork_child();
@@ -212,6 +213,8 @@ __attribute__((constructor(101))) void faultline_init() {
 
 __attribute__((destructor)) void faultline_fini() {
   Guard guard;
+  // This thread's pending `seen` (engine.h), and its later calls one by one.
+  seen_batch_flush(true);
   // The last second's suppressed count: its summary line would otherwise be lost.
   log_flush_suppressed();
   if (!g_session || !is_creator()) return;
@@ -229,6 +232,7 @@ __attribute__((destructor)) void faultline_fini() {
 // registers it too, but only once it runs: a daemon's parents may exit first, and a `run`
 // that looked then would take the session for dead and remove it under the daemon.
 FL_EXPORT pid_t fork() noexcept {
+  seen_batch_flush();  // counted once, in the parent (the child's copy is dropped)
   const pid_t pid = FL_REAL(fork)();
   if (pid > 0 && g_session) {
     Guard guard;

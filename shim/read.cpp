@@ -8,7 +8,7 @@ namespace {
 
 template <class Fn>
 FL_COLD ssize_t buf_read_slow(std::uint32_t call, int fd, void* buf, size_t count, Fn real) {
-  if (fd_call_quiet(call, fd)) return real(buf, count);  // no fault can match (engine.h)
+  if (fd_call_quiet(call, fd)) return real(buf, count);  // its batch turns (engine.h)
   Guard guard;
   if (!guard.entered() || only_net_and_not_socket(guard, kFamRead, fd)) return real(buf, count);
   CallArgs args{call, fd};
@@ -43,31 +43,46 @@ using namespace faultline::shim;
 
 // read and readv serve @net too (on sockets): armed by either family, still one load.
 FL_EXPORT ssize_t read(int fd, void* buf, size_t count) {
-  if (FL_LIKELY(!armed(kFamRead | kFamNet))) return FL_REAL(read)(fd, buf, count);
+  const ArmedNow now = armed_now();
+  if (FL_LIKELY(!(now.families & (kFamRead | kFamNet)))) return FL_REAL(read)(fd, buf, count);
+  if (fd_call_quiet_counted(kCall_read, fd, now))
+    return FL_REAL(read)(fd, buf, count);  // no fault can match (engine.h)
   return buf_read_slow(kCall_read, fd, buf, count,
                        [fd](void* b, size_t n) { return FL_REAL(read)(fd, b, n); });
 }
 
 FL_EXPORT ssize_t pread(int fd, void* buf, size_t count, off_t off) {
-  if (FL_LIKELY(!armed(kFamRead))) return FL_REAL(pread)(fd, buf, count, off);
+  const ArmedNow now = armed_now();
+  if (FL_LIKELY(!(now.families & (kFamRead)))) return FL_REAL(pread)(fd, buf, count, off);
+  if (fd_call_quiet_counted(kCall_pread, fd, now))
+    return FL_REAL(pread)(fd, buf, count, off);  // no fault can match (engine.h)
   return buf_read_slow(kCall_pread, fd, buf, count,
                        [fd, off](void* b, size_t n) { return FL_REAL(pread)(fd, b, n, off); });
 }
 
 FL_EXPORT ssize_t pread64(int fd, void* buf, size_t count, off64_t off) {
-  if (FL_LIKELY(!armed(kFamRead))) return FL_REAL(pread64)(fd, buf, count, off);
+  const ArmedNow now = armed_now();
+  if (FL_LIKELY(!(now.families & (kFamRead)))) return FL_REAL(pread64)(fd, buf, count, off);
+  if (fd_call_quiet_counted(kCall_pread64, fd, now))
+    return FL_REAL(pread64)(fd, buf, count, off);  // no fault can match (engine.h)
   return buf_read_slow(kCall_pread64, fd, buf, count,
                        [fd, off](void* b, size_t n) { return FL_REAL(pread64)(fd, b, n, off); });
 }
 
 FL_EXPORT ssize_t readv(int fd, const struct iovec* iov, int cnt) {
-  if (FL_LIKELY(!armed(kFamRead | kFamNet))) return FL_REAL(readv)(fd, iov, cnt);
+  const ArmedNow now = armed_now();
+  if (FL_LIKELY(!(now.families & (kFamRead | kFamNet)))) return FL_REAL(readv)(fd, iov, cnt);
+  if (fd_call_quiet_counted(kCall_readv, fd, now))
+    return FL_REAL(readv)(fd, iov, cnt);  // no fault can match (engine.h)
   return iov_read_slow(kCall_readv, fd, iov, cnt,
                        [fd](const struct iovec* v, int c) { return FL_REAL(readv)(fd, v, c); });
 }
 
 FL_EXPORT ssize_t preadv(int fd, const struct iovec* iov, int cnt, off_t off) {
-  if (FL_LIKELY(!armed(kFamRead))) return FL_REAL(preadv)(fd, iov, cnt, off);
+  const ArmedNow now = armed_now();
+  if (FL_LIKELY(!(now.families & (kFamRead)))) return FL_REAL(preadv)(fd, iov, cnt, off);
+  if (fd_call_quiet_counted(kCall_preadv, fd, now))
+    return FL_REAL(preadv)(fd, iov, cnt, off);  // no fault can match (engine.h)
   return iov_read_slow(kCall_preadv, fd, iov, cnt, [fd, off](const struct iovec* v, int c) {
     return FL_REAL(preadv)(fd, v, c, off);
   });

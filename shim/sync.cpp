@@ -14,7 +14,9 @@ int sync_slow(const CallArgs& args, Fn real) {
   return errno_call_slow(args, real, untracked);
 }
 
-// The calls on an fd: first the fd's cached verdict (engine.h, fd_call_quiet).
+// The calls on an fd: first the fd's cached verdict (engine.h, fd_call_quiet). fsync,
+// fdatasync and syncfs ask it in the wrapper already when [durability] is off; with it on
+// they come here (and a quiet call runs the tracked lambda).
 template <class Fn>
 FL_COLD int fd_sync_slow(std::uint32_t call, int fd, Fn real) {
   if (fd_call_quiet(call, fd)) return real();
@@ -27,9 +29,10 @@ constexpr std::uint32_t kSyncArm = kFamFsync | kFamDurable;
 // call, ended inside the `real` lambda right after it (so a crash or power cut "after" the
 // call finds it done), or failed when a fault answered with an error instead. A `lie` ran
 // nothing and ends nothing: it makes nothing durable, and loses nothing either.
+// Out of line: inlined, its frame would be built on the wrappers' unarmed and quiet paths too.
 template <class Fn>
-int tracked_sync(std::uint32_t call, int fd, SyncKind kind, std::int64_t off, std::uint64_t len,
-                 Fn real) {
+[[gnu::noinline]] int tracked_sync(std::uint32_t call, int fd, SyncKind kind, std::int64_t off,
+                                   std::uint64_t len, Fn real) {
   if (!durability_on()) return fd_sync_slow(call, fd, real);
   const DurableSync sync = durable_sync_begin(fd, kind, off, len);
   bool ran = false;
@@ -51,12 +54,18 @@ using namespace faultline;
 using namespace faultline::shim;
 
 FL_EXPORT int fsync(int fd) {
-  if (FL_LIKELY(!armed(kSyncArm))) return FL_REAL(fsync)(fd);
+  const ArmedNow now = armed_now();
+  if (FL_LIKELY(!(now.families & kSyncArm))) return FL_REAL(fsync)(fd);
+  if (!(now.families & kFamDurable) && fd_call_quiet_counted(kCall_fsync, fd, now))
+    return FL_REAL(fsync)(fd);
   return tracked_sync(kCall_fsync, fd, SyncKind::kFile, 0, 0, [fd] { return FL_REAL(fsync)(fd); });
 }
 
 FL_EXPORT int fdatasync(int fd) {
-  if (FL_LIKELY(!armed(kSyncArm))) return FL_REAL(fdatasync)(fd);
+  const ArmedNow now = armed_now();
+  if (FL_LIKELY(!(now.families & kSyncArm))) return FL_REAL(fdatasync)(fd);
+  if (!(now.families & kFamDurable) && fd_call_quiet_counted(kCall_fdatasync, fd, now))
+    return FL_REAL(fdatasync)(fd);
   return tracked_sync(kCall_fdatasync, fd, SyncKind::kFile, 0, 0,
                       [fd] { return FL_REAL(fdatasync)(fd); });
 }
@@ -77,7 +86,10 @@ FL_EXPORT int sync_file_range(int fd, off64_t off, off64_t nbytes, unsigned int 
 }
 
 FL_EXPORT int syncfs(int fd) {
-  if (FL_LIKELY(!armed(kSyncArm))) return FL_REAL(syncfs)(fd);
+  const ArmedNow now = armed_now();
+  if (FL_LIKELY(!(now.families & kSyncArm))) return FL_REAL(syncfs)(fd);
+  if (!(now.families & kFamDurable) && fd_call_quiet_counted(kCall_syncfs, fd, now))
+    return FL_REAL(syncfs)(fd);
   return tracked_sync(kCall_syncfs, fd, SyncKind::kFs, 0, 0, [fd] { return FL_REAL(syncfs)(fd); });
 }
 

@@ -201,6 +201,9 @@ using namespace faultline::shim;
 // write and writev serve @net too (on sockets): armed by either family, still one load. Under
 // [durability] each real call first saves what it overwrites (durability.h): inside the `real`
 // lambda, so that it happens exactly when, and for what, the kernel is really asked to write.
+// Without it, a call the fd's cached verdict lets through (engine.h, fd_call_quiet) goes to
+// the real function from the wrapper itself, before any frame is built; with it, the slow
+// path asks the verdict and runs the lambda.
 namespace {
 constexpr std::uint32_t kWriteArm = kFamWrite | kFamDurable;
 
@@ -217,28 +220,40 @@ bool rwf_sync(int flags) { return flags & (RWF_DSYNC | RWF_SYNC); }
 }  // namespace
 
 FL_EXPORT ssize_t write(int fd, const void* buf, size_t count) {
-  if (FL_LIKELY(!armed(kWriteArm | kFamNet))) return FL_REAL(write)(fd, buf, count);
+  const ArmedNow now = armed_now();
+  if (FL_LIKELY(!(now.families & (kWriteArm | kFamNet)))) return FL_REAL(write)(fd, buf, count);
+  if (!(now.families & kFamDurable) && fd_call_quiet_counted(kCall_write, fd, now))
+    return FL_REAL(write)(fd, buf, count);
   return buf_write_slow(kCall_write, fd, buf, count, [fd](const void* b, size_t n) {
     return durable_write(fd, -1, n, false, [&] { return FL_REAL(write)(fd, b, n); });
   });
 }
 
 FL_EXPORT ssize_t pwrite(int fd, const void* buf, size_t count, off_t off) {
-  if (FL_LIKELY(!armed(kWriteArm))) return FL_REAL(pwrite)(fd, buf, count, off);
+  const ArmedNow now = armed_now();
+  if (FL_LIKELY(!(now.families & (kWriteArm)))) return FL_REAL(pwrite)(fd, buf, count, off);
+  if (!(now.families & kFamDurable) && fd_call_quiet_counted(kCall_pwrite, fd, now))
+    return FL_REAL(pwrite)(fd, buf, count, off);
   return buf_write_slow(kCall_pwrite, fd, buf, count, [fd, off](const void* b, size_t n) {
     return durable_write(fd, off, n, false, [&] { return FL_REAL(pwrite)(fd, b, n, off); });
   });
 }
 
 FL_EXPORT ssize_t pwrite64(int fd, const void* buf, size_t count, off64_t off) {
-  if (FL_LIKELY(!armed(kWriteArm))) return FL_REAL(pwrite64)(fd, buf, count, off);
+  const ArmedNow now = armed_now();
+  if (FL_LIKELY(!(now.families & (kWriteArm)))) return FL_REAL(pwrite64)(fd, buf, count, off);
+  if (!(now.families & kFamDurable) && fd_call_quiet_counted(kCall_pwrite64, fd, now))
+    return FL_REAL(pwrite64)(fd, buf, count, off);
   return buf_write_slow(kCall_pwrite64, fd, buf, count, [fd, off](const void* b, size_t n) {
     return durable_write(fd, off, n, false, [&] { return FL_REAL(pwrite64)(fd, b, n, off); });
   });
 }
 
 FL_EXPORT ssize_t writev(int fd, const struct iovec* iov, int cnt) {
-  if (FL_LIKELY(!armed(kWriteArm | kFamNet))) return FL_REAL(writev)(fd, iov, cnt);
+  const ArmedNow now = armed_now();
+  if (FL_LIKELY(!(now.families & (kWriteArm | kFamNet)))) return FL_REAL(writev)(fd, iov, cnt);
+  if (!(now.families & kFamDurable) && fd_call_quiet_counted(kCall_writev, fd, now))
+    return FL_REAL(writev)(fd, iov, cnt);
   return iov_write_slow(kCall_writev, fd, iov, cnt, [fd](const struct iovec* v, int c) {
     if (!durability_on()) return FL_REAL(writev)(fd, v, c);
     return durable_write(fd, -1, iov_bytes(v, c), false, [&] { return FL_REAL(writev)(fd, v, c); });
@@ -246,7 +261,10 @@ FL_EXPORT ssize_t writev(int fd, const struct iovec* iov, int cnt) {
 }
 
 FL_EXPORT ssize_t pwritev(int fd, const struct iovec* iov, int cnt, off_t off) {
-  if (FL_LIKELY(!armed(kWriteArm))) return FL_REAL(pwritev)(fd, iov, cnt, off);
+  const ArmedNow now = armed_now();
+  if (FL_LIKELY(!(now.families & (kWriteArm)))) return FL_REAL(pwritev)(fd, iov, cnt, off);
+  if (!(now.families & kFamDurable) && fd_call_quiet_counted(kCall_pwritev, fd, now))
+    return FL_REAL(pwritev)(fd, iov, cnt, off);
   return iov_write_slow(kCall_pwritev, fd, iov, cnt, [fd, off](const struct iovec* v, int c) {
     if (!durability_on()) return FL_REAL(pwritev)(fd, v, c, off);
     return durable_write(fd, off, iov_bytes(v, c), false,
@@ -255,7 +273,10 @@ FL_EXPORT ssize_t pwritev(int fd, const struct iovec* iov, int cnt, off_t off) {
 }
 
 FL_EXPORT ssize_t pwritev2(int fd, const struct iovec* iov, int cnt, off_t off, int flags) {
-  if (FL_LIKELY(!armed(kWriteArm))) return FL_REAL(pwritev2)(fd, iov, cnt, off, flags);
+  const ArmedNow now = armed_now();
+  if (FL_LIKELY(!(now.families & (kWriteArm)))) return FL_REAL(pwritev2)(fd, iov, cnt, off, flags);
+  if (!(now.families & kFamDurable) && fd_call_quiet_counted(kCall_pwritev2, fd, now))
+    return FL_REAL(pwritev2)(fd, iov, cnt, off, flags);
   return iov_write_slow(
       kCall_pwritev2, fd, iov, cnt, [fd, off, flags](const struct iovec* v, int c) {
         if (!durability_on()) return FL_REAL(pwritev2)(fd, v, c, off, flags);

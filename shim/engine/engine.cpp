@@ -13,6 +13,7 @@
 #include "shim/engine/engine.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -419,8 +420,8 @@ bool fd_static_miss(const Rule& r, SelectorContext& ctx) {
 // the verdict word (fd_table.h) for fd_call_quiet, crediting the `seen` of up to two slots.
 void store_verdict(const Rules& rules, SelectorContext& ctx, std::uint64_t seen_slots) {
   if (__builtin_popcountll(seen_slots) > 2) return;
-  std::uint64_t verdict =
-      1 | (std::uint64_t{ctx.args.call} << 1) | (rules.generation << kVerdictGenShift);
+  std::uint64_t verdict = 1 | (std::uint64_t{ctx.args.call} << 1) | kVerdictBatchMark |
+                          (rules.generation << kVerdictGenShift);
   unsigned shift = 8;
   for (std::uint64_t bits = seen_slots; bits; bits &= bits - 1, shift += 7)
     verdict |= static_cast<std::uint64_t>(__builtin_ctzll(bits) + 1) << shift;
@@ -608,21 +609,68 @@ bool decide(const Guard& guard, const CallArgs& args, Decision& out) noexcept {
   return false;
 }
 
-bool fd_call_quiet(std::uint32_t call, int fd) noexcept {
-  if (t_in_shim) return false;  // the shim's own calls are not counted (decide never sees them)
+// ---- `seen` in batches (engine.h, fd_call_quiet) ------------------------------------------
+// A signal handler may interrupt a quiet call anywhere: between the batch test and the add it
+// can only add or turn the batch itself (exchange, below), so no count is lost or credited
+// twice; at worst the interrupted call's one count goes to the faults the handler's call
+// started a batch for. A forked child starts with none (seen_batch_after_fork_child), the fork
+// wrapper flushes first, and the thread-exit key and the shim's destructor flush the rest.
+constinit thread_local std::uint64_t t_seen_batch __attribute__((tls_model("initial-exec"))) = 0;
+
+namespace {
+
+// The count a thread's batch holds once the process is exiting: never below the bound, so every
+// later quiet call goes to seen_batch_turn, which credits it at once.
+constexpr std::uint64_t kSeenDirect = kSeenCountMask;
+
+constinit thread_local bool t_seen_registered __attribute__((tls_model("initial-exec"))) = false;
+pthread_key_t g_seen_key;
+std::atomic<int> g_seen_key_state{0};  // 0 not made, 1 making, 2 ready, -1 refused
+
+void credit_seen(std::uint64_t pending) noexcept {
+  const std::uint64_t count = pending & kSeenCountMask;
+  if (count == 0 || count == kSeenDirect) return;
   ControlBlock* const block = g_block.load(std::memory_order_acquire);
-  if (!block) return false;
-  const std::uint64_t verdict = fd_verdict(fd);
-  const std::uint64_t generation = block->header.generation.load(std::memory_order_acquire);
-  constexpr std::uint64_t kKey = 0xffull | (~0ull << kVerdictGenShift);  // valid, call, gen
-  if ((verdict ^ (1 | (std::uint64_t{call} << 1) | (generation << kVerdictGenShift))) & kKey)
-    return false;
-  if (MemberStats* me = member_stats(*block)) me->seen.fetch_add(1, std::memory_order_relaxed);
-  if (const unsigned a = (verdict >> 8) & 0x7f)
-    block->faults[a - 1].seen.fetch_add(1, std::memory_order_relaxed);
-  if (const unsigned b = (verdict >> 15) & 0x7f)
-    block->faults[b - 1].seen.fetch_add(1, std::memory_order_relaxed);
-  return true;
+  if (!block) return;
+  if (MemberStats* me = member_stats(*block)) me->seen.fetch_add(count, std::memory_order_relaxed);
+  if (const unsigned a = (pending >> 8) & 0x7f)
+    block->faults[a - 1].seen.fetch_add(count, std::memory_order_relaxed);
+  if (const unsigned b = (pending >> 15) & 0x7f)
+    block->faults[b - 1].seen.fetch_add(count, std::memory_order_relaxed);
+}
+
+// Thread exit (pthread key destructor): the thread's batch goes to the shared counters. A
+// later destructor's quiet calls register the thread again (glibc runs the round again).
+void seen_thread_exit(void*) {
+  t_seen_registered = false;
+  seen_batch_flush();
+}
+
+// Once per thread, at its first batch: its exit will flush it. Keys below 32 (the first ones
+// a process makes) are created and set without allocating or locking (glibc).
+void register_seen_thread() noexcept {
+  int state = g_seen_key_state.load(std::memory_order_acquire);
+  if (state == 0 && g_seen_key_state.compare_exchange_strong(state, 1, std::memory_order_acquire)) {
+    state = pthread_key_create(&g_seen_key, seen_thread_exit) == 0 ? 2 : -1;
+    g_seen_key_state.store(state, std::memory_order_release);
+  }
+  // Another thread is making the key: this thread tries again at its next batch.
+  if (state == 2) t_seen_registered = pthread_setspecific(g_seen_key, &g_seen_key_state) == 0;
+}
+
+}  // namespace
+
+FL_COLD void seen_batch_turn(std::uint64_t key) noexcept {
+  if ((t_seen_batch & kSeenCountMask) == kSeenDirect) {
+    credit_seen(key | 1);
+    return;
+  }
+  if (!t_seen_registered) register_seen_thread();
+  credit_seen(__atomic_exchange_n(&t_seen_batch, key | 1, __ATOMIC_RELAXED));
+}
+
+void seen_batch_flush(bool last) noexcept {
+  credit_seen(__atomic_exchange_n(&t_seen_batch, last ? kSeenDirect : 0, __ATOMIC_RELAXED));
 }
 
 bool fault_still_applies(const Guard& guard, int slot_index, const CallArgs& args) noexcept {

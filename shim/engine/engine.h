@@ -6,9 +6,11 @@
 // every process of the session counts together and triggers are exact across a tree.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
+#include "shim/engine/fd_table.h"
 #include "shim/engine/shim.h"
 
 namespace faultline::shim {
@@ -122,17 +124,96 @@ bool fault_latency_holds(const Guard& guard, int slot, const CallArgs& args, std
 // without deciding. The fd's kind comes from the fd table (cached).
 bool only_net_and_not_socket(const Guard& guard, std::uint32_t file_family, int fd) noexcept;
 
-// The armed path's shortcut for a call on an fd (the write, read and fsync wrappers call it
-// before anything else): true when the fd's cached verdict (fd_table.h) says that under the
-// session's current generation no fault can match this call on this fd; the call's `seen`
-// counts are credited as decide() would have, and the caller runs the real call. A load of
-// the generation, of the fd's verdict and close generation, and a compare. decide() stores a
+// The armed path's shortcut for a call on an fd (the fd wrappers test it before anything
+// else, inline): true when the fd's cached verdict (fd_table.h) says that under the session's
+// current generation no fault can match this call on this fd; the call's `seen` counts are
+// credited as decide() would have, and the caller runs the real call. decide() stores a
 // verdict only when every fault naming the call missed for a reason that stays true while the
 // fd stays the same open file and the rules the same generation: its path glob, or the fd
 // kind (a file for a @net fault). Faults with a `process` selector and sockets are never
 // cached (a thread renames the process, a UDP socket reconnects), nor calls that more than two
 // enabled faults name (the word credits `seen` to two slots at most).
-bool fd_call_quiet(std::uint32_t call, int fd) noexcept;
+//
+// `seen` is credited in batches (the per-thread word below): a quiet call adds one to this
+// thread's pending count, a single instruction on thread-local memory; the count goes to the
+// shared counters (the member's and the verdict's faults') when it reaches kSeenBatch, when
+// the thread's next quiet call credits other faults (or another generation), when the thread
+// ends, at the process's exit (the shim's destructor) and before fork. So `seen` is exact once
+// the process has exited (or its threads have ended), and at most kSeenBatch - 1 calls per
+// live thread behind while it runs. `matched` and `injected` never pass here.
+inline constexpr std::uint64_t kSeenBatch = 64;
+// This thread's pending `seen` credits: the verdict's word without its low byte (the slot
+// bits 8-21 and the generation bits 32-63 name the faults credited; bit 22 is always set) and
+// the count in bits 0-7. 0: none.
+inline constexpr std::uint64_t kSeenCountMask = 0xff;
+extern constinit thread_local std::uint64_t t_seen_batch __attribute__((tls_model("initial-exec")));
+// The batch is full or names other faults: credits it and starts one for `key` with this call.
+void seen_batch_turn(std::uint64_t key) noexcept;
+// Credits this thread's pending `seen` now (thread exit, process exit, before fork). `last`:
+// the thread's calls after this one are credited one by one (the process is exiting).
+void seen_batch_flush(bool last = false) noexcept;
+// A forked child's copy of the forking thread's batch is the parent's to credit.
+inline void seen_batch_after_fork_child() noexcept { t_seen_batch = 0; }
+
+// The session's armed families and the word they were read from, one load: a wrapper that
+// tests several (its own, and [durability] before its quiet test) reads them once, and its
+// quiet test finds the block's header through the word (a non-zero mask can only have been
+// read from an attached block's header: g_armed_word points at an all-zero sentinel before).
+struct ArmedNow {
+  const std::atomic<std::uint64_t>* word;
+  std::uint64_t families;
+  const ControlHeader* header() const noexcept {
+    return reinterpret_cast<const ControlHeader*>(reinterpret_cast<const char*>(word) -
+                                                  offsetof(ControlHeader, armed_mask));
+  }
+};
+[[gnu::always_inline]] inline ArmedNow armed_now() noexcept {
+  const std::atomic<std::uint64_t>* word = g_armed_word.load(std::memory_order_relaxed);
+  return {word, word->load(std::memory_order_relaxed)};
+}
+
+// fd_call_quiet's test: 0 not quiet (the call decides), 1 quiet and counted, 2 quiet but the
+// thread's batch must turn first (`key`: the faults to credit).
+[[gnu::always_inline]] inline int fd_quiet_test(std::uint32_t call, int fd,
+                                                const ControlHeader& header,
+                                                std::uint64_t& key) noexcept {
+  if (t_in_shim) return 0;    // the shim's own calls are not counted (decide never sees them)
+  if (call >= 128) return 0;  // no verdict names it (7 bits); a constant in every wrapper
+  const std::uint64_t verdict = fd_verdict(fd);
+  // The verdict's low byte is valid + call, its high half the generation's low 32 bits.
+  if (static_cast<std::uint8_t>(verdict) != static_cast<std::uint8_t>(1 | (call << 1)) ||
+      static_cast<std::uint32_t>(verdict >> kVerdictGenShift) !=
+          static_cast<std::uint32_t>(header.generation.load(std::memory_order_acquire)))
+    return 0;
+  key = verdict & ~kSeenCountMask;  // the slots, the mark and the generation
+  // Same faults and generation, count below the bound: one more, in one instruction (a signal
+  // handler on this thread runs before or after it, never inside; engine.cpp).
+  if (FL_UNLIKELY((t_seen_batch ^ key) >= kSeenBatch)) return 2;
+#if defined(__x86_64__)
+  asm volatile("incq %0" : "+m"(t_seen_batch));
+#else
+  __atomic_fetch_add(&t_seen_batch, 1, __ATOMIC_RELAXED);
+#endif
+  return 1;
+}
+
+[[gnu::always_inline]] inline bool fd_call_quiet(std::uint32_t call, int fd) noexcept {
+  const ControlBlock* const block = g_block.load(std::memory_order_acquire);
+  if (!block) return false;
+  std::uint64_t key = 0;
+  const int quiet = fd_quiet_test(call, fd, block->header, key);
+  if (FL_UNLIKELY(quiet == 2)) seen_batch_turn(key);
+  return quiet != 0;
+}
+
+// The wrappers' form, which makes no call (so the wrapper builds no frame): false also when
+// the batch must turn, once in kSeenBatch calls; the slow path then asks fd_call_quiet.
+// `armed`: the wrapper's armed_now(), which found the call's family armed.
+[[gnu::always_inline]] inline bool fd_call_quiet_counted(std::uint32_t call, int fd,
+                                                         const ArmedNow& armed) noexcept {
+  std::uint64_t key;
+  return fd_quiet_test(call, fd, *armed.header(), key) == 1;
+}
 
 // Quota: reserves up to `want` bytes of the fault's shared quota; returns how many may be
 // written (0 = full). `unused` bytes of a reservation are given back after the real call.

@@ -23,13 +23,15 @@
 #include "shim/engine/sock_table.h"
 
 namespace faultline::shim {
+
+constinit FdChunks<FdVerdictWord> g_fd_verdicts;
+
 namespace {
 
 struct Slot {
   std::atomic<std::uint64_t> word;
   std::atomic<std::uint64_t> match;
   std::atomic<std::uint64_t> identity;
-  std::atomic<std::uint64_t> verdict;  // fd_table.h, "The verdict cache"
 };
 
 constinit FdChunks<Slot> g_slots;
@@ -159,37 +161,28 @@ void forget_slot(int fd) noexcept {
   if (!slot) return;
   std::uint64_t word = slot->word.load(std::memory_order_relaxed);
   while (!slot->word.compare_exchange_weak(word, (generation_of(word) + 1) << 32,
-                                           std::memory_order_release, std::memory_order_relaxed)) {
+                                           std::memory_order_seq_cst, std::memory_order_relaxed)) {
   }
-  // Not needed for correctness (the verdict carries the close generation it was stored
-  // under), but a closed fd's verdict is dead: the word says so at once.
-  if (slot->verdict.load(std::memory_order_relaxed) != 0)
-    slot->verdict.store(0, std::memory_order_relaxed);
+  // A closed fd's verdict dies with it: fd_verdict reads the verdict word alone. Against a
+  // verdict being stored meanwhile (fd_set_verdict), both sides write, then read the other's
+  // word, sequentially consistent: at least one of them sees the other and clears it.
+  FdVerdictWord* verdict = g_fd_verdicts.slot(fd, false);
+  if (verdict && verdict->load(std::memory_order_seq_cst) != 0)
+    verdict->store(0, std::memory_order_relaxed);
 }
 }  // namespace
-
-std::uint64_t fd_verdict(int fd) noexcept {
-  Slot* slot = g_slots.slot(fd, false);
-  if (!slot) return 0;
-  const std::uint64_t verdict = slot->verdict.load(std::memory_order_acquire);
-  const std::uint64_t word = slot->word.load(std::memory_order_acquire);
-  // Stored under this close generation, or a verdict of the file the number held before.
-  if (((verdict >> kVerdictCloseShift) ^ generation_of(word)) & 0xfff) return 0;
-  return verdict;
-}
 
 void fd_set_verdict(int fd, const FdInfo& info, std::uint64_t verdict) noexcept {
   if (!info.in_table) return;
   Slot* slot = g_slots.slot(fd, false);
-  if (!slot) return;
-  verdict = (verdict & ~kVerdictCloseMask) |
-            ((static_cast<std::uint64_t>(info.close_gen) & 0xfff) << kVerdictCloseShift);
-  slot->verdict.store(verdict, std::memory_order_release);
-  // A close since the facts were learned: the stored word names the old generation, which
-  // fd_verdict already refuses; this only keeps the word tidy.
-  if (generation_of(slot->word.load(std::memory_order_acquire)) != info.close_gen) {
+  FdVerdictWord* word = g_fd_verdicts.slot(fd, true);
+  if (!slot || !word) return;
+  word->store(verdict, std::memory_order_seq_cst);
+  // A close since the facts were learned (forget_slot's generation bump, seq_cst too): the
+  // verdict is the old file's, take it back.
+  if (generation_of(slot->word.load(std::memory_order_seq_cst)) != info.close_gen) {
     std::uint64_t expected = verdict;
-    slot->verdict.compare_exchange_strong(expected, 0, std::memory_order_relaxed);
+    word->compare_exchange_strong(expected, 0, std::memory_order_relaxed);
   }
 }
 

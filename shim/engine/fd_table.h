@@ -13,7 +13,10 @@
 // detected by the slot's close generation, and the racing fill is used once, not cached.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+
+#include "shim/engine/fd_chunks.h"
 
 namespace faultline::shim {
 
@@ -46,16 +49,26 @@ void fd_invalidate(int fd) noexcept;
 // The verdict cache (engine.cpp, fd_call_quiet): one word per fd, "call C on this fd matches
 // no fault under block generation G, and crediting `seen` means these slots". Layout:
 //   bit 0 valid, bits 1-7 call id, bits 8-14 and 15-21 slot + 1 of the faults whose `seen`
-//   the call counts (0: none), bits 22-33 the fd's close generation (low 12 bits), bits
-//   34-63 the block generation (low 30 bits).
-// fd_verdict returns the word only while the fd's close generation is the one it was stored
-// under (close, dup2 onto it, every new fd with its number, freopen... bump it), else 0.
-inline constexpr unsigned kVerdictCloseShift = 22;
-inline constexpr unsigned kVerdictGenShift = 34;
-inline constexpr std::uint64_t kVerdictCloseMask = 0xfffull << kVerdictCloseShift;
-std::uint64_t fd_verdict(int fd) noexcept;
-// Stores `verdict` (its close-generation bits are filled here from `info`) if info's facts
-// are the table's current ones.
+//   the call counts (0: none), bit 22 set (so the `seen` batch key taken from the word is
+//   never 0, the empty batch: engine.h), bits 23-31 zero, bits 32-63 the block generation
+//   (low 32 bits).
+// Every invalidation of the fd (close, dup2 onto it, every new fd with its number, freopen...)
+// clears the word, and a verdict stored under a close generation that has moved on is taken
+// back (fd_set_verdict), so fd_verdict is one load. The words live in an array of their own
+// (8 bytes per fd), so that the wrappers' quiet test finds one with a scaled index.
+inline constexpr unsigned kVerdictGenShift = 32;
+inline constexpr std::uint64_t kVerdictBatchMark = 1ull << 22;
+using FdVerdictWord = std::atomic<std::uint64_t>;
+extern FdChunks<FdVerdictWord> g_fd_verdicts __attribute__((visibility("hidden")));
+
+[[gnu::always_inline]] inline std::uint64_t fd_verdict(int fd) noexcept {
+  // One unsigned compare for both "negative" and "past the last chunk".
+  const unsigned number = static_cast<unsigned>(fd);
+  if (number >= FdChunks<FdVerdictWord>::kFds * FdChunks<FdVerdictWord>::kMaxChunks) return 0;
+  const FdVerdictWord* word = g_fd_verdicts.slot(fd, false);
+  return word ? word->load(std::memory_order_acquire) : 0;
+}
+// Stores `verdict` if info's facts are the table's current ones.
 void fd_set_verdict(int fd, const FdInfo& info, std::uint64_t verdict) noexcept;
 void fd_invalidate_range(unsigned first, unsigned last) noexcept;
 

@@ -266,6 +266,41 @@ TEST(EngineSelectors, StaleFdEntryIsCheckedBeforeInjecting) {
   rmdir(dir);
 }
 
+// The verdict cache and `seen` in batches (engine.h, fd_call_quiet): a call that missed every
+// fault because of its fd's path makes the next calls on the fd quiet; their `seen` reaches
+// the shared counter exactly once, also from threads that end without flushing themselves
+// (the thread-exit key does it; under TSan, the credits race with each other). An
+// invalidation of the fd ends the verdict at once.
+TEST(EngineVerdict, QuietCallsCountSeenExactlyOnceAcrossThreads) {
+  TestSession s(std::string(kHeader) +
+                "[[fault]]\nname='f'\ncalls=['write']\nerror='EIO'\npath='/nonexistent/*'\n");
+  const int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  EXPECT_TRUE(injected_indices(1, kCall_write, fd).empty());  // decides, caches "no fault"
+  EXPECT_EQ(s.slot("f").seen.load(), 1u);
+  constexpr int kThreads = 4;
+  std::atomic<int> quiet{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, n = 1000 + 37 * t] {
+      for (int i = 0; i < n; ++i) quiet += shim::fd_call_quiet(kCall_write, fd);
+    });
+  for (int i = 0; i < 45; ++i) quiet += shim::fd_call_quiet(kCall_write, fd);
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(quiet.load(), 45 + 1000 + 1037 + 1074 + 1111);
+  EXPECT_LE(s.slot("f").seen.load(), 1u + quiet.load());  // this thread's batch is pending
+  shim::seen_batch_flush();
+  EXPECT_EQ(s.slot("f").seen.load(), 1u + quiet.load());
+  EXPECT_EQ(s.slot("f").matched.load(), 0u);
+  // Another call id on the same fd has no verdict; an invalidation ends this one.
+  EXPECT_FALSE(shim::fd_call_quiet(kCall_pwrite, fd));
+  shim::fd_invalidate(fd);
+  EXPECT_FALSE(shim::fd_call_quiet(kCall_write, fd));
+  close(fd);
+  shim::seen_batch_flush();
+  EXPECT_EQ(s.slot("f").seen.load(), 1u + quiet.load());
+}
+
 TEST(EngineSelectors, WritesToSocketsAreNotWriteFamily) {
   TestSession s(std::string(kHeader) + "[[fault]]\nname='f'\ncalls=['@write']\nerror='EIO'\n");
   int sv[2];

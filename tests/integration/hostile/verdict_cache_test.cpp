@@ -64,5 +64,42 @@ TEST_F(HostileVerdictCacheTest, LiveSetPathTakesEffectOnAnAlreadyOpenFd) {
   EXPECT_EQ(r.status(), 0) << r.err;
 }
 
+// A fault that is disabled misses every call: the first writes to a.log cache "no fault
+// here" (and count `seen` in the thread's batch). `faultline enable` must fail the very next
+// write, which the program makes after the command returned.
+TEST_F(HostileVerdictCacheTest, LiveEnableTakesEffectOnTheNextCallAfterACachedVerdict) {
+  const std::string file = path("disabled.toml");
+  ASSERT_TRUE(write_file(file, R"(version = 1
+[[fault]]
+name = "a-log"
+calls = ["write"]
+path = "*/a.log"
+error = "EIO"
+enabled = false
+
+# Keeps @write armed while a-log is off: a.log's writes decide, miss, and are cached.
+[[fault]]
+name = "b-log"
+calls = ["write"]
+path = "*/b.log"
+error = "EIO"
+)"));
+  const std::string name = session("verdict-enable");
+  Background target;
+  ASSERT_TRUE(
+      target.start({cli(), "run", "-s", name, "-p", file, "--", program(), "live", dir_.path()}));
+  bool ready = false;
+  target.read_until("ready", ready, 30s);
+  ASSERT_TRUE(ready) << target.err();
+  const RunResult enable = faultline({"enable", name, "a-log"});
+  ASSERT_EQ(enable.status(), 0) << enable.out << enable.err;
+  ASSERT_TRUE(target.write_stdin("go\n"));
+  const auto line = target.read_line(20s);
+  ASSERT_TRUE(line.has_value()) << target.err();
+  EXPECT_EQ(*line, "first=OK second=EIO") << target.err();
+  const RunResult r = target.stop(10s);
+  EXPECT_EQ(r.status(), 0) << r.err;
+}
+
 }  // namespace
 }  // namespace fltest
