@@ -16,11 +16,26 @@
 namespace faultline::shim {
 namespace {
 
+// A call's real body, by reference, for the deciding path: with it fs_slow and space_quota are
+// one function for every @fs call instead of one instance per call and per [durability] form
+// (about 30 of 0.5 KB, docs/performance.md, "Size"). The indirect call is paid only where a
+// decision is made, beside it; the referenced body lives in the wrapper's frame for the call.
+class RealCall {
+ public:
+  template <class Fn>
+  RealCall(Fn& body)  // implicit: a wrapper hands over its lambda as it is
+      : body_(&body), run_([](void* b) { return (*static_cast<Fn*>(b))(); }) {}
+  int operator()() const { return run_(body_); }
+
+ private:
+  void* body_;
+  int (*run_)(void*);
+};
+
 // A space call under a quota fault: the growth it reserves draws from the quota; a call that
 // finds too little left fails whole with ENOSPC (a reservation is never partial), and gives
 // back what it took. A call that fails by itself gives its bytes back too.
-template <class Fn>
-int space_quota(const Guard& guard, Decision& d, const CallArgs& args, Fn real) {
+int space_quota(const Guard& guard, Decision& d, const CallArgs& args, RealCall real) {
   const std::uint64_t want = args.size;
   const std::uint64_t room = quota_reserve(d, want);
   if (room == want) {
@@ -40,8 +55,7 @@ int space_quota(const Guard& guard, Decision& d, const CallArgs& args, Fn real) 
   return fail_as<int>(args.call, cause_of(d));  // -1 and errno, or posix_fallocate's number
 }
 
-template <class Fn>
-FL_COLD int fs_slow(const CallArgs& args, Fn real) {
+FL_COLD int fs_slow(const CallArgs& args, RealCall real) {
   Guard guard;
   if (!guard.entered()) return real();
   Decision d;

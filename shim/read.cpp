@@ -1,6 +1,8 @@
 // @read: read, pread(64), readv, preadv on non-socket fds; read and readv on sockets for @net.
 #include <unistd.h>
 
+#include <type_traits>
+
 #include "shim/io_adapters.h"
 
 namespace faultline::shim {
@@ -51,13 +53,25 @@ FL_EXPORT ssize_t read(int fd, void* buf, size_t count) {
                        [fd](void* b, size_t n) { return FL_REAL(read)(fd, b, n); });
 }
 
+// pread and pread64 have one signature on LP64: with the real function a value rather than a
+// lambda's own type, their slow paths are one instantiation (write.cpp, PwriteReal). Each
+// wrapper still calls its own real function.
+using PreadFn = ssize_t (*)(int, void*, size_t, off64_t);
+static_assert(std::is_same_v<decltype(FL_REAL(pread)), PreadFn> &&
+              std::is_same_v<decltype(FL_REAL(pread64)), PreadFn>);
+struct PreadReal {
+  PreadFn fn;
+  int fd;
+  off64_t off;
+  ssize_t operator()(void* b, size_t n) const { return fn(fd, b, n, off); }
+};
+
 FL_EXPORT ssize_t pread(int fd, void* buf, size_t count, off_t off) {
   const ArmedNow now = armed_now();
   if (FL_LIKELY(!(now.families & (kFamRead)))) return FL_REAL(pread)(fd, buf, count, off);
   if (fd_call_quiet_counted(kCall_pread, fd, now))
     return FL_REAL(pread)(fd, buf, count, off);  // no fault can match (engine.h)
-  return buf_read_slow(kCall_pread, fd, buf, count,
-                       [fd, off](void* b, size_t n) { return FL_REAL(pread)(fd, b, n, off); });
+  return buf_read_slow(kCall_pread, fd, buf, count, PreadReal{FL_REAL(pread), fd, off});
 }
 
 FL_EXPORT ssize_t pread64(int fd, void* buf, size_t count, off64_t off) {
@@ -65,8 +79,7 @@ FL_EXPORT ssize_t pread64(int fd, void* buf, size_t count, off64_t off) {
   if (FL_LIKELY(!(now.families & (kFamRead)))) return FL_REAL(pread64)(fd, buf, count, off);
   if (fd_call_quiet_counted(kCall_pread64, fd, now))
     return FL_REAL(pread64)(fd, buf, count, off);  // no fault can match (engine.h)
-  return buf_read_slow(kCall_pread64, fd, buf, count,
-                       [fd, off](void* b, size_t n) { return FL_REAL(pread64)(fd, b, n, off); });
+  return buf_read_slow(kCall_pread64, fd, buf, count, PreadReal{FL_REAL(pread64), fd, off});
 }
 
 FL_EXPORT ssize_t readv(int fd, const struct iovec* iov, int cnt) {

@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <type_traits>
+
 #include "faultline_config.h"
 #include "shim/apply.h"
 #include "shim/engine/durability.h"
@@ -229,14 +231,41 @@ FL_EXPORT ssize_t write(int fd, const void* buf, size_t count) {
   });
 }
 
+// pwrite and pwrite64 (sendfile and sendfile64) have one signature on LP64: with the real
+// function a value rather than a lambda's own type, each pair's slow path is one instantiation
+// (about 1.8 KB each, docs/performance.md, "Size"). Each wrapper still calls its own real
+// function, so another interposer of only one of the pair is honoured.
+using PwriteFn = ssize_t (*)(int, const void*, size_t, off64_t);
+static_assert(std::is_same_v<decltype(FL_REAL(pwrite)), PwriteFn> &&
+              std::is_same_v<decltype(FL_REAL(pwrite64)), PwriteFn>);
+struct PwriteReal {
+  PwriteFn fn;
+  int fd;
+  off64_t off;
+  ssize_t operator()(const void* b, size_t n) const {
+    return durable_write(fd, off, n, false, [&] { return fn(fd, b, n, off); });
+  }
+};
+
+using SendfileFn = ssize_t (*)(int, int, off64_t*, size_t);
+static_assert(std::is_same_v<decltype(FL_REAL(sendfile)), SendfileFn> &&
+              std::is_same_v<decltype(FL_REAL(sendfile64)), SendfileFn>);
+struct SendfileReal {
+  SendfileFn fn;
+  int out_fd;
+  int in_fd;
+  off64_t* offset;
+  ssize_t operator()(size_t n) const {
+    return durable_write(out_fd, -1, n, false, [&] { return fn(out_fd, in_fd, offset, n); });
+  }
+};
+
 FL_EXPORT ssize_t pwrite(int fd, const void* buf, size_t count, off_t off) {
   const ArmedNow now = armed_now();
   if (FL_LIKELY(!(now.families & (kWriteArm)))) return FL_REAL(pwrite)(fd, buf, count, off);
   if (!(now.families & kFamDurable) && fd_call_quiet_counted(kCall_pwrite, fd, now))
     return FL_REAL(pwrite)(fd, buf, count, off);
-  return buf_write_slow(kCall_pwrite, fd, buf, count, [fd, off](const void* b, size_t n) {
-    return durable_write(fd, off, n, false, [&] { return FL_REAL(pwrite)(fd, b, n, off); });
-  });
+  return buf_write_slow(kCall_pwrite, fd, buf, count, PwriteReal{FL_REAL(pwrite), fd, off});
 }
 
 FL_EXPORT ssize_t pwrite64(int fd, const void* buf, size_t count, off64_t off) {
@@ -244,9 +273,7 @@ FL_EXPORT ssize_t pwrite64(int fd, const void* buf, size_t count, off64_t off) {
   if (FL_LIKELY(!(now.families & (kWriteArm)))) return FL_REAL(pwrite64)(fd, buf, count, off);
   if (!(now.families & kFamDurable) && fd_call_quiet_counted(kCall_pwrite64, fd, now))
     return FL_REAL(pwrite64)(fd, buf, count, off);
-  return buf_write_slow(kCall_pwrite64, fd, buf, count, [fd, off](const void* b, size_t n) {
-    return durable_write(fd, off, n, false, [&] { return FL_REAL(pwrite64)(fd, b, n, off); });
-  });
+  return buf_write_slow(kCall_pwrite64, fd, buf, count, PwriteReal{FL_REAL(pwrite64), fd, off});
 }
 
 FL_EXPORT ssize_t writev(int fd, const struct iovec* iov, int cnt) {
@@ -303,18 +330,14 @@ FL_EXPORT ssize_t copy_file_range(int fd_in, off64_t* off_in, int fd_out, off64_
 
 FL_EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t* offset, size_t count) {
   if (FL_LIKELY(!armed(kWriteArm))) return FL_REAL(sendfile)(out_fd, in_fd, offset, count);
-  return copy_slow(kCall_sendfile, out_fd, in_fd, offset, count, [=](size_t n) {
-    return durable_write(out_fd, -1, n, false,
-                         [&] { return FL_REAL(sendfile)(out_fd, in_fd, offset, n); });
-  });
+  return copy_slow(kCall_sendfile, out_fd, in_fd, offset, count,
+                   SendfileReal{FL_REAL(sendfile), out_fd, in_fd, offset});
 }
 
 FL_EXPORT ssize_t sendfile64(int out_fd, int in_fd, off64_t* offset, size_t count) {
   if (FL_LIKELY(!armed(kWriteArm))) return FL_REAL(sendfile64)(out_fd, in_fd, offset, count);
-  return copy_slow(kCall_sendfile64, out_fd, in_fd, offset, count, [=](size_t n) {
-    return durable_write(out_fd, -1, n, false,
-                         [&] { return FL_REAL(sendfile64)(out_fd, in_fd, offset, n); });
-  });
+  return copy_slow(kCall_sendfile64, out_fd, in_fd, offset, count,
+                   SendfileReal{FL_REAL(sendfile64), out_fd, in_fd, offset});
 }
 
 // stdio reaches the fd through glibc's internal write: what a call may flush (the buffered
