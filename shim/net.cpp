@@ -13,6 +13,9 @@
 #include "shim/engine/net_core.h"
 #include "shim/engine/net_cut.h"
 #include "shim/engine/net_hold.h"
+#include "shim/engine/net_select.h"
+#include "shim/engine/safe_copy.h"
+#include "shim/engine/sock_table.h"
 #include "shim/errno_call.h"
 #include "shim/io_adapters.h"
 #include "shim/net_io.h"
@@ -205,7 +208,17 @@ FL_COLD int connect_slow(int fd, const struct sockaddr* addr, socklen_t len) {
   args.addr = reinterpret_cast<const struct sockaddr*>(&copy);
   args.addr_len = len;
   Decision d;
-  if (!decide(guard, args, d) || !d.inject) return real();
+  if (!decide(guard, args, d) || !d.inject) {
+    // Connected (or on its way): the peer is the address asked for, learned here instead of
+    // by a getpeername at the socket's first call (net_learn_connect_peer says when).
+    const int r = real();
+    if (r == 0 || errno == EINPROGRESS) {
+      const int saved = errno;
+      net_learn_connect_peer(fd, args.addr, len);
+      errno = saved;
+    }
+    return r;
+  }
   apply_delay(guard, d, args);
   if (d.action == kActCrash)
     apply_crash(d, args, [&] {
@@ -231,9 +244,34 @@ FL_COLD int connect_slow(int fd, const struct sockaddr* addr, socklen_t len) {
 // `reset` on accept: the connection is accepted and at once aborted — the client sees a
 // reset, and the program gets the fd with every receive on it failing ECONNRESET.
 template <class Fn>
-FL_COLD int accept_slow(std::uint32_t call, int fd, Fn real) {
+FL_COLD int accept_slow(std::uint32_t call, int fd, struct sockaddr* addr, socklen_t* len,
+                        Fn real_at) {
   Guard guard;
-  if (!guard.entered()) return track_new_fd(real());
+  if (!guard.entered()) return track_new_fd(real_at(addr, len));
+  // The new connection's peer comes with it (net_learn_accept_peer): the program's buffer as
+  // the kernel filled it, or, when it passed none, ours (the kernel fills it either way), so
+  // that no `addr` selector or event asks getpeername for it later.
+  struct sockaddr_storage own;
+  socklen_t own_len = sizeof own;
+  socklen_t room = 0;  // the program's buffer size, read before the call fills in the length
+  if (addr && len && safe_read(&room, len, sizeof room) != SafeCopy::kOk) room = 0;
+  auto real = [&] {
+    const int r =
+        addr ? real_at(addr, len) : real_at(reinterpret_cast<struct sockaddr*>(&own), &own_len);
+    if (r < 0) return r;
+    const int saved = errno;
+    const int tracked = track_new_fd(r);
+    if (addr) {
+      own_len = 0;
+      if (len && room > 0 && safe_read(&own_len, len, sizeof own_len) == SafeCopy::kOk &&
+          (own_len > room || own_len > sizeof own ||
+           safe_read(&own, addr, own_len) != SafeCopy::kOk))
+        own_len = 0;  // cut short by the program's buffer: left to getpeername
+    }
+    net_learn_accept_peer(tracked, reinterpret_cast<const struct sockaddr*>(&own), own_len);
+    errno = saved;
+    return tracked;
+  };
   CallArgs args{call, fd};
   Decision d;
   const bool injected = decide(guard, args, d) && d.inject;
@@ -244,12 +282,12 @@ FL_COLD int accept_slow(std::uint32_t call, int fd, Fn real) {
     if (taken && !apply_delay(guard, d, args)) taken = nullptr;
     const HoldAnswer answer = net_hold_receive_gate(guard, args, taken, 1);
     if (answer.gate == HoldGate::kFail) return -1;
-    const int r = track_new_fd(real());
+    const int r = real();
     net_hold_consumed(args, r);
     return r;
   }
-  if (!injected) return track_new_fd(real());
-  auto run = [&] { return track_new_fd(real()); };
+  if (!injected) return real();
+  auto run = [&] { return real(); };
   return apply_decision(guard, d, args, run, fail_errno, [&](const Decision& dd, int& out) {
     if (dd.action != kActReset) return false;
     out = run();
@@ -465,8 +503,11 @@ using namespace faultline::shim;
 
 FL_EXPORT int socket(int domain, int type, int protocol) {
   if (FL_LIKELY(!armed(kFamNet))) return track_new_fd(FL_REAL(socket)(domain, type, protocol));
-  return plain_slow(CallArgs{kCall_socket}, true,
-                    [=] { return FL_REAL(socket)(domain, type, protocol); });
+  const int fd = plain_slow(CallArgs{kCall_socket}, true,
+                            [=] { return FL_REAL(socket)(domain, type, protocol); });
+  // Its connect will give it its peer for good (net_learn_connect_peer).
+  if (fd >= 0 && (type & 0xf) == SOCK_STREAM) sock_mark_stream(fd);
+  return fd;
 }
 
 FL_EXPORT int connect(int fd, const struct sockaddr* addr, socklen_t len) {
@@ -484,12 +525,16 @@ FL_EXPORT int connect(int fd, const struct sockaddr* addr, socklen_t len) {
 
 FL_EXPORT int accept(int fd, struct sockaddr* addr, socklen_t* len) {
   if (FL_LIKELY(!armed(kFamNet))) return track_new_fd(FL_REAL(accept)(fd, addr, len));
-  return accept_slow(kCall_accept, fd, [=] { return FL_REAL(accept)(fd, addr, len); });
+  return accept_slow(kCall_accept, fd, addr, len, [=](struct sockaddr* to, socklen_t* to_len) {
+    return FL_REAL(accept)(fd, to, to_len);
+  });
 }
 
 FL_EXPORT int accept4(int fd, struct sockaddr* addr, socklen_t* len, int flags) {
   if (FL_LIKELY(!armed(kFamNet))) return track_new_fd(FL_REAL(accept4)(fd, addr, len, flags));
-  return accept_slow(kCall_accept4, fd, [=] { return FL_REAL(accept4)(fd, addr, len, flags); });
+  return accept_slow(kCall_accept4, fd, addr, len, [=](struct sockaddr* to, socklen_t* to_len) {
+    return FL_REAL(accept4)(fd, to, to_len, flags);
+  });
 }
 
 FL_EXPORT int bind(int fd, const struct sockaddr* addr, socklen_t len) {

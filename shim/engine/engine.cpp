@@ -385,8 +385,14 @@ bool selectors_match(const Rule& r, SelectorContext& ctx) {
   }
   // (selectors of further families are added here, before thread and stack)
   if (r.spec.addr_count || r.spec.host[0]) {
-    NetArgsAddr* net = ctx.net();
-    if (!net || !net_selectors_match(r.spec, args, *net)) return false;
+    // A connected stream socket's answer is kept per peer and rules copy (sock_table.h): the
+    // peer's address is neither copied nor matched again.
+    const int known = net_selectors_known(r.spec, r.slot, ctx.rules.epoch, args);
+    if (known == 0) return false;
+    if (known < 0) {
+      NetArgsAddr* net = ctx.net();
+      if (!net || !net_selectors_match(r.spec, r.slot, ctx.rules.epoch, args, *net)) return false;
+    }
   }
   if (r.spec.thread[0] && !thread_matches(r.spec)) return false;
   // Last: the selectors that unwind (`stack`, then explore's `site`). A stack that cannot be

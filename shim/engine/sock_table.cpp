@@ -5,6 +5,7 @@
 //   bits 32-63 close generation, bumped by sock_forget
 #include "shim/engine/sock_table.h"
 
+#include <sched.h>
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -28,9 +29,16 @@ struct Slot {
   std::atomic<std::uint32_t> ep_events;
   std::atomic<std::uint64_t> ep_data;
   std::atomic<std::uint8_t> peer_unstable;  // a datagram socket: its peer is not remembered
+  std::atomic<std::uint8_t> stream;         // made by socket(SOCK_STREAM) under an armed @net
   std::atomic<std::uint64_t> peer_seq;  // seqlock over peer_words (peer_words[kPeerWords] = length)
   std::atomic<std::uint64_t> peer_words[kPeerWords + 1];
+  // `addr` answers for the peer above (sock_addr_answer): valid for the peer as of peer_seq
+  // and the rules copy of epoch, both in addr_key; kAddrBusy while one thread writes them.
+  std::atomic<std::uint64_t> addr_key;
+  std::atomic<std::uint64_t> addr_known;  // fault slots whose answer is known
+  std::atomic<std::uint64_t> addr_match;  // ... and which of them match
 };
+constexpr std::uint64_t kAddrBusy = ~0ull;
 
 constinit FdChunks<Slot> g_slots;
 std::atomic<int> g_marked[kMarkedMax];  // fd + 1 of marked sockets; 0 = free
@@ -113,6 +121,8 @@ bool forget_slot(Slot* slot, int fd, const std::uint64_t* only_if) noexcept {
     slot->ep_fd.store(0, std::memory_order_relaxed);
   if (slot->peer_unstable.load(std::memory_order_relaxed) != 0)
     slot->peer_unstable.store(0, std::memory_order_relaxed);
+  if (slot->stream.load(std::memory_order_relaxed) != 0)
+    slot->stream.store(0, std::memory_order_relaxed);
   if (slot->peer_words[kPeerWords].load(std::memory_order_relaxed) != 0) {
     std::uint64_t none[kPeerWords + 1] = {};
     seqlock_write(slot->peer_seq, slot->peer_words, none, kPeerWords + 1);
@@ -158,15 +168,80 @@ void sock_set_peer(int fd, const struct sockaddr* addr, socklen_t len) noexcept 
   seqlock_write(slot->peer_seq, slot->peer_words, words, kPeerWords + 1);
 }
 
-socklen_t sock_peer(int fd, struct sockaddr_storage* out) noexcept {
+socklen_t sock_peer(int fd, struct sockaddr_storage* out, std::uint64_t* seq) noexcept {
   Slot* slot = g_slots.slot(fd, false);
   if (!slot) return 0;
-  std::uint64_t words[kPeerWords + 1];
-  if (!seqlock_read(slot->peer_seq, slot->peer_words, words, kPeerWords + 1)) return 0;
-  socklen_t len = static_cast<socklen_t>(words[kPeerWords]);
-  if (len == 0 || len > sizeof(sockaddr_storage)) return 0;
-  std::memcpy(out, words, len);
-  return len;
+  // The seqlock by hand: only the address's own words are copied (2 for IPv4, 4 for IPv6),
+  // not all 17, and the caller learns which version of the peer it read.
+  constexpr int kMaxAttempts = 10000;
+  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    const std::uint64_t before = slot->peer_seq.load(std::memory_order_acquire);
+    if (before & 1) {
+      if (attempt > 100) sched_yield();
+      continue;
+    }
+    const std::uint64_t len = slot->peer_words[kPeerWords].load(std::memory_order_acquire);
+    const std::size_t words = len <= sizeof(sockaddr_storage) ? (len + 7) / 8 : 0;
+    for (std::size_t i = 0; i < words; ++i) {
+      const std::uint64_t word = slot->peer_words[i].load(std::memory_order_acquire);
+      std::memcpy(reinterpret_cast<char*>(out) + 8 * i, &word, 8);
+    }
+    if (slot->peer_seq.load(std::memory_order_relaxed) != before) continue;
+    if (words == 0) return 0;
+    if (seq) *seq = before;
+    return static_cast<socklen_t>(len);
+  }
+  return 0;
+}
+
+int sock_addr_answer(int fd, std::uint32_t epoch, int fault) noexcept {
+  if (fault < 0 || fault >= 64) return -1;
+  Slot* slot = g_slots.slot(fd, false);
+  if (!slot) return -1;
+  const std::uint64_t seq = slot->peer_seq.load(std::memory_order_acquire);
+  const std::uint64_t want = (seq << 32) | epoch;
+  if ((seq & 1) || seq >= (1ull << 32) || slot->addr_key.load(std::memory_order_acquire) != want)
+    return -1;
+  // known before match: a writer stores a slot's match bit before its known bit.
+  const std::uint64_t known = slot->addr_known.load(std::memory_order_acquire);
+  const std::uint64_t match = slot->addr_match.load(std::memory_order_acquire);
+  if (slot->addr_key.load(std::memory_order_relaxed) != want) return -1;
+  const std::uint64_t bit = 1ull << fault;
+  if (!(known & bit)) return -1;
+  return (match & bit) ? 1 : 0;
+}
+
+void sock_addr_note(int fd, std::uint64_t peer_seq, std::uint32_t epoch, int fault,
+                    bool match) noexcept {
+  if (fault < 0 || fault >= 64 || (peer_seq & 1) || peer_seq >= (1ull << 32)) return;
+  Slot* slot = g_slots.slot(fd, false);
+  if (!slot) return;
+  const std::uint64_t want = (peer_seq << 32) | epoch;
+  std::uint64_t key = slot->addr_key.load(std::memory_order_relaxed);
+  // One writer at a time, never waited for: a thread that finds another writing (or a
+  // handler that interrupted one) just leaves the answer unnoted.
+  if (key == kAddrBusy ||
+      !slot->addr_key.compare_exchange_strong(key, kAddrBusy, std::memory_order_acquire))
+    return;
+  if (key != want) {  // another peer or another rules copy: the old answers go
+    slot->addr_known.store(0, std::memory_order_relaxed);
+    slot->addr_match.store(0, std::memory_order_relaxed);
+  }
+  const std::uint64_t bit = 1ull << fault;
+  const std::uint64_t m = slot->addr_match.load(std::memory_order_relaxed);
+  slot->addr_match.store(match ? (m | bit) : (m & ~bit), std::memory_order_release);
+  slot->addr_known.store(slot->addr_known.load(std::memory_order_relaxed) | bit,
+                         std::memory_order_release);
+  slot->addr_key.store(want, std::memory_order_release);
+}
+
+void sock_mark_stream(int fd) noexcept {
+  if (Slot* slot = g_slots.slot(fd, true)) slot->stream.store(1, std::memory_order_relaxed);
+}
+
+bool sock_is_stream(int fd) noexcept {
+  Slot* slot = g_slots.slot(fd, false);
+  return slot && slot->stream.load(std::memory_order_relaxed) != 0;
 }
 
 void sock_mark_peer_unstable(int fd) noexcept {
