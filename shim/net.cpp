@@ -262,11 +262,13 @@ FL_COLD int accept_slow(std::uint32_t call, int fd, struct sockaddr* addr, sockl
     const int saved = errno;
     const int tracked = track_new_fd(r);
     if (addr) {
+      // What the kernel wrote there; an address cut short by the program's buffer (or one
+      // that cannot be read back) is left to getpeername.
+      socklen_t got = 0;
       own_len = 0;
-      if (len && room > 0 && safe_read(&own_len, len, sizeof own_len) == SafeCopy::kOk &&
-          (own_len > room || own_len > sizeof own ||
-           safe_read(&own, addr, own_len) != SafeCopy::kOk))
-        own_len = 0;  // cut short by the program's buffer: left to getpeername
+      if (len && room > 0 && safe_read(&got, len, sizeof got) == SafeCopy::kOk && got <= room &&
+          got <= sizeof own && safe_read(&own, addr, got) == SafeCopy::kOk)
+        own_len = got;
     }
     net_learn_accept_peer(tracked, reinterpret_cast<const struct sockaddr*>(&own), own_len);
     errno = saved;

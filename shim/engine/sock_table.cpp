@@ -223,9 +223,10 @@ void sock_addr_note(int fd, std::uint64_t peer_seq, std::uint32_t epoch, int fau
   if (key == kAddrBusy ||
       !slot->addr_key.compare_exchange_strong(key, kAddrBusy, std::memory_order_acquire))
     return;
+  // Release stores, as in seqlock.h: a reader that sees any of them also sees the key busy.
   if (key != want) {  // another peer or another rules copy: the old answers go
-    slot->addr_known.store(0, std::memory_order_relaxed);
-    slot->addr_match.store(0, std::memory_order_relaxed);
+    slot->addr_known.store(0, std::memory_order_release);
+    slot->addr_match.store(0, std::memory_order_release);
   }
   const std::uint64_t bit = 1ull << fault;
   const std::uint64_t m = slot->addr_match.load(std::memory_order_relaxed);
