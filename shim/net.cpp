@@ -540,6 +540,9 @@ FL_EXPORT int accept4(int fd, struct sockaddr* addr, socklen_t* len, int flags) 
 }
 
 FL_EXPORT int bind(int fd, const struct sockaddr* addr, socklen_t len) {
+  // A listener's own address that accept's `addr` remembered may be about to change (one
+  // more load, once any address was ever remembered in this process).
+  if (FL_UNLIKELY(sock_any_peer_remembered())) sock_forget_peer(fd);
   if (FL_LIKELY(!armed(kFamNet))) return FL_REAL(bind)(fd, addr, len);
   CallArgs args{kCall_bind, fd};
   args.addr = addr;
@@ -548,6 +551,7 @@ FL_EXPORT int bind(int fd, const struct sockaddr* addr, socklen_t len) {
 }
 
 FL_EXPORT int listen(int fd, int backlog) {
+  if (FL_UNLIKELY(sock_any_peer_remembered())) sock_forget_peer(fd);  // as bind
   if (FL_LIKELY(!armed(kFamNet))) return FL_REAL(listen)(fd, backlog);
   return plain_slow(CallArgs{kCall_listen, fd}, false,
                     [=] { return FL_REAL(listen)(fd, backlog); });

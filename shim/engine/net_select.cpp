@@ -119,8 +119,19 @@ const struct sockaddr* args_address(const CallArgs& args, NetArgsAddr& cache) no
       if (safe_read(&cache.addr, args.addr, cache.len) == SafeCopy::kOk) cache.state = 1;
     } else if (args.fd >= 0) {
       socklen_t len = sizeof cache.addr;
-      if (is_local_side_call(args.call)) {
-        if (getsockname(args.fd, out, &len) == 0) cache.state = 1;
+      const bool accepting = args.call == kCall_accept || args.call == kCall_accept4;
+      if (accepting && (len = sock_peer(args.fd, &cache.addr, &cache.peer_seq, true)) > 0) {
+        // A listener's own address, remembered at its first accept: it cannot change while it
+        // listens (bind, listen and connect forget it).
+        cache.state = 1;
+        cache.remembered = true;
+        cache.local = true;
+      } else if (is_local_side_call(args.call)) {
+        len = sizeof cache.addr;
+        if (getsockname(args.fd, out, &len) == 0) {
+          cache.state = 1;
+          if (accepting) sock_set_peer(args.fd, out, len, true);
+        }
       } else if ((len = sock_peer(args.fd, &cache.addr, &cache.peer_seq)) > 0) {
         // Remembered: a connected stream socket's, or (waiting at the tarpit, or failed) the
         // peer the program asked for.
@@ -210,12 +221,13 @@ bool addr_selector_matches(const FaultSpec& spec, const struct sockaddr* sa,
 
 namespace {
 
-// A socket call whose `addr` is its peer (no address argument, not a local-side call): the
-// answer for a remembered peer can be kept.
+// A socket call whose `addr` is its peer (no address argument, not a local-side call), or
+// accept's (its listener's own address): the answer for a remembered address can be kept.
 bool peer_call(const FaultSpec& spec, const CallArgs& args) {
   return spec.addr_count != 0 && !spec.host[0] && args.fd >= 0 &&
-         !(args.addr && args.addr_len > 0) && call_family(args.call) != kFamDns &&
-         !is_local_side_call(args.call);
+         !(args.addr && args.addr_len > 0) &&
+         (!is_local_side_call(args.call) || args.call == kCall_accept ||
+          args.call == kCall_accept4);
 }
 
 }  // namespace
@@ -223,7 +235,7 @@ bool peer_call(const FaultSpec& spec, const CallArgs& args) {
 int net_selectors_known(const FaultSpec& spec, int fault, std::uint32_t epoch,
                         const CallArgs& args) noexcept {
   if (!peer_call(spec, args)) return -1;
-  return sock_addr_answer(args.fd, epoch, fault);
+  return sock_addr_answer(args.fd, epoch, fault, is_local_side_call(args.call));
 }
 
 bool net_selectors_match(const FaultSpec& spec, int fault, std::uint32_t epoch,
@@ -237,7 +249,7 @@ bool net_selectors_match(const FaultSpec& spec, int fault, std::uint32_t epoch,
     const struct sockaddr* sa = args_address(args, cache);
     const bool match = addr_selector_matches(spec, sa, cache.len);
     if (sa && cache.remembered && peer_call(spec, args))
-      sock_addr_note(args.fd, cache.peer_seq, epoch, fault, match);
+      sock_addr_note(args.fd, cache.peer_seq, epoch, fault, match, cache.local);
     return match;
   }
   return true;

@@ -21,6 +21,7 @@ struct NetArgsAddr {
   // The address is the socket's remembered peer, as of this version (sock_table.h): an
   // `addr` answer for it may be kept (sock_addr_note).
   bool remembered = false;
+  bool local = false;  // ... a listener's own address (accept), not a peer
   std::uint64_t peer_seq = 0;
   struct sockaddr_storage addr;  // filled only when state == 1: never zeroed per call
 };

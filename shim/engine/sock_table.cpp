@@ -155,20 +155,23 @@ void sock_forget_range(unsigned first, unsigned last) noexcept {
 
 std::atomic<bool> g_peer_remembered{false};
 
-void sock_set_peer(int fd, const struct sockaddr* addr, socklen_t len) noexcept {
+// The length word also says whose address it is: bit 32 set for a listener's own (local).
+constexpr std::uint64_t kLocalAddr = 1ull << 32;
+
+void sock_set_peer(int fd, const struct sockaddr* addr, socklen_t len, bool local) noexcept {
   g_peer_remembered.store(true, std::memory_order_relaxed);
   Slot* slot = g_slots.slot(fd, true);
   if (!slot || !addr) return;
   if (len > sizeof(sockaddr_storage)) len = sizeof(sockaddr_storage);
   std::uint64_t words[kPeerWords + 1] = {};
   std::memcpy(words, addr, len);
-  words[kPeerWords] = len;
+  words[kPeerWords] = len | (local ? kLocalAddr : 0);
   // One writer per fd in practice (the thread connecting it); concurrent writers to the same
   // fd would be the program racing connect() on one socket, and the seqlock keeps reads whole.
   seqlock_write(slot->peer_seq, slot->peer_words, words, kPeerWords + 1);
 }
 
-socklen_t sock_peer(int fd, struct sockaddr_storage* out, std::uint64_t* seq) noexcept {
+socklen_t sock_peer(int fd, struct sockaddr_storage* out, std::uint64_t* seq, bool local) noexcept {
   Slot* slot = g_slots.slot(fd, false);
   if (!slot) return 0;
   // The seqlock by hand: only the address's own words are copied (2 for IPv4, 4 for IPv6),
@@ -180,11 +183,13 @@ socklen_t sock_peer(int fd, struct sockaddr_storage* out, std::uint64_t* seq) no
       if (attempt > 100) sched_yield();
       continue;
     }
-    const std::uint64_t len = slot->peer_words[kPeerWords].load(std::memory_order_acquire);
-    const std::size_t words = len <= sizeof(sockaddr_storage) ? (len + 7) / 8 : 0;
+    const std::uint64_t word = slot->peer_words[kPeerWords].load(std::memory_order_acquire);
+    const std::uint64_t len = word & ~kLocalAddr;
+    const bool kind = ((word & kLocalAddr) != 0) == local;
+    const std::size_t words = kind && len <= sizeof(sockaddr_storage) ? (len + 7) / 8 : 0;
     for (std::size_t i = 0; i < words; ++i) {
-      const std::uint64_t word = slot->peer_words[i].load(std::memory_order_acquire);
-      std::memcpy(reinterpret_cast<char*>(out) + 8 * i, &word, 8);
+      const std::uint64_t w = slot->peer_words[i].load(std::memory_order_acquire);
+      std::memcpy(reinterpret_cast<char*>(out) + 8 * i, &w, 8);
     }
     if (slot->peer_seq.load(std::memory_order_relaxed) != before) continue;
     if (words == 0) return 0;
@@ -194,13 +199,19 @@ socklen_t sock_peer(int fd, struct sockaddr_storage* out, std::uint64_t* seq) no
   return 0;
 }
 
-int sock_addr_answer(int fd, std::uint32_t epoch, int fault) noexcept {
+// An answer set's key: the address's version (below 2^31), whose address (bit 63: a
+// listener's own) and the rules copy's epoch. Never kAddrBusy (bit 32 is the even version's).
+static std::uint64_t addr_key_of(std::uint64_t seq, std::uint32_t epoch, bool local) {
+  return (seq << 32) | epoch | (local ? 1ull << 63 : 0);
+}
+
+int sock_addr_answer(int fd, std::uint32_t epoch, int fault, bool local) noexcept {
   if (fault < 0 || fault >= 64) return -1;
   Slot* slot = g_slots.slot(fd, false);
   if (!slot) return -1;
   const std::uint64_t seq = slot->peer_seq.load(std::memory_order_acquire);
-  const std::uint64_t want = (seq << 32) | epoch;
-  if ((seq & 1) || seq >= (1ull << 32) || slot->addr_key.load(std::memory_order_acquire) != want)
+  const std::uint64_t want = addr_key_of(seq, epoch, local);
+  if ((seq & 1) || seq >= (1ull << 31) || slot->addr_key.load(std::memory_order_acquire) != want)
     return -1;
   // known before match: a writer stores a slot's match bit before its known bit.
   const std::uint64_t known = slot->addr_known.load(std::memory_order_acquire);
@@ -211,12 +222,12 @@ int sock_addr_answer(int fd, std::uint32_t epoch, int fault) noexcept {
   return (match & bit) ? 1 : 0;
 }
 
-void sock_addr_note(int fd, std::uint64_t peer_seq, std::uint32_t epoch, int fault,
-                    bool match) noexcept {
-  if (fault < 0 || fault >= 64 || (peer_seq & 1) || peer_seq >= (1ull << 32)) return;
+void sock_addr_note(int fd, std::uint64_t peer_seq, std::uint32_t epoch, int fault, bool match,
+                    bool local) noexcept {
+  if (fault < 0 || fault >= 64 || (peer_seq & 1) || peer_seq >= (1ull << 31)) return;
   Slot* slot = g_slots.slot(fd, false);
   if (!slot) return;
-  const std::uint64_t want = (peer_seq << 32) | epoch;
+  const std::uint64_t want = addr_key_of(peer_seq, epoch, local);
   std::uint64_t key = slot->addr_key.load(std::memory_order_relaxed);
   // One writer at a time, never waited for: a thread that finds another writing (or a
   // handler that interrupted one) just leaves the answer unnoted.
