@@ -26,6 +26,8 @@ packages=(
   # The seccomp backend's tests (tests/integration/seccomp_test.cpp): Go programs built with
   # `go build`, and static C programs (glibc's libc.a comes with build-essential; musl-gcc).
   golang-go musl-tools
+  # The @net armed path's system-call count (tests/integration/hostile/event_facts_test.cpp).
+  strace
 )
 
 missing=()

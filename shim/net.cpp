@@ -13,6 +13,9 @@
 #include "shim/engine/net_core.h"
 #include "shim/engine/net_cut.h"
 #include "shim/engine/net_hold.h"
+#include "shim/engine/net_select.h"
+#include "shim/engine/safe_copy.h"
+#include "shim/engine/sock_table.h"
 #include "shim/errno_call.h"
 #include "shim/io_adapters.h"
 #include "shim/net_io.h"
@@ -204,7 +207,17 @@ FL_COLD int connect_slow(int fd, const struct sockaddr* addr, socklen_t len) {
   args.addr = reinterpret_cast<const struct sockaddr*>(&copy);
   args.addr_len = len;
   Decision d;
-  if (!decide(guard, args, d) || !d.inject) return real();
+  if (!decide(guard, args, d) || !d.inject) {
+    // Connected (or on its way): the peer is the address asked for, learned here instead of
+    // by a getpeername at the socket's first call (net_learn_connect_peer says when).
+    const int r = real();
+    if (r == 0 || errno == EINPROGRESS) {
+      const int saved = errno;
+      net_learn_connect_peer(fd, args.addr, len);
+      errno = saved;
+    }
+    return r;
+  }
   apply_delay(guard, d, args);
   if (d.action == kActCrash)
     apply_crash(d, args, [&] {
@@ -230,9 +243,36 @@ FL_COLD int connect_slow(int fd, const struct sockaddr* addr, socklen_t len) {
 // `reset` on accept: the connection is accepted and at once aborted — the client sees a
 // reset, and the program gets the fd with every receive on it failing ECONNRESET.
 template <class Fn>
-FL_COLD int accept_slow(std::uint32_t call, int fd, Fn real) {
+FL_COLD int accept_slow(std::uint32_t call, int fd, struct sockaddr* addr, socklen_t* len,
+                        Fn real_at) {
   Guard guard;
-  if (!guard.entered()) return track_new_fd(real());
+  if (!guard.entered()) return track_new_fd(real_at(addr, len));
+  // The new connection's peer comes with it (net_learn_accept_peer): the program's buffer as
+  // the kernel filled it, or, when it passed none, ours (the kernel fills it either way), so
+  // that no `addr` selector or event asks getpeername for it later.
+  struct sockaddr_storage own;
+  socklen_t own_len = sizeof own;
+  socklen_t room = 0;  // the program's buffer size, read before the call fills in the length
+  if (addr && len && safe_read(&room, len, sizeof room) != SafeCopy::kOk) room = 0;
+  auto real = [&] {
+    const int r =
+        addr ? real_at(addr, len) : real_at(reinterpret_cast<struct sockaddr*>(&own), &own_len);
+    if (r < 0) return r;
+    const int saved = errno;
+    const int tracked = track_new_fd(r);
+    if (addr) {
+      // What the kernel wrote there; an address cut short by the program's buffer (or one
+      // that cannot be read back) is left to getpeername.
+      socklen_t got = 0;
+      own_len = 0;
+      if (len && room > 0 && safe_read(&got, len, sizeof got) == SafeCopy::kOk && got <= room &&
+          got <= sizeof own && safe_read(&own, addr, got) == SafeCopy::kOk)
+        own_len = got;
+    }
+    net_learn_accept_peer(tracked, reinterpret_cast<const struct sockaddr*>(&own), own_len);
+    errno = saved;
+    return tracked;
+  };
   CallArgs args{call, fd};
   Decision d;
   const bool injected = decide(guard, args, d) && d.inject;
@@ -243,12 +283,12 @@ FL_COLD int accept_slow(std::uint32_t call, int fd, Fn real) {
     if (taken && !apply_delay(guard, d, args)) taken = nullptr;
     const HoldAnswer answer = net_hold_receive_gate(guard, args, taken, 1);
     if (answer.gate == HoldGate::kFail) return -1;
-    const int r = track_new_fd(real());
+    const int r = real();
     net_hold_consumed(args, r);
     return r;
   }
-  if (!injected) return track_new_fd(real());
-  auto run = [&] { return track_new_fd(real()); };
+  if (!injected) return real();
+  auto run = [&] { return real(); };
   const auto fail = fail_call<int>(args);
   return apply_decision(guard, d, args, run, fail, [&](const Decision& dd, int& out) {
     if (dd.action != kActReset) return false;
@@ -466,8 +506,11 @@ using namespace faultline::shim;
 
 FL_EXPORT int socket(int domain, int type, int protocol) {
   if (FL_LIKELY(!armed(kFamNet))) return track_new_fd(FL_REAL(socket)(domain, type, protocol));
-  return plain_slow(CallArgs{kCall_socket}, true,
-                    [=] { return FL_REAL(socket)(domain, type, protocol); });
+  const int fd = plain_slow(CallArgs{kCall_socket}, true,
+                            [=] { return FL_REAL(socket)(domain, type, protocol); });
+  // Its connect will give it its peer for good (net_learn_connect_peer).
+  if (fd >= 0 && (type & 0xf) == SOCK_STREAM) sock_mark_stream(fd);
+  return fd;
 }
 
 FL_EXPORT int connect(int fd, const struct sockaddr* addr, socklen_t len) {
@@ -485,15 +528,22 @@ FL_EXPORT int connect(int fd, const struct sockaddr* addr, socklen_t len) {
 
 FL_EXPORT int accept(int fd, struct sockaddr* addr, socklen_t* len) {
   if (FL_LIKELY(!armed(kFamNet))) return track_new_fd(FL_REAL(accept)(fd, addr, len));
-  return accept_slow(kCall_accept, fd, [=] { return FL_REAL(accept)(fd, addr, len); });
+  return accept_slow(kCall_accept, fd, addr, len, [=](struct sockaddr* to, socklen_t* to_len) {
+    return FL_REAL(accept)(fd, to, to_len);
+  });
 }
 
 FL_EXPORT int accept4(int fd, struct sockaddr* addr, socklen_t* len, int flags) {
   if (FL_LIKELY(!armed(kFamNet))) return track_new_fd(FL_REAL(accept4)(fd, addr, len, flags));
-  return accept_slow(kCall_accept4, fd, [=] { return FL_REAL(accept4)(fd, addr, len, flags); });
+  return accept_slow(kCall_accept4, fd, addr, len, [=](struct sockaddr* to, socklen_t* to_len) {
+    return FL_REAL(accept4)(fd, to, to_len, flags);
+  });
 }
 
 FL_EXPORT int bind(int fd, const struct sockaddr* addr, socklen_t len) {
+  // A listener's own address that accept's `addr` remembered may be about to change (one
+  // more load, once any address was ever remembered in this process).
+  if (FL_UNLIKELY(sock_any_peer_remembered())) sock_forget_peer(fd);
   if (FL_LIKELY(!armed(kFamNet))) return FL_REAL(bind)(fd, addr, len);
   CallArgs args{kCall_bind, fd};
   args.addr = addr;
@@ -502,6 +552,7 @@ FL_EXPORT int bind(int fd, const struct sockaddr* addr, socklen_t len) {
 }
 
 FL_EXPORT int listen(int fd, int backlog) {
+  if (FL_UNLIKELY(sock_any_peer_remembered())) sock_forget_peer(fd);  // as bind
   if (FL_LIKELY(!armed(kFamNet))) return FL_REAL(listen)(fd, backlog);
   return plain_slow(CallArgs{kCall_listen, fd}, false,
                     [=] { return FL_REAL(listen)(fd, backlog); });

@@ -186,10 +186,12 @@ std::int64_t varied_ns(const FaultSpec& spec, std::uint64_t draw) {
 
 // Fills the caller's Decision in place: returning one by value to `out = ...` would put a
 // ~120-byte temporary in decide()'s frame per call site (the stack budget: reliability.md).
-void make_decision(Decision& d, const Rule& r, std::uint64_t n, std::uint64_t seed) {
+void make_decision(Decision& d, const Rule& r, std::uint64_t n, std::uint64_t seed,
+                   std::uint32_t epoch) {
   d = Decision{};
   d.inject = true;
   d.fault = r.slot;
+  d.epoch = epoch;  // the event's name for the fault: fault_facts.h
   d.index = n;
   d.action = r.spec.actions & ~std::uint32_t{kActDelay};
   d.error = r.spec.error;
@@ -384,8 +386,14 @@ bool selectors_match(const Rule& r, SelectorContext& ctx) {
   }
   // (selectors of further families are added here, before thread and stack)
   if (r.spec.addr_count || r.spec.host[0]) {
-    NetArgsAddr* net = ctx.net();
-    if (!net || !net_selectors_match(r.spec, args, *net)) return false;
+    // A connected stream socket's answer is kept per peer and rules copy (sock_table.h): the
+    // peer's address is neither copied nor matched again.
+    const int known = net_selectors_known(r.spec, r.slot, ctx.rules.epoch, args);
+    if (known == 0) return false;
+    if (known < 0) {
+      NetArgsAddr* net = ctx.net();
+      if (!net || !net_selectors_match(r.spec, r.slot, ctx.rules.epoch, args, *net)) return false;
+    }
   }
   if (r.spec.thread[0] && !thread_matches(r.spec)) return false;
   // Last: the selectors that unwind (`stack`, then explore's `site`). A stack that cannot be
@@ -564,7 +572,7 @@ bool decide(const Guard& guard, const CallArgs& args, Decision& out) noexcept {
         if (!over_fd_limit(args, r.spec.fd_limit)) continue;
         if ((stale = ctx.fd_facts_stale())) continue;
         if (!claim_injection(*block, slot, r.spec.times)) continue;
-        make_decision(out, r, n, seed);
+        make_decision(out, r, n, seed, rules->epoch);
         out.action = kActError;
         out.error = r.spec.error ? r.spec.error : EMFILE;
         return true;
@@ -579,7 +587,7 @@ bool decide(const Guard& guard, const CallArgs& args, Decision& out) noexcept {
         if (slot.quota_used.load(std::memory_order_relaxed) + args.size >= r.spec.quota_bytes &&
             (stale = ctx.fd_facts_stale()))
           continue;
-        make_decision(out, r, n, seed);
+        make_decision(out, r, n, seed, rules->epoch);
         out.inject = false;
         out.quota = true;
         return true;
@@ -592,7 +600,7 @@ bool decide(const Guard& guard, const CallArgs& args, Decision& out) noexcept {
       // About to inject: the facts about the fd this decision used must still be true.
       if ((stale = ctx.fd_facts_stale())) continue;
       if (!claim_injection(*block, slot, r.spec.times)) continue;
-      make_decision(out, r, n, seed);
+      make_decision(out, r, n, seed, rules->epoch);
       // A later fault with after_bytes on the same socket still counts this call's bytes.
       if (FL_UNLIKELY(rules->any_after_bytes)) note_later_byte_rules(*rules, i + 1, word, bit, ctx);
       return true;

@@ -78,8 +78,11 @@ struct Decision {
   int error;
   std::int32_t crash_signal;
   std::uint32_t corrupt_bits;
-  std::uint32_t short_percent;
-  int dns_error;              // @dns: the EAI_* code of `error` (0: EAI_SYSTEM with `error`)
+  std::uint16_t short_percent;  // 1..100
+  std::int16_t dns_error;       // @dns: the EAI_* code of `error` (0: EAI_SYSTEM with `error`)
+  // The compiled rules copy that decided (its process-local epoch): the event names the fault
+  // as that copy had it (fault_facts.h), whatever the slot holds by the time it is written.
+  std::uint32_t epoch;
   std::int64_t delay_ns;      // delay + jitter, already drawn
   std::uint64_t short_bytes;  // for kActShort: bytes allowed (>= 1)
   std::uint64_t draw;         // per-injection random stream (corrupt positions)
@@ -91,6 +94,9 @@ struct Decision {
   std::uint64_t bandwidth_bps;
   double loss;
 };
+// In every armed wrapper's frame: grow it only against the handler-stack budget
+// (docs/reliability.md, "Signal handlers and stack").
+static_assert(sizeof(Decision) <= 120);
 
 // Decides for one call. `guard` proves the caller holds the reentrancy guard. Returns true
 // and fills `out` when a fault injects or a quota fault matched (out.quota); false, leaving

@@ -15,6 +15,7 @@
 
 #include "faultline/seqlock.h"
 #include "shim/engine/engine_internal.h"
+#include "shim/engine/fault_facts.h"
 
 namespace faultline::shim::engine_detail {
 namespace {
@@ -133,6 +134,8 @@ Rules* build_rules(const ControlBlock& block, std::uint64_t generation, const Ru
     rules->calls_any[1] |= r.spec.calls_mask[1];
     rules->any_path |= r.spec.path[0] != '\0';
     rules->any_after_bytes |= r.spec.after_bytes != 0;
+    // What this copy's events will name the fault (a decision carries only the epoch).
+    fault_facts_note(r.slot, rules->epoch, r.spec);
   }
   rules->count = n;
   corrupt.report(block);
@@ -340,6 +343,7 @@ void engine_after_fork_child() noexcept {
   }
   g_unslotted_readers.store(0, std::memory_order_relaxed);
   g_membarrier = 0;
+  fault_facts_after_fork();
   engine_reset_process_identity();
 }
 

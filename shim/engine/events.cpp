@@ -2,9 +2,11 @@
 // one JSON line appended to the log file, and one human line on stderr when asked. A signal
 // handler's write(2) reaches this like any other armed call, so everything here is
 // allocation-free and lock-free: the line is built with TextBuf in a scratch buffer (never on
-// the caller's stack, which may be an 8 KiB sigaltstack), the fault's name and the log path
-// are read alone through their seqlocks, every write goes through the real functions, and
-// nothing here ever blocks. Only `log_stack` (symbolising the stack) may use more.
+// the caller's stack, which may be an 8 KiB sigaltstack), the fault's name comes from the
+// rules copy that decided (fault_facts.h: never the slot's spec, which an edit may have
+// changed since), the log path is read alone through its seqlock, every write goes through
+// the real functions, and nothing here ever blocks. Only `log_stack` (symbolising the stack) may
+// use more.
 #include <fcntl.h>
 #include <netdb.h>
 #include <sys/syscall.h>
@@ -21,6 +23,7 @@
 #include "session/session.h"
 #include "shim/engine/engine.h"
 #include "shim/engine/event_line.h"
+#include "shim/engine/fault_facts.h"
 #include "shim/engine/fd_table.h"
 #include "shim/engine/log_limit.h"
 #include "shim/engine/net_select.h"
@@ -116,29 +119,6 @@ struct EventScratch {
 static_assert(sizeof(EventScratch) <= Scratch::kBytes);
 static_assert(std::is_trivial_v<EventScratch>);
 
-// The fault's name alone, through the slot's seqlock: the name is the spec's first field, so
-// 32 bytes are read instead of the whole 2,936-byte spec.
-static_assert(offsetof(FaultSpec, name) == 0 && kNameMax % 8 == 0);
-void read_fault_name(const FaultSlot& slot, char (&out)[kNameMax]) {
-  std::uint64_t words[kNameMax / 8];
-  if (!seqlock_read(slot.spec_seq, slot.spec_words, words, kNameMax / 8)) {
-    out[0] = '\0';  // a writer died mid-edit: the event still counts, nameless
-    return;
-  }
-  std::memcpy(out, words, kNameMax);
-  out[kNameMax - 1] = '\0';
-}
-
-// The fault's log_stack flag: one word of its spec, through the seqlock.
-bool read_log_stack(const FaultSlot& slot) {
-  constexpr std::size_t kWord = offsetof(FaultSpec, log_stack) / 8;
-  std::uint64_t word;
-  if (!seqlock_read(slot.spec_seq, slot.spec_words + kWord, &word, 1)) return false;
-  unsigned char bytes[8];
-  std::memcpy(bytes, &word, 8);
-  return bytes[offsetof(FaultSpec, log_stack) % 8] == 1;
-}
-
 // The session's `[log] path` into `words` (a NUL-terminated string on return); "" when none.
 const char* read_log_path(const ControlHeader& header, std::uint64_t (&words)[kLogPathMax / 8]) {
   char* text = reinterpret_cast<char*>(words);
@@ -230,8 +210,10 @@ void emit_event(const Decision& d, const CallArgs& args, std::int64_t bytes) noe
   char* where = mem->where;
   const std::uint32_t where_kind = net_event_text(args, path, where, sizeof mem->where);
   if (where_kind == kEventHasAddr) path[0] = '\0';
-  const FaultSlot& slot = block->faults[d.fault];
-  read_fault_name(slot, mem->fault);
+  // The fault as the rules that decided had it, not as its slot is now (an edit during the
+  // call's delay may have renamed or replaced it): fault_facts.h.
+  bool log_stack = false;
+  fault_facts_read(d.fault, d.epoch, mem->fault, log_stack);
   const std::uint64_t seq = push_ring(*block, d, args, ts, pid, tid, where_kind ? where : path,
                                       bytes, mem->fault, where_kind);
 
@@ -273,7 +255,7 @@ void emit_event(const Decision& d, const CallArgs& args, std::int64_t bytes) noe
     e.signal = d.crash_signal;
     TextBuf line(mem->line, sizeof mem->line);
     event_line_fields(line, e, kLineTailReserve);
-    if (read_log_stack(slot)) append_stack(line);
+    if (log_stack) append_stack(line);
     event_line_end(line, block->header.seed.load(std::memory_order_relaxed));
     line.put('\n');
     append_log(log_path, line.data(), line.size());

@@ -119,10 +119,24 @@ const struct sockaddr* args_address(const CallArgs& args, NetArgsAddr& cache) no
       if (safe_read(&cache.addr, args.addr, cache.len) == SafeCopy::kOk) cache.state = 1;
     } else if (args.fd >= 0) {
       socklen_t len = sizeof cache.addr;
-      if (is_local_side_call(args.call)) {
-        if (getsockname(args.fd, out, &len) == 0) cache.state = 1;
-      } else if ((len = sock_peer(args.fd, &cache.addr)) > 0) {
-        cache.state = 1;  // waiting at the tarpit or failed: the peer the program asked for
+      const bool accepting = args.call == kCall_accept || args.call == kCall_accept4;
+      if (accepting && (len = sock_peer(args.fd, &cache.addr, &cache.peer_seq, true)) > 0) {
+        // A listener's own address, remembered at its first accept: it cannot change while it
+        // listens (bind, listen and connect forget it).
+        cache.state = 1;
+        cache.remembered = true;
+        cache.local = true;
+      } else if (is_local_side_call(args.call)) {
+        len = sizeof cache.addr;
+        if (getsockname(args.fd, out, &len) == 0) {
+          cache.state = 1;
+          if (accepting) sock_set_peer(args.fd, out, len, true);
+        }
+      } else if ((len = sock_peer(args.fd, &cache.addr, &cache.peer_seq)) > 0) {
+        // Remembered: a connected stream socket's, or (waiting at the tarpit, or failed) the
+        // peer the program asked for.
+        cache.state = 1;
+        cache.remembered = true;
       } else {
         len = sizeof cache.addr;
         if (getpeername(args.fd, out, &len) == 0) {
@@ -205,7 +219,27 @@ bool addr_selector_matches(const FaultSpec& spec, const struct sockaddr* sa,
   return hit || (!positives && negated_kind[kAddrInet]);
 }
 
-bool net_selectors_match(const FaultSpec& spec, const CallArgs& args, NetArgsAddr& cache) noexcept {
+namespace {
+
+// A socket call whose `addr` is its peer (no address argument, not a local-side call), or
+// accept's (its listener's own address): the answer for a remembered address can be kept.
+bool peer_call(const FaultSpec& spec, const CallArgs& args) {
+  return spec.addr_count != 0 && !spec.host[0] && args.fd >= 0 &&
+         !(args.addr && args.addr_len > 0) &&
+         (!is_local_side_call(args.call) || args.call == kCall_accept ||
+          args.call == kCall_accept4);
+}
+
+}  // namespace
+
+int net_selectors_known(const FaultSpec& spec, int fault, std::uint32_t epoch,
+                        const CallArgs& args) noexcept {
+  if (!peer_call(spec, args)) return -1;
+  return sock_addr_answer(args.fd, epoch, fault, is_local_side_call(args.call));
+}
+
+bool net_selectors_match(const FaultSpec& spec, int fault, std::uint32_t epoch,
+                         const CallArgs& args, NetArgsAddr& cache) noexcept {
   const bool lookup = call_family(args.call) == kFamDns;
   if (spec.host[0] &&
       (!lookup || !args.host || !glob_list_match(spec.host, sizeof spec.host, args.host)))
@@ -213,9 +247,43 @@ bool net_selectors_match(const FaultSpec& spec, const CallArgs& args, NetArgsAdd
   if (spec.addr_count != 0) {
     if (lookup) return false;
     const struct sockaddr* sa = args_address(args, cache);
-    if (!addr_selector_matches(spec, sa, cache.len)) return false;
+    const bool match = addr_selector_matches(spec, sa, cache.len);
+    if (sa && cache.remembered && peer_call(spec, args))
+      sock_addr_note(args.fd, cache.peer_seq, epoch, fault, match, cache.local);
+    return match;
   }
   return true;
+}
+
+void net_learn_accept_peer(int fd, const struct sockaddr* addr, socklen_t len) noexcept {
+  // accept works on connection-mode sockets only (stream, seqpacket): the peer is fixed.
+  if (fd < 0 || !addr || len < sizeof(sa_family_t) || len > sizeof(sockaddr_storage)) return;
+  sock_set_peer(fd, addr, len);
+}
+
+void net_learn_connect_peer(int fd, const struct sockaddr* addr, socklen_t len) noexcept {
+  if (fd < 0 || !addr || !sock_is_stream(fd)) return;
+  if (addr->sa_family == AF_INET && len >= sizeof(sockaddr_in)) {
+    const auto* in = reinterpret_cast<const struct sockaddr_in*>(addr);
+    if (in->sin_addr.s_addr == htonl(INADDR_ANY)) return;
+    struct sockaddr_in peer {};  // without the caller's sin_zero bytes, as getpeername says
+    peer.sin_family = AF_INET;
+    peer.sin_port = in->sin_port;
+    peer.sin_addr = in->sin_addr;
+    sock_set_peer(fd, reinterpret_cast<const struct sockaddr*>(&peer), sizeof peer);
+  } else if (addr->sa_family == AF_INET6 && len >= sizeof(sockaddr_in6)) {
+    const auto* in6 = reinterpret_cast<const struct sockaddr_in6*>(addr);
+    if (IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr)) return;
+    // An IPv4-mapped 0.0.0.0 is the unspecified address too.
+    std::uint8_t v4[4];
+    if (unmap_v4(in6, v4) && v4[0] == 0 && v4[1] == 0 && v4[2] == 0 && v4[3] == 0) return;
+    struct sockaddr_in6 peer {};
+    peer.sin6_family = AF_INET6;
+    peer.sin6_port = in6->sin6_port;
+    peer.sin6_addr = in6->sin6_addr;
+    peer.sin6_scope_id = in6->sin6_scope_id;
+    sock_set_peer(fd, reinterpret_cast<const struct sockaddr*>(&peer), sizeof peer);
+  }
 }
 
 std::size_t format_sockaddr(const struct sockaddr* sa, socklen_t len, char* buf,

@@ -18,6 +18,11 @@ namespace faultline::shim {
 struct NetArgsAddr {
   int state = 0;  // 0 not looked up, 1 known, -1 none (unconnected, not a socket)
   socklen_t len = 0;
+  // The address is the socket's remembered peer, as of this version (sock_table.h): an
+  // `addr` answer for it may be kept (sock_addr_note).
+  bool remembered = false;
+  bool local = false;  // ... a listener's own address (accept), not a peer
+  std::uint64_t peer_seq = 0;
   struct sockaddr_storage addr;  // filled only when state == 1: never zeroed per call
 };
 
@@ -38,8 +43,25 @@ bool addr_selector_matches(const FaultSpec& spec, const struct sockaddr* sa,
                            socklen_t len) noexcept;
 
 // `addr` and `host` of one rule. `addr` never matches a lookup and `host` never matches a
-// socket call: a selector that does not apply to a call does not match it.
-bool net_selectors_match(const FaultSpec& spec, const CallArgs& args, NetArgsAddr& cache) noexcept;
+// socket call: a selector that does not apply to a call does not match it. `fault` and
+// `epoch` (the rule's slot and its rules copy's epoch) key the answer kept for a socket's
+// remembered peer (sock_addr_answer).
+bool net_selectors_match(const FaultSpec& spec, int fault, std::uint32_t epoch,
+                         const CallArgs& args, NetArgsAddr& cache) noexcept;
+// The answer net_selectors_match gave for this rule on this socket's remembered peer, without
+// looking at the address: 1 matches, 0 does not, -1 not known (then call net_selectors_match).
+// For a call on a connected stream socket without an address argument, after the first.
+int net_selectors_known(const FaultSpec& spec, int fault, std::uint32_t epoch,
+                        const CallArgs& args) noexcept;
+
+// The peer of a connection, learned from the call that made it instead of a getpeername at
+// its first socket call (the `addr` selector's, or an event's): accept/accept4's address (as
+// the kernel wrote it: what getpeername would say), and a stream socket's connect to a
+// specific IPv4/IPv6 address that succeeded or is in progress (not 0.0.0.0 or ::, which the
+// kernel turns into the loopback address; not a unix path, which getpeername names as the
+// server bound it). `fd` must be tracked already (track_new_fd forgets the old fd's state).
+void net_learn_accept_peer(int fd, const struct sockaddr* addr, socklen_t len) noexcept;
+void net_learn_connect_peer(int fd, const struct sockaddr* addr, socklen_t len) noexcept;
 
 // "127.0.0.1:6379", "[::1]:80", "unix:/run/x.sock", "unix:@abstract"; returns the length
 // written, 0 when the address is empty or unknown.

@@ -57,9 +57,13 @@ void sock_forget(int fd) noexcept;
 void sock_forget_range(unsigned first, unsigned last) noexcept;  // close_range
 
 // The peer the program asked connect() for (kept while it waits at the tarpit or carries a
-// connect error). Returns its length, 0 if none.
-void sock_set_peer(int fd, const struct sockaddr* addr, socklen_t len) noexcept;
-socklen_t sock_peer(int fd, struct sockaddr_storage* out) noexcept;
+// connect error). Returns its length, 0 if none. `local`: the words hold a listening socket's
+// own address instead (what accept's `addr` matches), kept until bind, listen, connect or
+// close; sock_peer returns only the kind asked for.
+void sock_set_peer(int fd, const struct sockaddr* addr, socklen_t len, bool local = false) noexcept;
+// `seq` (optional): the version of the address read, for sock_addr_note.
+socklen_t sock_peer(int fd, struct sockaddr_storage* out, std::uint64_t* seq = nullptr,
+                    bool local = false) noexcept;
 
 // The `addr` selector's memory of a connected stream socket's peer (net_select.cpp): a TCP
 // or unix stream socket's peer does not change once connected, so it is looked up once and
@@ -69,6 +73,23 @@ void sock_mark_peer_unstable(int fd) noexcept;
 bool sock_peer_unstable(int fd) noexcept;
 // A new connect on fd: the remembered peer (if any) is no longer its peer.
 void sock_forget_peer(int fd) noexcept;
+// A socket made by socket(SOCK_STREAM) while @net was armed (the wrapper saw its type): a
+// connect to a specific address gives it that peer for good (net_learn_connect_peer).
+void sock_mark_stream(int fd) noexcept;
+bool sock_is_stream(int fd) noexcept;
+
+// The `addr` selector's answers for a remembered peer: whether fault `fault`'s `addr` list
+// matches it, under the rules copy of `epoch` (engine_internal.h, Rules::epoch). The answer
+// depends only on the two, so it is kept per fd (one bit per fault slot) until the peer
+// changes (any write of the peer moves its version: connect, close, a new fd) or the rules
+// are rebuilt. sock_addr_answer: 1 matches, 0 does not, -1 not known. sock_addr_note: records
+// an answer found for the peer version `peer_seq` (sock_peer's `seq`). A socket call on a
+// connected stream socket then costs the `addr` selector a few loads, no copy of the address
+// and no matching.
+// `local`: the answers about a listener's own address (accept), as sock_peer's.
+int sock_addr_answer(int fd, std::uint32_t epoch, int fault, bool local = false) noexcept;
+void sock_addr_note(int fd, std::uint64_t peer_seq, std::uint32_t epoch, int fault, bool match,
+                    bool local = false) noexcept;
 
 // epoll_ctl bookkeeping: the last registration of fd (one epoll set per fd is remembered).
 void sock_epoll_record(int fd, int epfd, std::uint32_t events, std::uint64_t data) noexcept;

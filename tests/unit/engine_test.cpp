@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "shim/engine/draw.h"
+#include "shim/engine/fault_facts.h"
 #include "shim/engine/fd_table.h"
 #include "shim/engine/safe_copy.h"
 #include "shim/engine/wait.h"
@@ -827,6 +828,41 @@ p99 = "100ms"
   EXPECT_LT(delays.front(), 10'000'000);  // a spread both ways around the median
   EXPECT_GT(delays.back(), 10'000'000);
   EXPECT_NEAR(static_cast<double>(delays[100]) / 10'000'000, 1.0, 0.3);
+}
+
+// The facts an event names, per rules copy: the newest note at or before the copy's epoch;
+// an unchanged fault adds no note; four renames evict the oldest, and an event that needs it
+// is then nameless, never given a later name.
+TEST(FaultFacts, AnEventGetsTheNameItsRulesCopyHad) {
+  constexpr int kSlot = static_cast<int>(kMaxFaults) - 1;
+  constexpr std::uint32_t kBase = 0x70000000;  // past any epoch the other tests' rebuilds used
+  auto note = [&](std::uint32_t epoch, const char* name, bool log_stack) {
+    FaultSpec spec{};
+    std::snprintf(spec.name, sizeof spec.name, "%s", name);
+    spec.log_stack = log_stack;
+    shim::fault_facts_note(kSlot, kBase + epoch, spec);
+  };
+  auto name_at = [&](std::uint32_t epoch) {
+    char name[kNameMax];
+    bool log_stack = true;
+    const bool known = shim::fault_facts_read(kSlot, kBase + epoch, name, log_stack);
+    return std::string(known ? "" : "?") + name + (log_stack ? "+stack" : "");
+  };
+  note(10, "first", false);
+  note(11, "first", false);  // a rebuild that changed nothing in this slot
+  note(12, "second", true);
+  EXPECT_EQ(name_at(10), "first");
+  EXPECT_EQ(name_at(11), "first");
+  EXPECT_EQ(name_at(12), "second+stack");
+  EXPECT_EQ(name_at(40), "second+stack");
+  note(20, "third", false);
+  note(21, "fourth", false);
+  EXPECT_EQ(name_at(11), "first");  // four entries: still there
+  note(22, "fifth", false);         // evicts "first"
+  EXPECT_EQ(name_at(11), "?");
+  EXPECT_EQ(name_at(12), "second+stack");
+  EXPECT_EQ(name_at(21), "fourth");
+  EXPECT_EQ(name_at(30), "fifth");
 }
 
 }  // namespace

@@ -857,5 +857,76 @@ TEST(SockTable, StreamPeerIsRememberedDatagramPeerIsNot) {
   }
 }
 
+// The `addr` answers kept for a remembered peer hold for that peer version and rules copy only:
+// a new peer (connect), a close, or another rules epoch make them unknown, never stale.
+TEST(SockTable, AddrAnswersHoldForOnePeerAndOneRulesCopy) {
+  const int fd = 4001;  // a number this test owns in the table (no real fd needed)
+  shim::sock_forget(fd);
+  EXPECT_EQ(shim::sock_addr_answer(fd, 7, 3), -1);
+  sockaddr_in peer{};
+  peer.sin_family = AF_INET;
+  peer.sin_port = htons(6379);
+  peer.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  shim::sock_set_peer(fd, reinterpret_cast<sockaddr*>(&peer), sizeof peer);
+  struct sockaddr_storage out;
+  std::uint64_t seq = 0;
+  ASSERT_EQ(shim::sock_peer(fd, &out, &seq), sizeof peer);
+  EXPECT_EQ(std::memcmp(&out, &peer, sizeof peer), 0);
+  shim::sock_addr_note(fd, seq, 7, 3, false);
+  shim::sock_addr_note(fd, seq, 7, 5, true);
+  EXPECT_EQ(shim::sock_addr_answer(fd, 7, 3), 0);
+  EXPECT_EQ(shim::sock_addr_answer(fd, 7, 5), 1);
+  EXPECT_EQ(shim::sock_addr_answer(fd, 7, 4), -1);  // never asked
+  EXPECT_EQ(shim::sock_addr_answer(fd, 8, 3), -1);  // another rules copy
+  // Another copy's answer replaces the set: the old copy's are gone, not mixed in.
+  shim::sock_addr_note(fd, seq, 8, 4, true);
+  EXPECT_EQ(shim::sock_addr_answer(fd, 8, 4), 1);
+  EXPECT_EQ(shim::sock_addr_answer(fd, 8, 5), -1);
+  EXPECT_EQ(shim::sock_addr_answer(fd, 7, 5), -1);
+  // A new connect forgets the peer: the answers with it.
+  shim::sock_forget_peer(fd);
+  EXPECT_EQ(shim::sock_addr_answer(fd, 8, 4), -1);
+  shim::sock_set_peer(fd, reinterpret_cast<sockaddr*>(&peer), sizeof peer);
+  EXPECT_EQ(shim::sock_addr_answer(fd, 8, 4), -1);  // the same address, a new version
+  // An answer noted for a version already gone (a connect raced the lookup) is not kept.
+  shim::sock_addr_note(fd, seq, 8, 4, true);
+  EXPECT_EQ(shim::sock_addr_answer(fd, 8, 4), -1);
+  ASSERT_GT(shim::sock_peer(fd, &out, &seq), 0u);
+  shim::sock_addr_note(fd, seq, 8, 4, true);
+  EXPECT_EQ(shim::sock_addr_answer(fd, 8, 4), 1);
+  shim::sock_forget(fd);  // close
+  EXPECT_EQ(shim::sock_addr_answer(fd, 8, 4), -1);
+}
+
+// connect and accept hand over the peer: connect only for a socket known to be a stream one
+// and a specific address (0.0.0.0 becomes 127.0.0.1 in the kernel: getpeername would differ).
+TEST(SockTable, ConnectAndAcceptGiveTheirPeer) {
+  const int fd = 4002;
+  shim::sock_forget(fd);
+  sockaddr_in peer{};
+  peer.sin_family = AF_INET;
+  peer.sin_port = htons(80);
+  peer.sin_addr.s_addr = htonl(0xc0000207);  // 192.0.2.7
+  struct sockaddr_storage out;
+  shim::net_learn_connect_peer(fd, reinterpret_cast<sockaddr*>(&peer), sizeof peer);
+  EXPECT_EQ(shim::sock_peer(fd, &out), 0u) << "not known to be a stream socket";
+  shim::sock_mark_stream(fd);
+  std::memset(peer.sin_zero, 0x5a, sizeof peer.sin_zero);  // the caller's padding is not kept
+  shim::net_learn_connect_peer(fd, reinterpret_cast<sockaddr*>(&peer), sizeof peer);
+  ASSERT_EQ(shim::sock_peer(fd, &out), sizeof(sockaddr_in));
+  std::memset(peer.sin_zero, 0, sizeof peer.sin_zero);
+  EXPECT_EQ(std::memcmp(&out, &peer, sizeof peer), 0);
+  shim::sock_forget_peer(fd);
+  sockaddr_in any = peer;
+  any.sin_addr.s_addr = htonl(INADDR_ANY);
+  shim::net_learn_connect_peer(fd, reinterpret_cast<sockaddr*>(&any), sizeof any);
+  EXPECT_EQ(shim::sock_peer(fd, &out), 0u);
+  shim::sock_forget(fd);  // close: no longer known to be a stream socket
+  EXPECT_FALSE(shim::sock_is_stream(fd));
+  shim::net_learn_accept_peer(fd, reinterpret_cast<sockaddr*>(&peer), sizeof peer);
+  EXPECT_EQ(shim::sock_peer(fd, &out), sizeof(sockaddr_in));
+  shim::sock_forget(fd);
+}
+
 }  // namespace
 }  // namespace faultline
