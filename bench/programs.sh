@@ -12,7 +12,8 @@
 #   sqlite3       100,000 INSERTs in 10 transactions into a fresh database on disk: native,
 #                 shim idle, @write/@fsync/@read (path) and @memory (size) armed, not matching.
 #   python3       `python3 -c pass` start-up: native, shim idle, under `faultline run`.
-#   start-up      `faultline run -q -- true` and the shim alone (LD_PRELOAD) against `true`;
+#   start-up      `faultline run -q -- true` and the shim alone (LD_PRELOAD) against `true`:
+#                 loaded with no policy, and with an idle one (compiled, its session made);
 #                 the shim's stripped size and DT_NEEDED list.
 #   control       from spawning `faultline enable` to the first injected failure seen by a
 #                 looping target (bench/ctl_latency.py), median of CTL_TRIALS.
@@ -182,6 +183,7 @@ shim_env true-idle idle
 "${clean_env[@]}" hyperfine -N --style basic --warmup 20 --runs "$startup_runs" \
   --export-json "$out/startup.json" \
   -n true "env $true_bin" \
+  -n "shim loaded, no policy (LD_PRELOAD)" "env LD_PRELOAD=$shim $true_bin" \
   -n "shim idle (LD_PRELOAD)" "$shim_env $true_bin" \
   -n "faultline run -q -- true" "env $faultline run -q -- $true_bin" \
   >"$out/startup.log" 2>&1 || { echo "bench/programs.sh: start-up run failed (see $out/startup.log)" >&2; exit 1; }
