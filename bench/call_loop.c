@@ -4,6 +4,7 @@
  * iteration (loop, PLT, any preloaded wrapper, libc), with start-up and exit cancelled.
  *
  *   write          1-byte write() to /dev/null
+ *   pwrite         1-byte pwrite() to /dev/null at offset 0
  *   read           1-byte read() from /dev/zero
  *   fsync          fsync() of an empty, unlinked file in /dev/shm (or /tmp)
  *   malloc         malloc(64) + free
@@ -87,11 +88,12 @@ int main(int argc, char** argv) {
   char* end = NULL;
   long long n = argc == 3 ? strtoll(argv[2], &end, 10) : -1;
   if (argc != 3 || !end || *end || n < 0) {
-    fprintf(stderr,
-            "usage: %s "
-            "write|read|fsync|malloc|open-close|connect-udp|write-udp|connect-tcp|gai-numeric|"
-            "gai-localhost N\n",
-            argv[0]);
+    fprintf(
+        stderr,
+        "usage: %s "
+        "write|pwrite|read|fsync|malloc|open-close|connect-udp|write-udp|connect-tcp|gai-numeric|"
+        "gai-localhost N\n",
+        argv[0]);
     return 2;
   }
   const char* call = argv[1];
@@ -101,6 +103,12 @@ int main(int argc, char** argv) {
     if (fd < 0) die("call_loop: /dev/null");
     const char byte = 'x';
     for (long long i = 0; i < n; ++i) failed += write(fd, &byte, 1) < 0;
+    close(fd);
+  } else if (strcmp(call, "pwrite") == 0) {
+    int fd = open("/dev/null", O_WRONLY);
+    if (fd < 0) die("call_loop: /dev/null");
+    const char byte = 'x';
+    for (long long i = 0; i < n; ++i) failed += pwrite(fd, &byte, 1, 0) < 0;
     close(fd);
   } else if (strcmp(call, "read") == 0) {
     int fd = open("/dev/zero", O_RDONLY);

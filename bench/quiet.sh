@@ -2,8 +2,9 @@
 # Instructions per call of the armed, non-matching path (the per-fd verdict cache, see
 # docs/performance.md, "The armed, non-matching path"): callgrind counts of bench/call_loop.c
 # at N = 20,000 and 2N, (Ir(2N) - Ir(N)) / N, for write, fsync and read armed by one fault that
-# never matches (`path = "/nonexistent/*"`), and write and fsync with nothing armed; each minus
-# native. The preload goes to the ELF interpreter (--preload), as in bench/calls.sh.
+# never matches (`path = "/nonexistent/*"`), pwrite under the write-only one of these (its
+# family armed, the call named by no fault), and write and fsync with nothing armed; each
+# minus native. The preload goes to the ELF interpreter (--preload), as in bench/calls.sh.
 #
 #   bench/quiet.sh [BUILD]   BUILD: a build dir with libfaultline.so and call_loop
 #                            (default <repo>/build; -DFAULTLINE_BENCH=ON builds call_loop)
@@ -60,10 +61,16 @@ per_call() {  # POLICY CALL
   echo $(((b - a + n / 2) / n))
 }
 printf '| per call | native | preloaded | over native |\n|---|---:|---:|---:|\n'
-for row in "write nomatch-write" "fsync nomatch-fsync" "read nomatch-read" "write idle" "fsync idle"; do
+for row in "write nomatch-write" "fsync nomatch-fsync" "read nomatch-read" "pwrite nomatch-write" \
+  "write idle" "fsync idle"; do
   set -- $row
   native=$(per_call native "$1")
   with=$(per_call "$2" "$1")
-  printf '| `%s`, %s | %d | %d | %+d |\n' "$1" "$([ "$2" = idle ] && echo "nothing armed" || echo "armed, not matching")" \
+  case "$2" in
+    idle) what="nothing armed" ;;
+    "nomatch-$1") what="armed, not matching" ;;
+    *) what="family armed, named by no fault" ;;
+  esac
+  printf '| `%s`, %s | %d | %d | %+d |\n' "$1" "$what" \
     "$native" "$with" $((with - native))
 done

@@ -56,6 +56,7 @@ int space_quota(const Guard& guard, Decision& d, const CallArgs& args, RealCall 
 }
 
 FL_COLD int fs_slow(const CallArgs& args, RealCall real) {
+  if (call_named_by_none(args.call)) return real();  // its family armed for other calls
   Guard guard;
   if (!guard.entered()) return real();
   Decision d;
@@ -127,7 +128,7 @@ std::uint64_t growth(int fd, std::int64_t start, std::int64_t end) {
 template <class Fn>
 FL_COLD int fd_space_slow(std::uint32_t call, int fd, std::int64_t start, std::int64_t end,
                           Fn real) {
-  if (fd_call_quiet(call, fd)) return real();
+  if (call_named_by_none_call(call) || fd_call_quiet(call, fd)) return real();
   CallArgs args{call, fd};
   args.size = growth(fd, start, end);
   args.has_size = true;

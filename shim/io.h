@@ -32,6 +32,23 @@ inline std::int64_t event_bytes(std::uint64_t n) {
   return n > static_cast<std::uint64_t>(INT64_MAX) ? INT64_MAX : static_cast<std::int64_t>(n);
 }
 
+// The data calls' form of call_named_by_none (engine.h): io_slow_path also acts, undecided,
+// on a socket a fault left in a state (reset, partitioned, held), so the shortcut is taken
+// only while no socket ever had one (one load; a session that gave one decides as before).
+// No call in it: the slow paths' fronts keep no frame on their way to deciding, which a
+// signal handler's stack would pay (docs/reliability.md).
+[[gnu::always_inline]] inline bool io_call_named_by_none(std::uint32_t call) noexcept {
+  return call_named_by_none(call) && !sock_any_state_ever();
+}
+
+// The real call of a front that found the call named by none, out of line: the front's two
+// ways out are then both tail calls, and it builds no frame (the lambda's `this` would make
+// it spill one on the way to deciding too).
+template <class Fn, class Buf>
+[[gnu::noinline]] FL_COLD ssize_t run_real(Fn real, Buf buf, size_t count) {
+  return real(buf, count);
+}
+
 template <class Io>
 ssize_t io_slow_path(const Guard& guard, const CallArgs& args, Io& io) {
   // @net: a socket a fault reset, partitioned or failed to connect (net_io.h). One load of

@@ -9,7 +9,8 @@ namespace faultline::shim {
 namespace {
 
 template <class Fn>
-FL_COLD ssize_t buf_read_slow(std::uint32_t call, int fd, void* buf, size_t count, Fn real) {
+[[gnu::noinline]] FL_COLD ssize_t buf_read_decide(std::uint32_t call, int fd, void* buf,
+                                                  size_t count, Fn real) {
   if (fd_call_quiet(call, fd)) return real(buf, count);  // its batch turns (engine.h)
   Guard guard;
   if (!guard.entered() || only_net_and_not_socket(guard, kFamRead, fd)) return real(buf, count);
@@ -20,9 +21,18 @@ FL_COLD ssize_t buf_read_slow(std::uint32_t call, int fd, void* buf, size_t coun
   return io_slow_path(guard, args, io);
 }
 
+// A call no fault names (pread under a fault naming only `read`) goes to the real call from
+// here, a frame too small to cost the deciding path's prologue (write.cpp).
+template <class Fn>
+FL_COLD ssize_t buf_read_slow(std::uint32_t call, int fd, void* buf, size_t count, Fn real) {
+  if (FL_LIKELY(!io_call_named_by_none(call))) return buf_read_decide(call, fd, buf, count, real);
+  return run_real(real, buf, count);
+}
+
 template <class Fn>
 FL_COLD ssize_t iov_read_slow(std::uint32_t call, int fd, const struct iovec* iov, int cnt,
                               Fn real) {
+  if (io_call_named_by_none(call)) return real(iov, cnt);
   if (fd_call_quiet(call, fd)) return real(iov, cnt);
   Guard guard;
   if (!guard.entered() || only_net_and_not_socket(guard, kFamRead, fd)) return real(iov, cnt);

@@ -221,6 +221,40 @@ struct ArmedNow {
   return fd_quiet_test(call, fd, *armed.header(), key) == 1;
 }
 
+// The calls some fault names, as of one generation: a process-local copy of the compiled
+// rules' `calls_any` (engine_internal.h), which the rules rebuild publishes (engine_rules.cpp)
+// together with the generation it was built for, plus one (`tag`; 0 while a rebuild
+// rewrites it, and before the first). decide() returns at once, counting nothing, for a call
+// no fault names; call_named_by_none lets a slow path see that without the Guard, the
+// arguments and decide()'s hazard pointer: a call of an armed family that no fault names
+// (pwrite under a fault naming only `write`). Read seqlock-style, lock- and allocation-free
+// (a signal handler may ask); a copy for another generation than the block header's current
+// one is never used, so an edit that starts naming the call (add, set, enable: each moves
+// the generation) takes effect on the very next call, which decides and rebuilds. A forked
+// child inherits the copy, still keyed by the generation.
+struct NamedCalls {
+  std::atomic<std::uint64_t> tag;
+  std::atomic<std::uint64_t> mask[2];
+};
+extern NamedCalls g_named_calls;
+
+// True when, under the block's current generation, no fault names `call`: the caller runs the
+// real call, exactly as when decide() says no (nothing is counted). False when unsure.
+[[gnu::always_inline]] inline bool call_named_by_none(std::uint32_t call) noexcept {
+  const ControlBlock* const block = g_block.load(std::memory_order_acquire);
+  if (!block || call >= 128) return false;
+  const std::uint64_t want = block->header.generation.load(std::memory_order_acquire) + 1;
+  const std::uint64_t tag = g_named_calls.tag.load(std::memory_order_acquire);
+  const std::uint64_t mask = g_named_calls.mask[call / 64].load(std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_acquire);
+  return tag == want && g_named_calls.tag.load(std::memory_order_relaxed) == tag &&
+         !(mask & (1ull << (call % 64)));
+}
+
+// The same, out of line: for slow paths instantiated once per call (fd_space_slow), where an
+// inline copy in each would cost the shim's size more than the call costs them.
+bool call_named_by_none_call(std::uint32_t call) noexcept;
+
 // Quota: reserves up to `want` bytes of the fault's shared quota; returns how many may be
 // written (0 = full). `unused` bytes of a reservation are given back after the real call.
 std::uint64_t quota_reserve(const Decision& d, std::uint64_t want) noexcept;

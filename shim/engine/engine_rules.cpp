@@ -32,6 +32,18 @@ std::atomic<int> g_unslotted_readers{0};
 constinit thread_local int t_reader_slot __attribute__((tls_model("initial-exec"))) = 0;
 
 namespace {
+// Only a rebuilder (holding g_rebuilding) writes: tag 0 first, the masks, then the tag
+// (engine.h, call_named_by_none).
+void publish_named_calls(const Rules& rules) {
+  g_named_calls.tag.store(0, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  g_named_calls.mask[0].store(rules.calls_any[0], std::memory_order_relaxed);
+  g_named_calls.mask[1].store(rules.calls_any[1], std::memory_order_relaxed);
+  g_named_calls.tag.store(rules.generation + 1, std::memory_order_release);
+}
+}  // namespace
+
+namespace {
 
 std::uint32_t g_epoch = 0;
 
@@ -289,6 +301,7 @@ FL_COLD const Rules* rebuild_rules(const ControlBlock& block, const Rules* rules
     g_identity_changed.store(false, std::memory_order_relaxed);
     if (Rules* fresh = build_rules(block, generation, current)) {
       g_rules.store(fresh, std::memory_order_seq_cst);
+      publish_named_calls(*fresh);
       retire(current);  // not `rules`: another rebuild may have replaced that one already
       rules = fresh;
     }
@@ -310,6 +323,10 @@ const Rule* rule_for_slot(const Rules& rules, int slot) {
 namespace faultline::shim {
 
 using namespace engine_detail;
+
+constinit NamedCalls g_named_calls{};
+
+bool call_named_by_none_call(std::uint32_t call) noexcept { return call_named_by_none(call); }
 
 void engine_reclaim_retired_rules_unsafe() noexcept {
   if (g_rebuilding.test_and_set(std::memory_order_acquire)) return;

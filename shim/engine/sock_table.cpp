@@ -75,6 +75,7 @@ void note_transition(int fd, std::uint64_t before, std::uint64_t after) noexcept
 }  // namespace
 
 std::atomic<int> g_marked_count{0};
+std::atomic<bool> g_sock_state_ever{false};
 
 SockState sock_load(int fd) noexcept {
   Slot* slot = g_slots.slot(fd, false);
@@ -89,6 +90,8 @@ bool sock_store(int fd, SockState seen, std::uint32_t flags, int fault, int erro
   // the word, so whoever sees the state sees its identity.
   if ((seen.word & 0xff) == 0 && flags != 0)
     slot->identity.store(fd_identity(fd), std::memory_order_release);
+  if (flags != 0 && !g_sock_state_ever.load(std::memory_order_relaxed))
+    g_sock_state_ever.store(true, std::memory_order_release);
   std::uint64_t desired = (seen.word & ~0xffffffffull) | (flags & 0xff) |
                           (static_cast<std::uint64_t>(fault & 0xff) << 8) |
                           (static_cast<std::uint64_t>(error & 0xffff) << 16);

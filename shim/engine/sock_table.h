@@ -109,6 +109,13 @@ inline bool sock_any_peer_remembered() noexcept {
   return g_peer_remembered.load(std::memory_order_relaxed);
 }
 
+// Set (for good) once any socket was given a state (sock_store): until then every socket's
+// flags are zero, without a look at the table.
+extern std::atomic<bool> g_sock_state_ever;
+inline bool sock_any_state_ever() noexcept {
+  return g_sock_state_ever.load(std::memory_order_acquire);
+}
+
 inline bool sock_any_marked() noexcept {
   return g_marked_count.load(std::memory_order_relaxed) > 0;
 }
