@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "harness.h"
 
@@ -17,18 +18,20 @@ class HostileNamedCallsTest : public IntegrationTest {
  protected:
   static std::string program() { return std::string(FL_PROGRAMS_DIR) + "/fl_named_calls"; }
 
-  // Runs the program under `policy` in session `name`, applies `edit` once it is ready, and
-  // expects its next pwrite to fail.
+  // Runs the program under `policy` in session `name`, applies `edits` in order once it is
+  // ready, and expects its next pwrite to fail.
   void expect_next_pwrite_fails(const std::string& policy, const std::string& name,
-                                const std::vector<std::string>& edit) {
+                                const std::vector<std::vector<std::string>>& edits) {
     Background target;
     ASSERT_TRUE(
         target.start({cli(), "run", "-s", name, "-p", policy, "--", program(), dir_.path()}));
     bool ready = false;
     target.read_until("ready", ready, 30s);
     ASSERT_TRUE(ready) << target.err();
-    const RunResult r = faultline(edit);
-    ASSERT_EQ(r.status(), 0) << r.out << r.err;
+    for (const auto& edit : edits) {
+      const RunResult r = faultline(edit);
+      ASSERT_EQ(r.status(), 0) << r.out << r.err;
+    }
     ASSERT_TRUE(target.write_stdin("go\n"));
     const auto line = target.read_line(20s);
     ASSERT_TRUE(line.has_value()) << target.err();
@@ -36,93 +39,71 @@ class HostileNamedCallsTest : public IntegrationTest {
     const RunResult done = target.stop(10s);
     EXPECT_EQ(done.status(), 0) << done.err;
   }
-};
 
-// The write-only fault arms @write; pwrite is named by none. `faultline add` of a fault
-// naming pwrite moves the generation: the copy the 200 pwrites used is stale at once.
-TEST_F(HostileNamedCallsTest, LiveAddNamingPwriteFailsTheNextPwrite) {
-  const std::string policy = path("write-only.toml");
-  ASSERT_TRUE(write_file(policy, R"(version = 1
+  // A policy file: the fault naming only `write` (it arms @write, so pwrite is in an armed
+  // family and named by none), then `more`.
+  std::string write_only_policy(const std::string& file, const std::string& more = "") {
+    const std::string at = path(file);
+    EXPECT_TRUE(write_file(at, std::string(R"(version = 1
 [[fault]]
 name = "write-only"
 calls = ["write"]
 path = "/nonexistent/*"
 error = "EIO"
-)"));
-  const std::string snippet = path("pwrite.toml");
-  ASSERT_TRUE(write_file(snippet, R"([[fault]]
+)") + more));
+    return at;
+  }
+
+  // A fault snippet for `faultline add`: pwrite on a.log fails.
+  std::string pwrite_snippet() {
+    const std::string at = path("pwrite.toml");
+    EXPECT_TRUE(write_file(at, R"([[fault]]
 name = "pwrite-a"
 calls = ["pwrite", "pwrite64"]
 path = "*/a.log"
 error = "EIO"
 )"));
+    return at;
+  }
+};
+
+// `faultline add` of a fault naming pwrite moves the generation: the copy the 200 pwrites
+// used is stale at once.
+TEST_F(HostileNamedCallsTest, LiveAddNamingPwriteFailsTheNextPwrite) {
+  const std::string policy = write_only_policy("write-only.toml");
   const std::string name = session("named-add");
-  expect_next_pwrite_fails(policy, name, {"add", name, "-p", snippet});
+  expect_next_pwrite_fails(policy, name, {{"add", name, "-p", pwrite_snippet()}});
 }
 
-// A disabled fault naming pwrite with a path that misses; `set` moves its path onto a.log
-// and `enable` turns it on: the next pwrite fails. (A fault names its calls while disabled
-// too: the copy says "named" here, and the edit must still reach the call through decide.)
-TEST_F(HostileNamedCallsTest, LiveSetAndEnableOfAFaultNamingPwriteFailTheNextPwrite) {
-  const std::string policy = path("disabled.toml");
-  ASSERT_TRUE(write_file(policy, R"(version = 1
-[[fault]]
-name = "write-only"
-calls = ["write"]
-path = "/nonexistent/*"
-error = "EIO"
-
+// A disabled fault naming pwrite; `enable` turns it on: the next pwrite fails. (A fault names
+// its calls while disabled too: the copy says "named" here, and the edit must still reach the
+// call through decide.)
+TEST_F(HostileNamedCallsTest, LiveEnableOfAFaultNamingPwriteFailsTheNextPwrite) {
+  const std::string policy = write_only_policy("disabled.toml", R"(
 [[fault]]
 name = "pwrite-a"
 calls = ["pwrite", "pwrite64"]
 path = "*/a.log"
 error = "EIO"
 enabled = false
-)"));
+)");
   const std::string name = session("named-enable");
-  expect_next_pwrite_fails(policy, name, {"enable", name, "pwrite-a"});
+  expect_next_pwrite_fails(policy, name, {{"enable", name, "pwrite-a"}});
 }
 
 // After a `remove` of the only fault naming pwrite, pwrite is named by none again; an `add`
 // brings it back at once (the generation moved twice: the copy follows both).
 TEST_F(HostileNamedCallsTest, LiveRemoveThenAddNamingPwriteFailsTheNextPwrite) {
-  const std::string policy = path("both.toml");
-  ASSERT_TRUE(write_file(policy, R"(version = 1
-[[fault]]
-name = "write-only"
-calls = ["write"]
-path = "/nonexistent/*"
-error = "EIO"
-
+  const std::string policy = write_only_policy("both.toml", R"(
 [[fault]]
 name = "pwrite-b"
 calls = ["pwrite", "pwrite64"]
 path = "*/b.log"
 error = "EIO"
-)"));
-  const std::string snippet = path("pwrite.toml");
-  ASSERT_TRUE(write_file(snippet, R"([[fault]]
-name = "pwrite-a"
-calls = ["pwrite", "pwrite64"]
-path = "*/a.log"
-error = "EIO"
-)"));
+)");
   const std::string name = session("named-remove");
-  Background target;
-  ASSERT_TRUE(target.start({cli(), "run", "-s", name, "-p", policy, "--", program(), dir_.path()}));
-  bool ready = false;
-  target.read_until("ready", ready, 30s);
-  ASSERT_TRUE(ready) << target.err();
-  const RunResult removed = faultline({"remove", name, "pwrite-b"});
-  ASSERT_EQ(removed.status(), 0) << removed.out << removed.err;
-  const RunResult added = faultline({"add", name, "-p", snippet});
-  ASSERT_EQ(added.status(), 0) << added.out << added.err;
-  ASSERT_TRUE(target.write_stdin("go\n"));
-  const auto line = target.read_line(20s);
-  ASSERT_TRUE(line.has_value()) << target.err();
-  EXPECT_EQ(*line, "before=OK after=EIO") << target.err();
-  const RunResult done = target.stop(10s);
-  EXPECT_EQ(done.status(), 0) << done.err;
+  expect_next_pwrite_fails(policy, name,
+                           {{"remove", name, "pwrite-b"}, {"add", name, "-p", pwrite_snippet()}});
 }
 
 }  // namespace
