@@ -244,9 +244,10 @@ extern NamedCalls g_named_calls;
   const ControlBlock* const block = g_block.load(std::memory_order_acquire);
   if (!block || call >= 128) return false;
   const std::uint64_t want = block->header.generation.load(std::memory_order_acquire) + 1;
+  // Acquire loads, not a fence (as seqlock.h, and TSan checks it): a mask written after the
+  // writer's tag 0 makes the second tag load see 0 or later.
   const std::uint64_t tag = g_named_calls.tag.load(std::memory_order_acquire);
-  const std::uint64_t mask = g_named_calls.mask[call / 64].load(std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_acquire);
+  const std::uint64_t mask = g_named_calls.mask[call / 64].load(std::memory_order_acquire);
   return tag == want && g_named_calls.tag.load(std::memory_order_relaxed) == tag &&
          !(mask & (1ull << (call % 64)));
 }

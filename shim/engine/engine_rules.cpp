@@ -35,10 +35,10 @@ namespace {
 // Only a rebuilder (holding g_rebuilding) writes: tag 0 first, the masks, then the tag
 // (engine.h, call_named_by_none).
 void publish_named_calls(const Rules& rules) {
+  // Release stores of the masks, not a fence (as seqlock.h): each keeps the tag 0 before it.
   g_named_calls.tag.store(0, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_release);
-  g_named_calls.mask[0].store(rules.calls_any[0], std::memory_order_relaxed);
-  g_named_calls.mask[1].store(rules.calls_any[1], std::memory_order_relaxed);
+  g_named_calls.mask[0].store(rules.calls_any[0], std::memory_order_release);
+  g_named_calls.mask[1].store(rules.calls_any[1], std::memory_order_release);
   g_named_calls.tag.store(rules.generation + 1, std::memory_order_release);
 }
 }  // namespace

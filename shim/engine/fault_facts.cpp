@@ -63,8 +63,9 @@ void fault_facts_note(int slot, std::uint32_t epoch, const FaultSpec& spec) noex
       (last.head.load(std::memory_order_relaxed) & kUsedBit) ? (newest + 1) % kEntries : newest;
   std::uint64_t s = f.seq.load(std::memory_order_relaxed);
   if (s & 1) ++s;
+  // No fence (as seqlock.h, and TSan checks it): the entry's release stores below each keep
+  // the odd sequence before them.
   f.seq.store(s + 1, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_release);
   Entry& e = f.entry[next];
   e.head.store(head_of(epoch, spec.log_stack), std::memory_order_release);
   for (std::size_t i = 0; i < kNameWords; ++i) e.name[i].store(name[i], std::memory_order_release);
